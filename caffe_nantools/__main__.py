@@ -1,0 +1,5 @@
+import sys
+
+from caffe_nantools.cli import main
+
+sys.exit(main())

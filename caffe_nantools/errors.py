@@ -1,0 +1,92 @@
+"""The exceptions of caffe-nantools: one root, a small class per kind of failure."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from caffe_nantools.finite import FiniteStats
+
+
+class NanToolsError(Exception):
+    """Root of every error caffe-nantools raises on purpose; the CLI prints it as one line."""
+
+
+class CheckConfigError(NanToolsError, ValueError):
+    """A CheckFiniteLayer ``param_str`` that names an unknown key or gives a bad value."""
+
+
+class NonFiniteError(NanToolsError, RuntimeError):
+    """A checked blob holds NaN or infinity (or, with ``max_abs``, values beyond it).
+
+    Attributes:
+        layer: the check layer's label (``name`` in its param_str).
+        blob: name of the offending blob.
+        pass_: ``"forward"`` (blob data) or ``"backward"`` (blob diff).
+        phase: ``"TRAIN"`` or ``"TEST"``.
+        iteration: the check layer's own 0-based count of forward passes.
+        stats: the detailed counts (:class:`caffe_nantools.finite.FiniteStats`).
+        nan, posinf, neginf, count, bad_samples, n_bad_samples, finite_min, finite_max:
+            shortcuts to the same fields of ``stats``.
+    """
+
+    def __init__(
+        self,
+        *,
+        layer: str,
+        blob: str,
+        pass_: str,
+        phase: str,
+        iteration: int,
+        stats: FiniteStats,
+        max_abs: Optional[float] = None,
+    ) -> None:
+        self.layer = layer
+        self.blob = blob
+        self.pass_ = pass_
+        self.phase = phase
+        self.iteration = iteration
+        self.stats = stats
+        self.max_abs = max_abs
+        super().__init__(self._describe())
+
+    def __getattr__(self, name: str):
+        # nan, posinf, count... read through to the stats; only reached for missing attributes.
+        stats = self.__dict__.get("stats")
+        if stats is not None and name in stats.__dataclass_fields__:
+            return getattr(stats, name)
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record of the failure (the ``dump`` report uses it)."""
+        return {
+            "layer": self.layer,
+            "blob": self.blob,
+            "pass": self.pass_,
+            "phase": self.phase,
+            "iteration": self.iteration,
+            "max_abs": self.max_abs,
+            **self.stats.to_dict(),
+            "message": str(self),
+        }
+
+    def _describe(self) -> str:
+        s = self.stats
+        what = "data" if self.pass_ == "forward" else "diff"
+        parts = [f"{s.nan} NaN, {s.posinf} +inf, {s.neginf} -inf in {s.count} values"]
+        if s.over_max_abs:
+            parts.append(f"{s.over_max_abs} finite values beyond max_abs={self.max_abs:g}")
+        if s.n_bad_samples:
+            shown = ", ".join(str(i) for i in s.bad_samples)
+            more = ", ..." if s.n_bad_samples > len(s.bad_samples) else ""
+            parts.append(
+                f"bad samples [{shown}{more}] ({s.n_bad_samples} of {s.n_samples})"
+            )
+        if s.finite_min is None:
+            parts.append("no finite values")
+        else:
+            parts.append(f"finite values in [{s.finite_min:.6g}, {s.finite_max:.6g}]")
+        return (
+            f"check '{self.layer}': blob '{self.blob}' {self.pass_} {what} at iteration "
+            f"{self.iteration} ({self.phase}): " + "; ".join(parts)
+        )
+
