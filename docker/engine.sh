@@ -1,0 +1,63 @@
+# Sourced by docker/nantools and docker/run-tests: build and run the image with Docker when an
+# engine answers, otherwise with podman set up the way these machines need it (vfs storage,
+# chroot isolation, runc, cgroupfs, no rlimits, a base image made offline by debootstrap).
+# Defines: IMAGE, ENGINE, engine_build ARGS..., engine_image, engine_run ARGS..., engine_clean.
+
+IMAGE=${NANTOOLS_IMAGE:-caffe-nantools}
+BASE_IMAGE=docker.io/library/debian:bullseye-slim
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CREATED_BASE=
+
+say() { echo "caffe-nantools: $*" >&2; }
+
+# The proxy's CA certificates, for pip inside the build (docker/certs is git-ignored).
+find "$REPO_ROOT/docker/certs" -name '*.crt' -delete
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$REPO_ROOT/docker/certs/"
+fi
+
+if docker info >/dev/null 2>&1; then
+  ENGINE=(docker)
+  BUILD=(docker build)
+  RUN=(docker run --rm)
+else
+  if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+    say "no Docker engine answers and podman/runc are missing; install Docker, or: apt-get install podman runc debootstrap"
+    exit 2
+  fi
+  ENGINE=(podman --storage-driver vfs)
+  BUILD=("${ENGINE[@]}" build --isolation chroot --network host)
+  RUN=("${ENGINE[@]}" --runtime runc --cgroup-manager cgroupfs run --rm --network host)
+  # crun and podman's default rlimits fail in these sandboxes.
+  export CONTAINERS_CONF="${TMPDIR:-/tmp}/caffe-nantools-containers.conf"
+  printf '[containers]\ndefault_ulimits = []\n' >"$CONTAINERS_CONF"
+  if ! "${ENGINE[@]}" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    if ! timeout 60 "${ENGINE[@]}" pull -q "$BASE_IMAGE" >/dev/null 2>&1; then
+      command -v debootstrap >/dev/null || { say "no registry and no debootstrap to make $BASE_IMAGE: apt-get install debootstrap"; exit 2; }
+      say "making $BASE_IMAGE offline with debootstrap (about 30 s)"
+      root=$(mktemp -d)
+      debootstrap --variant=minbase bullseye "$root" >"$root.log" 2>&1 || { say "debootstrap failed, see $root.log"; exit 2; }
+      tar -C "$root" -c . | "${ENGINE[@]}" import -q - "$BASE_IMAGE" >/dev/null
+      rm -rf "$root" "$root.log"
+      CREATED_BASE=1
+    fi
+  fi
+fi
+
+engine_build() { (cd "$REPO_ROOT" && "${BUILD[@]}" -f docker/Dockerfile "$@" .); }
+
+# The runtime image, brought up to date with the checkout (quick when the cache holds).
+engine_image() {
+  "${ENGINE[@]}" image inspect "$IMAGE" >/dev/null 2>&1 || say "building the image $IMAGE (first time: a few minutes)"
+  engine_build -q --target runtime -t "$IMAGE" >/dev/null
+}
+engine_run() { "${RUN[@]}" "$@"; }
+
+# Removes the images this script built (and the base image if it made it), so repeated CI
+# runs do not fill the disk; vfs keeps a full copy of the root per layer.
+engine_clean() {
+  "${ENGINE[@]}" rmi -f "$IMAGE" "$IMAGE-test" >/dev/null 2>&1 || true
+  [ -z "$CREATED_BASE" ] || "${ENGINE[@]}" rmi -f "$BASE_IMAGE" >/dev/null 2>&1 || true
+  "${ENGINE[@]}" image prune -f >/dev/null 2>&1 || true
+  find "$REPO_ROOT/docker/certs" -name '*.crt' -delete
+}
