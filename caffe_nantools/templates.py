@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Sequence
 
 _HERE = Path(__file__).resolve().parent
+
+#: Marks the lines that inject adds, so remove takes out those and nothing else.
+ADDED_MARK = "added by caffe-nantools"
 
 
 def template_dir() -> Path:
@@ -17,15 +21,30 @@ def template_dir() -> Path:
 
 
 def render(template: str, /, **values: object) -> str:
-    """Fill ``template`` (a file name in the templates folder) with ``values``.
+    """Fill ``template`` (a file name in the templates folder) with ``values``. A line holding
+    nothing but a placeholder whose value is empty is dropped.
 
     Raises:
         KeyError: a placeholder of the template has no value.
     """
     text = (template_dir() / template).read_text(encoding="utf-8")
-    return string.Template(text).substitute({k: str(v) for k, v in values.items()})
+    empty = [key for key, value in values.items() if str(value) == ""]
+    lines = [line for line in text.split("\n") if line.strip() not in {f"${k}" for k in empty}]
+    return string.Template("\n".join(lines)).substitute({k: str(v) for k, v in values.items()})
 
 
-def check_layer(*, name: str, blob: str, param_str: str) -> str:
-    """The text of one in-place CheckFiniteLayer on ``blob``."""
-    return render("check_layer.prototxt", name=name, blob=blob, param_str=param_str)
+def escape(text: str) -> str:
+    """``text`` escaped for the inside of a double-quoted prototxt string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def check_layer(*, name: str, blob: str, param_str: str, rules: Sequence[str] = ()) -> str:
+    """The text of one in-place CheckFiniteLayer on ``blob``, two-space indented, with the
+    given include/exclude rule lines."""
+    return render(
+        "check_layer.prototxt",
+        name=escape(name),
+        blob=escape(blob),
+        param_str=escape(param_str),
+        rules="\n".join(f"  {rule}" for rule in rules),
+    )

@@ -204,6 +204,14 @@ class Node:
         separated = self.items[-1].text in _SEPARATORS
         _insert(self, index, node, close_tokens=2 if separated else 1)
 
+    def insert_after(self, ref: "Node", node: "Node") -> None:
+        """Insert ``node`` right after the child ``ref`` (and ``ref``'s separator, if any)."""
+        at = self.items.index(ref) + 1
+        _place(self, at, node)
+
+    def insert_before(self, ref: "Node", node: "Node") -> None:
+        _place(self, self.items.index(ref), node)
+
     def remove(self, node: "Node") -> None:
         self.items.remove(node)
         node.parent = None
@@ -228,6 +236,8 @@ class Document:
     find_all = Node.find_all
     get = Node.get
     get_all = Node.get_all
+    insert_after = Node.insert_after
+    insert_before = Node.insert_before
     remove = Node.remove
 
     def insert(self, index: int, node: Node) -> None:
@@ -241,7 +251,10 @@ class Document:
 
 def _insert(parent, index: int, node: Node, close_tokens: int) -> None:
     children = [i for i, item in enumerate(parent.items) if isinstance(item, Node)]
-    at = children[index] if 0 <= index < len(children) else len(parent.items) - close_tokens
+    _place(parent, children[index] if 0 <= index < len(children) else len(parent.items) - close_tokens, node)
+
+
+def _place(parent, at: int, node: Node) -> None:
     parent.items.insert(at, node)
     node.parent = parent
 
@@ -409,7 +422,8 @@ def parse(text: str, path: str = "<string>") -> Document:
     return _Parser(text, path).parse()
 
 
-def _walk_tokens(root: Union[Document, Node]) -> Iterator[Token]:
+def iter_tokens(root: Union[Document, Node]) -> Iterator[Token]:
+    """Every token of a tree or subtree, in print order."""
     stack = [iter(root.items)]
     while stack:
         for item in stack[-1]:
@@ -424,7 +438,7 @@ def _walk_tokens(root: Union[Document, Node]) -> Iterator[Token]:
 def dump(root: Union[Document, Node]) -> str:
     """The text of a tree or subtree, byte for byte as parsed plus any edits."""
     parts = []
-    for token in _walk_tokens(root):
+    for token in iter_tokens(root):
         parts.append(token.pre)
         parts.append(token.text)
         parts.append(token.post)

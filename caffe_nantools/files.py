@@ -1,0 +1,59 @@
+"""Reading and writing the user's files: exact bytes, one-line errors, no half-written files."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from caffe_nantools.errors import NanToolsError
+
+
+class FileError(NanToolsError):
+    """A file that cannot be read or written; the message names it and says why."""
+
+
+def read_text(path: str) -> str:
+    """The file's text, line breaks and odd bytes kept exactly (undecodable bytes survive a
+    round trip through :func:`write_text`)."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FileError(f"{path}: is a folder, not a file") from None
+    except OSError as e:
+        raise FileError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` atomically: a temporary file in the same folder, then a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    except OSError as e:
+        raise FileError(f"{path}: cannot write ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            f.write(text)
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise FileError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def backup(path: str) -> str:
+    """Copy ``path`` to ``path.orig`` before an in-place edit. An existing ``.orig`` is kept:
+    it holds an older original that must not be lost."""
+    target = path + ".orig"
+    if not os.path.exists(target):
+        write_text(target, read_text(path))
+    return target

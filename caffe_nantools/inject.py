@@ -1,0 +1,285 @@
+"""``inject`` CheckFiniteLayers after chosen blobs of a net, and ``remove`` them again.
+
+The user's file stays as it was apart from the inserted layers: each one is a block of lines of
+its own, marked with a comment, in the file's indentation and quote style; ``remove`` deletes
+exactly those blocks, so inject + remove gives the original bytes back.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.prototxt import Node, dump, parse
+from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
+from caffe_nantools.prototxt.style import Style, indentation
+from caffe_nantools.templates import ADDED_MARK, check_layer
+
+CHECK_PREFIX = "nancheck/"
+SPECIAL_SPECS = ("all", "loss", "data")
+
+
+class InjectError(NanToolsError):
+    """A net that inject cannot edit as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What the inserted layers do on a bad blob (see CheckFiniteLayer's param_str)."""
+
+    on: Optional[str] = None
+    max_abs: Optional[float] = None
+    every: Optional[int] = None
+
+    def param_str(self, name: str, blob: str) -> str:
+        pairs = {"name": name, "blobs": blob, "on": self.on, "max_abs": self.max_abs, "every": self.every}
+        pairs = {k: v for k, v in pairs.items() if v is not None}
+        if all(re.fullmatch(r"[^\s;,=\"'{}\[\]]+", str(v)) for v in pairs.values()):
+            return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in pairs.items())
+        # Names with separators or quotes in them need the JSON form.
+        return json.dumps({k: [v] if k == "blobs" else v for k, v in pairs.items()})
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    """One check layer to insert: on ``blob``, after layer ``after`` (None: before the first
+    layer, for a net input), existing in the states that ``rules`` allow."""
+
+    blob: str
+    name: str
+    after: Optional[Layer]
+    rules: Tuple[str, ...] = ()
+
+
+@dataclass
+class InjectResult:
+    """The edited text and what was done to it."""
+
+    path: str
+    original: str
+    text: str
+    added: List[PlannedCheck] = field(default_factory=list)
+    already_checked: List[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def diff(self, to_path: Optional[str] = None) -> str:
+        """A unified diff from the original to the edited text."""
+        return "".join(
+            difflib.unified_diff(
+                self.original.splitlines(keepends=True),
+                self.text.splitlines(keepends=True),
+                fromfile=self.path,
+                tofile=to_path or self.path,
+            )
+        )
+
+
+def is_added(node: Node) -> bool:
+    """Whether ``node`` is a block that inject or a solver edit added (its first line carries
+    the marker comment)."""
+    return any(ADDED_MARK in getattr(item, "post", "") for item in node.items[:3])
+
+
+def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
+    """The blob names that ``specs`` select, in net order.
+
+    A spec is a blob name, a glob (``conv*``), a regex (``re:conv[0-9]+``, matched against the
+    whole name), ``type:Convolution`` (the tops of layers of that type), ``all``, ``loss`` (the
+    bottoms of loss layers) or ``data`` (the net inputs and the tops of data layers).
+
+    Raises:
+        InjectError: a spec that matches no blob; the message lists the blobs there are.
+    """
+    names = net.blob_names()
+    ours = [layer for layer in net.layers if is_check(layer)]
+    chosen: Dict[str, None] = {}
+    for spec in specs:
+        if spec == "all":
+            matched = names
+        elif spec == "loss":
+            matched = [b for layer in net.layers if layer.is_loss for b in layer.bottoms]
+        elif spec == "data":
+            matched = net.inputs + [t for layer in net.layers if layer.is_data for t in layer.tops]
+        elif spec.startswith("type:"):
+            wanted = spec[len("type:") :]
+            matched = [t for layer in net.layers if wanted in (layer.type, layer.node.get("type")) for t in layer.tops]
+            if not matched:
+                types = sorted({layer.type for layer in net.layers if layer not in ours})
+                raise InjectError(f"--blobs {spec}: no layer of type {wanted!r} (types in the net: {', '.join(types)})")
+        elif spec.startswith("re:"):
+            try:
+                pattern = re.compile(spec[len("re:") :])
+            except re.error as e:
+                raise InjectError(f"--blobs {spec}: not a regular expression ({e})") from None
+            matched = [n for n in names if pattern.fullmatch(n)]
+        elif any(c in spec for c in "*?["):
+            matched = fnmatch.filter(names, spec)
+        else:
+            matched = [spec] if spec in names else []
+        if not matched:
+            shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+            raise InjectError(f"--blobs {spec}: no such blob in the net (blobs: {shown})")
+        chosen.update(dict.fromkeys(matched))
+    return [n for n in names if n in chosen] + [n for n in chosen if n not in names]
+
+
+def is_check(layer: Layer) -> bool:
+    """A CheckFiniteLayer that inject added."""
+    return layer.type == "Python" and is_added(layer.node)
+
+
+def _rule_text(kind: str, rule) -> str:
+    fields = []
+    if rule.phase is not None:
+        fields.append(f"phase: {rule.phase}")
+    if rule.min_level is not None:
+        fields.append(f"min_level: {rule.min_level}")
+    if rule.max_level is not None:
+        fields.append(f"max_level: {rule.max_level}")
+    fields += [f'stage: "{s}"' for s in rule.stages]
+    fields += [f'not_stage: "{s}"' for s in rule.not_stages]
+    return f"{kind} {{ {' '.join(fields)} }}"
+
+
+def rules_for(producers: Sequence[Layer], blob: str) -> Tuple[str, ...]:
+    """Include/exclude rules under which a check of ``blob`` exists exactly when one of its
+    producers does, so the net still builds in every phase and stage."""
+    if not producers or any(p.unconditional for p in producers):
+        return ()
+    states = representative_states(r for p in producers for r in p.include + p.exclude)
+    if all(any(p.active(state) for p in producers) for state in states):
+        return ()
+    if len(producers) == 1:
+        p = producers[0]
+        kind, rules = ("include", p.include) if p.include else ("exclude", p.exclude)
+        return tuple(dict.fromkeys(_rule_text(kind, r) for r in rules))
+    if all(p.include for p in producers):
+        return tuple(dict.fromkeys(_rule_text("include", r) for p in producers for r in p.include))
+    all_rules = [r for p in producers for r in p.include + p.exclude]
+    if all(r.phase_only for r in all_rules):
+        phases = [ph for ph in PHASES if any(p.active(NetState(ph)) for p in producers)]
+        return () if len(phases) == len(PHASES) else tuple(_rule_text("include", _PhaseRule(ph)) for ph in phases)
+    names = ", ".join(p.name for p in producers)
+    raise InjectError(
+        f"blob {blob!r} comes from several layers ({names}) whose include/exclude rules cannot "
+        "be combined into one; check it with --each, which follows each producer's own rules"
+    )
+
+
+@dataclass(frozen=True)
+class _PhaseRule:
+    phase: str
+    min_level: None = None
+    max_level: None = None
+    stages: tuple = ()
+    not_stages: tuple = ()
+
+
+def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Tuple[List[PlannedCheck], List[str]]:
+    """Where the checks of ``blobs`` go; returns ``(plan, names of checks already there)``.
+
+    By default one check per blob, after its last in-place modifier that comes before its first
+    reader (so it sees the value the next layer reads). With ``each``, a check after the
+    producer and after every in-place modifier, each under that layer's own rules.
+    """
+    histories = net.histories()
+    existing = {layer.name for layer in net.layers}
+    plan: List[PlannedCheck] = []
+    present: List[str] = []
+    for blob in blobs:
+        history = histories[blob]
+        writers = [w for w in history.writers if not is_check(w)]
+        readers = [r for r in history.readers if not is_check(r)]
+        if each:
+            spots = [(w, f"{CHECK_PREFIX}{blob}@{w.name}", rules_for([w], blob)) for w in writers]
+            if history.net_input:
+                spots.insert(0, (None, f"{CHECK_PREFIX}{blob}@input", ()))
+        else:
+            first_read = min((r.index for r in readers if writers and r.index > writers[0].index), default=None)
+            before_read = [w for w in writers if first_read is None or w.index < first_read]
+            after = before_read[-1] if before_read else None
+            spots = [(after, f"{CHECK_PREFIX}{blob}", () if history.net_input else rules_for(history.producers, blob))]
+        for after, name, rules in spots:
+            if name in existing:
+                present.append(name)
+            else:
+                plan.append(PlannedCheck(blob, name, after, rules))
+    return plan, present
+
+
+V1_MESSAGE = (
+    "this is an old V1 net ('layers {{ }}' with enum types such as {example}), which cannot "
+    "hold Python layers; upgrade it with Caffe's upgrade_net_proto_text, or pass --upgrade"
+)
+
+
+def inject_text(
+    text: str,
+    path: str = "<string>",
+    *,
+    blobs: Sequence[str] = ("all",),
+    each: bool = False,
+    options: CheckOptions = CheckOptions(),
+) -> InjectResult:
+    """Insert check layers after the blobs that ``blobs`` selects (see :func:`select_blobs`).
+
+    Injecting into a net that already has the checks adds nothing.
+
+    Raises:
+        ParseError: the text is not a prototxt.
+        InjectError: a V1 net, an unknown blob, or rules that cannot be combined.
+    """
+    net = Net.parse(text, path)
+    if net.v1:
+        first = next(layer for layer in net.layers if layer.v1)
+        raise InjectError(
+            f"{path}:{first.node.line}:{first.node.col}: "
+            + V1_MESSAGE.format(example=first.node.get("type", "CONVOLUTION"))
+        )
+    plan, present = plan_checks(net, select_blobs(net, blobs), each=each)
+    style = Style.of(net.doc, text)
+    doc = net.doc
+    first_layer = net.layers[0].node if net.layers else None
+    last_inserted: Dict[int, Node] = {}  # per anchor layer, so several checks keep their order
+    for check in plan:
+        anchor = check.after.node if check.after is not None else first_layer
+        snippet = check_layer(
+            name=check.name,
+            blob=check.blob,
+            param_str=options.param_str(check.name, check.blob),
+            rules=check.rules,
+        )
+        node = parse(style.block(snippet, indentation(anchor) if anchor else ""), "<template>").children[0]
+        key = check.after.index if check.after is not None else -1
+        if key in last_inserted:
+            doc.insert_after(last_inserted[key], node)
+        elif check.after is not None:
+            doc.insert_after(anchor, node)
+        elif anchor is not None:  # a net input: before the first layer
+            doc.insert_before(anchor, node)
+        else:
+            doc.insert(len(doc.children), node)
+        last_inserted[key] = node
+    return InjectResult(path, text, dump(net.doc), plan, present)
+
+
+def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
+    """Take out the check layers that inject added; returns ``(text, their names)``.
+
+    Raises:
+        ParseError: the text is not a prototxt.
+    """
+    doc = parse(text, path)
+    removed = []
+    for node in doc.children:
+        if node.name == "layer" and is_added(node):
+            removed.append(str(node.get("name", "")))
+            doc.remove(node)
+    return dump(doc), removed

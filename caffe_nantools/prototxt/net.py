@@ -1,0 +1,238 @@
+"""A Caffe net on top of the lossless tree: its layers in order, their blobs and phase rules,
+and for every blob the layer that produces it and the in-place layers that modify it.
+
+Both layer formats are read: ``layer {}`` with string types and the old V1 ``layers {}`` with
+enum types (mapped to today's type names).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from caffe_nantools.prototxt.syntax import Document, Node, parse
+
+PHASES = ("TRAIN", "TEST")
+
+#: V1LayerParameter's LayerType enum and the type names Caffe's upgrade gives them.
+V1_TYPES = {
+    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DECONVOLUTION": "Deconvolution", "DATA": "Data", "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
+    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
+    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+}
+
+
+@dataclass(frozen=True)
+class NetState:
+    """Caffe's NetState: the phase, level and stages a net is built for."""
+
+    phase: str = "TRAIN"
+    level: int = 0
+    stages: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ``include``/``exclude`` NetStateRule of a layer."""
+
+    node: Node
+    phase: Optional[str]
+    min_level: Optional[int]
+    max_level: Optional[int]
+    stages: Tuple[str, ...]
+    not_stages: Tuple[str, ...]
+
+    @classmethod
+    def from_node(cls, node: Node) -> "Rule":
+        return cls(
+            node=node,
+            phase=node.get("phase"),
+            min_level=node.get("min_level"),
+            max_level=node.get("max_level"),
+            stages=tuple(node.get_all("stage")),
+            not_stages=tuple(node.get_all("not_stage")),
+        )
+
+    @property
+    def phase_only(self) -> bool:
+        return self.min_level is None and self.max_level is None and not self.stages and not self.not_stages
+
+    def matches(self, state: NetState) -> bool:
+        """Caffe's Net::StateMeetsRule."""
+        if self.phase is not None and self.phase != state.phase:
+            return False
+        if self.min_level is not None and state.level < self.min_level:
+            return False
+        if self.max_level is not None and state.level > self.max_level:
+            return False
+        if any(stage not in state.stages for stage in self.stages):
+            return False
+        return not any(stage in state.stages for stage in self.not_stages)
+
+
+def representative_states(rules: Iterable[Rule], limit: int = 12) -> List[NetState]:
+    """States that tell apart every outcome of ``rules``: each phase with each combination of
+    the stages they name and each level around their bounds (at most ``limit`` stages are
+    combined; more are taken one at a time)."""
+    rules = list(rules)
+    stages = sorted({s for r in rules for s in r.stages + r.not_stages})
+    levels = sorted({0} | {b + d for r in rules for b in (r.min_level, r.max_level) if b is not None for d in (-1, 0, 1)})
+    if len(stages) <= limit:
+        combos = [tuple(s for i, s in enumerate(stages) if mask >> i & 1) for mask in range(1 << len(stages))]
+    else:
+        combos = [()] + [(s,) for s in stages]
+    return [NetState(phase, level, combo) for phase in PHASES for level in levels for combo in combos]
+
+
+@dataclass
+class Layer:
+    """One layer of the net, as written."""
+
+    node: Node
+    index: int
+    name: str
+    type: str
+    bottoms: List[str]
+    tops: List[str]
+    include: List[Rule]
+    exclude: List[Rule]
+    v1: bool
+
+    @classmethod
+    def from_node(cls, node: Node, index: int) -> "Layer":
+        v1 = node.name == "layers"
+        kind = node.get("type", "")
+        if v1:
+            kind = V1_TYPES.get(kind, kind)
+        return cls(
+            node=node,
+            index=index,
+            name=str(node.get("name", "")),
+            type=str(kind),
+            bottoms=[str(b) for b in node.get_all("bottom")],
+            tops=[str(t) for t in node.get_all("top")],
+            include=[Rule.from_node(n) for n in node.find_all("include")],
+            exclude=[Rule.from_node(n) for n in node.find_all("exclude")],
+            v1=v1,
+        )
+
+    @property
+    def unconditional(self) -> bool:
+        return not self.include and not self.exclude
+
+    def active(self, state: NetState) -> bool:
+        """Whether Caffe keeps this layer in a net built for ``state`` (Net::FilterNet)."""
+        if self.include:
+            return any(rule.matches(state) for rule in self.include)
+        return not any(rule.matches(state) for rule in self.exclude)
+
+    @property
+    def is_loss(self) -> bool:
+        weights = self.node.get_all("loss_weight")
+        return self.type.endswith("Loss") or any(float(w) != 0 for w in weights)
+
+    @property
+    def is_data(self) -> bool:
+        """A layer that makes blobs from nothing: a data or input layer."""
+        return not self.bottoms and bool(self.tops)
+
+    def writes(self, blob: str) -> bool:
+        return blob in self.tops
+
+    def in_place(self, blob: str) -> bool:
+        return blob in self.tops and blob in self.bottoms
+
+
+@dataclass
+class BlobHistory:
+    """Who writes a blob, in file order over all phases and stages: the producers (a top
+    that is not also a bottom), the in-place modifiers, and the first reader after them."""
+
+    name: str
+    writers: List[Layer] = field(default_factory=list)
+    readers: List[Layer] = field(default_factory=list)
+    net_input: bool = False
+
+    @property
+    def producers(self) -> List[Layer]:
+        return [w for w in self.writers if not w.in_place(self.name)]
+
+    @property
+    def modifiers(self) -> List[Layer]:
+        return [w for w in self.writers if w.in_place(self.name)]
+
+
+class Net:
+    """The layers of a net file and where its blobs come from.
+
+    Attributes:
+        doc: the lossless tree (edits go there).
+        layers: every ``layer``/``layers`` entry in file order.
+        inputs: blobs declared at the top with ``input:`` (deploy nets).
+    """
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.layers = [
+            Layer.from_node(node, i)
+            for i, node in enumerate(n for n in doc.children if n.name in ("layer", "layers"))
+        ]
+        self.inputs = [str(name) for name in doc.get_all("input")]
+
+    @classmethod
+    def parse(cls, text: str, path: str = "<string>") -> "Net":
+        return cls(parse(text, path))
+
+    @property
+    def name(self) -> str:
+        return str(self.doc.get("name", ""))
+
+    @property
+    def v1(self) -> bool:
+        """Old format: ``layers {}`` entries with enum types."""
+        return any(layer.v1 for layer in self.layers)
+
+    def active_layers(self, state: NetState) -> List[Layer]:
+        return [layer for layer in self.layers if layer.active(state)]
+
+    def blob_names(self) -> List[str]:
+        """Every blob name, in order of first appearance (net inputs first)."""
+        seen: Dict[str, None] = dict.fromkeys(self.inputs)
+        for layer in self.layers:
+            seen.update(dict.fromkeys(layer.tops))
+        return list(seen)
+
+    def histories(self) -> Dict[str, BlobHistory]:
+        """For each blob, its writers and readers in file order (over all states)."""
+        result = {name: BlobHistory(name, net_input=True) for name in self.inputs}
+        for layer in self.layers:
+            for name in layer.bottoms:
+                history = result.setdefault(name, BlobHistory(name))
+                if not layer.in_place(name) and layer not in history.readers:
+                    history.readers.append(layer)
+            for name in layer.tops:
+                history = result.setdefault(name, BlobHistory(name))
+                if layer not in history.writers:
+                    history.writers.append(layer)
+        return result
+
+    def chain(self, blob: str, state: NetState) -> List[Layer]:
+        """The producer of ``blob`` in ``state`` followed by its in-place modifiers (empty
+        when the blob does not exist there; a net input has no producer)."""
+        chain: List[Layer] = []
+        for layer in self.active_layers(state):
+            if blob in layer.tops:
+                chain = chain + [layer] if layer.in_place(blob) else [layer]
+        return chain
+
+    def layers_of_type(self, types: Iterable[str]) -> List[Layer]:
+        wanted = set(types)
+        return [layer for layer in self.layers if layer.type in wanted]
