@@ -6,6 +6,7 @@ Errors the library raises on purpose (NanToolsError) become one line on stderr a
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from typing import List, Optional
 
@@ -33,6 +34,90 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _diff(path: str, old: str, new: str, to_path: Optional[str] = None) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=path, tofile=to_path or path
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def _warn(command: str, message: str) -> None:
+    print(f"caffe-nantools {command}: {message}", file=sys.stderr)
+
+
+def _inject(args: argparse.Namespace) -> int:
+    from caffe_nantools.inject import inject
+
+    report = inject(
+        args.net,
+        args.output,
+        blobs=args.blobs or ["all"],
+        each=args.each,
+        on=args.on,
+        max_abs=args.max_abs,
+        every=args.every,
+        solver=args.solver,
+        solver_output=args.solver_output,
+        net_path=args.net_path,
+        display=args.display,
+        in_place=args.in_place,
+        dry_run=args.dry_run,
+    )
+    net = report.net
+    if args.dry_run:
+        sys.stdout.write(_diff(net.path, net.original, net.text, args.output))
+        if report.solver is not None:
+            sys.stdout.write(_diff(report.solver.path, report.solver.original, report.solver.text, args.solver_output))
+    target = args.output or args.net
+    verb = "would add" if args.dry_run else "added"
+    line = f"{target}: {verb} {len(net.added)} check layers"
+    if net.already_checked:
+        line += f" ({len(net.already_checked)} already there)"
+    print(line, file=sys.stderr if args.dry_run else sys.stdout)
+    if report.solver is not None:
+        changes = "; ".join(report.solver.changes) or "nothing to change"
+        print(f"{args.solver_output or args.solver}: {changes}", file=sys.stderr if args.dry_run else sys.stdout)
+        for warning in report.solver.warnings:
+            _warn("inject", f"warning: {warning}")
+    for note in report.notes:
+        _warn("inject", f"note: {note}")
+    for path in report.backups:
+        _warn("inject", f"kept the original as {path}")
+    return EXIT_OK
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from caffe_nantools.inject import remove
+
+    report = remove(args.files, args.output, in_place=args.in_place, dry_run=args.dry_run)
+    for result in report.files:
+        if args.dry_run:
+            sys.stdout.write(_diff(result.path, result.original, result.text, args.output))
+        summary = "; ".join(result.undone) if result.undone else "nothing of caffe-nantools found"
+        print(f"{args.output or result.path}: {summary}", file=sys.stderr if args.dry_run else sys.stdout)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number > 0")
+    return value
+
+
+def _add_edit_outputs(parser: argparse.ArgumentParser, output_help: str) -> None:
+    parser.add_argument("-o", "--output", metavar="OUT", help=output_help)
+    parser.add_argument("--in-place", action="store_true", help="edit the input file itself")
+    parser.add_argument("--dry-run", action="store_true", help="print a unified diff and write nothing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caffe-nantools",
@@ -47,6 +132,41 @@ def build_parser() -> argparse.ArgumentParser:
         "an inf in two samples of the input, and show what the layer reports.",
     )
     demo.set_defaults(run=_demo)
+
+    inject = commands.add_parser(
+        "inject",
+        help="add CheckFiniteLayers after chosen blobs of a net, debug_info to its solver",
+        description="Insert a CheckFiniteLayer after each chosen blob of a net (after the "
+        "blob's last in-place modifier, under the rules of the layers that make it), in the "
+        "file's own style; nothing else in the file changes. With --solver, also switch on "
+        "debug_info there. `caffe-nantools remove` takes it all out again.",
+    )
+    inject.add_argument("net", metavar="NET", help="the net prototxt (e.g. train_val.prototxt)")
+    _add_edit_outputs(inject, "where the checked net goes")
+    inject.add_argument(
+        "--blobs", nargs="+", action="extend", metavar="SPEC",
+        help="which blobs to check: names, globs (conv*), re:REGEX, type:Convolution, "
+        "all (the default), loss (bottoms of loss layers), data (tops of data layers)",
+    )
+    inject.add_argument("--each", action="store_true", help="also check between a producer and each in-place modifier")
+    inject.add_argument("--on", choices=("raise", "warn", "dump"), help="what the layers do on a bad blob (default raise)")
+    inject.add_argument("--max-abs", type=_positive_float, metavar="X", help="also act on finite values beyond X")
+    inject.add_argument("--every", type=_positive_int, metavar="N", help="check every N-th pass only")
+    inject.add_argument("--solver", metavar="SOLVER", help="a solver prototxt to switch debug_info on in")
+    inject.add_argument("--solver-out", dest="solver_output", metavar="OUT", help="where the edited solver goes")
+    inject.add_argument("--net-path", metavar="PATH", help="point the solver's net: at PATH (e.g. the checked net)")
+    inject.add_argument("--display", type=int, metavar="N", help="set the solver's display interval (debug_info prints only then)")
+    inject.set_defaults(run=_inject)
+
+    remove = commands.add_parser(
+        "remove",
+        help="take out what inject added (nets and solvers)",
+        description="Remove the check layers and solver lines that inject added and restore "
+        "the values it changed: the file comes back byte for byte.",
+    )
+    remove.add_argument("files", nargs="+", metavar="FILE", help="checked nets and solvers")
+    _add_edit_outputs(remove, "where the result goes (one input file)")
+    remove.set_defaults(run=_remove)
     return parser
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 from caffe_nantools.errors import NanToolsError
@@ -55,5 +56,8 @@ def backup(path: str) -> str:
     it holds an older original that must not be lost."""
     target = path + ".orig"
     if not os.path.exists(target):
-        write_text(target, read_text(path))
+        try:
+            shutil.copy2(path, target)
+        except OSError as e:
+            raise FileError(f"{target}: cannot write the backup ({e.strerror or e})") from None
     return target

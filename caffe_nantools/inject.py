@@ -13,11 +13,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from caffe_nantools.checking import parse_param_str
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.files import backup, read_text, same_file, write_text
 from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
+from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
-from caffe_nantools.templates import ADDED_MARK, check_layer
+from caffe_nantools.prototxt.validate import caffe_rejects
+from caffe_nantools.pycaffe import CaffeUnavailableError
+from caffe_nantools.solver import SolverEdit, enable_debug_info
+from caffe_nantools.templates import check_layer
 
 CHECK_PREFIX = "nancheck/"
 SPECIAL_SPECS = ("all", "loss", "data")
@@ -79,12 +85,6 @@ class InjectResult:
                 tofile=to_path or self.path,
             )
         )
-
-
-def is_added(node: Node) -> bool:
-    """Whether ``node`` is a block that inject or a solver edit added (its first line carries
-    the marker comment)."""
-    return any(ADDED_MARK in getattr(item, "post", "") for item in node.items[:3])
 
 
 def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
@@ -271,15 +271,154 @@ def inject_text(
 
 
 def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
-    """Take out the check layers that inject added; returns ``(text, their names)``.
+    """Undo what inject did to a net or a solver: take out the added check layers and lines,
+    and restore changed values; returns ``(text, what was undone)``.
 
     Raises:
         ParseError: the text is not a prototxt.
     """
     doc = parse(text, path)
-    removed = []
-    for node in doc.children:
-        if node.name == "layer" and is_added(node):
-            removed.append(str(node.get("name", "")))
-            doc.remove(node)
-    return dump(doc), removed
+    undone = undo(doc)
+    return dump(doc), undone
+
+
+@dataclass
+class InjectReport:
+    """What :func:`inject` did: the edits, the files written and the backups made."""
+
+    net: InjectResult
+    solver: Optional[SolverEdit] = None
+    written: List[str] = field(default_factory=list)
+    backups: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+
+def _check_with_caffe(original: str, edited: str, path: str, message: str, notes: List[str]) -> None:
+    """Have Caffe's own parser read the edited text, where pycaffe is installed."""
+    try:
+        before = caffe_rejects(original, message)
+    except CaffeUnavailableError:
+        return
+    if before is not None:
+        notes.append(f"{path}: not checked against Caffe's schema, which rejects the original too ({before})")
+        return
+    after = caffe_rejects(edited, message)
+    if after is not None:
+        raise InjectError(f"{path}: Caffe would reject the edited file ({after}); nothing was written")
+
+
+def _targets(source: str, output: Optional[str], *, in_place: bool, dry_run: bool, option: str) -> Optional[str]:
+    """Where the edit of ``source`` goes (None for a dry run), after the flag checks."""
+    if in_place and output:
+        raise InjectError(f"{option} and --in-place exclude each other")
+    if dry_run:
+        return None
+    if in_place:
+        return source
+    if not output:
+        raise InjectError(f"{source}: say where the result goes: {option} OUT, --in-place or --dry-run")
+    if same_file(source, output):
+        raise InjectError(f"{option} {output} is the input file; use --in-place to edit it (a .orig backup is kept)")
+    return output
+
+
+def inject(
+    net: str,
+    output: Optional[str] = None,
+    *,
+    blobs: Sequence[str] = ("all",),
+    each: bool = False,
+    on: Optional[str] = None,
+    max_abs: Optional[float] = None,
+    every: Optional[int] = None,
+    solver: Optional[str] = None,
+    solver_output: Optional[str] = None,
+    net_path: Optional[str] = None,
+    display: Optional[int] = None,
+    in_place: bool = False,
+    dry_run: bool = False,
+) -> InjectReport:
+    """``caffe-nantools inject``: add check layers to the net file ``net``, write the result to
+    ``output`` (or back to ``net`` with ``in_place``, keeping ``net.orig``), and optionally turn
+    on debug_info in ``solver``. Nothing is written when anything fails or with ``dry_run``.
+
+    Raises:
+        NanToolsError: bad flags, unreadable files, parse errors, unknown blobs, V1 nets, an
+            edit Caffe would reject (each a one-line message).
+    """
+    if solver is None and (solver_output or net_path is not None or display is not None):
+        raise InjectError("--solver-out, --net-path and --display need --solver")
+    options = CheckOptions(on=on, max_abs=max_abs, every=every)
+    if options.on is not None or options.max_abs is not None or options.every is not None:
+        parse_param_str(options.param_str("x", "x"))  # the layer would refuse them at set-up
+    net_target = _targets(net, output, in_place=in_place, dry_run=dry_run, option="-o")
+    solver_target = None
+    if solver is not None:
+        solver_target = _targets(solver, solver_output, in_place=in_place, dry_run=dry_run, option="--solver-out")
+    report = InjectReport(inject_text(read_text(net), net, blobs=blobs, each=each, options=options))
+    _check_with_caffe(report.net.original, report.net.text, net, "NetParameter", report.notes)
+    if solver is not None:
+        report.solver = enable_debug_info(read_text(solver), solver, net_path=net_path, display=display)
+        _check_with_caffe(report.solver.original, report.solver.text, solver, "SolverParameter", report.notes)
+    plan = [(net, net_target, report.net.original, report.net.text)]
+    if report.solver is not None:
+        plan.append((solver, solver_target, report.solver.original, report.solver.text))
+    _write(plan, report, backups=in_place)
+    return report
+
+
+def _write(plan, report, *, backups: bool) -> None:
+    """Write each ``(source, target, old, new)`` whose target is set and whose text changed
+    where it is edited in place; with ``backups``, keep ``source.orig`` first."""
+    for source, target, old, new in plan:
+        if target is None or (target == source and new == old):
+            continue
+        if backups and target == source:
+            report.backups.append(backup(source))
+        write_text(target, new)
+        report.written.append(target)
+
+
+@dataclass
+class RemovedFile:
+    path: str
+    original: str
+    text: str
+    undone: List[str]
+
+
+@dataclass
+class RemoveReport:
+    """What :func:`remove` undid in each file, and the files written."""
+
+    files: List[RemovedFile] = field(default_factory=list)
+    written: List[str] = field(default_factory=list)
+    backups: List[str] = field(default_factory=list)
+
+
+def remove(
+    paths: Sequence[str],
+    output: Optional[str] = None,
+    *,
+    in_place: bool = False,
+    dry_run: bool = False,
+) -> RemoveReport:
+    """``caffe-nantools remove``: undo inject in net and solver files: the result goes to
+    ``output`` (one file) or back into each file with ``in_place`` (no backup needed: only
+    inject's own lines go).
+
+    Raises:
+        NanToolsError: bad flags, unreadable files, parse errors.
+    """
+    if output and len(paths) != 1:
+        raise InjectError("-o takes one input file; use --in-place for several")
+    report = RemoveReport()
+    plan = []
+    for path in paths:
+        target = _targets(path, output, in_place=in_place, dry_run=dry_run, option="-o")
+        old = read_text(path)
+        new, undone = remove_text(old, path)
+        report.files.append(RemovedFile(path, old, new, undone))
+        plan.append((path, target, old, new))
+    _write(plan, report, backups=False)
+    return report

@@ -10,9 +10,6 @@ from typing import Sequence
 
 _HERE = Path(__file__).resolve().parent
 
-#: Marks the lines that inject adds, so remove takes out those and nothing else.
-ADDED_MARK = "added by caffe-nantools"
-
 
 def template_dir() -> Path:
     """The templates folder: packaged in a wheel, or the source checkout's top-level one."""

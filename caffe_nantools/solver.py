@@ -1,0 +1,97 @@
+"""Solver edits for hunting a NaN: ``debug_info: true``, the net path, the display interval.
+
+Caffe prints debug_info (mean |x| of every blob, forward and backward) only on display
+iterations, so the display interval decides how closely the trace follows the run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.edits import add_field, change_value, following_sibling
+from caffe_nantools.prototxt.style import Style
+from caffe_nantools.templates import escape
+
+#: Above this display interval, inject warns that the debug trace will be coarse.
+COARSE_DISPLAY = 100
+
+
+class SolverError(NanToolsError):
+    """A solver that cannot be edited as asked."""
+
+
+@dataclass
+class SolverEdit:
+    """The edited solver text, the changes in words, and warnings for the user."""
+
+    path: str
+    original: str
+    text: str
+    changes: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+
+def _set(doc, style: Style, name: str, raw: str, changes: List[str]) -> None:
+    """Give top-level scalar ``name`` the value text ``raw``: change it where it is (the last
+    one counts in protobuf text format) or add it at the end."""
+    nodes = [n for n in doc.find_all(name) if not n.is_message]
+    if not nodes:
+        add_field(doc, f"{name}: {raw}", style)
+        changes.append(f"added {name}: {raw}")
+    elif nodes[-1].raw_values != [raw]:
+        node = nodes[-1]
+        old = " ".join(node.raw_values)
+        change_value(node, raw, following_sibling(doc, node))
+        changes.append(f"changed {name}: {old} -> {raw}")
+
+
+def enable_debug_info(
+    text: str,
+    path: str = "<string>",
+    *,
+    net_path: Optional[str] = None,
+    display: Optional[int] = None,
+) -> SolverEdit:
+    """Switch on ``debug_info`` in a solver, keeping everything else as written.
+
+    Args:
+        net_path: point ``net:`` (or ``train_net:``) at this file, e.g. the checked net.
+        display: set the display interval (debug_info prints only on display iterations).
+
+    Raises:
+        ParseError: the text is not a prototxt.
+        SolverError: ``net_path`` for a solver that embeds its net, or a bad ``display``.
+        EditError: a value that cannot be changed so that remove can restore it.
+    """
+    doc = parse(text, path)
+    style = Style.of(doc, text)
+    changes: List[str] = []
+    _set(doc, style, "debug_info", "true", changes)
+    if net_path is not None:
+        if doc.find("net_param") or doc.find("train_net_param"):
+            raise SolverError(f"{path}: the solver embeds its net (net_param); --net-path needs a net file")
+        field_name = "train_net" if doc.find("train_net") and not doc.find("net") else "net"
+        _set(doc, style, field_name, f'"{escape(net_path)}"', changes)
+    if display is not None:
+        if display < 0:
+            raise SolverError(f"--display {display}: must be 0 or more")
+        _set(doc, style, "display", str(display), changes)
+    warnings = []
+    shown = doc.get("display", 0)
+    if not isinstance(shown, int) or shown <= 0:
+        warnings.append(
+            f"{path}: display is {shown or 'not set (0)'}, so Caffe never prints the debug_info "
+            "trace; set it with --display N (e.g. 1 while hunting a NaN)"
+        )
+    elif shown > COARSE_DISPLAY:
+        warnings.append(
+            f"{path}: display is {shown}: Caffe prints the debug_info trace only every {shown} "
+            "iterations, so it may show the NaN only long after it started; --display N sets it"
+        )
+    return SolverEdit(path, text, dump(doc), changes, warnings)

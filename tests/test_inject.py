@@ -1,0 +1,327 @@
+"""inject and remove: check layers in, the user's file otherwise untouched, and back out."""
+import os
+import textwrap
+
+import pytest
+
+from caffe_nantools.cli import main
+from caffe_nantools.inject import CheckOptions, InjectError, inject_text, plan_checks, remove_text, select_blobs
+from caffe_nantools.prototxt import ParseError
+from caffe_nantools.prototxt.net import Net
+from corpus import NETS, ids, read
+
+V2_NETS = [p for p in NETS if not Net.parse(read(p)).v1]
+V1_NETS = [p for p in NETS if p not in V2_NETS]
+
+NET = textwrap.dedent(
+    """\
+    name: "tiny"
+    layer {
+      name: "data"
+      type: "Data"
+      top: "data"
+      top: "label"
+      include { phase: TRAIN }
+    }
+    layer {
+      name: "data"
+      type: "Data"
+      top: "data"
+      top: "label"
+      include { phase: TEST }
+    }
+    layer {
+      name: "conv1"
+      type: "Convolution"
+      bottom: "data"
+      top: "conv1"
+    }
+    layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+    layer {
+      name: "drop1"
+      type: "Dropout"
+      bottom: "conv1"
+      top: "conv1"
+      include { phase: TRAIN }
+    }
+    layer {
+      name: "fc"
+      type: "InnerProduct"
+      bottom: "conv1"
+      top: "fc"
+    }
+    layer {
+      name: "loss"
+      type: "SoftmaxWithLoss"
+      bottom: "fc"
+      bottom: "label"
+      top: "loss"
+    }
+    layer {
+      name: "accuracy"
+      type: "Accuracy"
+      bottom: "fc"
+      bottom: "label"
+      top: "accuracy"
+      include { phase: TEST }
+    }
+    """
+)
+
+
+def checks(text):
+    return [(l.name, l.bottoms, [r.phase for r in l.include]) for l in Net.parse(text).layers if l.type == "Python"]
+
+
+def layer_order(text):
+    return [l.name for l in Net.parse(text).layers]
+
+
+@pytest.mark.parametrize("path", V2_NETS, ids=ids(V2_NETS))
+def test_corpus_inject_all_then_remove_gives_the_bytes_back(path):
+    text = read(path)
+    result = inject_text(text, str(path))
+    net = Net.parse(text)
+    assert len(result.added) == len(net.blob_names())
+    checked = Net.parse(result.text)
+    assert len([l for l in checked.layers if l.type == "Python"]) == len([l for l in net.layers if l.type == "Python"]) + len(net.blob_names())
+    assert remove_text(result.text)[0] == text
+    again = inject_text(result.text, str(path))
+    assert again.text == result.text and again.added == []
+
+
+@pytest.mark.parametrize("path", V1_NETS, ids=ids(V1_NETS))
+def test_v1_nets_are_refused_with_how_to_upgrade(path):
+    with pytest.raises(InjectError) as info:
+        inject_text(read(path), "old.prototxt")
+    message = str(info.value)
+    assert message.startswith("old.prototxt:") and "upgrade_net_proto_text" in message and "--upgrade" in message
+    assert "\n" not in message
+
+
+def test_check_goes_after_the_last_in_place_modifier_and_before_the_reader():
+    result = inject_text(NET, blobs=["conv1"])
+    order = layer_order(result.text)
+    assert order.index("nancheck/conv1") == order.index("drop1") + 1
+    assert order.index("nancheck/conv1") < order.index("fc")
+
+
+def test_each_checks_after_producer_and_every_modifier_under_their_rules():
+    result = inject_text(NET, blobs=["conv1"], each=True)
+    assert checks(result.text) == [
+        ("nancheck/conv1@conv1", ["conv1"], []),
+        ("nancheck/conv1@relu1", ["conv1"], []),
+        ("nancheck/conv1@drop1", ["conv1"], ["TRAIN"]),
+    ]
+    order = layer_order(result.text)
+    assert order[order.index("conv1") + 1] == "nancheck/conv1@conv1"
+
+
+def test_blobs_of_one_phase_get_checks_of_that_phase():
+    result = inject_text(NET)
+    found = {name: phases for name, _, phases in checks(result.text)}
+    assert found["nancheck/accuracy"] == ["TEST"]
+    assert found["nancheck/data"] == []  # a TRAIN producer and a TEST producer: both phases
+    assert found["nancheck/loss"] == []
+
+
+def test_data_checks_come_after_the_last_data_layer():
+    order = layer_order(inject_text(NET, blobs=["data"]).text)
+    assert order[:3] == ["data", "data", "nancheck/data"]
+
+
+def test_several_tops_of_one_layer_keep_their_order():
+    order = layer_order(inject_text(NET, blobs=["label", "data"]).text)
+    assert order[2:4] == ["nancheck/data", "nancheck/label"]
+
+
+@pytest.mark.parametrize(
+    "specs, expected",
+    [
+        (["all"], ["data", "label", "conv1", "fc", "loss", "accuracy"]),
+        (["conv*", "fc"], ["conv1", "fc"]),
+        (["re:(fc|loss)"], ["fc", "loss"]),
+        (["type:Convolution", "type:Accuracy"], ["conv1", "accuracy"]),
+        (["loss"], ["label", "fc"]),
+        (["data"], ["data", "label"]),
+        (["fc", "fc", "f*"], ["fc"]),
+    ],
+)
+def test_blob_selection(specs, expected):
+    assert select_blobs(Net.parse(NET), specs) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("conv2", "--blobs conv2: no such blob in the net (blobs: data, label, conv1, fc, loss, accuracy)"),
+        ("x*", "--blobs x*: no such blob"),
+        ("re:(", "--blobs re:(: not a regular expression"),
+        ("type:LSTM", "--blobs type:LSTM: no layer of type 'LSTM' (types in the net: Accuracy, Convolution, Data, Dropout"),
+    ],
+)
+def test_blob_selection_errors_name_what_exists(spec, message):
+    with pytest.raises(InjectError) as info:
+        select_blobs(Net.parse(NET), [spec])
+    assert str(info.value).startswith(message)
+
+
+def test_net_inputs_are_checked_before_the_first_layer():
+    text = 'input: "data"\ninput_dim: 1\ninput_dim: 3\nlayer {\n  name: "ip"\n  type: "InnerProduct"\n  bottom: "data"\n  top: "ip"\n}\n'
+    result = inject_text(text)
+    assert layer_order(result.text) == ["nancheck/data", "ip", "nancheck/ip"]
+    assert remove_text(result.text)[0] == text
+
+
+def test_inserted_layers_follow_indentation_quotes_and_line_breaks():
+    text = "name: 'n'\r\nlayer {\r\n\tname: 'a'\r\n\ttype: 'Input'\r\n\ttop: 'a'\r\n}\r\n"
+    result = inject_text(text)
+    added = result.text[len(text) - 2 :]
+    assert added == (
+        "\r\nlayer {  # added by caffe-nantools inject; `caffe-nantools remove` takes it out\r\n"
+        "\tname: 'nancheck/a'\r\n\ttype: 'Python'\r\n\tbottom: 'a'\r\n\ttop: 'a'\r\n"
+        "\tpython_param {\r\n\t\tmodule: 'caffe_nantools.layers'\r\n\t\tlayer: 'CheckFiniteLayer'\r\n"
+        "\t\tparam_str: 'name=nancheck/a blobs=a'\r\n\t}\r\n}\r\n"
+    )
+    assert remove_text(result.text)[0] == text
+
+
+def test_trailing_comments_stay_on_their_line():
+    text = 'layer { name: "a" type: "Input" top: "a" }  # the input\nlayer { name: "b" type: "ReLU" bottom: "a" top: "b" }\n'
+    result = inject_text(text, blobs=["a"])
+    assert result.text.startswith('layer { name: "a" type: "Input" top: "a" }  # the input\nlayer {  # added')
+    assert remove_text(result.text)[0] == text
+
+
+def test_check_options_go_into_param_str():
+    result = inject_text(NET, blobs=["fc"], options=CheckOptions(on="warn", max_abs=1e6, every=10))
+    assert "param_str: \"name=nancheck/fc blobs=fc on=warn max_abs=1e+06 every=10\"" in result.text
+
+
+def test_odd_blob_names_use_json_param_str():
+    text = 'layer { name: "a" type: "Input" top: "x,y z" }\n'
+    result = inject_text(text)
+    from caffe_nantools.checking import parse_param_str
+
+    node = Net.parse(result.text).layers[1].node.find("python_param")
+    assert parse_param_str(node.get("param_str")).blobs == ("x,y z",)
+
+
+def test_remove_leaves_hand_written_check_layers_alone():
+    text = NET + textwrap.dedent(
+        """\
+        layer {
+          name: "nancheck/fc"
+          type: "Python"
+          bottom: "fc"
+          top: "fc"
+          python_param { module: "caffe_nantools.layers" layer: "CheckFiniteLayer" }
+        }
+        """
+    )
+    assert remove_text(text) == (text, [])
+
+
+def test_parse_errors_have_the_position():
+    with pytest.raises(ParseError, match=r"^net.prototxt:2:2: expected a field name, found '}'"):
+        inject_text("layer {\n}}", "net.prototxt")
+
+
+def test_rules_that_cannot_be_combined_are_refused_with_advice():
+    text = textwrap.dedent(
+        """\
+        layer { name: "a" type: "Input" top: "x" include { stage: "s" } }
+        layer { name: "b" type: "Input" top: "x" exclude { phase: TEST stage: "t" } }
+        """
+    )
+    with pytest.raises(InjectError, match="cannot be combined into one; check it with --each"):
+        inject_text(text)
+    assert checks(inject_text(text, each=True).text) == [("nancheck/x@a", ["x"], [None]), ("nancheck/x@b", ["x"], [])]
+
+
+# --- the command -------------------------------------------------------------------------
+@pytest.fixture
+def files(tmp_path):
+    net = tmp_path / "train_val.prototxt"
+    net.write_text(NET)
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "train_val.prototxt"  # the net\nbase_lr: 0.01\ndisplay: 0\n')
+    return tmp_path, net, solver
+
+
+def test_cli_inject_and_remove_round_trip(files, capsys):
+    tmp, net, solver = files
+    out, solver_out = tmp / "checked.prototxt", tmp / "solver_checked.prototxt"
+    code = main([
+        "inject", str(net), "-o", str(out), "--blobs", "fc", "re:loss", "--solver", str(solver),
+        "--solver-out", str(solver_out), "--net-path", "checked.prototxt", "--display", "1",
+    ])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert f"{out}: added 2 check layers" in captured.out
+    assert solver_out.read_text() == (
+        'net: "checked.prototxt"  # the net  # changed by caffe-nantools, was: "train_val.prototxt"\n'
+        "base_lr: 0.01\n"
+        "display: 1  # changed by caffe-nantools, was: 0\n"
+        "debug_info: true  # added by caffe-nantools\n"
+    )
+    assert net.read_text() == NET and solver.read_text().startswith('net: "train_val')
+    assert main(["remove", str(out), str(solver_out), "--in-place"]) == 0
+    assert out.read_text() == NET
+    assert solver_out.read_text() == solver.read_text()
+
+
+def test_cli_in_place_keeps_a_backup(files, capsys):
+    tmp, net, _ = files
+    assert main(["inject", str(net), "--in-place", "--blobs", "fc"]) == 0
+    assert (tmp / "train_val.prototxt.orig").read_text() == NET
+    assert "nancheck/fc" in net.read_text()
+    assert f"kept the original as {net}.orig" in capsys.readouterr().err
+
+
+def test_cli_dry_run_prints_a_diff_and_writes_nothing(files, capsys):
+    tmp, net, _ = files
+    assert main(["inject", str(net), "--dry-run", "--blobs", "fc"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"--- {net}\n+++ {net}\n@@ ")
+    assert '+  name: "nancheck/fc"\n' in out
+    assert os.listdir(tmp) == ["train_val.prototxt", "solver.prototxt"] or sorted(os.listdir(tmp)) == ["solver.prototxt", "train_val.prototxt"]
+
+
+def test_cli_warns_when_display_hides_debug_info(files, capsys):
+    tmp, net, solver = files
+    assert main(["inject", str(net), "--dry-run", "--solver", str(solver)]) == 0
+    assert "never prints the debug_info trace; set it with --display N" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{net}"], "say where the result goes: -o OUT, --in-place or --dry-run"),
+        (["{net}", "-o", "{net}"], "is the input file; use --in-place"),
+        (["{net}", "-o", "x", "--in-place"], "-o and --in-place exclude each other"),
+        (["{tmp}/missing.prototxt", "-o", "x"], "missing.prototxt: no such file"),
+        (["{tmp}", "-o", "x"], "is a folder, not a file"),
+        (["{net}", "-o", "x", "--blobs", "nope"], "--blobs nope: no such blob"),
+        (["{net}", "-o", "x", "--net-path", "y"], "--solver-out, --net-path and --display need --solver"),
+        (["{net}", "-o", "x", "--solver", "{solver}"], "say where the result goes: --solver-out OUT"),
+        (["{bad}", "-o", "x"], "bad.prototxt:1:10: expected a field name, found '}'"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(files, capsys, args, message):
+    tmp, net, solver = files
+    (tmp / "bad.prototxt").write_text("layer { }}")
+    before = sorted(os.listdir(tmp))
+    args = [a.format(net=net, solver=solver, tmp=tmp, bad=tmp / "bad.prototxt") for a in args]
+    assert main(["inject"] + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(os.listdir(tmp)) == before
+
+
+def test_cli_bad_numbers_are_usage_errors(files, capsys):
+    _, net, _ = files
+    for flag, value in (("--every", "0"), ("--max-abs", "-1"), ("--on", "never")):
+        with pytest.raises(SystemExit) as info:
+            main(["inject", str(net), "--dry-run", flag, value])
+        assert info.value.code == 2
