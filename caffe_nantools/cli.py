@@ -79,6 +79,8 @@ def _inject(args: argparse.Namespace) -> int:
         print(f"{args.solver_output or args.solver}: {changes}", file=sys.stderr if args.dry_run else sys.stdout)
         for warning in report.solver.warnings:
             _warn("inject", f"warning: {warning}")
+    if net.skipped:
+        _warn("inject", f"note: not checked: {'; '.join(net.skipped)}")
     for note in report.notes:
         _warn("inject", f"note: {note}")
     for path in report.backups:

@@ -70,6 +70,7 @@ class InjectResult:
     text: str
     added: List[PlannedCheck] = field(default_factory=list)
     already_checked: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -182,20 +183,36 @@ class _PhaseRule:
     not_stages: tuple = ()
 
 
-def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Tuple[List[PlannedCheck], List[str]]:
-    """Where the checks of ``blobs`` go; returns ``(plan, names of checks already there)``.
+@dataclass
+class Plan:
+    """The checks to insert, the ones already there, and blobs left out with the reason."""
+
+    checks: List[PlannedCheck] = field(default_factory=list)
+    already_there: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
+
+
+def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Plan:
+    """Where the checks of ``blobs`` go.
 
     By default one check per blob, after its last in-place modifier that comes before its first
     reader (so it sees the value the next layer reads). With ``each``, a check after the
     producer and after every in-place modifier, each under that layer's own rules.
+
+    A top with an explicit ``loss_weight`` is left out: Caffe counts the weight as one more
+    reader and would split the blob under an in-place check ("produced by multiple sources");
+    the loss value is in Caffe's log anyway, and its inputs can be checked.
     """
     histories = net.histories()
     existing = {layer.name for layer in net.layers}
-    plan: List[PlannedCheck] = []
-    present: List[str] = []
+    plan = Plan()
     for blob in blobs:
         history = histories[blob]
         writers = [w for w in history.writers if not is_check(w)]
+        weighted = [w.name for w in writers if w.loss_weight(blob)]
+        if weighted:
+            plan.skipped.append(f"{blob} (a loss with an explicit loss_weight in {', '.join(weighted)})")
+            continue
         readers = [r for r in history.readers if not is_check(r)]
         if each:
             spots = [(w, f"{CHECK_PREFIX}{blob}@{w.name}", rules_for([w], blob)) for w in writers]
@@ -208,10 +225,10 @@ def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Tuple[
             spots = [(after, f"{CHECK_PREFIX}{blob}", () if history.net_input else rules_for(history.producers, blob))]
         for after, name, rules in spots:
             if name in existing:
-                present.append(name)
+                plan.already_there.append(name)
             else:
-                plan.append(PlannedCheck(blob, name, after, rules))
-    return plan, present
+                plan.checks.append(PlannedCheck(blob, name, after, rules))
+    return plan
 
 
 V1_MESSAGE = (
@@ -243,12 +260,12 @@ def inject_text(
             f"{path}:{first.node.line}:{first.node.col}: "
             + V1_MESSAGE.format(example=first.node.get("type", "CONVOLUTION"))
         )
-    plan, present = plan_checks(net, select_blobs(net, blobs), each=each)
+    planned = plan_checks(net, select_blobs(net, blobs), each=each)
     style = Style.of(net.doc, text)
     doc = net.doc
     first_layer = net.layers[0].node if net.layers else None
     last_inserted: Dict[int, Node] = {}  # per anchor layer, so several checks keep their order
-    for check in plan:
+    for check in planned.checks:
         anchor = check.after.node if check.after is not None else first_layer
         snippet = check_layer(
             name=check.name,
@@ -267,7 +284,7 @@ def inject_text(
         else:
             doc.insert(len(doc.children), node)
         last_inserted[key] = node
-    return InjectResult(path, text, dump(net.doc), plan, present)
+    return InjectResult(path, text, dump(net.doc), planned.checks, planned.already_there, planned.skipped)
 
 
 def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:

@@ -82,9 +82,9 @@ def test_corpus_inject_all_then_remove_gives_the_bytes_back(path):
     text = read(path)
     result = inject_text(text, str(path))
     net = Net.parse(text)
-    assert len(result.added) == len(net.blob_names())
+    assert len(result.added) == len(net.blob_names()) - len(result.skipped)
     checked = Net.parse(result.text)
-    assert len([l for l in checked.layers if l.type == "Python"]) == len([l for l in net.layers if l.type == "Python"]) + len(net.blob_names())
+    assert len([l for l in checked.layers if l.type == "Python"]) == len([l for l in net.layers if l.type == "Python"]) + len(result.added)
     assert remove_text(result.text)[0] == text
     again = inject_text(result.text, str(path))
     assert again.text == result.text and again.added == []
@@ -220,6 +220,13 @@ def test_remove_leaves_hand_written_check_layers_alone():
         """
     )
     assert remove_text(text) == (text, [])
+
+
+def test_tops_with_an_explicit_loss_weight_are_left_out_with_the_reason():
+    text = NET.replace('  top: "loss"\n', '  top: "loss"\n  loss_weight: 0.5\n')
+    result = inject_text(text)
+    assert "nancheck/loss" not in result.text and "nancheck/fc" in result.text
+    assert result.skipped == ["loss (a loss with an explicit loss_weight in loss)"]
 
 
 def test_parse_errors_have_the_position():

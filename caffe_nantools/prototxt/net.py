@@ -144,8 +144,11 @@ class Layer:
         """A layer that makes blobs from nothing: a data or input layer."""
         return not self.bottoms and bool(self.tops)
 
-    def writes(self, blob: str) -> bool:
-        return blob in self.tops
+    def loss_weight(self, top: str) -> float:
+        """The explicit ``loss_weight`` given for ``top`` (0 when none is written)."""
+        weights = self.node.get_all("loss_weight")
+        i = self.tops.index(top) if top in self.tops else len(weights)
+        return float(weights[i]) if i < len(weights) else 0.0
 
     def in_place(self, blob: str) -> bool:
         return blob in self.tops and blob in self.bottoms

@@ -1,0 +1,194 @@
+"""inject against real Caffe: checked nets still build in every phase, and train."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import caffe_nantools
+from caffe_nantools.inject import inject_text, remove_text
+from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.solver import enable_debug_info
+from corpus import NETS, ids, read
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_ROOT, HERE]), GLOG_minloglevel="3")
+
+
+def build(phase, *paths):
+    """{path: python layer count} for the nets Caffe could build (it aborts on the first it cannot)."""
+    run = subprocess.run(
+        [sys.executable, os.path.join(HERE, "build_net.py"), phase, *map(str, paths)],
+        capture_output=True, text=True, env=ENV, timeout=600,
+    )
+    return {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in run.stdout.splitlines()}
+
+
+def blobs_in(net: Net, phase: str):
+    return {t for layer in net.active_layers(NetState(phase)) for t in layer.tops} | set(net.inputs)
+
+
+DATA_TYPES = {"Data", "ImageData", "HDF5Data", "WindowData", "AnnotatedData"}
+
+
+def with_dummy_data(text: str) -> str:
+    """The net with its file-reading data layers swapped for DummyData of the same tops and
+    rules (batch 2, images 3 x crop x crop), so Caffe can build it without the data files."""
+    net = Net.parse(text)
+    for layer in net.layers:
+        if layer.type not in DATA_TYPES:
+            continue
+        crop = layer.node.find("transform_param") and layer.node.find("transform_param").get("crop_size")
+        size = crop or 227
+        shapes = [f"shape {{ dim: 2 dim: 3 dim: {size} dim: {size} }}"] + ["shape { dim: 2 }"] * (len(layer.tops) - 1)
+        rules = " ".join(dump(r.node).strip() for r in layer.include + layer.exclude)
+        tops = " ".join(f'top: "{t}"' for t in layer.tops)
+        replacement = parse(
+            f'\nlayer {{ name: "{layer.name}" type: "DummyData" {tops} {rules} '
+            f"dummy_data_param {{ {' '.join(shapes)} }} }}"
+        ).children[0]
+        net.doc.insert_after(layer.node, replacement)
+        net.doc.remove(layer.node)
+    return dump(net.doc)
+
+
+@pytest.mark.parametrize("path", NETS, ids=ids(NETS))
+def test_corpus_nets_that_caffe_builds_still_build_with_a_check_per_blob(caffe, tmp_path, path):
+    net = Net.parse(read(path))
+    if net.v1:
+        return  # inject refuses V1 nets (tested on the host)
+    text = with_dummy_data(read(path))
+    original = tmp_path / "original.prototxt"
+    original.write_text(text)
+    checked = tmp_path / "checked.prototxt"
+    result = inject_text(text, str(path))
+    checked.write_text(result.text)
+    skipped = {entry.split(" ")[0] for entry in result.skipped}
+    built = 0
+    for phase in ("TRAIN", "TEST"):
+        before = build(phase, original)
+        if not before:
+            continue  # Caffe cannot build it here either (fork-only layers, missing modules)
+        expected = before[str(original)] + len(blobs_in(Net.parse(text), phase) - skipped)
+        assert build(phase, checked) == {str(checked): expected}, phase
+        built += 1
+    BUILT[path.name] = built
+
+
+BUILT = {}
+
+
+def test_most_corpus_nets_were_built(caffe):
+    """The test above must not pass by building nothing."""
+    assert sum(1 for n in BUILT.values() if n == 2) >= 15, BUILT
+
+
+SMALL = textwrap.dedent(
+    """\
+    name: "small"
+    layer {
+      name: "data"
+      type: "DummyData"
+      top: "data"
+      top: "label"
+      dummy_data_param {
+        shape { dim: 8 dim: 1 dim: 12 dim: 12 } shape { dim: 8 }
+        data_filler { type: "gaussian" } data_filler { type: "constant" value: 1 }
+      }
+      include { phase: TRAIN }
+    }
+    layer {
+      name: "data"
+      type: "DummyData"
+      top: "data"
+      top: "label"
+      dummy_data_param {
+        shape { dim: 4 dim: 1 dim: 12 dim: 12 } shape { dim: 4 }
+        data_filler { type: "gaussian" } data_filler { type: "constant" value: 2 }
+      }
+      include { phase: TEST }
+    }
+    layer {
+      name: "conv1"
+      type: "Convolution"
+      bottom: "data"
+      top: "conv1"
+      convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } }
+    }
+    layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+    layer {
+      name: "drop1"
+      type: "Dropout"
+      bottom: "conv1"
+      top: "conv1"
+      include { phase: TRAIN }
+    }
+    layer {
+      name: "ip1"
+      type: "InnerProduct"
+      bottom: "conv1"
+      top: "ip1"
+      inner_product_param { num_output: 3 weight_filler { type: "xavier" } }
+    }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
+    layer {
+      name: "accuracy"
+      type: "Accuracy"
+      bottom: "ip1"
+      bottom: "label"
+      top: "accuracy"
+      include { phase: TEST }
+    }
+    """
+)
+
+
+@pytest.mark.parametrize("each", [False, True])
+def test_phase_rules_let_the_checked_net_build_in_both_phases(caffe, tmp_path, each):
+    path = tmp_path / "checked.prototxt"
+    path.write_text(inject_text(SMALL, each=each).text)
+    for phase, expected in (("TRAIN", 5), ("TEST", 6)) if not each else (("TRAIN", 7), ("TEST", 7)):
+        net = caffe.Net(str(path), getattr(caffe, phase))
+        assert sum(1 for layer in net.layers if layer.type == "Python") == expected, phase
+        net.forward()
+
+
+def test_caffe_train_runs_with_checks_and_debug_info(caffe, tmp_path):
+    net = tmp_path / "train_val.prototxt"
+    net.write_text(SMALL)
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(
+        '# a short run\nnet: "train_val.prototxt"\ntest_iter: 1\ntest_interval: 2\nbase_lr: 0.01\n'
+        'lr_policy: "fixed"\ndisplay: 10\nmax_iter: 4\nsnapshot_prefix: "snap"\nsolver_mode: CPU\n'
+    )
+    checked = tmp_path / "checked.prototxt"
+    checked.write_text(inject_text(SMALL).text)
+    edited = enable_debug_info(solver.read_text(), net_path="checked.prototxt", display=1)
+    (tmp_path / "solver_checked.prototxt").write_text(edited.text)
+    run = subprocess.run(
+        ["caffe", "train", "-solver", "solver_checked.prototxt"], cwd=tmp_path,
+        env=dict(ENV, GLOG_minloglevel="0"), capture_output=True, text=True, timeout=300,
+    )
+    log = run.stderr
+    assert "Optimization Done." in log, log[-3000:]
+    assert "NonFiniteError" not in log
+    assert "[Forward] Layer nancheck/conv1, top blob conv1 data:" in log
+    assert "Iteration 4, loss = " in log
+    assert remove_text(edited.text)[0] == solver.read_text()
+
+
+def test_checks_injected_by_inject_catch_a_planted_nan(caffe, tmp_path):
+    path = tmp_path / "checked.prototxt"
+    path.write_text(inject_text(SMALL, blobs=["conv1"]).text)
+    net = caffe.Net(str(path), caffe.TRAIN)
+    net.params["conv1"][0].data[2, 0, 1, 1] = np.nan
+    from caffe_nantools import NonFiniteError
+
+    with pytest.raises(NonFiniteError) as info:
+        net.forward()
+    assert (info.value.layer, info.value.blob) == ("nancheck/conv1", "conv1")
+    assert info.value.n_bad_samples == 8
