@@ -262,9 +262,8 @@ def inject_text(
         )
     planned = plan_checks(net, select_blobs(net, blobs), each=each)
     style = Style.of(net.doc, text)
-    doc = net.doc
     first_layer = net.layers[0].node if net.layers else None
-    last_inserted: Dict[int, Node] = {}  # per anchor layer, so several checks keep their order
+    blocks = []
     for check in planned.checks:
         anchor = check.after.node if check.after is not None else first_layer
         snippet = check_layer(
@@ -273,17 +272,18 @@ def inject_text(
             param_str=options.param_str(check.name, check.blob),
             rules=check.rules,
         )
-        node = parse(style.block(snippet, indentation(anchor) if anchor else ""), "<template>").children[0]
-        key = check.after.index if check.after is not None else -1
-        if key in last_inserted:
-            doc.insert_after(last_inserted[key], node)
-        elif check.after is not None:
-            doc.insert_after(anchor, node)
-        elif anchor is not None:  # a net input: before the first layer
-            doc.insert_before(anchor, node)
+        blocks.append(style.block(snippet, indentation(anchor) if anchor is not None else ""))
+    # One parse for all the new layers, then one pass to put them in place.
+    after: Dict[int, List[Node]] = {}
+    before: Dict[int, List[Node]] = {}
+    for check, node in zip(planned.checks, parse("".join(blocks), "<template>").children):
+        if check.after is not None:
+            after.setdefault(id(check.after.node), []).append(node)
+        elif first_layer is not None:  # a net input: checked before the first layer
+            before.setdefault(id(first_layer), []).append(node)
         else:
-            doc.insert(len(doc.children), node)
-        last_inserted[key] = node
+            net.doc.insert(len(net.doc.children), node)
+    net.doc.splice(after, before)
     return InjectResult(path, text, dump(net.doc), planned.checks, planned.already_there, planned.skipped)
 
 

@@ -4,6 +4,7 @@ The folder sits at the top of the source tree and inside the package of an insta
 """
 from __future__ import annotations
 
+import functools
 import string
 from pathlib import Path
 from typing import Sequence
@@ -24,10 +25,15 @@ def render(template: str, /, **values: object) -> str:
     Raises:
         KeyError: a placeholder of the template has no value.
     """
-    text = (template_dir() / template).read_text(encoding="utf-8")
+    text = _read(template)
     empty = [key for key, value in values.items() if str(value) == ""]
     lines = [line for line in text.split("\n") if line.strip() not in {f"${k}" for k in empty}]
     return string.Template("\n".join(lines)).substitute({k: str(v) for k, v in values.items()})
+
+
+@functools.lru_cache(maxsize=None)
+def _read(template: str) -> str:
+    return (template_dir() / template).read_text(encoding="utf-8")
 
 
 def escape(text: str) -> str:

@@ -151,6 +151,24 @@ def test_inserting_into_a_message_goes_before_its_closing_brace():
         first.find("name").insert(0, parse("x: 1").children[0])
 
 
+def test_splice_inserts_many_nodes_in_one_pass_keeping_their_order():
+    doc = parse(NET)
+    name, a, b = doc.children
+    new = parse('\nx: 1\ny: 2\nz: 3').children
+    doc.splice(after={id(a): new[:2]}, before={id(name): new[2:]})
+    assert [n.name for n in doc.children] == ["z", "name", "layer", "x", "y", "layer"]
+    assert all(n.parent is doc for n in new)
+    for node in new:
+        doc.remove(node)
+    assert dump(doc) == NET
+
+
+def test_insert_after_a_child():
+    doc = parse("a: 1\nb: 2\n")
+    doc.insert_after(doc.children[0], parse("\nc: 3").children[0])
+    assert dump(doc) == "a: 1\nc: 3\nb: 2\n"
+
+
 # --- properties ----------------------------------------------------------------------------
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True)
 scalars = st.one_of(

@@ -8,8 +8,9 @@ input that parses, and a node inserted or removed takes exactly its own bytes wi
 from __future__ import annotations
 
 import bisect
+import gc
 import re
-from typing import Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
 
@@ -36,6 +37,27 @@ class ParseError(NanToolsError, ValueError):
         return f"{self.source_line}\n{' ' * (self.col - 1)}^"
 
 
+class Source:
+    """The text that tokens came from; turns their offsets into lines and columns on demand
+    (parsing itself never needs them)."""
+
+    __slots__ = ("text", "_starts")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts: Optional[List[int]] = None
+
+    def position(self, offset: int) -> Tuple[int, int]:
+        if self._starts is None:
+            self._starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        line = bisect.bisect_right(self._starts, offset)
+        return line, offset - self._starts[line - 1] + 1
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.split("\n")
+        return lines[line - 1].rstrip("\r") if line <= len(lines) else ""
+
+
 class Token:
     """One token with the bytes around it that it owns.
 
@@ -43,87 +65,90 @@ class Token:
     positions in the parsed text (for tokens of inserted snippets, in the snippet).
     """
 
-    __slots__ = ("kind", "text", "pre", "post", "line", "col")
+    __slots__ = ("kind", "text", "pre", "post", "offset", "source")
 
-    def __init__(self, kind: str, text: str, pre: str, line: int, col: int) -> None:
+    def __init__(self, kind: str, text: str, pre: str, offset: int, source: Source) -> None:
         self.kind = kind
         self.text = text
         self.pre = pre
         self.post = ""
-        self.line = line
-        self.col = col
+        self.offset = offset
+        self.source = source
+
+    @property
+    def line(self) -> int:
+        return self.source.position(self.offset)[0]
+
+    @property
+    def col(self) -> int:
+        return self.source.position(self.offset)[1]
 
     def __repr__(self) -> str:
         return f"Token({self.kind}, {self.text!r}, {self.line}:{self.col})"
 
 
-_SCANNER = re.compile(
-    r"""(?P<trivia>(?:[ \t\r\n\f\v]+|\#[^\n]*)*)
+# Each match is (trivia, token, bad): whitespace and comments, then a token, or text that
+# cannot start one; both empty at the end. Matches follow each other without gaps.
+_TOKENS = re.compile(
+    r"""((?:[ \t\r\n\f\v]+|\#[^\n]*)*)
     (?:
-        (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<number>(?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?[fF]?
-                  |\.[0-9]+(?:[eE][+-]?[0-9]+)?[fF]?)(?![A-Za-z0-9_.]))
-      | (?P<string>"(?:[^"\\\n]|\\[^\n])*"|'(?:[^'\\\n]|\\[^\n])*')
-      | (?P<symbol>[{}\[\]:,;<>-])
-      | (?P<end>\Z)
-      | (?P<badnumber>[0-9.][A-Za-z0-9_.+-]*)
-      | (?P<badstring>["'][^\n]*)
-      | (?P<bad>.)
+        ( [A-Za-z_][A-Za-z0-9_]*
+        | (?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?[fF]?
+            |\.[0-9]+(?:[eE][+-]?[0-9]+)?[fF]?)(?![A-Za-z0-9_.])
+        | "(?:[^"\\\n]|\\[^\n])*" | '(?:[^'\\\n]|\\[^\n])*'
+        | [{}\[\]:,;<>-] )
+      | ( [0-9.][A-Za-z0-9_.+-]* | ["'][^\n]* | . )
+      | \Z
     )""",
     re.VERBOSE | re.DOTALL,
 )
+_KIND = {c: "ident" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"}
+_KIND.update({c: "number" for c in "0123456789."})
+_KIND.update({'"': "string", "'": "string"})
 
 _CLOSE = {"{": "}", "<": ">"}
 _SEPARATORS = (",", ";")
 
 
-def _line_starts(text: str) -> List[int]:
-    return [0] + [m.end() for m in re.finditer("\n", text)]
-
-
-def tokenize(text: str, path: str = "<string>") -> tuple:
+def tokenize(text: str, path: str = "<string>") -> Tuple[List[Token], str]:
     """Split ``text`` into tokens; returns ``(tokens, tail)`` where ``tail`` is the trivia after
     the last token that is not on its line.
 
     Raises:
         ParseError: a character, number or string that cannot start a token.
     """
-    starts = _line_starts(text)
+    source = Source(text)
     tokens: List[Token] = []
+    append = tokens.append
+    kinds = _KIND
     prev: Optional[Token] = None
-    pos = 0
-    while True:
-        m = _SCANNER.match(text, pos)
-        trivia = m.group("trivia")
-        kind = m.lastgroup
-        if prev is not None:
+    offset = 0
+    for trivia, good, bad in _TOKENS.findall(text):
+        start = offset + len(trivia)
+        if prev is not None and trivia:
             # The rest of the previous token's line belongs to it; the line break starts ours.
             brk = trivia.find("\n")
             if brk < 0:
-                brk = len(trivia)
-            elif brk > 0 and trivia[brk - 1] == "\r":
-                brk -= 1
-            prev.post, trivia = trivia[:brk], trivia[brk:]
-        if kind == "end":
+                prev.post, trivia = trivia, ""
+            elif brk:
+                if trivia[brk - 1] == "\r":
+                    brk -= 1
+                prev.post, trivia = trivia[:brk], trivia[brk:]
+        if not good:
+            if bad:
+                line, col = source.position(start)
+                if bad[0] in "\"'":
+                    what = "unterminated string (strings end on the same line)"
+                elif bad[0] in "0123456789.":
+                    what = f"invalid number {bad!r}"
+                else:
+                    what = f"unexpected character {bad!r}"
+                raise ParseError(what, path, line, col, source.line_text(line))
             return tokens, trivia
-        start = m.start(kind)
-        line = bisect.bisect_right(starts, start)
-        col = start - starts[line - 1] + 1
-        if kind not in ("ident", "number", "string", "symbol"):
-            what = {
-                "badnumber": f"invalid number {m.group(kind)!r}",
-                "badstring": "unterminated string (strings end on the same line)",
-                "bad": f"unexpected character {m.group(kind)!r}",
-            }[kind]
-            raise ParseError(what, path, line, col, _source_line(text, starts, line))
-        prev = Token(kind, m.group(kind), trivia, line, col)
-        tokens.append(prev)
-        pos = m.end()
-
-
-def _source_line(text: str, starts: List[int], line: int) -> str:
-    end = text.find("\n", starts[line - 1])
-    return text[starts[line - 1] : end if end >= 0 else len(text)].rstrip("\r")
+        prev = Token(kinds.get(good[0], "symbol"), good, trivia, start, source)
+        append(prev)
+        offset = start + len(good)
+    return tokens, ""
 
 
 class Node:
@@ -209,8 +234,20 @@ class Node:
         at = self.items.index(ref) + 1
         _place(self, at, node)
 
-    def insert_before(self, ref: "Node", node: "Node") -> None:
-        _place(self, self.items.index(ref), node)
+    def splice(self, after: Dict[int, List["Node"]], before: Dict[int, List["Node"]]) -> None:
+        """Insert many nodes in one pass: ``after[id(child)]`` go right after that child (and
+        its separator), ``before[id(child)]`` right before it, each list in its order."""
+        items: list = []
+        for item in self.items:
+            key = id(item)
+            for node in before.get(key, ()):
+                node.parent = self
+                items.append(node)
+            items.append(item)
+            for node in after.get(key, ()):
+                node.parent = self
+                items.append(node)
+        self.items = items
 
     def remove(self, node: "Node") -> None:
         self.items.remove(node)
@@ -237,7 +274,7 @@ class Document:
     get = Node.get
     get_all = Node.get_all
     insert_after = Node.insert_after
-    insert_before = Node.insert_before
+    splice = Node.splice
     remove = Node.remove
 
     def insert(self, index: int, node: Node) -> None:
@@ -280,6 +317,8 @@ def decode(value: List[Token]):
     """Decode one value's tokens: see :attr:`Node.value`."""
     first = value[0]
     if first.kind == "string":
+        if len(value) == 1 and "\\" not in first.text:
+            return first.text[1:-1]
         return "".join(_unescape(t.text[1:-1]) for t in value)
     sign = -1 if first.text == "-" else 1
     token = value[-1]
@@ -294,123 +333,132 @@ def decode(value: List[Token]):
 
 
 class _Parser:
+    """Builds the tree with an explicit stack (no recursion limit on nesting). The loops are
+    written out by hand: this is the hot path of every command that reads a prototxt."""
+
     def __init__(self, text: str, path: str) -> None:
         self.text = text
         self.path = path
         self.tokens, self.tail = tokenize(text, path)
-        self.pos = 0
 
-    def error(self, message: str, token: Optional[Token] = None) -> ParseError:
-        if token is None:
-            token = self.tokens[self.pos] if self.pos < len(self.tokens) else None
-        if token is None:  # at the end: point just past the last token
-            lines = self.text.split("\n")
-            line, col = len(lines), len(lines[-1].rstrip("\r")) + 1
-            source = lines[-1].rstrip("\r")
-        else:
+    def error(self, message: str, at: int) -> ParseError:
+        if at < len(self.tokens):
+            token = self.tokens[at]
             line, col = token.line, token.col
-            source = _source_line(self.text, _line_starts(self.text), line)
-        return ParseError(message, self.path, line, col, source)
+            return ParseError(message, self.path, line, col, token.source.line_text(line))
+        lines = self.text.split("\n")  # at the end: point just past the last character
+        source = lines[-1].rstrip("\r")
+        return ParseError(message, self.path, len(lines), len(source) + 1, source)
 
-    def peek(self) -> Optional[Token]:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def looking_at(self, *texts: str) -> bool:
-        token = self.peek()
-        return token is not None and token.kind in ("symbol", "ident") and token.text in texts
-
-    def next(self, expected: str) -> Token:
-        token = self.peek()
-        if token is None:
-            raise self.error(f"expected {expected}, found the end of the file")
-        self.pos += 1
-        return token
-
-    def found(self, token: Token) -> str:
-        return f"'{token.text}'" if token.kind != "string" else f"string {token.text}"
+    def found(self, at: int) -> str:
+        if at >= len(self.tokens):
+            return "the end of the file"
+        token = self.tokens[at]
+        return f"string {token.text}" if token.kind == "string" else f"'{token.text}'"
 
     def parse(self) -> Document:
+        tokens = self.tokens
+        n = len(tokens)
         doc = Document([], self.tail, self.path)
-        stack: list = [(doc, None)]  # (node being filled, the closing symbol it waits for)
-        while True:
-            container, closer = stack[-1]
-            token = self.peek()
-            if token is None:
-                if closer is not None:
-                    raise self.error(
-                        f"expected '{closer}' to close '{container.name}' opened at "
-                        f"{container.line}:{container.col}, found the end of the file"
-                    )
-                return doc
-            if closer is not None and token.kind == "symbol" and token.text == closer:
-                container.items.append(self.next(closer))
-                if self.looking_at(*_SEPARATORS):
-                    container.items.append(self.next("separator"))
-                stack.pop()
+        stack: list = []
+        container, closer = doc, None  # the node being filled, and the symbol that closes it
+        i = 0
+        while i < n:
+            token = tokens[i]
+            text = token.text
+            if text == closer:  # symbols never equal an ident, number or quoted string
+                container.items.append(token)
+                i += 1
+                if i < n and tokens[i].text in _SEPARATORS:
+                    container.items.append(tokens[i])
+                    i += 1
+                container, closer = stack.pop()
                 continue
             if token.kind != "ident":
                 wanted = "a field name" + (f" or '{closer}'" if closer else "")
-                raise self.error(f"expected {wanted}, found {self.found(token)}")
-            items = [self.next("a field name")]
-            if self.looking_at(":"):
-                items.append(self.next("':'"))
-            if self.looking_at("{", "<"):
-                opener = self.next("'{'")
-                items.append(opener)
-                node = Node(items, is_message=True)
-                self._attach(container, node)
-                stack.append((node, _CLOSE[opener.text]))
+                raise self.error(f"expected {wanted}, found {self.found(i)}", i)
+            items = [token]
+            i += 1
+            after = tokens[i].text if i < n else None
+            if after == ":":
+                items.append(tokens[i])
+                i += 1
+                after = tokens[i].text if i < n else None
+            if after == "{" or after == "<":
+                items.append(tokens[i])
+                i += 1
+                node = Node(items, True)
+                node.parent = container
+                container.items.append(node)
+                stack.append((container, closer))
+                container, closer = node, _CLOSE[after]
                 continue
             if len(items) == 1:
-                after = self.peek()
-                shown = self.found(after) if after else "the end of the file"
-                raise self.error(f"expected ':' or '{{' after field name '{items[0].text}', found {shown}")
-            node = Node(items, is_message=False)
-            if self.looking_at("["):
-                self._list(node)
+                raise self.error(f"expected ':' or '{{' after field name '{text}', found {self.found(i)}", i)
+            node = Node(items, False)
+            if after == "[":
+                i = self._list(node, i)
             else:
-                value = self._scalar()
-                items.extend(value)
-                node.values.append(value)
-            if self.looking_at(*_SEPARATORS):
-                items.append(self.next("separator"))
-            self._attach(container, node)
+                i = self._scalar(node, i)
+            if i < n and tokens[i].text in _SEPARATORS:
+                items.append(tokens[i])
+                i += 1
+            node.parent = container
+            container.items.append(node)
+        if closer is not None:
+            raise self.error(
+                f"expected '{closer}' to close '{container.name}' opened at "
+                f"{container.line}:{container.col}, found the end of the file",
+                n,
+            )
+        return doc
 
-    def _attach(self, container, node: Node) -> None:
-        container.items.append(node)
-        node.parent = container
+    def _scalar(self, node: Node, i: int) -> int:
+        """Read one value at ``i`` into ``node``; returns the index after it."""
+        tokens = self.tokens
+        if i >= len(tokens):
+            raise self.error("expected a value, found the end of the file", i)
+        token = tokens[i]
+        kind = token.kind
+        if kind == "string":
+            j = i + 1
+            while j < len(tokens) and tokens[j].kind == "string":
+                j += 1
+            value = tokens[i:j]
+        elif kind == "number" or kind == "ident":
+            value, j = [token], i + 1
+        elif token.text == "-":
+            after = tokens[i + 1] if i + 1 < len(tokens) else None
+            if after is None:
+                raise self.error("expected a number after '-', found the end of the file", i + 1)
+            if not (after.kind == "number" or (after.kind == "ident" and after.text.lower() in ("inf", "infinity", "nan"))):
+                raise self.error(f"expected a number after '-', found {self.found(i + 1)}", i + 1)
+            value, j = [token, after], i + 2
+        else:
+            raise self.error(f"expected a value, found {self.found(i)}", i)
+        node.items.extend(value)
+        node.values.append(value)
+        return j
 
-    def _scalar(self) -> List[Token]:
-        token = self.next("a value")
-        if token.kind == "string":
-            value = [token]
-            while self.peek() is not None and self.peek().kind == "string":
-                value.append(self.next("a string"))
-            return value
-        if token.kind in ("number", "ident"):
-            return [token]
-        if token.text == "-":
-            after = self.next("a number after '-'")
-            if after.kind == "number" or (after.kind == "ident" and after.text.lower() in ("inf", "infinity", "nan")):
-                return [token, after]
-            raise self.error(f"expected a number after '-', found {self.found(after)}", after)
-        raise self.error(f"expected a value, found {self.found(token)}", token)
-
-    def _list(self, node: Node) -> None:
-        node.items.append(self.next("'['"))
-        if self.looking_at("]"):
-            node.items.append(self.next("']'"))
-            return
+    def _list(self, node: Node, i: int) -> int:
+        """Read ``[a, b, ...]`` starting at ``i`` (the '[') into ``node``."""
+        tokens = self.tokens
+        node.items.append(tokens[i])
+        i += 1
+        if i < len(tokens) and tokens[i].text == "]":
+            node.items.append(tokens[i])
+            return i + 1
         while True:
-            value = self._scalar()
-            node.items.extend(value)
-            node.values.append(value)
-            token = self.next("',' or ']'")
+            i = self._scalar(node, i)
+            if i >= len(tokens):
+                raise self.error("expected ',' or ']', found the end of the file", i)
+            token = tokens[i]
             node.items.append(token)
-            if token.text == "]" and token.kind == "symbol":
-                return
-            if token.text != "," or token.kind != "symbol":
-                raise self.error(f"expected ',' or ']' in the list, found {self.found(token)}", token)
+            if token.text == "]":
+                return i + 1
+            if token.text != ",":
+                raise self.error(f"expected ',' or ']' in the list, found {self.found(i)}", i)
+            i += 1
 
 
 def parse(text: str, path: str = "<string>") -> Document:
@@ -419,7 +467,15 @@ def parse(text: str, path: str = "<string>") -> Document:
     Raises:
         ParseError: with ``path:line:col`` and what was expected there.
     """
-    return _Parser(text, path).parse()
+    # The tree is many small objects made at once; the cycle collector finds nothing to free
+    # among them but would walk them over and over while they are made.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Parser(text, path).parse()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def iter_tokens(root: Union[Document, Node]) -> Iterator[Token]:
@@ -437,11 +493,19 @@ def iter_tokens(root: Union[Document, Node]) -> Iterator[Token]:
 
 def dump(root: Union[Document, Node]) -> str:
     """The text of a tree or subtree, byte for byte as parsed plus any edits."""
-    parts = []
-    for token in iter_tokens(root):
-        parts.append(token.pre)
-        parts.append(token.text)
-        parts.append(token.post)
+    parts: List[str] = []
+    append = parts.append
+    stack = [iter(root.items)]
+    while stack:
+        for item in stack[-1]:
+            if type(item) is Node:
+                stack.append(iter(item.items))
+                break
+            append(item.pre)
+            append(item.text)
+            append(item.post)
+        else:
+            stack.pop()
     if isinstance(root, Document):
-        parts.append(root.tail)
+        append(root.tail)
     return "".join(parts)

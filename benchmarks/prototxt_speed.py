@@ -1,0 +1,87 @@
+"""Prototxt speed: parse + inject + print of a generated 2,000-layer net (target < 0.5 s), and
+parser throughput against protobuf's own text_format.Parse into caffe_pb2 (target: at least
+as fast), measured side by side. Run in the image: docker/run-benchmark prototxt_speed.
+"""
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # caffe_nantools from a checkout
+
+from caffe_nantools.inject import inject_text  # noqa: E402
+from caffe_nantools.prototxt import dump, parse  # noqa: E402
+
+BLOCK = """\
+# block {i}
+layer {{
+  name: "conv{i}"
+  type: "Convolution"
+  bottom: "{bottom}"
+  top: "conv{i}"
+  param {{ lr_mult: 1 decay_mult: 1 }}
+  param {{ lr_mult: 2 decay_mult: 0 }}
+  convolution_param {{
+    num_output: 64
+    pad: 1
+    kernel_size: 3
+    weight_filler {{ type: "gaussian" std: 0.01 }}
+    bias_filler {{ type: "constant" value: 0 }}
+  }}
+}}
+layer {{
+  name: "relu{i}"
+  type: "ReLU"
+  bottom: "conv{i}"
+  top: "conv{i}"
+}}
+"""
+
+
+def generated_net(layers: int) -> str:
+    head = 'name: "generated"\nlayer {\n  name: "data"\n  type: "Input"\n  top: "data"\n  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } }\n}\n'
+    blocks = [BLOCK.format(i=i, bottom="data" if i == 0 else f"conv{i - 1}") for i in range((layers - 1) // 2)]
+    return head + "".join(blocks)
+
+
+def best(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    text = generated_net(args.layers)
+    n_layers = text.count("\nlayer {") + 1
+    mb = len(text.encode()) / 1e6
+    print(f"Python {sys.version.split()[0]}; generated net: {n_layers} layers, {mb:.2f} MB")
+
+    total = best(lambda: inject_text(text, "generated.prototxt"), args.repeat)
+    print(f"parse + inject after every blob + print: {total:.3f} s (target < 0.5 s)")
+    ours = best(lambda: parse(text), args.repeat)
+    print(f"{'caffe_nantools.prototxt.parse':>40}: {mb / ours:7.2f} MB/s")
+    assert dump(parse(text)) == text
+    try:
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        from caffe.proto import caffe_pb2
+        from google.protobuf import text_format
+        from google.protobuf.internal import api_implementation
+    except ImportError as e:
+        print(f"text_format comparison skipped: no caffe_pb2 ({e})")
+        return
+    theirs = best(lambda: text_format.Parse(text, caffe_pb2.NetParameter()), args.repeat)
+    label = f"text_format.Parse ({api_implementation.Type()})"
+    print(f"{label:>40}: {mb / theirs:7.2f} MB/s")
+    print(f"{'ratio (ours / text_format)':>40}: {theirs / ours:7.2f}x (target >= 1.0)")
+
+
+if __name__ == "__main__":
+    main()
