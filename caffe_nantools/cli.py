@@ -62,8 +62,11 @@ def _inject(args: argparse.Namespace) -> int:
         display=args.display,
         in_place=args.in_place,
         dry_run=args.dry_run,
+        upgrade=args.upgrade,
     )
     net = report.net
+    if net.upgraded:
+        _warn("inject", f"note: upgraded {len(net.upgraded)} V1 layers to today's format; remove gives back the upgraded net")
     if args.dry_run:
         sys.stdout.write(_diff(net.path, net.original, net.text, args.output))
         if report.solver is not None:
@@ -154,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("--on", choices=("raise", "warn", "dump"), help="what the layers do on a bad blob (default raise)")
     inject.add_argument("--max-abs", type=_positive_float, metavar="X", help="also act on finite values beyond X")
     inject.add_argument("--every", type=_positive_int, metavar="N", help="check every N-th pass only")
+    inject.add_argument("--upgrade", action="store_true", help="rewrite an old V1 net (layers {} with enum types) in today's format first")
     inject.add_argument("--solver", metavar="SOLVER", help="a solver prototxt to switch debug_info on in")
     inject.add_argument("--solver-out", dest="solver_output", metavar="OUT", help="where the edited solver goes")
     inject.add_argument("--net-path", metavar="PATH", help="point the solver's net: at PATH (e.g. the checked net)")

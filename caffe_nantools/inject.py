@@ -20,6 +20,7 @@ from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
 from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
+from caffe_nantools.prototxt.upgrade import upgrade_v1
 from caffe_nantools.prototxt.validate import caffe_rejects
 from caffe_nantools.pycaffe import CaffeUnavailableError
 from caffe_nantools.solver import SolverEdit, enable_debug_info
@@ -71,6 +72,7 @@ class InjectResult:
     added: List[PlannedCheck] = field(default_factory=list)
     already_checked: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
+    upgraded: List[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -244,16 +246,24 @@ def inject_text(
     blobs: Sequence[str] = ("all",),
     each: bool = False,
     options: CheckOptions = CheckOptions(),
+    upgrade: bool = False,
 ) -> InjectResult:
     """Insert check layers after the blobs that ``blobs`` selects (see :func:`select_blobs`).
 
-    Injecting into a net that already has the checks adds nothing.
+    Injecting into a net that already has the checks adds nothing. An old V1 net is refused,
+    or with ``upgrade`` first rewritten in today's format (remove then gives the upgraded net).
 
     Raises:
         ParseError: the text is not a prototxt.
         InjectError: a V1 net, an unknown blob, or rules that cannot be combined.
+        UpgradeError: a V1 net that ``upgrade`` cannot rewrite.
     """
+    original = text
     net = Net.parse(text, path)
+    upgraded: List[str] = []
+    if net.v1 and upgrade:
+        text, upgraded = upgrade_v1(text, path)
+        net = Net.parse(text, path)
     if net.v1:
         first = next(layer for layer in net.layers if layer.v1)
         raise InjectError(
@@ -284,7 +294,7 @@ def inject_text(
         else:
             net.doc.insert(len(net.doc.children), node)
     net.doc.splice(after, before)
-    return InjectResult(path, text, dump(net.doc), planned.checks, planned.already_there, planned.skipped)
+    return InjectResult(path, original, dump(net.doc), planned.checks, planned.already_there, planned.skipped, upgraded)
 
 
 def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
@@ -354,6 +364,7 @@ def inject(
     display: Optional[int] = None,
     in_place: bool = False,
     dry_run: bool = False,
+    upgrade: bool = False,
 ) -> InjectReport:
     """``caffe-nantools inject``: add check layers to the net file ``net``, write the result to
     ``output`` (or back to ``net`` with ``in_place``, keeping ``net.orig``), and optionally turn
@@ -372,7 +383,7 @@ def inject(
     solver_target = None
     if solver is not None:
         solver_target = _targets(solver, solver_output, in_place=in_place, dry_run=dry_run, option="--solver-out")
-    report = InjectReport(inject_text(read_text(net), net, blobs=blobs, each=each, options=options))
+    report = InjectReport(inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade))
     _check_with_caffe(report.net.original, report.net.text, net, "NetParameter", report.notes)
     if solver is not None:
         report.solver = enable_debug_info(read_text(solver), solver, net_path=net_path, display=display)
