@@ -6,7 +6,6 @@ Errors the library raises on purpose (NanToolsError) become one line on stderr a
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from typing import List, Optional
 
@@ -32,13 +31,6 @@ def _demo(args: argparse.Namespace) -> int:
         print("...but not with the planted samples: this is a bug in caffe-nantools.")
         return EXIT_FINDINGS
     return EXIT_OK
-
-
-def _diff(path: str, old: str, new: str, to_path: Optional[str] = None) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=path, tofile=to_path or path
-    )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def _warn(command: str, message: str) -> None:
@@ -68,9 +60,9 @@ def _inject(args: argparse.Namespace) -> int:
     if net.upgraded:
         _warn("inject", f"note: upgraded {len(net.upgraded)} V1 layers to today's format; remove gives back the upgraded net")
     if args.dry_run:
-        sys.stdout.write(_diff(net.path, net.original, net.text, args.output))
+        sys.stdout.write(net.diff(args.output))
         if report.solver is not None:
-            sys.stdout.write(_diff(report.solver.path, report.solver.original, report.solver.text, args.solver_output))
+            sys.stdout.write(report.solver.diff(args.solver_output))
     target = args.output or args.net
     verb = "would add" if args.dry_run else "added"
     line = f"{target}: {verb} {len(net.added)} check layers"
@@ -97,7 +89,7 @@ def _remove(args: argparse.Namespace) -> int:
     report = remove(args.files, args.output, in_place=args.in_place, dry_run=args.dry_run)
     for result in report.files:
         if args.dry_run:
-            sys.stdout.write(_diff(result.path, result.original, result.text, args.output))
+            sys.stdout.write(result.diff(args.output))
         summary = "; ".join(result.undone) if result.undone else "nothing of caffe-nantools found"
         print(f"{args.output or result.path}: {summary}", file=sys.stderr if args.dry_run else sys.stdout)
     return EXIT_OK

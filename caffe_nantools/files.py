@@ -1,9 +1,12 @@
 """Reading and writing the user's files: exact bytes, one-line errors, no half-written files."""
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
+from typing import Optional
 
 from caffe_nantools.errors import NanToolsError
 
@@ -61,3 +64,27 @@ def backup(path: str) -> str:
         except OSError as e:
             raise FileError(f"{target}: cannot write the backup ({e.strerror or e})") from None
     return target
+
+
+@dataclass
+class FileEdit:
+    """A file's text before and after an edit."""
+
+    path: str
+    original: str
+    text: str
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def diff(self, to_path: Optional[str] = None) -> str:
+        """A unified diff from the original to the edited text (to ``to_path`` if it goes
+        elsewhere), with diff's note where a file has no final line break."""
+        lines = difflib.unified_diff(
+            self.original.splitlines(keepends=True),
+            self.text.splitlines(keepends=True),
+            fromfile=self.path,
+            tofile=to_path or self.path,
+        )
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

@@ -6,7 +6,6 @@ exactly those blocks, so inject + remove gives the original bytes back.
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 import re
@@ -15,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools.checking import parse_param_str
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.files import backup, read_text, same_file, write_text
+from caffe_nantools.files import FileEdit, backup, read_text, same_file, write_text
 from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
 from caffe_nantools.prototxt.edits import is_added, undo
@@ -27,7 +26,6 @@ from caffe_nantools.solver import SolverEdit, enable_debug_info
 from caffe_nantools.templates import check_layer
 
 CHECK_PREFIX = "nancheck/"
-SPECIAL_SPECS = ("all", "loss", "data")
 
 
 class InjectError(NanToolsError):
@@ -63,31 +61,13 @@ class PlannedCheck:
 
 
 @dataclass
-class InjectResult:
-    """The edited text and what was done to it."""
+class InjectResult(FileEdit):
+    """The edited net and what was done to it."""
 
-    path: str
-    original: str
-    text: str
     added: List[PlannedCheck] = field(default_factory=list)
     already_checked: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     upgraded: List[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return self.text != self.original
-
-    def diff(self, to_path: Optional[str] = None) -> str:
-        """A unified diff from the original to the edited text."""
-        return "".join(
-            difflib.unified_diff(
-                self.original.splitlines(keepends=True),
-                self.text.splitlines(keepends=True),
-                fromfile=self.path,
-                tofile=to_path or self.path,
-            )
-        )
 
 
 def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
@@ -408,11 +388,8 @@ def _write(plan, report, *, backups: bool) -> None:
 
 
 @dataclass
-class RemovedFile:
-    path: str
-    original: str
-    text: str
-    undone: List[str]
+class RemovedFile(FileEdit):
+    undone: List[str] = field(default_factory=list)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.files import FileEdit
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.edits import add_field, change_value, following_sibling
 from caffe_nantools.prototxt.style import Style
@@ -23,18 +24,11 @@ class SolverError(NanToolsError):
 
 
 @dataclass
-class SolverEdit:
-    """The edited solver text, the changes in words, and warnings for the user."""
+class SolverEdit(FileEdit):
+    """The edited solver, the changes in words, and warnings for the user."""
 
-    path: str
-    original: str
-    text: str
     changes: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return self.text != self.original
 
 
 def _set(doc, style: Style, name: str, raw: str, changes: List[str]) -> None:

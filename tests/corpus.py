@@ -1,11 +1,22 @@
-"""The real-world prototxt corpus in ../shared/corpus (see its SOURCES.md)."""
+"""The real-world prototxt corpus (``shared/corpus`` beside the checkout, see its SOURCES.md).
+
+Found through NANTOOLS_CORPUS, else ``tests/_corpus`` (where docker/run-tests puts a copy for
+the image), else ``../shared/corpus`` next to the checkout. Without it the corpus tests skip,
+unless NANTOOLS_REQUIRE_CORPUS=1.
+"""
 import os
 from pathlib import Path
 
-CORPUS = Path(os.environ.get("NANTOOLS_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+import pytest
+
+HERE = Path(__file__).resolve().parent
+CANDIDATES = [Path(os.environ["NANTOOLS_CORPUS"])] if os.environ.get("NANTOOLS_CORPUS") else []
+CANDIDATES += [HERE / "_corpus", HERE.parents[1] / "shared" / "corpus"]
+CORPUS = next((p for p in CANDIDATES if p.is_dir()), CANDIDATES[-1])
 FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".prototxt", ".proto"))
 SOLVERS = [p for p in FILES if "solver" in p.name]
 NETS = [p for p in FILES if p not in SOLVERS]
+MISSING = f"the prototxt corpus is not here (looked in {', '.join(map(str, CANDIDATES))})"
 
 
 def read(path: Path) -> str:
@@ -15,3 +26,10 @@ def read(path: Path) -> str:
 
 def ids(paths):
     return [f"{p.parent.name}/{p.name}" for p in paths]
+
+
+def corpus_params(paths):
+    """``paths`` as pytest parameters, or one parameter that skips when there is no corpus."""
+    if paths:
+        return [pytest.param(p, id=i) for p, i in zip(paths, ids(paths))]
+    return [pytest.param(None, marks=pytest.mark.skip(reason=MISSING), id="no-corpus")]

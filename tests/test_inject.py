@@ -5,68 +5,16 @@ import textwrap
 import pytest
 
 from caffe_nantools.cli import main
-from caffe_nantools.inject import CheckOptions, InjectError, inject_text, plan_checks, remove_text, select_blobs
+from caffe_nantools.inject import CheckOptions, InjectError, inject_text, remove_text, select_blobs
 from caffe_nantools.prototxt import ParseError
 from caffe_nantools.prototxt.net import Net
-from corpus import NETS, ids, read
+from corpus import NETS, corpus_params, read
+from nets import PHASED_NET
 
 V2_NETS = [p for p in NETS if not Net.parse(read(p)).v1]
 V1_NETS = [p for p in NETS if p not in V2_NETS]
 
-NET = textwrap.dedent(
-    """\
-    name: "tiny"
-    layer {
-      name: "data"
-      type: "Data"
-      top: "data"
-      top: "label"
-      include { phase: TRAIN }
-    }
-    layer {
-      name: "data"
-      type: "Data"
-      top: "data"
-      top: "label"
-      include { phase: TEST }
-    }
-    layer {
-      name: "conv1"
-      type: "Convolution"
-      bottom: "data"
-      top: "conv1"
-    }
-    layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
-    layer {
-      name: "drop1"
-      type: "Dropout"
-      bottom: "conv1"
-      top: "conv1"
-      include { phase: TRAIN }
-    }
-    layer {
-      name: "fc"
-      type: "InnerProduct"
-      bottom: "conv1"
-      top: "fc"
-    }
-    layer {
-      name: "loss"
-      type: "SoftmaxWithLoss"
-      bottom: "fc"
-      bottom: "label"
-      top: "loss"
-    }
-    layer {
-      name: "accuracy"
-      type: "Accuracy"
-      bottom: "fc"
-      bottom: "label"
-      top: "accuracy"
-      include { phase: TEST }
-    }
-    """
-)
+NET = PHASED_NET
 
 
 def checks(text):
@@ -77,7 +25,7 @@ def layer_order(text):
     return [l.name for l in Net.parse(text).layers]
 
 
-@pytest.mark.parametrize("path", V2_NETS, ids=ids(V2_NETS))
+@pytest.mark.parametrize("path", corpus_params(V2_NETS))
 def test_corpus_inject_all_then_remove_gives_the_bytes_back(path):
     text = read(path)
     result = inject_text(text, str(path))
@@ -90,7 +38,7 @@ def test_corpus_inject_all_then_remove_gives_the_bytes_back(path):
     assert again.text == result.text and again.added == []
 
 
-@pytest.mark.parametrize("path", V1_NETS, ids=ids(V1_NETS))
+@pytest.mark.parametrize("path", corpus_params(V1_NETS))
 def test_v1_nets_are_refused_with_how_to_upgrade(path):
     with pytest.raises(InjectError) as info:
         inject_text(read(path), "old.prototxt")
@@ -103,7 +51,7 @@ def test_check_goes_after_the_last_in_place_modifier_and_before_the_reader():
     result = inject_text(NET, blobs=["conv1"])
     order = layer_order(result.text)
     assert order.index("nancheck/conv1") == order.index("drop1") + 1
-    assert order.index("nancheck/conv1") < order.index("fc")
+    assert order.index("nancheck/conv1") < order.index("ip1")
 
 
 def test_each_checks_after_producer_and_every_modifier_under_their_rules():
@@ -138,13 +86,13 @@ def test_several_tops_of_one_layer_keep_their_order():
 @pytest.mark.parametrize(
     "specs, expected",
     [
-        (["all"], ["data", "label", "conv1", "fc", "loss", "accuracy"]),
-        (["conv*", "fc"], ["conv1", "fc"]),
-        (["re:(fc|loss)"], ["fc", "loss"]),
+        (["all"], ["data", "label", "conv1", "ip1", "loss", "accuracy"]),
+        (["conv*", "ip1"], ["conv1", "ip1"]),
+        (["re:(ip1|loss)"], ["ip1", "loss"]),
         (["type:Convolution", "type:Accuracy"], ["conv1", "accuracy"]),
-        (["loss"], ["label", "fc"]),
+        (["loss"], ["label", "ip1"]),
         (["data"], ["data", "label"]),
-        (["fc", "fc", "f*"], ["fc"]),
+        (["ip1", "ip1", "i*"], ["ip1"]),
     ],
 )
 def test_blob_selection(specs, expected):
@@ -154,10 +102,10 @@ def test_blob_selection(specs, expected):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("conv2", "--blobs conv2: no such blob in the net (blobs: data, label, conv1, fc, loss, accuracy)"),
+        ("conv2", "--blobs conv2: no such blob in the net (blobs: data, label, conv1, ip1, loss, accuracy)"),
         ("x*", "--blobs x*: no such blob"),
         ("re:(", "--blobs re:(: not a regular expression"),
-        ("type:LSTM", "--blobs type:LSTM: no layer of type 'LSTM' (types in the net: Accuracy, Convolution, Data, Dropout"),
+        ("type:LSTM", "--blobs type:LSTM: no layer of type 'LSTM' (types in the net: Accuracy, Convolution, Dropout, DummyData, InnerProduct"),
     ],
 )
 def test_blob_selection_errors_name_what_exists(spec, message):
@@ -194,8 +142,8 @@ def test_trailing_comments_stay_on_their_line():
 
 
 def test_check_options_go_into_param_str():
-    result = inject_text(NET, blobs=["fc"], options=CheckOptions(on="warn", max_abs=1e6, every=10))
-    assert "param_str: \"name=nancheck/fc blobs=fc on=warn max_abs=1e+06 every=10\"" in result.text
+    result = inject_text(NET, blobs=["ip1"], options=CheckOptions(on="warn", max_abs=1e6, every=10))
+    assert "param_str: \"name=nancheck/ip1 blobs=ip1 on=warn max_abs=1e+06 every=10\"" in result.text
 
 
 def test_odd_blob_names_use_json_param_str():
@@ -211,10 +159,10 @@ def test_remove_leaves_hand_written_check_layers_alone():
     text = NET + textwrap.dedent(
         """\
         layer {
-          name: "nancheck/fc"
+          name: "nancheck/ip1"
           type: "Python"
-          bottom: "fc"
-          top: "fc"
+          bottom: "ip1"
+          top: "ip1"
           python_param { module: "caffe_nantools.layers" layer: "CheckFiniteLayer" }
         }
         """
@@ -223,9 +171,9 @@ def test_remove_leaves_hand_written_check_layers_alone():
 
 
 def test_tops_with_an_explicit_loss_weight_are_left_out_with_the_reason():
-    text = NET.replace('  top: "loss"\n', '  top: "loss"\n  loss_weight: 0.5\n')
+    text = NET.replace('top: "loss" }', 'top: "loss" loss_weight: 0.5 }')
     result = inject_text(text)
-    assert "nancheck/loss" not in result.text and "nancheck/fc" in result.text
+    assert "nancheck/loss" not in result.text and "nancheck/ip1" in result.text
     assert result.skipped == ["loss (a loss with an explicit loss_weight in loss)"]
 
 
@@ -260,7 +208,7 @@ def test_cli_inject_and_remove_round_trip(files, capsys):
     tmp, net, solver = files
     out, solver_out = tmp / "checked.prototxt", tmp / "solver_checked.prototxt"
     code = main([
-        "inject", str(net), "-o", str(out), "--blobs", "fc", "re:loss", "--solver", str(solver),
+        "inject", str(net), "-o", str(out), "--blobs", "ip1", "re:loss", "--solver", str(solver),
         "--solver-out", str(solver_out), "--net-path", "checked.prototxt", "--display", "1",
     ])
     assert code == 0
@@ -280,18 +228,18 @@ def test_cli_inject_and_remove_round_trip(files, capsys):
 
 def test_cli_in_place_keeps_a_backup(files, capsys):
     tmp, net, _ = files
-    assert main(["inject", str(net), "--in-place", "--blobs", "fc"]) == 0
+    assert main(["inject", str(net), "--in-place", "--blobs", "ip1"]) == 0
     assert (tmp / "train_val.prototxt.orig").read_text() == NET
-    assert "nancheck/fc" in net.read_text()
+    assert "nancheck/ip1" in net.read_text()
     assert f"kept the original as {net}.orig" in capsys.readouterr().err
 
 
 def test_cli_dry_run_prints_a_diff_and_writes_nothing(files, capsys):
     tmp, net, _ = files
-    assert main(["inject", str(net), "--dry-run", "--blobs", "fc"]) == 0
+    assert main(["inject", str(net), "--dry-run", "--blobs", "ip1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"--- {net}\n+++ {net}\n@@ ")
-    assert '+  name: "nancheck/fc"\n' in out
+    assert '+  name: "nancheck/ip1"\n' in out
     assert os.listdir(tmp) == ["train_val.prototxt", "solver.prototxt"] or sorted(os.listdir(tmp)) == ["solver.prototxt", "train_val.prototxt"]
 
 

@@ -7,7 +7,7 @@ import pytest
 from caffe_nantools.inject import inject_text, remove_text
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.upgrade import UpgradeError, upgrade_v1
-from corpus import NETS, ids, read
+from corpus import NETS, corpus_params, read
 
 V1_NETS = [p for p in NETS if Net.parse(read(p)).v1]
 
@@ -47,7 +47,7 @@ layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
     assert changes == ["conv1: layers -> layer", "relu1: layers -> layer"]
 
 
-@pytest.mark.parametrize("path", V1_NETS, ids=ids(V1_NETS))
+@pytest.mark.parametrize("path", corpus_params(V1_NETS))
 def test_corpus_v1_nets_upgrade_and_take_checks(path):
     text, changes = upgrade_v1(read(path))
     net = Net.parse(text)
@@ -84,7 +84,7 @@ def caffe_upgrade(tmp_path, text, name):
     return target.read_text()
 
 
-@pytest.mark.parametrize("path", V1_NETS, ids=ids(V1_NETS))
+@pytest.mark.parametrize("path", corpus_params(V1_NETS))
 def test_caffe_upgrades_ours_and_the_original_to_the_same_net(caffe, tmp_path, path):
     original = read(path)
     ours, _ = upgrade_v1(original)

@@ -235,7 +235,3 @@ class Net:
             if blob in layer.tops:
                 chain = chain + [layer] if layer.in_place(blob) else [layer]
         return chain
-
-    def layers_of_type(self, types: Iterable[str]) -> List[Layer]:
-        wanted = set(types)
-        return [layer for layer in self.layers if layer.type in wanted]
