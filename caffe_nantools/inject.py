@@ -20,8 +20,7 @@ from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representa
 from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.upgrade import upgrade_v1
-from caffe_nantools.prototxt.validate import caffe_rejects
-from caffe_nantools.pycaffe import CaffeUnavailableError
+from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
 from caffe_nantools.solver import SolverEdit, enable_debug_info
 from caffe_nantools.templates import check_layer
 
@@ -303,15 +302,15 @@ class InjectReport:
 def _check_with_caffe(original: str, edited: str, path: str, message: str, notes: List[str]) -> None:
     """Have Caffe's own parser read the edited text, where pycaffe is installed."""
     try:
-        before = caffe_rejects(original, message)
-    except CaffeUnavailableError:
+        if not validate(original, path, message):
+            return
+    except CaffeRejectsError as e:
+        notes.append(f"not checked against Caffe's schema, which rejects the original too ({e})")
         return
-    if before is not None:
-        notes.append(f"{path}: not checked against Caffe's schema, which rejects the original too ({before})")
-        return
-    after = caffe_rejects(edited, message)
-    if after is not None:
-        raise InjectError(f"{path}: Caffe would reject the edited file ({after}); nothing was written")
+    try:
+        validate(edited, path, message)
+    except CaffeRejectsError as e:
+        raise InjectError(f"{e}, after the edit (a bug in caffe-nantools); nothing was written") from None
 
 
 def _targets(source: str, output: Optional[str], *, in_place: bool, dry_run: bool, option: str) -> Optional[str]:

@@ -11,7 +11,7 @@ from caffe_nantools.inject import inject_text, remove_text
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.solver import enable_debug_info
-from corpus import MISSING, NETS, corpus_params, read
+from corpus import CORPUS, MISSING, NETS, corpus_params, read
 from nets import PHASED_NET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,16 +35,17 @@ def blobs_in(net: Net, phase: str):
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "WindowData", "AnnotatedData"}
 
 
-def with_dummy_data(text: str) -> str:
+def with_dummy_data(text: str, channels: int = 3, size: int = 227) -> str:
     """The net with its file-reading data layers swapped for DummyData of the same tops and
-    rules (batch 2, images 3 x crop x crop), so Caffe can build it without the data files."""
+    rules (batch 2, images channels x crop x crop, or x size without a crop), so Caffe can
+    build it without the data files."""
     net = Net.parse(text)
     for layer in net.layers:
         if layer.type not in DATA_TYPES:
             continue
         crop = layer.node.find("transform_param") and layer.node.find("transform_param").get("crop_size")
-        size = crop or 227
-        shapes = [f"shape {{ dim: 2 dim: 3 dim: {size} dim: {size} }}"] + ["shape { dim: 2 }"] * (len(layer.tops) - 1)
+        side = crop or size
+        shapes = [f"shape {{ dim: 2 dim: {channels} dim: {side} dim: {side} }}"] + ["shape { dim: 2 }"] * (len(layer.tops) - 1)
         rules = " ".join(dump(r.node).strip() for r in layer.include + layer.exclude)
         tops = " ".join(f'top: "{t}"' for t in layer.tops)
         replacement = parse(
@@ -121,6 +122,29 @@ def test_caffe_train_runs_with_checks_and_debug_info(caffe, tmp_path):
     assert "[Forward] Layer nancheck/conv1, top blob conv1 data:" in log
     assert "Iteration 4, loss = " in log
     assert remove_text(edited.text)[0] == solver.read_text()
+
+
+def test_caffe_train_runs_the_corpus_lenet_with_checks_and_its_solver_edited(caffe, tmp_path):
+    net_path = CORPUS / "caffe" / "lenet_train_test.prototxt"
+    if not net_path.exists():
+        pytest.skip(MISSING)
+    net = with_dummy_data(read(net_path), channels=1, size=28)
+    (tmp_path / "checked.prototxt").write_text(inject_text(net).text)
+    solver = read(CORPUS / "caffe" / "lenet_solver.prototxt")
+    for old, new in (("max_iter: 10000", "max_iter: 3"), ("test_interval: 500", "test_interval: 2"),
+                     ("test_iter: 100", "test_iter: 1"), ("solver_mode: GPU", "solver_mode: CPU"),
+                     ('snapshot_prefix: "examples/mnist/lenet"', 'snapshot_prefix: "snap"')):
+        assert old in solver
+        solver = solver.replace(old, new)
+    edited = enable_debug_info(solver, net_path="checked.prototxt", display=1)
+    (tmp_path / "solver.prototxt").write_text(edited.text)
+    run = subprocess.run(
+        ["caffe", "train", "-solver", "solver.prototxt"], cwd=tmp_path,
+        env=dict(ENV, GLOG_minloglevel="0"), capture_output=True, text=True, timeout=300,
+    )
+    assert "Optimization Done." in run.stderr, run.stderr[-3000:]
+    assert "[Forward] Layer nancheck/ip2, top blob ip2 data:" in run.stderr
+    assert "Test net output #0: accuracy" in run.stderr
 
 
 def test_checks_injected_by_inject_catch_a_planted_nan(caffe, tmp_path):

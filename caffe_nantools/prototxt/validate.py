@@ -5,7 +5,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Optional
 
+from caffe_nantools.errors import NanToolsError
 from caffe_nantools.pycaffe import CaffeUnavailableError, load_caffe
+
+
+class CaffeRejectsError(NanToolsError):
+    """Caffe's parser does not accept the text (``path: line:col : what``)."""
 
 
 def caffe_pb2() -> Optional[ModuleType]:
@@ -18,20 +23,22 @@ def caffe_pb2() -> Optional[ModuleType]:
     return module
 
 
-def caffe_rejects(text: str, message: str = "NetParameter") -> Optional[str]:
-    """What Caffe's parser says is wrong with ``text`` read as ``message`` (``NetParameter`` or
-    ``SolverParameter``), or None when it accepts it.
+def validate(text: str, path: str = "<string>", message: str = "NetParameter") -> bool:
+    """Have Caffe's parser read ``text`` as ``message`` (``NetParameter`` or ``SolverParameter``).
+
+    Returns:
+        True when Caffe accepts it, False when there is no pycaffe here to ask.
 
     Raises:
-        CaffeUnavailableError: no pycaffe here.
+        CaffeRejectsError: Caffe's parser rejects it; the message is Caffe's, with its position.
     """
     module = caffe_pb2()
     if module is None:
-        raise CaffeUnavailableError("validating against Caffe's schema needs pycaffe")
+        return False
     from google.protobuf import text_format
 
     try:
         text_format.Parse(text, getattr(module, message)())
     except text_format.ParseError as e:
-        return str(e)
-    return None
+        raise CaffeRejectsError(f"{path}: Caffe's parser rejects it: {e}") from None
+    return True
