@@ -20,6 +20,8 @@ import numpy as np
 #: How many bad sample indices a report lists; the total is always given.
 SHOWN_SAMPLES = 10
 
+_ALL = ["->"] + ["abcdefghijklmnopqrstuvwxyz"[:n] + "->" for n in range(1, 27)]
+
 
 def is_finite(x: np.ndarray, max_abs: Optional[float] = None) -> bool:
     """Tell whether every element of ``x`` is finite (and, given ``max_abs``, within it).
@@ -34,8 +36,10 @@ def is_finite(x: np.ndarray, max_abs: Optional[float] = None) -> bool:
         to learn what failed.
     """
     if x.dtype.kind == "f" and max_abs is None:
-        # The hot path: one reduction (an empty array sums to 0, which is finite).
-        if math.isfinite(np.einsum("i->", x.reshape(-1))):
+        # The hot path: one reduction (an empty array sums to 0, which is finite). A strided
+        # view is summed as it is; flattening it would copy it first.
+        total = np.einsum("i->", x.reshape(-1)) if x.flags.c_contiguous else np.einsum(_ALL[x.ndim], x)
+        if math.isfinite(total):
             return True
         # The sum of finite values can overflow to inf; tell that apart from a real NaN/inf.
         return bool(np.isfinite(x).all())
