@@ -95,6 +95,66 @@ def _remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _shard(text: str):
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (e.g. 0/4)") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"{text}: K must be 0..N-1")
+    return k, n
+
+
+def _print_report(report, args) -> None:
+    if args.json:
+        sys.stdout.write(report.to_json())
+    elif args.csv:
+        sys.stdout.write(report.to_csv())
+    else:
+        sys.stdout.write(report.format_table())
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from caffe_nantools.scan import scan
+
+    report = scan(
+        args.target,
+        backend=args.backend,
+        limit=args.limit,
+        max_findings=args.max_findings,
+        shard=args.shard,
+        workers=args.workers,
+        write_clean=args.write_clean,
+        progress=sys.stderr.isatty() and not args.quiet,
+    )
+    _print_report(report, args)
+    return report.return_code
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import json
+
+    from caffe_nantools.files import read_text
+    from caffe_nantools.scan import ScanReport, merge_reports
+    from caffe_nantools.scan.scanner import ScanError
+
+    reports = []
+    for path in args.reports:
+        try:
+            reports.append(ScanReport.from_dict(json.loads(read_text(path))))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ScanError(f"{path}: not a scan report made with --json ({e})") from None
+    report = merge_reports(reports)
+    _print_report(report, args)
+    return report.return_code
+
+
+def _output_format(parser: argparse.ArgumentParser) -> None:
+    formats = parser.add_mutually_exclusive_group()
+    formats.add_argument("--json", action="store_true", help="the report as JSON")
+    formats.add_argument("--csv", action="store_true", help="the findings as CSV")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -165,6 +225,33 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("files", nargs="+", metavar="FILE", help="checked nets and solvers")
     _add_edit_outputs(remove, "where the result goes (one input file)")
     remove.set_defaults(run=_remove)
+
+    scan = commands.add_parser(
+        "scan",
+        help="find every bad sample of an LMDB, LevelDB, HDF5 or ImageData source",
+        description="Read every record of a data source and name each bad one by its key or "
+        "row: NaN/inf values, undecodable images, records that are not Datums, wrong shapes, "
+        "bad labels. Exit 0 clean, 1 bad records found, 2 usage or I/O error.",
+    )
+    scan.add_argument("target", metavar="PATH", help="an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list")
+    scan.add_argument("--backend", choices=("lmdb", "leveldb", "hdf5", "imagelist"), help="the source's kind (detected when not given)")
+    scan.add_argument("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
+    scan.add_argument("--max-findings", type=_positive_int, metavar="N", help="list at most N findings (the rest are counted)")
+    scan.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="scan in N processes")
+    scan.add_argument("--shard", type=_shard, metavar="K/N", help="scan only slice K of N (0-based); join the --json reports with merge")
+    scan.add_argument("--write-clean", metavar="OUT", help="copy the source to OUT without the bad records (same backend)")
+    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _output_format(scan)
+    scan.set_defaults(run=_scan)
+
+    merge = commands.add_parser(
+        "merge",
+        help="join the --json reports of scan shards into one report",
+        description="Join scan reports (made with --json, e.g. one per --shard) into one.",
+    )
+    merge.add_argument("reports", nargs="+", metavar="REPORT.json")
+    _output_format(merge)
+    merge.set_defaults(run=_merge)
     return parser
 
 

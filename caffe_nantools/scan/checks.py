@@ -1,0 +1,185 @@
+"""The checks a scan runs on a batch of records, whatever store they came from."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from caffe_nantools.datum import Batch, decode_batch
+from caffe_nantools.finite import finite_stats, is_finite
+from caffe_nantools.scan.report import Finding, ScanReport, Summary
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass
+class Expect:
+    """What the net says about its input, where it says it.
+
+    Attributes:
+        shape: (channels, height, width) a record must have (from a mean file); else the first
+            record's shape is the reference.
+        num_classes: labels must be below it (num_output of the layer feeding the loss).
+        scale, mean: the data layer's transform_param; values that they push past float32's
+            range are reported.
+        integer_labels: labels must be whole numbers (HDF5 labels of a classification loss).
+    """
+
+    shape: Optional[Tuple[int, ...]] = None
+    num_classes: Optional[int] = None
+    scale: float = 1.0
+    mean: float = 0.0
+    integer_labels: bool = False
+
+
+class Collector:
+    """Gathers findings into a report, up to ``max_findings`` listed (the rest counted)."""
+
+    def __init__(self, report: ScanReport, source: str, backend: str, max_findings: Optional[int] = None) -> None:
+        self.report = report
+        self.source = source
+        self.max_findings = max_findings
+        if source not in report.sources:
+            report.sources.append(source)
+        self.summary = report.summaries.setdefault(source, Summary(backend))
+
+    def add(self, index: int, key: str, field: str, problem: str, detail: str) -> None:
+        if self.max_findings is not None and len(self.report.findings) >= self.max_findings:
+            self.report.unlisted += 1
+            return
+        self.report.findings.append(Finding(self.source, index, key, field, problem, detail))
+
+
+def key_text(key: bytes) -> str:
+    """A store key as text: UTF-8 where it is, ``\\xNN`` escapes for other bytes."""
+    return key.decode("utf-8", "backslashreplace")
+
+
+def describe(stats) -> str:
+    return f"{stats.nan} NaN, {stats.posinf} +inf, {stats.neginf} -inf in {stats.count} values"
+
+
+def problem_of(stats) -> str:
+    return "nan" if stats.nan else "inf"
+
+
+@dataclass
+class DatumChecker:
+    """Checks batches of serialized Datums (LMDB, LevelDB) and keeps the summary."""
+
+    collector: Collector
+    expect: Expect = field(default_factory=Expect)
+    reference: Optional[Tuple[int, int, int]] = None
+
+    def __post_init__(self) -> None:
+        if self.expect.shape is not None:
+            self.reference = tuple(self.expect.shape)  # type: ignore[assignment]
+
+    def check(self, keys: Sequence[bytes], values: Sequence[bytes], first_index: int) -> List[int]:
+        """Check one batch; returns the batch rows found bad."""
+        batch = decode_batch(values)
+        add = self.collector.add
+        bad: set = set()
+
+        def report(row: int, field_name: str, problem: str, detail: str) -> None:
+            bad.add(row)
+            add(first_index + row, key_text(keys[row]), field_name, problem, detail)
+
+        for row, why in batch.broken:
+            report(row, "datum", "not_datum", f"not a Datum: {why}")
+        for row in batch.empty:
+            report(row, "data", "empty", "no data, float_data or encoded image")
+        ok = np.ones(len(values), bool)
+        for row, _ in batch.broken:
+            ok[row] = False
+        self._check_shapes(batch, ok, report)
+        for rows, array in batch.groups:
+            self._check_values(rows, array, batch, report)
+        for row, image in batch.encoded:
+            self._check_image(row, image, report)
+        self._check_labels(batch.labels[ok], np.flatnonzero(ok), report)
+        summary = self.collector.summary
+        summary.records += len(values)
+        shapes = batch.shapes[ok]
+        if shapes.size:
+            kinds, counts = np.unique(shapes, axis=0, return_counts=True)
+            summary.shapes.update({"x".join(map(str, k)): int(c) for k, c in zip(kinds.tolist(), counts.tolist())})
+            summary.count_labels(batch.labels[ok])
+        return sorted(bad)
+
+    def _check_shapes(self, batch: Batch, ok: np.ndarray, report) -> None:
+        shapes = batch.shapes
+        rows = np.flatnonzero(ok)
+        if rows.size and self.reference is None:
+            self.reference = tuple(int(v) for v in shapes[rows[0]])
+        reference = np.asarray(self.reference)
+        source = "the mean file's" if self.expect.shape is not None else "the first record's"
+        for row in rows[(shapes[rows] != reference).any(axis=1)]:
+            got = "x".join(map(str, shapes[row]))
+            report(int(row), "shape", "shape", f"{got}, not {'x'.join(map(str, reference))} ({source})")
+        for group_rows, values in batch.groups:
+            expected = np.prod(shapes[group_rows], axis=1)
+            for row in group_rows[expected != values.shape[1]]:
+                c, h, w = shapes[row]
+                report(int(row), "data", "shape", f"{values.shape[1]} values, but channels x height x width = {c * h * w}")
+
+    def _check_values(self, rows: np.ndarray, values: np.ndarray, batch: Batch, report) -> None:
+        kind = values.dtype
+        name = "float_data" if kind.kind == "f" else "data"
+        summary = self.collector.summary
+        summary.dtypes[str(kind)] += len(rows)
+        stats = summary.stats(name)
+        if kind.kind != "f":
+            stats.update(float(values.min()), float(values.max()), float(values.sum(dtype=np.float64)), values.size)
+            return
+        # One contiguous copy makes the all-finite check and the summary's min/max/sum cheap.
+        dense = np.ascontiguousarray(values)
+        if is_finite(dense):
+            lo, hi = float(dense.min()), float(dense.max())
+            stats.update(lo, hi, float(np.einsum("i->", dense.reshape(-1), dtype=np.float64)), dense.size)
+            if self.expect.scale != 1.0 or self.expect.mean != 0.0:
+                self._check_overflow(rows, dense, name, report)
+            return
+        stats.add(dense)
+        for i in np.flatnonzero(~np.isfinite(dense).all(axis=1)):
+            s = finite_stats(dense[i])
+            report(int(rows[i]), name, problem_of(s), describe(s))
+
+    def _check_overflow(self, rows: np.ndarray, dense: np.ndarray, name: str, report) -> None:
+        e = self.expect
+        hi, lo = dense.max(axis=1).astype(np.float64), dense.min(axis=1).astype(np.float64)
+        worst = np.maximum(np.abs(hi - e.mean), np.abs(lo - e.mean)) * abs(e.scale)
+        for i in np.flatnonzero(worst > FLT_MAX):
+            report(int(rows[i]), name, "overflow", f"(x - {e.mean:g}) * {e.scale:g} reaches {worst[i]:.3g}, past float32's range: inf in the net")
+
+    def _check_image(self, row: int, image: bytes, report) -> None:
+        summary = self.collector.summary
+        summary.dtypes["encoded"] += 1
+        problem = decode_problem(image)
+        if problem:
+            report(row, "data", "decode", problem)
+
+    def _check_labels(self, labels: np.ndarray, rows: np.ndarray, report) -> None:
+        for row, label in zip(rows[labels < 0], labels[labels < 0]):
+            report(int(row), "label", "label", f"label {int(label)} is negative")
+        n = self.expect.num_classes
+        if n is not None:
+            high = labels >= n
+            for row, label in zip(rows[high], labels[high]):
+                report(int(row), "label", "label", f"label {int(label)} >= {n}, the number of classes")
+
+
+def decode_problem(image: bytes) -> Optional[str]:
+    """Why an encoded image does not decode, or None if it does."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(io.BytesIO(image)) as img:
+            img.load()
+    except Exception as e:  # PIL raises many kinds for a broken file
+        return f"the encoded image does not decode ({type(e).__name__}: {e})"
+    return None

@@ -1,0 +1,238 @@
+"""What a scan found: one Finding per bad record, a summary per source, and the renderings
+(a table for people, JSON and CSV for machines). Reports from shards merge into one."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+EXIT_CLEAN, EXIT_FINDINGS = 0, 1
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem with one record.
+
+    Attributes:
+        source: the store, file or list scanned.
+        index: 0-based position of the record in scan order (key order, file row order).
+        key: LMDB/LevelDB key as text (bytes escaped), ``<file>:<row>`` for HDF5, the image
+            path as listed for ImageData.
+        field: what part of the record (``data``, ``label``, ``float_data``, a dataset...).
+        problem: ``nan``, ``inf``, ``decode``, ``not_datum``, ``shape``, ``empty``, ``label``,
+            ``missing``, ``rows``, ``overflow``, ``mean``.
+        detail: the numbers, in words.
+    """
+
+    source: str
+    index: int
+    key: str
+    field: str
+    problem: str
+    detail: str
+
+
+class FieldStats:
+    """Running min/max/mean of the finite values of one field."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.min: Optional[float] = None
+        self.max: Optional[float] = None
+
+    def update(self, lo: float, hi: float, total: float, count: int) -> None:
+        if count == 0:
+            return
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+        self.total += total
+        self.count += count
+
+    def add(self, values: np.ndarray) -> None:
+        """Take the finite values of ``values`` into account."""
+        if values.size == 0:
+            return
+        finite = values if values.dtype.kind in "ui" else values[np.isfinite(values)]
+        if finite.size:
+            self.update(float(finite.min()), float(finite.max()), float(finite.sum(dtype=np.float64)), int(finite.size))
+
+    def to_dict(self) -> dict:
+        mean = self.total / self.count if self.count else None
+        return {"min": self.min, "max": self.max, "mean": mean, "values": self.count}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FieldStats":
+        stats = cls()
+        if d["values"]:
+            stats.update(d["min"], d["max"], d["mean"] * d["values"], d["values"])
+        return stats
+
+
+@dataclass
+class Summary:
+    """Counts and ranges for one source."""
+
+    backend: str
+    records: int = 0
+    shapes: Counter = field(default_factory=Counter)
+    dtypes: Counter = field(default_factory=Counter)
+    labels: Counter = field(default_factory=Counter)
+    fields: Dict[str, FieldStats] = field(default_factory=dict)
+
+    def stats(self, name: str) -> FieldStats:
+        return self.fields.setdefault(name, FieldStats())
+
+    def count_labels(self, labels: np.ndarray) -> None:
+        values, counts = np.unique(labels, return_counts=True)
+        self.labels.update(dict(zip(values.tolist(), counts.tolist())))
+
+    def merge(self, other: "Summary") -> None:
+        self.records += other.records
+        self.shapes.update(other.shapes)
+        self.dtypes.update(other.dtypes)
+        self.labels.update(other.labels)
+        for name, stats in other.fields.items():
+            if stats.count:
+                self.stats(name).update(stats.min, stats.max, stats.total, stats.count)
+
+    def to_dict(self) -> dict:
+        return {
+            "backend": self.backend,
+            "records": self.records,
+            "shapes": dict(sorted(self.shapes.items())),
+            "dtypes": dict(sorted(self.dtypes.items())),
+            "labels": {str(k): v for k, v in sorted(self.labels.items(), key=lambda kv: _label_order(kv[0]))},
+            "fields": {name: stats.to_dict() for name, stats in self.fields.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Summary":
+        summary = cls(d["backend"], d["records"], Counter(d["shapes"]), Counter(d["dtypes"]))
+        summary.labels = Counter({_label_key(k): v for k, v in d["labels"].items()})
+        summary.fields = {name: FieldStats.from_dict(s) for name, s in d["fields"].items()}
+        return summary
+
+
+def _label_key(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _label_order(label) -> tuple:
+    return (0, label) if isinstance(label, (int, float)) else (1, str(label))
+
+
+@dataclass
+class ScanReport:
+    """Everything a scan found. ``return_code``: 0 clean, 1 bad records found."""
+
+    sources: List[str] = field(default_factory=list)
+    findings: List[Finding] = field(default_factory=list)
+    summaries: Dict[str, Summary] = field(default_factory=dict)
+    unlisted: int = 0  # findings beyond --max-findings, counted but not listed
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def return_code(self) -> int:
+        return EXIT_FINDINGS if self.findings or self.unlisted else EXIT_CLEAN
+
+    def sort(self) -> None:
+        """Findings in source order, then record order."""
+        order = {s: i for i, s in enumerate(self.sources)}
+        self.findings.sort(key=lambda f: (order.get(f.source, len(order)), f.index))
+
+    def to_dict(self) -> dict:
+        return {
+            "sources": self.sources,
+            "findings": [asdict(f) for f in self.findings],
+            "summary": {source: s.to_dict() for source, s in self.summaries.items()},
+            "unlisted_findings": self.unlisted,
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScanReport":
+        return cls(
+            sources=list(d["sources"]),
+            findings=[Finding(**f) for f in d["findings"]],
+            summaries={source: Summary.from_dict(s) for source, s in d["summary"].items()},
+            unlisted=d.get("unlisted_findings", 0),
+            notes=list(d.get("notes", [])),
+        )
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["source", "index", "key", "field", "problem", "detail"])
+        for f in self.findings:
+            writer.writerow([f.source, f.index, f.key, f.field, f.problem, f.detail])
+        return out.getvalue()
+
+    def format_table(self) -> str:
+        lines = []
+        if self.findings:
+            rows = [("index", "key", "field", "problem", "detail")]
+            rows += [(str(f.index), f.key, f.field, f.problem, f.detail) for f in self.findings]
+            widths = [min(max(len(r[i]) for r in rows), 40) for i in range(4)]
+            by_source: Dict[str, List[Finding]] = {}
+            for f in self.findings:
+                by_source.setdefault(f.source, []).append(f)
+            for source, findings in by_source.items():
+                lines.append(f"{source}: {len(findings)} bad records")
+                lines.append("  " + "  ".join(rows[0][i].ljust(widths[i]) for i in range(4)) + "  detail")
+                for f in findings:
+                    cells = (str(f.index), f.key, f.field, f.problem)
+                    lines.append("  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells)) + "  " + f.detail)
+                lines.append("")
+        if self.unlisted:
+            lines.append(f"... and {self.unlisted} more findings not listed (--max-findings)")
+        for source, s in self.summaries.items():
+            lines.append(f"{source} ({s.backend}): {s.records} records")
+            if s.shapes:
+                lines.append("  shapes: " + ", ".join(f"{k} x{v}" for k, v in s.shapes.most_common(5)))
+            if s.dtypes:
+                lines.append("  dtypes: " + ", ".join(f"{k} x{v}" for k, v in s.dtypes.most_common()))
+            if s.labels:
+                shown = sorted(s.labels.items(), key=lambda kv: _label_order(kv[0]))
+                text = ", ".join(f"{k}: {v}" for k, v in shown[:20])
+                more = f", ... ({len(shown)} labels)" if len(shown) > 20 else ""
+                lines.append(f"  labels: {text}{more}")
+            for name, stats in s.fields.items():
+                d = stats.to_dict()
+                if d["values"]:
+                    lines.append(f"  {name}: min {d['min']:.6g}, max {d['max']:.6g}, mean {d['mean']:.6g}")
+        for note in self.notes:
+            lines.append(f"note: {note}")
+        verdict = f"{len(self.findings) + self.unlisted} bad records" if self.return_code else "no bad records"
+        lines.append(verdict)
+        return "\n".join(lines) + "\n"
+
+
+def merge_reports(reports: Iterable[ScanReport]) -> ScanReport:
+    """One report from the reports of shards of the same scan (findings in index order)."""
+    merged = ScanReport()
+    for report in reports:
+        for source in report.sources:
+            if source not in merged.sources:
+                merged.sources.append(source)
+        merged.findings.extend(report.findings)
+        merged.unlisted += report.unlisted
+        merged.notes.extend(n for n in report.notes if n not in merged.notes)
+        for source, summary in report.summaries.items():
+            if source in merged.summaries:
+                merged.summaries[source].merge(summary)
+            else:
+                merged.summaries[source] = Summary.from_dict(summary.to_dict())
+    merged.sort()
+    return merged

@@ -1,0 +1,224 @@
+"""``scan``: every record of a data source read and checked, the bad ones named by key or row."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Set, Tuple
+
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
+from caffe_nantools.scan.report import ScanReport, merge_reports
+from caffe_nantools.scan.stores import StoreError, open_store
+
+BACKENDS = ("lmdb", "leveldb", "hdf5", "imagelist")
+
+
+class ScanError(NanToolsError):
+    """A scan that cannot run: bad options, a source that cannot be found or opened."""
+
+
+@dataclass
+class Source:
+    """One thing to scan: a path, its backend, and what the net expects of it."""
+
+    path: str
+    backend: str
+    expect: Expect = field(default_factory=Expect)
+    label: str = ""  # where it came from (a data layer), for messages
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+
+def detect_backend(path: str) -> str:
+    """Which backend ``path`` is: an LMDB or LevelDB folder, an HDF5 file or list of them, or
+    an ImageData list."""
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "data.mdb")):
+            return "lmdb"
+        if os.path.exists(os.path.join(path, "CURRENT")):
+            return "leveldb"
+        raise ScanError(f"{path}: a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend")
+    if not os.path.exists(path):
+        raise ScanError(f"{path}: no such file or folder")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x89HDF"):
+        return "hdf5"
+    if os.path.basename(path) == "data.mdb":
+        return "lmdb"
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = next((line.strip() for line in f if line.strip()), "")
+    except UnicodeDecodeError:
+        raise ScanError(f"{path}: not a store this tool knows; give --backend") from None
+    if first.lower().endswith((".h5", ".hdf5", ".hdf")):
+        return "hdf5"
+    return "imagelist"
+
+
+class Progress:
+    """Records/s and ETA on stderr, redrawn at most 5 times a second; silent off a terminal."""
+
+    def __init__(self, label: str, total: Optional[int], enabled: bool) -> None:
+        self.label, self.total, self.enabled = label, total, enabled
+        self.done = 0
+        self.start = self.shown = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and now - self.shown >= 0.2:
+            self.shown = now
+            rate = self.done / max(now - self.start, 1e-9)
+            of = f"/{self.total}" if self.total else ""
+            eta = f", ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate else ""
+            sys.stderr.write(f"\r{self.label}: {self.done}{of} records, {rate:,.0f}/s{eta}   ")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+
+def _shard_range(total: int, shard: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    if shard is None:
+        return 0, total
+    k, n = shard
+    return k * total // n, (k + 1) * total // n
+
+
+def scan_store(
+    source: Source,
+    report: ScanReport,
+    *,
+    limit: Optional[int] = None,
+    max_findings: Optional[int] = None,
+    shard: Optional[Tuple[int, int]] = None,
+    progress: bool = False,
+) -> Set[int]:
+    """Scan an LMDB or LevelDB of Datums into ``report``; returns the bad record indices."""
+    try:
+        store = open_store(source.path, source.backend)
+        total = store.count()
+    except StoreError as e:
+        raise ScanError(str(e)) from None
+    first, end = _shard_range(total, shard)
+    if limit is not None:
+        end = min(end, first + limit)
+    if first >= end:
+        Collector(report, source.name, source.backend, max_findings)
+        return set()
+    start_key, stop_key = store.keys_at([first, end]) if (first or end < total) else (None, None)
+    checker = DatumChecker(Collector(report, source.name, source.backend, max_findings), source.expect)
+    bar = Progress(os.path.basename(source.path.rstrip("/")), end - first, progress)
+    bad: Set[int] = set()
+    index = first
+    try:
+        for keys, values in store.batches(start_key, stop_key, end - first):
+            bad.update(index + row for row in checker.check(keys, values, index))
+            index += len(keys)
+            bar.update(len(keys))
+    except StoreError as e:
+        raise ScanError(str(e)) from None
+    finally:
+        bar.close()
+    return bad
+
+
+def scan(
+    target: str,
+    *,
+    backend: Optional[str] = None,
+    limit: Optional[int] = None,
+    max_findings: Optional[int] = None,
+    shard: Optional[Tuple[int, int]] = None,
+    workers: int = 1,
+    write_clean: Optional[str] = None,
+    progress: bool = False,
+) -> ScanReport:
+    """``caffe-nantools scan PATH``: check every record of a data source.
+
+    Args:
+        target: an LMDB or LevelDB folder, an HDF5 file or list file, an ImageData list.
+        backend: ``lmdb``, ``leveldb``, ``hdf5`` or ``imagelist``; detected when None.
+        limit: scan only the first N records.
+        max_findings: list at most N findings (the rest are counted).
+        shard: ``(k, n)``: scan only the k-th of n equal slices (0-based), for scanning a
+            huge store in pieces; ``merge`` joins the reports.
+        workers: scan the slices in this many processes and merge.
+        write_clean: copy the source to this new path without the bad records.
+        progress: show records/s and ETA on stderr.
+
+    Raises:
+        ScanError: bad options, or a source that cannot be read (one line, naming it).
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise ScanError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+    if workers < 1:
+        raise ScanError(f"--workers {workers}: must be 1 or more")
+    if shard is not None and workers > 1:
+        raise ScanError("--shard and --workers exclude each other (run one process per shard)")
+    if write_clean is not None:
+        if shard is not None or limit is not None:
+            raise ScanError("--write-clean needs the whole source: no --shard or --limit")
+        if os.path.exists(write_clean):
+            raise ScanError(f"--write-clean {write_clean}: already exists; give a new path (the source is never changed)")
+    source = Source(target, backend or detect_backend(target))
+    if workers > 1:
+        report, bad = _scan_in_processes(source, workers, limit, max_findings)
+    else:
+        report = ScanReport()
+        bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress)
+    report.sort()
+    if write_clean is not None:
+        kept = _write_clean(source, bad, write_clean)
+        report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
+    return report
+
+
+def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
+    if source.backend in ("lmdb", "leveldb"):
+        return scan_store(source, report, **options)
+    raise ScanError(f"{source.path}: the {source.backend} backend is not supported yet")
+
+
+def _scan_shard(args) -> Tuple[dict, List[int]]:
+    source, k, n, limit, max_findings = args
+    report = ScanReport()
+    bad = _scan_source(source, report, limit=None, max_findings=max_findings, shard=(k, n), progress=False)
+    return report.to_dict(), sorted(bad)
+
+
+def _scan_in_processes(source: Source, workers: int, limit, max_findings) -> Tuple[ScanReport, Set[int]]:
+    import multiprocessing
+
+    if limit is not None:
+        raise ScanError("--limit and --workers exclude each other")
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(workers) as pool:
+        results = pool.map(_scan_shard, [(source, k, workers, None, max_findings) for k in range(workers)])
+    report = merge_reports(ScanReport.from_dict(d) for d, _ in results)
+    if max_findings is not None and len(report.findings) > max_findings:
+        report.unlisted += len(report.findings) - max_findings
+        del report.findings[max_findings:]
+    return report, {i for _, bad in results for i in bad}
+
+
+def _write_clean(source: Source, bad: Set[int], target: str) -> int:
+    store = open_store(source.path, source.backend)
+
+    def good():
+        index = 0
+        for keys, values in store.batches():
+            for key, value in zip(keys, values):
+                if index not in bad:
+                    yield key, value
+                index += 1
+
+    return store.write(target, good())

@@ -1,0 +1,153 @@
+"""Key-value stores of Datums (LMDB, LevelDB): read in key order, a batch at a time, in
+constant memory; count; copy without chosen records."""
+from __future__ import annotations
+
+import os
+from itertools import islice
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+from caffe_nantools.errors import NanToolsError
+
+BATCH = 1024
+
+
+class StoreError(NanToolsError):
+    """A store that cannot be opened or read (the message names it)."""
+
+
+def _need(module: str, extra: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise StoreError(f"reading this store needs the Python package {module!r}: pip install 'caffe-nantools[{extra}]'") from None
+
+
+class LMDBStore:
+    backend = "lmdb"
+
+    def __init__(self, path: str) -> None:
+        lmdb = _need("lmdb", "lmdb")
+        self.path = path
+        subdir = os.path.isdir(path)
+        if not os.path.exists(path):
+            raise StoreError(f"{path}: no such LMDB")
+        try:
+            self.env = lmdb.open(path, subdir=subdir, readonly=True, lock=False, readahead=False, max_readers=256)
+        except lmdb.Error as e:
+            raise StoreError(f"{path}: cannot open as LMDB ({e})") from None
+        self._error = lmdb.Error
+
+    def count(self) -> int:
+        return int(self.env.stat()["entries"])
+
+    def keys_at(self, positions: Sequence[int]) -> List[Optional[bytes]]:
+        """The keys at these 0-based positions in key order (None past the end)."""
+        with self.env.begin() as txn:
+            return _keys_at(txn.cursor().iternext(keys=True, values=False), positions)
+
+    def batches(self, start: Optional[bytes] = None, stop: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
+        try:
+            with self.env.begin(buffers=False) as txn:
+                cursor = txn.cursor()
+                if start is not None and not cursor.set_range(start):
+                    return
+                yield from _batched(cursor.iternext(), stop, limit)
+        except self._error as e:
+            raise StoreError(f"{self.path}: read failed ({e})") from None
+
+    def write(self, path: str, items: Iterator[Tuple[bytes, bytes]]) -> int:
+        import lmdb
+
+        size = max(os.path.getsize(os.path.join(self.path, "data.mdb")) if os.path.isdir(self.path) else os.path.getsize(self.path), 1 << 20)
+        env = lmdb.open(path, map_size=2 * size, subdir=True)
+        written = 0
+        try:
+            for chunk in _chunks(items, BATCH):
+                with env.begin(write=True) as txn:
+                    for key, value in chunk:
+                        txn.put(key, value)
+                written += len(chunk)
+        finally:
+            env.close()
+        return written
+
+
+class LevelDBStore:
+    backend = "leveldb"
+
+    def __init__(self, path: str) -> None:
+        plyvel = _need("plyvel", "leveldb")
+        self.path = path
+        if not os.path.isdir(path):
+            raise StoreError(f"{path}: no such LevelDB folder")
+        try:
+            self.db = plyvel.DB(path, create_if_missing=False)
+        except (plyvel.Error, IOError) as e:
+            raise StoreError(f"{path}: cannot open as LevelDB ({e}); is Caffe still using it?") from None
+        self._error = plyvel.Error
+
+    def count(self) -> int:
+        return sum(1 for _ in self.db.iterator(include_value=False))
+
+    def keys_at(self, positions: Sequence[int]) -> List[Optional[bytes]]:
+        return _keys_at(self.db.iterator(include_value=False), positions)
+
+    def batches(self, start: Optional[bytes] = None, stop: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
+        try:
+            yield from _batched(self.db.iterator(start=start), stop, limit)
+        except self._error as e:
+            raise StoreError(f"{self.path}: read failed ({e})") from None
+
+    def write(self, path: str, items: Iterator[Tuple[bytes, bytes]]) -> int:
+        import plyvel
+
+        db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
+        written = 0
+        try:
+            for chunk in _chunks(items, BATCH):
+                with db.write_batch() as wb:
+                    for key, value in chunk:
+                        wb.put(key, value)
+                written += len(chunk)
+        finally:
+            db.close()
+        return written
+
+
+def _keys_at(keys, positions: Sequence[int]) -> List[Optional[bytes]]:
+    wanted, last, found = set(positions), max(positions), {}
+    for i, key in enumerate(keys):
+        if i in wanted:
+            found[i] = key
+        if i >= last:
+            break
+    return [found.get(p) for p in positions]
+
+
+def _batched(items, stop: Optional[bytes], limit: Optional[int]):
+    if limit is not None:
+        items = islice(items, limit)
+    while True:
+        chunk = list(islice(items, BATCH))
+        if not chunk:
+            return
+        keys = [k for k, _ in chunk]
+        values = [v for _, v in chunk]
+        if stop is not None and keys[-1] >= stop:
+            cut = next(i for i, k in enumerate(keys) if k >= stop)
+            if cut:
+                yield keys[:cut], values[:cut]
+            return
+        yield keys, values
+
+
+def _chunks(items, size: int):
+    while True:
+        chunk = list(islice(items, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def open_store(path: str, backend: str):
+    return {"lmdb": LMDBStore, "leveldb": LevelDBStore}[backend](path)

@@ -1,0 +1,70 @@
+"""Small LMDB and LevelDB stores of Datums for the scan tests."""
+import numpy as np
+
+from datums import datum
+
+
+def write_store(path, backend, records):
+    """``records``: (key bytes, value bytes) pairs."""
+    if backend == "lmdb":
+        import lmdb
+
+        env = lmdb.open(str(path), map_size=1 << 28)
+        with env.begin(write=True) as txn:
+            for key, value in records:
+                txn.put(key, value)
+        env.close()
+    else:
+        import plyvel
+
+        db = plyvel.DB(str(path), create_if_missing=True)
+        for key, value in records:
+            db.put(key, value)
+        db.close()
+
+
+def planted(n=300, shape=(3, 4, 4), seed=0):
+    """Float Datums keyed 00000000.. with problems at known keys; returns (records, expected
+    findings as (index, key, problem))."""
+    rng = np.random.default_rng(seed)
+    records, expected = [], []
+    for i in range(n):
+        x = rng.standard_normal(shape).astype(np.float32)
+        label = i % 5
+        key = f"{i:08d}".encode()
+        if i == 7:
+            x[0, 0, 1] = np.nan
+            expected.append((i, "nan"))
+        if i == 150:
+            x[1, 2, 3] = -np.inf
+            expected.append((i, "inf"))
+        if i == 42:
+            label = -3
+            expected.append((i, "label"))
+        if i == 99:
+            x = rng.standard_normal((1, 4, 4)).astype(np.float32)
+            expected.append((i, "shape"))
+        value = datum(x, label=label)
+        if i == 201:
+            value = b"not a datum at all"
+            expected.append((i, "not_datum"))
+        records.append((key, value))
+    return records, expected
+
+
+def read_store(path, backend):
+    """All (key, value) pairs in key order."""
+    if backend == "lmdb":
+        import lmdb
+
+        env = lmdb.open(str(path), readonly=True, lock=False)
+        with env.begin() as txn:
+            items = list(txn.cursor())
+        env.close()
+        return items
+    import plyvel
+
+    db = plyvel.DB(str(path))
+    items = list(db.iterator())
+    db.close()
+    return items

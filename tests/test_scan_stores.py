@@ -1,0 +1,174 @@
+"""scan on LMDB and LevelDB stores of Datums: exactly the planted problems, by key."""
+import json
+
+import numpy as np
+import pytest
+
+from caffe_nantools.cli import main
+from caffe_nantools.scan import ScanError, ScanReport, merge_reports, scan
+from caffe_nantools.scan.checks import Expect
+from datums import datum
+from stores import planted, read_store, write_store
+
+lmdb = pytest.importorskip("lmdb")
+plyvel = pytest.importorskip("plyvel")
+
+BACKENDS = ["lmdb", "leveldb"]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    records, expected = planted()
+    path = tmp_path / request.param
+    write_store(path, request.param, records)
+    return str(path), request.param, expected
+
+
+def found(report):
+    return [(f.index, f.problem) for f in report.findings]
+
+
+def test_scan_finds_exactly_the_planted_records(store):
+    path, backend, expected = store
+    report = scan(path)
+    assert found(report) == sorted(expected)
+    by_index = {f.index: f for f in report.findings}
+    assert by_index[7].key == "00000007" and by_index[7].detail == "1 NaN, 0 +inf, 0 -inf in 48 values"
+    assert by_index[150].detail == "0 NaN, 0 +inf, 1 -inf in 48 values"
+    assert by_index[99].detail == "1x4x4, not 3x4x4 (the first record's)"
+    assert by_index[42].detail == "label -3 is negative"
+    assert by_index[201].detail.startswith("not a Datum: ")
+    summary = report.summaries[path]
+    assert summary.backend == backend and summary.records == 300
+    assert summary.shapes == {"3x4x4": 298, "1x4x4": 1}
+    assert report.return_code == 1
+
+
+def test_clean_store_exits_0_with_a_summary(tmp_path, capsys):
+    path = tmp_path / "clean"
+    x = np.arange(12, dtype=np.float32).reshape(3, 2, 2)
+    write_store(path, "lmdb", [(b"a", datum(x, label=1)), (b"b", datum(x + 1, label=2))])
+    assert main(["scan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "no bad records" in out and "float_data: min 0, max 12, mean 6" in out
+    assert "labels: 1: 1, 2: 1" in out
+
+
+def test_uint8_and_encoded_images(tmp_path):
+    from io import BytesIO
+
+    from PIL import Image
+
+    png = BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    img = np.zeros((3, 4, 4), np.uint8)
+    records = [
+        (b"0", datum(img, label=1)),
+        (b"1", datum(data=png.getvalue(), shape=(3, 4, 4), encoded=True)),
+        (b"2", datum(data=png.getvalue()[:20], shape=(3, 4, 4), encoded=True)),
+        (b"3", datum(shape=(3, 4, 4))),
+        (b"4", datum(data=b"\x01" * 40, shape=(3, 4, 4))),
+    ]
+    write_store(tmp_path / "db", "lmdb", records)
+    report = scan(str(tmp_path / "db"))
+    assert found(report) == [(2, "decode"), (3, "empty"), (4, "shape")]
+    assert report.findings[2].detail == "40 values, but channels x height x width = 48"
+    assert report.summaries[str(tmp_path / "db")].dtypes == {"uint8": 2, "encoded": 2}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shards_cover_the_store_and_merge_to_the_whole(tmp_path, backend):
+    records, expected = planted()
+    write_store(tmp_path / "db", backend, records)
+    parts = [scan(str(tmp_path / "db"), shard=(k, 3)) for k in range(3)]
+    assert sum(p.summaries[str(tmp_path / "db")].records for p in parts) == 300
+    merged = merge_reports(ScanReport.from_dict(json.loads(p.to_json())) for p in parts)
+    whole = scan(str(tmp_path / "db"))
+    assert merged.to_dict() == whole.to_dict()
+
+
+def test_workers_give_the_same_report(tmp_path):
+    records, _ = planted()
+    write_store(tmp_path / "db", "lmdb", records)
+    assert scan(str(tmp_path / "db"), workers=3).to_dict() == scan(str(tmp_path / "db")).to_dict()
+
+
+def test_limit_and_max_findings(tmp_path):
+    records, expected = planted()
+    write_store(tmp_path / "db", "lmdb", records)
+    report = scan(str(tmp_path / "db"), limit=100)
+    assert found(report) == [(7, "nan"), (42, "label"), (99, "shape")]
+    assert report.summaries[str(tmp_path / "db")].records == 100
+    capped = scan(str(tmp_path / "db"), max_findings=2)
+    assert len(capped.findings) == 2 and capped.unlisted == 3
+    assert "... and 3 more findings not listed" in capped.format_table()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_write_clean_copies_the_good_records_only(tmp_path, backend):
+    records, expected = planted()
+    write_store(tmp_path / "db", backend, records)
+    report = scan(str(tmp_path / "db"), write_clean=str(tmp_path / "clean"))
+    assert report.notes == [f"wrote {tmp_path / 'clean'}: 295 records, 5 bad ones left out"]
+    # LevelDB has no read-only mode: opening it may rewrite its log, never its records.
+    assert read_store(tmp_path / "db", backend) == records
+    again = scan(str(tmp_path / "clean"), backend=backend)
+    assert again.findings == [] and again.summaries[str(tmp_path / "clean")].records == 295
+
+
+def test_num_classes_and_overflow_from_the_net(tmp_path):
+    from caffe_nantools.scan.scanner import Source, scan_store
+
+    x = np.full((1, 1, 4), 1e37, np.float32)
+    write_store(tmp_path / "db", "lmdb", [(b"a", datum(x, label=3)), (b"b", datum(x / 1e30, label=1))])
+    report = ScanReport()
+    scan_store(Source(str(tmp_path / "db"), "lmdb", Expect(num_classes=3, scale=100.0)), report)
+    assert sorted((f.index, f.problem, f.detail) for f in report.findings) == [
+        (0, "label", "label 3 >= 3, the number of classes"),
+        (0, "overflow", "(x - 0) * 100 reaches 1e+39, past float32's range: inf in the net"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{tmp}/nothing"], "nothing: no such file or folder"),
+        (["{tmp}"], "a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend"),
+        (["{tmp}", "--backend", "lmdb"], "cannot open as LMDB"),
+        (["{db}", "--write-clean", "{db}"], "already exists; give a new path"),
+        (["{db}", "--shard", "0/2", "--workers", "2"], "--shard and --workers exclude each other"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    records, _ = planted(n=10)
+    write_store(tmp_path / "db", "lmdb", records)
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(tmp=tmp_path / "empty", db=tmp_path / "db") for a in args]
+    assert main(["scan"] + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_merge_command_joins_json_reports(tmp_path, capsys):
+    records, expected = planted()
+    write_store(tmp_path / "db", "lmdb", records)
+    paths = []
+    for k in range(2):
+        assert main(["scan", str(tmp_path / "db"), "--shard", f"{k}/2", "--json"]) == 1
+        path = tmp_path / f"part{k}.json"
+        path.write_text(capsys.readouterr().out)
+        paths.append(str(path))
+    assert main(["merge", *paths, "--json"]) == 1
+    merged = json.loads(capsys.readouterr().out)
+    assert [(f["index"], f["problem"]) for f in merged["findings"]] == sorted(expected)
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["merge", str(tmp_path / "bad.json")]) == 2
+
+
+def test_csv_output(tmp_path, capsys):
+    records, _ = planted(n=10)
+    write_store(tmp_path / "db", "lmdb", records)
+    assert main(["scan", str(tmp_path / "db"), "--csv"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "source,index,key,field,problem,detail"
+    assert lines[1].split(",")[1:5] == ["7", "00000007", "float_data", "nan"]
