@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from caffe_nantools.cli import main
-from caffe_nantools.scan import ScanError, ScanReport, merge_reports, scan
+from caffe_nantools.scan import ScanReport, merge_reports, scan
 from caffe_nantools.scan.checks import Expect
 from datums import datum
 from stores import planted, read_store, write_store
