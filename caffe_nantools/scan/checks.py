@@ -25,6 +25,7 @@ class Expect:
         scale, mean: the data layer's transform_param; values that they push past float32's
             range are reported.
         integer_labels: labels must be whole numbers (HDF5 labels of a classification loss).
+        label_top: the name of the label blob (HDF5 dataset); without a net, "label".
     """
 
     shape: Optional[Tuple[int, ...]] = None
@@ -32,6 +33,7 @@ class Expect:
     scale: float = 1.0
     mean: float = 0.0
     integer_labels: bool = False
+    label_top: Optional[str] = None
 
 
 class Collector:

@@ -9,6 +9,7 @@ from typing import List, Optional, Set, Tuple
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
+from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.report import ScanReport, merge_reports
 from caffe_nantools.scan.stores import StoreError, open_store
 
@@ -26,7 +27,8 @@ class Source:
     path: str
     backend: str
     expect: Expect = field(default_factory=Expect)
-    label: str = ""  # where it came from (a data layer), for messages
+    datasets: Tuple[str, ...] = ()  # HDF5: the layer's tops; empty: every dataset
+    images: Optional["ImageOptions"] = None  # ImageData: root_folder, resizing, cropping
 
     @property
     def name(self) -> str:
@@ -182,9 +184,11 @@ def scan(
 
 
 def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
-    if source.backend in ("lmdb", "leveldb"):
-        return scan_store(source, report, **options)
-    raise ScanError(f"{source.path}: the {source.backend} backend is not supported yet")
+    from caffe_nantools.scan.hdf5 import scan_hdf5
+    from caffe_nantools.scan.imagelist import scan_imagelist
+
+    run = {"lmdb": scan_store, "leveldb": scan_store, "hdf5": scan_hdf5, "imagelist": scan_imagelist}
+    return run[source.backend](source, report, **options)
 
 
 def _scan_shard(args) -> Tuple[dict, List[int]]:
@@ -211,6 +215,13 @@ def _scan_in_processes(source: Source, workers: int, limit, max_findings) -> Tup
 
 
 def _write_clean(source: Source, bad: Set[int], target: str) -> int:
+    from caffe_nantools.scan.hdf5 import write_clean_hdf5
+    from caffe_nantools.scan.imagelist import write_clean_imagelist
+
+    if source.backend == "hdf5":
+        return write_clean_hdf5(source, bad, target)
+    if source.backend == "imagelist":
+        return write_clean_imagelist(source, bad, target)
     store = open_store(source.path, source.backend)
 
     def good():

@@ -1,0 +1,134 @@
+"""ImageData sources: a list file of ``path label`` lines (the path is everything before the
+last space, as Caffe splits it), each path read below ``root_folder``."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator, Optional, Set, Tuple
+
+from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.report import ScanReport
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """The ImageData layer's settings that decide what a good image is."""
+
+    root_folder: str = ""
+    new_height: int = 0
+    new_width: int = 0
+    is_color: bool = True
+    crop_size: int = 0
+
+
+def read_list(path: str) -> Iterator[Tuple[int, str, Optional[str]]]:
+    """(line number, image path as listed, label text or None) for each non-empty line."""
+    from caffe_nantools.scan.scanner import ScanError
+
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for number, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                name, sep, label = line.rpartition(" ")
+                yield (number, name, label) if sep else (number, line, None)
+    except OSError as e:
+        raise ScanError(f"{path}: cannot read the image list ({e.strerror or e})") from None
+
+
+def scan_imagelist(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False) -> Set[int]:
+    """Scan an ImageData list into ``report``; returns the bad record indices."""
+    from caffe_nantools.scan.scanner import Progress, _shard_range
+
+    options: ImageOptions = source.images or ImageOptions()
+    collector = Collector(report, source.name, "imagelist", max_findings)
+    summary = collector.summary
+    entries = list(read_list(source.path))
+    first, end = _shard_range(len(entries), shard)
+    if limit is not None:
+        end = min(end, first + limit)
+    expect = source.expect
+    reference = None
+    bad: Set[int] = set()
+    bar = Progress(os.path.basename(source.path), end - first, progress)
+    try:
+        for index in range(first, end):
+            number, name, label_text = entries[index]
+            problems = []
+            label = _label(label_text)
+            if label is None:
+                problems.append(("label", "label", f"line {number}: {label_text!r} is not an integer label"))
+            elif label < 0:
+                problems.append(("label", "label", f"label {label} is negative"))
+            elif expect.num_classes is not None and label >= expect.num_classes:
+                problems.append(("label", "label", f"label {label} >= {expect.num_classes}, the number of classes"))
+            else:
+                summary.labels[label] += 1
+            image_problem, size = _open_image(os.path.join(options.root_folder, name) if options.root_folder else name)
+            if image_problem:
+                problems.append(image_problem)
+            elif not (options.new_height and options.new_width):
+                reference = reference or size
+                if size != reference and not options.crop_size:
+                    problems.append(("image", "shape", f"{_size(size)}, not {_size(reference)} (the first image's); "
+                                     "Caffe needs one size per batch (set new_height/new_width)"))
+            if size:
+                summary.shapes[_size(size)] += 1
+            for field_name, problem, detail in problems:
+                collector.add(index, name, field_name, problem, detail)
+            if problems:
+                bad.add(index)
+            summary.records += 1
+            bar.update(1)
+    finally:
+        bar.close()
+    return bad
+
+
+def _label(text: Optional[str]) -> Optional[int]:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _size(size) -> str:
+    width, height, channels = size
+    return f"{channels}x{height}x{width}"
+
+
+def _open_image(path: str):
+    """(problem or None, (width, height, channels) or None)."""
+    if not os.path.exists(path):
+        return ("image", "missing", f"{path}: no such file"), None
+    try:
+        from PIL import Image
+    except ImportError:
+        return None, None
+    try:
+        with Image.open(path) as img:
+            img.load()
+            channels = len(img.getbands())
+            return None, (img.width, img.height, channels)
+    except OSError as e:
+        return ("image", "decode", f"{path}: does not decode ({e})"), None
+    except Exception as e:  # PIL raises many kinds for a broken file
+        return ("image", "decode", f"{path}: does not decode ({type(e).__name__}: {e})"), None
+
+
+def write_clean_imagelist(source, bad: Set[int], target: str) -> int:
+    """Write the list without the bad lines (the images themselves are not copied)."""
+    kept = 0
+    with open(source.path, encoding="utf-8", errors="surrogateescape") as f, open(
+        target, "w", encoding="utf-8", errors="surrogateescape"
+    ) as out:
+        index = 0
+        for line in f:
+            if not line.strip():
+                continue
+            if index not in bad:
+                out.write(line)
+                kept += 1
+            index += 1
+    return kept

@@ -1,0 +1,140 @@
+"""scan on HDF5 sources and ImageData lists."""
+import numpy as np
+import pytest
+
+from caffe_nantools.cli import main
+from caffe_nantools.scan import ScanError, scan
+from caffe_nantools.scan.checks import Expect
+from caffe_nantools.scan.imagelist import ImageOptions
+from caffe_nantools.scan.scanner import Source, _scan_source
+from caffe_nantools.scan.report import ScanReport
+
+h5py = pytest.importorskip("h5py")
+Image = pytest.importorskip("PIL.Image")
+
+
+def found(report):
+    return [(f.index, f.key, f.field, f.problem) for f in report.findings]
+
+
+def write_h5(path, data, label):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("data", data=data)
+        f.create_dataset("label", data=label)
+
+
+@pytest.fixture
+def h5_list(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((40, 2, 3)).astype(np.float32)
+    a[5, 1, 1] = np.nan
+    b = rng.standard_normal((30, 2, 3)).astype(np.float32)
+    b[29, 0, 0] = np.inf
+    labels_b = np.arange(30, dtype=np.float32) % 4
+    labels_b[3] = -1
+    labels_b[4] = 1.5
+    write_h5("a.h5", a, np.zeros(40, np.float32))
+    write_h5("b.h5", b, labels_b)
+    (tmp_path / "list.txt").write_text("a.h5\nmissing.h5\nb.h5\n")
+    return tmp_path / "list.txt"
+
+
+def test_hdf5_list_rows_are_named_file_and_row(h5_list):
+    report = scan(str(h5_list))
+    assert found(report) == [
+        (5, "a.h5:5", "data", "nan"),
+        (40, "missing.h5", "file", "missing"),
+        (43, "b.h5:3", "label", "label"),
+        (69, "b.h5:29", "data", "inf"),
+    ]
+    summary = report.summaries[str(h5_list)]
+    assert summary.records == 70 and summary.shapes["data: 2x3"] == 70
+
+
+def test_hdf5_integer_labels_and_classes_from_the_net(h5_list):
+    report = ScanReport()
+    _scan_source(Source(str(h5_list), "hdf5", Expect(num_classes=3, integer_labels=True)), report)
+    labels = [(f.key, f.detail) for f in report.findings if f.problem == "label"]
+    assert labels == [
+        ("b.h5:3", "label -1 is negative"),
+        ("b.h5:4", "label 1.5 is not a whole number (a classification label)"),
+        ("b.h5:7", "label 3 >= 3, the number of classes"),
+        ("b.h5:11", "label 3 >= 3, the number of classes"),
+        ("b.h5:15", "label 3 >= 3, the number of classes"),
+        ("b.h5:19", "label 3 >= 3, the number of classes"),
+        ("b.h5:23", "label 3 >= 3, the number of classes"),
+        ("b.h5:27", "label 3 >= 3, the number of classes"),
+    ]
+
+
+def test_hdf5_row_counts_that_differ(tmp_path):
+    write_h5(tmp_path / "x.h5", np.zeros((5, 2), np.float32), np.zeros(4, np.float32))
+    report = scan(str(tmp_path / "x.h5"))
+    assert found(report) == [(0, str(tmp_path / "x.h5"), "rows", "rows")]
+    assert report.findings[0].detail == "datasets differ in row count (data: 5, label: 4)"
+
+
+def test_hdf5_small_chunks_find_the_same_rows(h5_list, monkeypatch):
+    from caffe_nantools.scan import hdf5
+
+    monkeypatch.setattr(hdf5, "CHUNK_BYTES", 50)
+    assert [f.index for f in scan(str(h5_list)).findings] == [5, 40, 43, 69]
+
+
+def test_hdf5_shards_and_write_clean(h5_list, tmp_path):
+    parts = [scan(str(h5_list), shard=(k, 4)) for k in range(4)]
+    assert sorted(f.index for p in parts for f in p.findings) == [5, 40, 43, 69]
+    report = scan(str(h5_list), write_clean=str(tmp_path / "clean.txt"))
+    # The missing file is a finding but has no rows to leave out.
+    assert report.notes == [f"wrote {tmp_path / 'clean.txt'}: 67 records, 3 bad ones left out"]
+    assert scan(str(tmp_path / "clean.txt")).findings == []
+
+
+def test_truncated_hdf5_is_a_one_line_error(tmp_path, capsys):
+    write_h5(tmp_path / "x.h5", np.zeros((100, 50), np.float32), np.zeros(100, np.float32))
+    data = (tmp_path / "x.h5").read_bytes()
+    (tmp_path / "x.h5").write_bytes(data[: len(data) // 2])
+    assert main(["scan", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "x.h5: cannot open as HDF5" in err and err.count("\n") == 1
+
+
+@pytest.fixture
+def images(tmp_path):
+    for name, size in (("a.png", (4, 3)), ("b.png", (4, 3)), ("big.png", (8, 8))):
+        Image.new("RGB", size).save(tmp_path / name)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "list.txt").write_text(
+        "a.png 0\nb.png 1\nbroken.jpg 2\ngone.png 0\nbig.png 1\na.png x\n\nb.png -2\n"
+    )
+    return tmp_path
+
+
+def test_image_list_names_each_bad_line(images):
+    source = Source(str(images / "list.txt"), "imagelist", images=ImageOptions(root_folder=str(images) + "/"))
+    report = ScanReport()
+    _scan_source(source, report)
+    assert [(f.index, f.key, f.problem) for f in report.findings] == [
+        (2, "broken.jpg", "decode"),
+        (3, "gone.png", "missing"),
+        (4, "big.png", "shape"),
+        (5, "a.png", "label"),
+        (6, "b.png", "label"),
+    ]
+    assert report.findings[2].detail == "3x8x8, not 3x3x4 (the first image's); Caffe needs one size per batch (set new_height/new_width)"
+    resized = ScanReport()
+    _scan_source(Source(source.path, "imagelist", images=ImageOptions(str(images) + "/", 8, 8)), resized)
+    assert "shape" not in {f.problem for f in resized.findings}
+
+
+def test_image_list_detected_and_write_clean(images, monkeypatch):
+    monkeypatch.chdir(images)
+    report = scan("list.txt", write_clean=str(images / "clean.txt"))
+    assert report.summaries["list.txt"].backend == "imagelist"
+    assert (images / "clean.txt").read_text() == "a.png 0\nb.png 1\n"
+
+
+def test_missing_list_is_a_one_line_error(tmp_path, capsys):
+    assert main(["scan", str(tmp_path / "none.txt")]) == 2
+    assert "none.txt: no such file or folder" in capsys.readouterr().err
