@@ -120,6 +120,7 @@ def _scan(args: argparse.Namespace) -> int:
     report = scan(
         args.target,
         backend=args.backend,
+        phase=args.phase,
         limit=args.limit,
         max_findings=args.max_findings,
         shard=args.shard,
@@ -233,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         "row: NaN/inf values, undecodable images, records that are not Datums, wrong shapes, "
         "bad labels. Exit 0 clean, 1 bad records found, 2 usage or I/O error.",
     )
-    scan.add_argument("target", metavar="PATH", help="an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list")
+    scan.add_argument("target", metavar="PATH", help="a net prototxt (its data layers), or an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list")
+    scan.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN", help="which data layers of a net (default TRAIN)")
     scan.add_argument("--backend", choices=("lmdb", "leveldb", "hdf5", "imagelist"), help="the source's kind (detected when not given)")
     scan.add_argument("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
     scan.add_argument("--max-findings", type=_positive_int, metavar="N", help="list at most N findings (the rest are counted)")

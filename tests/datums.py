@@ -41,3 +41,16 @@ def datum(values=None, *, shape=None, label=0, encoded=None, packed=False, data=
     if encoded is not None:
         out += varint(7 << 3) + varint(int(encoded))
     return bytes(out)
+
+
+def mean_file(path, mean) -> None:
+    """Write a (channels, height, width) mean as Caffe's BlobProto (num/channels/height/width
+    fields, then the values packed)."""
+    mean = np.asarray(mean, "<f4")
+    out = bytearray()
+    for number, value in zip((1, 2, 3, 4), (1,) + mean.shape):
+        out += varint(number << 3) + varint(value)
+    data = mean.tobytes()
+    out += varint(5 << 3 | 2) + varint(len(data)) + data
+    with open(path, "wb") as f:
+        f.write(bytes(out))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from caffe_nantools.cli import main
-from caffe_nantools.scan import ScanError, scan
+from caffe_nantools.scan import scan
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.scanner import Source, _scan_source

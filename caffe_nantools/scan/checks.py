@@ -34,6 +34,7 @@ class Expect:
     mean: float = 0.0
     integer_labels: bool = False
     label_top: Optional[str] = None
+    ignore_label: Optional[int] = None
 
 
 class Collector:
@@ -164,6 +165,9 @@ class DatumChecker:
             report(row, "data", "decode", problem)
 
     def _check_labels(self, labels: np.ndarray, rows: np.ndarray, report) -> None:
+        if self.expect.ignore_label is not None:
+            keep = labels != self.expect.ignore_label
+            labels, rows = labels[keep], rows[keep]
         for row, label in zip(rows[labels < 0], labels[labels < 0]):
             report(int(row), "label", "label", f"label {int(label)} is negative")
         n = self.expect.num_classes

@@ -161,6 +161,8 @@ def _label_problems(flat: np.ndarray, expect) -> List[Tuple[int, str]]:
     problems: Dict[int, str] = {}
     values = flat[:, 0] if flat.shape[1] else np.zeros(0)
     finite = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
+    if expect.ignore_label is not None:
+        finite &= values != expect.ignore_label
     for i in np.flatnonzero(finite & (values < 0)):
         problems[int(i)] = f"label {values[i]:g} is negative"
     if expect.integer_labels and values.dtype.kind == "f":

@@ -29,6 +29,8 @@ class Source:
     expect: Expect = field(default_factory=Expect)
     datasets: Tuple[str, ...] = ()  # HDF5: the layer's tops; empty: every dataset
     images: Optional["ImageOptions"] = None  # ImageData: root_folder, resizing, cropping
+    mean_file: Optional[str] = None
+    layer: str = ""  # the data layer it came from
 
     @property
     def name(self) -> str:
@@ -132,10 +134,15 @@ def scan_store(
     return bad
 
 
+def is_net(path: str) -> bool:
+    return path.endswith((".prototxt", ".pt"))
+
+
 def scan(
     target: str,
     *,
     backend: Optional[str] = None,
+    phase: str = "TRAIN",
     limit: Optional[int] = None,
     max_findings: Optional[int] = None,
     shard: Optional[Tuple[int, int]] = None,
@@ -146,9 +153,12 @@ def scan(
     """``caffe-nantools scan PATH``: check every record of a data source.
 
     Args:
-        target: an LMDB or LevelDB folder, an HDF5 file or list file, an ImageData list.
+        target: a net prototxt (its data layers in ``phase`` are scanned, with what the net
+            expects of them), or a source: an LMDB or LevelDB folder, an HDF5 file or list
+            file, an ImageData list.
         backend: ``lmdb``, ``leveldb``, ``hdf5`` or ``imagelist``; detected when None.
-        limit: scan only the first N records.
+        phase: ``TRAIN`` or ``TEST``, for a net.
+        limit: scan only the first N records of each source.
         max_findings: list at most N findings (the rest are counted).
         shard: ``(k, n)``: scan only the k-th of n equal slices (0-based), for scanning a
             huge store in pieces; ``merge`` joins the reports.
@@ -161,26 +171,67 @@ def scan(
     """
     if backend is not None and backend not in BACKENDS:
         raise ScanError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+    if phase not in ("TRAIN", "TEST"):
+        raise ScanError(f"--phase {phase}: TRAIN or TEST")
     if workers < 1:
         raise ScanError(f"--workers {workers}: must be 1 or more")
     if shard is not None and workers > 1:
         raise ScanError("--shard and --workers exclude each other (run one process per shard)")
+    if workers > 1 and limit is not None:
+        raise ScanError("--limit and --workers exclude each other")
+    report = ScanReport()
+    if is_net(target):
+        if backend is not None:
+            raise ScanError("--backend is for a source path; a net names its sources' backends")
+        from caffe_nantools.scan.sources import sources_from_net
+
+        sources, notes = sources_from_net(target, phase)
+        report.notes.extend(notes)
+        if not sources:
+            raise ScanError(f"{target}: no Data, HDF5Data or ImageData layer in phase {phase}")
+    else:
+        sources = [Source(target, backend or detect_backend(target))]
     if write_clean is not None:
-        if shard is not None or limit is not None:
-            raise ScanError("--write-clean needs the whole source: no --shard or --limit")
+        if len(sources) != 1 or shard is not None or limit is not None:
+            raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
         if os.path.exists(write_clean):
             raise ScanError(f"--write-clean {write_clean}: already exists; give a new path (the source is never changed)")
-    source = Source(target, backend or detect_backend(target))
-    if workers > 1:
-        report, bad = _scan_in_processes(source, workers, limit, max_findings)
-    else:
-        report = ScanReport()
-        bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress)
+    for source in sources:
+        _check_mean(source, report)
+        if workers > 1:
+            part, bad = _scan_in_processes(source, workers, max_findings)
+            report = merge_reports([report, part])
+        else:
+            bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress)
     report.sort()
     if write_clean is not None:
-        kept = _write_clean(source, bad, write_clean)
+        kept = _write_clean(sources[0], bad, write_clean)
         report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
     return report
+
+
+def _check_mean(source: Source, report: ScanReport) -> None:
+    """Findings for a broken mean file; its shape becomes the one records must have."""
+    if not source.mean_file:
+        return
+    from caffe_nantools.finite import finite_stats, is_finite
+    from caffe_nantools.scan.checks import describe
+    from caffe_nantools.scan.sources import read_mean
+
+    collector = Collector(report, source.name, source.backend)
+    path = source.mean_file
+    try:
+        mean = read_mean(path)
+    except FileNotFoundError:
+        collector.add(-1, path, "mean_file", "missing", f"{path}: no such file (Caffe stops here)")
+        return
+    except (OSError, ValueError) as e:
+        collector.add(-1, path, "mean_file", "mean", f"{path}: not a readable BlobProto ({e})")
+        return
+    if not is_finite(mean):
+        collector.add(-1, path, "mean_file", "mean", f"{path}: " + describe(finite_stats(mean.reshape(1, -1))))
+    if mean.ndim == 3:
+        source.expect.shape = tuple(int(d) for d in mean.shape)
 
 
 def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
@@ -192,21 +243,19 @@ def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
 
 
 def _scan_shard(args) -> Tuple[dict, List[int]]:
-    source, k, n, limit, max_findings = args
+    source, k, n, max_findings = args
     report = ScanReport()
-    bad = _scan_source(source, report, limit=None, max_findings=max_findings, shard=(k, n), progress=False)
+    bad = _scan_source(source, report, max_findings=max_findings, shard=(k, n))
     return report.to_dict(), sorted(bad)
 
 
-def _scan_in_processes(source: Source, workers: int, limit, max_findings) -> Tuple[ScanReport, Set[int]]:
+def _scan_in_processes(source: Source, workers: int, max_findings) -> Tuple[ScanReport, Set[int]]:
     import multiprocessing
 
-    if limit is not None:
-        raise ScanError("--limit and --workers exclude each other")
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(workers) as pool:
-        results = pool.map(_scan_shard, [(source, k, workers, None, max_findings) for k in range(workers)])
+        results = pool.map(_scan_shard, [(source, k, workers, max_findings) for k in range(workers)])
     report = merge_reports(ScanReport.from_dict(d) for d, _ in results)
     if max_findings is not None and len(report.findings) > max_findings:
         report.unlisted += len(report.findings) - max_findings

@@ -1,0 +1,155 @@
+"""The data sources of a net: its data layers for one phase, with what the rest of the net
+expects of their records (number of classes, transform, mean file)."""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from caffe_nantools.datum import _varint
+from caffe_nantools.files import read_text
+from caffe_nantools.prototxt.net import Layer, Net, NetState
+from caffe_nantools.scan.checks import Expect
+from caffe_nantools.scan.imagelist import ImageOptions
+
+#: Layers whose label bottom must be a class index below the scores' num_output.
+CLASSIFIERS = ("SoftmaxWithLoss", "Accuracy", "MultinomialLogisticLoss", "InfogainLoss")
+
+
+def resolve(path: str, net_path: str) -> str:
+    """A path from a prototxt: Caffe reads it from the current folder; where nothing is there,
+    the prototxt's own folder is tried."""
+    if os.path.exists(path) or os.path.isabs(path):
+        return path
+    beside = os.path.join(os.path.dirname(os.path.abspath(net_path)), path)
+    return beside if os.path.exists(beside) else path
+
+
+def num_classes(net: Net, label: str, state: NetState) -> Tuple[Optional[int], Optional[int]]:
+    """(number of classes, ignore_label) for a label blob, from the classifier that reads it:
+    the num_output of the layer that makes its scores."""
+    layers = net.active_layers(state)
+    for layer in layers:
+        if layer.type in CLASSIFIERS and len(layer.bottoms) >= 2 and layer.bottoms[1] == label:
+            scores = layer.bottoms[0]
+            ignore = layer.node.find("loss_param") and layer.node.find("loss_param").get("ignore_label")
+            producer = next((l for l in reversed(layers[: layers.index(layer)]) if scores in l.tops and not l.in_place(scores)), None)
+            if producer is None:
+                return None, ignore
+            for holder in ("inner_product_param", "convolution_param"):
+                params = producer.node.find(holder)
+                if params is not None and params.get("num_output") is not None:
+                    return int(params.get("num_output")), ignore
+            return None, ignore
+    return None, None
+
+
+def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
+    t = layer.node.find("transform_param")
+    if t is None:
+        return 1.0, 0.0, 0, None
+    means = [float(v) for v in t.get_all("mean_value")]
+    mean = max(means, key=abs) if means else 0.0  # the one that shifts values the most
+    return float(t.get("scale", 1.0)), mean, int(t.get("crop_size", 0)), t.get("mean_file")
+
+
+def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], List[str]]:
+    """The sources of the data layers active in ``phase``; returns (sources, notes on layers
+    that cannot be scanned)."""
+    from caffe_nantools.scan.scanner import ScanError, Source
+
+    net = Net.parse(read_text(path), path)
+    state = NetState(phase)
+    sources, notes = [], []
+    for layer in net.active_layers(state):
+        if layer.type not in ("Data", "HDF5Data", "ImageData"):
+            if layer.is_data and layer.type not in ("Input", "DummyData", "MemoryData"):
+                notes.append(f"layer {layer.name!r} ({layer.type}): not a source scan can read")
+            continue
+        label = layer.tops[1] if len(layer.tops) > 1 else None
+        classes, ignore = num_classes(net, label, state) if label else (None, None)
+        scale, mean, crop, mean_file = _transform(layer)
+        param_name = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}[layer.type]
+        params = layer.node.find(param_name)
+        where = f"{path}:{layer.node.line}:{layer.node.col}"
+        if params is None or params.get("source") is None:
+            raise ScanError(f"{where}: layer {layer.name!r} has no {param_name}.source")
+        source_path = resolve(str(params.get("source")), path)
+        expect = Expect(num_classes=classes, scale=scale, mean=mean, label_top=label,
+                        integer_labels=classes is not None, ignore_label=ignore)
+        if layer.type == "Data":
+            backend = str(params.get("backend", "LEVELDB")).lower()  # Caffe's default is LevelDB
+            source = Source(source_path, backend, expect)
+        elif layer.type == "HDF5Data":
+            source = Source(source_path, "hdf5", expect, datasets=tuple(layer.tops))
+        else:
+            root = str(params.get("root_folder", ""))
+            images = ImageOptions(root, int(params.get("new_height", 0)), int(params.get("new_width", 0)),
+                                  str(params.get("is_color", "true")) != "false", crop)
+            source = Source(source_path, "imagelist", expect, images=images)
+        source.mean_file = resolve(str(mean_file), path) if mean_file else None
+        source.layer = layer.name
+        sources.append(source)
+    return sources, notes
+
+
+def read_mean(path: str) -> np.ndarray:
+    """A mean file (BlobProto binaryproto) as a (channels, height, width) float32 array.
+
+    Raises:
+        ValueError: not a BlobProto, or its data does not fill its shape.
+    """
+    with open(path, "rb") as f:
+        buf = f.read()
+    legacy = [0, 0, 0, 0]
+    dims: List[int] = []
+    data = b""
+    pos = 0
+    while pos < len(buf):
+        tag, pos = _varint(buf, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            if 1 <= number <= 4:
+                legacy[number - 1] = value
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            chunk = buf[pos : pos + length]
+            if number == 5:
+                data += chunk
+            elif number == 7:
+                dims = _dims(chunk)
+            pos += length
+        elif wire == 5:
+            if number == 5:
+                data += buf[pos : pos + 4]
+            pos += 4
+        elif wire == 1:
+            pos += 8
+        else:
+            raise ValueError(f"wire type {wire}: not a BlobProto")
+    shape = dims or [d for d in legacy if d] or [0]
+    values = np.frombuffer(data, "<f4")
+    if values.size != int(np.prod(shape)):
+        raise ValueError(f"{values.size} values for shape {'x'.join(map(str, shape))}")
+    shape = shape[-3:] if len(shape) > 3 else shape
+    return values.reshape(shape)
+
+
+def _dims(chunk: bytes) -> List[int]:
+    dims, pos = [], 0
+    while pos < len(chunk):
+        tag, pos = _varint(chunk, pos)
+        if tag >> 3 != 1:
+            raise ValueError("BlobShape holds something but dims")
+        if tag & 7 == 2:
+            length, pos = _varint(chunk, pos)
+            end = pos + length
+            while pos < end:
+                value, pos = _varint(chunk, pos)
+                dims.append(value)
+        else:
+            value, pos = _varint(chunk, pos)
+            dims.append(value)
+    return dims
