@@ -254,9 +254,16 @@ def _scan_in_processes(source: Source, workers: int, max_findings) -> Tuple[Scan
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(workers) as pool:
-        results = pool.map(_scan_shard, [(source, k, workers, max_findings) for k in range(workers)])
+    jobs = [(source, k, workers, max_findings) for k in range(workers)]
+    notes = []
+    try:
+        with context.Pool(workers) as pool:
+            results = pool.map(_scan_shard, jobs)
+    except OSError as e:  # no POSIX semaphores here (e.g. a chroot without /dev/shm)
+        notes.append(f"--workers {workers}: no worker processes here ({e}); scanned in one")
+        results = [_scan_shard(job) for job in jobs]
     report = merge_reports(ScanReport.from_dict(d) for d, _ in results)
+    report.notes.extend(notes)
     if max_findings is not None and len(report.findings) > max_findings:
         report.unlisted += len(report.findings) - max_findings
         del report.findings[max_findings:]

@@ -3,7 +3,7 @@ expects of their records (number of classes, transform, mean file)."""
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
+
+if TYPE_CHECKING:
+    from caffe_nantools.scan.scanner import Source
 
 #: Layers whose label bottom must be a class index below the scores' num_output.
 CLASSIFIERS = ("SoftmaxWithLoss", "Accuracy", "MultinomialLogisticLoss", "InfogainLoss")
