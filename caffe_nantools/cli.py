@@ -121,6 +121,7 @@ def _scan(args: argparse.Namespace) -> int:
         args.target,
         backend=args.backend,
         phase=args.phase,
+        mode=args.mode,
         limit=args.limit,
         max_findings=args.max_findings,
         shard=args.shard,
@@ -236,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("target", metavar="PATH", help="a net prototxt (its data layers), or an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list")
     scan.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN", help="which data layers of a net (default TRAIN)")
+    scan.add_argument("--mode", choices=("direct", "net"), default="direct",
+                      help="direct: read the stores here (default); net: have Caffe read the net's data layers (needs pycaffe)")
     scan.add_argument("--backend", choices=("lmdb", "leveldb", "hdf5", "imagelist"), help="the source's kind (detected when not given)")
     scan.add_argument("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
     scan.add_argument("--max-findings", type=_positive_int, metavar="N", help="list at most N findings (the rest are counted)")

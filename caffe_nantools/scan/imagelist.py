@@ -37,49 +37,57 @@ def read_list(path: str) -> Iterator[Tuple[int, str, Optional[str]]]:
         raise ScanError(f"{path}: cannot read the image list ({e.strerror or e})") from None
 
 
+class ImageChecker:
+    """Checks the lines of an image list one at a time and keeps the summary."""
+
+    def __init__(self, collector: Collector, options: ImageOptions, expect) -> None:
+        self.collector, self.options, self.expect = collector, options, expect
+        self.reference = None
+
+    def check(self, index: int, number: int, name: str, label_text: Optional[str]) -> bool:
+        """Check one line; returns whether it is bad."""
+        summary, options, expect = self.collector.summary, self.options, self.expect
+        problems = []
+        label = _label(label_text)
+        if label is None:
+            problems.append(("label", "label", f"line {number}: {label_text!r} is not an integer label"))
+        elif label < 0:
+            problems.append(("label", "label", f"label {label} is negative"))
+        elif expect.num_classes is not None and label >= expect.num_classes:
+            problems.append(("label", "label", f"label {label} >= {expect.num_classes}, the number of classes"))
+        else:
+            summary.labels[label] += 1
+        image_problem, size = _open_image(os.path.join(options.root_folder, name) if options.root_folder else name)
+        if image_problem:
+            problems.append(image_problem)
+        elif not (options.new_height and options.new_width):
+            self.reference = self.reference or size
+            if size != self.reference and not options.crop_size:
+                problems.append(("image", "shape", f"{_size(size)}, not {_size(self.reference)} (the first image's); "
+                                 "Caffe needs one size per batch (set new_height/new_width)"))
+        if size:
+            summary.shapes[_size(size)] += 1
+        for field_name, problem, detail in problems:
+            self.collector.add(index, name, field_name, problem, detail)
+        summary.records += 1
+        return bool(problems)
+
+
 def scan_imagelist(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False) -> Set[int]:
     """Scan an ImageData list into ``report``; returns the bad record indices."""
     from caffe_nantools.scan.scanner import Progress, _shard_range
 
-    options: ImageOptions = source.images or ImageOptions()
-    collector = Collector(report, source.name, "imagelist", max_findings)
-    summary = collector.summary
+    checker = ImageChecker(Collector(report, source.name, "imagelist", max_findings), source.images or ImageOptions(), source.expect)
     entries = list(read_list(source.path))
     first, end = _shard_range(len(entries), shard)
     if limit is not None:
         end = min(end, first + limit)
-    expect = source.expect
-    reference = None
     bad: Set[int] = set()
     bar = Progress(os.path.basename(source.path), end - first, progress)
     try:
         for index in range(first, end):
-            number, name, label_text = entries[index]
-            problems = []
-            label = _label(label_text)
-            if label is None:
-                problems.append(("label", "label", f"line {number}: {label_text!r} is not an integer label"))
-            elif label < 0:
-                problems.append(("label", "label", f"label {label} is negative"))
-            elif expect.num_classes is not None and label >= expect.num_classes:
-                problems.append(("label", "label", f"label {label} >= {expect.num_classes}, the number of classes"))
-            else:
-                summary.labels[label] += 1
-            image_problem, size = _open_image(os.path.join(options.root_folder, name) if options.root_folder else name)
-            if image_problem:
-                problems.append(image_problem)
-            elif not (options.new_height and options.new_width):
-                reference = reference or size
-                if size != reference and not options.crop_size:
-                    problems.append(("image", "shape", f"{_size(size)}, not {_size(reference)} (the first image's); "
-                                     "Caffe needs one size per batch (set new_height/new_width)"))
-            if size:
-                summary.shapes[_size(size)] += 1
-            for field_name, problem, detail in problems:
-                collector.add(index, name, field_name, problem, detail)
-            if problems:
+            if checker.check(index, *entries[index]):
                 bad.add(index)
-            summary.records += 1
             bar.update(1)
     finally:
         bar.close()

@@ -143,6 +143,7 @@ def scan(
     *,
     backend: Optional[str] = None,
     phase: str = "TRAIN",
+    mode: str = "direct",
     limit: Optional[int] = None,
     max_findings: Optional[int] = None,
     shard: Optional[Tuple[int, int]] = None,
@@ -158,6 +159,9 @@ def scan(
             file, an ImageData list.
         backend: ``lmdb``, ``leveldb``, ``hdf5`` or ``imagelist``; detected when None.
         phase: ``TRAIN`` or ``TEST``, for a net.
+        mode: ``direct`` reads the stores itself (no Caffe needed); ``net`` has Caffe read
+            each data layer of the net (transform_param, mean file and Caffe's decoding
+            included) and checks every sample of every batch.
         limit: scan only the first N records of each source.
         max_findings: list at most N findings (the rest are counted).
         shard: ``(k, n)``: scan only the k-th of n equal slices (0-based), for scanning a
@@ -180,6 +184,20 @@ def scan(
     if workers > 1 and limit is not None:
         raise ScanError("--limit and --workers exclude each other")
     report = ScanReport()
+    if mode not in ("direct", "net"):
+        raise ScanError(f"--mode {mode}: direct or net")
+    if mode == "net":
+        if not is_net(target):
+            raise ScanError("--mode net needs a net prototxt: it runs the net's own data layers")
+        if workers > 1 or shard is not None or write_clean is not None or backend is not None:
+            raise ScanError("--mode net takes no --workers, --shard, --write-clean or --backend")
+        from caffe_nantools.pycaffe import load_caffe
+        from caffe_nantools.scan.netmode import scan_net_mode
+
+        load_caffe()  # a clear error now rather than in the child process
+        scan_net_mode(target, phase, report, limit=limit, max_findings=max_findings, progress=progress)
+        report.sort()
+        return report
     if is_net(target):
         if backend is not None:
             raise ScanError("--backend is for a source path; a net names its sources' backends")

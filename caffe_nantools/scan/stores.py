@@ -114,6 +114,21 @@ class LevelDBStore:
         return written
 
 
+def records_at(store, positions: Sequence[int]) -> Tuple[List[bytes], List[bytes]]:
+    """The (keys, values) at these sorted 0-based positions in key order."""
+    wanted, keys, values, index = set(positions), [], [], 0
+    start = store.keys_at([positions[0]])[0]
+    for batch_keys, batch_values in store.batches(start):
+        for key, value in zip(batch_keys, batch_values):
+            if positions[0] + index in wanted:
+                keys.append(key)
+                values.append(value)
+            index += 1
+        if positions[0] + index > positions[-1]:
+            break
+    return keys, values
+
+
 def _keys_at(keys, positions: Sequence[int]) -> List[Optional[bytes]]:
     wanted, last, found = set(positions), max(positions), {}
     for i, key in enumerate(keys):

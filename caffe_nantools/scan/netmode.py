@@ -1,0 +1,287 @@
+"""``scan --mode net``: each data layer read by Caffe itself, as the StackOverflow answer's
+"data layer plus dummy loss" net, done so that it names records: the layer's own text (its
+transform_param, mean file, decoding), shuffling off, one epoch, and every sample of every
+batch checked and mapped back to its key or row (cursor order is key order; HDF5 rows in file
+order). pycaffe runs in a child process: a record that makes Caffe abort is reported too."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List, Optional
+
+from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.report import ScanReport
+from caffe_nantools.templates import render
+
+_PARAMS = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}
+PREFETCH = 3  # batches a Caffe 1.0 data layer loads ahead (BasePrefetchingDataLayer)
+
+
+def scanner_layer(layer_node: Node, source, notes: List[str]) -> str:
+    """The data layer's text for the scanner net: no phase rules, no shuffling or random skip,
+    paths made absolute (the scanner net runs from another folder)."""
+    node = parse(dump(layer_node)).children[0]
+    for rule in node.find_all("include") + node.find_all("exclude"):
+        node.remove(rule)
+    params = node.find(_PARAMS[str(node.get("type"))])
+    _set(params, "source", json.dumps(os.path.abspath(source.path)))
+    for flag, off in (("shuffle", "false"), ("rand_skip", "0")):
+        field = params.find(flag)
+        if field is not None and field.raw_values != [off]:
+            field.values[0][0].text = off
+            notes.append(f"layer {source.layer!r}: {flag} turned off in the scanner net, so batches follow the records' order")
+    transform = node.find("transform_param")
+    if transform is not None and source.mean_file:
+        _set(transform, "mean_file", json.dumps(os.path.abspath(source.mean_file)))
+    return dump(node).strip("\r\n")
+
+
+def _set(node: Node, name: str, raw: str) -> None:
+    field = node.find(name)
+    if field is not None:
+        field.values[0][0].text = raw
+        del field.values[0][1:]
+
+
+class _Records:
+    """Record count and keys of a source, in the order Caffe reads it."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        if source.backend in ("lmdb", "leveldb"):
+            from caffe_nantools.scan.stores import open_store
+
+            self.store = open_store(source.path, source.backend)
+            self.count = self.store.count()
+        elif source.backend == "hdf5":
+            from caffe_nantools.scan.hdf5 import _File, list_files
+
+            self.files = []
+            for name, path in list_files(source.path):
+                f = _File(name, path, source.datasets or None)
+                self.files.append((name, f.n))
+                f.h5.close()
+            self.count = sum(n for _, n in self.files)
+        else:
+            from caffe_nantools.scan.imagelist import read_list
+
+            self.names = [name for _, name, _ in read_list(source.path)]
+            self.count = len(self.names)
+
+    def keys(self, indices: List[int]) -> Dict[int, str]:
+        if not indices:
+            return {}
+        if self.source.backend in ("lmdb", "leveldb"):
+            from caffe_nantools.scan.checks import key_text
+
+            return {i: key_text(k) for i, k in zip(indices, self.store.keys_at(indices)) if k is not None}
+        if self.source.backend == "hdf5":
+            out, start = {}, 0
+            for name, n in self.files:
+                for i in indices:
+                    if start <= i < start + n:
+                        out[i] = f"{name}:{i - start}"
+                start += n
+            return out
+        return {i: self.names[i] for i in indices if i < len(self.names)}
+
+
+def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optional[int] = None,
+                  max_findings: Optional[int] = None, progress: bool = False) -> None:
+    """Scan the data layers of ``net_path`` in ``phase`` through Caffe into ``report``."""
+    from caffe_nantools.files import read_text
+    from caffe_nantools.prototxt.net import Net
+    from caffe_nantools.scan.scanner import Progress, ScanError
+    from caffe_nantools.scan.sources import sources_from_net
+
+    net = Net.parse(read_text(net_path), net_path)
+    sources, notes = sources_from_net(net_path, phase)
+    report.notes.extend(notes)
+    if not sources:
+        raise ScanError(f"{net_path}: no Data, HDF5Data or ImageData layer in phase {phase}")
+    layers = {layer.name: layer for layer in net.layers if layer.type in _PARAMS}
+    for source in sources:
+        layer = layers[source.layer]
+        records = _Records(source)
+        count = records.count if limit is None else min(records.count, limit)
+        params = layer.node.find(_PARAMS[layer.type])
+        batch = int(params.get("batch_size", 1))
+        collector = Collector(report, source.name, source.backend, max_findings)
+        bar = Progress(os.path.basename(source.path), count, progress)
+        try:
+            _scan_layer(layer, source, phase, records, count, batch, collector, report.notes, bar)
+        finally:
+            bar.close()
+
+
+def _scan_layer(layer, source, phase, records, count, batch, collector, notes, bar) -> None:
+    """Run the scanner net over the source; where Caffe aborts, name the records of that
+    batch that direct checks find bad, and go on from a copy of the records left."""
+    mapping = list(range(count))  # scanner-run position -> record index in the source
+    run_source = source
+    found: List[tuple] = []
+    with tempfile.TemporaryDirectory(prefix="nantools-scan-") as tmp:
+        for attempt in range(count + 1):
+            text = render("scanner_net.prototxt", data_layer=scanner_layer(layer.node, run_source, notes),
+                          bottoms="\n".join(f'  bottom: "{t}"' for t in layer.tops))
+            done, code, log = _run_child(text, phase, layer.tops, source, mapping, batch, collector, found, bar, tmp)
+            if code == 0:
+                break
+            first = done * batch
+            # Caffe's data layers load batches ahead in a thread: the record it stopped on may
+            # be in any of the batches after the last one it handed over.
+            failing = mapping[first : first + batch * (PREFETCH + 1)]
+            culprits = _direct_findings(source, failing, log)
+            if not culprits:
+                failing = failing[:batch]
+            found.extend(culprits or [(failing[0], "batch", "caffe_abort",
+                                       f"Caffe stopped reading records {failing[0]}..{failing[-1]}: {_last_error(log)}")])
+            dropped = {f[0] for f in culprits} or set(failing)
+            mapping = [i for i in mapping[first:] if i not in dropped]
+            if not mapping:
+                break
+            run_source = _remainder(source, mapping, os.path.join(tmp, f"rest{attempt}"), notes)
+            if run_source is None:
+                break
+    keys = records.keys(sorted({f[0] for f in found}))
+    for index, field_name, problem, detail in sorted(found):
+        collector.add(index, keys.get(index, str(index)), field_name, problem, detail)
+
+
+def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar, tmp):
+    """One run of the scanner net; returns (complete batches, exit code, Caffe's log)."""
+    from caffe_nantools.scan.scanner import ScanError
+
+    iterations = math.ceil(len(mapping) / batch)
+    path = os.path.join(tmp, "scanner.prototxt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])))
+    with open(os.path.join(tmp, "caffe.log"), "w+", encoding="utf-8", errors="replace") as log_file:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "caffe_nantools.scan.netrun", path, phase, str(iterations),
+             source.expect.label_top or "", *tops],
+            stdout=subprocess.PIPE, stderr=log_file, text=True, env=env,
+        )
+        done = 0
+        summary = collector.summary
+        for line in child.stdout:
+            first = done * batch
+            n = min(batch, len(mapping) - first)
+            for top, entry in json.loads(line).items():
+                for row, nan, posinf, neginf, total in entry["bad"]:
+                    if row < n:
+                        found.append((mapping[first + row], top, "nan" if nan else "inf",
+                                      f"{nan} NaN, {posinf} +inf, {neginf} -inf in {total} values (after Caffe's transform)"))
+                if "stats" in entry:
+                    summary.stats(top).update(*entry["stats"])
+                for row, label in enumerate(entry.get("labels", [])[:n]):
+                    problem = _label_problem(label, source.expect)
+                    if problem:
+                        found.append((mapping[first + row], top, "label", problem))
+                    elif label == label:
+                        summary.labels[int(label) if float(label).is_integer() else label] += 1
+            summary.records += n
+            done += 1
+            bar.update(n)
+        code = child.wait()
+        log_file.seek(0)
+        log = log_file.read()
+    if code and done == 0 and not re.search(r"^F\d{4} ", log, re.M):
+        raise ScanError(f"the scanner net did not start: {_last_error(log)}")
+    return done, code, log
+
+
+def _direct_findings(source, indices: List[int], log: str) -> List[tuple]:
+    """What direct checks find wrong with the records of the batch Caffe aborted on: the
+    problems that stop Caffe (NaNs and labels of these records come from the next run)."""
+    from caffe_nantools.scan.checks import DatumChecker
+    from caffe_nantools.scan.imagelist import ImageChecker, ImageOptions, read_list
+    from caffe_nantools.scan.stores import open_store, records_at
+
+    scratch = ScanReport()
+    collector = Collector(scratch, source.name, source.backend)
+    positions = sorted(indices)
+    if source.backend in ("lmdb", "leveldb"):
+        keys, values = records_at(open_store(source.path, source.backend), positions)
+        DatumChecker(collector, source.expect).check(keys, values, 0)
+        found = [(positions[f.index], f.field, f.problem, f.detail) for f in scratch.findings]
+    elif source.backend == "imagelist":
+        entries = list(read_list(source.path))
+        checker = ImageChecker(collector, source.images or ImageOptions(), source.expect)
+        for i in positions:
+            checker.check(i, *entries[i])
+        found = [(f.index, f.field, f.problem, f.detail) for f in scratch.findings]
+    else:
+        return []
+    message = _last_error(log)
+    return [(i, field_name, problem, f"{detail}; Caffe stopped on it: {message}")
+            for i, field_name, problem, detail in found
+            if problem in ("not_datum", "shape", "empty", "decode", "missing")]
+
+
+def _remainder(source, mapping: List[int], path: str, notes: List[str]):
+    """A copy of the records at ``mapping`` (in order), to run Caffe on the rest; None where
+    the backend cannot be cut."""
+    from dataclasses import replace
+
+    from caffe_nantools.scan.imagelist import read_list
+    from caffe_nantools.scan.stores import open_store
+
+    keep = set(mapping)
+    if source.backend in ("lmdb", "leveldb"):
+        store = open_store(source.path, source.backend)
+        start = store.keys_at([mapping[0]])[0]
+
+        def records():
+            index = mapping[0]
+            for keys, values in store.batches(start):
+                for key, value in zip(keys, values):
+                    if index in keep:
+                        yield key, value
+                    index += 1
+
+        store.write(path, records())
+    elif source.backend == "imagelist":
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+            for i, (_, name, label) in enumerate(read_list(source.path)):
+                if i in keep:
+                    out.write(f"{name} {label}\n" if label is not None else f"{name}\n")
+    else:
+        notes.append(f"{source.path}: Caffe stopped on a record; net mode cannot go on past it in an HDF5 source (direct mode can)")
+        return None
+    return replace(source, path=path)
+
+
+def _label_problem(label: float, expect) -> Optional[str]:
+    if label != label:
+        return None  # a NaN label is already a nan finding
+    if expect.ignore_label is not None and label == expect.ignore_label:
+        return None
+    if label < 0:
+        return f"label {label:g} is negative"
+    if expect.integer_labels and not float(label).is_integer():
+        return f"label {label:g} is not a whole number (a classification label)"
+    if expect.num_classes is not None and label >= expect.num_classes:
+        return f"label {label:g} >= {expect.num_classes}, the number of classes"
+    return None
+
+
+def _last_error(log: str) -> str:
+    lines = [line for line in log.splitlines() if line.startswith(("F", "E")) or "Error" in line]
+    return (lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else "no message").strip()
+
+
+def _package_root() -> str:
+    import caffe_nantools
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
+
+
