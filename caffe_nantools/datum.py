@@ -174,32 +174,38 @@ def decode_batch(records: Sequence[bytes]) -> Batch:
     """Decode ``records`` (serialized Datums); never raises for bad records, which are
     reported in :attr:`Batch.broken`."""
     n = len(records)
-    shapes = np.zeros((n, 3), np.int64)
-    labels = np.zeros(n, np.int64)
-    batch = Batch(shapes, labels)
+    batch = Batch(np.zeros((n, 3), np.int64), np.zeros(n, np.int64))
+    template = _first_template(records)
+    rest = range(n) if template is None else np.flatnonzero(~template.take_matching(records, batch))
     by_layout: Dict[Tuple[int, Layout], List[int]] = {}
-    template: Optional[_Template] = None
-    for i, record in enumerate(records):
-        header = template.match(record) if template is not None else None
-        if header is None:
-            try:
-                header = parse_header(record)
-            except NotADatum as e:
-                batch.broken.append((i, str(e)))
-                continue
-            template = _Template.of(record, header) or template
-        _place(batch, i, record, header, by_layout)
+    for i in rest:
+        try:
+            header = parse_header(records[i])
+        except NotADatum as e:
+            batch.broken.append((int(i), str(e)))
+            continue
+        _place(batch, int(i), records[i], header, by_layout)
     for (length, layout), rows in by_layout.items():
         values, tags_ok = _values(records, rows, length, layout)
         rows = np.asarray(rows)
-        if not tags_ok.all():
-            # Matched by the template but a float tag is wrong: read those on their own.
+        if not tags_ok.all():  # a tag inside the floats is not a float tag: read it alone
             for row in rows[~tags_ok]:
                 _decode_alone(records[row], int(row), batch)
             rows, values = rows[tags_ok], values[tags_ok]
         if rows.size:
             batch.groups.append((rows, values))
     return batch
+
+
+def _first_template(records: Sequence[bytes], tries: int = 4) -> Optional["_Template"]:
+    for record in records[:tries]:
+        try:
+            template = _Template.of(record, parse_header(record))
+        except NotADatum:
+            continue
+        if template is not None:
+            return template
+    return None
 
 
 def _place(batch: Batch, row: int, record: bytes, header: Header, by_layout: dict) -> None:
@@ -235,7 +241,7 @@ class _Template:
 
     head: bytes  # up to and including the label's tag
     middle: bytes  # between the label and the values (tag and length of data)
-    tail: bytes  # after the values (the float tags are checked for the whole batch at once)
+    tail: bytes  # after the values
     length: int
     header: Header
 
@@ -252,30 +258,53 @@ class _Template:
             return None
         return cls(record[: at + 1], record[label_end : layout.start], record[values_end:], len(record), header)
 
-    def match(self, record: bytes) -> Optional[Header]:
-        if len(record) != self.length or not record.startswith(self.head):
-            return None
-        p = len(self.head)
-        label = record[p]
-        layout = self.header.layout
-        if label >= 0x80 or record[p + 1 : layout.start] != self.middle or not record.endswith(self.tail):
-            return None
+    def take_matching(self, records: Sequence[bytes], batch: Batch) -> np.ndarray:
+        """Decode, all at once, the records laid out like this one (same length and bytes
+        but for the label and the values); returns which records were taken."""
+        taken = np.zeros(len(records), bool)
+        lengths = np.fromiter(map(len, records), np.int64, len(records))
+        rows = np.flatnonzero(lengths == self.length)
+        if not rows.size:
+            return taken
+        joined = b"".join([records[i] for i in rows])
+        table = np.frombuffer(joined, np.uint8).reshape(rows.size, self.length)
+        layout, p = self.header.layout, len(self.head)
+        ok = (table[:, :p] == np.frombuffer(self.head, np.uint8)).all(axis=1) & (table[:, p] < 0x80)
+        if self.middle:
+            ok &= (table[:, p + 1 : layout.start] == np.frombuffer(self.middle, np.uint8)).all(axis=1)
+        if self.tail:
+            ok &= (table[:, self.length - len(self.tail) :] == np.frombuffer(self.tail, np.uint8)).all(axis=1)
+        if layout.kind == "float":
+            ok &= (table[:, layout.start : layout.start + 5 * layout.count : 5] == _FLOAT_TAG).all(axis=1)
+        values = _view(joined, rows.size, self.length, layout)
+        if not ok.all():
+            values, rows, labels = values[ok], rows[ok], table[ok, p]
+        else:
+            labels = table[:, p]
         h = self.header
-        return Header(h.channels, h.height, h.width, label, layout, h.label_at)
+        batch.shapes[rows] = h.channels, h.height, h.width
+        batch.labels[rows] = labels
+        batch.groups.append((rows, values))
+        taken[rows] = True
+        return taken
+
+
+def _view(joined: bytes, n: int, length: int, layout: Layout) -> np.ndarray:
+    """The values of ``n`` records of one ``length`` and ``layout``, joined, as (n, count)."""
+    if layout.kind == "float":
+        # Unaligned float32 view between the tags.
+        return np.ndarray((n, layout.count), "<f4", joined, offset=layout.start + 1, strides=(length, 5))
+    if layout.kind == "packed":
+        return np.ndarray((n, layout.count), "<f4", joined, offset=layout.start, strides=(length, 4))
+    return np.ndarray((n, layout.count), np.uint8, joined, offset=layout.start, strides=(length, 1))
 
 
 def _values(records: Sequence[bytes], rows: Sequence[int], length: int, layout: Layout) -> Tuple[np.ndarray, np.ndarray]:
     """The values of ``rows`` (records of one length and layout) as one 2-D array, and per row
     whether the float tags between the values are all there."""
     joined = b"".join(records[i] for i in rows)
-    n, count = len(rows), layout.count
+    values = _view(joined, len(rows), length, layout)
     if layout.kind == "float":
-        tags = np.ndarray((n, count), np.uint8, joined, offset=layout.start, strides=(length, 5))
-        # Unaligned float32 view between the tags.
-        values = np.ndarray((n, count), "<f4", joined, offset=layout.start + 1, strides=(length, 5))
+        tags = np.ndarray((len(rows), layout.count), np.uint8, joined, offset=layout.start, strides=(length, 5))
         return values, (tags == _FLOAT_TAG).all(axis=1)
-    if layout.kind == "packed":
-        values = np.ndarray((n, count), "<f4", joined, offset=layout.start, strides=(length, 4))
-    else:
-        values = np.ndarray((n, count), np.uint8, joined, offset=layout.start, strides=(length, 1))
-    return values, np.ones(n, bool)
+    return values, np.ones(len(rows), bool)

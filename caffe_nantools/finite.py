@@ -23,6 +23,21 @@ SHOWN_SAMPLES = 10
 _ALL = ["->"] + ["abcdefghijklmnopqrstuvwxyz"[:n] + "->" for n in range(1, 27)]
 
 
+def finite_sum(x: np.ndarray) -> Optional[float]:
+    """The sum of a float array if every element is finite, else None, in one reduction.
+
+    The hot path: an empty array sums to 0, which is finite; a strided view is summed as it
+    is (flattening it would copy it first). Only a sum that overflowed while every element is
+    finite is summed again, in float64.
+    """
+    total = np.einsum("i->", x.reshape(-1)) if x.flags.c_contiguous else np.einsum(_ALL[x.ndim], x)
+    if math.isfinite(total):
+        return float(total)
+    if np.isfinite(x).all():
+        return float(np.sum(x, dtype=np.float64))
+    return None
+
+
 def is_finite(x: np.ndarray, max_abs: Optional[float] = None) -> bool:
     """Tell whether every element of ``x`` is finite (and, given ``max_abs``, within it).
 
@@ -36,13 +51,7 @@ def is_finite(x: np.ndarray, max_abs: Optional[float] = None) -> bool:
         to learn what failed.
     """
     if x.dtype.kind == "f" and max_abs is None:
-        # The hot path: one reduction (an empty array sums to 0, which is finite). A strided
-        # view is summed as it is; flattening it would copy it first.
-        total = np.einsum("i->", x.reshape(-1)) if x.flags.c_contiguous else np.einsum(_ALL[x.ndim], x)
-        if math.isfinite(total):
-            return True
-        # The sum of finite values can overflow to inf; tell that apart from a real NaN/inf.
-        return bool(np.isfinite(x).all())
+        return finite_sum(x) is not None
     if x.size == 0:
         return True
     if x.dtype.kind != "f":

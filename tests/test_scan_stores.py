@@ -24,6 +24,16 @@ def store(request, tmp_path):
     return str(path), request.param, expected
 
 
+def comparable(report):
+    """The report as a dict, means rounded: sums of float32 batches depend on where the batches
+    (or shards) begin."""
+    d = report.to_dict()
+    for summary in d["summary"].values():
+        for stats in summary["fields"].values():
+            stats["mean"] = round(stats["mean"], 5) if stats["mean"] is not None else None
+    return d
+
+
 def found(report):
     return [(f.index, f.problem) for f in report.findings]
 
@@ -84,13 +94,13 @@ def test_shards_cover_the_store_and_merge_to_the_whole(tmp_path, backend):
     assert sum(p.summaries[str(tmp_path / "db")].records for p in parts) == 300
     merged = merge_reports(ScanReport.from_dict(json.loads(p.to_json())) for p in parts)
     whole = scan(str(tmp_path / "db"))
-    assert merged.to_dict() == whole.to_dict()
+    assert comparable(merged) == comparable(whole)
 
 
 def test_workers_give_the_same_report(tmp_path):
     records, _ = planted()
     write_store(tmp_path / "db", "lmdb", records)
-    assert scan(str(tmp_path / "db"), workers=3).to_dict() == scan(str(tmp_path / "db")).to_dict()
+    assert comparable(scan(str(tmp_path / "db"), workers=3)) == comparable(scan(str(tmp_path / "db")))
 
 
 def test_limit_and_max_findings(tmp_path):

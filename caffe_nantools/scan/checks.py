@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from caffe_nantools.datum import Batch, decode_batch
-from caffe_nantools.finite import finite_stats, is_finite
+from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.report import Finding, ScanReport, Summary
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -107,8 +107,11 @@ class DatumChecker:
         summary.records += len(values)
         shapes = batch.shapes[ok]
         if shapes.size:
-            kinds, counts = np.unique(shapes, axis=0, return_counts=True)
-            summary.shapes.update({"x".join(map(str, k)): int(c) for k, c in zip(kinds.tolist(), counts.tolist())})
+            if (shapes == shapes[0]).all():  # the usual case, without a sort
+                kinds, counts = shapes[:1], [len(shapes)]
+            else:
+                kinds, counts = np.unique(shapes, axis=0, return_counts=True)
+            summary.shapes.update({"x".join(map(str, k)): int(c) for k, c in zip(kinds.tolist(), list(counts))})
             summary.count_labels(batch.labels[ok])
         return sorted(bad)
 
@@ -137,11 +140,12 @@ class DatumChecker:
         if kind.kind != "f":
             stats.update(float(values.min()), float(values.max()), float(values.sum(dtype=np.float64)), values.size)
             return
-        # One contiguous copy makes the all-finite check and the summary's min/max/sum cheap.
+        # One contiguous copy makes the all-finite check and the summary's min/max cheap; the
+        # check's own sum gives the mean.
         dense = np.ascontiguousarray(values)
-        if is_finite(dense):
-            lo, hi = float(dense.min()), float(dense.max())
-            stats.update(lo, hi, float(np.einsum("i->", dense.reshape(-1), dtype=np.float64)), dense.size)
+        total = finite_sum(dense)
+        if total is not None:
+            stats.update(float(dense.min()), float(dense.max()), total, dense.size)
             if self.expect.scale != 1.0 or self.expect.mean != 0.0:
                 self._check_overflow(rows, dense, name, report)
             return

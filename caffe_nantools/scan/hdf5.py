@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from caffe_nantools.finite import finite_stats, is_finite
+from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.checks import Collector, describe, problem_of
 from caffe_nantools.scan.report import ScanReport
 
@@ -142,14 +142,15 @@ def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_star
     bad = []
     n = len(chunk)
     flat = chunk.reshape(n, -1)
-    if flat.dtype.kind == "f" and not is_finite(flat):
+    total = finite_sum(flat) if flat.dtype.kind == "f" else float(flat.sum(dtype=np.float64))
+    if total is None:
         stats.add(flat)
         for i in np.flatnonzero(~np.isfinite(flat).all(axis=1)):
             s = finite_stats(flat[i])
             collector.add(global_start + int(i), key(local_start + int(i)), dataset, problem_of(s), describe(s))
             bad.append(local_start + int(i))
     elif flat.size:
-        stats.update(float(flat.min()), float(flat.max()), float(flat.sum(dtype=np.float64)), flat.size)
+        stats.update(float(flat.min()), float(flat.max()), total, flat.size)
     if is_label:
         for i, problem in _label_problems(flat, expect):
             collector.add(global_start + i, key(local_start + i), dataset, "label", problem)

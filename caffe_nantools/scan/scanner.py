@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Set, Tuple
+from typing import Iterator, List, Optional, Set, Tuple
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
@@ -89,6 +91,32 @@ class Progress:
             sys.stderr.flush()
 
 
+def prefetched(batches: Iterator, depth: int = 2) -> Iterator:
+    """``batches``, read ahead in a thread: the store's reads overlap the checks (numpy and
+    the store libraries let go of the GIL while they work)."""
+    items: "queue.Queue" = queue.Queue(depth)
+    done = object()
+
+    def read() -> None:
+        try:
+            for item in batches:
+                items.put(item)
+        except BaseException as e:  # handed to the consumer, which raises it
+            items.put(e)
+        items.put(done)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    while True:
+        item = items.get()
+        if item is done:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+
 def _shard_range(total: int, shard: Optional[Tuple[int, int]]) -> Tuple[int, int]:
     if shard is None:
         return 0, total
@@ -123,7 +151,7 @@ def scan_store(
     bad: Set[int] = set()
     index = first
     try:
-        for keys, values in store.batches(start_key, stop_key, end - first):
+        for keys, values in prefetched(store.batches(start_key, stop_key, end - first)):
             bad.update(index + row for row in checker.check(keys, values, index))
             index += len(keys)
             bar.update(len(keys))

@@ -8,7 +8,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from caffe_nantools.errors import NanToolsError
 
-BATCH = 1024
+BATCH = 1024  # records per write transaction
+BATCH_BYTES = 16 << 20  # a read batch holds about this much, whatever the record size
 
 
 class StoreError(NanToolsError):
@@ -140,10 +141,13 @@ def _keys_at(keys, positions: Sequence[int]) -> List[Optional[bytes]]:
 
 
 def _batched(items, stop: Optional[bytes], limit: Optional[int]):
+    """Batches of about BATCH_BYTES (memory stays flat for any record size), ending before
+    ``stop`` and after ``limit`` records."""
     if limit is not None:
         items = islice(items, limit)
+    size = 64
     while True:
-        chunk = list(islice(items, BATCH))
+        chunk = list(islice(items, size))
         if not chunk:
             return
         keys = [k for k, _ in chunk]
@@ -154,6 +158,8 @@ def _batched(items, stop: Optional[bytes], limit: Optional[int]):
                 yield keys[:cut], values[:cut]
             return
         yield keys, values
+        average = sum(map(len, values)) / len(values)
+        size = int(min(max(BATCH_BYTES // max(average, 1), 16), 4096))
 
 
 def _chunks(items, size: int):

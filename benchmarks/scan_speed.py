@@ -1,0 +1,207 @@
+"""scan speed, measured side by side in one run (in the image: docker/run-benchmark scan_speed):
+
+1. records/s on a 50k-record 3x32x32 float LMDB and a uint8 one: caffe-nantools' direct scan,
+   its net mode, the naive Python loop (Datum.ParseFromString, np.array(float_data)), and a bare
+   Caffe net of the Data layer and a dummy loss (target: direct >= 1.0x that net on floats);
+2. --workers 2 against one worker (target >= 1.7x);
+3. MB/s on a 1 GB HDF5 file against a plain h5py read of the same rows (target >= 0.8x);
+4. peak RSS of a scan of 100 MB and of 2 GB of data (target: flat).
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from caffe_nantools.scan import scan  # noqa: E402
+from datums import datum  # noqa: E402
+
+
+def make_lmdb(path, n, shape, dtype):
+    import lmdb
+
+    rng = np.random.default_rng(0)
+    one = rng.standard_normal(shape).astype(np.float32) if dtype == "float" else rng.integers(0, 256, shape, dtype=np.uint8)
+    size = len(datum(one)) + 64
+    env = lmdb.open(path, map_size=max(2 * n * size, 1 << 24))
+    batch = 1000
+    for start in range(0, n, batch):
+        with env.begin(write=True) as txn:
+            for i in range(start, min(start + batch, n)):
+                txn.put(f"{i:08d}".encode(), datum(one, label=i % 10))
+    env.close()
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def naive_loop(path):
+    import lmdb
+    from caffe.proto import caffe_pb2
+
+    env = lmdb.open(path, readonly=True, lock=False)
+    with env.begin() as txn:
+        for _, value in txn.cursor():
+            d = caffe_pb2.Datum()
+            d.ParseFromString(value)
+            x = np.array(d.float_data, np.float32) if d.float_data else np.frombuffer(d.data, np.uint8)
+            np.isfinite(x).all()
+
+
+def caffe_data_net(path, n, batch, tmp):
+    import caffe
+
+    caffe.set_mode_cpu()
+    net_path = os.path.join(tmp, "bare.prototxt")
+    with open(net_path, "w") as f:
+        f.write(
+            f'layer {{ name: "data" type: "Data" top: "data" top: "label" '
+            f'data_param {{ source: "{path}" backend: LMDB batch_size: {batch} }} }}\n'
+            'layer { name: "loss" type: "Silence" bottom: "data" bottom: "label" }\n'
+        )
+    net = caffe.Net(net_path, caffe.TRAIN)
+    net.forward()  # warm-up: the prefetch threads start
+    iterations = n // batch
+    return timed(lambda: [net.forward() for _ in range(iterations)]), iterations * batch
+
+
+def net_file(path, batch, tmp):
+    net_path = os.path.join(tmp, "scan.prototxt")
+    with open(net_path, "w") as f:
+        f.write(
+            f'layer {{ name: "data" type: "Data" top: "data" top: "label" '
+            f'data_param {{ source: "{path}" backend: LMDB batch_size: {batch} }} }}\n'
+        )
+    return net_path
+
+
+def records_table(n, tmp, with_caffe):
+    print(f"\nrecords/s on {n} records of 3x32x32, LMDB (best of 2 runs each, page cache warm)")
+    print(f"{'':>28} {'float':>12} {'uint8':>12}")
+    rows = {}
+    for dtype in ("float", "uint8"):
+        path = os.path.join(tmp, f"{dtype}_lmdb")
+        make_lmdb(path, n, (3, 32, 32), dtype)
+        best = lambda fn: min(timed(fn) for _ in range(2))  # noqa: E731
+        rows.setdefault("direct scan", {})[dtype] = n / best(lambda: scan(path))
+        rows.setdefault("direct scan, --workers 2", {})[dtype] = n / best(lambda: scan(path, workers=2))
+        if with_caffe:
+            rows.setdefault("net mode", {})[dtype] = n / best(lambda: scan(net_file(path, 256, tmp), mode="net"))
+            rows.setdefault("naive Python loop", {})[dtype] = n / best(lambda: naive_loop(path))
+            seconds, count = min(caffe_data_net(path, n, 256, tmp) for _ in range(2))
+            rows.setdefault("bare Caffe Data-layer net", {})[dtype] = count / seconds
+    for name, by_type in rows.items():
+        print(f"{name:>28} {by_type.get('float', 0):>12,.0f} {by_type.get('uint8', 0):>12,.0f}")
+    if with_caffe:
+        for dtype in ("float", "uint8"):
+            ratio = rows["direct scan"][dtype] / rows["bare Caffe Data-layer net"][dtype]
+            print(f"direct scan / bare Caffe net, {dtype}: {ratio:.2f}x" + (" (target >= 1.0)" if dtype == "float" else ""))
+    for dtype in ("float", "uint8"):
+        ratio = rows["direct scan, --workers 2"][dtype] / rows["direct scan"][dtype]
+        print(f"--workers 2 / one worker, {dtype}: {ratio:.2f}x (target >= 1.7; {os.cpu_count()} cores)")
+
+
+def hdf5_table(megabytes, tmp):
+    import h5py
+
+    path = os.path.join(tmp, "big.h5")
+    rows = megabytes * (1 << 20) // (3 * 32 * 32 * 4)
+    with h5py.File(path, "w") as f:
+        data = f.create_dataset("data", (rows, 3, 32, 32), np.float32)
+        block = np.random.default_rng(0).standard_normal((4096, 3, 32, 32)).astype(np.float32)
+        for start in range(0, rows, 4096):
+            end = min(start + 4096, rows)
+            data[start:end] = block[: end - start]
+        f.create_dataset("label", data=np.zeros(rows, np.float32))
+    size = os.path.getsize(path) / 1e6
+
+    def plain_read():
+        with h5py.File(path, "r") as f:
+            f["data"][:].sum  # noqa: B018 (read, nothing more)
+            f["label"][:]
+
+    def chunked_read():
+        with h5py.File(path, "r") as f:
+            ds = f["data"]
+            step = 4096
+            buf = np.empty((step,) + ds.shape[1:], ds.dtype)
+            for a in range(0, ds.shape[0], step):
+                b = min(a + step, ds.shape[0])
+                ds.read_direct(buf[: b - a], np.s_[a:b], np.s_[0 : b - a])
+            f["label"][:]
+
+    plain = min(timed(plain_read) for _ in range(3))
+    chunked = min(timed(chunked_read) for _ in range(3))
+    ours = min(timed(lambda: scan(path)) for _ in range(3))
+    print(f"\nHDF5, {size:.0f} MB: scan {size / ours:,.0f} MB/s; plain h5py read (ds[:]) {size / plain:,.0f} MB/s: "
+          f"{plain / ours:.2f}x (target >= 0.8); chunked read_direct into one buffer {size / chunked:,.0f} MB/s: {chunked / ours:.2f}x")
+
+
+def peak_rss(target):
+    """(peak RSS, peak anonymous RSS) in MB of a scan in a fresh process. An LMDB is memory-
+    mapped: the pages it reads count in RSS but belong to the page cache, which the kernel
+    drops at will; the anonymous part is the memory the scan itself holds."""
+    code = (
+        "import sys, threading, time; sys.path.insert(0, %r)\n"
+        "from caffe_nantools.scan import scan\n"
+        "peak = [0]\n"
+        "def watch():\n"
+        "    while True:\n"
+        "        for line in open('/proc/self/status'):\n"
+        "            if line.startswith('RssAnon:'): peak[0] = max(peak[0], int(line.split()[1]))\n"
+        "        time.sleep(0.01)\n"
+        "threading.Thread(target=watch, daemon=True).start()\n"
+        "scan(%r)\n"
+        "hwm = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "print(hwm, peak[0])\n" % (ROOT, target)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    hwm, anon = out.split()[-2:]
+    return int(hwm) / 1024, int(anon) / 1024
+
+
+def rss_table(tmp, sizes_mb):
+    print("\npeak RSS of a direct scan (uint8 3x256x256 Datums)")
+    record = 3 * 256 * 256
+    for mb in sizes_mb:
+        path = os.path.join(tmp, f"rss_{mb}")
+        make_lmdb(path, mb * (1 << 20) // record, (3, 256, 256), "uint8")
+        total, anonymous = peak_rss(path)
+        print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which at most {anonymous:6.1f} MB anonymous (the rest is LMDB's mapped file)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=50000)
+    parser.add_argument("--hdf5-mb", type=int, default=1024)
+    parser.add_argument("--rss-mb", type=int, nargs="+", default=[100, 2048])
+    args = parser.parse_args()
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    try:
+        import caffe  # noqa: F401
+
+        with_caffe = True
+    except ImportError:
+        with_caffe = False
+        print("no pycaffe: the Caffe columns are left out")
+    print(f"numpy {np.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="nantools-bench-") as tmp:
+        records_table(args.records, tmp, with_caffe)
+        hdf5_table(args.hdf5_mb, tmp)
+        rss_table(tmp, args.rss_mb)
+    print(f"\nthis process's peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
