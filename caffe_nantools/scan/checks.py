@@ -69,6 +69,15 @@ def problem_of(stats) -> str:
 
 
 @dataclass
+class _Measured:
+    rows: np.ndarray
+    field: str
+    dtype: str
+    stats: Optional[tuple]  # (min, max, sum, count) of the finite values
+    problems: List[tuple]  # (row, problem, detail)
+
+
+@dataclass
 class DatumChecker:
     """Checks batches of serialized Datums (LMDB, LevelDB) and keeps the summary."""
 
@@ -83,6 +92,11 @@ class DatumChecker:
     def check(self, keys: Sequence[bytes], values: Sequence[bytes], first_index: int) -> List[int]:
         """Check one batch; returns the batch rows found bad."""
         batch = decode_batch(values)
+        measured = [self._measure(rows, array) for rows, array in batch.groups]
+        images = [(row, decode_problem(image)) for row, image in batch.encoded]
+        return self._report(batch, measured, images, keys, first_index)
+
+    def _report(self, batch: Batch, measured, images, keys, first_index: int) -> List[int]:
         add = self.collector.add
         bad: set = set()
 
@@ -94,17 +108,23 @@ class DatumChecker:
             report(row, "datum", "not_datum", f"not a Datum: {why}")
         for row in batch.empty:
             report(row, "data", "empty", "no data, float_data or encoded image")
-        ok = np.ones(len(values), bool)
+        ok = np.ones(len(keys), bool)
         for row, _ in batch.broken:
             ok[row] = False
         self._check_shapes(batch, ok, report)
-        for rows, array in batch.groups:
-            self._check_values(rows, array, batch, report)
-        for row, image in batch.encoded:
-            self._check_image(row, image, report)
-        self._check_labels(batch.labels[ok], np.flatnonzero(ok), report)
         summary = self.collector.summary
-        summary.records += len(values)
+        for m in measured:
+            summary.dtypes[m.dtype] += len(m.rows)
+            if m.stats:
+                summary.stats(m.field).update(*m.stats)
+            for row, problem, detail in m.problems:
+                report(row, m.field, problem, detail)
+        for row, problem in images:
+            summary.dtypes["encoded"] += 1
+            if problem:
+                report(row, "data", "decode", problem)
+        self._check_labels(batch.labels[ok], np.flatnonzero(ok), report)
+        summary.records += len(keys)
         shapes = batch.shapes[ok]
         if shapes.size:
             if (shapes == shapes[0]).all():  # the usual case, without a sort
@@ -131,42 +151,34 @@ class DatumChecker:
                 c, h, w = shapes[row]
                 report(int(row), "data", "shape", f"{values.shape[1]} values, but channels x height x width = {c * h * w}")
 
-    def _check_values(self, rows: np.ndarray, values: np.ndarray, batch: Batch, report) -> None:
+    def _measure(self, rows: np.ndarray, values: np.ndarray) -> "_Measured":
+        """The numbers of one group of values, touching nothing shared."""
         kind = values.dtype
         name = "float_data" if kind.kind == "f" else "data"
-        summary = self.collector.summary
-        summary.dtypes[str(kind)] += len(rows)
-        stats = summary.stats(name)
         if kind.kind != "f":
-            stats.update(float(values.min()), float(values.max()), float(values.sum(dtype=np.float64)), values.size)
-            return
+            stats = (float(values.min()), float(values.max()), float(values.sum(dtype=np.float64)), values.size)
+            return _Measured(rows, name, str(kind), stats, [])
         # One contiguous copy makes the all-finite check and the summary's min/max cheap; the
         # check's own sum gives the mean.
         dense = np.ascontiguousarray(values)
         total = finite_sum(dense)
         if total is not None:
-            stats.update(float(dense.min()), float(dense.max()), total, dense.size)
-            if self.expect.scale != 1.0 or self.expect.mean != 0.0:
-                self._check_overflow(rows, dense, name, report)
-            return
-        stats.add(dense)
+            problems = self._overflows(rows, dense) if self.expect.scale != 1.0 or self.expect.mean != 0.0 else []
+            return _Measured(rows, name, str(kind), (float(dense.min()), float(dense.max()), total, dense.size), problems)
+        finite = dense[np.isfinite(dense)]
+        stats = (float(finite.min()), float(finite.max()), float(finite.sum(dtype=np.float64)), finite.size) if finite.size else None
+        problems = []
         for i in np.flatnonzero(~np.isfinite(dense).all(axis=1)):
             s = finite_stats(dense[i])
-            report(int(rows[i]), name, problem_of(s), describe(s))
+            problems.append((int(rows[i]), problem_of(s), describe(s)))
+        return _Measured(rows, name, str(kind), stats, problems)
 
-    def _check_overflow(self, rows: np.ndarray, dense: np.ndarray, name: str, report) -> None:
+    def _overflows(self, rows: np.ndarray, dense: np.ndarray) -> List[tuple]:
         e = self.expect
         hi, lo = dense.max(axis=1).astype(np.float64), dense.min(axis=1).astype(np.float64)
         worst = np.maximum(np.abs(hi - e.mean), np.abs(lo - e.mean)) * abs(e.scale)
-        for i in np.flatnonzero(worst > FLT_MAX):
-            report(int(rows[i]), name, "overflow", f"(x - {e.mean:g}) * {e.scale:g} reaches {worst[i]:.3g}, past float32's range: inf in the net")
-
-    def _check_image(self, row: int, image: bytes, report) -> None:
-        summary = self.collector.summary
-        summary.dtypes["encoded"] += 1
-        problem = decode_problem(image)
-        if problem:
-            report(row, "data", "decode", problem)
+        return [(int(rows[i]), "overflow", f"(x - {e.mean:g}) * {e.scale:g} reaches {worst[i]:.3g}, past float32's range: inf in the net")
+                for i in np.flatnonzero(worst > FLT_MAX)]
 
     def _check_labels(self, labels: np.ndarray, rows: np.ndarray, report) -> None:
         if self.expect.ignore_label is not None:
