@@ -61,16 +61,10 @@ class LMDBStore:
 
         size = max(os.path.getsize(os.path.join(self.path, "data.mdb")) if os.path.isdir(self.path) else os.path.getsize(self.path), 1 << 20)
         env = lmdb.open(path, map_size=2 * size, subdir=True)
-        written = 0
         try:
-            for chunk in _chunks(items, BATCH):
-                with env.begin(write=True) as txn:
-                    for key, value in chunk:
-                        txn.put(key, value)
-                written += len(chunk)
+            return _put_all(items, lambda: env.begin(write=True))
         finally:
             env.close()
-        return written
 
 
 class LevelDBStore:
@@ -103,16 +97,10 @@ class LevelDBStore:
         import plyvel
 
         db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
-        written = 0
         try:
-            for chunk in _chunks(items, BATCH):
-                with db.write_batch() as wb:
-                    for key, value in chunk:
-                        wb.put(key, value)
-                written += len(chunk)
+            return _put_all(items, db.write_batch)
         finally:
             db.close()
-        return written
 
 
 def records_at(store, positions: Sequence[int]) -> Tuple[List[bytes], List[bytes]]:
@@ -160,6 +148,18 @@ def _batched(items, stop: Optional[bytes], limit: Optional[int]):
         yield keys, values
         average = sum(map(len, values)) / len(values)
         size = int(min(max(BATCH_BYTES // max(average, 1), 16), 4096))
+
+
+def _put_all(items: Iterator[Tuple[bytes, bytes]], open_batch) -> int:
+    """Put ``items`` in write batches of BATCH records (``open_batch()`` gives a context with
+    ``put``: an LMDB write transaction, a LevelDB write batch); returns how many."""
+    written = 0
+    for chunk in _chunks(items, BATCH):
+        with open_batch() as batch:
+            for key, value in chunk:
+                batch.put(key, value)
+        written += len(chunk)
+    return written
 
 
 def _chunks(items, size: int):
