@@ -10,9 +10,7 @@ import sys
 from typing import List, Optional
 
 from caffe_nantools import __version__
-from caffe_nantools.errors import NanToolsError
-
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, NanToolsError
 
 
 def _demo(args: argparse.Namespace) -> int:

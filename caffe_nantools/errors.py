@@ -7,6 +7,10 @@ if TYPE_CHECKING:
     from caffe_nantools.finite import FiniteStats
 
 
+#: Exit status of every command: done and clean, done and something bad found, could not do it.
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
 class NanToolsError(Exception):
     """Root of every error caffe-nantools raises on purpose; the CLI prints it as one line."""
 

@@ -1,9 +1,9 @@
 """Find every bad sample of a Caffe data source (LMDB, LevelDB, HDF5, ImageData list), by key
 or row, with what is wrong with it."""
-from caffe_nantools.scan.report import EXIT_CLEAN, EXIT_FINDINGS, Finding, ScanReport, Summary, merge_reports
+from caffe_nantools.scan.report import Finding, ScanReport, Summary, merge_reports
 from caffe_nantools.scan.scanner import BACKENDS, ScanError, Source, detect_backend, scan
 
 __all__ = [
-    "BACKENDS", "EXIT_CLEAN", "EXIT_FINDINGS", "Finding", "ScanError", "ScanReport", "Source", "Summary",
+    "BACKENDS", "Finding", "ScanError", "ScanReport", "Source", "Summary",
     "detect_backend", "merge_reports", "scan",
 ]

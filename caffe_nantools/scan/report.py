@@ -11,7 +11,8 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-EXIT_CLEAN, EXIT_FINDINGS = 0, 1
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
+
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class ScanReport:
 
     @property
     def return_code(self) -> int:
-        return EXIT_FINDINGS if self.findings or self.unlisted else EXIT_CLEAN
+        return EXIT_FINDINGS if self.findings or self.unlisted else EXIT_OK
 
     def sort(self) -> None:
         """Findings in source order, then record order."""
