@@ -93,28 +93,45 @@ class Progress:
 
 def prefetched(batches: Iterator, depth: int = 2) -> Iterator:
     """``batches``, read ahead in a thread: the store's reads overlap the checks (numpy and
-    the store libraries let go of the GIL while they work)."""
+    the store libraries let go of the GIL while they work). When the consumer stops early, the
+    reader is stopped and joined before this returns, so the store can be closed safely."""
     items: "queue.Queue" = queue.Queue(depth)
+    stop = threading.Event()
     done = object()
 
     def read() -> None:
         try:
             for item in batches:
-                items.put(item)
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
         except BaseException as e:  # handed to the consumer, which raises it
             items.put(e)
         items.put(done)
 
     thread = threading.Thread(target=read, daemon=True)
     thread.start()
-    while True:
-        item = items.get()
-        if item is done:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                items.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 def _shard_range(total: int, shard: Optional[Tuple[int, int]]) -> Tuple[int, int]:
@@ -159,6 +176,7 @@ def scan_store(
         raise ScanError(str(e)) from None
     finally:
         bar.close()
+        store.close()
     return bad
 
 

@@ -37,6 +37,13 @@ class LMDBStore:
         except lmdb.Error as e:
             raise StoreError(f"{path}: cannot open as LMDB ({e})") from None
         self._error = lmdb.Error
+        # One read transaction for the store's life: values come as views into the map
+        # (no copy), valid until the transaction ends, which is when the store is closed.
+        self.txn = self.env.begin(buffers=True)
+
+    def close(self) -> None:
+        self.txn.abort()
+        self.env.close()
 
     def count(self) -> int:
         return int(self.env.stat()["entries"])
@@ -46,13 +53,14 @@ class LMDBStore:
         with self.env.begin() as txn:
             return _keys_at(txn.cursor().iternext(keys=True, values=False), positions)
 
-    def batches(self, start: Optional[bytes] = None, stop: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
+    def batches(self, start: Optional[bytes] = None, stop: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], list]]:
+        """(keys, values) batches in key order; the values are memoryviews, valid until
+        :meth:`close`."""
         try:
-            with self.env.begin(buffers=False) as txn:
-                cursor = txn.cursor()
-                if start is not None and not cursor.set_range(start):
-                    return
-                yield from _batched(cursor.iternext(), stop, limit)
+            cursor = self.txn.cursor()
+            if start is not None and not cursor.set_range(start):
+                return
+            yield from _batched(cursor.iternext(), stop, limit)
         except self._error as e:
             raise StoreError(f"{self.path}: read failed ({e})") from None
 
@@ -80,6 +88,9 @@ class LevelDBStore:
         except (plyvel.Error, IOError) as e:
             raise StoreError(f"{path}: cannot open as LevelDB ({e}); is Caffe still using it?") from None
         self._error = plyvel.Error
+
+    def close(self) -> None:
+        self.db.close()
 
     def count(self) -> int:
         return sum(1 for _ in self.db.iterator(include_value=False))
@@ -138,7 +149,7 @@ def _batched(items, stop: Optional[bytes], limit: Optional[int]):
         chunk = list(islice(items, size))
         if not chunk:
             return
-        keys = [k for k, _ in chunk]
+        keys = [bytes(k) for k, _ in chunk]
         values = [v for _, v in chunk]
         if stop is not None and keys[-1] >= stop:
             cut = next(i for i, k in enumerate(keys) if k >= stop)
@@ -146,7 +157,7 @@ def _batched(items, stop: Optional[bytes], limit: Optional[int]):
                 yield keys[:cut], values[:cut]
             return
         yield keys, values
-        average = sum(map(len, values)) / len(values)
+        average = sum(map(len, values)) / len(values)  # noqa: memoryviews have len too
         size = int(min(max(BATCH_BYTES // max(average, 1), 16), 4096))
 
 
