@@ -157,7 +157,7 @@ def _batched(items, stop: Optional[bytes], limit: Optional[int]):
                 yield keys[:cut], values[:cut]
             return
         yield keys, values
-        average = sum(map(len, values)) / len(values)  # noqa: memoryviews have len too
+        average = sum(map(len, values)) / len(values)
         size = int(min(max(BATCH_BYTES // max(average, 1), 16), 4096))
 
 
