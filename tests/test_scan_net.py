@@ -59,6 +59,17 @@ def test_train_phase_checks_classes_ignore_label_and_the_mean_shape(project):
     assert report.sources == ["train_lmdb"]
 
 
+def test_records_smaller_than_crop_size(project):
+    (project / "net.prototxt").write_text(NET.replace("scale: 0.5", "scale: 0.5 crop_size: 3").replace(' mean_file: "mean.binaryproto"', ""))
+    report = scan("net.prototxt")
+    assert [(f.key, f.detail) for f in report.findings if f.problem == "shape"] == [
+        ("a", "2x2x2 is smaller than crop_size 3"),
+        ("b", "2x2x2 is smaller than crop_size 3"),
+        ("c", "2x2x2 is smaller than crop_size 3"),
+        ("d", "1x2x2, not 2x2x2 (the first record's)"),
+    ]
+
+
 def test_test_phase_reads_the_hdf5_layer_with_its_tops(project):
     report = scan("net.prototxt", phase="TEST")
     assert [(f.key, f.detail) for f in report.findings] == [

@@ -26,6 +26,8 @@ class Expect:
             range are reported.
         integer_labels: labels must be whole numbers (HDF5 labels of a classification loss).
         label_top: the name of the label blob (HDF5 dataset); without a net, "label".
+        ignore_label: the loss's ignore_label, a label that is always fine.
+        crop_size: records must be at least this high and wide (Caffe CHECKs it).
     """
 
     shape: Optional[Tuple[int, ...]] = None
@@ -35,6 +37,7 @@ class Expect:
     integer_labels: bool = False
     label_top: Optional[str] = None
     ignore_label: Optional[int] = None
+    crop_size: int = 0
 
 
 class Collector:
@@ -142,9 +145,15 @@ class DatumChecker:
             self.reference = tuple(int(v) for v in shapes[rows[0]])
         reference = np.asarray(self.reference)
         source = "the mean file's" if self.expect.shape is not None else "the first record's"
-        for row in rows[(shapes[rows] != reference).any(axis=1)]:
+        wrong = (shapes[rows] != reference).any(axis=1)
+        for row in rows[wrong]:
             got = "x".join(map(str, shapes[row]))
             report(int(row), "shape", "shape", f"{got}, not {'x'.join(map(str, reference))} ({source})")
+        crop = self.expect.crop_size
+        if crop:
+            for row in rows[~wrong & ((shapes[rows, 1] < crop) | (shapes[rows, 2] < crop))]:
+                got = "x".join(map(str, shapes[row]))
+                report(int(row), "shape", "shape", f"{got} is smaller than crop_size {crop}")
         for group_rows, values in batch.groups:
             expected = np.prod(shapes[group_rows], axis=1)
             for row in group_rows[expected != values.shape[1]]:

@@ -80,7 +80,7 @@ def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], L
             raise ScanError(f"{where}: layer {layer.name!r} has no {param_name}.source")
         source_path = resolve(str(params.get("source")), path)
         expect = Expect(num_classes=classes, scale=scale, mean=mean, label_top=label,
-                        integer_labels=classes is not None, ignore_label=ignore)
+                        integer_labels=classes is not None, ignore_label=ignore, crop_size=crop)
         if layer.type == "Data":
             backend = str(params.get("backend", "LEVELDB")).lower()  # Caffe's default is LevelDB
             source = Source(source_path, backend, expect)
