@@ -145,3 +145,38 @@ def test_image_data_layer_in_both_modes(images):
     assert records(direct) == records(net) == [(3, "img3.png", "decode")]
     assert any("shuffle turned off in the scanner net" in n for n in net.notes)
     assert net.summaries["list.txt"].records == 6
+
+
+def test_hdf5_data_layer_in_both_modes(caffe, project):
+    import h5py
+
+    rng = np.random.default_rng(2)
+    data = rng.standard_normal((10, 2, 3, 3)).astype(np.float32)
+    data[4, 0, 0, 0] = np.nan
+    more = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    more[5, 1, 2, 2] = np.inf
+    with h5py.File(project / "a.h5", "w") as f:
+        f.create_dataset("data", data=data)
+        f.create_dataset("label", data=np.arange(10, dtype=np.float32) % 3)
+    with h5py.File(project / "b.h5", "w") as f:
+        f.create_dataset("data", data=more)
+        f.create_dataset("label", data=np.array([0, 1, 2, 5, 1, 0], np.float32))
+    (project / "list.txt").write_text("a.h5\nb.h5\n")
+    (project / "net.prototxt").write_text(NET.replace(
+        'type: "Data" top: "data" top: "label"\n  data_param { source: "db" backend: LMDB batch_size: 4 }\n  transform_param { scale: 0.5 }',
+        'type: "HDF5Data" top: "data" top: "label"\n  hdf5_data_param { source: "list.txt" batch_size: 4 }',
+    ))
+    expected = [(4, "a.h5:4", "nan"), (13, "b.h5:3", "label"), (15, "b.h5:5", "inf")]
+    assert records(scan("net.prototxt")) == expected
+    assert records(scan("net.prototxt", mode="net")) == expected
+
+
+def test_leveldb_data_layer_in_net_mode(caffe, project):
+    (project / "net.prototxt").write_text(NET.replace("backend: LMDB", "backend: LEVELDB"))
+    x = np.ones((2, 3, 3), np.float32)
+    bad = x.copy()
+    bad[1, 1, 1] = np.nan
+    write_store(project / "db", "leveldb", [(b"a", caffe_datum(caffe, x, 0)), (b"b", caffe_datum(caffe, bad, 1)),
+                                            (b"c", caffe_datum(caffe, x, 2))])
+    assert records(scan("net.prototxt", mode="net")) == [(1, "b", "nan")]
+    assert records(scan("net.prototxt")) == [(1, "b", "nan")]

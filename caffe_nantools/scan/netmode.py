@@ -58,8 +58,9 @@ class _Records:
         if source.backend in ("lmdb", "leveldb"):
             from caffe_nantools.scan.stores import open_store
 
-            self.store = open_store(source.path, source.backend)
-            self.count = self.store.count()
+            # Closed again at once: Caffe must be able to open a LevelDB while it runs.
+            with open_store(source.path, source.backend) as store:
+                self.count = store.count()
         elif source.backend == "hdf5":
             from caffe_nantools.scan.hdf5 import _File, list_files
 
@@ -80,8 +81,10 @@ class _Records:
             return {}
         if self.source.backend in ("lmdb", "leveldb"):
             from caffe_nantools.scan.checks import key_text
+            from caffe_nantools.scan.stores import open_store
 
-            return {i: key_text(k) for i, k in zip(indices, self.store.keys_at(indices)) if k is not None}
+            with open_store(self.source.path, self.source.backend) as store:
+                return {i: key_text(k) for i, k in zip(indices, store.keys_at(indices)) if k is not None}
         if self.source.backend == "hdf5":
             out, start = {}, 0
             for name, n in self.files:
@@ -210,7 +213,8 @@ def _direct_findings(source, indices: List[int], log: str) -> List[tuple]:
     collector = Collector(scratch, source.name, source.backend)
     positions = sorted(indices)
     if source.backend in ("lmdb", "leveldb"):
-        keys, values = records_at(open_store(source.path, source.backend), positions)
+        with open_store(source.path, source.backend) as store:
+            keys, values = records_at(store, positions)
         DatumChecker(collector, source.expect).check(keys, values, 0)
         found = [(positions[f.index], f.field, f.problem, f.detail) for f in scratch.findings]
     elif source.backend == "imagelist":
@@ -237,18 +241,18 @@ def _remainder(source, mapping: List[int], path: str, notes: List[str]):
 
     keep = set(mapping)
     if source.backend in ("lmdb", "leveldb"):
-        store = open_store(source.path, source.backend)
-        start = store.keys_at([mapping[0]])[0]
+        with open_store(source.path, source.backend) as store:
+            start = store.keys_at([mapping[0]])[0]
 
-        def records():
-            index = mapping[0]
-            for keys, values in store.batches(start):
-                for key, value in zip(keys, values):
-                    if index in keep:
-                        yield key, value
-                    index += 1
+            def records():
+                index = mapping[0]
+                for keys, values in store.batches(start):
+                    for key, value in zip(keys, values):
+                        if index in keep:
+                            yield key, value
+                        index += 1
 
-        store.write(path, records())
+            store.write(path, records())
     elif source.backend == "imagelist":
         with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
             for i, (_, name, label) in enumerate(read_list(source.path)):

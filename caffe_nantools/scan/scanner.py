@@ -342,14 +342,14 @@ def _write_clean(source: Source, bad: Set[int], target: str) -> int:
         return write_clean_hdf5(source, bad, target)
     if source.backend == "imagelist":
         return write_clean_imagelist(source, bad, target)
-    store = open_store(source.path, source.backend)
+    with open_store(source.path, source.backend) as store:
 
-    def good():
-        index = 0
-        for keys, values in store.batches():
-            for key, value in zip(keys, values):
-                if index not in bad:
-                    yield key, value
-                index += 1
+        def good():
+            index = 0
+            for keys, values in store.batches():
+                for key, value in zip(keys, values):
+                    if index not in bad:
+                        yield key, value
+                    index += 1
 
-    return store.write(target, good())
+        return store.write(target, good())

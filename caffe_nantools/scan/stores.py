@@ -23,7 +23,18 @@ def _need(module: str, extra: str):
         raise StoreError(f"reading this store needs the Python package {module!r}: pip install 'caffe-nantools[{extra}]'") from None
 
 
-class LMDBStore:
+class _Closing:
+    """``with open_store(...) as store``: closed at the end (a LevelDB allows one opener at a
+    time, Caffe's included)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LMDBStore(_Closing):
     backend = "lmdb"
 
     def __init__(self, path: str) -> None:
@@ -75,7 +86,7 @@ class LMDBStore:
             env.close()
 
 
-class LevelDBStore:
+class LevelDBStore(_Closing):
     backend = "leveldb"
 
     def __init__(self, path: str) -> None:
