@@ -138,3 +138,10 @@ def test_image_list_detected_and_write_clean(images, monkeypatch):
 def test_missing_list_is_a_one_line_error(tmp_path, capsys):
     assert main(["scan", str(tmp_path / "none.txt")]) == 2
     assert "none.txt: no such file or folder" in capsys.readouterr().err
+
+
+def test_an_empty_source_is_a_finding(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    report = scan(str(tmp_path / "empty.txt"), backend="imagelist")
+    assert [(f.index, f.problem) for f in report.findings] == [(-1, "empty")]
+    assert report.return_code == 1

@@ -267,6 +267,9 @@ def scan(
             report = merge_reports([report, part])
         else:
             bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress)
+        if shard is None and report.summaries[source.name].records == 0:
+            Collector(report, source.name, source.backend).add(
+                -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
     report.sort()
     if write_clean is not None:
         kept = _write_clean(sources[0], bad, write_clean)
