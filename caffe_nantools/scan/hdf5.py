@@ -13,9 +13,11 @@ import numpy as np
 
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.checks import Collector, describe, problem_of
+from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20
+PREFETCH_DEPTH = 2  # chunks read ahead
 
 
 def _h5py():
@@ -122,12 +124,8 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
         is_label = d == expect.label_top if expect.label_top else d == "label"
         row_bytes = max(int(np.prod(ds.shape[1:])) * ds.dtype.itemsize, 1)
         step = max(1, CHUNK_BYTES // row_bytes)
-        buffer = np.empty((min(step, hi - lo),) + ds.shape[1:], ds.dtype) if hi > lo else None
         stats = summary.stats(d)
-        for a in range(lo, hi, step):
-            b = min(a + step, hi)
-            chunk = buffer[: b - a]
-            ds.read_direct(chunk, np.s_[a:b], np.s_[0 : b - a])
+        for a, b, chunk in prefetched(_chunks(ds, lo, hi, step), PREFETCH_DEPTH):
             for row in _check_chunk(chunk, d, expect, is_label, key, offset + a, a, collector, stats):
                 bad.add(offset + row)
             if is_label:
@@ -135,6 +133,18 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
             if d == next(iter(f.datasets)):
                 bar.update(b - a)
     return bad
+
+
+def _chunks(ds, lo: int, hi: int, step: int):
+    """(first row, end row, rows) of ``ds``, read into a few reused buffers: the reader may
+    run ahead of the checks by as many chunks as the prefetch queue holds."""
+    shape = (min(step, hi - lo),) + ds.shape[1:]
+    buffers = [np.empty(shape, ds.dtype) for _ in range(PREFETCH_DEPTH + 2)] if hi > lo else []
+    for n, a in enumerate(range(lo, hi, step)):
+        b = min(a + step, hi)
+        chunk = buffers[n % len(buffers)][: b - a]
+        ds.read_direct(chunk, np.s_[a:b], np.s_[0 : b - a])
+        yield a, b, chunk
 
 
 def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_start, collector, stats) -> List[int]:

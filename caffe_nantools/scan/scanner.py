@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import os
-import queue
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Set, Tuple
+from typing import List, Optional, Set, Tuple
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
 from caffe_nantools.scan.imagelist import ImageOptions
+from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport, merge_reports
 from caffe_nantools.scan.stores import StoreError, open_store
 
@@ -89,49 +88,6 @@ class Progress:
         if self.enabled:
             sys.stderr.write("\r" + " " * 79 + "\r")
             sys.stderr.flush()
-
-
-def prefetched(batches: Iterator, depth: int = 2) -> Iterator:
-    """``batches``, read ahead in a thread: the store's reads overlap the checks (numpy and
-    the store libraries let go of the GIL while they work). When the consumer stops early, the
-    reader is stopped and joined before this returns, so the store can be closed safely."""
-    items: "queue.Queue" = queue.Queue(depth)
-    stop = threading.Event()
-    done = object()
-
-    def read() -> None:
-        try:
-            for item in batches:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as e:  # handed to the consumer, which raises it
-            items.put(e)
-        items.put(done)
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                items.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        thread.join()
 
 
 def _shard_range(total: int, shard: Optional[Tuple[int, int]]) -> Tuple[int, int]:

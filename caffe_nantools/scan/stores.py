@@ -9,7 +9,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from caffe_nantools.errors import NanToolsError
 
 BATCH = 1024  # records per write transaction
-BATCH_BYTES = 16 << 20  # a read batch holds about this much, whatever the record size
+BATCH_BYTES = 4 << 20  # a read batch holds about this much, whatever the record size (small enough
+# to stay in the CPU cache between the passes over it: measured faster than 16 MB)
 
 
 class StoreError(NanToolsError):
