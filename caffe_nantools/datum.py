@@ -45,7 +45,8 @@ class Header:
     label_at: int = -1  # where the label's tag byte is, -1 if there is none
 
 
-def _varint(buf: bytes, pos: int) -> Tuple[int, int]:
+def read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
+    """The protobuf varint at ``pos``: ``(value, position after it)``."""
     result = shift = 0
     while True:
         if pos >= len(buf):
@@ -78,12 +79,12 @@ def parse_header(buf: bytes) -> Header:
     pos, end = 0, len(buf)
     while pos < end:
         at = pos
-        tag, pos = _varint(buf, pos)
+        tag, pos = read_varint(buf, pos)
         number, wire = tag >> 3, tag & 7
         if number == 0:
             raise NotADatum("field number 0")
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            value, pos = read_varint(buf, pos)
             if number == 1:
                 header.channels = value
             elif number == 2:
@@ -98,7 +99,7 @@ def parse_header(buf: bytes) -> Header:
             elif number in (4, 6):
                 raise NotADatum(f"field {number} has wire type 0")
         elif wire == 2:
-            length, pos = _varint(buf, pos)
+            length, pos = read_varint(buf, pos)
             if pos + length > end:
                 raise NotADatum(f"field {number} runs past the end of the record")
             if number == 4 and length:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
 
-from caffe_nantools.datum import _varint
+from caffe_nantools.datum import read_varint
 from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect
@@ -110,14 +110,14 @@ def read_mean(path: str) -> np.ndarray:
     data = b""
     pos = 0
     while pos < len(buf):
-        tag, pos = _varint(buf, pos)
+        tag, pos = read_varint(buf, pos)
         number, wire = tag >> 3, tag & 7
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            value, pos = read_varint(buf, pos)
             if 1 <= number <= 4:
                 legacy[number - 1] = value
         elif wire == 2:
-            length, pos = _varint(buf, pos)
+            length, pos = read_varint(buf, pos)
             chunk = buf[pos : pos + length]
             if number == 5:
                 data += chunk
@@ -143,16 +143,16 @@ def read_mean(path: str) -> np.ndarray:
 def _dims(chunk: bytes) -> List[int]:
     dims, pos = [], 0
     while pos < len(chunk):
-        tag, pos = _varint(chunk, pos)
+        tag, pos = read_varint(chunk, pos)
         if tag >> 3 != 1:
             raise ValueError("BlobShape holds something but dims")
         if tag & 7 == 2:
-            length, pos = _varint(chunk, pos)
+            length, pos = read_varint(chunk, pos)
             end = pos + length
             while pos < end:
-                value, pos = _varint(chunk, pos)
+                value, pos = read_varint(chunk, pos)
                 dims.append(value)
         else:
-            value, pos = _varint(chunk, pos)
+            value, pos = read_varint(chunk, pos)
             dims.append(value)
     return dims
