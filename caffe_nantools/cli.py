@@ -149,6 +149,14 @@ def _merge(args: argparse.Namespace) -> int:
     return report.return_code
 
 
+def _log2csv(args: argparse.Namespace) -> int:
+    from caffe_nantools.logs import log2csv
+
+    train, test, tables = log2csv(args.log, args.outdir, force=args.force)
+    print(f"{train}: {len(tables.train)} rows; {test}: {len(tables.test)} rows")
+    return EXIT_OK
+
+
 def _output_format(parser: argparse.ArgumentParser) -> None:
     formats = parser.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="the report as JSON")
@@ -255,6 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("reports", nargs="+", metavar="REPORT.json")
     _output_format(merge)
     merge.set_defaults(run=_merge)
+
+    log2csv = commands.add_parser(
+        "log2csv",
+        help="train and test tables of a Caffe log, as CSV (parse_log.py for Python 3)",
+        description="Write LOG.train.csv and LOG.test.csv to OUTDIR: NumIters, Seconds, "
+        "LearningRate and every output, a row per displayed iteration and per test pass. Unlike "
+        "Caffe's parse_log.py, runs on Python 3, keeps rows with nan/-nan/inf values, and numbers "
+        "the runs of a log that holds several.",
+    )
+    log2csv.add_argument("log", metavar="LOG", help="a Caffe training log (glog format)")
+    log2csv.add_argument("outdir", metavar="OUTDIR", help="where the CSV files go (made if missing)")
+    log2csv.add_argument("--force", action="store_true", help="overwrite existing CSV files")
+    log2csv.set_defaults(run=_log2csv)
     return parser
 
 

@@ -1,0 +1,104 @@
+"""The solver's lines of a Caffe log, as events: losses, outputs, learning rates, test passes.
+
+Both line layouts of Caffe's solver are read (``Iteration N, loss = X`` and the newer
+``Iteration N (x iter/s, y s/n iters), loss = X``), and a log may hold several runs or resumes:
+each ``Solving <net>`` starts a new one.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional
+
+from caffe_nantools.logs.glog import parse_line, parse_value
+
+_LOSS = re.compile(r"Iteration (\d+)(?: \([^)]*\))?, loss = (\S+)")
+_LR = re.compile(r"Iteration (\d+), lr = (\S+)")
+_TESTING = re.compile(r"Iteration (\d+), Testing net \(#(\d+)\)")
+_OUTPUT = re.compile(r"(Train|Test) net output #(\d+): (\S+) = (\S+)")
+_SOLVING = re.compile(r"Solving (.*)")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One solver line.
+
+    ``kind``: ``run`` (a run starts), ``loss`` (train loss at ``iteration``), ``lr``, ``test``
+    (a test pass of net ``index`` starts), ``train_output`` / ``test_output`` (output ``index``
+    called ``name``). ``line`` is the 1-based line number, ``time`` seconds since the log's first
+    glog line.
+    """
+
+    kind: str
+    line: int
+    time: float
+    iteration: Optional[int] = None
+    name: Optional[str] = None
+    value: Optional[float] = None
+    index: Optional[int] = None
+
+
+class _Clock:
+    """Seconds since the first line, across midnight and month ends (the log has no year)."""
+
+    def __init__(self) -> None:
+        self.first: Optional[float] = None
+        self.day: Optional[datetime.date] = None
+        self.days = 0
+
+    def __call__(self, month: int, day: int, seconds: float) -> float:
+        try:
+            date = datetime.date(2001, month, day)
+        except ValueError:
+            date = self.day or datetime.date(2001, 1, 1)
+        if self.day is not None and date != self.day:
+            self.days += (date - self.day).days % 365
+        self.day = date
+        now = self.days * 86400 + seconds
+        if self.first is None:
+            self.first = now
+        return now - self.first
+
+
+def read_events(lines: Iterable[str]) -> Iterator[Event]:
+    """The solver events of a log, streamed (any size; lines that are not solver lines, or not
+    glog lines at all, are passed over)."""
+    clock = _Clock()
+    for number, text in enumerate(lines, 1):
+        line = parse_line(text)
+        if line is None:
+            continue
+        time = clock(line.month, line.day, line.seconds)
+        message = line.message.strip()
+        event = _event(message, number, time)
+        if event is not None:
+            yield event
+
+
+def _event(message: str, number: int, time: float) -> Optional[Event]:
+    m = _OUTPUT.match(message)
+    if m:
+        phase, index, name, value = m.groups()
+        return _valued(f"{phase.lower()}_output", number, time, value, name=name, index=int(index))
+    m = _TESTING.match(message)
+    if m:
+        return Event("test", number, time, iteration=int(m.group(1)), index=int(m.group(2)))
+    m = _LR.match(message)
+    if m:
+        return _valued("lr", number, time, m.group(2), iteration=int(m.group(1)))
+    m = _LOSS.match(message)
+    if m:
+        return _valued("loss", number, time, m.group(2), iteration=int(m.group(1)))
+    m = _SOLVING.match(message)
+    if m:
+        return Event("run", number, time, name=m.group(1).strip())
+    return None
+
+
+def _valued(kind: str, number: int, time: float, text: str, **fields) -> Optional[Event]:
+    try:
+        value = parse_value(text)
+    except ValueError:
+        return None
+    return Event(kind, number, time, value=value, **fields)
