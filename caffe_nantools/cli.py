@@ -157,6 +157,33 @@ def _log2csv(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lint(args: argparse.Namespace) -> int:
+    import json
+
+    from caffe_nantools.files import read_text
+    from caffe_nantools.lint import lint
+    from caffe_nantools.prototxt import parse
+
+    if len(args.files) > 2:
+        raise NanToolsError("lint takes a net and/or a solver: at most two files")
+    net = solver = None
+    for path in args.files:
+        doc = parse(read_text(path), path)
+        if doc.find("layer") or doc.find("layers") or doc.find("input"):
+            net = path
+        else:
+            solver = path
+    findings = lint(net, solver)
+    if args.json:
+        print(json.dumps([f.to_dict() for f in findings], indent=2))
+    else:
+        for f in findings:
+            print(f)
+        counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+        print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} notes")
+    return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
+
+
 def _output_format(parser: argparse.ArgumentParser) -> None:
     formats = parser.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="the report as JSON")
@@ -276,6 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     log2csv.add_argument("outdir", metavar="OUTDIR", help="where the CSV files go (made if missing)")
     log2csv.add_argument("--force", action="store_true", help="overwrite existing CSV files")
     log2csv.set_defaults(run=_log2csv)
+
+    lint = commands.add_parser(
+        "lint",
+        help="check a net and a solver for known causes of NaN",
+        description="Static checks, each with a rule id, severity, file:line:col, the reason and "
+        "the fix: learning-rate policies that compute NaN, a base_lr far too high, Pooling "
+        "windows past the input, BatchNorm eps, log of values <= 0, missing weight fillers, raw "
+        "input, unimportable Python layers, a display that hides debug_info. Exit 0 without "
+        "errors, 1 with errors, 2 usage or parse error.",
+    )
+    lint.add_argument("files", nargs="+", metavar="FILE", help="a net prototxt and/or a solver prototxt")
+    lint.add_argument("--json", action="store_true", help="the findings as a JSON list")
+    lint.set_defaults(run=_lint)
     return parser
 
 

@@ -1,0 +1,91 @@
+"""lint: each rule fires where it should and stays quiet where it should not."""
+import json
+
+import pytest
+
+from caffe_nantools.cli import main
+from caffe_nantools.lint import lint
+from corpus import FILES, corpus_params
+
+
+def rules_of(tmp_path, text, kind="net"):
+    path = tmp_path / f"{kind}.prototxt"
+    path.write_text(text)
+    found = lint(str(path)) if kind == "net" else lint(None, str(path))
+    return [(f.rule, f.severity, f.line) for f in found]
+
+
+SOLVERS = [
+    ('lr_policy: "poly"\npower: 1\n', [("lr-policy", "error", 1)]),
+    ('lr_policy: "poly"\nmax_iter: 100\n', [("lr-policy", "warning", 1)]),
+    ('lr_policy: "poly"\nmax_iter: 100\npower: 0.5\n', []),
+    ('lr_policy: "step"\ngamma: 0.1\n', [("lr-policy", "error", 1)]),
+    ('lr_policy: "step"\ngamma: 0.1\nstepsize: 10\n', []),
+    ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 20\nstepvalue: 10\n', [("lr-policy", "error", 3)]),
+    ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 10\nstepvalue: 20\n', []),
+    ('lr_policy: "exp"\ngamma: 1.5\n', [("lr-policy", "error", 2)]),
+    ('lr_policy: "exp"\ngamma: 0.99\n', []),
+    ('lr_policy: "inv"\npower: 0.75\n', [("lr-policy", "error", 1)]),
+    ('lr_policy: "cosine"\n', [("lr-policy", "error", 1)]),
+    ("base_lr: 5\n", [("base-lr", "warning", 1), ("no-clip", "info", 1)]),
+    ("base_lr: 5\nclip_gradients: 10\n", [("base-lr", "warning", 1)]),
+    ('type: "Adam"\nbase_lr: 0.001\n', []),
+    ("debug_info: true\n", [("display-hides-debug", "warning", 1)]),
+    ("debug_info: true\ndisplay: 1\n", []),
+]
+
+
+@pytest.mark.parametrize("text, expected", SOLVERS)
+def test_solver_rules(tmp_path, text, expected):
+    assert rules_of(tmp_path, text, "solver") == expected
+
+
+def layer(text):
+    return f"layer {{ {text} }}\n"
+
+
+NETS = [
+    (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), [("pool-stride", "warning", 1)]),
+    (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 2 }'), []),
+    (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { kernel_size: 2 pad: 2 }'), [("pool-pad", "error", 1)]),
+    (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0 }'), [("batchnorm-eps", "error", 1)]),
+    (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TRAIN }'), [("batchnorm-global-train", "warning", 1)]),
+    (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TEST }'), []),
+    (layer('name: "s" type: "Softmax" bottom: "x" top: "p"') + layer('name: "l" type: "MultinomialLogisticLoss" bottom: "p" bottom: "y"'), [("softmax-logloss", "warning", 2)]),
+    (layer('name: "l" type: "InfogainLoss" bottom: "x" bottom: "y"'), [("infogain-unnormalized", "warning", 1)]),
+    (layer('name: "s" type: "Softmax" bottom: "x" top: "p"') + layer('name: "l" type: "InfogainLoss" bottom: "p" bottom: "y"'), []),
+    (layer('name: "r" type: "ReLU" bottom: "x" top: "r"') + layer('name: "g" type: "Log" bottom: "r" top: "g"'), [("log-nonpositive", "warning", 2)]),
+    (layer('name: "e" type: "Sigmoid" bottom: "x" top: "e"') + layer('name: "g" type: "Log" bottom: "e" top: "g"'), []),
+    (layer('name: "q" type: "Power" bottom: "x" top: "q" power_param { power: 0.5 }'), [("log-nonpositive", "warning", 1)]),
+    (layer('name: "q" type: "Power" bottom: "x" top: "q" power_param { power: 2 }'), []),
+    (layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'), [("no-weight-filler", "warning", 1)]),
+    (layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 weight_filler { type: "xavier" } }'), []),
+    (layer('name: "d" type: "Data" top: "x" data_param { source: "db" }'), [("raw-input", "info", 1)]),
+    (layer('name: "d" type: "Data" top: "x" data_param { source: "db" } transform_param { scale: 0.0039 }'), []),
+    (layer('name: "d" type: "HDF5Data" top: "x" hdf5_data_param { source: "l.txt" shuffle: true }'), [("hdf5-shuffle", "info", 1)]),
+    (layer('name: "p" type: "Python" top: "x" python_param { module: "no_such_module_here" layer: "L" }'), [("python-module", "error", 1)]),
+    (layer('name: "p" type: "Python" top: "x" python_param { module: "caffe_nantools.checking" layer: "L" }'), []),
+]
+
+
+@pytest.mark.parametrize("text, expected", NETS)
+def test_net_rules(tmp_path, text, expected):
+    assert rules_of(tmp_path, text) == expected
+
+
+@pytest.mark.parametrize("path", corpus_params(FILES))
+def test_every_corpus_file_lints_without_error(path, capsys):
+    assert main(["lint", str(path)]) in (0, 1)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_json_and_exit_codes(tmp_path, capsys):
+    (tmp_path / "net.prototxt").write_text(layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0 }'))
+    (tmp_path / "solver.prototxt").write_text('base_lr: 0.01\nlr_policy: "fixed"\n')
+    assert main(["lint", str(tmp_path / "net.prototxt"), str(tmp_path / "solver.prototxt"), "--json"]) == 1
+    findings = json.loads(capsys.readouterr().out)
+    assert [set(f) for f in findings] == [{"rule", "severity", "file", "line", "col", "message", "fix"}]
+    assert main(["lint", str(tmp_path / "solver.prototxt")]) == 0
+    assert capsys.readouterr().out.strip() == "0 errors, 0 warnings, 0 notes"
+    (tmp_path / "bad.prototxt").write_text("layer {")
+    assert main(["lint", str(tmp_path / "bad.prototxt")]) == 2
