@@ -44,10 +44,16 @@ def layer(text):
     return f"layer {{ {text} }}\n"
 
 
+INPUT_9 = layer('name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 9 dim: 9 } }')
+INPUT_7 = INPUT_9.replace("dim: 9 dim: 9", "dim: 7 dim: 7")
+
 NETS = [
     (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), [("pool-stride", "warning", 1)]),
     (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 2 }'), []),
     (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { kernel_size: 2 pad: 2 }'), [("pool-pad", "error", 1)]),
+    (INPUT_9 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), [("pool-empty-window", "error", 2)]),
+    (INPUT_7 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), []),
+    (INPUT_9 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 2 }'), []),
     (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0 }'), [("batchnorm-eps", "error", 1)]),
     (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TRAIN }'), [("batchnorm-global-train", "warning", 1)]),
     (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TEST }'), []),
@@ -71,6 +77,28 @@ NETS = [
 @pytest.mark.parametrize("text, expected", NETS)
 def test_net_rules(tmp_path, text, expected):
     assert rules_of(tmp_path, text) == expected
+
+
+def test_empty_windows_are_named_with_their_input_rows(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text(INPUT_9 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 5 }'))
+    (finding,) = lint(str(path))
+    assert finding.message == (
+        "Pooling 'p' on a 9x9 input: output rows 2 (input 10..12); output columns 2 (input 10..12) lie past the "
+        "input: MAX gives -FLT_MAX there (inf downstream), AVE 0"
+    )
+
+
+def test_sizes_follow_caffes_arithmetic_through_the_corpus_caffenet():
+    from caffe_nantools.lint.shapes import blob_sizes
+    from caffe_nantools.prototxt.net import Net
+    from corpus import CORPUS, read
+
+    path = CORPUS / "caffe" / "deploy.prototxt"
+    if not path.exists():
+        pytest.skip("no corpus")
+    sizes = blob_sizes(Net.parse(read(path)))
+    assert (sizes["conv1"], sizes["pool1"], sizes["pool2"], sizes["pool5"], sizes["fc6"]) == ((55, 55), (27, 27), (13, 13), (6, 6), (1, 1))
 
 
 @pytest.mark.parametrize("path", corpus_params(FILES))

@@ -5,6 +5,7 @@ import importlib.util
 from typing import Dict, Optional
 
 from caffe_nantools.lint.findings import Findings
+from caffe_nantools.lint.shapes import hw_pair, blob_sizes, empty_windows
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 LEARNED = ("Convolution", "InnerProduct", "Deconvolution", "Embed")
@@ -20,28 +21,46 @@ def _param(layer: Layer, block: str, name: str, default=None):
 
 def check_net(net: Net, out: Findings) -> None:
     writer: Dict[str, Layer] = {}  # the last layer (in file order) that wrote each blob
+    sizes = {**blob_sizes(net, "TEST"), **blob_sizes(net, "TRAIN")}
     for layer in net.layers:
         source: Optional[Layer] = writer.get(layer.bottoms[0]) if layer.bottoms else None
         _check_layer(layer, source, out)
+        if layer.type == "Pooling":
+            _check_pooling(layer, sizes.get(layer.bottoms[0]) if layer.bottoms else None, out)
         for top in layer.tops:
             writer[top] = layer
+
+
+def _check_pooling(layer: Layer, size, out: Findings) -> None:
+    params = layer.node.find("pooling_param")
+    if params is None or str(params.get("global_pooling", "")) == "true":
+        return
+    (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
+    if ph >= kh or pw >= kw:
+        out.add("pool-pad", "error", layer.node, f"Pooling {layer.name!r}: pad {ph} >= kernel {kh}: windows made of padding only",
+                "make pad < kernel_size")
+        return
+    if size is None:
+        if sh > kh or sw > kw:
+            out.add("pool-stride", "warning", layer.node,
+                    f"Pooling {layer.name!r}: stride {sh} > kernel {kh} and the input size is not known here; with Caffe's ceil "
+                    "rounding a window can fall past the input, where MAX gives -FLT_MAX (inf downstream) and AVE 0",
+                    "make stride <= kernel_size, or declare the input shape so lint can check the windows")
+        return
+    rows, cols = empty_windows(size[0], kh, sh, ph), empty_windows(size[1], kw, sw, pw)
+    if rows or cols:
+        parts = [f"{what} {', '.join(f'{p} (input {a}..{b})' for p, a, b in spots)}"
+                 for what, spots in (("output rows", rows), ("output columns", cols)) if spots]
+        out.add("pool-empty-window", "error", layer.node,
+                f"Pooling {layer.name!r} on a {size[0]}x{size[1]} input: {'; '.join(parts)} lie past the input: MAX gives "
+                "-FLT_MAX there (inf downstream), AVE 0",
+                "make stride <= kernel_size, or pad/crop the input so the windows fit")
 
 
 def _check_layer(layer: Layer, source: Optional[Layer], out: Findings) -> None:
     at = layer.node
     kind = layer.type
-    if kind == "Pooling":
-        kernel = _param(layer, "pooling_param", "kernel_size") or _param(layer, "pooling_param", "kernel_h")
-        stride = _param(layer, "pooling_param", "stride", 1)
-        pad = _param(layer, "pooling_param", "pad", 0)
-        if kernel and not _param(layer, "pooling_param", "global_pooling") == "true":
-            if stride > kernel:
-                out.add("pool-stride", "warning", at, f"Pooling {layer.name!r}: stride {stride} > kernel {kernel}; with Caffe's ceil rounding a window can fall past the input, where MAX gives -FLT_MAX (inf downstream) and AVE 0",
-                        "make stride <= kernel_size")
-            if pad >= kernel:
-                out.add("pool-pad", "error", at, f"Pooling {layer.name!r}: pad {pad} >= kernel {kernel}: windows made of padding only",
-                        "make pad < kernel_size")
-    elif kind == "BatchNorm":
+    if kind == "BatchNorm":
         eps = _param(layer, "batch_norm_param", "eps", 1e-5)
         if float(eps) <= 0:
             out.add("batchnorm-eps", "error", at, f"BatchNorm {layer.name!r}: eps {eps} <= 0: a constant channel gives 0/0 = NaN",
