@@ -1,12 +1,13 @@
 """Reading and writing the user's files: exact bytes, one-line errors, no half-written files."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Optional
+from typing import IO, Iterator, Optional
 
 from caffe_nantools.errors import NanToolsError
 
@@ -15,18 +16,25 @@ class FileError(NanToolsError):
     """A file that cannot be read or written; the message names it and says why."""
 
 
-def read_text(path: str) -> str:
-    """The file's text, line breaks and odd bytes kept exactly (undecodable bytes survive a
-    round trip through :func:`write_text`)."""
+@contextlib.contextmanager
+def reading(path: str, what: str = "file", **open_args) -> Iterator[IO[str]]:
+    """``open(path)`` for reading, its errors turned into one-line FileErrors naming the path."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-            return f.read()
+        with open(path, **open_args) as f:
+            yield f
     except FileNotFoundError:
         raise FileError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise FileError(f"{path}: is a folder, not a file") from None
+        raise FileError(f"{path}: is a folder, not a {what}") from None
     except OSError as e:
         raise FileError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def read_text(path: str) -> str:
+    """The file's text, line breaks and odd bytes kept exactly (undecodable bytes survive a
+    round trip through :func:`write_text`)."""
+    with reading(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        return f.read()
 
 
 def write_text(path: str, text: str) -> None:

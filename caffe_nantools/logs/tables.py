@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from caffe_nantools.files import FileError, write_text
+from caffe_nantools.files import FileError, reading, write_text
 from caffe_nantools.logs.solver import Event, read_events
 
 FIXED = ["NumIters", "Seconds", "LearningRate"]
@@ -97,15 +97,8 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
         for path in paths:
             if os.path.exists(path):
                 raise FileError(f"{path}: already exists; pass --force to overwrite it")
-    try:
-        with open(log, encoding="utf-8", errors="replace") as f:
-            tables = tables_from_events(read_events(f))
-    except FileNotFoundError:
-        raise FileError(f"{log}: no such file") from None
-    except IsADirectoryError:
-        raise FileError(f"{log}: is a folder, not a log") from None
-    except OSError as e:
-        raise FileError(f"{log}: cannot read ({e.strerror or e})") from None
+    with reading(log, "log", encoding="utf-8", errors="replace") as f:
+        tables = tables_from_events(read_events(f))
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:
