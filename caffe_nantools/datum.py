@@ -172,16 +172,15 @@ class Batch:
 
 
 def decode_batch(records: Sequence[bytes]) -> Batch:
-    """Decode ``records`` (serialized Datums, as bytes or memoryviews); never raises for bad
-    records, which are reported in :attr:`Batch.broken`."""
+    """Decode ``records`` (serialized Datums); never raises for bad records, which are
+    reported in :attr:`Batch.broken`."""
     n = len(records)
     batch = Batch(np.zeros((n, 3), np.int64), np.zeros(n, np.int64))
     template = _first_template(records)
     rest = range(n) if template is None else np.flatnonzero(~template.take_matching(records, batch))
     by_layout: Dict[Tuple[int, Layout], List[int]] = {}
-    records_as_bytes = {}
     for i in rest:
-        record = records_as_bytes[i] = bytes(records[i])  # views (LMDB) become bytes here
+        record = records[i]
         try:
             header = parse_header(record)
         except NotADatum as e:
@@ -189,11 +188,11 @@ def decode_batch(records: Sequence[bytes]) -> Batch:
             continue
         _place(batch, int(i), record, header, by_layout)
     for (length, layout), rows in by_layout.items():
-        values, tags_ok = _values(records_as_bytes, rows, length, layout)
+        values, tags_ok = _values(records, rows, length, layout)
         rows = np.asarray(rows)
         if not tags_ok.all():  # a tag inside the floats is not a float tag: read it alone
             for row in rows[~tags_ok]:
-                _decode_alone(records_as_bytes[row], int(row), batch)
+                _decode_alone(records[row], int(row), batch)
             rows, values = rows[tags_ok], values[tags_ok]
         if rows.size:
             batch.groups.append((rows, values))
@@ -202,7 +201,6 @@ def decode_batch(records: Sequence[bytes]) -> Batch:
 
 def _first_template(records: Sequence[bytes], tries: int = 4) -> Optional["_Template"]:
     for record in records[:tries]:
-        record = bytes(record)
         try:
             template = _Template.of(record, parse_header(record))
         except NotADatum:
