@@ -184,6 +184,16 @@ def _lint(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
 
 
+def _diagnose(args: argparse.Namespace) -> int:
+    from caffe_nantools.diagnose import diagnose
+
+    result = diagnose(args.log, net=args.net, solver=args.solver, plot=args.plot)
+    print(result.to_json() if args.json else result.format(), end="\n" if args.json else "")
+    if args.plot and not args.json:
+        print(f"plot: {args.plot}")
+    return EXIT_OK if result.cause == "none" else EXIT_FINDINGS
+
+
 def _output_format(parser: argparse.ArgumentParser) -> None:
     formats = parser.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="the report as JSON")
@@ -303,6 +313,22 @@ def build_parser() -> argparse.ArgumentParser:
     log2csv.add_argument("outdir", metavar="OUTDIR", help="where the CSV files go (made if missing)")
     log2csv.add_argument("--force", action="store_true", help="overwrite existing CSV files")
     log2csv.set_defaults(run=_log2csv)
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="read a Caffe training log and name the cause of the NaN",
+        description="Find the first non-finite loss, learning rate or debug_info value of a Caffe "
+        "log, where it came from (layer, blob, forward/backward/update) and whether values blew up "
+        "before it; name the most likely cause (bad_input, exploding_gradients, lr_policy, "
+        "layer_numerics, unknown, none) with the log lines that show it and what to change. Exit 0 "
+        "when nothing went non-finite, 1 when something did, 2 usage or I/O error.",
+    )
+    diagnose.add_argument("log", metavar="LOG", help="a Caffe training log (glog format), any size")
+    diagnose.add_argument("--net", metavar="NET", help="the train_val prototxt: layer types, data layers, lint")
+    diagnose.add_argument("--solver", metavar="SOLVER", help="the solver prototxt: lr_policy, base_lr, clipping")
+    diagnose.add_argument("--plot", metavar="PNG", help="draw the trace: mean |x| per layer and iteration, loss, lr")
+    diagnose.add_argument("--json", action="store_true", help="the diagnosis as JSON")
+    diagnose.set_defaults(run=_diagnose)
 
     lint = commands.add_parser(
         "lint",

@@ -12,12 +12,14 @@ POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 HIGH_LR = {"SGD": 0.1, "Nesterov": 0.1, "AdaGrad": 0.1, "RMSProp": 0.01, "AdaDelta": 10.0, "Adam": 0.01}
 
 
-def _field(doc: Document, name: str) -> Optional[Node]:
+def setting(doc: Document, name: str) -> Optional[Node]:
+    """The solver's last top-level ``name: value`` field (Caffe keeps the last one)."""
     nodes = [n for n in doc.find_all(name) if not n.is_message]
     return nodes[-1] if nodes else None
 
 
-def _number(node: Optional[Node]) -> Optional[float]:
+def number_of(node: Optional[Node]) -> Optional[float]:
+    """A field's value as a number; None when missing or not a number."""
     if node is None:
         return None
     try:
@@ -27,11 +29,11 @@ def _number(node: Optional[Node]) -> Optional[float]:
 
 
 def check_solver(doc: Document, out: Findings) -> None:
-    policy_node = _field(doc, "lr_policy")
+    policy_node = setting(doc, "lr_policy")
     policy = str(policy_node.value) if policy_node is not None else "fixed"
     where = policy_node
-    gamma, power = _number(_field(doc, "gamma")), _number(_field(doc, "power"))
-    max_iter, stepsize = _number(_field(doc, "max_iter")), _number(_field(doc, "stepsize"))
+    gamma, power = number_of(setting(doc, "gamma")), number_of(setting(doc, "power"))
+    max_iter, stepsize = number_of(setting(doc, "max_iter")), number_of(setting(doc, "stepsize"))
     if policy not in POLICIES:
         out.add("lr-policy", "error", where, f"lr_policy {policy!r} is not one of Caffe's ({', '.join(POLICIES)})",
                 "use one of them; Caffe stops on an unknown policy")
@@ -46,7 +48,7 @@ def check_solver(doc: Document, out: Findings) -> None:
         out.add("lr-policy", "error", where, "lr_policy step without stepsize: iter/0 makes gamma^inf, an lr of 0, inf or nan",
                 "set stepsize")
     if policy == "multistep":
-        values = [_number(n) for n in doc.find_all("stepvalue")]
+        values = [number_of(n) for n in doc.find_all("stepvalue")]
         if not values:
             out.add("lr-policy", "error", where, "lr_policy multistep without stepvalue", "add stepvalue lines in increasing order")
         elif any(b is None or a is None or b <= a for a, b in zip(values, values[1:])):
@@ -56,20 +58,20 @@ def check_solver(doc: Document, out: Findings) -> None:
         out.add("lr-policy", "error" if policy in ("inv", "sigmoid") else "warning", where,
                 f"lr_policy {policy} without gamma: gamma is 0", "set gamma")
     if policy == "exp" and gamma is not None and gamma > 1:
-        out.add("lr-policy", "error", _field(doc, "gamma"), f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf",
+        out.add("lr-policy", "error", setting(doc, "gamma"), f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf",
                 "use a gamma below 1 (e.g. 0.9999)")
-    type_node = _field(doc, "type") or _field(doc, "solver_type")
+    type_node = setting(doc, "type") or setting(doc, "solver_type")
     kind = str(type_node.value) if type_node is not None else "SGD"
     kind = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}.get(kind.upper(), kind)
-    base_lr = _number(_field(doc, "base_lr"))
+    base_lr = number_of(setting(doc, "base_lr"))
     high = HIGH_LR.get(kind)
     if base_lr is not None and high is not None and base_lr > high:
-        out.add("base-lr", "warning", _field(doc, "base_lr"), f"base_lr {base_lr:g} is far above what {kind} usually takes (<= {high:g}): gradients may explode",
+        out.add("base-lr", "warning", setting(doc, "base_lr"), f"base_lr {base_lr:g} is far above what {kind} usually takes (<= {high:g}): gradients may explode",
                 "lower base_lr by 10x, or clip gradients (clip_gradients)")
-        if _field(doc, "clip_gradients") is None:
-            out.add("no-clip", "info", _field(doc, "base_lr"), "a high base_lr and no clip_gradients", "set clip_gradients (e.g. 10) to bound each update")
-    debug = _field(doc, "debug_info")
-    display = _number(_field(doc, "display"))
+        if setting(doc, "clip_gradients") is None:
+            out.add("no-clip", "info", setting(doc, "base_lr"), "a high base_lr and no clip_gradients", "set clip_gradients (e.g. 10) to bound each update")
+    debug = setting(doc, "debug_info")
+    display = number_of(setting(doc, "display"))
     if debug is not None and str(debug.value) == "true" and not display:
         out.add("display-hides-debug", "warning", debug, "debug_info is on but display is 0: Caffe prints the trace only on display iterations",
                 "set display (e.g. 1 while hunting a NaN)")

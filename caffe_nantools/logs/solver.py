@@ -71,12 +71,13 @@ def read_events(lines: Iterable[str]) -> Iterator[Event]:
             continue
         time = clock(line.month, line.day, line.seconds)
         message = line.message.strip()
-        event = _event(message, number, time)
+        event = parse_event(message, number, time)
         if event is not None:
             yield event
 
 
-def _event(message: str, number: int, time: float) -> Optional[Event]:
+def parse_event(message: str, number: int, time: float = 0.0) -> Optional[Event]:
+    """The event of one glog message (its text after the ``] ``), or None."""
     m = _OUTPUT.match(message)
     if m:
         phase, index, name, value = m.groups()

@@ -1,0 +1,96 @@
+"""``diagnose``: read a Caffe training log (and the net and solver) and name the cause of the
+first non-finite value, with the log lines that show it and what to change."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from caffe_nantools.diagnose.causes import CAUSES, NetFacts, SolverFacts, judge
+from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
+from caffe_nantools.diagnose.reading import Evidence, Reader, Run
+from caffe_nantools.logs.chunks import read_log
+
+
+@dataclass
+class Diagnosis:
+    """The answer for one log. ``run`` is the 1-based run it is about (the last run that went
+    non-finite, else the last run) of ``runs``."""
+
+    log: str
+    cause: str
+    first_nonfinite: Optional[dict]
+    evidence: List[Evidence]
+    advice: List[str]
+    story: List[str]
+    debug_info: bool
+    run: int
+    runs: int
+    origin: Optional[Origin] = None
+    blowup: Optional[Blowup] = None
+    trace: Optional[Run] = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        blowup = None
+        if self.blowup is not None:
+            b = self.blowup
+            blowup = {"layer": b.layer, "what": b.what, "orders": round(b.orders, 2),
+                      "from": {"iteration": b.start[0], "value": b.start[1], "line": b.start[2]},
+                      "to": {"iteration": b.end[0], "value": b.end[1], "line": b.end[2]}}
+        return {
+            "log": self.log,
+            "cause": self.cause,
+            "first_nonfinite": self.first_nonfinite,
+            "evidence": [{"line": e.line, "text": e.text} for e in self.evidence],
+            "advice": self.advice,
+            "summary": self.story,
+            "debug_info": self.debug_info,
+            "blowup": blowup,
+            "run": self.run,
+            "runs": self.runs,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def format(self) -> str:
+        lines = [f"{self.log}: cause: {self.cause}"]
+        if self.runs > 1:
+            lines.append(f"  (run {self.run} of {self.runs} in this log)")
+        lines += [f"  {s}" for s in self.story]
+        if self.evidence:
+            lines.append("evidence:")
+            lines += [f"  {e.line}: {e.text.strip()}" for e in self.evidence]
+        if self.advice:
+            lines.append("advice:")
+            lines += [f"  - {a}" for a in self.advice]
+        return "\n".join(lines) + "\n"
+
+
+def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
+             plot: Optional[str] = None) -> Diagnosis:
+    """``caffe-nantools diagnose LOG [--net NET] [--solver SOLVER] [--plot PNG]``.
+
+    Raises:
+        NanToolsError: unreadable files, a net or solver that does not parse, a plot that
+            cannot be written (one line each).
+    """
+    net_facts = NetFacts.read(net) if net else None
+    solver_facts = SolverFacts.read(solver) if solver else None
+    runs = Reader(plot=plot is not None).feed_all(read_log(log))
+    chosen = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad), len(runs) - 1)
+    run = runs[chosen]
+    inputs = net_facts.inputs if net_facts else None
+    origin = find_origin(run.suspect, inputs) if run.suspect is not None else None
+    blowup = find_blowup(run.window, run.suspect, origin, run.losses) if run.went_bad else None
+    verdict = judge(run, origin, blowup, net_facts, solver_facts, log)
+    diagnosis = Diagnosis(log, verdict.cause, verdict.first, verdict.evidence, verdict.advice, verdict.story,
+                          run.has_debug, chosen + 1, len(runs), origin, blowup, run)
+    if plot is not None:
+        from caffe_nantools.diagnose.plot import plot_run
+
+        plot_run(diagnosis, plot)
+    return diagnosis
+
+
+__all__ = ["CAUSES", "Diagnosis", "diagnose"]

@@ -1,0 +1,241 @@
+"""From what a run left in its log (and the net and solver, when given) to the most likely cause
+and what to change."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from caffe_nantools.diagnose.origin import Blowup, Origin
+from caffe_nantools.diagnose.reading import Evidence, Run
+from caffe_nantools.files import read_text
+from caffe_nantools.lint import LintFinding, lint
+from caffe_nantools.lint.solver_rules import number_of, setting
+from caffe_nantools.prototxt import parse
+from caffe_nantools.prototxt.net import Net, NetState
+
+CAUSES = ("bad_input", "exploding_gradients", "lr_policy", "layer_numerics", "unknown", "none")
+
+#: What to change when a layer of this type made non-finite values from finite inputs.
+LAYER_ADVICE = {
+    "Log": "Log layer {name!r} sees values <= 0: give it a shift (log_param {{ shift: 1e-6 }}) or feed it "
+           "values that stay positive",
+    "Power": "Power layer {name!r}: a fractional or negative power of values <= 0 is NaN or inf, and the "
+             "gradient of x^0.5 at 0 is inf: add a shift (power_param {{ shift: 1e-6 }})",
+    "BatchNorm": "BatchNorm {name!r}: a channel with zero variance divides by sqrt(eps); keep eps > 0 "
+                 "(default 1e-5), and use_global_stats: false in TRAIN",
+    "Pooling": "Pooling {name!r}: windows past the input give -FLT_MAX (MAX) and the next layer overflows; "
+               "keep stride <= kernel and pad < kernel",
+    "MultinomialLogisticLoss": "MultinomialLogisticLoss {name!r} takes log of a probability that can be 0: "
+                               "use SoftmaxWithLoss on the raw scores instead",
+    "InfogainLoss": "InfogainLoss {name!r} takes log of its input: feed it Softmax probabilities",
+    "Python": "Python layer {name!r}: look for log, sqrt or division at 0 in its forward/backward",
+    "Normalize": "Normalize {name!r} divides by the norm of a vector that can be 0: give it an eps",
+}
+
+
+@dataclass
+class NetFacts:
+    """What the net says: layer types, the data layers, the producer of each blob."""
+
+    path: str
+    types: Dict[str, str]
+    inputs: List[str]
+    producers: Dict[str, str]
+    sources: Dict[str, str]  # data layer -> its source path, as written
+    findings: List[LintFinding]
+
+    @classmethod
+    def read(cls, path: str) -> "NetFacts":
+        net = Net.parse(read_text(path), path)
+        layers = net.active_layers(NetState("TRAIN"))
+        producers: Dict[str, str] = {}
+        for layer in layers:
+            for top in layer.tops:
+                producers.setdefault(top, layer.name)
+        sources = {}
+        for layer in layers:
+            for params in ("data_param", "hdf5_data_param", "image_data_param"):
+                node = layer.node.find(params)
+                if node is not None and node.get("source") is not None:
+                    sources[layer.name] = str(node.get("source"))
+        return cls(path, {l.name: l.type for l in layers}, [l.name for l in layers if l.is_data],
+                   producers, sources, lint(path))
+
+
+@dataclass
+class SolverFacts:
+    path: str
+    base_lr: Optional[float]
+    base_lr_line: Optional[int]
+    clip_gradients: Optional[float]
+    display: Optional[float]
+    findings: List[LintFinding]
+
+    @classmethod
+    def read(cls, path: str) -> "SolverFacts":
+        doc = parse(read_text(path), path)
+        base = setting(doc, "base_lr")
+        return cls(path, number_of(base), base.line if base is not None else None,
+                   number_of(setting(doc, "clip_gradients")), number_of(setting(doc, "display")), lint(solver=path))
+
+
+@dataclass
+class Verdict:
+    cause: str
+    first: Optional[dict] = None  # iteration, pass, layer, blob, line
+    evidence: List[Evidence] = field(default_factory=list)
+    advice: List[str] = field(default_factory=list)
+    story: List[str] = field(default_factory=list)  # what happened, a sentence a line
+
+
+def judge(run: Run, origin: Optional[Origin], blowup: Optional[Blowup],
+          net: Optional[NetFacts], solver: Optional[SolverFacts], log: str) -> Verdict:
+    """The cause of ``run``'s first non-finite value, with evidence and advice."""
+    lr, loss = run.first_bad_lr, run.first_bad_loss
+    check = next((c for c in run.checks if c.phase == "TRAIN"), run.checks[0] if run.checks else None)
+    v = Verdict("none")
+    if loss is not None:
+        v.story.append(f"loss = {loss.value:g} first at iteration {loss.iteration} (line {loss.line})")
+    if not run.went_bad:
+        v.story.append("no non-finite loss, rate or debug_info value in the log")
+        return v
+    if lr is not None and (origin is None or lr.line < origin.line):
+        v.cause = "lr_policy"
+        v.first = _first(lr.iteration, "lr", None, None, lr.line)
+        v.story.append(f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
+                       "lr_policy computes it, not the net")
+        v.evidence.append(lr)
+        v.advice += _lr_advice(solver, log)
+    elif origin is not None:
+        _from_trace(v, run, origin, blowup, net, solver)
+    elif check is not None:
+        _from_check(v, check, net)
+    else:
+        v.first = _first(loss.iteration if loss else None, "loss", None, None, loss.line if loss else None)
+        if blowup is not None:
+            v.cause = "exploding_gradients"
+            _tell_blowup(v, blowup)
+            v.advice += _exploding_advice(blowup, solver)
+        else:
+            v.cause = "unknown"
+    if loss is not None:
+        v.evidence.append(loss)
+    if run.first_bad_output is not None:
+        v.evidence.append(run.first_bad_output)
+    if check is not None and v.cause != "lr_policy":
+        v.evidence.append(check)
+    if not run.has_debug:
+        v.story.append("the log has no debug_info trace, so the layer that went non-finite first is not known")
+        target = net.path if net else "train_val.prototxt"
+        v.advice.append(f"turn the trace on: `caffe-nantools inject {target} --solver "
+                        f"{solver.path if solver else 'solver.prototxt'}` (debug_info: true), run again and "
+                        "diagnose the new log")
+    v.evidence = sorted({e.line: e for e in v.evidence if e.line}.values(), key=lambda e: e.line)
+    return v
+
+
+def _first(iteration, pass_, layer, blob, line) -> dict:
+    return {"iteration": iteration, "pass": pass_, "layer": layer, "blob": blob, "line": line}
+
+
+def _from_trace(v: Verdict, run: Run, origin: Origin, blowup: Optional[Blowup],
+                net: Optional[NetFacts], solver: Optional[SolverFacts]) -> None:
+    iteration = origin.iteration
+    about = ""
+    if iteration is None and run.iterations:
+        iteration, about = run.iterations[-1] + (run.gap or 1), "about "
+    v.first = _first(iteration, origin.pass_, origin.layer, origin.blob, origin.line)
+    v.evidence.append(Evidence(origin.line, origin.text))
+    where = f"layer {origin.layer!r}" if origin.layer else "the all-params norms"
+    value = f"mean |x| = {origin.value:g}"
+    if origin.pass_ == "update":
+        v.story.append(f"{where}'s {origin.blob} is non-finite ({value}) at the start of {about}iteration "
+                       f"{iteration}: the update before made it so")
+    elif origin.input:
+        source = net.sources.get(origin.layer or "") if net else None
+        v.story.append(f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {about}iteration "
+                       f"{iteration}: a record of {repr(source) if source else 'its source'} holds NaN or inf")
+    elif origin.pass_ == "forward":
+        v.story.append(f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {about}iteration "
+                       f"{iteration}, from finite inputs")
+    else:
+        v.story.append(f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of "
+                       f"{about}iteration {iteration}, from finite top diffs")
+    if blowup is not None:
+        _tell_blowup(v, blowup)
+    kind = net.types.get(origin.layer or "") if net else None
+    if origin.input:
+        v.cause = "bad_input"
+        target = net.path if net else "train_val.prototxt"
+        v.advice.append(f"name the bad records of data layer {origin.layer!r}: `caffe-nantools scan {target}`")
+        source = net.sources.get(origin.layer or "") if net else None
+        v.advice.append(f"then drop them: `caffe-nantools scan {source or 'SOURCE'} --write-clean CLEAN` writes a copy "
+                        "without them")
+    elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
+        v.cause = "exploding_gradients"
+        v.advice += _exploding_advice(blowup, solver)
+    elif origin.pass_ == "update":
+        v.cause = "unknown"
+        v.story.append(f"display is {run.gap}: the iterations in between are not in the trace")
+        v.advice.append("set display: 1 in the solver so every iteration is traced, and run again from a "
+                        "snapshot before the failure")
+    else:
+        v.cause = "layer_numerics"
+        if kind in LAYER_ADVICE:
+            v.advice.append(LAYER_ADVICE[kind].format(name=origin.layer))
+        else:
+            v.advice.append(f"layer {origin.layer!r}{f' ({kind})' if kind else ''} turns finite inputs into "
+                            f"non-finite values: look for log, sqrt or division at 0 in it")
+        v.advice.append(f"to see which samples: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
+                        f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
+                        "that net")
+    if net is not None and origin.layer:
+        v.advice += [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in net.findings
+                     if f"{origin.layer!r}" in f.message]
+
+
+def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
+    layer = net.producers.get(check.blob) if net else None
+    v.first = _first(None, check.pass_, layer, check.blob, check.line)
+    v.story.append(f"CheckFiniteLayer {check.check!r} found blob {check.blob!r} non-finite in the {check.pass_} "
+                   f"pass ({check.phase})")
+    if net is not None and layer in net.inputs and check.pass_ == "forward":
+        v.cause = "bad_input"
+        v.advice.append(f"name the bad records of data layer {layer!r}: `caffe-nantools scan {net.path}`")
+    else:
+        v.cause = "layer_numerics" if layer else "unknown"
+        kind = net.types.get(layer or "") if net else None
+        if kind in LAYER_ADVICE:
+            v.advice.append(LAYER_ADVICE[kind].format(name=layer))
+
+
+def _tell_blowup(v: Verdict, b: Blowup) -> None:
+    where = f" of layer {b.layer!r}" if b.layer else ""
+    v.story.append(f"before it, the {b.what}{where} grew from {b.start[1]:g} (iteration {b.start[0]}) to "
+                   f"{b.end[1]:g} (iteration {b.end[0]}), {b.orders:.1f} orders of magnitude; it grew first")
+    v.evidence += [Evidence(b.start[2], b.start[3]), Evidence(b.end[2], b.end[3])]
+
+
+def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts]) -> List[str]:
+    advice = []
+    if solver is not None and solver.base_lr is not None:
+        advice.append(f"lower base_lr by 10x: {solver.base_lr:g} -> {solver.base_lr / 10:g} "
+                      f"({solver.path}:{solver.base_lr_line})")
+    else:
+        advice.append("lower base_lr by 10x")
+    if solver is None or solver.clip_gradients is None:
+        advice.append("set clip_gradients (e.g. 10) in the solver to bound each update")
+    if blowup is not None and blowup.layer:
+        advice.append(f"look at layer {blowup.layer!r}, where the growth started: its loss_weight, its "
+                      "weight_filler; a BatchNorm before it keeps its input in scale")
+    return advice
+
+
+def _lr_advice(solver: Optional[SolverFacts], log: str) -> List[str]:
+    if solver is None:
+        return ["check lr_policy and its parameters (poly needs max_iter, step needs stepsize, inv and sigmoid "
+                f"need gamma): `caffe-nantools diagnose {log} --solver SOLVER` or `caffe-nantools lint SOLVER` says which"]
+    found = [f for f in solver.findings if f.rule == "lr-policy"]
+    if not found:
+        return [f"the rate is non-finite but {solver.path} looks sound: is it the solver this run used?"]
+    return [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in found]

@@ -1,0 +1,133 @@
+"""Where the first non-finite value of a debug_info trace came from, and whether values blew up
+before it.
+
+In one displayed iteration the trace is in execution order, so the first bad record is the
+origin: every blob printed before it was finite, and a layer's bottoms are printed (as tops of
+earlier layers) before its own tops. The same holds backward, where a layer's top diffs are the
+bottom diffs printed by the layers above it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Collection, Dict, Iterable, List, Optional, Tuple
+
+from caffe_nantools.diagnose.reading import Valued
+from caffe_nantools.diagnose.trace import Block, is_bad
+
+#: Growth (in powers of ten) over the window that counts as a blow-up: per blob, and for the
+#: all-params norms and the loss, which move much less in a healthy run.
+BLOB_ORDERS = 3.0
+GLOBAL_ORDERS = 2.0
+#: -log(FLT_MIN): SoftmaxWithLoss's loss once a probability underflows to 0, the classic sign
+#: of exploded scores.
+SATURATED_SOFTMAX_LOSS = 87.3365
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The first bad value of the trace.
+
+    ``pass_``: ``forward`` (a layer's top), ``backward`` (a bottom or param diff) or ``update``
+    (a param's data, bad at the start of the iteration: the last update made it so). ``input``
+    is set when the layer is a data layer: the data itself is bad.
+    """
+
+    iteration: Optional[int]
+    pass_: str
+    layer: Optional[str]
+    blob: Optional[str]
+    line: int
+    text: str
+    value: float
+    input: bool = False
+
+
+def find_origin(block: Block, inputs: Optional[Collection[str]] = None) -> Optional[Origin]:
+    """The origin of the first bad value in ``block``; ``inputs`` names the data layers (when
+    unknown, the first layer of the forward pass is taken for one)."""
+    first = next((r for r in block.records if r.bad), None)
+    if first is None:
+        norms = next((n for n in block.norms if n.bad), None)
+        if norms is None:
+            return None
+        return Origin(block.iteration, "backward", None, "all params", norms.line, block.text(norms.line),
+                      norms.l1_diff if is_bad(norms.l1_diff) else norms.l2_diff)
+    if first.pass_ == "forward":
+        param = next((r for r in block.records
+                      if r.pass_ == "forward" and r.layer == first.layer and r.kind == "param" and r.bad), None)
+        if param is not None:
+            return Origin(block.iteration, "update", param.layer, param.what, param.line, block.text(param.line), param.value)
+        if inputs is None:
+            inputs = [next(r.layer for r in block.records if r.pass_ == "forward")]
+        return Origin(block.iteration, "forward", first.layer, first.what, first.line, block.text(first.line),
+                      first.value, input=first.layer in inputs)
+    return Origin(block.iteration, "backward", first.layer, first.what, first.line, block.text(first.line), first.value)
+
+
+#: A value of a series: iteration, value, line number, the line's text.
+Point = Tuple[Optional[int], float, int, str]
+
+
+@dataclass(frozen=True)
+class Blowup:
+    """A series that grew by orders of magnitude over the displayed iterations before the
+    first bad one; ``layer`` is None for the all-params norms and the loss."""
+
+    layer: Optional[str]
+    what: str
+    start: Point
+    end: Point
+
+    @property
+    def orders(self) -> float:
+        return math.log10(self.end[1] / self.start[1]) if self.start[1] > 0 else math.inf
+
+
+def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[Origin],
+                losses: Iterable[Valued]) -> Optional[Blowup]:
+    """The blob (or norm, or loss) whose growth started first, among those that grew by orders
+    of magnitude from the window's start to the last finite value before the origin."""
+    series: Dict[Tuple[str, Optional[str]], List[Point]] = {}
+    cut = origin.line if origin is not None else math.inf
+    blocks = list(window)
+    if suspect is not None:
+        blocks.append(Block(suspect.iteration, [r for r in suspect.records if r.line < cut],
+                            [n for n in suspect.norms if n.line < cut], suspect.texts))
+    for block in blocks:
+        for r in block.records:
+            if r.pass_ == "forward" and r.kind == "param":
+                continue  # a param's size says little; its update shows in the norms
+            what = f"{r.what} {'data' if r.pass_ == 'forward' else 'diff'}"
+            series.setdefault((what, r.layer), []).append((block.iteration, r.value, r.line, block.text(r.line)))
+        for n in block.norms:
+            series.setdefault(("L2 norm of all param diffs", None), []).append((block.iteration, n.l2_diff, n.line, block.text(n.line)))
+            series.setdefault(("L2 norm of all param data", None), []).append((block.iteration, n.l2_data, n.line, block.text(n.line)))
+    loss = [(v.iteration, v.value, v.line, v.text) for v in losses if v.line < cut and not is_bad(v.value)]
+    series[("loss", None)] = loss
+    found: List[Tuple[Tuple[Optional[int], int], Blowup]] = []
+    for (what, layer), points in series.items():
+        points = [p for p in points if not is_bad(p[1])]
+        grown = _grown(points, BLOB_ORDERS if layer is not None else GLOBAL_ORDERS, layer is not None)
+        if grown is not None:
+            onset = grown[0]
+            found.append(((onset[0] if onset[0] is not None else -1, onset[2]), Blowup(layer, what, grown[1], points[-1])))
+    saturated = next((p for p in loss if abs(p[1] - SATURATED_SOFTMAX_LOSS) < 0.01), None)
+    if saturated is not None and not found and loss[0][1] < SATURATED_SOFTMAX_LOSS - 1:
+        found.append(((saturated[0] or -1, saturated[2]), Blowup(None, "loss", loss[0], saturated)))
+    if not found:
+        return None
+    return min(found, key=lambda f: f[0])[1]
+
+
+def _grown(points, orders: float, blob: bool):
+    """(onset point, baseline point) when the series grew ``orders`` powers of ten from its
+    first positive value to its last; the onset is where it first passed 10x the baseline."""
+    base = next((p for p in points if p[1] > 0), None)
+    if base is None or len(points) < 2:
+        return None
+    last = points[-1][1]
+    if last <= 0 or math.log10(last / base[1]) < orders or (blob and last < 1.0):
+        return None
+    onset = next(p for p in points if p[1] >= 10 * base[1])
+    return onset, base

@@ -1,0 +1,283 @@
+"""A Caffe log read into what the diagnosis needs, per run, in constant memory.
+
+Caffe's order on a display iteration N (checked against Caffe 1.0's own logs): the test
+passes due at N (their forward lines, then ``Test net output`` lines), N's forward and
+backward debug lines, ``Iteration N ..., loss = X``, the train outputs, ``Iteration N, lr = Y``
+and the clipping line. So the debug lines since the last solver line belong to the iteration
+whose loss line closes them; lines inside a test pass are the test net's and are passed over.
+
+Only a window of the last blocks is kept (raw) until the first suspect block; then the window
+and that block are parsed and kept, and the rest of the log is read for its solver lines only
+(and, for a plot, a thinned-out sample of blocks).
+"""
+from __future__ import annotations
+
+import collections
+import re
+from dataclasses import dataclass, field
+from typing import Deque, Dict, Iterable, List, Optional, Tuple, Union
+
+from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
+from caffe_nantools.logs.chunks import Marked, Span
+from caffe_nantools.logs.glog import parse_line, parse_value
+from caffe_nantools.logs.solver import parse_event
+
+#: Displayed iterations kept before the first non-finite one, to see a blow-up coming.
+WINDOW = 12
+#: Points kept per plotted series; past it every other one is dropped.
+SAMPLES = 600
+#: A block that never sees its loss line (no solver around it) is cut at this size.
+MAX_BLOCK_BYTES = 64 << 20
+
+_CHECK = re.compile(
+    r"caffe-nantools (?:NonFiniteError|warning): check '(.*?)': blob '(.*?)' (forward|backward) \w+ "
+    r"at iteration (\d+) \((\w+)\)"
+)
+_CLIPPING = re.compile(r"Gradient clipping: scaling down gradients \(L2 norm (\S+) > (\S+)\)")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Valued(Evidence):
+    """A solver line with its iteration and value (a loss, a rate, an output)."""
+
+    iteration: Optional[int] = None
+    value: float = 0.0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class CheckError(Evidence):
+    """A CheckFiniteLayer line: the check's label, the blob, the pass and its own count."""
+
+    check: str = ""
+    blob: str = ""
+    pass_: str = ""
+    iteration: int = 0
+    phase: str = ""
+
+
+class Sampled:
+    """At most ``limit`` items of a long series, evenly thinned: every stride-th is kept, and the
+    stride doubles whenever the list would grow past the limit."""
+
+    def __init__(self, limit: int = SAMPLES) -> None:
+        self.limit = limit
+        self.items: list = []
+        self.stride = 1
+        self.seen = 0
+
+    def wants_next(self) -> bool:
+        return self.seen % self.stride == 0
+
+    def add(self, item) -> None:
+        if self.wants_next():
+            self.items.append(item)
+            if len(self.items) > self.limit:
+                self.items = self.items[::2]
+                self.stride *= 2
+        self.seen += 1
+
+
+@dataclass
+class Column:
+    """One displayed iteration, reduced for the heatmap: per layer the largest mean |x| of its
+    tops (forward) and of its bottom diffs (backward)."""
+
+    iteration: Optional[int]
+    forward: Dict[str, float]
+    backward: Dict[str, float]
+
+    @classmethod
+    def of(cls, block: Block) -> "Column":
+        forward: Dict[str, float] = {}
+        backward: Dict[str, float] = {}
+        for r in block.records:
+            if r.kind == "param":
+                continue
+            into = forward if r.pass_ == "forward" else backward
+            into[r.layer] = _larger(into.get(r.layer), r.value)
+        return cls(block.iteration, forward, backward)
+
+
+def _larger(a: Optional[float], b: float) -> float:
+    """The larger magnitude; a non-finite value wins, so it shows."""
+    if a is None or is_bad(b):
+        return b
+    return a if is_bad(a) or a >= b else b
+
+
+@dataclass
+class Run:
+    """What one run (from a ``Solving`` line to the next) left in the log."""
+
+    name: Optional[str] = None
+    line: int = 1
+    displayed: int = 0
+    has_debug: bool = False
+    iterations: List[int] = field(default_factory=list)  # of the last two loss lines
+    first_bad_loss: Optional[Valued] = None
+    first_bad_lr: Optional[Valued] = None
+    first_bad_output: Optional[Valued] = None
+    losses: Deque[Valued] = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
+    clipped: int = 0
+    first_clipping: Optional[Evidence] = None
+    checks: List[CheckError] = field(default_factory=list)
+    #: The first block with a suspect value, parsed, and the blocks before it.
+    suspect: Optional[Block] = None
+    window: List[Block] = field(default_factory=list)
+    layers: Dict[str, None] = field(default_factory=dict)  # forward order, first seen
+    columns: Sampled = field(default_factory=Sampled)
+    loss_series: Sampled = field(default_factory=Sampled)
+    lr_series: Sampled = field(default_factory=Sampled)
+
+    @property
+    def went_bad(self) -> bool:
+        return bool(self.suspect or self.first_bad_loss or self.first_bad_lr or self.checks)
+
+    @property
+    def gap(self) -> Optional[int]:
+        """Iterations between the last two displayed ones (Caffe's ``display``)."""
+        if len(self.iterations) < 2:
+            return None
+        return self.iterations[-1] - self.iterations[-2]
+
+
+class Reader:
+    """Feeds on :func:`caffe_nantools.logs.chunks.read_log`'s pieces; ``runs`` holds the result.
+
+    Args:
+        plot: keep a sample of every series for a plot (parses a sample of the blocks).
+    """
+
+    def __init__(self, plot: bool = False) -> None:
+        self.plot = plot
+        self.runs: List[Run] = [Run()]
+        self._testing = False
+        self._pending: List[Tuple[bytes, int]] = []
+        self._pending_bytes = 0
+        self._pending_suspect = False
+        self._raw: Deque[Tuple[Optional[int], List[Tuple[bytes, int]]]] = collections.deque(maxlen=WINDOW)
+
+    @property
+    def run(self) -> Run:
+        return self.runs[-1]
+
+    def feed_all(self, pieces: Iterable[Union[Span, Marked]]) -> List[Run]:
+        for piece in pieces:
+            if isinstance(piece, Span):
+                self.span(piece)
+            else:
+                self.marked(piece)
+        self._close_block(None)
+        return self.runs
+
+    def span(self, span: Span) -> None:
+        if self._testing:
+            return
+        self._pending.append((span.data, span.line))
+        self._pending_bytes += len(span.data)
+        self._pending_suspect |= span.suspect
+        if self._pending_bytes > MAX_BLOCK_BYTES:
+            self._close_block(None)
+
+    def marked(self, marked: Marked) -> None:
+        glog = parse_line(marked.text)
+        if glog is None:
+            return
+        message = glog.message.strip()
+        if message.startswith("caffe-nantools "):
+            self._check_line(marked, message)
+            return
+        m = _CLIPPING.match(message)
+        if m:
+            self.run.clipped += 1
+            if self.run.first_clipping is None:
+                self.run.first_clipping = Evidence(marked.line, marked.text)
+            return
+        event = parse_event(message, marked.line)
+        if event is None:
+            return
+        if event.kind == "run":
+            self._close_block(None)
+            if self.run.displayed or self.run.went_bad or self.run.has_debug:
+                self.runs.append(Run())
+            self._raw.clear()
+            self._testing = False
+            self.run.name, self.run.line = event.name, marked.line
+        elif event.kind == "test":
+            self._close_block(None)
+            self._testing = True
+        elif event.kind == "test_output":
+            self._testing = False
+        elif event.kind == "loss":
+            self._testing = False
+            self._close_block(event.iteration)
+            self._loss(Valued(marked.line, marked.text, event.iteration, event.value))
+        elif event.kind == "lr":
+            run = self.run
+            run.lr_series.add((event.iteration, event.value))
+            if run.first_bad_lr is None and is_bad(event.value):
+                run.first_bad_lr = Valued(marked.line, marked.text, event.iteration, event.value)
+        elif event.kind == "train_output":
+            if self.run.first_bad_output is None and is_bad(event.value):
+                self.run.first_bad_output = Valued(marked.line, marked.text, self.run.iterations[-1] if self.run.iterations else None,
+                                                   event.value, event.name or "")
+
+    def _loss(self, loss: Valued) -> None:
+        run = self.run
+        run.displayed += 1
+        run.iterations = run.iterations[-1:] + [loss.iteration]
+        run.loss_series.add((loss.iteration, loss.value))
+        if run.first_bad_loss is None:
+            run.losses.append(loss)
+            if is_bad(loss.value):
+                run.first_bad_loss = loss
+
+    def _check_line(self, marked: Marked, message: str) -> None:
+        m = _CHECK.search(message)
+        if m is None:
+            return
+        check, blob, pass_, iteration, phase = m.groups()
+        if len(self.run.checks) < WINDOW:
+            self.run.checks.append(CheckError(marked.line, marked.text, check, blob, pass_, int(iteration), phase))
+
+    def _close_block(self, iteration: Optional[int]) -> None:
+        pieces, suspect = self._pending, self._pending_suspect
+        self._pending, self._pending_bytes, self._pending_suspect = [], 0, False
+        if not pieces:
+            return
+        run = self.run
+        if not run.has_debug:
+            if not any(b"[Forward] " in data or b"[Backward] " in data for data, _ in pieces):
+                return
+            run.has_debug = True
+        block = None
+        if run.suspect is None:
+            if suspect:
+                block = parse_block(pieces, iteration)
+                if any(r.bad for r in block.records) or any(n.bad for n in block.norms):
+                    run.suspect = block
+                    run.window = [parse_block(p, i) for i, p in self._raw]
+                    self._raw.clear()
+                    for earlier in run.window:
+                        self._learn_layers(earlier)
+            if run.suspect is None:
+                self._raw.append((iteration, pieces))
+        if block is not None or (self.plot and run.columns.wants_next()):
+            block = block or parse_block(pieces, iteration)
+            self._learn_layers(block)
+            if self.plot:
+                run.columns.add(Column.of(block))
+        elif self.plot:
+            run.columns.add(None)
+
+    def _learn_layers(self, block: Block) -> None:
+        for r in block.records:
+            if r.pass_ == "forward" and r.layer not in self.run.layers:
+                self.run.layers[r.layer] = None
