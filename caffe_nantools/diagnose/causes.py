@@ -118,6 +118,9 @@ def judge(run: Run, origin: Optional[Origin], blowup: Optional[Blowup],
             v.advice += _exploding_advice(blowup, solver)
         else:
             v.cause = "unknown"
+    if v.cause == "exploding_gradients" and run.first_clipping is not None:
+        v.story.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
+                       f"{run.first_clipping.line}) and they still blew up")
     if loss is not None:
         v.evidence.append(loss)
     if run.first_bad_output is not None:

@@ -19,7 +19,7 @@ from typing import Deque, Dict, Iterable, List, Optional, Tuple, Union
 
 from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
 from caffe_nantools.logs.chunks import Marked, Span
-from caffe_nantools.logs.glog import parse_line, parse_value
+from caffe_nantools.logs.glog import parse_line
 from caffe_nantools.logs.solver import parse_event
 
 #: Displayed iterations kept before the first non-finite one, to see a blow-up coming.
