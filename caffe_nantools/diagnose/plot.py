@@ -41,8 +41,8 @@ def plot_run(diagnosis: "Diagnosis", path: str) -> None:
     layers = list(run.layers) if run is not None else []
     rows = max(len(layers), 1)
     height = min(max(4.0, 0.13 * rows + 3.0), 60.0)
-    fig = plt.figure(figsize=(14, height))
-    grid = fig.add_gridspec(2, 2, height_ratios=[max(rows * 0.13, 2.5), 2.0], hspace=0.35, wspace=0.3)
+    fig = plt.figure(figsize=(14, height), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2, height_ratios=[max(rows * 0.13, 2.5), 2.0])
     origin = diagnosis.origin
     for side, (title, pick) in enumerate((("forward: top data, log10 mean |x|", "forward"),
                                           ("backward: bottom diff, log10 mean |x|", "backward"))):
@@ -67,8 +67,8 @@ def plot_run(diagnosis: "Diagnosis", path: str) -> None:
             j = next((k for k, c in enumerate(columns) if c.iteration == origin.iteration), len(columns) - 1)
             i = layers.index(origin.layer)
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
-            ax.annotate(f"origin: {origin.layer}", (j, i), xytext=(12, -12), textcoords="offset points",
-                        fontsize=8, bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
+            ax.annotate(f"origin: {origin.layer}", (j, i), xytext=(-15, -15), textcoords="offset points",
+                        ha="right", fontsize=8, bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
                         arrowprops={"arrowstyle": "->"})
         ax.set_title(title + " (red x: nan, inf or >= 1e37)", fontsize=10)
         step = max(1, math.ceil(rows / LABELLED_ROWS))
