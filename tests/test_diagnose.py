@@ -29,6 +29,7 @@ def test_the_first_layer_whose_top_went_bad_is_the_forward_origin(tmp_path):
     assert result.first_nonfinite == {"iteration": 4, "pass": "forward", "layer": "ip1", "blob": "top ip1",
                                       "line": log.line_of("Layer ip1, top blob ip1 data: nan")}
     assert any("ip1, top blob ip1 data: nan" in e.text for e in result.evidence)
+    assert any("Train net output #0: loss = nan" in e.text for e in result.evidence)
 
 
 @pytest.mark.parametrize("spelling", ["nan", "-nan", "inf", "-inf", "3.40282e+38", "1e+37"])

@@ -7,7 +7,6 @@ import textwrap
 from string import Template
 
 import numpy as np
-import pytest
 
 from caffe_nantools.diagnose import diagnose
 from caffe_nantools.inject import inject

@@ -159,6 +159,7 @@ class Reader:
         self.plot = plot
         self.runs: List[Run] = [Run()]
         self._testing = False
+        self._outputs_due = False
         self._pending: List[Tuple[bytes, int]] = []
         self._pending_bytes = 0
         self._pending_suspect = False
@@ -179,7 +180,16 @@ class Reader:
 
     def span(self, span: Span) -> None:
         if self._testing:
-            return
+            # The test pass ends with its outputs; what follows them is the train net's.
+            cut = span.data.rfind(b"Test net output #")
+            cut = span.data.find(b"\n", cut) + 1 if cut >= 0 else 0
+            if cut == 0:
+                return
+            self._testing = False
+            span = Span(span.data[cut:], span.line + span.data.count(b"\n", 0, cut), span.suspect)
+        if self._outputs_due:
+            self._outputs_due = False
+            self._bad_output(span)
         self._pending.append((span.data, span.line))
         self._pending_bytes += len(span.data)
         self._pending_suspect |= span.suspect
@@ -213,8 +223,6 @@ class Reader:
         elif event.kind == "test":
             self._close_block(None)
             self._testing = True
-        elif event.kind == "test_output":
-            self._testing = False
         elif event.kind == "loss":
             self._testing = False
             self._close_block(event.iteration)
@@ -224,11 +232,16 @@ class Reader:
             run.lr_series.add((event.iteration, event.value))
             if run.first_bad_lr is None and is_bad(event.value):
                 run.first_bad_lr = Valued(marked.line, marked.text, event.iteration, event.value)
-        elif event.kind == "train_output":
-            if self.run.first_bad_output is None and is_bad(event.value):
-                self.run.first_bad_output = Valued(marked.line, marked.text, self.run.iterations[-1] if self.run.iterations else None,
-                                                   event.value, event.name or "")
 
+    def _bad_output(self, span: Span) -> None:
+        """The first non-finite train output among the lines after the first bad loss."""
+        for number, text in enumerate(span.data.decode("utf-8", "replace").split("\n"), span.line):
+            glog = parse_line(text) if "Train net output #" in text else None
+            event = parse_event(glog.message.strip(), number) if glog else None
+            if event is not None and event.kind == "train_output" and is_bad(event.value):
+                self.run.first_bad_output = Valued(number, text.rstrip("\r"), self.run.iterations[-1],
+                                                   event.value, event.name or "")
+                return
     def _loss(self, loss: Valued) -> None:
         run = self.run
         run.displayed += 1
@@ -238,6 +251,7 @@ class Reader:
             run.losses.append(loss)
             if is_bad(loss.value):
                 run.first_bad_loss = loss
+                self._outputs_due = True
 
     def _check_line(self, marked: Marked, message: str) -> None:
         m = _CHECK.search(message)

@@ -18,11 +18,10 @@ from caffe_nantools.files import reading
 
 CHUNK_BYTES = 8 << 20
 
-#: The solver's and the check layer's messages; every glog line has "] " before its message,
-#: which gives the regex a literal to skip ahead with.
-_MARKED = re.compile(
-    rb"\] +(?:Iteration \d|Solving |Test net output|Train net output|Gradient clipping|caffe-nantools )"
-)
+#: The solver's and the check layer's unindented messages (train and test outputs are indented
+#: and stay inside spans: they follow the lines marked here). Every glog line has "] " before
+#: its message, which gives the regex a literal to skip ahead with.
+_MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Gradient clipping|caffe-nantools )")
 _N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
 
 
@@ -55,55 +54,59 @@ def read_log(path: str) -> Iterator[Union[Span, Marked]]:
     """
     with reading(path, "log", mode="rb") as f:
         first_line = 1
-        rest = b""
         while True:
-            block = f.read(CHUNK_BYTES)
-            data = rest + block
-            if not block:
-                if data:
-                    yield from _pieces(data + b"\n", first_line)
+            chunk = f.read(CHUNK_BYTES)
+            if not chunk:
                 return
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                rest = data
-                continue
-            chunk, rest = data[:cut], data[cut:]
-            newlines = yield from _pieces(chunk, first_line)
-            first_line += newlines
+            end = chunk.rfind(b"\n") + 1
+            while end == 0:  # a line longer than a chunk, or the last line without a newline
+                more = f.read(CHUNK_BYTES)
+                if not more:
+                    end = len(chunk)
+                    break
+                chunk += more
+                end = chunk.rfind(b"\n") + 1
+            if end < len(chunk):
+                f.seek(end - len(chunk), 1)  # the cut line is read again with the next chunk
+            first_line += yield from _pieces(chunk, end, first_line)
 
 
-def _pieces(chunk: bytes, first_line: int):
-    """Spans and Marked lines of a chunk that ends with a newline; returns its line count."""
-    ends, suspects = _line_ends(chunk)
-    start = 0
-    for m in _MARKED.finditer(chunk):
+def _pieces(chunk: bytes, end: int, first_line: int):
+    """Spans and Marked lines of ``chunk[:end]``; returns its line count."""
+    ends, suspects = _line_ends(chunk, end)
+    marks = []
+    for m in _MARKED.finditer(chunk, 0, end):
         begin = chunk.rfind(b"\n", 0, m.start()) + 1
-        end = chunk.find(b"\n", m.end())
-        if begin < start:  # two marks on one line
-            continue
-        if begin > start:
-            yield _span(chunk, start, begin, first_line, ends, suspects)
-        line = first_line + int(np.searchsorted(ends, begin))
-        yield Marked(chunk[begin:end].rstrip(b"\r").decode("utf-8", "replace"), line)
-        start = end + 1
-    if start < len(chunk):
-        yield _span(chunk, start, len(chunk), first_line, ends, suspects)
+        if marks and begin <= marks[-1][1]:
+            continue  # two marks on one line
+        stop = chunk.find(b"\n", m.end(), end)
+        marks.append((begin, stop if stop >= 0 else end))
+    # Spans run from the end of one mark to the start of the next; line numbers and suspect
+    # counts for all of them come from one searchsorted each.
+    starts = [0] + [stop + 1 for _, stop in marks]
+    stops = [begin for begin, _ in marks] + [end]
+    first = first_line + np.searchsorted(ends, starts)
+    flagged = np.searchsorted(suspects, stops) > np.searchsorted(suspects, starts)
+    mark_lines = first_line + np.searchsorted(ends, stops[:-1])
+    for k, (begin, stop) in enumerate(marks):
+        if begin > starts[k]:
+            yield Span(chunk[starts[k]:begin], int(first[k]), bool(flagged[k]))
+        yield Marked(chunk[begin:stop].rstrip(b"\r").decode("utf-8", "replace"), int(mark_lines[k]))
+    if end > starts[-1]:
+        yield Span(chunk[starts[-1]:end], int(first[-1]), bool(flagged[-1]))
     return len(ends)
 
 
-def _span(chunk: bytes, start: int, stop: int, first_line: int, ends: np.ndarray, suspects: np.ndarray) -> Span:
-    lo, hi = np.searchsorted(suspects, [start, stop])
-    return Span(chunk[start:stop], first_line + int(np.searchsorted(ends, start)), bool(hi > lo))
-
-
-def _line_ends(chunk: bytes) -> Tuple[np.ndarray, np.ndarray]:
-    """Offsets of the chunk's newlines, and of those ending a line whose value is suspect."""
-    a = np.frombuffer(chunk, np.uint8)
+def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Offsets of the newlines in ``chunk[:end]`` (and of ``end`` when the text stops without
+    one), and of those ending a line whose value is suspect."""
+    a = np.frombuffer(chunk, np.uint8, count=end)
     ends = np.flatnonzero(a == _NL)
+    stops = ends if end == 0 or a[end - 1] == _NL else np.append(ends, end)
     # The last character of each line, stepping over a Windows "\r"; lines under four bytes
     # cannot hold a suspect value.
-    stop = ends - (a[np.maximum(ends - 1, 0)] == _CR)
-    stop = stop[stop >= 4]
-    last = a[stop - 1]
-    odd = (last == _N) | (last == _F) | ((a[stop - 3] == _PLUS) & (a[stop - 2] == _THREE) & (a[stop - 1] >= ord("7")))
-    return ends, stop[odd]
+    stops = stops - (a[np.maximum(stops - 1, 0)] == _CR)
+    stops = stops[stops >= 4]
+    last = a[stops - 1]
+    odd = (last == _N) | (last == _F) | ((a[stops - 3] == _PLUS) & (a[stops - 2] == _THREE) & (last >= ord("7")))
+    return ends, stops[odd]

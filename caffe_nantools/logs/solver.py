@@ -78,19 +78,19 @@ def read_events(lines: Iterable[str]) -> Iterator[Event]:
 
 def parse_event(message: str, number: int, time: float = 0.0) -> Optional[Event]:
     """The event of one glog message (its text after the ``] ``), or None."""
+    if message.startswith("Iteration "):
+        if ", lr = " in message:
+            m = _LR.match(message)
+            return m and _valued("lr", number, time, m.group(2), iteration=int(m.group(1)))
+        m = _TESTING.match(message)
+        if m:
+            return Event("test", number, time, iteration=int(m.group(1)), index=int(m.group(2)))
+        m = _LOSS.match(message)
+        return m and _valued("loss", number, time, m.group(2), iteration=int(m.group(1)))
     m = _OUTPUT.match(message)
     if m:
         phase, index, name, value = m.groups()
         return _valued(f"{phase.lower()}_output", number, time, value, name=name, index=int(index))
-    m = _TESTING.match(message)
-    if m:
-        return Event("test", number, time, iteration=int(m.group(1)), index=int(m.group(2)))
-    m = _LR.match(message)
-    if m:
-        return _valued("lr", number, time, m.group(2), iteration=int(m.group(1)))
-    m = _LOSS.match(message)
-    if m:
-        return _valued("loss", number, time, m.group(2), iteration=int(m.group(1)))
     m = _SOLVING.match(message)
     if m:
         return Event("run", number, time, name=m.group(1).strip())
