@@ -316,3 +316,15 @@ def test_a_plot_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     code = main(["diagnose", healthy().write(tmp_path / "train.log"), "--plot", str(tmp_path / "no" / "dir" / "x.png")])
     assert code == 2 and "cannot write the plot" in capsys.readouterr().err
+
+
+def test_clipping_that_did_not_stop_the_blow_up_is_told(tmp_path):
+    log = CaffeLog().solving()
+    for i, scale in enumerate([1, 30, 4e3, 2e6]):
+        log.iteration(i, loss=f"{1.4 * scale:g}", scale=scale)
+        log.glog(f"Gradient clipping: scaling down gradients (L2 norm {9 * scale:g} > 10) by scale factor 0.5",
+                 source="sgd_solver.cpp:99")
+    log.iteration(4, loss="nan", scale=1e9, set={("forward", "loss"): "inf"})
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.cause == "exploding_gradients"
+    assert any("clip_gradients scaled the gradients down 4 times" in s for s in result.story)
