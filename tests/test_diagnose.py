@@ -328,3 +328,15 @@ def test_clipping_that_did_not_stop_the_blow_up_is_told(tmp_path):
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "exploding_gradients"
     assert any("clip_gradients scaled the gradients down 4 times" in s for s in result.story)
+
+
+def test_poly_past_max_iter_with_a_fractional_power_is_explained(tmp_path):
+    log = CaffeLog().solving()
+    for i, rate in enumerate(["0.01", "0.007", "0", "nan"]):
+        log.iteration(i, lr=rate)
+    log.iteration(4, loss="nan", set={("forward", "conv1"): "nan", ("param", "conv1"): "nan"})
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 0.5\nmax_iter: 2\n')
+    result = diagnose(log.write(tmp_path / "train.log"), solver=str(solver))
+    assert result.cause == "lr_policy" and result.first_nonfinite["iteration"] == 3
+    assert any("past max_iter 2" in a and "fractional" in a for a in result.advice)

@@ -72,6 +72,14 @@ def caffe_train(folder):
     return str(folder / "train.log")
 
 
+def pycaffe_steps(folder, steps):
+    """Train with pycaffe's solver.step(), which runs even where `caffe train` would not."""
+    script = f"import caffe\ncaffe.set_mode_cpu()\ncaffe.SGDSolver('solver.prototxt').step({steps})\n"
+    run = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
+                         env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"), timeout=300)
+    (folder / "train.log").write_text(run.stderr)
+
+
 def run_diagnose(folder, net=True, solver=True):
     return diagnose(str(folder / "train.log"), net=str(folder / "net.prototxt") if net else None,
                     solver=str(folder / "solver.prototxt") if solver else None)
@@ -105,14 +113,20 @@ def test_poly_without_max_iter_is_the_lr_policy_from_iteration_0(caffe, tmp_path
     # `caffe train` runs max_iter iterations, none without it; pycaffe's step() runs anyway.
     (tmp_path / "net.prototxt").write_text(POOLING_NET.substitute(stride=2))
     write_solver(tmp_path, policy="poly", max_iter=None, extra="power: 1\n")
-    script = "import caffe\ncaffe.set_mode_cpu()\ncaffe.SGDSolver('solver.prototxt').step(3)\n"
-    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                         env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"), timeout=300)
-    (tmp_path / "train.log").write_text(run.stderr)
+    pycaffe_steps(tmp_path, 3)
     result = run_diagnose(tmp_path)
     assert result.cause == "lr_policy"
     assert result.first_nonfinite["pass"] == "lr" and result.first_nonfinite["iteration"] == 0
     assert any("poly without max_iter" in a and "solver.prototxt:3" in a for a in result.advice)
+
+
+def test_poly_past_max_iter_is_the_lr_policy(caffe, tmp_path):
+    (tmp_path / "net.prototxt").write_text(POOLING_NET.substitute(stride=2))
+    write_solver(tmp_path, policy="poly", max_iter=2, extra="power: 0.5\n")
+    pycaffe_steps(tmp_path, 5)
+    result = run_diagnose(tmp_path)
+    assert result.cause == "lr_policy" and result.first_nonfinite["iteration"] == 3
+    assert any("past max_iter 2" in a for a in result.advice)
 
 
 def test_log_of_zero_is_layer_numerics_in_the_log_layer(caffe, tmp_path):

@@ -68,15 +68,19 @@ class SolverFacts:
     base_lr: Optional[float]
     base_lr_line: Optional[int]
     clip_gradients: Optional[float]
-    display: Optional[float]
+    policy: str
+    max_iter: Optional[float]
+    power: Optional[float]
     findings: List[LintFinding]
 
     @classmethod
     def read(cls, path: str) -> "SolverFacts":
         doc = parse(read_text(path), path)
         base = setting(doc, "base_lr")
+        policy = setting(doc, "lr_policy")
         return cls(path, number_of(base), base.line if base is not None else None,
-                   number_of(setting(doc, "clip_gradients")), number_of(setting(doc, "display")), lint(solver=path))
+                   number_of(setting(doc, "clip_gradients")), str(policy.value) if policy is not None else "fixed",
+                   number_of(setting(doc, "max_iter")), number_of(setting(doc, "power")), lint(solver=path))
 
 
 @dataclass
@@ -105,7 +109,7 @@ def judge(run: Run, origin: Optional[Origin], blowup: Optional[Blowup],
         v.story.append(f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
                        "lr_policy computes it, not the net")
         v.evidence.append(lr)
-        v.advice += _lr_advice(solver, log)
+        v.advice += _lr_advice(solver, lr, log)
     elif origin is not None:
         _from_trace(v, run, origin, blowup, net, solver)
     elif check is not None:
@@ -234,11 +238,16 @@ def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts]) -
     return advice
 
 
-def _lr_advice(solver: Optional[SolverFacts], log: str) -> List[str]:
+def _lr_advice(solver: Optional[SolverFacts], lr, log: str) -> List[str]:
     if solver is None:
         return ["check lr_policy and its parameters (poly needs max_iter, step needs stepsize, inv and sigmoid "
                 f"need gamma): `caffe-nantools diagnose {log} --solver SOLVER` or `caffe-nantools lint SOLVER` says which"]
-    found = [f for f in solver.findings if f.rule == "lr-policy"]
+    found = [f for f in solver.findings if f.rule == "lr-policy" and f.severity == "error"]
+    if (solver.policy == "poly" and solver.max_iter and lr.iteration is not None and lr.iteration > solver.max_iter
+            and solver.power is not None and solver.power != int(solver.power)):
+        return [f"lr_policy poly at iteration {lr.iteration}, past max_iter {solver.max_iter:g}: (1 - iter/max_iter) is "
+                f"negative and its power {solver.power:g} is fractional, so the rate is nan; stop at max_iter or raise "
+                f"it ({solver.path})"] + [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in found]
     if not found:
         return [f"the rate is non-finite but {solver.path} looks sound: is it the solver this run used?"]
     return [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in found]
