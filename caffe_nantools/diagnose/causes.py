@@ -52,12 +52,8 @@ class NetFacts:
         for layer in layers:
             for top in layer.tops:
                 producers.setdefault(top, layer.name)
-        sources = {}
-        for layer in layers:
-            for params in ("data_param", "hdf5_data_param", "image_data_param"):
-                node = layer.node.find(params)
-                if node is not None and node.get("source") is not None:
-                    sources[layer.name] = str(node.get("source"))
+        sources = {l.name: str(l.source_params.get("source")) for l in layers
+                   if l.source_params is not None and l.source_params.get("source") is not None}
         return cls(path, {l.name: l.type for l in layers}, [l.name for l in layers if l.is_data],
                    producers, sources, lint(path))
 
@@ -159,7 +155,7 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blowup: Optional[Blowup],
         v.story.append(f"{where}'s {origin.blob} is non-finite ({value}) at the start of {about}iteration "
                        f"{iteration}: the update before made it so")
     elif origin.input:
-        source = net.sources.get(origin.layer or "") if net else None
+        source = net.sources.get(origin.layer) if net else None
         v.story.append(f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {about}iteration "
                        f"{iteration}: a record of {repr(source) if source else 'its source'} holds NaN or inf")
     elif origin.pass_ == "forward":
@@ -170,14 +166,9 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blowup: Optional[Blowup],
                        f"{about}iteration {iteration}, from finite top diffs")
     if blowup is not None:
         _tell_blowup(v, blowup)
-    kind = net.types.get(origin.layer or "") if net else None
     if origin.input:
         v.cause = "bad_input"
-        target = net.path if net else "train_val.prototxt"
-        v.advice.append(f"name the bad records of data layer {origin.layer!r}: `caffe-nantools scan {target}`")
-        source = net.sources.get(origin.layer or "") if net else None
-        v.advice.append(f"then drop them: `caffe-nantools scan {source or 'SOURCE'} --write-clean CLEAN` writes a copy "
-                        "without them")
+        v.advice += _bad_input_advice(origin.layer, net)
     elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
         v.cause = "exploding_gradients"
         v.advice += _exploding_advice(blowup, solver)
@@ -188,17 +179,12 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blowup: Optional[Blowup],
                         "snapshot before the failure")
     else:
         v.cause = "layer_numerics"
-        if kind in LAYER_ADVICE:
-            v.advice.append(LAYER_ADVICE[kind].format(name=origin.layer))
-        else:
-            v.advice.append(f"layer {origin.layer!r}{f' ({kind})' if kind else ''} turns finite inputs into "
-                            f"non-finite values: look for log, sqrt or division at 0 in it")
+        v.advice.append(_layer_advice(origin.layer, net))
         v.advice.append(f"to see which samples: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
                         f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
                         "that net")
     if net is not None and origin.layer:
-        v.advice += [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in net.findings
-                     if f"{origin.layer!r}" in f.message]
+        v.advice += [_finding_text(f) for f in net.findings if f"{origin.layer!r}" in f.message]
 
 
 def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
@@ -208,12 +194,31 @@ def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
                    f"pass ({check.phase})")
     if net is not None and layer in net.inputs and check.pass_ == "forward":
         v.cause = "bad_input"
-        v.advice.append(f"name the bad records of data layer {layer!r}: `caffe-nantools scan {net.path}`")
+        v.advice += _bad_input_advice(layer, net)
+    elif layer is not None:
+        v.cause = "layer_numerics"
+        v.advice.append(_layer_advice(layer, net))
     else:
-        v.cause = "layer_numerics" if layer else "unknown"
-        kind = net.types.get(layer or "") if net else None
-        if kind in LAYER_ADVICE:
-            v.advice.append(LAYER_ADVICE[kind].format(name=layer))
+        v.cause = "unknown"
+
+
+def _bad_input_advice(layer: Optional[str], net: Optional[NetFacts]) -> List[str]:
+    source = net.sources.get(layer) if net else None
+    return [f"name the bad records of data layer {layer!r}: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
+            f"then drop them: `caffe-nantools scan {source or 'SOURCE'} --write-clean CLEAN` writes a copy without them"]
+
+
+def _layer_advice(layer: Optional[str], net: Optional[NetFacts]) -> str:
+    """What to change in a layer that made non-finite values from finite inputs."""
+    kind = net.types.get(layer) if net else None
+    if kind in LAYER_ADVICE:
+        return LAYER_ADVICE[kind].format(name=layer)
+    return (f"layer {layer!r}{f' ({kind})' if kind else ''} turns finite inputs into non-finite values: look for "
+            "log, sqrt or division at 0 in it")
+
+
+def _finding_text(f: LintFinding) -> str:
+    return f"{f.file}:{f.line}: {f.message}; {f.fix}"
 
 
 def _tell_blowup(v: Verdict, b: Blowup) -> None:
@@ -247,7 +252,7 @@ def _lr_advice(solver: Optional[SolverFacts], lr, log: str) -> List[str]:
             and solver.power is not None and solver.power != int(solver.power)):
         return [f"lr_policy poly at iteration {lr.iteration}, past max_iter {solver.max_iter:g}: (1 - iter/max_iter) is "
                 f"negative and its power {solver.power:g} is fractional, so the rate is nan; stop at max_iter or raise "
-                f"it ({solver.path})"] + [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in found]
+                f"it ({solver.path})"] + [_finding_text(f) for f in found]
     if not found:
         return [f"the rate is non-finite but {solver.path} looks sound: is it the solver this run used?"]
-    return [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in found]
+    return [_finding_text(f) for f in found]

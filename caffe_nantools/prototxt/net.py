@@ -12,6 +12,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from caffe_nantools.prototxt.syntax import Document, Node, parse
 
 PHASES = ("TRAIN", "TEST")
+#: The parameter block that names the source of each layer type that reads one.
+SOURCE_PARAMS = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}
 
 #: V1LayerParameter's LayerType enum and the type names Caffe's upgrade gives them.
 V1_TYPES = {
@@ -143,6 +145,13 @@ class Layer:
     def is_data(self) -> bool:
         """A layer that makes blobs from nothing: a data or input layer."""
         return not self.bottoms and bool(self.tops)
+
+    @property
+    def source_params(self) -> Optional[Node]:
+        """The ``data_param``/``hdf5_data_param``/``image_data_param`` block of a layer that
+        reads a source, or None."""
+        name = SOURCE_PARAMS.get(self.type)
+        return self.node.find(name) if name else None
 
     def loss_weight(self, top: str) -> float:
         """The explicit ``loss_weight`` given for ``top`` (0 when none is written)."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from caffe_nantools.datum import read_varint
 from caffe_nantools.files import read_text
-from caffe_nantools.prototxt.net import Layer, Net, NetState
+from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
 
@@ -66,18 +66,17 @@ def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], L
     state = NetState(phase)
     sources, notes = [], []
     for layer in net.active_layers(state):
-        if layer.type not in ("Data", "HDF5Data", "ImageData"):
+        if layer.type not in SOURCE_PARAMS:
             if layer.is_data and layer.type not in ("Input", "DummyData", "MemoryData"):
                 notes.append(f"layer {layer.name!r} ({layer.type}): not a source scan can read")
             continue
         label = layer.tops[1] if len(layer.tops) > 1 else None
         classes, ignore = num_classes(net, label, state) if label else (None, None)
         scale, mean, crop, mean_file = _transform(layer)
-        param_name = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}[layer.type]
-        params = layer.node.find(param_name)
+        params = layer.source_params
         where = f"{path}:{layer.node.line}:{layer.node.col}"
         if params is None or params.get("source") is None:
-            raise ScanError(f"{where}: layer {layer.name!r} has no {param_name}.source")
+            raise ScanError(f"{where}: layer {layer.name!r} has no {SOURCE_PARAMS[layer.type]}.source")
         source_path = resolve(str(params.get("source")), path)
         expect = Expect(num_classes=classes, scale=scale, mean=mean, label_top=label,
                         integer_labels=classes is not None, ignore_label=ignore, crop_size=crop)
