@@ -116,8 +116,6 @@ def _larger(a: Optional[float], b: float) -> float:
 class Run:
     """What one run (from a ``Solving`` line to the next) left in the log."""
 
-    name: Optional[str] = None
-    line: int = 1
     displayed: int = 0
     has_debug: bool = False
     iterations: List[int] = field(default_factory=list)  # of the last two loss lines
@@ -219,7 +217,6 @@ class Reader:
                 self.runs.append(Run())
             self._raw.clear()
             self._testing = False
-            self.run.name, self.run.line = event.name, marked.line
         elif event.kind == "test":
             self._close_block(None)
             self._testing = True
