@@ -241,24 +241,26 @@ class _Template:
     to recognize the next records of the same store by a few byte comparisons: they nearly
     always differ only in the label and the values."""
 
-    head: bytes  # up to and including the label's tag
-    middle: bytes  # between the label and the values (tag and length of data)
-    tail: bytes  # after the values
+    fixed: List[Tuple[int, bytes]]  # (offset, bytes) that the records of this layout share
+    label_at: int  # the label's one varint byte
     length: int
     header: Header
 
     @classmethod
     def of(cls, record: bytes, header: Header) -> Optional["_Template"]:
         layout = header.layout
-        at = header.label_at
-        if at < 0 or layout.kind not in ("float", "packed", "bytes") or record[at + 1] >= 0x80:
+        if header.label_at < 0 or layout.kind not in ("float", "packed", "bytes") or record[header.label_at + 1] >= 0x80:
             return None
-        label_end = at + 2
+        label = header.label_at + 1
         size = {"float": 5, "packed": 4, "bytes": 1}[layout.kind]
-        values_end = layout.start + size * layout.count
-        if label_end > layout.start:
-            return None
-        return cls(record[: at + 1], record[label_end : layout.start], record[values_end:], len(record), header)
+        # The label comes before float_data (field 6) and after data (field 4).
+        holes = sorted([(label, label + 1), (layout.start, layout.start + size * layout.count)])
+        fixed, pos = [], 0
+        for a, b in holes + [(len(record), len(record))]:
+            if a > pos:
+                fixed.append((pos, record[pos:a]))
+            pos = b
+        return cls(fixed, label, len(record), header)
 
     def take_matching(self, records: Sequence[bytes], batch: Batch) -> np.ndarray:
         """Decode, all at once, the records laid out like this one (same length and bytes
@@ -270,12 +272,10 @@ class _Template:
             return taken
         joined = b"".join([records[i] for i in rows])
         table = np.frombuffer(joined, np.uint8).reshape(rows.size, self.length)
-        layout, p = self.header.layout, len(self.head)
-        ok = (table[:, :p] == np.frombuffer(self.head, np.uint8)).all(axis=1) & (table[:, p] < 0x80)
-        if self.middle:
-            ok &= (table[:, p + 1 : layout.start] == np.frombuffer(self.middle, np.uint8)).all(axis=1)
-        if self.tail:
-            ok &= (table[:, self.length - len(self.tail) :] == np.frombuffer(self.tail, np.uint8)).all(axis=1)
+        layout, p = self.header.layout, self.label_at
+        ok = table[:, p] < 0x80
+        for offset, part in self.fixed:
+            ok &= (table[:, offset : offset + len(part)] == np.frombuffer(part, np.uint8)).all(axis=1)
         if layout.kind == "float":
             ok &= (table[:, layout.start : layout.start + 5 * layout.count : 5] == _FLOAT_TAG).all(axis=1)
         values = _view(joined, rows.size, self.length, layout)

@@ -31,6 +31,19 @@ def test_float_datums_of_one_layout_decode_in_one_group():
     assert batch.shapes.tolist() == [[3, 4, 5]] * 6
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_records_of_the_same_length_but_another_shape_keep_their_shape(dtype):
+    # uint8 data comes before the label (fields 4, 5), float_data after it (6): either way, a
+    # record with other shape fields is not read as the first record's layout.
+    x = np.arange(12).astype(dtype)
+    records = [datum(x.reshape(3, 2, 2), label=i) for i in range(4)]
+    records[2] = datum(x.reshape(3, 4, 1), label=2)
+    batch = decode_batch(records)
+    assert batch.shapes.tolist() == [[3, 2, 2], [3, 2, 2], [3, 4, 1], [3, 2, 2]]
+    assert batch.labels.tolist() == [0, 1, 2, 3]
+    assert all(np.array_equal(values_of(batch, row), x) for row in range(4))
+
+
 def test_mixed_labels_lengths_and_kinds():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 2, 3)).astype(np.float32)

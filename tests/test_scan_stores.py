@@ -64,6 +64,24 @@ def test_clean_store_exits_0_with_a_summary(tmp_path, capsys):
     assert "labels: 1: 1, 2: 1" in out
 
 
+def test_uint8_range_is_exact_when_a_later_batch_widens_it(tmp_path):
+    # The first record's extremes are 10 and 20; records far into the store (past the first
+    # read batch) go below and above them.
+    path = tmp_path / "bytes"
+    n = 3000
+    img = np.full((3, 32, 32), 15, np.uint8)
+    img[0, 0, :2] = 10, 20
+    records = [(f"{i:05d}".encode(), datum(img, label=1)) for i in range(n)]
+    low, high = img.copy(), img.copy()
+    low[2, 5, 5], high[1, 1, 1] = 3, 240
+    records[2500] = (records[2500][0], datum(low, label=1))
+    records[2700] = (records[2700][0], datum(high, label=1))
+    write_store(path, "lmdb", records)
+    stats = scan(str(path)).summaries[str(path)].to_dict()["fields"]["data"]
+    assert stats["min"] == 3 and stats["max"] == 240
+    assert stats["mean"] == pytest.approx((15 * img.size * n - 5 * n + 5 * n - 12 + 225) / (img.size * n))
+
+
 def test_uint8_and_encoded_images(tmp_path):
     from io import BytesIO
 
