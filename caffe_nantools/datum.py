@@ -172,15 +172,15 @@ class Batch:
 
 
 def decode_batch(records: Sequence[bytes]) -> Batch:
-    """Decode ``records`` (serialized Datums); never raises for bad records, which are
-    reported in :attr:`Batch.broken`."""
+    """Decode ``records`` (serialized Datums, as bytes or as memoryviews into an LMDB map);
+    never raises for bad records, which are reported in :attr:`Batch.broken`."""
     n = len(records)
     batch = Batch(np.zeros((n, 3), np.int64), np.zeros(n, np.int64))
     template = _first_template(records)
     rest = range(n) if template is None else np.flatnonzero(~template.take_matching(records, batch))
     by_layout: Dict[Tuple[int, Layout], List[int]] = {}
     for i in rest:
-        record = records[i]
+        record = bytes(records[i])
         try:
             header = parse_header(record)
         except NotADatum as e:
@@ -192,7 +192,7 @@ def decode_batch(records: Sequence[bytes]) -> Batch:
         rows = np.asarray(rows)
         if not tags_ok.all():  # a tag inside the floats is not a float tag: read it alone
             for row in rows[~tags_ok]:
-                _decode_alone(records[row], int(row), batch)
+                _decode_alone(bytes(records[row]), int(row), batch)
             rows, values = rows[tags_ok], values[tags_ok]
         if rows.size:
             batch.groups.append((rows, values))
@@ -200,7 +200,7 @@ def decode_batch(records: Sequence[bytes]) -> Batch:
 
 
 def _first_template(records: Sequence[bytes], tries: int = 4) -> Optional["_Template"]:
-    for record in records[:tries]:
+    for record in map(bytes, records[:tries]):
         try:
             template = _Template.of(record, parse_header(record))
         except NotADatum:

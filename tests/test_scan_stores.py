@@ -115,10 +115,45 @@ def test_shards_cover_the_store_and_merge_to_the_whole(tmp_path, backend):
     assert comparable(merged) == comparable(whole)
 
 
-def test_workers_give_the_same_report(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workers_give_the_same_report(tmp_path, backend):
+    # Workers read LMDB values as views into the map, and count for the parent's progress bar.
+    records, _ = planted()
+    write_store(tmp_path / "db", backend, records)
+    one = scan(str(tmp_path / "db"), workers=1)
+    three = scan(str(tmp_path / "db"), workers=3, progress=True)
+    assert len(one.findings) == 5
+    if backend == "leveldb":  # one opener at a time: said, and scanned in one process
+        assert three.notes == ["--workers 3: a LevelDB opens in one process at a time; scanned in one"]
+        three.notes = []
+    assert comparable(three) == comparable(one)
+
+
+def test_a_store_gets_a_process_per_core_only_when_big_enough(tmp_path, monkeypatch):
+    from caffe_nantools.scan import scanner
+
     records, _ = planted()
     write_store(tmp_path / "db", "lmdb", records)
-    assert comparable(scan(str(tmp_path / "db"), workers=3)) == comparable(scan(str(tmp_path / "db")))
+    source = scanner.Source(str(tmp_path / "db"), "lmdb")
+    monkeypatch.setattr(scanner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert scanner.auto_workers(source) == 1  # a few kB: one process
+    size = scanner._size_of(source.path)
+    monkeypatch.setattr(scanner, "BYTES_PER_WORKER", size // 3)
+    assert scanner.auto_workers(source) == 3
+    monkeypatch.setattr(scanner, "BYTES_PER_WORKER", 1)
+    assert scanner.auto_workers(source) == 4  # no more than the cores
+    assert scanner.auto_workers(scanner.Source(str(tmp_path / "db"), "hdf5")) == 1
+
+
+def test_a_worker_counts_for_the_parent_and_draws_nothing(capsys):
+    from caffe_nantools.scan.scanner import Progress, Tally
+
+    counts = [0] * 4
+    bar = Progress("db", 10, Tally(counts, 1))
+    bar.update(3)
+    bar.update(4)
+    bar.close()
+    assert counts == [0, 0, 7, 10] and capsys.readouterr().err == ""
 
 
 def test_limit_and_max_findings(tmp_path):

@@ -59,8 +59,9 @@ class Collector:
 
 
 def key_text(key: bytes) -> str:
-    """A store key as text: UTF-8 where it is, ``\\xNN`` escapes for other bytes."""
-    return key.decode("utf-8", "backslashreplace")
+    """A store key (bytes or a memoryview) as text: UTF-8 where it is, ``\\xNN`` escapes for
+    other bytes."""
+    return bytes(key).decode("utf-8", "backslashreplace")
 
 
 def describe(stats) -> str:

@@ -67,8 +67,9 @@ class _File:
         return min(self.rows.values()) if self.rows else 0
 
 
-def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False) -> Set[int]:
-    """Scan the files of an HDF5 source into ``report``; returns the bad global row indices."""
+def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False, read_ahead=True) -> Set[int]:
+    """Scan the files of an HDF5 source into ``report``; returns the bad global row indices.
+    ``read_ahead``: read the next chunks in a thread while one is checked."""
     from caffe_nantools.scan.scanner import Progress, ScanError, _shard_range
 
     collector = Collector(report, source.name, "hdf5", max_findings)
@@ -94,7 +95,7 @@ def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shar
                 continue
             lo, hi = max(first - offset, 0), min(end - offset, f.n)
             if lo < hi or f.n == 0:
-                bad |= _scan_file(f, offset, lo, hi, source.expect, collector, bar)
+                bad |= _scan_file(f, offset, lo, hi, source.expect, collector, bar, read_ahead)
             offset += f.n
     except OSError as e:
         raise ScanError(f"{source.path}: read failed ({e})") from None
@@ -106,7 +107,7 @@ def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shar
     return bad
 
 
-def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Collector, bar) -> Set[int]:
+def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Collector, bar, read_ahead: bool) -> Set[int]:
     bad: Set[int] = set()
     summary = collector.summary
     key = f"{f.name}:{{}}".format
@@ -125,7 +126,8 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
         row_bytes = max(int(np.prod(ds.shape[1:])) * ds.dtype.itemsize, 1)
         step = max(1, CHUNK_BYTES // row_bytes)
         stats = summary.stats(d)
-        for a, b, chunk in prefetched(_chunks(ds, lo, hi, step), PREFETCH_DEPTH):
+        chunks = _chunks(ds, lo, hi, step)
+        for a, b, chunk in prefetched(chunks, PREFETCH_DEPTH) if read_ahead else chunks:
             for row in _check_chunk(chunk, d, expect, is_label, key, offset + a, a, collector, stats):
                 bad.add(offset + row)
             if is_label:

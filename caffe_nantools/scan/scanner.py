@@ -5,7 +5,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Set, Tuple
+from typing import List, Optional, Set, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
@@ -65,16 +65,39 @@ def detect_backend(path: str) -> str:
     return "imagelist"
 
 
-class Progress:
-    """Records/s and ETA on stderr, redrawn at most 5 times a second; silent off a terminal."""
+class Tally:
+    """A worker process's records done and to do, kept where the parent process reads them
+    to draw one progress bar for all workers."""
 
-    def __init__(self, label: str, total: Optional[int], enabled: bool) -> None:
-        self.label, self.total, self.enabled = label, total, enabled
+    def __init__(self, counts, k: int) -> None:
+        self.counts, self.k = counts, k
+
+    def begin(self, total: int) -> None:
+        self.counts[2 * self.k + 1] = total
+
+    def add(self, n: int) -> None:
+        self.counts[2 * self.k] += n
+
+
+class Progress:
+    """Records/s and ETA on stderr, redrawn at most 5 times a second; silent off a terminal.
+    Given a :class:`Tally` instead of True, it counts for the parent process and draws nothing."""
+
+    def __init__(self, label: str, total: Optional[int], enabled: Union[bool, Tally]) -> None:
+        self.label, self.total, self.enabled = label, total, enabled is True
+        self.tally = enabled if isinstance(enabled, Tally) else None
+        if self.tally:
+            self.tally.begin(total or 0)
         self.done = 0
         self.start = self.shown = time.monotonic()
 
     def update(self, n: int) -> None:
-        self.done += n
+        if self.tally:
+            self.tally.add(n)
+        self.show(self.done + n, self.total)
+
+    def show(self, done: int, total: Optional[int]) -> None:
+        self.done, self.total = done, total
         now = time.monotonic()
         if self.enabled and now - self.shown >= 0.2:
             self.shown = now
@@ -104,11 +127,16 @@ def scan_store(
     limit: Optional[int] = None,
     max_findings: Optional[int] = None,
     shard: Optional[Tuple[int, int]] = None,
-    progress: bool = False,
+    progress: Union[bool, Tally] = False,
+    read_ahead: bool = True,
 ) -> Set[int]:
-    """Scan an LMDB or LevelDB of Datums into ``report``; returns the bad record indices."""
+    """Scan an LMDB or LevelDB of Datums into ``report``; returns the bad record indices.
+
+    ``read_ahead``: read in a thread while the checks run (for a process alone on the
+    machine); without it, LMDB values are read as views into the map, no copy.
+    """
     try:
-        store = open_store(source.path, source.backend)
+        store = open_store(source.path, source.backend, views=not read_ahead)
         total = store.count()
     except StoreError as e:
         raise ScanError(str(e)) from None
@@ -124,7 +152,8 @@ def scan_store(
     bad: Set[int] = set()
     index = first
     try:
-        for keys, values in prefetched(store.batches(start_key, stop_key, end - first)):
+        batches = store.batches(start_key, stop_key, end - first)
+        for keys, values in prefetched(batches) if read_ahead else batches:
             bad.update(index + row for row in checker.check(keys, values, index))
             index += len(keys)
             bar.update(len(keys))
@@ -149,7 +178,7 @@ def scan(
     limit: Optional[int] = None,
     max_findings: Optional[int] = None,
     shard: Optional[Tuple[int, int]] = None,
-    workers: int = 1,
+    workers: Optional[int] = None,
     write_clean: Optional[str] = None,
     progress: bool = False,
 ) -> ScanReport:
@@ -168,7 +197,9 @@ def scan(
         max_findings: list at most N findings (the rest are counted).
         shard: ``(k, n)``: scan only the k-th of n equal slices (0-based), for scanning a
             huge store in pieces; ``merge`` joins the reports.
-        workers: scan the slices in this many processes and merge.
+        workers: scan the slices in this many processes and merge (not for a LevelDB, which
+            one process at a time may open); None: one per core for an LMDB of at least
+            :data:`BYTES_PER_WORKER` a core, else one.
         write_clean: copy the source to this new path without the bad records.
         progress: show records/s and ETA on stderr.
 
@@ -179,11 +210,11 @@ def scan(
         raise ScanError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
     if phase not in ("TRAIN", "TEST"):
         raise ScanError(f"--phase {phase}: TRAIN or TEST")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ScanError(f"--workers {workers}: must be 1 or more")
-    if shard is not None and workers > 1:
+    if shard is not None and (workers or 1) > 1:
         raise ScanError("--shard and --workers exclude each other (run one process per shard)")
-    if workers > 1 and limit is not None:
+    if (workers or 1) > 1 and limit is not None:
         raise ScanError("--limit and --workers exclude each other")
     report = ScanReport()
     if mode not in ("direct", "net"):
@@ -191,7 +222,7 @@ def scan(
     if mode == "net":
         if not is_net(target):
             raise ScanError("--mode net needs a net prototxt: it runs the net's own data layers")
-        if workers > 1 or shard is not None or write_clean is not None or backend is not None:
+        if (workers or 1) > 1 or shard is not None or write_clean is not None or backend is not None:
             raise ScanError("--mode net takes no --workers, --shard, --write-clean or --backend")
         from caffe_nantools.pycaffe import load_caffe
         from caffe_nantools.scan.netmode import scan_net_mode
@@ -218,8 +249,12 @@ def scan(
             raise ScanError(f"--write-clean {write_clean}: already exists; give a new path (the source is never changed)")
     for source in sources:
         _check_mean(source, report)
-        if workers > 1:
-            part, bad = _scan_in_processes(source, workers, max_findings)
+        processes = workers or (1 if limit is not None or shard is not None else auto_workers(source))
+        if processes > 1 and source.backend == "leveldb":
+            report.notes.append(f"--workers {processes}: a LevelDB opens in one process at a time; scanned in one")
+            processes = 1
+        if processes > 1:
+            part, bad = _scan_in_processes(source, processes, max_findings, progress)
             report = merge_reports([report, part])
         else:
             bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress)
@@ -231,6 +266,24 @@ def scan(
         kept = _write_clean(sources[0], bad, write_clean)
         report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
     return report
+
+
+BYTES_PER_WORKER = 256 << 20  # below it, starting a process costs more than it saves (measured)
+
+
+def auto_workers(source: Source) -> int:
+    """How many processes scan ``source`` when not told: one per core the process may use,
+    for an LMDB with at least BYTES_PER_WORKER for each."""
+    if source.backend != "lmdb":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, _size_of(source.path) // BYTES_PER_WORKER))
+
+
+def _size_of(path: str) -> int:
+    if not os.path.isdir(path):
+        return os.path.getsize(path) if os.path.exists(path) else 0
+    return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
 
 
 def _check_mean(source: Source, report: ScanReport) -> None:
@@ -265,14 +318,25 @@ def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
     return run[source.backend](source, report, **options)
 
 
+_TALLY = None  # in a worker process: the counts its parent draws the progress bar from
+
+
+def _take_counts(counts) -> None:
+    global _TALLY
+    _TALLY = counts
+
+
 def _scan_shard(args) -> Tuple[dict, List[int]]:
     source, k, n, max_findings = args
     report = ScanReport()
-    bad = _scan_source(source, report, max_findings=max_findings, shard=(k, n))
+    # The workers share the cores: none reads ahead in a thread of its own.
+    options = {} if source.backend == "imagelist" else {"read_ahead": False}
+    progress = Tally(_TALLY, k) if _TALLY is not None else False
+    bad = _scan_source(source, report, max_findings=max_findings, shard=(k, n), progress=progress, **options)
     return report.to_dict(), sorted(bad)
 
 
-def _scan_in_processes(source: Source, workers: int, max_findings) -> Tuple[ScanReport, Set[int]]:
+def _scan_in_processes(source: Source, workers: int, max_findings, progress: bool) -> Tuple[ScanReport, Set[int]]:
     import multiprocessing
 
     methods = multiprocessing.get_all_start_methods()
@@ -280,8 +344,16 @@ def _scan_in_processes(source: Source, workers: int, max_findings) -> Tuple[Scan
     jobs = [(source, k, workers, max_findings) for k in range(workers)]
     notes = []
     try:
-        with context.Pool(workers) as pool:
-            results = pool.map(_scan_shard, jobs)
+        counts = context.RawArray("q", 2 * workers) if progress else None
+        with context.Pool(workers, initializer=_take_counts, initargs=(counts,)) as pool:
+            pending = pool.map_async(_scan_shard, jobs)
+            bar = Progress(os.path.basename(source.path.rstrip("/")), None, progress)
+            while not pending.ready():
+                pending.wait(0.2)
+                if counts is not None:
+                    bar.show(sum(counts[0::2]), sum(counts[1::2]) or None)
+            bar.close()
+            results = pending.get()
     except OSError as e:  # no POSIX semaphores here (e.g. a chroot without /dev/shm)
         notes.append(f"--workers {workers}: no worker processes here ({e}); scanned in one")
         results = [_scan_shard(job) for job in jobs]
