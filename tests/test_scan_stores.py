@@ -137,7 +137,7 @@ def test_a_store_gets_a_process_per_core_only_when_big_enough(tmp_path, monkeypa
     source = scanner.Source(str(tmp_path / "db"), "lmdb")
     monkeypatch.setattr(scanner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert scanner.auto_workers(source) == 1  # a few kB: one process
-    size = scanner._size_of(source.path)
+    size = scanner.lmdb_bytes(source.path)
     monkeypatch.setattr(scanner, "BYTES_PER_WORKER", size // 3)
     assert scanner.auto_workers(source) == 3
     monkeypatch.setattr(scanner, "BYTES_PER_WORKER", 1)

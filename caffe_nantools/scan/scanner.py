@@ -12,7 +12,7 @@ from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
 from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport, merge_reports
-from caffe_nantools.scan.stores import StoreError, open_store
+from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store
 
 BACKENDS = ("lmdb", "leveldb", "hdf5", "imagelist")
 
@@ -212,9 +212,10 @@ def scan(
         raise ScanError(f"--phase {phase}: TRAIN or TEST")
     if workers is not None and workers < 1:
         raise ScanError(f"--workers {workers}: must be 1 or more")
-    if shard is not None and (workers or 1) > 1:
+    several = workers is not None and workers > 1
+    if shard is not None and several:
         raise ScanError("--shard and --workers exclude each other (run one process per shard)")
-    if (workers or 1) > 1 and limit is not None:
+    if several and limit is not None:
         raise ScanError("--limit and --workers exclude each other")
     report = ScanReport()
     if mode not in ("direct", "net"):
@@ -222,7 +223,7 @@ def scan(
     if mode == "net":
         if not is_net(target):
             raise ScanError("--mode net needs a net prototxt: it runs the net's own data layers")
-        if (workers or 1) > 1 or shard is not None or write_clean is not None or backend is not None:
+        if several or shard is not None or write_clean is not None or backend is not None:
             raise ScanError("--mode net takes no --workers, --shard, --write-clean or --backend")
         from caffe_nantools.pycaffe import load_caffe
         from caffe_nantools.scan.netmode import scan_net_mode
@@ -277,13 +278,7 @@ def auto_workers(source: Source) -> int:
     if source.backend != "lmdb":
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, _size_of(source.path) // BYTES_PER_WORKER))
-
-
-def _size_of(path: str) -> int:
-    if not os.path.isdir(path):
-        return os.path.getsize(path) if os.path.exists(path) else 0
-    return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
+    return max(1, min(cores, lmdb_bytes(source.path) // BYTES_PER_WORKER))
 
 
 def _check_mean(source: Source, report: ScanReport) -> None:

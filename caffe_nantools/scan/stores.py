@@ -80,7 +80,7 @@ class LMDBStore(_Closing):
     def write(self, path: str, items: Iterator[Tuple[bytes, bytes]]) -> int:
         import lmdb
 
-        size = max(os.path.getsize(os.path.join(self.path, "data.mdb")) if os.path.isdir(self.path) else os.path.getsize(self.path), 1 << 20)
+        size = max(lmdb_bytes(self.path), 1 << 20)
         env = lmdb.open(path, map_size=2 * size, subdir=True)
         try:
             return _put_all(items, lambda: env.begin(write=True))
@@ -125,6 +125,12 @@ class LevelDBStore(_Closing):
             return _put_all(items, db.write_batch)
         finally:
             db.close()
+
+
+def lmdb_bytes(path: str) -> int:
+    """The size of an LMDB's data (the folder's data.mdb, or the file given); 0 if missing."""
+    data = os.path.join(path, "data.mdb") if os.path.isdir(path) else path
+    return os.path.getsize(data) if os.path.exists(data) else 0
 
 
 def records_at(store, positions: Sequence[int]) -> Tuple[List[bytes], List[bytes]]:
