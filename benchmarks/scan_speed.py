@@ -47,19 +47,18 @@ def timed(fn):
     return time.perf_counter() - start
 
 
-def scan_seconds(path, options=""):
-    """Best of 3 direct scans, timed in a fresh process as `caffe-nantools scan` runs: without
-    pycaffe, whose libraries (loaded here for the Caffe side) change the timings (measured in
-    the image: --workers 2 about 15% slower with them loaded, --workers 1 faster)."""
-    code = (
-        "import sys, time; sys.path.insert(0, %r)\n"
-        "from caffe_nantools.scan import scan\n"
-        "best = 1e9\n"
-        "for _ in range(3):\n"
-        "    start = time.perf_counter(); scan(%r, %s); best = min(best, time.perf_counter() - start)\n"
-        "print(best)\n" % (ROOT, path, options)
-    )
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+def in_fresh_process(*args):
+    """The seconds this script prints when run again with ``args``: timed in a fresh process as
+    `caffe-nantools scan` runs, without pycaffe, whose libraries (loaded here for the Caffe side)
+    change the timings (measured in the image: --workers 2 about 15% slower with them loaded,
+    --workers 1 faster). Both sides of a comparison are timed alike."""
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True).stdout
+    return [float(v) for v in out.split()]
+
+
+def scan_seconds(path, workers=None):
+    """Best of 3 direct scans (``workers`` None: as by default)."""
+    return min(timed(lambda: scan(path, workers=workers)) for _ in range(3))
 
 
 def warm_up(path):
@@ -123,9 +122,8 @@ def records_table(n, tmp, with_caffe):
         os.sync()  # the store's pages written back before anything is timed
         warm_up(path)
         best = lambda fn: min(timed(fn) for _ in range(3))  # noqa: E731
-        rows.setdefault("direct scan", {})[dtype] = n / scan_seconds(path)
-        rows.setdefault("direct scan, --workers 1", {})[dtype] = n / scan_seconds(path, "workers=1")
-        rows.setdefault("direct scan, --workers 2", {})[dtype] = n / scan_seconds(path, "workers=2")
+        for name, workers in (("direct scan", "default"), ("direct scan, --workers 1", "1"), ("direct scan, --workers 2", "2")):
+            rows.setdefault(name, {})[dtype] = n / in_fresh_process("--scan-seconds", path, workers)[0]
         if with_caffe:
             rows.setdefault("net mode", {})[dtype] = n / best(lambda: scan(net_file(path, 256, tmp), mode="net"))
             rows.setdefault("naive Python loop", {})[dtype] = n / best(lambda: naive_loop(path))
@@ -143,8 +141,7 @@ def records_table(n, tmp, with_caffe):
 
 
 def hdf5_times(path):
-    """Best of 3 seconds of: a plain h5py read, a chunked read into one buffer, the scan. Run in
-    a fresh process without pycaffe, like the LMDB scans (both sides alike)."""
+    """Best of 3 seconds of: a plain h5py read, a chunked read into one buffer, the scan."""
     import h5py
 
     def plain_read():
@@ -179,8 +176,7 @@ def hdf5_table(megabytes, tmp):
         f.create_dataset("label", data=np.zeros(rows, np.float32))
     os.sync()
     size = os.path.getsize(path) / 1e6
-    out = subprocess.run([sys.executable, __file__, "--hdf5-times", path], capture_output=True, text=True, check=True).stdout
-    plain, chunked, ours = map(float, out.split())
+    plain, chunked, ours = in_fresh_process("--hdf5-times", path)
     print(f"\nHDF5, {size:.0f} MB: scan {size / ours:,.0f} MB/s; plain h5py read (ds[:]) {size / plain:,.0f} MB/s: "
           f"{plain / ours:.2f}x (target >= 0.8); chunked read_direct into one buffer {size / chunked:,.0f} MB/s: {chunked / ours:.2f}x")
 
@@ -224,10 +220,16 @@ def main():
     parser.add_argument("--records", type=int, default=50000)
     parser.add_argument("--hdf5-mb", type=int, default=1024)
     parser.add_argument("--rss-mb", type=int, nargs="+", default=[100, 2048])
+    # What in_fresh_process runs:
     parser.add_argument("--hdf5-times", metavar="H5", help=argparse.SUPPRESS)
+    parser.add_argument("--scan-seconds", nargs=2, metavar=("PATH", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hdf5_times:
         print(*hdf5_times(args.hdf5_times))
+        return
+    if args.scan_seconds:
+        path, workers = args.scan_seconds
+        print(scan_seconds(path, None if workers == "default" else int(workers)))
         return
     os.environ.setdefault("GLOG_minloglevel", "2")
     try:
