@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
     scan.add_argument("--max-findings", type=_positive_int, metavar="N", help="list at most N findings (the rest are counted)")
     scan.add_argument("--workers", type=_positive_int, metavar="N",
-                      help="scan in N processes (default: one per core for an LMDB over 256 MB a core)")
+                      help="scan in N processes of one core each (default: one per core for an LMDB or HDF5 "
+                           "source of 256 MB a core or more)")
     scan.add_argument("--shard", type=_shard, metavar="K/N", help="scan only slice K of N (0-based); join the --json reports with merge")
     scan.add_argument("--write-clean", metavar="OUT", help="copy the source to OUT without the bad records (same backend)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

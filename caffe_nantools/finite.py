@@ -8,6 +8,9 @@ overflow it; only then, or when something really is non-finite, does the slower 
 :func:`finite_stats` run. ``np.einsum("i->", x)`` is numpy's cheapest full reduction for
 float32: it is vectorized without the pairwise blocking of ``x.sum()`` and, unlike
 ``np.isfinite(x).all()``, allocates no temporary (measured in benchmarks/check_cost.py).
+numpy 1.19's einsum (Debian 11's, the Caffe image's) does not vectorize the float32 sum: with
+numpy older than 1.23 (the first measured vectorized), a large array is summed as the columns
+of a 2-D view (``np.add.reduce(axis=0)`` adds whole rows at a time), 1.5x faster there.
 """
 from __future__ import annotations
 
@@ -22,6 +25,26 @@ SHOWN_SAMPLES = 10
 
 _ALL = ["->"] + ["abcdefghijklmnopqrstuvwxyz"[:n] + "->" for n in range(1, 27)]
 
+#: Width of the 2-D view a large contiguous array is summed through, or 0 to sum with einsum.
+#: Measured on 1M float32 in cache: numpy 1.19 einsum 31 GB/s, columns of 2048 48 GB/s;
+#: numpy 1.23 to 2.4 einsum 80-90 GB/s, columns 40-75 GB/s.
+SUM_COLUMNS = 2048 if np.lib.NumpyVersion(np.__version__) < "1.23.0" else 0
+_MIN_ROWS = 16  # below it the extra calls cost more than the faster loop saves
+
+
+def _sum32(x: np.ndarray) -> float:
+    """The float sum of ``x`` by numpy's fastest plain reduction (NaN/inf propagate)."""
+    if not x.flags.c_contiguous:
+        return float(np.einsum(_ALL[x.ndim], x))
+    flat = x.reshape(-1)
+    rows = flat.size // SUM_COLUMNS if SUM_COLUMNS else 0
+    if rows < _MIN_ROWS:
+        return float(np.einsum("i->", flat))
+    cut = rows * SUM_COLUMNS
+    with np.errstate(over="ignore", invalid="ignore"):  # einsum does not warn either
+        columns = np.add.reduce(flat[:cut].reshape(rows, SUM_COLUMNS), axis=0)
+    return float(np.einsum("i->", columns, dtype=np.float64)) + float(np.einsum("i->", flat[cut:]))
+
 
 def finite_sum(x: np.ndarray) -> Optional[float]:
     """The sum of a float array if every element is finite, else None, in one reduction.
@@ -30,9 +53,9 @@ def finite_sum(x: np.ndarray) -> Optional[float]:
     is (flattening it would copy it first). Only a sum that overflowed while every element is
     finite is summed again, in float64.
     """
-    total = np.einsum("i->", x.reshape(-1)) if x.flags.c_contiguous else np.einsum(_ALL[x.ndim], x)
+    total = _sum32(x)
     if math.isfinite(total):
-        return float(total)
+        return total
     if np.isfinite(x).all():
         return float(np.sum(x, dtype=np.float64))
     return None

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from caffe_nantools.finite import SHOWN_SAMPLES, finite_stats, is_finite
+from caffe_nantools import finite
+from caffe_nantools.finite import SHOWN_SAMPLES, finite_stats, finite_sum, is_finite
 
 SHAPES = [(1,), (7,), (4, 3, 5, 5), (64, 1000)]
 DTYPES = [np.float32, np.float64, np.float16]
@@ -130,3 +131,17 @@ def test_matches_numpy_for_any_array(x):
     assert stats.nan == np.isnan(x).sum()
     assert stats.posinf == np.isposinf(x).sum()
     assert stats.neginf == np.isneginf(x).sum()
+
+
+def test_the_column_sum_of_older_numpy_finds_every_bad_position(monkeypatch):
+    # numpy < 1.23 sums large arrays through a 2-D view; the tail past the last full row counts too.
+    monkeypatch.setattr(finite, "SUM_COLUMNS", 64)
+    x = np.random.default_rng(0).standard_normal(64 * 20 + 5).astype(np.float32)
+    assert finite_sum(x) == pytest.approx(float(x.sum(dtype=np.float64)), rel=1e-5, abs=1e-3)
+    for pos in (0, 63, 64 * 19 + 63, 64 * 20, 64 * 20 + 4):
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y[pos] = bad
+            assert finite_sum(y) is None, (pos, bad)
+    big = np.full(64 * 20, 3e38, np.float32)  # finite values whose column sums overflow
+    assert finite_sum(big) == pytest.approx(64 * 20 * 3e38, rel=1e-6)

@@ -82,6 +82,20 @@ def test_hdf5_small_chunks_find_the_same_rows(h5_list, monkeypatch):
     assert [f.index for f in scan(str(h5_list)).findings] == [5, 40, 43, 69]
 
 
+def test_a_big_hdf5_list_gets_a_process_per_core_with_the_same_report(h5_list, monkeypatch):
+    from caffe_nantools.scan import scanner
+
+    monkeypatch.setattr(scanner.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    source = Source(str(h5_list), "hdf5")
+    assert scanner.auto_workers(source) == 1
+    both = (h5_list.parent / "a.h5").stat().st_size + (h5_list.parent / "b.h5").stat().st_size
+    monkeypatch.setattr(scanner, "BYTES_PER_WORKER", both // 2)
+    assert scanner.auto_workers(source) == 2  # the missing file weighs nothing
+    report = scan(str(h5_list))
+    assert found(report) == found(scan(str(h5_list), workers=1))
+    assert report.summaries[str(h5_list)].records == 70
+
+
 def test_hdf5_shards_and_write_clean(h5_list, tmp_path):
     parts = [scan(str(h5_list), shard=(k, 4)) for k in range(4)]
     assert sorted(f.index for p in parts for f in p.findings) == [5, 40, 43, 69]

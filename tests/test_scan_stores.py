@@ -142,7 +142,20 @@ def test_a_store_gets_a_process_per_core_only_when_big_enough(tmp_path, monkeypa
     assert scanner.auto_workers(source) == 3
     monkeypatch.setattr(scanner, "BYTES_PER_WORKER", 1)
     assert scanner.auto_workers(source) == 4  # no more than the cores
-    assert scanner.auto_workers(scanner.Source(str(tmp_path / "db"), "hdf5")) == 1
+    write_store(tmp_path / "ldb", "leveldb", records)
+    assert scanner.auto_workers(scanner.Source(str(tmp_path / "ldb"), "leveldb")) == 1
+
+
+def test_workers_1_keeps_to_one_core_and_the_default_reads_ahead(tmp_path, monkeypatch):
+    from caffe_nantools.scan import scanner
+
+    records, _ = planted()
+    write_store(tmp_path / "db", "lmdb", records)
+    threads = []
+    monkeypatch.setattr(scanner, "prefetched", lambda batches: threads.append(1) or batches)
+    one = scan(str(tmp_path / "db"), workers=1)
+    assert threads == []
+    assert comparable(scan(str(tmp_path / "db"))) == comparable(one) and threads == [1]
 
 
 def test_a_worker_counts_for_the_parent_and_draws_nothing(capsys):
@@ -154,6 +167,50 @@ def test_a_worker_counts_for_the_parent_and_draws_nothing(capsys):
     bar.update(4)
     bar.close()
     assert counts == [0, 0, 7, 10] and capsys.readouterr().err == ""
+
+
+def test_the_parent_draws_all_the_workers_counts(monkeypatch, capsys):
+    from caffe_nantools.scan import scanner
+
+    counts = [0, 0, 40, 100]  # worker 1 is 40 records into its 100
+    tally = scanner.Tally(counts, 0, draws=True)
+    bar = scanner.Progress("db", 100, tally)
+    bar.shown -= 1  # as if the last drawing were a second ago
+    bar.update(10)
+    assert "db: 50/200 records" in capsys.readouterr().err
+
+
+@pytest.fixture
+def two_worker_store(tmp_path, monkeypatch):
+    from caffe_nantools.scan import scanner
+
+    records, _ = planted()
+    write_store(tmp_path / "db", "lmdb", records)
+    return str(tmp_path / "db"), scanner
+
+
+def test_a_workers_error_stops_the_scan_in_one_line(two_worker_store, monkeypatch, capsys):
+    path, scanner = two_worker_store
+    real = scanner._scan_shard
+
+    def shard(source, k, n, max_findings, progress):
+        if k == 1:  # runs in the child process (forked with this patch)
+            raise scanner.StoreError(f"{source.path}: read failed (MDB_CORRUPTED)")
+        return real(source, k, n, max_findings, progress)
+
+    monkeypatch.setattr(scanner, "_scan_shard", shard)
+    assert main(["scan", path, "--workers", "2"]) == 2
+    assert capsys.readouterr().err == f"caffe-nantools scan: error: {path}: read failed (MDB_CORRUPTED)\n"
+
+
+def test_a_worker_that_dies_is_named(two_worker_store, monkeypatch):
+    import os
+
+    path, scanner = two_worker_store
+    real = scanner._scan_shard
+    monkeypatch.setattr(scanner, "_scan_shard", lambda source, k, *rest: os._exit(3) if k == 1 else real(source, k, *rest))
+    with pytest.raises(scanner.ScanError, match="worker 1 of 2 ended without a report \\(exit code 3\\)"):
+        scan(path, workers=2)
 
 
 def test_limit_and_max_findings(tmp_path):

@@ -1,8 +1,9 @@
 """HDF5 sources as Caffe's HDF5Data layer reads them: a list file naming .h5 files (or one .h5
 file), each holding one dataset per top blob, the first axis being the row (the sample).
 
-Rows are read in chunks into a reused buffer; a chunk costs one all-finite reduction unless
-something in it is bad, and only then are its rows looked at one by one.
+Rows are read in chunks into one reused buffer, which stays in the CPU cache for the checks
+(reading ahead in a thread into more buffers measured slower); a chunk costs one all-finite
+reduction unless something in it is bad, and only then are its rows looked at one by one.
 """
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ import numpy as np
 
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.checks import Collector, describe, problem_of
-from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport
 
 CHUNK_BYTES = 4 << 20
-PREFETCH_DEPTH = 2  # chunks read ahead
 
 
 def _h5py():
@@ -67,9 +66,8 @@ class _File:
         return min(self.rows.values()) if self.rows else 0
 
 
-def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False, read_ahead=True) -> Set[int]:
-    """Scan the files of an HDF5 source into ``report``; returns the bad global row indices.
-    ``read_ahead``: read the next chunks in a thread while one is checked."""
+def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False) -> Set[int]:
+    """Scan the files of an HDF5 source into ``report``; returns the bad global row indices."""
     from caffe_nantools.scan.scanner import Progress, ScanError, _shard_range
 
     collector = Collector(report, source.name, "hdf5", max_findings)
@@ -95,7 +93,7 @@ def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shar
                 continue
             lo, hi = max(first - offset, 0), min(end - offset, f.n)
             if lo < hi or f.n == 0:
-                bad |= _scan_file(f, offset, lo, hi, source.expect, collector, bar, read_ahead)
+                bad |= _scan_file(f, offset, lo, hi, source.expect, collector, bar)
             offset += f.n
     except OSError as e:
         raise ScanError(f"{source.path}: read failed ({e})") from None
@@ -107,7 +105,7 @@ def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shar
     return bad
 
 
-def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Collector, bar, read_ahead: bool) -> Set[int]:
+def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Collector, bar) -> Set[int]:
     bad: Set[int] = set()
     summary = collector.summary
     key = f"{f.name}:{{}}".format
@@ -126,8 +124,7 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
         row_bytes = max(int(np.prod(ds.shape[1:])) * ds.dtype.itemsize, 1)
         step = max(1, CHUNK_BYTES // row_bytes)
         stats = summary.stats(d)
-        chunks = _chunks(ds, lo, hi, step)
-        for a, b, chunk in prefetched(chunks, PREFETCH_DEPTH) if read_ahead else chunks:
+        for a, b, chunk in _chunks(ds, lo, hi, step):
             for row in _check_chunk(chunk, d, expect, is_label, key, offset + a, a, collector, stats):
                 bad.add(offset + row)
             if is_label:
@@ -138,13 +135,11 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
 
 
 def _chunks(ds, lo: int, hi: int, step: int):
-    """(first row, end row, rows) of ``ds``, read into a few reused buffers: the reader may
-    run ahead of the checks by as many chunks as the prefetch queue holds."""
-    shape = (min(step, hi - lo),) + ds.shape[1:]
-    buffers = [np.empty(shape, ds.dtype) for _ in range(PREFETCH_DEPTH + 2)] if hi > lo else []
-    for n, a in enumerate(range(lo, hi, step)):
+    """(first row, end row, rows) of ``ds``, read into one reused buffer."""
+    buffer = np.empty((min(step, hi - lo),) + ds.shape[1:], ds.dtype) if hi > lo else None
+    for a in range(lo, hi, step):
         b = min(a + step, hi)
-        chunk = buffers[n % len(buffers)][: b - a]
+        chunk = buffer[: b - a]
         ds.read_direct(chunk, np.s_[a:b], np.s_[0 : b - a])
         yield a, b, chunk
 

@@ -1,4 +1,4 @@
-"""Reading ahead in a thread, so that a store's reads overlap the checks (numpy, LMDB and HDF5
+"""Reading ahead in a thread, so that a store's reads overlap the checks (numpy and LMDB
 let go of the GIL while they work)."""
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Set, Tuple, Union
+from typing import Optional, Set, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
@@ -66,11 +66,12 @@ def detect_backend(path: str) -> str:
 
 
 class Tally:
-    """A worker process's records done and to do, kept where the parent process reads them
-    to draw one progress bar for all workers."""
+    """Records done and to do per worker process, in memory the processes share, so that one
+    of them (``draws``) can show a progress bar for all."""
 
-    def __init__(self, counts, k: int) -> None:
-        self.counts, self.k = counts, k
+    def __init__(self, counts, k: int, draws: bool = False) -> None:
+        self.counts, self.k, self.draws = counts, k, draws
+        self.start = time.monotonic()
 
     def begin(self, total: int) -> None:
         self.counts[2 * self.k + 1] = total
@@ -78,33 +79,40 @@ class Tally:
     def add(self, n: int) -> None:
         self.counts[2 * self.k] += n
 
+    def sums(self) -> Tuple[int, Optional[int]]:
+        return sum(self.counts[0::2]), sum(self.counts[1::2]) or None
+
 
 class Progress:
     """Records/s and ETA on stderr, redrawn at most 5 times a second; silent off a terminal.
-    Given a :class:`Tally` instead of True, it counts for the parent process and draws nothing."""
+    Given a :class:`Tally` instead of True, it counts there too and draws the sums of all the
+    workers' counts, or nothing (a worker whose parent draws)."""
 
     def __init__(self, label: str, total: Optional[int], enabled: Union[bool, Tally]) -> None:
-        self.label, self.total, self.enabled = label, total, enabled is True
+        self.label, self.total = label, total
         self.tally = enabled if isinstance(enabled, Tally) else None
-        if self.tally:
-            self.tally.begin(total or 0)
+        self.enabled = self.tally.draws if self.tally else enabled is True
+        if self.tally and total is not None:
+            self.tally.begin(total)
         self.done = 0
-        self.start = self.shown = time.monotonic()
+        self.start = self.tally.start if self.tally else time.monotonic()
+        self.shown = time.monotonic()
 
     def update(self, n: int) -> None:
+        self.done += n
         if self.tally:
             self.tally.add(n)
-        self.show(self.done + n, self.total)
+        self.draw()
 
-    def show(self, done: int, total: Optional[int]) -> None:
-        self.done, self.total = done, total
+    def draw(self) -> None:
         now = time.monotonic()
         if self.enabled and now - self.shown >= 0.2:
             self.shown = now
-            rate = self.done / max(now - self.start, 1e-9)
-            of = f"/{self.total}" if self.total else ""
-            eta = f", ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate else ""
-            sys.stderr.write(f"\r{self.label}: {self.done}{of} records, {rate:,.0f}/s{eta}   ")
+            done, total = self.tally.sums() if self.tally else (self.done, self.total)
+            rate = done / max(now - self.start, 1e-9)
+            of = f"/{total}" if total else ""
+            eta = f", ETA {(total - done) / rate:.0f} s" if total and rate else ""
+            sys.stderr.write(f"\r{self.label}: {done}{of} records, {rate:,.0f}/s{eta}   ")
             sys.stderr.flush()
 
     def close(self) -> None:
@@ -146,13 +154,13 @@ def scan_store(
     if first >= end:
         Collector(report, source.name, source.backend, max_findings)
         return set()
-    start_key, stop_key = store.keys_at([first, end]) if (first or end < total) else (None, None)
+    start_key = store.keys_at([first])[0] if first else None  # a slice ends by its count
     checker = DatumChecker(Collector(report, source.name, source.backend, max_findings), source.expect)
     bar = Progress(os.path.basename(source.path.rstrip("/")), end - first, progress)
     bad: Set[int] = set()
     index = first
     try:
-        batches = store.batches(start_key, stop_key, end - first)
+        batches = store.batches(start_key, limit=end - first)
         for keys, values in prefetched(batches) if read_ahead else batches:
             bad.update(index + row for row in checker.check(keys, values, index))
             index += len(keys)
@@ -197,9 +205,10 @@ def scan(
         max_findings: list at most N findings (the rest are counted).
         shard: ``(k, n)``: scan only the k-th of n equal slices (0-based), for scanning a
             huge store in pieces; ``merge`` joins the reports.
-        workers: scan the slices in this many processes and merge (not for a LevelDB, which
-            one process at a time may open); None: one per core for an LMDB of at least
-            :data:`BYTES_PER_WORKER` a core, else one.
+        workers: scan the slices in this many processes, each on one core, and merge (not for
+            a LevelDB, which one process at a time may open); None: one per core for an LMDB
+            or HDF5 source of at least :data:`BYTES_PER_WORKER` a core, else one process (an
+            LMDB or LevelDB read ahead in a thread).
         write_clean: copy the source to this new path without the bad records.
         progress: show records/s and ETA on stderr.
 
@@ -258,7 +267,10 @@ def scan(
             part, bad = _scan_in_processes(source, processes, max_findings, progress)
             report = merge_reports([report, part])
         else:
-            bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress)
+            # --workers 1 asks for one core's work (a scheduler's slot of one CPU, say): no
+            # read-ahead thread on a second core.
+            options = _one_core(source) if workers == 1 else {}
+            bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress, **options)
         if shard is None and report.summaries[source.name].records == 0:
             Collector(report, source.name, source.backend).add(
                 -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
@@ -274,11 +286,22 @@ BYTES_PER_WORKER = 256 << 20  # below it, starting a process costs more than it 
 
 def auto_workers(source: Source) -> int:
     """How many processes scan ``source`` when not told: one per core the process may use,
-    for an LMDB with at least BYTES_PER_WORKER for each."""
-    if source.backend != "lmdb":
-        return 1
+    for an LMDB or HDF5 source with at least BYTES_PER_WORKER for each."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, lmdb_bytes(source.path) // BYTES_PER_WORKER))
+    return max(1, min(cores, _data_bytes(source) // BYTES_PER_WORKER))
+
+
+def _data_bytes(source: Source) -> int:
+    """The bytes a scan of ``source`` reads, where a process per core may pay (0 elsewhere: a
+    LevelDB opens in one process at a time; an image list's size is its images', not known
+    before they are opened)."""
+    if source.backend == "lmdb":
+        return lmdb_bytes(source.path)
+    if source.backend == "hdf5":
+        from caffe_nantools.scan.hdf5 import list_files
+
+        return sum(os.path.getsize(path) for _, path in list_files(source.path) if os.path.exists(path))
+    return 0
 
 
 def _check_mean(source: Source, report: ScanReport) -> None:
@@ -305,6 +328,11 @@ def _check_mean(source: Source, report: ScanReport) -> None:
         source.expect.shape = tuple(int(d) for d in mean.shape)
 
 
+def _one_core(source: Source) -> dict:
+    """The options that keep a scan to one core: no read-ahead thread (only a store has one)."""
+    return {"read_ahead": False} if source.backend in ("lmdb", "leveldb") else {}
+
+
 def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
     from caffe_nantools.scan.hdf5 import scan_hdf5
     from caffe_nantools.scan.imagelist import scan_imagelist
@@ -313,47 +341,74 @@ def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
     return run[source.backend](source, report, **options)
 
 
-_TALLY = None  # in a worker process: the counts its parent draws the progress bar from
-
-
-def _take_counts(counts) -> None:
-    global _TALLY
-    _TALLY = counts
-
-
-def _scan_shard(args) -> Tuple[dict, List[int]]:
-    source, k, n, max_findings = args
+def _scan_shard(source: Source, k: int, n: int, max_findings, progress: Union[bool, Tally]) -> Tuple[ScanReport, Set[int]]:
     report = ScanReport()
-    # The workers share the cores: none reads ahead in a thread of its own.
-    options = {} if source.backend == "imagelist" else {"read_ahead": False}
-    progress = Tally(_TALLY, k) if _TALLY is not None else False
-    bad = _scan_source(source, report, max_findings=max_findings, shard=(k, n), progress=progress, **options)
-    return report.to_dict(), sorted(bad)
+    bad = _scan_source(source, report, max_findings=max_findings, shard=(k, n), progress=progress, **_one_core(source))
+    return report, bad
+
+
+def _scan_child(source: Source, k: int, n: int, max_findings, counts, send) -> None:
+    """A worker process: its slice's (report, bad indices), or the error that stopped it, sent
+    to the parent."""
+    try:
+        result = _scan_shard(source, k, n, max_findings, Tally(counts, k) if counts is not None else False)
+    except NanToolsError as e:
+        result = e
+    except Exception as e:  # a bug, not bad input: the parent names it rather than hang
+        result = ScanError(f"{source.path}: worker {k} of {n} failed ({type(e).__name__}: {e})")
+    send.send(result)
+    send.close()
 
 
 def _scan_in_processes(source: Source, workers: int, max_findings, progress: bool) -> Tuple[ScanReport, Set[int]]:
+    """Slice k of ``workers`` scanned by a child process for k > 0, slice 0 by this process
+    meanwhile (one process less to start, and no wait for the first)."""
     import multiprocessing
+    from multiprocessing.connection import wait
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    jobs = [(source, k, workers, max_findings) for k in range(workers)]
-    notes = []
+    counts = None
+    if progress:
+        try:
+            counts = context.RawArray("q", 2 * workers)
+        except OSError:  # no shared memory here (a chroot without /dev/shm): own slice's progress
+            pass
+    mine = Tally(counts, 0, draws=True) if counts is not None else progress
+    children = []
+    outcome = {}
     try:
-        counts = context.RawArray("q", 2 * workers) if progress else None
-        with context.Pool(workers, initializer=_take_counts, initargs=(counts,)) as pool:
-            pending = pool.map_async(_scan_shard, jobs)
-            bar = Progress(os.path.basename(source.path.rstrip("/")), None, progress)
-            while not pending.ready():
-                pending.wait(0.2)
-                if counts is not None:
-                    bar.show(sum(counts[0::2]), sum(counts[1::2]) or None)
-            bar.close()
-            results = pending.get()
-    except OSError as e:  # no POSIX semaphores here (e.g. a chroot without /dev/shm)
-        notes.append(f"--workers {workers}: no worker processes here ({e}); scanned in one")
-        results = [_scan_shard(job) for job in jobs]
-    report = merge_reports(ScanReport.from_dict(d) for d, _ in results)
-    report.notes.extend(notes)
+        for k in range(1, workers):
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_scan_child, args=(source, k, workers, max_findings, counts, send), daemon=True)
+            child.start()
+            send.close()
+            children.append((child, receive))
+        results = [_scan_shard(source, 0, workers, max_findings, mine)]
+        bar = Progress(os.path.basename(source.path.rstrip("/")), None, mine)
+        pending = [receive for _, receive in children]
+        while pending:
+            for receive in wait(pending, timeout=0.2):
+                try:
+                    outcome[receive] = receive.recv()
+                except EOFError:  # it died without a word (killed, out of memory)
+                    outcome[receive] = None
+                pending.remove(receive)
+            bar.draw()
+        bar.close()
+    finally:
+        for child, _ in children:
+            if child.is_alive():
+                child.terminate()
+            child.join()
+    for k, (child, receive) in enumerate(children, 1):
+        result = outcome[receive]
+        if result is None:
+            raise ScanError(f"{source.path}: worker {k} of {workers} ended without a report (exit code {child.exitcode})")
+        if isinstance(result, BaseException):
+            raise result
+        results.append(result)
+    report = merge_reports(part for part, _ in results)
     if max_findings is not None and len(report.findings) > max_findings:
         report.unlisted += len(report.findings) - max_findings
         del report.findings[max_findings:]

@@ -9,8 +9,10 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from caffe_nantools.errors import NanToolsError
 
 BATCH = 1024  # records per write transaction
-BATCH_BYTES = 4 << 20  # a read batch holds about this much, whatever the record size (small enough
-# to stay in the CPU cache between the passes over it: measured faster than 16 MB)
+BATCH_BYTES = 2 << 20  # a read batch holds about this much, whatever the record size: small enough
+# to stay in the CPU cache between the passes over it, also with a worker process on each core
+# (measured in the image, 2 cores sharing 32 MB of L3: one process as fast as with 4 MB, two
+# processes 1.2x faster than with 4 MB; 16 MB was slower)
 
 
 class StoreError(NanToolsError):
@@ -67,13 +69,13 @@ class LMDBStore(_Closing):
         with self.env.begin() as txn:
             return _keys_at(txn.cursor().iternext(keys=True, values=False), positions)
 
-    def batches(self, start: Optional[bytes] = None, stop: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
-        """(keys, values) batches in key order."""
+    def batches(self, start: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
+        """(keys, values) batches in key order, from ``start`` on, at most ``limit`` records."""
         try:
             cursor = self.txn.cursor()
             if start is not None and not cursor.set_range(start):
                 return
-            yield from _batched(cursor.iternext(), stop, limit)
+            yield from _batched(cursor.iternext(), limit)
         except self._error as e:
             raise StoreError(f"{self.path}: read failed ({e})") from None
 
@@ -111,9 +113,9 @@ class LevelDBStore(_Closing):
     def keys_at(self, positions: Sequence[int]) -> List[Optional[bytes]]:
         return _keys_at(self.db.iterator(include_value=False), positions)
 
-    def batches(self, start: Optional[bytes] = None, stop: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
+    def batches(self, start: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
         try:
-            yield from _batched(self.db.iterator(start=start), stop, limit)
+            yield from _batched(self.db.iterator(start=start), limit)
         except self._error as e:
             raise StoreError(f"{self.path}: read failed ({e})") from None
 
@@ -158,9 +160,9 @@ def _keys_at(keys, positions: Sequence[int]) -> List[Optional[bytes]]:
     return [found.get(p) for p in positions]
 
 
-def _batched(items, stop: Optional[bytes], limit: Optional[int]):
-    """Batches of about BATCH_BYTES (memory stays flat for any record size), ending before
-    ``stop`` and after ``limit`` records."""
+def _batched(items, limit: Optional[int]):
+    """Batches of about BATCH_BYTES (memory stays flat for any record size), ending after
+    ``limit`` records."""
     if limit is not None:
         items = islice(items, limit)
     size = 64
@@ -168,14 +170,8 @@ def _batched(items, stop: Optional[bytes], limit: Optional[int]):
         chunk = list(islice(items, size))
         if not chunk:
             return
-        keys = [k for k, _ in chunk]
         values = [v for _, v in chunk]
-        if stop is not None and bytes(keys[-1]) >= stop:
-            cut = next(i for i, k in enumerate(keys) if bytes(k) >= stop)
-            if cut:
-                yield keys[:cut], values[:cut]
-            return
-        yield keys, values
+        yield [k for k, _ in chunk], values
         average = sum(map(len, values)) / len(values)
         size = int(min(max(BATCH_BYTES // max(average, 1), 16), 4096))
 
