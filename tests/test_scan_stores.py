@@ -172,8 +172,8 @@ def test_a_worker_counts_for_the_parent_and_draws_nothing(capsys):
 def test_the_parent_draws_all_the_workers_counts(monkeypatch, capsys):
     from caffe_nantools.scan import scanner
 
-    counts = [0, 0, 40, 100]  # worker 1 is 40 records into its 100
-    tally = scanner.Tally(counts, 0, draws=True)
+    counts = [40, 100, 0, 0]  # worker 0 is 40 records into its 100
+    tally = scanner.Tally(counts, 1, draws=True)
     bar = scanner.Progress("db", 100, tally)
     bar.shown -= 1  # as if the last drawing were a second ago
     bar.update(10)
@@ -194,7 +194,7 @@ def test_a_workers_error_stops_the_scan_in_one_line(two_worker_store, monkeypatc
     real = scanner._scan_shard
 
     def shard(source, k, n, max_findings, progress):
-        if k == 1:  # runs in the child process (forked with this patch)
+        if k == 0:  # runs in the child process (forked with this patch)
             raise scanner.StoreError(f"{source.path}: read failed (MDB_CORRUPTED)")
         return real(source, k, n, max_findings, progress)
 
@@ -208,8 +208,8 @@ def test_a_worker_that_dies_is_named(two_worker_store, monkeypatch):
 
     path, scanner = two_worker_store
     real = scanner._scan_shard
-    monkeypatch.setattr(scanner, "_scan_shard", lambda source, k, *rest: os._exit(3) if k == 1 else real(source, k, *rest))
-    with pytest.raises(scanner.ScanError, match="worker 1 of 2 ended without a report \\(exit code 3\\)"):
+    monkeypatch.setattr(scanner, "_scan_shard", lambda source, k, *rest: os._exit(3) if k == 0 else real(source, k, *rest))
+    with pytest.raises(scanner.ScanError, match="worker 0 of 2 ended without a report \\(exit code 3\\)"):
         scan(path, workers=2)
 
 

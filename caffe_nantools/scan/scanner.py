@@ -361,8 +361,9 @@ def _scan_child(source: Source, k: int, n: int, max_findings, counts, send) -> N
 
 
 def _scan_in_processes(source: Source, workers: int, max_findings, progress: bool) -> Tuple[ScanReport, Set[int]]:
-    """Slice k of ``workers`` scanned by a child process for k > 0, slice 0 by this process
-    meanwhile (one process less to start, and no wait for the first)."""
+    """The first slices scanned by child processes, the last by this process meanwhile: one
+    process less to start, and this one seeks its slice's first key while the first child,
+    which needs none, gets going."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -374,17 +375,19 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
             counts = context.RawArray("q", 2 * workers)
         except OSError:  # no shared memory here (a chroot without /dev/shm): own slice's progress
             pass
-    mine = Tally(counts, 0, draws=True) if counts is not None else progress
+    last = workers - 1
+    mine = Tally(counts, last, draws=True) if counts is not None else progress
     children = []
     outcome = {}
+    finished = False
     try:
-        for k in range(1, workers):
+        for k in range(last):
             receive, send = context.Pipe(duplex=False)
             child = context.Process(target=_scan_child, args=(source, k, workers, max_findings, counts, send), daemon=True)
             child.start()
             send.close()
             children.append((child, receive))
-        results = [_scan_shard(source, 0, workers, max_findings, mine)]
+        own = _scan_shard(source, last, workers, max_findings, mine)
         bar = Progress(os.path.basename(source.path.rstrip("/")), None, mine)
         pending = [receive for _, receive in children]
         while pending:
@@ -396,19 +399,23 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
                 pending.remove(receive)
             bar.draw()
         bar.close()
+        results = []
+        for k, (child, receive) in enumerate(children):
+            result = outcome[receive]
+            if result is None:
+                child.join()
+                raise ScanError(f"{source.path}: worker {k} of {workers} ended without a report (exit code {child.exitcode})")
+            if isinstance(result, BaseException):
+                raise result
+            results.append(result)
+        results.append(own)
+        report = merge_reports(part for part, _ in results)  # while the children exit
+        finished = True
     finally:
         for child, _ in children:
-            if child.is_alive():
+            if not finished and child.is_alive():  # stopped by an error: the others need not go on
                 child.terminate()
             child.join()
-    for k, (child, receive) in enumerate(children, 1):
-        result = outcome[receive]
-        if result is None:
-            raise ScanError(f"{source.path}: worker {k} of {workers} ended without a report (exit code {child.exitcode})")
-        if isinstance(result, BaseException):
-            raise result
-        results.append(result)
-    report = merge_reports(part for part, _ in results)
     if max_findings is not None and len(report.findings) > max_findings:
         report.unlisted += len(report.findings) - max_findings
         del report.findings[max_findings:]
