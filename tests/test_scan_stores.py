@@ -180,8 +180,21 @@ def test_the_parent_draws_all_the_workers_counts(monkeypatch, capsys):
     assert "db: 50/200 records" in capsys.readouterr().err
 
 
+def test_workers_without_shared_memory_still_scan(tmp_path, monkeypatch):
+    import multiprocessing.context
+
+    def no_shm(self, *args):
+        raise FileNotFoundError(2, "No such file or directory", "/dev/shm")
+
+    monkeypatch.setattr(multiprocessing.context.BaseContext, "RawArray", no_shm)
+    records, _ = planted()
+    write_store(tmp_path / "db", "lmdb", records)
+    two = scan(str(tmp_path / "db"), workers=2, progress=True)  # a bar for this process's slice only
+    assert comparable(two) == comparable(scan(str(tmp_path / "db"), workers=1))
+
+
 @pytest.fixture
-def two_worker_store(tmp_path, monkeypatch):
+def two_worker_store(tmp_path):
     from caffe_nantools.scan import scanner
 
     records, _ = planted()
