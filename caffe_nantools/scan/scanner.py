@@ -388,7 +388,8 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
             send.close()
             children.append((child, receive))
         own = _scan_shard(source, last, workers, max_findings, mine)
-        bar = Progress(os.path.basename(source.path.rstrip("/")), None, mine)
+        # Then the children's progress, where their counts can be seen.
+        bar = Progress(os.path.basename(source.path.rstrip("/")), None, mine if counts is not None else False)
         pending = [receive for _, receive in children]
         while pending:
             for receive in wait(pending, timeout=0.2):
