@@ -66,27 +66,29 @@ RUNS = 7
 SCANS = {"direct scan": None, "direct scan, --workers 1": 1, "direct scan, --workers 2": 2}
 
 
+def best_seconds(sides):
+    """Best of RUNS timings of each of ``sides`` (callables), taken in turns so that all meet
+    the machine in the same moods."""
+    best = [float("inf")] * len(sides)
+    for _ in range(RUNS):
+        for i, side in enumerate(sides):
+            best[i] = min(best[i], timed(side))
+    return best
+
+
 def scan_seconds(path):
-    """Best of RUNS direct scans of each of SCANS, then what two busy processes at once get done
-    against one (:func:`busy`), all taken in turns so that they meet the machine in the same
-    moods."""
+    """Best seconds of the direct scans of SCANS, then what two busy processes at once get done
+    against one (:func:`busy`), which bounds what --workers 2 can show."""
     import multiprocessing
 
-    best = dict.fromkeys([*SCANS, "busy", "busy x2"], float("inf"))
-    sides = {name: (lambda workers=workers: scan(path, workers=workers)) for name, workers in SCANS.items()}
+    scans = [lambda workers=workers: scan(path, workers=workers) for workers in SCANS.values()]
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        sides["busy"] = busy
-        sides["busy x2"] = lambda: pool.map(busy, range(2), chunksize=1)
-        for _ in range(RUNS):
-            for name, side in sides.items():
-                best[name] = min(best[name], timed(side))
-    return [best[name] for name in SCANS] + [2 * best["busy"] / best["busy x2"]]
+        *seconds, one, two = best_seconds(scans + [busy, lambda: pool.map(busy, range(2), chunksize=1)])
+    return seconds + [2 * one / two]
 
 
 def busy(_=None):
-    """A fixed amount of pure Python work. Two of them at once take as long as one on two free
-    cores; here the cores are shared with other machines' (measured 1.1x to 1.9x the work of
-    one, minutes apart), which bounds what --workers 2 can show."""
+    """A fixed amount of pure Python work: two at once take as long as one on two free cores."""
     total = 0
     for i in range(2_000_000):
         total += i
@@ -176,8 +178,8 @@ def records_table(n, tmp, with_caffe):
 
 
 def hdf5_times(path):
-    """Best of RUNS seconds of: a plain h5py read, a chunked read into one buffer, the scan as by
-    default and with --workers 1."""
+    """Best seconds of: a plain h5py read, a chunked read into one buffer, the scan as by default
+    and with --workers 1."""
     import h5py
 
     def plain_read():
@@ -195,8 +197,7 @@ def hdf5_times(path):
                 ds.read_direct(buf[: b - a], np.s_[a:b], np.s_[0 : b - a])
             f["label"][:]
 
-    sides = (plain_read, chunked_read, lambda: scan(path), lambda: scan(path, workers=1))
-    return [min(timed(fn) for _ in range(RUNS)) for fn in sides]
+    return best_seconds([plain_read, chunked_read, lambda: scan(path), lambda: scan(path, workers=1)])
 
 
 def hdf5_table(megabytes, tmp):
