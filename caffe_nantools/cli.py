@@ -6,7 +6,9 @@ Errors the library raises on purpose (NanToolsError) become one line on stderr a
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from caffe_nantools import __version__
@@ -90,6 +92,8 @@ def _remove(args: argparse.Namespace) -> int:
             sys.stdout.write(result.diff(args.output))
         summary = "; ".join(result.undone) if result.undone else "nothing of caffe-nantools found"
         print(f"{args.output or result.path}: {summary}", file=sys.stderr if args.dry_run else sys.stdout)
+    for path in report.backups:
+        _warn("remove", f"kept the original as {path}")
     return EXIT_OK
 
 
@@ -158,8 +162,7 @@ def _log2csv(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    import json
-
+    from caffe_nantools import jsontext
     from caffe_nantools.files import read_text
     from caffe_nantools.lint import lint
     from caffe_nantools.prototxt import parse
@@ -175,7 +178,7 @@ def _lint(args: argparse.Namespace) -> int:
             solver = path
     findings = lint(net, solver)
     if args.json:
-        print(json.dumps([f.to_dict() for f in findings], indent=2))
+        print(jsontext.dumps([f.to_dict() for f in findings]))
     else:
         for f in findings:
             print(f)
@@ -347,17 +350,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where the command is, so that it ends as on Ctrl-C: outputs
+    half-written are removed on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR
+    stops = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    in_main_thread = threading.current_thread() is threading.main_thread()  # else Python refuses handlers
+    previous = {s: signal.signal(s, _raise_terminated) for s in stops} if in_main_thread else {}
     try:
         return args.run(args)
     except NanToolsError as e:
         print(f"caffe-nantools {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("caffe-nantools: interrupted", file=sys.stderr)
-        return 130
+        print(f"caffe-nantools {args.command}: interrupted; no output was left half-written", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Terminated as stop:
+        print(f"caffe-nantools {args.command}: stopped by {signal.Signals(stop.signum).name}; no output was left half-written",
+              file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,13 +1,20 @@
-"""Reading and writing the user's files: exact bytes, one-line errors, no half-written files."""
+"""Reading and writing the user's files: exact bytes, one-line errors, no half-written outputs.
+
+Every output goes through :func:`writing`: it is written under a temporary name beside its
+target and moved into place only when it, and every other output of the command, is complete.
+A failure, Ctrl-C or SIGTERM before that removes the temporary outputs and leaves the targets
+as they were.
+"""
 from __future__ import annotations
 
 import contextlib
 import difflib
 import os
 import shutil
-import tempfile
+import stat
+import uuid
 from dataclasses import dataclass
-from typing import IO, Iterator, Optional
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
 from caffe_nantools.errors import NanToolsError
 
@@ -16,61 +23,204 @@ class FileError(NanToolsError):
     """A file that cannot be read or written; the message names it and says why."""
 
 
-@contextlib.contextmanager
-def reading(path: str, what: str = "file", **open_args) -> Iterator[IO[str]]:
-    """``open(path)`` for reading, its errors turned into one-line FileErrors naming the path."""
+def _why(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
+def _wide_encoding(head: bytes) -> Optional[str]:
+    """"UTF-16"/"UTF-32" when ``head`` starts like a text in one of them (Windows tools, and
+    PowerShell's ``>``, write UTF-16 with a byte-order mark); None otherwise."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    # Without a mark: ASCII text in UTF-16 has a NUL in every other byte.
+    pairs = head[: len(head) // 2 * 2]
+    if len(pairs) >= 8 and (pairs[1::2].count(0) == len(pairs) // 2 or pairs[0::2].count(0) == len(pairs) // 2):
+        return "UTF-16"
+    return None
+
+
+def check_input(path: str, what: str = "file") -> None:
+    """Refuse what cannot be read as a file: a missing path, a folder, or a FIFO, socket or
+    device (opening a FIFO would wait forever for a writer)."""
     try:
-        with open(path, **open_args) as f:
-            yield f
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise FileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FileError(f"{path}: is a folder, not a {what}") from None
     except OSError as e:
-        raise FileError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise FileError(f"{path}: cannot read ({_why(e)})") from None
+    if stat.S_ISDIR(mode):
+        raise FileError(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(mode):
+        raise FileError(f"{path}: not a regular file (a FIFO, socket or device); give a {what} on disk")
 
 
-def read_text(path: str) -> str:
+@contextlib.contextmanager
+def reading(path: str, what: str = "file", **open_args) -> Iterator[IO]:
+    """``open(path)`` for reading, its errors turned into one-line FileErrors naming the path.
+
+    A file in UTF-16 or UTF-32 is refused with a message that says so: read as UTF-8 it would
+    look like an empty or unknown file.
+    """
+    check_input(path, what)
+    try:
+        with open(path, "rb") as f:
+            wide = _wide_encoding(f.read(64))
+        if wide is not None:
+            raise FileError(f"{path}: the {what} is in {wide} (Windows tools and PowerShell's > write it); save it as UTF-8")
+        with open(path, **open_args) as f:
+            yield f
+    except OSError as e:
+        raise FileError(f"{path}: cannot read ({_why(e)})") from None
+
+
+def read_text(path: str, what: str = "file") -> str:
     """The file's text, line breaks and odd bytes kept exactly (undecodable bytes survive a
-    round trip through :func:`write_text`)."""
-    with reading(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+    round trip through :func:`writing`; a UTF-8 byte-order mark is kept too)."""
+    with reading(path, what, encoding="utf-8", errors="surrogateescape", newline="") as f:
         return f.read()
 
 
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` atomically: a temporary file in the same folder, then a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    except OSError as e:
-        raise FileError(f"{path}: cannot write ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
-            f.write(text)
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
-    except OSError as e:
-        os.unlink(tmp)
-        raise FileError(f"{path}: cannot write ({e.strerror or e})") from None
-
-
 def same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` name one file, through links (hard and symbolic)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def backup(path: str) -> str:
-    """Copy ``path`` to ``path.orig`` before an in-place edit. An existing ``.orig`` is kept:
-    it holds an older original that must not be lost."""
-    target = path + ".orig"
-    if not os.path.exists(target):
+def refuse_overlaps(inputs: Sequence[Tuple[str, str]], outputs: Sequence[Tuple[str, str]]) -> None:
+    """Refuse outputs that name an input or each other (``(label, path)`` pairs; the labels
+    name them in the message), links resolved: an output never overwrites what is read."""
+    for k, (label, path) in enumerate(outputs):
+        for in_label, in_path in inputs:
+            if same_file(path, in_path):
+                raise FileError(f"{label} {path} is the input {in_label}; give a new path (or --in-place to edit the input, keeping a .orig)")
+        for other_label, other in outputs[:k]:
+            if same_file(path, other):
+                raise FileError(f"{label} {path} and {other_label} {other} are one file; give each output its own path")
+
+
+def check_writable(target: str, *, new: bool = False) -> None:
+    """Refuse an output that cannot be written, before anything is: a missing or read-only
+    folder, a folder where a file goes, a read-only file, or (``new``) a path that exists."""
+    folder = os.path.dirname(os.path.abspath(target)) or "."
+    if new and os.path.lexists(target):
+        raise FileError(f"{target}: already exists; give a new path")
+    if not os.path.isdir(folder):
+        raise FileError(f"{target}: no such folder {folder}")
+    if not _writable(folder):
+        raise FileError(f"{target}: the folder {folder} is read-only")
+    if os.path.isdir(target) and not new:
+        raise FileError(f"{target}: is a folder; give a file name")
+    if os.path.exists(target) and not _writable(target):
+        raise FileError(f"{target}: is read-only; not changed (make it writable to allow it)")
+
+
+def _writable(path: str) -> bool:
+    # Root may write anything: a file or folder without write bits was made read-only on purpose.
+    return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & 0o222)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class Outputs:
+    """The outputs of one command, each written under a temporary name beside its target (a
+    link's target, so a symlink stays a link) and moved into place by :meth:`commit`."""
+
+    def __init__(self) -> None:
+        self._staged: List[Tuple[str, str]] = []  # (temporary, target)
+
+    def path(self, target: str, *, new: bool = False) -> str:
+        """A temporary path to write ``target``'s content to (a file or a folder the writer
+        creates); with ``new``, ``target`` must not exist now nor at the commit."""
+        check_writable(target, new=new)
+        real = target if new else os.path.realpath(target)
+        folder, name = os.path.split(os.path.abspath(real))
+        temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        self._staged.append((temporary, real))
+        return temporary
+
+    def text(self, target: str, text: str, *, new: bool = False) -> None:
+        """Stage ``text`` for ``target``: its bytes as read by :func:`read_text`, the mode of the
+        file it replaces, or the umask's for a new one."""
+        temporary = self.path(target, new=new)
         try:
-            shutil.copy2(path, target)
+            with open(temporary, "x", encoding="utf-8", errors="surrogateescape", newline="") as f:
+                f.write(text)
+            real = self._staged[-1][1]
+            os.chmod(temporary, os.stat(real).st_mode & 0o7777 if os.path.exists(real) else 0o666 & ~_umask())
         except OSError as e:
-            raise FileError(f"{target}: cannot write the backup ({e.strerror or e})") from None
+            raise FileError(f"{target}: cannot write ({_why(e)}); nothing was changed") from None
+
+    def copy(self, source: str, target: str) -> None:
+        """Stage a copy of ``source`` (bytes, mode and times) as ``target``."""
+        temporary = self.path(target)
+        try:
+            shutil.copy2(source, temporary)
+        except OSError as e:
+            raise FileError(f"{target}: cannot write ({_why(e)}); nothing was changed") from None
+
+    def commit(self) -> None:
+        for k, (temporary, target) in enumerate(self._staged):
+            try:
+                if os.path.isdir(temporary):
+                    if os.path.lexists(target):
+                        raise FileError(f"{target}: appeared while it was written; the new one is left at {temporary}")
+                    os.rename(temporary, target)
+                else:
+                    os.replace(temporary, target)
+            except OSError as e:
+                done = ", ".join(t for _, t in self._staged[:k])
+                self._staged = self._staged[k + 1:]
+                self.discard()
+                raise FileError(f"{target}: cannot move into place ({_why(e)})" + (f"; already written: {done}" if done else "")) from None
+        self._staged = []
+
+    def discard(self) -> None:
+        for temporary, _ in self._staged:
+            if os.path.isdir(temporary) and not os.path.islink(temporary):
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+        self._staged = []
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[Outputs]:
+    """``with writing() as out:`` stage outputs with ``out.text``/``out.copy``/``out.path``;
+    all move into place when the block ends, none when it raises (or is interrupted)."""
+    outputs = Outputs()
+    try:
+        yield outputs
+    except BaseException:
+        outputs.discard()
+        raise
+    outputs.commit()
+
+
+def write_text(path: str, text: str) -> None:
+    """Write one file atomically."""
+    with writing() as out:
+        out.text(path, text)
+
+
+def stage_backup(out: Outputs, path: str) -> Optional[str]:
+    """Stage ``path.orig``, a copy of ``path`` before an in-place edit, to be in place before
+    the edit is; None when a ``.orig`` exists (it holds an older original that must not be
+    lost)."""
+    target = path + ".orig"
+    if os.path.lexists(target):
+        return None
+    out.copy(path, target)
     return target
 
 
@@ -81,10 +231,6 @@ class FileEdit:
     path: str
     original: str
     text: str
-
-    @property
-    def changed(self) -> bool:
-        return self.text != self.original
 
     def diff(self, to_path: Optional[str] = None) -> str:
         """A unified diff from the original to the edited text (to ``to_path`` if it goes

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools.checking import parse_param_str
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.files import FileEdit, backup, read_text, same_file, write_text
+from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
 from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
 from caffe_nantools.prototxt.edits import is_added, undo
@@ -323,8 +323,6 @@ def _targets(source: str, output: Optional[str], *, in_place: bool, dry_run: boo
         return source
     if not output:
         raise InjectError(f"{source}: say where the result goes: {option} OUT, --in-place or --dry-run")
-    if same_file(source, output):
-        raise InjectError(f"{option} {output} is the input file; use --in-place to edit it (a .orig backup is kept)")
     return output
 
 
@@ -362,6 +360,9 @@ def inject(
     solver_target = None
     if solver is not None:
         solver_target = _targets(solver, solver_output, in_place=in_place, dry_run=dry_run, option="--solver-out")
+    if net_target is not None and not in_place:
+        solver_pair = [("SOLVER", solver)] if solver is not None else []
+        refuse_overlaps([("NET", net)] + solver_pair, [("-o", net_target)] + [("--solver-out", solver_target)] * bool(solver_pair))
     report = InjectReport(inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade))
     _check_with_caffe(report.net.original, report.net.text, net, "NetParameter", report.notes)
     if solver is not None:
@@ -376,14 +377,18 @@ def inject(
 
 def _write(plan, report, *, backups: bool) -> None:
     """Write each ``(source, target, old, new)`` whose target is set and whose text changed
-    where it is edited in place; with ``backups``, keep ``source.orig`` first."""
-    for source, target, old, new in plan:
-        if target is None or (target == source and new == old):
-            continue
-        if backups and target == source:
-            report.backups.append(backup(source))
-        write_text(target, new)
-        report.written.append(target)
+    where it is edited in place; with ``backups``, keep ``source.orig`` first. All or nothing:
+    an output that cannot be written stops the command before any file changes."""
+    with writing() as out:
+        for source, target, old, new in plan:
+            if target is None or (target == source and new == old):
+                continue
+            if backups and target == source:
+                kept = stage_backup(out, source)
+                if kept is not None:
+                    report.backups.append(kept)
+            out.text(target, new)
+            report.written.append(target)
 
 
 @dataclass
@@ -408,8 +413,8 @@ def remove(
     dry_run: bool = False,
 ) -> RemoveReport:
     """``caffe-nantools remove``: undo inject in net and solver files: the result goes to
-    ``output`` (one file) or back into each file with ``in_place`` (no backup needed: only
-    inject's own lines go).
+    ``output`` (one file) or back into each file with ``in_place`` (keeping ``FILE.orig``, as
+    inject does). Nothing is written when any file fails.
 
     Raises:
         NanToolsError: bad flags, unreadable files, parse errors.
@@ -424,5 +429,7 @@ def remove(
         new, undone = remove_text(old, path)
         report.files.append(RemovedFile(path, old, new, undone))
         plan.append((path, target, old, new))
-    _write(plan, report, backups=False)
+    if output and not dry_run:
+        refuse_overlaps([("FILE", path) for path in paths], [("-o", output)])
+    _write(plan, report, backups=in_place)
     return report

@@ -253,7 +253,7 @@ def test_cli_warns_when_display_hides_debug_info(files, capsys):
     "args, message",
     [
         (["{net}"], "say where the result goes: -o OUT, --in-place or --dry-run"),
-        (["{net}", "-o", "{net}"], "is the input file; use --in-place"),
+        (["{net}", "-o", "{net}"], "is the input NET; give a new path"),
         (["{net}", "-o", "x", "--in-place"], "-o and --in-place exclude each other"),
         (["{tmp}/missing.prototxt", "-o", "x"], "missing.prototxt: no such file"),
         (["{tmp}", "-o", "x"], "is a folder, not a file"),

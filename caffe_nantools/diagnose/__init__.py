@@ -2,13 +2,14 @@
 first non-finite value, with the log lines that show it and what to change."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from caffe_nantools import jsontext
 from caffe_nantools.diagnose.causes import CAUSES, NetFacts, SolverFacts, judge
 from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
 from caffe_nantools.diagnose.reading import Evidence, Reader, Run
+from caffe_nantools.files import check_writable, refuse_overlaps
 from caffe_nantools.logs.chunks import read_log
 
 
@@ -51,7 +52,7 @@ class Diagnosis:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        return jsontext.dumps(self.to_dict())
 
     def format(self) -> str:
         lines = [f"{self.log}: cause: {self.cause}"]
@@ -75,6 +76,10 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
         NanToolsError: unreadable files, a net or solver that does not parse, a plot that
             cannot be written (one line each).
     """
+    if plot is not None:
+        inputs = [("LOG", log), ("--net", net), ("--solver", solver)]
+        refuse_overlaps([(label, path) for label, path in inputs if path is not None], [("--plot", plot)])
+        check_writable(plot)
     net_facts = NetFacts.read(net) if net else None
     solver_facts = SolverFacts.read(solver) if solver else None
     runs = Reader(plot=plot is not None).feed_all(read_log(log))

@@ -7,6 +7,7 @@ crossed out, the origin boxed. Under them the loss and the learning rate against
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from caffe_nantools.diagnose.reading import Column
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.files import FileError
+from caffe_nantools.files import FileError, writing
 
 if TYPE_CHECKING:
     from caffe_nantools.diagnose import Diagnosis
@@ -85,11 +86,18 @@ def plot_run(diagnosis: "Diagnosis", path: str) -> None:
     _series(lr, run.lr_series.items if run else [], "lr", "tab:orange")
     fig.suptitle(f"{diagnosis.log}: cause {diagnosis.cause}", fontsize=11)
     try:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        with writing() as out:
+            # The format comes from the target's suffix: the temporary name has another one.
+            fig.savefig(out.path(path), dpi=100, bbox_inches="tight", format=_format(path))
     except (OSError, ValueError) as e:
         raise FileError(f"{path}: cannot write the plot ({getattr(e, 'strerror', None) or e})") from None
     finally:
         plt.close(fig)
+
+
+def _format(path: str) -> str:
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    return suffix or "png"
 
 
 def _columns(diagnosis: "Diagnosis") -> List[Column]:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from caffe_nantools.files import FileError, reading, write_text
+from caffe_nantools.files import FileError, reading, refuse_overlaps, writing
 from caffe_nantools.logs.solver import Event, read_events
 
 FIXED = ["NumIters", "Seconds", "LearningRate"]
@@ -97,13 +97,15 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
         for path in paths:
             if os.path.exists(path):
                 raise FileError(f"{path}: already exists; pass --force to overwrite it")
+    refuse_overlaps([("LOG", log)], [("output", path) for path in paths])
     with reading(log, "log", encoding="utf-8", errors="replace") as f:
         tables = tables_from_events(read_events(f))
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:
         raise FileError(f"{outdir}: cannot make the folder ({e.strerror or e})") from None
-    for path, which in zip(paths, ("train", "test")):
-        write_text(path, tables.csv(which))
+    with writing() as out:
+        for path, which in zip(paths, ("train", "test")):
+            out.text(path, tables.csv(which))
     return paths[0], paths[1], tables
 

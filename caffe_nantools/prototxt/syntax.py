@@ -88,9 +88,10 @@ class Token:
 
 
 # Each match is (trivia, token, bad): whitespace and comments, then a token, or text that
-# cannot start one; both empty at the end. Matches follow each other without gaps.
+# cannot start one; both empty at the end. Matches follow each other without gaps. A UTF-8
+# byte-order mark (Windows editors write one) counts as whitespace.
 _TOKENS = re.compile(
-    r"""((?:[ \t\r\n\f\v]+|\#[^\n]*)*)
+    r"""((?:[ \t\r\n\f\v\ufeff]+|\#[^\n]*)*)
     (?:
         ( [A-Za-z_][A-Za-z0-9_]*
         | (?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?[fF]?

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from caffe_nantools.files import Outputs
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.checks import Collector, describe, problem_of
 from caffe_nantools.scan.report import ScanReport
@@ -25,14 +26,19 @@ def _h5py():
     return _need("h5py", "hdf5")
 
 
+def is_hdf5_file(path: str) -> bool:
+    """Whether ``path`` is an HDF5 file itself (not a list of them)."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x89HDF"
+
+
 def list_files(path: str) -> List[Tuple[str, str]]:
     """The .h5 files of a source, as (name as listed, path to open). A list file's relative
     names are tried from the current folder (as Caffe does) and then from the list's folder."""
     from caffe_nantools.scan.scanner import ScanError
 
-    with open(path, "rb") as f:
-        if f.read(4) == b"\x89HDF":
-            return [(path, path)]
+    if is_hdf5_file(path):
+        return [(path, path)]
     try:
         with open(path, encoding="utf-8") as f:
             names = [line.strip() for line in f if line.strip()]
@@ -182,28 +188,29 @@ def _label_problems(flat: np.ndarray, expect) -> List[Tuple[int, str]]:
     return sorted(problems.items())
 
 
-def write_clean_hdf5(source, bad: Set[int], target: str) -> int:
+def write_clean_hdf5(source, bad: Set[int], target: str, out: Outputs) -> int:
     """Copy the source's rows that are not in ``bad``: one .h5 (for an .h5 source) or a list
-    file plus its .h5 files in ``<target>.files/`` (for a list)."""
+    file plus its .h5 files in ``<target>.files/`` (for a list), staged in ``out``."""
     h5py = _h5py()
     files = [(n, p) for n, p in list_files(source.path) if os.path.exists(p)]
     single = len(files) == 1 and files[0][0] == source.path
     folder = None if single else target + ".files"
+    staged = out.path(target if single else folder, new=True)
     if folder:
-        os.makedirs(folder)
+        os.makedirs(staged)
     written, offset, names = 0, 0, []
     for name, path in files:
         f = _File(name, path, source.datasets or None)
         keep = np.asarray([r for r in range(f.n) if offset + r not in bad], dtype=np.int64)
-        out_path = target if single else os.path.join(folder, f"{len(names):04d}-{os.path.basename(path)}")
-        with h5py.File(out_path, "w") as out:
+        name = f"{len(names):04d}-{os.path.basename(path)}"
+        with h5py.File(staged if single else os.path.join(staged, name), "w") as copy:
             for d, ds in f.datasets.items():
-                out.create_dataset(d, data=ds[: f.n][keep] if keep.size else np.zeros((0,) + ds.shape[1:], ds.dtype))
+                copy.create_dataset(d, data=ds[: f.n][keep] if keep.size else np.zeros((0,) + ds.shape[1:], ds.dtype))
         f.h5.close()
-        names.append(os.path.abspath(out_path))
+        names.append(os.path.abspath(os.path.join(folder, name)) if folder else target)
         written += keep.size
         offset += f.n
     if not single:
-        with open(target, "w", encoding="utf-8") as out:
-            out.write("".join(n + "\n" for n in names))
+        # The list names the copies where they will be once moved into place.
+        out.text(target, "".join(n + "\n" for n in names), new=True)
     return written

@@ -110,6 +110,8 @@ def _open_image(path: str):
     """(problem or None, (width, height, channels) or None)."""
     if not os.path.exists(path):
         return ("image", "missing", f"{path}: no such file"), None
+    if not os.path.isfile(path):  # a FIFO would block the scan forever, a folder cannot decode
+        return ("image", "not_file", f"{path}: not a regular file"), None
     try:
         from PIL import Image
     except ImportError:

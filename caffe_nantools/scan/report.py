@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
+from caffe_nantools import jsontext
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
 
 
@@ -160,7 +160,7 @@ class ScanReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        return jsontext.dumps(self.to_dict()) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScanReport":

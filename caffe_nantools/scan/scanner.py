@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Optional, Set, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
+from caffe_nantools.scan.hdf5 import is_hdf5_file, write_clean_hdf5
 from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport, merge_reports
@@ -49,6 +51,7 @@ def detect_backend(path: str) -> str:
         raise ScanError(f"{path}: a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend")
     if not os.path.exists(path):
         raise ScanError(f"{path}: no such file or folder")
+    check_input(path, "data source")
     with open(path, "rb") as f:
         head = f.read(8)
     if head.startswith(b"\x89HDF"):
@@ -255,9 +258,11 @@ def scan(
     if write_clean is not None:
         if len(sources) != 1 or shard is not None or limit is not None:
             raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
-        if os.path.exists(write_clean):
-            raise ScanError(f"--write-clean {write_clean}: already exists; give a new path (the source is never changed)")
+        for path in write_clean_paths(sources[0], write_clean):
+            check_writable(path, new=True)
     for source in sources:
+        if os.path.exists(source.path) and not os.path.isdir(source.path):
+            check_input(source.path, "data source")
         _check_mean(source, report)
         processes = workers or (1 if limit is not None or shard is not None else auto_workers(source))
         if processes > 1 and source.backend == "leveldb":
@@ -314,6 +319,9 @@ def _check_mean(source: Source, report: ScanReport) -> None:
 
     collector = Collector(report, source.name, source.backend)
     path = source.mean_file
+    if os.path.exists(path) and not os.path.isfile(path):
+        collector.add(-1, path, "mean_file", "mean", f"{path}: not a regular file")
+        return
     try:
         mean = read_mean(path)
     except FileNotFoundError:
@@ -423,22 +431,39 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
     return report, {i for _, bad in results for i in bad}
 
 
+def write_clean_paths(source: Source, target: str) -> Tuple[str, ...]:
+    """What ``--write-clean target`` writes: the target, and for a list of HDF5 files the
+    folder of their copies."""
+    if source.backend == "hdf5" and not is_hdf5_file(source.path):
+        return target, target + ".files"
+    return (target,)
+
+
 def _write_clean(source: Source, bad: Set[int], target: str) -> int:
-    from caffe_nantools.scan.hdf5 import write_clean_hdf5
+    """Copy ``source`` without the ``bad`` records to ``target``: written under temporary names
+    and moved into place when complete, so an interrupted or failed copy leaves nothing at
+    ``target`` (nor a partial copy that looks whole)."""
     from caffe_nantools.scan.imagelist import write_clean_imagelist
 
-    if source.backend == "hdf5":
-        return write_clean_hdf5(source, bad, target)
-    if source.backend == "imagelist":
-        return write_clean_imagelist(source, bad, target)
-    with open_store(source.path, source.backend) as store:
+    try:
+        with writing() as out:
+            if source.backend == "hdf5":
+                return write_clean_hdf5(source, bad, target, out)
+            staged = out.path(target, new=True)
+            if source.backend == "imagelist":
+                return write_clean_imagelist(source, bad, staged)
+            with open_store(source.path, source.backend) as store:
 
-        def good():
-            index = 0
-            for keys, values in store.batches():
-                for key, value in zip(keys, values):
-                    if index not in bad:
-                        yield key, value
-                    index += 1
+                def good():
+                    index = 0
+                    for keys, values in store.batches():
+                        for key, value in zip(keys, values):
+                            if index not in bad:
+                                yield key, value
+                            index += 1
 
-        return store.write(target, good())
+                return store.write(staged, good())
+    except OSError as e:
+        raise ScanError(f"--write-clean {target}: cannot write ({e.strerror or e}); nothing was written") from None
+    except NanToolsError as e:
+        raise ScanError(f"--write-clean {target}: {e}; nothing was written") from None

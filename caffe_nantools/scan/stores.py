@@ -83,11 +83,14 @@ class LMDBStore(_Closing):
         import lmdb
 
         size = max(lmdb_bytes(self.path), 1 << 20)
-        env = lmdb.open(path, map_size=2 * size, subdir=True)
         try:
-            return _put_all(items, lambda: env.begin(write=True))
-        finally:
-            env.close()
+            env = lmdb.open(path, map_size=2 * size, subdir=True)
+            try:
+                return _put_all(items, lambda: env.begin(write=True))
+            finally:
+                env.close()
+        except lmdb.Error as e:
+            raise StoreError(f"cannot write ({e})") from None
 
 
 class LevelDBStore(_Closing):
@@ -122,11 +125,14 @@ class LevelDBStore(_Closing):
     def write(self, path: str, items: Iterator[Tuple[bytes, bytes]]) -> int:
         import plyvel
 
-        db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
         try:
-            return _put_all(items, db.write_batch)
-        finally:
-            db.close()
+            db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
+            try:
+                return _put_all(items, db.write_batch)
+            finally:
+                db.close()
+        except plyvel.Error as e:
+            raise StoreError(f"cannot write ({e})") from None
 
 
 def lmdb_bytes(path: str) -> int:
