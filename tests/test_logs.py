@@ -1,8 +1,12 @@
 """Caffe logs: glog lines, solver events and the parse_log-style tables."""
 import math
+import os
+import tempfile
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caffe_nantools.cli import main
 from caffe_nantools.logs import log2csv, parse_line, parse_value, read_events, tables_from_events
@@ -92,3 +96,32 @@ def test_library_call_returns_the_paths(tmp_path):
     train, test, tables = log2csv(str(log), str(tmp_path))
     assert train.endswith("x.log.train.csv") and test.endswith("x.log.test.csv")
     assert len(tables.train) == 3 and len(tables.test) == 3
+
+
+# Logs made of real line kinds cut, repeated and mixed with any bytes (digits of any length,
+# odd values, broken UTF-8): the readers raise only the project's errors, never crash.
+_PIECES = [line.encode() for line in LOG.splitlines(keepends=True)] + [
+    b"I1121 07:12:32.000001 10 net.cpp:593]     [Forward] Layer conv1, top blob conv1 data: ",
+    b"I1121 07:12:32.000002 10 net.cpp:621]     [Backward] Layer ip1, bottom blob conv1 diff: ",
+    b"E1121 07:12:32.000003 10 net.cpp:721]     [Backward] All net params (data, diff): L1 norm = (",
+    b"caffe-nantools NonFiniteError: check 'c': blob 'b' forward data at iteration ",
+    b"Gradient clipping: scaling down gradients (L2 norm ", b"Iteration ", b", loss = ", b", lr = ",
+    b"nan", b"-nan", b"inf", b"1e38", b"\xff\xfe", b"\r\n", b"\n", b"9" * 5000,
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=40)), max_size=60))
+def test_any_bytes_as_a_log_raise_only_the_projects_errors(pieces):
+    from caffe_nantools.diagnose import diagnose
+    from caffe_nantools.errors import NanToolsError
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "fuzzed.log")
+        with open(path, "wb") as f:
+            f.write(b"".join(pieces))
+        for read in (lambda: diagnose(path).to_json(), lambda: log2csv(path, os.path.join(folder, "csv"), force=True)):
+            try:
+                read()
+            except NanToolsError:
+                pass

@@ -323,3 +323,13 @@ def test_write_clean_into_a_place_it_cannot_write_is_refused_before_the_scan(tmp
     monkeypatch.setattr(scanner, "_scan_source", no_scan)
     run_failing(["scan", "train_lmdb", "--write-clean", where], capsys, *words)
     assert sorted(os.listdir(tmp_path)) == ["ro", "train_lmdb"] and os.listdir(tmp_path / "ro") == []
+
+
+def test_counts_of_thousands_of_digits_in_a_log_are_no_iteration(folder, capsys):
+    huge = "9" * 5000
+    log = (LOG + f"I0101 00:00:02.000000  1 solver.cpp:218] Iteration {huge} (1 iter/s, 1s/10 iters), loss = 1\n"
+           f"I0101 00:00:02.000000  1 sgd_solver.cpp:105] Iteration {huge}, lr = 0.1\n")
+    (folder / "huge.log").write_text(log)
+    assert main(["diagnose", "huge.log"]) == 1
+    assert "iteration 10" in capsys.readouterr().out
+    assert main(["log2csv", "huge.log", "out"]) == 0

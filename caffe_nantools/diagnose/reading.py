@@ -31,7 +31,7 @@ MAX_BLOCK_BYTES = 64 << 20
 
 _CHECK = re.compile(
     r"caffe-nantools (?:NonFiniteError|warning): check '(.*?)': blob '(.*?)' (forward|backward) \w+ "
-    r"at iteration (\d+) \((\w+)\)"
+    r"at iteration (\d{1,18}) \((\w+)\)"
 )
 _CLIPPING = re.compile(r"Gradient clipping: scaling down gradients \(L2 norm (\S+) > (\S+)\)")
 

@@ -13,10 +13,12 @@ from typing import Iterable, Iterator, Optional
 
 from caffe_nantools.logs.glog import parse_line, parse_value
 
-_LOSS = re.compile(r"Iteration (\d+)(?: \([^)]*\))?, loss = (\S+)")
-_LR = re.compile(r"Iteration (\d+), lr = (\S+)")
-_TESTING = re.compile(r"Iteration (\d+), Testing net \(#(\d+)\)")
-_OUTPUT = re.compile(r"(Train|Test) net output #(\d+): (\S+) = (\S+)")
+# Counts have at most 18 digits: a longer one is no real iteration, and int() of thousands of
+# digits is refused by Python 3.11+ (a line with one is left unread, like any other stray text).
+_LOSS = re.compile(r"Iteration (\d{1,18})(?: \([^)]*\))?, loss = (\S+)")
+_LR = re.compile(r"Iteration (\d{1,18}), lr = (\S+)")
+_TESTING = re.compile(r"Iteration (\d{1,18}), Testing net \(#(\d{1,18})\)")
+_OUTPUT = re.compile(r"(Train|Test) net output #(\d{1,18}): (\S+) = (\S+)")
 _SOLVING = re.compile(r"Solving (.*)")
 
 
