@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from caffe_nantools import jsontext
+from caffe_nantools.diagnose.blame import find_blame
 from caffe_nantools.diagnose.causes import CAUSES, NetFacts, SolverFacts, judge
 from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
 from caffe_nantools.diagnose.reading import Evidence, Reader, Run
+from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.files import check_writable, refuse_overlaps
 from caffe_nantools.logs.chunks import read_log
 
@@ -30,6 +32,9 @@ class Diagnosis:
     origin: Optional[Origin] = None
     blowup: Optional[Blowup] = None
     trace: Optional[Run] = field(default=None, repr=False)
+    #: Where the trouble began (layer, pass, iteration, why); ``first_nonfinite`` is where it showed.
+    began: Optional[dict] = None
+    warnings: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         blowup = None
@@ -42,6 +47,8 @@ class Diagnosis:
             "log": self.log,
             "cause": self.cause,
             "first_nonfinite": self.first_nonfinite,
+            "origin": self.began,
+            "warnings": self.warnings,
             "evidence": [{"line": e.line, "text": e.text} for e in self.evidence],
             "advice": self.advice,
             "summary": self.story,
@@ -59,6 +66,7 @@ class Diagnosis:
         if self.runs > 1:
             lines.append(f"  (run {self.run} of {self.runs} in this log)")
         lines += [f"  {s}" for s in self.story]
+        lines += [f"  warning: {w}" for w in self.warnings]
         if self.evidence:
             lines.append("evidence:")
             lines += [f"  {e.line}: {e.text.strip()}" for e in self.evidence]
@@ -86,11 +94,14 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
     chosen = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad), len(runs) - 1)
     run = runs[chosen]
     inputs = net_facts.inputs if net_facts else None
+    types = net_facts.types if net_facts else None
     origin = find_origin(run.suspect, inputs) if run.suspect is not None else None
-    blowup = find_blowup(run.window, run.suspect, origin, run.losses) if run.went_bad else None
-    verdict = judge(run, origin, blowup, net_facts, solver_facts, log)
+    blame = find_blame(run.suspect, origin, types) if origin is not None else None
+    blowup = find_blowup(run.window, run.suspect, origin, run.losses, types) if run.went_bad else None
+    updates = update_ratios(run.window + ([run.suspect] if run.suspect else []), dict(run.rates))
+    verdict = judge(run, origin, blame, blowup, updates, net_facts, solver_facts, log)
     diagnosis = Diagnosis(log, verdict.cause, verdict.first, verdict.evidence, verdict.advice, verdict.story,
-                          run.has_debug, chosen + 1, len(runs), origin, blowup, run)
+                          run.has_debug, chosen + 1, len(runs), origin, blowup, run, verdict.origin, verdict.warnings)
     if plot is not None:
         from caffe_nantools.diagnose.plot import plot_run
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from caffe_nantools.diagnose.blame import Blame
 from caffe_nantools.diagnose.origin import Blowup, Origin
 from caffe_nantools.diagnose.reading import Evidence, Run
+from caffe_nantools.diagnose.trace import is_bad
+from caffe_nantools.diagnose.updates import Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
 from caffe_nantools.lint import LintFinding, lint
 from caffe_nantools.lint.solver_rules import number_of, setting
@@ -82,18 +85,26 @@ class SolverFacts:
 @dataclass
 class Verdict:
     cause: str
-    first: Optional[dict] = None  # iteration, pass, layer, blob, line
+    first: Optional[dict] = None  # iteration, pass, layer, blob, line: where it appeared
+    origin: Optional[dict] = None  # layer, pass, iteration, why: where it began
     evidence: List[Evidence] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
     story: List[str] = field(default_factory=list)  # what happened, a sentence a line
+    warnings: List[str] = field(default_factory=list)  # not non-finite, but a sign of trouble
 
 
-def judge(run: Run, origin: Optional[Origin], blowup: Optional[Blowup],
-          net: Optional[NetFacts], solver: Optional[SolverFacts], log: str) -> Verdict:
+def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Optional[Blowup],
+          updates: Optional[Updates], net: Optional[NetFacts], solver: Optional[SolverFacts], log: str) -> Verdict:
     """The cause of ``run``'s first non-finite value, with evidence and advice."""
     lr, loss = run.first_bad_lr, run.first_bad_loss
     check = next((c for c in run.checks if c.phase == "TRAIN"), run.checks[0] if run.checks else None)
     v = Verdict("none")
+    if run.pinned is not None:
+        p = run.pinned
+        v.warnings.append(f"the loss is {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
+                          "softmax's probability of the true class underflowed to 0; not NaN yet, but usually "
+                          "exploding scores, or labels out of range (`caffe-nantools scan NET` checks the labels)")
+        v.evidence.append(p)
     if loss is not None:
         v.story.append(f"loss = {loss.value:g} first at iteration {loss.iteration} (line {loss.line})")
     if not run.went_bad:
@@ -102,25 +113,22 @@ def judge(run: Run, origin: Optional[Origin], blowup: Optional[Blowup],
     if lr is not None and (origin is None or lr.line < origin.line):
         v.cause = "lr_policy"
         v.first = _first(lr.iteration, "lr", None, None, lr.line)
+        v.origin = _origin(None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate")
         v.story.append(f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
                        "lr_policy computes it, not the net")
         v.evidence.append(lr)
         v.advice += _lr_advice(solver, lr, log)
     elif origin is not None:
-        _from_trace(v, run, origin, blowup, net, solver)
+        _from_trace(v, run, origin, blame, blowup, net, solver)
     elif check is not None:
         _from_check(v, check, net)
     else:
-        v.first = _first(loss.iteration if loss else None, "loss", None, None, loss.line if loss else None)
-        if blowup is not None:
-            v.cause = "exploding_gradients"
-            _tell_blowup(v, blowup)
-            v.advice += _exploding_advice(blowup, solver)
-        else:
-            v.cause = "unknown"
-    if v.cause == "exploding_gradients" and run.first_clipping is not None:
-        v.story.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
-                       f"{run.first_clipping.line}) and they still blew up")
+        _from_losses(v, run, blowup, net, solver)
+    if v.cause == "exploding_gradients":
+        _tell_updates(v, run, updates, solver)
+        if run.first_clipping is not None:
+            v.story.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
+                           f"{run.first_clipping.line}) and they still blew up")
     if loss is not None:
         v.evidence.append(loss)
     if run.first_bad_output is not None:
@@ -137,11 +145,81 @@ def judge(run: Run, origin: Optional[Origin], blowup: Optional[Blowup],
     return v
 
 
+def _origin(layer: Optional[str], pass_: str, iteration: Optional[int], why: str) -> dict:
+    return Blame(layer, pass_, iteration, why).to_dict()
+
+
+def _at(iteration: Optional[int], about: str = "") -> str:
+    """'iteration 4', 'about iteration 4', or what an excerpt without its Iteration line gives."""
+    return f"{about}iteration {iteration}" if iteration is not None else "an iteration the log does not name"
+
+
+def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[NetFacts],
+                 solver: Optional[SolverFacts]) -> None:
+    """Without a trace: what the loss lines and the outputs of its iteration still tell."""
+    loss = run.first_bad_loss
+    iteration = loss.iteration if loss else None
+    bad = [o for o in run.bad_iteration_outputs if is_bad(o.value)]
+    good = [o for o in run.bad_iteration_outputs if not is_bad(o.value)]
+    blob = bad[0].name if bad and good else None
+    v.first = _first(iteration, "loss", None, blob, loss.line if loss else None)
+    if blowup is not None:
+        v.cause = "exploding_gradients"
+        _tell_blowup(v, blowup)
+        v.advice += _exploding_advice(blowup, solver)
+        return
+    v.cause = "unknown"
+    if blob is not None:
+        names = ", ".join(f"{o.name} = {o.value:g}" for o in good[:3])
+        layer = net.producers.get(blob) if net else None
+        v.story.append(f"only output {blob!r} went non-finite; {names} stayed finite: the branch of the net that "
+                       f"computes {blob!r}{f' (layer {layer!r})' if layer else ''} is where to look")
+        v.origin = _origin(layer, "forward", iteration, f"the only non-finite output is {blob!r}")
+        v.advice.append(f"check that branch: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
+                        f"{blob} -o checked.prototxt` names the layer and samples")
+    elif run.bad_iteration_outputs and not bad:
+        v.story.append(f"the total loss is {loss.value:g} while every listed output is finite: a loss the outputs "
+                       "do not show, or the weighted sum of the losses overflowed")
+    if iteration == 0:
+        v.story.append("it was non-finite at iteration 0, before any update: not the learning rate and not an "
+                       "explosion, but the input or a layer's numerics")
+        v.origin = v.origin or _origin(None, "forward", 0, "non-finite before any update: the input or a layer")
+        v.advice += [f"look for bad records: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
+                     "or find the layer and the samples in one go: `caffe-nantools hunt SOLVER`"]
+
+
+def _tell_updates(v: Verdict, run: Run, updates: Optional[Updates], solver: Optional[SolverFacts]) -> None:
+    """Where the explosion started, by the size of the updates against the weights, and the
+    numbers that would have kept it in bounds."""
+    first = updates.first_exploding() if updates is not None else None
+    if first is None:
+        return
+    series = updates.series(first.layer)
+    shown = " -> ".join(f"{r.value:.2g} ({_at(r.iteration)})" for r in series[-5:])
+    v.story.append(f"the update/weight ratio (lr x mean |diff| / mean |weight|) of layer {first.layer!r} passed 1 "
+                   f"first, at {_at(first.iteration)}: {shown}; healthy training keeps it near 1e-3")
+    v.origin = _origin(first.layer, "update", first.iteration,
+                       "its update/weight ratio passed 1 first: each step was as large as its weights")
+    v.evidence.append(Evidence(first.line, first.text))
+    largest = updates.largest()
+    rates = dict(run.rates)
+    base = solver.base_lr if solver is not None and solver.base_lr is not None else rates.get(largest.iteration)
+    if base is not None:
+        where = f" ({solver.path}:{solver.base_lr_line})" if solver is not None and solver.base_lr is not None else ""
+        v.advice.insert(0, f"lower base_lr to {safe_base_lr(base, largest):g} (from {base:g}){where}: that keeps the "
+                           f"largest update/weight ratio seen ({largest.value:.2g}, layer {largest.layer!r} at "
+                           f"{_at(largest.iteration)}) under 1e-2")
+    norm = healthy_gradient_norm((b.iteration, n.l2_diff) for b in run.window for n in b.norms)
+    if norm is not None and (solver is None or solver.clip_gradients is None):
+        v.advice.append(f"set clip_gradients: {float(f'{2 * norm:.1g}'):g} in the solver (twice the L2 norm of the "
+                        f"gradients before the growth, {norm:g})")
+
+
 def _first(iteration, pass_, layer, blob, line) -> dict:
     return {"iteration": iteration, "pass": pass_, "layer": layer, "blob": blob, "line": line}
 
 
-def _from_trace(v: Verdict, run: Run, origin: Origin, blowup: Optional[Blowup],
+def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], blowup: Optional[Blowup],
                 net: Optional[NetFacts], solver: Optional[SolverFacts]) -> None:
     iteration = origin.iteration
     about = ""
@@ -151,24 +229,34 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blowup: Optional[Blowup],
     v.evidence.append(Evidence(origin.line, origin.text))
     where = f"layer {origin.layer!r}" if origin.layer else "the all-params norms"
     value = f"mean |x| = {origin.value:g}"
+    at = _at(iteration, about)
+    seen = run.suspect is not None and any(
+        r.pass_ == origin.pass_ and r.line < origin.line for r in run.suspect.records)
     if origin.pass_ == "update":
-        v.story.append(f"{where}'s {origin.blob} is non-finite ({value}) at the start of {about}iteration "
-                       f"{iteration}: the update before made it so")
+        v.story.append(f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
+                       "made it so")
     elif origin.input:
         source = net.sources.get(origin.layer) if net else None
-        v.story.append(f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {about}iteration "
-                       f"{iteration}: a record of {repr(source) if source else 'its source'} holds NaN or inf")
+        v.story.append(f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
+                       f"of {repr(source) if source else 'its source'} holds NaN or inf")
     elif origin.pass_ == "forward":
-        v.story.append(f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {about}iteration "
-                       f"{iteration}, from finite inputs")
+        inputs = "from finite inputs" if seen else "its inputs are not in the log"
+        v.story.append(f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}")
     else:
-        v.story.append(f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of "
-                       f"{about}iteration {iteration}, from finite top diffs")
+        inputs = "from finite top diffs" if seen else "its top diffs are not in the log"
+        v.story.append(f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}")
+    v.origin = blame.to_dict() if blame is not None else None
+    moved = blame is not None and blame.layer != origin.layer and origin.pass_ == "forward" and not origin.input
+    if moved:
+        v.story.append(f"the trouble began at layer {blame.layer!r}: {blame.why}")
     if blowup is not None:
         _tell_blowup(v, blowup)
     if origin.input:
         v.cause = "bad_input"
         v.advice += _bad_input_advice(origin.layer, net)
+    elif moved:
+        v.cause = "layer_numerics"
+        v.advice.append(_layer_advice(blame.layer, net, zero_statistics="all-zero statistics" in blame.why))
     elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
         v.cause = "exploding_gradients"
         v.advice += _exploding_advice(blowup, solver)
@@ -208,8 +296,11 @@ def _bad_input_advice(layer: Optional[str], net: Optional[NetFacts]) -> List[str
             f"then drop them: `caffe-nantools scan {source or 'SOURCE'} --write-clean CLEAN` writes a copy without them"]
 
 
-def _layer_advice(layer: Optional[str], net: Optional[NetFacts]) -> str:
+def _layer_advice(layer: Optional[str], net: Optional[NetFacts], zero_statistics: bool = False) -> str:
     """What to change in a layer that made non-finite values from finite inputs."""
+    if zero_statistics:
+        return (f"BatchNorm {layer!r} has no statistics: load them (the .caffemodel must hold mean, variance and the "
+                "factor under the same layer names) or train it with use_global_stats: false")
     kind = net.types.get(layer) if net else None
     if kind in LAYER_ADVICE:
         return LAYER_ADVICE[kind].format(name=layer)

@@ -12,16 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import Collection, Dict, Iterable, List, Optional, Tuple
 
-from caffe_nantools.diagnose.reading import Valued
+from caffe_nantools.diagnose.reading import SATURATED_SOFTMAX_LOSS, Valued, is_saturated
 from caffe_nantools.diagnose.trace import Block, is_bad
 
 #: Growth (in powers of ten) over the window that counts as a blow-up: per blob, and for the
 #: all-params norms and the loss, which move much less in a healthy run.
 BLOB_ORDERS = 3.0
 GLOBAL_ORDERS = 2.0
-#: -log(FLT_MIN): SoftmaxWithLoss's loss once a probability underflows to 0, the classic sign
-#: of exploded scores.
-SATURATED_SOFTMAX_LOSS = 87.3365
 
 
 @dataclass(frozen=True)
@@ -59,10 +56,23 @@ def find_origin(block: Block, inputs: Optional[Collection[str]] = None) -> Optio
         if param is not None:
             return Origin(block.iteration, "update", param.layer, param.what, param.line, block.text(param.line), param.value)
         if inputs is None:
-            inputs = [next(r.layer for r in block.records if r.pass_ == "forward")]
+            inputs = _guess_inputs(block)
         return Origin(block.iteration, "forward", first.layer, first.what, first.line, block.text(first.line),
                       first.value, input=first.layer in inputs)
     return Origin(block.iteration, "backward", first.layer, first.what, first.line, block.text(first.line), first.value)
+
+
+def _guess_inputs(block: Block) -> List[str]:
+    """Without the net: the first layer of the forward pass, when it looks like a data layer (no
+    params, and a data-like name or a data and a label top); an excerpt may start anywhere."""
+    first = next((r.layer for r in block.records if r.pass_ == "forward"), None)
+    if first is None:
+        return []
+    mine = [r for r in block.records if r.layer == first and r.pass_ == "forward"]
+    if any(r.kind == "param" for r in mine):
+        return []
+    named = any(word in first.lower() for word in ("data", "input", "image", "label"))
+    return [first] if named or len({r.blob for r in mine}) > 1 else []
 
 
 #: A value of a series: iteration, value, line number, the line's text.
@@ -85,9 +95,10 @@ class Blowup:
 
 
 def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[Origin],
-                losses: Iterable[Valued]) -> Optional[Blowup]:
+                losses: Iterable[Valued], types: Optional[Dict[str, str]] = None) -> Optional[Blowup]:
     """The blob (or norm, or loss) whose growth started first, among those that grew by orders
-    of magnitude from the window's start to the last finite value before the origin."""
+    of magnitude from the window's start to the last finite value before the origin. A loss
+    layer's blobs are left out: it only sums what grew before it."""
     series: Dict[Tuple[str, Optional[str]], List[Point]] = {}
     cut = origin.line if origin is not None else math.inf
     blocks = list(window)
@@ -96,7 +107,7 @@ def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[
                             [n for n in suspect.norms if n.line < cut], suspect.texts))
     for block in blocks:
         for r in block.records:
-            if r.pass_ == "forward" and r.kind == "param":
+            if (r.pass_ == "forward" and r.kind == "param") or is_loss_layer(r.layer, types):
                 continue  # a param's size says little; its update shows in the norms
             what = f"{r.what} {'data' if r.pass_ == 'forward' else 'diff'}"
             series.setdefault((what, r.layer), []).append((block.iteration, r.value, r.line, block.text(r.line)))
@@ -112,12 +123,18 @@ def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[
         if grown is not None:
             onset = grown[0]
             found.append(((onset[0] if onset[0] is not None else -1, onset[2]), Blowup(layer, what, grown[1], points[-1])))
-    saturated = next((p for p in loss if abs(p[1] - SATURATED_SOFTMAX_LOSS) < 0.01), None)
+    saturated = next((p for p in loss if is_saturated(p[1])), None)
     if saturated is not None and not found and loss[0][1] < SATURATED_SOFTMAX_LOSS - 1:
         found.append(((saturated[0] or -1, saturated[2]), Blowup(None, "loss", loss[0], saturated)))
     if not found:
         return None
     return min(found, key=lambda f: f[0])[1]
+
+
+def is_loss_layer(layer: str, types: Optional[Dict[str, str]]) -> bool:
+    """By its type from the net, else by its name (loss, loss_cls, mbox_loss)."""
+    kind = types.get(layer) if types else None
+    return kind.endswith("Loss") if kind is not None else "loss" in layer.lower()
 
 
 def _grown(points, orders: float, blob: bool):

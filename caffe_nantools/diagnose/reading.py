@@ -26,6 +26,15 @@ from caffe_nantools.logs.solver import parse_event
 WINDOW = 12
 #: Points kept per plotted series; past it every other one is dropped.
 SAMPLES = 600
+#: -log(FLT_MIN): SoftmaxWithLoss's loss once the probability of the true class underflows to 0
+#: (Caffe clamps it at FLT_MIN), the classic sign of exploded scores or labels out of range.
+SATURATED_SOFTMAX_LOSS = 87.3365
+
+
+def is_saturated(loss: float) -> bool:
+    return abs(loss - SATURATED_SOFTMAX_LOSS) < 0.01
+
+
 #: A block that never sees its loss line (no solver around it) is cut at this size.
 MAX_BLOCK_BYTES = 64 << 20
 
@@ -122,7 +131,13 @@ class Run:
     first_bad_loss: Optional[Valued] = None
     first_bad_lr: Optional[Valued] = None
     first_bad_output: Optional[Valued] = None
+    #: Every train output of the iteration whose loss went bad first.
+    bad_iteration_outputs: List[Valued] = field(default_factory=list)
     losses: Deque[Valued] = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
+    #: The learning rates of the last displayed iterations up to the first bad block.
+    rates: Deque[Tuple[Optional[int], float]] = field(default_factory=lambda: collections.deque(maxlen=4 * WINDOW))
+    #: The first loss at 87.3365 = -log(FLT_MIN): softmax's probability of the true class is 0.
+    pinned: Optional[Valued] = None
     clipped: int = 0
     first_clipping: Optional[Evidence] = None
     checks: List[CheckError] = field(default_factory=list)
@@ -227,23 +242,32 @@ class Reader:
         elif event.kind == "lr":
             run = self.run
             run.lr_series.add((event.iteration, event.value))
+            if run.suspect is None or event.iteration == run.suspect.iteration:
+                run.rates.append((event.iteration, event.value))
             if run.first_bad_lr is None and is_bad(event.value):
                 run.first_bad_lr = Valued(marked.line, marked.text, event.iteration, event.value)
 
     def _bad_output(self, span: Span) -> None:
-        """The first non-finite train output among the lines after the first bad loss."""
+        """The train outputs among the lines after the first bad loss, and the first bad one."""
+        run = self.run
         for number, text in enumerate(span.data.decode("utf-8", "replace").split("\n"), span.line):
             glog = parse_line(text) if "Train net output #" in text else None
             event = parse_event(glog.message.strip(), number) if glog else None
-            if event is not None and event.kind == "train_output" and is_bad(event.value):
-                self.run.first_bad_output = Valued(number, text.rstrip("\r"), self.run.iterations[-1],
-                                                   event.value, event.name or "")
-                return
+            if event is None or event.kind != "train_output":
+                if run.bad_iteration_outputs:
+                    return  # the outputs are one run of lines
+                continue
+            output = Valued(number, text.rstrip("\r"), run.iterations[-1], event.value, event.name or "")
+            run.bad_iteration_outputs.append(output)
+            if run.first_bad_output is None and is_bad(event.value):
+                run.first_bad_output = output
     def _loss(self, loss: Valued) -> None:
         run = self.run
         run.displayed += 1
         run.iterations = run.iterations[-1:] + [loss.iteration]
         run.loss_series.add((loss.iteration, loss.value))
+        if run.pinned is None and is_saturated(loss.value):
+            run.pinned = loss
         if run.first_bad_loss is None:
             run.losses.append(loss)
             if is_bad(loss.value):
