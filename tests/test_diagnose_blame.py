@@ -174,3 +174,22 @@ def test_the_first_layer_whose_updates_passed_the_weights_is_the_origin(tmp_path
 def test_a_loss_layer_is_never_where_the_growth_began(tmp_path):
     result = diagnose(write(exploding(), tmp_path))
     assert result.blowup is not None and result.blowup.layer != "loss"
+
+
+@pytest.mark.parametrize("with_losses", [True, False])
+def test_a_one_iteration_trace_is_drawn_as_a_profile_along_the_net(tmp_path, with_losses):
+    pytest.importorskip("matplotlib")
+    log = CaffeLog().solving()
+    if with_losses:
+        log.loss(0, "2.3").lr(0, "0.01")
+    forward_pass(log, BN_TOPS, ZERO_STATS).loss(1, "nan").lr(1, "0.01")
+    out = tmp_path / "profile.png"
+    result = diagnose(write(log, tmp_path), plot=str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(out) as image:
+        width, height = image.size
+    assert width > height  # one wide panel along the net, a loss panel under it only when there are losses
+    assert (height > 550) == with_losses
+    assert result.began["layer"] == "bn1"

@@ -171,3 +171,31 @@ def test_a_check_layer_error_names_the_blob_when_the_log_has_no_trace(caffe, tmp
     assert result.cause == "bad_input" and not result.debug_info
     assert result.first_nonfinite["blob"] == "data" and result.first_nonfinite["layer"] == "data"
     assert any("NonFiniteError" in e.text for e in result.evidence)
+
+
+def batch_norm_net(depth):
+    """``depth`` InnerProduct + BatchNorm pairs with use_global_stats and no statistics loaded:
+    each BatchNorm divides by sqrt(eps) and the values overflow inside the first forward pass."""
+    layers = ['layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
+              'shape { dim: 4 dim: 8 } shape { dim: 4 dim: 8 } data_filler { type: "gaussian" std: 1 } '
+              'data_filler { type: "gaussian" std: 1 } } }']
+    bottom = "data"
+    for k in range(1, depth + 1):
+        layers.append(f'layer {{ name: "fc{k}" type: "InnerProduct" bottom: "{bottom}" top: "fc{k}" '
+                      'inner_product_param { num_output: 8 weight_filler { type: "xavier" } } }')
+        layers.append(f'layer {{ name: "bn{k}" type: "BatchNorm" bottom: "fc{k}" top: "fc{k}" '
+                      'batch_norm_param { use_global_stats: true } }')
+        bottom = f"fc{k}"
+    layers.append(f'layer {{ name: "loss" type: "EuclideanLoss" bottom: "{bottom}" bottom: "label" top: "loss" }}')
+    return "\n".join(layers) + "\n"
+
+
+def test_a_batchnorm_without_statistics_is_the_origin_of_an_overflow_in_one_pass(caffe, tmp_path):
+    (tmp_path / "net.prototxt").write_text(batch_norm_net(20))
+    write_solver(tmp_path, max_iter=1)
+    caffe_train(tmp_path)
+    result = run_diagnose(tmp_path)
+    assert result.first_nonfinite["iteration"] == 0 and result.first_nonfinite["pass"] == "forward"
+    assert result.first_nonfinite["layer"] not in ("bn1", "fc1", "fc2")  # it overflowed far later
+    assert result.began["layer"] == "bn1" and "all-zero statistics" in result.began["why"]
+    assert result.cause == "layer_numerics" and any("use_global_stats: false" in a for a in result.advice)

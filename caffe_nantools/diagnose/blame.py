@@ -105,7 +105,7 @@ def _plain_why(first: Origin, seen_inputs: bool = True) -> str:
 
 def _zero_statistics_why(layers: List[str]) -> str:
     names = ", ".join(repr(l) for l in layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
-    return (f"BatchNorm {names} {'has' if len(layers) == 1 else 'have'} all-zero statistics (param blobs 0-2, the "
+    return (f"{'BatchNorm' if len(layers) == 1 else 'BatchNorm layers'} {names} {'has' if len(layers) == 1 else 'have'} all-zero statistics (param blobs 0-2, the "
             "moving-average factor too): mean and variance were never accumulated or never loaded (use_global_stats "
             "with statistics the weights file lacks, or layer names that do not match it), so it divides by "
             "sqrt(eps) and scales its input up about 300 times")

@@ -271,8 +271,9 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
         v.advice.append(f"to see which samples: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
                         f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
                         "that net")
-    if net is not None and origin.layer:
-        v.advice += [_finding_text(f) for f in net.findings if f"{origin.layer!r}" in f.message]
+    if net is not None:
+        named = [layer for layer in (blame.layer if moved else None, origin.layer) if layer]
+        v.advice += [_finding_text(f) for f in net.findings if any(f"{layer!r}" in f.message for layer in named)]
 
 
 def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:

@@ -40,11 +40,35 @@ def plot_run(diagnosis: "Diagnosis", path: str) -> None:
     run = diagnosis.trace
     columns = _columns(diagnosis)
     layers = list(run.layers) if run is not None else []
+    # A loss panel with one point (or none) has nothing to show.
+    series = run is not None and max(len(run.loss_series.items), len(run.lr_series.items)) > 1
+    if len(columns) <= 1:
+        fig = _profile(plt, diagnosis, columns[0] if columns else None, layers, series)
+    else:
+        fig = _heatmaps(plt, diagnosis, columns, layers, series)
+    fig.suptitle(f"{diagnosis.log}: cause {diagnosis.cause}", fontsize=11)
+    try:
+        with writing() as out:
+            # The format comes from the target's suffix: the temporary name has another one.
+            fig.savefig(out.path(path), dpi=100, bbox_inches="tight", format=_format(path))
+    except (OSError, ValueError) as e:
+        raise FileError(f"{path}: cannot write the plot ({getattr(e, 'strerror', None) or e})") from None
+    finally:
+        plt.close(fig)
+
+
+def _format(path: str) -> str:
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    return suffix or "png"
+
+
+def _heatmaps(plt, diagnosis: "Diagnosis", columns: List[Column], layers: List[str], series: bool):
+    """A trace of several iterations: forward and backward heatmaps, layers against iterations."""
+    origin = diagnosis.origin
     rows = max(len(layers), 1)
     height = min(max(4.0, 0.13 * rows + 3.0), 60.0)
     fig = plt.figure(figsize=(14, height), constrained_layout=True)
-    grid = fig.add_gridspec(2, 2, height_ratios=[max(rows * 0.13, 2.5), 2.0])
-    origin = diagnosis.origin
+    grid = fig.add_gridspec(2 if series else 1, 2, height_ratios=[max(rows * 0.13, 2.5), 2.0] if series else None)
     for side, (title, pick) in enumerate((("forward: top data, log10 mean |x|", "forward"),
                                           ("backward: bottom diff, log10 mean |x|", "backward"))):
         ax = fig.add_subplot(grid[0, side])
@@ -79,25 +103,50 @@ def plot_run(diagnosis: "Diagnosis", path: str) -> None:
         ax.set_xticks(ticks)
         ax.set_xticklabels([_label(columns[k].iteration) for k in ticks], fontsize=7)
         ax.set_xlabel("iteration (displayed)")
-    ax = fig.add_subplot(grid[1, :])
-    _series(ax, run.loss_series.items if run else [], "loss", "tab:blue")
+    if series:
+        _loss_and_rate(fig.add_subplot(grid[1, :]), diagnosis.trace)
+    return fig
+
+
+def _profile(plt, diagnosis: "Diagnosis", column: Optional[Column], layers: List[str], series: bool):
+    """A trace of one iteration (an excerpt, or a blow-up inside the first pass): log10 mean |x|
+    along the net, forward and backward, where a jump by orders of magnitude shows at a glance."""
+    fig = plt.figure(figsize=(max(8.0, min(0.25 * len(layers) + 4, 40.0)), 7 if series else 4.5), constrained_layout=True)
+    grid = fig.add_gridspec(2 if series else 1, 1, height_ratios=[3, 2] if series else None)
+    ax = fig.add_subplot(grid[0, 0])
+    xs = np.arange(len(layers))
+    for pick, color in (("forward", "tab:blue"), ("backward", "tab:green")):
+        values = getattr(column, pick) if column is not None else {}
+        known = [(i, values[layer]) for i, layer in enumerate(layers) if layer in values]
+        good = [(i, math.log10(v)) for i, v in known if not is_bad(v) and v > 0]
+        if good:
+            ax.plot(*zip(*good), marker="o", markersize=3, color=color, label=f"{pick} (log10 mean |x|)")
+        bad = [i for i, v in known if is_bad(v)]
+        if bad:
+            top = max((y for _, y in good), default=0.0) + 1
+            ax.scatter(bad, [top] * len(bad), marker="x", color="red", zorder=3,
+                       label=f"{pick}: nan, inf or >= 1e37" if pick == "forward" else None)
+    marks = (((diagnosis.began or {}).get("layer"), "origin", "black"),
+             ((diagnosis.first_nonfinite or {}).get("layer"), "first non-finite", "red"))
+    for layer, label, color in marks:
+        if layer in layers:
+            ax.axvline(layers.index(layer), color=color, linestyle=":", linewidth=1)
+            ax.annotate(label, (layers.index(layer), ax.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(layers, rotation=90, fontsize=max(5, min(9, 600 // max(len(layers), 1))))
+    ax.set_ylabel("log10 mean |x|")
+    ax.set_title("one iteration along the net", fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    if series:
+        _loss_and_rate(fig.add_subplot(grid[1, 0]), diagnosis.trace)
+    return fig
+
+
+def _loss_and_rate(ax, run) -> None:
+    _series(ax, run.loss_series.items, "loss", "tab:blue")
     ax.set_xlabel("iteration")
-    lr = ax.twinx()
-    _series(lr, run.lr_series.items if run else [], "lr", "tab:orange")
-    fig.suptitle(f"{diagnosis.log}: cause {diagnosis.cause}", fontsize=11)
-    try:
-        with writing() as out:
-            # The format comes from the target's suffix: the temporary name has another one.
-            fig.savefig(out.path(path), dpi=100, bbox_inches="tight", format=_format(path))
-    except (OSError, ValueError) as e:
-        raise FileError(f"{path}: cannot write the plot ({getattr(e, 'strerror', None) or e})") from None
-    finally:
-        plt.close(fig)
-
-
-def _format(path: str) -> str:
-    suffix = os.path.splitext(path)[1].lower().lstrip(".")
-    return suffix or "png"
+    _series(ax.twinx(), run.lr_series.items, "lr", "tab:orange")
 
 
 def _columns(diagnosis: "Diagnosis") -> List[Column]:
@@ -108,7 +157,8 @@ def _columns(diagnosis: "Diagnosis") -> List[Column]:
     by_iteration: Dict[Optional[int], Column] = {c.iteration: c for c in run.columns.items if c is not None}
     for block in run.window + ([run.suspect] if run.suspect is not None else []):
         by_iteration[block.iteration] = Column.of(block)
-    return sorted(by_iteration.values(), key=lambda c: math.inf if c.iteration is None else c.iteration)
+    drawn = [c for c in by_iteration.values() if c.forward or c.backward]
+    return sorted(drawn, key=lambda c: math.inf if c.iteration is None else c.iteration)
 
 
 def _label(iteration: Optional[int]) -> str:
