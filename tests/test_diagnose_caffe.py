@@ -106,7 +106,9 @@ def test_a_base_lr_far_too_high_is_exploding_gradients(caffe, tmp_path):
     assert result.cause == "exploding_gradients"
     assert result.blowup is not None and result.blowup.orders >= 3
     assert result.blowup.start[0] < result.first_nonfinite["iteration"]
-    assert any("0.3 -> 0.03" in a for a in result.advice)
+    assert result.began["pass"] == "update" and result.began["layer"] in ("ip1", "ip2")
+    lowered = next(a for a in result.advice if a.startswith("lower base_lr to"))
+    assert "(from 0.3)" in lowered and float(lowered.split()[3]) < 0.03  # by the update/weight ratios
 
 
 def test_poly_without_max_iter_is_the_lr_policy_from_iteration_0(caffe, tmp_path):

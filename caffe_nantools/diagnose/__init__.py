@@ -96,9 +96,10 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
     inputs = net_facts.inputs if net_facts else None
     types = net_facts.types if net_facts else None
     origin = find_origin(run.suspect, inputs) if run.suspect is not None else None
-    blame = find_blame(run.suspect, origin, types) if origin is not None else None
     blowup = find_blowup(run.window, run.suspect, origin, run.losses, types) if run.went_bad else None
     updates = update_ratios(run.window + ([run.suspect] if run.suspect else []), dict(run.rates))
+    grew = blowup is not None or updates.first_exploding() is not None
+    blame = find_blame(run.suspect, origin, types, grew_over_iterations=grew) if origin is not None else None
     verdict = judge(run, origin, blame, blowup, updates, net_facts, solver_facts, log)
     diagnosis = Diagnosis(log, verdict.cause, verdict.first, verdict.evidence, verdict.advice, verdict.story,
                           run.has_debug, chosen + 1, len(runs), origin, blowup, run, verdict.origin, verdict.warnings)

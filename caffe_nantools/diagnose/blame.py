@@ -63,13 +63,16 @@ def zero_statistics(block: Block, types: Optional[Dict[str, str]]) -> List[str]:
     return found
 
 
-def find_blame(block: Block, first: Origin, types: Optional[Dict[str, str]] = None) -> Blame:
-    """Who is to blame for ``first``, the first bad record of ``block``."""
+def find_blame(block: Block, first: Origin, types: Optional[Dict[str, str]] = None, *,
+               grew_over_iterations: bool = False) -> Blame:
+    """Who is to blame for ``first``, the first bad record of ``block``. When values grew over
+    the iterations before (weights that exploded), growth along the last pass is its effect, not
+    a cause of its own."""
     if first.pass_ != "forward" or first.input or first.layer is None:
         return Blame(first.layer, first.pass_, first.iteration, _plain_why(first))
     tops = _tops_before(block, first)
     zeros = [layer for layer in zero_statistics(block, types) if layer in {r.layer for r in tops}]
-    start = _growth_start(tops)
+    start = None if grew_over_iterations else _growth_start(tops)
     if start is not None:
         base, begin, last = start
         why = (f"values grew {math.log10(last.value / base.value):.0f} orders of magnitude within one forward pass, "

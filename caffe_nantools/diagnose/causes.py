@@ -9,7 +9,7 @@ from caffe_nantools.diagnose.blame import Blame
 from caffe_nantools.diagnose.origin import Blowup, Origin
 from caffe_nantools.diagnose.reading import Evidence, Run
 from caffe_nantools.diagnose.trace import is_bad
-from caffe_nantools.diagnose.updates import Updates, healthy_gradient_norm, safe_base_lr
+from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
 from caffe_nantools.lint import LintFinding, lint
 from caffe_nantools.lint.solver_rules import number_of, setting
@@ -123,9 +123,12 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
     elif check is not None:
         _from_check(v, check, net)
     else:
-        _from_losses(v, run, blowup, net, solver)
+        _from_losses(v, run, blowup, net)
     if v.cause == "exploding_gradients":
-        _tell_updates(v, run, updates, solver)
+        first = updates.first_exploding() if updates is not None else None
+        if first is not None:
+            _tell_updates(v, first, updates)
+        v.advice += _exploding_advice(blowup, solver, updates if first is not None else None, run)
         if run.first_clipping is not None:
             v.story.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
                            f"{run.first_clipping.line}) and they still blew up")
@@ -154,8 +157,7 @@ def _at(iteration: Optional[int], about: str = "") -> str:
     return f"{about}iteration {iteration}" if iteration is not None else "an iteration the log does not name"
 
 
-def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[NetFacts],
-                 solver: Optional[SolverFacts]) -> None:
+def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[NetFacts]) -> None:
     """Without a trace: what the loss lines and the outputs of its iteration still tell."""
     loss = run.first_bad_loss
     iteration = loss.iteration if loss else None
@@ -166,7 +168,6 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
     if blowup is not None:
         v.cause = "exploding_gradients"
         _tell_blowup(v, blowup)
-        v.advice += _exploding_advice(blowup, solver)
         return
     v.cause = "unknown"
     if blob is not None:
@@ -188,31 +189,14 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
                      "or find the layer and the samples in one go: `caffe-nantools hunt SOLVER`"]
 
 
-def _tell_updates(v: Verdict, run: Run, updates: Optional[Updates], solver: Optional[SolverFacts]) -> None:
-    """Where the explosion started, by the size of the updates against the weights, and the
-    numbers that would have kept it in bounds."""
-    first = updates.first_exploding() if updates is not None else None
-    if first is None:
-        return
-    series = updates.series(first.layer)
-    shown = " -> ".join(f"{r.value:.2g} ({_at(r.iteration)})" for r in series[-5:])
+def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
+    """Where the explosion started: the first layer whose updates were as large as its weights."""
+    shown = " -> ".join(f"{r.value:.2g} ({_at(r.iteration)})" for r in updates.series(first.layer)[-5:])
     v.story.append(f"the update/weight ratio (lr x mean |diff| / mean |weight|) of layer {first.layer!r} passed 1 "
                    f"first, at {_at(first.iteration)}: {shown}; healthy training keeps it near 1e-3")
     v.origin = _origin(first.layer, "update", first.iteration,
                        "its update/weight ratio passed 1 first: each step was as large as its weights")
     v.evidence.append(Evidence(first.line, first.text))
-    largest = updates.largest()
-    rates = dict(run.rates)
-    base = solver.base_lr if solver is not None and solver.base_lr is not None else rates.get(largest.iteration)
-    if base is not None:
-        where = f" ({solver.path}:{solver.base_lr_line})" if solver is not None and solver.base_lr is not None else ""
-        v.advice.insert(0, f"lower base_lr to {safe_base_lr(base, largest):g} (from {base:g}){where}: that keeps the "
-                           f"largest update/weight ratio seen ({largest.value:.2g}, layer {largest.layer!r} at "
-                           f"{_at(largest.iteration)}) under 1e-2")
-    norm = healthy_gradient_norm((b.iteration, n.l2_diff) for b in run.window for n in b.norms)
-    if norm is not None and (solver is None or solver.clip_gradients is None):
-        v.advice.append(f"set clip_gradients: {float(f'{2 * norm:.1g}'):g} in the solver (twice the L2 norm of the "
-                        f"gradients before the growth, {norm:g})")
 
 
 def _first(iteration, pass_, layer, blob, line) -> dict:
@@ -259,7 +243,6 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
         v.advice.append(_layer_advice(blame.layer, net, zero_statistics="all-zero statistics" in blame.why))
     elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
         v.cause = "exploding_gradients"
-        v.advice += _exploding_advice(blowup, solver)
     elif origin.pass_ == "update":
         v.cause = "unknown"
         v.story.append(f"display is {run.gap}: the iterations in between are not in the trace")
@@ -320,16 +303,35 @@ def _tell_blowup(v: Verdict, b: Blowup) -> None:
     v.evidence += [Evidence(b.start[2], b.start[3]), Evidence(b.end[2], b.end[3])]
 
 
-def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts]) -> List[str]:
+def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts], updates: Optional[Updates],
+                      run: Run) -> List[str]:
+    """Lower the rate and bound the steps: by numbers the trace gives when it has the params'
+    updates and the gradient norms, else by rule of thumb."""
     advice = []
-    if solver is not None and solver.base_lr is not None:
-        advice.append(f"lower base_lr by 10x: {solver.base_lr:g} -> {solver.base_lr / 10:g} "
-                      f"({solver.path}:{solver.base_lr_line})")
+    solver_lr = solver.base_lr if solver is not None else None
+    where = f" ({solver.path}:{solver.base_lr_line})" if solver_lr is not None else ""
+    largest = updates.largest_at_onset() if updates is not None else None
+    base = solver_lr if solver_lr is not None else (dict(run.rates).get(largest.iteration) if largest else None)
+    if largest is not None and base is not None:
+        advice.append(f"lower base_lr to {safe_base_lr(base, largest):g} (from {base:g}){where}: that keeps the "
+                      f"update/weight ratios up to where they passed 1 (the largest, {largest.value:.2g}, layer "
+                      f"{largest.layer!r} at {_at(largest.iteration)}) under 1e-2")
+    elif solver_lr is not None:
+        advice.append(f"lower base_lr by 10x: {solver_lr:g} -> {solver_lr / 10:g}{where}")
     else:
         advice.append("lower base_lr by 10x")
     if solver is None or solver.clip_gradients is None:
-        advice.append("set clip_gradients (e.g. 10) in the solver to bound each update")
-    if blowup is not None and blowup.layer:
+        norm = healthy_gradient_norm((b.iteration, n.l2_diff) for b in run.window for n in b.norms)
+        if norm is not None:
+            advice.append(f"set clip_gradients: {float(f'{2 * norm:.1g}'):g} in the solver (twice the L2 norm of "
+                          f"the gradients before the growth, {norm:g}) to bound each update")
+        else:
+            advice.append("set clip_gradients (e.g. 10) in the solver to bound each update")
+    first = updates.first_exploding() if updates is not None else None
+    if first is not None:
+        advice.append(f"look at layer {first.layer!r}, whose updates outgrew its weights first: its lr_mult, its "
+                      "weight_filler; a BatchNorm before it keeps its input in scale")
+    elif blowup is not None and blowup.layer:
         advice.append(f"look at layer {blowup.layer!r}, where the growth started: its loss_weight, its "
                       "weight_filler; a BatchNorm before it keeps its input in scale")
     return advice

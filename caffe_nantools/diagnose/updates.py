@@ -35,13 +35,25 @@ class Updates:
     ratios: List[Ratio]
 
     def first_exploding(self) -> Optional[Ratio]:
-        return next((r for r in self.ratios if r.value >= EXPLODING_RATIO), None)
+        """The largest ratio of the first iteration where any passed EXPLODING_RATIO."""
+        first = next((r for r in self.ratios if r.value >= EXPLODING_RATIO), None)
+        if first is None:
+            return None
+        return max((r for r in self.ratios if r.iteration == first.iteration), key=lambda r: r.value)
 
-    def largest(self) -> Optional[Ratio]:
-        return max(self.ratios, key=lambda r: r.value, default=None)
+    def largest_at_onset(self) -> Optional[Ratio]:
+        """The largest ratio up to the iteration where the first one passed 1: what a lower rate
+        had to tame (the ratios after it are the explosion feeding on itself)."""
+        first = self.first_exploding()
+        until = [r for r in self.ratios if first is None or _order(r.iteration) <= _order(first.iteration)]
+        return max(until, key=lambda r: r.value, default=None)
 
     def series(self, layer: str) -> List[Ratio]:
         return [r for r in self.ratios if r.layer == layer]
+
+
+def _order(iteration: Optional[int]) -> float:
+    return math.inf if iteration is None else iteration
 
 
 def update_ratios(blocks: Iterable[Block], rates: Mapping[int, float]) -> Updates:
