@@ -23,11 +23,16 @@ class NonFiniteError(NanToolsError, RuntimeError):
     """A checked blob holds NaN or infinity (or, with ``max_abs``, values beyond it).
 
     Attributes:
-        layer: the check layer's label (``name`` in its param_str).
-        blob: name of the offending blob.
-        pass_: ``"forward"`` (blob data) or ``"backward"`` (blob diff).
+        layer: the check layer's label (``name`` in its param_str); for the guard, the net's
+            layer that owns the blob.
+        blob: name of the offending blob (the guard's: ``param 0``, ``top loss``).
+        pass_: ``"forward"`` (blob data), ``"backward"`` (blob diff) or ``"update"`` (a param's
+            data after the solver's update).
         phase: ``"TRAIN"`` or ``"TEST"``.
-        iteration: the check layer's own 0-based count of forward passes.
+        iteration: the check layer's own 0-based count of forward passes; the solver's
+            iteration for the guard.
+        lr: the learning rate of that iteration, where known (the guard).
+        by: ``"check"`` (a CheckFiniteLayer) or ``"guard"`` (:mod:`caffe_nantools.guard`).
         stats: the detailed counts (:class:`caffe_nantools.finite.FiniteStats`).
         nan, posinf, neginf, count, bad_samples, n_bad_samples, finite_min, finite_max:
             shortcuts to the same fields of ``stats``.
@@ -43,6 +48,8 @@ class NonFiniteError(NanToolsError, RuntimeError):
         iteration: int,
         stats: FiniteStats,
         max_abs: Optional[float] = None,
+        lr: Optional[float] = None,
+        by: str = "check",
     ) -> None:
         self.layer = layer
         self.blob = blob
@@ -51,6 +58,8 @@ class NonFiniteError(NanToolsError, RuntimeError):
         self.iteration = iteration
         self.stats = stats
         self.max_abs = max_abs
+        self.lr = lr
+        self.by = by
         super().__init__(self._describe())
 
     def __getattr__(self, name: str):
@@ -69,13 +78,15 @@ class NonFiniteError(NanToolsError, RuntimeError):
             "phase": self.phase,
             "iteration": self.iteration,
             "max_abs": self.max_abs,
+            "lr": self.lr,
+            "by": self.by,
             **self.stats.to_dict(),
             "message": str(self),
         }
 
     def _describe(self) -> str:
         s = self.stats
-        what = "data" if self.pass_ == "forward" else "diff"
+        what = "diff" if self.pass_ == "backward" else "data"
         parts = [f"{s.nan} NaN, {s.posinf} +inf, {s.neginf} -inf in {s.count} values"]
         if s.over_max_abs:
             parts.append(f"{s.over_max_abs} finite values beyond max_abs={self.max_abs:g}")
@@ -89,8 +100,11 @@ class NonFiniteError(NanToolsError, RuntimeError):
             parts.append("no finite values")
         else:
             parts.append(f"finite values in [{s.finite_min:.6g}, {s.finite_max:.6g}]")
-        return (
-            f"check '{self.layer}': blob '{self.blob}' {self.pass_} {what} at iteration "
-            f"{self.iteration} ({self.phase}): " + "; ".join(parts)
-        )
+        if self.by == "guard":
+            rate = f", lr {self.lr:g}" if self.lr is not None else ""
+            head = (f"guard: layer '{self.layer}' {self.blob} {what} after the {self.pass_} of iteration "
+                    f"{self.iteration} ({self.phase}{rate})")
+        else:
+            head = f"check '{self.layer}': blob '{self.blob}' {self.pass_} {what} at iteration {self.iteration} ({self.phase})"
+        return head + ": " + "; ".join(parts)
 

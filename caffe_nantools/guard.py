@@ -1,0 +1,137 @@
+"""A guard for training driven from Python: step a pycaffe solver and stop at the first
+non-finite output, gradient or weight, named with its layer, pass, iteration and rate.
+
+Caffe itself never looks: a NaN loss trains on for hours. After each guarded iteration the
+net's outputs are checked (forward), every param's gradient as the backward pass left it
+(through the solver's gradients-ready callback, before the update) and every param's data
+after the update, so a value that went bad in the update is caught there, with that
+iteration's learning rate.
+
+This runs in the training process, next to Caffe: it imports numpy and the package's
+pure-numpy modules only (the solver is handed in).
+
+    from caffe_nantools import guard
+    solver = caffe.SGDSolver("solver.prototxt")
+    guard.step(solver, 1000)          # raises NonFiniteError at the first bad value
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from caffe_nantools.errors import NonFiniteError
+from caffe_nantools.finite import finite_stats, is_finite
+
+__all__ = ["Guard", "step"]
+
+
+class Guard:
+    """The checks of one solver. Made once per solver (its callback stays registered).
+
+    Args:
+        solver: a pycaffe solver (``caffe.SGDSolver(...)`` or ``caffe.get_solver(...)``).
+        check_params: also check every param's gradient and data (one reduction each).
+        max_abs: also stop at finite values beyond it (1e37 catches an overflow to FLT_MAX).
+    """
+
+    def __init__(self, solver, *, check_params: bool = True, max_abs: Optional[float] = None) -> None:
+        self.solver = solver
+        self.net = solver.net
+        self.check_params = check_params
+        self.max_abs = max_abs
+        self._due = False
+        self._bad_gradient: Optional[Tuple[str, int, object]] = None
+        self._params: List[Tuple[str, int, object]] = [
+            (layer, i, blob) for layer, blobs in self.net.params.items() for i, blob in enumerate(blobs)]
+        self._producers = _producers(self.net)
+        # Where the solver offers it, gradients are checked as backward left them, before the
+        # update mixes in the rate and the momentum.
+        self.gradients_seen = hasattr(solver, "add_callback")
+        if self.gradients_seen:
+            solver.add_callback(_nothing, self._on_gradients)
+
+    def step(self, n: int = 1, *, every: int = 1) -> None:
+        """Run ``n`` iterations, checking every ``every``-th.
+
+        Raises:
+            NonFiniteError: the first bad output, gradient or param (``by="guard"``).
+        """
+        solver = self.solver
+        for _ in range(n):
+            iteration = int(solver.iter)
+            lr = learning_rate(solver)
+            self._due = iteration % every == 0
+            self._bad_gradient = None
+            solver.step(1)
+            if self._due:
+                self.check(iteration, lr)
+
+    def check(self, iteration: int, lr: Optional[float]) -> None:
+        """Check the state the last step left, in the order it was computed: outputs, gradients,
+        then weights."""
+        for name in self.net.outputs:
+            data = self.net.blobs[name].data
+            if not is_finite(data, self.max_abs):
+                raise self._error(self._producers.get(name, name), f"top {name}", "forward", iteration, lr, data)
+        if not self.check_params:
+            return
+        if self._bad_gradient is not None:
+            layer, i, stats = self._bad_gradient
+            raise self._error(layer, f"param {i}", "backward", iteration, lr, stats=stats)
+        for layer, i, blob in self._params:
+            if not self.gradients_seen and not is_finite(blob.diff, self.max_abs):
+                raise self._error(layer, f"param {i}", "backward", iteration, lr, blob.diff)
+            if not is_finite(blob.data, self.max_abs):
+                raise self._error(layer, f"param {i}", "update", iteration, lr, blob.data)
+
+    def _on_gradients(self) -> None:
+        if not (self._due and self.check_params) or self._bad_gradient is not None:
+            return
+        for layer, i, blob in self._params:
+            if not is_finite(blob.diff, self.max_abs):
+                # Raising inside Caffe's C++ loop would abort it: keep the finding for later.
+                self._bad_gradient = (layer, i, finite_stats(blob.diff, self.max_abs))
+                return
+
+    def _error(self, layer: str, blob: str, pass_: str, iteration: int, lr: Optional[float], array=None,
+               stats=None) -> NonFiniteError:
+        return NonFiniteError(layer=layer, blob=blob, pass_=pass_, phase="TRAIN", iteration=iteration,
+                              stats=stats if stats is not None else finite_stats(array, self.max_abs),
+                              max_abs=self.max_abs, lr=lr, by="guard")
+
+
+def learning_rate(solver) -> Optional[float]:
+    """The rate the solver's next iteration uses, where pycaffe tells it (``solver.lr``)."""
+    rate = getattr(solver, "lr", None)
+    if callable(rate):
+        rate = rate()
+    return float(rate) if rate is not None else None
+
+
+def _producers(net) -> Dict[str, str]:
+    """Blob name -> the layer that last writes it (an in-place layer rewrites its input)."""
+    found: Dict[str, str] = {}
+    for layer, tops in getattr(net, "top_names", {}).items():
+        for top in tops:
+            found[top] = layer
+    return found
+
+
+def _nothing() -> None:
+    pass
+
+
+_GUARDS: Dict[int, Guard] = {}
+
+
+def step(solver, n: int = 1, *, check_params: bool = True, every: int = 1, max_abs: Optional[float] = None) -> None:
+    """Step ``solver`` ``n`` iterations under a guard (one per solver, kept between calls).
+
+    Raises:
+        NonFiniteError: the first bad output, gradient or param, with layer, blob, pass
+            (``forward``, ``backward``, ``update``), iteration and learning rate.
+    """
+    guard = _GUARDS.get(id(solver))
+    if guard is None or guard.solver is not solver:
+        guard = _GUARDS[id(solver)] = Guard(solver, check_params=check_params, max_abs=max_abs)
+    guard.check_params, guard.max_abs = check_params, max_abs
+    guard.step(n, every=every)
