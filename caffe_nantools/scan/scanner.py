@@ -12,7 +12,7 @@ from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
 from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport, merge_reports
-from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store
+from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store, unreadable_from
 
 BACKENDS = ("lmdb", "leveldb", "hdf5", "imagelist")
 
@@ -144,18 +144,26 @@ def scan_store(
     machine); without it, LMDB values are read as views into the map, no copy.
     """
     try:
-        store = open_store(source.path, source.backend, views=not read_ahead)
-        total = store.count()
+        with open_store(source.path, source.backend, views=not read_ahead) as store:
+            return _scan_open_store(store, source, report, limit, max_findings, shard, progress, read_ahead)
     except StoreError as e:
         raise ScanError(str(e)) from None
+
+
+def _scan_open_store(store, source: Source, report: ScanReport, limit, max_findings, shard, progress, read_ahead) -> Set[int]:
+    collector = Collector(report, source.name, source.backend, max_findings)
+    if shard is None or shard[0] == 0:  # said once, by the first slice
+        for name, lost in getattr(store, "losses", ()):
+            collector.add(-1, name, "store", "corrupt",
+                          f"damaged: {lost}; the records in it cannot be read (Caffe's LevelDB drops them too, without a word)")
+    total = store.count()
     first, end = _shard_range(total, shard)
     if limit is not None:
         end = min(end, first + limit)
     if first >= end:
-        Collector(report, source.name, source.backend, max_findings)
         return set()
     start_key = store.keys_at([first])[0] if first else None  # a slice ends by its count
-    checker = DatumChecker(Collector(report, source.name, source.backend, max_findings), source.expect)
+    checker = DatumChecker(collector, source.expect)
     bar = Progress(os.path.basename(source.path.rstrip("/")), end - first, progress)
     bad: Set[int] = set()
     index = first
@@ -165,11 +173,10 @@ def scan_store(
             bad.update(index + row for row in checker.check(keys, values, index))
             index += len(keys)
             bar.update(len(keys))
-    except StoreError as e:
-        raise ScanError(str(e)) from None
+    except StoreError as e:  # a damaged page or table: say how far the store could be read
+        raise unreadable_from(e, index) from None
     finally:
         bar.close()
-        store.close()
     return bad
 
 
