@@ -26,7 +26,9 @@ class Finding:
             path as listed for ImageData.
         field: what part of the record (``data``, ``label``, ``float_data``, a dataset...).
         problem: ``nan``, ``inf``, ``decode``, ``not_datum``, ``shape``, ``empty``, ``label``,
-            ``missing``, ``rows``, ``overflow``, ``mean``.
+            ``missing``, ``rows``, ``overflow``, ``mean``, ``dataset`` (an HDF5 dataset that is
+            not rows of numbers), ``unreadable`` (HDF5 rows in a damaged chunk), ``corrupt`` (a
+            damaged LevelDB file: what its recovery drops).
         detail: the numbers, in words.
     """
 
