@@ -10,6 +10,7 @@ from typing import Optional, Set, Tuple, Union
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
 from caffe_nantools.scan.imagelist import ImageOptions
+from caffe_nantools.scan.merging import fingerprint
 from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport, merge_reports
 from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store, unreadable_from
@@ -282,6 +283,8 @@ def scan(
             Collector(report, source.name, source.backend).add(
                 -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
     report.sort()
+    report.shard = shard
+    report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
     if write_clean is not None:
         kept = _write_clean(sources[0], bad, write_clean)
         report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
