@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional, Set, Tuple, Union
 
@@ -357,9 +359,27 @@ def _scan_shard(source: Source, k: int, n: int, max_findings, progress: Union[bo
     return report, bad
 
 
+@contextmanager
+def _sigint_held():
+    """SIGINT held back from a child process being started (it inherits the mask), until it
+    ignores the signal: the parent alone answers Ctrl-C, stopping the children, which would
+    otherwise each print a KeyboardInterrupt traceback."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _scan_child(source: Source, k: int, n: int, max_findings, counts, send) -> None:
     """A worker process: its slice's (report, bad indices), or the error that stopped it, sent
     to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         result = _scan_shard(source, k, n, max_findings, Tally(counts, k) if counts is not None else False)
     except NanToolsError as e:
@@ -394,7 +414,8 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
         for k in range(last):
             receive, send = context.Pipe(duplex=False)
             child = context.Process(target=_scan_child, args=(source, k, workers, max_findings, counts, send), daemon=True)
-            child.start()
+            with _sigint_held():
+                child.start()
             send.close()
             children.append((child, receive))
         own = _scan_shard(source, last, workers, max_findings, mine)
@@ -423,9 +444,10 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
         report = merge_reports(part for part, _ in results)  # while the children exit
         finished = True
     finally:
-        for child, _ in children:
-            if not finished and child.is_alive():  # stopped by an error: the others need not go on
+        if not finished:  # stopped by an error or Ctrl-C: the others need not go on
+            for child, _ in children:
                 child.terminate()
+        for child, _ in children:
             child.join()
     if max_findings is not None and len(report.findings) > max_findings:
         report.unlisted += len(report.findings) - max_findings
