@@ -157,3 +157,27 @@ def test_an_empty_source_is_a_finding(tmp_path):
     report = scan(str(tmp_path / "empty.txt"), backend="imagelist")
     assert [(f.index, f.problem) for f in report.findings] == [(-1, "empty")]
     assert report.return_code == 1
+
+
+@pytest.mark.parametrize("bad_rows", [[], [0, 7, 9999], list(range(3000, 6000))])
+def test_hdf5_write_clean_streams_in_flat_memory(tmp_path, monkeypatch, bad_rows):
+    import tracemalloc
+
+    from caffe_nantools.scan import hdf5
+
+    rows = 10000
+    data = np.arange(rows * 1000, dtype=np.float32).reshape(rows, 1000)  # 40 MB
+    write_h5(tmp_path / "big.h5", data, np.arange(rows, dtype=np.float32))
+    del data
+    monkeypatch.setattr(hdf5, "CHUNK_BYTES", 1 << 20)
+    tracemalloc.start()
+    try:
+        kept = hdf5.write_clean_hdf5(Source(str(tmp_path / "big.h5"), "hdf5"), set(bad_rows), str(tmp_path / "clean.h5"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert kept == rows - len(bad_rows) and peak < 8 << 20
+    with h5py.File(tmp_path / "clean.h5", "r") as f:
+        labels = f["label"][:]
+        assert labels.tolist() == [float(r) for r in range(rows) if r not in set(bad_rows)]
+        assert (f["data"][:, 0] == labels * 1000).all()
