@@ -8,7 +8,8 @@
 2. --workers 2 against --workers 1 (target >= 1.7x);
 3. MB/s on a 1 GB HDF5 file against a plain h5py read of the same rows (target >= 0.8x), as
    by default and with --workers 1;
-4. peak RSS of a scan of 100 MB and of 2 GB of data (target: flat).
+4. peak RSS of a scan of 100 MB and of 2 GB of data, and of an HDF5 scan --write-clean of as
+   much (target: flat).
 """
 import argparse
 import os
@@ -200,10 +201,9 @@ def hdf5_times(path):
     return best_seconds([plain_read, chunked_read, lambda: scan(path), lambda: scan(path, workers=1)])
 
 
-def hdf5_table(megabytes, tmp):
+def make_h5(path, megabytes):
     import h5py
 
-    path = os.path.join(tmp, "big.h5")
     rows = megabytes * (1 << 20) // (3 * 32 * 32 * 4)
     with h5py.File(path, "w") as f:
         data = f.create_dataset("data", (rows, 3, 32, 32), np.float32)
@@ -213,6 +213,11 @@ def hdf5_table(megabytes, tmp):
             data[start:end] = block[: end - start]
         f.create_dataset("label", data=np.zeros(rows, np.float32))
     os.sync()
+
+
+def hdf5_table(megabytes, tmp):
+    path = os.path.join(tmp, "big.h5")
+    make_h5(path, megabytes)
     size = os.path.getsize(path) / 1e6
     plain, chunked, ours, one = in_fresh_process("--hdf5-times", path)
     print(f"\nHDF5, {size:.0f} MB: plain h5py read (ds[:]) {size / plain:,.0f} MB/s; chunked read_direct into one buffer "
@@ -221,11 +226,11 @@ def hdf5_table(megabytes, tmp):
     print(f"  scan --workers 1 {size / one:,.0f} MB/s: {plain / one:.2f}x the plain read")
 
 
-def peak_rss(target):
-    """(peak RSS, peak anonymous RSS) in MB of a scan in one fresh process (--workers 1: each
-    worker process of a larger scan holds as much). An LMDB is memory-
-    mapped: the pages it reads count in RSS but belong to the page cache, which the kernel
-    drops at will; the anonymous part is the memory the scan itself holds."""
+def peak_rss(target, **options):
+    """(peak RSS, peak anonymous RSS) in MB of a scan of ``target`` with ``options`` in one
+    fresh process (--workers 1: each worker process of a larger scan holds as much). An LMDB
+    is memory-mapped: the pages it reads count in RSS but belong to the page cache, which the
+    kernel drops at will; the anonymous part is the memory the scan itself holds."""
     code = (
         "import sys, threading, time; sys.path.insert(0, %r)\n"
         "from caffe_nantools.scan import scan\n"
@@ -236,9 +241,9 @@ def peak_rss(target):
         "            if line.startswith('RssAnon:'): peak[0] = max(peak[0], int(line.split()[1]))\n"
         "        time.sleep(0.01)\n"
         "threading.Thread(target=watch, daemon=True).start()\n"
-        "scan(%r, workers=1)\n"
+        "scan(%r, workers=1, **%r)\n"
         "hwm = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
-        "print(hwm, peak[0])\n" % (ROOT, target)
+        "print(hwm, peak[0])\n" % (ROOT, target, options)
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     hwm, anon = out.split()[-2:]
@@ -253,6 +258,13 @@ def rss_table(tmp, sizes_mb):
         make_lmdb(path, mb * (1 << 20) // record, (3, 256, 256), "uint8")
         total, anonymous = peak_rss(path)
         print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which at most {anonymous:6.1f} MB anonymous (the rest is LMDB's mapped file)")
+    print("\npeak RSS of an HDF5 scan --write-clean (float 3x32x32 rows; target: flat, not the data's size)")
+    for mb in sizes_mb:
+        path = os.path.join(tmp, f"rss_{mb}.h5")
+        make_h5(path, mb)
+        total, anonymous = peak_rss(path, write_clean=path + ".clean.h5")
+        os.remove(path + ".clean.h5")
+        print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which {anonymous:6.1f} MB anonymous")
 
 
 def main():

@@ -136,19 +136,9 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    import json
+    from caffe_nantools.scan import merge_files
 
-    from caffe_nantools.files import read_text
-    from caffe_nantools.scan import ScanReport, merge_reports
-    from caffe_nantools.scan.scanner import ScanError
-
-    reports = []
-    for path in args.reports:
-        try:
-            reports.append(ScanReport.from_dict(json.loads(read_text(path))))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ScanError(f"{path}: not a scan report made with --json ({e})") from None
-    report = merge_reports(reports)
+    report = merge_files(args.reports)
     _print_report(report, args)
     return report.return_code
 

@@ -16,10 +16,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from caffe_nantools.errors import NanToolsError
+
 _FLOAT_TAG = 0x35  # field 6, wire type 5 (fixed32)
 
 
-class NotADatum(ValueError):
+class NotADatum(NanToolsError, ValueError):
     """Bytes that protobuf would not read as a Datum (or not as the one Caffe expects)."""
 
 
@@ -85,12 +87,13 @@ def parse_header(buf: bytes) -> Header:
             raise NotADatum("field number 0")
         if wire == 0:
             value, pos = read_varint(buf, pos)
+            # int32 fields: a wider varint is cut to 32 bits, as protobuf (and so Caffe) reads it
             if number == 1:
-                header.channels = value
+                header.channels = _signed32(value)
             elif number == 2:
-                header.height = value
+                header.height = _signed32(value)
             elif number == 3:
-                header.width = value
+                header.width = _signed32(value)
             elif number == 5:
                 header.label = _signed32(value)
                 header.label_at = at

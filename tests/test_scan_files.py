@@ -36,7 +36,7 @@ def h5_list(tmp_path, monkeypatch):
     labels_b[4] = 1.5
     write_h5("a.h5", a, np.zeros(40, np.float32))
     write_h5("b.h5", b, labels_b)
-    (tmp_path / "list.txt").write_text("a.h5\nmissing.h5\nb.h5\n")
+    (tmp_path / "list.txt").write_text("a.h5\n\nb.h5\n")
     return tmp_path / "list.txt"
 
 
@@ -44,7 +44,6 @@ def test_hdf5_list_rows_are_named_file_and_row(h5_list):
     report = scan(str(h5_list))
     assert found(report) == [
         (5, "a.h5:5", "data", "nan"),
-        (40, "missing.h5", "file", "missing"),
         (43, "b.h5:3", "label", "label"),
         (69, "b.h5:29", "data", "inf"),
     ]
@@ -79,7 +78,7 @@ def test_hdf5_small_chunks_find_the_same_rows(h5_list, monkeypatch):
     from caffe_nantools.scan import hdf5
 
     monkeypatch.setattr(hdf5, "CHUNK_BYTES", 50)
-    assert [f.index for f in scan(str(h5_list)).findings] == [5, 40, 43, 69]
+    assert [f.index for f in scan(str(h5_list)).findings] == [5, 43, 69]
 
 
 def test_a_big_hdf5_list_gets_a_process_per_core_with_the_same_report(h5_list, monkeypatch):
@@ -90,7 +89,7 @@ def test_a_big_hdf5_list_gets_a_process_per_core_with_the_same_report(h5_list, m
     assert scanner.auto_workers(source) == 1
     both = (h5_list.parent / "a.h5").stat().st_size + (h5_list.parent / "b.h5").stat().st_size
     monkeypatch.setattr(scanner, "BYTES_PER_WORKER", both // 2)
-    assert scanner.auto_workers(source) == 2  # the missing file weighs nothing
+    assert scanner.auto_workers(source) == 2
     report = scan(str(h5_list))
     assert found(report) == found(scan(str(h5_list), workers=1))
     assert report.summaries[str(h5_list)].records == 70
@@ -98,9 +97,8 @@ def test_a_big_hdf5_list_gets_a_process_per_core_with_the_same_report(h5_list, m
 
 def test_hdf5_shards_and_write_clean(h5_list, tmp_path):
     parts = [scan(str(h5_list), shard=(k, 4)) for k in range(4)]
-    assert sorted(f.index for p in parts for f in p.findings) == [5, 40, 43, 69]
+    assert sorted(f.index for p in parts for f in p.findings) == [5, 43, 69]
     report = scan(str(h5_list), write_clean=str(tmp_path / "clean.txt"))
-    # The missing file is a finding but has no rows to leave out.
     assert report.notes == [f"wrote {tmp_path / 'clean.txt'}: 67 records, 3 bad ones left out"]
     assert scan(str(tmp_path / "clean.txt")).findings == []
 
@@ -159,3 +157,29 @@ def test_an_empty_source_is_a_finding(tmp_path):
     report = scan(str(tmp_path / "empty.txt"), backend="imagelist")
     assert [(f.index, f.problem) for f in report.findings] == [(-1, "empty")]
     assert report.return_code == 1
+
+
+@pytest.mark.parametrize("bad_rows", [[], [0, 7, 9999], list(range(3000, 6000))])
+def test_hdf5_write_clean_streams_in_flat_memory(tmp_path, monkeypatch, bad_rows):
+    import tracemalloc
+
+    from caffe_nantools.files import writing
+    from caffe_nantools.scan import hdf5
+
+    rows = 10000
+    data = np.arange(rows * 1000, dtype=np.float32).reshape(rows, 1000)  # 40 MB
+    write_h5(tmp_path / "big.h5", data, np.arange(rows, dtype=np.float32))
+    del data
+    monkeypatch.setattr(hdf5, "CHUNK_BYTES", 1 << 20)
+    tracemalloc.start()
+    try:
+        with writing() as out:
+            kept = hdf5.write_clean_hdf5(Source(str(tmp_path / "big.h5"), "hdf5"), set(bad_rows), str(tmp_path / "clean.h5"), out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert kept == rows - len(bad_rows) and peak < 8 << 20
+    with h5py.File(tmp_path / "clean.h5", "r") as f:
+        labels = f["label"][:]
+        assert labels.tolist() == [float(r) for r in range(rows) if r not in set(bad_rows)]
+        assert (f["data"][:, 0] == labels * 1000).all()

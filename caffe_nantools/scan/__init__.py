@@ -1,9 +1,10 @@
 """Find every bad sample of a Caffe data source (LMDB, LevelDB, HDF5, ImageData list), by key
 or row, with what is wrong with it."""
+from caffe_nantools.scan.merging import merge_files
 from caffe_nantools.scan.report import Finding, ScanReport, Summary, merge_reports
 from caffe_nantools.scan.scanner import BACKENDS, ScanError, Source, detect_backend, scan
 
 __all__ = [
     "BACKENDS", "Finding", "ScanError", "ScanReport", "Source", "Summary",
-    "detect_backend", "merge_reports", "scan",
+    "detect_backend", "merge_files", "merge_reports", "scan",
 ]

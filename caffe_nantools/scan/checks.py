@@ -12,6 +12,7 @@ from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.report import FieldStats, Finding, ScanReport, Summary
 
 FLT_MAX = float(np.finfo(np.float32).max)
+INT_MAX = 2**31 - 1  # a blob's count is a C int
 
 
 @dataclass
@@ -141,6 +142,7 @@ class DatumChecker:
 
     def _check_shapes(self, batch: Batch, ok: np.ndarray, report) -> None:
         shapes = batch.shapes
+        ok = ok & ~self._impossible_shapes(shapes, report)
         rows = np.flatnonzero(ok)
         if rows.size and self.reference is None:
             self.reference = tuple(int(v) for v in shapes[rows[0]])
@@ -157,9 +159,20 @@ class DatumChecker:
                 report(int(row), "shape", "shape", f"{got} is smaller than crop_size {crop}")
         for group_rows, values in batch.groups:
             expected = np.prod(shapes[group_rows], axis=1)
-            for row in group_rows[expected != values.shape[1]]:
-                c, h, w = shapes[row]
+            for row in group_rows[(expected != values.shape[1]) & ok[group_rows]]:
+                c, h, w = (int(d) for d in shapes[row])
                 report(int(row), "data", "shape", f"{values.shape[1]} values, but channels x height x width = {c * h * w}")
+
+    @staticmethod
+    def _impossible_shapes(shapes: np.ndarray, report) -> np.ndarray:
+        """Rows whose dimensions no Caffe blob can take (negative, or more than INT_MAX values:
+        Caffe CHECK-fails on them), reported; the other shape checks skip them."""
+        impossible = (shapes < 0).any(axis=1) | (shapes.astype(np.float64).prod(axis=1) > INT_MAX)
+        for row in np.flatnonzero(impossible):
+            c, h, w = (int(d) for d in shapes[row])
+            why = "a negative dimension" if min(c, h, w) < 0 else f"{c * h * w} values, more than a Caffe blob holds (2^31 - 1)"
+            report(int(row), "shape", "shape", f"{c}x{h}x{w}: {why}")
+        return impossible
 
     def _measure(self, rows: np.ndarray, values: np.ndarray) -> "_Measured":
         """The numbers of one group of values, touching nothing shared."""

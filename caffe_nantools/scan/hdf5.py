@@ -34,25 +34,39 @@ def is_hdf5_file(path: str) -> bool:
 
 def list_files(path: str) -> List[Tuple[str, str]]:
     """The .h5 files of a source, as (name as listed, path to open). A list file's relative
-    names are tried from the current folder (as Caffe does) and then from the list's folder."""
+    names are tried from the current folder (as Caffe does) and then from the list's folder.
+
+    Raises:
+        ScanError: ``path`` is a folder or cannot be read, or the list names a file that is not
+            there (Caffe stops on it).
+    """
     from caffe_nantools.scan.scanner import ScanError
 
-    if is_hdf5_file(path):
-        return [(path, path)]
+    if os.path.isdir(path):
+        raise ScanError(f"{path}: a folder, not an HDF5 file or a list of them; give the .h5 file or the list")
     try:
+        if is_hdf5_file(path):
+            return [(path, path)]
         with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
+            lines = [(number, line.strip()) for number, line in enumerate(f, 1) if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
-        raise ScanError(f"{path}: cannot read the HDF5 list ({e})") from None
+        why = "no such file" if isinstance(e, FileNotFoundError) else f"cannot read the HDF5 list ({e})"
+        raise ScanError(f"{path}: {why}") from None
     here = os.path.dirname(os.path.abspath(path))
     files = []
-    for name in names:
+    for number, name in lines:
         local = os.path.join(here, name)
-        files.append((name, name if os.path.exists(name) or not os.path.exists(local) else local))
+        found = name if os.path.exists(name) or not os.path.exists(local) else local
+        if not os.path.isfile(found):
+            raise ScanError(f"{path}:{number}: {name}: no such file (Caffe stops there); fix the list")
+        files.append((name, found))
     return files
 
 
 class _File:
+    """One .h5 file, its datasets sorted into those that can be read as rows of numbers and
+    ``problems``: (name, why) of the others (missing, a dangling link, text, a scalar...)."""
+
     def __init__(self, name: str, path: str, datasets: Optional[Sequence[str]]) -> None:
         from caffe_nantools.scan.scanner import ScanError
 
@@ -60,12 +74,38 @@ class _File:
         self.name = name
         try:
             self.h5 = h5py.File(path, "r")
-        except OSError as e:
+        except (OSError, ValueError) as e:
             raise ScanError(f"{path}: cannot open as HDF5 ({e})") from None
-        wanted = datasets or [k for k, v in self.h5.items() if isinstance(v, h5py.Dataset)]
-        self.missing = [d for d in wanted if d not in self.h5]
-        self.datasets = {d: self.h5[d] for d in wanted if d in self.h5}
-        self.rows = {d: (ds.shape[0] if ds.shape else 1) for d, ds in self.datasets.items()}
+        self.problems: List[Tuple[str, str]] = []
+        self.datasets = {}
+        for d in datasets or list(self.h5.keys()):
+            dataset, why = self._dataset(h5py, d, named=bool(datasets))
+            if why:
+                self.problems.append((d, why))
+            elif dataset is not None:
+                self.datasets[d] = dataset
+        self.rows = {d: ds.shape[0] for d, ds in self.datasets.items()}
+
+    def _dataset(self, h5py, name: str, named: bool):
+        """(the dataset, None), or (None, why it cannot be read); (None, None) for a group
+        that the layer does not name."""
+        try:
+            link = self.h5.get(name, getlink=True)
+            target = self.h5[name] if link is not None else None
+        except (KeyError, OSError, ValueError):
+            where = getattr(link, "path", "")
+            return None, f"{name!r} is a link to {where!r}, which does not exist"
+        if target is None:
+            return None, f"no dataset {name!r} (the layer's top)"
+        if not isinstance(target, h5py.Dataset):
+            return None, (f"{name!r} is a group, not a dataset" if named else None)
+        if not target.shape:
+            return None, f"dataset {name!r} is a single value, not rows (HDF5Data reads a row per sample)"
+        if target.dtype.kind not in "biuf":
+            return None, f"dataset {name!r} holds {target.dtype}, not numbers (HDF5Data reads floats)"
+        if 0 in target.shape[1:]:
+            return None, f"dataset {name!r} has no values in a row (shape {'x'.join(map(str, target.shape))})"
+        return target, None
 
     @property
     def n(self) -> int:
@@ -77,37 +117,32 @@ def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shar
     from caffe_nantools.scan.scanner import Progress, ScanError, _shard_range
 
     collector = Collector(report, source.name, "hdf5", max_findings)
-    datasets = source.datasets or None
     files = []
-    for name, path in list_files(source.path):
-        if not os.path.exists(path):
-            files.append((name, path, None))
-            continue
-        files.append((name, path, _File(name, path, datasets)))
-    total = sum(f.n for _, _, f in files if f is not None)
-    first, end = _shard_range(total, shard)
-    if limit is not None:
-        end = min(end, first + limit)
-    bar = Progress(os.path.basename(source.path), end - first, progress)
-    bad: Set[int] = set()
-    offset = 0
     try:
-        for name, path, f in files:
-            if f is None:
-                if first <= offset < end or (first == offset == end == 0):
-                    collector.add(offset, name, "file", "missing", f"{path}: no such file (Caffe stops here)")
-                continue
-            lo, hi = max(first - offset, 0), min(end - offset, f.n)
-            if lo < hi or f.n == 0:
-                bad |= _scan_file(f, offset, lo, hi, source.expect, collector, bar)
-            offset += f.n
+        for name, path in list_files(source.path):
+            files.append(_File(name, path, source.datasets or None))
+        total = sum(f.n for f in files)
+        first, end = _shard_range(total, shard)
+        if limit is not None:
+            end = min(end, first + limit)
+        bar = Progress(os.path.basename(source.path), end - first, progress)
+        bad: Set[int] = set()
+        offset = 0
+        try:
+            for f in files:
+                lo, hi = max(first - offset, 0), min(end - offset, f.n)
+                # A file of no rows is said by the slice holding the next row (or by the last).
+                last = shard is None or shard[0] == shard[1] - 1
+                if lo < hi or (f.n == 0 and (first <= offset < end or (last and offset == end == total))):
+                    bad |= _scan_file(f, offset, lo, hi, source.expect, collector, bar)
+                offset += f.n
+        finally:
+            bar.close()
     except OSError as e:
         raise ScanError(f"{source.path}: read failed ({e})") from None
     finally:
-        bar.close()
-        for _, _, f in files:
-            if f is not None:
-                f.h5.close()
+        for f in files:
+            f.h5.close()
     return bad
 
 
@@ -116,8 +151,8 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
     summary = collector.summary
     key = f"{f.name}:{{}}".format
     if lo == 0:
-        for d in f.missing:
-            collector.add(offset, f.name, d, "missing", f"no dataset {d!r} (the layer's top)")
+        for d, why in f.problems:
+            collector.add(offset, f.name, d, "missing" if why.startswith("no dataset") else "dataset", why)
         if len(set(f.rows.values())) > 1:
             counts = ", ".join(f"{d}: {n}" for d, n in f.rows.items())
             collector.add(offset, f.name, "rows", "rows", f"datasets differ in row count ({counts})")
@@ -127,27 +162,49 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
         shape = "x".join(map(str, ds.shape[1:])) or "scalar"
         summary.shapes[f"{d}: {shape}"] += hi - lo
         is_label = d == expect.label_top if expect.label_top else d == "label"
-        row_bytes = max(int(np.prod(ds.shape[1:])) * ds.dtype.itemsize, 1)
-        step = max(1, CHUNK_BYTES // row_bytes)
         stats = summary.stats(d)
-        for a, b, chunk in _chunks(ds, lo, hi, step):
-            for row in _check_chunk(chunk, d, expect, is_label, key, offset + a, a, collector, stats):
-                bad.add(offset + row)
-            if is_label:
-                summary.count_labels(chunk.reshape(b - a, -1)[:, 0] if chunk.ndim > 1 else chunk)
+        for a, b, chunk, why in _chunks(ds, lo, hi):
+            if chunk is None:
+                for row in range(a, b):
+                    collector.add(offset + row, key(row), d, "unreadable", f"cannot be read ({why}): a damaged compressed chunk")
+                    bad.add(offset + row)
+            else:
+                for row in _check_chunk(chunk, d, expect, is_label, key, offset + a, a, collector, stats):
+                    bad.add(offset + row)
+                if is_label:
+                    summary.count_labels(chunk.reshape(b - a, -1)[:, 0])
             if d == next(iter(f.datasets)):
                 bar.update(b - a)
     return bad
 
 
-def _chunks(ds, lo: int, hi: int, step: int):
-    """(first row, end row, rows) of ``ds``, read into one reused buffer."""
+def _chunks(ds, lo: int, hi: int):
+    """(first row, end row, rows, None) of ``ds``, read CHUNK_BYTES at a time into one reused
+    buffer; a stretch that cannot be read (a damaged compressed chunk) comes as (first row, end
+    row, None, why), narrowed to the dataset's own chunks, and the reading goes on after it."""
+    step = max(1, CHUNK_BYTES // max(int(np.prod(ds.shape[1:])) * ds.dtype.itemsize, 1))
     buffer = np.empty((min(step, hi - lo),) + ds.shape[1:], ds.dtype) if hi > lo else None
     for a in range(lo, hi, step):
         b = min(a + step, hi)
-        chunk = buffer[: b - a]
-        ds.read_direct(chunk, np.s_[a:b], np.s_[0 : b - a])
-        yield a, b, chunk
+        try:
+            ds.read_direct(buffer, np.s_[a:b], np.s_[0 : b - a])
+            yield a, b, buffer[: b - a], None
+        except OSError:
+            yield from _narrowed(ds, a, b, buffer)
+
+
+def _narrowed(ds, lo: int, hi: int, buffer):
+    """Rows ``lo:hi`` read one HDF5 chunk at a time, to name the rows that cannot be read."""
+    rows = ds.chunks[0] if ds.chunks else hi - lo
+    a = lo
+    while a < hi:
+        b = min((a // rows + 1) * rows, hi)
+        try:
+            ds.read_direct(buffer, np.s_[a:b], np.s_[0 : b - a])
+            yield a, b, buffer[: b - a], None
+        except OSError as e:
+            yield a, b, None, str(e)
+        a = b
 
 
 def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_start, collector, stats) -> List[int]:
@@ -190,27 +247,47 @@ def _label_problems(flat: np.ndarray, expect) -> List[Tuple[int, str]]:
 
 def write_clean_hdf5(source, bad: Set[int], target: str, out: Outputs) -> int:
     """Copy the source's rows that are not in ``bad``: one .h5 (for an .h5 source) or a list
-    file plus its .h5 files in ``<target>.files/`` (for a list), staged in ``out``."""
+    file plus its .h5 files in ``<target>.files/`` (for a list), staged in ``out``. Streamed a
+    chunk at a time, as the scan reads: memory stays flat whatever the size."""
     h5py = _h5py()
-    files = [(n, p) for n, p in list_files(source.path) if os.path.exists(p)]
+    files = list_files(source.path)
     single = len(files) == 1 and files[0][0] == source.path
     folder = None if single else target + ".files"
     staged = out.path(target if single else folder, new=True)
     if folder:
         os.makedirs(staged)
+    dropped_rows = np.array(sorted(bad), np.int64)
     written, offset, names = 0, 0, []
     for name, path in files:
         f = _File(name, path, source.datasets or None)
-        keep = np.asarray([r for r in range(f.n) if offset + r not in bad], dtype=np.int64)
-        name = f"{len(names):04d}-{os.path.basename(path)}"
-        with h5py.File(staged if single else os.path.join(staged, name), "w") as copy:
-            for d, ds in f.datasets.items():
-                copy.create_dataset(d, data=ds[: f.n][keep] if keep.size else np.zeros((0,) + ds.shape[1:], ds.dtype))
-        f.h5.close()
+        try:
+            first, last = np.searchsorted(dropped_rows, [offset, offset + f.n])
+            dropped = dropped_rows[first:last] - offset
+            name = f"{len(names):04d}-{os.path.basename(path)}"
+            with h5py.File(staged if single else os.path.join(staged, name), "w") as h5:
+                for d, ds in f.datasets.items():
+                    copy = h5.create_dataset(d, (f.n - dropped.size,) + ds.shape[1:], ds.dtype)
+                    _copy_rows(ds, copy, f.n, dropped)
+        finally:
+            f.h5.close()
         names.append(os.path.abspath(os.path.join(folder, name)) if folder else target)
-        written += keep.size
+        written += f.n - dropped.size
         offset += f.n
     if not single:
         # The list names the copies where they will be once moved into place.
         out.text(target, "".join(n + "\n" for n in names), new=True)
     return written
+
+
+def _copy_rows(ds, out, n: int, dropped: np.ndarray) -> None:
+    """Rows ``0:n`` of ``ds`` but ``dropped`` (sorted) into ``out``, in order. Unreadable rows
+    are always among the dropped ones: the scan found them bad."""
+    at = 0
+    for a, b, chunk, _ in _chunks(ds, 0, n):
+        keep = np.ones(b - a, bool)
+        keep[dropped[(dropped >= a) & (dropped < b)] - a] = False
+        if chunk is None or not keep.any():
+            continue
+        rows = chunk if keep.all() else chunk[keep]
+        out[at : at + len(rows)] = rows
+        at += len(rows)

@@ -49,7 +49,9 @@ class ImageChecker:
         summary, options, expect = self.collector.summary, self.options, self.expect
         problems = []
         label = _label(label_text)
-        if label is None:
+        if label_text is None:
+            problems.append(("label", "label", f"line {number} has no label (Caffe reads 'path label')"))
+        elif label is None:
             problems.append(("label", "label", f"line {number}: {label_text!r} is not an integer label"))
         elif label < 0:
             problems.append(("label", "label", f"label {label} is negative"))

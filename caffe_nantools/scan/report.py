@@ -6,7 +6,7 @@ import csv
 import io
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -26,7 +26,9 @@ class Finding:
             path as listed for ImageData.
         field: what part of the record (``data``, ``label``, ``float_data``, a dataset...).
         problem: ``nan``, ``inf``, ``decode``, ``not_datum``, ``shape``, ``empty``, ``label``,
-            ``missing``, ``rows``, ``overflow``, ``mean``.
+            ``missing``, ``rows``, ``overflow``, ``mean``, ``dataset`` (an HDF5 dataset that is
+            not rows of numbers), ``unreadable`` (HDF5 rows in a damaged chunk), ``corrupt`` (a
+            damaged LevelDB file: what its recovery drops).
         detail: the numbers, in words.
     """
 
@@ -114,10 +116,20 @@ class Summary:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Summary":
-        summary = cls(d["backend"], d["records"], Counter(d["shapes"]), Counter(d["dtypes"]))
-        summary.labels = Counter({_label_key(k): v for k, v in d["labels"].items()})
+        summary = cls(d["backend"], _count(d["records"]), _counts(d["shapes"]), _counts(d["dtypes"]))
+        summary.labels = _counts({_label_key(k): v for k, v in d["labels"].items()})
         summary.fields = {name: FieldStats.from_dict(s) for name, s in d["fields"].items()}
         return summary
+
+
+def _count(value) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"a count of {value!r}")
+    return value
+
+
+def _counts(d: dict) -> Counter:
+    return Counter({key: _count(value) for key, value in d.items()})
 
 
 def _label_key(text: str):
@@ -140,6 +152,10 @@ class ScanReport:
     summaries: Dict[str, Summary] = field(default_factory=dict)
     unlisted: int = 0  # findings beyond --max-findings, counted but not listed
     notes: List[str] = field(default_factory=list)
+    shard: Optional[Tuple[int, int]] = None  # (K, N) of a --shard scan
+    #: Each source's fingerprint (see :func:`caffe_nantools.scan.merging.fingerprint`); None
+    #: for a report read from an older caffe-nantools, which wrote none.
+    origin: Optional[Dict[str, str]] = field(default_factory=dict)
 
     @property
     def return_code(self) -> int:
@@ -157,6 +173,8 @@ class ScanReport:
             "summary": {source: s.to_dict() for source, s in self.summaries.items()},
             "unlisted_findings": self.unlisted,
             "notes": self.notes,
+            "shard": list(self.shard) if self.shard else None,
+            "origin": self.origin,
         }
 
     def to_json(self) -> str:
@@ -170,6 +188,8 @@ class ScanReport:
             summaries={source: Summary.from_dict(s) for source, s in d["summary"].items()},
             unlisted=d.get("unlisted_findings", 0),
             notes=list(d.get("notes", [])),
+            shard=_shard(d.get("shard")),
+            origin=_origin(d["origin"]) if "origin" in d else None,
         )
 
     def to_csv(self) -> str:
@@ -220,10 +240,28 @@ class ScanReport:
         return "\n".join(lines) + "\n"
 
 
+def _shard(value) -> Optional[Tuple[int, int]]:
+    if value is None:
+        return None
+    k, n = value
+    if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
+        raise ValueError(f"shard {value!r} is not K/N")
+    return k, n
+
+
+def _origin(value) -> Dict[str, str]:
+    if not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+        raise ValueError(f"origin {value!r} is not sources and their fingerprints")
+    return value
+
+
 def merge_reports(reports: Iterable[ScanReport]) -> ScanReport:
-    """One report from the reports of shards of the same scan (findings in index order)."""
+    """One report from the reports of shards of the same scan (findings in index order); it is
+    a whole scan's, of the sources of all the parts (unknown if a part's are)."""
     merged = ScanReport()
     for report in reports:
+        if merged.origin is not None:
+            merged.origin = None if report.origin is None else {**merged.origin, **report.origin}
         for source in report.sources:
             if source not in merged.sources:
                 merged.sources.append(source)

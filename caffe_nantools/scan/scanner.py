@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional, Set, Tuple, Union
 
@@ -12,9 +14,10 @@ from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
 from caffe_nantools.scan.hdf5 import is_hdf5_file, write_clean_hdf5
 from caffe_nantools.scan.imagelist import ImageOptions
+from caffe_nantools.scan.merging import fingerprint
 from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.report import ScanReport, merge_reports
-from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store
+from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store, unreadable_from
 
 BACKENDS = ("lmdb", "leveldb", "hdf5", "imagelist")
 
@@ -147,18 +150,26 @@ def scan_store(
     machine); without it, LMDB values are read as views into the map, no copy.
     """
     try:
-        store = open_store(source.path, source.backend, views=not read_ahead)
-        total = store.count()
+        with open_store(source.path, source.backend, views=not read_ahead) as store:
+            return _scan_open_store(store, source, report, limit, max_findings, shard, progress, read_ahead)
     except StoreError as e:
         raise ScanError(str(e)) from None
+
+
+def _scan_open_store(store, source: Source, report: ScanReport, limit, max_findings, shard, progress, read_ahead) -> Set[int]:
+    collector = Collector(report, source.name, source.backend, max_findings)
+    if shard is None or shard[0] == 0:  # said once, by the first slice
+        for name, lost in getattr(store, "losses", ()):
+            collector.add(-1, name, "store", "corrupt",
+                          f"damaged: {lost}; the records in it cannot be read (Caffe's LevelDB drops them too, without a word)")
+    total = store.count()
     first, end = _shard_range(total, shard)
     if limit is not None:
         end = min(end, first + limit)
     if first >= end:
-        Collector(report, source.name, source.backend, max_findings)
         return set()
     start_key = store.keys_at([first])[0] if first else None  # a slice ends by its count
-    checker = DatumChecker(Collector(report, source.name, source.backend, max_findings), source.expect)
+    checker = DatumChecker(collector, source.expect)
     bar = Progress(os.path.basename(source.path.rstrip("/")), end - first, progress)
     bad: Set[int] = set()
     index = first
@@ -168,11 +179,10 @@ def scan_store(
             bad.update(index + row for row in checker.check(keys, values, index))
             index += len(keys)
             bar.update(len(keys))
-    except StoreError as e:
-        raise ScanError(str(e)) from None
+    except StoreError as e:  # a damaged page or table: say how far the store could be read
+        raise unreadable_from(e, index) from None
     finally:
         bar.close()
-        store.close()
     return bad
 
 
@@ -280,6 +290,8 @@ def scan(
             Collector(report, source.name, source.backend).add(
                 -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
     report.sort()
+    report.shard = shard
+    report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
     if write_clean is not None:
         kept = _write_clean(sources[0], bad, write_clean)
         report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
@@ -355,9 +367,33 @@ def _scan_shard(source: Source, k: int, n: int, max_findings, progress: Union[bo
     return report, bad
 
 
+#: The signals a worker must not handle as the parent does: Ctrl-C is the parent's to answer
+#: (it stops the children), and SIGTERM/SIGHUP (the parent's way to stop them) must end a worker
+#: quietly, not raise the CLI's exception in it.
+_HELD = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+
+
+@contextmanager
+def _signals_held():
+    """Those signals held back from a child process being started (it inherits the mask),
+    until it has its own handlers: otherwise each child could print a traceback."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _scan_child(source: Source, k: int, n: int, max_findings, counts, send) -> None:
     """A worker process: its slice's (report, bad indices), or the error that stopped it, sent
     to the parent."""
+    for signum in _HELD:
+        signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     try:
         result = _scan_shard(source, k, n, max_findings, Tally(counts, k) if counts is not None else False)
     except NanToolsError as e:
@@ -392,7 +428,8 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
         for k in range(last):
             receive, send = context.Pipe(duplex=False)
             child = context.Process(target=_scan_child, args=(source, k, workers, max_findings, counts, send), daemon=True)
-            child.start()
+            with _signals_held():
+                child.start()
             send.close()
             children.append((child, receive))
         own = _scan_shard(source, last, workers, max_findings, mine)
@@ -421,9 +458,10 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
         report = merge_reports(part for part, _ in results)  # while the children exit
         finished = True
     finally:
-        for child, _ in children:
-            if not finished and child.is_alive():  # stopped by an error: the others need not go on
+        if not finished:  # stopped by an error or Ctrl-C: the others need not go on
+            for child, _ in children:
                 child.terminate()
+        for child, _ in children:
             child.join()
     if max_findings is not None and len(report.findings) > max_findings:
         report.unlisted += len(report.findings) - max_findings

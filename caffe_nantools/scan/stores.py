@@ -3,10 +3,13 @@ constant memory; count; copy without chosen records."""
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from itertools import islice
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.scan.snapshot import private_copy, recovery_losses
 
 BATCH = 1024  # records per write transaction
 BATCH_BYTES = 2 << 20  # a read batch holds about this much, whatever the record size: small enough
@@ -26,9 +29,11 @@ def _need(module: str, extra: str):
         raise StoreError(f"reading this store needs the Python package {module!r}: pip install 'caffe-nantools[{extra}]'") from None
 
 
-class _Closing:
-    """``with open_store(...) as store``: closed at the end (a LevelDB allows one opener at a
-    time, Caffe's included)."""
+class _Store:
+    """``with open_store(...) as store``: closed at the end (a LevelDB's private copy removed)."""
+
+    path: str
+    _error: type = NanToolsError  # the store library's own error, set on opening
 
     def __enter__(self):
         return self
@@ -36,8 +41,23 @@ class _Closing:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def close(self) -> None:
+        raise NotImplementedError
 
-class LMDBStore(_Closing):
+    @contextmanager
+    def _reading(self):
+        """The store library's errors (a damaged page or table) as one-line StoreErrors."""
+        try:
+            yield
+        except self._error as e:
+            raise StoreError(f"{self.path}: read failed ({self._message(e)})") from None
+
+    def _message(self, error: Exception) -> str:
+        text = error.args[0] if error.args else error
+        return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+class LMDBStore(_Store):
     backend = "lmdb"
 
     def __init__(self, path: str, views: bool = False) -> None:
@@ -51,11 +71,22 @@ class LMDBStore(_Closing):
         except lmdb.Error as e:
             raise StoreError(f"{path}: cannot open as LMDB ({e})") from None
         self._error = lmdb.Error
+        self._check_size()
         # One read transaction for the store's life. With ``views``, keys and values are
         # memoryviews into the map: one copy less, which pays in a process that reads and checks
         # by itself; beside a read-ahead thread the copies run faster (they hold the GIL less
         # long than the page faults of joining views).
         self.txn = self.env.begin(buffers=views)
+
+    def _check_size(self) -> None:
+        """A data.mdb shorter than its map's last page (an interrupted copy) would be read past
+        its end: a SIGBUS, not an error. Its meta pages say how long it must be."""
+        pages = self.env.info()["last_pgno"] + 1
+        need = pages * self.env.stat()["psize"]
+        have = lmdb_bytes(self.path)
+        if have < need:
+            self.env.close()
+            raise StoreError(f"{self.path}: truncated LMDB ({have} of {need} bytes); an interrupted copy? copy it again")
 
     def close(self) -> None:
         self.txn.abort()
@@ -66,18 +97,16 @@ class LMDBStore(_Closing):
 
     def keys_at(self, positions: Sequence[int]) -> List[Optional[bytes]]:
         """The keys at these 0-based positions in key order (None past the end)."""
-        with self.env.begin() as txn:
+        with self._reading(), self.env.begin() as txn:
             return _keys_at(txn.cursor().iternext(keys=True, values=False), positions)
 
     def batches(self, start: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
         """(keys, values) batches in key order, from ``start`` on, at most ``limit`` records."""
-        try:
+        with self._reading():
             cursor = self.txn.cursor()
             if start is not None and not cursor.set_range(start):
                 return
             yield from _batched(cursor.iternext(), limit)
-        except self._error as e:
-            raise StoreError(f"{self.path}: read failed ({e})") from None
 
     def write(self, path: str, items: Iterator[Tuple[bytes, bytes]]) -> int:
         import lmdb
@@ -93,34 +122,77 @@ class LMDBStore(_Closing):
             raise StoreError(f"cannot write ({e})") from None
 
 
-class LevelDBStore(_Closing):
+class LevelDBStore(_Store):
+    """A LevelDB read through a private copy (see :mod:`caffe_nantools.scan.snapshot`), opened
+    with paranoid checks; if those find damage, the copy is made again and opened as Caffe
+    would open it, and :attr:`losses` says what its recovery dropped."""
+
     backend = "leveldb"
 
     def __init__(self, path: str, views: bool = False) -> None:  # plyvel always copies
-        plyvel = _need("plyvel", "leveldb")
-        self.path = path
+        self._plyvel = _need("plyvel", "leveldb")
+        self.path, self.copy = path, ""
+        self.losses: List[Tuple[str, str]] = []  # (file, what recovery dropped of it)
         if not os.path.isdir(path):
             raise StoreError(f"{path}: no such LevelDB folder")
+        if not os.path.isfile(os.path.join(path, "CURRENT")):
+            raise StoreError(f"{path}: not a LevelDB (no CURRENT file in it); check the path and --backend")
+        self._error = self._plyvel.Error
         try:
-            self.db = plyvel.DB(path, create_if_missing=False)
-        except (plyvel.Error, IOError) as e:
-            raise StoreError(f"{path}: cannot open as LevelDB ({e}); is Caffe still using it?") from None
-        self._error = plyvel.Error
+            try:
+                self.db = self._open(paranoid=True)
+            except self._plyvel.CorruptionError as e:
+                self.losses = recovery_losses(self.copy) or [(os.path.basename(path.rstrip("/")), self._message(e))]
+                self._discard()
+                self.db = self._open(paranoid=False)
+        except BaseException:
+            self._discard()
+            raise
+
+    def _open(self, paranoid: bool):
+        try:
+            self.copy = private_copy(self.path)
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot copy the LevelDB to read it ({e}); "
+                             "set TMPDIR to a folder with room (on the store's filesystem, tables are hard-linked)") from None
+        try:
+            return self._plyvel.DB(self.copy, paranoid_checks=paranoid)
+        except (self._plyvel.Error, IOError) as e:
+            if paranoid and isinstance(e, self._plyvel.CorruptionError):
+                raise
+            raise StoreError(f"{self.path}: cannot open as LevelDB ({self._message(e)})") from None
+
+    def _message(self, error: Exception) -> str:
+        return super()._message(error).replace(self.copy, self.path) if self.copy else super()._message(error)
+
+    def _discard(self) -> None:
+        if self.copy:
+            shutil.rmtree(self.copy, ignore_errors=True)
 
     def close(self) -> None:
         self.db.close()
+        self._discard()
+
+    def _items(self, **options):
+        return self.db.iterator(verify_checksums=True, **options)
 
     def count(self) -> int:
-        return sum(1 for _ in self.db.iterator(include_value=False))
+        n = 0
+        try:
+            with self._reading():
+                for _ in self._items(include_value=False):
+                    n += 1
+        except StoreError as e:
+            raise unreadable_from(e, n) from None
+        return n
 
     def keys_at(self, positions: Sequence[int]) -> List[Optional[bytes]]:
-        return _keys_at(self.db.iterator(include_value=False), positions)
+        with self._reading():
+            return _keys_at(self._items(include_value=False), positions)
 
     def batches(self, start: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
-        try:
-            yield from _batched(self.db.iterator(start=start), limit)
-        except self._error as e:
-            raise StoreError(f"{self.path}: read failed ({e})") from None
+        with self._reading():
+            yield from _batched(self._items(start=start), limit)
 
     def write(self, path: str, items: Iterator[Tuple[bytes, bytes]]) -> int:
         import plyvel
@@ -133,6 +205,11 @@ class LevelDBStore(_Closing):
                 db.close()
         except plyvel.Error as e:
             raise StoreError(f"cannot write ({e})") from None
+
+
+def unreadable_from(error: StoreError, index: int) -> StoreError:
+    """``error`` (a damaged page or table) saying how far the store could be read."""
+    return StoreError(f"{error}; records from number {index} on cannot be read")
 
 
 def lmdb_bytes(path: str) -> int:

@@ -1,0 +1,60 @@
+"""Ctrl-C during a scan in several processes: exit 130 and one line, from the parent and from
+the children alike, and no child left running."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def children_of(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc to find the children")
+@pytest.mark.parametrize("to_group", [True, False])  # Ctrl-C at a terminal; a kill of the parent alone
+@pytest.mark.parametrize("wait", [0.0, 0.3])
+def test_ctrl_c_during_a_scan_with_workers_is_exit_130_and_one_line(tmp_path, to_group, wait):
+    source = tmp_path / "list.txt"
+    source.write_text("".join(f"img{i}.png {i % 7}\n" for i in range(600000)))
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    command = [sys.executable, "-m", "caffe_nantools", "scan", str(source), "--backend", "imagelist",
+               "--workers", "2", "--max-findings", "3"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        interrupt(process, to_group, wait)
+    finally:
+        if process.poll() is None:  # a hang: no process of the test left behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def interrupt(process, to_group, wait):
+    deadline = time.monotonic() + 30
+    while not children_of(process.pid) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    children = children_of(process.pid)
+    assert children, "the scan ended before it could be interrupted: make the list longer"
+    time.sleep(wait)
+    (os.killpg if to_group else os.kill)(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    assert err.decode() == "caffe-nantools scan: interrupted; no output was left half-written\n"
+    time.sleep(0.2)
+    assert not [pid for pid in children if alive(pid)]
