@@ -201,3 +201,32 @@ def test_a_batchnorm_without_statistics_is_the_origin_of_an_overflow_in_one_pass
     assert result.first_nonfinite["layer"] not in ("bn1", "fc1", "fc2")  # it overflowed far later
     assert result.began["layer"] == "bn1" and "all-zero statistics" in result.began["why"]
     assert result.cause == "layer_numerics" and any("use_global_stats: false" in a for a in result.advice)
+
+
+def test_an_image_list_naming_a_missing_file_is_a_caffe_abort_with_the_check_quoted(caffe, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    names = [f"img{k}.png" for k in range(6)]
+    for name in names[:2]:
+        Image.fromarray(np.full((8, 8, 3), 40, np.uint8)).save(str(tmp_path / "imgs" / name))
+    (tmp_path / "list.txt").write_text("".join(f"{name} {k % 2}\n" for k, name in enumerate(names)))
+    (tmp_path / "net.prototxt").write_text(textwrap.dedent(
+        """\
+        layer { name: "data" type: "ImageData" top: "data" top: "label"
+                image_data_param { source: "list.txt" root_folder: "imgs/" batch_size: 2 } }
+        layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
+                inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+        layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
+        """))
+    write_solver(tmp_path, debug="false", max_iter=10)
+    run = subprocess.run(["caffe", "train", "-solver", "solver.prototxt"], cwd=tmp_path, capture_output=True,
+                         text=True, env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"), timeout=300)
+    (tmp_path / "train.log").write_text(run.stderr)
+    assert run.returncode != 0, run.stderr[-2000:]
+    result = run_diagnose(tmp_path)
+    assert result.cause == "caffe_abort" and result.first_nonfinite is None
+    assert "Check failed" in result.abort["text"] and "img2.png" in result.abort["text"]
+    assert any("Check failed" in s and "img2.png" in s for s in result.story)
+    assert any("could not be opened" in s for s in result.story)
+    assert any("caffe-nantools scan" in a for a in result.advice)

@@ -13,6 +13,7 @@ from caffe_nantools.diagnose.reading import Evidence, Reader, Run
 from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.files import check_writable, refuse_overlaps
 from caffe_nantools.logs.chunks import read_log
+from caffe_nantools.logs.opening import not_a_log
 
 
 @dataclass
@@ -54,9 +55,16 @@ class Diagnosis:
             "summary": self.story,
             "debug_info": self.debug_info,
             "blowup": blowup,
+            "abort": self.abort,
             "run": self.run,
             "runs": self.runs,
         }
+
+    @property
+    def abort(self) -> Optional[dict]:
+        """How the run ended early (``line``, ``text``), or None."""
+        a = self.trace.abort if self.trace is not None else None
+        return None if a is None else {"line": a.line, "text": a.text}
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict())
@@ -81,8 +89,9 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
     """``caffe-nantools diagnose LOG [--net NET] [--solver SOLVER] [--plot PNG]``.
 
     Raises:
-        NanToolsError: unreadable files, a net or solver that does not parse, a plot that
-            cannot be written (one line each).
+        NanToolsError: unreadable files, a log in which no line of a Caffe log was recognised
+            (:class:`~caffe_nantools.logs.opening.NotALogError`), a net or solver that does not
+            parse, a plot that cannot be written (one line each).
     """
     if plot is not None:
         inputs = [("LOG", log), ("--net", net), ("--solver", solver)]
@@ -90,8 +99,11 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
         check_writable(plot)
     net_facts = NetFacts.read(net) if net else None
     solver_facts = SolverFacts.read(solver) if solver else None
-    runs = Reader(plot=plot is not None).feed_all(read_log(log))
-    chosen = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad), len(runs) - 1)
+    reader = Reader(plot=plot is not None)
+    runs = reader.feed_all(read_log(log))
+    if not reader.recognised:
+        raise not_a_log(log)
+    chosen = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad or runs[i].abort), len(runs) - 1)
     run = runs[chosen]
     inputs = net_facts.inputs if net_facts else None
     types = net_facts.types if net_facts else None

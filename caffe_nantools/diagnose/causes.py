@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from caffe_nantools.diagnose.aborts import explain
 from caffe_nantools.diagnose.blame import Blame
 from caffe_nantools.diagnose.origin import Blowup, Origin
 from caffe_nantools.diagnose.reading import Evidence, Run
@@ -16,7 +17,7 @@ from caffe_nantools.lint.solver_rules import number_of, setting
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net, NetState
 
-CAUSES = ("bad_input", "exploding_gradients", "lr_policy", "layer_numerics", "unknown", "none")
+CAUSES = ("bad_input", "exploding_gradients", "lr_policy", "layer_numerics", "caffe_abort", "unknown", "none")
 
 #: What to change when a layer of this type made non-finite values from finite inputs.
 LAYER_ADVICE = {
@@ -95,7 +96,10 @@ class Verdict:
 
 def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Optional[Blowup],
           updates: Optional[Updates], net: Optional[NetFacts], solver: Optional[SolverFacts], log: str) -> Verdict:
-    """The cause of ``run``'s first non-finite value, with evidence and advice."""
+    """The cause of ``run``'s first non-finite value, with evidence and advice; an abort before
+    any non-finite value is the cause itself."""
+    if run.abort is not None and (run.first_bad_line is None or run.first_bad_line > run.abort.line):
+        return _aborted(run, net)
     lr, loss = run.first_bad_lr, run.first_bad_loss
     check = next((c for c in run.checks if c.phase == "TRAIN"), run.checks[0] if run.checks else None)
     v = Verdict("none")
@@ -144,6 +148,9 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         v.advice.append(f"turn the trace on: `caffe-nantools inject {target} --solver "
                         f"{solver.path if solver else 'solver.prototxt'}` (debug_info: true), run again and "
                         "diagnose the new log")
+    if run.abort is not None:
+        v.story.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
+        v.evidence.append(run.abort)
     v.evidence = sorted({e.line: e for e in v.evidence if e.line}.values(), key=lambda e: e.line)
     return v
 
@@ -197,6 +204,19 @@ def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
     v.origin = _origin(first.layer, "update", first.iteration,
                        "its update/weight ratio passed 1 first: each step was as large as its weights")
     v.evidence.append(Evidence(first.line, first.text))
+
+
+def _aborted(run: Run, net: Optional[NetFacts]) -> Verdict:
+    """A run that aborted with every value seen finite: the failing check, what it usually
+    means, and what to run next."""
+    abort = run.abort
+    v = Verdict("caffe_abort", evidence=[abort])
+    v.story, v.advice = explain(abort, net.path if net else None)
+    if run.iterations:
+        v.story.append(f"every value before it was finite (last displayed iteration {run.iterations[-1]})")
+    else:
+        v.story.append("it happened before the first displayed iteration")
+    return v
 
 
 def _first(iteration, pass_, layer, blob, line) -> dict:

@@ -13,6 +13,7 @@ and that block are parsed and kept, and the rest of the log is read for its solv
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Deque, Dict, Iterable, List, Optional, Tuple, Union
@@ -43,6 +44,14 @@ _CHECK = re.compile(
     r"at iteration (\d{1,18}) \((\w+)\)"
 )
 _CLIPPING = re.compile(r"Gradient clipping: scaling down gradients \(L2 norm (\S+) > (\S+)\)")
+_ABORT = re.compile(r"Check failed|\*\*\\?\* (?:Check failure|Aborted at)|Traceback \(most recent call last\)")
+#: A frame of glog's stack trace (``@ 0x7f... caffe::SampleBBox()``) and of a Python traceback.
+_FRAME = re.compile(r"\s*@\s+0x[0-9a-fA-F]+\s+(.+?)\s*$")
+_PY_FRAME = re.compile(r'\s*File "(.*)", line (\d+), in (.+?)\s*$')
+#: The last line of a Python traceback: ``ValueError: msg``, ``KeyError``, ``mod.Error: msg``.
+_PY_ERROR = re.compile(r"[A-Za-z_][\w.]*(?::.*)?$")
+#: Frames kept of a stack trace: the failing function is among the first.
+FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,18 @@ class Valued(Evidence):
     iteration: Optional[int] = None
     value: float = 0.0
     name: str = ""
+
+
+@dataclass(frozen=True)
+class Abort(Evidence):
+    """How a run ended early: ``kind`` is ``check`` (a failed CHECK), ``fatal`` (another of glog's
+    F lines), ``python`` (an exception, ``text`` its last line) or ``crash`` (only a stack trace
+    or ``*** Aborted at``); ``frames`` are the functions of its stack trace (innermost first), or
+    the Python frame that raised."""
+
+    kind: str = ""
+    source: str = ""
+    frames: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,6 +162,7 @@ class Run:
     clipped: int = 0
     first_clipping: Optional[Evidence] = None
     checks: List[CheckError] = field(default_factory=list)
+    abort: Optional[Abort] = None
     #: The first block with a suspect value, parsed, and the blocks before it.
     suspect: Optional[Block] = None
     window: List[Block] = field(default_factory=list)
@@ -155,10 +177,20 @@ class Run:
 
     @property
     def gap(self) -> Optional[int]:
-        """Iterations between the last two displayed ones (Caffe's ``display``)."""
-        if len(self.iterations) < 2:
+        """Iterations between the last two displayed ones (Caffe's ``display``); None when
+        they are not in order (pieces of a log pasted out of order)."""
+        if len(self.iterations) < 2 or self.iterations[-1] <= self.iterations[-2]:
             return None
         return self.iterations[-1] - self.iterations[-2]
+
+    @property
+    def first_bad_line(self) -> Optional[int]:
+        """The line of the first non-finite value seen (loss, rate, trace or check layer)."""
+        lines = [v.line for v in (self.first_bad_loss, self.first_bad_lr) if v is not None]
+        lines += [c.line for c in self.checks[:1]]
+        if self.suspect is not None:
+            lines += [r.line for r in self.suspect.records if r.bad][:1] + [n.line for n in self.suspect.norms if n.bad][:1]
+        return min(lines, default=None)
 
 
 class Reader:
@@ -173,10 +205,19 @@ class Reader:
         self.runs: List[Run] = [Run()]
         self._testing = False
         self._outputs_due = False
-        self._pending: List[Tuple[bytes, int]] = []
+        self._pending: List[Span] = []
         self._pending_bytes = 0
         self._pending_suspect = False
-        self._raw: Deque[Tuple[Optional[int], List[Tuple[bytes, int]]]] = collections.deque(maxlen=WINDOW)
+        self._raw: Deque[Tuple[Optional[int], List[Span]]] = collections.deque(maxlen=WINDOW)
+        self._seen = False
+        self._traceback: Optional[Marked] = None  # a Python traceback whose last line is due
+        self._frames_due = False
+
+    @property
+    def recognised(self) -> bool:
+        """Whether any line was read as a Caffe log's: a solver line (outputs included), a
+        debug_info line, a check layer's line or an abort."""
+        return self._seen or any(r.has_debug for r in self.runs)
 
     @property
     def run(self) -> Run:
@@ -188,22 +229,26 @@ class Reader:
                 self.span(piece)
             else:
                 self.marked(piece)
-        self._close_block(None)
+        self.finish()
         return self.runs
 
     def span(self, span: Span) -> None:
+        if not self._seen:
+            self._seen = b" net output #" in span.data or b"Test score #" in span.data
+        if self._traceback is not None or self._frames_due:
+            self._abort_lines(span)
         if self._testing:
             # The test pass ends with its outputs; what follows them is the train net's.
-            cut = span.data.rfind(b"Test net output #")
+            cut = max(span.data.rfind(b"Test net output #"), span.data.rfind(b"Test score #"))
             cut = span.data.find(b"\n", cut) + 1 if cut >= 0 else 0
             if cut == 0:
                 return
             self._testing = False
-            span = Span(span.data[cut:], span.line + span.data.count(b"\n", 0, cut), span.suspect)
+            span = Span(span.data[cut:], span.line + span.data.count(b"\n", 0, cut), span.suspect, span.originals)
         if self._outputs_due:
             self._outputs_due = False
             self._bad_output(span)
-        self._pending.append((span.data, span.line))
+        self._pending.append(span)
         self._pending_bytes += len(span.data)
         self._pending_suspect |= span.suspect
         if self._pending_bytes > MAX_BLOCK_BYTES:
@@ -214,21 +259,28 @@ class Reader:
         if glog is None:
             return
         message = glog.message.strip()
+        if glog.level == "F" or _ABORT.match(message):
+            self._seen = True
+            self._abort(marked, glog.level, glog.source, message)
+            return
         if message.startswith("caffe-nantools "):
             self._check_line(marked, message)
             return
         m = _CLIPPING.match(message)
         if m:
+            self._seen = True
             self.run.clipped += 1
             if self.run.first_clipping is None:
-                self.run.first_clipping = Evidence(marked.line, marked.text)
+                self.run.first_clipping = Evidence(marked.line, marked.shown)
             return
         event = parse_event(message, marked.line)
         if event is None:
             return
+        self._seen = True
+        self._frames_due = False  # the stack trace of an abort is over
         if event.kind == "run":
             self._close_block(None)
-            if self.run.displayed or self.run.went_bad or self.run.has_debug:
+            if self.run.displayed or self.run.went_bad or self.run.has_debug or self.run.abort:
                 self.runs.append(Run())
             self._raw.clear()
             self._testing = False
@@ -238,14 +290,14 @@ class Reader:
         elif event.kind == "loss":
             self._testing = False
             self._close_block(event.iteration)
-            self._loss(Valued(marked.line, marked.text, event.iteration, event.value))
+            self._loss(Valued(marked.line, marked.shown, event.iteration, event.value))
         elif event.kind == "lr":
             run = self.run
             run.lr_series.add((event.iteration, event.value))
             if run.suspect is None or event.iteration == run.suspect.iteration:
                 run.rates.append((event.iteration, event.value))
             if run.first_bad_lr is None and is_bad(event.value):
-                run.first_bad_lr = Valued(marked.line, marked.text, event.iteration, event.value)
+                run.first_bad_lr = Valued(marked.line, marked.shown, event.iteration, event.value)
 
     def _bad_output(self, span: Span) -> None:
         """The train outputs among the lines after the first bad loss, and the first bad one."""
@@ -257,10 +309,47 @@ class Reader:
                 if run.bad_iteration_outputs:
                     return  # the outputs are one run of lines
                 continue
-            output = Valued(number, text.rstrip("\r"), run.iterations[-1], event.value, event.name or "")
+            output = Valued(number, span.original(number, text.rstrip("\r")), run.iterations[-1], event.value,
+                            event.name or "")
             run.bad_iteration_outputs.append(output)
             if run.first_bad_output is None and is_bad(event.value):
                 run.first_bad_output = output
+
+    def _abort(self, marked: Marked, level: str, source: str, message: str) -> None:
+        """Keep the run's first abort line that says why (a failed CHECK, an F line, a Python
+        exception) over the ones that only say that it happened."""
+        if message.startswith("Traceback "):
+            self._traceback = marked
+            return
+        kind = "check" if message.startswith("Check failed") else "fatal" if level == "F" else "crash"
+        current = self.run.abort
+        if current is None or (current.kind == "crash" and kind != "crash"):
+            self.run.abort = Abort(marked.line, marked.shown, kind, source, current.frames if current else ())
+        self._frames_due = True
+
+    def _abort_lines(self, span: Span) -> None:
+        """The frames of a stack trace, and the last line of a Python traceback, in the lines
+        after an abort."""
+        python_frame = ""
+        for number, text in enumerate(span.data.decode("utf-8", "replace").split("\n"), span.line):
+            text = text.rstrip("\r")
+            run = self.run
+            m = _FRAME.match(text)
+            if m is not None and run.abort is not None and len(run.abort.frames) < FRAMES:
+                run.abort = dataclasses.replace(run.abort, frames=run.abort.frames + (m.group(1),))
+                continue
+            if self._traceback is None:
+                continue
+            m = _PY_FRAME.match(text)
+            if m is not None:
+                python_frame = f"{m.group(3)} ({m.group(1)}:{m.group(2)})"
+            elif text[:1].strip() and _PY_ERROR.match(text) and parse_line(text) is None:
+                if run.abort is None or run.abort.kind == "crash":
+                    frames = (python_frame,) if python_frame else ()
+                    run.abort = Abort(number, span.original(number, text), "python", "", frames)
+                self._traceback = None
+                self._frames_due = False
+                return
     def _loss(self, loss: Valued) -> None:
         run = self.run
         run.displayed += 1
@@ -278,9 +367,17 @@ class Reader:
         m = _CHECK.search(message)
         if m is None:
             return
+        self._seen = True
         check, blob, pass_, iteration, phase = m.groups()
         if len(self.run.checks) < WINDOW:
-            self.run.checks.append(CheckError(marked.line, marked.text, check, blob, pass_, int(iteration), phase))
+            self.run.checks.append(CheckError(marked.line, marked.shown, check, blob, pass_, int(iteration), phase))
+
+    def finish(self) -> None:
+        """The log ended: a traceback whose last line never came is the abort itself."""
+        self._close_block(None)
+        if self._traceback is not None and self.run.abort is None:
+            t = self._traceback
+            self.run.abort = Abort(t.line, t.shown, "python")
 
     def _close_block(self, iteration: Optional[int]) -> None:
         pieces, suspect = self._pending, self._pending_suspect
@@ -289,7 +386,7 @@ class Reader:
             return
         run = self.run
         if not run.has_debug:
-            if not any(b"[Forward] " in data or b"[Backward] " in data for data, _ in pieces):
+            if not any(b"[Forward] " in p.data or b"[Backward] " in p.data for p in pieces):
                 return
             run.has_debug = True
         block = None

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
+from caffe_nantools.logs.chunks import Span
 from caffe_nantools.logs.glog import parse_value
 
 #: A finite mean |x| this large is as good as non-finite: a MAX Pooling window that lies past
@@ -94,13 +95,13 @@ class Block:
         return self.texts.get(line, "")
 
 
-def parse_block(pieces: List[Tuple[bytes, int]], iteration: Optional[int]) -> Block:
-    """The records of a block's raw lines (pairs of bytes and their first line number)."""
+def parse_block(pieces: List[Span], iteration: Optional[int]) -> Block:
+    """The records of a block's raw lines; their texts as the log has them, for evidence."""
     records: List[Record] = []
     norms: List[Norms] = []
     texts = {}
-    for data, first_line in pieces:
-        for number, raw in enumerate(data.decode("utf-8", "replace").split("\n"), first_line):
+    for piece in pieces:
+        for number, raw in enumerate(piece.data.decode("utf-8", "replace").split("\n"), piece.line):
             if "] " not in raw:
                 continue
             m = _RECORD.search(raw)
@@ -110,14 +111,14 @@ def parse_block(pieces: List[Tuple[bytes, int]], iteration: Optional[int]) -> Bl
                     continue
                 direction, layer, kind, blob = m.group(1, 2, 3, 4)
                 records.append(Record(number, direction.lower(), layer, kind, blob, value))
-                texts[number] = raw.rstrip("\r")
+                texts[number] = piece.original(number, raw.rstrip("\r"))
                 continue
             m = _NORMS.search(raw)
             if m is not None:
                 values = [_number(v) for v in m.groups()]
                 if None not in values:
                     norms.append(Norms(number, *values))
-                    texts[number] = raw.rstrip("\r")
+                    texts[number] = piece.original(number, raw.rstrip("\r"))
     return Block(iteration, records, norms, texts)
 
 

@@ -1,28 +1,42 @@
 """A Caffe log read fast: big byte chunks, the few lines that matter picked out by one regex pass.
 
 A debug_info log is almost all ``[Forward]``/``[Backward]`` lines, and a diagnosis needs them
-only around the first non-finite value. So the reader hands out the solver's lines (and the
-check layer's) one by one, and everything between them as opaque :class:`Span` s, each flagged
-when one of its lines ends in a value that is ``nan``, ``inf`` or >= 1e37. Telling that takes
-a look at the last bytes before each newline, done with numpy over the whole chunk.
+only around the first non-finite value. So the reader hands out the solver's lines (the check
+layer's, and those of an abort) one by one, and everything between them as opaque :class:`Span` s,
+each flagged when one of its lines ends in a value that is ``nan``, ``inf`` or >= 1e37. Telling
+that takes a look at the last bytes before each newline, done with numpy over the whole chunk.
+
+Logs as users have them (quoted, numbered, prefixed, retyped) are read too: a chunk in which a
+line holding a known message does not start with glog's prefix is made canonical line by line
+first (:func:`caffe_nantools.logs.glog.canonical`), keeping line numbers and the original text.
+Plain logs never take that path: telling costs one look at the first bytes of each line.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterator, Tuple, Union
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
-from caffe_nantools.files import reading
+from caffe_nantools.logs.glog import KNOWN, canonical
+from caffe_nantools.logs.opening import open_log
 
 CHUNK_BYTES = 8 << 20
 
-#: The solver's and the check layer's unindented messages (train and test outputs are indented
-#: and stay inside spans: they follow the lines marked here). Every glog line has "] " before
-#: its message, which gives the regex a literal to skip ahead with.
-_MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Gradient clipping|caffe-nantools )")
+#: The solver's, the check layer's and an abort's unindented messages (train and test outputs
+#: are indented and stay inside spans: they follow the lines marked here). Every glog line has
+#: "] " before its message, which gives the regex a literal to skip ahead with. glog's F lines
+#: are marked too, whatever their message.
+_MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* |"
+                     rb"Traceback \(most recent call last\))")
+_KNOWN = re.compile(KNOWN.encode())
 _N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
+_FATAL = ord("F")
+_LEVELS = np.zeros(256, bool)
+_LEVELS[[ord(c) for c in "IWEF"]] = True
+_DIGITS = np.zeros(256, bool)
+_DIGITS[ord("0"):ord("9") + 1] = True
 
 
 @dataclass(frozen=True)
@@ -30,32 +44,47 @@ class Span:
     """Lines between two marked lines, undecoded.
 
     ``line`` is the 1-based number of the first; ``suspect`` is set when a line ends in ``nan``/
-    ``inf`` (any sign) or in an exponent of 37 or more.
+    ``inf`` (any sign) or in an exponent of 37 or more; ``originals`` holds, by line number, the
+    text of lines that were made canonical.
     """
 
     data: bytes
     line: int
     suspect: bool
+    originals: Optional[Dict[int, str]] = None
+
+    def original(self, line: int, text: str) -> str:
+        """The text of ``line`` as the log has it (``text`` is the line as read here)."""
+        return self.originals.get(line, text) if self.originals else text
 
 
 @dataclass(frozen=True)
 class Marked:
-    """One solver or check-layer line, decoded, without its line break."""
+    """One solver, check-layer or abort line, decoded, without its line break; ``original`` is
+    the line as the log has it when it was made canonical."""
 
     text: str
     line: int
+    original: Optional[str] = None
+
+    @property
+    def shown(self) -> str:
+        return self.original if self.original is not None else self.text
 
 
 def read_log(path: str) -> Iterator[Union[Span, Marked]]:
-    """The log as Spans and Marked lines, in file order, in constant memory.
+    """The log as Spans and Marked lines, in file order, in constant memory (compressed logs
+    decompressed on the way).
 
     Raises:
-        FileError: the log cannot be opened or read.
+        FileError: the log cannot be opened or read, or its compressed data is corrupt.
     """
-    with reading(path, "log", mode="rb") as f:
+    with open_log(path) as (f, compressed):
         first_line = 1
+        carried = b""
         while True:
-            chunk = f.read(CHUNK_BYTES)
+            chunk = carried + f.read(CHUNK_BYTES)
+            carried = b""
             if not chunk:
                 return
             end = chunk.rfind(b"\n") + 1
@@ -67,19 +96,31 @@ def read_log(path: str) -> Iterator[Union[Span, Marked]]:
                 chunk += more
                 end = chunk.rfind(b"\n") + 1
             if end < len(chunk):
-                f.seek(end - len(chunk), 1)  # the cut line is read again with the next chunk
+                # The cut line is read again with the next chunk (a compressed stream cannot
+                # seek back cheaply, so it keeps it).
+                if compressed:
+                    carried = chunk[end:]
+                else:
+                    f.seek(end - len(chunk), 1)
             first_line += yield from _pieces(chunk, end, first_line)
 
 
 def _pieces(chunk: bytes, end: int, first_line: int):
     """Spans and Marked lines of ``chunk[:end]``; returns its line count."""
-    ends, suspects = _line_ends(chunk, end)
+    originals = None
+    ends, suspects, fatal = _line_ends(chunk, end)
+    if fatal is None:
+        chunk, originals = _canonical(chunk, end, first_line)
+        end = len(chunk)
+        ends, suspects, fatal = _line_ends(chunk, end)
+    begins = [chunk.rfind(b"\n", 0, m.start()) + 1 for m in _MARKED.finditer(chunk, 0, end)]
+    if len(fatal):
+        begins = sorted(set(begins).union(fatal.tolist()))
     marks = []
-    for m in _MARKED.finditer(chunk, 0, end):
-        begin = chunk.rfind(b"\n", 0, m.start()) + 1
+    for begin in begins:
         if marks and begin <= marks[-1][1]:
             continue  # two marks on one line
-        stop = chunk.find(b"\n", m.end(), end)
+        stop = chunk.find(b"\n", begin, end)
         marks.append((begin, stop if stop >= 0 else end))
     # Spans run from the end of one mark to the start of the next; line numbers and suspect
     # counts for all of them come from one searchsorted each.
@@ -90,23 +131,51 @@ def _pieces(chunk: bytes, end: int, first_line: int):
     mark_lines = first_line + np.searchsorted(ends, stops[:-1])
     for k, (begin, stop) in enumerate(marks):
         if begin > starts[k]:
-            yield Span(chunk[starts[k]:begin], int(first[k]), bool(flagged[k]))
-        yield Marked(chunk[begin:stop].rstrip(b"\r").decode("utf-8", "replace"), int(mark_lines[k]))
+            yield Span(chunk[starts[k]:begin], int(first[k]), bool(flagged[k]), originals)
+        line = int(mark_lines[k])
+        yield Marked(chunk[begin:stop].rstrip(b"\r").decode("utf-8", "replace"), line,
+                     originals.get(line) if originals else None)
     if end > starts[-1]:
-        yield Span(chunk[starts[-1]:end], int(first[-1]), bool(flagged[-1]))
+        yield Span(chunk[starts[-1]:end], int(first[-1]), bool(flagged[-1]), originals)
     return len(ends)
 
 
-def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray]:
+def _canonical(chunk: bytes, end: int, first_line: int) -> Tuple[bytes, Dict[int, str]]:
+    """``chunk[:end]`` with every line that holds a known message made a canonical glog line, one
+    line for one (so numbers stay), and the original text of the lines changed."""
+    lines = chunk[:end].split(b"\n")
+    originals = {}
+    for k, raw in enumerate(lines):
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        fixed = canonical(text)
+        if fixed is not None and fixed != text:
+            lines[k] = fixed.encode()
+            originals[first_line + k] = text
+    return b"\n".join(lines), originals
+
+
+def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Offsets of the newlines in ``chunk[:end]`` (and of ``end`` when the text stops without
-    one), and of those ending a line whose value is suspect."""
+    one), of those ending a line whose value is suspect, and of the starts of glog's F lines;
+    the last is None when a line holding a known message lacks glog's prefix (the chunk must be
+    made canonical first)."""
     a = np.frombuffer(chunk, np.uint8, count=end)
     ends = np.flatnonzero(a == _NL)
     stops = ends if end == 0 or a[end - 1] == _NL else np.append(ends, end)
+    # A glog line starts with its level and a digit; an empty line holds nothing.
+    starts = np.concatenate(([0], stops[:-1] + 1)) if len(stops) else stops
+    level, digit = a[starts], a[np.minimum(starts + 1, max(end - 1, 0))]
+    glog = _LEVELS[level] & _DIGITS[digit]
+    fatal = starts[glog & (level == _FATAL)]
+    other = np.flatnonzero(~glog & (starts < stops) & (level != _CR))
+    for k in other.tolist():
+        if _KNOWN.search(chunk, int(starts[k]), int(stops[k])):
+            fatal = None
+            break
     # The last character of each line, stepping over a Windows "\r"; lines under four bytes
     # cannot hold a suspect value.
     stops = stops - (a[np.maximum(stops - 1, 0)] == _CR)
     stops = stops[stops >= 4]
     last = a[stops - 1]
     odd = (last == _N) | (last == _F) | ((a[stops - 3] == _PLUS) & (a[stops - 2] == _THREE) & (last >= ord("7")))
-    return ends, stops[odd]
+    return ends, stops[odd], fatal

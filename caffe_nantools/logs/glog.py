@@ -1,15 +1,34 @@
 """One line of a glog log: ``[IWEF]MMDD HH:MM:SS.uuuuuu threadid file:line] message``.
 
-The file:line part differs between Caffe versions, so nothing here depends on it.
+The file:line part differs between Caffe versions, so nothing here depends on it. Lines as users
+have them (quoted, numbered, behind a job runner's prefix, retyped without any prefix, or from a
+logger that rewrote glog's) are made canonical glog lines by :func:`canonical`.
 """
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from dataclasses import dataclass
 from typing import Optional
 
-_LINE = re.compile(r"([IWEF])(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6}) +(\d+) ([^\]]*)\] ?(.*)")
+_PREFIX = r"([IWEF])(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6}) +(\d+) ([^\]]*)\] ?"
+_LINE = re.compile(_PREFIX + "(.*)")
+_SOME_PREFIX = re.compile(_PREFIX)
+
+#: Messages read wherever they stand in a line: the solver's, debug_info's, the check layer's and
+#: those of an abort (glog's fatal CHECK, its stack trace, a Python layer's traceback).
+KNOWN = (r"Iteration \d|Solving |(?:Train|Test) net output #|Test score #|\[(?:Forward|Backward)\] |"
+         r"Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* (?:Check failure|Aborted at)|"
+         r"Traceback \(most recent call last\)")
+_KNOWN = re.compile(KNOWN)
+#: A logger's own level word and time before the message (Python's logging, job runners).
+_LEVEL = re.compile(r"\b(INFO|WARN(?:ING)?|ERROR|FATAL|CRITICAL)\b")
+_LEVELS = {"I": "I", "W": "W", "E": "E", "F": "F", "C": "F"}
+_EPOCH = re.compile(r"^\W*(1\d{9})(?:\.\d+)?\b")
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)")
+#: Month 00 in a canonical line: the original had no time.
+UNDATED = "0000 00:00:00.000000"
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,40 @@ def parse_line(line: str) -> Optional[GlogLine]:
     level, month, day, hh, mm, ss, us, _, source, message = m.groups()
     seconds = int(hh) * 3600 + int(mm) * 60 + int(ss) + int(us) / 1e6
     return GlogLine(level, int(month), int(day), seconds, source, message.rstrip("\r\n"))
+
+
+def canonical(text: str) -> Optional[str]:
+    """``text`` as a canonical glog line, or None when it holds neither a glog line nor a known
+    message.
+
+    What stands before the glog prefix (``> ``, ``12: ``, ``[worker-3] ``, a timestamp) and
+    backticks after the message are dropped; a known message without a glog prefix gets one, with
+    the level and time its own prefix gives (a logger's ``INFO:``, a Unix or ISO time), else ``I``
+    and :data:`UNDATED`.
+    """
+    body = text.rstrip("\r\n")
+    m = _SOME_PREFIX.search(body)
+    if m is not None:
+        return body[m.start():].rstrip().rstrip("`")
+    m = _KNOWN.search(body)
+    if m is None:
+        return None
+    head = body[:m.start()]
+    level = _LEVEL.search(head)
+    letter = _LEVELS[level.group(1)[0]] if level else "I"
+    return f"{letter}{_stamp(head)} 0 ?] " + body[m.start():].rstrip().rstrip("`")
+
+
+def _stamp(head: str) -> str:
+    """glog's ``MMDD HH:MM:SS.uuuuuu`` of a Unix or ISO time in ``head``, else :data:`UNDATED`."""
+    m = _EPOCH.search(head)
+    if m is not None:
+        return datetime.datetime.fromtimestamp(int(m.group(1)), datetime.timezone.utc).strftime("%m%d %H:%M:%S.000000")
+    m = _ISO.search(head)
+    if m is not None:
+        _, month, day, hh, mm, ss = m.groups()
+        return f"{month}{day} {hh}:{mm}:{ss}.000000"
+    return UNDATED
 
 
 def parse_value(text: str) -> float:

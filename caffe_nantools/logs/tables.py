@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from caffe_nantools.files import FileError, reading, refuse_overlaps, writing
+from caffe_nantools.files import FileError, refuse_overlaps, writing
+from caffe_nantools.logs.opening import SOLVER_LINES, not_a_log, open_log
 from caffe_nantools.logs.solver import Event, read_events
 
 FIXED = ["NumIters", "Seconds", "LearningRate"]
@@ -51,6 +53,7 @@ def tables_from_events(events: Iterable[Event]) -> Tables:
     tables = Tables()
     runs = 0  # "Solving" lines seen; a log cut before its first one is run 1 all the same
     lr: Optional[float] = None
+    lr_iteration: Optional[int] = None  # 2014's solver printed the rate before the loss
     train: Dict[Tuple[int, int], Dict[str, float]] = {}
     row: Optional[Dict[str, float]] = None  # the row the next output lines belong to
     row_kind, test_net = "", 0
@@ -63,10 +66,12 @@ def tables_from_events(events: Iterable[Event]) -> Tables:
             key = (run, e.iteration)
             if key not in train:
                 train[key] = {"NumIters": e.iteration, "Seconds": e.time, "Run": run}
+                if lr_iteration == e.iteration:
+                    train[key]["LearningRate"] = lr
                 tables.train.append(train[key])
             row, row_kind = train[key], "train"
         elif e.kind == "lr":
-            lr = e.value
+            lr, lr_iteration = e.value, e.iteration
             if (run, e.iteration) in train:
                 train[(run, e.iteration)]["LearningRate"] = e.value
         elif e.kind == "test":
@@ -90,6 +95,7 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
     Raises:
         FileError: the log cannot be read, or an output exists (without ``force``) or cannot be
             written.
+        NotALogError: no solver line in the log.
     """
     base = os.path.basename(log.rstrip("/"))
     paths = [os.path.join(outdir, f"{base}.{which}.csv") for which in ("train", "test")]
@@ -98,8 +104,12 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
             if os.path.exists(path):
                 raise FileError(f"{path}: already exists; pass --force to overwrite it")
     refuse_overlaps([("LOG", log)], [("output", path) for path in paths])
-    with reading(log, "log", encoding="utf-8", errors="replace") as f:
-        tables = tables_from_events(read_events(f))
+    with open_log(log) as (f, _):
+        events = read_events(io.TextIOWrapper(f, encoding="utf-8", errors="replace"))
+        first = next(events, None)
+        if first is None:
+            raise not_a_log(log, SOLVER_LINES)
+        tables = tables_from_events(itertools.chain([first], events))
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:
