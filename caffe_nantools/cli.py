@@ -187,6 +187,24 @@ def _diagnose(args: argparse.Namespace) -> int:
     return EXIT_OK if result.cause == "none" else EXIT_FINDINGS
 
 
+def _hunt(args: argparse.Namespace) -> int:
+    from caffe_nantools.hunt import hunt
+
+    report = hunt(args.solver, iters=args.iters, workdir=args.workdir, gpu=args.gpu, scan=not args.no_scan,
+                  verify=not args.no_verify, progress=sys.stderr.isatty())
+    sys.stdout.write(report.to_json() if args.json else report.format())
+    return report.return_code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from caffe_nantools import jsontext
+    from caffe_nantools.replay import replay
+
+    report = replay(args.bundle, gpu=args.gpu)
+    sys.stdout.write(jsontext.dumps(report.to_dict()) + "\n" if args.json else report.format())
+    return report.return_code
+
+
 def _output_format(parser: argparse.ArgumentParser) -> None:
     formats = parser.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="the report as JSON")
@@ -227,6 +245,38 @@ def build_parser() -> argparse.ArgumentParser:
         "an inf in two samples of the input, and show what the layer reports.",
     )
     demo.set_defaults(run=_demo)
+
+    hunt = commands.add_parser(
+        "hunt",
+        help="find why a training goes NaN: lint, scan, a checked training, one verdict and a verified fix",
+        description="Lint the solver and its train net, scan the TRAIN data, train checked copies (a check after "
+        "every blob, debug_info every iteration) for a bounded number of iterations, and say what went "
+        "non-finite first, where and why: the cause, the layer, blob, pass and iteration, the bad record; then "
+        "try the fix on hunt's copies and train again to show that it works. Your files are never changed. "
+        "Exit 0 when the run stayed finite and the data is clean, 1 when something was found, 2 on bad input.",
+    )
+    hunt.add_argument("solver", metavar="SOLVER", help="the solver prototxt you train with")
+    hunt.add_argument("--iters", type=_positive_int, metavar="N", help="iterations to train (default: max_iter, at most 1000)")
+    hunt.add_argument("--workdir", metavar="DIR", help="a new folder for hunt's copies, logs and replay bundle "
+                                                      "(default nantools-hunt-YYYYmmdd-HHMMSS)")
+    hunt.add_argument("--gpu", type=int, metavar="ID", help="train on this GPU (default: CPU)")
+    hunt.add_argument("--no-scan", action="store_true", help="do not scan the data sources first")
+    hunt.add_argument("--no-verify", action="store_true", help="do not try the fix")
+    hunt.add_argument("--json", action="store_true", help="the report as JSON")
+    hunt.set_defaults(run=_hunt)
+
+    replay = commands.add_parser(
+        "replay",
+        help="run a hunt's failing iteration again and show every blob's numbers",
+        description="Run the iteration in a replay bundle (WORKDIR/replay of a hunt) forward and backward, layer "
+        "by layer, from the weights it started with and the batch it read, and print for every blob and param "
+        "NaN/+inf/-inf counts, min, max and mean |x|, the first bad one marked. Exit 0 when all stay finite, 1 "
+        "otherwise, 2 on bad input.",
+    )
+    replay.add_argument("bundle", metavar="BUNDLE", help="a replay folder written by hunt")
+    replay.add_argument("--gpu", type=int, metavar="ID", help="run on this GPU (default: CPU)")
+    replay.add_argument("--json", action="store_true", help="the numbers as JSON")
+    replay.set_defaults(run=_replay)
 
     inject = commands.add_parser(
         "inject",

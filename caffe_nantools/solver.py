@@ -6,7 +6,7 @@ iterations, so the display interval decides how closely the trace follows the ru
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit
@@ -43,6 +43,23 @@ def _set(doc, style: Style, name: str, raw: str, changes: List[str]) -> None:
         old = " ".join(node.raw_values)
         change_value(node, raw, following_sibling(doc, node))
         changes.append(f"changed {name}: {old} -> {raw}")
+
+
+def set_fields(text: str, path: str, fields: Dict[str, str], *, drop: Sequence[str] = ()) -> str:
+    """The solver with top-level ``fields`` set (name -> value as written, e.g. ``'"net.prototxt"'``)
+    and the top-level fields named in ``drop`` taken out; the rest kept as written.
+
+    Raises:
+        ParseError: the text is not a prototxt.
+    """
+    doc = parse(text, path)
+    for name in drop:
+        for node in doc.find_all(name):
+            doc.remove(node)
+    style = Style.of(doc, text)
+    for name, raw in fields.items():
+        _set(doc, style, name, raw, [])
+    return dump(doc)
 
 
 def enable_debug_info(

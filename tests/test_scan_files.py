@@ -183,3 +183,16 @@ def test_hdf5_write_clean_streams_in_flat_memory(tmp_path, monkeypatch, bad_rows
         labels = f["label"][:]
         assert labels.tolist() == [float(r) for r in range(rows) if r not in set(bad_rows)]
         assert (f["data"][:, 0] == labels * 1000).all()
+
+
+@pytest.mark.parametrize("loss, flagged", [("EuclideanLoss", False), ("SoftmaxWithLoss", True)])
+def test_negative_hdf5_labels_are_a_problem_only_where_the_net_reads_classes(tmp_path, monkeypatch, loss, flagged):
+    monkeypatch.chdir(tmp_path)
+    write_h5(tmp_path / "rows.h5", np.ones((6, 3), np.float32), np.array([0, -2.5, 1, -1, 0, 1], np.float32))
+    (tmp_path / "rows.txt").write_text("rows.h5\n")
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "in" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "rows.txt" batch_size: 2 } }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 2 } }\n'
+        f'layer {{ name: "cost" type: "{loss}" bottom: "fc" bottom: "label" top: "cost" }}\n')
+    labels = [f.key for f in scan("net.prototxt").findings if f.field == "label"]
+    assert labels == (["rows.h5:1", "rows.h5:3"] if flagged else [])

@@ -3,7 +3,7 @@ first non-finite value, with the log lines that show it and what to change."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from caffe_nantools import jsontext
 from caffe_nantools.diagnose.blame import find_blame
@@ -36,6 +36,8 @@ class Diagnosis:
     #: Where the trouble began (layer, pass, iteration, why); ``first_nonfinite`` is where it showed.
     began: Optional[dict] = None
     warnings: List[str] = field(default_factory=list)
+    #: Numbers the advice gives for solver settings (base_lr, clip_gradients), for a fix to try.
+    suggested: Dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         blowup = None
@@ -114,7 +116,8 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
     blame = find_blame(run.suspect, origin, types, grew_over_iterations=grew) if origin is not None else None
     verdict = judge(run, origin, blame, blowup, updates, net_facts, solver_facts, log)
     diagnosis = Diagnosis(log, verdict.cause, verdict.first, verdict.evidence, verdict.advice, verdict.story,
-                          run.has_debug, chosen + 1, len(runs), origin, blowup, run, verdict.origin, verdict.warnings)
+                          run.has_debug, chosen + 1, len(runs), origin, blowup, run, verdict.origin, verdict.warnings,
+                          verdict.suggested)
     if plot is not None:
         from caffe_nantools.diagnose.plot import plot_run
 

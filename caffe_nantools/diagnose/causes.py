@@ -92,6 +92,8 @@ class Verdict:
     advice: List[str] = field(default_factory=list)
     story: List[str] = field(default_factory=list)  # what happened, a sentence a line
     warnings: List[str] = field(default_factory=list)  # not non-finite, but a sign of trouble
+    #: Settings the advice gives numbers for: base_lr, clip_gradients.
+    suggested: Dict[str, float] = field(default_factory=dict)
 
 
 def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Optional[Blowup],
@@ -132,7 +134,7 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         first = updates.first_exploding() if updates is not None else None
         if first is not None:
             _tell_updates(v, first, updates)
-        v.advice += _exploding_advice(blowup, solver, updates if first is not None else None, run)
+        v.advice += _exploding_advice(blowup, solver, updates if first is not None else None, run, v.suggested)
         if run.first_clipping is not None:
             v.story.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
                            f"{run.first_clipping.line}) and they still blew up")
@@ -324,16 +326,17 @@ def _tell_blowup(v: Verdict, b: Blowup) -> None:
 
 
 def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts], updates: Optional[Updates],
-                      run: Run) -> List[str]:
+                      run: Run, suggested: Dict[str, float]) -> List[str]:
     """Lower the rate and bound the steps: by numbers the trace gives when it has the params'
-    updates and the gradient norms, else by rule of thumb."""
+    updates and the gradient norms (kept in ``suggested``), else by rule of thumb."""
     advice = []
     solver_lr = solver.base_lr if solver is not None else None
     where = f" ({solver.path}:{solver.base_lr_line})" if solver_lr is not None else ""
     largest = updates.largest_at_onset() if updates is not None else None
     base = solver_lr if solver_lr is not None else (dict(run.rates).get(largest.iteration) if largest else None)
     if largest is not None and base is not None:
-        advice.append(f"lower base_lr to {safe_base_lr(base, largest):g} (from {base:g}){where}: that keeps the "
+        suggested["base_lr"] = safe_base_lr(base, largest)
+        advice.append(f"lower base_lr to {suggested['base_lr']:g} (from {base:g}){where}: that keeps the "
                       f"update/weight ratios up to where they passed 1 (the largest, {largest.value:.2g}, layer "
                       f"{largest.layer!r} at {_at(largest.iteration)}) under 1e-2")
     elif solver_lr is not None:
@@ -343,7 +346,8 @@ def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts], u
     if solver is None or solver.clip_gradients is None:
         norm = healthy_gradient_norm((b.iteration, n.l2_diff) for b in run.window for n in b.norms)
         if norm is not None:
-            advice.append(f"set clip_gradients: {float(f'{2 * norm:.1g}'):g} in the solver (twice the L2 norm of "
+            suggested["clip_gradients"] = float(f"{2 * norm:.1g}")
+            advice.append(f"set clip_gradients: {suggested['clip_gradients']:g} in the solver (twice the L2 norm of "
                           f"the gradients before the growth, {norm:g}) to bound each update")
         else:
             advice.append("set clip_gradients (e.g. 10) in the solver to bound each update")

@@ -29,6 +29,9 @@ class Expect:
         label_top: the name of the label blob (HDF5 dataset); without a net, "label".
         ignore_label: the loss's ignore_label, a label that is always fine.
         crop_size: records must be at least this high and wide (Caffe CHECKs it).
+        class_labels: whether the net reads the labels as classes (None: no net to say; they
+            are checked as classes). False for a regression target (EuclideanLoss), where any
+            finite value is fine.
     """
 
     shape: Optional[Tuple[int, ...]] = None
@@ -39,6 +42,7 @@ class Expect:
     label_top: Optional[str] = None
     ignore_label: Optional[int] = None
     crop_size: int = 0
+    class_labels: Optional[bool] = None
 
 
 class Collector:
@@ -203,6 +207,8 @@ class DatumChecker:
                 for i in np.flatnonzero(worst > FLT_MAX)]
 
     def _check_labels(self, labels: np.ndarray, rows: np.ndarray, report) -> None:
+        if self.expect.class_labels is False:
+            return
         if self.expect.ignore_label is not None:
             keep = labels != self.expect.ignore_label
             labels, rows = labels[keep], rows[keep]

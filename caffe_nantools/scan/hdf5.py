@@ -230,6 +230,8 @@ def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_star
 
 def _label_problems(flat: np.ndarray, expect) -> List[Tuple[int, str]]:
     problems: Dict[int, str] = {}
+    if expect.class_labels is False:
+        return []
     values = flat[:, 0] if flat.shape[1] else np.zeros(0)
     finite = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
     if expect.ignore_label is not None:

@@ -12,11 +12,12 @@ import re
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.syntax import Node
 from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.templates import render
 
@@ -50,52 +51,6 @@ def _set(node: Node, name: str, raw: str) -> None:
         del field.values[0][1:]
 
 
-class _Records:
-    """Record count and keys of a source, in the order Caffe reads it."""
-
-    def __init__(self, source) -> None:
-        self.source = source
-        if source.backend in ("lmdb", "leveldb"):
-            from caffe_nantools.scan.stores import open_store
-
-            # Closed again at once: Caffe must be able to open a LevelDB while it runs.
-            with open_store(source.path, source.backend) as store:
-                self.count = store.count()
-        elif source.backend == "hdf5":
-            from caffe_nantools.scan.hdf5 import _File, list_files
-
-            self.files = []
-            for name, path in list_files(source.path):
-                f = _File(name, path, source.datasets or None)
-                self.files.append((name, f.n))
-                f.h5.close()
-            self.count = sum(n for _, n in self.files)
-        else:
-            from caffe_nantools.scan.imagelist import read_list
-
-            self.names = [name for _, name, _ in read_list(source.path)]
-            self.count = len(self.names)
-
-    def keys(self, indices: List[int]) -> Dict[int, str]:
-        if not indices:
-            return {}
-        if self.source.backend in ("lmdb", "leveldb"):
-            from caffe_nantools.scan.checks import key_text
-            from caffe_nantools.scan.stores import open_store
-
-            with open_store(self.source.path, self.source.backend) as store:
-                return {i: key_text(k) for i, k in zip(indices, store.keys_at(indices)) if k is not None}
-        if self.source.backend == "hdf5":
-            out, start = {}, 0
-            for name, n in self.files:
-                for i in indices:
-                    if start <= i < start + n:
-                        out[i] = f"{name}:{i - start}"
-                start += n
-            return out
-        return {i: self.names[i] for i in indices if i < len(self.names)}
-
-
 def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optional[int] = None,
                   max_findings: Optional[int] = None, progress: bool = False) -> None:
     """Scan the data layers of ``net_path`` in ``phase`` through Caffe into ``report``."""
@@ -112,7 +67,7 @@ def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optio
     layers = {layer.name: layer for layer in net.layers if layer.type in _PARAMS}
     for source in sources:
         layer = layers[source.layer]
-        records = _Records(source)
+        records = Records(source)
         count = records.count if limit is None else min(records.count, limit)
         params = layer.node.find(_PARAMS[layer.type])
         batch = int(params.get("batch_size", 1))

@@ -48,6 +48,13 @@ def num_classes(net: Net, label: str, state: NetState) -> Tuple[Optional[int], O
     return None, None
 
 
+def reads_classes(net: Net, label: str, state: NetState) -> bool:
+    """Whether a classifier reads ``label`` (as its second bottom): else it is no class index
+    (a regression target, a box, a weight)."""
+    return any(layer.type in CLASSIFIERS and len(layer.bottoms) >= 2 and layer.bottoms[1] == label
+               for layer in net.active_layers(state))
+
+
 def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
     t = layer.node.find("transform_param")
     if t is None:
@@ -79,7 +86,8 @@ def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], L
             raise ScanError(f"{where}: layer {layer.name!r} has no {SOURCE_PARAMS[layer.type]}.source")
         source_path = resolve(str(params.get("source")), path)
         expect = Expect(num_classes=classes, scale=scale, mean=mean, label_top=label,
-                        integer_labels=classes is not None, ignore_label=ignore, crop_size=crop)
+                        integer_labels=classes is not None, ignore_label=ignore, crop_size=crop,
+                        class_labels=bool(label) and reads_classes(net, label, state))
         if layer.type == "Data":
             backend = str(params.get("backend", "LEVELDB")).lower()  # Caffe's default is LevelDB
             source = Source(source_path, backend, expect)

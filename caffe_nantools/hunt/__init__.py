@@ -1,0 +1,219 @@
+"""``caffe-nantools hunt SOLVER``: from "loss = nan" to the cause, the place and a fix shown to
+work, in one command.
+
+Stages, each a library call with its own result: read the solver and its train net; lint them
+(risks, not the verdict); scan the TRAIN data layers' sources; make checked copies in the
+workdir (a check after every blob and in-place modifier, debug_info every iteration); train the
+copies for a bounded number of iterations in a child process under the guard; judge the first
+failure with the trace, the scan and lint; keep a replay bundle of the failing iteration; try
+the fix the cause calls for on the copies and train again. The user's files are never changed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from caffe_nantools import jsontext
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
+from caffe_nantools.files import writing
+from caffe_nantools.hunt.fixes import Fix, find_fix
+from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
+from caffe_nantools.hunt.records import bad_records
+from caffe_nantools.hunt.training import Training, train
+from caffe_nantools.hunt.verdict import CAUSES, Verdict, judge
+
+__all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
+
+
+@dataclass
+class HuntReport:
+    """The verdict first, then what each stage found."""
+
+    verdict: Verdict
+    workdir: str
+    lint: list = field(default_factory=list)
+    scan: Optional[object] = None  # ScanReport, or None with --no-scan
+    scan_error: Optional[str] = None
+    training: Optional[Training] = None
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def return_code(self) -> int:
+        return EXIT_OK if self.verdict.cause == "none" else EXIT_FINDINGS
+
+    def to_dict(self) -> dict:
+        scan = None
+        if self.scan is not None:
+            scan = {"findings": len(self.scan.findings), "sources": self.scan.sources,
+                    "first": [f.__dict__ for f in self.scan.findings[:10]]}
+        elif self.scan_error:
+            scan = {"error": self.scan_error}
+        fix = self.verdict.fix
+        return {"verdict": self.verdict.to_dict(),
+                "stages": {"lint": [f.to_dict() for f in self.lint], "scan": scan,
+                           "train": self.training.to_dict() if self.training else None,
+                           "verify": fix},
+                "workdir": self.workdir, "notes": self.notes}
+
+    def to_json(self) -> str:
+        return jsontext.dumps(self.to_dict()) + "\n"
+
+    def format(self) -> str:
+        v = self.verdict
+        lines = [f"cause: {v.cause}"]
+        where = [f"{name} {value}" for name, value in (("layer", v.layer), ("blob", v.blob), ("pass", v.pass_),
+                                                      ("iteration", v.iteration), ("phase", v.phase)) if value is not None]
+        if where:
+            lines.append("  where: " + ", ".join(where))
+        if v.record is not None:
+            lines.append(f"  record: {v.record['key']} of {v.record['source']}"
+                         + (f" (and {len(v.records) - 1} more in the batch)" if len(v.records) > 1 else ""))
+        if v.fix is not None:
+            state = "verified: the same iterations stay finite" if v.fix["verified"] else "NOT verified: still non-finite"
+            lines.append(f"  fix: {v.fix['change']} ({state}; {v.fix['files'].get('solver', '')})")
+        if v.evidence:
+            lines.append("evidence:")
+            lines += [f"  {e}" for e in v.evidence]
+        if v.advice:
+            lines.append("advice:")
+            lines += [f"  - {a}" for a in v.advice]
+        lines.append("stages:")
+        errors = sum(1 for f in self.lint if f.severity == "error")
+        lines.append(f"  lint: {len(self.lint)} findings ({errors} errors)")
+        for f in self.lint:
+            lines.append(f"    {f}")
+        if self.scan is not None:
+            lines.append(f"  scan: {len(self.scan.findings)} bad records in {', '.join(self.scan.sources) or 'no source'}")
+        else:
+            lines.append(f"  scan: {self.scan_error or 'skipped'}")
+        if self.training is not None:
+            t = self.training
+            lines.append(f"  train: {t.iterations} iterations in {t.seconds:.1f} s; log {t.log}")
+        lines += [f"  note: {n}" for n in self.notes]
+        lines.append(f"workdir: {self.workdir}")
+        return "\n".join(lines) + "\n"
+
+
+class _Stages:
+    """One progress line per stage on stderr, when it is a terminal."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+
+    def run(self, name: str, work: Callable):
+        began = time.time()
+        if self.progress:
+            print(f"hunt: {name} ...", end="", file=sys.stderr, flush=True)
+        try:
+            return work()
+        finally:
+            if self.progress:
+                print(f" {time.time() - began:.1f} s", file=sys.stderr, flush=True)
+
+
+def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = None, gpu: Optional[int] = None,
+         scan: bool = True, verify: bool = True, progress: bool = False) -> HuntReport:
+    """Find out why ``solver``'s training goes non-finite.
+
+    Args:
+        iters: iterations to train (default: the solver's max_iter, at most 1000; 100 without one).
+        workdir: where hunt's copies, logs, replay bundle and fixes go (a new folder; default
+            ``nantools-hunt-YYYYmmdd-HHMMSS`` in the current folder).
+        gpu: train on this GPU (set_mode_gpu, set_device); CPU by default.
+        scan: scan the TRAIN data layers' sources first.
+        verify: try the fix on the copies and train again.
+        progress: a line per stage on stderr.
+
+    Raises:
+        NanToolsError: a solver or net that cannot be read, no pycaffe, a workdir that exists.
+    """
+    from caffe_nantools.pycaffe import load_caffe
+
+    load_caffe()  # a clear error now, not in the child
+    workdir = workdir or time.strftime("nantools-hunt-%Y%m%d-%H%M%S")
+    if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
+        raise HuntError(f"--workdir {workdir}: exists and is not empty; give a new folder")
+    stages = _Stages(progress)
+    os.makedirs(workdir, exist_ok=True)
+    inputs = stages.run("read", lambda: _read(solver, workdir))
+    report = HuntReport(Verdict("none"), workdir)
+    report.lint = stages.run("lint", lambda: _lint(inputs))
+    if scan:
+        report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs))
+    copies = stages.run("checked copies", lambda: make_copies(inputs, os.path.join(workdir, "checked")))
+    iters = iters or inputs.default_iters()
+    report.training = training = stages.run(f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu))
+    diagnosis = _diagnose(training, inputs)
+    verdict = report.verdict = judge(inputs.net_model, training, diagnosis, report.scan, report.lint)
+    if verdict.cause == "bad_input" and training.error is not None:
+        _name_records(verdict, inputs, training.error, report.notes)
+    if training.replay is not None:
+        _finish_bundle(training.replay, inputs)
+        verdict.evidence.append(f"replay bundle: {training.replay} (caffe-nantools replay {training.replay})")
+    if verify:
+        fix: Optional[Fix] = stages.run("verify the fix", lambda: find_fix(inputs, verdict, diagnosis, iters=iters,
+                                                                         gpu=gpu, folder=workdir))
+        verdict.fix = fix.to_dict() if fix is not None else None
+    return report
+
+
+def _read(solver: str, workdir: str) -> Inputs:
+    inputs = read_inputs(solver, workdir)
+    if not os.path.exists(inputs.net):  # an inline net_param, written out for lint and scan
+        with writing() as out:
+            out.text(inputs.net, inputs.net_text)
+    return inputs
+
+
+def _lint(inputs: Inputs) -> list:
+    from caffe_nantools.lint import lint
+
+    return lint(inputs.net, inputs.solver)
+
+
+def _scan(inputs: Inputs):
+    from caffe_nantools.scan import scan
+
+    try:
+        return scan(inputs.net, phase="TRAIN"), None
+    except NanToolsError as e:
+        return None, str(e)
+
+
+def _diagnose(training: Training, inputs: Inputs):
+    from caffe_nantools.diagnose import diagnose
+
+    try:
+        return diagnose(training.log, net=inputs.net, solver=inputs.solver)
+    except NanToolsError:
+        return None
+
+
+def _name_records(verdict: Verdict, inputs: Inputs, error: dict, notes: List[str]) -> None:
+    """The records that the failing batch's bad samples were read from."""
+    records, note = bad_records(inputs.net, verdict.layer, error["iteration"], error["bad_samples"])
+    if note:
+        notes.append(note)
+    if records:
+        verdict.records = records
+        verdict.record = {"source": records[0]["source"], "key": records[0]["key"]}
+
+
+def _finish_bundle(folder: str, inputs: Inputs) -> None:
+    """The bundle's net: the train net with Input layers shaped like the saved batch."""
+    from caffe_nantools.replay import bundle_net
+
+    manifest_path = os.path.join(folder, "manifest.json")
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    shapes = {top: np.load(os.path.join(folder, name), mmap_mode="r").shape for top, name in manifest["inputs"].items()}
+    manifest["net"] = "net.prototxt"
+    with writing() as out:
+        out.text(os.path.join(folder, "net.prototxt"), bundle_net(inputs.net_text, inputs.net, shapes))
+        out.text(manifest_path, json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,124 @@
+"""A fix for hunt's verdict, applied to hunt's own copies and shown to work by training the same
+iterations again. The user's files are never changed."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Dict, List, Optional
+
+from caffe_nantools.hunt.inputs import Inputs, make_copies
+from caffe_nantools.hunt.training import train
+from caffe_nantools.prototxt import dump
+from caffe_nantools.prototxt.net import Net
+from caffe_nantools.templates import escape
+
+if TYPE_CHECKING:
+    from caffe_nantools.diagnose import Diagnosis
+    from caffe_nantools.hunt.verdict import Verdict
+
+#: Tries of ever lower rates for exploding gradients, each 10x below the one before.
+RATE_TRIES = 3
+
+
+@dataclass
+class Fix:
+    """The change, whether the same iterations then stayed finite, and where the fixed copies
+    are (``files``: solver, net); ``tries`` lists each rate tried for an explosion."""
+
+    change: str
+    verified: bool
+    files: Dict[str, str] = field(default_factory=dict)
+    tries: List[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"change": self.change, "verified": self.verified, "files": self.files, "tries": self.tries}
+
+
+def find_fix(inputs: Inputs, verdict: "Verdict", diagnosis: Optional["Diagnosis"], *, iters: int, gpu: Optional[int],
+             folder: str) -> Optional[Fix]:
+    """Try the fix that the verdict's cause calls for; None for causes without one."""
+    if verdict.cause == "exploding_gradients":
+        return _lower_rate(inputs, diagnosis, iters=iters, gpu=gpu, folder=folder)
+    if verdict.cause == "lr_policy":
+        fields = policy_fix(inputs, iters)
+        if fields:
+            change = ", ".join(f"{name}: {value}" for name, value in fields.items())
+            return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, solver_fields=fields)
+    if verdict.cause == "bad_input" and verdict.record is not None:
+        return _clean_source(inputs, verdict, iters=iters, gpu=gpu, folder=folder)
+    return None
+
+
+def policy_fix(inputs: Inputs, iters: int) -> Dict[str, str]:
+    """The missing or broken setting of the solver's lr_policy that computes a non-finite rate."""
+    policy = str(inputs.fields.get("lr_policy", "fixed"))
+    gamma, power = inputs.number("gamma"), inputs.number("power")
+    if policy == "poly" and not inputs.number("max_iter"):
+        return {"max_iter": str(iters)}
+    if policy == "poly" and power is not None and power != int(power):
+        return {"max_iter": str(max(iters, int(inputs.number("max_iter") or 0)))}
+    if policy == "step" and not inputs.number("stepsize"):
+        return {"stepsize": str(max(1, iters // 3))}
+    if policy in ("inv", "sigmoid", "exp") and gamma is None:
+        return {"gamma": "0.0001" if policy != "exp" else "0.9999"}
+    if policy == "exp" and gamma is not None and gamma > 1:
+        return {"gamma": "0.9999"}
+    if policy not in ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"):
+        return {"lr_policy": '"fixed"'}
+    return {}
+
+
+def _lower_rate(inputs: Inputs, diagnosis: Optional["Diagnosis"], *, iters: int, gpu: Optional[int], folder: str) -> Fix:
+    """A lower base_lr with clip_gradients: from the rate the trace calls for (else base_lr / 10),
+    10x lower while the re-run still goes non-finite; the largest rate that stayed finite wins."""
+    suggested = diagnosis.suggested if diagnosis is not None else {}
+    base = inputs.number("base_lr") or 0.01
+    rate = suggested.get("base_lr") or base / 10
+    clip = suggested.get("clip_gradients") or inputs.number("clip_gradients") or 10.0
+    tries: List[dict] = []
+    fix = None
+    for k in range(RATE_TRIES):
+        fields = {"base_lr": f"{rate:g}", "clip_gradients": f"{clip:g}"}
+        change = f"base_lr {base:g} -> {rate:g}, clip_gradients: {clip:g}"
+        fix = _verify(inputs, os.path.join(folder, f"fix-{k + 1}"), change, iters, gpu, solver_fields=fields)
+        tries.append({"base_lr": rate, "clip_gradients": clip, "finite": fix.verified})
+        if fix.verified:
+            break
+        rate /= 10
+    fix.tries = tries
+    return fix
+
+
+def _clean_source(inputs: Inputs, verdict: "Verdict", *, iters: int, gpu: Optional[int], folder: str) -> Optional[Fix]:
+    """The source without its bad records (``scan --write-clean`` into the workdir), the net's
+    copy reading it."""
+    from caffe_nantools.scan import scan
+
+    source = verdict.record["source"]
+    net = Net.parse(inputs.net_text, inputs.net)
+    layer = next((l for l in net.layers if l.name == verdict.layer and l.source_params is not None), None)
+    if layer is None:
+        return None
+    clean = os.path.join(os.path.abspath(folder), "clean", os.path.basename(source.rstrip("/")) or "source")
+    os.makedirs(os.path.dirname(clean), exist_ok=True)
+    report = scan(source, backend=_backend(layer), write_clean=clean)
+    node = layer.source_params.find("source")
+    node.values[0][0].text = f'"{escape(clean)}"'
+    del node.values[0][1:]
+    dropped = len({f.index for f in report.findings if f.index >= 0})
+    change = f"{layer.name}'s source {source} without its {dropped} bad records: {clean}"
+    return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
+
+
+def _backend(layer) -> str:
+    if layer.type == "HDF5Data":
+        return "hdf5"
+    if layer.type == "ImageData":
+        return "imagelist"
+    return "lmdb" if str(layer.source_params.get("backend", "LEVELDB")) == "LMDB" else "leveldb"
+
+
+def _verify(inputs: Inputs, folder: str, change: str, iters: int, gpu: Optional[int], **edits) -> Fix:
+    copies = make_copies(inputs, folder, **edits)
+    training = train(copies, iters, gpu=gpu, replay=False)
+    return Fix(change, training.finite, {"solver": copies.solver, "net": copies.net})

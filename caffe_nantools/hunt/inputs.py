@@ -1,0 +1,120 @@
+"""What hunt starts from: the user's solver and the train net it names, read as Caffe reads
+them (relative paths from the current folder), and the checked copies hunt trains instead."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.files import read_text, writing
+from caffe_nantools.inject import CheckOptions, inject_text
+from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.net import Net
+from caffe_nantools.solver import set_fields
+from caffe_nantools.templates import escape
+
+#: hunt trains at most this many iterations unless told otherwise.
+MAX_ITERS = 1000
+#: Iterations for a solver without max_iter (the poly case goes NaN at once anyway).
+NO_MAX_ITER = 100
+#: A check counts a finite value this large as bad: an overflow to FLT_MAX (an empty MAX pooling
+#: window gives -FLT_MAX) is the fault, not what the next layer makes of it.
+CHECK_MAX_ABS = 1e37
+_NET_FIELDS = ("net", "train_net")
+_INLINE_NETS = ("net_param", "train_net_param")
+
+
+class HuntError(NanToolsError):
+    """A solver or net that hunt cannot start from (the message names the file)."""
+
+
+@dataclass
+class Inputs:
+    """The user's solver and train net."""
+
+    solver: str
+    solver_text: str
+    net: str  # the net file as Caffe would open it; for an inline net, where hunt wrote it out
+    net_text: str
+    net_field: str  # which field the copies set: net or train_net (for train_net_param too)
+    fields: Dict[str, object] = field(default_factory=dict)  # the solver's top-level scalars
+
+    def number(self, name: str) -> Optional[float]:
+        try:
+            value = float(self.fields[name])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    @property
+    def net_model(self) -> Net:
+        return Net.parse(self.net_text, self.net)
+
+    def default_iters(self) -> int:
+        max_iter = self.number("max_iter")
+        return int(min(max_iter, MAX_ITERS)) if max_iter and max_iter > 0 else NO_MAX_ITER
+
+
+def read_inputs(solver: str, workdir: str) -> Inputs:
+    """Read ``solver`` and its train net (``net``, ``train_net``, or an inline ``net_param``,
+    which is written to ``workdir`` so the copies can name it).
+
+    Raises:
+        NanToolsError: unreadable files, parse errors, a solver without a train net.
+    """
+    text = read_text(solver, "solver")
+    doc = parse(text, solver)
+    fields = {node.name: node.value for node in doc.children if not node.is_message}
+    for name in _NET_FIELDS:
+        if name in fields:
+            net = str(fields[name])
+            return Inputs(solver, text, net, read_text(net, "net"), name, fields)
+    for name, field_name in zip(_INLINE_NETS, _NET_FIELDS):
+        node = doc.find(name)
+        if node is not None:
+            net = os.path.join(workdir, "inline_net.prototxt")
+            net_text = "".join(dump(child) for child in node.children).lstrip("\n") + "\n"
+            return Inputs(solver, text, net, net_text, field_name, fields)
+    raise HuntError(f"{solver}: names no train net (net, train_net or net_param); is it a solver prototxt?")
+
+
+@dataclass
+class Copies:
+    """One set of checked copies in the workdir, and the changes made for a fix."""
+
+    folder: str
+    solver: str
+    net: str
+    changes: List[str] = field(default_factory=list)
+
+
+def make_copies(inputs: Inputs, folder: str, *, net_text: Optional[str] = None,
+                solver_fields: Optional[Dict[str, str]] = None, changes: Optional[List[str]] = None) -> Copies:
+    """Checked copies of the net (a check after every blob and every in-place modifier, overflow
+    to FLT_MAX counted) and of the solver (debug_info every iteration, the copy's net, snapshots
+    into ``folder``), with ``solver_fields`` set and ``net_text`` instead of the user's net for
+    a fix."""
+    os.makedirs(folder, exist_ok=True)
+    checked = inject_text(net_text if net_text is not None else inputs.net_text, inputs.net, each=True,
+                          options=CheckOptions(max_abs=CHECK_MAX_ABS), upgrade=True)
+    net_copy = os.path.join(folder, "net.prototxt")
+    solver_copy = os.path.join(folder, "solver.prototxt")
+    which = inputs.net_field
+    fields = {
+        which: f'"{escape(os.path.abspath(net_copy))}"',
+        "debug_info": "true",
+        "display": "1",
+        "snapshot": "0",
+        "snapshot_after_train": "false",
+        "snapshot_prefix": f'"{escape(os.path.join(os.path.abspath(folder), "snapshot"))}"',
+    }
+    fields.update(solver_fields or {})
+    solver_text = set_fields(inputs.solver_text, inputs.solver, fields,
+                             drop=[f for f in _NET_FIELDS + _INLINE_NETS if f != which])
+    with writing() as out:
+        out.text(net_copy, checked.text)
+        out.text(solver_copy, solver_text)
+    return Copies(folder, solver_copy, net_copy, list(changes or []))
+

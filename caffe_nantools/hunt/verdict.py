@@ -1,0 +1,142 @@
+"""hunt's verdict: the first failure of the checked training, read with what the net, the
+trace (diagnose's rules), the scan and lint say, as one answer."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Dict, List, Optional
+
+from caffe_nantools.inject import CHECK_PREFIX
+from caffe_nantools.prototxt.net import Layer, Net, NetState
+
+if TYPE_CHECKING:
+    from caffe_nantools.diagnose import Diagnosis
+    from caffe_nantools.hunt.training import Training
+    from caffe_nantools.lint import LintFinding
+    from caffe_nantools.scan import ScanReport
+
+CAUSES = ("bad_input", "exploding_gradients", "lr_policy", "layer_numerics", "config", "caffe_abort", "none")
+TRAIN = NetState("TRAIN")
+
+
+@dataclass
+class Verdict:
+    """Where and why. ``record`` names the record that reached the net, for ``bad_input``;
+    ``fix`` is filled in by the verification (``change``, ``verified``, ``files``)."""
+
+    cause: str
+    layer: Optional[str] = None
+    blob: Optional[str] = None
+    pass_: Optional[str] = None
+    iteration: Optional[int] = None
+    phase: Optional[str] = None
+    record: Optional[Dict[str, str]] = None
+    records: List[Dict[str, str]] = field(default_factory=list)
+    evidence: List[str] = field(default_factory=list)
+    advice: List[str] = field(default_factory=list)
+    fix: Optional[dict] = None
+
+    def to_dict(self) -> dict:
+        return {"cause": self.cause, "layer": self.layer, "blob": self.blob, "pass": self.pass_,
+                "iteration": self.iteration, "phase": self.phase, "record": self.record, "records": self.records,
+                "evidence": self.evidence, "advice": self.advice, "fix": self.fix}
+
+
+def judge(net: Net, training: "Training", diagnosis: Optional["Diagnosis"], scan: Optional["ScanReport"],
+          findings: List["LintFinding"]) -> Verdict:
+    """The verdict of one hunt; ``records`` are filled in by the caller (they need the stores)."""
+    error = training.error
+    if training.aborted and error is None:
+        return _aborted(training, diagnosis)
+    if error is None:
+        bad = [f for f in scan.findings if f.index >= 0] if scan is not None else []
+        if bad:
+            first = bad[0]
+            return Verdict("bad_input", record={"source": first.source, "key": first.key},
+                           evidence=[f"scan: {first.source} record {first.key}: {first.detail}"],
+                           advice=[f"the training stayed finite for {training.iterations} iterations, but "
+                                   f"{len(bad)} bad records wait in the data: `caffe-nantools scan {first.source} "
+                                   "--write-clean CLEAN` copies it without them"])
+        return Verdict("none", evidence=[f"{training.iterations} iterations stayed finite"])
+    v = Verdict("layer_numerics", blob=_blob(error), pass_=error["pass"], iteration=training.iteration,
+                phase=error["phase"], evidence=[error["message"]])
+    exploded = diagnosis is not None and diagnosis.cause == "exploding_gradients"
+    if error.get("by") == "guard":
+        v.layer = error["layer"]
+        lr = error.get("lr")
+        if lr is not None and not math.isfinite(lr):
+            v.cause = "lr_policy"
+            v.advice.append(f"the learning rate is {lr} at iteration {v.iteration}: {_lr_findings(findings)}")
+        elif error["pass"] in ("update", "backward"):
+            v.cause = "exploding_gradients"
+        return _with_diagnosis(v, diagnosis)
+    checked_blob, after = _check_place(error["layer"])
+    if error["pass"] == "forward":
+        v.layer = after
+        producer = _layer(net, after)
+        if producer is not None and producer.is_data:
+            v.cause = "bad_input"
+            v.advice.append(f"the batch of iteration {v.iteration} held non-finite values in samples "
+                            f"{error['bad_samples']}: drop those records (`caffe-nantools scan --write-clean`)")
+            return v
+    else:
+        v.layer = _backward_writer(net, checked_blob, after)
+    if exploded:
+        v.cause = "exploding_gradients"
+    elif error["pass"] == "forward" and any(f.severity == "error" and f"'{v.layer}'" in f.message for f in findings):
+        v.cause = "config"
+        v.advice += [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in findings
+                     if f.severity == "error" and f"'{v.layer}'" in f.message]
+    return _with_diagnosis(v, diagnosis)
+
+
+def _aborted(training: "Training", diagnosis: Optional["Diagnosis"]) -> Verdict:
+    v = Verdict("caffe_abort", evidence=[f"Caffe ended the training process (exit code {training.exit_code}) "
+                                         f"after {training.iterations} iterations"])
+    abort = diagnosis.abort if diagnosis is not None else None
+    if abort is not None:
+        v.evidence.append(f"{training.log}:{abort['line']}: {abort['text']}")
+        v.advice += diagnosis.advice
+    return v
+
+
+def _with_diagnosis(v: Verdict, diagnosis: Optional["Diagnosis"]) -> Verdict:
+    """The trace's story and advice where they speak of the same failure."""
+    if diagnosis is None or diagnosis.cause in ("none", "caffe_abort"):
+        return v
+    v.evidence += diagnosis.story[:4]
+    v.advice += [a for a in diagnosis.advice if "caffe-nantools inject" not in a and a not in v.advice]
+    return v
+
+
+def _blob(error: dict) -> str:
+    return error["blob"]
+
+
+def _check_place(label: str):
+    """(blob, layer after which the check sits) from a check's label ``nancheck/blob@layer``."""
+    name = label[len(CHECK_PREFIX):] if label.startswith(CHECK_PREFIX) else label
+    blob, _, after = name.rpartition("@")
+    return (blob, after) if blob else (name, None)
+
+
+def _layer(net: Net, name: Optional[str]) -> Optional[Layer]:
+    return next((l for l in net.active_layers(TRAIN) if l.name == name), None)
+
+
+def _backward_writer(net: Net, blob: str, after: Optional[str]) -> Optional[str]:
+    """The layer whose backward wrote the diff a check after ``after`` saw: the next in-place
+    modifier of ``blob``, else the first layer that reads it."""
+    layers = net.active_layers(TRAIN)
+    chain = net.chain(blob, TRAIN)
+    names = [l.name for l in chain]
+    if after in names and names.index(after) + 1 < len(names):
+        return names[names.index(after) + 1]
+    start = next((i for i, l in enumerate(layers) if l.name == after), -1)
+    reader = next((l for l in layers[start + 1:] if blob in l.bottoms and not l.in_place(blob)), None)
+    return reader.name if reader is not None else after
+
+
+def _lr_findings(findings: List["LintFinding"]) -> str:
+    found = [f"{f.message} ({f.file}:{f.line})" for f in findings if f.rule == "lr-policy" and f.severity == "error"]
+    return "; ".join(found) or "the solver's lr_policy computes it"

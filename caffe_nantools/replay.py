@@ -1,0 +1,163 @@
+"""``caffe-nantools replay BUNDLE``: run the failing iteration of a hunt again, forward and
+backward, from the weights it started with and the batch it read, and give the exact numbers of
+every blob and param in net order (NaN/+inf/-inf counts, min, max, mean |x|), the first bad one
+marked: without retraining, as often as needed.
+
+A bundle (``hunt`` writes one at the first failure) is a folder with ``manifest.json``,
+``net.prototxt`` (the train net with its data layers replaced by Input layers), the
+``.caffemodel`` and one ``.npy`` per data top.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
+from caffe_nantools.files import read_text
+from caffe_nantools.prototxt import dump
+from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.templates import escape
+
+
+class ReplayError(NanToolsError):
+    """A bundle that cannot be replayed (the message names the file)."""
+
+
+def bundle_net(net_text: str, path: str, shapes: Dict[str, Sequence[int]]) -> str:
+    """The TRAIN net of ``net_text`` with every data layer replaced by an Input layer whose tops
+    have ``shapes`` (the saved batch's), other layers as written."""
+    net = Net.parse(net_text, path)
+    parts = [f'name: "{escape(net.name or "replay")}"\n']
+    for layer in net.active_layers(NetState("TRAIN")):
+        if layer.is_data:
+            tops = "".join(f' top: "{escape(t)}"' for t in layer.tops)
+            dims = "".join(" shape {" + "".join(f" dim: {d}" for d in shapes[t]) + " }" for t in layer.tops)
+            parts.append(f'layer {{ name: "{escape(layer.name)}" type: "Input"{tops} input_param {{{dims} }} }}\n')
+        else:
+            parts.append(dump(layer.node).strip("\r\n") + "\n")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Row:
+    """The numbers of one array: a blob's data or diff, or a param's."""
+
+    what: str  # "data" or "diff"
+    name: str  # "layer: blob" or "layer: param i"
+    count: int
+    nan: int
+    posinf: int
+    neginf: int
+    min: Optional[float]
+    max: Optional[float]
+    mean_abs: Optional[float]
+
+    @property
+    def bad(self) -> bool:
+        return bool(self.nan or self.posinf or self.neginf)
+
+    def to_dict(self) -> dict:
+        return {"what": self.what, "name": self.name, "count": self.count, "nan": self.nan, "posinf": self.posinf,
+                "neginf": self.neginf, "min": self.min, "max": self.max, "mean_abs": self.mean_abs}
+
+
+def measure(what: str, name: str, x: np.ndarray) -> Row:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    finite = x[np.isfinite(x)]
+    return Row(what, name, int(x.size), int(np.isnan(x).sum()), int(np.isposinf(x).sum()), int(np.isneginf(x).sum()),
+               float(finite.min()) if finite.size else None, float(finite.max()) if finite.size else None,
+               float(np.abs(finite).mean()) if finite.size else None)
+
+
+@dataclass
+class ReplayReport:
+    """Forward rows (blob data, then each layer's params) and backward rows (blob diffs, param
+    diffs), in net order; ``first_bad`` is the first row with a non-finite value."""
+
+    iteration: Optional[int]
+    forward: List[Row] = field(default_factory=list)
+    backward: List[Row] = field(default_factory=list)
+
+    @property
+    def first_bad(self) -> Optional[Row]:
+        return next((r for r in self.forward + self.backward if r.bad), None)
+
+    @property
+    def return_code(self) -> int:
+        return EXIT_FINDINGS if self.first_bad is not None else EXIT_OK
+
+    def to_dict(self) -> dict:
+        first = self.first_bad
+        return {"iteration": self.iteration, "forward": [r.to_dict() for r in self.forward],
+                "backward": [r.to_dict() for r in self.backward],
+                "first_bad": first.to_dict() if first is not None else None}
+
+    def format(self) -> str:
+        first = self.first_bad
+        lines = [f"iteration {self.iteration}: " + (f"first non-finite: the {first.what} of {first.name}" if first else
+                                                     "every value finite")]
+        header = f"  {'':2}{'what':5} {'name':32} {'nan':>6} {'+inf':>6} {'-inf':>6} {'min':>11} {'max':>11} {'mean |x|':>11}"
+        for title, rows in (("forward", self.forward), ("backward", self.backward)):
+            lines += [title + ":", header]
+            for r in rows:
+                mark = "->" if r is first else ""
+                lines.append(f"  {mark:2}{r.what:5} {r.name[:32]:32} {r.nan:6} {r.posinf:6} {r.neginf:6} "
+                             f"{_number(r.min):>11} {_number(r.max):>11} {_number(r.mean_abs):>11}")
+        return "\n".join(lines) + "\n"
+
+
+def _number(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
+    """Run the bundle's iteration once more, forward and backward.
+
+    Raises:
+        ReplayError: not a bundle, or files missing from it.
+        CaffeUnavailableError: no pycaffe here.
+    """
+    from caffe_nantools.pycaffe import load_caffe
+
+    manifest_path = os.path.join(bundle, "manifest.json")
+    try:
+        manifest = json.loads(read_text(manifest_path, "manifest"))
+        net_path = os.path.join(bundle, manifest["net"])
+        weights = os.path.join(bundle, manifest["weights"])
+        inputs = {top: np.load(os.path.join(bundle, name)) for top, name in manifest["inputs"].items()}
+    except NanToolsError:
+        raise ReplayError(f"{bundle}: not a replay bundle (no manifest.json); hunt writes one in WORKDIR/replay") from None
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ReplayError(f"{bundle}: the bundle is incomplete ({e})") from None
+    caffe = load_caffe()
+    if gpu is not None:
+        caffe.set_mode_gpu()
+        caffe.set_device(gpu)
+    else:
+        caffe.set_mode_cpu()
+    net = caffe.Net(net_path, caffe.TRAIN, weights=weights)
+    for top, batch in inputs.items():
+        net.blobs[top].data[...] = batch
+    report = ReplayReport(manifest.get("iteration"))
+    params = dict(net.params.items())
+    names = list(net._layer_names)
+    net.clear_param_diffs()
+    # Layer by layer, so that each blob is measured as that layer left it: an in-place layer
+    # after it changes the same memory.
+    for name in names:
+        net.forward(start=name, end=name)
+        for top in net.top_names[name]:
+            report.forward.append(measure("data", f"{name}: {top}", net.blobs[top].data))
+        for i, blob in enumerate(params.get(name, ())):
+            report.forward.append(measure("data", f"{name}: param {i}", blob.data))
+    for name in reversed(names):
+        net.backward(start=name, end=name)
+        for bottom in net.bottom_names[name]:
+            report.backward.append(measure("diff", f"{name}: {bottom}", net.blobs[bottom].diff))
+        for i, blob in enumerate(params.get(name, ())):
+            report.backward.append(measure("diff", f"{name}: param {i}", blob.diff))
+    return report
