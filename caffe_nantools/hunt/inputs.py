@@ -22,6 +22,8 @@ NO_MAX_ITER = 100
 #: A check counts a finite value this large as bad: an overflow to FLT_MAX (an empty MAX pooling
 #: window gives -FLT_MAX) is the fault, not what the next layer makes of it.
 CHECK_MAX_ABS = 1e37
+#: The seed of hunt's runs, where the solver sets none (Caffe then seeds from the clock).
+RANDOM_SEED = 1701
 _NET_FIELDS = ("net", "train_net")
 _INLINE_NETS = ("net_param", "train_net_param")
 
@@ -110,6 +112,9 @@ def make_copies(inputs: Inputs, folder: str, *, net_text: Optional[str] = None,
         "snapshot_after_train": "false",
         "snapshot_prefix": f'"{escape(os.path.join(os.path.abspath(folder), "snapshot"))}"',
     }
+    if "random_seed" not in inputs.fields:
+        # The same initial weights in every run of a hunt, so that a fix is judged on the same start.
+        fields["random_seed"] = str(RANDOM_SEED)
     fields.update(solver_fields or {})
     solver_text = set_fields(inputs.solver_text, inputs.solver, fields,
                              drop=[f for f in _NET_FIELDS + _INLINE_NETS if f != which])

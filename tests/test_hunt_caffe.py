@@ -1,0 +1,197 @@
+"""hunt on real trainings that go wrong in known ways: the cause, the place, the record, the
+replay of the failing iteration, and a fix shown to work. Layer names and fault positions vary
+as a user's nets would."""
+import json
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from caffe_nantools.cli import main
+from caffe_nantools.hunt import hunt
+from caffe_nantools.replay import replay
+from datums import datum
+from stores import write_store
+
+SOLVER = 'net: "{net}"\nbase_lr: {lr}\nlr_policy: "{policy}"\nmomentum: 0.9\nmax_iter: {max_iter}\ndisplay: 5\n' \
+         'snapshot_prefix: "snap"\nsolver_mode: CPU\n{extra}'
+
+
+def solver(folder, *, net="net.prototxt", lr=0.01, policy="fixed", max_iter=20, extra=""):
+    (folder / "solver.prototxt").write_text(SOLVER.format(net=net, lr=lr, policy=policy, max_iter=max_iter, extra=extra))
+    return "solver.prototxt"
+
+
+def classifier(data_layer, *, hidden="fc_hidden", extra="", into=None, classes=3):
+    """A small classifier on ``data_layer``'s tops data/label; ``extra`` goes after the hidden
+    layer's ReLU and ``into`` is what the scores read."""
+    return data_layer + textwrap.dedent(f"""\
+        layer {{ name: "{hidden}" type: "InnerProduct" bottom: "data" top: "{hidden}"
+                inner_product_param {{ num_output: 8 weight_filler {{ type: "xavier" }} }} }}
+        layer {{ name: "{hidden}_relu" type: "ReLU" bottom: "{hidden}" top: "{hidden}" }}
+        {extra}
+        layer {{ name: "scores" type: "InnerProduct" bottom: "{into or hidden}" top: "scores"
+                inner_product_param {{ num_output: {classes} weight_filler {{ type: "xavier" }} }} }}
+        layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "label" top: "loss" }}
+        """)
+
+
+def lmdb_layer(name, source, batch=4):
+    return (f'layer {{ name: "{name}" type: "Data" top: "data" top: "label" '
+            f'data_param {{ source: "{source}" backend: LMDB batch_size: {batch} }} }}\n')
+
+
+def float_lmdb(path, n=40, bad=(), shape=(1, 2, 3)):
+    rng = np.random.RandomState(3)
+    records = []
+    for i in range(n):
+        x = rng.randn(*shape).astype(np.float32)
+        if i in bad:
+            x.flat[i % x.size] = np.nan
+        records.append((f"{i:08d}".encode(), datum(x, label=i % 3)))
+    write_store(path, "lmdb", records)
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("layer_name, bad, batch", [("data", 13, 4), ("mnist_in", 22, 5)])
+def test_a_nan_record_in_an_lmdb_is_named_by_its_key(caffe, here, layer_name, bad, batch):
+    float_lmdb(here / "train_lmdb", bad=(bad,))
+    (here / "net.prototxt").write_text(classifier(lmdb_layer(layer_name, "train_lmdb", batch)))
+    report = hunt(solver(here), workdir="hunt")
+    v = report.verdict
+    assert (v.cause, v.layer, v.pass_, v.iteration) == ("bad_input", layer_name, "forward", bad // batch)
+    assert v.record == {"source": "train_lmdb", "key": f"{bad:08d}"}
+    assert v.fix["verified"] and os.path.isdir(v.fix["files"]["net"].rsplit("/fix/", 1)[0] + "/clean")
+    first = replay(report.training.replay).first_bad
+    assert first.name == f"{layer_name}: data" and first.what == "data"
+    assert report.return_code == 1
+
+
+@pytest.mark.parametrize("bad_row", [2, 9])
+def test_a_nan_row_in_hdf5_is_named_file_and_row(caffe, here, bad_row):
+    import h5py
+
+    x = np.random.RandomState(1).randn(16, 4).astype(np.float32)
+    x[bad_row, 1] = np.nan
+    with h5py.File(str(here / "part.h5"), "w") as f:
+        f["data"], f["label"] = x, (np.arange(16) % 3).astype(np.float32)
+    (here / "list.txt").write_text("part.h5\n")
+    data = 'layer { name: "rows" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "list.txt" batch_size: 4 } }\n'
+    (here / "net.prototxt").write_text(classifier(data))
+    v = hunt(solver(here), workdir="hunt").verdict
+    assert (v.cause, v.layer, v.iteration) == ("bad_input", "rows", bad_row // 4)
+    assert v.record == {"source": "list.txt", "key": f"part.h5:{bad_row}"} and v.fix["verified"]
+
+
+REGRESSION = textwrap.dedent("""\
+    layer { name: "data" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "train.txt" batch_size: 4 } }
+    layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1" inner_product_param { num_output: 8 weight_filler { type: "xavier" } } }
+    layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+    layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 1 weight_filler { type: "xavier" } } }
+    layer { name: "loss" type: "EuclideanLoss" bottom: "ip2" bottom: "label" top: "loss" }
+    """)
+
+
+def regression_data(folder):
+    import h5py
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(32, 16).astype(np.float32)
+    with h5py.File(str(folder / "train.h5"), "w") as f:
+        f["data"], f["label"] = x, (x.sum(1, keepdims=True) * 3).astype(np.float32)
+    (folder / "train.txt").write_text("train.h5\n")
+    (folder / "net.prototxt").write_text(REGRESSION)
+
+
+def test_a_rate_far_too_high_is_exploding_gradients_and_a_lower_one_is_verified(caffe, here):
+    regression_data(here)
+    report = hunt(solver(here, lr=0.3), workdir="hunt")
+    v = report.verdict
+    assert v.cause == "exploding_gradients" and v.pass_ in ("forward", "backward", "update")
+    assert v.fix["verified"] and v.fix["tries"][-1]["finite"]
+    assert all(t["base_lr"] < 0.3 for t in v.fix["tries"]) and "clip_gradients" in v.fix["change"]
+
+
+def test_poly_without_max_iter_is_the_lr_policy_and_max_iter_fixes_it(caffe, here):
+    regression_data(here)
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 1\nsolver_mode: CPU\n')
+    v = hunt("solver.prototxt", workdir="hunt", iters=10).verdict
+    assert (v.cause, v.iteration) == ("lr_policy", 0)
+    assert v.fix["change"] == "max_iter: 10" and v.fix["verified"]
+
+
+def dummy_classifier(extra, into, batch=4):
+    data = (f'layer {{ name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param {{ '
+            f'shape {{ dim: {batch} dim: 6 }} shape {{ dim: {batch} }} data_filler {{ type: "gaussian" std: 1 }} '
+            f'data_filler {{ type: "constant" value: 1 }} }} }}\n')
+    return classifier(data, extra=extra, into=into)
+
+
+@pytest.mark.parametrize("name", ["log_feat", "take_log"])
+def test_log_of_a_relu_output_is_the_log_layer_in_the_forward_pass(caffe, here, name):
+    extra = f'layer {{ name: "{name}" type: "Log" bottom: "fc_hidden" top: "logged" }}'
+    (here / "net.prototxt").write_text(dummy_classifier(extra, "logged"))
+    v = hunt(solver(here), workdir="hunt", iters=5).verdict
+    assert (v.cause, v.layer, v.pass_, v.iteration) == ("layer_numerics", name, "forward", 0)
+    assert v.fix is None
+
+
+def test_a_square_root_after_a_relu_is_the_power_layer_in_the_backward_pass(caffe, here):
+    extra = 'layer { name: "root" type: "Power" bottom: "fc_hidden" top: "rooted" power_param { power: 0.5 } }'
+    (here / "net.prototxt").write_text(dummy_classifier(extra, "rooted"))
+    v = hunt(solver(here), workdir="hunt", iters=5).verdict
+    assert (v.layer, v.pass_, v.iteration) == ("root", "backward", 0)
+
+
+def test_a_max_pooling_window_past_the_input_is_the_pooling_layer(caffe, here):
+    (here / "net.prototxt").write_text(textwrap.dedent("""\
+        layer { name: "data" type: "DummyData" top: "data" top: "label"
+                dummy_data_param { shape { dim: 4 dim: 1 dim: 9 dim: 9 } shape { dim: 4 }
+                                   data_filler { type: "gaussian" } data_filler { type: "constant" value: 1 } } }
+        layer { name: "squeeze" type: "Pooling" bottom: "data" top: "squeezed" pooling_param { pool: MAX kernel_size: 3 stride: 5 } }
+        layer { name: "ip1" type: "InnerProduct" bottom: "squeezed" top: "ip1" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+        layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
+        """))
+    v = hunt(solver(here), workdir="hunt", iters=3).verdict
+    assert (v.cause, v.layer, v.pass_) == ("config", "squeeze", "forward")
+
+
+def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_batchnorm(caffe, here):
+    (here / "net.prototxt").write_text(textwrap.dedent("""\
+        layer { name: "data" type: "DummyData" top: "data" top: "label"
+                dummy_data_param { shape { dim: 4 dim: 2 dim: 3 } shape { dim: 4 }
+                                   data_filler { type: "constant" value: 0 } data_filler { type: "constant" value: 1 } } }
+        layer { name: "flat" type: "Reshape" bottom: "data" top: "flat" reshape_param { shape { dim: 0 dim: -1 } } }
+        layer { name: "norm" type: "BatchNorm" bottom: "flat" top: "normed" batch_norm_param { eps: 0 } }
+        layer { name: "ip1" type: "InnerProduct" bottom: "normed" top: "ip1" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+        layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
+        """))
+    v = hunt(solver(here), workdir="hunt", iters=3).verdict
+    assert v.cause in ("layer_numerics", "config") and (v.layer, v.pass_) == ("norm", "forward")
+
+
+def test_a_caffe_abort_is_a_finding_with_the_fatal_line(caffe, here):
+    data = ('layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
+            'shape { dim: 4 dim: 6 } shape { dim: 4 dim: 1 } } }\n')
+    (here / "net.prototxt").write_text(data + textwrap.dedent("""\
+        layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1" inner_product_param { num_output: 2 } }
+        layer { name: "loss" type: "EuclideanLoss" bottom: "ip1" bottom: "label" top: "loss" }
+        """))
+    v = hunt(solver(here), workdir="hunt", iters=3).verdict
+    assert v.cause == "caffe_abort" and any("Check failed" in e for e in v.evidence)
+
+
+def test_a_healthy_run_is_none_and_exit_0(caffe, here, capsys):
+    float_lmdb(here / "train_lmdb")
+    (here / "net.prototxt").write_text(classifier(lmdb_layer("data", "train_lmdb")))
+    assert main(["hunt", solver(here), "--workdir", "hunt", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"]["cause"] == "none" and report["stages"]["train"]["iterations"] == 20
+    assert report["workdir"] == "hunt" and not os.path.exists("snap_iter_20.caffemodel")
+    assert sorted(os.listdir(here)) == ["hunt", "net.prototxt", "solver.prototxt", "train_lmdb"]
