@@ -16,6 +16,7 @@ from caffe_nantools.checking import parse_param_str
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit, backup, read_text, same_file, write_text
 from caffe_nantools.prototxt import Node, dump, parse
+from caffe_nantools.prototxt.syntax import collector_paused
 from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
 from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
@@ -109,7 +110,8 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
             shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
             raise InjectError(f"--blobs {spec}: no such blob in the net (blobs: {shown})")
         chosen.update(dict.fromkeys(matched))
-    return [n for n in names if n in chosen] + [n for n in chosen if n not in names]
+    known = set(names)
+    return [n for n in names if n in chosen] + [n for n in chosen if n not in known]
 
 
 def is_check(layer: Layer) -> bool:
@@ -237,6 +239,11 @@ def inject_text(
         InjectError: a V1 net, an unknown blob, or rules that cannot be combined.
         UpgradeError: a V1 net that ``upgrade`` cannot rewrite.
     """
+    with collector_paused():
+        return _inject_text(text, path, blobs, each, options, upgrade)
+
+
+def _inject_text(text: str, path: str, blobs: Sequence[str], each: bool, options: CheckOptions, upgrade: bool) -> InjectResult:
     original = text
     net = Net.parse(text, path)
     upgraded: List[str] = []

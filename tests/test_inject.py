@@ -280,3 +280,25 @@ def test_cli_bad_numbers_are_usage_errors(files, capsys):
         with pytest.raises(SystemExit) as info:
             main(["inject", str(net), "--dry-run", flag, value])
         assert info.value.code == 2
+
+
+def in_place_net(layers):
+    head = 'layer { name: "in" type: "Input" top: "blob" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }\n'
+    return head + "".join(f'layer {{ name: "act{i}" type: "TanH" bottom: "blob" top: "blob" }}\n' for i in range(layers))
+
+
+def test_inject_time_grows_linearly_with_in_place_layers_on_one_blob():
+    import time
+
+    def seconds(layers):
+        text = in_place_net(layers)
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            result = inject_text(text, each=True)
+            times.append(time.perf_counter() - start)
+        assert len(result.added) == layers + 1
+        return min(times)
+
+    small, large = seconds(1500), seconds(6000)
+    assert large / small < 8, f"4x the layers took {large / small:.1f}x the time (linear: ~4x, quadratic: ~16x)"
