@@ -11,6 +11,7 @@ from typing import List, Optional
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit
 from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.fields import INT32
 from caffe_nantools.prototxt.edits import add_field, change_value, following_sibling
 from caffe_nantools.prototxt.style import Style
 from caffe_nantools.templates import escape
@@ -73,12 +74,12 @@ def enable_debug_info(
         field_name = "train_net" if doc.find("train_net") and not doc.find("net") else "net"
         _set(doc, style, field_name, f'"{escape(net_path)}"', changes)
     if display is not None:
-        if display < 0:
-            raise SolverError(f"--display {display}: must be 0 or more")
+        if not 0 <= display <= INT32.high:  # the number itself may be too long to print
+            raise SolverError(f"--display must be from 0 to {INT32.high} (Caffe's display is an int32)")
         _set(doc, style, "display", str(display), changes)
     warnings = []
-    shown = doc.get("display", 0)
-    if not isinstance(shown, int) or shown <= 0:
+    shown = doc.field("display", INT32, 0)
+    if shown <= 0:
         warnings.append(
             f"{path}: display is {shown or 'not set (0)'}, so Caffe never prints the debug_info "
             "trace; set it with --display N (e.g. 1 while hunting a NaN)"

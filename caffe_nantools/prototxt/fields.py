@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence
 
-from caffe_nantools.prototxt.syntax import Node, ParseError, Token, decode
-
-_SHOWN = 32  # longest value text quoted whole in a message
+from caffe_nantools.prototxt.syntax import Node, ParseError, Token, decode, shown
 
 
 class FieldError(ParseError):
@@ -33,9 +31,7 @@ class Kind:
             raise _error(node.items[0], f"field {node.name}: expected {self.what}, got a {{ }} block")
         value = self.convert(decode(tokens), tokens)
         if value is None:
-            raw = "".join(t.text for t in tokens)
-            shown = raw if len(raw) <= _SHOWN else f"{raw[:_SHOWN - 8]}... ({len(raw)} characters)"
-            raise _error(tokens[0], f"field {node.name}: expected {self.what}, got {shown}")
+            raise _error(tokens[0], f"field {node.name}: expected {self.what}, got {shown(''.join(t.text for t in tokens))}")
         return value
 
 

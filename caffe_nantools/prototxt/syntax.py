@@ -147,7 +147,7 @@ def tokenize(text: str, path: str = "<string>") -> Tuple[List[Token], str]:
                 if bad[0] in "\"'":
                     what = "unterminated string (strings end on the same line)"
                 elif bad[0] in "0123456789.":
-                    what = f"invalid number {bad!r}"
+                    what = f"invalid number '{shown(bad)}'"
                 else:
                     what = f"unexpected character {bad!r}"
                 raise ParseError(what, path, line, col, source.line_text(line))
@@ -156,6 +156,11 @@ def tokenize(text: str, path: str = "<string>") -> Tuple[List[Token], str]:
         append(prev)
         offset = start + len(good)
     return tokens, ""
+
+
+def shown(text: str, limit: int = 32) -> str:
+    """Source text for a one-line message, cut short when long (a number of 5,000 digits)."""
+    return text if len(text) <= limit else f"{text[:limit - 8]}... ({len(text)} characters)"
 
 
 class Node:
