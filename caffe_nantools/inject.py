@@ -23,7 +23,7 @@ from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.upgrade import upgrade_v1
 from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
 from caffe_nantools.solver import SolverEdit, enable_debug_info
-from caffe_nantools.templates import check_layer
+from caffe_nantools.templates import check_layer, escape
 
 CHECK_PREFIX = "nancheck/"
 
@@ -127,8 +127,8 @@ def _rule_text(kind: str, rule) -> str:
         fields.append(f"min_level: {rule.min_level}")
     if rule.max_level is not None:
         fields.append(f"max_level: {rule.max_level}")
-    fields += [f'stage: "{s}"' for s in rule.stages]
-    fields += [f'not_stage: "{s}"' for s in rule.not_stages]
+    fields += [f'stage: "{escape(s)}"' for s in rule.stages]
+    fields += [f'not_stage: "{escape(s)}"' for s in rule.not_stages]
     return f"{kind} {{ {' '.join(fields)} }}"
 
 
@@ -272,7 +272,8 @@ def _inject_text(text: str, path: str, blobs: Sequence[str], each: bool, options
     # One parse for all the new layers, then one pass to put them in place.
     after: Dict[int, List[Node]] = {}
     before: Dict[int, List[Node]] = {}
-    for check, node in zip(planned.checks, parse("".join(blocks), "<template>").children):
+    # Every value in the blocks is escaped, so they parse; the path names the user's file all the same.
+    for check, node in zip(planned.checks, parse("".join(blocks), path).children):
         if check.after is not None:
             after.setdefault(id(check.after.node), []).append(node)
         elif first_layer is not None:  # a net input: checked before the first layer

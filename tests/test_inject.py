@@ -8,6 +8,8 @@ from caffe_nantools.cli import main
 from caffe_nantools.inject import CheckOptions, InjectError, inject_text, remove_text, select_blobs
 from caffe_nantools.prototxt import ParseError
 from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt import parse
+from caffe_nantools.templates import escape
 from corpus import NETS, corpus_params, read
 from nets import PHASED_NET
 
@@ -302,3 +304,51 @@ def test_inject_time_grows_linearly_with_in_place_layers_on_one_blob():
 
     small, large = seconds(1500), seconds(6000)
     assert large / small < 8, f"4x the layers took {large / small:.1f}x the time (linear: ~4x, quadratic: ~16x)"
+
+
+ODD_NAMES = ["two\nlines", 'say "hi"', "back\\slash", "tab\there", "cr\rlf", "bell\x07", "del\x7f", "ünïcode", "it's"]
+
+
+def odd_name_net(name, stage):
+    return (f'layer {{ name: "in" type: "Input" top: "{escape(name)}" input_param {{ shape {{ dim: 1 dim: 2 }} }} }}\n'
+            f'layer {{ name: "act" type: "ReLU" bottom: "{escape(name)}" top: "{escape(name)}" '
+            f'include {{ stage: "{escape(stage)}" }} }}\n'
+            f'layer {{ name: "out" type: "TanH" bottom: "{escape(name)}" top: "y" }}\n')
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+@pytest.mark.parametrize("each", [False, True])
+def test_blob_names_that_need_escapes_read_back_as_written(name, each):
+    from caffe_nantools.checking import parse_param_str
+
+    stage = name[::-1]
+    result = inject_text(odd_name_net(name, stage), "odd.prototxt", blobs=[name], each=each)
+    assert result.added
+    checked = Net.parse(result.text)
+    for layer in checked.layers:
+        if layer.type == "Python":
+            assert layer.bottoms == layer.tops == [name]
+            assert layer.name.startswith(f"nancheck/{name}")
+            config = parse_param_str(layer.node.find("python_param").get("param_str"))
+            assert config.blobs == (name,) and config.name == layer.name
+            assert all(rule.stages in ((), (stage,)) for rule in layer.include)
+    assert remove_text(result.text)[0] == odd_name_net(name, stage)
+
+
+@pytest.mark.parametrize("net_path", ["dir\nwith newline/net.prototxt", 'say "net".prototxt', "C:\\nets\\train.prototxt", "tab\t.prototxt"])
+def test_net_paths_that_need_escapes_read_back_as_given(net_path):
+    from caffe_nantools.solver import enable_debug_info
+
+    for solver in ('net: "old.prototxt"\nbase_lr: 0.01\n', "base_lr: 0.01\n"):
+        edited = enable_debug_info(solver, "s.prototxt", net_path=net_path)
+        assert parse(edited.text).get("net") == net_path
+        assert remove_text(edited.text)[0] == solver
+
+
+def test_parse_errors_of_inserted_layers_could_only_name_the_users_file(monkeypatch):
+    import caffe_nantools.inject as inject_module
+
+    monkeypatch.setattr(inject_module, "check_layer", lambda **kw: 'layer {\n  name: "broken\n}')
+    with pytest.raises(ParseError) as info:
+        inject_text(NET, "users-net.prototxt", blobs=["conv1"])
+    assert str(info.value).startswith("users-net.prototxt:") and "template" not in str(info.value)

@@ -33,7 +33,7 @@ def add_field(doc: Document, text: str, style: Style) -> Node:
     if not doc.children:
         raise EditError(f"{doc.path}: has no fields to add {text!r} after")
     last = doc.children[-1]
-    node = parse(f"{style.newline}{indentation(last)}{text}  # {ADDED_MARK}").children[0]
+    node = parse(f"{style.newline}{indentation(last)}{text}  # {ADDED_MARK}", doc.path).children[0]
     doc.insert(len(doc.children), node)
     return node
 
