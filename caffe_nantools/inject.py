@@ -17,12 +17,12 @@ from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit, backup, read_text, same_file, write_text
 from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.syntax import collector_paused
-from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
+from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, Rule, representative_states
 from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.upgrade import upgrade_v1
 from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
-from caffe_nantools.solver import SolverEdit, enable_debug_info
+from caffe_nantools.solver import SolverEdit, added_by_debug_info, enable_debug_info
 from caffe_nantools.templates import check_layer, escape
 
 CHECK_PREFIX = "nancheck/"
@@ -115,8 +115,33 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
 
 
 def is_check(layer: Layer) -> bool:
-    """A CheckFiniteLayer that inject added."""
-    return layer.type == "Python" and is_added(layer.node)
+    """A CheckFiniteLayer that inject added, exactly as it wrote it."""
+    return layer.type == "Python" and is_added(layer.node) and dump(layer.node).lstrip() == written_by_inject(layer.node)
+
+
+def written_by_inject(node: Node) -> Optional[str]:
+    """What inject writes for a marked node with ``node``'s values (from its first token on, as
+    ``dump`` gives it): a check layer in the node's own indentation, quotes and line breaks, or
+    a solver line; None for a node inject never adds."""
+    if not node.is_message:
+        return added_by_debug_info(node)
+    if node.name != "layer":
+        return None
+    children = node.children
+    base = indentation(node)
+    inner = indentation(children[0]) if children else ""
+    indent = inner[len(base):] if inner.startswith(base) and len(inner) > len(base) else "  "
+    kind = node.find("type")
+    quote = kind.raw_values[0][0] if kind is not None and kind.raw_values and kind.raw_values[0][0] in "'\"" else '"'
+    params = node.find("python_param")
+    snippet = check_layer(
+        name=str(node.get("name", "")),
+        blob=str(node.get("bottom", "")),
+        param_str=str(params.get("param_str", "")) if params is not None else "",
+        rules=tuple(_rule_text(r.name, Rule.from_node(r)) for r in children if r.name in ("include", "exclude")),
+    )
+    newline = "\r\n" if node.items[0].pre.endswith("\r\n" + base) else "\n"
+    return Style(newline, indent, quote).block(snippet, base)[len(newline + base):]
 
 
 def _rule_text(kind: str, rule) -> str:
@@ -290,9 +315,11 @@ def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
 
     Raises:
         ParseError: the text is not a prototxt.
+        EditError: a block or line marked as inject's that is not what inject wrote (the user
+            edited it, or wrote it with the mark): ``path:line`` and what differs.
     """
     doc = parse(text, path)
-    undone = undo(doc)
+    undone = undo(doc, written_by_inject)
     return dump(doc), undone
 
 

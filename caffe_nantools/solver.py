@@ -12,12 +12,15 @@ from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.fields import INT32
-from caffe_nantools.prototxt.edits import add_field, change_value, following_sibling
+from caffe_nantools.prototxt.edits import add_field, added_line, change_value, following_sibling
 from caffe_nantools.prototxt.style import Style
+from caffe_nantools.prototxt.syntax import Node
 from caffe_nantools.templates import escape
 
 #: Above this display interval, inject warns that the debug trace will be coarse.
 COARSE_DISPLAY = 100
+#: The fields enable_debug_info may add, and the value it gives them (None: the one asked for).
+ADDED_FIELDS = {"debug_info": "true", "net": None, "train_net": None, "display": None}
 
 
 class SolverError(NanToolsError):
@@ -44,6 +47,14 @@ def _set(doc, style: Style, name: str, raw: str, changes: List[str]) -> None:
         old = " ".join(node.raw_values)
         change_value(node, raw, following_sibling(doc, node))
         changes.append(f"changed {name}: {old} -> {raw}")
+
+
+def added_by_debug_info(node: Node) -> Optional[str]:
+    """The line enable_debug_info adds for a field with ``node``'s name and value (after its
+    indentation), or None for a field it never adds."""
+    if node.is_message or node.name not in ADDED_FIELDS:
+        return None
+    return added_line(f"{node.name}: {ADDED_FIELDS[node.name] or ' '.join(node.raw_values)}")
 
 
 def enable_debug_info(
