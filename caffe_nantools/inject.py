@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from caffe_nantools.checking import parse_param_str
+from caffe_nantools.checking import check_value, parse_param_str
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit, backup, read_text, same_file, write_text
 from caffe_nantools.prototxt import Node, dump, parse
@@ -39,6 +39,12 @@ class CheckOptions:
     on: Optional[str] = None
     max_abs: Optional[float] = None
     every: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        # Refused here as the layer would refuse them at set-up (and before str() of a huge int fails).
+        for key in ("on", "max_abs", "every"):
+            if getattr(self, key) is not None:
+                check_value(key, getattr(self, key))
 
     def param_str(self, name: str, blob: str) -> str:
         pairs = {"name": name, "blobs": blob, "on": self.on, "max_abs": self.max_abs, "every": self.every}

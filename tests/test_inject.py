@@ -450,3 +450,12 @@ def test_remove_takes_out_the_solver_lines_inject_wrote():
 def test_consecutive_check_blocks_have_no_blank_line_between_them():
     text = inject_text(NET, blobs=["conv1", "ip1", "loss"]).text
     assert "\n\n" not in text
+
+
+@pytest.mark.parametrize("options", [dict(every=10**5000), dict(every=0), dict(max_abs=10**400), dict(on="explode")])
+def test_check_options_the_layer_would_refuse_are_refused_at_once(options):
+    from caffe_nantools import CheckConfigError
+
+    with pytest.raises(CheckConfigError) as info:
+        CheckOptions(**options)
+    assert len(str(info.value)) < 200
