@@ -17,7 +17,6 @@ layer {{
   top: "label"
   data_param {{
     source: "no-such-db"
-    batch_size: 2
     {data}
   }}
   transform_param {{
@@ -80,7 +79,7 @@ layer {{
 """
 
 
-def data_net(data="", transform="scale: 0.5", ip="num_output: 3", loss="", name="reader"):
+def data_net(data="batch_size: 2", transform="scale: 0.5", ip="num_output: 3", loss="", name="reader"):
     return DATA.format(name=name, data=data, transform=transform) + SCORES.format(ip=ip, loss=loss)
 
 
@@ -95,6 +94,7 @@ def rule_net(rule):
 # (net text, the odd value's text, the field named, commands that read that field)
 ODD = [
     (data_net(data="backend: FOO"), "FOO", "backend", ["scan"]),
+    (data_net(data="batch_size: 0x0", name="zero batch"), "0x0", "batch_size", ["scan"]),
     (data_net(data='backend: "LMDB"'), '"LMDB"', "backend", ["scan"]),
     (data_net(transform='scale: "big"'), '"big"', "scale", ["scan", "lint"]),
     (data_net(transform="mean_value: 104\n    mean_value: green"), "green", "mean_value", ["scan", "lint"]),

@@ -1,9 +1,13 @@
 """Random input to the prototxt readers: whatever the text or bytes, parse, lint and inject
 either work or raise one of the project's errors (a one-line message), never anything else."""
+import contextlib
+import os
+import tempfile
+
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from caffe_nantools.errors import NanToolsError  # noqa: E402
@@ -11,7 +15,7 @@ from caffe_nantools.inject import inject_text, remove_text  # noqa: E402
 from caffe_nantools.lint import lint  # noqa: E402
 from caffe_nantools.prototxt import decode, dump, parse  # noqa: E402
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=300, deadline=None)
 
 #: Characters prototxt is made of, so random text gets past the first token often.
 PROTO_CHARS = st.sampled_from(list('abcdefgxyz_019.-+eEfF"\'\\{}[]<>:,;# \n\t\r'))
@@ -62,6 +66,16 @@ def prototxt(draw):
     return "\n".join(layers) + draw(st.sampled_from(["", "\n", f"\n{draw(fields())}"]))
 
 
+@contextlib.contextmanager
+def written(data: bytes):
+    """A file holding ``data`` (hypothesis runs many examples in one test, so no tmp_path)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "fuzz.prototxt")
+        with open(path, "wb") as f:
+            f.write(data)
+        yield path
+
+
 def only_our_errors(action):
     try:
         action()
@@ -89,23 +103,21 @@ def test_random_text_parses_back_byte_for_byte_or_is_a_parse_error(text):
 
 @SETTINGS
 @given(st.binary(max_size=300) | st.text(PROTO_CHARS, max_size=300).map(str.encode))
-def test_lint_of_random_bytes_raises_only_our_errors(tmp_path, data):
-    path = tmp_path / "random.prototxt"
-    path.write_bytes(data)
-    only_our_errors(lambda: lint(str(path)))
-    only_our_errors(lambda: lint(None, str(path)))
+def test_lint_of_random_bytes_raises_only_our_errors(data):
+    with written(data) as path:
+        only_our_errors(lambda: lint(path))
+        only_our_errors(lambda: lint(None, path))
 
 
 @SETTINGS
 @given(prototxt())
-def test_net_shaped_text_with_odd_values_is_linted_and_injected_or_refused(tmp_path, text):
-    path = tmp_path / "net.prototxt"
-    path.write_text(text)
-    only_our_errors(lambda: lint(str(path)))
-    only_our_errors(lambda: lint(None, str(path)))
+def test_net_shaped_text_with_odd_values_is_linted_and_injected_or_refused(text):
+    with written(text.encode()) as path:
+        only_our_errors(lambda: lint(path))
+        only_our_errors(lambda: lint(None, path))
 
     def round_trip():
-        result = inject_text(text, str(path))
-        assert remove_text(result.text, str(path))[0] == text
+        result = inject_text(text, "net.prototxt")
+        assert remove_text(result.text, "net.prototxt")[0] == text
 
     only_our_errors(round_trip)

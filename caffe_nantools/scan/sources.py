@@ -9,7 +9,7 @@ import numpy as np
 
 from caffe_nantools.datum import read_varint
 from caffe_nantools.files import read_text
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, STRING, UINT32, Enum
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, POSITIVE, STRING, UINT32, Enum
 from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
@@ -79,6 +79,8 @@ def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], L
         scale, mean, crop, mean_file = _transform(layer)
         params = layer.source_params
         where = f"{path}:{layer.node.line}:{layer.node.col}"
+        if params is not None:
+            params.field("batch_size", POSITIVE)  # scan --mode net reads it too: an odd one is said here
         source_name = params.field("source", STRING) if params is not None else None
         if source_name is None:
             raise ScanError(f"{where}: layer {layer.name!r} has no {SOURCE_PARAMS[layer.type]}.source")
