@@ -195,7 +195,7 @@ def test_inject_says_where_a_solvers_huge_display_is(tmp_path, capsys):
     (tmp_path / "net.prototxt").write_text(rule_net('phase: TRAIN'))
     (tmp_path / "solver.prototxt").write_text(f'net: "net.prototxt"\ndisplay: {HUGE}\n')
     assert main(["inject", str(tmp_path / "net.prototxt"), "--solver", str(tmp_path / "solver.prototxt"), "--dry-run"]) == 2
-    assert f"solver.prototxt:2:10: field display: expected an integer" in capsys.readouterr().err
+    assert "solver.prototxt:2:10: field display: expected an integer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind, raw, value", [

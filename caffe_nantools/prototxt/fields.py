@@ -1,13 +1,13 @@
 """Field types of Caffe's schema, for reading values as Caffe's parser reads them.
 
-``node.field("stride", UINT32, 1)`` gives an int, or raises a :class:`FieldError` placed at the
+``node.field("stride", POSITIVE, 1)`` gives an int, or raises a :class:`FieldError` placed at the
 value (``net.prototxt:12:13: field stride: expected an integer from 1 to 4294967295, got 0``), as
 Caffe's own parser or layer set-up would refuse it. Readers of nets and solvers take their values
 through these kinds, so an odd value is one positioned line, never a TypeError deep inside.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional
 
 from caffe_nantools.prototxt.syntax import Node, ParseError, Token, decode, shown
 
@@ -107,5 +107,5 @@ POSITIVE = Integer(32, False, minimum=1)
 FLOAT, BOOL, STRING = Number(), Boolean(), Text()
 PHASE = Enum("TRAIN", "TEST")
 
-__all__: Sequence[str] = ("BOOL", "Enum", "FLOAT", "FieldError", "INT32", "INT64", "Integer", "Kind", "Number",
-                          "PHASE", "POSITIVE", "STRING", "Text", "UINT32")
+__all__ = ["BOOL", "Enum", "FLOAT", "FieldError", "INT32", "INT64", "Integer", "Kind", "Number",
+                          "PHASE", "POSITIVE", "STRING", "Text", "UINT32"]
