@@ -107,5 +107,5 @@ POSITIVE = Integer(32, False, minimum=1)
 FLOAT, BOOL, STRING = Number(), Boolean(), Text()
 PHASE = Enum("TRAIN", "TEST")
 
-__all__ = ["BOOL", "Enum", "FLOAT", "FieldError", "INT32", "INT64", "Integer", "Kind", "Number",
-                          "PHASE", "POSITIVE", "STRING", "Text", "UINT32"]
+__all__ = ["BOOL", "Enum", "FLOAT", "FieldError", "INT32", "INT64", "Integer", "Kind", "Number", "PHASE", "POSITIVE",
+           "STRING", "Text", "UINT32"]
