@@ -1,6 +1,7 @@
-"""Prototxt speed: parse + inject + print of a generated 2,000-layer net (target < 0.5 s), and
-parser throughput against protobuf's own text_format.Parse into caffe_pb2 (target: at least
-as fast), measured side by side. Run in the image: docker/run-benchmark prototxt_speed.
+"""Prototxt speed: parse + inject + print of a generated 2,000-layer net (target < 0.5 s), inject
+on 2k and 8k in-place layers on one blob (target: ~4x apart, linear), and parser throughput
+against protobuf's own text_format.Parse into caffe_pb2 (target: at least as fast), measured
+side by side. Run in the image: docker/run-benchmark prototxt_speed.
 """
 import argparse
 import os
@@ -45,6 +46,12 @@ def generated_net(layers: int) -> str:
     return head + "".join(blocks)
 
 
+def in_place_net(layers: int) -> str:
+    """One blob and ``layers`` in-place ReLUs on it, each a writer of the same blob."""
+    head = 'layer { name: "data" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+    return head + "".join(f'layer {{ name: "relu{i}" type: "ReLU" bottom: "x" top: "x" }}\n' for i in range(layers))
+
+
 def best(fn, repeat):
     times = []
     for _ in range(repeat):
@@ -66,6 +73,10 @@ def main():
 
     total = best(lambda: inject_text(text, "generated.prototxt"), args.repeat)
     print(f"parse + inject after every blob + print: {total:.3f} s (target < 0.5 s)")
+    small, large = (best(lambda n=n: inject_text(in_place_net(n), "in_place.prototxt", each=True), args.repeat)
+                    for n in (2000, 8000))
+    print(f"inject --each on in-place layers of one blob: 2k {small:.3f} s, 8k {large:.3f} s, "
+          f"ratio {large / small:.1f}x (target ~4x: linear)")
     ours = best(lambda: parse(text), args.repeat)
     print(f"{'caffe_nantools.prototxt.parse':>40}: {mb / ours:7.2f} MB/s")
     assert dump(parse(text)) == text

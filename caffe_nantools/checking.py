@@ -52,7 +52,7 @@ class CheckConfig:
 
 def _text(key: str, value) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise CheckConfigError(f"{key} must be a non-empty string, got {value!r}")
+        raise CheckConfigError(f"{key} must be a non-empty string, got {_shown(value)}")
     return value.strip()
 
 
@@ -60,7 +60,7 @@ def _choice(allowed: Sequence[str]) -> Callable[[str, object], str]:
     def convert(key: str, value) -> str:
         if value not in allowed:
             raise CheckConfigError(
-                f"{key}={value!r} is not allowed (allowed values: {', '.join(allowed)})"
+                f"{key}={_shown(value)} is not allowed (allowed values: {', '.join(allowed)})"
             )
         return value
 
@@ -70,25 +70,39 @@ def _choice(allowed: Sequence[str]) -> Callable[[str, object], str]:
 def _names(key: str, value) -> Tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
-        raise CheckConfigError(f"{key} must be a list of blob names, got {value!r}")
+        raise CheckConfigError(f"{key} must be a list of blob names, got {_shown(value)}")
     return tuple(_text(key, item) for item in items)
 
 
 def _positive_float(key: str, value) -> float:
     try:
         number = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = float("nan")
     if not (np.isfinite(number) and number > 0):
-        raise CheckConfigError(f"{key}={value!r} must be a finite number > 0")
+        raise CheckConfigError(f"{key}={_shown(value)} must be a finite number > 0")
     return number
 
 
+#: The largest ``every``: Caffe counts iterations in an int, far below it.
+MAX_EVERY = 2**63 - 1
+
+
 def _positive_int(key: str, value) -> int:
-    text = str(value).strip() if not isinstance(value, bool) else ""
-    if not re.fullmatch(r"\+?[0-9]+", text) or int(text) < 1:
-        raise CheckConfigError(f"{key}={value!r} must be an integer >= 1")
-    return int(text)
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value if 1 <= value <= MAX_EVERY else None  # str() of a huge int fails on Python >= 3.11
+    else:
+        digits = str(value).strip().lstrip("+") if isinstance(value, str) else ""
+        number = int(digits) if re.fullmatch(r"[0-9]{1,19}", digits) and 1 <= int(digits) <= MAX_EVERY else None
+    if number is None:
+        raise CheckConfigError(f"{key}={_shown(value)} must be an integer >= 1 (and <= {MAX_EVERY})")
+    return number
+
+
+def _shown(value, limit: int = 40) -> str:
+    """A value for a one-line message, cut short when long (a number of thousands of digits)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= limit else f"{text[:limit - 8]}... ({len(text)} characters)"
 
 
 _CONVERTERS: Dict[str, Callable] = {
@@ -100,6 +114,17 @@ _CONVERTERS: Dict[str, Callable] = {
     "max_abs": _positive_float,
     "every": _positive_int,
 }
+
+
+def check_value(key: str, value):
+    """One param_str value converted as the layer converts it.
+
+    Raises:
+        CheckConfigError: an unknown key or a bad value.
+    """
+    if key not in _CONVERTERS:
+        raise CheckConfigError(f"unknown key {key!r} (allowed keys: {', '.join(sorted(_CONVERTERS))})")
+    return _CONVERTERS[key](key, value)
 
 
 def _split_pairs(text: str) -> Dict[str, str]:
@@ -146,6 +171,8 @@ def parse_param_str(param_str: str) -> CheckConfig:
                 raw = json.loads(text)
             except ValueError as e:
                 raise CheckConfigError(f"not valid JSON: {e}") from None
+            except RecursionError:
+                raise CheckConfigError("JSON nested too deeply (an object of plain values is expected)") from None
             if not isinstance(raw, dict):
                 raise CheckConfigError("a JSON param_str must be an object")
         elif "=" in text:
@@ -158,16 +185,13 @@ def parse_param_str(param_str: str) -> CheckConfig:
             )
         else:
             raw = {}
-        unknown = sorted(set(raw) - set(_CONVERTERS))
-        if unknown:
-            raise CheckConfigError(
-                f"unknown key {unknown[0]!r} (allowed keys: {', '.join(sorted(_CONVERTERS))})"
-            )
-        values = {key: _CONVERTERS[key](key, value) for key, value in raw.items()}
+        for key in sorted(set(raw) - set(_CONVERTERS))[:1]:
+            check_value(key, raw[key])
+        values = {key: check_value(key, value) for key, value in raw.items()}
         if "dump_dir" in values and values.get("on") != "dump":
             raise CheckConfigError("dump_dir is used only with on=dump")
     except CheckConfigError as e:
-        raise CheckConfigError(f"CheckFiniteLayer param_str {param_str!r}: {e}") from None
+        raise CheckConfigError(f"CheckFiniteLayer param_str {_shown(param_str, 200)}: {e}") from None
     return CheckConfig(**values)
 
 
@@ -264,9 +288,11 @@ class Checker:
             try:
                 report = self._dump(pass_, bad, errors)
                 note = f"caffe-nantools dumped the bad blobs; report: {report}"
-            except OSError as e:
-                # The bad blob is the news; a failed dump must not hide it.
-                note = f"caffe-nantools could not dump the bad blobs to {self.config.dump_dir}: {e}"
+            except (OSError, ValueError) as e:
+                # The bad blob is the news; a failed dump (no room, no such folder, a NUL byte
+                # in dump_dir) must not hide it.
+                shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], self.config.dump_dir)
+                note = f"caffe-nantools could not dump the bad blobs to {shown}: {e}"
             lines.append(glog_line("E", note))
         log = self._log or sys.stderr
         log.write("\n".join(lines) + "\n")

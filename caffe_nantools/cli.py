@@ -153,20 +153,9 @@ def _log2csv(args: argparse.Namespace) -> int:
 
 def _lint(args: argparse.Namespace) -> int:
     from caffe_nantools import jsontext
-    from caffe_nantools.files import read_text
-    from caffe_nantools.lint import lint
-    from caffe_nantools.prototxt import parse
+    from caffe_nantools.lint import lint, net_and_solver
 
-    if len(args.files) > 2:
-        raise NanToolsError("lint takes a net and/or a solver: at most two files")
-    net = solver = None
-    for path in args.files:
-        doc = parse(read_text(path), path)
-        if doc.find("layer") or doc.find("layers") or doc.find("input"):
-            net = path
-        else:
-            solver = path
-    findings = lint(net, solver)
+    findings = lint(*net_and_solver(args.files))
     if args.json:
         print(jsontext.dumps([f.to_dict() for f in findings]))
     else:

@@ -12,17 +12,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from caffe_nantools.checking import parse_param_str
+from caffe_nantools.checking import check_value, parse_param_str
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
 from caffe_nantools.prototxt import Node, dump, parse
-from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, representative_states
+from caffe_nantools.prototxt.syntax import collector_paused
+from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, Rule, representative_states
 from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.upgrade import upgrade_v1
 from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
-from caffe_nantools.solver import SolverEdit, enable_debug_info
-from caffe_nantools.templates import check_layer
+from caffe_nantools.solver import SolverEdit, added_by_debug_info, enable_debug_info
+from caffe_nantools.templates import check_layer, escape
 
 CHECK_PREFIX = "nancheck/"
 
@@ -38,6 +39,12 @@ class CheckOptions:
     on: Optional[str] = None
     max_abs: Optional[float] = None
     every: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        # Refused here as the layer would refuse them at set-up (and before str() of a huge int fails).
+        for key in ("on", "max_abs", "every"):
+            if getattr(self, key) is not None:
+                check_value(key, getattr(self, key))
 
     def param_str(self, name: str, blob: str) -> str:
         pairs = {"name": name, "blobs": blob, "on": self.on, "max_abs": self.max_abs, "every": self.every}
@@ -109,12 +116,38 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
             shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
             raise InjectError(f"--blobs {spec}: no such blob in the net (blobs: {shown})")
         chosen.update(dict.fromkeys(matched))
-    return [n for n in names if n in chosen] + [n for n in chosen if n not in names]
+    known = set(names)
+    return [n for n in names if n in chosen] + [n for n in chosen if n not in known]
 
 
 def is_check(layer: Layer) -> bool:
-    """A CheckFiniteLayer that inject added."""
-    return layer.type == "Python" and is_added(layer.node)
+    """A CheckFiniteLayer that inject added, exactly as it wrote it."""
+    return layer.type == "Python" and is_added(layer.node) and dump(layer.node).lstrip() == written_by_inject(layer.node)
+
+
+def written_by_inject(node: Node) -> Optional[str]:
+    """What inject writes for a marked node with ``node``'s values (from its first token on, as
+    ``dump`` gives it): a check layer in the node's own indentation, quotes and line breaks, or
+    a solver line; None for a node inject never adds."""
+    if not node.is_message:
+        return added_by_debug_info(node)
+    if node.name != "layer":
+        return None
+    children = node.children
+    base = indentation(node)
+    inner = indentation(children[0]) if children else ""
+    indent = inner[len(base):] if inner.startswith(base) and len(inner) > len(base) else "  "
+    kind = node.find("type")
+    quote = kind.raw_values[0][0] if kind is not None and kind.raw_values and kind.raw_values[0][0] in "'\"" else '"'
+    params = node.find("python_param")
+    snippet = check_layer(
+        name=str(node.get("name", "")),
+        blob=str(node.get("bottom", "")),
+        param_str=str(params.get("param_str", "")) if params is not None else "",
+        rules=tuple(_rule_text(r.name, Rule.from_node(r)) for r in children if r.name in ("include", "exclude")),
+    )
+    newline = "\r\n" if node.items[0].pre.endswith("\r\n" + base) else "\n"
+    return Style(newline, indent, quote).block(snippet, base)[len(newline + base):]
 
 
 def _rule_text(kind: str, rule) -> str:
@@ -125,8 +158,8 @@ def _rule_text(kind: str, rule) -> str:
         fields.append(f"min_level: {rule.min_level}")
     if rule.max_level is not None:
         fields.append(f"max_level: {rule.max_level}")
-    fields += [f'stage: "{s}"' for s in rule.stages]
-    fields += [f'not_stage: "{s}"' for s in rule.not_stages]
+    fields += [f'stage: "{escape(s)}"' for s in rule.stages]
+    fields += [f'not_stage: "{escape(s)}"' for s in rule.not_stages]
     return f"{kind} {{ {' '.join(fields)} }}"
 
 
@@ -237,6 +270,11 @@ def inject_text(
         InjectError: a V1 net, an unknown blob, or rules that cannot be combined.
         UpgradeError: a V1 net that ``upgrade`` cannot rewrite.
     """
+    with collector_paused():
+        return _inject_text(text, path, blobs, each, options, upgrade)
+
+
+def _inject_text(text: str, path: str, blobs: Sequence[str], each: bool, options: CheckOptions, upgrade: bool) -> InjectResult:
     original = text
     net = Net.parse(text, path)
     upgraded: List[str] = []
@@ -265,7 +303,8 @@ def inject_text(
     # One parse for all the new layers, then one pass to put them in place.
     after: Dict[int, List[Node]] = {}
     before: Dict[int, List[Node]] = {}
-    for check, node in zip(planned.checks, parse("".join(blocks), "<template>").children):
+    # Every value in the blocks is escaped, so they parse; the path names the user's file all the same.
+    for check, node in zip(planned.checks, parse("".join(blocks), path).children):
         if check.after is not None:
             after.setdefault(id(check.after.node), []).append(node)
         elif first_layer is not None:  # a net input: checked before the first layer
@@ -282,9 +321,11 @@ def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
 
     Raises:
         ParseError: the text is not a prototxt.
+        EditError: a block or line marked as inject's that is not what inject wrote (the user
+            edited it, or wrote it with the mark): ``path:line`` and what differs.
     """
     doc = parse(text, path)
-    undone = undo(doc)
+    undone = undo(doc, written_by_inject)
     return dump(doc), undone
 
 

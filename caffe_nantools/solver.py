@@ -11,12 +11,16 @@ from typing import Dict, List, Optional, Sequence
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit
 from caffe_nantools.prototxt import dump, parse
-from caffe_nantools.prototxt.edits import add_field, change_value, following_sibling
+from caffe_nantools.prototxt.fields import INT32
+from caffe_nantools.prototxt.edits import add_field, added_line, change_value, following_sibling
 from caffe_nantools.prototxt.style import Style
+from caffe_nantools.prototxt.syntax import Node
 from caffe_nantools.templates import escape
 
 #: Above this display interval, inject warns that the debug trace will be coarse.
 COARSE_DISPLAY = 100
+#: The fields enable_debug_info may add, and the value it gives them (None: the one asked for).
+ADDED_FIELDS = {"debug_info": "true", "net": None, "train_net": None, "display": None}
 
 
 class SolverError(NanToolsError):
@@ -62,6 +66,14 @@ def set_fields(text: str, path: str, fields: Dict[str, str], *, drop: Sequence[s
     return dump(doc)
 
 
+def added_by_debug_info(node: Node) -> Optional[str]:
+    """The line enable_debug_info adds for a field with ``node``'s name and value (after its
+    indentation), or None for a field it never adds."""
+    if node.is_message or node.name not in ADDED_FIELDS:
+        return None
+    return added_line(f"{node.name}: {ADDED_FIELDS[node.name] or ' '.join(node.raw_values)}")
+
+
 def enable_debug_info(
     text: str,
     path: str = "<string>",
@@ -90,12 +102,12 @@ def enable_debug_info(
         field_name = "train_net" if doc.find("train_net") and not doc.find("net") else "net"
         _set(doc, style, field_name, f'"{escape(net_path)}"', changes)
     if display is not None:
-        if display < 0:
-            raise SolverError(f"--display {display}: must be 0 or more")
+        if not 0 <= display <= INT32.high:  # the number itself may be too long to print
+            raise SolverError(f"--display must be from 0 to {INT32.high} (Caffe's display is an int32)")
         _set(doc, style, "display", str(display), changes)
     warnings = []
-    shown = doc.get("display", 0)
-    if not isinstance(shown, int) or shown <= 0:
+    shown = doc.field("display", INT32, 0)
+    if shown <= 0:
         warnings.append(
             f"{path}: display is {shown or 'not set (0)'}, so Caffe never prints the debug_info "
             "trace; set it with --display N (e.g. 1 while hunting a NaN)"

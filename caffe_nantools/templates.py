@@ -36,9 +36,14 @@ def _read(template: str) -> str:
     return (template_dir() / template).read_text(encoding="utf-8")
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def escape(text: str) -> str:
-    """``text`` escaped for the inside of a double-quoted prototxt string."""
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """``text`` escaped for the inside of a double-quoted prototxt string, as protobuf's parser
+    reads it back: a string ends on its line, so line breaks and other control characters are
+    written as escapes."""
+    return "".join(_ESCAPES.get(c) or (f"\\{ord(c):03o}" if ord(c) < 32 or ord(c) == 127 else c) for c in text)
 
 
 def check_layer(*, name: str, blob: str, param_str: str, rules: Sequence[str] = ()) -> str:

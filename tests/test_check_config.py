@@ -79,3 +79,21 @@ def test_config_errors_are_value_errors_and_nantools_errors():
     with pytest.raises(ValueError):
         parse_param_str("on=never")
     assert issubclass(CheckConfigError, NanToolsError)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"blobs": ' + "[" * 50000 + "]" * 50000 + "}", "JSON nested too deeply"),
+    ('{"name": ' * 20000 + '"x"' + "}" * 20000, "JSON nested too deeply"),
+    ("every=" + "1" * 5000, "must be an integer >= 1"),
+    ("name=n every=" + "9" * 20, "must be an integer >= 1"),
+    ('{"max_abs": 1' + "0" * 400 + "}", "must be a finite number > 0"),
+])
+def test_hostile_param_strs_are_config_errors_of_one_short_line(text, message):
+    with pytest.raises(CheckConfigError) as info:
+        parse_param_str(text)
+    assert message in str(info.value) and len(str(info.value)) < 400 and "\n" not in str(info.value)
+
+
+def test_every_up_to_the_largest_int64_is_kept():
+    assert parse_param_str("every=9223372036854775807").every == 2**63 - 1
+    assert parse_param_str('{"every": 12}').every == 12

@@ -157,3 +157,17 @@ def test_a_failed_dump_leaves_no_partial_file_and_still_raises_the_finding(tmp_p
 def test_blob_names_must_match_the_bottom_count():
     with pytest.raises(CheckConfigError, match="names 1 blobs \\(fc\\) but the layer has 2 bottoms"):
         make("blobs=fc", n_blobs=2)
+
+
+@pytest.mark.parametrize("dump_dir", ["nul\x00byte", "nested\x00/deeper"])
+def test_a_dump_dir_that_is_no_path_still_raises_the_finding(tmp_path, dump_dir):
+    import json
+
+    checker, log = make(json.dumps({"on": "dump", "dump_dir": str(tmp_path / dump_dir), "name": "c"}))
+    checker.start_forward()
+    with pytest.raises(NonFiniteError) as info:
+        checker.check("forward", [batch(bad=[1])])
+    assert info.value.layer == "c" and info.value.n_bad_samples == 1
+    assert "could not dump the bad blobs to " in log.getvalue() and "\x00" not in log.getvalue()
+    assert "\\x00" in log.getvalue()  # the NUL shown as an escape
+    assert os.listdir(tmp_path) == []

@@ -6,8 +6,11 @@ import pytest
 
 from caffe_nantools.cli import main
 from caffe_nantools.inject import CheckOptions, InjectError, inject_text, remove_text, select_blobs
+from caffe_nantools.prototxt.edits import EditError
 from caffe_nantools.prototxt import ParseError
 from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt import parse
+from caffe_nantools.templates import escape
 from corpus import NETS, corpus_params, read
 from nets import PHASED_NET
 
@@ -280,3 +283,179 @@ def test_cli_bad_numbers_are_usage_errors(files, capsys):
         with pytest.raises(SystemExit) as info:
             main(["inject", str(net), "--dry-run", flag, value])
         assert info.value.code == 2
+
+
+def in_place_net(layers):
+    head = 'layer { name: "in" type: "Input" top: "blob" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }\n'
+    return head + "".join(f'layer {{ name: "act{i}" type: "TanH" bottom: "blob" top: "blob" }}\n' for i in range(layers))
+
+
+def test_inject_time_grows_linearly_with_in_place_layers_on_one_blob():
+    import time
+
+    def seconds(layers):
+        text = in_place_net(layers)
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            result = inject_text(text, each=True)
+            times.append(time.perf_counter() - start)
+        assert len(result.added) == layers + 1
+        return min(times)
+
+    small, large = seconds(1500), seconds(6000)
+    assert large / small < 8, f"4x the layers took {large / small:.1f}x the time (linear: ~4x, quadratic: ~16x)"
+
+
+ODD_NAMES = ["two\nlines", 'say "hi"', "back\\slash", "tab\there", "cr\rlf", "bell\x07", "del\x7f", "ünïcode", "it's"]
+
+
+def odd_name_net(name, stage):
+    return (f'layer {{ name: "in" type: "Input" top: "{escape(name)}" input_param {{ shape {{ dim: 1 dim: 2 }} }} }}\n'
+            f'layer {{ name: "act" type: "ReLU" bottom: "{escape(name)}" top: "{escape(name)}" '
+            f'include {{ stage: "{escape(stage)}" }} }}\n'
+            f'layer {{ name: "out" type: "TanH" bottom: "{escape(name)}" top: "y" }}\n')
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+@pytest.mark.parametrize("each", [False, True])
+def test_blob_names_that_need_escapes_read_back_as_written(name, each):
+    from caffe_nantools.checking import parse_param_str
+
+    stage = name[::-1]
+    result = inject_text(odd_name_net(name, stage), "odd.prototxt", blobs=[name], each=each)
+    assert result.added
+    checked = Net.parse(result.text)
+    for layer in checked.layers:
+        if layer.type == "Python":
+            assert layer.bottoms == layer.tops == [name]
+            assert layer.name.startswith(f"nancheck/{name}")
+            config = parse_param_str(layer.node.find("python_param").get("param_str"))
+            assert config.blobs == (name,) and config.name == layer.name
+            assert all(rule.stages in ((), (stage,)) for rule in layer.include)
+    assert remove_text(result.text)[0] == odd_name_net(name, stage)
+
+
+@pytest.mark.parametrize("net_path", ["dir\nwith newline/net.prototxt", 'say "net".prototxt', "C:\\nets\\train.prototxt", "tab\t.prototxt"])
+def test_net_paths_that_need_escapes_read_back_as_given(net_path):
+    from caffe_nantools.solver import enable_debug_info
+
+    for solver in ('net: "old.prototxt"\nbase_lr: 0.01\n', "base_lr: 0.01\n"):
+        edited = enable_debug_info(solver, "s.prototxt", net_path=net_path)
+        assert parse(edited.text).get("net") == net_path
+        assert remove_text(edited.text)[0] == solver
+
+
+def test_parse_errors_of_inserted_layers_could_only_name_the_users_file(monkeypatch):
+    import caffe_nantools.inject as inject_module
+
+    monkeypatch.setattr(inject_module, "check_layer", lambda **kw: 'layer {\n  name: "broken\n}')
+    with pytest.raises(ParseError) as info:
+        inject_text(NET, "users-net.prototxt", blobs=["conv1"])
+    assert str(info.value).startswith("users-net.prototxt:") and "template" not in str(info.value)
+
+
+def lines_of(text):
+    return text.split("\n")
+
+
+STYLES = [
+    ("spaces", lambda t: t),
+    ("tabs, single quotes, CRLF", lambda t: t.replace("  ", "\t").replace('"', "'").replace("\n", "\r\n")),
+    ("four spaces", lambda t: t.replace("  ", "    ")),
+]
+
+
+@pytest.mark.parametrize("style, restyle", STYLES)
+@pytest.mark.parametrize("each", [False, True])
+def test_remove_recognises_every_block_inject_wrote_in_every_style(style, restyle, each):
+    text = restyle(NET)
+    result = inject_text(text, each=each, options=CheckOptions(on="warn", every=3))
+    assert len(result.added) > 3
+    assert remove_text(result.text)[0] == text
+
+
+def edited(text, after_line_containing, new_line):
+    lines = lines_of(text)
+    at = next(i for i, l in enumerate(lines) if after_line_containing in l)
+    return "\n".join(lines[: at + 1] + [new_line] + lines[at + 1 :]), at + 2
+
+
+@pytest.mark.parametrize("blob, anchor, new_line", [
+    ("conv1", 'bottom: "conv1"', "  propagate_down: false"),
+    ("ip1", 'layer: "CheckFiniteLayer"', '    share_in_parallel: false'),
+    ("accuracy", "python_param {", "    # my note on this check"),
+    ("data", "takes it out", '  exclude { stage: "deploy" }'),
+])
+def test_remove_refuses_a_check_block_with_a_line_the_user_wrote_and_changes_nothing(tmp_path, capsys, blob, anchor, new_line):
+    checked = inject_text(NET, blobs=[blob]).text
+    start = checked.rindex("layer {  # added", 0, checked.index(f'name: "nancheck/{blob}"'))
+    head, tail = checked[:start], checked[start:]
+    tail, _ = edited(tail, anchor, new_line)
+    text = head + tail
+    line = text[: text.index(new_line)].count("\n") + 1
+    path = tmp_path / "edited.prototxt"
+    path.write_text(text)
+    with pytest.raises(EditError) as info:
+        remove_text(text, str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: ") and new_line.strip() in message and "\n" not in message
+    assert main(["remove", str(path), "--in-place"]) == 2
+    assert path.read_text() == text and not (tmp_path / "edited.prototxt.orig").exists()
+    assert f"{path}:{line}:" in capsys.readouterr().err
+
+
+def test_remove_refuses_a_comment_the_user_wrote_above_a_check_block():
+    checked = inject_text(NET, blobs=["ip1"]).text
+    at = checked.index("layer {  # added by")
+    text = checked[:at] + "# keep an eye on ip1\n" + checked[at:]
+    with pytest.raises(EditError, match=r"^<string>:\d+: .*# keep an eye on ip1"):
+        remove_text(text)
+
+
+@pytest.mark.parametrize("body", [
+    '  name: "mine"\n  type: "ReLU"\n  bottom: "ip1"\n  top: "ip1"\n',
+    '  name: "nancheck/ip1"\n  type: "Python"\n  bottom: "ip1"\n  top: "ip1"\n  python_param { module: "my.checks" layer: "Check" }\n',
+])
+def test_a_users_layer_that_carries_the_mark_is_never_deleted(body):
+    text = NET + "layer {  # added by caffe-nantools, by hand\n" + body + "}\n"
+    line = lines_of(text).index("layer {  # added by caffe-nantools, by hand") + 1
+    with pytest.raises(EditError) as info:
+        remove_text(text, "mine.prototxt")
+    assert str(info.value).startswith(f"mine.prototxt:{line}: the layer ")
+    result = inject_text(text, blobs=["ip1"])  # not inject's, so not a check: ip1 gets one
+    assert "nancheck/ip1" in result.already_checked or any(c.blob == "ip1" for c in result.added)
+
+
+@pytest.mark.parametrize("line", [
+    "base_lr: 0.5  # added by caffe-nantools",
+    "debug_info: false  # added by caffe-nantools",
+    "display: 10  # added by caffe-nantools, and tuned by me",
+])
+def test_remove_refuses_solver_lines_inject_never_writes(line):
+    text = 'net: "n.prototxt"\n' + line + "\nmax_iter: 10\n"
+    with pytest.raises(EditError, match=r"^s.prototxt:2: the field "):
+        remove_text(text, "s.prototxt")
+
+
+def test_remove_takes_out_the_solver_lines_inject_wrote():
+    from caffe_nantools.solver import enable_debug_info
+
+    solver = 'base_lr: 0.01\nmax_iter: 10\n'
+    edited_solver = enable_debug_info(solver, net_path="x.prototxt", display=7).text
+    assert "display: 7  # added by caffe-nantools" in edited_solver
+    assert remove_text(edited_solver)[0] == solver
+
+
+def test_consecutive_check_blocks_have_no_blank_line_between_them():
+    text = inject_text(NET, blobs=["conv1", "ip1", "loss"]).text
+    assert "\n\n" not in text
+
+
+@pytest.mark.parametrize("options", [dict(every=10**5000), dict(every=0), dict(max_abs=10**400), dict(on="explode")])
+def test_check_options_the_layer_would_refuse_are_refused_at_once(options):
+    from caffe_nantools import CheckConfigError
+
+    with pytest.raises(CheckConfigError) as info:
+        CheckOptions(**options)
+    assert len(str(info.value)) < 200

@@ -158,3 +158,21 @@ def test_checks_injected_by_inject_catch_a_planted_nan(caffe, tmp_path):
         net.forward()
     assert (info.value.layer, info.value.blob) == ("nancheck/conv1", "conv1")
     assert info.value.n_bad_samples == 8
+
+
+def test_caffes_parser_reads_odd_blob_names_and_net_paths_back_as_written(caffe):
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    from caffe_nantools.templates import escape
+    from test_inject import ODD_NAMES, odd_name_net
+
+    for name in ODD_NAMES:
+        result = inject_text(odd_name_net(name, "stage " + name), "odd.prototxt", blobs=[name], each=True)
+        net = text_format.Parse(result.text, caffe_pb2.NetParameter())
+        checks = [layer for layer in net.layer if layer.type == "Python"]
+        assert checks and all(list(l.bottom) == list(l.top) == [name] for l in checks)
+        assert [s for l in checks for r in l.include for s in r.stage] == ["stage " + name]
+        solver = enable_debug_info('base_lr: 0.1\nnet: "x"\n', "s.prototxt", net_path=f"dir {name}/net.prototxt")
+        assert text_format.Parse(solver.text, caffe_pb2.SolverParameter()).net == f"dir {name}/net.prototxt"
+    assert escape("a\nb") == "a\\nb"

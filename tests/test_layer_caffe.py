@@ -243,6 +243,24 @@ def test_dump_writes_the_bad_blob(caffe, tmp_path):
     assert (dump / "d-TRAIN-iter0-forward.json").is_file()
 
 
+@pytest.mark.parametrize("dump_dir", ["nul\x00byte", "a-file/below"])
+def test_a_dump_that_cannot_be_written_still_raises_the_finding_and_says_why(caffe, tmp_path, capfd, dump_dir):
+    import json
+
+    (tmp_path / "a-file").write_text("not a folder")
+    param_str = json.dumps({"name": "d", "on": "dump", "dump_dir": str(tmp_path / dump_dir), "blobs": ["data"]})
+    net = build(caffe, tmp_path, INPUTS + in_place_check("data", param_str))
+    data = clean_data()
+    data[2, 0, 1, 1] = np.nan
+    fill_inputs(net, data)
+    with pytest.raises(NonFiniteError) as info:
+        net.forward()
+    assert (info.value.blob, info.value.nan, info.value.bad_samples) == ("data", 1, (2,))
+    err = capfd.readouterr().err
+    assert "caffe-nantools NonFiniteError: check 'd': blob 'data' forward data" in err
+    assert "caffe-nantools could not dump the bad blobs to " in err and "\x00" not in err
+
+
 def test_max_abs_flags_a_blow_up_before_it_is_inf(caffe, tmp_path):
     net = build(caffe, tmp_path, INPUTS + in_place_check("data", "blobs=data max_abs=1000"))
     data = clean_data()
@@ -272,6 +290,8 @@ def test_the_original_answers_layer_name_still_works(caffe, tmp_path):
         ("on=sometimes", "on='sometimes' is not allowed (allowed values: raise, warn, dump)"),
         ("colour=red", "unknown key 'colour'"),
         ("blobs=a,b", "names 2 blobs (a, b) but the layer has 1 bottoms"),
+        ('{"name": ' * 5000 + '"x"' + "}" * 5000, "JSON nested too deeply"),
+        ("every=" + "7" * 5000, "must be an integer >= 1"),
     ],
 )
 def test_bad_param_str_fails_when_the_net_is_built(caffe, tmp_path, param_str, message):

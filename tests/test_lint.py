@@ -1,5 +1,6 @@
 """lint: each rule fires where it should and stays quiet where it should not."""
 import json
+import sys
 
 import pytest
 
@@ -117,3 +118,84 @@ def test_cli_json_and_exit_codes(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == "0 errors, 0 warnings, 0 notes"
     (tmp_path / "bad.prototxt").write_text("layer {")
     assert main(["lint", str(tmp_path / "bad.prototxt")]) == 2
+
+
+@pytest.mark.parametrize("height, width", [(10**12, 9), (9, 10**15 + 3), (2**62, 2**62)])
+def test_pooling_on_huge_inputs_is_checked_at_once(tmp_path, height, width):
+    import time
+
+    from caffe_nantools.lint.shapes import empty_windows, pooled_size
+
+    net = layer(f'name: "in" type: "Input" top: "x" input_param {{ shape {{ dim: 1 dim: 1 dim: {height} dim: {width} }} }}')
+    net += layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }')
+    start = time.perf_counter()
+    found = rules_of(tmp_path, net)
+    assert time.perf_counter() - start < 5
+    expected = [("pool-empty-window", "error", 2)] if empty_windows(height, 3, 5, 0) or empty_windows(width, 3, 5, 0) else []
+    assert found == expected
+    last = pooled_size(height, 3, 5, 0) - 1
+    assert all(p == last and p * 5 >= height for p, _, _ in empty_windows(height, 3, 5, 0))
+
+
+def brute_force_empty_windows(size, kernel, stride, pad):
+    """Every output window of Caffe's pooling, looked at one by one."""
+    import math
+
+    out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    empty = []
+    for p in range(out):
+        start = p * stride - pad
+        if min(start + kernel, size + pad, size) <= max(start, 0):
+            empty.append((p, start, start + kernel - 1))
+    return empty
+
+
+def test_closed_form_empty_windows_match_the_window_by_window_count():
+    from caffe_nantools.lint.shapes import empty_windows
+
+    for size in range(1, 30):
+        for kernel in range(1, 7):
+            for stride in range(1, 9):
+                for pad in range(kernel):
+                    assert empty_windows(size, kernel, stride, pad) == brute_force_empty_windows(size, kernel, stride, pad)
+
+
+NOISY = """\
+import os, sys
+print("{name} ran at import")
+open(os.environ["NOISY_MARK"], "a").write("{name}\\n")
+"""
+
+
+@pytest.fixture
+def noisy_modules(tmp_path, monkeypatch):
+    """Modules on sys.path that print and leave a mark file when imported."""
+    root = tmp_path / "lib"
+    (root / "loudpkg" / "inner").mkdir(parents=True)
+    for rel, name in [("loudtop.py", "loudtop"), ("loudpkg/__init__.py", "loudpkg"), ("loudpkg/inner/__init__.py", "inner"),
+                      ("loudpkg/inner/leaf.py", "leaf"), ("loudpkg/sibling.py", "sibling")]:
+        (root / rel).write_text(NOISY.format(name=name))
+    mark = tmp_path / "imported.txt"
+    monkeypatch.setenv("NOISY_MARK", str(mark))
+    monkeypatch.syspath_prepend(str(root))
+    yield mark
+    for name in [n for n in sys.modules if n.startswith("loud")]:  # a failing run imported them
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("module, found", [
+    ("loudtop", True), ("loudpkg", True), ("loudpkg.sibling", True), ("loudpkg.inner.leaf", True),
+    ("loudpkg.absent", False), ("loudpkg.inner.absent", False), ("loudtop.sub", False), ("loud_absent", False),
+    ("this", True), ("loudpkg/sibling.py", False), ("", False),
+])
+def test_python_modules_are_looked_for_without_running_them(tmp_path, capsys, noisy_modules, module, found):
+    path = tmp_path / "net.prototxt"
+    path.write_text(layer(f'name: "p" type: "Python" top: "x" python_param {{ module: "{module}" layer: "L" }}'))
+    assert main(["lint", str(path), "--json"]) == (0 if found else 1)
+    out = capsys.readouterr().out
+    findings = json.loads(out)
+    assert [f["rule"] for f in findings] == ([] if found else ["python-module"])
+    assert not noisy_modules.exists()
+    assert "ran at import" not in out and "Beautiful is better" not in out

@@ -1,11 +1,12 @@
 """Net rules: layers and settings known to make NaN or inf."""
 from __future__ import annotations
 
-import importlib.util
 from typing import Dict, Optional
 
 from caffe_nantools.lint.findings import Findings
+from caffe_nantools.lint.modules import findable
 from caffe_nantools.lint.shapes import hw_pair, blob_sizes, empty_windows
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, STRING, Kind
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 LEARNED = ("Convolution", "InnerProduct", "Deconvolution", "Embed")
@@ -14,9 +15,9 @@ DATA = ("Data", "ImageData", "WindowData")
 POSITIVE = ("Softmax", "Sigmoid", "Exp")
 
 
-def _param(layer: Layer, block: str, name: str, default=None):
+def _param(layer: Layer, block: str, name: str, kind: Kind, default=None):
     node = layer.node.find(block)
-    return node.get(name, default) if node is not None else default
+    return node.field(name, kind, default) if node is not None else default
 
 
 def check_net(net: Net, out: Findings) -> None:
@@ -33,7 +34,7 @@ def check_net(net: Net, out: Findings) -> None:
 
 def _check_pooling(layer: Layer, size, out: Findings) -> None:
     params = layer.node.find("pooling_param")
-    if params is None or str(params.get("global_pooling", "")) == "true":
+    if params is None or params.field("global_pooling", BOOL, False):
         return
     (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
     if ph >= kh or pw >= kw:
@@ -61,11 +62,11 @@ def _check_layer(layer: Layer, source: Optional[Layer], out: Findings) -> None:
     at = layer.node
     kind = layer.type
     if kind == "BatchNorm":
-        eps = _param(layer, "batch_norm_param", "eps", 1e-5)
-        if float(eps) <= 0:
+        eps = _param(layer, "batch_norm_param", "eps", FLOAT, 1e-5)
+        if not eps > 0:
             out.add("batchnorm-eps", "error", at, f"BatchNorm {layer.name!r}: eps {eps} <= 0: a constant channel gives 0/0 = NaN",
                     "leave eps at its default 1e-5 or set a positive value")
-        if str(_param(layer, "batch_norm_param", "use_global_stats", "")) == "true" and layer.active(NetState("TRAIN")):
+        if _param(layer, "batch_norm_param", "use_global_stats", BOOL, False) and layer.active(NetState("TRAIN")):
             out.add("batchnorm-global-train", "warning", at, f"BatchNorm {layer.name!r}: use_global_stats: true in TRAIN uses the stored statistics, not the batch's",
                     "drop use_global_stats in the TRAIN net (Caffe chooses it by phase)")
     elif kind == "MultinomialLogisticLoss" and source is not None and source.type == "Softmax":
@@ -75,8 +76,8 @@ def _check_layer(layer: Layer, source: Optional[Layer], out: Findings) -> None:
         out.add("infogain-unnormalized", "warning", at, f"InfogainLoss {layer.name!r} is fed {source.type if source else 'its input'} scores, not probabilities: log of values <= 0",
                 "put a Softmax before it")
     elif kind in ("Log", "Power") and (source is None or source.type not in POSITIVE):
-        power = _param(layer, "power_param", "power", 1.0)
-        if kind == "Log" or float(power) < 1 and float(power) != 0:
+        power = _param(layer, "power_param", "power", FLOAT, 1.0)
+        if kind == "Log" or power < 1 and power != 0:
             what = source.type if source else "the input"
             out.add("log-nonpositive", "warning", at, f"{kind} {layer.name!r} on {what} output, which can be <= 0: log or fractional power of it is -inf or NaN",
                     "add a shift (power_param/log_param shift) or feed it a positive input")
@@ -88,21 +89,15 @@ def _check_layer(layer: Layer, source: Optional[Layer], out: Findings) -> None:
                     "add weight_filler { type: \"xavier\" } (or gaussian)")
     if kind in DATA:
         transform = layer.node.find("transform_param")
-        if transform is None or (transform.get("scale") is None and transform.get("mean_file") is None and not transform.get_all("mean_value")):
+        if transform is None or (transform.field("scale", FLOAT) is None and transform.field("mean_file", STRING) is None
+                                 and not transform.fields("mean_value", FLOAT)):
             out.add("raw-input", "info", at, f"{kind} {layer.name!r} feeds raw 0..255 values (no scale, no mean)",
                     "add transform_param { scale: 0.00390625 } or a mean")
-    if kind == "HDF5Data" and str(_param(layer, "hdf5_data_param", "shuffle", "")) == "true":
+    if kind == "HDF5Data" and _param(layer, "hdf5_data_param", "shuffle", BOOL, False):
         out.add("hdf5-shuffle", "info", at, f"HDF5Data {layer.name!r} shuffles: a bad row shows up at a different iteration each run",
                 "turn shuffle off while hunting a NaN (scan --mode net does)")
     if kind == "Python":
-        module = _param(layer, "python_param", "module")
-        if module and not _importable(str(module)):
+        module = _param(layer, "python_param", "module", STRING)
+        if module is not None and not findable(module):
             out.add("python-module", "error", at, f"Python layer {layer.name!r}: module {module!r} cannot be imported here",
                     "put its folder on PYTHONPATH (python_param.module is an import name, not a path)")
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False

@@ -3,10 +3,11 @@ net's input_dim/input_shape, DummyData, or a data layer's crop_size, through the
 output size Caffe computes from their parameters. Unknown sizes stay unknown."""
 from __future__ import annotations
 
-import math
 from typing import Dict, List, Optional, Tuple
 
+from caffe_nantools.prototxt.fields import BOOL, INT64, POSITIVE, UINT32
 from caffe_nantools.prototxt.net import Layer, Net, NetState
+from caffe_nantools.prototxt.syntax import Node
 
 Size = Tuple[int, int]
 #: Layers whose top has the bottom's spatial size.
@@ -14,24 +15,40 @@ SAME = ("ReLU", "Sigmoid", "TanH", "Dropout", "BatchNorm", "Scale", "Bias", "LRN
         "BNLL", "Eltwise", "Concat", "Split", "MVN", "PReLU", "ELU", "Threshold", "Python", "Softmax")
 
 
-def _dims(values: List) -> Optional[Size]:
-    return (int(values[-2]), int(values[-1])) if len(values) >= 4 else None
+def _dims(values: List[int]) -> Optional[Size]:
+    # A size below 1 is no size Caffe could build; it stays unknown.
+    return (values[-2], values[-1]) if len(values) >= 4 and min(values[-2:]) >= 1 else None
 
 
-def hw_pair(params, name: str, default: int) -> Tuple[int, int]:
-    """Caffe's h/w parameters: ``name_h``/``name_w``, or ``name`` (repeated for N-D), or default."""
-    if params.get(f"{name}_h") is not None:
-        return int(params.get(f"{name}_h")), int(params.get(f"{name}_w", params.get(f"{name}_h")))
-    values = params.get_all(name if name != "kernel" else "kernel_size")
+def _known(size: Size) -> Optional[Size]:
+    return size if min(size) >= 1 else None
+
+
+def hw_pair(params: Node, name: str, default: int) -> Tuple[int, int]:
+    """Caffe's h/w parameters: ``name_h``/``name_w``, or ``name`` (repeated for N-D), or default.
+    Kernels and strides of 0 are refused as Caffe's set-up refuses them.
+
+    Raises:
+        FieldError: a value that is not such an integer.
+    """
+    kind = UINT32 if name == "pad" else POSITIVE
+    height = params.field(f"{name}_h", kind)
+    if height is not None:
+        return height, params.field(f"{name}_w", kind, height)
+    values = params.fields(name if name != "kernel" else "kernel_size", kind)
     if not values:
         return default, default
-    return int(values[0]), int(values[-1])
+    return values[0], values[-1]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def pooled_size(size: int, kernel: int, stride: int, pad: int) -> int:
     """Caffe's PoolingLayer output size: ceil rounding, then the last window must start inside
     the padded input."""
-    out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
+    out = _ceil_div(size + 2 * pad - kernel, stride) + 1
     if pad and (out - 1) * stride >= size + pad:
         out -= 1
     return out
@@ -39,23 +56,23 @@ def pooled_size(size: int, kernel: int, stride: int, pad: int) -> int:
 
 def empty_windows(size: int, kernel: int, stride: int, pad: int) -> List[Tuple[int, int, int]]:
     """The output positions whose window holds no input (``(position, first, last)`` input
-    index): there MAX gives -FLT_MAX and AVE 0, as measured in Debian's Caffe."""
-    empty = []
-    for p in range(pooled_size(size, kernel, stride, pad)):
-        start = p * stride - pad
-        end = min(start + kernel, size + pad)
-        if min(end, size) <= max(start, 0):
-            empty.append((p, start, start + kernel - 1))
-    return empty
+    index): there MAX gives -FLT_MAX and AVE 0, as measured in Debian's Caffe.
+
+    With ``1 <= size`` and ``pad < kernel`` every window reaches index 0 or later, so a window
+    is empty exactly when it starts at ``size`` or past it: the positions from
+    ``ceil((size + pad) / stride)`` to the last one (at most a few, whatever the size).
+    """
+    first = max(0, _ceil_div(size + pad, stride))
+    return [(p, p * stride - pad, p * stride - pad + kernel - 1) for p in range(first, pooled_size(size, kernel, stride, pad))]
 
 
 def blob_sizes(net: Net, phase: str = "TRAIN") -> Dict[str, Size]:
     sizes: Dict[str, Size] = {}
     shapes = net.doc.find_all("input_shape")
-    dims = net.doc.get_all("input_dim")
+    dims = net.doc.fields("input_dim", INT64)
     for i, name in enumerate(net.inputs):
-        if i < len(shapes) and _dims(shapes[i].get_all("dim")):
-            sizes[name] = _dims(shapes[i].get_all("dim"))
+        if i < len(shapes) and _dims(shapes[i].fields("dim", INT64)):
+            sizes[name] = _dims(shapes[i].fields("dim", INT64))
         elif len(dims) >= 4 * (i + 1):
             sizes[name] = _dims(dims[4 * i : 4 * i + 4])
     for layer in net.active_layers(NetState(phase)):
@@ -71,7 +88,7 @@ def blob_sizes(net: Net, phase: str = "TRAIN") -> Dict[str, Size]:
 
 def _shapes(layer: Layer) -> List[Optional[Size]]:
     block = layer.node.find("input_param" if layer.type == "Input" else "dummy_data_param")
-    return [_dims(s.get_all("dim")) for s in block.find_all("shape")] if block is not None else []
+    return [_dims(s.fields("dim", INT64)) for s in block.find_all("shape")] if block is not None else []
 
 
 def _layer_size(layer: Layer, sizes: Dict[str, Size]) -> Optional[Size]:
@@ -81,8 +98,8 @@ def _layer_size(layer: Layer, sizes: Dict[str, Size]) -> Optional[Size]:
         return shapes[0] if shapes else None
     if kind in ("Data", "ImageData", "WindowData"):
         transform = layer.node.find("transform_param")
-        crop = transform.get("crop_size") if transform is not None else None
-        return (int(crop), int(crop)) if crop else None
+        crop = transform.field("crop_size", UINT32) if transform is not None else None
+        return (crop, crop) if crop else None
     below = sizes.get(layer.bottoms[0]) if layer.bottoms else None
     if below is None:
         return None
@@ -95,14 +112,14 @@ def _layer_size(layer: Layer, sizes: Dict[str, Size]) -> Optional[Size]:
         if params is None:
             return None
         (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
-        dilation = int(params.get("dilation", 1))
+        dilation = params.field("dilation", POSITIVE, 1)
         if kind == "Deconvolution":
-            return sh * (below[0] - 1) + dilation * (kh - 1) + 1 - 2 * ph, sw * (below[1] - 1) + dilation * (kw - 1) + 1 - 2 * pw
-        return ((below[0] + 2 * ph - dilation * (kh - 1) - 1) // sh + 1, (below[1] + 2 * pw - dilation * (kw - 1) - 1) // sw + 1)
+            return _known((sh * (below[0] - 1) + dilation * (kh - 1) + 1 - 2 * ph, sw * (below[1] - 1) + dilation * (kw - 1) + 1 - 2 * pw))
+        return _known(((below[0] + 2 * ph - dilation * (kh - 1) - 1) // sh + 1, (below[1] + 2 * pw - dilation * (kw - 1) - 1) // sw + 1))
     if kind == "Pooling":
         params = layer.node.find("pooling_param")
-        if params is None or str(params.get("global_pooling", "")) == "true":
+        if params is None or params.field("global_pooling", BOOL, False):
             return 1, 1
         (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
-        return pooled_size(below[0], kh, sh, ph), pooled_size(below[1], kw, sw, pw)
+        return _known((pooled_size(below[0], kh, sh, ph), pooled_size(below[1], kw, sw, pw)))
     return None

@@ -2,11 +2,13 @@
 hides the debug trace."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from caffe_nantools.lint.findings import Findings
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, STRING, Enum, Kind
 from caffe_nantools.prototxt.syntax import Document, Node
 
+SOLVER_TYPES = Enum("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 #: Above these base_lr values a solver type usually diverges (rules of thumb, not Caffe's).
 HIGH_LR = {"SGD": 0.1, "Nesterov": 0.1, "AdaGrad": 0.1, "RMSProp": 0.01, "AdaDelta": 10.0, "Adam": 0.01}
@@ -18,22 +20,32 @@ def setting(doc: Document, name: str) -> Optional[Node]:
     return nodes[-1] if nodes else None
 
 
+def value_of(doc: Document, name: str, kind: Kind, default: Any = None) -> Any:
+    """The value of the solver's setting ``name`` as ``kind``, or ``default`` when missing.
+
+    Raises:
+        FieldError: a value not of that type (``path:line:col: field name: expected ...``).
+    """
+    node = setting(doc, name)
+    value = node.typed(kind) if node is not None else None
+    return default if value is None else value
+
+
 def number_of(node: Optional[Node]) -> Optional[float]:
-    """A field's value as a number; None when missing or not a number."""
-    if node is None:
-        return None
-    try:
-        return float(node.value)
-    except (TypeError, ValueError):
-        return None
+    """A field's value as a number; None when missing.
+
+    Raises:
+        FieldError: a value that is not a number.
+    """
+    return node.typed(FLOAT) if node is not None else None
 
 
 def check_solver(doc: Document, out: Findings) -> None:
     policy_node = setting(doc, "lr_policy")
-    policy = str(policy_node.value) if policy_node is not None else "fixed"
+    policy = value_of(doc, "lr_policy", STRING, "fixed")
     where = policy_node
-    gamma, power = number_of(setting(doc, "gamma")), number_of(setting(doc, "power"))
-    max_iter, stepsize = number_of(setting(doc, "max_iter")), number_of(setting(doc, "stepsize"))
+    gamma, power = value_of(doc, "gamma", FLOAT), value_of(doc, "power", FLOAT)
+    max_iter, stepsize = value_of(doc, "max_iter", INT32), value_of(doc, "stepsize", INT32)
     if policy not in POLICIES:
         out.add("lr-policy", "error", where, f"lr_policy {policy!r} is not one of Caffe's ({', '.join(POLICIES)})",
                 "use one of them; Caffe stops on an unknown policy")
@@ -48,10 +60,10 @@ def check_solver(doc: Document, out: Findings) -> None:
         out.add("lr-policy", "error", where, "lr_policy step without stepsize: iter/0 makes gamma^inf, an lr of 0, inf or nan",
                 "set stepsize")
     if policy == "multistep":
-        values = [number_of(n) for n in doc.find_all("stepvalue")]
+        values = doc.fields("stepvalue", INT32)
         if not values:
             out.add("lr-policy", "error", where, "lr_policy multistep without stepvalue", "add stepvalue lines in increasing order")
-        elif any(b is None or a is None or b <= a for a, b in zip(values, values[1:])):
+        elif any(b <= a for a, b in zip(values, values[1:])):
             out.add("lr-policy", "error", doc.find_all("stepvalue")[0], f"multistep stepvalues are not increasing ({', '.join(str(v) for v in values)})",
                     "list them in increasing order; Caffe moves past a step only once")
     if policy in ("step", "multistep", "inv", "exp", "sigmoid") and gamma is None:
@@ -60,18 +72,16 @@ def check_solver(doc: Document, out: Findings) -> None:
     if policy == "exp" and gamma is not None and gamma > 1:
         out.add("lr-policy", "error", setting(doc, "gamma"), f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf",
                 "use a gamma below 1 (e.g. 0.9999)")
-    type_node = setting(doc, "type") or setting(doc, "solver_type")
-    kind = str(type_node.value) if type_node is not None else "SGD"
+    kind = value_of(doc, "type", STRING) or value_of(doc, "solver_type", SOLVER_TYPES, "SGD")
     kind = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}.get(kind.upper(), kind)
-    base_lr = number_of(setting(doc, "base_lr"))
+    base_lr = value_of(doc, "base_lr", FLOAT)
     high = HIGH_LR.get(kind)
     if base_lr is not None and high is not None and base_lr > high:
         out.add("base-lr", "warning", setting(doc, "base_lr"), f"base_lr {base_lr:g} is far above what {kind} usually takes (<= {high:g}): gradients may explode",
                 "lower base_lr by 10x, or clip gradients (clip_gradients)")
         if setting(doc, "clip_gradients") is None:
             out.add("no-clip", "info", setting(doc, "base_lr"), "a high base_lr and no clip_gradients", "set clip_gradients (e.g. 10) to bound each update")
-    debug = setting(doc, "debug_info")
-    display = number_of(setting(doc, "display"))
-    if debug is not None and str(debug.value) == "true" and not display:
-        out.add("display-hides-debug", "warning", debug, "debug_info is on but display is 0: Caffe prints the trace only on display iterations",
+    display = value_of(doc, "display", INT32)
+    if value_of(doc, "debug_info", BOOL, False) and not display:
+        out.add("display-hides-debug", "warning", setting(doc, "debug_info"), "debug_info is on but display is 0: Caffe prints the trace only on display iterations",
                 "set display (e.g. 1 while hunting a NaN)")

@@ -2,16 +2,19 @@
 
 An added field or block carries ``# added by caffe-nantools`` on its first line; a changed value
 carries ``# changed by caffe-nantools, was: <old text>`` at the end of its line. ``undo`` finds
-both and restores the text as it was before.
+both and restores the text as it was before. A marked field or block is taken out only when its
+text is exactly what the edit writes for its values: a line the user added or changed in it,
+or a block of the user's that merely carries the mark, is refused rather than deleted.
 """
 from __future__ import annotations
 
+import difflib
 import re
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.prototxt.style import Style, indentation
-from caffe_nantools.prototxt.syntax import Document, Node, parse
+from caffe_nantools.prototxt.syntax import Document, Node, dump, parse, shown
 
 ADDED_MARK = "added by caffe-nantools"
 CHANGED_MARK = "  # changed by caffe-nantools, was: "
@@ -32,10 +35,14 @@ def add_field(doc: Document, text: str, style: Style) -> Node:
     of its own, marked as added."""
     if not doc.children:
         raise EditError(f"{doc.path}: has no fields to add {text!r} after")
-    last = doc.children[-1]
-    node = parse(f"{style.newline}{indentation(last)}{text}  # {ADDED_MARK}").children[0]
+    node = parse(f"{style.newline}{indentation(doc.children[-1])}{added_line(text)}", doc.path).children[0]
     doc.insert(len(doc.children), node)
     return node
+
+
+def added_line(text: str) -> str:
+    """The line :func:`add_field` writes for the field ``text`` (after its indentation)."""
+    return f"{text}  # {ADDED_MARK}"
 
 
 def change_value(node: Node, raw: str, following: Optional[Node]) -> None:
@@ -68,8 +75,21 @@ def change_value(node: Node, raw: str, following: Optional[Node]) -> None:
     node.values = [[first]]
 
 
-def undo(doc: Document) -> List[str]:
-    """Remove the added top-level fields and restore the changed values; returns what was undone."""
+def undo(doc: Document, written: Callable[[Node], Optional[str]]) -> List[str]:
+    """Remove the added top-level fields and restore the changed values; returns what was undone.
+
+    Args:
+        written: for a marked node, the text the edit writes for a node with its values (from
+            its first token on, as ``dump`` gives it), or None for a node the edit never adds.
+            Blank lines before the node go with it; anything else before it is the user's.
+
+    Raises:
+        EditError: a marked node whose text is not that (``path:line: what differs``); nothing
+            is changed then.
+    """
+    for node in doc.children:
+        if is_added(node):
+            _check_written(doc.path, node, written(node))
     undone = []
     for node in doc.children:
         if is_added(node):
@@ -84,6 +104,38 @@ def undo(doc: Document) -> List[str]:
                 token.post = token.post[: m.start()]
                 token.text = m.group(1)
     return undone
+
+
+def _check_written(path: str, node: Node, expected: Optional[str]) -> None:
+    pre = node.items[0].pre
+    text = dump(node)[len(pre):]
+    if text == expected and not pre.strip():
+        return
+    label = f"layer {node.get('name')!r}" if node.is_message else f"field {node.name}"
+    above = pre.split("\n")
+    if pre.strip():
+        k = next(i for i, line in enumerate(above) if line.strip())
+        line, what = node.line - len(above) + 1 + k, f"the line above it, {_quoted(above[k])}, would go with it"
+    elif expected is None:
+        line, what = node.line, f"caffe-nantools never adds a {node.name} like this"
+    else:
+        lines, wanted = text.split("\n"), expected.split("\n")
+        op, i, _, j, _ = next(c for c in difflib.SequenceMatcher(None, lines, wanted, autojunk=False).get_opcodes() if c[0] != "equal")
+        line = node.line + min(i, len(lines) - 1)
+        if op == "delete":
+            what = f"line {line} {_quoted(lines[i])} is not inject's"
+        elif op == "insert":
+            what = f"inject's line {_quoted(wanted[j])} is missing before line {line}"
+        else:
+            what = f"line {line} reads {_quoted(lines[i])} where inject writes {_quoted(wanted[j])}"
+    raise EditError(
+        f"{path}:{line}: the {label} at line {node.line} carries the '# {ADDED_MARK}' mark but is not what "
+        f"inject wrote ({what}); nothing was removed: take that block or its mark out by hand"
+    )
+
+
+def _quoted(line: str) -> str:
+    return repr(shown(line.strip(), 72))
 
 
 def following_sibling(parent: Union[Document, Node], node: Node) -> Optional[Node]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.prototxt.fields import FLOAT, INT32, PHASE, STRING
 from caffe_nantools.prototxt.syntax import Document, Node, parse
 
 PHASES = ("TRAIN", "TEST")
@@ -30,6 +32,10 @@ V1_TYPES = {
     "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
     "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
 }
+
+
+class NetError(NanToolsError):
+    """A file that is not a net (it has no layers)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +62,11 @@ class Rule:
     def from_node(cls, node: Node) -> "Rule":
         return cls(
             node=node,
-            phase=node.get("phase"),
-            min_level=node.get("min_level"),
-            max_level=node.get("max_level"),
-            stages=tuple(node.get_all("stage")),
-            not_stages=tuple(node.get_all("not_stage")),
+            phase=node.field("phase", PHASE),
+            min_level=node.field("min_level", INT32),
+            max_level=node.field("max_level", INT32),
+            stages=tuple(node.fields("stage", STRING)),
+            not_stages=tuple(node.fields("not_stage", STRING)),
         )
 
     @property
@@ -94,7 +100,7 @@ def representative_states(rules: Iterable[Rule], limit: int = 12) -> List[NetSta
     return [NetState(phase, level, combo) for phase in PHASES for level in levels for combo in combos]
 
 
-@dataclass
+@dataclass(eq=False)  # a layer is itself: compared by identity, which keeps lookups O(1)
 class Layer:
     """One layer of the net, as written."""
 
@@ -107,6 +113,7 @@ class Layer:
     include: List[Rule]
     exclude: List[Rule]
     v1: bool
+    loss_weights: List[float]
 
     @classmethod
     def from_node(cls, node: Node, index: int) -> "Layer":
@@ -124,6 +131,7 @@ class Layer:
             include=[Rule.from_node(n) for n in node.find_all("include")],
             exclude=[Rule.from_node(n) for n in node.find_all("exclude")],
             v1=v1,
+            loss_weights=node.fields("loss_weight", FLOAT),
         )
 
     @property
@@ -138,8 +146,7 @@ class Layer:
 
     @property
     def is_loss(self) -> bool:
-        weights = self.node.get_all("loss_weight")
-        return self.type.endswith("Loss") or any(float(w) != 0 for w in weights)
+        return self.type.endswith("Loss") or any(w != 0 for w in self.loss_weights)
 
     @property
     def is_data(self) -> bool:
@@ -155,9 +162,9 @@ class Layer:
 
     def loss_weight(self, top: str) -> float:
         """The explicit ``loss_weight`` given for ``top`` (0 when none is written)."""
-        weights = self.node.get_all("loss_weight")
+        weights = self.loss_weights
         i = self.tops.index(top) if top in self.tops else len(weights)
-        return float(weights[i]) if i < len(weights) else 0.0
+        return weights[i] if i < len(weights) else 0.0
 
     def in_place(self, blob: str) -> bool:
         return blob in self.tops and blob in self.bottoms
@@ -192,11 +199,17 @@ class Net:
     """
 
     def __init__(self, doc: Document) -> None:
+        """Raises:
+            NetError: the file has no layers.
+            FieldError: a value that is not of its field's type.
+        """
         self.doc = doc
         self.layers = [
             Layer.from_node(node, i)
             for i, node in enumerate(n for n in doc.children if n.name in ("layer", "layers"))
         ]
+        if not self.layers:
+            raise NetError(f"{doc.path}: the net has no layers (a net lists them as 'layer {{ ... }}' blocks)")
         self.inputs = [str(name) for name in doc.get_all("input")]
 
     @classmethod
@@ -225,14 +238,15 @@ class Net:
     def histories(self) -> Dict[str, BlobHistory]:
         """For each blob, its writers and readers in file order (over all states)."""
         result = {name: BlobHistory(name, net_input=True) for name in self.inputs}
+        # Layers come in order, so a layer already listed is the list's last entry.
         for layer in self.layers:
             for name in layer.bottoms:
                 history = result.setdefault(name, BlobHistory(name))
-                if not layer.in_place(name) and layer not in history.readers:
+                if not layer.in_place(name) and (not history.readers or history.readers[-1] is not layer):
                     history.readers.append(layer)
             for name in layer.tops:
                 history = result.setdefault(name, BlobHistory(name))
-                if layer not in history.writers:
+                if not history.writers or history.writers[-1] is not layer:
                     history.writers.append(layer)
         return result
 
@@ -242,5 +256,7 @@ class Net:
         chain: List[Layer] = []
         for layer in self.active_layers(state):
             if blob in layer.tops:
-                chain = chain + [layer] if layer.in_place(blob) else [layer]
+                if not layer.in_place(blob):
+                    chain = []
+                chain.append(layer)
         return chain

@@ -33,7 +33,7 @@ class Style:
         """``snippet`` (two-space indented, double quotes, ``\\n``) in this style, each line
         prefixed with ``base``, and starting with a line break."""
         lines = []
-        for line in snippet.split("\n"):
+        for line in snippet.rstrip("\n").split("\n"):
             stripped = line.lstrip(" ")
             levels = (len(line) - len(stripped)) // 2
             if self.quote == "'":

@@ -8,6 +8,7 @@ input that parses, and a node inserted or removed takes exactly its own bytes wi
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
 import re
 from typing import Dict, Iterator, List, Optional, Tuple, Union
@@ -41,10 +42,11 @@ class Source:
     """The text that tokens came from; turns their offsets into lines and columns on demand
     (parsing itself never needs them)."""
 
-    __slots__ = ("text", "_starts")
+    __slots__ = ("text", "path", "_starts")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, path: str = "<string>") -> None:
         self.text = text
+        self.path = path
         self._starts: Optional[List[int]] = None
 
     def position(self, offset: int) -> Tuple[int, int]:
@@ -83,6 +85,11 @@ class Token:
     def col(self) -> int:
         return self.source.position(self.offset)[1]
 
+    def error(self, message: str) -> ParseError:
+        """A ParseError placed at this token."""
+        line, col = self.source.position(self.offset)
+        return ParseError(message, self.source.path, line, col, self.source.line_text(line))
+
     def __repr__(self) -> str:
         return f"Token({self.kind}, {self.text!r}, {self.line}:{self.col})"
 
@@ -118,7 +125,7 @@ def tokenize(text: str, path: str = "<string>") -> Tuple[List[Token], str]:
     Raises:
         ParseError: a character, number or string that cannot start a token.
     """
-    source = Source(text)
+    source = Source(text, path)
     tokens: List[Token] = []
     append = tokens.append
     kinds = _KIND
@@ -141,7 +148,7 @@ def tokenize(text: str, path: str = "<string>") -> Tuple[List[Token], str]:
                 if bad[0] in "\"'":
                     what = "unterminated string (strings end on the same line)"
                 elif bad[0] in "0123456789.":
-                    what = f"invalid number {bad!r}"
+                    what = f"invalid number '{shown(bad)}'"
                 else:
                     what = f"unexpected character {bad!r}"
                 raise ParseError(what, path, line, col, source.line_text(line))
@@ -150,6 +157,11 @@ def tokenize(text: str, path: str = "<string>") -> Tuple[List[Token], str]:
         append(prev)
         offset = start + len(good)
     return tokens, ""
+
+
+def shown(text: str, limit: int = 32) -> str:
+    """Source text for a one-line message, cut short when long (a number of 5,000 digits)."""
+    return text if len(text) <= limit else f"{text[:limit - 8]}... ({len(text)} characters)"
 
 
 class Node:
@@ -221,6 +233,27 @@ class Node:
         field may be written as several fields, as ``name: [a, b]``, or both)."""
         return [decode(v) for node in self.find_all(name) if not node.is_message for v in node.values]
 
+    def typed(self, kind):
+        """This field's (first) value read as ``kind``, a type of :mod:`caffe_nantools.prototxt.fields`
+        (None for an empty list).
+
+        Raises:
+            FieldError: the value is not of that type (a ParseError placed at the value).
+        """
+        if self.is_message:
+            return kind.read(self, None)
+        return kind.read(self, self.values[0]) if self.values else None
+
+    def field(self, name: str, kind, default=None):
+        """The first child called ``name`` read as ``kind`` (see :meth:`typed`), or ``default``."""
+        node = self.find(name)
+        value = node.typed(kind) if node is not None else None
+        return default if value is None else value
+
+    def fields(self, name: str, kind) -> list:
+        """Every value of the children called ``name`` read as ``kind``, in order."""
+        return [kind.read(node, v) for node in self.find_all(name) for v in (node.values if not node.is_message else [None])]
+
     # --- editing ---------------------------------------------------------------------------
     def insert(self, index: int, node: "Node") -> None:
         """Insert ``node`` as the child at position ``index`` among the children (a negative
@@ -274,6 +307,8 @@ class Document:
     find_all = Node.find_all
     get = Node.get
     get_all = Node.get_all
+    field = Node.field
+    fields = Node.fields
     insert_after = Node.insert_after
     splice = Node.splice
     remove = Node.remove
@@ -328,9 +363,22 @@ def decode(value: List[Token]):
     text = token.text
     if text[:2] in ("0x", "0X"):
         return sign * int(text, 16)
-    if re.fullmatch(r"[0-9]+", text):
-        return sign * (int(text, 8) if len(text) > 1 and text[0] == "0" else int(text))
+    if _INTEGER.fullmatch(text):
+        if len(text) > 1 and text[0] == "0":
+            if not _OCTAL.fullmatch(text):
+                raise token.error(f"invalid number {text!r}: a leading 0 makes it octal (digits 0-7)")
+            return sign * int(text, 8)
+        if len(text) <= MAX_INTEGER_DIGITS:
+            return sign * int(text)
+        # Longer than any protobuf integer (Python >= 3.11 also refuses to convert it): read it
+        # as a float field would; typed integer fields say it is out of range.
     return sign * float(text.rstrip("fF"))
+
+
+_INTEGER = re.compile(r"[0-9]+")
+_OCTAL = re.compile(r"0[0-7]*")
+#: Digits of the largest protobuf integer (2**64 - 1).
+MAX_INTEGER_DIGITS = 20
 
 
 class _Parser:
@@ -468,12 +516,19 @@ def parse(text: str, path: str = "<string>") -> Document:
     Raises:
         ParseError: with ``path:line:col`` and what was expected there.
     """
-    # The tree is many small objects made at once; the cycle collector finds nothing to free
-    # among them but would walk them over and over while they are made.
+    with collector_paused():
+        return _Parser(text, path).parse()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a tree is built or edited: it is many small objects
+    made at once, among which the collector finds nothing to free but which it would walk over
+    and over while they are made (quadratic time on large nets)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Parser(text, path).parse()
+        yield
     finally:
         if enabled:
             gc.enable()

@@ -9,6 +9,7 @@ import numpy as np
 
 from caffe_nantools.datum import read_varint
 from caffe_nantools.files import read_text
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, POSITIVE, STRING, UINT32, Enum
 from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 #: Layers whose label bottom must be a class index below the scores' num_output.
 CLASSIFIERS = ("SoftmaxWithLoss", "Accuracy", "MultinomialLogisticLoss", "InfogainLoss")
+BACKENDS = Enum("LEVELDB", "LMDB")
 
 
 def resolve(path: str, net_path: str) -> str:
@@ -36,14 +38,16 @@ def num_classes(net: Net, label: str, state: NetState) -> Tuple[Optional[int], O
     for layer in layers:
         if layer.type in CLASSIFIERS and len(layer.bottoms) >= 2 and layer.bottoms[1] == label:
             scores = layer.bottoms[0]
-            ignore = layer.node.find("loss_param") and layer.node.find("loss_param").get("ignore_label")
+            loss_param = layer.node.find("loss_param")
+            ignore = loss_param.field("ignore_label", INT32) if loss_param is not None else None
             producer = next((l for l in reversed(layers[: layers.index(layer)]) if scores in l.tops and not l.in_place(scores)), None)
             if producer is None:
                 return None, ignore
             for holder in ("inner_product_param", "convolution_param"):
                 params = producer.node.find(holder)
-                if params is not None and params.get("num_output") is not None:
-                    return int(params.get("num_output")), ignore
+                classes = params.field("num_output", UINT32) if params is not None else None
+                if classes is not None:
+                    return classes, ignore
             return None, ignore
     return None, None
 
@@ -59,9 +63,9 @@ def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
     t = layer.node.find("transform_param")
     if t is None:
         return 1.0, 0.0, 0, None
-    means = [float(v) for v in t.get_all("mean_value")]
+    means = t.fields("mean_value", FLOAT)
     mean = max(means, key=abs) if means else 0.0  # the one that shifts values the most
-    return float(t.get("scale", 1.0)), mean, int(t.get("crop_size", 0)), t.get("mean_file")
+    return t.field("scale", FLOAT, 1.0), mean, t.field("crop_size", UINT32, 0), t.field("mean_file", STRING)
 
 
 def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], List[str]]:
@@ -82,21 +86,23 @@ def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], L
         scale, mean, crop, mean_file = _transform(layer)
         params = layer.source_params
         where = f"{path}:{layer.node.line}:{layer.node.col}"
-        if params is None or params.get("source") is None:
+        if params is not None:
+            params.field("batch_size", POSITIVE)  # scan --mode net reads it too: an odd one is said here
+        source_name = params.field("source", STRING) if params is not None else None
+        if source_name is None:
             raise ScanError(f"{where}: layer {layer.name!r} has no {SOURCE_PARAMS[layer.type]}.source")
-        source_path = resolve(str(params.get("source")), path)
+        source_path = resolve(source_name, path)
         expect = Expect(num_classes=classes, scale=scale, mean=mean, label_top=label,
                         integer_labels=classes is not None, ignore_label=ignore, crop_size=crop,
                         class_labels=bool(label) and reads_classes(net, label, state))
         if layer.type == "Data":
-            backend = str(params.get("backend", "LEVELDB")).lower()  # Caffe's default is LevelDB
+            backend = params.field("backend", BACKENDS, "LEVELDB").lower()  # Caffe's default is LevelDB
             source = Source(source_path, backend, expect)
         elif layer.type == "HDF5Data":
             source = Source(source_path, "hdf5", expect, datasets=tuple(layer.tops))
         else:
-            root = str(params.get("root_folder", ""))
-            images = ImageOptions(root, int(params.get("new_height", 0)), int(params.get("new_width", 0)),
-                                  str(params.get("is_color", "true")) != "false", crop)
+            images = ImageOptions(params.field("root_folder", STRING, ""), params.field("new_height", UINT32, 0),
+                                  params.field("new_width", UINT32, 0), params.field("is_color", BOOL, True), crop)
             source = Source(source_path, "imagelist", expect, images=images)
         source.mean_file = resolve(str(mean_file), path) if mean_file else None
         source.layer = layer.name
