@@ -213,9 +213,10 @@ def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Plan:
     reader (so it sees the value the next layer reads). With ``each``, a check after the
     producer and after every in-place modifier, each under that layer's own rules.
 
-    A top with an explicit ``loss_weight`` is left out: Caffe counts the weight as one more
-    reader and would split the blob under an in-place check ("produced by multiple sources");
-    the loss value is in Caffe's log anyway, and its inputs can be checked.
+    A loss top (a loss layer's first top, or any top with a loss_weight) is left out: under an
+    in-place check Caffe no longer sees it as the net's loss, so no layer would need backward
+    and nothing would learn (with an explicit weight it even splits the blob, "produced by
+    multiple sources"). The loss value is in Caffe's log anyway, and its inputs are checked.
     """
     histories = net.histories()
     existing = {layer.name for layer in net.layers}
@@ -223,9 +224,10 @@ def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Plan:
     for blob in blobs:
         history = histories[blob]
         writers = [w for w in history.writers if not is_check(w)]
-        weighted = [w.name for w in writers if w.loss_weight(blob)]
+        weighted = [w.name for w in writers if w.carries_loss(blob)]
         if weighted:
-            plan.skipped.append(f"{blob} (a loss with an explicit loss_weight in {', '.join(weighted)})")
+            plan.skipped.append(f"{blob} (the loss of {', '.join(weighted)}: a check in place would stop Caffe's "
+                                "backward; its value is in the log)")
             continue
         readers = [r for r in history.readers if not is_check(r)]
         if each:

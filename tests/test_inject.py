@@ -73,7 +73,7 @@ def test_blobs_of_one_phase_get_checks_of_that_phase():
     found = {name: phases for name, _, phases in checks(result.text)}
     assert found["nancheck/accuracy"] == ["TEST"]
     assert found["nancheck/data"] == []  # a TRAIN producer and a TEST producer: both phases
-    assert found["nancheck/loss"] == []
+    assert "nancheck/loss" not in found  # a loss top: a check there would stop Caffe's backward
 
 
 def test_data_checks_come_after_the_last_data_layer():
@@ -173,11 +173,16 @@ def test_remove_leaves_hand_written_check_layers_alone():
     assert remove_text(text) == (text, [])
 
 
-def test_tops_with_an_explicit_loss_weight_are_left_out_with_the_reason():
-    text = NET.replace('top: "loss" }', 'top: "loss" loss_weight: 0.5 }')
-    result = inject_text(text)
+@pytest.mark.parametrize("weight", ["", " loss_weight: 0.5"])
+def test_loss_tops_are_left_out_with_the_reason(weight):
+    result = inject_text(NET.replace('top: "loss" }', f'top: "loss"{weight} }}'))
     assert "nancheck/loss" not in result.text and "nancheck/ip1" in result.text
-    assert result.skipped == ["loss (a loss with an explicit loss_weight in loss)"]
+    assert result.skipped == ["loss (the loss of loss: a check in place would stop Caffe's backward; its value is in the log)"]
+
+
+def test_a_second_top_of_a_loss_layer_without_loss_weight_is_checked():
+    text = NET.replace('top: "loss" }', 'top: "loss" top: "probs" }')
+    assert "nancheck/probs" in inject_text(text).text
 
 
 def test_parse_errors_have_the_position():
@@ -216,7 +221,7 @@ def test_cli_inject_and_remove_round_trip(files, capsys):
     ])
     assert code == 0
     captured = capsys.readouterr()
-    assert f"{out}: added 2 check layers" in captured.out
+    assert f"{out}: added 1 check layers" in captured.out
     assert solver_out.read_text() == (
         'net: "checked.prototxt"  # the net  # changed by caffe-nantools, was: "train_val.prototxt"\n'
         "base_lr: 0.01\n"

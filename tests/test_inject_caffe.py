@@ -100,6 +100,19 @@ def test_phase_rules_let_the_checked_net_build_in_both_phases(caffe, tmp_path, e
         net.forward()
 
 
+@pytest.mark.parametrize("each", [False, True])
+def test_a_checked_net_still_learns(caffe, tmp_path, each):
+    """Every layer needs backward as in the plain net (a check on the loss top would stop it)."""
+    for name, text in (("plain", PHASED_NET), ("checked", inject_text(PHASED_NET, each=each).text)):
+        (tmp_path / f"{name}.prototxt").write_text(text)
+        net = caffe.Net(str(tmp_path / f"{name}.prototxt"), caffe.TRAIN)
+        before = {layer: [b.data.copy() for b in blobs] for layer, blobs in net.params.items()}
+        net.forward()
+        net.backward()
+        grads = {layer: float(sum(abs(b.diff).sum() for b in blobs)) for layer, blobs in net.params.items()}
+        assert before and all(g > 0 for g in grads.values()), (name, grads)
+
+
 def test_caffe_train_runs_with_checks_and_debug_info(caffe, tmp_path):
     net = tmp_path / "train_val.prototxt"
     net.write_text(PHASED_NET)

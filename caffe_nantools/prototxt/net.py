@@ -166,6 +166,13 @@ class Layer:
         i = self.tops.index(top) if top in self.tops else len(weights)
         return weights[i] if i < len(weights) else 0.0
 
+    def carries_loss(self, top: str) -> bool:
+        """Whether Caffe counts ``top`` in the loss: an explicit non-zero ``loss_weight``, or the
+        first top of a loss layer without any (Caffe gives it weight 1)."""
+        if self.loss_weights:
+            return self.loss_weight(top) != 0
+        return self.type.endswith("Loss") and bool(self.tops) and self.tops[0] == top
+
     def in_place(self, blob: str) -> bool:
         return blob in self.tops and blob in self.bottoms
 
