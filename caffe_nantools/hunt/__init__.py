@@ -71,6 +71,9 @@ class HuntReport:
                                                       ("iteration", v.iteration), ("phase", v.phase)) if value is not None]
         if where:
             lines.append("  where: " + ", ".join(where))
+        if v.origin and v.origin.get("layer") and v.origin.get("layer") != v.layer:
+            lines.append(f"  began: layer {v.origin['layer']}, {v.origin['pass']} of iteration {v.origin['iteration']}: "
+                         f"{v.origin['why']}")
         if v.record is not None:
             lines.append(f"  record: {v.record['key']} of {v.record['source']}"
                          + (f" (and {len(v.records) - 1} more in the batch)" if len(v.records) > 1 else ""))
@@ -135,13 +138,16 @@ def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = N
     """
     from caffe_nantools.pycaffe import load_caffe
 
-    load_caffe()  # a clear error now, not in the child
     workdir = workdir or time.strftime("nantools-hunt-%Y%m%d-%H%M%S")
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
         raise HuntError(f"--workdir {workdir}: exists and is not empty; give a new folder")
     stages = _Stages(progress)
+    inputs = stages.run("read", lambda: read_inputs(solver, workdir))
+    load_caffe()  # a clear error now, not in the child
     os.makedirs(workdir, exist_ok=True)
-    inputs = stages.run("read", lambda: _read(solver, workdir))
+    if not os.path.exists(inputs.net):  # an inline net_param, written out for lint, scan and the copies
+        with writing() as out:
+            out.text(inputs.net, inputs.net_text)
     report = HuntReport(Verdict("none"), workdir)
     report.lint = stages.run("lint", lambda: _lint(inputs))
     if scan:
@@ -161,14 +167,6 @@ def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = N
                                                                          gpu=gpu, folder=workdir))
         verdict.fix = fix.to_dict() if fix is not None else None
     return report
-
-
-def _read(solver: str, workdir: str) -> Inputs:
-    inputs = read_inputs(solver, workdir)
-    if not os.path.exists(inputs.net):  # an inline net_param, written out for lint and scan
-        with writing() as out:
-            out.text(inputs.net, inputs.net_text)
-    return inputs
 
 
 def _lint(inputs: Inputs) -> list:

@@ -31,6 +31,7 @@ class Verdict:
     iteration: Optional[int] = None
     phase: Optional[str] = None
     record: Optional[Dict[str, str]] = None
+    origin: Optional[dict] = None  # where the trouble began, by the trace (diagnose's origin)
     records: List[Dict[str, str]] = field(default_factory=list)
     evidence: List[str] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
@@ -38,7 +39,8 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return {"cause": self.cause, "layer": self.layer, "blob": self.blob, "pass": self.pass_,
-                "iteration": self.iteration, "phase": self.phase, "record": self.record, "records": self.records,
+                "iteration": self.iteration, "phase": self.phase, "origin": self.origin, "record": self.record,
+                "records": self.records,
                 "evidence": self.evidence, "advice": self.advice, "fix": self.fix}
 
 
@@ -67,7 +69,7 @@ def judge(net: Net, training: "Training", diagnosis: Optional["Diagnosis"], scan
         if lr is not None and not math.isfinite(lr):
             v.cause = "lr_policy"
             v.advice.append(f"the learning rate is {lr} at iteration {v.iteration}: {_lr_findings(findings)}")
-        elif error["pass"] in ("update", "backward"):
+        elif exploded or error["pass"] in ("update", "backward"):
             v.cause = "exploding_gradients"
         return _with_diagnosis(v, diagnosis)
     checked_blob, after = _check_place(error["layer"])
@@ -104,6 +106,7 @@ def _with_diagnosis(v: Verdict, diagnosis: Optional["Diagnosis"]) -> Verdict:
     """The trace's story and advice where they speak of the same failure."""
     if diagnosis is None or diagnosis.cause in ("none", "caffe_abort"):
         return v
+    v.origin = diagnosis.began
     v.evidence += diagnosis.story[:4]
     v.advice += [a for a in diagnosis.advice if "caffe-nantools inject" not in a and a not in v.advice]
     return v

@@ -1,0 +1,92 @@
+"""hunt without Caffe: what it reads from the solver, its checked copies, the verdict's places,
+and one-line errors for bad input."""
+import os
+
+import pytest
+
+from caffe_nantools.cli import main
+from caffe_nantools.hunt.fixes import policy_fix
+from caffe_nantools.hunt.inputs import HuntError, make_copies, read_inputs
+from caffe_nantools.hunt.verdict import _backward_writer, _check_place
+from caffe_nantools.prototxt import parse
+from caffe_nantools.prototxt.net import Net
+from nets import PHASED_NET
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.prototxt").write_text(PHASED_NET)
+    return tmp_path
+
+
+@pytest.mark.parametrize("field", ["net", "train_net"])
+def test_the_train_net_is_read_as_caffe_reads_it(here, field):
+    (here / "solver.prototxt").write_text(f'{field}: "net.prototxt"\nbase_lr: 0.1\nmax_iter: 5000\n')
+    inputs = read_inputs("solver.prototxt", "work")
+    assert (inputs.net, inputs.net_field, inputs.net_text) == ("net.prototxt", field, PHASED_NET)
+    assert inputs.default_iters() == 1000 and inputs.number("base_lr") == 0.1
+
+
+def test_an_inline_net_param_is_written_out(here):
+    (here / "solver.prototxt").write_text('base_lr: 0.1\nnet_param {\n  name: "inline"\n  layer { name: "a" type: "Input" top: "a" }\n}\n')
+    inputs = read_inputs("solver.prototxt", "work")
+    assert inputs.net == os.path.join("work", "inline_net.prototxt") and inputs.net_field == "net"
+    assert Net.parse(inputs.net_text).name == "inline" and inputs.default_iters() == 100
+
+
+def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(here):
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\ndisplay: 100\nsnapshot_prefix: "models/x"\n')
+    copies = make_copies(read_inputs("solver.prototxt", "work"), "work/checked", solver_fields={"base_lr": "0.01"})
+    doc = parse(open(copies.solver).read())
+    assert doc.get("net") == os.path.abspath(copies.net) and doc.get("display") == 1 and str(doc.get("debug_info")) == "true"
+    assert doc.get("snapshot_prefix").startswith(os.path.abspath("work/checked")) and doc.get("base_lr") == 0.01
+    assert doc.get("random_seed") is not None
+    assert "nancheck/conv1@relu1" in open(copies.net).read()
+    assert (here / "net.prototxt").read_text() == PHASED_NET  # the user's files untouched
+
+
+def test_a_check_label_names_the_blob_and_the_layer_it_follows():
+    assert _check_place("nancheck/conv1@relu1") == ("conv1", "relu1")
+    assert _check_place("nancheck/a@b@c") == ("a@b", "c")
+
+
+def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it():
+    net = Net.parse(PHASED_NET)
+    assert _backward_writer(net, "conv1", "conv1") == "relu1"  # the next in-place modifier
+    assert _backward_writer(net, "conv1", "drop1") == "ip1"  # else the reader
+
+
+@pytest.mark.parametrize("solver, fix", [
+    ('lr_policy: "poly"\npower: 1\n', {"max_iter": "40"}),
+    ('lr_policy: "step"\ngamma: 0.1\n', {"stepsize": "13"}),
+    ('lr_policy: "inv"\npower: 0.75\n', {"gamma": "0.0001"}),
+    ('lr_policy: "exp"\ngamma: 1.5\n', {"gamma": "0.9999"}),
+    ('lr_policy: "cosine"\n', {"lr_policy": '"fixed"'}),
+    ('lr_policy: "fixed"\n', {}),
+])
+def test_the_lr_policy_fix_supplies_what_is_missing(here, solver, fix):
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\n' + solver)
+    assert policy_fix(read_inputs("solver.prototxt", "work"), 40) == fix
+
+
+@pytest.mark.parametrize("text, words", [
+    ("base_lr: 0.1\n", ["names no train net"]),
+    ('net: "missing.prototxt"\n', ["missing.prototxt", "no such file"]),
+    ("layer {", ["solver.prototxt:1"]),
+])
+def test_bad_input_is_one_line_and_exit_2_and_makes_no_workdir(here, capsys, text, words):
+    (here / "solver.prototxt").write_text(text)
+    assert main(["hunt", "solver.prototxt", "--workdir", "work"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(w in err for w in words), err
+    assert not os.path.exists("work")
+
+
+def test_a_workdir_that_is_not_empty_is_refused(here, capsys):
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\n')
+    (here / "work").mkdir()
+    (here / "work" / "mine.txt").write_text("keep")
+    assert main(["hunt", "solver.prototxt", "--workdir", "work"]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert os.listdir(here / "work") == ["mine.txt"]
