@@ -18,17 +18,12 @@ from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, NanToolsEr
 def _demo(args: argparse.Namespace) -> int:
     from caffe_nantools import demo
 
-    result = demo.run()
-    print(
-        f"Planted a NaN in sample {result.nan_sample} and +inf in sample "
-        f"{result.inf_sample} of blob 'data' (batch of {demo.BATCH}), then ran forward."
-    )
-    if result.error is None:
-        print("The check layer raised nothing: this is a bug in caffe-nantools.")
-        return EXIT_FINDINGS
-    print(f"CheckFiniteLayer stopped the net:\n  {result.error}")
-    if not result.caught:
-        print("...but not with the planted samples: this is a bug in caffe-nantools.")
+    result = demo.run(progress=sys.stderr.isatty())
+    print(f"The demo planted a NaN in record {result.key} of {demo.SOURCE} ({demo.RECORDS} records, batch "
+          f"{demo.BATCH}) in {result.folder} and ran `caffe-nantools hunt solver.prototxt` there:\n")
+    sys.stdout.write(result.report.format())
+    if not result.found:
+        print("\nhunt did not name the planted record with a verified fix: this is a bug in caffe-nantools.")
         return EXIT_FINDINGS
     return EXIT_OK
 
@@ -229,9 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="run the check layer on a tiny net with a planted NaN (needs pycaffe)",
-        description="Build a tiny net with CheckFiniteLayer after each blob, plant a NaN and "
-        "an inf in two samples of the input, and show what the layer reports.",
+        help="hunt a NaN planted in a small dataset: the record, the layer, a verified fix (needs pycaffe)",
+        description="Write a small LMDB with a NaN planted in one record, a classifier and its solver into a "
+        "temporary folder, run hunt on them and show its verdict: the record's key, the layer, and the fix "
+        "it verified.",
     )
     demo.set_defaults(run=_demo)
 

@@ -1,73 +1,76 @@
-"""The built-in example: a tiny net, a planted NaN and +inf, and the check layer naming them."""
+"""The built-in example of the main job: a small LMDB with one record of NaN planted in it, a
+small classifier and its solver, and ``hunt`` finding the record, the layer and a fix that it
+shows to work."""
 from __future__ import annotations
 
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
-from caffe_nantools.errors import NonFiniteError
+from caffe_nantools.hunt import HuntReport, hunt
 from caffe_nantools.pycaffe import load_caffe
-from caffe_nantools.templates import check_layer, render
+from caffe_nantools.templates import render
 
+RECORDS = 48
 BATCH = 8
+SOURCE = "demo_lmdb"
 
 
 @dataclass
 class DemoResult:
-    """What the demo planted, and the error the check layer raised (None if it missed)."""
+    """The planted record's key, where the demo ran, and hunt's report."""
 
-    nan_sample: int
-    inf_sample: int
-    error: Optional[NonFiniteError]
+    key: str
+    folder: str
+    report: HuntReport
 
     @property
-    def caught(self) -> bool:
-        e = self.error
-        return (
-            e is not None
-            and e.blob == "data"
-            and e.stats.bad_samples == (self.nan_sample, self.inf_sample)
-            and (e.stats.nan, e.stats.posinf) == (1, 1)
-        )
+    def found(self) -> bool:
+        """Whether hunt named the planted record and verified its fix."""
+        v = self.report.verdict
+        return (v.cause == "bad_input" and v.record is not None and v.record["key"] == self.key
+                and bool(v.fix and v.fix["verified"]))
 
 
-def demo_net_text() -> str:
-    """The demo net: Input ``data`` -> InnerProduct ``fc``, each checked in place."""
-    return render(
-        "demo_net.prototxt",
-        batch=BATCH,
-        check_data=check_layer(name="nancheck/data", blob="data", param_str="name=nancheck/data blobs=data"),
-        check_fc=check_layer(name="nancheck/fc", blob="fc", param_str="name=nancheck/fc blobs=fc"),
-    )
+def write_demo(folder: str, bad_record: int, seed: int = 0) -> str:
+    """The demo's LMDB (float Datums, 3 classes, one NaN in ``bad_record``), net and solver in
+    ``folder``; returns the solver's path."""
+    import lmdb
+
+    caffe = load_caffe()
+    rng = np.random.RandomState(seed)
+    env = lmdb.open(os.path.join(folder, SOURCE), map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for i in range(RECORDS):
+            x = rng.randn(1, 4, 4)
+            if i == bad_record:
+                x[0, 1, 2] = np.nan
+            txn.put(f"{i:08d}".encode(), caffe.io.array_to_datum(x, i % 3).SerializeToString())
+    env.close()
+    with open(os.path.join(folder, "train_val.prototxt"), "w", encoding="utf-8") as f:
+        f.write(render("demo_net.prototxt", source=SOURCE, batch=BATCH))
+    with open(os.path.join(folder, "solver.prototxt"), "w", encoding="utf-8") as f:
+        f.write('net: "train_val.prototxt"\nbase_lr: 0.01\nmomentum: 0.9\nlr_policy: "fixed"\nmax_iter: 24\n'
+                'display: 10\nsnapshot_prefix: "demo"\nsolver_mode: CPU\n')
+    return "solver.prototxt"
 
 
-def run(*, planted: Tuple[int, int] = (2, 5), seed: int = 0) -> DemoResult:
-    """Build the demo net in pycaffe, plant NaN and +inf in two samples, run forward.
-
-    Args:
-        planted: the batch indices that get the NaN and the +inf.
-        seed: for the random input.
+def run(*, bad_record: int = 21, folder: Optional[str] = None, progress: bool = False) -> DemoResult:
+    """Write the demo into ``folder`` (a new temporary one by default) and hunt its NaN.
 
     Raises:
         CaffeUnavailableError: pycaffe is not importable.
     """
-    caffe = load_caffe()
-    caffe.set_mode_cpu()
-    nan_sample, inf_sample = planted
-    with tempfile.TemporaryDirectory(prefix="nantools-demo-") as tmp:
-        path = os.path.join(tmp, "demo.prototxt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(demo_net_text())
-        net = caffe.Net(path, caffe.TRAIN)
-    data = np.random.default_rng(seed).standard_normal(net.blobs["data"].data.shape)
-    data[nan_sample, 1, 2, 3] = np.nan
-    data[inf_sample, 0, 0, 0] = np.inf
-    net.blobs["data"].data[...] = data
+    load_caffe()
+    folder = folder or tempfile.mkdtemp(prefix="nantools-demo-")
+    here = os.getcwd()
+    os.chdir(folder)  # Caffe opens the net's source from the current folder
     try:
-        net.forward()
-    except NonFiniteError as e:
-        return DemoResult(nan_sample, inf_sample, e)
-    return DemoResult(nan_sample, inf_sample, None)
+        solver = write_demo(folder, bad_record)
+        report = hunt(solver, workdir=os.path.join(folder, "hunt"), progress=progress)
+    finally:
+        os.chdir(here)
+    return DemoResult(f"{bad_record:08d}", folder, report)

@@ -195,3 +195,13 @@ def test_a_healthy_run_is_none_and_exit_0(caffe, here, capsys):
     assert report["verdict"]["cause"] == "none" and report["stages"]["train"]["iterations"] == 20
     assert report["workdir"] == "hunt" and not os.path.exists("snap_iter_20.caffemodel")
     assert sorted(os.listdir(here)) == ["hunt", "net.prototxt", "solver.prototxt", "train_lmdb"]
+
+
+def test_the_demo_hunts_the_planted_record(caffe, tmp_path, capsys):
+    from caffe_nantools import demo
+
+    result = demo.run(bad_record=30, folder=str(tmp_path))
+    assert result.found and result.report.verdict.layer == "data" and result.report.verdict.iteration == 30 // demo.BATCH
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "cause: bad_input" in out and "record: 00000021 of demo_lmdb" in out and "(verified:" in out

@@ -349,14 +349,6 @@ def test_caffe_train_stops_with_the_message_in_its_log(caffe, tmp_path):
     assert "Optimization Done" not in run.stderr
 
 
-def test_demo_catches_the_planted_values(caffe):
-    from caffe_nantools import demo
-
-    result = demo.run(planted=(3, 6))
-    assert result.caught
-    assert result.error.bad_samples == (3, 6)
-
-
 def test_installing_kept_caffes_numpy_and_protobuf(caffe):
     from google.protobuf import text_format
     from caffe.proto import caffe_pb2
