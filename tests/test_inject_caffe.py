@@ -94,7 +94,7 @@ def test_most_corpus_nets_were_built(caffe):
 def test_phase_rules_let_the_checked_net_build_in_both_phases(caffe, tmp_path, each):
     path = tmp_path / "checked.prototxt"
     path.write_text(inject_text(PHASED_NET, each=each).text)
-    for phase, expected in (("TRAIN", 5), ("TEST", 6)) if not each else (("TRAIN", 7), ("TEST", 7)):
+    for phase, expected in (("TRAIN", 4), ("TEST", 5)) if not each else (("TRAIN", 6), ("TEST", 6)):  # no check on the loss
         net = caffe.Net(str(path), getattr(caffe, phase))
         assert sum(1 for layer in net.layers if layer.type == "Python") == expected, phase
         net.forward()
