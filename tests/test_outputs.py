@@ -333,3 +333,10 @@ def test_counts_of_thousands_of_digits_in_a_log_are_no_iteration(folder, capsys)
     assert main(["diagnose", "huge.log"]) == 1
     assert "iteration 10" in capsys.readouterr().out
     assert main(["log2csv", "huge.log", "out"]) == 0
+
+
+def test_write_clean_of_a_net_whose_hdf5_list_is_missing_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "d" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "gone.txt" batch_size: 2 } }\n')
+    run_failing(["scan", "net.prototxt", "--write-clean", "clean"], capsys, "gone.txt", "no such file")

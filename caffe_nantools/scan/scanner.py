@@ -472,7 +472,7 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
 def write_clean_paths(source: Source, target: str) -> Tuple[str, ...]:
     """What ``--write-clean target`` writes: the target, and for a list of HDF5 files the
     folder of their copies."""
-    if source.backend == "hdf5" and not is_hdf5_file(source.path):
+    if source.backend == "hdf5" and os.path.isfile(source.path) and not is_hdf5_file(source.path):
         return target, target + ".files"
     return (target,)
 
