@@ -52,25 +52,31 @@ class Row:
     nan: int
     posinf: int
     neginf: int
+    huge: int  # finite values of 1e37 or more in magnitude: an overflow to FLT_MAX
     min: Optional[float]
     max: Optional[float]
     mean_abs: Optional[float]
 
     @property
     def bad(self) -> bool:
-        return bool(self.nan or self.posinf or self.neginf)
+        return bool(self.nan or self.posinf or self.neginf or self.huge)
 
     def to_dict(self) -> dict:
         return {"what": self.what, "name": self.name, "count": self.count, "nan": self.nan, "posinf": self.posinf,
-                "neginf": self.neginf, "min": self.min, "max": self.max, "mean_abs": self.mean_abs}
+                "neginf": self.neginf, "huge": self.huge, "min": self.min, "max": self.max, "mean_abs": self.mean_abs}
+
+
+#: As hunt's checks: a finite value this large is an overflow to FLT_MAX (an empty MAX pooling
+#: window gives -FLT_MAX), as bad as inf.
+HUGE = 1e37
 
 
 def measure(what: str, name: str, x: np.ndarray) -> Row:
     x = np.asarray(x, dtype=np.float64).ravel()
     finite = x[np.isfinite(x)]
     return Row(what, name, int(x.size), int(np.isnan(x).sum()), int(np.isposinf(x).sum()), int(np.isneginf(x).sum()),
-               float(finite.min()) if finite.size else None, float(finite.max()) if finite.size else None,
-               float(np.abs(finite).mean()) if finite.size else None)
+               int((np.abs(finite) >= HUGE).sum()), float(finite.min()) if finite.size else None,
+               float(finite.max()) if finite.size else None, float(np.abs(finite).mean()) if finite.size else None)
 
 
 @dataclass
@@ -79,6 +85,7 @@ class ReplayReport:
     diffs), in net order; ``first_bad`` is the first row with a non-finite value."""
 
     iteration: Optional[int]
+    error: Optional[dict] = None  # what hunt saw fail in that iteration
     forward: List[Row] = field(default_factory=list)
     backward: List[Row] = field(default_factory=list)
 
@@ -92,7 +99,7 @@ class ReplayReport:
 
     def to_dict(self) -> dict:
         first = self.first_bad
-        return {"iteration": self.iteration, "forward": [r.to_dict() for r in self.forward],
+        return {"iteration": self.iteration, "error": self.error, "forward": [r.to_dict() for r in self.forward],
                 "backward": [r.to_dict() for r in self.backward],
                 "first_bad": first.to_dict() if first is not None else None}
 
@@ -100,12 +107,17 @@ class ReplayReport:
         first = self.first_bad
         lines = [f"iteration {self.iteration}: " + (f"first non-finite: the {first.what} of {first.name}" if first else
                                                      "every value finite")]
-        header = f"  {'':2}{'what':5} {'name':32} {'nan':>6} {'+inf':>6} {'-inf':>6} {'min':>11} {'max':>11} {'mean |x|':>11}"
+        if self.error is not None:
+            lines.append(f"hunt saw: {self.error.get('message', '')}")
+            if first is None and self.error.get("pass") == "update":
+                lines.append("forward and backward stay finite: the update (its rate, its step) made the weights bad")
+        header = (f"  {'':2}{'what':5} {'name':32} {'nan':>6} {'+inf':>6} {'-inf':>6} {'>=1e37':>6} {'min':>11} "
+                  f"{'max':>11} {'mean |x|':>11}")
         for title, rows in (("forward", self.forward), ("backward", self.backward)):
             lines += [title + ":", header]
             for r in rows:
                 mark = "->" if r is first else ""
-                lines.append(f"  {mark:2}{r.what:5} {r.name[:32]:32} {r.nan:6} {r.posinf:6} {r.neginf:6} "
+                lines.append(f"  {mark:2}{r.what:5} {r.name[:32]:32} {r.nan:6} {r.posinf:6} {r.neginf:6} {r.huge:6} "
                              f"{_number(r.min):>11} {_number(r.max):>11} {_number(r.mean_abs):>11}")
         return "\n".join(lines) + "\n"
 
@@ -142,7 +154,7 @@ def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
     net = caffe.Net(net_path, caffe.TRAIN, weights=weights)
     for top, batch in inputs.items():
         net.blobs[top].data[...] = batch
-    report = ReplayReport(manifest.get("iteration"))
+    report = ReplayReport(manifest.get("iteration"), manifest.get("error"))
     params = dict(net.params.items())
     names = list(net._layer_names)
     net.clear_param_diffs()

@@ -116,14 +116,18 @@ def test_a_rate_far_too_high_is_exploding_gradients_and_a_lower_one_is_verified(
     assert v.cause == "exploding_gradients" and v.pass_ in ("forward", "backward", "update")
     assert v.fix["verified"] and v.fix["tries"][-1]["finite"]
     assert all(t["base_lr"] < 0.3 for t in v.fix["tries"]) and "clip_gradients" in v.fix["change"]
+    assert replay(report.training.replay).first_bad is not None
 
 
 def test_poly_without_max_iter_is_the_lr_policy_and_max_iter_fixes_it(caffe, here):
     regression_data(here)
     (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 1\nsolver_mode: CPU\n')
-    v = hunt("solver.prototxt", workdir="hunt", iters=10).verdict
-    assert (v.cause, v.iteration) == ("lr_policy", 0)
+    report = hunt("solver.prototxt", workdir="hunt", iters=10)
+    v = report.verdict
+    assert (v.cause, v.iteration, v.pass_) == ("lr_policy", 0, "update")
     assert v.fix["change"] == "max_iter: 10" and v.fix["verified"]
+    replayed = replay(report.training.replay)
+    assert replayed.first_bad is None and "the update" in replayed.format()  # the rate, not the net
 
 
 def dummy_classifier(extra, into, batch=4):
@@ -137,16 +141,21 @@ def dummy_classifier(extra, into, batch=4):
 def test_log_of_a_relu_output_is_the_log_layer_in_the_forward_pass(caffe, here, name):
     extra = f'layer {{ name: "{name}" type: "Log" bottom: "fc_hidden" top: "logged" }}'
     (here / "net.prototxt").write_text(dummy_classifier(extra, "logged"))
-    v = hunt(solver(here), workdir="hunt", iters=5).verdict
+    report = hunt(solver(here), workdir="hunt", iters=5)
+    v = report.verdict
     assert (v.cause, v.layer, v.pass_, v.iteration) == ("layer_numerics", name, "forward", 0)
     assert v.fix is None
+    assert replay(report.training.replay).first_bad.name == f"{name}: logged"
 
 
 def test_a_square_root_after_a_relu_is_the_power_layer_in_the_backward_pass(caffe, here):
     extra = 'layer { name: "root" type: "Power" bottom: "fc_hidden" top: "rooted" power_param { power: 0.5 } }'
     (here / "net.prototxt").write_text(dummy_classifier(extra, "rooted"))
-    v = hunt(solver(here), workdir="hunt", iters=5).verdict
+    report = hunt(solver(here), workdir="hunt", iters=5)
+    v = report.verdict
     assert (v.layer, v.pass_, v.iteration) == ("root", "backward", 0)
+    first = replay(report.training.replay).first_bad
+    assert (first.what, first.name) == ("diff", "root: fc_hidden")
 
 
 def test_a_max_pooling_window_past_the_input_is_the_pooling_layer(caffe, here):
@@ -158,8 +167,11 @@ def test_a_max_pooling_window_past_the_input_is_the_pooling_layer(caffe, here):
         layer { name: "ip1" type: "InnerProduct" bottom: "squeezed" top: "ip1" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
         layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
         """))
-    v = hunt(solver(here), workdir="hunt", iters=3).verdict
+    report = hunt(solver(here), workdir="hunt", iters=3)
+    v = report.verdict
     assert (v.cause, v.layer, v.pass_) == ("config", "squeeze", "forward")
+    first = replay(report.training.replay).first_bad
+    assert first.name == "squeeze: squeezed" and first.huge and not first.nan
 
 
 def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_batchnorm(caffe, here):
@@ -172,8 +184,10 @@ def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_b
         layer { name: "ip1" type: "InnerProduct" bottom: "normed" top: "ip1" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
         layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
         """))
-    v = hunt(solver(here), workdir="hunt", iters=3).verdict
+    report = hunt(solver(here), workdir="hunt", iters=3)
+    v = report.verdict
     assert v.cause in ("layer_numerics", "config") and (v.layer, v.pass_) == ("norm", "forward")
+    assert replay(report.training.replay).first_bad.name == "norm: normed"
 
 
 def test_a_caffe_abort_is_a_finding_with_the_fatal_line(caffe, here):
