@@ -57,15 +57,14 @@ class Monitor:
         self._stream = LogStream()
         #: Why watch stops the command (``nonfinite``, ``blowup``), once it does.
         self.stop_reason: Optional[str] = None
-        #: Lines read when watch first asked for a snapshot or a stop (its own stop, or a signal
-        #: it passed on): the snapshots named after it were asked for.
+        #: Lines read when watch stopped the command, else when it first passed on a signal: the
+        #: snapshots named after it were asked for.
         self.request_line: Optional[int] = None
         #: The signals watch received, in order.
         self.received: List[int] = []
         self._steps: List[Tuple[int, str]] = []
         self._deadline: Optional[float] = None
         self._awaiting_snapshot = False
-        self._stop_line = 0
         self._snapshots_seen = 0
         self._warned: Set[Tuple[int, str]] = set()
         self._checked_displays = -1
@@ -136,7 +135,7 @@ class Monitor:
         events = []
         for line, path in self.reader.snapshots[self._snapshots_seen:]:
             events.append(WatchEvent("snapshot", f"Caffe wrote {path}", line))
-            if self._awaiting_snapshot and line > self._stop_line and ".solverstate" in path:
+            if self._awaiting_snapshot and line > self.request_line and ".solverstate" in path:
                 self._awaiting_snapshot = False
                 events += self._next_step()
         self._snapshots_seen = len(self.reader.snapshots)
@@ -183,9 +182,7 @@ class Monitor:
         its solver state to be written), Caffe's stop signal (or SIGTERM when there is none, or
         no snapshot is wanted: Caffe's stop writes one), then SIGTERM and SIGKILL."""
         self.stop_reason = reason
-        self._stop_line = self._stream.lines_read
-        if self.request_line is None:
-            self.request_line = self._stop_line
+        self.request_line = self._stream.lines_read
         effects = self.effects
         snap, stop = effects.signal_for("snapshot"), effects.signal_for("stop")
         steps = []

@@ -109,7 +109,9 @@ class WatchResult:
 
     def summary(self) -> str:
         """One line: how the command ended."""
-        command = " ".join(shlex.quote(c) for c in self.command)
+        command = " ".join(shlex.quote(c) for c in self.command).replace("\n", "\\n")
+        if len(command) > 120:  # a script given inline
+            command = command[:117] + "..."
         how = (f"was killed by {signal.Signals(-self.returncode).name}" if self.returncode < 0
                else f"ended with status {self.returncode}")
         if self.stopped:
