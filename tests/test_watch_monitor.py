@@ -164,3 +164,11 @@ def test_the_stop_comes_at_the_same_line_however_the_stream_is_cut(data):
     for a, b in zip([0] + positions, positions + [len(log)]):
         stops += [e for e in m.feed(log[a:b]) if e.kind == "stop"]
     assert len(stops) == 1 and stops[0].line == log[:log.index(b"top blob ip2 data: nan")].count(b"\n") + 1
+
+
+def test_a_noisy_loss_whose_spikes_do_not_last_is_not_a_blow_up():
+    m, _ = monitor()
+    log = training_log(40, debug=False, loss=2.0)
+    for i in range(3, 40, 4):  # one batch in four 300 times the others, as small batches give
+        log = log.replace(f"Iteration {i} (50 iter/s, 0.02s/1 iters), loss = 2", f"Iteration {i} (50 iter/s, 0.02s/1 iters), loss = 600")
+    assert "loss = 600" in log and m.feed(log.encode()) == []

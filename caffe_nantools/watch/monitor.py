@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, List, Optional, Set, Tuple
 
 from caffe_nantools.diagnose.origin import find_blowup
-from caffe_nantools.diagnose.reading import Reader, Run, is_saturated
+from caffe_nantools.diagnose.reading import Reader, Run, Valued, is_saturated
+from caffe_nantools.diagnose.trace import Block
 from caffe_nantools.logs.chunks import LogStream, Span
 from caffe_nantools.watch.effects import Effects
 
+#: A blow-up must last: each value is taken as the least of this many displays in a row (one
+#: batch's loss or gradient can be 100 times another's in healthy training).
+LASTING = 3
 #: The blow-up check parses the window of recent debug_info blocks; it runs on a new display
 #: only once this many times its own last cost has passed, so a fast log stream is not slowed.
 DUTY = 10
@@ -156,7 +160,7 @@ class Monitor:
         if run.displayed != self._checked_displays and self.clock() >= self._next_check:
             self._checked_displays = run.displayed
             start = self.clock()
-            blowup = find_blowup(self.reader.recent_blocks(), None, None, run.losses)
+            blowup = find_blowup(_lasting(self.reader.recent_blocks()), None, None, _lasting_losses(list(run.losses)))
             self._check_cost = self.clock() - start
             self._next_check = self.clock() + DUTY * self._check_cost
             # A loss that rose to 87.3365 is told by the warning above.
@@ -164,7 +168,8 @@ class Monitor:
                 b = blowup
                 what = f"{b.what} of layer '{b.layer}'" if b.layer else b.what
                 message = (f"{what} grew from {b.start[1]:.3g} (iteration {b.start[0]}) to {b.end[1]:.3g} (iteration "
-                           f"{b.end[0]}), {b.orders:.1f} orders of magnitude: values are blowing up")
+                           f"{b.end[0]}), {b.orders:.1f} orders of magnitude (each the least of {LASTING} displays in "
+                           "a row): values are blowing up")
                 found = self._warn(key, "blowup", b.end[2], message)
                 events += found
                 if found and self.stop_on_blowup:
@@ -208,3 +213,26 @@ class Monitor:
         self._deadline = self.clock() + self.timeout if self._steps else None
         message = message or f"sent {signal.Signals(signum).name}"
         return [WatchEvent("signal", why + message, signal=signum)]
+
+
+def _lasting(blocks: List[Block]) -> List[Block]:
+    """The blocks from the LASTING-th on, each value the least of its own and those of the
+    blocks before it (a net prints its blobs in the same order every time)."""
+    out = []
+    for k in range(LASTING - 1, len(blocks)):
+        block = blocks[k]
+        earlier = [b for b in blocks[k - LASTING + 1:k] if len(b.records) == len(block.records)]
+        records = [replace(r, value=min([r.value] + [b.records[i].value for b in earlier]))
+                   for i, r in enumerate(block.records)]
+        out.append(Block(block.iteration, records, block.norms and [_least_norms(block, earlier)], block.texts))
+    return out
+
+
+def _least_norms(block: Block, earlier: List[Block]):
+    norms = [block.norms[-1]] + [b.norms[-1] for b in earlier if b.norms]
+    return replace(block.norms[-1], l2_diff=min(n.l2_diff for n in norms), l2_data=min(n.l2_data for n in norms))
+
+
+def _lasting_losses(losses: List[Valued]) -> List[Valued]:
+    return [replace(losses[k], value=min(v.value for v in losses[k - LASTING + 1:k + 1]))
+            for k in range(LASTING - 1, len(losses))]
