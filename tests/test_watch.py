@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from watch_logs import wait_for
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FAKE = [sys.executable, os.path.join(HERE, "fake_caffe.py"), "train"]
@@ -128,15 +130,6 @@ def test_no_snapshot_stops_with_sigterm_and_no_snapshot_is_written(tmp_path):
     watched = run_watch(tmp_path, "--no-snapshot", "--", *FAKE, "-nan_at", "3", "-iterations", "200")
     assert watched.returncode == 1 and not list(tmp_path.glob("snap_*"))
     assert any(m.endswith("sent SIGTERM") for m in own_lines(watched.stderr))
-
-
-def wait_for(path, text, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{text!r} never came")
 
 
 @pytest.mark.parametrize("signum, effect", [(signal.SIGINT, "stop"), (signal.SIGHUP, "snapshot"), (signal.SIGTERM, None)])

@@ -6,9 +6,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from watch_logs import wait_for
 
 from test_diagnose_caffe import REGRESSION_NET, regression_data, write_solver
 
@@ -105,15 +106,6 @@ def test_a_check_failure_is_reported_with_the_fatal_line_and_what_it_means(caffe
     assert result["status"] == 134 and result["diagnosis"]["cause"] == "caffe_abort"
     assert "Check failed" in result["diagnosis"]["abort"]["text"] and "missing.png" in result["diagnosis"]["abort"]["text"]
     assert any("could not be opened" in s for s in result["diagnosis"]["summary"])
-
-
-def wait_for(path, text, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{text!r} never came")
 
 
 @pytest.mark.parametrize("flags, stops", [([], True), (["-sigint_effect", "snapshot"], False)])

@@ -1,5 +1,6 @@
 """Caffe training logs made to order, for the watch tests: debug_info blocks, losses, rates and
 snapshot lines as `caffe train` prints them."""
+import time
 from typing import Optional
 
 STAMP = "I1121 07:12:32.521270 10203 "
@@ -47,3 +48,13 @@ def training_log(iterations: int, *, bad_at: Optional[int] = None, growth: float
             if snapshot and k % snapshot == 0:
                 out.append(snapshot_lines(k))
     return "".join(out)
+
+
+def wait_for(path, text: str, timeout: float = 120.0) -> None:
+    """Until the file at ``path`` holds ``text`` (a log being written)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} never came")

@@ -15,6 +15,7 @@ import time
 from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from caffe_nantools.diagnose import Diagnosis, diagnose
+from caffe_nantools.diagnose.reading import Reader
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileError, check_writable, refuse_overlaps
 from caffe_nantools.logs.opening import NotALogError
@@ -82,7 +83,7 @@ def watch(command: Sequence[str], *, log: Optional[str] = None, stop_on_blowup: 
         command, path, returncode, monitor.stop_reason, monitor.went_bad, monitor.received, named,
         [s for s in named if asked is not None and s.line > asked],
         last_good(named, bad_run) if bad_run is not None else None,
-        _diagnosis(path, flag(command, "solver")), events)
+        _diagnosis(path, flag(command, "solver"), monitor.reader), events)
 
 
 def child_env(environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
@@ -142,16 +143,17 @@ def _not_started(program: str, e: OSError) -> str:
     return f"{program}: cannot run ({e.strerror or e})"
 
 
-def _diagnosis(log: str, solver: Optional[str]) -> Optional[Diagnosis]:
-    """The log's diagnosis, with the command's solver when diagnose can read it; None when the
+def _diagnosis(log: str, solver: Optional[str], reader: Reader) -> Optional[Diagnosis]:
+    """The log's diagnosis (from the reader that read it as it was written: the same answer as
+    reading the file again), with the command's solver when diagnose can read it; None when the
     log holds nothing of a Caffe log's."""
     usable = solver if solver and os.path.isfile(solver) else None
     try:
         try:
-            return diagnose(log, solver=usable)
+            return diagnose(log, solver=usable, reader=reader)
         except NanToolsError as e:
             if usable is None or isinstance(e, NotALogError):
                 raise
-            return diagnose(log)  # the solver is Caffe's business: the log alone
+            return diagnose(log, reader=reader)  # the solver is Caffe's business: the log alone
     except NotALogError:
         return None

@@ -19,7 +19,7 @@ from caffe_nantools.watch.effects import Effects
 LASTING = 3
 #: The blow-up check parses the window of recent debug_info blocks; it runs on a new display
 #: only once this many times its own last cost has passed, so a fast log stream is not slowed.
-DUTY = 10
+DUTY = 20
 
 
 @dataclass(frozen=True)
