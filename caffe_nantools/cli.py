@@ -29,7 +29,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _warn(command: str, message: str) -> None:
-    print(f"caffe-nantools {command}: {message}", file=sys.stderr)
+    print(f"caffe-nantools {command}: {message}", file=sys.stderr, flush=True)
 
 
 def _inject(args: argparse.Namespace) -> int:
@@ -187,6 +187,27 @@ def _replay(args: argparse.Namespace) -> int:
     report = replay(args.bundle, gpu=args.gpu)
     sys.stdout.write(jsontext.dumps(report.to_dict()) + "\n" if args.json else report.format())
     return report.return_code
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from caffe_nantools.watch import watch
+
+    def report(event) -> None:
+        if event.kind == "warning":
+            _warn("watch", f"warning: {event.message}")
+        elif event.kind != "snapshot":
+            _warn("watch", event.message)
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    result = watch(command, log=args.log, stop_on_blowup=args.stop_on_blowup, snapshot=args.snapshot,
+                   on_event=report, timeout=args.timeout)
+    if args.json:
+        print(result.to_json())
+    elif result.worth_a_diagnosis:
+        sys.stdout.write(result.format())
+    else:
+        _warn("watch", result.summary())
+    return result.exit_status
 
 
 def _output_format(parser: argparse.ArgumentParser) -> None:
@@ -372,6 +393,29 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("files", nargs="+", metavar="FILE", help="a net prototxt and/or a solver prototxt")
     lint.add_argument("--json", action="store_true", help="the findings as a JSON list")
     lint.set_defaults(run=_lint)
+
+    watch = commands.add_parser(
+        "watch",
+        help="run caffe train, pass its output through, stop it at the first NaN keeping a snapshot",
+        description="Run COMMAND (caffe train ..., a pycaffe script, mpirun ...) with GLOG_logtostderr=1 "
+        "(unless glog's variables say where its lines go), pass its output through as it comes and keep it in "
+        "a log. At the first non-finite loss, output, lr or debug_info value, ask Caffe for a snapshot and stop "
+        "it with its own signals (-sighup_effect / -sigint_effect, read from COMMAND; SIGTERM, then SIGKILL "
+        "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last good "
+        "one. Warns early of values blowing up, a loss pinned at 87.3365 and display > 1 with debug_info. "
+        "Ctrl-C, SIGTERM and SIGHUP are passed on to COMMAND. Exit: COMMAND's own status when every value was "
+        "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error.",
+    )
+    watch.add_argument("--log", metavar="FILE", help="where the output is kept (a new file; default "
+                       "caffe-train-YYYYmmdd-HHMMSS.log here)")
+    watch.add_argument("--stop-on-blowup", action="store_true", help="also stop when values grow by orders of magnitude")
+    watch.add_argument("--no-snapshot", dest="snapshot", action="store_false",
+                       help="stop without a snapshot (SIGTERM: Caffe's own stop would write one)")
+    watch.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECONDS",
+                       help="wait this long for the snapshot and after each signal before a stronger one (default 60)")
+    watch.add_argument("--json", action="store_true", help="the outcome and the diagnosis as JSON")
+    watch.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run")
+    watch.set_defaults(run=_watch)
     return parser
 
 

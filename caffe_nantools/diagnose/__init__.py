@@ -87,8 +87,11 @@ class Diagnosis:
 
 
 def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
-             plot: Optional[str] = None) -> Diagnosis:
+             plot: Optional[str] = None, *, reader: Optional[Reader] = None) -> Diagnosis:
     """``caffe-nantools diagnose LOG [--net NET] [--solver SOLVER] [--plot PNG]``.
+
+    ``reader``: the log, read already (watch reads it as it is written), finished; it is not
+    read again.
 
     Raises:
         NanToolsError: unreadable files, a log in which no line of a Caffe log was recognised
@@ -101,8 +104,10 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
         check_writable(plot)
     net_facts = NetFacts.read(net) if net else None
     solver_facts = SolverFacts.read(solver) if solver else None
-    reader = Reader(plot=plot is not None)
-    runs = reader.feed_all(read_log(log))
+    if reader is None:
+        reader = Reader(plot=plot is not None)
+        reader.feed_all(read_log(log))
+    runs = reader.runs
     if not reader.recognised:
         raise not_a_log(log)
     chosen = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad or runs[i].abort), len(runs) - 1)

@@ -43,6 +43,8 @@ _CHECK = re.compile(
     r"caffe-nantools (?:NonFiniteError|warning): check '(.*?)': blob '(.*?)' (forward|backward) \w+ "
     r"at iteration (\d{1,18}) \((\w+)\)"
 )
+#: Caffe's own line before it writes a snapshot's weights or solver state (binary or HDF5).
+_SNAPSHOT = re.compile(r"Snapshotting (?:solver state )?to (?:binary proto|HDF5) file (.+?)\s*$")
 _CLIPPING = re.compile(r"Gradient clipping: scaling down gradients \(L2 norm (\S+) > (\S+)\)")
 _ABORT = re.compile(r"Check failed|\*\*\\?\* (?:Check failure|Aborted at)|Traceback \(most recent call last\)")
 #: A frame of glog's stack trace (``@ 0x7f... caffe::SampleBBox()``) and of a Python traceback.
@@ -184,13 +186,22 @@ class Run:
         return self.iterations[-1] - self.iterations[-2]
 
     @property
+    def first_bad(self) -> Optional[Valued]:
+        """The first non-finite value seen (loss, rate, trace or check layer), with its line and
+        its solver iteration where the log tells it."""
+        found = [v for v in (self.first_bad_loss, self.first_bad_lr) if v is not None]
+        found += [Valued(c.line, c.text) for c in self.checks[:1]]
+        s = self.suspect
+        if s is not None:
+            for bad in (next((r for r in s.records if r.bad), None), next((n for n in s.norms if n.bad), None)):
+                if bad is not None:
+                    found.append(Valued(bad.line, s.text(bad.line), s.iteration))
+        return min(found, key=lambda v: v.line, default=None)
+
+    @property
     def first_bad_line(self) -> Optional[int]:
-        """The line of the first non-finite value seen (loss, rate, trace or check layer)."""
-        lines = [v.line for v in (self.first_bad_loss, self.first_bad_lr) if v is not None]
-        lines += [c.line for c in self.checks[:1]]
-        if self.suspect is not None:
-            lines += [r.line for r in self.suspect.records if r.bad][:1] + [n.line for n in self.suspect.norms if n.bad][:1]
-        return min(lines, default=None)
+        first = self.first_bad
+        return first.line if first is not None else None
 
 
 class Reader:
@@ -212,6 +223,8 @@ class Reader:
         self._seen = False
         self._traceback: Optional[Marked] = None  # a Python traceback whose last line is due
         self._frames_due = False
+        #: Every snapshot file the log names, in order: (line, path).
+        self.snapshots: List[Tuple[int, str]] = []
 
     @property
     def recognised(self) -> bool:
@@ -266,6 +279,10 @@ class Reader:
         if message.startswith("caffe-nantools "):
             self._check_line(marked, message)
             return
+        m = _SNAPSHOT.match(message)
+        if m:
+            self.snapshots.append((marked.line, m.group(1)))
+            return
         m = _CLIPPING.match(message)
         if m:
             self._seen = True
@@ -298,6 +315,11 @@ class Reader:
                 run.rates.append((event.iteration, event.value))
             if run.first_bad_lr is None and is_bad(event.value):
                 run.first_bad_lr = Valued(marked.line, marked.shown, event.iteration, event.value)
+
+    def recent_blocks(self) -> List[Block]:
+        """The debug_info blocks of the last displayed iterations, parsed; empty once the run went
+        bad (its window is in ``run.window`` then)."""
+        return [parse_block(pieces, iteration) for iteration, pieces in self._raw]
 
     def _bad_output(self, span: Span) -> None:
         """The train outputs among the lines after the first bad loss, and the first bad one."""

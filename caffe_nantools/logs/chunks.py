@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -24,11 +24,11 @@ from caffe_nantools.logs.opening import open_log
 
 CHUNK_BYTES = 8 << 20
 
-#: The solver's, the check layer's and an abort's unindented messages (train and test outputs
+#: The solver's (snapshots too), the check layer's and an abort's unindented messages (train and test outputs
 #: are indented and stay inside spans: they follow the lines marked here). Every glog line has
 #: "] " before its message, which gives the regex a literal to skip ahead with. glog's F lines
 #: are marked too, whatever their message.
-_MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* |"
+_MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Snapshotting |Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* |"
                      rb"Traceback \(most recent call last\))")
 _KNOWN = re.compile(KNOWN.encode())
 _N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
@@ -79,30 +79,64 @@ def read_log(path: str) -> Iterator[Union[Span, Marked]]:
     Raises:
         FileError: the log cannot be opened or read, or its compressed data is corrupt.
     """
-    with open_log(path) as (f, compressed):
-        first_line = 1
-        carried = b""
-        while True:
-            chunk = carried + f.read(CHUNK_BYTES)
-            carried = b""
-            if not chunk:
-                return
-            end = chunk.rfind(b"\n") + 1
-            while end == 0:  # a line longer than a chunk, or the last line without a newline
-                more = f.read(CHUNK_BYTES)
-                if not more:
-                    end = len(chunk)
-                    break
-                chunk += more
-                end = chunk.rfind(b"\n") + 1
-            if end < len(chunk):
-                # The cut line is read again with the next chunk (a compressed stream cannot
-                # seek back cheaply, so it keeps it).
-                if compressed:
-                    carried = chunk[end:]
-                else:
-                    f.seek(end - len(chunk), 1)
-            first_line += yield from _pieces(chunk, end, first_line)
+    with open_log(path) as (f, _):
+        stream = LogStream()
+        for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
+            yield from stream.feed(chunk)
+        yield from stream.close()
+
+
+class Lines:
+    """Bytes that arrive in pieces cut anywhere, handed back as whole lines: what follows the
+    last line break is held until the piece that ends its line."""
+
+    def __init__(self) -> None:
+        self._held: List[bytes] = []
+
+    def feed(self, data: bytes) -> Tuple[bytes, int]:
+        """``(text, end)``: ``text[:end]`` is every line completed by ``data`` (``text`` is
+        ``data`` itself when nothing was held, so a big piece is not copied)."""
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            if data:
+                self._held.append(data)  # joined once, when the line ends: no quadratic copying
+            return b"", 0
+        if self._held:
+            end += sum(len(h) for h in self._held)
+            data = b"".join(self._held + [data])
+        self._held = [data[end:]] if end < len(data) else []
+        return data, end
+
+    def rest(self) -> bytes:
+        """What is held (a last line without its line break), given up."""
+        rest, self._held = b"".join(self._held), []
+        return rest
+
+
+class LogStream:
+    """A log read as it is written: pieces cut anywhere go in, Spans and Marked lines of the
+    lines they complete come out, numbered as in the whole log. Each call's pieces must be
+    taken in full before the next call."""
+
+    def __init__(self) -> None:
+        self._lines = Lines()
+        self._next_line = 1
+
+    @property
+    def lines_read(self) -> int:
+        return self._next_line - 1
+
+    def feed(self, data: bytes) -> Iterator[Union[Span, Marked]]:
+        yield from self._read(*self._lines.feed(data))
+
+    def close(self) -> Iterator[Union[Span, Marked]]:
+        """The last line, when the log ends without a line break."""
+        rest = self._lines.rest()
+        yield from self._read(rest, len(rest))
+
+    def _read(self, text: bytes, end: int) -> Iterator[Union[Span, Marked]]:
+        if end:
+            self._next_line += yield from _pieces(text, end, self._next_line)
 
 
 def _pieces(chunk: bytes, end: int, first_line: int):

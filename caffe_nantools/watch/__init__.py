@@ -1,0 +1,159 @@
+"""``watch``: run `caffe train` (or any command that trains with Caffe), pass its output through
+as it comes, keep it in a log, read it as it is written and stop the run at the first
+non-finite value, through Caffe's own signal handling: a snapshot first, then a stop.
+
+    from caffe_nantools.watch import watch
+    result = watch(["caffe", "train", "-solver", "solver.prototxt"], on_event=print)
+    result.exit_status, result.requested, result.diagnosis
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from caffe_nantools.diagnose import Diagnosis, diagnose
+from caffe_nantools.diagnose.reading import Reader
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.files import FileError, check_writable, refuse_overlaps
+from caffe_nantools.logs.opening import NotALogError
+from caffe_nantools.watch.effects import Effects, flag
+from caffe_nantools.watch.monitor import Monitor, WatchEvent
+from caffe_nantools.watch.process import Child, Terminal, start
+from caffe_nantools.watch.report import WatchResult, last_good, snapshots_of
+
+__all__ = ["WatchError", "WatchEvent", "WatchResult", "watch"]
+
+#: glog's variables that decide where its lines go; when the user set none, they go to stderr.
+_GLOG_DESTINATION = ("GLOG_logtostderr", "GLOG_alsologtostderr", "GLOG_stderrthreshold", "GLOG_log_dir")
+
+
+class WatchError(NanToolsError):
+    """The command cannot be watched: none given, or it cannot be started."""
+
+
+def watch(command: Sequence[str], *, log: Optional[str] = None, stop_on_blowup: bool = False, snapshot: bool = True,
+          on_event: Optional[Callable[[WatchEvent], None]] = None, timeout: float = 60.0) -> WatchResult:
+    """``caffe-nantools watch [--log FILE] [--stop-on-blowup] [--no-snapshot] -- COMMAND ...``.
+
+    Args:
+        command: the command and its arguments (``["caffe", "train", "-solver", "s.prototxt"]``).
+        log: where its output is kept (a new file); default ``caffe-train-YYYYmmdd-HHMMSS.log``.
+        stop_on_blowup: stop on values growing by orders of magnitude too, not only at a
+            non-finite one.
+        snapshot: ask Caffe for a snapshot before stopping it (without: SIGTERM, no snapshot).
+        on_event: called with each :class:`WatchEvent` as it happens (warnings, the stop).
+        timeout: seconds to wait for the snapshot, and for the command to end after each signal
+            before the next, stronger one.
+
+    Raises:
+        WatchError: no command, or one that cannot be started (one line).
+        FileError: the log cannot be written, or exists already.
+    """
+    command = list(command)
+    if not command:
+        raise WatchError("no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt")
+    env, notes = child_env(os.environ)
+    path, f = _new_log(log, command)
+    events: List[WatchEvent] = []
+
+    def emit(event: WatchEvent) -> None:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    monitor = Monitor(Effects.of(command), stop_on_blowup=stop_on_blowup, snapshot=snapshot, timeout=timeout)
+    with f:
+        try:
+            proc = start(command, env)
+        except OSError as e:
+            f.close()
+            os.unlink(path)  # empty, and made just now
+            raise WatchError(_not_started(command[0], e)) from None
+        emit(WatchEvent("start", f"logging to {path}"))
+        for note in notes:
+            emit(WatchEvent("warning", note))
+        returncode = Child(proc, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)).run()
+    named = snapshots_of(monitor.reader.snapshots)
+    bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
+    asked = monitor.request_line
+    return WatchResult(
+        command, path, returncode, monitor.stop_reason, monitor.went_bad, monitor.received, named,
+        [s for s in named if asked is not None and s.line > asked],
+        last_good(named, bad_run) if bad_run is not None else None,
+        _diagnosis(path, flag(command, "solver"), monitor.reader), events)
+
+
+def child_env(environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """The command's environment (glog's lines sent to stderr unless the user said where they
+    go) and warnings when glog would keep Caffe's INFO lines (losses, rates, debug_info) from
+    watch."""
+    env = dict(environ)
+    if not any(name in env for name in _GLOG_DESTINATION):
+        env["GLOG_logtostderr"] = "1"
+    notes = []
+    on = {name: env.get(name, "").strip().lower() for name in _GLOG_DESTINATION}
+    if not (on["GLOG_logtostderr"] in ("1", "true") or on["GLOG_alsologtostderr"] in ("1", "true")
+            or on["GLOG_stderrthreshold"] == "0"):
+        notes.append("glog's variables send Caffe's INFO lines (losses, rates, debug_info) to files, not to stderr: "
+                     "watch cannot see them; set GLOG_alsologtostderr=1")
+    level = env.get("GLOG_minloglevel", "0").strip()
+    if level not in ("", "0"):
+        notes.append(f"GLOG_minloglevel={level} hides Caffe's INFO lines (losses, rates, debug_info) from watch; "
+                     "unset it (or set it to 0)")
+    return env, notes
+
+
+def _new_log(log: Optional[str], command: Sequence[str]) -> Tuple[str, BinaryIO]:
+    """The log, created: the path given (which must be new, so no input is written over), or
+    ``caffe-train-YYYYmmdd-HHMMSS.log`` here (``-2``, ``-3``... when two start in one second)."""
+    if log is not None:
+        refuse_overlaps([("COMMAND", a) for a in _arguments(command) if os.path.isfile(a)], [("--log", log)])
+        check_writable(log, new=True)
+        return log, _create(log)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in itertools.count(1):
+        name = f"caffe-train-{stamp}{f'-{k}' if k > 1 else ''}.log"
+        if not os.path.lexists(name):
+            return name, _create(name)
+    raise AssertionError("itertools.count ended")
+
+
+def _create(path: str) -> BinaryIO:
+    try:
+        return open(path, "xb")
+    except FileExistsError:
+        raise FileError(f"{path}: already exists; give a new path") from None
+    except OSError as e:
+        raise FileError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def _arguments(command: Sequence[str]) -> List[str]:
+    """The arguments, and the values of ``-flag=value`` ones, that may name files."""
+    return [part for arg in command for part in (arg, arg.partition("=")[2]) if part]
+
+
+def _not_started(program: str, e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return f"{program}: command not found"
+    if isinstance(e, PermissionError):
+        return f"{program}: not executable (permission denied)"
+    return f"{program}: cannot run ({e.strerror or e})"
+
+
+def _diagnosis(log: str, solver: Optional[str], reader: Reader) -> Optional[Diagnosis]:
+    """The log's diagnosis (from the reader that read it as it was written: the same answer as
+    reading the file again), with the command's solver when diagnose can read it; None when the
+    log holds nothing of a Caffe log's."""
+    usable = solver if solver and os.path.isfile(solver) else None
+    try:
+        try:
+            return diagnose(log, solver=usable, reader=reader)
+        except NanToolsError as e:
+            if usable is None or isinstance(e, NotALogError):
+                raise
+            return diagnose(log, reader=reader)  # the solver is Caffe's business: the log alone
+    except NotALogError:
+        return None

@@ -1,0 +1,238 @@
+"""What watch decides, apart from the process it watches: fed with the log's lines, the signals
+watch receives and the passing time, it answers with events (warnings, a stop and the signals
+that carry it out), so it can be driven by a test as well as by a running `caffe train`."""
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, List, Optional, Set, Tuple
+
+from caffe_nantools.diagnose.origin import find_blowup
+from caffe_nantools.diagnose.reading import Reader, Run, Valued, is_saturated
+from caffe_nantools.diagnose.trace import Block
+from caffe_nantools.logs.chunks import LogStream, Span
+from caffe_nantools.watch.effects import Effects
+
+#: A blow-up must last: each value is taken as the least of this many displays in a row (one
+#: batch's loss or gradient can be 100 times another's in healthy training).
+LASTING = 3
+#: The blow-up check parses the window of recent debug_info blocks; it runs on a new display
+#: only once this many times its own last cost has passed, so a fast log stream is not slowed.
+DUTY = 20
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """Something watch saw or did, as it happened.
+
+    ``kind``: ``start``, ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
+    run: ``message`` says why), ``signal`` (watch sent ``signal`` to the command),
+    ``forward`` (watch passed a signal it received on to the command) or ``snapshot`` (Caffe
+    wrote a snapshot file). ``line`` is the log line it is about, when there is one.
+    """
+
+    kind: str
+    message: str
+    line: Optional[int] = None
+    signal: Optional[int] = None
+
+
+class Monitor:
+    """The decisions of one watch.
+
+    Args:
+        effects: what Caffe does on SIGHUP and SIGINT.
+        stop_on_blowup: stop on a blow-up too, not only on a non-finite value.
+        snapshot: ask Caffe for a snapshot before stopping it.
+        timeout: seconds to wait for a snapshot, and for the command to end before the next
+            stronger signal (SIGTERM, then SIGKILL).
+        clock: seconds, monotonic.
+    """
+
+    def __init__(self, effects: Effects, *, stop_on_blowup: bool = False, snapshot: bool = True,
+                 timeout: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.effects = effects
+        self.stop_on_blowup = stop_on_blowup
+        self.snapshot = snapshot
+        self.timeout = timeout
+        self.clock = clock
+        self.reader = Reader()
+        self._stream = LogStream()
+        #: Why watch stops the command (``nonfinite``, ``blowup``), once it does.
+        self.stop_reason: Optional[str] = None
+        #: Lines read when watch stopped the command, else when it first passed on a signal: the
+        #: snapshots named after it were asked for.
+        self.request_line: Optional[int] = None
+        #: The signals watch received, in order.
+        self.received: List[int] = []
+        self._steps: List[Tuple[int, str]] = []
+        self._deadline: Optional[float] = None
+        self._awaiting_snapshot = False
+        self._snapshots_seen = 0
+        self._warned: Set[Tuple[int, str]] = set()
+        self._checked_displays = -1
+        self._check_cost = 0.0
+        self._next_check = 0.0
+
+    @property
+    def went_bad(self) -> bool:
+        """Whether any run of the log had a non-finite loss, rate, output or debug_info value."""
+        return any(run.went_bad for run in self.reader.runs)
+
+    def feed(self, data: bytes) -> List[WatchEvent]:
+        """More of the log (pieces cut anywhere)."""
+        for piece in self._stream.feed(data):
+            self._take(piece)
+        return self._look()
+
+    def close(self) -> List[WatchEvent]:
+        """The log ended."""
+        for piece in self._stream.close():
+            self._take(piece)
+        events = self._look()
+        self.reader.finish()  # what it adds comes too late to act on; the diagnosis reads it
+        return events
+
+    def tick(self) -> List[WatchEvent]:
+        """Time passed: the next signal of a stop when the command did not end in time."""
+        if self._deadline is None or self.clock() < self._deadline:
+            return []
+        waited = self._awaiting_snapshot
+        self._awaiting_snapshot = False
+        if waited:
+            return [WatchEvent("warning", f"no snapshot within {self.timeout:g} s")] + self._next_step()
+        return self._next_step(f"still running {self.timeout:g} s later: ")
+
+    def receive(self, signum: int) -> List[WatchEvent]:
+        """watch itself got ``signum`` (Ctrl-C, kill, a hangup): the command gets it too, to act
+        on as configured; after a SIGTERM it is killed if it has not ended in time."""
+        self.received.append(signum)
+        if self.request_line is None:
+            self.request_line = self._stream.lines_read
+        name = signal.Signals(signum).name
+        how = f" ({self.effects.describe(signum)})" if signum in self.effects.on else ""
+        events = [WatchEvent("forward", f"got {name}: passed it on to the command{how}", signal=signum)]
+        if signum == signal.SIGTERM and self._deadline is None:
+            self._schedule([(signal.SIGKILL, "")])
+        return events
+
+    def _take(self, piece) -> None:
+        if isinstance(piece, Span):
+            self.reader.span(piece)
+        else:
+            self.reader.marked(piece)
+
+    def _look(self) -> List[WatchEvent]:
+        events = self._snapshots()
+        run = self.reader.run
+        if self.stop_reason is not None:
+            return events
+        if run.went_bad:
+            first = run.first_bad
+            where = f" at iteration {first.iteration}" if first.iteration is not None else ""
+            return events + self._stop("nonfinite", f"first non-finite value{where}, line {first.line}: "
+                                                     f"{first.text.strip()}", first.line)
+        return events + self._warnings(run)
+
+    def _snapshots(self) -> List[WatchEvent]:
+        events = []
+        for line, path in self.reader.snapshots[self._snapshots_seen:]:
+            events.append(WatchEvent("snapshot", f"Caffe wrote {path}", line))
+            if self._awaiting_snapshot and line > self.request_line and ".solverstate" in path:
+                self._awaiting_snapshot = False
+                events += self._next_step()
+        self._snapshots_seen = len(self.reader.snapshots)
+        return events
+
+    def _warnings(self, run: Run) -> List[WatchEvent]:
+        events = []
+        key = len(self.reader.runs)
+        if run.pinned is not None:
+            p = run.pinned
+            events += self._warn(key, "pinned", p.line,
+                                 f"loss = {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
+                                 "softmax gives the true class a probability of 0 (exploded scores, or labels out of range)")
+        if run.has_debug and run.gap is not None and run.gap > 1:
+            events += self._warn(key, "display", None,
+                                 f"display is {run.gap} with debug_info: only every {run.gap}th iteration is traced, the "
+                                 "first bad one may go unseen; set display: 1 in the solver")
+        if run.displayed != self._checked_displays and self.clock() >= self._next_check:
+            self._checked_displays = run.displayed
+            start = self.clock()
+            blowup = find_blowup(_lasting(self.reader.recent_blocks()), None, None, _lasting_losses(list(run.losses)))
+            self._check_cost = self.clock() - start
+            self._next_check = self.clock() + DUTY * self._check_cost
+            # A loss that rose to 87.3365 is told by the warning above.
+            if blowup is not None and not (blowup.layer is None and is_saturated(blowup.end[1])):
+                b = blowup
+                what = f"{b.what} of layer '{b.layer}'" if b.layer else b.what
+                message = (f"{what} grew from {b.start[1]:.3g} (iteration {b.start[0]}) to {b.end[1]:.3g} (iteration "
+                           f"{b.end[0]}), {b.orders:.1f} orders of magnitude (each the least of {LASTING} displays in "
+                           "a row): values are blowing up")
+                found = self._warn(key, "blowup", b.end[2], message)
+                events += found
+                if found and self.stop_on_blowup:
+                    events += self._stop("blowup", f"stopping on the blow-up (--stop-on-blowup): {message}", b.end[2])
+        return events
+
+    def _warn(self, key: int, what: str, line: Optional[int], message: str) -> List[WatchEvent]:
+        if (key, what) in self._warned:
+            return []
+        self._warned.add((key, what))
+        return [WatchEvent("warning", message, line)]
+
+    def _stop(self, reason: str, message: str, line: Optional[int]) -> List[WatchEvent]:
+        """The signals that stop the command: Caffe's snapshot signal (the next step waits for
+        its solver state to be written), Caffe's stop signal (or SIGTERM when there is none, or
+        no snapshot is wanted: Caffe's stop writes one), then SIGTERM and SIGKILL."""
+        self.stop_reason = reason
+        self.request_line = self._stream.lines_read
+        effects = self.effects
+        snap, stop = effects.signal_for("snapshot"), effects.signal_for("stop")
+        steps = []
+        if self.snapshot and snap is not None:
+            steps.append((snap, f"asked Caffe for a snapshot ({effects.describe(snap)})"))
+        if self.snapshot and stop is not None:
+            steps.append((stop, f"asked Caffe to stop ({effects.describe(stop)})"))
+        steps.append((signal.SIGTERM, "sent SIGTERM"))
+        steps.append((signal.SIGKILL, "sent SIGKILL"))
+        self._awaiting_snapshot = self.snapshot and snap is not None
+        self._schedule(steps)
+        return [WatchEvent("stop", message, line)] + self._next_step()
+
+    def _schedule(self, steps: List[Tuple[int, str]]) -> None:
+        self._steps = steps
+        self._deadline = self.clock() + self.timeout
+
+    def _next_step(self, why: str = "") -> List[WatchEvent]:
+        if not self._steps:
+            self._deadline = None
+            return []
+        signum, message = self._steps.pop(0)
+        self._deadline = self.clock() + self.timeout if self._steps else None
+        message = message or f"sent {signal.Signals(signum).name}"
+        return [WatchEvent("signal", why + message, signal=signum)]
+
+
+def _lasting(blocks: List[Block]) -> List[Block]:
+    """The blocks from the LASTING-th on, each value the least of its own and those of the
+    blocks before it (a net prints its blobs in the same order every time)."""
+    out = []
+    for k in range(LASTING - 1, len(blocks)):
+        block = blocks[k]
+        earlier = [b for b in blocks[k - LASTING + 1:k] if len(b.records) == len(block.records)]
+        records = [replace(r, value=min([r.value] + [b.records[i].value for b in earlier]))
+                   for i, r in enumerate(block.records)]
+        out.append(Block(block.iteration, records, block.norms and [_least_norms(block, earlier)], block.texts))
+    return out
+
+
+def _least_norms(block: Block, earlier: List[Block]):
+    norms = [block.norms[-1]] + [b.norms[-1] for b in earlier if b.norms]
+    return replace(block.norms[-1], l2_diff=min(n.l2_diff for n in norms), l2_data=min(n.l2_data for n in norms))
+
+
+def _lasting_losses(losses: List[Valued]) -> List[Valued]:
+    return [replace(losses[k], value=min(v.value for v in losses[k - LASTING + 1:k + 1]))
+            for k in range(LASTING - 1, len(losses))]

@@ -1,0 +1,169 @@
+"""What a watch ends with: the command's status, why watch stopped it, the snapshots (the one
+asked for, the last good one) and the diagnosis of the log."""
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from caffe_nantools import jsontext
+from caffe_nantools.diagnose import Diagnosis
+from caffe_nantools.diagnose.reading import Run
+from caffe_nantools.diagnose.trace import is_bad
+from caffe_nantools.errors import EXIT_FINDINGS
+from caffe_nantools.watch.monitor import WatchEvent
+
+_ITERATION = re.compile(r"_iter_(\d+)\.")
+_SUFFIX = re.compile(r"\.(?:caffemodel|solverstate)(?:\.h5)?$")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot: its files (weights, then solver state) and the log line naming the first."""
+
+    line: int
+    files: Tuple[str, ...]
+
+    @property
+    def iteration(self) -> Optional[int]:
+        """From Caffe's file name, ``PREFIX_iter_N.caffemodel``: the weights after N updates."""
+        m = _ITERATION.search(self.files[0])
+        return int(m.group(1)) if m else None
+
+    @property
+    def solverstate(self) -> Optional[str]:
+        return next((f for f in self.files if ".solverstate" in f), None)
+
+
+def snapshots_of(named: List[Tuple[int, str]]) -> List[Snapshot]:
+    """Caffe's snapshot lines (line, file) grouped per snapshot."""
+    found: List[Snapshot] = []
+    for line, path in named:
+        if found and _SUFFIX.sub("", found[-1].files[0]) == _SUFFIX.sub("", path):
+            found[-1] = Snapshot(found[-1].line, found[-1].files + (path,))
+        else:
+            found.append(Snapshot(line, (path,)))
+    return found
+
+
+def last_good(snapshots: List[Snapshot], run: Run) -> Optional[Snapshot]:
+    """The last snapshot of weights that every value up to it shows finite: named before the
+    first bad line, and of an iteration no later than the last displayed one whose values were
+    all finite (a weight can go bad in an update between two displays)."""
+    first = run.first_bad_line
+    if first is None:
+        return None
+    finite = [v.iteration for v in run.losses if v.line < first and not is_bad(v.value) and v.iteration is not None]
+    shown = max(finite, default=None)
+    good = [s for s in snapshots if s.line < first and (s.iteration is None or shown is None or s.iteration <= shown)]
+    return good[-1] if good else None
+
+
+@dataclass
+class WatchResult:
+    """How a watched command ended.
+
+    ``returncode`` is the command's as :mod:`subprocess` gives it (negative: killed by that
+    signal); ``stopped`` why watch stopped it (``nonfinite``, ``blowup``) or None; ``went_bad``
+    whether a value went non-finite; ``received`` the signals watch got and passed on;
+    ``requested`` the snapshots Caffe wrote after watch asked for one or stopped it (or passed
+    on a signal); ``last_good`` the last
+    snapshot before the first non-finite value; ``diagnosis`` the log's, as ``diagnose`` gives
+    it (None when nothing in it was a Caffe log's).
+    """
+
+    command: List[str]
+    log: str
+    returncode: int
+    stopped: Optional[str]
+    went_bad: bool
+    received: List[int]
+    snapshots: List[Snapshot]
+    requested: List[Snapshot]
+    last_good: Optional[Snapshot]
+    diagnosis: Optional[Diagnosis]
+    events: List[WatchEvent] = field(default_factory=list)
+
+    @property
+    def status(self) -> int:
+        """The command's exit status as a shell gives it: 128 + the signal that killed it."""
+        return 128 - self.returncode if self.returncode < 0 else self.returncode
+
+    @property
+    def exit_status(self) -> int:
+        """watch's own: 1 when a value went non-finite (or watch stopped a blow-up), else the
+        command's."""
+        return EXIT_FINDINGS if self.went_bad or self.stopped else self.status
+
+    @property
+    def worth_a_diagnosis(self) -> bool:
+        """Whether there is more to say than that it ended well."""
+        d = self.diagnosis
+        return d is not None and (self.went_bad or bool(self.stopped) or bool(self.received) or d.cause != "none")
+
+    @property
+    def warnings(self) -> List[str]:
+        return [e.message for e in self.events if e.kind == "warning"]
+
+    def summary(self) -> str:
+        """One line: how the command ended."""
+        command = " ".join(shlex.quote(c) for c in self.command).replace("\n", "\\n")
+        if len(command) > 120:  # a script given inline
+            command = command[:117] + "..."
+        how = (f"was killed by {signal.Signals(-self.returncode).name}" if self.returncode < 0
+               else f"ended with status {self.returncode}")
+        if self.stopped:
+            why = "a blow-up" if self.stopped == "blowup" else "the first non-finite value"
+            how = f"was stopped by watch at {why} ({how})"
+        elif self.went_bad:
+            how += " after a value went non-finite"
+        elif self.returncode == 0:
+            how += "; every value was finite"
+        return f"`{command}` {how}; log: {self.log}"
+
+    def format(self) -> str:
+        """The diagnosis (as ``diagnose`` prints it), then the snapshots and the log."""
+        lines = [self.diagnosis.format().rstrip("\n")] if self.diagnosis is not None else []
+        lines.append(f"watch: {self.summary()}")
+        if self.requested:
+            first, *more = self.requested
+            if self.stopped:
+                seen = "a blow-up" if self.stopped == "blowup" else "the first bad iteration"
+                why = f"the state just after {seen} was seen (its values may be non-finite already)"
+            else:
+                why = "written after watch passed on " + ", ".join(signal.Signals(s).name for s in self.received)
+            line = f"snapshot: {', '.join(first.files)}: {why}"
+            if more:
+                line += f"; Caffe's stop wrote {', '.join(f for s in more for f in s.files)}"
+            lines.append(line)
+        if self.last_good is not None:
+            resume = f"; resume from it with -snapshot {self.last_good.solverstate}" if self.last_good.solverstate else ""
+            lines.append(f"last good snapshot: {', '.join(self.last_good.files)} (line {self.last_good.line}, "
+                         f"before the first non-finite value){resume}")
+        elif self.went_bad:
+            lines.append("last good snapshot: none named in the log before the first non-finite value")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict:
+        def files(s: Optional[Snapshot]) -> Optional[List[str]]:
+            return list(s.files) if s is not None else None
+
+        return {
+            "command": self.command,
+            "log": self.log,
+            "status": self.status,
+            "exit_status": self.exit_status,
+            "stopped": self.stopped,
+            "non_finite": self.went_bad,
+            "received": [signal.Signals(s).name for s in self.received],
+            "snapshot": [f for s in self.requested for f in s.files],
+            "last_good_snapshot": files(self.last_good),
+            "snapshots": [list(s.files) for s in self.snapshots],
+            "warnings": self.warnings,
+            "diagnosis": self.diagnosis.to_dict() if self.diagnosis is not None else None,
+        }
+
+    def to_json(self) -> str:
+        return jsontext.dumps(self.to_dict())
