@@ -162,13 +162,14 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
+    from caffe_nantools.cause import Cause
     from caffe_nantools.diagnose import diagnose
 
     result = diagnose(args.log, net=args.net, solver=args.solver, plot=args.plot)
     print(result.to_json() if args.json else result.format(), end="\n" if args.json else "")
     if args.plot and not args.json:
         print(f"plot: {args.plot}")
-    return EXIT_OK if result.cause == "none" else EXIT_FINDINGS
+    return EXIT_OK if result.cause == Cause.NONE else EXIT_FINDINGS
 
 
 def _hunt(args: argparse.Namespace) -> int:

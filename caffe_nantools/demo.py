@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from caffe_nantools.cause import Cause
 from caffe_nantools.hunt import HuntReport, hunt
 from caffe_nantools.pycaffe import load_caffe
 from caffe_nantools.templates import render
@@ -31,7 +32,7 @@ class DemoResult:
     def found(self) -> bool:
         """Whether hunt named the planted record and verified its fix."""
         v = self.report.verdict
-        return (v.cause == "bad_input" and v.record is not None and v.record["key"] == self.key
+        return (v.cause == Cause.BAD_INPUT and v.record is not None and v.record["key"] == self.key
                 and bool(v.fix and v.fix["verified"]))
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from caffe_nantools import jsontext
+from caffe_nantools.cause import Cause
 from caffe_nantools.diagnose.blame import find_blame
 from caffe_nantools.diagnose.causes import CAUSES, NetFacts, SolverFacts, judge
 from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
@@ -22,7 +23,7 @@ class Diagnosis:
     non-finite, else the last run) of ``runs``."""
 
     log: str
-    cause: str
+    cause: Cause
     first_nonfinite: Optional[dict]
     evidence: List[Evidence]
     advice: List[str]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from caffe_nantools.cause import Cause
 from caffe_nantools.diagnose.aborts import explain
 from caffe_nantools.diagnose.blame import Blame
 from caffe_nantools.diagnose.origin import Blowup, Origin
@@ -17,7 +18,9 @@ from caffe_nantools.lint.solver_rules import number_of, setting
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net, NetState
 
-CAUSES = ("bad_input", "exploding_gradients", "lr_policy", "layer_numerics", "caffe_abort", "unknown", "none")
+#: The causes diagnose names.
+CAUSES = (Cause.BAD_INPUT, Cause.EXPLODING_GRADIENTS, Cause.LR_POLICY, Cause.LAYER_NUMERICS, Cause.CAFFE_ABORT,
+          Cause.UNKNOWN, Cause.NONE)
 
 #: What to change when a layer of this type made non-finite values from finite inputs.
 LAYER_ADVICE = {
@@ -85,7 +88,7 @@ class SolverFacts:
 
 @dataclass
 class Verdict:
-    cause: str
+    cause: Cause
     first: Optional[dict] = None  # iteration, pass, layer, blob, line: where it appeared
     origin: Optional[dict] = None  # layer, pass, iteration, why: where it began
     evidence: List[Evidence] = field(default_factory=list)
@@ -104,7 +107,7 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         return _aborted(run, net)
     lr, loss = run.first_bad_lr, run.first_bad_loss
     check = next((c for c in run.checks if c.phase == "TRAIN"), run.checks[0] if run.checks else None)
-    v = Verdict("none")
+    v = Verdict(Cause.NONE)
     if run.pinned is not None:
         p = run.pinned
         v.warnings.append(f"the loss is {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
@@ -117,7 +120,7 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         v.story.append("no non-finite loss, rate or debug_info value in the log")
         return v
     if lr is not None and (origin is None or lr.line < origin.line):
-        v.cause = "lr_policy"
+        v.cause = Cause.LR_POLICY
         v.first = _first(lr.iteration, "lr", None, None, lr.line)
         v.origin = _origin(None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate")
         v.story.append(f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
@@ -130,7 +133,7 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         _from_check(v, check, net)
     else:
         _from_losses(v, run, blowup, net)
-    if v.cause == "exploding_gradients":
+    if v.cause == Cause.EXPLODING_GRADIENTS:
         first = updates.first_exploding() if updates is not None else None
         if first is not None:
             _tell_updates(v, first, updates)
@@ -142,7 +145,7 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         v.evidence.append(loss)
     if run.first_bad_output is not None:
         v.evidence.append(run.first_bad_output)
-    if check is not None and v.cause != "lr_policy":
+    if check is not None and v.cause != Cause.LR_POLICY:
         v.evidence.append(check)
     if not run.has_debug:
         v.story.append("the log has no debug_info trace, so the layer that went non-finite first is not known")
@@ -175,10 +178,10 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
     blob = bad[0].name if bad and good else None
     v.first = _first(iteration, "loss", None, blob, loss.line if loss else None)
     if blowup is not None:
-        v.cause = "exploding_gradients"
+        v.cause = Cause.EXPLODING_GRADIENTS
         _tell_blowup(v, blowup)
         return
-    v.cause = "unknown"
+    v.cause = Cause.UNKNOWN
     if blob is not None:
         names = ", ".join(f"{o.name} = {o.value:g}" for o in good[:3])
         layer = net.producers.get(blob) if net else None
@@ -212,7 +215,7 @@ def _aborted(run: Run, net: Optional[NetFacts]) -> Verdict:
     """A run that aborted with every value seen finite: the failing check, what it usually
     means, and what to run next."""
     abort = run.abort
-    v = Verdict("caffe_abort", evidence=[abort])
+    v = Verdict(Cause.CAFFE_ABORT, evidence=[abort])
     v.story, v.advice = explain(abort, net.path if net else None)
     if run.iterations:
         v.story.append(f"every value before it was finite (last displayed iteration {run.iterations[-1]})")
@@ -258,20 +261,20 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
     if blowup is not None:
         _tell_blowup(v, blowup)
     if origin.input:
-        v.cause = "bad_input"
+        v.cause = Cause.BAD_INPUT
         v.advice += _bad_input_advice(origin.layer, net)
     elif moved:
-        v.cause = "layer_numerics"
+        v.cause = Cause.LAYER_NUMERICS
         v.advice.append(_layer_advice(blame.layer, net, zero_statistics="all-zero statistics" in blame.why))
     elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
-        v.cause = "exploding_gradients"
+        v.cause = Cause.EXPLODING_GRADIENTS
     elif origin.pass_ == "update":
-        v.cause = "unknown"
+        v.cause = Cause.UNKNOWN
         v.story.append(f"display is {run.gap}: the iterations in between are not in the trace")
         v.advice.append("set display: 1 in the solver so every iteration is traced, and run again from a "
                         "snapshot before the failure")
     else:
-        v.cause = "layer_numerics"
+        v.cause = Cause.LAYER_NUMERICS
         v.advice.append(_layer_advice(origin.layer, net))
         v.advice.append(f"to see which samples: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
                         f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
@@ -287,13 +290,13 @@ def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
     v.story.append(f"CheckFiniteLayer {check.check!r} found blob {check.blob!r} non-finite in the {check.pass_} "
                    f"pass ({check.phase})")
     if net is not None and layer in net.inputs and check.pass_ == "forward":
-        v.cause = "bad_input"
+        v.cause = Cause.BAD_INPUT
         v.advice += _bad_input_advice(layer, net)
     elif layer is not None:
-        v.cause = "layer_numerics"
+        v.cause = Cause.LAYER_NUMERICS
         v.advice.append(_layer_advice(layer, net))
     else:
-        v.cause = "unknown"
+        v.cause = Cause.UNKNOWN
 
 
 def _bad_input_advice(layer: Optional[str], net: Optional[NetFacts]) -> List[str]:

@@ -20,6 +20,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from caffe_nantools import jsontext
+from caffe_nantools.cause import Cause
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
 from caffe_nantools.files import writing
 from caffe_nantools.hunt.fixes import Fix, find_fix
@@ -45,7 +46,7 @@ class HuntReport:
 
     @property
     def return_code(self) -> int:
-        return EXIT_OK if self.verdict.cause == "none" else EXIT_FINDINGS
+        return EXIT_OK if self.verdict.cause == Cause.NONE else EXIT_FINDINGS
 
     def to_dict(self) -> dict:
         scan = None
@@ -148,7 +149,7 @@ def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = N
     if not os.path.exists(inputs.net):  # an inline net_param, written out for lint, scan and the copies
         with writing() as out:
             out.text(inputs.net, inputs.net_text)
-    report = HuntReport(Verdict("none"), workdir)
+    report = HuntReport(Verdict(Cause.NONE), workdir)
     report.lint = stages.run("lint", lambda: _lint(inputs))
     if scan:
         report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs))
@@ -157,7 +158,7 @@ def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = N
     report.training = training = stages.run(f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu))
     diagnosis = _diagnose(training, inputs)
     verdict = report.verdict = judge(inputs.net_model, training, diagnosis, report.scan, report.lint)
-    if verdict.cause == "bad_input" and training.error is not None:
+    if verdict.cause == Cause.BAD_INPUT and training.error is not None:
         _name_records(verdict, inputs, training.error, report.notes)
     if training.replay is not None:
         _finish_bundle(training.replay, inputs)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional
 
+from caffe_nantools.cause import Cause
 from caffe_nantools.hunt.inputs import Inputs, make_copies
 from caffe_nantools.hunt.training import train
 from caffe_nantools.prototxt import dump
@@ -37,14 +38,14 @@ class Fix:
 def find_fix(inputs: Inputs, verdict: "Verdict", diagnosis: Optional["Diagnosis"], *, iters: int, gpu: Optional[int],
              folder: str) -> Optional[Fix]:
     """Try the fix that the verdict's cause calls for; None for causes without one."""
-    if verdict.cause == "exploding_gradients":
+    if verdict.cause == Cause.EXPLODING_GRADIENTS:
         return _lower_rate(inputs, diagnosis, iters=iters, gpu=gpu, folder=folder)
-    if verdict.cause == "lr_policy":
+    if verdict.cause == Cause.LR_POLICY:
         fields = policy_fix(inputs, iters)
         if fields:
             change = ", ".join(f"{name}: {value}" for name, value in fields.items())
             return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, solver_fields=fields)
-    if verdict.cause == "bad_input" and verdict.record is not None:
+    if verdict.cause == Cause.BAD_INPUT and verdict.record is not None:
         return _clean_source(inputs, verdict, iters=iters, gpu=gpu, folder=folder)
     return None
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional
 
+from caffe_nantools.cause import Cause
 from caffe_nantools.inject import CHECK_PREFIX
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
     from caffe_nantools.lint import LintFinding
     from caffe_nantools.scan import ScanReport
 
-CAUSES = ("bad_input", "exploding_gradients", "lr_policy", "layer_numerics", "config", "caffe_abort", "none")
+#: The causes hunt names.
+CAUSES = (Cause.BAD_INPUT, Cause.EXPLODING_GRADIENTS, Cause.LR_POLICY, Cause.LAYER_NUMERICS, Cause.CONFIG,
+          Cause.CAFFE_ABORT, Cause.NONE)
 TRAIN = NetState("TRAIN")
 
 
@@ -24,7 +27,7 @@ class Verdict:
     """Where and why. ``record`` names the record that reached the net, for ``bad_input``;
     ``fix`` is filled in by the verification (``change``, ``verified``, ``files``)."""
 
-    cause: str
+    cause: Cause
     layer: Optional[str] = None
     blob: Optional[str] = None
     pass_: Optional[str] = None
@@ -54,46 +57,46 @@ def judge(net: Net, training: "Training", diagnosis: Optional["Diagnosis"], scan
         bad = [f for f in scan.findings if f.index >= 0] if scan is not None else []
         if bad:
             first = bad[0]
-            return Verdict("bad_input", record={"source": first.source, "key": first.key},
+            return Verdict(Cause.BAD_INPUT, record={"source": first.source, "key": first.key},
                            evidence=[f"scan: {first.source} record {first.key}: {first.detail}"],
                            advice=[f"the training stayed finite for {training.iterations} iterations, but "
                                    f"{len(bad)} bad records wait in the data: `caffe-nantools scan {first.source} "
                                    "--write-clean CLEAN` copies it without them"])
-        return Verdict("none", evidence=[f"{training.iterations} iterations stayed finite"])
-    v = Verdict("layer_numerics", blob=_blob(error), pass_=error["pass"], iteration=training.iteration,
+        return Verdict(Cause.NONE, evidence=[f"{training.iterations} iterations stayed finite"])
+    v = Verdict(Cause.LAYER_NUMERICS, blob=_blob(error), pass_=error["pass"], iteration=training.iteration,
                 phase=error["phase"], evidence=[error["message"]])
-    exploded = diagnosis is not None and diagnosis.cause == "exploding_gradients"
+    exploded = diagnosis is not None and diagnosis.cause == Cause.EXPLODING_GRADIENTS
     if error.get("by") == "guard":
         v.layer = error["layer"]
         lr = error.get("lr")
         if lr is not None and not math.isfinite(lr):
-            v.cause = "lr_policy"
+            v.cause = Cause.LR_POLICY
             v.advice.append(f"the learning rate is {lr} at iteration {v.iteration}: {_lr_findings(findings)}")
         elif exploded or error["pass"] in ("update", "backward"):
-            v.cause = "exploding_gradients"
+            v.cause = Cause.EXPLODING_GRADIENTS
         return _with_diagnosis(v, diagnosis)
     checked_blob, after = _check_place(error["layer"])
     if error["pass"] == "forward":
         v.layer = after
         producer = _layer(net, after)
         if producer is not None and producer.is_data:
-            v.cause = "bad_input"
+            v.cause = Cause.BAD_INPUT
             v.advice.append(f"the batch of iteration {v.iteration} held non-finite values in samples "
                             f"{error['bad_samples']}: drop those records (`caffe-nantools scan --write-clean`)")
             return v
     else:
         v.layer = _backward_writer(net, checked_blob, after)
     if exploded:
-        v.cause = "exploding_gradients"
+        v.cause = Cause.EXPLODING_GRADIENTS
     elif error["pass"] == "forward" and any(f.severity == "error" and f"'{v.layer}'" in f.message for f in findings):
-        v.cause = "config"
+        v.cause = Cause.CONFIG
         v.advice += [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in findings
                      if f.severity == "error" and f"'{v.layer}'" in f.message]
     return _with_diagnosis(v, diagnosis)
 
 
 def _aborted(training: "Training", diagnosis: Optional["Diagnosis"]) -> Verdict:
-    v = Verdict("caffe_abort", evidence=[f"Caffe ended the training process (exit code {training.exit_code}) "
+    v = Verdict(Cause.CAFFE_ABORT, evidence=[f"Caffe ended the training process (exit code {training.exit_code}) "
                                          f"after {training.iterations} iterations"])
     abort = diagnosis.abort if diagnosis is not None else None
     if abort is not None:
@@ -104,7 +107,7 @@ def _aborted(training: "Training", diagnosis: Optional["Diagnosis"]) -> Verdict:
 
 def _with_diagnosis(v: Verdict, diagnosis: Optional["Diagnosis"]) -> Verdict:
     """The trace's story and advice where they speak of the same failure."""
-    if diagnosis is None or diagnosis.cause in ("none", "caffe_abort"):
+    if diagnosis is None or diagnosis.cause in (Cause.NONE, Cause.CAFFE_ABORT):
         return v
     v.origin = diagnosis.began
     v.evidence += diagnosis.story[:4]
