@@ -163,7 +163,7 @@ def test_a_log_without_debug_info_says_how_to_turn_it_on(tmp_path):
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "unknown" and not result.debug_info
     assert result.first_nonfinite["pass"] == "loss" and result.first_nonfinite["iteration"] == 3
-    assert any("no debug_info" in s for s in result.story)
+    assert any("no debug_info" in s for s in result.summary)
     assert any("inject" in a and "--solver" in a for a in result.advice)
 
 
@@ -197,7 +197,7 @@ def test_a_crash_in_mid_iteration_still_finds_the_origin(tmp_path):
     log.raw("terminate called after throwing an instance of 'boost::python::error_already_set'")
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.first_nonfinite["layer"] == "ip1" and result.first_nonfinite["iteration"] == 3
-    assert any("about iteration 3" in s for s in result.story)
+    assert any("about iteration 3" in s for s in result.summary)
 
 
 def test_the_last_run_that_went_bad_is_the_one_diagnosed(tmp_path):
@@ -327,7 +327,7 @@ def test_clipping_that_did_not_stop_the_blow_up_is_told(tmp_path):
     log.iteration(4, loss="nan", scale=1e9, set={("forward", "loss"): "inf"})
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "exploding_gradients"
-    assert any("clip_gradients scaled the gradients down 4 times" in s for s in result.story)
+    assert any("clip_gradients scaled the gradients down 4 times" in s for s in result.summary)
 
 
 def test_poly_past_max_iter_with_a_fractional_power_is_explained(tmp_path):

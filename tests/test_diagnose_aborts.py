@@ -36,7 +36,7 @@ def test_a_failed_check_with_every_value_finite_is_caffe_abort(tmp_path, capsys,
     assert result.cause == "caffe_abort" and "caffe_abort" in CAUSES
     assert result.first_nonfinite is None
     assert result.abort == {"line": log.line_of(check), "text": log.lines[log.line_of(check) - 1]}
-    assert any(check in s for s in result.story)
+    assert any(check in s for s in result.summary)
     assert main(["diagnose", path, "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["abort"]["line"] == log.line_of(check)
 
@@ -50,7 +50,7 @@ def test_the_box_sampler_s_empty_range_is_explained(tmp_path, lead):
         log.raw(frame)
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "caffe_abort" and result.abort["line"] == log.line_of("Check failed")
-    assert any("SampleBBox" in s for s in result.story) and any("batch_sampler" in s for s in result.story)
+    assert any("SampleBBox" in s for s in result.summary) and any("batch_sampler" in s for s in result.summary)
     assert any("caffe-nantools scan" in a for a in result.advice)
 
 
@@ -60,7 +60,7 @@ def test_caffe_rng_uniform_without_a_sampler_is_the_data_pipeline(tmp_path):
     log.raw("*** Check failure stack trace: ***")
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "caffe_abort"
-    assert any("caffe_rng_uniform" in s and "empty range" in s for s in result.story)
+    assert any("caffe_rng_uniform" in s and "empty range" in s for s in result.summary)
 
 
 def test_a_fatal_line_that_is_no_check_is_an_abort_too(tmp_path):
@@ -86,7 +86,7 @@ def test_a_python_layer_s_traceback_names_its_exception_and_frame(tmp_path, erro
     assert result.cause == "caffe_abort"
     assert result.abort == {"line": log.line_of(error), "text": error}
     last = frames - 1
-    assert any(error in s and f"step{last}" in s and f"layer{last}.py:{10 + last}" in s for s in result.story)
+    assert any(error in s and f"step{last}" in s and f"layer{last}.py:{10 + last}" in s for s in result.summary)
 
 
 def test_only_a_crash_line_is_still_an_abort(tmp_path):
@@ -112,7 +112,7 @@ def test_a_non_finite_value_before_the_abort_keeps_its_cause(tmp_path):
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "layer_numerics" and result.first_nonfinite["layer"] == "ip1"
     assert result.abort["line"] == log.line_of("isnan")
-    assert any("aborted" in s for s in result.story)
+    assert any("aborted" in s for s in result.summary)
 
 
 def test_the_run_that_aborted_is_chosen_over_a_clean_one_before_it(tmp_path):
@@ -121,4 +121,4 @@ def test_the_run_that_aborted_is_chosen_over_a_clean_one_before_it(tmp_path):
     log.glog("Check failed: label_value >= 0 (-1 vs. 0)", level="F", source="softmax_loss_layer.cpp:90")
     result = diagnose(log.write(tmp_path / "train.log"))
     assert (result.run, result.runs, result.cause) == (2, 2, "caffe_abort")
-    assert any("label" in s for s in result.story)
+    assert any("label" in s for s in result.summary)

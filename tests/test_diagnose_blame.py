@@ -48,7 +48,7 @@ def test_growth_within_one_forward_pass_blames_the_layer_where_it_began(tmp_path
     result = diagnose(write(log, tmp_path))
     assert result.first_nonfinite["layer"] == "fc"
     assert result.began["layer"] == "exp_b" and "orders of magnitude within one forward pass" in result.began["why"]
-    assert any("the trouble began at layer 'exp_b'" in s for s in result.story)
+    assert any("the trouble began at layer 'exp_b'" in s for s in result.summary)
 
 
 def test_a_sudden_overflow_without_growth_is_blamed_where_it_happened(tmp_path):
@@ -84,7 +84,7 @@ def test_an_excerpt_without_its_iteration_line_says_so(tmp_path):
 
 def test_from_finite_inputs_only_when_the_inputs_are_in_the_log(tmp_path):
     log = forward_pass(CaffeLog().solving(), [("data", "0.5"), ("conv1", "0.4"), ("sqrt1", "nan")]).loss(2, "nan")
-    assert any("from finite inputs" in s for s in diagnose(write(log, tmp_path)).story)
+    assert any("from finite inputs" in s for s in diagnose(write(log, tmp_path)).summary)
 
 
 # Without a trace, the loss lines still narrow it down.
@@ -105,20 +105,20 @@ def test_one_output_non_finite_while_the_others_stay_finite_is_named(tmp_path, b
     log = losses_only(["2.1", "1.9", "nan"], {2: outputs})
     result = diagnose(write(log, tmp_path))
     assert result.first_nonfinite["blob"] == names[bad_index] and result.first_nonfinite["iteration"] == 2
-    assert any(f"only output {names[bad_index]!r} went non-finite" in s and "branch" in s for s in result.story)
+    assert any(f"only output {names[bad_index]!r} went non-finite" in s and "branch" in s for s in result.summary)
 
 
 def test_a_non_finite_total_with_every_output_finite_is_told(tmp_path):
     log = losses_only(["2.1", "nan"], {1: [("loss_a", "0.7"), ("loss_b", "1.1")]})
     result = diagnose(write(log, tmp_path))
     assert result.first_nonfinite["blob"] is None
-    assert any("every listed output is finite" in s for s in result.story)
+    assert any("every listed output is finite" in s for s in result.summary)
 
 
 def test_non_finite_before_any_update_is_the_input_or_a_layer(tmp_path):
     result = diagnose(write(losses_only(["nan", "nan"]), tmp_path))
     assert result.first_nonfinite["iteration"] == 0
-    assert any("before any update" in s and "not the learning rate" in s for s in result.story)
+    assert any("before any update" in s and "not the learning rate" in s for s in result.summary)
     assert any("caffe-nantools scan" in a for a in result.advice) and any("hunt" in a for a in result.advice)
     assert result.began["iteration"] == 0
 
@@ -165,7 +165,7 @@ def test_the_first_layer_whose_updates_passed_the_weights_is_the_origin(tmp_path
     assert result.cause == "exploding_gradients"
     assert result.began["layer"] == "conv2" and result.began["pass"] == "update"
     assert result.began["iteration"] == 3  # the ratio is 0.5 * 0.0004 g^2 / 0.02 = 0.01 g^2: 0.64, then 64
-    assert any("update/weight ratio" in s and "'conv2'" in s for s in result.story)
+    assert any("update/weight ratio" in s and "'conv2'" in s for s in result.summary)
     lowered = next(a for a in result.advice if a.startswith("lower base_lr to"))
     # The largest ratio up to where one passed 1 is 64 (conv2 at iteration 3): 0.5 * 1e-2 / 64
     assert lowered.startswith("lower base_lr to 7e-05 (from 0.5) (") and "solver.prototxt:2)" in lowered

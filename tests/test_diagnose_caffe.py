@@ -227,6 +227,6 @@ def test_an_image_list_naming_a_missing_file_is_a_caffe_abort_with_the_check_quo
     result = run_diagnose(tmp_path)
     assert result.cause == "caffe_abort" and result.first_nonfinite is None
     assert "Check failed" in result.abort["text"] and "img2.png" in result.abort["text"]
-    assert any("Check failed" in s and "img2.png" in s for s in result.story)
-    assert any("could not be opened" in s for s in result.story)
+    assert any("Check failed" in s and "img2.png" in s for s in result.summary)
+    assert any("could not be opened" in s for s in result.summary)
     assert any("caffe-nantools scan" in a for a in result.advice)

@@ -27,7 +27,7 @@ class Diagnosis:
     first_nonfinite: Optional[dict]
     evidence: List[Evidence]
     advice: List[str]
-    story: List[str]
+    summary: List[str]
     debug_info: bool
     run: int
     runs: int
@@ -55,7 +55,7 @@ class Diagnosis:
             "warnings": self.warnings,
             "evidence": [{"line": e.line, "text": e.text} for e in self.evidence],
             "advice": self.advice,
-            "summary": self.story,
+            "summary": self.summary,
             "debug_info": self.debug_info,
             "blowup": blowup,
             "abort": self.abort,
@@ -76,7 +76,7 @@ class Diagnosis:
         lines = [f"{self.log}: cause: {self.cause}"]
         if self.runs > 1:
             lines.append(f"  (run {self.run} of {self.runs} in this log)")
-        lines += [f"  {s}" for s in self.story]
+        lines += [f"  {s}" for s in self.summary]
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.evidence:
             lines.append("evidence:")
@@ -121,7 +121,7 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
     grew = blowup is not None or updates.first_exploding() is not None
     blame = find_blame(run.suspect, origin, types, grew_over_iterations=grew) if origin is not None else None
     verdict = judge(run, origin, blame, blowup, updates, net_facts, solver_facts, log)
-    diagnosis = Diagnosis(log, verdict.cause, verdict.first, verdict.evidence, verdict.advice, verdict.story,
+    diagnosis = Diagnosis(log, verdict.cause, verdict.first, verdict.evidence, verdict.advice, verdict.summary,
                           run.has_debug, chosen + 1, len(runs), origin, blowup, run, verdict.origin, verdict.warnings,
                           verdict.suggested)
     if plot is not None:

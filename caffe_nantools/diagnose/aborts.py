@@ -41,24 +41,24 @@ MEANINGS: List[Tuple[re.Pattern, str, str]] = [
 
 
 def explain(abort: Abort, net: Optional[str]) -> Tuple[List[str], List[str]]:
-    """Sentences for the story (the failing check quoted, what it usually means) and advice."""
+    """Sentences for the summary (the failing check quoted, what it usually means) and advice."""
     where = f" ({abort.source})" if abort.source and abort.source != "?" else ""
     if abort.kind == "python":
         frame = f" in {abort.frames[0]}" if abort.frames else ""
-        story = [f"a Python layer raised {_quoted(abort.text)}{frame}"]
+        summary = [f"a Python layer raised {_quoted(abort.text)}{frame}"]
     elif abort.kind == "crash":
-        story = [f"the run crashed: {_quoted(abort.text)} (the log does not say which check failed)"]
+        summary = [f"the run crashed: {_quoted(abort.text)} (the log does not say which check failed)"]
     else:
-        story = [f"the run aborted: {_quoted(abort.text)}{where}"]
+        summary = [f"the run aborted: {_quoted(abort.text)}{where}"]
     if abort.frames and abort.kind != "python":
-        story.append("in " + " <- ".join(f for f in abort.frames if not f.startswith("google::"))[:300])
+        summary.append("in " + " <- ".join(f for f in abort.frames if not f.startswith("google::"))[:300])
     clue = " ".join((_message(abort.text), abort.source) + abort.frames)
     for pattern, meaning, advice in MEANINGS:
         if pattern.search(clue):
-            return story + [f"this usually means {meaning}"], [advice.format(net=net or "train_val.prototxt")]
+            return summary + [f"this usually means {meaning}"], [advice.format(net=net or "train_val.prototxt")]
     if abort.kind == "python":
-        return story, ["fix the Python layer's code at that frame; run the net in pycaffe to reproduce it quickly"]
-    return story, ["the check and the stack trace name the layer or function that failed: look there first"]
+        return summary, ["fix the Python layer's code at that frame; run the net in pycaffe to reproduce it quickly"]
+    return summary, ["the check and the stack trace name the layer or function that failed: look there first"]
 
 
 def _message(text: str) -> str:

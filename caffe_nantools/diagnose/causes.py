@@ -93,7 +93,7 @@ class Verdict:
     origin: Optional[dict] = None  # layer, pass, iteration, why: where it began
     evidence: List[Evidence] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
-    story: List[str] = field(default_factory=list)  # what happened, a sentence a line
+    summary: List[str] = field(default_factory=list)  # what happened, a sentence a line
     warnings: List[str] = field(default_factory=list)  # not non-finite, but a sign of trouble
     #: Settings the advice gives numbers for: base_lr, clip_gradients.
     suggested: Dict[str, float] = field(default_factory=dict)
@@ -115,15 +115,15 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
                           "exploding scores, or labels out of range (`caffe-nantools scan NET` checks the labels)")
         v.evidence.append(p)
     if loss is not None:
-        v.story.append(f"loss = {loss.value:g} first at iteration {loss.iteration} (line {loss.line})")
+        v.summary.append(f"loss = {loss.value:g} first at iteration {loss.iteration} (line {loss.line})")
     if not run.went_bad:
-        v.story.append("no non-finite loss, rate or debug_info value in the log")
+        v.summary.append("no non-finite loss, rate or debug_info value in the log")
         return v
     if lr is not None and (origin is None or lr.line < origin.line):
         v.cause = Cause.LR_POLICY
         v.first = _first(lr.iteration, "lr", None, None, lr.line)
         v.origin = _origin(None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate")
-        v.story.append(f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
+        v.summary.append(f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
                        "lr_policy computes it, not the net")
         v.evidence.append(lr)
         v.advice += _lr_advice(solver, lr, log)
@@ -139,7 +139,7 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
             _tell_updates(v, first, updates)
         v.advice += _exploding_advice(blowup, solver, updates if first is not None else None, run, v.suggested)
         if run.first_clipping is not None:
-            v.story.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
+            v.summary.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
                            f"{run.first_clipping.line}) and they still blew up")
     if loss is not None:
         v.evidence.append(loss)
@@ -148,13 +148,13 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
     if check is not None and v.cause != Cause.LR_POLICY:
         v.evidence.append(check)
     if not run.has_debug:
-        v.story.append("the log has no debug_info trace, so the layer that went non-finite first is not known")
+        v.summary.append("the log has no debug_info trace, so the layer that went non-finite first is not known")
         target = net.path if net else "train_val.prototxt"
         v.advice.append(f"turn the trace on: `caffe-nantools inject {target} --solver "
                         f"{solver.path if solver else 'solver.prototxt'}` (debug_info: true), run again and "
                         "diagnose the new log")
     if run.abort is not None:
-        v.story.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
+        v.summary.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
         v.evidence.append(run.abort)
     v.evidence = sorted({e.line: e for e in v.evidence if e.line}.values(), key=lambda e: e.line)
     return v
@@ -185,16 +185,16 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
     if blob is not None:
         names = ", ".join(f"{o.name} = {o.value:g}" for o in good[:3])
         layer = net.producers.get(blob) if net else None
-        v.story.append(f"only output {blob!r} went non-finite; {names} stayed finite: the branch of the net that "
+        v.summary.append(f"only output {blob!r} went non-finite; {names} stayed finite: the branch of the net that "
                        f"computes {blob!r}{f' (layer {layer!r})' if layer else ''} is where to look")
         v.origin = _origin(layer, "forward", iteration, f"the only non-finite output is {blob!r}")
         v.advice.append(f"check that branch: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
                         f"{blob} -o checked.prototxt` names the layer and samples")
     elif run.bad_iteration_outputs and not bad:
-        v.story.append(f"the total loss is {loss.value:g} while every listed output is finite: a loss the outputs "
+        v.summary.append(f"the total loss is {loss.value:g} while every listed output is finite: a loss the outputs "
                        "do not show, or the weighted sum of the losses overflowed")
     if iteration == 0:
-        v.story.append("it was non-finite at iteration 0, before any update: not the learning rate and not an "
+        v.summary.append("it was non-finite at iteration 0, before any update: not the learning rate and not an "
                        "explosion, but the input or a layer's numerics")
         v.origin = v.origin or _origin(None, "forward", 0, "non-finite before any update: the input or a layer")
         v.advice += [f"look for bad records: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
@@ -204,7 +204,7 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
 def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
     """Where the explosion started: the first layer whose updates were as large as its weights."""
     shown = " -> ".join(f"{r.value:.2g} ({_at(r.iteration)})" for r in updates.series(first.layer)[-5:])
-    v.story.append(f"the update/weight ratio (lr x mean |diff| / mean |weight|) of layer {first.layer!r} passed 1 "
+    v.summary.append(f"the update/weight ratio (lr x mean |diff| / mean |weight|) of layer {first.layer!r} passed 1 "
                    f"first, at {_at(first.iteration)}: {shown}; healthy training keeps it near 1e-3")
     v.origin = _origin(first.layer, "update", first.iteration,
                        "its update/weight ratio passed 1 first: each step was as large as its weights")
@@ -216,11 +216,11 @@ def _aborted(run: Run, net: Optional[NetFacts]) -> Verdict:
     means, and what to run next."""
     abort = run.abort
     v = Verdict(Cause.CAFFE_ABORT, evidence=[abort])
-    v.story, v.advice = explain(abort, net.path if net else None)
+    v.summary, v.advice = explain(abort, net.path if net else None)
     if run.iterations:
-        v.story.append(f"every value before it was finite (last displayed iteration {run.iterations[-1]})")
+        v.summary.append(f"every value before it was finite (last displayed iteration {run.iterations[-1]})")
     else:
-        v.story.append("it happened before the first displayed iteration")
+        v.summary.append("it happened before the first displayed iteration")
     return v
 
 
@@ -242,22 +242,22 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
     seen = run.suspect is not None and any(
         r.pass_ == origin.pass_ and r.line < origin.line for r in run.suspect.records)
     if origin.pass_ == "update":
-        v.story.append(f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
+        v.summary.append(f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
                        "made it so")
     elif origin.input:
         source = net.sources.get(origin.layer) if net else None
-        v.story.append(f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
+        v.summary.append(f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
                        f"of {repr(source) if source else 'its source'} holds NaN or inf")
     elif origin.pass_ == "forward":
         inputs = "from finite inputs" if seen else "its inputs are not in the log"
-        v.story.append(f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}")
+        v.summary.append(f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}")
     else:
         inputs = "from finite top diffs" if seen else "its top diffs are not in the log"
-        v.story.append(f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}")
+        v.summary.append(f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}")
     v.origin = blame.to_dict() if blame is not None else None
     moved = blame is not None and blame.layer != origin.layer and origin.pass_ == "forward" and not origin.input
     if moved:
-        v.story.append(f"the trouble began at layer {blame.layer!r}: {blame.why}")
+        v.summary.append(f"the trouble began at layer {blame.layer!r}: {blame.why}")
     if blowup is not None:
         _tell_blowup(v, blowup)
     if origin.input:
@@ -270,7 +270,7 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
         v.cause = Cause.EXPLODING_GRADIENTS
     elif origin.pass_ == "update":
         v.cause = Cause.UNKNOWN
-        v.story.append(f"display is {run.gap}: the iterations in between are not in the trace")
+        v.summary.append(f"display is {run.gap}: the iterations in between are not in the trace")
         v.advice.append("set display: 1 in the solver so every iteration is traced, and run again from a "
                         "snapshot before the failure")
     else:
@@ -287,7 +287,7 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
 def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
     layer = net.producers.get(check.blob) if net else None
     v.first = _first(None, check.pass_, layer, check.blob, check.line)
-    v.story.append(f"CheckFiniteLayer {check.check!r} found blob {check.blob!r} non-finite in the {check.pass_} "
+    v.summary.append(f"CheckFiniteLayer {check.check!r} found blob {check.blob!r} non-finite in the {check.pass_} "
                    f"pass ({check.phase})")
     if net is not None and layer in net.inputs and check.pass_ == "forward":
         v.cause = Cause.BAD_INPUT
@@ -323,7 +323,7 @@ def _finding_text(f: LintFinding) -> str:
 
 def _tell_blowup(v: Verdict, b: Blowup) -> None:
     where = f" of layer {b.layer!r}" if b.layer else ""
-    v.story.append(f"before it, the {b.what}{where} grew from {b.start[1]:g} (iteration {b.start[0]}) to "
+    v.summary.append(f"before it, the {b.what}{where} grew from {b.start[1]:g} (iteration {b.start[0]}) to "
                    f"{b.end[1]:g} (iteration {b.end[0]}), {b.orders:.1f} orders of magnitude; it grew first")
     v.evidence += [Evidence(b.start[2], b.start[3]), Evidence(b.end[2], b.end[3])]
 

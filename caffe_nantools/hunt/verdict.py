@@ -106,11 +106,11 @@ def _aborted(training: "Training", diagnosis: Optional["Diagnosis"]) -> Verdict:
 
 
 def _with_diagnosis(v: Verdict, diagnosis: Optional["Diagnosis"]) -> Verdict:
-    """The trace's story and advice where they speak of the same failure."""
+    """The trace's summary and advice where they speak of the same failure."""
     if diagnosis is None or diagnosis.cause in (Cause.NONE, Cause.CAFFE_ABORT):
         return v
     v.origin = diagnosis.began
-    v.evidence += diagnosis.story[:4]
+    v.evidence += diagnosis.summary[:4]
     v.advice += [a for a in diagnosis.advice if "caffe-nantools inject" not in a and a not in v.advice]
     return v
 
