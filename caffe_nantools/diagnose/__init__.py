@@ -45,8 +45,8 @@ class Diagnosis:
         if self.blowup is not None:
             b = self.blowup
             blowup = {"layer": b.layer, "what": b.what, "orders": round(b.orders, 2),
-                      "from": {"iteration": b.start[0], "value": b.start[1], "line": b.start[2]},
-                      "to": {"iteration": b.end[0], "value": b.end[1], "line": b.end[2]}}
+                      "from": {"iteration": b.start.iteration, "value": b.start.value, "line": b.start.line},
+                      "to": {"iteration": b.end.iteration, "value": b.end.value, "line": b.end.line}}
         return {
             "log": self.log,
             "cause": self.cause,

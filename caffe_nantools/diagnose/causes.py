@@ -323,9 +323,9 @@ def _finding_text(f: LintFinding) -> str:
 
 def _tell_blowup(v: Verdict, b: Blowup) -> None:
     where = f" of layer {b.layer!r}" if b.layer else ""
-    v.summary.append(f"before it, the {b.what}{where} grew from {b.start[1]:g} (iteration {b.start[0]}) to "
-                   f"{b.end[1]:g} (iteration {b.end[0]}), {b.orders:.1f} orders of magnitude; it grew first")
-    v.evidence += [Evidence(b.start[2], b.start[3]), Evidence(b.end[2], b.end[3])]
+    v.summary.append(f"before it, the {b.what}{where} grew from {b.start.value:g} ({_at(b.start.iteration)}) to "
+                     f"{b.end.value:g} ({_at(b.end.iteration)}), {b.orders:.1f} orders of magnitude; it grew first")
+    v.evidence += [Evidence(b.start.line, b.start.text), Evidence(b.end.line, b.end.text)]
 
 
 def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts], updates: Optional[Updates],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Collection, Dict, Iterable, List, Optional, Tuple
+from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from caffe_nantools.diagnose.reading import SATURATED_SOFTMAX_LOSS, Valued, is_saturated
 from caffe_nantools.diagnose.trace import Block, is_bad
@@ -75,8 +75,13 @@ def _guess_inputs(block: Block) -> List[str]:
     return [first] if named or len({r.blob for r in mine}) > 1 else []
 
 
-#: A value of a series: iteration, value, line number, the line's text.
-Point = Tuple[Optional[int], float, int, str]
+class Point(NamedTuple):
+    """One value of a series, with the log line it was read from."""
+
+    iteration: Optional[int]
+    value: float
+    line: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class Blowup:
 
     @property
     def orders(self) -> float:
-        return math.log10(self.end[1] / self.start[1]) if self.start[1] > 0 else math.inf
+        return math.log10(self.end.value / self.start.value) if self.start.value > 0 else math.inf
 
 
 def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[Origin],
@@ -110,22 +115,23 @@ def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[
             if (r.pass_ == "forward" and r.kind == "param") or is_loss_layer(r.layer, types):
                 continue  # a param's size says little; its update shows in the norms
             what = f"{r.what} {'data' if r.pass_ == 'forward' else 'diff'}"
-            series.setdefault((what, r.layer), []).append((block.iteration, r.value, r.line, block.text(r.line)))
+            series.setdefault((what, r.layer), []).append(Point(block.iteration, r.value, r.line, block.text(r.line)))
         for n in block.norms:
-            series.setdefault(("L2 norm of all param diffs", None), []).append((block.iteration, n.l2_diff, n.line, block.text(n.line)))
-            series.setdefault(("L2 norm of all param data", None), []).append((block.iteration, n.l2_data, n.line, block.text(n.line)))
-    loss = [(v.iteration, v.value, v.line, v.text) for v in losses if v.line < cut and not is_bad(v.value)]
+            text = block.text(n.line)
+            series.setdefault(("L2 norm of all param diffs", None), []).append(Point(block.iteration, n.l2_diff, n.line, text))
+            series.setdefault(("L2 norm of all param data", None), []).append(Point(block.iteration, n.l2_data, n.line, text))
+    loss = [Point(v.iteration, v.value, v.line, v.text) for v in losses if v.line < cut and not is_bad(v.value)]
     series[("loss", None)] = loss
-    found: List[Tuple[Tuple[Optional[int], int], Blowup]] = []
+    found: List[Tuple[Tuple[int, int], Blowup]] = []
     for (what, layer), points in series.items():
-        points = [p for p in points if not is_bad(p[1])]
+        points = [p for p in points if not is_bad(p.value)]
         grown = _grown(points, BLOB_ORDERS if layer is not None else GLOBAL_ORDERS, layer is not None)
         if grown is not None:
-            onset = grown[0]
-            found.append(((onset[0] if onset[0] is not None else -1, onset[2]), Blowup(layer, what, grown[1], points[-1])))
-    saturated = next((p for p in loss if is_saturated(p[1])), None)
-    if saturated is not None and not found and loss[0][1] < SATURATED_SOFTMAX_LOSS - 1:
-        found.append(((saturated[0] or -1, saturated[2]), Blowup(None, "loss", loss[0], saturated)))
+            onset, base = grown
+            found.append((_when(onset), Blowup(layer, what, base, points[-1])))
+    saturated = next((p for p in loss if is_saturated(p.value)), None)
+    if saturated is not None and not found and loss[0].value < SATURATED_SOFTMAX_LOSS - 1:
+        found.append((_when(saturated), Blowup(None, "loss", loss[0], saturated)))
     if not found:
         return None
     return min(found, key=lambda f: f[0])[1]
@@ -137,14 +143,19 @@ def is_loss_layer(layer: str, types: Optional[Dict[str, str]]) -> bool:
     return kind.endswith("Loss") if kind is not None else "loss" in layer.lower()
 
 
-def _grown(points, orders: float, blob: bool):
+def _when(point: Point) -> Tuple[int, int]:
+    """Order of growth onsets: by iteration (an unknown one first), then by line."""
+    return (point.iteration if point.iteration is not None else -1, point.line)
+
+
+def _grown(points: List[Point], orders: float, blob: bool) -> Optional[Tuple[Point, Point]]:
     """(onset point, baseline point) when the series grew ``orders`` powers of ten from its
     first positive value to its last; the onset is where it first passed 10x the baseline."""
-    base = next((p for p in points if p[1] > 0), None)
+    base = next((p for p in points if p.value > 0), None)
     if base is None or len(points) < 2:
         return None
-    last = points[-1][1]
-    if last <= 0 or math.log10(last / base[1]) < orders or (blob and last < 1.0):
+    last = points[-1].value
+    if last <= 0 or math.log10(last / base.value) < orders or (blob and last < 1.0):
         return None
-    onset = next(p for p in points if p[1] >= 10 * base[1])
+    onset = next(p for p in points if p.value >= 10 * base.value)
     return onset, base
