@@ -12,13 +12,21 @@ import re
 import subprocess
 import sys
 import tempfile
+
+from dataclasses import replace
 from typing import List, Optional
 
+from caffe_nantools.files import read_text
 from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.scan.backends import backend_of
 from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.report import ScanReport
+from caffe_nantools.scan.source import ScanError
+from caffe_nantools.scan.sources import sources_from_net
 from caffe_nantools.templates import render
 
 _PARAMS = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}
@@ -54,11 +62,6 @@ def _set(node: Node, name: str, raw: str) -> None:
 def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optional[int] = None,
                   max_findings: Optional[int] = None, progress: bool = False) -> None:
     """Scan the data layers of ``net_path`` in ``phase`` through Caffe into ``report``."""
-    from caffe_nantools.files import read_text
-    from caffe_nantools.prototxt.net import Net
-    from caffe_nantools.scan.scanner import Progress, ScanError
-    from caffe_nantools.scan.sources import sources_from_net
-
     net = Net.parse(read_text(net_path), net_path)
     sources, notes = sources_from_net(net_path, phase)
     report.notes.extend(notes)
@@ -115,8 +118,6 @@ def _scan_layer(layer, source, phase, records, count, batch, collector, notes, b
 
 def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar, tmp):
     """One run of the scanner net; returns (complete batches, exit code, Caffe's log)."""
-    from caffe_nantools.scan.scanner import ScanError
-
     iterations = math.ceil(len(mapping) / batch)
     path = os.path.join(tmp, "scanner.prototxt")
     with open(path, "w", encoding="utf-8") as f:
@@ -160,62 +161,24 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
 def _direct_findings(source, indices: List[int], log: str) -> List[tuple]:
     """What direct checks find wrong with the records of the batch Caffe aborted on: the
     problems that stop Caffe (NaNs and labels of these records come from the next run)."""
-    from caffe_nantools.scan.checks import DatumChecker
-    from caffe_nantools.scan.imagelist import ImageChecker, ImageOptions, read_list
-    from caffe_nantools.scan.stores import open_store, records_at
-
-    scratch = ScanReport()
-    collector = Collector(scratch, source.name, source.backend)
-    positions = sorted(indices)
-    if source.backend in ("lmdb", "leveldb"):
-        with open_store(source.path, source.backend) as store:
-            keys, values = records_at(store, positions)
-        DatumChecker(collector, source.expect).check(keys, values, 0)
-        found = [(positions[f.index], f.field, f.problem, f.detail) for f in scratch.findings]
-    elif source.backend == "imagelist":
-        entries = list(read_list(source.path))
-        checker = ImageChecker(collector, source.images or ImageOptions(), source.expect)
-        for i in positions:
-            checker.check(i, *entries[i])
-        found = [(f.index, f.field, f.problem, f.detail) for f in scratch.findings]
-    else:
+    recheck = backend_of(source).recheck
+    if recheck is None:
         return []
+    scratch = ScanReport()
+    recheck(source, sorted(indices), Collector(scratch, source.name, source.backend))
     message = _last_error(log)
-    return [(i, field_name, problem, f"{detail}; Caffe stopped on it: {message}")
-            for i, field_name, problem, detail in found
-            if problem in ("not_datum", "shape", "empty", "decode", "missing")]
+    return [(f.index, f.field, f.problem, f"{f.detail}; Caffe stopped on it: {message}")
+            for f in scratch.findings if f.problem in ("not_datum", "shape", "empty", "decode", "missing")]
 
 
 def _remainder(source, mapping: List[int], path: str, notes: List[str]):
     """A copy of the records at ``mapping`` (in order), to run Caffe on the rest; None where
     the backend cannot be cut."""
-    from dataclasses import replace
-
-    from caffe_nantools.scan.imagelist import read_list
-    from caffe_nantools.scan.stores import open_store
-
-    keep = set(mapping)
-    if source.backend in ("lmdb", "leveldb"):
-        with open_store(source.path, source.backend) as store:
-            start = store.keys_at([mapping[0]])[0]
-
-            def records():
-                index = mapping[0]
-                for keys, values in store.batches(start):
-                    for key, value in zip(keys, values):
-                        if index in keep:
-                            yield key, value
-                        index += 1
-
-            store.write(path, records())
-    elif source.backend == "imagelist":
-        with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
-            for i, (_, name, label) in enumerate(read_list(source.path)):
-                if i in keep:
-                    out.write(f"{name} {label}\n" if label is not None else f"{name}\n")
-    else:
-        notes.append(f"{source.path}: Caffe stopped on a record; net mode cannot go on past it in an HDF5 source (direct mode can)")
+    subset = backend_of(source).subset
+    if subset is None:
+        notes.append(f"{source.path}: Caffe stopped on a record; net mode cannot go on past it in a {source.backend} source (direct mode can)")
         return None
+    subset(source, mapping, path)
     return replace(source, path=path)
 
 

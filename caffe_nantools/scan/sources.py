@@ -3,7 +3,7 @@ expects of their records (number of classes, transform, mean file)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -13,9 +13,7 @@ from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, POSITIVE, STRING,
 from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
-
-if TYPE_CHECKING:
-    from caffe_nantools.scan.scanner import Source
+from caffe_nantools.scan.source import ScanError, Source
 
 #: Layers whose label bottom must be a class index below the scores' num_output.
 CLASSIFIERS = ("SoftmaxWithLoss", "Accuracy", "MultinomialLogisticLoss", "InfogainLoss")
@@ -68,11 +66,9 @@ def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
     return t.field("scale", FLOAT, 1.0), mean, t.field("crop_size", UINT32, 0), t.field("mean_file", STRING)
 
 
-def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], List[str]]:
+def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List[Source], List[str]]:
     """The sources of the data layers active in ``phase``; returns (sources, notes on layers
     that cannot be scanned)."""
-    from caffe_nantools.scan.scanner import ScanError, Source
-
     net = Net.parse(read_text(path), path)
     state = NetState(phase)
     sources, notes = [], []
