@@ -15,7 +15,7 @@ from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import Source
 
 #: The modules that register backends and record kinds, in the order record kinds are tried.
-MODULES = ("keyvalue", "hdf5", "imagelist")
+MODULES = ("keyvalue", "hdf5", "imagelist", "annotated")
 
 
 class RecordIndex:

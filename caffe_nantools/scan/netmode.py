@@ -26,10 +26,9 @@ from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError
-from caffe_nantools.scan.sources import sources_from_net
+from caffe_nantools.scan.sources import PARAMS, sources_from_net
 from caffe_nantools.templates import render
 
-_PARAMS = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}
 PREFETCH = 3  # batches a Caffe 1.0 data layer loads ahead (BasePrefetchingDataLayer)
 
 
@@ -39,7 +38,7 @@ def scanner_layer(layer_node: Node, source, notes: List[str]) -> str:
     node = parse(dump(layer_node)).children[0]
     for rule in node.find_all("include") + node.find_all("exclude"):
         node.remove(rule)
-    params = node.find(_PARAMS[str(node.get("type"))])
+    params = node.find(PARAMS[str(node.get("type"))])
     _set(params, "source", json.dumps(os.path.abspath(source.path)))
     for flag, off in (("shuffle", "false"), ("rand_skip", "0")):
         field = params.find(flag)
@@ -67,12 +66,13 @@ def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optio
     report.notes.extend(notes)
     if not sources:
         raise ScanError(f"{net_path}: no Data, HDF5Data or ImageData layer in phase {phase}")
-    layers = {layer.name: layer for layer in net.layers if layer.type in _PARAMS}
+    layers = {layer.name: layer for layer in net.layers if layer.type in PARAMS}
+    _check_layers_known([layers[source.layer] for source in sources])
     for source in sources:
         layer = layers[source.layer]
         records = Records(source)
         count = records.count if limit is None else min(records.count, limit)
-        params = layer.node.find(_PARAMS[layer.type])
+        params = layer.node.find(PARAMS[layer.type])
         batch = int(params.get("batch_size", 1))
         collector = Collector(report, source.name, source.backend, max_findings)
         bar = Progress(os.path.basename(source.path), count, progress)
@@ -80,6 +80,20 @@ def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optio
             _scan_layer(layer, source, phase, records, count, batch, collector, report.notes, bar)
         finally:
             bar.close()
+
+
+def _check_layers_known(layers) -> None:
+    """A data layer of a fork (the SSD fork's AnnotatedData) that this pycaffe does not have
+    is said now, not as Caffe's "Unknown layer type" from the child."""
+    from caffe_nantools.pycaffe import load_caffe
+
+    caffe = load_caffe()
+    known = set(caffe.layer_type_list())
+    for layer in layers:
+        if layer.type not in known:
+            fork = "the SSD fork's pycaffe (weiliu89/caffe or one built on it)" if layer.type == "AnnotatedData" else "a pycaffe that has it"
+            raise ScanError(f"layer {layer.name!r} ({layer.type}): the pycaffe here ({os.path.dirname(caffe.__file__)}) has no "
+                            f"{layer.type} layer; --mode net needs {fork}; --mode direct reads its records without Caffe")
 
 
 def _scan_layer(layer, source, phase, records, count, batch, collector, notes, bar) -> None:
