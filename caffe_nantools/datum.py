@@ -63,7 +63,7 @@ def read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
             raise NotADatum("varint longer than 10 bytes")
 
 
-def _tag(buf: bytes, pos: int) -> Tuple[int, int, int]:
+def read_tag(buf: bytes, pos: int) -> Tuple[int, int, int]:
     """(field number, wire type, position after the tag) of the tag at ``pos``."""
     tag, pos = read_varint(buf, pos)
     if tag >> 3 == 0:
@@ -81,7 +81,7 @@ def wire_fields(buf: bytes, start: int = 0, end: Optional[int] = None) -> Iterat
     """
     pos, end = start, len(buf) if end is None else end
     while pos < end:
-        number, wire, pos = _tag(buf, pos)
+        number, wire, pos = read_tag(buf, pos)
         if wire == 0:
             value, pos = read_varint(buf, pos)
             yield number, 0, value, 0
@@ -117,7 +117,7 @@ def parse_header(buf: bytes) -> Header:
     pos, end = 0, len(buf)
     while pos < end:
         at = pos
-        number, wire, pos = _tag(buf, pos)
+        number, wire, pos = read_tag(buf, pos)
         if wire == 0:
             value, pos = read_varint(buf, pos)
             # int32 fields: a wider varint is cut to 32 bits, as protobuf (and so Caffe) reads it

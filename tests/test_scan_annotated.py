@@ -273,3 +273,16 @@ def test_net_mode_without_the_ssd_forks_pycaffe_says_so_in_one_line(tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "layer 'data' (AnnotatedData)" in err and "the SSD fork's pycaffe" in err
     assert "--mode direct reads its records without Caffe" in err
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_records_recognized_by_layout_read_as_records_read_one_at_a_time(tmp_path, monkeypatch, seed):
+    from caffe_nantools.scan import annotated as module
+
+    records, bad, _ = planted_store(seed, n=400)
+    write_store(tmp_path / "db", "lmdb", records)
+    fast = scan(str(tmp_path / "db"))
+    monkeypatch.setattr(module, "TEMPLATES", 0)
+    alone = scan(str(tmp_path / "db"))
+    assert fast.findings == alone.findings and fast.notes == alone.notes
+    assert fast.summaries[str(tmp_path / "db")].to_dict() == alone.summaries[str(tmp_path / "db")].to_dict()
