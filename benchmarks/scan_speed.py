@@ -9,11 +9,15 @@
 3. MB/s on a 1 GB HDF5 file against a plain h5py read of the same rows (target >= 0.8x), as
    by default and with --workers 1;
 4. peak RSS of a scan of 100 MB and of 2 GB of data, and of an HDF5 scan --write-clean of as
-   much (target: flat).
+   much (target: flat);
+5. records/s on the SSD fork's AnnotatedDatum records (the uint8 3x32x32 images of 1., each
+   with 1 to 6 boxes) against the Datums of the same images (target: the same speed class,
+   >= 0.5x).
 """
 import argparse
 import os
 import resource
+import struct
 import subprocess
 import sys
 import tempfile
@@ -26,22 +30,43 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from caffe_nantools.scan import scan  # noqa: E402
-from datums import datum  # noqa: E402
+from datums import datum, varint  # noqa: E402
 
 
-def make_lmdb(path, n, shape, dtype):
+def make_lmdb(path, n, shape, dtype, annotated=False):
+    """Datums of one random image (float or uint8) under labels 0..9, or those Datums in
+    AnnotatedDatums with 1 to 6 boxes each."""
     import lmdb
 
     rng = np.random.default_rng(0)
     one = rng.standard_normal(shape).astype(np.float32) if dtype == "float" else rng.integers(0, 256, shape, dtype=np.uint8)
-    size = len(datum(one)) + 64
+    size = len(datum(one)) + 64 + (300 if annotated else 0)
     env = lmdb.open(path, map_size=max(2 * n * size, 1 << 24))
     batch = 1000
     for start in range(0, n, batch):
         with env.begin(write=True) as txn:
             for i in range(start, min(start + batch, n)):
-                txn.put(f"{i:08d}".encode(), datum(one, label=i % 10))
+                value = datum(one, label=i % 10)
+                txn.put(f"{i:08d}".encode(), annotated_datum(value, rng) if annotated else value)
     env.close()
+
+
+def field(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def annotated_datum(value, rng):
+    """An AnnotatedDatum (the SSD fork's field numbers) around the Datum ``value``: type BBOX,
+    1 to 3 groups of 1 to 2 boxes, as the fork's create_annoset writes them."""
+    groups = b""
+    for label in range(1, rng.integers(2, 5)):
+        boxes = b""
+        for _ in range(rng.integers(1, 3)):
+            x, y = rng.uniform(0, 0.5, 2)
+            bbox = b"".join(bytes([n << 3 | 5]) + struct.pack("<f", v) for n, v in zip((1, 2, 3, 4), (x, y, x + 0.3, y + 0.4)))
+            boxes += field(2, b"\x08\x00" + field(2, bbox + b"\x30\x00"))
+        groups += field(3, varint(1 << 3) + varint(label) + boxes)
+    return field(1, value) + b"\x10\x00" + groups
 
 
 def timed(fn):
@@ -178,6 +203,25 @@ def records_table(n, tmp, with_caffe):
               f"processes did {ceiling[dtype]:.2f}x one meanwhile)")
 
 
+def annotated_table(n, tmp):
+    print(f"\nrecords/s on {n} records of 3x32x32 uint8, LMDB: AnnotatedDatum (1 to 6 boxes each) against Datum"
+          f" (best of {RUNS} runs)")
+    rows = {}
+    for kind in ("Datum", "AnnotatedDatum"):
+        path = os.path.join(tmp, f"{kind}_lmdb")
+        make_lmdb(path, n, (3, 32, 32), "uint8", annotated=kind == "AnnotatedDatum")
+        os.sync()
+        warm_up(path)
+        *seconds, _ = in_fresh_process("--scan-seconds", path)
+        rows[kind] = [n / s for s in seconds]
+    print(f"{'':>28} {'Datum':>12} {'AnnotatedDatum':>15} {'ratio':>6}")
+    for i, name in enumerate(SCANS):
+        datum_rate, annotated_rate = rows["Datum"][i], rows["AnnotatedDatum"][i]
+        print(f"{name:>28} {datum_rate:>12,.0f} {annotated_rate:>15,.0f} {annotated_rate / datum_rate:>5.2f}x")
+    print("AnnotatedDatum / Datum, direct scan: "
+          f"{rows['AnnotatedDatum'][0] / rows['Datum'][0]:.2f}x (target >= 0.5: the same speed class)")
+
+
 def hdf5_times(path):
     """Best seconds of: a plain h5py read, a chunked read into one buffer, the scan as by default
     and with --workers 1."""
@@ -293,6 +337,7 @@ def main():
     print(f"numpy {np.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="nantools-bench-") as tmp:
         records_table(args.records, tmp, with_caffe)
+        annotated_table(args.records, tmp)
         hdf5_table(args.hdf5_mb, tmp)
         rss_table(tmp, args.rss_mb)
     print(f"\nthis process's peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

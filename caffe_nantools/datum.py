@@ -12,7 +12,7 @@ same layout are viewed in place in the joined batch, the rest copied row by row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -63,8 +63,44 @@ def read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
             raise NotADatum("varint longer than 10 bytes")
 
 
-def _signed32(value: int) -> int:
-    value &= 0xFFFFFFFF  # int32 varints of negative numbers take 10 bytes, two's complement
+def read_tag(buf: bytes, pos: int) -> Tuple[int, int, int]:
+    """(field number, wire type, position after the tag) of the tag at ``pos``."""
+    tag, pos = read_varint(buf, pos)
+    if tag >> 3 == 0:
+        raise NotADatum("field number 0")
+    return tag >> 3, tag & 7, pos
+
+
+def wire_fields(buf: bytes, start: int = 0, end: Optional[int] = None) -> Iterator[Tuple[int, int, int, int]]:
+    """The fields of the message in ``buf[start:end]`` as ``(number, wire type, a, b)``: for a
+    varint, its value and 0; for the other wire types, where the field's bytes start and end
+    (a nested message, a string, a packed run, a fixed32 or fixed64 value).
+
+    Raises:
+        NotADatum: a broken wire format (a field past the end, a group, an unknown wire type).
+    """
+    pos, end = start, len(buf) if end is None else end
+    while pos < end:
+        number, wire, pos = read_tag(buf, pos)
+        if wire == 0:
+            value, pos = read_varint(buf, pos)
+            yield number, 0, value, 0
+            continue
+        if wire == 2:
+            length, pos = read_varint(buf, pos)
+        elif wire in (1, 5):
+            length = 8 if wire == 1 else 4
+        else:
+            raise NotADatum(f"wire type {wire}")
+        if pos + length > end:
+            raise NotADatum(f"field {number} runs past the end of the message")
+        yield number, wire, pos, pos + length
+        pos += length
+
+
+def signed32(value: int) -> int:
+    """An int32 field's varint as protobuf (and so Caffe) reads it: cut to 32 bits, signed."""
+    value &= 0xFFFFFFFF  # negative numbers take 10 bytes, two's complement
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
@@ -81,21 +117,18 @@ def parse_header(buf: bytes) -> Header:
     pos, end = 0, len(buf)
     while pos < end:
         at = pos
-        tag, pos = read_varint(buf, pos)
-        number, wire = tag >> 3, tag & 7
-        if number == 0:
-            raise NotADatum("field number 0")
+        number, wire, pos = read_tag(buf, pos)
         if wire == 0:
             value, pos = read_varint(buf, pos)
             # int32 fields: a wider varint is cut to 32 bits, as protobuf (and so Caffe) reads it
             if number == 1:
-                header.channels = _signed32(value)
+                header.channels = signed32(value)
             elif number == 2:
-                header.height = _signed32(value)
+                header.height = signed32(value)
             elif number == 3:
-                header.width = _signed32(value)
+                header.width = signed32(value)
             elif number == 5:
-                header.label = _signed32(value)
+                header.label = signed32(value)
                 header.label_at = at
             elif number == 7:
                 encoded = bool(value)

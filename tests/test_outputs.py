@@ -320,7 +320,7 @@ def test_write_clean_into_a_place_it_cannot_write_is_refused_before_the_scan(tmp
     def no_scan(*args, **kwargs):
         raise AssertionError("scanned before the output was checked")
 
-    monkeypatch.setattr(scanner, "_scan_source", no_scan)
+    monkeypatch.setattr(scanner, "scan_source", no_scan)
     run_failing(["scan", "train_lmdb", "--write-clean", where], capsys, *words)
     assert sorted(os.listdir(tmp_path)) == ["ro", "train_lmdb"] and os.listdir(tmp_path / "ro") == []
 

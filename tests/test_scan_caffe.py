@@ -122,10 +122,11 @@ def test_convert_imageset_skips_the_corrupt_image_and_scan_names_it_in_the_list(
     assert report.summaries["db"].dtypes == {"encoded": 6}
     from caffe_nantools.scan.imagelist import ImageOptions
     from caffe_nantools.scan.report import ScanReport
-    from caffe_nantools.scan.scanner import Source, _scan_source
+    from caffe_nantools.scan.backends import scan_source
+    from caffe_nantools.scan.source import Source
 
     report = ScanReport()
-    _scan_source(Source("list.txt", "imagelist", images=ImageOptions("images/")), report)
+    scan_source(Source("list.txt", "imagelist", images=ImageOptions("images/")), report)
     assert records(report) == [(3, "img3.png", "decode")]
 
 

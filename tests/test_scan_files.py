@@ -4,10 +4,11 @@ import pytest
 
 from caffe_nantools.cli import main
 from caffe_nantools.scan import scan
+from caffe_nantools.scan.backends import scan_source
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
-from caffe_nantools.scan.scanner import Source, _scan_source
 from caffe_nantools.scan.report import ScanReport
+from caffe_nantools.scan.source import Source
 
 h5py = pytest.importorskip("h5py")
 Image = pytest.importorskip("PIL.Image")
@@ -53,7 +54,7 @@ def test_hdf5_list_rows_are_named_file_and_row(h5_list):
 
 def test_hdf5_integer_labels_and_classes_from_the_net(h5_list):
     report = ScanReport()
-    _scan_source(Source(str(h5_list), "hdf5", Expect(num_classes=3, integer_labels=True)), report)
+    scan_source(Source(str(h5_list), "hdf5", Expect(num_classes=3, integer_labels=True)), report)
     labels = [(f.key, f.detail) for f in report.findings if f.problem == "label"]
     assert labels == [
         ("b.h5:3", "label -1 is negative"),
@@ -126,7 +127,7 @@ def images(tmp_path):
 def test_image_list_names_each_bad_line(images):
     source = Source(str(images / "list.txt"), "imagelist", images=ImageOptions(root_folder=str(images) + "/"))
     report = ScanReport()
-    _scan_source(source, report)
+    scan_source(source, report)
     assert [(f.index, f.key, f.problem) for f in report.findings] == [
         (2, "broken.jpg", "decode"),
         (3, "gone.png", "missing"),
@@ -136,7 +137,7 @@ def test_image_list_names_each_bad_line(images):
     ]
     assert report.findings[2].detail == "3x8x8, not 3x3x4 (the first image's); Caffe needs one size per batch (set new_height/new_width)"
     resized = ScanReport()
-    _scan_source(Source(source.path, "imagelist", images=ImageOptions(str(images) + "/", 8, 8)), resized)
+    scan_source(Source(source.path, "imagelist", images=ImageOptions(str(images) + "/", 8, 8)), resized)
     assert "shape" not in {f.problem for f in resized.findings}
 
 

@@ -102,10 +102,11 @@ def test_a_dangling_link_named_data_is_a_finding(h5py, tmp_path):
     with h5py.File(path, "a") as f:
         f["data"] = h5py.SoftLink("/nowhere/data")
     for datasets in ((), ("data", "label")):
-        from caffe_nantools.scan.scanner import Source, _scan_source
+        from caffe_nantools.scan.backends import scan_source
+        from caffe_nantools.scan.source import Source
 
         report = ScanReport()
-        _scan_source(Source(str(path), "hdf5", datasets=datasets), report)
+        scan_source(Source(str(path), "hdf5", datasets=datasets), report)
         assert findings(report) == [(0, "data", "dataset")]
         assert report.findings[0].detail == "'data' is a link to '/nowhere/data', which does not exist"
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from caffe_nantools.cli import main
-from caffe_nantools.scan import ScanReport, merge_reports, scan
+from caffe_nantools.scan import ScanReport, Source, merge_reports, scan
 from caffe_nantools.scan.checks import Expect
+from caffe_nantools.scan.stores import StoreError
 from datums import datum
 from stores import planted, read_store, write_store
 
@@ -130,36 +131,36 @@ def test_workers_give_the_same_report(tmp_path, backend):
 
 
 def test_a_store_gets_a_process_per_core_only_when_big_enough(tmp_path, monkeypatch):
-    from caffe_nantools.scan import scanner
+    from caffe_nantools.scan import scanner, stores
 
     records, _ = planted()
     write_store(tmp_path / "db", "lmdb", records)
-    source = scanner.Source(str(tmp_path / "db"), "lmdb")
+    source = Source(str(tmp_path / "db"), "lmdb")
     monkeypatch.setattr(scanner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert scanner.auto_workers(source) == 1  # a few kB: one process
-    size = scanner.lmdb_bytes(source.path)
+    size = stores.lmdb_bytes(source.path)
     monkeypatch.setattr(scanner, "BYTES_PER_WORKER", size // 3)
     assert scanner.auto_workers(source) == 3
     monkeypatch.setattr(scanner, "BYTES_PER_WORKER", 1)
     assert scanner.auto_workers(source) == 4  # no more than the cores
     write_store(tmp_path / "ldb", "leveldb", records)
-    assert scanner.auto_workers(scanner.Source(str(tmp_path / "ldb"), "leveldb")) == 1
+    assert scanner.auto_workers(Source(str(tmp_path / "ldb"), "leveldb")) == 1
 
 
 def test_workers_1_keeps_to_one_core_and_the_default_reads_ahead(tmp_path, monkeypatch):
-    from caffe_nantools.scan import scanner
+    from caffe_nantools.scan import keyvalue
 
     records, _ = planted()
     write_store(tmp_path / "db", "lmdb", records)
     threads = []
-    monkeypatch.setattr(scanner, "prefetched", lambda batches: threads.append(1) or batches)
+    monkeypatch.setattr(keyvalue, "prefetched", lambda batches: threads.append(1) or batches)
     one = scan(str(tmp_path / "db"), workers=1)
     assert threads == []
     assert comparable(scan(str(tmp_path / "db"))) == comparable(one) and threads == [1]
 
 
 def test_a_worker_counts_for_the_parent_and_draws_nothing(capsys):
-    from caffe_nantools.scan.scanner import Progress, Tally
+    from caffe_nantools.scan.progress import Progress, Tally
 
     counts = [0] * 4
     bar = Progress("db", 10, Tally(counts, 1))
@@ -170,11 +171,11 @@ def test_a_worker_counts_for_the_parent_and_draws_nothing(capsys):
 
 
 def test_the_parent_draws_all_the_workers_counts(monkeypatch, capsys):
-    from caffe_nantools.scan import scanner
+    from caffe_nantools.scan import progress
 
     counts = [40, 100, 0, 0]  # worker 0 is 40 records into its 100
-    tally = scanner.Tally(counts, 1, draws=True)
-    bar = scanner.Progress("db", 100, tally)
+    tally = progress.Tally(counts, 1, draws=True)
+    bar = progress.Progress("db", 100, tally)
     bar.shown -= 1  # as if the last drawing were a second ago
     bar.update(10)
     assert "db: 50/200 records" in capsys.readouterr().err
@@ -208,7 +209,7 @@ def test_a_workers_error_stops_the_scan_in_one_line(two_worker_store, monkeypatc
 
     def shard(source, k, n, max_findings, progress):
         if k == 0:  # runs in the child process (forked with this patch)
-            raise scanner.StoreError(f"{source.path}: read failed (MDB_CORRUPTED)")
+            raise StoreError(f"{source.path}: read failed (MDB_CORRUPTED)")
         return real(source, k, n, max_findings, progress)
 
     monkeypatch.setattr(scanner, "_scan_shard", shard)
@@ -250,7 +251,7 @@ def test_write_clean_copies_the_good_records_only(tmp_path, backend):
 
 
 def test_num_classes_and_overflow_from_the_net(tmp_path):
-    from caffe_nantools.scan.scanner import Source, scan_store
+    from caffe_nantools.scan.keyvalue import scan_store
 
     x = np.full((1, 1, 4), 1e37, np.float32)
     write_store(tmp_path / "db", "lmdb", [(b"a", datum(x, label=3)), (b"b", datum(x / 1e30, label=1))])

@@ -32,6 +32,10 @@ class Expect:
         class_labels: whether the net reads the labels as classes (None: no net to say; they
             are checked as classes). False for a regression target (EuclideanLoss), where any
             finite value is fine.
+        background_label: the detection loss's background class (MultiBoxLoss
+            ``background_label_id``, SSD's default 0): no box may carry it.
+        annotation_type: the AnnotatedData layer's ``anno_type``, which overrides the records'
+            own ``type``; None where it sets none.
     """
 
     shape: Optional[Tuple[int, ...]] = None
@@ -43,6 +47,8 @@ class Expect:
     ignore_label: Optional[int] = None
     crop_size: int = 0
     class_labels: Optional[bool] = None
+    background_label: int = 0
+    annotation_type: Optional[int] = None
 
 
 class Collector:
@@ -88,11 +94,15 @@ class _Measured:
 
 @dataclass
 class DatumChecker:
-    """Checks batches of serialized Datums (LMDB, LevelDB) and keeps the summary."""
+    """Checks batches of serialized Datums (LMDB, LevelDB) and keeps the summary.
+
+    ``labels``: whether the Datum's label is the record's (not in an AnnotatedDatum, whose boxes
+    carry the labels), to be counted in the summary."""
 
     collector: Collector
     expect: Expect = field(default_factory=Expect)
     reference: Optional[Tuple[int, int, int]] = None
+    labels: bool = True
 
     def __post_init__(self) -> None:
         if self.expect.shape is not None:
@@ -141,7 +151,8 @@ class DatumChecker:
             else:
                 kinds, counts = np.unique(shapes, axis=0, return_counts=True)
             summary.shapes.update({"x".join(map(str, k)): int(c) for k, c in zip(kinds.tolist(), list(counts))})
-            summary.count_labels(batch.labels[ok])
+            if self.labels:
+                summary.count_labels(batch.labels[ok])
         return sorted(bad)
 
     def _check_shapes(self, batch: Batch, ok: np.ndarray, report) -> None:

@@ -14,16 +14,18 @@ import numpy as np
 
 from caffe_nantools.files import Outputs
 from caffe_nantools.finite import finite_stats, finite_sum
+from caffe_nantools.scan.backends import Backend, RecordIndex, register
 from caffe_nantools.scan.checks import Collector, describe, problem_of
+from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
+from caffe_nantools.scan.source import ScanError, Source, shard_range
+from caffe_nantools.scan.stores import need
 
 CHUNK_BYTES = 4 << 20
 
 
 def _h5py():
-    from caffe_nantools.scan.stores import _need
-
-    return _need("h5py", "hdf5")
+    return need("h5py", "hdf5")
 
 
 def is_hdf5_file(path: str) -> bool:
@@ -40,8 +42,6 @@ def list_files(path: str) -> List[Tuple[str, str]]:
         ScanError: ``path`` is a folder or cannot be read, or the list names a file that is not
             there (Caffe stops on it).
     """
-    from caffe_nantools.scan.scanner import ScanError
-
     if os.path.isdir(path):
         raise ScanError(f"{path}: a folder, not an HDF5 file or a list of them; give the .h5 file or the list")
     try:
@@ -68,8 +68,6 @@ class _File:
     ``problems``: (name, why) of the others (missing, a dangling link, text, a scalar...)."""
 
     def __init__(self, name: str, path: str, datasets: Optional[Sequence[str]]) -> None:
-        from caffe_nantools.scan.scanner import ScanError
-
         h5py = _h5py()
         self.name = name
         try:
@@ -112,19 +110,17 @@ class _File:
         return min(self.rows.values()) if self.rows else 0
 
 
-def scan_hdf5(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False) -> Set[int]:
-    """Scan the files of an HDF5 source into ``report``; returns the bad global row indices."""
-    from caffe_nantools.scan.scanner import Progress, ScanError, _shard_range
-
+def scan_hdf5(source: Source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False,
+              one_core: bool = False) -> Set[int]:
+    """Scan the files of an HDF5 source into ``report``; returns the bad global row indices
+    (one core always: the chunks are read in this thread)."""
     collector = Collector(report, source.name, "hdf5", max_findings)
     files = []
     try:
         for name, path in list_files(source.path):
             files.append(_File(name, path, source.datasets or None))
         total = sum(f.n for f in files)
-        first, end = _shard_range(total, shard)
-        if limit is not None:
-            end = min(end, first + limit)
+        first, end = shard_range(total, shard, limit)
         bar = Progress(os.path.basename(source.path), end - first, progress)
         bad: Set[int] = set()
         offset = 0
@@ -293,3 +289,39 @@ def _copy_rows(ds, out, n: int, dropped: np.ndarray) -> None:
         rows = chunk if keep.all() else chunk[keep]
         out[at : at + len(rows)] = rows
         at += len(rows)
+
+
+def clean_outputs(source: Source, target: str) -> Tuple[str, ...]:
+    """What ``--write-clean target`` writes: the target, and for a list of HDF5 files the
+    folder of their copies."""
+    if os.path.isfile(source.path) and not is_hdf5_file(source.path):
+        return target, target + ".files"
+    return (target,)
+
+
+def data_bytes(source: Source) -> int:
+    return sum(os.path.getsize(path) for _, path in list_files(source.path) if os.path.exists(path))
+
+
+class RowIndex(RecordIndex):
+    """Rows in file order, named ``file:row``."""
+
+    def __init__(self, source: Source) -> None:
+        self.files = []
+        for name, path in list_files(source.path):
+            f = _File(name, path, source.datasets or None)
+            self.files.append((name, f.n))
+            f.h5.close()
+        self.count = sum(n for _, n in self.files)
+
+    def keys(self, indices: Sequence[int]) -> Dict[int, str]:
+        out, start = {}, 0
+        for name, n in self.files:
+            for i in indices:
+                if start <= i < start + n:
+                    out[i] = f"{name}:{i - start}"
+            start += n
+        return out
+
+
+register(Backend("hdf5", scan=scan_hdf5, write_clean=write_clean_hdf5, index=RowIndex, outputs=clean_outputs, data_bytes=data_bytes))

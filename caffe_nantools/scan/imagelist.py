@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator, Optional, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from caffe_nantools.files import Outputs
+from caffe_nantools.scan.backends import Backend, RecordIndex, register
 from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
+from caffe_nantools.scan.source import ScanError, Source, shard_range
 
 
 @dataclass(frozen=True)
@@ -23,8 +27,6 @@ class ImageOptions:
 
 def read_list(path: str) -> Iterator[Tuple[int, str, Optional[str]]]:
     """(line number, image path as listed, label text or None) for each non-empty line."""
-    from caffe_nantools.scan.scanner import ScanError
-
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             for number, line in enumerate(f, 1):
@@ -75,15 +77,13 @@ class ImageChecker:
         return bool(problems)
 
 
-def scan_imagelist(source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False) -> Set[int]:
-    """Scan an ImageData list into ``report``; returns the bad record indices."""
-    from caffe_nantools.scan.scanner import Progress, _shard_range
-
+def scan_imagelist(source: Source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False,
+                   one_core: bool = False) -> Set[int]:
+    """Scan an ImageData list into ``report``; returns the bad record indices (one core
+    always)."""
     checker = ImageChecker(Collector(report, source.name, "imagelist", max_findings), source.images or ImageOptions(), source.expect)
     entries = list(read_list(source.path))
-    first, end = _shard_range(len(entries), shard)
-    if limit is not None:
-        end = min(end, first + limit)
+    first, end = shard_range(len(entries), shard, limit)
     bad: Set[int] = set()
     bar = Progress(os.path.basename(source.path), end - first, progress)
     try:
@@ -129,18 +129,48 @@ def _open_image(path: str):
         return ("image", "decode", f"{path}: does not decode ({type(e).__name__}: {e})"), None
 
 
-def write_clean_imagelist(source, bad: Set[int], target: str) -> int:
+def write_clean_imagelist(source: Source, bad: Set[int], target: str, out: Outputs) -> int:
     """Write the list without the bad lines (the images themselves are not copied)."""
     kept = 0
     with open(source.path, encoding="utf-8", errors="surrogateescape") as f, open(
-        target, "w", encoding="utf-8", errors="surrogateescape"
-    ) as out:
+        out.path(target, new=True), "w", encoding="utf-8", errors="surrogateescape"
+    ) as copy:
         index = 0
         for line in f:
             if not line.strip():
                 continue
             if index not in bad:
-                out.write(line)
+                copy.write(line)
                 kept += 1
             index += 1
     return kept
+
+
+def subset_imagelist(source: Source, indices: List[int], path: str) -> None:
+    keep = set(indices)
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+        for i, (_, name, label) in enumerate(read_list(source.path)):
+            if i in keep:
+                out.write(f"{name} {label}\n" if label is not None else f"{name}\n")
+
+
+def recheck_imagelist(source: Source, indices: List[int], collector: Collector) -> None:
+    entries = list(read_list(source.path))
+    checker = ImageChecker(collector, source.images or ImageOptions(), source.expect)
+    for i in indices:
+        checker.check(i, *entries[i])
+
+
+class LineIndex(RecordIndex):
+    """The list's lines, named by their image path."""
+
+    def __init__(self, source: Source) -> None:
+        self.names = [name for _, name, _ in read_list(source.path)]
+        self.count = len(self.names)
+
+    def keys(self, indices: Sequence[int]) -> Dict[int, str]:
+        return {i: self.names[i] for i in indices if i < len(self.names)}
+
+
+register(Backend("imagelist", scan=scan_imagelist, write_clean=write_clean_imagelist, index=LineIndex,
+                 recheck=recheck_imagelist, subset=subset_imagelist))

@@ -10,6 +10,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from caffe_nantools.files import read_text
 from caffe_nantools.scan.report import ScanReport, merge_reports
+from caffe_nantools.scan.source import ScanError
 
 
 def fingerprint(path: str, backend: str) -> str:
@@ -64,8 +65,6 @@ def load_report(path: str) -> ScanReport:
     Raises:
         ScanError: not one (malformed or deeply nested JSON, missing or odd fields).
     """
-    from caffe_nantools.scan.scanner import ScanError
-
     try:
         report = ScanReport.from_dict(json.loads(read_text(path)))
         # from_dict checks the keys; merging and rendering it alone, the values' types.
@@ -78,8 +77,6 @@ def load_report(path: str) -> ScanReport:
 
 
 def _check_shards(known: List[Tuple[str, ScanReport]], shards: List[Tuple[str, ScanReport]], complete: bool) -> None:
-    from caffe_nantools.scan.scanner import ScanError
-
     first_path, first = shards[0]
     n = first.shard[1]
     seen: Dict[int, str] = {}
@@ -101,8 +98,6 @@ def _check_shards(known: List[Tuple[str, ScanReport]], shards: List[Tuple[str, S
 
 
 def _check_whole_scans(known: List[Tuple[str, ScanReport]]) -> None:
-    from caffe_nantools.scan.scanner import ScanError
-
     owners: Dict[str, str] = {}
     for path, report in known:
         for source in report.origin:

@@ -12,16 +12,23 @@ import re
 import subprocess
 import sys
 import tempfile
+
+from dataclasses import replace
 from typing import List, Optional
 
+from caffe_nantools.files import read_text
 from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.scan.backends import backend_of
 from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.report import ScanReport
+from caffe_nantools.scan.source import ScanError
+from caffe_nantools.scan.sources import PARAMS, sources_from_net
 from caffe_nantools.templates import render
 
-_PARAMS = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}
 PREFETCH = 3  # batches a Caffe 1.0 data layer loads ahead (BasePrefetchingDataLayer)
 
 
@@ -31,7 +38,7 @@ def scanner_layer(layer_node: Node, source, notes: List[str]) -> str:
     node = parse(dump(layer_node)).children[0]
     for rule in node.find_all("include") + node.find_all("exclude"):
         node.remove(rule)
-    params = node.find(_PARAMS[str(node.get("type"))])
+    params = node.find(PARAMS[str(node.get("type"))])
     _set(params, "source", json.dumps(os.path.abspath(source.path)))
     for flag, off in (("shuffle", "false"), ("rand_skip", "0")):
         field = params.find(flag)
@@ -54,22 +61,18 @@ def _set(node: Node, name: str, raw: str) -> None:
 def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optional[int] = None,
                   max_findings: Optional[int] = None, progress: bool = False) -> None:
     """Scan the data layers of ``net_path`` in ``phase`` through Caffe into ``report``."""
-    from caffe_nantools.files import read_text
-    from caffe_nantools.prototxt.net import Net
-    from caffe_nantools.scan.scanner import Progress, ScanError
-    from caffe_nantools.scan.sources import sources_from_net
-
     net = Net.parse(read_text(net_path), net_path)
     sources, notes = sources_from_net(net_path, phase)
     report.notes.extend(notes)
     if not sources:
         raise ScanError(f"{net_path}: no Data, HDF5Data or ImageData layer in phase {phase}")
-    layers = {layer.name: layer for layer in net.layers if layer.type in _PARAMS}
+    layers = {layer.name: layer for layer in net.layers if layer.type in PARAMS}
+    _check_layers_known([layers[source.layer] for source in sources])
     for source in sources:
         layer = layers[source.layer]
         records = Records(source)
         count = records.count if limit is None else min(records.count, limit)
-        params = layer.node.find(_PARAMS[layer.type])
+        params = layer.node.find(PARAMS[layer.type])
         batch = int(params.get("batch_size", 1))
         collector = Collector(report, source.name, source.backend, max_findings)
         bar = Progress(os.path.basename(source.path), count, progress)
@@ -77,6 +80,20 @@ def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optio
             _scan_layer(layer, source, phase, records, count, batch, collector, report.notes, bar)
         finally:
             bar.close()
+
+
+def _check_layers_known(layers) -> None:
+    """A data layer of a fork (the SSD fork's AnnotatedData) that this pycaffe does not have
+    is said now, not as Caffe's "Unknown layer type" from the child."""
+    from caffe_nantools.pycaffe import load_caffe
+
+    caffe = load_caffe()
+    known = set(caffe.layer_type_list())
+    for layer in layers:
+        if layer.type not in known:
+            fork = "the SSD fork's pycaffe (weiliu89/caffe or one built on it)" if layer.type == "AnnotatedData" else "a pycaffe that has it"
+            raise ScanError(f"layer {layer.name!r} ({layer.type}): the pycaffe here ({os.path.dirname(caffe.__file__)}) has no "
+                            f"{layer.type} layer; --mode net needs {fork}; --mode direct reads its records without Caffe")
 
 
 def _scan_layer(layer, source, phase, records, count, batch, collector, notes, bar) -> None:
@@ -115,8 +132,6 @@ def _scan_layer(layer, source, phase, records, count, batch, collector, notes, b
 
 def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar, tmp):
     """One run of the scanner net; returns (complete batches, exit code, Caffe's log)."""
-    from caffe_nantools.scan.scanner import ScanError
-
     iterations = math.ceil(len(mapping) / batch)
     path = os.path.join(tmp, "scanner.prototxt")
     with open(path, "w", encoding="utf-8") as f:
@@ -160,62 +175,24 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
 def _direct_findings(source, indices: List[int], log: str) -> List[tuple]:
     """What direct checks find wrong with the records of the batch Caffe aborted on: the
     problems that stop Caffe (NaNs and labels of these records come from the next run)."""
-    from caffe_nantools.scan.checks import DatumChecker
-    from caffe_nantools.scan.imagelist import ImageChecker, ImageOptions, read_list
-    from caffe_nantools.scan.stores import open_store, records_at
-
-    scratch = ScanReport()
-    collector = Collector(scratch, source.name, source.backend)
-    positions = sorted(indices)
-    if source.backend in ("lmdb", "leveldb"):
-        with open_store(source.path, source.backend) as store:
-            keys, values = records_at(store, positions)
-        DatumChecker(collector, source.expect).check(keys, values, 0)
-        found = [(positions[f.index], f.field, f.problem, f.detail) for f in scratch.findings]
-    elif source.backend == "imagelist":
-        entries = list(read_list(source.path))
-        checker = ImageChecker(collector, source.images or ImageOptions(), source.expect)
-        for i in positions:
-            checker.check(i, *entries[i])
-        found = [(f.index, f.field, f.problem, f.detail) for f in scratch.findings]
-    else:
+    recheck = backend_of(source).recheck
+    if recheck is None:
         return []
+    scratch = ScanReport()
+    recheck(source, sorted(indices), Collector(scratch, source.name, source.backend))
     message = _last_error(log)
-    return [(i, field_name, problem, f"{detail}; Caffe stopped on it: {message}")
-            for i, field_name, problem, detail in found
-            if problem in ("not_datum", "shape", "empty", "decode", "missing")]
+    return [(f.index, f.field, f.problem, f"{f.detail}; Caffe stopped on it: {message}")
+            for f in scratch.findings if f.problem in ("not_datum", "shape", "empty", "decode", "missing")]
 
 
 def _remainder(source, mapping: List[int], path: str, notes: List[str]):
     """A copy of the records at ``mapping`` (in order), to run Caffe on the rest; None where
     the backend cannot be cut."""
-    from dataclasses import replace
-
-    from caffe_nantools.scan.imagelist import read_list
-    from caffe_nantools.scan.stores import open_store
-
-    keep = set(mapping)
-    if source.backend in ("lmdb", "leveldb"):
-        with open_store(source.path, source.backend) as store:
-            start = store.keys_at([mapping[0]])[0]
-
-            def records():
-                index = mapping[0]
-                for keys, values in store.batches(start):
-                    for key, value in zip(keys, values):
-                        if index in keep:
-                            yield key, value
-                        index += 1
-
-            store.write(path, records())
-    elif source.backend == "imagelist":
-        with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
-            for i, (_, name, label) in enumerate(read_list(source.path)):
-                if i in keep:
-                    out.write(f"{name} {label}\n" if label is not None else f"{name}\n")
-    else:
-        notes.append(f"{source.path}: Caffe stopped on a record; net mode cannot go on past it in an HDF5 source (direct mode can)")
+    subset = backend_of(source).subset
+    if subset is None:
+        notes.append(f"{source.path}: Caffe stopped on a record; net mode cannot go on past it in a {source.backend} source (direct mode can)")
         return None
+    subset(source, mapping, path)
     return replace(source, path=path)
 
 

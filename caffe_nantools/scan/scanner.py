@@ -1,46 +1,22 @@
-"""``scan``: every record of a data source read and checked, the bad ones named by key or row."""
+"""``scan``: every record of a data source read and checked, the bad ones named by key or row.
+
+The driver: options checked, the sources found (a path, or a net's data layers), each scanned
+by its backend (:mod:`caffe_nantools.scan.backends`) in one process or several, reports merged."""
 from __future__ import annotations
 
 import os
 import signal
-import sys
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Optional, Set, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import check_input, check_writable, writing
-from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
-from caffe_nantools.scan.hdf5 import is_hdf5_file, write_clean_hdf5
-from caffe_nantools.scan.imagelist import ImageOptions
+from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
+from caffe_nantools.scan.checks import Collector, describe
 from caffe_nantools.scan.merging import fingerprint
-from caffe_nantools.scan.prefetch import prefetched
+from caffe_nantools.scan.progress import Progress, Tally
 from caffe_nantools.scan.report import ScanReport, merge_reports
-from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store, unreadable_from
-
-BACKENDS = ("lmdb", "leveldb", "hdf5", "imagelist")
-
-
-class ScanError(NanToolsError):
-    """A scan that cannot run: bad options, a source that cannot be found or opened."""
-
-
-@dataclass
-class Source:
-    """One thing to scan: a path, its backend, and what the net expects of it."""
-
-    path: str
-    backend: str
-    expect: Expect = field(default_factory=Expect)
-    datasets: Tuple[str, ...] = ()  # HDF5: the layer's tops; empty: every dataset
-    images: Optional["ImageOptions"] = None  # ImageData: root_folder, resizing, cropping
-    mean_file: Optional[str] = None
-    layer: str = ""  # the data layer it came from
-
-    @property
-    def name(self) -> str:
-        return self.path
+from caffe_nantools.scan.source import ScanError, Source
 
 
 def detect_backend(path: str) -> str:
@@ -69,121 +45,6 @@ def detect_backend(path: str) -> str:
     if first.lower().endswith((".h5", ".hdf5", ".hdf")):
         return "hdf5"
     return "imagelist"
-
-
-class Tally:
-    """Records done and to do per worker process, in memory the processes share, so that one
-    of them (``draws``) can show a progress bar for all."""
-
-    def __init__(self, counts, k: int, draws: bool = False) -> None:
-        self.counts, self.k, self.draws = counts, k, draws
-        self.start = time.monotonic()
-
-    def begin(self, total: int) -> None:
-        self.counts[2 * self.k + 1] = total
-
-    def add(self, n: int) -> None:
-        self.counts[2 * self.k] += n
-
-    def sums(self) -> Tuple[int, Optional[int]]:
-        return sum(self.counts[0::2]), sum(self.counts[1::2]) or None
-
-
-class Progress:
-    """Records/s and ETA on stderr, redrawn at most 5 times a second; silent off a terminal.
-    Given a :class:`Tally` instead of True, it counts there too and draws the sums of all the
-    workers' counts, or nothing (a worker whose parent draws)."""
-
-    def __init__(self, label: str, total: Optional[int], enabled: Union[bool, Tally]) -> None:
-        self.label, self.total = label, total
-        self.tally = enabled if isinstance(enabled, Tally) else None
-        self.enabled = self.tally.draws if self.tally else enabled is True
-        if self.tally and total is not None:
-            self.tally.begin(total)
-        self.done = 0
-        self.start = self.tally.start if self.tally else time.monotonic()
-        self.shown = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.tally:
-            self.tally.add(n)
-        self.draw()
-
-    def draw(self) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self.shown >= 0.2:
-            self.shown = now
-            done, total = self.tally.sums() if self.tally else (self.done, self.total)
-            rate = done / max(now - self.start, 1e-9)
-            of = f"/{total}" if total else ""
-            eta = f", ETA {(total - done) / rate:.0f} s" if total and rate else ""
-            sys.stderr.write(f"\r{self.label}: {done}{of} records, {rate:,.0f}/s{eta}   ")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-            sys.stderr.flush()
-
-
-def _shard_range(total: int, shard: Optional[Tuple[int, int]]) -> Tuple[int, int]:
-    if shard is None:
-        return 0, total
-    k, n = shard
-    return k * total // n, (k + 1) * total // n
-
-
-def scan_store(
-    source: Source,
-    report: ScanReport,
-    *,
-    limit: Optional[int] = None,
-    max_findings: Optional[int] = None,
-    shard: Optional[Tuple[int, int]] = None,
-    progress: Union[bool, Tally] = False,
-    read_ahead: bool = True,
-) -> Set[int]:
-    """Scan an LMDB or LevelDB of Datums into ``report``; returns the bad record indices.
-
-    ``read_ahead``: read in a thread while the checks run (for a process alone on the
-    machine); without it, LMDB values are read as views into the map, no copy.
-    """
-    try:
-        with open_store(source.path, source.backend, views=not read_ahead) as store:
-            return _scan_open_store(store, source, report, limit, max_findings, shard, progress, read_ahead)
-    except StoreError as e:
-        raise ScanError(str(e)) from None
-
-
-def _scan_open_store(store, source: Source, report: ScanReport, limit, max_findings, shard, progress, read_ahead) -> Set[int]:
-    collector = Collector(report, source.name, source.backend, max_findings)
-    if shard is None or shard[0] == 0:  # said once, by the first slice
-        for name, lost in getattr(store, "losses", ()):
-            collector.add(-1, name, "store", "corrupt",
-                          f"damaged: {lost}; the records in it cannot be read (Caffe's LevelDB drops them too, without a word)")
-    total = store.count()
-    first, end = _shard_range(total, shard)
-    if limit is not None:
-        end = min(end, first + limit)
-    if first >= end:
-        return set()
-    start_key = store.keys_at([first])[0] if first else None  # a slice ends by its count
-    checker = DatumChecker(collector, source.expect)
-    bar = Progress(os.path.basename(source.path.rstrip("/")), end - first, progress)
-    bad: Set[int] = set()
-    index = first
-    try:
-        batches = store.batches(start_key, limit=end - first)
-        for keys, values in prefetched(batches) if read_ahead else batches:
-            bad.update(index + row for row in checker.check(keys, values, index))
-            index += len(keys)
-            bar.update(len(keys))
-    except StoreError as e:  # a damaged page or table: say how far the store could be read
-        raise unreadable_from(e, index) from None
-    finally:
-        bar.close()
-    return bad
 
 
 def is_net(path: str) -> bool:
@@ -228,8 +89,8 @@ def scan(
     Raises:
         ScanError: bad options, or a source that cannot be read (one line, naming it).
     """
-    if backend is not None and backend not in BACKENDS:
-        raise ScanError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+    if backend is not None and backend not in backend_names():
+        raise ScanError(f"--backend {backend}: not one of {', '.join(backend_names())}")
     if phase not in ("TRAIN", "TEST"):
         raise ScanError(f"--phase {phase}: TRAIN or TEST")
     if workers is not None and workers < 1:
@@ -268,15 +129,15 @@ def scan(
     if write_clean is not None:
         if len(sources) != 1 or shard is not None or limit is not None:
             raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
-        for path in write_clean_paths(sources[0], write_clean):
+        for path in backend_of(sources[0]).outputs(sources[0], write_clean):
             check_writable(path, new=True)
     for source in sources:
         if os.path.exists(source.path) and not os.path.isdir(source.path):
             check_input(source.path, "data source")
         _check_mean(source, report)
         processes = workers or (1 if limit is not None or shard is not None else auto_workers(source))
-        if processes > 1 and source.backend == "leveldb":
-            report.notes.append(f"--workers {processes}: a LevelDB opens in one process at a time; scanned in one")
+        if processes > 1 and backend_of(source).one_process:
+            report.notes.append(f"--workers {processes}: {backend_of(source).one_process}; scanned in one")
             processes = 1
         if processes > 1:
             part, bad = _scan_in_processes(source, processes, max_findings, progress)
@@ -284,8 +145,8 @@ def scan(
         else:
             # --workers 1 asks for one core's work (a scheduler's slot of one CPU, say): no
             # read-ahead thread on a second core.
-            options = _one_core(source) if workers == 1 else {}
-            bad = _scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress, **options)
+            bad = scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress,
+                              one_core=workers == 1)
         if shard is None and report.summaries[source.name].records == 0:
             Collector(report, source.name, source.backend).add(
                 -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
@@ -305,20 +166,7 @@ def auto_workers(source: Source) -> int:
     """How many processes scan ``source`` when not told: one per core the process may use,
     for an LMDB or HDF5 source with at least BYTES_PER_WORKER for each."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, _data_bytes(source) // BYTES_PER_WORKER))
-
-
-def _data_bytes(source: Source) -> int:
-    """The bytes a scan of ``source`` reads, where a process per core may pay (0 elsewhere: a
-    LevelDB opens in one process at a time; an image list's size is its images', not known
-    before they are opened)."""
-    if source.backend == "lmdb":
-        return lmdb_bytes(source.path)
-    if source.backend == "hdf5":
-        from caffe_nantools.scan.hdf5 import list_files
-
-        return sum(os.path.getsize(path) for _, path in list_files(source.path) if os.path.exists(path))
-    return 0
+    return max(1, min(cores, backend_of(source).data_bytes(source) // BYTES_PER_WORKER))
 
 
 def _check_mean(source: Source, report: ScanReport) -> None:
@@ -326,7 +174,6 @@ def _check_mean(source: Source, report: ScanReport) -> None:
     if not source.mean_file:
         return
     from caffe_nantools.finite import finite_stats, is_finite
-    from caffe_nantools.scan.checks import describe
     from caffe_nantools.scan.sources import read_mean
 
     collector = Collector(report, source.name, source.backend)
@@ -348,22 +195,9 @@ def _check_mean(source: Source, report: ScanReport) -> None:
         source.expect.shape = tuple(int(d) for d in mean.shape)
 
 
-def _one_core(source: Source) -> dict:
-    """The options that keep a scan to one core: no read-ahead thread (only a store has one)."""
-    return {"read_ahead": False} if source.backend in ("lmdb", "leveldb") else {}
-
-
-def _scan_source(source: Source, report: ScanReport, **options) -> Set[int]:
-    from caffe_nantools.scan.hdf5 import scan_hdf5
-    from caffe_nantools.scan.imagelist import scan_imagelist
-
-    run = {"lmdb": scan_store, "leveldb": scan_store, "hdf5": scan_hdf5, "imagelist": scan_imagelist}
-    return run[source.backend](source, report, **options)
-
-
 def _scan_shard(source: Source, k: int, n: int, max_findings, progress: Union[bool, Tally]) -> Tuple[ScanReport, Set[int]]:
     report = ScanReport()
-    bad = _scan_source(source, report, max_findings=max_findings, shard=(k, n), progress=progress, **_one_core(source))
+    bad = scan_source(source, report, max_findings=max_findings, shard=(k, n), progress=progress, one_core=True)
     return report, bad
 
 
@@ -469,38 +303,13 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
     return report, {i for _, bad in results for i in bad}
 
 
-def write_clean_paths(source: Source, target: str) -> Tuple[str, ...]:
-    """What ``--write-clean target`` writes: the target, and for a list of HDF5 files the
-    folder of their copies."""
-    if source.backend == "hdf5" and os.path.isfile(source.path) and not is_hdf5_file(source.path):
-        return target, target + ".files"
-    return (target,)
-
-
 def _write_clean(source: Source, bad: Set[int], target: str) -> int:
     """Copy ``source`` without the ``bad`` records to ``target``: written under temporary names
     and moved into place when complete, so an interrupted or failed copy leaves nothing at
     ``target`` (nor a partial copy that looks whole)."""
-    from caffe_nantools.scan.imagelist import write_clean_imagelist
-
     try:
         with writing() as out:
-            if source.backend == "hdf5":
-                return write_clean_hdf5(source, bad, target, out)
-            staged = out.path(target, new=True)
-            if source.backend == "imagelist":
-                return write_clean_imagelist(source, bad, staged)
-            with open_store(source.path, source.backend) as store:
-
-                def good():
-                    index = 0
-                    for keys, values in store.batches():
-                        for key, value in zip(keys, values):
-                            if index not in bad:
-                                yield key, value
-                            index += 1
-
-                return store.write(staged, good())
+            return backend_of(source).write_clean(source, bad, target, out)
     except OSError as e:
         raise ScanError(f"--write-clean {target}: cannot write ({e.strerror or e}); nothing was written") from None
     except NanToolsError as e:

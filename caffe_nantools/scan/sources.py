@@ -3,23 +3,25 @@ expects of their records (number of classes, transform, mean file)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
-from caffe_nantools.datum import read_varint
+from caffe_nantools.datum import read_varint, wire_fields
 from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, POSITIVE, STRING, UINT32, Enum
 from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
-
-if TYPE_CHECKING:
-    from caffe_nantools.scan.scanner import Source
+from caffe_nantools.scan.source import ScanError, Source
 
 #: Layers whose label bottom must be a class index below the scores' num_output.
 CLASSIFIERS = ("SoftmaxWithLoss", "Accuracy", "MultinomialLogisticLoss", "InfogainLoss")
 BACKENDS = Enum("LEVELDB", "LMDB")
+ANNOTATION_TYPES = Enum("BBOX")
+#: The layers scan reads the source of, and where it is: Caffe's, and the SSD fork's
+#: AnnotatedData (AnnotatedDatum records, read with a Data layer's data_param).
+PARAMS = {**SOURCE_PARAMS, "AnnotatedData": "data_param"}
 
 
 def resolve(path: str, net_path: str) -> str:
@@ -52,6 +54,17 @@ def num_classes(net: Net, label: str, state: NetState) -> Tuple[Optional[int], O
     return None, None
 
 
+def detection_classes(net: Net, label: str, state: NetState) -> Tuple[Optional[int], int]:
+    """(num_classes, background_label_id) of the MultiBoxLoss that reads the boxes ``label``
+    (None, SSD's default 0 where none does)."""
+    for layer in net.active_layers(state):
+        if layer.type == "MultiBoxLoss" and label in layer.bottoms:
+            params = layer.node.find("multibox_loss_param")
+            if params is not None:
+                return params.field("num_classes", UINT32), params.field("background_label_id", UINT32, 0)
+    return None, 0
+
+
 def reads_classes(net: Net, label: str, state: NetState) -> bool:
     """Whether a classifier reads ``label`` (as its second bottom): else it is no class index
     (a regression target, a box, a weight)."""
@@ -68,34 +81,38 @@ def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
     return t.field("scale", FLOAT, 1.0), mean, t.field("crop_size", UINT32, 0), t.field("mean_file", STRING)
 
 
-def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List["Source"], List[str]]:
+def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List[Source], List[str]]:
     """The sources of the data layers active in ``phase``; returns (sources, notes on layers
     that cannot be scanned)."""
-    from caffe_nantools.scan.scanner import ScanError, Source
-
     net = Net.parse(read_text(path), path)
     state = NetState(phase)
     sources, notes = [], []
     for layer in net.active_layers(state):
-        if layer.type not in SOURCE_PARAMS:
+        if layer.type not in PARAMS:
             if layer.is_data and layer.type not in ("Input", "DummyData", "MemoryData"):
                 notes.append(f"layer {layer.name!r} ({layer.type}): not a source scan can read")
             continue
         label = layer.tops[1] if len(layer.tops) > 1 else None
         classes, ignore = num_classes(net, label, state) if label else (None, None)
         scale, mean, crop, mean_file = _transform(layer)
-        params = layer.source_params
+        params = layer.node.find(PARAMS[layer.type])
         where = f"{path}:{layer.node.line}:{layer.node.col}"
         if params is not None:
             params.field("batch_size", POSITIVE)  # scan --mode net reads it too: an odd one is said here
         source_name = params.field("source", STRING) if params is not None else None
         if source_name is None:
-            raise ScanError(f"{where}: layer {layer.name!r} has no {SOURCE_PARAMS[layer.type]}.source")
+            raise ScanError(f"{where}: layer {layer.name!r} has no {PARAMS[layer.type]}.source")
         source_path = resolve(source_name, path)
         expect = Expect(num_classes=classes, scale=scale, mean=mean, label_top=label,
                         integer_labels=classes is not None, ignore_label=ignore, crop_size=crop,
                         class_labels=bool(label) and reads_classes(net, label, state))
-        if layer.type == "Data":
+        if layer.type == "AnnotatedData":
+            classes, background = detection_classes(net, label, state) if label else (None, 0)
+            annotated = layer.node.find("annotated_data_param")
+            kind = annotated.field("anno_type", ANNOTATION_TYPES) if annotated is not None else None
+            expect = Expect(num_classes=classes, scale=scale, mean=mean, crop_size=crop, background_label=background,
+                            annotation_type=None if kind is None else ANNOTATION_TYPES.names.index(kind))
+        if layer.type in ("Data", "AnnotatedData"):
             backend = params.field("backend", BACKENDS, "LEVELDB").lower()  # Caffe's default is LevelDB
             source = Source(source_path, backend, expect)
         elif layer.type == "HDF5Data":
@@ -121,30 +138,13 @@ def read_mean(path: str) -> np.ndarray:
     legacy = [0, 0, 0, 0]
     dims: List[int] = []
     data = b""
-    pos = 0
-    while pos < len(buf):
-        tag, pos = read_varint(buf, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = read_varint(buf, pos)
-            if 1 <= number <= 4:
-                legacy[number - 1] = value
-        elif wire == 2:
-            length, pos = read_varint(buf, pos)
-            chunk = buf[pos : pos + length]
-            if number == 5:
-                data += chunk
-            elif number == 7:
-                dims = _dims(chunk)
-            pos += length
-        elif wire == 5:
-            if number == 5:
-                data += buf[pos : pos + 4]
-            pos += 4
-        elif wire == 1:
-            pos += 8
-        else:
-            raise ValueError(f"wire type {wire}: not a BlobProto")
+    for number, wire, a, b in wire_fields(buf):
+        if wire == 0 and 1 <= number <= 4:
+            legacy[number - 1] = a
+        elif number == 5 and wire in (2, 5):  # packed, or one float
+            data += buf[a:b]
+        elif number == 7 and wire == 2:
+            dims = _dims(buf[a:b])
     shape = dims or [d for d in legacy if d] or [0]
     values = np.frombuffer(data, "<f4")
     if values.size != int(np.prod(shape)):

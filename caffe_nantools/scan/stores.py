@@ -22,7 +22,8 @@ class StoreError(NanToolsError):
     """A store that cannot be opened or read (the message names it)."""
 
 
-def _need(module: str, extra: str):
+def need(module: str, extra: str):
+    """The module, imported; a StoreError naming the extra that installs it where it is missing."""
     try:
         return __import__(module)
     except ImportError:
@@ -61,7 +62,7 @@ class LMDBStore(_Store):
     backend = "lmdb"
 
     def __init__(self, path: str, views: bool = False) -> None:
-        lmdb = _need("lmdb", "lmdb")
+        lmdb = need("lmdb", "lmdb")
         self.path = path
         subdir = os.path.isdir(path)
         if not os.path.exists(path):
@@ -130,7 +131,7 @@ class LevelDBStore(_Store):
     backend = "leveldb"
 
     def __init__(self, path: str, views: bool = False) -> None:  # plyvel always copies
-        self._plyvel = _need("plyvel", "leveldb")
+        self._plyvel = need("plyvel", "leveldb")
         self.path, self.copy = path, ""
         self.losses: List[Tuple[str, str]] = []  # (file, what recovery dropped of it)
         if not os.path.isdir(path):
