@@ -340,3 +340,13 @@ def test_poly_past_max_iter_with_a_fractional_power_is_explained(tmp_path):
     result = diagnose(log.write(tmp_path / "train.log"), solver=str(solver))
     assert result.cause == "lr_policy" and result.first_nonfinite["iteration"] == 3
     assert any("past max_iter 2" in a and "fractional" in a for a in result.advice)
+
+
+def test_a_run_that_starts_after_a_bad_loss_is_read_on(tmp_path):
+    """Pieces pasted in any order: a new run between a bad loss line and its outputs."""
+    log = CaffeLog().solving()
+    log.glog("Iteration 100 (100 iter/s, 1s/100 iters), loss = -nan")
+    log.solving()
+    log.glog("    Train net output #0: loss = 2.3 (* 1 = 2.3 loss)", source="solver.cpp:258")
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.cause in ("unknown", "none") and result.runs >= 1

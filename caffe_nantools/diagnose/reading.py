@@ -301,6 +301,7 @@ class Reader:
                 self.runs.append(Run())
             self._raw.clear()
             self._testing = False
+            self._outputs_due = False  # the outputs due were the run's before
         elif event.kind == "test":
             self._close_block(None)
             self._testing = True
@@ -331,8 +332,8 @@ class Reader:
                 if run.bad_iteration_outputs:
                     return  # the outputs are one run of lines
                 continue
-            output = Valued(number, span.original(number, text.rstrip("\r")), run.iterations[-1], event.value,
-                            event.name or "")
+            iteration = run.iterations[-1] if run.iterations else None
+            output = Valued(number, span.original(number, text.rstrip("\r")), iteration, event.value, event.name or "")
             run.bad_iteration_outputs.append(output)
             if run.first_bad_output is None and is_bad(event.value):
                 run.first_bad_output = output
