@@ -148,9 +148,9 @@ def _log2csv(args: argparse.Namespace) -> int:
 
 def _lint(args: argparse.Namespace) -> int:
     from caffe_nantools import jsontext
-    from caffe_nantools.lint import lint, net_and_solver
+    from caffe_nantools.lint import lint_files
 
-    findings = lint(*net_and_solver(args.files))
+    findings = lint_files(args.files)
     if args.json:
         print(jsontext.dumps([f.to_dict() for f in findings]))
     else:
@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         "input, unimportable Python layers, a display that hides debug_info. Exit 0 without "
         "errors, 1 with errors, 2 usage or parse error.",
     )
-    lint.add_argument("files", nargs="+", metavar="FILE", help="a net prototxt and/or a solver prototxt")
+    lint.add_argument("files", nargs="+", metavar="FILE", help="net and solver prototxts (each is linted)")
     lint.add_argument("--json", action="store_true", help="the findings as a JSON list")
     lint.set_defaults(run=_lint)
 

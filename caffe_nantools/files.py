@@ -131,6 +131,19 @@ def _umask() -> int:
     return mask
 
 
+def _follow_umask(folder: str) -> None:
+    """Give a new folder and what is in it the modes the umask gives new files and folders:
+    LMDB and LevelDB make theirs 0755 and 0644 whatever the umask, so a group that shares
+    data (umask 002) could not add to a store written for it."""
+    mask = _umask()
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~mask)
+
+
 class Outputs:
     """The outputs of one command, each written under a temporary name beside its target (a
     link's target, so a symlink stays a link) and moved into place by :meth:`commit`."""
@@ -174,6 +187,7 @@ class Outputs:
                 if os.path.isdir(temporary):
                     if os.path.lexists(target):
                         raise FileError(f"{target}: appeared while it was written; the new one is left at {temporary}")
+                    _follow_umask(temporary)
                     os.rename(temporary, target)
                 else:
                     os.replace(temporary, target)

@@ -92,10 +92,8 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
     for spec in specs:
         if spec == "all":
             matched = names
-        elif spec == "loss":
-            matched = [b for layer in net.layers if layer.is_loss for b in layer.bottoms]
-        elif spec == "data":
-            matched = net.inputs + [t for layer in net.layers if layer.is_data for t in layer.tops]
+        elif spec in ("loss", "data"):
+            matched = _keyword_blobs(net, spec)
         elif spec.startswith("type:"):
             wanted = spec[len("type:") :]
             matched = [t for layer in net.layers if wanted in (layer.type, layer.node.get("type")) for t in layer.tops]
@@ -118,6 +116,20 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
         chosen.update(dict.fromkeys(matched))
     known = set(names)
     return [n for n in names if n in chosen] + [n for n in chosen if n not in known]
+
+
+def _keyword_blobs(net: Net, spec: str) -> List[str]:
+    """The blobs ``loss`` or ``data`` stand for; a net without such layers is said to have none
+    (a list of its blobs would not help)."""
+    if spec == "loss":
+        matched = [b for layer in net.layers if layer.is_loss for b in layer.bottoms]
+        missing = "the net has no loss layer (a deploy net?): check its output blobs by name, or inject into the train net"
+    else:
+        matched = net.inputs + [t for layer in net.layers if layer.is_data for t in layer.tops]
+        missing = "the net has no data layer and no inputs"
+    if not matched:
+        raise InjectError(f"--blobs {spec}: {missing}")
+    return matched
 
 
 def is_check(layer: Layer) -> bool:

@@ -46,10 +46,18 @@ fi
 
 engine_build() { (cd "$REPO_ROOT" && "${BUILD[@]}" -f docker/Dockerfile "$@" .); }
 
-# The runtime image, brought up to date with the checkout (quick when the cache holds).
+# The runtime image, brought up to date with the checkout (quick when the cache holds). The
+# build's own output (apt's and pip's notes) goes to a log that is shown only when it fails.
 engine_image() {
   "${ENGINE[@]}" image inspect "$IMAGE" >/dev/null 2>&1 || say "building the image $IMAGE (first time: a few minutes)"
-  engine_build -q --target runtime -t "$IMAGE" >/dev/null
+  local log
+  log=$(mktemp "${TMPDIR:-/tmp}/caffe-nantools-build.XXXXXX")
+  if ! engine_build --target runtime -t "$IMAGE" >"$log" 2>&1; then
+    cat "$log" >&2
+    say "building the image $IMAGE failed (the build's log is above, and in $log)"
+    exit 2
+  fi
+  rm -f "$log"
 }
 engine_run() { "${RUN[@]}" "$@"; }
 

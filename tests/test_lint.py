@@ -22,11 +22,11 @@ SOLVERS = [
     ('lr_policy: "poly"\nmax_iter: 100\npower: 0.5\n', []),
     ('lr_policy: "step"\ngamma: 0.1\n', [("lr-policy", "error", 1)]),
     ('lr_policy: "step"\ngamma: 0.1\nstepsize: 10\n', []),
-    ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 20\nstepvalue: 10\n', [("lr-policy", "error", 3)]),
+    ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 20\nstepvalue: 10\n', [("lr-policy", "warning", 3)]),
     ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 10\nstepvalue: 20\n', []),
     ('lr_policy: "exp"\ngamma: 1.5\n', [("lr-policy", "error", 2)]),
     ('lr_policy: "exp"\ngamma: 0.99\n', []),
-    ('lr_policy: "inv"\npower: 0.75\n', [("lr-policy", "error", 1)]),
+    ('lr_policy: "inv"\npower: 0.75\n', [("lr-policy", "warning", 1)]),
     ('lr_policy: "cosine"\n', [("lr-policy", "error", 1)]),
     ("base_lr: 5\n", [("base-lr", "warning", 1), ("no-clip", "info", 1)]),
     ("base_lr: 5\nclip_gradients: 10\n", [("base-lr", "warning", 1)]),
@@ -47,6 +47,7 @@ def layer(text):
 
 INPUT_9 = layer('name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 9 dim: 9 } }')
 INPUT_7 = INPUT_9.replace("dim: 9 dim: 9", "dim: 7 dim: 7")
+HDF5 = layer('name: "h" type: "HDF5Data" top: "x" hdf5_data_param { source: "l.txt" }')
 
 NETS = [
     (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), [("pool-stride", "warning", 1)]),
@@ -65,8 +66,9 @@ NETS = [
     (layer('name: "e" type: "Sigmoid" bottom: "x" top: "e"') + layer('name: "g" type: "Log" bottom: "e" top: "g"'), []),
     (layer('name: "q" type: "Power" bottom: "x" top: "q" power_param { power: 0.5 }'), [("log-nonpositive", "warning", 1)]),
     (layer('name: "q" type: "Power" bottom: "x" top: "q" power_param { power: 2 }'), []),
-    (layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'), [("no-weight-filler", "warning", 1)]),
-    (layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 weight_filler { type: "xavier" } }'), []),
+    (HDF5 + layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'), [("no-weight-filler", "warning", 2)]),
+    (HDF5 + layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 weight_filler { type: "xavier" } }'), []),
+    (INPUT_9 + layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'), []),
     (layer('name: "d" type: "Data" top: "x" data_param { source: "db" }'), [("raw-input", "info", 1)]),
     (layer('name: "d" type: "Data" top: "x" data_param { source: "db" } transform_param { scale: 0.0039 }'), []),
     (layer('name: "d" type: "HDF5Data" top: "x" hdf5_data_param { source: "l.txt" shuffle: true }'), [("hdf5-shuffle", "info", 1)]),
@@ -113,7 +115,8 @@ def test_cli_json_and_exit_codes(tmp_path, capsys):
     (tmp_path / "solver.prototxt").write_text('base_lr: 0.01\nlr_policy: "fixed"\n')
     assert main(["lint", str(tmp_path / "net.prototxt"), str(tmp_path / "solver.prototxt"), "--json"]) == 1
     findings = json.loads(capsys.readouterr().out)
-    assert [set(f) for f in findings] == [{"rule", "severity", "file", "line", "col", "message", "fix"}]
+    assert [set(f) for f in findings] == [{"rule", "severity", "file", "line", "col", "message", "fix", "layer"}]
+    assert findings[0]["layer"] == "b"
     assert main(["lint", str(tmp_path / "solver.prototxt")]) == 0
     assert capsys.readouterr().out.strip() == "0 errors, 0 warnings, 0 notes"
     (tmp_path / "bad.prototxt").write_text("layer {")

@@ -281,7 +281,7 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
                         "that net")
     if net is not None:
         named = [layer for layer in (blame.layer if moved else None, origin.layer) if layer]
-        v.advice += [_finding_text(f) for f in net.findings if any(f"{layer!r}" in f.message for layer in named)]
+        v.advice += [_finding_text(f) for f in net.findings if any(layer in f.layers for layer in named)]
 
 
 def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:

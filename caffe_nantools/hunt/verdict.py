@@ -88,10 +88,10 @@ def judge(net: Net, training: "Training", diagnosis: Optional["Diagnosis"], scan
         v.layer = _backward_writer(net, checked_blob, after)
     if exploded:
         v.cause = Cause.EXPLODING_GRADIENTS
-    elif error["pass"] == "forward" and any(f.severity == "error" and f"'{v.layer}'" in f.message for f in findings):
+    elif error["pass"] == "forward" and any(f.severity == "error" and v.layer in f.layers for f in findings):
         v.cause = Cause.CONFIG
         v.advice += [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in findings
-                     if f.severity == "error" and f"'{v.layer}'" in f.message]
+                     if f.severity == "error" and v.layer in f.layers]
     return _with_diagnosis(v, diagnosis)
 
 

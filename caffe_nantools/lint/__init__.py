@@ -1,9 +1,8 @@
 """``lint``: static checks of a net and a solver for known causes of NaN."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import read_text
 from caffe_nantools.lint.findings import SEVERITIES, Findings, LintFinding
 from caffe_nantools.lint.net_rules import check_net
@@ -18,47 +17,54 @@ SOLVER_FIELDS = frozenset(
     "test_interval test_compute_loss test_initialization base_lr display average_loss max_iter iter_size "
     "lr_policy gamma power momentum weight_decay regularization_type stepsize stepvalue clip_gradients "
     "snapshot snapshot_prefix snapshot_diff snapshot_format solver_mode device_id random_seed type delta "
-    "momentum2 rms_decay debug_info snapshot_after_train solver_type layer_wise_reduce weights".split()
+    "momentum2 rms_decay debug_info snapshot_after_train solver_type layer_wise_reduce weights "
+    # NVIDIA Caffe's
+    "larc larc_policy larc_eta local_lr_auto solver_data_type".split()
 )
 
 
-def net_and_solver(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
-    """Which of ``paths`` (one or two files) is the net and which the solver: a file with solver
-    settings and no layers is a solver; anything else is a net (an empty one is then said to have
-    no layers).
+def is_solver(path: str) -> bool:
+    """Whether the file at ``path`` is a solver: solver settings and no layers. Anything else
+    is linted as a net (an empty one is then said to have no layers).
 
     Raises:
-        NanToolsError: more than two files, unreadable files, parse errors.
+        NanToolsError: an unreadable file, a parse error.
     """
-    if len(paths) > 2:
-        raise NanToolsError("lint takes a net and/or a solver: at most two files")
-    net = solver = None
-    for path in paths:
-        names = {node.name for node in parse(read_text(path), path).children}
-        if names & SOLVER_FIELDS and not names & {"layer", "layers", "input"}:
-            solver = path
-        else:
-            net = path
-    return net, solver
+    names = {node.name for node in parse(read_text(path), path).children}
+    return bool(names & SOLVER_FIELDS) and not names & {"layer", "layers", "input"}
 
 
 def lint(net: Optional[str] = None, solver: Optional[str] = None) -> List[LintFinding]:
-    """``caffe-nantools lint NET [SOLVER]``: the findings, errors first, then by position.
+    """``caffe-nantools lint NET SOLVER``: the findings of a net and a solver (either may be
+    None), errors first, then by file and position.
 
     Raises:
-        NanToolsError: unreadable files, parse errors (one line, with the position).
+        NanToolsError: unreadable files, parse errors (one line, with the position), a V0 net.
     """
-    found: List[LintFinding] = []
-    if net is not None:
-        out = Findings(net)
-        check_net(Net.parse(read_text(net), net), out)
-        found += out.items
-    if solver is not None:
-        out = Findings(solver)
-        check_solver(parse(read_text(solver), solver), out)
-        found += out.items
+    return _sorted(_lint_net(net) if net is not None else [], _lint_solver(solver) if solver is not None else [])
+
+
+def lint_files(paths: Sequence[str]) -> List[LintFinding]:
+    """``caffe-nantools lint FILE...``: every file linted as what it is (a net or a solver),
+    the findings of all, ordered as :func:`lint` orders them."""
+    return _sorted(*[_lint_solver(path) if is_solver(path) else _lint_net(path) for path in paths])
+
+
+def _lint_net(path: str) -> List[LintFinding]:
+    out = Findings(path)
+    check_net(Net.parse(read_text(path), path), out)
+    return out.items
+
+
+def _lint_solver(path: str) -> List[LintFinding]:
+    out = Findings(path)
+    check_solver(parse(read_text(path), path), out)
+    return out.items
+
+
+def _sorted(*found: List[LintFinding]) -> List[LintFinding]:
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(found, key=lambda f: (order[f.severity], f.file, f.line, f.col))
+    return sorted((f for group in found for f in group), key=lambda f: (order[f.severity], f.file, f.line, f.col))
 
 
-__all__ = ["LintFinding", "lint", "net_and_solver"]
+__all__ = ["LintFinding", "is_solver", "lint", "lint_files"]

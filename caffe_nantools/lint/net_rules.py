@@ -1,18 +1,27 @@
 """Net rules: layers and settings known to make NaN or inf."""
 from __future__ import annotations
 
+import re
 from typing import Dict, Optional
 
 from caffe_nantools.lint.findings import Findings
 from caffe_nantools.lint.modules import findable
 from caffe_nantools.lint.shapes import hw_pair, blob_sizes, empty_windows
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, STRING, Kind
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, STRING, Enum, Kind
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 LEARNED = ("Convolution", "InnerProduct", "Deconvolution", "Embed")
 DATA = ("Data", "ImageData", "WindowData")
 #: Layers whose output is always > 0, so a Log/Power on it is safe.
 POSITIVE = ("Softmax", "Sigmoid", "Exp")
+NORMALIZATION = Enum("FULL", "VALID", "BATCH_SIZE", "NONE")
+#: NVIDIA Caffe's data and math types, of a layer and of the net (its defaults).
+PRECISION = Enum("DOUBLE", "FLOAT", "FLOAT16", "INT", "UINT")
+FP16_FIELDS = ("forward_type", "backward_type", "forward_math", "backward_math")
+FP16_DEFAULTS = tuple(f"default_{f}" for f in FP16_FIELDS)
+#: Names of layers that replace NaN (NaN2Zero, NanToNum, RemoveNaN, ...), lower-case letters and digits only.
+NAN_HIDING = re.compile(r"nan(2|to)(zero|num|0)|(remove|replace|filter|clean|mask|zero|fix|suppress|ignore|skip|kill|drop)nans?"
+                        r"|nans?(filter|remov|replac|mask|clean|guard|zero|kill)")
 
 
 def _param(layer: Layer, block: str, name: str, kind: Kind, default=None):
@@ -23,13 +32,17 @@ def _param(layer: Layer, block: str, name: str, kind: Kind, default=None):
 def check_net(net: Net, out: Findings) -> None:
     writer: Dict[str, Layer] = {}  # the last layer (in file order) that wrote each blob
     sizes = {**blob_sizes(net, "TEST"), **blob_sizes(net, "TRAIN")}
+    # A net without a data layer (Input layers, an input: header) is a deploy net: its weights
+    # come from a caffemodel, so missing fillers say nothing.
+    deploy = not any(layer.is_data and layer.type != "Input" for layer in net.layers)
     for layer in net.layers:
         source: Optional[Layer] = writer.get(layer.bottoms[0]) if layer.bottoms else None
-        _check_layer(layer, source, out)
+        _check_layer(layer, source, out, deploy=deploy)
         if layer.type == "Pooling":
             _check_pooling(layer, sizes.get(layer.bottoms[0]) if layer.bottoms else None, out)
         for top in layer.tops:
             writer[top] = layer
+    _check_fp16(net, out)
 
 
 def _check_pooling(layer: Layer, size, out: Findings) -> None:
@@ -38,66 +51,125 @@ def _check_pooling(layer: Layer, size, out: Findings) -> None:
         return
     (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
     if ph >= kh or pw >= kw:
-        out.add("pool-pad", "error", layer.node, f"Pooling {layer.name!r}: pad {ph} >= kernel {kh}: windows made of padding only",
-                "make pad < kernel_size")
+        out.add_layer("pool-pad", "error", layer.node, layer.name, f"Pooling {layer.name!r}",
+                      f"pad {ph} >= kernel {kh}: windows made of padding only (Caffe refuses it at set-up)",
+                      "make pad < kernel_size")
         return
     if size is None:
         if sh > kh or sw > kw:
-            out.add("pool-stride", "warning", layer.node,
-                    f"Pooling {layer.name!r}: stride {sh} > kernel {kh} and the input size is not known here; with Caffe's ceil "
-                    "rounding a window can fall past the input, where MAX gives -FLT_MAX (inf downstream) and AVE 0",
-                    "make stride <= kernel_size, or declare the input shape so lint can check the windows")
+            out.add_layer("pool-stride", "warning", layer.node, layer.name, f"Pooling {layer.name!r} (stride {sh}, kernel {kh})",
+                          "stride > kernel and the input size is not known here; with Caffe's ceil rounding a window can "
+                          "fall past the input, where MAX gives -FLT_MAX (inf downstream) and AVE 0",
+                          "make stride <= kernel_size, or declare the input shape so lint can check the windows")
         return
     rows, cols = empty_windows(size[0], kh, sh, ph), empty_windows(size[1], kw, sw, pw)
     if rows or cols:
         parts = [f"{what} {', '.join(f'{p} (input {a}..{b})' for p, a, b in spots)}"
                  for what, spots in (("output rows", rows), ("output columns", cols)) if spots]
-        out.add("pool-empty-window", "error", layer.node,
-                f"Pooling {layer.name!r} on a {size[0]}x{size[1]} input: {'; '.join(parts)} lie past the input: MAX gives "
-                "-FLT_MAX there (inf downstream), AVE 0",
-                "make stride <= kernel_size, or pad/crop the input so the windows fit")
+        out.add_layer("pool-empty-window", "error", layer.node, layer.name, f"Pooling {layer.name!r} on a {size[0]}x{size[1]} input",
+                      f"{'; '.join(parts)} lie past the input: MAX gives -FLT_MAX there (inf downstream), AVE 0",
+                      "make stride <= kernel_size, or pad/crop the input so the windows fit")
 
 
-def _check_layer(layer: Layer, source: Optional[Layer], out: Findings) -> None:
-    at = layer.node
-    kind = layer.type
+def _check_layer(layer: Layer, source: Optional[Layer], out: Findings, *, deploy: bool) -> None:
+    at, kind, name = layer.node, layer.type, layer.name
+
+    def found(rule: str, severity: str, subject: str, problem: str, fix: str) -> None:
+        out.add_layer(rule, severity, at, name, subject, problem, fix)
+
     if kind == "BatchNorm":
         eps = _param(layer, "batch_norm_param", "eps", FLOAT, 1e-5)
         if not eps > 0:
-            out.add("batchnorm-eps", "error", at, f"BatchNorm {layer.name!r}: eps {eps} <= 0: a constant channel gives 0/0 = NaN",
-                    "leave eps at its default 1e-5 or set a positive value")
+            found("batchnorm-eps", "error", f"BatchNorm {name!r} (eps {eps:g})", "eps <= 0: a constant channel gives 0/0 = NaN",
+                  "leave eps at its default 1e-5 or set a positive value")
         if _param(layer, "batch_norm_param", "use_global_stats", BOOL, False) and layer.active(NetState("TRAIN")):
-            out.add("batchnorm-global-train", "warning", at, f"BatchNorm {layer.name!r}: use_global_stats: true in TRAIN uses the stored statistics, not the batch's",
-                    "drop use_global_stats in the TRAIN net (Caffe chooses it by phase)")
+            found("batchnorm-global-train", "warning", f"BatchNorm {name!r}",
+                  "use_global_stats: true in TRAIN uses the stored statistics, not the batch's",
+                  "drop use_global_stats in the TRAIN net (Caffe chooses it by phase)")
     elif kind == "MultinomialLogisticLoss" and source is not None and source.type == "Softmax":
-        out.add("softmax-logloss", "warning", at, f"Softmax {source.name!r} then MultinomialLogisticLoss: log of a probability that underflows to 0 is -inf",
-                "use SoftmaxWithLoss on the scores instead")
-    elif kind == "InfogainLoss" and (source is None or source.type not in ("Softmax",)):
-        out.add("infogain-unnormalized", "warning", at, f"InfogainLoss {layer.name!r} is fed {source.type if source else 'its input'} scores, not probabilities: log of values <= 0",
-                "put a Softmax before it")
+        found("softmax-logloss", "warning", f"MultinomialLogisticLoss {name!r} after Softmax {source.name!r}",
+              "log of a probability that underflows to 0 is -inf", "use SoftmaxWithLoss on the scores instead")
+    elif kind == "InfogainLoss" and (source is None or source.type != "Softmax"):
+        found("infogain-unnormalized", "warning", f"InfogainLoss {name!r} on {source.type if source else 'its input'} scores",
+              "not probabilities: log of values <= 0", "put a Softmax before it")
     elif kind in ("Log", "Power") and (source is None or source.type not in POSITIVE):
         power = _param(layer, "power_param", "power", FLOAT, 1.0)
         if kind == "Log" or power < 1 and power != 0:
-            what = source.type if source else "the input"
-            out.add("log-nonpositive", "warning", at, f"{kind} {layer.name!r} on {what} output, which can be <= 0: log or fractional power of it is -inf or NaN",
-                    "add a shift (power_param/log_param shift) or feed it a positive input")
-    if kind in LEARNED:
+            found("log-nonpositive", "warning", f"{kind} {name!r} on {source.type if source else 'the input'} output",
+                  "its input can be <= 0: log or fractional power of it is -inf or NaN",
+                  "add a shift (power_param/log_param shift) or feed it a positive input")
+    elif kind == "SmoothL1Loss" and _param(layer, "smooth_l1_loss_param", "sigma", FLOAT, 1.0) == 0:
+        found("smoothl1-sigma", "warning", f"SmoothL1Loss {name!r}",
+              "sigma 0 divides by zero (1/sigma^2 = inf): the loss and its gradient are 0 for every finite difference "
+              "(the boxes learn nothing) and inf - inf = NaN for an infinite one", "leave sigma at 1 (or 3, as Faster R-CNN's RPN)")
+    elif kind == "MultiBoxLoss" and _normalization(layer) == "VALID":
+        found("multibox-valid", "info", f"MultiBoxLoss {name!r}",
+              "normalization VALID divides the loss by the batch's matched boxes, 0 in a batch without any: forks "
+              "without Caffe's max(1, count) make that 0/0 = NaN",
+              "drop the images without boxes (scan lists empty annotation lists), or use normalization: BATCH_SIZE")
+    if kind in LEARNED and not deploy:
         block = {"Convolution": "convolution_param", "Deconvolution": "convolution_param", "InnerProduct": "inner_product_param", "Embed": "embed_param"}[kind]
         params = layer.node.find(block)
         if params is not None and params.find("weight_filler") is None:
-            out.add("no-weight-filler", "warning", at, f"{kind} {layer.name!r} has no weight_filler: its weights start at 0",
-                    "add weight_filler { type: \"xavier\" } (or gaussian)")
+            found("no-weight-filler", "warning", f"{kind} {name!r}", "no weight_filler: the weights start at 0 unless "
+                  "they are copied from a caffemodel", 'add weight_filler { type: "xavier" } (or gaussian)')
     if kind in DATA:
         transform = layer.node.find("transform_param")
         if transform is None or (transform.field("scale", FLOAT) is None and transform.field("mean_file", STRING) is None
                                  and not transform.fields("mean_value", FLOAT)):
-            out.add("raw-input", "info", at, f"{kind} {layer.name!r} feeds raw 0..255 values (no scale, no mean)",
-                    "add transform_param { scale: 0.00390625 } or a mean")
+            found("raw-input", "info", f"{kind} {name!r}", "feeds raw 0..255 values (no scale, no mean)",
+                  "add transform_param { scale: 0.00390625 } or a mean")
     if kind == "HDF5Data" and _param(layer, "hdf5_data_param", "shuffle", BOOL, False):
-        out.add("hdf5-shuffle", "info", at, f"HDF5Data {layer.name!r} shuffles: a bad row shows up at a different iteration each run",
-                "turn shuffle off while hunting a NaN (scan --mode net does)")
+        found("hdf5-shuffle", "info", f"HDF5Data {name!r}", "shuffles: a bad row shows up at a different iteration each run",
+              "turn shuffle off while hunting a NaN (scan --mode net does)")
     if kind == "Python":
         module = _param(layer, "python_param", "module", STRING)
         if module is not None and not findable(module):
-            out.add("python-module", "error", at, f"Python layer {layer.name!r}: module {module!r} cannot be imported here",
-                    "put its folder on PYTHONPATH (python_param.module is an import name, not a path)")
+            found("python-module", "error", f"Python layer {name!r} (module {module!r})", "cannot be imported here",
+                  "put its folder on PYTHONPATH (python_param.module is an import name, not a path)")
+    _check_hiding(layer, found)
+
+
+def _normalization(layer: Layer) -> str:
+    """LossParameter's normalization as Caffe resolves it: the mode, else the old ``normalize``
+    flag (true: VALID), else VALID."""
+    params = layer.node.find("loss_param")
+    if params is None:
+        return "VALID"
+    mode = params.field("normalization", NORMALIZATION)
+    if mode is not None:
+        return mode
+    return "VALID" if params.field("normalize", BOOL, True) else "BATCH_SIZE"
+
+
+def _hides_nan(name: str) -> bool:
+    return bool(NAN_HIDING.search(re.sub(r"[^a-z0-9]", "", name.lower())))
+
+
+def _check_hiding(layer: Layer, found) -> None:
+    python = layer.node.find("python_param")
+    names = [layer.type] + ([str(python.get(f, "")) for f in ("module", "layer")] if layer.type == "Python" and python else [])
+    hider = next((n for n in names if _hides_nan(n)), None)
+    if hider is not None:
+        found("hides-nan", "warning", f"{layer.type} {layer.name!r}" + (f" ({hider})" if hider != layer.type else ""),
+              "replaces NaN instead of stopping it: the loss stays finite while the layers before it are broken",
+              "remove it while hunting the NaN, and fix where the NaN comes from (caffe-nantools inject, scan)")
+    elif layer.type == "Threshold":
+        found("hides-nan", "info", f"Threshold {layer.name!r}", "gives 0 for NaN (NaN > threshold is false), so a NaN "
+              "before it does not reach the loss", "check its input with caffe-nantools inject while hunting a NaN")
+
+
+def _check_fp16(net: Net, out: Findings) -> None:
+    """NVIDIA Caffe's half precision without loss scaling: values past 65504 become inf."""
+    doc = net.doc
+    if doc.field("global_grad_scale", FLOAT, 1.0) > 1 or doc.field("global_grad_scale_adaptive", BOOL, False):
+        return
+    problem = ("computes in FLOAT16 without loss scaling (global_grad_scale): values past 65504 overflow to inf "
+               "and small gradients flush to 0")
+    fix = "set global_grad_scale (e.g. 128) or global_grad_scale_adaptive: true in the net, or FLOAT for the layers that overflow"
+    defaults = [f for f in FP16_DEFAULTS if doc.field(f, PRECISION) == "FLOAT16"]
+    if defaults:
+        out.add("fp16-no-loss-scale", "warning", doc.find(defaults[0]), f"the net ({', '.join(defaults)}: FLOAT16) {problem}", fix)
+    for layer in net.layers:
+        if any(layer.node.field(f, PRECISION) == "FLOAT16" for f in FP16_FIELDS):
+            out.add_layer("fp16-no-loss-scale", "warning", layer.node, layer.name, f"{layer.type} {layer.name!r}", problem, fix)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from numpy import float32, format_float_positional
+
 from caffe_nantools.lint.findings import Findings
 from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, STRING, Enum, Kind
 from caffe_nantools.prototxt.syntax import Document, Node
@@ -12,6 +14,14 @@ SOLVER_TYPES = Enum("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 #: Above these base_lr values a solver type usually diverges (rules of thumb, not Caffe's).
 HIGH_LR = {"SGD": 0.1, "Nesterov": 0.1, "AdaGrad": 0.1, "RMSProp": 0.01, "AdaDelta": 10.0, "Adam": 0.01}
+#: What a gamma of 0 (its default) does to each policy that uses it.
+GAMMA_POLICIES = {
+    "step": "the rate drops to 0 at the first step", "multistep": "the rate drops to 0 at the first step",
+    "exp": "the rate is 0 from iteration 1", "inv": "the rate never changes", "sigmoid": "the rate stays at base_lr / 2",
+}
+#: NVIDIA Caffe's layer-wise rate control (LARS/LARC): each layer's rate is base_lr times a
+#: trust ratio ||w|| / ||grad|| that is far below 1, so base_lr values of 2 to 20 are usual.
+LAYER_WISE_RATES = ("larc", "local_lr_auto")
 
 
 def setting(doc: Document, name: str) -> Optional[Node]:
@@ -40,6 +50,11 @@ def number_of(node: Optional[Node]) -> Optional[float]:
     return node.typed(FLOAT) if node is not None else None
 
 
+def shortest(value: float) -> str:
+    """The shortest text that reads back as the same float32."""
+    return format_float_positional(float32(value), trim="-")
+
+
 def check_solver(doc: Document, out: Findings) -> None:
     policy_node = setting(doc, "lr_policy")
     policy = value_of(doc, "lr_policy", STRING, "fixed")
@@ -57,18 +72,21 @@ def check_solver(doc: Document, out: Findings) -> None:
             out.add("lr-policy", "warning", where, "lr_policy poly without power: power is 0, so the rate never decays",
                     "set power (e.g. 0.5 or 1.0)")
     if policy == "step" and not stepsize:
-        out.add("lr-policy", "error", where, "lr_policy step without stepsize: iter/0 makes gamma^inf, an lr of 0, inf or nan",
+        out.add("lr-policy", "error", where, "lr_policy step without stepsize: Caffe stops at its check stepsize > 0",
                 "set stepsize")
     if policy == "multistep":
         values = doc.fields("stepvalue", INT32)
         if not values:
-            out.add("lr-policy", "error", where, "lr_policy multistep without stepvalue", "add stepvalue lines in increasing order")
+            out.add("lr-policy", "warning", where, "lr_policy multistep without stepvalue: the rate never changes",
+                    "add stepvalue lines in increasing order")
         elif any(b <= a for a, b in zip(values, values[1:])):
-            out.add("lr-policy", "error", doc.find_all("stepvalue")[0], f"multistep stepvalues are not increasing ({', '.join(str(v) for v in values)})",
-                    "list them in increasing order; Caffe moves past a step only once")
-    if policy in ("step", "multistep", "inv", "exp", "sigmoid") and gamma is None:
-        out.add("lr-policy", "error" if policy in ("inv", "sigmoid") else "warning", where,
-                f"lr_policy {policy} without gamma: gamma is 0", "set gamma")
+            out.add("lr-policy", "warning", doc.find_all("stepvalue")[0],
+                    f"multistep stepvalues are not increasing ({', '.join(str(v) for v in values)}): Caffe takes the "
+                    "steps in the order written, so a smaller one after a larger is taken late, at once",
+                    "list them in increasing order")
+    if policy in GAMMA_POLICIES and gamma is None:
+        out.add("lr-policy", "warning", where, f"lr_policy {policy} without gamma: gamma is 0, so {GAMMA_POLICIES[policy]}",
+                "set gamma")
     if policy == "exp" and gamma is not None and gamma > 1:
         out.add("lr-policy", "error", setting(doc, "gamma"), f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf",
                 "use a gamma below 1 (e.g. 0.9999)")
@@ -76,8 +94,11 @@ def check_solver(doc: Document, out: Findings) -> None:
     kind = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}.get(kind.upper(), kind)
     base_lr = value_of(doc, "base_lr", FLOAT)
     high = HIGH_LR.get(kind)
-    if base_lr is not None and high is not None and base_lr > high:
-        out.add("base-lr", "warning", setting(doc, "base_lr"), f"base_lr {base_lr:g} is far above what {kind} usually takes (<= {high:g}): gradients may explode",
+    layer_wise = any(value_of(doc, name, BOOL, False) for name in LAYER_WISE_RATES)
+    # Caffe reads base_lr as a float32 (pycaffe writes 0.1 as 0.10000000149): compared and shown as one.
+    if base_lr is not None and high is not None and not layer_wise and float32(base_lr) > float32(high):
+        out.add("base-lr", "warning", setting(doc, "base_lr"),
+                f"base_lr {shortest(base_lr)} is above what {kind} usually takes (<= {shortest(high)}): gradients may explode",
                 "lower base_lr by 10x, or clip gradients (clip_gradients)")
         if setting(doc, "clip_gradients") is None:
             out.add("no-clip", "info", setting(doc, "base_lr"), "a high base_lr and no clip_gradients", "set clip_gradients (e.g. 10) to bound each update")

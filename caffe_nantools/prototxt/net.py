@@ -207,7 +207,7 @@ class Net:
 
     def __init__(self, doc: Document) -> None:
         """Raises:
-            NetError: the file has no layers.
+            NetError: the file has no layers, or is a V0 net.
             FieldError: a value that is not of its field's type.
         """
         self.doc = doc
@@ -217,6 +217,10 @@ class Net:
         ]
         if not self.layers:
             raise NetError(f"{doc.path}: the net has no layers (a net lists them as 'layer {{ ... }}' blocks)")
+        v0 = next((layer.node for layer in self.layers if layer.v1 and layer.node.find("layer") is not None), None)
+        if v0 is not None:
+            raise NetError(f"{doc.path}:{v0.line}:{v0.col}: this is a V0 net (the 2013 format, 'layers {{ layer {{ ... }} }}'), "
+                           "which caffe-nantools does not read; upgrade it with Caffe's upgrade_net_proto_text")
         self.inputs = [str(name) for name in doc.get_all("input")]
 
     @classmethod
