@@ -98,7 +98,7 @@ def refuse_overlaps(inputs: Sequence[Tuple[str, str]], outputs: Sequence[Tuple[s
     for k, (label, path) in enumerate(outputs):
         for in_label, in_path in inputs:
             if same_file(path, in_path):
-                raise FileError(f"{label} {path} is the input {in_label}; give a new path (or --in-place to edit the input, keeping a .orig)")
+                raise FileError(f"{label} {path} is the input {in_label}; give a new path")
         for other_label, other in outputs[:k]:
             if same_file(path, other):
                 raise FileError(f"{label} {path} and {other_label} {other} are one file; give each output its own path")
@@ -107,6 +107,8 @@ def refuse_overlaps(inputs: Sequence[Tuple[str, str]], outputs: Sequence[Tuple[s
 def check_writable(target: str, *, new: bool = False) -> None:
     """Refuse an output that cannot be written, before anything is: a missing or read-only
     folder, a folder where a file goes, a read-only file, or (``new``) a path that exists."""
+    if not target:
+        raise FileError("an output path is empty; give a file name")
     folder = os.path.dirname(os.path.abspath(target)) or "."
     if new and os.path.lexists(target):
         raise FileError(f"{target}: already exists; give a new path")
@@ -232,8 +234,10 @@ def stage_backup(out: Outputs, path: str) -> Optional[str]:
     the edit is; None when a ``.orig`` exists (it holds an older original that must not be
     lost)."""
     target = path + ".orig"
-    if os.path.lexists(target):
+    if os.path.isfile(target):
         return None
+    if os.path.lexists(target):
+        raise FileError(f"{target}: is in the way of the backup (not a file); move it away, nothing was changed")
     out.copy(path, target)
     return target
 

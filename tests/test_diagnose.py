@@ -350,3 +350,25 @@ def test_a_run_that_starts_after_a_bad_loss_is_read_on(tmp_path):
     log.glog("    Train net output #0: loss = 2.3 (* 1 = 2.3 loss)", source="solver.cpp:258")
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause in ("unknown", "none") and result.runs >= 1
+
+
+@pytest.mark.parametrize("where", ["loss", "data_value"])
+def test_a_test_pass_that_goes_non_finite_while_training_stays_finite_is_said(tmp_path, capsys, where):
+    log = healthy(3)
+    log.testing(3, **{where: "nan"})
+    log.iteration(3)
+    path = log.write(tmp_path / "train.log")
+    result = diagnose(path)
+    if where == "loss":
+        assert result.first_nonfinite["pass"] == "test" and result.first_nonfinite["blob"] == "loss"
+        assert result.first_nonfinite["iteration"] == 3 and any("TEST net" in s for s in result.summary)
+        assert main(["diagnose", path]) == 1
+    else:  # a test pass's trace lines are not the train trace, and its outputs stayed finite
+        assert result.cause == "none"
+
+
+def test_a_pasted_test_output_line_without_its_testing_line_counts(tmp_path):
+    log = healthy(2)
+    log.glog("    Test net output #0: accuracy = -nan", source="solver.cpp:414")
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.first_nonfinite["pass"] == "test" and result.first_nonfinite["blob"] == "accuracy"

@@ -234,3 +234,27 @@ def test_plain_chunks_take_the_fast_path(tmp_path, monkeypatch):
     log.raw('layer {\n  name: "conv1"\n  type: "Convolution"\n}')  # Caffe prints the net like this
     diagnose(log.write(tmp_path / "plain.log"))
     assert calls == []
+
+
+@pytest.mark.parametrize("spelling", ["-nan(ind)", "1.#QNAN", "-1.#IND", "1.#INF", "-1.#INF", "nan(ind)"])
+def test_windows_spellings_of_nan_and_inf_are_non_finite(tmp_path, spelling):
+    from caffe_logs import CaffeLog
+    from caffe_nantools.diagnose import diagnose
+
+    log = CaffeLog().solving()
+    for i in range(3):
+        log.iteration(i)
+    log.iteration(3, loss=spelling, set={("forward", "ip1"): spelling})
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.first_nonfinite["layer"] == "ip1" and result.first_nonfinite["iteration"] == 3
+
+
+def test_a_log_with_carriage_returns_only_is_read(tmp_path):
+    from caffe_logs import CaffeLog
+    from caffe_nantools.diagnose import diagnose
+
+    log = CaffeLog().solving()
+    log.loss(0, "2.3").loss(1, "nan")
+    (tmp_path / "mac.log").write_bytes(log.text().replace("\n", "\r").encode())
+    result = diagnose(str(tmp_path / "mac.log"))
+    assert result.cause != "none" and result.first_nonfinite["iteration"] == 1

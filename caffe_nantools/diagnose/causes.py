@@ -9,7 +9,7 @@ from caffe_nantools.cause import Cause
 from caffe_nantools.diagnose.aborts import explain
 from caffe_nantools.diagnose.blame import Blame
 from caffe_nantools.diagnose.origin import Blowup, Origin
-from caffe_nantools.diagnose.reading import Evidence, Run
+from caffe_nantools.diagnose.reading import Evidence, Run, Valued
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
@@ -131,6 +131,8 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         _from_trace(v, run, origin, blame, blowup, net, solver)
     elif check is not None:
         _from_check(v, check, net)
+    elif loss is None and run.first_bad_test is not None:
+        _from_test(v, run.first_bad_test, net)
     else:
         _from_losses(v, run, blowup, net)
     if v.cause == Cause.EXPLODING_GRADIENTS:
@@ -199,6 +201,19 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
         v.origin = v.origin or _origin(None, "forward", 0, "non-finite before any update: the input or a layer")
         v.advice += [f"look for bad records: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
                      "or find the layer and the samples in one go: `caffe-nantools hunt SOLVER`"]
+
+
+def _from_test(v: Verdict, test: Valued, net: Optional[NetFacts]) -> None:
+    """Only the TEST net went non-finite, training stayed finite: its own data or its own layers."""
+    v.cause = Cause.UNKNOWN
+    v.first = _first(test.iteration, "test", None, test.name or None, test.line)
+    v.summary.append(f"the TEST net's output {test.name!r} is {test.value:g} in the test pass at {_at(test.iteration)}, "
+                     "while every train value stayed finite: the test data, or a layer only in the TEST phase")
+    v.origin = _origin(None, "test", test.iteration, "only the TEST net went non-finite")
+    v.evidence.append(test)
+    v.advice.append(f"look for bad records in the test data: `caffe-nantools scan {net.path if net else 'NET'} --phase TEST`")
+    v.advice.append("compare the layers that only the TEST phase has (include { phase: TEST }), e.g. an Accuracy "
+                    "with a label it cannot read")
 
 
 def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:

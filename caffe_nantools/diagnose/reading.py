@@ -154,6 +154,8 @@ class Run:
     first_bad_loss: Optional[Valued] = None
     first_bad_lr: Optional[Valued] = None
     first_bad_output: Optional[Valued] = None
+    #: The first non-finite output of a test pass (iteration: the one the test ran at).
+    first_bad_test: Optional[Valued] = None
     #: Every train output of the iteration whose loss went bad first.
     bad_iteration_outputs: List[Valued] = field(default_factory=list)
     losses: Deque[Valued] = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
@@ -175,7 +177,7 @@ class Run:
 
     @property
     def went_bad(self) -> bool:
-        return bool(self.suspect or self.first_bad_loss or self.first_bad_lr or self.checks)
+        return bool(self.suspect or self.first_bad_loss or self.first_bad_lr or self.checks or self.first_bad_test)
 
     @property
     def gap(self) -> Optional[int]:
@@ -189,7 +191,7 @@ class Run:
     def first_bad(self) -> Optional[Valued]:
         """The first non-finite value seen (loss, rate, trace or check layer), with its line and
         its solver iteration where the log tells it."""
-        found = [v for v in (self.first_bad_loss, self.first_bad_lr) if v is not None]
+        found = [v for v in (self.first_bad_loss, self.first_bad_lr, self.first_bad_test) if v is not None]
         found += [Valued(c.line, c.text) for c in self.checks[:1]]
         s = self.suspect
         if s is not None:
@@ -216,6 +218,7 @@ class Reader:
         self.runs: List[Run] = [Run()]
         self._testing = False
         self._outputs_due = False
+        self._test_iteration: Optional[int] = None
         self._pending: List[Span] = []
         self._pending_bytes = 0
         self._pending_suspect = False
@@ -256,8 +259,12 @@ class Reader:
             cut = span.data.find(b"\n", cut) + 1 if cut >= 0 else 0
             if cut == 0:
                 return
+            if self.run.first_bad_test is None:
+                self._bad_test_output(span, cut)
             self._testing = False
             span = Span(span.data[cut:], span.line + span.data.count(b"\n", 0, cut), span.suspect, span.originals)
+        elif self.run.first_bad_test is None and (b"Test net output #" in span.data or b"Test score #" in span.data):
+            self._bad_test_output(span, len(span.data))  # pasted without its "Testing net" line
         if self._outputs_due:
             self._outputs_due = False
             self._bad_output(span)
@@ -305,6 +312,7 @@ class Reader:
         elif event.kind == "test":
             self._close_block(None)
             self._testing = True
+            self._test_iteration = event.iteration
         elif event.kind == "loss":
             self._testing = False
             self._close_block(event.iteration)
@@ -321,6 +329,18 @@ class Reader:
         """The debug_info blocks of the last displayed iterations, parsed; empty once the run went
         bad (its window is in ``run.window`` then)."""
         return [parse_block(pieces, iteration) for iteration, pieces in self._raw]
+
+    def _bad_test_output(self, span: Span, cut: int) -> None:
+        """The first non-finite output among a test pass's output lines."""
+        for number, text in enumerate(span.data[:cut].decode("utf-8", "replace").split("\n"), span.line):
+            if "Test net output #" not in text and "Test score #" not in text:
+                continue
+            glog = parse_line(text)
+            event = parse_event(glog.message.strip(), number) if glog else None
+            if event is not None and event.kind == "test_output" and is_bad(event.value):
+                self.run.first_bad_test = Valued(number, span.original(number, text.rstrip("\r")), self._test_iteration,
+                                                 event.value, event.name or "")
+                return
 
     def _bad_output(self, span: Span) -> None:
         """The train outputs among the lines after the first bad loss, and the first bad one."""

@@ -32,6 +32,9 @@ _MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Snapshotting |Gradient clipp
                      rb"Traceback \(most recent call last\))")
 _KNOWN = re.compile(KNOWN.encode())
 _N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
+#: Last characters of Windows' spellings: 1.#QNAN, 1.#INF, -1.#IND, -nan(ind).
+_WINDOWS_ENDS = np.array([ord(c) for c in "NFD"], np.uint8)
+_D, _CLOSE = ord("d"), ord(")")
 _FATAL = ord("F")
 _LEVELS = np.zeros(256, bool)
 _LEVELS[[ord(c) for c in "IWEF"]] = True
@@ -81,8 +84,12 @@ def read_log(path: str) -> Iterator[Union[Span, Marked]]:
     """
     with open_log(path) as (f, _):
         stream = LogStream()
+        cr_only = None
         for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
-            yield from stream.feed(chunk)
+            if cr_only is None:
+                # Lines ended by a lone carriage return (classic Mac tools, some terminals' copy).
+                cr_only = b"\r" in chunk and b"\n" not in chunk
+            yield from stream.feed(chunk.replace(b"\r", b"\n") if cr_only else chunk)
         yield from stream.close()
 
 
@@ -212,4 +219,5 @@ def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray, Optional
     stops = stops[stops >= 4]
     last = a[stops - 1]
     odd = (last == _N) | (last == _F) | ((a[stops - 3] == _PLUS) & (a[stops - 2] == _THREE) & (last >= ord("7")))
+    odd |= np.isin(last, _WINDOWS_ENDS) | ((last == _CLOSE) & (a[stops - 2] == _D))
     return ends, stops[odd], fatal

@@ -85,14 +85,22 @@ def _stamp(head: str) -> str:
     return UNDATED
 
 
+#: NaN and infinity as C runtimes print them: glibc's ``-nan``, MSVC's ``-nan(ind)``,
+#: ``1.#QNAN``, ``-1.#IND`` and ``1.#INF`` (Caffe built on Windows).
+_NON_FINITE = re.compile(r"([+-]?)(?:(nan)(?:\(\w*\))?|1\.#(?:(q?nan|ind)\w*|(inf)\w*))\Z")
+
+
 def parse_value(text: str) -> float:
-    """A number as Caffe prints it, ``nan``, ``-nan``, ``inf`` and ``-inf`` included.
+    """A number as Caffe prints it, NaN and infinity in every C runtime's spelling included.
 
     Raises:
         ValueError: not a number.
     """
     text = text.strip()
-    lowered = text.lower()
-    if lowered in ("nan", "-nan", "+nan"):
-        return math.nan
+    m = _NON_FINITE.match(text.lower())
+    if m is not None:
+        sign, nan, windows_nan, windows_inf = m.groups()
+        if nan or windows_nan:
+            return math.nan
+        return -math.inf if sign == "-" else math.inf
     return float(text)
