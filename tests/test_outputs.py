@@ -340,3 +340,14 @@ def test_write_clean_of_a_net_whose_hdf5_list_is_missing_is_one_line(tmp_path, m
     (tmp_path / "net.prototxt").write_text(
         'layer { name: "d" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "gone.txt" batch_size: 2 } }\n')
     run_failing(["scan", "net.prototxt", "--write-clean", "clean"], capsys, "gone.txt", "no such file")
+
+
+def test_a_backup_path_taken_by_a_folder_stops_the_in_place_edit(folder, capsys):
+    (folder / "train_val.prototxt.orig").mkdir()
+    run_failing(["inject", "train_val.prototxt", "--in-place"], capsys, "train_val.prototxt.orig", "not a file")
+    assert (folder / "train_val.prototxt").read_text() == PHASED_NET
+
+
+def test_an_empty_output_path_is_refused(folder, capsys):
+    run_failing(["inject", "train_val.prototxt", "-o", ""], capsys)
+    run_failing(["diagnose", "train.log", "--plot", ""], capsys, "empty")
