@@ -197,3 +197,14 @@ def test_negative_hdf5_labels_are_a_problem_only_where_the_net_reads_classes(tmp
         f'layer {{ name: "cost" type: "{loss}" bottom: "fc" bottom: "label" top: "cost" }}\n')
     labels = [f.key for f in scan("net.prototxt").findings if f.field == "label"]
     assert labels == (["rows.h5:1", "rows.h5:3"] if flagged else [])
+
+
+@pytest.mark.parametrize("row", [0, 3])
+def test_float64_hdf5_values_past_float32_are_an_overflow(tmp_path, row):
+    data = np.ones((4, 2))
+    data[row, 1] = -1e300
+    write_h5(tmp_path / "wide.h5", data, np.zeros(4))
+    report = scan(str(tmp_path / "wide.h5"))
+    key = f"{tmp_path / 'wide.h5'}:{row}"
+    assert [(f.key, f.problem) for f in report.findings] == [(key, "overflow")]
+    assert "past float32's range" in report.findings[0].detail and report.return_code == 1

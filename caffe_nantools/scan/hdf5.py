@@ -15,7 +15,7 @@ import numpy as np
 from caffe_nantools.files import Outputs
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.backends import Backend, RecordIndex, register
-from caffe_nantools.scan.checks import Collector, describe, problem_of
+from caffe_nantools.scan.checks import FLT_MAX, Collector, describe, problem_of
 from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source, shard_range
@@ -216,7 +216,15 @@ def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_star
             collector.add(global_start + int(i), key(local_start + int(i)), dataset, problem_of(s), describe(s))
             bad.append(local_start + int(i))
     elif flat.size:
-        stats.update(float(flat.min()), float(flat.max()), total, flat.size)
+        lo, hi = float(flat.min()), float(flat.max())
+        stats.update(lo, hi, total, flat.size)
+        if max(hi, -lo) > FLT_MAX:
+            # Caffe reads HDF5 data as float: a float64 value past float32's range arrives as inf.
+            for i in np.flatnonzero((np.abs(flat) > FLT_MAX).any(axis=1)):
+                worst = float(np.abs(flat[i]).max())
+                collector.add(global_start + int(i), key(local_start + int(i)), dataset, "overflow",
+                              f"{worst:.3g} is past float32's range (3.4e38): Caffe reads it as inf")
+                bad.append(local_start + int(i))
     if is_label:
         for i, problem in _label_problems(flat, expect):
             collector.add(global_start + i, key(local_start + i), dataset, "label", problem)
