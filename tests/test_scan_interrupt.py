@@ -58,3 +58,30 @@ def interrupt(process, to_group, wait):
     assert err.decode() == "caffe-nantools scan: interrupted; no output was left half-written\n"
     time.sleep(0.2)
     assert not [pid for pid in children if alive(pid)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel ends a worker with its parent on Linux only")
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    source = tmp_path / "list.txt"
+    source.write_text("".join(f"img{i}.png {i % 7}\n" for i in range(600000)))
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.Popen([sys.executable, "-m", "caffe_nantools", "scan", str(source), "--backend", "imagelist",
+                                "--workers", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not children_of(process.pid) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
+        children = children_of(process.pid)
+        assert children, "the scan ended before its parent could be killed: make the list longer"
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 10
+        while [pid for pid in children if alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in children if alive(pid)]
+    finally:
+        try:  # whatever is left of the group, a failed test's orphans too
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

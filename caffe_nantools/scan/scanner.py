@@ -221,13 +221,28 @@ def _signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _scan_child(source: Source, k: int, n: int, max_findings, counts, send) -> None:
+def _end_with_parent(parent: int) -> None:
+    """A worker whose parent is killed (kill -9) must not wait forever to send its result: on
+    Linux the kernel ends it with the parent."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _scan_child(source: Source, k: int, n: int, max_findings, counts, send, parent: int) -> None:
     """A worker process: its slice's (report, bad indices), or the error that stopped it, sent
     to the parent."""
     for signum in _HELD:
         signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+    _end_with_parent(parent)
     try:
         result = _scan_shard(source, k, n, max_findings, Tally(counts, k) if counts is not None else False)
     except NanToolsError as e:
@@ -261,7 +276,7 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
     try:
         for k in range(last):
             receive, send = context.Pipe(duplex=False)
-            child = context.Process(target=_scan_child, args=(source, k, workers, max_findings, counts, send), daemon=True)
+            child = context.Process(target=_scan_child, args=(source, k, workers, max_findings, counts, send, os.getpid()), daemon=True)
             with _signals_held():
                 child.start()
             send.close()
