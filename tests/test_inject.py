@@ -464,3 +464,15 @@ def test_check_options_the_layer_would_refuse_are_refused_at_once(options):
     with pytest.raises(CheckConfigError) as info:
         CheckOptions(**options)
     assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("mark", ['debug_info: true  # changed by caffe-nantools, was: \n',
+                                  'display: 5  # changed by caffe-nantools, was: "unterminated\n',
+                                  'display: 5  # changed by caffe-nantools, was: 1 2\n'])
+def test_a_changed_mark_whose_old_value_cannot_be_written_back_is_refused(tmp_path, capsys, mark):
+    path = tmp_path / "solver.prototxt"
+    path.write_text('net: "net.prototxt"\n' + mark)
+    assert main(["remove", str(path), "-o", str(tmp_path / "out.prototxt")]) == 2
+    err = capsys.readouterr().err
+    assert "solver.prototxt:2:" in err and "not ours" in err and err.count("\n") == 1
+    assert not (tmp_path / "out.prototxt").exists()

@@ -90,6 +90,8 @@ def undo(doc: Document, written: Callable[[Node], Optional[str]]) -> List[str]:
     for node in doc.children:
         if is_added(node):
             _check_written(doc.path, node, written(node))
+        else:
+            _check_restorable(doc.path, node)
     undone = []
     for node in doc.children:
         if is_added(node):
@@ -104,6 +106,23 @@ def undo(doc: Document, written: Callable[[Node], Optional[str]]) -> List[str]:
                 token.post = token.post[: m.start()]
                 token.text = m.group(1)
     return undone
+
+
+def _check_restorable(path: str, node: Node) -> None:
+    """A changed value's old text must read back as one value of that field: a mark that says
+    otherwise was not written by an edit."""
+    if node.is_message or not node.values:
+        return
+    m = _CHANGED.search(node.values[-1][-1].post)
+    if m is None:
+        return
+    try:
+        restored = parse(f"{node.name}: {m.group(1)}").children
+    except NanToolsError:
+        restored = []
+    if len(restored) != 1 or restored[0].is_message or len(restored[0].values) != 1 or len(restored[0].values[0]) != 1:
+        raise EditError(f"{path}:{node.line}: field {node.name}: the value its mark says it was, {m.group(1)!r}, is no "
+                        "value caffe-nantools changed; the mark is not ours: remove it by hand; nothing was changed")
 
 
 def _check_written(path: str, node: Node, expected: Optional[str]) -> None:
