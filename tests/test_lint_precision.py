@@ -278,3 +278,39 @@ def test_smooth_l1_with_sigma_zero(tmp_path, params, rules):
 def test_multibox_valid_normalization_is_a_note(tmp_path, params, fires):
     text = DATA + layer(f'name: "mbox" type: "MultiBoxLoss" bottom: "x" bottom: "label" top: "l" {params}')
     assert [(f.rule, f.severity, f.layer) for f in found(tmp_path, text)] == ([("multibox-valid", "info", "mbox")] if fires else [])
+
+
+@pytest.mark.parametrize("setting", ["base_lr: nan", "momentum: nan", "clip_gradients: -inf", "weight_decay: inf",
+                                     "gamma: nan", "base_lr: 1e400"])
+def test_a_solver_number_that_is_nan_or_inf_is_an_error(tmp_path, setting):
+    path = tmp_path / "solver.prototxt"
+    path.write_text(f'net: "net.prototxt"\n{setting}\n')
+    found = [f for f in lint(solver=str(path)) if f.rule == "non-finite-setting"]
+    assert len(found) == 1 and found[0].severity == "error" and found[0].line == 2
+
+
+@pytest.mark.parametrize("setting", ['weight_decay: "x"', 'momentum: "x"', 'random_seed: "x"', "max_iter: 1.5",
+                                     "debug_info: 3", "solver_mode: TPU"])
+def test_a_solver_value_of_the_wrong_type_is_bad_input(tmp_path, capsys, setting):
+    path = tmp_path / "solver.prototxt"
+    path.write_text(f'net: "net.prototxt"\nbase_lr: 0.01\n{setting}\n')
+    assert main(["lint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3:" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind, finding", [('"Unknown"', "solver-type"), ('"sgd"', "solver-type"), ('"SGD"', None)])
+def test_an_unknown_solver_type_is_an_error(tmp_path, kind, finding):
+    path = tmp_path / "solver.prototxt"
+    path.write_text(f'net: "net.prototxt"\nbase_lr: 0.01\ntype: {kind}\n')
+    assert [f.rule for f in lint(solver=str(path)) if f.rule == "solver-type"] == ([finding] if finding else [])
+
+
+@pytest.mark.parametrize("params", ['data_param { source: "x" batch_size: 0 }', 'data_param { source: "x" backend: FOO }',
+                                    'data_param { source: "x" batch_size: "many" }'])
+def test_odd_data_layer_parameters_are_bad_input_for_lint_as_for_scan(tmp_path, capsys, params):
+    path = tmp_path / "net.prototxt"
+    path.write_text(f'layer {{ name: "in" type: "Data" top: "data" top: "label" {params} }}\n')
+    assert main(["lint", str(path)]) == 2 and main(["scan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"{path}:1:") == 2

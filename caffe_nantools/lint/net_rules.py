@@ -7,7 +7,7 @@ from typing import Dict, Optional
 from caffe_nantools.lint.findings import Findings
 from caffe_nantools.lint.modules import findable
 from caffe_nantools.lint.shapes import hw_pair, blob_sizes, empty_windows
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, STRING, Enum, Kind
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, POSITIVE as AT_LEAST_1, STRING, UINT32, Enum, Kind
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 LEARNED = ("Convolution", "InnerProduct", "Deconvolution", "Embed")
@@ -29,6 +29,30 @@ def _param(layer: Layer, block: str, name: str, kind: Kind, default=None):
     return node.field(name, kind, default) if node is not None else default
 
 
+#: The parameters Caffe reads as numbers, enums and flags in the layers lint looks at (caffe.proto):
+#: another value is bad input for lint as it is for scan and for Caffe.
+PARAM_KINDS = {
+    "data_param": {"batch_size": AT_LEAST_1, "backend": Enum("LEVELDB", "LMDB"), "rand_skip": UINT32, "source": STRING},
+    "hdf5_data_param": {"batch_size": AT_LEAST_1, "shuffle": BOOL, "source": STRING},
+    "image_data_param": {"batch_size": AT_LEAST_1, "shuffle": BOOL, "new_height": UINT32, "new_width": UINT32,
+                         "is_color": BOOL, "source": STRING},
+    "transform_param": {"scale": FLOAT, "mirror": BOOL, "crop_size": UINT32, "mean_value": FLOAT},
+    "convolution_param": {"num_output": UINT32, "kernel_size": AT_LEAST_1, "stride": AT_LEAST_1, "pad": UINT32,
+                          "group": AT_LEAST_1, "dilation": AT_LEAST_1, "bias_term": BOOL},
+    "inner_product_param": {"num_output": UINT32, "bias_term": BOOL},
+    "batch_norm_param": {"eps": FLOAT, "use_global_stats": BOOL, "moving_average_fraction": FLOAT},
+    "dropout_param": {"dropout_ratio": FLOAT},
+}
+
+
+def _check_kinds(layer: Layer) -> None:
+    """Read the known parameters as their types: a FieldError names file:line:col."""
+    for block, kinds in PARAM_KINDS.items():
+        for params in layer.node.find_all(block):
+            for name, kind in kinds.items():
+                params.fields(name, kind)
+
+
 def check_net(net: Net, out: Findings) -> None:
     writer: Dict[str, Layer] = {}  # the last layer (in file order) that wrote each blob
     sizes = {**blob_sizes(net, "TEST"), **blob_sizes(net, "TRAIN")}
@@ -36,6 +60,7 @@ def check_net(net: Net, out: Findings) -> None:
     # come from a caffemodel, so missing fillers say nothing.
     deploy = not any(layer.is_data and layer.type != "Input" for layer in net.layers)
     for layer in net.layers:
+        _check_kinds(layer)
         source: Optional[Layer] = writer.get(layer.bottoms[0]) if layer.bottoms else None
         _check_layer(layer, source, out, deploy=deploy)
         if layer.type == "Pooling":

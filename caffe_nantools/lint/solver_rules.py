@@ -2,12 +2,13 @@
 hides the debug trace."""
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from numpy import float32, format_float_positional
 
 from caffe_nantools.lint.findings import Findings
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, STRING, Enum, Kind
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, INT64, STRING, Enum, Kind
 from caffe_nantools.prototxt.syntax import Document, Node
 
 SOLVER_TYPES = Enum("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
@@ -55,7 +56,44 @@ def shortest(value: float) -> str:
     return format_float_positional(float32(value), trim="-")
 
 
+#: SolverParameter's scalar fields and their types (caffe.proto): a value of another type is
+#: bad input (Caffe refuses the file), a NaN or inf in a number is a rate or update of NaN.
+FIELD_KINDS = {
+    **dict.fromkeys(("base_lr", "momentum", "momentum2", "weight_decay", "gamma", "power", "clip_gradients", "delta",
+                     "rms_decay"), FLOAT),
+    **dict.fromkeys(("display", "average_loss", "max_iter", "iter_size", "stepsize", "snapshot", "device_id",
+                     "test_interval"), INT32),
+    "random_seed": INT64,
+    **dict.fromkeys(("debug_info", "test_compute_loss", "test_initialization", "snapshot_after_train",
+                     "snapshot_diff"), BOOL),
+    **dict.fromkeys(("net", "train_net", "lr_policy", "snapshot_prefix", "type", "regularization_type"), STRING),
+    "solver_mode": Enum("CPU", "GPU"),
+    "snapshot_format": Enum("HDF5", "BINARYPROTO"),
+    "solver_type": SOLVER_TYPES,
+}
+#: The solver types Caffe registers, by the name ``type`` takes.
+TYPE_NAMES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+
+
+def check_types(doc: Document, out: Findings) -> None:
+    """Every known setting read as its type (a FieldError for another), and the numbers that
+    are NaN or inf from the start."""
+    for name, kind in FIELD_KINDS.items():
+        value = value_of(doc, name, kind)
+        if kind is FLOAT and value is not None and not math.isfinite(value):
+            out.add("non-finite-setting", "error", setting(doc, name), f"{name} is {value}: every update computes "
+                    "with it, so the weights are NaN or inf from the first iteration", f"give {name} a finite value")
+    kind = value_of(doc, "type", STRING)
+    if kind is not None and kind not in TYPE_NAMES:
+        out.add("solver-type", "error", setting(doc, "type"), f"type {kind!r} is not a solver Caffe knows "
+                f"({', '.join(TYPE_NAMES)}); Caffe stops at 'Unknown solver type'", "use one of them (the case matters)")
+    if (kind or "").lower() == "adam" and value_of(doc, "delta", FLOAT) == 0:
+        out.add("adam-delta", "warning", setting(doc, "delta"), "Adam with delta 0 divides by sqrt(v), which is 0 "
+                "for a weight whose gradient was always 0", "keep delta > 0 (Caffe's default 1e-8)")
+
+
 def check_solver(doc: Document, out: Findings) -> None:
+    check_types(doc, out)
     policy_node = setting(doc, "lr_policy")
     policy = value_of(doc, "lr_policy", STRING, "fixed")
     where = policy_node
