@@ -263,7 +263,8 @@ class Reader:
                 self._bad_test_output(span, cut)
             self._testing = False
             span = Span(span.data[cut:], span.line + span.data.count(b"\n", 0, cut), span.suspect, span.originals)
-        elif self.run.first_bad_test is None and (b"Test net output #" in span.data or b"Test score #" in span.data):
+        elif span.suspect and self.run.first_bad_test is None and (b"Test net output #" in span.data
+                                                                    or b"Test score #" in span.data):
             self._bad_test_output(span, len(span.data))  # pasted without its "Testing net" line
         if self._outputs_due:
             self._outputs_due = False

@@ -33,8 +33,7 @@ _MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Snapshotting |Gradient clipp
 _KNOWN = re.compile(KNOWN.encode())
 _N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
 #: Last characters of Windows' spellings: 1.#QNAN, 1.#INF, -1.#IND, -nan(ind).
-_WINDOWS_ENDS = np.array([ord(c) for c in "NFD"], np.uint8)
-_D, _CLOSE = ord("d"), ord(")")
+_UPPER_N, _UPPER_F, _UPPER_D, _D, _CLOSE = (ord(c) for c in "NFDd)")
 _FATAL = ord("F")
 _LEVELS = np.zeros(256, bool)
 _LEVELS[[ord(c) for c in "IWEF"]] = True
@@ -82,14 +81,27 @@ def read_log(path: str) -> Iterator[Union[Span, Marked]]:
     Raises:
         FileError: the log cannot be opened or read, or its compressed data is corrupt.
     """
-    with open_log(path) as (f, _):
+    with open_log(path) as (f, compressed):
         stream = LogStream()
         cr_only = None
-        for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
+        while True:
+            chunk = f.read(CHUNK_BYTES)
+            if not chunk:
+                break
             if cr_only is None:
                 # Lines ended by a lone carriage return (classic Mac tools, some terminals' copy).
                 cr_only = b"\r" in chunk and b"\n" not in chunk
-            yield from stream.feed(chunk.replace(b"\r", b"\n") if cr_only else chunk)
+            if cr_only:
+                chunk = chunk.replace(b"\r", b"\n")
+            elif not compressed:
+                # A plain file gives its cut last line again with the next read: no copy of the
+                # chunk to join it to (a compressed one cannot seek back cheaply).
+                end = chunk.rfind(b"\n") + 1
+                if 0 < end < len(chunk) and not stream.holding:
+                    f.seek(end - len(chunk), 1)
+                    yield from stream.whole(chunk, end)
+                    continue
+            yield from stream.feed(chunk)
         yield from stream.close()
 
 
@@ -114,6 +126,10 @@ class Lines:
         self._held = [data[end:]] if end < len(data) else []
         return data, end
 
+    @property
+    def held(self) -> bool:
+        return bool(self._held)
+
     def rest(self) -> bytes:
         """What is held (a last line without its line break), given up."""
         rest, self._held = b"".join(self._held), []
@@ -135,6 +151,15 @@ class LogStream:
 
     def feed(self, data: bytes) -> Iterator[Union[Span, Marked]]:
         yield from self._read(*self._lines.feed(data))
+
+    @property
+    def holding(self) -> bool:
+        """Whether the start of a line waits for the piece that ends it."""
+        return bool(self._lines.held)
+
+    def whole(self, data: bytes, end: int) -> Iterator[Union[Span, Marked]]:
+        """The lines of ``data[:end]``, which are whole (nothing is held before them)."""
+        yield from self._read(data, end)
 
     def close(self) -> Iterator[Union[Span, Marked]]:
         """The last line, when the log ends without a line break."""
@@ -219,5 +244,5 @@ def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray, Optional
     stops = stops[stops >= 4]
     last = a[stops - 1]
     odd = (last == _N) | (last == _F) | ((a[stops - 3] == _PLUS) & (a[stops - 2] == _THREE) & (last >= ord("7")))
-    odd |= np.isin(last, _WINDOWS_ENDS) | ((last == _CLOSE) & (a[stops - 2] == _D))
+    odd |= (last == _UPPER_N) | (last == _UPPER_F) | (last == _UPPER_D) | ((last == _CLOSE) & (a[stops - 2] == _D))
     return ends, stops[odd], fatal
