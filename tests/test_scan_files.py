@@ -208,3 +208,15 @@ def test_float64_hdf5_values_past_float32_are_an_overflow(tmp_path, row):
     key = f"{tmp_path / 'wide.h5'}:{row}"
     assert [(f.key, f.problem) for f in report.findings] == [(key, "overflow")]
     assert "past float32's range" in report.findings[0].detail and report.return_code == 1
+
+
+@pytest.mark.parametrize("label", ["2147483648", "99999999999999999999"])
+def test_an_image_list_label_past_int_range_is_a_finding(tmp_path, monkeypatch, label):
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (4, 4)).save(tmp_path / "ok.png")
+    (tmp_path / "list.txt").write_text(f"ok.png 1\nok.png {label}\nok.png 2147483647\n")
+    report = scan("list.txt", backend="imagelist")
+    assert [(f.index, f.problem) for f in report.findings] == [(1, "label")]
+    assert "past Caffe's int range" in report.findings[0].detail

@@ -55,6 +55,9 @@ class ImageChecker:
             problems.append(("label", "label", f"line {number} has no label (Caffe reads 'path label')"))
         elif label is None:
             problems.append(("label", "label", f"line {number}: {label_text!r} is not an integer label"))
+        elif label > INT32_MAX:
+            problems.append(("label", "label", f"label {label} is past Caffe's int range ({INT32_MAX}): its atoi gives "
+                                               "another number, often a negative one"))
         elif label < 0:
             problems.append(("label", "label", f"label {label} is negative"))
         elif expect.num_classes is not None and label >= expect.num_classes:
@@ -94,6 +97,9 @@ def scan_imagelist(source: Source, report: ScanReport, *, limit=None, max_findin
     finally:
         bar.close()
     return bad
+
+
+INT32_MAX = 2 ** 31 - 1
 
 
 def _label(text: Optional[str]) -> Optional[int]:
