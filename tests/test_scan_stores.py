@@ -306,3 +306,11 @@ def test_csv_output(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "source,index,key,field,problem,detail"
     assert lines[1].split(",")[1:5] == ["7", "00000007", "float_data", "nan"]
+
+
+def test_keys_with_control_bytes_are_written_escaped():
+    from caffe_nantools.scan.checks import key_text
+
+    assert key_text(b"\xff\x00\xfe") == "\\xff\\x00\\xfe"
+    assert key_text(b"line\nbreak\ttab") == "line\\x0abreak\\x09tab"
+    assert key_text("00000001_bildäöü.jpg".encode()) == "00000001_bildäöü.jpg"

@@ -69,10 +69,15 @@ class Collector:
         self.report.findings.append(Finding(self.source, index, key, field, problem, detail))
 
 
+#: Control characters (NUL, line breaks...) written as ``\xNN`` like the bytes that are not UTF-8:
+#: raw, they would break a CSV row or a terminal line.
+_CONTROLS = {c: f"\\x{c:02x}" for c in list(range(0x20)) + [0x7F]}
+
+
 def key_text(key: bytes) -> str:
     """A store key (bytes or a memoryview) as text: UTF-8 where it is, ``\\xNN`` escapes for
-    other bytes."""
-    return bytes(key).decode("utf-8", "backslashreplace")
+    other bytes and for control characters."""
+    return bytes(key).decode("utf-8", "backslashreplace").translate(_CONTROLS)
 
 
 def describe(stats) -> str:
