@@ -253,10 +253,50 @@ class FileEdit:
     def diff(self, to_path: Optional[str] = None) -> str:
         """A unified diff from the original to the edited text (to ``to_path`` if it goes
         elsewhere), with diff's note where a file has no final line break."""
-        lines = difflib.unified_diff(
-            self.original.splitlines(keepends=True),
-            self.text.splitlines(keepends=True),
-            fromfile=self.path,
-            tofile=to_path or self.path,
-        )
+        a, b = self.original.splitlines(keepends=True), self.text.splitlines(keepends=True)
+        matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        # inject only adds lines and remove only takes them out: then the edit is found in one
+        # pass (difflib's general search is quadratic on a net of thousands of layers).
+        matcher.opcodes = _added_or_removed(a, b)
+        lines = [f"--- {self.path}\n", f"+++ {to_path or self.path}\n"] if any(
+            tag != "equal" for tag, *_ in matcher.get_opcodes()) else []
+        for group in matcher.get_grouped_opcodes(3):
+            (_, i1, _, j1, _), (_, _, i2, _, j2) = group[0], group[-1]
+            lines.append(f"@@ -{_span(i1, i2)} +{_span(j1, j2)} @@\n")
+            for tag, i1, i2, j1, j2 in group:
+                if tag == "equal":
+                    lines += [" " + line for line in a[i1:i2]]
+                    continue
+                lines += ["-" + line for line in a[i1:i2]]
+                lines += ["+" + line for line in b[j1:j2]]
         return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def _span(start: int, stop: int) -> str:
+    """A hunk's range as unified diff writes it: 1-based start, and the length unless 1."""
+    length = stop - start
+    first = start + 1 if length else start
+    return f"{first}" if length == 1 else f"{first},{length}"
+
+
+def _added_or_removed(a: List[str], b: List[str]) -> Optional[list]:
+    """difflib's opcodes when one text is the other with lines added (or removed), found in
+    one pass; None (difflib's own search then) for any other edit."""
+    longer, shorter, added = (b, a, "insert") if len(b) >= len(a) else (a, b, "delete")
+    codes, i, j = [], 0, 0
+    while i < len(shorter) or j < len(longer):
+        start_i, start_j = i, j
+        while i < len(shorter) and j < len(longer) and shorter[i] == longer[j]:
+            i, j = i + 1, j + 1
+        if j > start_j:
+            codes.append(("equal", start_i, i, start_j, j))
+        start_j = j
+        while j < len(longer) and (i >= len(shorter) or shorter[i] != longer[j]):
+            j += 1
+        if j > start_j:
+            codes.append((added, i, i, start_j, j))
+        if i < len(shorter) and j >= len(longer):
+            return None  # a line of the shorter text is missing from the longer one
+    if added == "delete":
+        codes = [(tag if tag == "equal" else "delete", j1, j2, i1, i2) for tag, i1, i2, j1, j2 in codes]
+    return codes

@@ -10,6 +10,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import caffe_nantools
 from caffe_nantools.cli import main
@@ -351,3 +353,17 @@ def test_a_backup_path_taken_by_a_folder_stops_the_in_place_edit(folder, capsys)
 def test_an_empty_output_path_is_refused(folder, capsys):
     run_failing(["inject", "train_val.prototxt", "-o", ""], capsys)
     run_failing(["diagnose", "train.log", "--plot", ""], capsys, "empty")
+
+
+@given(st.lists(st.sampled_from(["layer {\n", "}\n", "  top: \"a\"\n", "\n"]), max_size=30),
+       st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["layer {  # added\n", "}\n", "\n"])), max_size=10))
+def test_the_diff_of_an_edit_that_adds_or_removes_lines_shows_just_those(lines, insertions):
+    from caffe_nantools.files import FileEdit
+
+    edited = list(lines)
+    for at, line in sorted(insertions, reverse=True):
+        edited.insert(min(at, len(edited)), line)
+    for before, after, sign in ((lines, edited, "+"), (edited, lines, "-")):
+        diff = FileEdit("f", "".join(before), "".join(after)).diff()
+        changed = [line for line in diff.splitlines()[2:] if line[:1] in "+-"]
+        assert len(changed) == len(insertions) and all(line.startswith(sign) for line in changed)
