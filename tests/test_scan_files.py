@@ -220,3 +220,17 @@ def test_an_image_list_label_past_int_range_is_a_finding(tmp_path, monkeypatch, 
     report = scan("list.txt", backend="imagelist")
     assert [(f.index, f.problem) for f in report.findings] == [(1, "label")]
     assert "past Caffe's int range" in report.findings[0].detail
+
+
+def test_without_pillow_images_are_not_said_to_be_fine(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "ok.png")
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'ok.png'} 1\n")
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    assert main(["scan", str(tmp_path / "list.txt"), "--backend", "imagelist"]) == 2
+    err = capsys.readouterr().err
+    assert "'PIL'" in err and "pip install 'caffe-nantools[images]'" in err and err.count("\n") == 1

@@ -10,6 +10,7 @@ import numpy as np
 from caffe_nantools.datum import Batch, decode_batch
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.report import FieldStats, Finding, ScanReport, Summary
+from caffe_nantools.scan.stores import need
 
 FLT_MAX = float(np.finfo(np.float32).max)
 INT_MAX = 2**31 - 1  # a blob's count is a C int
@@ -257,10 +258,7 @@ def byte_stats(values: np.ndarray, seen: FieldStats) -> tuple:
 
 def decode_problem(image: bytes) -> Optional[str]:
     """Why an encoded image does not decode, or None if it does."""
-    try:
-        from PIL import Image
-    except ImportError:
-        return None
+    Image = need("PIL.Image", "images")
     try:
         with Image.open(io.BytesIO(image)) as img:
             img.load()

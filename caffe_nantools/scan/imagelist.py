@@ -12,6 +12,7 @@ from caffe_nantools.scan.checks import Collector
 from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source, shard_range
+from caffe_nantools.scan.stores import need
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,7 @@ def _open_image(path: str):
         return ("image", "missing", f"{path}: no such file"), None
     if not os.path.isfile(path):  # a FIFO would block the scan forever, a folder cannot decode
         return ("image", "not_file", f"{path}: not a regular file"), None
-    try:
-        from PIL import Image
-    except ImportError:
-        return None, None
+    Image = need("PIL.Image", "images")
     try:
         with Image.open(path) as img:
             img.load()

@@ -2,6 +2,7 @@
 constant memory; count; copy without chosen records."""
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from contextlib import contextmanager
@@ -25,9 +26,11 @@ class StoreError(NanToolsError):
 def need(module: str, extra: str):
     """The module, imported; a StoreError naming the extra that installs it where it is missing."""
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError:
-        raise StoreError(f"reading this store needs the Python package {module!r}: pip install 'caffe-nantools[{extra}]'") from None
+        package = module.split(".")[0]
+        raise StoreError(f"reading this source needs the Python package {package!r}: "
+                         f"pip install 'caffe-nantools[{extra}]'") from None
 
 
 class _Store:
