@@ -87,7 +87,7 @@ class NonFiniteError(NanToolsError, RuntimeError):
     def _describe(self) -> str:
         s = self.stats
         what = "diff" if self.pass_ == "backward" else "data"
-        parts = [f"{s.nan} NaN, {s.posinf} +inf, {s.neginf} -inf in {s.count} values"]
+        parts = [s.counts]
         if s.over_max_abs:
             parts.append(f"{s.over_max_abs} finite values beyond max_abs={self.max_abs:g}")
         if s.n_bad_samples:

@@ -83,6 +83,11 @@ def is_finite(x: np.ndarray, max_abs: Optional[float] = None) -> bool:
     return bool(x.max() <= max_abs and -x.min() <= max_abs)
 
 
+def counts_text(nan: int, posinf: int, neginf: int, count: int) -> str:
+    """The counts as every message of the package gives them."""
+    return f"{nan} NaN, {posinf} +inf, {neginf} -inf in {count} values"
+
+
 @dataclass(frozen=True)
 class FiniteStats:
     """What is wrong with an array, in numbers.
@@ -107,6 +112,11 @@ class FiniteStats:
     @property
     def nonfinite(self) -> int:
         return self.nan + self.posinf + self.neginf
+
+    @property
+    def counts(self) -> str:
+        """``1 NaN, 0 +inf, 0 -inf in 384 values``."""
+        return counts_text(self.nan, self.posinf, self.neginf, self.count)
 
     @property
     def ok(self) -> bool:

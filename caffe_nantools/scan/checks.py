@@ -81,10 +81,6 @@ def key_text(key: bytes) -> str:
     return bytes(key).decode("utf-8", "backslashreplace").translate(_CONTROLS)
 
 
-def describe(stats) -> str:
-    return f"{stats.nan} NaN, {stats.posinf} +inf, {stats.neginf} -inf in {stats.count} values"
-
-
 def problem_of(stats) -> str:
     return "nan" if stats.nan else "inf"
 
@@ -213,7 +209,7 @@ class DatumChecker:
         problems = []
         for i in np.flatnonzero(~np.isfinite(dense).all(axis=1)):
             s = finite_stats(dense[i])
-            problems.append((int(rows[i]), problem_of(s), describe(s)))
+            problems.append((int(rows[i]), problem_of(s), s.counts))
         return _Measured(rows, name, str(kind), stats, problems)
 
     def _overflows(self, rows: np.ndarray, dense: np.ndarray) -> List[tuple]:

@@ -15,7 +15,7 @@ import numpy as np
 from caffe_nantools.files import Outputs
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.backends import Backend, RecordIndex, register
-from caffe_nantools.scan.checks import FLT_MAX, Collector, describe, problem_of
+from caffe_nantools.scan.checks import FLT_MAX, Collector, problem_of
 from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source, shard_range
@@ -213,7 +213,7 @@ def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_star
         stats.add(flat)
         for i in np.flatnonzero(~np.isfinite(flat).all(axis=1)):
             s = finite_stats(flat[i])
-            collector.add(global_start + int(i), key(local_start + int(i)), dataset, problem_of(s), describe(s))
+            collector.add(global_start + int(i), key(local_start + int(i)), dataset, problem_of(s), s.counts)
             bad.append(local_start + int(i))
     elif flat.size:
         lo, hi = float(flat.min()), float(flat.max())

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import List, Optional
 
 from caffe_nantools.files import read_text
+from caffe_nantools.finite import counts_text
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.syntax import Node
@@ -152,7 +153,7 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
                 for row, nan, posinf, neginf, total in entry["bad"]:
                     if row < n:
                         found.append((mapping[first + row], top, "nan" if nan else "inf",
-                                      f"{nan} NaN, {posinf} +inf, {neginf} -inf in {total} values (after Caffe's transform)"))
+                                      f"{counts_text(nan, posinf, neginf, total)} (after Caffe's transform)"))
                 if "stats" in entry:
                     summary.stats(top).update(*entry["stats"])
                 for row, label in enumerate(entry.get("labels", [])[:n]):

@@ -12,7 +12,7 @@ from typing import Optional, Set, Tuple, Union
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
-from caffe_nantools.scan.checks import Collector, describe
+from caffe_nantools.scan.checks import Collector
 from caffe_nantools.scan.merging import fingerprint
 from caffe_nantools.scan.progress import Progress, Tally
 from caffe_nantools.scan.report import ScanReport, merge_reports
@@ -190,7 +190,7 @@ def _check_mean(source: Source, report: ScanReport) -> None:
         collector.add(-1, path, "mean_file", "mean", f"{path}: not a readable BlobProto ({e})")
         return
     if not is_finite(mean):
-        collector.add(-1, path, "mean_file", "mean", f"{path}: " + describe(finite_stats(mean.reshape(1, -1))))
+        collector.add(-1, path, "mean_file", "mean", f"{path}: " + finite_stats(mean.reshape(1, -1)).counts)
     if mean.ndim == 3:
         source.expect.shape = tuple(int(d) for d in mean.shape)
 
