@@ -52,6 +52,11 @@ class Expect:
     annotation_type: Optional[int] = None
 
 
+def shape_text(shape) -> str:
+    """A shape as the reports write it: ``3x32x32``."""
+    return "x".join(str(int(d)) for d in shape)
+
+
 class Collector:
     """Gathers findings into a report, up to ``max_findings`` listed (the rest counted)."""
 
@@ -152,7 +157,7 @@ class DatumChecker:
                 kinds, counts = shapes[:1], [len(shapes)]
             else:
                 kinds, counts = np.unique(shapes, axis=0, return_counts=True)
-            summary.shapes.update({"x".join(map(str, k)): int(c) for k, c in zip(kinds.tolist(), list(counts))})
+            summary.shapes.update({shape_text(k): int(c) for k, c in zip(kinds.tolist(), list(counts))})
             if self.labels:
                 summary.count_labels(batch.labels[ok])
         return sorted(bad)
@@ -167,13 +172,11 @@ class DatumChecker:
         source = "the mean file's" if self.expect.shape is not None else "the first record's"
         wrong = (shapes[rows] != reference).any(axis=1)
         for row in rows[wrong]:
-            got = "x".join(map(str, shapes[row]))
-            report(int(row), "shape", "shape", f"{got}, not {'x'.join(map(str, reference))} ({source})")
+            report(int(row), "shape", "shape", f"{shape_text(shapes[row])}, not {shape_text(reference)} ({source})")
         crop = self.expect.crop_size
         if crop:
             for row in rows[~wrong & ((shapes[rows, 1] < crop) | (shapes[rows, 2] < crop))]:
-                got = "x".join(map(str, shapes[row]))
-                report(int(row), "shape", "shape", f"{got} is smaller than crop_size {crop}")
+                report(int(row), "shape", "shape", f"{shape_text(shapes[row])} is smaller than crop_size {crop}")
         for group_rows, values in batch.groups:
             expected = np.prod(shapes[group_rows], axis=1)
             for row in group_rows[(expected != values.shape[1]) & ok[group_rows]]:

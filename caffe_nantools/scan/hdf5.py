@@ -15,7 +15,7 @@ import numpy as np
 from caffe_nantools.files import Outputs
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.backends import Backend, RecordIndex, register
-from caffe_nantools.scan.checks import FLT_MAX, Collector, problem_of
+from caffe_nantools.scan.checks import FLT_MAX, Collector, problem_of, shape_text
 from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source, shard_range
@@ -102,7 +102,7 @@ class _File:
         if target.dtype.kind not in "biuf":
             return None, f"dataset {name!r} holds {target.dtype}, not numbers (HDF5Data reads floats)"
         if 0 in target.shape[1:]:
-            return None, f"dataset {name!r} has no values in a row (shape {'x'.join(map(str, target.shape))})"
+            return None, f"dataset {name!r} has no values in a row (shape {shape_text(target.shape)})"
         return target, None
 
     @property
@@ -155,7 +155,7 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
     summary.records += hi - lo
     for d, ds in f.datasets.items():
         summary.dtypes[str(ds.dtype)] += hi - lo
-        shape = "x".join(map(str, ds.shape[1:])) or "scalar"
+        shape = shape_text(ds.shape[1:]) or "scalar"
         summary.shapes[f"{d}: {shape}"] += hi - lo
         is_label = d == expect.label_top if expect.label_top else d == "label"
         stats = summary.stats(d)

@@ -11,7 +11,7 @@ from caffe_nantools.datum import read_varint, wire_fields
 from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, POSITIVE, STRING, UINT32, Enum
 from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
-from caffe_nantools.scan.checks import Expect
+from caffe_nantools.scan.checks import Expect, shape_text
 from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.source import ScanError, Source
 
@@ -148,7 +148,7 @@ def read_mean(path: str) -> np.ndarray:
     shape = dims or [d for d in legacy if d] or [0]
     values = np.frombuffer(data, "<f4")
     if values.size != int(np.prod(shape)):
-        raise ValueError(f"{values.size} values for shape {'x'.join(map(str, shape))}")
+        raise ValueError(f"{values.size} values for shape {shape_text(shape)}")
     shape = shape[-3:] if len(shape) > 3 else shape
     return values.reshape(shape)
 
