@@ -147,29 +147,21 @@ def _log2csv(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from caffe_nantools import jsontext
     from caffe_nantools.lint import lint_files
 
-    findings = lint_files(args.files)
-    if args.json:
-        print(jsontext.dumps([f.to_dict() for f in findings]))
-    else:
-        for f in findings:
-            print(f)
-        counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
-        print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} notes")
-    return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
+    report = lint_files(args.files)
+    sys.stdout.write(report.to_json() if args.json else report.format())
+    return report.return_code
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from caffe_nantools.cause import Cause
     from caffe_nantools.diagnose import diagnose
 
     result = diagnose(args.log, net=args.net, solver=args.solver, plot=args.plot)
     print(result.to_json() if args.json else result.format(), end="\n" if args.json else "")
     if args.plot and not args.json:
         print(f"plot: {args.plot}")
-    return EXIT_OK if result.cause == Cause.NONE else EXIT_FINDINGS
+    return result.return_code
 
 
 def _hunt(args: argparse.Namespace) -> int:

@@ -314,3 +314,13 @@ def test_odd_data_layer_parameters_are_bad_input_for_lint_as_for_scan(tmp_path, 
     assert main(["lint", str(path)]) == 2 and main(["scan", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count(f"{path}:1:") == 2
+
+
+def test_the_report_gives_its_summary_and_exit_status(tmp_path):
+    path = tmp_path / "solver.prototxt"
+    path.write_text('net: "net.prototxt"\nbase_lr: 0.5\nlr_policy: "poly"\n')
+    report = lint(solver=str(path))
+    assert str(report) == "1 errors, 2 warnings, 1 notes" and report.return_code == 1
+    assert report.format().endswith("1 errors, 2 warnings, 1 notes\n") and json.loads(report.to_json())
+    path.write_text('net: "net.prototxt"\nbase_lr: 0.01\n')
+    assert lint(solver=str(path)).return_code == 0

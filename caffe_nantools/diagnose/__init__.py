@@ -7,6 +7,7 @@ from typing import Dict, List, Optional
 
 from caffe_nantools import jsontext
 from caffe_nantools.cause import Cause
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
 from caffe_nantools.diagnose.blame import find_blame
 from caffe_nantools.diagnose.causes import CAUSES, NetFacts, SolverFacts, judge
 from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
@@ -69,11 +70,20 @@ class Diagnosis:
         a = self.trace.abort if self.trace is not None else None
         return None if a is None else {"line": a.line, "text": a.text}
 
+    @property
+    def return_code(self) -> int:
+        """The command's exit status: 0 when the run stayed finite (warnings allowed), 1 when a
+        value went non-finite or the run aborted."""
+        return EXIT_OK if self.cause == Cause.NONE else EXIT_FINDINGS
+
+    def __str__(self) -> str:
+        return f"{self.log}: cause: {self.cause}"
+
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict())
 
     def format(self) -> str:
-        lines = [f"{self.log}: cause: {self.cause}"]
+        lines = [str(self)]
         if self.runs > 1:
             lines.append(f"  (run {self.run} of {self.runs} in this log)")
         lines += [f"  {s}" for s in self.summary]

@@ -28,6 +28,7 @@ from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inpu
 from caffe_nantools.hunt.records import bad_records
 from caffe_nantools.hunt.training import Training, train
 from caffe_nantools.hunt.verdict import CAUSES, Verdict, judge
+from caffe_nantools.lint import LintReport
 
 __all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
 
@@ -38,7 +39,7 @@ class HuntReport:
 
     verdict: Verdict
     workdir: str
-    lint: list = field(default_factory=list)
+    lint: LintReport = field(default_factory=LintReport)
     scan: Optional[object] = None  # ScanReport, or None with --no-scan
     scan_error: Optional[str] = None
     training: Optional[Training] = None
@@ -88,8 +89,7 @@ class HuntReport:
             lines.append("advice:")
             lines += [f"  - {a}" for a in v.advice]
         lines.append("stages:")
-        errors = sum(1 for f in self.lint if f.severity == "error")
-        lines.append(f"  lint: {len(self.lint)} findings ({errors} errors)")
+        lines.append(f"  lint: {self.lint}")
         for f in self.lint:
             lines.append(f"    {f}")
         if self.scan is not None:
@@ -170,7 +170,7 @@ def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = N
     return report
 
 
-def _lint(inputs: Inputs) -> list:
+def _lint(inputs: Inputs) -> LintReport:
     from caffe_nantools.lint import lint
 
     return lint(inputs.net, inputs.solver)

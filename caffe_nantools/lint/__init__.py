@@ -1,8 +1,10 @@
 """``lint``: static checks of a net and a solver for known causes of NaN."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
+from caffe_nantools import jsontext
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
 from caffe_nantools.files import read_text
 from caffe_nantools.lint.findings import SEVERITIES, Findings, LintFinding
 from caffe_nantools.lint.net_rules import check_net
@@ -23,6 +25,29 @@ SOLVER_FIELDS = frozenset(
 )
 
 
+class LintReport(List[LintFinding]):
+    """The findings, errors first, then by file and position (a list), with the summary line
+    (``str()``) and the exit status the command gives (``return_code``: 1 with an error)."""
+
+    def of(self, severity: str) -> int:
+        """How many findings have ``severity``."""
+        return sum(1 for f in self if f.severity == severity)
+
+    @property
+    def return_code(self) -> int:
+        return EXIT_FINDINGS if self.of("error") else EXIT_OK
+
+    def __str__(self) -> str:
+        return f"{self.of('error')} errors, {self.of('warning')} warnings, {self.of('info')} notes"
+
+    def format(self) -> str:
+        """Each finding (``file:line:col: severity: message [rule]`` and its fix), then the summary."""
+        return "".join(f"{f}\n" for f in self) + f"{self}\n"
+
+    def to_json(self) -> str:
+        return jsontext.dumps([f.to_dict() for f in self]) + "\n"
+
+
 def is_solver(path: str) -> bool:
     """Whether the file at ``path`` is a solver: solver settings and no layers. Anything else
     is linted as a net (an empty one is then said to have no layers).
@@ -34,7 +59,7 @@ def is_solver(path: str) -> bool:
     return bool(names & SOLVER_FIELDS) and not names & {"layer", "layers", "input"}
 
 
-def lint(net: Optional[str] = None, solver: Optional[str] = None) -> List[LintFinding]:
+def lint(net: Optional[str] = None, solver: Optional[str] = None) -> LintReport:
     """``caffe-nantools lint NET SOLVER``: the findings of a net and a solver (either may be
     None), errors first, then by file and position.
 
@@ -44,7 +69,7 @@ def lint(net: Optional[str] = None, solver: Optional[str] = None) -> List[LintFi
     return _sorted(_lint_net(net) if net is not None else [], _lint_solver(solver) if solver is not None else [])
 
 
-def lint_files(paths: Sequence[str]) -> List[LintFinding]:
+def lint_files(paths: Sequence[str]) -> LintReport:
     """``caffe-nantools lint FILE...``: every file linted as what it is (a net or a solver),
     the findings of all, ordered as :func:`lint` orders them."""
     return _sorted(*[_lint_solver(path) if is_solver(path) else _lint_net(path) for path in paths])
@@ -62,9 +87,9 @@ def _lint_solver(path: str) -> List[LintFinding]:
     return out.items
 
 
-def _sorted(*found: List[LintFinding]) -> List[LintFinding]:
+def _sorted(*found: Iterable[LintFinding]) -> LintReport:
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted((f for group in found for f in group), key=lambda f: (order[f.severity], f.file, f.line, f.col))
+    return LintReport(sorted((f for group in found for f in group), key=lambda f: (order[f.severity], f.file, f.line, f.col)))
 
 
-__all__ = ["LintFinding", "is_solver", "lint", "lint_files"]
+__all__ = ["LintFinding", "LintReport", "is_solver", "lint", "lint_files"]
