@@ -230,6 +230,12 @@ def _add_edit_outputs(parser: argparse.ArgumentParser, output_help: str) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The allowed values come from the library, which checks them too.
+    from caffe_nantools.checking import ACTIONS
+    from caffe_nantools.prototxt.net import PHASES
+    from caffe_nantools.scan.backends import backend_names
+    from caffe_nantools.scan.scanner import MODES
+
     parser = argparse.ArgumentParser(
         prog="caffe-nantools",
         description="Find out why Caffe training says loss = nan.",
@@ -293,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "all (the default), loss (bottoms of loss layers), data (tops of data layers)",
     )
     inject.add_argument("--each", action="store_true", help="also check between a producer and each in-place modifier")
-    inject.add_argument("--on", choices=("raise", "warn", "dump"), help="what the layers do on a bad blob (default raise)")
+    inject.add_argument("--on", choices=ACTIONS, help="what the layers do on a bad blob (default raise)")
     inject.add_argument("--max-abs", type=_positive_float, metavar="X", help="also act on finite values beyond X")
     inject.add_argument("--every", type=_positive_int, metavar="N", help="check every N-th pass only")
     inject.add_argument("--upgrade", action="store_true", help="rewrite an old V1 net (layers {} with enum types) in today's format first")
@@ -321,10 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bad labels. Exit 0 clean, 1 bad records found, 2 usage or I/O error.",
     )
     scan.add_argument("target", metavar="PATH", help="a net prototxt (its data layers), or an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list")
-    scan.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN", help="which data layers of a net (default TRAIN)")
-    scan.add_argument("--mode", choices=("direct", "net"), default="direct",
+    scan.add_argument("--phase", choices=PHASES, default="TRAIN", help="which data layers of a net (default TRAIN)")
+    scan.add_argument("--mode", choices=MODES, default="direct",
                       help="direct: read the stores here (default); net: have Caffe read the net's data layers (needs pycaffe)")
-    scan.add_argument("--backend", choices=("lmdb", "leveldb", "hdf5", "imagelist"), help="the source's kind (detected when not given)")
+    scan.add_argument("--backend", choices=backend_names(), help="the source's kind (detected when not given)")
     scan.add_argument("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
     scan.add_argument("--max-findings", type=_positive_int, metavar="N", help="list at most N findings (the rest are counted)")
     scan.add_argument("--workers", type=_positive_int, metavar="N",

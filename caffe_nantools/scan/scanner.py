@@ -11,6 +11,7 @@ from typing import Optional, Set, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import check_input, check_writable, writing
+from caffe_nantools.prototxt.net import PHASES
 from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
 from caffe_nantools.scan.checks import Collector
 from caffe_nantools.scan.merging import fingerprint
@@ -18,6 +19,9 @@ from caffe_nantools.scan.progress import Progress, Tally
 from caffe_nantools.scan.report import ScanReport, merge_reports
 from caffe_nantools.scan.source import ScanError, Source
 
+
+#: How scan reads a source: ``direct`` itself, ``net`` through Caffe's own data layers.
+MODES = ("direct", "net")
 
 def detect_backend(path: str) -> str:
     """Which backend ``path`` is: an LMDB or LevelDB folder, an HDF5 file or list of them, or
@@ -91,7 +95,7 @@ def scan(
     """
     if backend is not None and backend not in backend_names():
         raise ScanError(f"--backend {backend}: not one of {', '.join(backend_names())}")
-    if phase not in ("TRAIN", "TEST"):
+    if phase not in PHASES:
         raise ScanError(f"--phase {phase}: TRAIN or TEST")
     if workers is not None and workers < 1:
         raise ScanError(f"--workers {workers}: must be 1 or more")
@@ -101,7 +105,7 @@ def scan(
     if several and limit is not None:
         raise ScanError("--limit and --workers exclude each other")
     report = ScanReport()
-    if mode not in ("direct", "net"):
+    if mode not in MODES:
         raise ScanError(f"--mode {mode}: direct or net")
     if mode == "net":
         if not is_net(target):
