@@ -14,7 +14,7 @@ from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
 from caffe_nantools.lint import LintFinding, lint
-from caffe_nantools.lint.solver_rules import number_of, setting
+from caffe_nantools.solver_settings import number_of, setting
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net, NetState
 

@@ -3,13 +3,13 @@ hides the debug trace."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
 
 from numpy import float32, format_float_positional
 
 from caffe_nantools.lint.findings import Findings
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, INT64, STRING, Enum, Kind
-from caffe_nantools.prototxt.syntax import Document, Node
+from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, INT64, STRING, Enum
+from caffe_nantools.prototxt.syntax import Document
+from caffe_nantools.solver_settings import setting, value_of
 
 SOLVER_TYPES = Enum("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
@@ -23,32 +23,6 @@ GAMMA_POLICIES = {
 #: NVIDIA Caffe's layer-wise rate control (LARS/LARC): each layer's rate is base_lr times a
 #: trust ratio ||w|| / ||grad|| that is far below 1, so base_lr values of 2 to 20 are usual.
 LAYER_WISE_RATES = ("larc", "local_lr_auto")
-
-
-def setting(doc: Document, name: str) -> Optional[Node]:
-    """The solver's last top-level ``name: value`` field (Caffe keeps the last one)."""
-    nodes = [n for n in doc.find_all(name) if not n.is_message]
-    return nodes[-1] if nodes else None
-
-
-def value_of(doc: Document, name: str, kind: Kind, default: Any = None) -> Any:
-    """The value of the solver's setting ``name`` as ``kind``, or ``default`` when missing.
-
-    Raises:
-        FieldError: a value not of that type (``path:line:col: field name: expected ...``).
-    """
-    node = setting(doc, name)
-    value = node.typed(kind) if node is not None else None
-    return default if value is None else value
-
-
-def number_of(node: Optional[Node]) -> Optional[float]:
-    """A field's value as a number; None when missing.
-
-    Raises:
-        FieldError: a value that is not a number.
-    """
-    return node.typed(FLOAT) if node is not None else None
 
 
 def shortest(value: float) -> str:

@@ -1,0 +1,34 @@
+"""A solver's settings as Caffe reads them: the last top-level field of a name counts, and a
+value is read as its type (a value of another type is a positioned FieldError)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from caffe_nantools.prototxt.fields import FLOAT, Kind
+from caffe_nantools.prototxt.syntax import Document, Node
+
+
+def setting(doc: Document, name: str) -> Optional[Node]:
+    """The solver's last top-level ``name: value`` field (Caffe keeps the last one)."""
+    nodes = [n for n in doc.find_all(name) if not n.is_message]
+    return nodes[-1] if nodes else None
+
+
+def value_of(doc: Document, name: str, kind: Kind, default: Any = None) -> Any:
+    """The value of the solver's setting ``name`` as ``kind``, or ``default`` when missing.
+
+    Raises:
+        FieldError: a value not of that type (``path:line:col: field name: expected ...``).
+    """
+    node = setting(doc, name)
+    value = node.typed(kind) if node is not None else None
+    return default if value is None else value
+
+
+def number_of(node: Optional[Node]) -> Optional[float]:
+    """A field's value as a number; None when missing.
+
+    Raises:
+        FieldError: a value that is not a number.
+    """
+    return node.typed(FLOAT) if node is not None else None
