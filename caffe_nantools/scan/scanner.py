@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 from contextlib import contextmanager
-from typing import Optional, Set, Tuple, Union
+from typing import List, Optional, Set, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import check_input, check_writable, writing
@@ -93,6 +93,38 @@ def scan(
     Raises:
         ScanError: bad options, or a source that cannot be read (one line, naming it).
     """
+    _check_options(target, backend=backend, phase=phase, mode=mode, limit=limit, shard=shard, workers=workers,
+                   write_clean=write_clean)
+    report = ScanReport()
+    if mode == "net":
+        from caffe_nantools.pycaffe import load_caffe
+        from caffe_nantools.scan.netmode import scan_net_mode
+
+        load_caffe()  # a clear error now rather than in the child process
+        scan_net_mode(target, phase, report, limit=limit, max_findings=max_findings, progress=progress)
+        report.sort()
+        return report
+    sources = _sources(target, backend, phase, report)
+    if write_clean is not None:
+        if len(sources) != 1:
+            raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
+        for path in backend_of(sources[0]).outputs(sources[0], write_clean):
+            check_writable(path, new=True)
+    bad: Set[int] = set()
+    for source in sources:
+        report, bad = _scan_one(source, report, limit=limit, max_findings=max_findings, shard=shard, workers=workers,
+                                progress=progress)
+    report.sort()
+    report.shard = shard
+    report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
+    if write_clean is not None:
+        kept = _write_clean(sources[0], bad, write_clean)
+        report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
+    return report
+
+
+def _check_options(target: str, *, backend, phase, mode, limit, shard, workers, write_clean) -> None:
+    """Options that cannot go together, or values scan does not take, before anything is read."""
     if backend is not None and backend not in backend_names():
         raise ScanError(f"--backend {backend}: not one of {', '.join(backend_names())}")
     if phase not in PHASES:
@@ -104,7 +136,6 @@ def scan(
         raise ScanError("--shard and --workers exclude each other (run one process per shard)")
     if several and limit is not None:
         raise ScanError("--limit and --workers exclude each other")
-    report = ScanReport()
     if mode not in MODES:
         raise ScanError(f"--mode {mode}: direct or net")
     if mode == "net":
@@ -112,55 +143,48 @@ def scan(
             raise ScanError("--mode net needs a net prototxt: it runs the net's own data layers")
         if several or shard is not None or write_clean is not None or backend is not None:
             raise ScanError("--mode net takes no --workers, --shard, --write-clean or --backend")
-        from caffe_nantools.pycaffe import load_caffe
-        from caffe_nantools.scan.netmode import scan_net_mode
+    if is_net(target) and backend is not None:
+        raise ScanError("--backend is for a source path; a net names its sources' backends")
+    if write_clean is not None and (shard is not None or limit is not None):
+        raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
 
-        load_caffe()  # a clear error now rather than in the child process
-        scan_net_mode(target, phase, report, limit=limit, max_findings=max_findings, progress=progress)
-        report.sort()
-        return report
-    if is_net(target):
-        if backend is not None:
-            raise ScanError("--backend is for a source path; a net names its sources' backends")
-        from caffe_nantools.scan.sources import sources_from_net
 
-        sources, notes = sources_from_net(target, phase)
-        report.notes.extend(notes)
-        if not sources:
-            raise ScanError(f"{target}: no Data, HDF5Data or ImageData layer in phase {phase}")
+def _sources(target: str, backend: Optional[str], phase: str, report: ScanReport) -> List[Source]:
+    """What to scan: the data layers of a net in ``phase``, or the one source given."""
+    if not is_net(target):
+        return [Source(target, backend or detect_backend(target))]
+    from caffe_nantools.scan.sources import sources_from_net
+
+    sources, notes = sources_from_net(target, phase)
+    report.notes.extend(notes)
+    if not sources:
+        raise ScanError(f"{target}: no Data, HDF5Data or ImageData layer in phase {phase}")
+    return sources
+
+
+def _scan_one(source: Source, report: ScanReport, *, limit, max_findings, shard, workers,
+              progress) -> Tuple[ScanReport, Set[int]]:
+    """Scan one source into ``report`` (in as many processes as it is worth); returns the
+    report (a merged one for several processes) and the source's bad record indices."""
+    if os.path.exists(source.path) and not os.path.isdir(source.path):
+        check_input(source.path, "data source")
+    _check_mean(source, report)
+    processes = workers or (1 if limit is not None or shard is not None else auto_workers(source))
+    if processes > 1 and backend_of(source).one_process:
+        report.notes.append(f"--workers {processes}: {backend_of(source).one_process}; scanned in one")
+        processes = 1
+    if processes > 1:
+        part, bad = _scan_in_processes(source, processes, max_findings, progress)
+        report = merge_reports([report, part])
     else:
-        sources = [Source(target, backend or detect_backend(target))]
-    if write_clean is not None:
-        if len(sources) != 1 or shard is not None or limit is not None:
-            raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
-        for path in backend_of(sources[0]).outputs(sources[0], write_clean):
-            check_writable(path, new=True)
-    for source in sources:
-        if os.path.exists(source.path) and not os.path.isdir(source.path):
-            check_input(source.path, "data source")
-        _check_mean(source, report)
-        processes = workers or (1 if limit is not None or shard is not None else auto_workers(source))
-        if processes > 1 and backend_of(source).one_process:
-            report.notes.append(f"--workers {processes}: {backend_of(source).one_process}; scanned in one")
-            processes = 1
-        if processes > 1:
-            part, bad = _scan_in_processes(source, processes, max_findings, progress)
-            report = merge_reports([report, part])
-        else:
-            # --workers 1 asks for one core's work (a scheduler's slot of one CPU, say): no
-            # read-ahead thread on a second core.
-            bad = scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress,
-                              one_core=workers == 1)
-        if shard is None and report.summaries[source.name].records == 0:
-            Collector(report, source.name, source.backend).add(
-                -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
-    report.sort()
-    report.shard = shard
-    report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
-    if write_clean is not None:
-        kept = _write_clean(sources[0], bad, write_clean)
-        report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
-    return report
+        # --workers 1 asks for one core's work (a scheduler's slot of one CPU, say): no
+        # read-ahead thread on a second core.
+        bad = scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress,
+                          one_core=workers == 1)
+    if shard is None and report.summaries[source.name].records == 0:
+        Collector(report, source.name, source.backend).add(
+            -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
+    return report, bad
 
 
 BYTES_PER_WORKER = 256 << 20  # below it, starting a process costs more than it saves (measured)
