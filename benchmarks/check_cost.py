@@ -21,6 +21,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # original_layer, and caffe_nantools from a checkout
 from caffe_nantools.finite import is_finite  # noqa: E402
+from targets import Targets, add_check_option  # noqa: E402
 
 SIZES_MB = [0.004, 0.064, 1, 9.3, 50, 200]
 
@@ -32,7 +33,7 @@ def best_time(fn, budget=0.4):
     return min(timeit.repeat(fn, number=number, repeat=5)) / number
 
 
-def blob_table():
+def blob_table(targets):
     print("check cost per blob, as a ratio to one x.sum() pass (float32, all finite)")
     print(f"{'blob':>9} {'x.sum()':>10} {'is_finite':>10} {'original':>9} {'isfinite.all':>13}")
     for mb in SIZES_MB:
@@ -42,10 +43,11 @@ def blob_table():
         original = best_time(lambda: np.sum(1 - np.isfinite(x)))
         plain = best_time(lambda: np.isfinite(x).all())
         label = f"{mb * 1000:.0f} KB" if mb < 1 else f"{mb:g} MB"
-        print(
-            f"{label:>9} {base * 1e6:>8.1f}us {ours / base:>9.2f}x {original / base:>8.2f}x "
-            f"{plain / base:>12.2f}x"
-        )
+        row = f"{label:>9} {base * 1e6:>8.1f}us {ours / base:>9.2f}x {original / base:>8.2f}x {plain / base:>12.2f}x"
+        if mb >= 1:
+            targets.check(f"{row}  (target: is_finite <= 1.00x)", ours / base <= 1.0)
+        else:
+            print(row)
 
 
 CAFFENET = [
@@ -109,7 +111,7 @@ def check_layer(check, name, blob):
     )
 
 
-def step_table(batch, rounds):
+def step_table(batch, rounds, targets):
     os.environ.setdefault("GLOG_minloglevel", "2")
     try:
         import caffe
@@ -148,7 +150,11 @@ def step_table(batch, rounds):
     print(f"{'none':>34} {plain:>8.3f} {1:>6.3f}x")
     for variant, label in (("ours", "CheckFiniteLayer"), ("original", "original answer's layer")):
         median = statistics.median(times[variant])
-        print(f"{label + f' after all {n_checks} tops':>34} {median:>8.3f} {median / plain:>6.3f}x")
+        row = f"{label + f' after all {n_checks} tops':>34} {median:>8.3f} {median / plain:>6.3f}x"
+        if variant == "ours":
+            targets.check(f"{row}  (target <= 1.01x)", median / plain <= 1.01)
+        else:
+            print(row)
 
 
 def main():
@@ -156,11 +162,14 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--skip-net", action="store_true", help="only the per-blob table")
+    add_check_option(parser)
     args = parser.parse_args()
     print(f"numpy {np.__version__}, Python {sys.version.split()[0]}")
-    blob_table()
+    targets = Targets()
+    blob_table(targets)
     if not args.skip_net:
-        step_table(args.batch, args.rounds)
+        step_table(args.batch, args.rounds, targets)
+    targets.exit(args)
 
 
 if __name__ == "__main__":

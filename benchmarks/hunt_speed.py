@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [HERE, ROOT]
 from check_cost import caffenet  # noqa: E402
+from targets import Targets, add_check_option  # noqa: E402
 
 LENET = textwrap.dedent("""\
     name: "lenet"
@@ -91,15 +92,15 @@ def hunt_seconds(solver, k, folder):
     return training.seconds * k / (k + 1)
 
 
-def compare(name, net_text, k, runs, folder):
+def compare(name, net_text, k, runs, folder, targets, most):
     solver = solver_file(folder, net_text, name)
     bare, hunted = [], []
     for _ in range(runs):  # in turns, best of each
         bare.append(bare_seconds(solver, k))
         hunted.append(hunt_seconds(solver, k, folder))
     b, h = min(bare), min(hunted)
-    print(f"{name:>9} K={k:<4} bare solver.step {b / k * 1000:8.1f} ms/iter   hunt's training {h / k * 1000:8.1f} ms/iter"
-          f"   ratio {h / b:5.2f}x")
+    targets.check(f"{name:>9} K={k:<4} bare solver.step {b / k * 1000:8.1f} ms/iter   hunt's training "
+                  f"{h / k * 1000:8.1f} ms/iter   ratio {h / b:5.2f}x (target <= {most})", h / b <= most)
 
 
 def demo_seconds():
@@ -116,13 +117,17 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="repeats of each side, in turns (best of)")
     parser.add_argument("--lenet-iters", type=int, default=40)
     parser.add_argument("--caffenet-iters", type=int, default=4)
+    add_check_option(parser)
     args = parser.parse_args()
+    targets = Targets()
     with tempfile.TemporaryDirectory(prefix="hunt-speed-") as folder:
         print("hunt's training stage against a bare pycaffe solver.step loop (loop time only, best of "
-              f"{args.runs}); targets: LeNet <= 1.5x, CaffeNet <= 1.15x")
-        compare("LeNet", LENET, args.lenet_iters, args.runs, folder)
-        compare("CaffeNet", trainable_caffenet(8), args.caffenet_iters, args.runs, folder)
-    print(f"the whole demo hunt: {demo_seconds():.1f} s (target < 60 s)")
+              f"{args.runs})")
+        compare("LeNet", LENET, args.lenet_iters, args.runs, folder, targets, 1.5)
+        compare("CaffeNet", trainable_caffenet(8), args.caffenet_iters, args.runs, folder, targets, 1.15)
+    seconds = demo_seconds()
+    targets.check(f"the whole demo hunt: {seconds:.1f} s (target < 60 s)", seconds < 60)
+    targets.exit(args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # caffe_nantools from a checkout
 
 from caffe_nantools.inject import inject_text  # noqa: E402
 from caffe_nantools.prototxt import dump, parse  # noqa: E402
+from targets import Targets, add_check_option  # noqa: E402
 
 BLOCK = """\
 # block {i}
@@ -65,18 +66,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
+    add_check_option(parser)
     args = parser.parse_args()
+    targets = Targets()
+    measure(args, targets)
+    targets.exit(args)
+
+
+def measure(args, targets):
     text = generated_net(args.layers)
     n_layers = text.count("\nlayer {") + 1
     mb = len(text.encode()) / 1e6
     print(f"Python {sys.version.split()[0]}; generated net: {n_layers} layers, {mb:.2f} MB")
 
     total = best(lambda: inject_text(text, "generated.prototxt"), args.repeat)
-    print(f"parse + inject after every blob + print: {total:.3f} s (target < 0.5 s)")
+    targets.check(f"parse + inject after every blob + print: {total:.3f} s (target < 0.5 s)", total < 0.5)
     small, large = (best(lambda n=n: inject_text(in_place_net(n), "in_place.prototxt", each=True), args.repeat)
                     for n in (2000, 8000))
-    print(f"inject --each on in-place layers of one blob: 2k {small:.3f} s, 8k {large:.3f} s, "
-          f"ratio {large / small:.1f}x (target ~4x: linear)")
+    targets.check(f"inject --each on in-place layers of one blob: 2k {small:.3f} s, 8k {large:.3f} s, "
+                  f"ratio {large / small:.1f}x (target ~4x: linear, <= 5x)", large / small <= 5)
     ours = best(lambda: parse(text), args.repeat)
     print(f"{'caffe_nantools.prototxt.parse':>40}: {mb / ours:7.2f} MB/s")
     assert dump(parse(text)) == text
@@ -91,7 +99,7 @@ def main():
     theirs = best(lambda: text_format.Parse(text, caffe_pb2.NetParameter()), args.repeat)
     label = f"text_format.Parse ({api_implementation.Type()})"
     print(f"{label:>40}: {mb / theirs:7.2f} MB/s")
-    print(f"{'ratio (ours / text_format)':>40}: {theirs / ours:7.2f}x (target >= 1.0)")
+    targets.check(f"{'ratio (ours / text_format)':>40}: {theirs / ours:7.2f}x (target >= 1.0)", theirs / ours >= 1.0)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,13 @@
    much (target: flat);
 5. records/s on the SSD fork's AnnotatedDatum records (the uint8 3x32x32 images of 1., each
    with 1 to 6 boxes) against the Datums of the same images (target: the same speed class,
-   >= 0.5x).
+   >= 0.5x);
+6. records/s on a store of varied records (float Datums as Caffe writes them and packed, uint8
+   ones, labels 0..9, 1% bad: NaN, cut short, another shape, not a Datum) against the store of
+   one record repeated of 1., so that the general path is measured as well as the fast one; its
+   findings must be exactly the planted ones.
+
+A missed target is marked and makes the run exit 1 (``--no-check``: exit 0, for exploratory runs).
 """
 import argparse
 import os
@@ -31,6 +37,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from caffe_nantools.scan import scan  # noqa: E402
 from datums import datum, varint  # noqa: E402
+from targets import FLAT, Targets, add_check_option  # noqa: E402
 
 
 def make_lmdb(path, n, shape, dtype, annotated=False):
@@ -49,6 +56,28 @@ def make_lmdb(path, n, shape, dtype, annotated=False):
                 value = datum(one, label=i % 10)
                 txn.put(f"{i:08d}".encode(), annotated_datum(value, rng) if annotated else value)
     env.close()
+
+
+def make_varied_lmdb(path, n):
+    """Datums of three layouts (float_data as Caffe writes it, packed float_data, uint8 data)
+    with random values and labels, 1% of them bad; returns the indices of the bad ones."""
+    import lmdb
+
+    rng = np.random.default_rng(1)
+    env = lmdb.open(path, map_size=max(40 * n * 1024, 1 << 24))
+    bad = set()
+    with env.begin(write=True) as txn:
+        for i in range(n):
+            x = rng.standard_normal((3, 32, 32)).astype(np.float32)
+            label, layout = int(rng.integers(0, 10)), rng.integers(0, 3)
+            value = datum((np.abs(x) * 40).astype(np.uint8), label=label) if layout == 2 else datum(x, label=label, packed=layout == 1)
+            if rng.random() < 0.01:
+                bad.add(i)
+                x[rng.integers(0, 3), rng.integers(0, 32), rng.integers(0, 32)] = np.nan
+                value = [datum(x, label=label), value[: len(value) // 2], datum(x[:, :16]), b"not a Datum"][rng.integers(0, 4)]
+            txn.put(f"{i:08d}".encode(), value)
+    env.close()
+    return bad
 
 
 def field(number, payload):
@@ -172,7 +201,7 @@ def net_file(path, batch, tmp):
     return net_path
 
 
-def records_table(n, tmp, with_caffe):
+def records_table(n, tmp, with_caffe, targets):
     print(f"\nrecords/s on {n} records of 3x32x32, LMDB (best of {RUNS} runs of a direct scan, of 3 of the others;"
           " page cache warm)")
     print(f"{'':>28} {'float':>12} {'uint8':>12}")
@@ -196,14 +225,36 @@ def records_table(n, tmp, with_caffe):
     if with_caffe:
         for dtype in ("float", "uint8"):
             ratio = rows["direct scan"][dtype] / rows["bare Caffe Data-layer net"][dtype]
-            print(f"direct scan / bare Caffe net, {dtype}: {ratio:.2f}x" + (" (target >= 1.0)" if dtype == "float" else ""))
+            line = f"direct scan / bare Caffe net, {dtype}: {ratio:.2f}x"
+            if dtype == "float":
+                targets.check(f"{line} (target >= 1.0)", ratio >= 1.0)
+            else:
+                print(line)
     for dtype in ("float", "uint8"):
         ratio = rows["direct scan, --workers 2"][dtype] / rows["direct scan, --workers 1"][dtype]
-        print(f"--workers 2 / --workers 1, {dtype}: {ratio:.2f}x (target >= 1.7; {os.cpu_count()} cores, on which two busy "
-              f"processes did {ceiling[dtype]:.2f}x one meanwhile)")
+        targets.check(f"--workers 2 / --workers 1, {dtype}: {ratio:.2f}x (target >= 1.7; {os.cpu_count()} cores, on which "
+                      f"two busy processes did {ceiling[dtype]:.2f}x one meanwhile)", ratio >= 1.7)
+    return rows
 
 
-def annotated_table(n, tmp):
+def varied_table(n, tmp, uniform):
+    """records/s of the direct scans on varied records against ``uniform`` (records_table's
+    rows, the float store of one record repeated)."""
+    path = os.path.join(tmp, "varied_lmdb")
+    bad = make_varied_lmdb(path, n)
+    os.sync()
+    warm_up(path)
+    found = {f.index for f in scan(path).findings}
+    assert found == bad, f"the varied store's findings are not the planted ones: {sorted(found ^ bad)[:10]}"
+    *seconds, _ = in_fresh_process("--scan-seconds", path)
+    print(f"\nrecords/s on {n} varied records, LMDB (3 layouts, labels 0..9, {len(bad)} bad: all found), against the"
+          f" float store of one record repeated (best of {RUNS} runs)")
+    print(f"{'':>28} {'uniform':>12} {'varied':>12} {'ratio':>6}")
+    for name, s in zip(SCANS, seconds):
+        print(f"{name:>28} {uniform[name]['float']:>12,.0f} {n / s:>12,.0f} {n / s / uniform[name]['float']:>5.2f}x")
+
+
+def annotated_table(n, tmp, targets):
     print(f"\nrecords/s on {n} records of 3x32x32 uint8, LMDB: AnnotatedDatum (1 to 6 boxes each) against Datum"
           f" (best of {RUNS} runs)")
     rows = {}
@@ -218,8 +269,8 @@ def annotated_table(n, tmp):
     for i, name in enumerate(SCANS):
         datum_rate, annotated_rate = rows["Datum"][i], rows["AnnotatedDatum"][i]
         print(f"{name:>28} {datum_rate:>12,.0f} {annotated_rate:>15,.0f} {annotated_rate / datum_rate:>5.2f}x")
-    print("AnnotatedDatum / Datum, direct scan: "
-          f"{rows['AnnotatedDatum'][0] / rows['Datum'][0]:.2f}x (target >= 0.5: the same speed class)")
+    ratio = rows["AnnotatedDatum"][0] / rows["Datum"][0]
+    targets.check(f"AnnotatedDatum / Datum, direct scan: {ratio:.2f}x (target >= 0.5: the same speed class)", ratio >= 0.5)
 
 
 def hdf5_times(path):
@@ -259,14 +310,15 @@ def make_h5(path, megabytes):
     os.sync()
 
 
-def hdf5_table(megabytes, tmp):
+def hdf5_table(megabytes, tmp, targets):
     path = os.path.join(tmp, "big.h5")
     make_h5(path, megabytes)
     size = os.path.getsize(path) / 1e6
     plain, chunked, ours, one = in_fresh_process("--hdf5-times", path)
     print(f"\nHDF5, {size:.0f} MB: plain h5py read (ds[:]) {size / plain:,.0f} MB/s; chunked read_direct into one buffer "
           f"{size / chunked:,.0f} MB/s")
-    print(f"  scan (default: a process per core) {size / ours:,.0f} MB/s: {plain / ours:.2f}x the plain read (target >= 0.8)")
+    targets.check(f"  scan (default: a process per core) {size / ours:,.0f} MB/s: {plain / ours:.2f}x the plain read "
+                  "(target >= 0.8)", plain / ours >= 0.8)
     print(f"  scan --workers 1 {size / one:,.0f} MB/s: {plain / one:.2f}x the plain read")
 
 
@@ -294,21 +346,29 @@ def peak_rss(target, **options):
     return int(hwm) / 1024, int(anon) / 1024
 
 
-def rss_table(tmp, sizes_mb):
+def rss_table(tmp, sizes_mb, targets):
     print("\npeak RSS of a direct scan (uint8 3x256x256 Datums)")
     record = 3 * 256 * 256
+    anonymous = []
     for mb in sizes_mb:
         path = os.path.join(tmp, f"rss_{mb}")
         make_lmdb(path, mb * (1 << 20) // record, (3, 256, 256), "uint8")
-        total, anonymous = peak_rss(path)
-        print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which at most {anonymous:6.1f} MB anonymous (the rest is LMDB's mapped file)")
-    print("\npeak RSS of an HDF5 scan --write-clean (float 3x32x32 rows; target: flat, not the data's size)")
+        total, anon = peak_rss(path)
+        anonymous.append(anon)
+        print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which at most {anon:6.1f} MB anonymous (the rest is LMDB's mapped file)")
+    targets.check(f"anonymous peak RSS {anonymous[-1] / anonymous[0]:.2f}x from the least to the most data (target: flat, "
+                  f"<= {FLAT})", anonymous[-1] / anonymous[0] <= FLAT)
+    print("\npeak RSS of an HDF5 scan --write-clean (float 3x32x32 rows)")
+    totals = []
     for mb in sizes_mb:
         path = os.path.join(tmp, f"rss_{mb}.h5")
         make_h5(path, mb)
-        total, anonymous = peak_rss(path, write_clean=path + ".clean.h5")
+        total, anon = peak_rss(path, write_clean=path + ".clean.h5")
         os.remove(path + ".clean.h5")
-        print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which {anonymous:6.1f} MB anonymous")
+        totals.append(total)
+        print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which {anon:6.1f} MB anonymous")
+    targets.check(f"peak RSS {totals[-1] / totals[0]:.2f}x from the least to the most data (target: flat, not the data's size, "
+                  f"<= {FLAT})", totals[-1] / totals[0] <= FLAT)
 
 
 def main():
@@ -316,6 +376,7 @@ def main():
     parser.add_argument("--records", type=int, default=50000)
     parser.add_argument("--hdf5-mb", type=int, default=1024)
     parser.add_argument("--rss-mb", type=int, nargs="+", default=[100, 2048])
+    add_check_option(parser)
     # What in_fresh_process runs:
     parser.add_argument("--hdf5-times", metavar="H5", help=argparse.SUPPRESS)
     parser.add_argument("--scan-seconds", metavar="PATH", help=argparse.SUPPRESS)
@@ -335,12 +396,15 @@ def main():
         with_caffe = False
         print("no pycaffe: the Caffe columns are left out")
     print(f"numpy {np.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    targets = Targets()
     with tempfile.TemporaryDirectory(prefix="nantools-bench-") as tmp:
-        records_table(args.records, tmp, with_caffe)
-        annotated_table(args.records, tmp)
-        hdf5_table(args.hdf5_mb, tmp)
-        rss_table(tmp, args.rss_mb)
+        uniform = records_table(args.records, tmp, with_caffe, targets)
+        varied_table(args.records, tmp, uniform)
+        annotated_table(args.records, tmp, targets)
+        hdf5_table(args.hdf5_mb, tmp, targets)
+        rss_table(tmp, args.rss_mb, targets)
     print(f"\nthis process's peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    targets.exit(args)
 
 
 if __name__ == "__main__":

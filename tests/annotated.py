@@ -8,9 +8,9 @@ instance_id=1 bbox=2; AnnotationGroup group_label=1 annotation=2; AnnotatedDatum
 type=2 (enum AnnotationType BBOX=0) annotation_group=3. NVIDIA Caffe adds record_id to Datum
 (8) and to AnnotatedDatum (4); ``Extras`` stands for fields no caffe.proto here knows.
 """
-import pytest
+from needs import need
 
-protobuf = pytest.importorskip("google.protobuf")
+need("google.protobuf", "protobuf")
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 
 F = descriptor_pb2.FieldDescriptorProto

@@ -1,27 +1,32 @@
 """The real-world prototxt corpus (``shared/corpus`` beside the checkout, see its SOURCES.md).
 
-Found through NANTOOLS_CORPUS, else ``tests/_corpus`` (where docker/run-tests puts a copy for
-the image), else ``../shared/corpus`` next to the checkout. Without it the corpus tests skip,
-unless NANTOOLS_REQUIRE_CORPUS=1.
+Found through NANTOOLS_CORPUS (a folder that is not there is an error), else ``tests/_corpus``
+(where docker/run-tests puts a copy for the image), else ``../shared/corpus`` next to the
+checkout. Without it the corpus tests skip, unless NANTOOLS_REQUIRE_CORPUS=1.
 """
 import os
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-CANDIDATES = [Path(os.environ["NANTOOLS_CORPUS"])] if os.environ.get("NANTOOLS_CORPUS") else []
-CANDIDATES += [HERE / "_corpus", HERE.parents[1] / "shared" / "corpus"]
-CORPUS = next((p for p in CANDIDATES if p.is_dir()), CANDIDATES[-1])
-FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".prototxt", ".proto"))
-SOLVERS = [p for p in FILES if "solver" in p.name]
-NETS = [p for p in FILES if p not in SOLVERS]
-MISSING = f"the prototxt corpus is not here (looked in {', '.join(map(str, CANDIDATES))})"
+from caffe_nantools.prototxt.net import Net
 
 
 def read(path: Path) -> str:
     with open(path, encoding="utf-8", newline="") as f:
         return f.read()
+
+
+HERE = Path(__file__).resolve().parent
+NAMED = os.environ.get("NANTOOLS_CORPUS")
+CANDIDATES = [Path(NAMED)] if NAMED else [HERE / "_corpus", HERE.parents[1] / "shared" / "corpus"]
+CORPUS = next((p for p in CANDIDATES if p.is_dir()), CANDIDATES[-1])
+FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".prototxt", ".proto"))
+SOLVERS = [p for p in FILES if "solver" in p.name]
+NETS = [p for p in FILES if p not in SOLVERS]
+V1_NETS = [p for p in NETS if Net.parse(read(p)).v1]  # the old `layers {` format, which inject refuses
+V2_NETS = [p for p in NETS if p not in V1_NETS]
+MISSING = f"the prototxt corpus is not here (looked in {', '.join(map(str, CANDIDATES))})"
 
 
 def ids(paths):

@@ -12,6 +12,7 @@ import pytest
 import caffe_nantools
 from caffe_nantools.scan import ScanReport, merge_files, merge_reports, scan
 from stores import planted, write_store
+from needs import need
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -29,7 +30,7 @@ def found(report):
 
 @pytest.fixture
 def store(tmp_path):
-    pytest.importorskip("lmdb")
+    need("lmdb")
     records, expected = planted(300, seed=3)
     write_store(tmp_path / "train_lmdb", "lmdb", records)
     return tmp_path / "train_lmdb", sorted(expected)
@@ -66,7 +67,7 @@ def test_the_slurm_array_recipe_finds_what_one_scan_finds(tmp_path, store, comma
 
 
 def test_the_dask_recipe_finds_what_one_scan_finds(store):
-    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'dask[distributed]')")
+    distributed = need("distributed", "dask[distributed]", required=False)
     path, expected = store
     path = str(path)
     recipe = README.read_text().replace("\n", " ")

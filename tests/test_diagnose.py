@@ -7,6 +7,7 @@ from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import diagnose
 from caffe_nantools.logs import chunks
+from needs import need
 
 
 def healthy(iterations=4, start=0):
@@ -116,16 +117,19 @@ def test_values_growing_by_orders_of_magnitude_before_the_nan_are_exploding_grad
     assert any("clip_gradients" in a for a in result.advice)
 
 
-def test_the_first_layer_to_grow_is_named(tmp_path):
+@pytest.mark.parametrize("calm", [1, 3, 6])
+def test_the_first_layer_to_grow_is_named_from_its_first_to_its_last_finite_value(tmp_path, calm):
     log = CaffeLog().solving()
-    for i in range(3):
+    for i in range(calm):
         log.iteration(i)
-    for i, diff in zip(range(3, 6), ["0.5", "40", "5000"]):
+    for i, diff in zip(range(calm, calm + 3), ["0.5", "40", "5000"]):
         log.iteration(i, set={("backward", "ip1"): diff})
-    log.iteration(6, loss="nan", set={("backward", "ip1"): "nan", ("backward", "relu1"): "nan"})
+    log.iteration(calm + 3, loss="nan", set={("backward", "ip1"): "nan", ("backward", "relu1"): "nan"})
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "exploding_gradients" and result.blowup.layer == "ip1"
-    assert result.blowup.start[0] == 0 and result.blowup.end == (5, 5000.0, result.blowup.end[2], result.blowup.end[3])
+    start, end = log.line_of("Layer ip1, bottom blob conv1 diff:"), log.line_of("Layer ip1, bottom blob conv1 diff: 5000")
+    assert tuple(result.blowup.start) == (0, 0.004, start, log.lines[start - 1])
+    assert tuple(result.blowup.end) == (calm + 2, 5000.0, end, log.lines[end - 1])
 
 
 def test_debug_lines_of_a_test_pass_are_not_the_train_trace(tmp_path):
@@ -256,16 +260,25 @@ def test_the_pieces_of_a_log_are_all_its_lines_numbered(tmp_path, monkeypatch):
     assert suspects == [line for line in log.lines if "ip1 data: -nan" in line]
 
 
+JSON_KEYS = {"log", "cause", "first_nonfinite", "origin", "warnings", "evidence", "advice", "summary",
+             "debug_info", "blowup", "abort", "run", "runs"}
+
+
 def test_json_keeps_the_documented_shape(tmp_path, capsys):
     log = healthy()
     log.iteration(4, loss="nan", set={("forward", "ip1"): "nan"})
-    code = main(["diagnose", log.write(tmp_path / "train.log"), "--json"])
+    path = log.write(tmp_path / "train.log")
+    code = main(["diagnose", path, "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 1
-    assert out["cause"] in ("bad_input", "exploding_gradients", "lr_policy", "layer_numerics", "unknown", "none")
-    assert set(out["first_nonfinite"]) == {"iteration", "pass", "layer", "blob", "line"}
-    assert all(set(e) == {"line", "text"} for e in out["evidence"]) and out["evidence"]
-    assert isinstance(out["advice"], list) and out["advice"]
+    assert code == 1 and set(out) == JSON_KEYS
+    assert (out["log"], out["cause"], out["run"], out["runs"], out["debug_info"]) == (path, "layer_numerics", 1, 1, True)
+    nan_line = log.line_of("Layer ip1, top blob ip1 data: nan")
+    assert out["first_nonfinite"] == {"iteration": 4, "pass": "forward", "layer": "ip1", "blob": "top ip1", "line": nan_line}
+    assert set(out["origin"]) == {"layer", "pass", "iteration", "why"} and out["origin"]["layer"] == "ip1"
+    assert out["evidence"][0] == {"line": nan_line, "text": log.lines[nan_line - 1]}
+    assert all(e == {"line": e["line"], "text": log.lines[e["line"] - 1]} for e in out["evidence"])
+    assert (out["blowup"], out["abort"], out["warnings"]) == (None, None, [])
+    assert out["advice"] and all(isinstance(a, str) for a in out["advice"] + out["summary"])
 
 
 def test_the_report_reads_as_cause_story_evidence_advice(tmp_path, capsys):
@@ -296,7 +309,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, m
 
 
 def test_the_plot_draws_a_hundred_layer_trace(tmp_path):
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     log = CaffeLog().solving()
     layers = [f"conv{i}" for i in range(120)]
     for i in range(30):
@@ -313,7 +326,7 @@ def test_the_plot_draws_a_hundred_layer_trace(tmp_path):
 
 
 def test_a_plot_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     code = main(["diagnose", healthy().write(tmp_path / "train.log"), "--plot", str(tmp_path / "no" / "dir" / "x.png")])
     assert code == 2 and "no such folder" in capsys.readouterr().err
 

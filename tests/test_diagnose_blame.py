@@ -7,6 +7,7 @@ import pytest
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import diagnose
+from needs import need
 
 
 def forward_pass(log, tops, params=None):
@@ -179,7 +180,7 @@ def test_a_loss_layer_is_never_where_the_growth_began(tmp_path):
 
 @pytest.mark.parametrize("with_losses", [True, False])
 def test_a_one_iteration_trace_is_drawn_as_a_profile_along_the_net(tmp_path, with_losses):
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     log = CaffeLog().solving()
     if with_losses:
         log.loss(0, "2.3").lr(0, "0.01")

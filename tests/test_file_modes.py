@@ -11,6 +11,7 @@ from caffe_nantools.cli import main
 from caffe_logs import CaffeLog
 from nets import PHASED_NET
 from stores import planted, write_store
+from needs import need
 
 SOLVER = 'net: "train_val.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\ndisplay: 10\n'
 
@@ -61,7 +62,7 @@ def test_in_place_keeps_the_files_mode_whatever_the_umask(umask, tmp_path, given
 
 @pytest.mark.parametrize("backend", ["lmdb", "leveldb"])
 def test_write_clean_of_a_store(umask, tmp_path, backend):
-    pytest.importorskip({"lmdb": "lmdb", "leveldb": "plyvel"}[backend])
+    need({"lmdb": "lmdb", "leveldb": "plyvel"}[backend])
     records, _ = planted(40)
     write_store(tmp_path / "train_db", backend, records)
     assert main(["scan", "train_db", "--write-clean", "clean_db"]) == 1
@@ -69,7 +70,7 @@ def test_write_clean_of_a_store(umask, tmp_path, backend):
 
 
 def test_write_clean_of_an_image_list(umask, tmp_path):
-    Image = pytest.importorskip("PIL.Image")
+    Image = need("PIL.Image", "Pillow")
     Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
     (tmp_path / "list.txt").write_text("a.png 0\nmissing.png 1\na.png 2\n")
     assert main(["scan", "list.txt", "--write-clean", "clean.txt"]) == 1
@@ -78,7 +79,7 @@ def test_write_clean_of_an_image_list(umask, tmp_path):
 
 
 def test_write_clean_of_an_hdf5_list(umask, tmp_path):
-    h5py = pytest.importorskip("h5py")
+    h5py = need("h5py")
     data = np.ones((6, 2), np.float32)
     data[4, 1] = np.nan
     with h5py.File("part.h5", "w") as f:
@@ -101,7 +102,7 @@ def test_log2csv_tables(umask, tmp_path):
 
 
 def test_diagnose_plot(umask, tmp_path):
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     log = CaffeLog().solving()
     for i in range(3):
         log.trace(scale=10.0 ** i).loss(i, "1.5" if i < 2 else "nan").lr(i, "0.01")

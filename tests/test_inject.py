@@ -11,11 +11,9 @@ from caffe_nantools.prototxt import ParseError
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt import parse
 from caffe_nantools.templates import escape
-from corpus import NETS, corpus_params, read
+from corpus import V1_NETS, V2_NETS, corpus_params, read
 from nets import PHASED_NET
 
-V2_NETS = [p for p in NETS if not Net.parse(read(p)).v1]
-V1_NETS = [p for p in NETS if p not in V2_NETS]
 
 NET = PHASED_NET
 

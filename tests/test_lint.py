@@ -6,7 +6,7 @@ import pytest
 
 from caffe_nantools.cli import main
 from caffe_nantools.lint import lint
-from corpus import FILES, corpus_params
+from corpus import CORPUS, FILES, MISSING, corpus_params, read
 
 
 def rules_of(tmp_path, text, kind="net"):
@@ -95,11 +95,9 @@ def test_empty_windows_are_named_with_their_input_rows(tmp_path):
 def test_sizes_follow_caffes_arithmetic_through_the_corpus_caffenet():
     from caffe_nantools.lint.shapes import blob_sizes
     from caffe_nantools.prototxt.net import Net
-    from corpus import CORPUS, read
-
     path = CORPUS / "caffe" / "deploy.prototxt"
     if not path.exists():
-        pytest.skip("no corpus")
+        pytest.skip(MISSING)
     sizes = blob_sizes(Net.parse(read(path)))
     assert (sizes["conv1"], sizes["pool1"], sizes["pool2"], sizes["pool5"], sizes["fc6"]) == ((55, 55), (27, 27), (13, 13), (6, 6), (1, 1))
 

@@ -19,6 +19,7 @@ from caffe_nantools.files import FileError, read_text, writing
 from caffe_logs import CaffeLog
 from datums import datum
 from nets import PHASED_NET
+from needs import need
 
 SOLVER = 'net: "train_val.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\ndisplay: 10\n'
 LOG = textwrap.dedent("""\
@@ -268,7 +269,7 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_a_signal_during_write_clean_leaves_nothing_at_out(tmp_path, signame, code):
-    pytest.importorskip("lmdb")
+    need("lmdb")
     float_store(tmp_path / "train_lmdb")
     run = cli(["-c", INTERRUPTED.format(signal=signame), "scan", "train_lmdb", "--write-clean", "clean_lmdb"], tmp_path)
     assert run.returncode == code, run.stderr
@@ -279,7 +280,7 @@ def test_a_signal_during_write_clean_leaves_nothing_at_out(tmp_path, signame, co
 def test_a_full_disk_during_write_clean_removes_the_partial_copy(tmp_path):
     """The child's file size limit stands in for a full disk (a tmpfs cannot be mounted
     everywhere): the write fails part way, the partial copy goes."""
-    pytest.importorskip("lmdb")
+    need("lmdb")
     float_store(tmp_path / "train_lmdb")
     limited = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
                "resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10)); "
@@ -291,7 +292,7 @@ def test_a_full_disk_during_write_clean_removes_the_partial_copy(tmp_path):
 
 
 def test_a_full_tmpfs_during_write_clean_removes_the_partial_copy(tmp_path):
-    pytest.importorskip("lmdb")
+    need("lmdb")
     float_store(tmp_path / "train_lmdb")
     small = tmp_path / "small"
     small.mkdir()
@@ -313,7 +314,7 @@ def test_a_full_tmpfs_during_write_clean_removes_the_partial_copy(tmp_path):
     ("train_lmdb", ["already exists"]),
 ])
 def test_write_clean_into_a_place_it_cannot_write_is_refused_before_the_scan(tmp_path, monkeypatch, capsys, where, words):
-    pytest.importorskip("lmdb")
+    need("lmdb")
     monkeypatch.chdir(tmp_path)
     float_store(tmp_path / "train_lmdb", n=10)
     (tmp_path / "ro").mkdir(mode=0o555)

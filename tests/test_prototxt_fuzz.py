@@ -4,9 +4,9 @@ import contextlib
 import os
 import tempfile
 
-import pytest
+from needs import need
 
-hypothesis = pytest.importorskip("hypothesis")
+need("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

@@ -4,7 +4,6 @@ import os
 import tempfile
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from caffe_nantools.scan import scan
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect
 from caffe_nantools.scan.report import ScanReport
 from datums import datum, varint
+from needs import need
 
 # Bytes that look like Datum fields now and then: tags of its fields, long varints, floats.
 PIECES = st.one_of(
@@ -49,7 +49,7 @@ def test_random_records_in_a_batch_are_findings(records, good, crop):
 @given(st.binary(max_size=300) | st.lists(st.sampled_from(["x.h5", ".", "/", "a b", "\x00", "list.txt", "\ufeffy.h5", ""]), max_size=5)
        .map(lambda names: "\n".join(names).encode("utf-8")))
 def test_random_bytes_as_an_hdf5_list_are_an_error_or_findings(content):
-    pytest.importorskip("h5py")
+    need("h5py")
     with tempfile.TemporaryDirectory() as folder:  # hypothesis runs many examples per fixture
         path = os.path.join(folder, "list.txt")
         with open(path, "wb") as f:

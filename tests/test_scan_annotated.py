@@ -11,9 +11,10 @@ from caffe_nantools.cli import main
 from caffe_nantools.scan import merge_reports, scan
 from caffe_nantools.scan.annotated import parse
 from stores import read_store, write_store
+from needs import need
 
-lmdb = pytest.importorskip("lmdb")
-plyvel = pytest.importorskip("plyvel")
+need("lmdb")
+need("plyvel")
 
 SHAPE = (3, 6, 8)
 

@@ -17,9 +17,10 @@ from caffe_nantools.cli import main
 from caffe_nantools.scan import ScanError, scan
 from datums import datum
 from stores import planted, write_store
+from needs import need
 
-lmdb = pytest.importorskip("lmdb")
-plyvel = pytest.importorskip("plyvel")
+lmdb = need("lmdb")
+plyvel = need("plyvel")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

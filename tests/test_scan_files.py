@@ -9,9 +9,10 @@ from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import Source
+from needs import need
 
-h5py = pytest.importorskip("h5py")
-Image = pytest.importorskip("PIL.Image")
+h5py = need("h5py")
+Image = need("PIL.Image", "Pillow")
 
 
 def found(report):

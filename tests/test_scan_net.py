@@ -9,9 +9,10 @@ from caffe_nantools.scan import scan
 from caffe_nantools.scan.sources import read_mean, sources_from_net
 from datums import datum, mean_file
 from stores import write_store
+from needs import need
 
-pytest.importorskip("lmdb")
-h5py = pytest.importorskip("h5py")
+need("lmdb")
+h5py = need("h5py")
 
 NET = textwrap.dedent(
     """\

@@ -10,6 +10,7 @@ from caffe_nantools.scan import scan
 from caffe_nantools.scan.checks import Collector, DatumChecker
 from caffe_nantools.scan.report import ScanReport
 from datums import datum, varint
+from needs import need
 
 BIG = 2**31 - 1
 
@@ -49,7 +50,7 @@ def test_dims_past_64_bits_decode_as_caffe_reads_them():
 
 
 def test_impossible_dims_are_findings_with_workers_too(tmp_path):
-    pytest.importorskip("lmdb")
+    need("lmdb")
     from stores import write_store
 
     records = [(b"%05d" % i, datum(np.full((1, 2, 2), i, np.float32))) for i in range(400)]
@@ -63,7 +64,7 @@ def test_impossible_dims_are_findings_with_workers_too(tmp_path):
 
 @pytest.fixture
 def h5py():
-    return pytest.importorskip("h5py")
+    return need("h5py")
 
 
 def h5(path, **datasets):

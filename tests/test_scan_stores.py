@@ -10,9 +10,10 @@ from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.stores import StoreError
 from datums import datum
 from stores import planted, read_store, write_store
+from needs import need
 
-lmdb = pytest.importorskip("lmdb")
-plyvel = pytest.importorskip("plyvel")
+lmdb = need("lmdb")
+need("plyvel")
 
 BACKENDS = ["lmdb", "leveldb"]
 

@@ -7,9 +7,8 @@ import pytest
 from caffe_nantools.inject import inject_text, remove_text
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.upgrade import UpgradeError, upgrade_v1
-from corpus import NETS, corpus_params, read
+from corpus import V1_NETS, corpus_params, read
 
-V1_NETS = [p for p in NETS if Net.parse(read(p)).v1]
 
 V1 = """\
 name: "old"  # a V1 net
@@ -58,19 +57,23 @@ def test_corpus_v1_nets_upgrade_and_take_checks(path):
     assert remove_text(result.text)[0] == text
 
 
+BY_CAFFE = "; upgrade it with Caffe's upgrade_net_proto_text"
+
+
+@pytest.mark.parametrize("before", ["", 'name: "old"\n', '# an old net\nname: "old"\n\nlayers { name: "x" type: RELU }\n'])
 @pytest.mark.parametrize(
     "text, message",
     [
         ("layers { name: 'a' type: FOO }", "unknown V1 layer type 'FOO'"),
-        ("layers { layer { name: 'a' } }", "a V0 layer nested in 'layers'"),
-        ("layers { name: 'd' type: DATA data_param { scale: 0.1 } }", "data_param holds scale from before transform_param"),
+        ("layers { layer { name: 'a' } }", "a V0 layer nested in 'layers'" + BY_CAFFE),
+        ("layers { name: 'd' type: DATA data_param { scale: 0.1 } }",
+         "data_param holds scale from before transform_param" + BY_CAFFE),
     ],
 )
-def test_what_the_upgrade_does_not_rewrite_is_refused(text, message):
+def test_what_the_upgrade_does_not_rewrite_is_refused_at_its_layer(before, text, message):
     with pytest.raises(UpgradeError) as info:
-        upgrade_v1(text, "old.prototxt")
-    assert str(info.value).startswith("old.prototxt:1:1: " + message)
-    assert "upgrade_net_proto_text" in str(info.value) or "unknown" in message
+        upgrade_v1(before + text, "old.prototxt")
+    assert str(info.value) == f"old.prototxt:{before.count(chr(10)) + 1}:1: {message}"
 
 
 def caffe_upgrade(tmp_path, text, name):
