@@ -6,7 +6,7 @@ import pytest
 
 from caffe_nantools.cli import main
 from caffe_nantools.hunt.fixes import policy_fix
-from caffe_nantools.hunt.inputs import HuntError, make_copies, read_inputs
+from caffe_nantools.hunt.inputs import make_copies, read_inputs
 from caffe_nantools.hunt.verdict import _backward_writer, _check_place
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net

@@ -2,7 +2,6 @@
 that are not files refused at once. Each command's outputs go through files.writing."""
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
