@@ -539,7 +539,7 @@ def iter_tokens(root: Union[Document, Node]) -> Iterator[Token]:
     stack = [iter(root.items)]
     while stack:
         for item in stack[-1]:
-            if isinstance(item, Node):
+            if type(item) is Node:  # a Token otherwise: trees hold no subclasses
                 stack.append(iter(item.items))
                 break
             yield item
@@ -550,18 +550,8 @@ def iter_tokens(root: Union[Document, Node]) -> Iterator[Token]:
 def dump(root: Union[Document, Node]) -> str:
     """The text of a tree or subtree, byte for byte as parsed plus any edits."""
     parts: List[str] = []
-    append = parts.append
-    stack = [iter(root.items)]
-    while stack:
-        for item in stack[-1]:
-            if type(item) is Node:
-                stack.append(iter(item.items))
-                break
-            append(item.pre)
-            append(item.text)
-            append(item.post)
-        else:
-            stack.pop()
+    for token in iter_tokens(root):
+        parts += (token.pre, token.text, token.post)
     if isinstance(root, Document):
-        append(root.tail)
+        parts.append(root.tail)
     return "".join(parts)
