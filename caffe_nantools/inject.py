@@ -17,7 +17,7 @@ from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
 from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.syntax import collector_paused
-from caffe_nantools.prototxt.net import PHASES, Layer, Net, NetState, Rule, representative_states
+from caffe_nantools.prototxt.net import Layer, Net, Rule, rules_of_any
 from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.upgrade import upgrade_v1
@@ -162,7 +162,7 @@ def written_by_inject(node: Node) -> Optional[str]:
     return Style(newline, indent, quote).block(snippet, base)[len(newline + base):]
 
 
-def _rule_text(kind: str, rule) -> str:
+def _rule_text(kind: str, rule: Rule) -> str:
     fields = []
     if rule.phase is not None:
         fields.append(f"phase: {rule.phase}")
@@ -178,35 +178,14 @@ def _rule_text(kind: str, rule) -> str:
 def rules_for(producers: Sequence[Layer], blob: str) -> Tuple[str, ...]:
     """Include/exclude rules under which a check of ``blob`` exists exactly when one of its
     producers does, so the net still builds in every phase and stage."""
-    if not producers or any(p.unconditional for p in producers):
-        return ()
-    states = representative_states(r for p in producers for r in p.include + p.exclude)
-    if all(any(p.active(state) for p in producers) for state in states):
-        return ()
-    if len(producers) == 1:
-        p = producers[0]
-        kind, rules = ("include", p.include) if p.include else ("exclude", p.exclude)
-        return tuple(dict.fromkeys(_rule_text(kind, r) for r in rules))
-    if all(p.include for p in producers):
-        return tuple(dict.fromkeys(_rule_text("include", r) for p in producers for r in p.include))
-    all_rules = [r for p in producers for r in p.include + p.exclude]
-    if all(r.phase_only for r in all_rules):
-        phases = [ph for ph in PHASES if any(p.active(NetState(ph)) for p in producers)]
-        return () if len(phases) == len(PHASES) else tuple(_rule_text("include", _PhaseRule(ph)) for ph in phases)
-    names = ", ".join(p.name for p in producers)
-    raise InjectError(
-        f"blob {blob!r} comes from several layers ({names}) whose include/exclude rules cannot "
-        "be combined into one; check it with --each, which follows each producer's own rules"
-    )
-
-
-@dataclass(frozen=True)
-class _PhaseRule:
-    phase: str
-    min_level: None = None
-    max_level: None = None
-    stages: tuple = ()
-    not_stages: tuple = ()
+    rules = rules_of_any(producers)
+    if rules is None:
+        names = ", ".join(p.name for p in producers)
+        raise InjectError(
+            f"blob {blob!r} comes from several layers ({names}) whose include/exclude rules cannot "
+            "be combined into one; check it with --each, which follows each producer's own rules"
+        )
+    return tuple(dict.fromkeys(_rule_text(kind, rule) for kind, rule in rules))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The net view: layers, their rules, and where each blob comes from, per phase."""
 import pytest
 
-from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt.net import Net, NetState, representative_states, rules_of_any
 from corpus import CORPUS, MISSING, read
 from nets import PHASED_NET
 
@@ -72,3 +72,43 @@ def test_v1_types_map_to_todays_names_and_inputs_are_blobs():
 def test_explicit_loss_weight_per_top():
     layer = Net.parse("layer { name: 'l' type: 'X' top: 'a' top: 'b' loss_weight: 0 loss_weight: 0.5 }").layers[0]
     assert (layer.loss_weight("a"), layer.loss_weight("b")) == (0.0, 0.5)
+
+
+def _layers(*rules: str):
+    text = "".join(f'layer {{ name: "l{i}" type: "ReLU" top: "x" {r} }}\n' for i, r in enumerate(rules))
+    return Net.parse(text).layers
+
+
+def _written(rules):
+    return None if rules is None else [(kind, r.phase, r.stages, r.not_stages) for kind, r in rules]
+
+
+@pytest.mark.parametrize(
+    "rules, expected",
+    [
+        # Any producer without rules, or producers that together cover every state: no rule.
+        (("", "include { phase: TEST }"), []),
+        (("include { phase: TRAIN }", "include { phase: TEST }"), []),
+        (('include { stage: "s" }', 'exclude { stage: "s" }'), []),
+        # One producer: its own rules, of its own kind.
+        (("include { phase: TEST }",), [("include", "TEST", (), ())]),
+        (('exclude { phase: TRAIN } exclude { stage: "a" }',), [("exclude", "TRAIN", (), ()), ("exclude", None, ("a",), ())]),
+        # Several producers with include rules: every one of them.
+        (('include { stage: "a" }', 'include { phase: TEST not_stage: "b" }'),
+         [("include", None, ("a",), ()), ("include", "TEST", (), ("b",))]),
+        # Phase-only rules of both kinds: the phases in which one of them exists.
+        (("include { phase: TEST }", "exclude { phase: TRAIN }"), [("include", "TEST", (), ())]),
+        # Mixed kinds that name stages cannot be written as one layer's rules.
+        (("include { phase: TRAIN }", 'exclude { phase: TEST stage: "t" }'), None),
+    ],
+)
+def test_rules_of_any_give_the_states_in_which_one_of_the_layers_exists(rules, expected):
+    layers = _layers(*rules)
+    answer = rules_of_any(layers)
+    assert _written(answer) == expected
+    if answer:  # the answer holds in exactly the states in which one of the layers is built
+        for state in representative_states(r for layer in layers for r in layer.include + layer.exclude):
+            kinds = {kind for kind, _ in answer}
+            made = (any(r.matches(state) for _, r in answer) if kinds == {"include"}
+                    else not any(r.matches(state) for _, r in answer))
+            assert made == any(layer.active(state) for layer in layers), state

@@ -95,6 +95,13 @@ def test_positions_are_one_based_lines_and_columns():
         ("a: 1\nb: @", "2:4", "unexpected character '@'"),
         ("{ a: 1 }", "1:1", "expected a field name, found '{'"),
         ("x {\n  y: 1\n>", "3:1", "expected a field name or '}', found '>'"),
+        # At the end of the file the error points just past the last character (a CR is not one).
+        ("a: -", "1:5", "expected a number after '-', found the end of the file"),
+        ("a: [1,", "1:7", "expected a value, found the end of the file"),
+        ("a {\r", "1:4", "expected '}' to close 'a' opened at 1:1, found the end of the file"),
+        ("a: 'x'\n  'y' b", "2:8", "expected ':' or '{' after field name 'b', found the end of the file"),
+        ("a: [[1]]", "1:5", "expected a value, found '['"),
+        ("a: 1 ;;", "1:7", "expected a field name, found ';'"),
     ],
 )
 def test_parse_errors_say_where_and_what_was_expected(text, where, message):

@@ -7,7 +7,7 @@ enum types (mapped to today's type names).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.prototxt.fields import FLOAT, INT32, PHASE, STRING
@@ -49,9 +49,10 @@ class NetState:
 
 @dataclass(frozen=True)
 class Rule:
-    """One ``include``/``exclude`` NetStateRule of a layer."""
+    """One ``include``/``exclude`` NetStateRule of a layer (``node`` is None for a rule the model
+    made rather than read)."""
 
-    node: Node
+    node: Optional[Node]
     phase: Optional[str]
     min_level: Optional[int]
     max_level: Optional[int]
@@ -68,6 +69,10 @@ class Rule:
             stages=tuple(node.fields("stage", STRING)),
             not_stages=tuple(node.fields("not_stage", STRING)),
         )
+
+    @classmethod
+    def of_phase(cls, phase: str) -> "Rule":
+        return cls(None, phase, None, None, (), ())
 
     @property
     def phase_only(self) -> bool:
@@ -175,6 +180,26 @@ class Layer:
 
     def in_place(self, blob: str) -> bool:
         return blob in self.tops and blob in self.bottoms
+
+
+def rules_of_any(layers: Sequence[Layer]) -> Optional[List[Tuple[str, Rule]]]:
+    """The ``(kind, rule)`` pairs (kind ``include`` or ``exclude``) under which a new layer
+    exists exactly when one of ``layers`` does: empty when that is in every state, None when
+    their rules cannot be written as one layer's."""
+    if not layers or any(layer.unconditional for layer in layers):
+        return []
+    states = representative_states(r for layer in layers for r in layer.include + layer.exclude)
+    if all(any(layer.active(state) for layer in layers) for state in states):
+        return []
+    if len(layers) == 1:
+        layer = layers[0]
+        return [("include", r) for r in layer.include] or [("exclude", r) for r in layer.exclude]
+    if all(layer.include for layer in layers):
+        return [("include", r) for layer in layers for r in layer.include]
+    if all(r.phase_only for layer in layers for r in layer.include + layer.exclude):
+        phases = [ph for ph in PHASES if any(layer.active(NetState(ph)) for layer in layers)]
+        return [] if len(phases) == len(PHASES) else [("include", Rule.of_phase(ph)) for ph in phases]
+    return None
 
 
 @dataclass

@@ -383,31 +383,32 @@ MAX_INTEGER_DIGITS = 20
 
 class _Parser:
     """Builds the tree with an explicit stack (no recursion limit on nesting). The loops are
-    written out by hand: this is the hot path of every command that reads a prototxt."""
+    written out by hand over an index: this is the hot path of every command that reads a
+    prototxt, and a tokenizer object with a method call per token (protobuf's text_format
+    style) measured 9% slower overall."""
 
     def __init__(self, text: str, path: str) -> None:
         self.text = text
         self.path = path
         self.tokens, self.tail = tokenize(text, path)
+        # An end mark after the last token, so that looking one token ahead never needs a bounds
+        # check: its empty text matches no symbol and its kind no value.
+        self.tokens.append(Token("end", "", "", len(text), Source(text, path)))
 
-    def error(self, message: str, at: int) -> ParseError:
-        if at < len(self.tokens):
-            token = self.tokens[at]
-            line, col = token.line, token.col
-            return ParseError(message, self.path, line, col, token.source.line_text(line))
-        lines = self.text.split("\n")  # at the end: point just past the last character
-        source = lines[-1].rstrip("\r")
-        return ParseError(message, self.path, len(lines), len(source) + 1, source)
-
-    def found(self, at: int) -> str:
-        if at >= len(self.tokens):
-            return "the end of the file"
+    def expected(self, what: str, at: int) -> ParseError:
+        """``expected <what>, found <the token at index at>``, placed at that token."""
         token = self.tokens[at]
-        return f"string {token.text}" if token.kind == "string" else f"'{token.text}'"
+        if token.kind == "end":
+            lines = self.text.split("\n")  # point just past the last character
+            source = lines[-1].rstrip("\r")
+            message = f"expected {what}, found the end of the file"
+            return ParseError(message, self.path, len(lines), len(source) + 1, source)
+        found = f"string {token.text}" if token.kind == "string" else f"'{token.text}'"
+        return token.error(f"expected {what}, found {found}")
 
     def parse(self) -> Document:
         tokens = self.tokens
-        n = len(tokens)
+        n = len(tokens) - 1
         doc = Document([], self.tail, self.path)
         stack: list = []
         container, closer = doc, None  # the node being filled, and the symbol that closes it
@@ -418,21 +419,20 @@ class _Parser:
             if text == closer:  # symbols never equal an ident, number or quoted string
                 container.items.append(token)
                 i += 1
-                if i < n and tokens[i].text in _SEPARATORS:
+                if tokens[i].text in _SEPARATORS:
                     container.items.append(tokens[i])
                     i += 1
                 container, closer = stack.pop()
                 continue
             if token.kind != "ident":
-                wanted = "a field name" + (f" or '{closer}'" if closer else "")
-                raise self.error(f"expected {wanted}, found {self.found(i)}", i)
+                raise self.expected("a field name" + (f" or '{closer}'" if closer else ""), i)
             items = [token]
             i += 1
-            after = tokens[i].text if i < n else None
+            after = tokens[i].text
             if after == ":":
                 items.append(tokens[i])
                 i += 1
-                after = tokens[i].text if i < n else None
+                after = tokens[i].text
             if after == "{" or after == "<":
                 items.append(tokens[i])
                 i += 1
@@ -443,48 +443,40 @@ class _Parser:
                 container, closer = node, _CLOSE[after]
                 continue
             if len(items) == 1:
-                raise self.error(f"expected ':' or '{{' after field name '{text}', found {self.found(i)}", i)
+                raise self.expected(f"':' or '{{' after field name '{text}'", i)
             node = Node(items, False)
             if after == "[":
                 i = self._list(node, i)
             else:
                 i = self._scalar(node, i)
-            if i < n and tokens[i].text in _SEPARATORS:
+            if tokens[i].text in _SEPARATORS:
                 items.append(tokens[i])
                 i += 1
             node.parent = container
             container.items.append(node)
         if closer is not None:
-            raise self.error(
-                f"expected '{closer}' to close '{container.name}' opened at "
-                f"{container.line}:{container.col}, found the end of the file",
-                n,
-            )
+            raise self.expected(f"'{closer}' to close '{container.name}' opened at {container.line}:{container.col}", n)
         return doc
 
     def _scalar(self, node: Node, i: int) -> int:
         """Read one value at ``i`` into ``node``; returns the index after it."""
         tokens = self.tokens
-        if i >= len(tokens):
-            raise self.error("expected a value, found the end of the file", i)
         token = tokens[i]
         kind = token.kind
         if kind == "string":
             j = i + 1
-            while j < len(tokens) and tokens[j].kind == "string":
+            while tokens[j].kind == "string":
                 j += 1
             value = tokens[i:j]
         elif kind == "number" or kind == "ident":
             value, j = [token], i + 1
         elif token.text == "-":
-            after = tokens[i + 1] if i + 1 < len(tokens) else None
-            if after is None:
-                raise self.error("expected a number after '-', found the end of the file", i + 1)
+            after = tokens[i + 1]
             if not (after.kind == "number" or (after.kind == "ident" and after.text.lower() in ("inf", "infinity", "nan"))):
-                raise self.error(f"expected a number after '-', found {self.found(i + 1)}", i + 1)
+                raise self.expected("a number after '-'", i + 1)
             value, j = [token, after], i + 2
         else:
-            raise self.error(f"expected a value, found {self.found(i)}", i)
+            raise self.expected("a value", i)
         node.items.extend(value)
         node.values.append(value)
         return j
@@ -494,19 +486,19 @@ class _Parser:
         tokens = self.tokens
         node.items.append(tokens[i])
         i += 1
-        if i < len(tokens) and tokens[i].text == "]":
+        if tokens[i].text == "]":
             node.items.append(tokens[i])
             return i + 1
         while True:
             i = self._scalar(node, i)
-            if i >= len(tokens):
-                raise self.error("expected ',' or ']', found the end of the file", i)
             token = tokens[i]
+            if token.kind == "end":
+                raise self.expected("',' or ']'", i)
             node.items.append(token)
             if token.text == "]":
                 return i + 1
             if token.text != ",":
-                raise self.error(f"expected ',' or ']' in the list, found {self.found(i)}", i)
+                raise self.expected("',' or ']' in the list", i)
             i += 1
 
 
@@ -539,7 +531,7 @@ def iter_tokens(root: Union[Document, Node]) -> Iterator[Token]:
     stack = [iter(root.items)]
     while stack:
         for item in stack[-1]:
-            if isinstance(item, Node):
+            if type(item) is Node:  # a Token otherwise: trees hold no subclasses
                 stack.append(iter(item.items))
                 break
             yield item
@@ -550,18 +542,8 @@ def iter_tokens(root: Union[Document, Node]) -> Iterator[Token]:
 def dump(root: Union[Document, Node]) -> str:
     """The text of a tree or subtree, byte for byte as parsed plus any edits."""
     parts: List[str] = []
-    append = parts.append
-    stack = [iter(root.items)]
-    while stack:
-        for item in stack[-1]:
-            if type(item) is Node:
-                stack.append(iter(item.items))
-                break
-            append(item.pre)
-            append(item.text)
-            append(item.post)
-        else:
-            stack.pop()
+    for token in iter_tokens(root):
+        parts += (token.pre, token.text, token.post)
     if isinstance(root, Document):
-        append(root.tail)
+        parts.append(root.tail)
     return "".join(parts)
