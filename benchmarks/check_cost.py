@@ -8,6 +8,7 @@ Run inside the image (docker/run-benchmark check_cost). Prints, measured side by
    every top blob, and with the original answer's layer there instead, relative to the same
    net without checks (target: <= 1.01). Skipped when pycaffe is missing.
 """
+
 import argparse
 import os
 import statistics
@@ -56,15 +57,27 @@ CAFFENET = [
     ("relu1", "ReLU", None),
     ("pool1", "Pooling", "pooling_param { pool: MAX kernel_size: 3 stride: 2 }"),
     ("norm1", "LRN", "lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }"),
-    ("conv2", "Convolution", "convolution_param { num_output: 256 pad: 2 kernel_size: 5 group: 2 %s }"),
+    (
+        "conv2",
+        "Convolution",
+        "convolution_param { num_output: 256 pad: 2 kernel_size: 5 group: 2 %s }",
+    ),
     ("relu2", "ReLU", None),
     ("pool2", "Pooling", "pooling_param { pool: MAX kernel_size: 3 stride: 2 }"),
     ("norm2", "LRN", "lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }"),
     ("conv3", "Convolution", "convolution_param { num_output: 384 pad: 1 kernel_size: 3 %s }"),
     ("relu3", "ReLU", None),
-    ("conv4", "Convolution", "convolution_param { num_output: 384 pad: 1 kernel_size: 3 group: 2 %s }"),
+    (
+        "conv4",
+        "Convolution",
+        "convolution_param { num_output: 384 pad: 1 kernel_size: 3 group: 2 %s }",
+    ),
     ("relu4", "ReLU", None),
-    ("conv5", "Convolution", "convolution_param { num_output: 256 pad: 1 kernel_size: 3 group: 2 %s }"),
+    (
+        "conv5",
+        "Convolution",
+        "convolution_param { num_output: 256 pad: 1 kernel_size: 3 group: 2 %s }",
+    ),
     ("relu5", "ReLU", None),
     ("pool5", "Pooling", "pooling_param { pool: MAX kernel_size: 3 stride: 2 }"),
     ("fc6", "InnerProduct", "inner_product_param { num_output: 4096 %s }"),
@@ -75,7 +88,9 @@ CAFFENET = [
     ("drop7", "Dropout", "dropout_param { dropout_ratio: 0.5 }"),
     ("fc8", "InnerProduct", "inner_product_param { num_output: 1000 %s }"),
 ]
-FILLERS = 'weight_filler { type: "gaussian" std: 0.005 } bias_filler { type: "constant" value: 0.1 }'
+FILLERS = (
+    'weight_filler { type: "gaussian" std: 0.005 } bias_filler { type: "constant" value: 0.1 }'
+)
 
 
 def caffenet(batch, check):
@@ -90,10 +105,14 @@ def caffenet(batch, check):
         in_place = kind in ("ReLU", "Dropout")
         top = bottom if in_place else name
         body = "" if params is None else (params % FILLERS if "%s" in params else params)
-        lines.append(f'layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" top: "{top}" {body} }}')
+        lines.append(
+            f'layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" top: "{top}" {body} }}'
+        )
         lines.append(check_layer(check, f"check_{name}", top))
         bottom = top
-    lines.append(f'layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "{bottom}" bottom: "label" top: "loss" }}')
+    lines.append(
+        f'layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "{bottom}" bottom: "label" top: "loss" }}'
+    )
     lines.append(check_layer(check, "check_loss", "loss"))
     return "\n".join(lines) + "\n"
 
@@ -145,7 +164,9 @@ def step_table(batch, rounds, targets):
         for variant, net in nets.items():
             times[variant].append(step(net))
     plain = statistics.median(times[None])
-    print(f"\ntrain step (forward+backward) of CaffeNet, batch {batch}, CPU, {rounds} interleaved rounds, median")
+    print(
+        f"\ntrain step (forward+backward) of CaffeNet, batch {batch}, CPU, {rounds} interleaved rounds, median"
+    )
     print(f"{'checks':>34} {'seconds':>8} {'ratio':>7}")
     print(f"{'none':>34} {plain:>8.3f} {1:>6.3f}x")
     for variant, label in (("ours", "CheckFiniteLayer"), ("original", "original answer's layer")):

@@ -6,6 +6,7 @@ values blow up and go NaN near the end; diagnose against Python iterating the fi
 (``for line in open(path)``), each in a fresh process for its peak RSS. Targets: diagnose within
 3x of the line loop on 1 GB, and peak RSS flat from 100 MB to 1 GB.
 """
+
 import argparse
 import os
 import resource
@@ -24,23 +25,37 @@ STAMP = "I1121 07:12:32.521270 10203 "
 LAYERS = [(f"conv{i}", i % 3 != 2) for i in range(40)] + [(f"ip{i}", True) for i in range(20)]
 
 
-def block(scale: float, bad_from: int = 10 ** 9) -> str:
+def block(scale: float, bad_from: int = 10**9) -> str:
     """One iteration's forward and backward lines; layers from ``bad_from`` on are nan."""
     lines = [f"{STAMP}net.cpp:593]     [Forward] Layer data, top blob data data: 0.75"]
     for k, (name, params) in enumerate(LAYERS):
         value = "nan" if k >= bad_from else f"{0.5 * scale * (1 + k / 60):g}"
-        lines.append(f"{STAMP}net.cpp:593]     [Forward] Layer {name}, top blob {name} data: {value}")
+        lines.append(
+            f"{STAMP}net.cpp:593]     [Forward] Layer {name}, top blob {name} data: {value}"
+        )
         if params:
-            lines.append(f"{STAMP}net.cpp:605]     [Forward] Layer {name}, param blob 0 data: 0.0312")
-            lines.append(f"{STAMP}net.cpp:605]     [Forward] Layer {name}, param blob 1 data: 0.0005")
+            lines.append(
+                f"{STAMP}net.cpp:605]     [Forward] Layer {name}, param blob 0 data: 0.0312"
+            )
+            lines.append(
+                f"{STAMP}net.cpp:605]     [Forward] Layer {name}, param blob 1 data: 0.0005"
+            )
     for k, (name, params) in reversed(list(enumerate(LAYERS))):
         value = "nan" if k >= bad_from else f"{0.004 * scale:g}"
-        lines.append(f"{STAMP}net.cpp:621]     [Backward] Layer {name}, bottom blob {name} diff: {value}")
+        lines.append(
+            f"{STAMP}net.cpp:621]     [Backward] Layer {name}, bottom blob {name} diff: {value}"
+        )
         if params:
-            lines.append(f"{STAMP}net.cpp:632]     [Backward] Layer {name}, param blob 0 diff: {value}")
-            lines.append(f"{STAMP}net.cpp:632]     [Backward] Layer {name}, param blob 1 diff: {value}")
-    lines.append(f"E1121 07:12:32.521485 10203 net.cpp:721]     [Backward] All net params (data, diff): "
-                 f"L1 norm = (6256.24, {22.0 * scale:g}); L2 norm = (26.113, {9.04 * scale:g})")
+            lines.append(
+                f"{STAMP}net.cpp:632]     [Backward] Layer {name}, param blob 0 diff: {value}"
+            )
+            lines.append(
+                f"{STAMP}net.cpp:632]     [Backward] Layer {name}, param blob 1 diff: {value}"
+            )
+    lines.append(
+        f"E1121 07:12:32.521485 10203 net.cpp:721]     [Backward] All net params (data, diff): "
+        f"L1 norm = (6256.24, {22.0 * scale:g}); L2 norm = (26.113, {9.04 * scale:g})"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -48,7 +63,7 @@ def write_log(path: str, megabytes: int) -> int:
     """The log, blowing up over its last 10 displayed iterations; returns the NaN iteration."""
     healthy = block(1.0)
     per_iteration = len(healthy) + 300
-    total = megabytes * 2 ** 20 // per_iteration
+    total = megabytes * 2**20 // per_iteration
     bad = total - 20
     with open(path, "w") as f:
         f.write(f"{STAMP}solver.cpp:289] Solving bench\n")
@@ -56,7 +71,9 @@ def write_log(path: str, megabytes: int) -> int:
             if i % 500 == 0:
                 f.write(f"{STAMP}solver.cpp:347] Iteration {i}, Testing net (#0)\n")
                 f.write(f"{STAMP}net.cpp:593]     [Forward] Layer data, top blob data data: 0.75\n")
-                f.write(f"{STAMP}solver.cpp:414]     Test net output #0: loss = 1.2 (* 1 = 1.2 loss)\n")
+                f.write(
+                    f"{STAMP}solver.cpp:414]     Test net output #0: loss = 1.2 (* 1 = 1.2 loss)\n"
+                )
             if i < bad - 10:
                 f.write(healthy)
                 loss = "1.3"
@@ -67,8 +84,12 @@ def write_log(path: str, megabytes: int) -> int:
             else:
                 f.write(block(1e12, bad_from=30 if i == bad else 0))
                 loss = "nan"
-            f.write(f"{STAMP}solver.cpp:239] Iteration {i} (12.5 iter/s, 0.08s/1 iters), loss = {loss}\n")
-            f.write(f"{STAMP}solver.cpp:258]     Train net output #0: loss = {loss} (* 1 = {loss} loss)\n")
+            f.write(
+                f"{STAMP}solver.cpp:239] Iteration {i} (12.5 iter/s, 0.08s/1 iters), loss = {loss}\n"
+            )
+            f.write(
+                f"{STAMP}solver.cpp:258]     Train net output #0: loss = {loss} (* 1 = {loss} loss)\n"
+            )
             f.write(f"{STAMP}sgd_solver.cpp:112] Iteration {i}, lr = 0.01\n")
     return bad
 
@@ -90,7 +111,12 @@ def child(what: str, path: str) -> None:
 
 
 def measure(what: str, path: str):
-    out = subprocess.run([sys.executable, __file__, "--child", what, path], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", what, path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     seconds, rss_kb, *answer = out.stdout.split()
     return float(seconds), int(rss_kb) / 1024, " ".join(answer)
 
@@ -99,7 +125,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--megabytes", type=int, default=1024)
-    parser.add_argument("--small", type=int, default=100, help="the size of the log for the memory comparison")
+    parser.add_argument(
+        "--small", type=int, default=100, help="the size of the log for the memory comparison"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     add_check_option(parser)
     args = parser.parse_args()
@@ -112,22 +140,29 @@ def main() -> None:
         for megabytes in (args.small, args.megabytes):
             path = os.path.join(folder, f"train-{megabytes}.log")
             bad = write_log(path, megabytes)
-            size = os.path.getsize(path) / 2 ** 20
+            size = os.path.getsize(path) / 2**20
             measure("lines", path)  # page cache warm for both
             lines = min((measure("lines", path) for _ in range(args.repeat)), key=lambda m: m[0])
             ours = min((measure("diagnose", path) for _ in range(args.repeat)), key=lambda m: m[0])
             expected = f"exploding_gradients {bad} conv30"
             assert ours[2] == expected, (ours[2], expected)
             rows.append((size, lines, ours))
-            row = (f"{size:7.0f} MB log: lines {size / lines[0]:7.0f} MB/s (peak RSS {lines[1]:5.0f} MB); "
-                   f"diagnose {size / ours[0]:7.0f} MB/s (peak RSS {ours[1]:5.0f} MB); time ratio {ours[0] / lines[0]:.2f}x")
-            if megabytes == args.megabytes:  # the small log is for memory: start-up weighs on its time
+            row = (
+                f"{size:7.0f} MB log: lines {size / lines[0]:7.0f} MB/s (peak RSS {lines[1]:5.0f} MB); "
+                f"diagnose {size / ours[0]:7.0f} MB/s (peak RSS {ours[1]:5.0f} MB); time ratio {ours[0] / lines[0]:.2f}x"
+            )
+            if (
+                megabytes == args.megabytes
+            ):  # the small log is for memory: start-up weighs on its time
                 targets.check(f"{row} (target <= 3)", ours[0] / lines[0] <= 3)
             else:
                 print(row)
         (small, _, a), (big, _, b) = rows
-        targets.check(f"diagnose peak RSS: {a[1]:.0f} MB on {small:.0f} MB, {b[1]:.0f} MB on {big:.0f} MB "
-                      f"(ratio {b[1] / a[1]:.2f}; target: flat, <= {FLAT})", b[1] / a[1] <= FLAT)
+        targets.check(
+            f"diagnose peak RSS: {a[1]:.0f} MB on {small:.0f} MB, {b[1]:.0f} MB on {big:.0f} MB "
+            f"(ratio {b[1] / a[1]:.2f}; target: flat, <= {FLAT})",
+            b[1] / a[1] <= FLAT,
+        )
     targets.exit(args)
 
 

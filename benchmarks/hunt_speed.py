@@ -8,6 +8,7 @@ docker/run-benchmark hunt_speed):
    <= 1.15x on a CaffeNet-size net (batch 8).
 2. the whole demo hunt (write the demo, lint, scan, train, verdict, verify): target < 60 s.
 """
+
 import argparse
 import json
 import os
@@ -57,9 +58,11 @@ def trainable_caffenet(batch):
     """check_cost's CaffeNet with a DummyData layer (random images, label 1) for its Input."""
     lines = caffenet(batch, None).split("\n")
     lines[0] = 'name: "CaffeNet"'
-    lines[1] = ('layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
-                f'shape {{ dim: {batch} dim: 3 dim: 227 dim: 227 }} shape {{ dim: {batch} }} '
-                'data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 } } }')
+    lines[1] = (
+        'layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
+        f"shape {{ dim: {batch} dim: 3 dim: 227 dim: 227 }} shape {{ dim: {batch} }} "
+        'data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 } } }'
+    )
     return "\n".join(lines)
 
 
@@ -69,14 +72,22 @@ def solver_file(folder, net_text, name):
         f.write(net_text)
     solver = os.path.join(folder, f"{name}_solver.prototxt")
     with open(solver, "w") as f:
-        f.write(f'net: "{net}"\nbase_lr: 0.001\nmomentum: 0.9\nlr_policy: "fixed"\nmax_iter: 100000\n'
-                'display: 0\nrandom_seed: 1\nsolver_mode: CPU\n')
+        f.write(
+            f'net: "{net}"\nbase_lr: 0.001\nmomentum: 0.9\nlr_policy: "fixed"\nmax_iter: 100000\n'
+            "display: 0\nrandom_seed: 1\nsolver_mode: CPU\n"
+        )
     return solver
 
 
 def bare_seconds(solver, k):
     env = dict(os.environ, GLOG_minloglevel="2")
-    out = subprocess.run([sys.executable, "-c", BARE, solver, str(k)], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", BARE, solver, str(k)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
@@ -99,8 +110,11 @@ def compare(name, net_text, k, runs, folder, targets, most):
         bare.append(bare_seconds(solver, k))
         hunted.append(hunt_seconds(solver, k, folder))
     b, h = min(bare), min(hunted)
-    targets.check(f"{name:>9} K={k:<4} bare solver.step {b / k * 1000:8.1f} ms/iter   hunt's training "
-                  f"{h / k * 1000:8.1f} ms/iter   ratio {h / b:5.2f}x (target <= {most})", h / b <= most)
+    targets.check(
+        f"{name:>9} K={k:<4} bare solver.step {b / k * 1000:8.1f} ms/iter   hunt's training "
+        f"{h / k * 1000:8.1f} ms/iter   ratio {h / b:5.2f}x (target <= {most})",
+        h / b <= most,
+    )
 
 
 def demo_seconds():
@@ -113,18 +127,26 @@ def demo_seconds():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="repeats of each side, in turns (best of)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="repeats of each side, in turns (best of)"
+    )
     parser.add_argument("--lenet-iters", type=int, default=40)
     parser.add_argument("--caffenet-iters", type=int, default=4)
     add_check_option(parser)
     args = parser.parse_args()
     targets = Targets()
     with tempfile.TemporaryDirectory(prefix="hunt-speed-") as folder:
-        print("hunt's training stage against a bare pycaffe solver.step loop (loop time only, best of "
-              f"{args.runs})")
+        print(
+            "hunt's training stage against a bare pycaffe solver.step loop (loop time only, best of "
+            f"{args.runs})"
+        )
         compare("LeNet", LENET, args.lenet_iters, args.runs, folder, targets, 1.5)
-        compare("CaffeNet", trainable_caffenet(8), args.caffenet_iters, args.runs, folder, targets, 1.15)
+        compare(
+            "CaffeNet", trainable_caffenet(8), args.caffenet_iters, args.runs, folder, targets, 1.15
+        )
     seconds = demo_seconds()
     targets.check(f"the whole demo hunt: {seconds:.1f} s (target < 60 s)", seconds < 60)
     targets.exit(args)

@@ -3,6 +3,7 @@ on 2k and 8k in-place layers on one blob (target: ~4x apart, linear), and parser
 against protobuf's own text_format.Parse into caffe_pb2 (target: at least as fast), measured
 side by side. Run in the image: docker/run-benchmark prototxt_speed.
 """
+
 import argparse
 import os
 import sys
@@ -43,14 +44,19 @@ layer {{
 
 def generated_net(layers: int) -> str:
     head = 'name: "generated"\nlayer {\n  name: "data"\n  type: "Input"\n  top: "data"\n  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } }\n}\n'
-    blocks = [BLOCK.format(i=i, bottom="data" if i == 0 else f"conv{i - 1}") for i in range((layers - 1) // 2)]
+    blocks = [
+        BLOCK.format(i=i, bottom="data" if i == 0 else f"conv{i - 1}")
+        for i in range((layers - 1) // 2)
+    ]
     return head + "".join(blocks)
 
 
 def in_place_net(layers: int) -> str:
     """One blob and ``layers`` in-place ReLUs on it, each a writer of the same blob."""
     head = 'layer { name: "data" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
-    return head + "".join(f'layer {{ name: "relu{i}" type: "ReLU" bottom: "x" top: "x" }}\n' for i in range(layers))
+    return head + "".join(
+        f'layer {{ name: "relu{i}" type: "ReLU" bottom: "x" top: "x" }}\n' for i in range(layers)
+    )
 
 
 def best(fn, repeat):
@@ -80,11 +86,18 @@ def measure(args, targets):
     print(f"Python {sys.version.split()[0]}; generated net: {n_layers} layers, {mb:.2f} MB")
 
     total = best(lambda: inject_text(text, "generated.prototxt"), args.repeat)
-    targets.check(f"parse + inject after every blob + print: {total:.3f} s (target < 0.5 s)", total < 0.5)
-    small, large = (best(lambda n=n: inject_text(in_place_net(n), "in_place.prototxt", each=True), args.repeat)
-                    for n in (2000, 8000))
-    targets.check(f"inject --each on in-place layers of one blob: 2k {small:.3f} s, 8k {large:.3f} s, "
-                  f"ratio {large / small:.1f}x (target ~4x: linear, <= 5x)", large / small <= 5)
+    targets.check(
+        f"parse + inject after every blob + print: {total:.3f} s (target < 0.5 s)", total < 0.5
+    )
+    small, large = (
+        best(lambda n=n: inject_text(in_place_net(n), "in_place.prototxt", each=True), args.repeat)
+        for n in (2000, 8000)
+    )
+    targets.check(
+        f"inject --each on in-place layers of one blob: 2k {small:.3f} s, 8k {large:.3f} s, "
+        f"ratio {large / small:.1f}x (target ~4x: linear, <= 5x)",
+        large / small <= 5,
+    )
     ours = best(lambda: parse(text), args.repeat)
     print(f"{'caffe_nantools.prototxt.parse':>40}: {mb / ours:7.2f} MB/s")
     assert dump(parse(text)) == text
@@ -99,7 +112,10 @@ def measure(args, targets):
     theirs = best(lambda: text_format.Parse(text, caffe_pb2.NetParameter()), args.repeat)
     label = f"text_format.Parse ({api_implementation.Type()})"
     print(f"{label:>40}: {mb / theirs:7.2f} MB/s")
-    targets.check(f"{'ratio (ours / text_format)':>40}: {theirs / ours:7.2f}x (target >= 1.0)", theirs / ours >= 1.0)
+    targets.check(
+        f"{'ratio (ours / text_format)':>40}: {theirs / ours:7.2f}x (target >= 1.0)",
+        theirs / ours >= 1.0,
+    )
 
 
 if __name__ == "__main__":

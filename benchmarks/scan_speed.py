@@ -20,6 +20,7 @@
 
 A missed target is marked and makes the run exit 1 (``--no-check``: exit 0, for exploratory runs).
 """
+
 import argparse
 import os
 import resource
@@ -46,7 +47,11 @@ def make_lmdb(path, n, shape, dtype, annotated=False):
     import lmdb
 
     rng = np.random.default_rng(0)
-    one = rng.standard_normal(shape).astype(np.float32) if dtype == "float" else rng.integers(0, 256, shape, dtype=np.uint8)
+    one = (
+        rng.standard_normal(shape).astype(np.float32)
+        if dtype == "float"
+        else rng.integers(0, 256, shape, dtype=np.uint8)
+    )
     size = len(datum(one)) + 64 + (300 if annotated else 0)
     env = lmdb.open(path, map_size=max(2 * n * size, 1 << 24))
     batch = 1000
@@ -70,11 +75,20 @@ def make_varied_lmdb(path, n):
         for i in range(n):
             x = rng.standard_normal((3, 32, 32)).astype(np.float32)
             label, layout = int(rng.integers(0, 10)), rng.integers(0, 3)
-            value = datum((np.abs(x) * 40).astype(np.uint8), label=label) if layout == 2 else datum(x, label=label, packed=layout == 1)
+            value = (
+                datum((np.abs(x) * 40).astype(np.uint8), label=label)
+                if layout == 2
+                else datum(x, label=label, packed=layout == 1)
+            )
             if rng.random() < 0.01:
                 bad.add(i)
                 x[rng.integers(0, 3), rng.integers(0, 32), rng.integers(0, 32)] = np.nan
-                value = [datum(x, label=label), value[: len(value) // 2], datum(x[:, :16]), b"not a Datum"][rng.integers(0, 4)]
+                value = [
+                    datum(x, label=label),
+                    value[: len(value) // 2],
+                    datum(x[:, :16]),
+                    b"not a Datum",
+                ][rng.integers(0, 4)]
             txn.put(f"{i:08d}".encode(), value)
     env.close()
     return bad
@@ -92,7 +106,10 @@ def annotated_datum(value, rng):
         boxes = b""
         for _ in range(rng.integers(1, 3)):
             x, y = rng.uniform(0, 0.5, 2)
-            bbox = b"".join(bytes([n << 3 | 5]) + struct.pack("<f", v) for n, v in zip((1, 2, 3, 4), (x, y, x + 0.3, y + 0.4)))
+            bbox = b"".join(
+                bytes([n << 3 | 5]) + struct.pack("<f", v)
+                for n, v in zip((1, 2, 3, 4), (x, y, x + 0.3, y + 0.4))
+            )
             boxes += field(2, b"\x08\x00" + field(2, bbox + b"\x30\x00"))
         groups += field(3, varint(1 << 3) + varint(label) + boxes)
     return field(1, value) + b"\x10\x00" + groups
@@ -109,7 +126,9 @@ def in_fresh_process(*args):
     `caffe-nantools scan` runs, without pycaffe, whose libraries (loaded here for the Caffe side)
     change the timings (measured in the image: --workers 2 about 15% slower with them loaded,
     --workers 1 faster). Both sides of a comparison are timed alike."""
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
+    ).stdout
     return [float(v) for v in out.split()]
 
 
@@ -138,7 +157,9 @@ def scan_seconds(path):
 
     scans = [lambda workers=workers: scan(path, workers=workers) for workers in SCANS.values()]
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        *seconds, one, two = best_seconds(scans + [busy, lambda: pool.map(busy, range(2), chunksize=1)])
+        *seconds, one, two = best_seconds(
+            scans + [busy, lambda: pool.map(busy, range(2), chunksize=1)]
+        )
     return seconds + [2 * one / two]
 
 
@@ -170,7 +191,11 @@ def naive_loop(path):
         for _, value in txn.cursor():
             d = caffe_pb2.Datum()
             d.ParseFromString(value)
-            x = np.array(d.float_data, np.float32) if d.float_data else np.frombuffer(d.data, np.uint8)
+            x = (
+                np.array(d.float_data, np.float32)
+                if d.float_data
+                else np.frombuffer(d.data, np.uint8)
+            )
             np.isfinite(x).all()
 
 
@@ -202,8 +227,10 @@ def net_file(path, batch, tmp):
 
 
 def records_table(n, tmp, with_caffe, targets):
-    print(f"\nrecords/s on {n} records of 3x32x32, LMDB (best of {RUNS} runs of a direct scan, of 3 of the others;"
-          " page cache warm)")
+    print(
+        f"\nrecords/s on {n} records of 3x32x32, LMDB (best of {RUNS} runs of a direct scan, of 3 of the others;"
+        " page cache warm)"
+    )
     print(f"{'':>28} {'float':>12} {'uint8':>12}")
     rows, ceiling = {}, {}
     for dtype in ("float", "uint8"):
@@ -216,7 +243,9 @@ def records_table(n, tmp, with_caffe, targets):
         for name, s in zip(SCANS, seconds):
             rows.setdefault(name, {})[dtype] = n / s
         if with_caffe:
-            rows.setdefault("net mode", {})[dtype] = n / best(lambda: scan(net_file(path, 256, tmp), mode="net"))
+            rows.setdefault("net mode", {})[dtype] = n / best(
+                lambda: scan(net_file(path, 256, tmp), mode="net")
+            )
             rows.setdefault("naive Python loop", {})[dtype] = n / best(lambda: naive_loop(path))
             seconds, count = min(caffe_data_net(path, n, 256, tmp) for _ in range(3))
             rows.setdefault("bare Caffe Data-layer net", {})[dtype] = count / seconds
@@ -232,8 +261,11 @@ def records_table(n, tmp, with_caffe, targets):
                 print(line)
     for dtype in ("float", "uint8"):
         ratio = rows["direct scan, --workers 2"][dtype] / rows["direct scan, --workers 1"][dtype]
-        targets.check(f"--workers 2 / --workers 1, {dtype}: {ratio:.2f}x (target >= 1.7; {os.cpu_count()} cores, on which "
-                      f"two busy processes did {ceiling[dtype]:.2f}x one meanwhile)", ratio >= 1.7)
+        targets.check(
+            f"--workers 2 / --workers 1, {dtype}: {ratio:.2f}x (target >= 1.7; {os.cpu_count()} cores, on which "
+            f"two busy processes did {ceiling[dtype]:.2f}x one meanwhile)",
+            ratio >= 1.7,
+        )
     return rows
 
 
@@ -245,18 +277,26 @@ def varied_table(n, tmp, uniform):
     os.sync()
     warm_up(path)
     found = {f.index for f in scan(path).findings}
-    assert found == bad, f"the varied store's findings are not the planted ones: {sorted(found ^ bad)[:10]}"
+    assert found == bad, (
+        f"the varied store's findings are not the planted ones: {sorted(found ^ bad)[:10]}"
+    )
     *seconds, _ = in_fresh_process("--scan-seconds", path)
-    print(f"\nrecords/s on {n} varied records, LMDB (3 layouts, labels 0..9, {len(bad)} bad: all found), against the"
-          f" float store of one record repeated (best of {RUNS} runs)")
+    print(
+        f"\nrecords/s on {n} varied records, LMDB (3 layouts, labels 0..9, {len(bad)} bad: all found), against the"
+        f" float store of one record repeated (best of {RUNS} runs)"
+    )
     print(f"{'':>28} {'uniform':>12} {'varied':>12} {'ratio':>6}")
     for name, s in zip(SCANS, seconds):
-        print(f"{name:>28} {uniform[name]['float']:>12,.0f} {n / s:>12,.0f} {n / s / uniform[name]['float']:>5.2f}x")
+        print(
+            f"{name:>28} {uniform[name]['float']:>12,.0f} {n / s:>12,.0f} {n / s / uniform[name]['float']:>5.2f}x"
+        )
 
 
 def annotated_table(n, tmp, targets):
-    print(f"\nrecords/s on {n} records of 3x32x32 uint8, LMDB: AnnotatedDatum (1 to 6 boxes each) against Datum"
-          f" (best of {RUNS} runs)")
+    print(
+        f"\nrecords/s on {n} records of 3x32x32 uint8, LMDB: AnnotatedDatum (1 to 6 boxes each) against Datum"
+        f" (best of {RUNS} runs)"
+    )
     rows = {}
     for kind in ("Datum", "AnnotatedDatum"):
         path = os.path.join(tmp, f"{kind}_lmdb")
@@ -268,9 +308,14 @@ def annotated_table(n, tmp, targets):
     print(f"{'':>28} {'Datum':>12} {'AnnotatedDatum':>15} {'ratio':>6}")
     for i, name in enumerate(SCANS):
         datum_rate, annotated_rate = rows["Datum"][i], rows["AnnotatedDatum"][i]
-        print(f"{name:>28} {datum_rate:>12,.0f} {annotated_rate:>15,.0f} {annotated_rate / datum_rate:>5.2f}x")
+        print(
+            f"{name:>28} {datum_rate:>12,.0f} {annotated_rate:>15,.0f} {annotated_rate / datum_rate:>5.2f}x"
+        )
     ratio = rows["AnnotatedDatum"][0] / rows["Datum"][0]
-    targets.check(f"AnnotatedDatum / Datum, direct scan: {ratio:.2f}x (target >= 0.5: the same speed class)", ratio >= 0.5)
+    targets.check(
+        f"AnnotatedDatum / Datum, direct scan: {ratio:.2f}x (target >= 0.5: the same speed class)",
+        ratio >= 0.5,
+    )
 
 
 def hdf5_times(path):
@@ -293,7 +338,9 @@ def hdf5_times(path):
                 ds.read_direct(buf[: b - a], np.s_[a:b], np.s_[0 : b - a])
             f["label"][:]
 
-    return best_seconds([plain_read, chunked_read, lambda: scan(path), lambda: scan(path, workers=1)])
+    return best_seconds(
+        [plain_read, chunked_read, lambda: scan(path), lambda: scan(path, workers=1)]
+    )
 
 
 def make_h5(path, megabytes):
@@ -315,10 +362,15 @@ def hdf5_table(megabytes, tmp, targets):
     make_h5(path, megabytes)
     size = os.path.getsize(path) / 1e6
     plain, chunked, ours, one = in_fresh_process("--hdf5-times", path)
-    print(f"\nHDF5, {size:.0f} MB: plain h5py read (ds[:]) {size / plain:,.0f} MB/s; chunked read_direct into one buffer "
-          f"{size / chunked:,.0f} MB/s")
-    targets.check(f"  scan (default: a process per core) {size / ours:,.0f} MB/s: {plain / ours:.2f}x the plain read "
-                  "(target >= 0.8)", plain / ours >= 0.8)
+    print(
+        f"\nHDF5, {size:.0f} MB: plain h5py read (ds[:]) {size / plain:,.0f} MB/s; chunked read_direct into one buffer "
+        f"{size / chunked:,.0f} MB/s"
+    )
+    targets.check(
+        f"  scan (default: a process per core) {size / ours:,.0f} MB/s: {plain / ours:.2f}x the plain read "
+        "(target >= 0.8)",
+        plain / ours >= 0.8,
+    )
     print(f"  scan --workers 1 {size / one:,.0f} MB/s: {plain / one:.2f}x the plain read")
 
 
@@ -341,7 +393,9 @@ def peak_rss(target, **options):
         "hwm = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
         "print(hwm, peak[0])\n" % (ROOT, target, options)
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     hwm, anon = out.split()[-2:]
     return int(hwm) / 1024, int(anon) / 1024
 
@@ -355,9 +409,14 @@ def rss_table(tmp, sizes_mb, targets):
         make_lmdb(path, mb * (1 << 20) // record, (3, 256, 256), "uint8")
         total, anon = peak_rss(path)
         anonymous.append(anon)
-        print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which at most {anon:6.1f} MB anonymous (the rest is LMDB's mapped file)")
-    targets.check(f"anonymous peak RSS {anonymous[-1] / anonymous[0]:.2f}x from the least to the most data (target: flat, "
-                  f"<= {FLAT})", anonymous[-1] / anonymous[0] <= FLAT)
+        print(
+            f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which at most {anon:6.1f} MB anonymous (the rest is LMDB's mapped file)"
+        )
+    targets.check(
+        f"anonymous peak RSS {anonymous[-1] / anonymous[0]:.2f}x from the least to the most data (target: flat, "
+        f"<= {FLAT})",
+        anonymous[-1] / anonymous[0] <= FLAT,
+    )
     print("\npeak RSS of an HDF5 scan --write-clean (float 3x32x32 rows)")
     totals = []
     for mb in sizes_mb:
@@ -367,8 +426,11 @@ def rss_table(tmp, sizes_mb, targets):
         os.remove(path + ".clean.h5")
         totals.append(total)
         print(f"{mb:>6} MB of data: {total:7.1f} MB peak RSS, of which {anon:6.1f} MB anonymous")
-    targets.check(f"peak RSS {totals[-1] / totals[0]:.2f}x from the least to the most data (target: flat, not the data's size, "
-                  f"<= {FLAT})", totals[-1] / totals[0] <= FLAT)
+    targets.check(
+        f"peak RSS {totals[-1] / totals[0]:.2f}x from the least to the most data (target: flat, not the data's size, "
+        f"<= {FLAT})",
+        totals[-1] / totals[0] <= FLAT,
+    )
 
 
 def main():
@@ -403,7 +465,9 @@ def main():
         annotated_table(args.records, tmp, targets)
         hdf5_table(args.hdf5_mb, tmp, targets)
         rss_table(tmp, args.rss_mb, targets)
-    print(f"\nthis process's peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"\nthis process's peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
     targets.exit(args)
 
 

@@ -1,4 +1,5 @@
 """The causes that diagnose, hunt and watch name, one set for all of them."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -9,11 +10,17 @@ class Cause(str, Enum):
     which is what JSON shows."""
 
     BAD_INPUT = "bad_input"  # the data delivered it: a bad record
-    EXPLODING_GRADIENTS = "exploding_gradients"  # values grew by orders of magnitude over the updates
+    EXPLODING_GRADIENTS = (
+        "exploding_gradients"  # values grew by orders of magnitude over the updates
+    )
     LR_POLICY = "lr_policy"  # the solver's rate itself went non-finite
-    LAYER_NUMERICS = "layer_numerics"  # a layer made it from finite inputs (log, sqrt or division at 0)
+    LAYER_NUMERICS = (
+        "layer_numerics"  # a layer made it from finite inputs (log, sqrt or division at 0)
+    )
     CONFIG = "config"  # a net setting that computes it, such as an empty pooling window
-    CAFFE_ABORT = "caffe_abort"  # Caffe stopped (a failed CHECK, a crash) before anything went non-finite
+    CAFFE_ABORT = (
+        "caffe_abort"  # Caffe stopped (a failed CHECK, a crash) before anything went non-finite
+    )
     UNKNOWN = "unknown"  # it went non-finite, and the log does not say where
     NONE = "none"  # everything stayed finite
 

@@ -3,6 +3,7 @@
 ``layers.py`` only moves Caffe blobs in and out of a :class:`Checker`; everything that can be
 tested without Caffe lives here.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,19 +91,31 @@ MAX_EVERY = 2**63 - 1
 
 def _positive_int(key: str, value) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        number = value if 1 <= value <= MAX_EVERY else None  # str() of a huge int fails on Python >= 3.11
+        number = (
+            value if 1 <= value <= MAX_EVERY else None
+        )  # str() of a huge int fails on Python >= 3.11
     else:
         digits = str(value).strip().lstrip("+") if isinstance(value, str) else ""
-        number = int(digits) if re.fullmatch(r"[0-9]{1,19}", digits) and 1 <= int(digits) <= MAX_EVERY else None
+        number = (
+            int(digits)
+            if re.fullmatch(r"[0-9]{1,19}", digits) and 1 <= int(digits) <= MAX_EVERY
+            else None
+        )
     if number is None:
-        raise CheckConfigError(f"{key}={_shown(value)} must be an integer >= 1 (and <= {MAX_EVERY})")
+        raise CheckConfigError(
+            f"{key}={_shown(value)} must be an integer >= 1 (and <= {MAX_EVERY})"
+        )
     return number
 
 
 def _shown(value, limit: int = 40) -> str:
     """A value for a one-line message, cut short when long (a number of thousands of digits)."""
-    text = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else f"an integer of {value.bit_length()} bits"
-    return text if len(text) <= limit else f"{text[:limit - 8]}... ({len(text)} characters)"
+    text = (
+        repr(value)
+        if not isinstance(value, int) or value.bit_length() < 64
+        else f"an integer of {value.bit_length()} bits"
+    )
+    return text if len(text) <= limit else f"{text[: limit - 8]}... ({len(text)} characters)"
 
 
 _CONVERTERS: Dict[str, Callable] = {
@@ -123,7 +136,9 @@ def check_value(key: str, value):
         CheckConfigError: an unknown key or a bad value.
     """
     if key not in _CONVERTERS:
-        raise CheckConfigError(f"unknown key {key!r} (allowed keys: {', '.join(sorted(_CONVERTERS))})")
+        raise CheckConfigError(
+            f"unknown key {key!r} (allowed keys: {', '.join(sorted(_CONVERTERS))})"
+        )
     return _CONVERTERS[key](key, value)
 
 
@@ -172,7 +187,9 @@ def parse_param_str(param_str: str) -> CheckConfig:
             except ValueError as e:
                 raise CheckConfigError(f"not valid JSON: {e}") from None
             except RecursionError:
-                raise CheckConfigError("JSON nested too deeply (an object of plain values is expected)") from None
+                raise CheckConfigError(
+                    "JSON nested too deeply (an object of plain values is expected)"
+                ) from None
             if not isinstance(raw, dict):
                 raise CheckConfigError("a JSON param_str must be an object")
         elif "=" in text:
@@ -191,7 +208,9 @@ def parse_param_str(param_str: str) -> CheckConfig:
         if "dump_dir" in values and values.get("on") != "dump":
             raise CheckConfigError("dump_dir is used only with on=dump")
     except CheckConfigError as e:
-        raise CheckConfigError(f"CheckFiniteLayer param_str {_shown(param_str, 200)}: {e}") from None
+        raise CheckConfigError(
+            f"CheckFiniteLayer param_str {_shown(param_str, 200)}: {e}"
+        ) from None
     return CheckConfig(**values)
 
 
@@ -291,7 +310,9 @@ class Checker:
             except (OSError, ValueError) as e:
                 # The bad blob is the news; a failed dump (no room, no such folder, a NUL byte
                 # in dump_dir) must not hide it.
-                shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], self.config.dump_dir)
+                shown = re.sub(
+                    r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], self.config.dump_dir
+                )
                 note = f"caffe-nantools could not dump the bad blobs to {shown}: {e}"
             lines.append(glog_line("E", note))
         log = self._log or sys.stderr

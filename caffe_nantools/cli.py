@@ -3,6 +3,7 @@
 Every subcommand calls one library function with the same options and renders its result.
 Errors the library raises on purpose (NanToolsError) become one line on stderr and exit 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,15 @@ def _demo(args: argparse.Namespace) -> int:
     from caffe_nantools import demo
 
     result = demo.run(progress=sys.stderr.isatty())
-    print(f"The demo planted a NaN in record {result.key} of {demo.SOURCE} ({demo.RECORDS} records, batch "
-          f"{demo.BATCH}) in {result.folder} and ran `caffe-nantools hunt solver.prototxt` there:\n")
+    print(
+        f"The demo planted a NaN in record {result.key} of {demo.SOURCE} ({demo.RECORDS} records, batch "
+        f"{demo.BATCH}) in {result.folder} and ran `caffe-nantools hunt solver.prototxt` there:\n"
+    )
     sys.stdout.write(result.report.format())
     if not result.found:
-        print("\nhunt did not name the planted record with a verified fix: this is a bug in caffe-nantools.")
+        print(
+            "\nhunt did not name the planted record with a verified fix: this is a bug in caffe-nantools."
+        )
         return EXIT_FINDINGS
     return EXIT_OK
 
@@ -53,7 +58,10 @@ def _inject(args: argparse.Namespace) -> int:
     )
     net = report.net
     if net.upgraded:
-        _warn("inject", f"note: upgraded {len(net.upgraded)} V1 layers to today's format; remove gives back the upgraded net")
+        _warn(
+            "inject",
+            f"note: upgraded {len(net.upgraded)} V1 layers to today's format; remove gives back the upgraded net",
+        )
     if args.dry_run:
         sys.stdout.write(net.diff(args.output))
         if report.solver is not None:
@@ -66,7 +74,10 @@ def _inject(args: argparse.Namespace) -> int:
     print(line, file=sys.stderr if args.dry_run else sys.stdout)
     if report.solver is not None:
         changes = "; ".join(report.solver.changes) or "nothing to change"
-        print(f"{args.solver_output or args.solver}: {changes}", file=sys.stderr if args.dry_run else sys.stdout)
+        print(
+            f"{args.solver_output or args.solver}: {changes}",
+            file=sys.stderr if args.dry_run else sys.stdout,
+        )
         for warning in report.solver.warnings:
             _warn("inject", f"warning: {warning}")
     if net.skipped:
@@ -86,7 +97,10 @@ def _remove(args: argparse.Namespace) -> int:
         if args.dry_run:
             sys.stdout.write(result.diff(args.output))
         summary = "; ".join(result.undone) if result.undone else "nothing of caffe-nantools found"
-        print(f"{args.output or result.path}: {summary}", file=sys.stderr if args.dry_run else sys.stdout)
+        print(
+            f"{args.output or result.path}: {summary}",
+            file=sys.stderr if args.dry_run else sys.stdout,
+        )
     for path in report.backups:
         _warn("remove", f"kept the original as {path}")
     return EXIT_OK
@@ -167,8 +181,15 @@ def _diagnose(args: argparse.Namespace) -> int:
 def _hunt(args: argparse.Namespace) -> int:
     from caffe_nantools.hunt import hunt
 
-    report = hunt(args.solver, iters=args.iters, workdir=args.workdir, gpu=args.gpu, scan=not args.no_scan,
-                  verify=not args.no_verify, progress=sys.stderr.isatty())
+    report = hunt(
+        args.solver,
+        iters=args.iters,
+        workdir=args.workdir,
+        gpu=args.gpu,
+        scan=not args.no_scan,
+        verify=not args.no_verify,
+        progress=sys.stderr.isatty(),
+    )
     sys.stdout.write(report.to_json() if args.json else report.format())
     return report.return_code
 
@@ -192,8 +213,14 @@ def _watch(args: argparse.Namespace) -> int:
             _warn("watch", event.message)
 
     command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
-    result = watch(command, log=args.log, stop_on_blowup=args.stop_on_blowup, snapshot=args.snapshot,
-                   on_event=report, timeout=args.timeout)
+    result = watch(
+        command,
+        log=args.log,
+        stop_on_blowup=args.stop_on_blowup,
+        snapshot=args.snapshot,
+        on_event=report,
+        timeout=args.timeout,
+    )
     if args.json:
         print(result.to_json())
     elif result.worth_a_diagnosis:
@@ -226,7 +253,9 @@ def _positive_float(text: str) -> float:
 def _add_edit_outputs(parser: argparse.ArgumentParser, output_help: str) -> None:
     parser.add_argument("-o", "--output", metavar="OUT", help=output_help)
     parser.add_argument("--in-place", action="store_true", help="edit the input file itself")
-    parser.add_argument("--dry-run", action="store_true", help="print a unified diff and write nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print a unified diff and write nothing"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,9 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 when the run stayed finite and the data is clean, 1 when something was found, 2 on bad input.",
     )
     hunt.add_argument("solver", metavar="SOLVER", help="the solver prototxt you train with")
-    hunt.add_argument("--iters", type=_positive_int, metavar="N", help="iterations to train (default: max_iter, at most 1000)")
-    hunt.add_argument("--workdir", metavar="DIR", help="a new folder for hunt's copies, logs and replay bundle "
-                                                      "(default nantools-hunt-YYYYmmdd-HHMMSS)")
+    hunt.add_argument(
+        "--iters",
+        type=_positive_int,
+        metavar="N",
+        help="iterations to train (default: max_iter, at most 1000)",
+    )
+    hunt.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="a new folder for hunt's copies, logs and replay bundle "
+        "(default nantools-hunt-YYYYmmdd-HHMMSS)",
+    )
     hunt.add_argument("--gpu", type=int, metavar="ID", help="train on this GPU (default: CPU)")
     hunt.add_argument("--no-scan", action="store_true", help="do not scan the data sources first")
     hunt.add_argument("--no-verify", action="store_true", help="do not try the fix")
@@ -294,19 +332,47 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("net", metavar="NET", help="the net prototxt (e.g. train_val.prototxt)")
     _add_edit_outputs(inject, "where the checked net goes")
     inject.add_argument(
-        "--blobs", nargs="+", action="extend", metavar="SPEC",
+        "--blobs",
+        nargs="+",
+        action="extend",
+        metavar="SPEC",
         help="which blobs to check: names, globs (conv*), re:REGEX, type:Convolution, "
         "all (the default), loss (bottoms of loss layers), data (tops of data layers)",
     )
-    inject.add_argument("--each", action="store_true", help="also check between a producer and each in-place modifier")
-    inject.add_argument("--on", choices=ACTIONS, help="what the layers do on a bad blob (default raise)")
-    inject.add_argument("--max-abs", type=_positive_float, metavar="X", help="also act on finite values beyond X")
-    inject.add_argument("--every", type=_positive_int, metavar="N", help="check every N-th pass only")
-    inject.add_argument("--upgrade", action="store_true", help="rewrite an old V1 net (layers {} with enum types) in today's format first")
-    inject.add_argument("--solver", metavar="SOLVER", help="a solver prototxt to switch debug_info on in")
-    inject.add_argument("--solver-out", dest="solver_output", metavar="OUT", help="where the edited solver goes")
-    inject.add_argument("--net-path", metavar="PATH", help="point the solver's net: at PATH (e.g. the checked net)")
-    inject.add_argument("--display", type=int, metavar="N", help="set the solver's display interval (debug_info prints only then)")
+    inject.add_argument(
+        "--each",
+        action="store_true",
+        help="also check between a producer and each in-place modifier",
+    )
+    inject.add_argument(
+        "--on", choices=ACTIONS, help="what the layers do on a bad blob (default raise)"
+    )
+    inject.add_argument(
+        "--max-abs", type=_positive_float, metavar="X", help="also act on finite values beyond X"
+    )
+    inject.add_argument(
+        "--every", type=_positive_int, metavar="N", help="check every N-th pass only"
+    )
+    inject.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="rewrite an old V1 net (layers {} with enum types) in today's format first",
+    )
+    inject.add_argument(
+        "--solver", metavar="SOLVER", help="a solver prototxt to switch debug_info on in"
+    )
+    inject.add_argument(
+        "--solver-out", dest="solver_output", metavar="OUT", help="where the edited solver goes"
+    )
+    inject.add_argument(
+        "--net-path", metavar="PATH", help="point the solver's net: at PATH (e.g. the checked net)"
+    )
+    inject.add_argument(
+        "--display",
+        type=int,
+        metavar="N",
+        help="set the solver's display interval (debug_info prints only then)",
+    )
     inject.set_defaults(run=_inject)
 
     remove = commands.add_parser(
@@ -326,18 +392,53 @@ def build_parser() -> argparse.ArgumentParser:
         "row: NaN/inf values, undecodable images, records that are not Datums, wrong shapes, "
         "bad labels. Exit 0 clean, 1 bad records found, 2 usage or I/O error.",
     )
-    scan.add_argument("target", metavar="PATH", help="a net prototxt (its data layers), or an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list")
-    scan.add_argument("--phase", choices=PHASES, default="TRAIN", help="which data layers of a net (default TRAIN)")
-    scan.add_argument("--mode", choices=MODES, default="direct",
-                      help="direct: read the stores here (default); net: have Caffe read the net's data layers (needs pycaffe)")
-    scan.add_argument("--backend", choices=backend_names(), help="the source's kind (detected when not given)")
-    scan.add_argument("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
-    scan.add_argument("--max-findings", type=_positive_int, metavar="N", help="list at most N findings (the rest are counted)")
-    scan.add_argument("--workers", type=_positive_int, metavar="N",
-                      help="scan in N processes of one core each (default: one per core for an LMDB or HDF5 "
-                           "source of 256 MB a core or more)")
-    scan.add_argument("--shard", type=_shard, metavar="K/N", help="scan only slice K of N (0-based); join the --json reports with merge")
-    scan.add_argument("--write-clean", metavar="OUT", help="copy the source to OUT without the bad records (same backend)")
+    scan.add_argument(
+        "target",
+        metavar="PATH",
+        help="a net prototxt (its data layers), or an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list",
+    )
+    scan.add_argument(
+        "--phase",
+        choices=PHASES,
+        default="TRAIN",
+        help="which data layers of a net (default TRAIN)",
+    )
+    scan.add_argument(
+        "--mode",
+        choices=MODES,
+        default="direct",
+        help="direct: read the stores here (default); net: have Caffe read the net's data layers (needs pycaffe)",
+    )
+    scan.add_argument(
+        "--backend", choices=backend_names(), help="the source's kind (detected when not given)"
+    )
+    scan.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="scan the first N records only"
+    )
+    scan.add_argument(
+        "--max-findings",
+        type=_positive_int,
+        metavar="N",
+        help="list at most N findings (the rest are counted)",
+    )
+    scan.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="scan in N processes of one core each (default: one per core for an LMDB or HDF5 "
+        "source of 256 MB a core or more)",
+    )
+    scan.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="scan only slice K of N (0-based); join the --json reports with merge",
+    )
+    scan.add_argument(
+        "--write-clean",
+        metavar="OUT",
+        help="copy the source to OUT without the bad records (same backend)",
+    )
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _output_format(scan)
     scan.set_defaults(run=_scan)
@@ -360,7 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the runs of a log that holds several.",
     )
     log2csv.add_argument("log", metavar="LOG", help="a Caffe training log (glog format)")
-    log2csv.add_argument("outdir", metavar="OUTDIR", help="where the CSV files go (made if missing)")
+    log2csv.add_argument(
+        "outdir", metavar="OUTDIR", help="where the CSV files go (made if missing)"
+    )
     log2csv.add_argument("--force", action="store_true", help="overwrite existing CSV files")
     log2csv.set_defaults(run=_log2csv)
 
@@ -374,9 +477,15 @@ def build_parser() -> argparse.ArgumentParser:
         "when nothing went non-finite, 1 when something did, 2 usage or I/O error.",
     )
     diagnose.add_argument("log", metavar="LOG", help="a Caffe training log (glog format), any size")
-    diagnose.add_argument("--net", metavar="NET", help="the train_val prototxt: layer types, data layers, lint")
-    diagnose.add_argument("--solver", metavar="SOLVER", help="the solver prototxt: lr_policy, base_lr, clipping")
-    diagnose.add_argument("--plot", metavar="PNG", help="draw the trace: mean |x| per layer and iteration, loss, lr")
+    diagnose.add_argument(
+        "--net", metavar="NET", help="the train_val prototxt: layer types, data layers, lint"
+    )
+    diagnose.add_argument(
+        "--solver", metavar="SOLVER", help="the solver prototxt: lr_policy, base_lr, clipping"
+    )
+    diagnose.add_argument(
+        "--plot", metavar="PNG", help="draw the trace: mean |x| per layer and iteration, loss, lr"
+    )
     diagnose.add_argument("--json", action="store_true", help="the diagnosis as JSON")
     diagnose.set_defaults(run=_diagnose)
 
@@ -389,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
         "input, unimportable Python layers, a display that hides debug_info. Exit 0 without "
         "errors, 1 with errors, 2 usage or parse error.",
     )
-    lint.add_argument("files", nargs="+", metavar="FILE", help="net and solver prototxts (each is linted)")
+    lint.add_argument(
+        "files", nargs="+", metavar="FILE", help="net and solver prototxts (each is linted)"
+    )
     lint.add_argument("--json", action="store_true", help="the findings as a JSON list")
     lint.set_defaults(run=_lint)
 
@@ -405,15 +516,36 @@ def build_parser() -> argparse.ArgumentParser:
         "Ctrl-C, SIGTERM and SIGHUP are passed on to COMMAND. Exit: COMMAND's own status when every value was "
         "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error.",
     )
-    watch.add_argument("--log", metavar="FILE", help="where the output is kept (a new file; default "
-                       "caffe-train-YYYYmmdd-HHMMSS.log here)")
-    watch.add_argument("--stop-on-blowup", action="store_true", help="also stop when values grow by orders of magnitude")
-    watch.add_argument("--no-snapshot", dest="snapshot", action="store_false",
-                       help="stop without a snapshot (SIGTERM: Caffe's own stop would write one)")
-    watch.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECONDS",
-                       help="wait this long for the snapshot and after each signal before a stronger one (default 60)")
+    watch.add_argument(
+        "--log",
+        metavar="FILE",
+        help="where the output is kept (a new file; default caffe-train-YYYYmmdd-HHMMSS.log here)",
+    )
+    watch.add_argument(
+        "--stop-on-blowup",
+        action="store_true",
+        help="also stop when values grow by orders of magnitude",
+    )
+    watch.add_argument(
+        "--no-snapshot",
+        dest="snapshot",
+        action="store_false",
+        help="stop without a snapshot (SIGTERM: Caffe's own stop would write one)",
+    )
+    watch.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait this long for the snapshot and after each signal before a stronger one (default 60)",
+    )
     watch.add_argument("--json", action="store_true", help="the outcome and the diagnosis as JSON")
-    watch.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run")
+    watch.add_argument(
+        "command_line",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND ...",
+        help="the command to run",
+    )
     watch.set_defaults(run=_watch)
     return parser
 
@@ -438,7 +570,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     stops = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    in_main_thread = threading.current_thread() is threading.main_thread()  # else Python refuses handlers
+    in_main_thread = (
+        threading.current_thread() is threading.main_thread()
+    )  # else Python refuses handlers
     previous = {s: signal.signal(s, _raise_terminated) for s in stops} if in_main_thread else {}
     try:
         return args.run(args)
@@ -446,11 +580,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"caffe-nantools {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"caffe-nantools {args.command}: interrupted; no output was left half-written", file=sys.stderr)
+        print(
+            f"caffe-nantools {args.command}: interrupted; no output was left half-written",
+            file=sys.stderr,
+        )
         return 128 + signal.SIGINT
     except _Terminated as stop:
-        print(f"caffe-nantools {args.command}: stopped by {signal.Signals(stop.signum).name}; no output was left half-written",
-              file=sys.stderr)
+        print(
+            f"caffe-nantools {args.command}: stopped by {signal.Signals(stop.signum).name}; no output was left half-written",
+            file=sys.stderr,
+        )
         return 128 + stop.signum
     finally:
         for signum, handler in previous.items():

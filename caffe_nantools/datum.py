@@ -9,6 +9,7 @@ Python object per value. Here each record costs a few byte-string operations (do
 the values of a whole batch land in one numpy array without a per-value step: records of the
 same layout are viewed in place in the joined batch, the rest copied row by row.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -71,7 +72,9 @@ def read_tag(buf: bytes, pos: int) -> Tuple[int, int, int]:
     return tag >> 3, tag & 7, pos
 
 
-def wire_fields(buf: bytes, start: int = 0, end: Optional[int] = None) -> Iterator[Tuple[int, int, int, int]]:
+def wire_fields(
+    buf: bytes, start: int = 0, end: Optional[int] = None
+) -> Iterator[Tuple[int, int, int, int]]:
     """The fields of the message in ``buf[start:end]`` as ``(number, wire type, a, b)``: for a
     varint, its value and 0; for the other wire types, where the field's bytes start and end
     (a nested message, a string, a packed run, a fixed32 or fixed64 value).
@@ -285,7 +288,11 @@ class _Template:
     @classmethod
     def of(cls, record: bytes, header: Header) -> Optional["_Template"]:
         layout = header.layout
-        if header.label_at < 0 or layout.kind not in ("float", "packed", "bytes") or record[header.label_at + 1] >= 0x80:
+        if (
+            header.label_at < 0
+            or layout.kind not in ("float", "packed", "bytes")
+            or record[header.label_at + 1] >= 0x80
+        ):
             return None
         label = header.label_at + 1
         size = {"float": 5, "packed": 4, "bytes": 1}[layout.kind]
@@ -311,9 +318,13 @@ class _Template:
         layout, p = self.header.layout, self.label_at
         ok = table[:, p] < 0x80
         for offset, part in self.fixed:
-            ok &= (table[:, offset : offset + len(part)] == np.frombuffer(part, np.uint8)).all(axis=1)
+            ok &= (table[:, offset : offset + len(part)] == np.frombuffer(part, np.uint8)).all(
+                axis=1
+            )
         if layout.kind == "float":
-            ok &= (table[:, layout.start : layout.start + 5 * layout.count : 5] == _FLOAT_TAG).all(axis=1)
+            ok &= (table[:, layout.start : layout.start + 5 * layout.count : 5] == _FLOAT_TAG).all(
+                axis=1
+            )
         values = _view(joined, rows.size, self.length, layout)
         if not ok.all():
             values, rows, labels = values[ok], rows[ok], table[ok, p]
@@ -331,18 +342,26 @@ def _view(joined: bytes, n: int, length: int, layout: Layout) -> np.ndarray:
     """The values of ``n`` records of one ``length`` and ``layout``, joined, as (n, count)."""
     if layout.kind == "float":
         # Unaligned float32 view between the tags.
-        return np.ndarray((n, layout.count), "<f4", joined, offset=layout.start + 1, strides=(length, 5))
+        return np.ndarray(
+            (n, layout.count), "<f4", joined, offset=layout.start + 1, strides=(length, 5)
+        )
     if layout.kind == "packed":
-        return np.ndarray((n, layout.count), "<f4", joined, offset=layout.start, strides=(length, 4))
+        return np.ndarray(
+            (n, layout.count), "<f4", joined, offset=layout.start, strides=(length, 4)
+        )
     return np.ndarray((n, layout.count), np.uint8, joined, offset=layout.start, strides=(length, 1))
 
 
-def _values(records: Sequence[bytes], rows: Sequence[int], length: int, layout: Layout) -> Tuple[np.ndarray, np.ndarray]:
+def _values(
+    records: Sequence[bytes], rows: Sequence[int], length: int, layout: Layout
+) -> Tuple[np.ndarray, np.ndarray]:
     """The values of ``rows`` (records of one length and layout) as one 2-D array, and per row
     whether the float tags between the values are all there."""
     joined = b"".join(records[i] for i in rows)
     values = _view(joined, len(rows), length, layout)
     if layout.kind == "float":
-        tags = np.ndarray((len(rows), layout.count), np.uint8, joined, offset=layout.start, strides=(length, 5))
+        tags = np.ndarray(
+            (len(rows), layout.count), np.uint8, joined, offset=layout.start, strides=(length, 5)
+        )
         return values, (tags == _FLOAT_TAG).all(axis=1)
     return values, np.ones(len(rows), bool)

@@ -1,6 +1,7 @@
 """The built-in example of the main job: a small LMDB with one record of NaN planted in it, a
 small classifier and its solver, and ``hunt`` finding the record, the layer and a fix that it
 shows to work."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,12 @@ class DemoResult:
     def found(self) -> bool:
         """Whether hunt named the planted record and verified its fix."""
         v = self.report.verdict
-        return (v.cause == Cause.BAD_INPUT and v.record is not None and v.record["key"] == self.key
-                and bool(v.fix and v.fix["verified"]))
+        return (
+            v.cause == Cause.BAD_INPUT
+            and v.record is not None
+            and v.record["key"] == self.key
+            and bool(v.fix and v.fix["verified"])
+        )
 
 
 def write_demo(folder: str, bad_record: int, seed: int = 0) -> str:
@@ -54,12 +59,16 @@ def write_demo(folder: str, bad_record: int, seed: int = 0) -> str:
     with open(os.path.join(folder, "train_val.prototxt"), "w", encoding="utf-8") as f:
         f.write(render("demo_net.prototxt", source=SOURCE, batch=BATCH))
     with open(os.path.join(folder, "solver.prototxt"), "w", encoding="utf-8") as f:
-        f.write('net: "train_val.prototxt"\nbase_lr: 0.01\nmomentum: 0.9\nlr_policy: "fixed"\nmax_iter: 24\n'
-                'display: 10\nsnapshot_prefix: "demo"\nsolver_mode: CPU\n')
+        f.write(
+            'net: "train_val.prototxt"\nbase_lr: 0.01\nmomentum: 0.9\nlr_policy: "fixed"\nmax_iter: 24\n'
+            'display: 10\nsnapshot_prefix: "demo"\nsolver_mode: CPU\n'
+        )
     return "solver.prototxt"
 
 
-def run(*, bad_record: int = 21, folder: Optional[str] = None, progress: bool = False) -> DemoResult:
+def run(
+    *, bad_record: int = 21, folder: Optional[str] = None, progress: bool = False
+) -> DemoResult:
     """Write the demo into ``folder`` (a new temporary one by default) and hunt its NaN.
 
     Raises:

@@ -1,4 +1,5 @@
 """The exceptions of caffe-nantools: one root, a small class per kind of failure."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
@@ -93,18 +94,17 @@ class NonFiniteError(NanToolsError, RuntimeError):
         if s.n_bad_samples:
             shown = ", ".join(str(i) for i in s.bad_samples)
             more = ", ..." if s.n_bad_samples > len(s.bad_samples) else ""
-            parts.append(
-                f"bad samples [{shown}{more}] ({s.n_bad_samples} of {s.n_samples})"
-            )
+            parts.append(f"bad samples [{shown}{more}] ({s.n_bad_samples} of {s.n_samples})")
         if s.finite_min is None:
             parts.append("no finite values")
         else:
             parts.append(f"finite values in [{s.finite_min:.6g}, {s.finite_max:.6g}]")
         if self.by == "guard":
             rate = f", lr {self.lr:g}" if self.lr is not None else ""
-            head = (f"guard: layer '{self.layer}' {self.blob} {what} after the {self.pass_} of iteration "
-                    f"{self.iteration} ({self.phase}{rate})")
+            head = (
+                f"guard: layer '{self.layer}' {self.blob} {what} after the {self.pass_} of iteration "
+                f"{self.iteration} ({self.phase}{rate})"
+            )
         else:
             head = f"check '{self.layer}': blob '{self.blob}' {self.pass_} {what} at iteration {self.iteration} ({self.phase})"
         return head + ": " + "; ".join(parts)
-

@@ -5,6 +5,7 @@ target and moved into place only when it, and every other output of the command,
 A failure, Ctrl-C or SIGTERM before that removes the temporary outputs and leaves the targets
 as they were.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,18 +28,25 @@ def _why(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 
 
 def _wide_encoding(head: bytes) -> Optional[str]:
-    """"UTF-16"/"UTF-32" when ``head`` starts like a text in one of them (Windows tools, and
+    """ "UTF-16"/"UTF-32" when ``head`` starts like a text in one of them (Windows tools, and
     PowerShell's ``>``, write UTF-16 with a byte-order mark); None otherwise."""
     for bom, name in _BOMS:
         if head.startswith(bom):
             return name
     # Without a mark: ASCII text in UTF-16 has a NUL in every other byte.
     pairs = head[: len(head) // 2 * 2]
-    if len(pairs) >= 8 and (pairs[1::2].count(0) == len(pairs) // 2 or pairs[0::2].count(0) == len(pairs) // 2):
+    if len(pairs) >= 8 and (
+        pairs[1::2].count(0) == len(pairs) // 2 or pairs[0::2].count(0) == len(pairs) // 2
+    ):
         return "UTF-16"
     return None
 
@@ -55,7 +63,9 @@ def check_input(path: str, what: str = "file") -> None:
     if stat.S_ISDIR(mode):
         raise FileError(f"{path}: is a folder, not a {what}")
     if not stat.S_ISREG(mode):
-        raise FileError(f"{path}: not a regular file (a FIFO, socket or device); give a {what} on disk")
+        raise FileError(
+            f"{path}: not a regular file (a FIFO, socket or device); give a {what} on disk"
+        )
 
 
 @contextlib.contextmanager
@@ -70,7 +80,9 @@ def reading(path: str, what: str = "file", **open_args) -> Iterator[IO]:
         with open(path, "rb") as f:
             wide = _wide_encoding(f.read(64))
         if wide is not None:
-            raise FileError(f"{path}: the {what} is in {wide} (Windows tools and PowerShell's > write it); save it as UTF-8")
+            raise FileError(
+                f"{path}: the {what} is in {wide} (Windows tools and PowerShell's > write it); save it as UTF-8"
+            )
         with open(path, **open_args) as f:
             yield f
     except OSError as e:
@@ -101,7 +113,9 @@ def refuse_overlaps(inputs: Sequence[Tuple[str, str]], outputs: Sequence[Tuple[s
                 raise FileError(f"{label} {path} is the input {in_label}; give a new path")
         for other_label, other in outputs[:k]:
             if same_file(path, other):
-                raise FileError(f"{label} {path} and {other_label} {other} are one file; give each output its own path")
+                raise FileError(
+                    f"{label} {path} and {other_label} {other} are one file; give each output its own path"
+                )
 
 
 def check_writable(target: str, *, new: bool = False) -> None:
@@ -171,7 +185,10 @@ class Outputs:
             with open(temporary, "x", encoding="utf-8", errors="surrogateescape", newline="") as f:
                 f.write(text)
             real = self._staged[-1][1]
-            os.chmod(temporary, os.stat(real).st_mode & 0o7777 if os.path.exists(real) else 0o666 & ~_umask())
+            os.chmod(
+                temporary,
+                os.stat(real).st_mode & 0o7777 if os.path.exists(real) else 0o666 & ~_umask(),
+            )
         except OSError as e:
             raise FileError(f"{target}: cannot write ({_why(e)}); nothing was changed") from None
 
@@ -188,16 +205,21 @@ class Outputs:
             try:
                 if os.path.isdir(temporary):
                     if os.path.lexists(target):
-                        raise FileError(f"{target}: appeared while it was written; the new one is left at {temporary}")
+                        raise FileError(
+                            f"{target}: appeared while it was written; the new one is left at {temporary}"
+                        )
                     _follow_umask(temporary)
                     os.rename(temporary, target)
                 else:
                     os.replace(temporary, target)
             except OSError as e:
                 done = ", ".join(t for _, t in self._staged[:k])
-                self._staged = self._staged[k + 1:]
+                self._staged = self._staged[k + 1 :]
                 self.discard()
-                raise FileError(f"{target}: cannot move into place ({_why(e)})" + (f"; already written: {done}" if done else "")) from None
+                raise FileError(
+                    f"{target}: cannot move into place ({_why(e)})"
+                    + (f"; already written: {done}" if done else "")
+                ) from None
         self._staged = []
 
     def discard(self) -> None:
@@ -237,7 +259,9 @@ def stage_backup(out: Outputs, path: str) -> Optional[str]:
     if os.path.isfile(target):
         return None
     if os.path.lexists(target):
-        raise FileError(f"{target}: is in the way of the backup (not a file); move it away, nothing was changed")
+        raise FileError(
+            f"{target}: is in the way of the backup (not a file); move it away, nothing was changed"
+        )
     out.copy(path, target)
     return target
 
@@ -258,8 +282,11 @@ class FileEdit:
         # inject only adds lines and remove only takes them out: then the edit is found in one
         # pass (difflib's general search is quadratic on a net of thousands of layers).
         matcher.opcodes = _added_or_removed(a, b)
-        lines = [f"--- {self.path}\n", f"+++ {to_path or self.path}\n"] if any(
-            tag != "equal" for tag, *_ in matcher.get_opcodes()) else []
+        lines = (
+            [f"--- {self.path}\n", f"+++ {to_path or self.path}\n"]
+            if any(tag != "equal" for tag, *_ in matcher.get_opcodes())
+            else []
+        )
         for group in matcher.get_grouped_opcodes(3):
             (_, i1, _, j1, _), (_, _, i2, _, j2) = group[0], group[-1]
             lines.append(f"@@ -{_span(i1, i2)} +{_span(j1, j2)} @@\n")
@@ -269,7 +296,10 @@ class FileEdit:
                     continue
                 lines += ["-" + line for line in a[i1:i2]]
                 lines += ["+" + line for line in b[j1:j2]]
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        return "".join(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines
+        )
 
 
 def _span(start: int, stop: int) -> str:
@@ -298,5 +328,7 @@ def _added_or_removed(a: List[str], b: List[str]) -> Optional[list]:
         if i < len(shorter) and j >= len(longer):
             return None  # a line of the shorter text is missing from the longer one
     if added == "delete":
-        codes = [(tag if tag == "equal" else "delete", j1, j2, i1, i2) for tag, i1, i2, j1, j2 in codes]
+        codes = [
+            (tag if tag == "equal" else "delete", j1, j2, i1, i2) for tag, i1, i2, j1, j2 in codes
+        ]
     return codes

@@ -12,6 +12,7 @@ numpy 1.19's einsum (Debian 11's, the Caffe image's) does not vectorize the floa
 numpy older than 1.23 (the first measured vectorized), a large array is summed as the columns
 of a 2-D view (``np.add.reduce(axis=0)`` adds whole rows at a time), 1.5x faster there.
 """
+
 from __future__ import annotations
 
 import math

@@ -14,6 +14,7 @@ pure-numpy modules only (the solver is handed in).
     solver = caffe.SGDSolver("solver.prototxt")
     guard.step(solver, 1000)          # raises NonFiniteError at the first bad value
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -33,7 +34,9 @@ class Guard:
         max_abs: also stop at finite values beyond it (1e37 catches an overflow to FLT_MAX).
     """
 
-    def __init__(self, solver, *, check_params: bool = True, max_abs: Optional[float] = None) -> None:
+    def __init__(
+        self, solver, *, check_params: bool = True, max_abs: Optional[float] = None
+    ) -> None:
         self.solver = solver
         self.net = solver.net
         self.check_params = check_params
@@ -41,7 +44,10 @@ class Guard:
         self._due = False
         self._bad_gradient: Optional[Tuple[str, int, object]] = None
         self._params: List[Tuple[str, int, object]] = [
-            (layer, i, blob) for layer, blobs in self.net.params.items() for i, blob in enumerate(blobs)]
+            (layer, i, blob)
+            for layer, blobs in self.net.params.items()
+            for i, blob in enumerate(blobs)
+        ]
         self._producers = _producers(self.net)
         # Where the solver offers it, gradients are checked as backward left them, before the
         # update mixes in the rate and the momentum.
@@ -71,7 +77,9 @@ class Guard:
         for name in self.net.outputs:
             data = self.net.blobs[name].data
             if not is_finite(data, self.max_abs):
-                raise self._error(self._producers.get(name, name), f"top {name}", "forward", iteration, lr, data)
+                raise self._error(
+                    self._producers.get(name, name), f"top {name}", "forward", iteration, lr, data
+                )
         if not self.check_params:
             return
         if self._bad_gradient is not None:
@@ -92,11 +100,27 @@ class Guard:
                 self._bad_gradient = (layer, i, finite_stats(blob.diff, self.max_abs))
                 return
 
-    def _error(self, layer: str, blob: str, pass_: str, iteration: int, lr: Optional[float], array=None,
-               stats=None) -> NonFiniteError:
-        return NonFiniteError(layer=layer, blob=blob, pass_=pass_, phase="TRAIN", iteration=iteration,
-                              stats=stats if stats is not None else finite_stats(array, self.max_abs),
-                              max_abs=self.max_abs, lr=lr, by="guard")
+    def _error(
+        self,
+        layer: str,
+        blob: str,
+        pass_: str,
+        iteration: int,
+        lr: Optional[float],
+        array=None,
+        stats=None,
+    ) -> NonFiniteError:
+        return NonFiniteError(
+            layer=layer,
+            blob=blob,
+            pass_=pass_,
+            phase="TRAIN",
+            iteration=iteration,
+            stats=stats if stats is not None else finite_stats(array, self.max_abs),
+            max_abs=self.max_abs,
+            lr=lr,
+            by="guard",
+        )
 
 
 def learning_rate(solver) -> Optional[float]:
@@ -123,7 +147,14 @@ def _nothing() -> None:
 _GUARDS: Dict[int, Guard] = {}
 
 
-def step(solver, n: int = 1, *, check_params: bool = True, every: int = 1, max_abs: Optional[float] = None) -> None:
+def step(
+    solver,
+    n: int = 1,
+    *,
+    check_params: bool = True,
+    every: int = 1,
+    max_abs: Optional[float] = None,
+) -> None:
     """Step ``solver`` ``n`` iterations under a guard (one per solver, kept between calls).
 
     Raises:

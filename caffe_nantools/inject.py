@@ -4,6 +4,7 @@ The user's file stays as it was apart from the inserted layers: each one is a bl
 its own, marked with a comment, in the file's indentation and quote style; ``remove`` deletes
 exactly those blocks, so inject + remove gives the original bytes back.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -47,10 +48,18 @@ class CheckOptions:
                 check_value(key, getattr(self, key))
 
     def param_str(self, name: str, blob: str) -> str:
-        pairs = {"name": name, "blobs": blob, "on": self.on, "max_abs": self.max_abs, "every": self.every}
+        pairs = {
+            "name": name,
+            "blobs": blob,
+            "on": self.on,
+            "max_abs": self.max_abs,
+            "every": self.every,
+        }
         pairs = {k: v for k, v in pairs.items() if v is not None}
         if all(re.fullmatch(r"[^\s;,=\"'{}\[\]]+", str(v)) for v in pairs.values()):
-            return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in pairs.items())
+            return " ".join(
+                f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in pairs.items()
+            )
         # Names with separators or quotes in them need the JSON form.
         return json.dumps({k: [v] if k == "blobs" else v for k, v in pairs.items()})
 
@@ -96,10 +105,17 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
             matched = _keyword_blobs(net, spec)
         elif spec.startswith("type:"):
             wanted = spec[len("type:") :]
-            matched = [t for layer in net.layers if wanted in (layer.type, layer.node.get("type")) for t in layer.tops]
+            matched = [
+                t
+                for layer in net.layers
+                if wanted in (layer.type, layer.node.get("type"))
+                for t in layer.tops
+            ]
             if not matched:
                 types = sorted({layer.type for layer in net.layers if layer not in ours})
-                raise InjectError(f"--blobs {spec}: no layer of type {wanted!r} (types in the net: {', '.join(types)})")
+                raise InjectError(
+                    f"--blobs {spec}: no layer of type {wanted!r} (types in the net: {', '.join(types)})"
+                )
         elif spec.startswith("re:"):
             try:
                 pattern = re.compile(spec[len("re:") :])
@@ -111,7 +127,9 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
         else:
             matched = [spec] if spec in names else []
         if not matched:
-            shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+            shown = ", ".join(names[:40]) + (
+                f", ... ({len(names)} in all)" if len(names) > 40 else ""
+            )
             raise InjectError(f"--blobs {spec}: no such blob in the net (blobs: {shown})")
         chosen.update(dict.fromkeys(matched))
     known = set(names)
@@ -134,7 +152,11 @@ def _keyword_blobs(net: Net, spec: str) -> List[str]:
 
 def is_check(layer: Layer) -> bool:
     """A CheckFiniteLayer that inject added, exactly as it wrote it."""
-    return layer.type == "Python" and is_added(layer.node) and dump(layer.node).lstrip() == written_by_inject(layer.node)
+    return (
+        layer.type == "Python"
+        and is_added(layer.node)
+        and dump(layer.node).lstrip() == written_by_inject(layer.node)
+    )
 
 
 def written_by_inject(node: Node) -> Optional[str]:
@@ -148,18 +170,26 @@ def written_by_inject(node: Node) -> Optional[str]:
     children = node.children
     base = indentation(node)
     inner = indentation(children[0]) if children else ""
-    indent = inner[len(base):] if inner.startswith(base) and len(inner) > len(base) else "  "
+    indent = inner[len(base) :] if inner.startswith(base) and len(inner) > len(base) else "  "
     kind = node.find("type")
-    quote = kind.raw_values[0][0] if kind is not None and kind.raw_values and kind.raw_values[0][0] in "'\"" else '"'
+    quote = (
+        kind.raw_values[0][0]
+        if kind is not None and kind.raw_values and kind.raw_values[0][0] in "'\""
+        else '"'
+    )
     params = node.find("python_param")
     snippet = check_layer(
         name=str(node.get("name", "")),
         blob=str(node.get("bottom", "")),
         param_str=str(params.get("param_str", "")) if params is not None else "",
-        rules=tuple(_rule_text(r.name, Rule.from_node(r)) for r in children if r.name in ("include", "exclude")),
+        rules=tuple(
+            _rule_text(r.name, Rule.from_node(r))
+            for r in children
+            if r.name in ("include", "exclude")
+        ),
     )
     newline = "\r\n" if node.items[0].pre.endswith("\r\n" + base) else "\n"
-    return Style(newline, indent, quote).block(snippet, base)[len(newline + base):]
+    return Style(newline, indent, quote).block(snippet, base)[len(newline + base) :]
 
 
 def _rule_text(kind: str, rule: Rule) -> str:
@@ -217,8 +247,10 @@ def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Plan:
         writers = [w for w in history.writers if not is_check(w)]
         weighted = [w.name for w in writers if w.carries_loss(blob)]
         if weighted:
-            plan.skipped.append(f"{blob} (the loss of {', '.join(weighted)}: a check in place would stop Caffe's "
-                                "backward; its value is in the log)")
+            plan.skipped.append(
+                f"{blob} (the loss of {', '.join(weighted)}: a check in place would stop Caffe's "
+                "backward; its value is in the log)"
+            )
             continue
         readers = [r for r in history.readers if not is_check(r)]
         if each:
@@ -226,10 +258,18 @@ def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Plan:
             if history.net_input:
                 spots.insert(0, (None, f"{CHECK_PREFIX}{blob}@input", ()))
         else:
-            first_read = min((r.index for r in readers if writers and r.index > writers[0].index), default=None)
+            first_read = min(
+                (r.index for r in readers if writers and r.index > writers[0].index), default=None
+            )
             before_read = [w for w in writers if first_read is None or w.index < first_read]
             after = before_read[-1] if before_read else None
-            spots = [(after, f"{CHECK_PREFIX}{blob}", () if history.net_input else rules_for(history.producers, blob))]
+            spots = [
+                (
+                    after,
+                    f"{CHECK_PREFIX}{blob}",
+                    () if history.net_input else rules_for(history.producers, blob),
+                )
+            ]
         for after, name, rules in spots:
             if name in existing:
                 plan.already_there.append(name)
@@ -267,7 +307,9 @@ def inject_text(
         return _inject_text(text, path, blobs, each, options, upgrade)
 
 
-def _inject_text(text: str, path: str, blobs: Sequence[str], each: bool, options: CheckOptions, upgrade: bool) -> InjectResult:
+def _inject_text(
+    text: str, path: str, blobs: Sequence[str], each: bool, options: CheckOptions, upgrade: bool
+) -> InjectResult:
     original = text
     net = Net.parse(text, path)
     upgraded: List[str] = []
@@ -305,7 +347,15 @@ def _inject_text(text: str, path: str, blobs: Sequence[str], each: bool, options
         else:
             net.doc.insert(len(net.doc.children), node)
     net.doc.splice(after, before)
-    return InjectResult(path, original, dump(net.doc), planned.checks, planned.already_there, planned.skipped, upgraded)
+    return InjectResult(
+        path,
+        original,
+        dump(net.doc),
+        planned.checks,
+        planned.already_there,
+        planned.skipped,
+        upgraded,
+    )
 
 
 def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
@@ -333,7 +383,9 @@ class InjectReport:
     notes: List[str] = field(default_factory=list)
 
 
-def _check_with_caffe(original: str, edited: str, path: str, message: str, notes: List[str]) -> None:
+def _check_with_caffe(
+    original: str, edited: str, path: str, message: str, notes: List[str]
+) -> None:
     """Have Caffe's own parser read the edited text, where pycaffe is installed."""
     try:
         if not validate(original, path, message):
@@ -344,10 +396,14 @@ def _check_with_caffe(original: str, edited: str, path: str, message: str, notes
     try:
         validate(edited, path, message)
     except CaffeRejectsError as e:
-        raise InjectError(f"{e}, after the edit (a bug in caffe-nantools); nothing was written") from None
+        raise InjectError(
+            f"{e}, after the edit (a bug in caffe-nantools); nothing was written"
+        ) from None
 
 
-def _targets(source: str, output: Optional[str], *, in_place: bool, dry_run: bool, option: str) -> Optional[str]:
+def _targets(
+    source: str, output: Optional[str], *, in_place: bool, dry_run: bool, option: str
+) -> Optional[str]:
     """Where the edit of ``source`` goes (None for a dry run), after the flag checks."""
     if in_place and output:
         raise InjectError(f"{option} and --in-place exclude each other")
@@ -356,7 +412,9 @@ def _targets(source: str, output: Optional[str], *, in_place: bool, dry_run: boo
     if in_place:
         return source
     if not output:
-        raise InjectError(f"{source}: say where the result goes: {option} OUT, --in-place or --dry-run")
+        raise InjectError(
+            f"{source}: say where the result goes: {option} OUT, --in-place or --dry-run"
+        )
     return output
 
 
@@ -393,15 +451,26 @@ def inject(
     net_target = _targets(net, output, in_place=in_place, dry_run=dry_run, option="-o")
     solver_target = None
     if solver is not None:
-        solver_target = _targets(solver, solver_output, in_place=in_place, dry_run=dry_run, option="--solver-out")
+        solver_target = _targets(
+            solver, solver_output, in_place=in_place, dry_run=dry_run, option="--solver-out"
+        )
     if net_target is not None and not in_place:
         solver_pair = [("SOLVER", solver)] if solver is not None else []
-        refuse_overlaps([("NET", net)] + solver_pair, [("-o", net_target)] + [("--solver-out", solver_target)] * bool(solver_pair))
-    report = InjectReport(inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade))
+        refuse_overlaps(
+            [("NET", net)] + solver_pair,
+            [("-o", net_target)] + [("--solver-out", solver_target)] * bool(solver_pair),
+        )
+    report = InjectReport(
+        inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade)
+    )
     _check_with_caffe(report.net.original, report.net.text, net, "NetParameter", report.notes)
     if solver is not None:
-        report.solver = enable_debug_info(read_text(solver), solver, net_path=net_path, display=display)
-        _check_with_caffe(report.solver.original, report.solver.text, solver, "SolverParameter", report.notes)
+        report.solver = enable_debug_info(
+            read_text(solver), solver, net_path=net_path, display=display
+        )
+        _check_with_caffe(
+            report.solver.original, report.solver.text, solver, "SolverParameter", report.notes
+        )
     plan = [(net, net_target, report.net.original, report.net.text)]
     if report.solver is not None:
         plan.append((solver, solver_target, report.solver.original, report.solver.text))

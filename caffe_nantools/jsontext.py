@@ -1,6 +1,7 @@
 """JSON output that stays valid JSON: a NaN or infinite number is written as the string
 ``"nan"``, ``"inf"`` or ``"-inf"`` (Python's json would write the bare tokens NaN/Infinity,
 which strict parsers such as JavaScript's and jq reject)."""
+
 from __future__ import annotations
 
 import json

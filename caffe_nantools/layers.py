@@ -10,6 +10,7 @@ PYTHONPATH or installed)::
                      param_str: "name=fc7 blobs=fc7" }
     }
 """
+
 import caffe
 
 from caffe_nantools.checking import PHASES, Checker, parse_param_str

@@ -1,4 +1,5 @@
 """Importing pycaffe for the commands that need it, with a clear error where it is missing."""
+
 from __future__ import annotations
 
 import os

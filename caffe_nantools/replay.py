@@ -7,6 +7,7 @@ A bundle (``hunt`` writes one at the first failure) is a folder with ``manifest.
 ``net.prototxt`` (the train net with its data layers replaced by Input layers), the
 ``.caffemodel`` and one ``.npy`` per data top.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,12 @@ def bundle_net(net_text: str, path: str, shapes: Dict[str, Sequence[int]]) -> st
     for layer in net.active_layers(NetState("TRAIN")):
         if layer.is_data:
             tops = "".join(f' top: "{escape(t)}"' for t in layer.tops)
-            dims = "".join(" shape {" + "".join(f" dim: {d}" for d in shapes[t]) + " }" for t in layer.tops)
-            parts.append(f'layer {{ name: "{escape(layer.name)}" type: "Input"{tops} input_param {{{dims} }} }}\n')
+            dims = "".join(
+                " shape {" + "".join(f" dim: {d}" for d in shapes[t]) + " }" for t in layer.tops
+            )
+            parts.append(
+                f'layer {{ name: "{escape(layer.name)}" type: "Input"{tops} input_param {{{dims} }} }}\n'
+            )
         else:
             parts.append(dump(layer.node).strip("\r\n") + "\n")
     return "".join(parts)
@@ -62,8 +67,18 @@ class Row:
         return bool(self.nan or self.posinf or self.neginf or self.huge)
 
     def to_dict(self) -> dict:
-        return {"what": self.what, "name": self.name, "count": self.count, "nan": self.nan, "posinf": self.posinf,
-                "neginf": self.neginf, "huge": self.huge, "min": self.min, "max": self.max, "mean_abs": self.mean_abs}
+        return {
+            "what": self.what,
+            "name": self.name,
+            "count": self.count,
+            "nan": self.nan,
+            "posinf": self.posinf,
+            "neginf": self.neginf,
+            "huge": self.huge,
+            "min": self.min,
+            "max": self.max,
+            "mean_abs": self.mean_abs,
+        }
 
 
 #: As hunt's checks: a finite value this large is an overflow to FLT_MAX (an empty MAX pooling
@@ -74,9 +89,18 @@ HUGE = 1e37
 def measure(what: str, name: str, x: np.ndarray) -> Row:
     x = np.asarray(x, dtype=np.float64).ravel()
     finite = x[np.isfinite(x)]
-    return Row(what, name, int(x.size), int(np.isnan(x).sum()), int(np.isposinf(x).sum()), int(np.isneginf(x).sum()),
-               int((np.abs(finite) >= HUGE).sum()), float(finite.min()) if finite.size else None,
-               float(finite.max()) if finite.size else None, float(np.abs(finite).mean()) if finite.size else None)
+    return Row(
+        what,
+        name,
+        int(x.size),
+        int(np.isnan(x).sum()),
+        int(np.isposinf(x).sum()),
+        int(np.isneginf(x).sum()),
+        int((np.abs(finite) >= HUGE).sum()),
+        float(finite.min()) if finite.size else None,
+        float(finite.max()) if finite.size else None,
+        float(np.abs(finite).mean()) if finite.size else None,
+    )
 
 
 @dataclass
@@ -99,26 +123,42 @@ class ReplayReport:
 
     def to_dict(self) -> dict:
         first = self.first_bad
-        return {"iteration": self.iteration, "error": self.error, "forward": [r.to_dict() for r in self.forward],
-                "backward": [r.to_dict() for r in self.backward],
-                "first_bad": first.to_dict() if first is not None else None}
+        return {
+            "iteration": self.iteration,
+            "error": self.error,
+            "forward": [r.to_dict() for r in self.forward],
+            "backward": [r.to_dict() for r in self.backward],
+            "first_bad": first.to_dict() if first is not None else None,
+        }
 
     def format(self) -> str:
         first = self.first_bad
-        lines = [f"iteration {self.iteration}: " + (f"first non-finite: the {first.what} of {first.name}" if first else
-                                                     "every value finite")]
+        lines = [
+            f"iteration {self.iteration}: "
+            + (
+                f"first non-finite: the {first.what} of {first.name}"
+                if first
+                else "every value finite"
+            )
+        ]
         if self.error is not None:
             lines.append(f"hunt saw: {self.error.get('message', '')}")
             if first is None and self.error.get("pass") == "update":
-                lines.append("forward and backward stay finite: the update (its rate, its step) made the weights bad")
-        header = (f"  {'':2}{'what':5} {'name':32} {'nan':>6} {'+inf':>6} {'-inf':>6} {'>=1e37':>6} {'min':>11} "
-                  f"{'max':>11} {'mean |x|':>11}")
+                lines.append(
+                    "forward and backward stay finite: the update (its rate, its step) made the weights bad"
+                )
+        header = (
+            f"  {'':2}{'what':5} {'name':32} {'nan':>6} {'+inf':>6} {'-inf':>6} {'>=1e37':>6} {'min':>11} "
+            f"{'max':>11} {'mean |x|':>11}"
+        )
         for title, rows in (("forward", self.forward), ("backward", self.backward)):
             lines += [title + ":", header]
             for r in rows:
                 mark = "->" if r is first else ""
-                lines.append(f"  {mark:2}{r.what:5} {r.name[:32]:32} {r.nan:6} {r.posinf:6} {r.neginf:6} {r.huge:6} "
-                             f"{_number(r.min):>11} {_number(r.max):>11} {_number(r.mean_abs):>11}")
+                lines.append(
+                    f"  {mark:2}{r.what:5} {r.name[:32]:32} {r.nan:6} {r.posinf:6} {r.neginf:6} {r.huge:6} "
+                    f"{_number(r.min):>11} {_number(r.max):>11} {_number(r.mean_abs):>11}"
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -140,9 +180,13 @@ def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
         manifest = json.loads(read_text(manifest_path, "manifest"))
         net_path = os.path.join(bundle, manifest["net"])
         weights = os.path.join(bundle, manifest["weights"])
-        inputs = {top: np.load(os.path.join(bundle, name)) for top, name in manifest["inputs"].items()}
+        inputs = {
+            top: np.load(os.path.join(bundle, name)) for top, name in manifest["inputs"].items()
+        }
     except NanToolsError:
-        raise ReplayError(f"{bundle}: not a replay bundle (no manifest.json); hunt writes one in WORKDIR/replay") from None
+        raise ReplayError(
+            f"{bundle}: not a replay bundle (no manifest.json); hunt writes one in WORKDIR/replay"
+        ) from None
     except (OSError, KeyError, TypeError, ValueError) as e:
         raise ReplayError(f"{bundle}: the bundle is incomplete ({e})") from None
     caffe = load_caffe()

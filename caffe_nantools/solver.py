@@ -3,6 +3,7 @@
 Caffe prints debug_info (mean |x| of every blob, forward and backward) only on display
 iterations, so the display interval decides how closely the trace follows the run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -98,12 +99,16 @@ def enable_debug_info(
     _set(doc, style, "debug_info", "true", changes)
     if net_path is not None:
         if doc.find("net_param") or doc.find("train_net_param"):
-            raise SolverError(f"{path}: the solver embeds its net (net_param); --net-path needs a net file")
+            raise SolverError(
+                f"{path}: the solver embeds its net (net_param); --net-path needs a net file"
+            )
         field_name = "train_net" if doc.find("train_net") and not doc.find("net") else "net"
         _set(doc, style, field_name, f'"{escape(net_path)}"', changes)
     if display is not None:
         if not 0 <= display <= INT32.high:  # the number itself may be too long to print
-            raise SolverError(f"--display must be from 0 to {INT32.high} (Caffe's display is an int32)")
+            raise SolverError(
+                f"--display must be from 0 to {INT32.high} (Caffe's display is an int32)"
+            )
         _set(doc, style, "display", str(display), changes)
     warnings = []
     shown = doc.field("display", INT32, 0)

@@ -1,5 +1,6 @@
 """A solver's settings as Caffe reads them: the last top-level field of a name counts, and a
 value is read as its type (a value of another type is a positioned FieldError)."""
+
 from __future__ import annotations
 
 from typing import Any, Optional

@@ -2,6 +2,7 @@
 
 The folder sits at the top of the source tree and inside the package of an installed wheel.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,7 +44,9 @@ def escape(text: str) -> str:
     """``text`` escaped for the inside of a double-quoted prototxt string, as protobuf's parser
     reads it back: a string ends on its line, so line breaks and other control characters are
     written as escapes."""
-    return "".join(_ESCAPES.get(c) or (f"\\{ord(c):03o}" if ord(c) < 32 or ord(c) == 127 else c) for c in text)
+    return "".join(
+        _ESCAPES.get(c) or (f"\\{ord(c):03o}" if ord(c) < 32 or ord(c) == 127 else c) for c in text
+    )
 
 
 def check_layer(*, name: str, blob: str, param_str: str, rules: Sequence[str] = ()) -> str:

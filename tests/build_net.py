@@ -3,6 +3,7 @@ number of Python layers, or nothing if Caffe aborts (a failed CHECK kills the pr
 
     python3 build_net.py PHASE NET [NET ...]
 """
+
 import os
 import sys
 

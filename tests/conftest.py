@@ -3,6 +3,7 @@ are skipped, except under NANTOOLS_REQUIRE_CAFFE=1 (the Docker image's test stag
 a skip is a failure; so is a skip for a missing optional module (``needs.need``), which the
 image carries. Likewise the corpus tests under NANTOOLS_REQUIRE_CORPUS=1. This holds for a
 whole module skipped at its top as for one test."""
+
 import os
 
 import pytest
@@ -20,7 +21,9 @@ REQUIRED += [NO_CORPUS] * (os.environ.get("NANTOOLS_REQUIRE_CORPUS") == "1")
 def pytest_configure(config):
     if NAMED_CORPUS and not os.path.isdir(NAMED_CORPUS):
         # A typo here would otherwise quietly test another corpus, or none.
-        raise pytest.UsageError(f"NANTOOLS_CORPUS={NAMED_CORPUS}: no such folder; point it at the corpus or unset it")
+        raise pytest.UsageError(
+            f"NANTOOLS_CORPUS={NAMED_CORPUS}: no such folder; point it at the corpus or unset it"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ Found through NANTOOLS_CORPUS (a folder that is not there is an error), else ``t
 (where docker/run-tests puts a copy for the image), else ``../shared/corpus`` next to the
 checkout. Without it the corpus tests skip, unless NANTOOLS_REQUIRE_CORPUS=1.
 """
+
 import os
 from pathlib import Path
 
@@ -24,7 +25,9 @@ CORPUS = next((p for p in CANDIDATES if p.is_dir()), CANDIDATES[-1])
 FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".prototxt", ".proto"))
 SOLVERS = [p for p in FILES if "solver" in p.name]
 NETS = [p for p in FILES if p not in SOLVERS]
-V1_NETS = [p for p in NETS if Net.parse(read(p)).v1]  # the old `layers {` format, which inject refuses
+V1_NETS = [
+    p for p in NETS if Net.parse(read(p)).v1
+]  # the old `layers {` format, which inject refuses
 V2_NETS = [p for p in NETS if p not in V1_NETS]
 MISSING = f"the prototxt corpus is not here (looked in {', '.join(map(str, CANDIDATES))})"
 

@@ -1,5 +1,6 @@
 """Serialized Datums for tests, written byte by byte from the wire format (so the host tests
 need no caffe_pb2; the image tests compare with caffe_pb2's own bytes)."""
+
 import struct
 
 import numpy as np

@@ -1,6 +1,7 @@
 """A stand-in for `caffe train` where there is no Caffe: prints a training log to stderr as
 Caffe does, and acts on SIGHUP and SIGINT as -sighup_effect and -sigint_effect say (at the end
 of an iteration, writing snapshot files as Caffe names them)."""
+
 import argparse
 import os
 import signal
@@ -22,8 +23,13 @@ def main() -> int:
     parser.add_argument("-deaf", action="store_true", help="ignore every signal it can")
     args = parser.parse_args()
     requests = []
-    for signum, effect in ((signal.SIGHUP, args.sighup_effect), (signal.SIGINT, args.sigint_effect)):
-        signal.signal(signum, signal.SIG_IGN if args.deaf else lambda s, f, e=effect: requests.append(e))
+    for signum, effect in (
+        (signal.SIGHUP, args.sighup_effect),
+        (signal.SIGINT, args.sigint_effect),
+    ):
+        signal.signal(
+            signum, signal.SIG_IGN if args.deaf else lambda s, f, e=effect: requests.append(e)
+        )
     if args.deaf:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     write = sys.stderr.write

@@ -1,5 +1,6 @@
 """A test loss for Caffe: mean of x^2 / 2 whose gradient is NaN for the samples named in
 param_str (e.g. "1,3"), as a faulty custom loss would be."""
+
 import caffe
 import numpy as np
 

@@ -2,6 +2,7 @@
 whole module when called at its top, skips with the reason ``NO_MODULE``; the image carries them
 all, so there (NANTOOLS_REQUIRE_CAFFE=1) such a skip is a failure, as conftest.py says. A
 module the image leaves out on purpose is ``required=False``: its skip stays a skip."""
+
 import importlib
 
 import pytest

@@ -1,4 +1,5 @@
 """Nets the tests share."""
+
 import textwrap
 
 #: A small net with a TRAIN and a TEST data layer, an in-place ReLU, a TRAIN-only Dropout,

@@ -1,4 +1,5 @@
 """Small LMDB and LevelDB stores of Datums for the scan tests."""
+
 import numpy as np
 
 from datums import datum

@@ -1,4 +1,5 @@
 """The check layer's param_str: three accepted forms, and a clear error for every bad one."""
+
 import pytest
 
 from caffe_nantools import CheckConfigError
@@ -23,7 +24,8 @@ def test_key_value_pairs():
 
 
 @pytest.mark.parametrize(
-    "text", ["name=a;blobs=x,y;on=warn", "name=a, blobs=x,y, on=warn", "  name=a  blobs=x, y on=warn "]
+    "text",
+    ["name=a;blobs=x,y;on=warn", "name=a, blobs=x,y, on=warn", "  name=a  blobs=x, y on=warn "],
 )
 def test_key_value_separators(text):
     assert parse_param_str(text) == CheckConfig(name="a", blobs=("x", "y"), on="warn")
@@ -41,9 +43,15 @@ def test_json_object():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("nmae=x", "unknown key 'nmae' (allowed keys: blobs, check, dump_dir, every, max_abs, name, on)"),
+        (
+            "nmae=x",
+            "unknown key 'nmae' (allowed keys: blobs, check, dump_dir, every, max_abs, name, on)",
+        ),
         ('{"colour": 1}', "unknown key 'colour'"),
-        ("check=sideways", "check='sideways' is not allowed (allowed values: forward, backward, both)"),
+        (
+            "check=sideways",
+            "check='sideways' is not allowed (allowed values: forward, backward, both)",
+        ),
         ("on=explode", "on='explode' is not allowed (allowed values: raise, warn, dump)"),
         ("every=0", "every='0' must be an integer >= 1"),
         ("every=1.5", "every='1.5' must be an integer >= 1"),
@@ -81,13 +89,16 @@ def test_config_errors_are_value_errors_and_nantools_errors():
     assert issubclass(CheckConfigError, NanToolsError)
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"blobs": ' + "[" * 50000 + "]" * 50000 + "}", "JSON nested too deeply"),
-    ('{"name": ' * 20000 + '"x"' + "}" * 20000, "JSON nested too deeply"),
-    ("every=" + "1" * 5000, "must be an integer >= 1"),
-    ("name=n every=" + "9" * 20, "must be an integer >= 1"),
-    ('{"max_abs": 1' + "0" * 400 + "}", "must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"blobs": ' + "[" * 50000 + "]" * 50000 + "}", "JSON nested too deeply"),
+        ('{"name": ' * 20000 + '"x"' + "}" * 20000, "JSON nested too deeply"),
+        ("every=" + "1" * 5000, "must be an integer >= 1"),
+        ("name=n every=" + "9" * 20, "must be an integer >= 1"),
+        ('{"max_abs": 1' + "0" * 400 + "}", "must be a finite number > 0"),
+    ],
+)
 def test_hostile_param_strs_are_config_errors_of_one_short_line(text, message):
     with pytest.raises(CheckConfigError) as info:
         parse_param_str(text)

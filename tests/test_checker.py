@@ -1,4 +1,5 @@
 """Checker: what the check layer does with a bad blob, tested without Caffe."""
+
 import io
 import json
 import os
@@ -40,7 +41,13 @@ def test_error_names_layer_blob_pass_phase_iteration_counts_and_samples():
     with pytest.raises(NonFiniteError) as info:
         checker.check("forward", [batch(), fc])
     e = info.value
-    assert (e.layer, e.blob, e.pass_, e.phase, e.iteration) == ("check_fc", "fc", "forward", "TEST", 1)
+    assert (e.layer, e.blob, e.pass_, e.phase, e.iteration) == (
+        "check_fc",
+        "fc",
+        "forward",
+        "TEST",
+        1,
+    )
     assert (e.nan, e.posinf, e.neginf, e.count) == (2, 0, 1, 12)
     assert (e.bad_samples, e.n_bad_samples) == ((0, 1, 3), 3)
     assert (e.finite_min, e.finite_max) == (1.0, 1.0)
@@ -97,7 +104,10 @@ def test_every_checks_only_every_nth_pass_in_both_directions():
     assert due == [(i % 3 == 0, i % 3 == 0) for i in range(7)]
 
 
-@pytest.mark.parametrize("check, forward, backward", [("forward", True, False), ("backward", False, True), ("both", True, True)])
+@pytest.mark.parametrize(
+    "check, forward, backward",
+    [("forward", True, False), ("backward", False, True), ("both", True, True)],
+)
 def test_check_selects_the_passes(check, forward, backward):
     checker, _ = make(f"check={check}")
     assert checker.start_forward() is forward
@@ -133,7 +143,12 @@ def test_dump_writes_blobs_and_a_json_report_then_raises(tmp_path):
     np.testing.assert_array_equal(np.load(dump_dir / names[0]), data)
     report = json.loads((dump_dir / names[2]).read_text())
     first, second = report["errors"]
-    assert (first["blob"], first["pass"], first["iteration"], first["nan"]) == ("fc", "forward", 1, 1)
+    assert (first["blob"], first["pass"], first["iteration"], first["nan"]) == (
+        "fc",
+        "forward",
+        1,
+        1,
+    )
     assert (second["blob"], second["posinf"], second["bad_samples"]) == ("data", 2, [0, 2])
     assert first["file"] == str(dump_dir / names[1])
     assert str(dump_dir / names[2]) in log.getvalue()
@@ -155,7 +170,9 @@ def test_a_failed_dump_leaves_no_partial_file_and_still_raises_the_finding(tmp_p
 
 
 def test_blob_names_must_match_the_bottom_count():
-    with pytest.raises(CheckConfigError, match="names 1 blobs \\(fc\\) but the layer has 2 bottoms"):
+    with pytest.raises(
+        CheckConfigError, match="names 1 blobs \\(fc\\) but the layer has 2 bottoms"
+    ):
         make("blobs=fc", n_blobs=2)
 
 
@@ -163,7 +180,9 @@ def test_blob_names_must_match_the_bottom_count():
 def test_a_dump_dir_that_is_no_path_still_raises_the_finding(tmp_path, dump_dir):
     import json
 
-    checker, log = make(json.dumps({"on": "dump", "dump_dir": str(tmp_path / dump_dir), "name": "c"}))
+    checker, log = make(
+        json.dumps({"on": "dump", "dump_dir": str(tmp_path / dump_dir), "name": "c"})
+    )
     checker.start_forward()
     with pytest.raises(NonFiniteError) as info:
         checker.check("forward", [batch(bad=[1])])

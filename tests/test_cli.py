@@ -1,4 +1,5 @@
 """The command line: --version, --help, and one-line errors instead of tracebacks."""
+
 import subprocess
 import sys
 
@@ -49,6 +50,9 @@ def test_demo_without_pycaffe_is_a_one_line_error(monkeypatch, capsys):
 
 def test_python_dash_m_is_the_same_cli():
     out = subprocess.run(
-        [sys.executable, "-m", "caffe_nantools", "--version"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "caffe_nantools", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert out == f"caffe-nantools {__version__}\n"

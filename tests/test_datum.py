@@ -1,5 +1,6 @@
 """Datum decoding from wire bytes, against values written field by field (and, in the image,
 against caffe_pb2)."""
+
 import re
 
 import numpy as np
@@ -49,9 +50,14 @@ def test_mixed_labels_lengths_and_kinds():
     x = rng.standard_normal((1, 2, 3)).astype(np.float32)
     img = rng.integers(0, 255, (3, 2, 2), dtype=np.uint8)
     records = [
-        datum(x, label=1), datum(x, label=300), datum(x, label=-2), datum(img, label=4),
-        datum(x, label=5, packed=True), datum(data=b"\xff\xd8jpeg", shape=(3, 8, 8), encoded=True),
-        datum(shape=(3, 2, 2), label=7), datum(x * 2, label=9, encoded=False),
+        datum(x, label=1),
+        datum(x, label=300),
+        datum(x, label=-2),
+        datum(img, label=4),
+        datum(x, label=5, packed=True),
+        datum(data=b"\xff\xd8jpeg", shape=(3, 8, 8), encoded=True),
+        datum(shape=(3, 2, 2), label=7),
+        datum(x * 2, label=9, encoded=False),
     ]
     batch = decode_batch(records)
     assert batch.labels.tolist() == [1, 300, -2, 4, 5, 0, 7, 9]
@@ -68,7 +74,11 @@ def test_nan_and_inf_values_come_through():
     x = np.array([np.nan, np.inf, -np.inf, 1.0], np.float32).reshape(1, 1, 4)
     batch = decode_batch([datum(x), datum(x)])
     values = batch.groups[0][1]
-    assert np.isnan(values[:, 0]).all() and np.isposinf(values[:, 1]).all() and np.isneginf(values[:, 2]).all()
+    assert (
+        np.isnan(values[:, 0]).all()
+        and np.isposinf(values[:, 1]).all()
+        and np.isneginf(values[:, 2]).all()
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,9 +125,12 @@ def test_unknown_fields_are_skipped_like_protobuf_does():
         st.tuples(
             st.sampled_from(["float", "packed", "bytes"]),
             st.integers(-(2**31), 2**31 - 1),
-            st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+            st.integers(1, 3),
+            st.integers(1, 3),
+            st.integers(1, 3),
         ),
-        min_size=1, max_size=12,
+        min_size=1,
+        max_size=12,
     )
 )
 def test_any_batch_decodes_to_what_was_written(specs):

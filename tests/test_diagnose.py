@@ -1,4 +1,5 @@
 """diagnose on hand-made logs: which value went bad first, where, why, and what to change."""
+
 import json
 
 import pytest
@@ -27,8 +28,13 @@ def test_the_first_layer_whose_top_went_bad_is_the_forward_origin(tmp_path):
     log.iteration(4, loss="nan", set={("forward", "ip1"): "nan", ("forward", "loss"): "nan"})
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "layer_numerics"
-    assert result.first_nonfinite == {"iteration": 4, "pass": "forward", "layer": "ip1", "blob": "top ip1",
-                                      "line": log.line_of("Layer ip1, top blob ip1 data: nan")}
+    assert result.first_nonfinite == {
+        "iteration": 4,
+        "pass": "forward",
+        "layer": "ip1",
+        "blob": "top ip1",
+        "line": log.line_of("Layer ip1, top blob ip1 data: nan"),
+    }
     assert any("ip1, top blob ip1 data: nan" in e.text for e in result.evidence)
     assert any("Train net output #0: loss = nan" in e.text for e in result.evidence)
 
@@ -68,8 +74,12 @@ def test_params_bad_at_the_start_of_an_iteration_went_bad_in_the_update(tmp_path
     log = healthy()
     log.iteration(4, loss="nan", set={("forward", "conv1"): "nan", ("param", "conv1"): "nan"})
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["pass"] == "update" and result.first_nonfinite["blob"] == "param 0"
-    assert result.cause == "exploding_gradients"  # finite diffs, finite rate, display 1: the step overflowed
+    assert (
+        result.first_nonfinite["pass"] == "update" and result.first_nonfinite["blob"] == "param 0"
+    )
+    assert (
+        result.cause == "exploding_gradients"
+    )  # finite diffs, finite rate, display 1: the step overflowed
 
 
 def test_an_update_origin_behind_undisplayed_iterations_is_not_guessed(tmp_path):
@@ -83,7 +93,11 @@ def test_an_update_origin_behind_undisplayed_iterations_is_not_guessed(tmp_path)
 
 def test_non_finite_data_from_the_data_layer_is_bad_input(tmp_path):
     log = healthy()
-    log.iteration(4, loss="nan", set={("forward", layer): "nan" for layer in ("data", "conv1", "relu1", "ip1", "loss")})
+    log.iteration(
+        4,
+        loss="nan",
+        set={("forward", layer): "nan" for layer in ("data", "conv1", "relu1", "ip1", "loss")},
+    )
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "bad_input" and result.first_nonfinite["layer"] == "data"
     assert any("caffe-nantools scan" in a for a in result.advice)
@@ -91,11 +105,17 @@ def test_non_finite_data_from_the_data_layer_is_bad_input(tmp_path):
 
 def test_the_net_names_the_data_layers_and_their_source(tmp_path):
     net = tmp_path / "net.prototxt"
-    net.write_text('layer { name: "data" type: "Data" top: "data" top: "label" data_param { source: "train_lmdb" '
-                   'backend: LMDB batch_size: 4 } }\nlayer { name: "conv1" type: "Convolution" bottom: "data" '
-                   'top: "conv1" convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "xavier" } } }\n')
+    net.write_text(
+        'layer { name: "data" type: "Data" top: "data" top: "label" data_param { source: "train_lmdb" '
+        'backend: LMDB batch_size: 4 } }\nlayer { name: "conv1" type: "Convolution" bottom: "data" '
+        'top: "conv1" convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "xavier" } } }\n'
+    )
     log = healthy()
-    log.iteration(4, loss="nan", set={("forward", layer): "nan" for layer in ("data", "conv1", "relu1", "ip1", "loss")})
+    log.iteration(
+        4,
+        loss="nan",
+        set={("forward", layer): "nan" for layer in ("data", "conv1", "relu1", "ip1", "loss")},
+    )
     result = diagnose(log.write(tmp_path / "train.log"), net=str(net))
     assert result.cause == "bad_input"
     assert any(f"caffe-nantools scan {net}" in a for a in result.advice)
@@ -124,10 +144,15 @@ def test_the_first_layer_to_grow_is_named_from_its_first_to_its_last_finite_valu
         log.iteration(i)
     for i, diff in zip(range(calm, calm + 3), ["0.5", "40", "5000"]):
         log.iteration(i, set={("backward", "ip1"): diff})
-    log.iteration(calm + 3, loss="nan", set={("backward", "ip1"): "nan", ("backward", "relu1"): "nan"})
+    log.iteration(
+        calm + 3, loss="nan", set={("backward", "ip1"): "nan", ("backward", "relu1"): "nan"}
+    )
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "exploding_gradients" and result.blowup.layer == "ip1"
-    start, end = log.line_of("Layer ip1, bottom blob conv1 diff:"), log.line_of("Layer ip1, bottom blob conv1 diff: 5000")
+    start, end = (
+        log.line_of("Layer ip1, bottom blob conv1 diff:"),
+        log.line_of("Layer ip1, bottom blob conv1 diff: 5000"),
+    )
     assert tuple(result.blowup.start) == (0, 0.004, start, log.lines[start - 1])
     assert tuple(result.blowup.end) == (calm + 2, 5000.0, end, log.lines[end - 1])
 
@@ -155,8 +180,13 @@ def test_a_non_finite_rate_is_the_lr_policy_and_the_solver_says_why(tmp_path):
     solver.write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 1\n')
     result = diagnose(log.write(tmp_path / "train.log"), solver=str(solver))
     assert result.cause == "lr_policy"
-    assert result.first_nonfinite == {"iteration": 0, "pass": "lr", "layer": None, "blob": None,
-                                      "line": log.line_of("lr = nan")}
+    assert result.first_nonfinite == {
+        "iteration": 0,
+        "pass": "lr",
+        "layer": None,
+        "blob": None,
+        "line": log.line_of("lr = nan"),
+    }
     assert any("poly without max_iter" in a and "solver.prototxt:3" in a for a in result.advice)
 
 
@@ -181,14 +211,19 @@ def test_a_loss_that_grew_by_orders_of_magnitude_is_exploding_even_without_a_tra
 
 def test_a_check_layer_error_in_the_log_is_evidence(tmp_path):
     net = tmp_path / "net.prototxt"
-    net.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 4 dim: 3 } } }\n'
-                   'layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1" '
-                   'inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }\n')
+    net.write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 4 dim: 3 } } }\n'
+        'layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1" '
+        'inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }\n'
+    )
     log = CaffeLog().solving()
     log.loss(0, "1.4").lr(0, "0.01")
-    log.glog("caffe-nantools NonFiniteError: check 'check_data': blob 'data' forward data at iteration 1 (TRAIN): "
-             "1 NaN, 0 +inf, 0 -inf in 12 values; bad samples [2] (1 of 4); finite values in [-1, 1]",
-             level="E", source="check_finite.py:0")
+    log.glog(
+        "caffe-nantools NonFiniteError: check 'check_data': blob 'data' forward data at iteration 1 (TRAIN): "
+        "1 NaN, 0 +inf, 0 -inf in 12 values; bad samples [2] (1 of 4); finite values in [-1, 1]",
+        level="E",
+        source="check_finite.py:0",
+    )
     result = diagnose(log.write(tmp_path / "train.log"), net=str(net))
     assert result.cause == "bad_input" and result.first_nonfinite["pass"] == "forward"
     assert result.first_nonfinite["blob"] == "data" and result.first_nonfinite["layer"] == "data"
@@ -260,8 +295,21 @@ def test_the_pieces_of_a_log_are_all_its_lines_numbered(tmp_path, monkeypatch):
     assert suspects == [line for line in log.lines if "ip1 data: -nan" in line]
 
 
-JSON_KEYS = {"log", "cause", "first_nonfinite", "origin", "warnings", "evidence", "advice", "summary",
-             "debug_info", "blowup", "abort", "run", "runs"}
+JSON_KEYS = {
+    "log",
+    "cause",
+    "first_nonfinite",
+    "origin",
+    "warnings",
+    "evidence",
+    "advice",
+    "summary",
+    "debug_info",
+    "blowup",
+    "abort",
+    "run",
+    "runs",
+}
 
 
 def test_json_keeps_the_documented_shape(tmp_path, capsys):
@@ -271,10 +319,25 @@ def test_json_keeps_the_documented_shape(tmp_path, capsys):
     code = main(["diagnose", path, "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and set(out) == JSON_KEYS
-    assert (out["log"], out["cause"], out["run"], out["runs"], out["debug_info"]) == (path, "layer_numerics", 1, 1, True)
+    assert (out["log"], out["cause"], out["run"], out["runs"], out["debug_info"]) == (
+        path,
+        "layer_numerics",
+        1,
+        1,
+        True,
+    )
     nan_line = log.line_of("Layer ip1, top blob ip1 data: nan")
-    assert out["first_nonfinite"] == {"iteration": 4, "pass": "forward", "layer": "ip1", "blob": "top ip1", "line": nan_line}
-    assert set(out["origin"]) == {"layer", "pass", "iteration", "why"} and out["origin"]["layer"] == "ip1"
+    assert out["first_nonfinite"] == {
+        "iteration": 4,
+        "pass": "forward",
+        "layer": "ip1",
+        "blob": "top ip1",
+        "line": nan_line,
+    }
+    assert (
+        set(out["origin"]) == {"layer", "pass", "iteration", "why"}
+        and out["origin"]["layer"] == "ip1"
+    )
     assert out["evidence"][0] == {"line": nan_line, "text": log.lines[nan_line - 1]}
     assert all(e == {"line": e["line"], "text": log.lines[e["line"] - 1]} for e in out["evidence"])
     assert (out["blowup"], out["abort"], out["warnings"]) == (None, None, [])
@@ -294,11 +357,14 @@ def test_a_clean_log_exits_0(tmp_path, capsys):
     assert main(["diagnose", healthy().write(tmp_path / "train.log")]) == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing.log"], "missing.log: no such file"),
-    (["{log}", "--solver", "nope.prototxt"], "nope.prototxt: no such file"),
-    (["{log}", "--net", "{bad}"], "bad.prototxt:2:1: expected a value"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.log"], "missing.log: no such file"),
+        (["{log}", "--solver", "nope.prototxt"], "nope.prototxt: no such file"),
+        (["{log}", "--net", "{bad}"], "bad.prototxt:2:1: expected a value"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.prototxt").write_text("layer { name: \n")
@@ -327,7 +393,14 @@ def test_the_plot_draws_a_hundred_layer_trace(tmp_path):
 
 def test_a_plot_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
     need("matplotlib")
-    code = main(["diagnose", healthy().write(tmp_path / "train.log"), "--plot", str(tmp_path / "no" / "dir" / "x.png")])
+    code = main(
+        [
+            "diagnose",
+            healthy().write(tmp_path / "train.log"),
+            "--plot",
+            str(tmp_path / "no" / "dir" / "x.png"),
+        ]
+    )
     assert code == 2 and "no such folder" in capsys.readouterr().err
 
 
@@ -335,8 +408,10 @@ def test_clipping_that_did_not_stop_the_blow_up_is_told(tmp_path):
     log = CaffeLog().solving()
     for i, scale in enumerate([1, 30, 4e3, 2e6]):
         log.iteration(i, loss=f"{1.4 * scale:g}", scale=scale)
-        log.glog(f"Gradient clipping: scaling down gradients (L2 norm {9 * scale:g} > 10) by scale factor 0.5",
-                 source="sgd_solver.cpp:99")
+        log.glog(
+            f"Gradient clipping: scaling down gradients (L2 norm {9 * scale:g} > 10) by scale factor 0.5",
+            source="sgd_solver.cpp:99",
+        )
     log.iteration(4, loss="nan", scale=1e9, set={("forward", "loss"): "inf"})
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "exploding_gradients"
@@ -349,7 +424,9 @@ def test_poly_past_max_iter_with_a_fractional_power_is_explained(tmp_path):
         log.iteration(i, lr=rate)
     log.iteration(4, loss="nan", set={("forward", "conv1"): "nan", ("param", "conv1"): "nan"})
     solver = tmp_path / "solver.prototxt"
-    solver.write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 0.5\nmax_iter: 2\n')
+    solver.write_text(
+        'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 0.5\nmax_iter: 2\n'
+    )
     result = diagnose(log.write(tmp_path / "train.log"), solver=str(solver))
     assert result.cause == "lr_policy" and result.first_nonfinite["iteration"] == 3
     assert any("past max_iter 2" in a and "fractional" in a for a in result.advice)
@@ -366,7 +443,9 @@ def test_a_run_that_starts_after_a_bad_loss_is_read_on(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["loss", "data_value"])
-def test_a_test_pass_that_goes_non_finite_while_training_stays_finite_is_said(tmp_path, capsys, where):
+def test_a_test_pass_that_goes_non_finite_while_training_stays_finite_is_said(
+    tmp_path, capsys, where
+):
     log = healthy(3)
     log.testing(3, **{where: "nan"})
     log.iteration(3)
@@ -374,7 +453,9 @@ def test_a_test_pass_that_goes_non_finite_while_training_stays_finite_is_said(tm
     result = diagnose(path)
     if where == "loss":
         assert result.first_nonfinite["pass"] == "test" and result.first_nonfinite["blob"] == "loss"
-        assert result.first_nonfinite["iteration"] == 3 and any("TEST net" in s for s in result.summary)
+        assert result.first_nonfinite["iteration"] == 3 and any(
+            "TEST net" in s for s in result.summary
+        )
         assert main(["diagnose", path]) == 1
     else:  # a test pass's trace lines are not the train trace, and its outputs stayed finite
         assert result.cause == "none"

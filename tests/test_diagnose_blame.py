@@ -1,5 +1,6 @@
 """diagnose: where the trouble began (``origin``) as well as where it showed (``first_nonfinite``),
 what the loss lines still tell without a trace, and explosions measured by their updates."""
+
 import json
 
 import pytest
@@ -23,32 +24,58 @@ def write(log, tmp_path, name="train.log"):
 
 
 # A BatchNorm with all-zero statistics scales values ~300x, layer after layer, until they overflow.
-BN_TOPS = [("data", "0.5"), ("conv1", "0.4"), ("bn1", "126"), ("relu1", "63"), ("conv2", "51"), ("bn2", "1.6e+04"),
-           ("conv3", "1.2e+04"), ("bn3", "3.8e+06"), ("conv4", "3e+06"), ("bn4", "9.5e+08"), ("ip1", "inf"),
-           ("loss", "nan")]
+BN_TOPS = [
+    ("data", "0.5"),
+    ("conv1", "0.4"),
+    ("bn1", "126"),
+    ("relu1", "63"),
+    ("conv2", "51"),
+    ("bn2", "1.6e+04"),
+    ("conv3", "1.2e+04"),
+    ("bn3", "3.8e+06"),
+    ("conv4", "3e+06"),
+    ("bn4", "9.5e+08"),
+    ("ip1", "inf"),
+    ("loss", "nan"),
+]
 ZERO_STATS = {layer: ("0", "0", "0") for layer in ("bn1", "bn2", "bn3", "bn4")}
 
 
 @pytest.mark.parametrize("first_zero", ["bn1", "bn2"])
-def test_a_batchnorm_with_zero_statistics_is_the_origin_not_where_it_overflowed(tmp_path, first_zero):
+def test_a_batchnorm_with_zero_statistics_is_the_origin_not_where_it_overflowed(
+    tmp_path, first_zero
+):
     stats = {layer: value for layer, value in ZERO_STATS.items() if layer >= first_zero}
     stats.update({layer: ("0.3", "1.2", "1") for layer in ZERO_STATS if layer < first_zero})
     log = forward_pass(CaffeLog().solving(), BN_TOPS, stats).loss(0, "nan")
     result = diagnose(write(log, tmp_path))
     assert result.first_nonfinite["layer"] == "ip1" and result.first_nonfinite["iteration"] == 0
     assert result.began["layer"] in ("bn1", first_zero) and result.began["pass"] == "forward"
-    assert "all-zero statistics" in result.began["why"] and "use_global_stats" in result.began["why"]
+    assert (
+        "all-zero statistics" in result.began["why"] and "use_global_stats" in result.began["why"]
+    )
     assert result.cause == "layer_numerics"
     assert any("statistics" in a and "use_global_stats: false" in a for a in result.advice)
 
 
 def test_growth_within_one_forward_pass_blames_the_layer_where_it_began(tmp_path):
-    tops = [("data", "0.8"), ("conv_a", "0.6"), ("scale_a", "0.7"), ("exp_b", "45"), ("conv_c", "3e+05"),
-            ("conv_d", "8e+12"), ("conv_e", "2e+27"), ("fc", "inf")]
+    tops = [
+        ("data", "0.8"),
+        ("conv_a", "0.6"),
+        ("scale_a", "0.7"),
+        ("exp_b", "45"),
+        ("conv_c", "3e+05"),
+        ("conv_d", "8e+12"),
+        ("conv_e", "2e+27"),
+        ("fc", "inf"),
+    ]
     log = forward_pass(CaffeLog().solving(), tops).loss(7, "inf")
     result = diagnose(write(log, tmp_path))
     assert result.first_nonfinite["layer"] == "fc"
-    assert result.began["layer"] == "exp_b" and "orders of magnitude within one forward pass" in result.began["why"]
+    assert (
+        result.began["layer"] == "exp_b"
+        and "orders of magnitude within one forward pass" in result.began["why"]
+    )
     assert any("the trouble began at layer 'exp_b'" in s for s in result.summary)
 
 
@@ -58,33 +85,50 @@ def test_a_sudden_overflow_without_growth_is_blamed_where_it_happened(tmp_path):
     assert result.began["layer"] == result.first_nonfinite["layer"] == "log_b"
 
 
-@pytest.mark.parametrize("layer, kind", [("relu3", "ReLU"), ("fc7_split", "Split"), ("concat_m", "Concat"),
-                                         ("drop6", "Dropout"), ("flatten", "Flatten")])
+@pytest.mark.parametrize(
+    "layer, kind",
+    [
+        ("relu3", "ReLU"),
+        ("fc7_split", "Split"),
+        ("concat_m", "Concat"),
+        ("drop6", "Dropout"),
+        ("flatten", "Flatten"),
+    ],
+)
 def test_a_layer_that_only_moves_values_is_never_the_origin(tmp_path, layer, kind):
     net = tmp_path / "net.prototxt"
-    net.write_text(f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 1 }} }} }}\n'
-                   f'layer {{ name: "fc6" type: "InnerProduct" bottom: "data" top: "fc6" }}\n'
-                   f'layer {{ name: "{layer}" type: "{kind}" bottom: "fc6" top: "{layer}" }}\n')
+    net.write_text(
+        f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 1 }} }} }}\n'
+        f'layer {{ name: "fc6" type: "InnerProduct" bottom: "data" top: "fc6" }}\n'
+        f'layer {{ name: "{layer}" type: "{kind}" bottom: "fc6" top: "{layer}" }}\n'
+    )
     tops = [("data", "0.5"), ("fc6", "3.1"), (layer, "nan")]
     log = forward_pass(CaffeLog().solving(), tops).loss(3, "nan")
     for with_net in (str(net), None):  # the type from the net, else from the name
         result = diagnose(write(log, tmp_path), net=with_net)
         assert result.first_nonfinite["layer"] == layer
-        assert result.began["layer"] == "fc6" and "never makes NaN or inf from finite inputs" in result.began["why"]
+        assert (
+            result.began["layer"] == "fc6"
+            and "never makes NaN or inf from finite inputs" in result.began["why"]
+        )
 
 
 def test_an_excerpt_without_its_iteration_line_says_so(tmp_path):
     log = CaffeLog()
     log.forward("conv4", "conv4", "inf").forward("ip1", "ip1", "nan")
     result = diagnose(write(log, tmp_path))
-    assert result.first_nonfinite["layer"] == "conv4" and result.first_nonfinite["iteration"] is None
+    assert (
+        result.first_nonfinite["layer"] == "conv4" and result.first_nonfinite["iteration"] is None
+    )
     text = result.format()
     assert "iteration None" not in text and "an iteration the log does not name" in text
     assert "its inputs are not in the log" in text and "from finite inputs" not in text
 
 
 def test_from_finite_inputs_only_when_the_inputs_are_in_the_log(tmp_path):
-    log = forward_pass(CaffeLog().solving(), [("data", "0.5"), ("conv1", "0.4"), ("sqrt1", "nan")]).loss(2, "nan")
+    log = forward_pass(
+        CaffeLog().solving(), [("data", "0.5"), ("conv1", "0.4"), ("sqrt1", "nan")]
+    ).loss(2, "nan")
     assert any("from finite inputs" in s for s in diagnose(write(log, tmp_path)).summary)
 
 
@@ -94,7 +138,10 @@ def losses_only(values, outputs=None, start=0):
     for i, value in enumerate(values, start):
         log.glog(f"Iteration {i} (1 iter/s, 1s/1 iters), loss = {value}")
         for k, (name, out) in enumerate((outputs or {}).get(i, [("loss", value)])):
-            log.glog(f"    Train net output #{k}: {name} = {out} (* 1 = {out} loss)", source="solver.cpp:258")
+            log.glog(
+                f"    Train net output #{k}: {name} = {out} (* 1 = {out} loss)",
+                source="solver.cpp:258",
+            )
         log.lr(i, "0.001")
     return log
 
@@ -105,8 +152,14 @@ def test_one_output_non_finite_while_the_others_stay_finite_is_named(tmp_path, b
     outputs = [(name, "nan" if k == bad_index else "1.04") for k, name in enumerate(names)]
     log = losses_only(["2.1", "1.9", "nan"], {2: outputs})
     result = diagnose(write(log, tmp_path))
-    assert result.first_nonfinite["blob"] == names[bad_index] and result.first_nonfinite["iteration"] == 2
-    assert any(f"only output {names[bad_index]!r} went non-finite" in s and "branch" in s for s in result.summary)
+    assert (
+        result.first_nonfinite["blob"] == names[bad_index]
+        and result.first_nonfinite["iteration"] == 2
+    )
+    assert any(
+        f"only output {names[bad_index]!r} went non-finite" in s and "branch" in s
+        for s in result.summary
+    )
 
 
 def test_a_non_finite_total_with_every_output_finite_is_told(tmp_path):
@@ -120,11 +173,15 @@ def test_non_finite_before_any_update_is_the_input_or_a_layer(tmp_path):
     result = diagnose(write(losses_only(["nan", "nan"]), tmp_path))
     assert result.first_nonfinite["iteration"] == 0
     assert any("before any update" in s and "not the learning rate" in s for s in result.summary)
-    assert any("caffe-nantools scan" in a for a in result.advice) and any("hunt" in a for a in result.advice)
+    assert any("caffe-nantools scan" in a for a in result.advice) and any(
+        "hunt" in a for a in result.advice
+    )
     assert result.began["iteration"] == 0
 
 
-@pytest.mark.parametrize("values, code", [(["2.3", "87.3365", "87.3365"], 0), (["2.3", "87.3365", "nan"], 1)])
+@pytest.mark.parametrize(
+    "values, code", [(["2.3", "87.3365", "87.3365"], 0), (["2.3", "87.3365", "nan"], 1)]
+)
 def test_a_loss_pinned_at_87_3365_is_a_warning(tmp_path, capsys, values, code):
     path = write(losses_only(values), tmp_path)
     assert main(["diagnose", path, "--json"]) == code
@@ -137,7 +194,9 @@ def test_json_has_origin_and_warnings(tmp_path, capsys):
     log = forward_pass(CaffeLog().solving(), BN_TOPS, ZERO_STATS).loss(0, "nan")
     assert main(["diagnose", write(log, tmp_path), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert set(report["origin"]) == {"layer", "pass", "iteration", "why"} and report["warnings"] == []
+    assert (
+        set(report["origin"]) == {"layer", "pass", "iteration", "why"} and report["warnings"] == []
+    )
 
 
 # Explosions measured by lr * mean|diff| / mean|weight| per learned layer.
@@ -155,7 +214,9 @@ def exploding(lr="0.5", growth=(1, 1, 8, 80, 900), slow="ip1", fast="conv2"):
         log.backward(fast, None, None, [f"{0.0004 * g * g:g}", "0.0001"])
         log.norms("60", f"{3 * g:g}")
         log.loss(i, f"{1.3 * g * g:g}").lr(i, lr)
-    log.forward("data", "data", "0.5").forward(fast, fast, "inf", ["nan", "0.001"]).loss(len(growth), "nan")
+    log.forward("data", "data", "0.5").forward(fast, fast, "inf", ["nan", "0.001"]).loss(
+        len(growth), "nan"
+    )
     return log
 
 
@@ -165,12 +226,19 @@ def test_the_first_layer_whose_updates_passed_the_weights_is_the_origin(tmp_path
     result = diagnose(write(exploding(), tmp_path), solver=str(solver))
     assert result.cause == "exploding_gradients"
     assert result.began["layer"] == "conv2" and result.began["pass"] == "update"
-    assert result.began["iteration"] == 3  # the ratio is 0.5 * 0.0004 g^2 / 0.02 = 0.01 g^2: 0.64, then 64
+    assert (
+        result.began["iteration"] == 3
+    )  # the ratio is 0.5 * 0.0004 g^2 / 0.02 = 0.01 g^2: 0.64, then 64
     assert any("update/weight ratio" in s and "'conv2'" in s for s in result.summary)
     lowered = next(a for a in result.advice if a.startswith("lower base_lr to"))
     # The largest ratio up to where one passed 1 is 64 (conv2 at iteration 3): 0.5 * 1e-2 / 64
-    assert lowered.startswith("lower base_lr to 7e-05 (from 0.5) (") and "solver.prototxt:2)" in lowered
-    assert any(a.startswith("set clip_gradients: 6 ") for a in result.advice)  # twice the healthy norm, 3
+    assert (
+        lowered.startswith("lower base_lr to 7e-05 (from 0.5) (")
+        and "solver.prototxt:2)" in lowered
+    )
+    assert any(
+        a.startswith("set clip_gradients: 6 ") for a in result.advice
+    )  # twice the healthy norm, 3
 
 
 def test_a_loss_layer_is_never_where_the_growth_began(tmp_path):
@@ -192,6 +260,8 @@ def test_a_one_iteration_trace_is_drawn_as_a_profile_along_the_net(tmp_path, wit
 
     with Image.open(out) as image:
         width, height = image.size
-    assert width > height  # one wide panel along the net, a loss panel under it only when there are losses
+    assert (
+        width > height
+    )  # one wide panel along the net, a loss panel under it only when there are losses
     assert (height > 550) == with_losses
     assert result.began["layer"] == "bn1"

@@ -1,5 +1,6 @@
 """diagnose on logs of real trainings that fail in known ways, written by Caffe itself
 (`caffe train`, and pycaffe's solver for the case `caffe train` cannot run)."""
+
 import os
 import re
 import subprocess
@@ -13,8 +14,9 @@ from caffe_nantools.diagnose import diagnose
 from caffe_nantools.inject import inject
 
 #: A small regression net on HDF5 rows; $extra goes between relu1 and ip2, which reads $into.
-REGRESSION_NET = Template(textwrap.dedent(
-    """\
+REGRESSION_NET = Template(
+    textwrap.dedent(
+        """\
     name: "regression"
     layer { name: "data" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "train.txt" batch_size: 4 } }
     layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
@@ -25,10 +27,12 @@ REGRESSION_NET = Template(textwrap.dedent(
             inner_product_param { num_output: 1 weight_filler { type: "xavier" } } }
     layer { name: "loss" type: "EuclideanLoss" bottom: "ip2" bottom: "label" top: "loss" }
     """
-))
+    )
+)
 
-POOLING_NET = Template(textwrap.dedent(
-    """\
+POOLING_NET = Template(
+    textwrap.dedent(
+        """\
     name: "pooling"
     layer { name: "data" type: "DummyData" top: "data" top: "label"
             dummy_data_param { shape { dim: 4 dim: 1 dim: 9 dim: 9 } shape { dim: 4 }
@@ -38,10 +42,13 @@ POOLING_NET = Template(textwrap.dedent(
             inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
     layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
     """
-))
+    )
+)
 
-SOLVER = 'net: "net.prototxt"\nbase_lr: {base_lr}\nlr_policy: "{policy}"\nmomentum: 0.9\ndisplay: {display}\n' \
-         'debug_info: {debug}\nsnapshot_prefix: "snap"\nsolver_mode: CPU\n'
+SOLVER = (
+    'net: "net.prototxt"\nbase_lr: {base_lr}\nlr_policy: "{policy}"\nmomentum: 0.9\ndisplay: {display}\n'
+    'debug_info: {debug}\nsnapshot_prefix: "snap"\nsolver_mode: CPU\n'
+)
 
 
 def regression_data(folder, nan_row=None):
@@ -58,7 +65,9 @@ def regression_data(folder, nan_row=None):
     (folder / "train.txt").write_text("train.h5\n")
 
 
-def write_solver(folder, base_lr=0.01, policy="fixed", display=1, debug="true", max_iter=30, extra=""):
+def write_solver(
+    folder, base_lr=0.01, policy="fixed", display=1, debug="true", max_iter=30, extra=""
+):
     text = SOLVER.format(base_lr=base_lr, policy=policy, display=display, debug=debug)
     if max_iter is not None:
         text += f"max_iter: {max_iter}\n"
@@ -66,8 +75,14 @@ def write_solver(folder, base_lr=0.01, policy="fixed", display=1, debug="true", 
 
 
 def caffe_train(folder):
-    run = subprocess.run(["caffe", "train", "-solver", "solver.prototxt"], cwd=folder, capture_output=True,
-                         text=True, env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"), timeout=300)
+    run = subprocess.run(
+        ["caffe", "train", "-solver", "solver.prototxt"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
+        timeout=300,
+    )
     (folder / "train.log").write_text(run.stderr)
     assert "Solving" in run.stderr, run.stderr[-2000:]
     return str(folder / "train.log")
@@ -75,15 +90,26 @@ def caffe_train(folder):
 
 def pycaffe_steps(folder, steps):
     """Train with pycaffe's solver.step(), which runs even where `caffe train` would not."""
-    script = f"import caffe\ncaffe.set_mode_cpu()\ncaffe.SGDSolver('solver.prototxt').step({steps})\n"
-    run = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
-                         env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"), timeout=300)
+    script = (
+        f"import caffe\ncaffe.set_mode_cpu()\ncaffe.SGDSolver('solver.prototxt').step({steps})\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
+        timeout=300,
+    )
     (folder / "train.log").write_text(run.stderr)
 
 
 def run_diagnose(folder, net=True, solver=True):
-    return diagnose(str(folder / "train.log"), net=str(folder / "net.prototxt") if net else None,
-                    solver=str(folder / "solver.prototxt") if solver else None)
+    return diagnose(
+        str(folder / "train.log"),
+        net=str(folder / "net.prototxt") if net else None,
+        solver=str(folder / "solver.prototxt") if solver else None,
+    )
 
 
 def test_a_planted_nan_sample_is_bad_input_at_its_batch(caffe, tmp_path):
@@ -94,7 +120,9 @@ def test_a_planted_nan_sample_is_bad_input_at_its_batch(caffe, tmp_path):
     result = run_diagnose(tmp_path)
     assert result.cause == "bad_input"
     assert result.first_nonfinite["layer"] == "data" and result.first_nonfinite["iteration"] == 2
-    assert result.first_nonfinite["pass"] == "forward" and result.first_nonfinite["blob"] == "top data"
+    assert (
+        result.first_nonfinite["pass"] == "forward" and result.first_nonfinite["blob"] == "top data"
+    )
     assert any("scan train.txt --write-clean" in a for a in result.advice)
 
 
@@ -109,7 +137,9 @@ def test_a_base_lr_far_too_high_is_exploding_gradients(caffe, tmp_path):
     assert result.blowup.start[0] < result.first_nonfinite["iteration"]
     assert result.began["pass"] == "update" and result.began["layer"] in ("ip1", "ip2")
     lowered = next(a for a in result.advice if a.startswith("lower base_lr to"))
-    assert "(from 0.3)" in lowered and float(lowered.split()[3]) < 0.03  # by the update/weight ratios
+    assert (
+        "(from 0.3)" in lowered and float(lowered.split()[3]) < 0.03
+    )  # by the update/weight ratios
 
 
 def test_poly_without_max_iter_is_the_lr_policy_from_iteration_0(caffe, tmp_path):
@@ -135,16 +165,26 @@ def test_poly_past_max_iter_is_the_lr_policy(caffe, tmp_path):
 def test_log_of_zero_is_layer_numerics_in_the_log_layer(caffe, tmp_path):
     regression_data(tmp_path)
     log_layer = 'layer { name: "log" type: "Log" bottom: "ip1" top: "logged" }'
-    (tmp_path / "net.prototxt").write_text(REGRESSION_NET.substitute(extra=log_layer, into="logged"))
+    (tmp_path / "net.prototxt").write_text(
+        REGRESSION_NET.substitute(extra=log_layer, into="logged")
+    )
     write_solver(tmp_path, max_iter=3)
     caffe_train(tmp_path)
     result = run_diagnose(tmp_path)
     assert result.cause == "layer_numerics"
     lines = (tmp_path / "train.log").read_text().splitlines()
-    first_bad = next(n for n, line in enumerate(lines, 1)
-                     if re.search(r"\[Forward\] Layer log, top blob logged data: -?(nan|inf)", line))
-    assert result.first_nonfinite == {"iteration": 0, "pass": "forward", "layer": "log", "blob": "top logged",
-                                      "line": first_bad}
+    first_bad = next(
+        n
+        for n, line in enumerate(lines, 1)
+        if re.search(r"\[Forward\] Layer log, top blob logged data: -?(nan|inf)", line)
+    )
+    assert result.first_nonfinite == {
+        "iteration": 0,
+        "pass": "forward",
+        "layer": "log",
+        "blob": "top logged",
+        "line": first_bad,
+    }
     assert any("shift" in a for a in result.advice)
 
 
@@ -182,17 +222,25 @@ def test_a_check_layer_error_names_the_blob_when_the_log_has_no_trace(caffe, tmp
 def batch_norm_net(depth):
     """``depth`` InnerProduct + BatchNorm pairs with use_global_stats and no statistics loaded:
     each BatchNorm divides by sqrt(eps) and the values overflow inside the first forward pass."""
-    layers = ['layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
-              'shape { dim: 4 dim: 8 } shape { dim: 4 dim: 8 } data_filler { type: "gaussian" std: 1 } '
-              'data_filler { type: "gaussian" std: 1 } } }']
+    layers = [
+        'layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
+        'shape { dim: 4 dim: 8 } shape { dim: 4 dim: 8 } data_filler { type: "gaussian" std: 1 } '
+        'data_filler { type: "gaussian" std: 1 } } }'
+    ]
     bottom = "data"
     for k in range(1, depth + 1):
-        layers.append(f'layer {{ name: "fc{k}" type: "InnerProduct" bottom: "{bottom}" top: "fc{k}" '
-                      'inner_product_param { num_output: 8 weight_filler { type: "xavier" } } }')
-        layers.append(f'layer {{ name: "bn{k}" type: "BatchNorm" bottom: "fc{k}" top: "fc{k}" '
-                      'batch_norm_param { use_global_stats: true } }')
+        layers.append(
+            f'layer {{ name: "fc{k}" type: "InnerProduct" bottom: "{bottom}" top: "fc{k}" '
+            'inner_product_param { num_output: 8 weight_filler { type: "xavier" } } }'
+        )
+        layers.append(
+            f'layer {{ name: "bn{k}" type: "BatchNorm" bottom: "fc{k}" top: "fc{k}" '
+            "batch_norm_param { use_global_stats: true } }"
+        )
         bottom = f"fc{k}"
-    layers.append(f'layer {{ name: "loss" type: "EuclideanLoss" bottom: "{bottom}" bottom: "label" top: "loss" }}')
+    layers.append(
+        f'layer {{ name: "loss" type: "EuclideanLoss" bottom: "{bottom}" bottom: "label" top: "loss" }}'
+    )
     return "\n".join(layers) + "\n"
 
 
@@ -204,10 +252,14 @@ def test_a_batchnorm_without_statistics_is_the_origin_of_an_overflow_in_one_pass
     assert result.first_nonfinite["iteration"] == 0 and result.first_nonfinite["pass"] == "forward"
     assert result.first_nonfinite["layer"] not in ("bn1", "fc1", "fc2")  # it overflowed far later
     assert result.began["layer"] == "bn1" and "all-zero statistics" in result.began["why"]
-    assert result.cause == "layer_numerics" and any("use_global_stats: false" in a for a in result.advice)
+    assert result.cause == "layer_numerics" and any(
+        "use_global_stats: false" in a for a in result.advice
+    )
 
 
-def test_an_image_list_naming_a_missing_file_is_a_caffe_abort_with_the_check_quoted(caffe, tmp_path):
+def test_an_image_list_naming_a_missing_file_is_a_caffe_abort_with_the_check_quoted(
+    caffe, tmp_path
+):
     from PIL import Image
 
     (tmp_path / "imgs").mkdir()
@@ -215,17 +267,26 @@ def test_an_image_list_naming_a_missing_file_is_a_caffe_abort_with_the_check_quo
     for name in names[:2]:
         Image.fromarray(np.full((8, 8, 3), 40, np.uint8)).save(str(tmp_path / "imgs" / name))
     (tmp_path / "list.txt").write_text("".join(f"{name} {k % 2}\n" for k, name in enumerate(names)))
-    (tmp_path / "net.prototxt").write_text(textwrap.dedent(
-        """\
+    (tmp_path / "net.prototxt").write_text(
+        textwrap.dedent(
+            """\
         layer { name: "data" type: "ImageData" top: "data" top: "label"
                 image_data_param { source: "list.txt" root_folder: "imgs/" batch_size: 2 } }
         layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
                 inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
         layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
-        """))
+        """
+        )
+    )
     write_solver(tmp_path, debug="false", max_iter=10)
-    run = subprocess.run(["caffe", "train", "-solver", "solver.prototxt"], cwd=tmp_path, capture_output=True,
-                         text=True, env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"), timeout=300)
+    run = subprocess.run(
+        ["caffe", "train", "-solver", "solver.prototxt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
+        timeout=300,
+    )
     (tmp_path / "train.log").write_text(run.stderr)
     assert run.returncode != 0, run.stderr[-2000:]
     result = run_diagnose(tmp_path)

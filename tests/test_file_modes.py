@@ -1,6 +1,7 @@
 """Every file a command writes can be read by Caffe running as another user or in a container:
 new files and folders follow the umask (not the 0600 of a temporary file), and an in-place edit
 keeps the mode the user gave the file."""
+
 import os
 import stat
 
@@ -30,7 +31,9 @@ def mode(path):
 
 def assert_follows_umask(path, mask):
     """``path`` and, for a folder, everything in it: files 0666 and folders 0777 less the umask."""
-    paths = [path] + [os.path.join(root, n) for root, dirs, files in os.walk(path) for n in dirs + files]
+    paths = [path] + [
+        os.path.join(root, n) for root, dirs, files in os.walk(path) for n in dirs + files
+    ]
     for p in paths:
         full = 0o777 if os.path.isdir(p) else 0o666
         assert mode(p) == full & ~mask, f"{p}: {oct(mode(p))}"
@@ -39,8 +42,21 @@ def assert_follows_umask(path, mask):
 def test_inject_outputs(umask, tmp_path):
     (tmp_path / "train_val.prototxt").write_text(PHASED_NET)
     (tmp_path / "solver.prototxt").write_text(SOLVER)
-    assert main(["inject", "train_val.prototxt", "-o", "checked.prototxt", "--solver", "solver.prototxt",
-                 "--solver-out", "checked_solver.prototxt"]) == 0
+    assert (
+        main(
+            [
+                "inject",
+                "train_val.prototxt",
+                "-o",
+                "checked.prototxt",
+                "--solver",
+                "solver.prototxt",
+                "--solver-out",
+                "checked_solver.prototxt",
+            ]
+        )
+        == 0
+    )
     assert_follows_umask("checked.prototxt", umask)
     assert_follows_umask("checked_solver.prototxt", umask)
     assert main(["remove", "checked.prototxt", "-o", "plain.prototxt"]) == 0
@@ -54,7 +70,12 @@ def test_in_place_keeps_the_files_mode_whatever_the_umask(umask, tmp_path, given
     os.chmod("train_val.prototxt", given)
     os.chmod("solver.prototxt", given)
     assert main(["inject", "train_val.prototxt", "--in-place", "--solver", "solver.prototxt"]) == 0
-    for name in ("train_val.prototxt", "solver.prototxt", "train_val.prototxt.orig", "solver.prototxt.orig"):
+    for name in (
+        "train_val.prototxt",
+        "solver.prototxt",
+        "train_val.prototxt.orig",
+        "solver.prototxt.orig",
+    ):
         assert mode(name) == given, name
     assert main(["remove", "train_val.prototxt", "--in-place"]) == 0
     assert mode("train_val.prototxt") == given
@@ -105,7 +126,7 @@ def test_diagnose_plot(umask, tmp_path):
     need("matplotlib")
     log = CaffeLog().solving()
     for i in range(3):
-        log.trace(scale=10.0 ** i).loss(i, "1.5" if i < 2 else "nan").lr(i, "0.01")
+        log.trace(scale=10.0**i).loss(i, "1.5" if i < 2 else "nan").lr(i, "0.01")
     log.write(tmp_path / "train.log")
     main(["diagnose", "train.log", "--plot", "trace.png"])
     assert_follows_umask("trace.png", umask)

@@ -1,4 +1,5 @@
 """finite.py: the fast all-finite check and the detailed counts, against numpy's own answer."""
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st

@@ -1,5 +1,6 @@
 """guard.step on real pycaffe solvers: the first bad output, gradient or weight, named with its
 layer, pass, iteration and rate."""
+
 import textwrap
 
 import numpy as np
@@ -22,9 +23,12 @@ def regression(folder, *, layers, base_lr=0.01, nan_row=None, policy='lr_policy:
     with h5py.File(str(folder / "train.h5"), "w") as f:
         f["data"], f["label"] = x, y
     (folder / "train.txt").write_text(str(folder / "train.h5") + "\n")
-    (folder / "net.prototxt").write_text(DATA.format(source=folder / "train.txt") + textwrap.dedent(layers))
+    (folder / "net.prototxt").write_text(
+        DATA.format(source=folder / "train.txt") + textwrap.dedent(layers)
+    )
     (folder / "solver.prototxt").write_text(
-        f'net: "{folder / "net.prototxt"}"\nbase_lr: {base_lr}\n{policy}\nmomentum: 0\nsolver_mode: CPU\n')
+        f'net: "{folder / "net.prototxt"}"\nbase_lr: {base_lr}\n{policy}\nmomentum: 0\nsolver_mode: CPU\n'
+    )
     return str(folder / "solver.prototxt")
 
 
@@ -51,22 +55,41 @@ def test_a_rate_that_overflows_the_weights_is_caught_in_the_update(caffe, tmp_pa
         guard.step(solver, 5, max_abs=1e37)
     e = info.value
     assert (e.by, e.pass_, e.iteration, e.phase) == ("guard", "update", 0, "TRAIN")
-    assert e.layer in ("hidden", "out") and e.blob.startswith("param ") and e.lr == pytest.approx(1e38, rel=1e-6)
-    assert f"layer '{e.layer}' {e.blob} data after the update of iteration 0 (TRAIN, lr 1e+38)" in str(e)
+    assert (
+        e.layer in ("hidden", "out")
+        and e.blob.startswith("param ")
+        and e.lr == pytest.approx(1e38, rel=1e-6)
+    )
+    assert (
+        f"layer '{e.layer}' {e.blob} data after the update of iteration 0 (TRAIN, lr 1e+38)"
+        in str(e)
+    )
 
 
 @pytest.mark.parametrize("bad_sample", [1, 3])
-def test_a_nan_gradient_is_named_at_the_layer_whose_params_it_reached(caffe, tmp_path, monkeypatch, bad_sample):
+def test_a_nan_gradient_is_named_at_the_layer_whose_params_it_reached(
+    caffe, tmp_path, monkeypatch, bad_sample
+):
     monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
-    layers = TWO_LAYERS.replace('type: "EuclideanLoss" bottom: "out" bottom: "label"', 'type: "Python" bottom: "out"')
-    layers = layers.replace('top: "cost" }', f'top: "cost" loss_weight: 1\n'
-                            f'            python_param {{ module: "nan_loss" layer: "NanGradientLoss" param_str: "{bad_sample}" }} }}')
+    layers = TWO_LAYERS.replace(
+        'type: "EuclideanLoss" bottom: "out" bottom: "label"', 'type: "Python" bottom: "out"'
+    )
+    layers = layers.replace(
+        'top: "cost" }',
+        f'top: "cost" loss_weight: 1\n'
+        f'            python_param {{ module: "nan_loss" layer: "NanGradientLoss" param_str: "{bad_sample}" }} }}',
+    )
     solver = caffe.SGDSolver(regression(tmp_path, layers=layers))
     with pytest.raises(NonFiniteError) as info:
         guard.step(solver, 3)
     e = info.value
-    assert (e.pass_, e.iteration, e.blob) == ("backward", 0, "param 0") and e.layer in ("out", "hidden")
-    assert solver.net.blobs["cost"].data.item() == pytest.approx(solver.net.blobs["cost"].data.item())  # finite loss
+    assert (e.pass_, e.iteration, e.blob) == ("backward", 0, "param 0") and e.layer in (
+        "out",
+        "hidden",
+    )
+    assert solver.net.blobs["cost"].data.item() == pytest.approx(
+        solver.net.blobs["cost"].data.item()
+    )  # finite loss
 
 
 def test_a_nan_sample_shows_in_the_output_first(caffe, tmp_path):
@@ -78,6 +101,8 @@ def test_a_nan_sample_shows_in_the_output_first(caffe, tmp_path):
 
 
 def test_every_other_iteration_is_checked_with_every_2(caffe, tmp_path):
-    solver = caffe.SGDSolver(regression(tmp_path, layers=TWO_LAYERS, nan_row=5))  # batch 1: not checked
+    solver = caffe.SGDSolver(
+        regression(tmp_path, layers=TWO_LAYERS, nan_row=5)
+    )  # batch 1: not checked
     guard.step(solver, 2, every=2, check_params=False)
     assert solver.iter == 2

@@ -1,5 +1,6 @@
 """hunt without Caffe: what it reads from the solver, its checked copies, the verdict's places,
 and one-line errors for bad input."""
+
 import os
 
 import pytest
@@ -22,25 +23,40 @@ def here(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("field", ["net", "train_net"])
 def test_the_train_net_is_read_as_caffe_reads_it(here, field):
-    (here / "solver.prototxt").write_text(f'{field}: "net.prototxt"\nbase_lr: 0.1\nmax_iter: 5000\n')
+    (here / "solver.prototxt").write_text(
+        f'{field}: "net.prototxt"\nbase_lr: 0.1\nmax_iter: 5000\n'
+    )
     inputs = read_inputs("solver.prototxt", "work")
     assert (inputs.net, inputs.net_field, inputs.net_text) == ("net.prototxt", field, PHASED_NET)
     assert inputs.default_iters() == 1000 and inputs.number("base_lr") == 0.1
 
 
 def test_an_inline_net_param_is_written_out(here):
-    (here / "solver.prototxt").write_text('base_lr: 0.1\nnet_param {\n  name: "inline"\n  layer { name: "a" type: "Input" top: "a" }\n}\n')
+    (here / "solver.prototxt").write_text(
+        'base_lr: 0.1\nnet_param {\n  name: "inline"\n  layer { name: "a" type: "Input" top: "a" }\n}\n'
+    )
     inputs = read_inputs("solver.prototxt", "work")
     assert inputs.net == os.path.join("work", "inline_net.prototxt") and inputs.net_field == "net"
     assert Net.parse(inputs.net_text).name == "inline" and inputs.default_iters() == 100
 
 
 def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(here):
-    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\ndisplay: 100\nsnapshot_prefix: "models/x"\n')
-    copies = make_copies(read_inputs("solver.prototxt", "work"), "work/checked", solver_fields={"base_lr": "0.01"})
+    (here / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nbase_lr: 0.1\ndisplay: 100\nsnapshot_prefix: "models/x"\n'
+    )
+    copies = make_copies(
+        read_inputs("solver.prototxt", "work"), "work/checked", solver_fields={"base_lr": "0.01"}
+    )
     doc = parse(open(copies.solver).read())
-    assert doc.get("net") == os.path.abspath(copies.net) and doc.get("display") == 1 and str(doc.get("debug_info")) == "true"
-    assert doc.get("snapshot_prefix").startswith(os.path.abspath("work/checked")) and doc.get("base_lr") == 0.01
+    assert (
+        doc.get("net") == os.path.abspath(copies.net)
+        and doc.get("display") == 1
+        and str(doc.get("debug_info")) == "true"
+    )
+    assert (
+        doc.get("snapshot_prefix").startswith(os.path.abspath("work/checked"))
+        and doc.get("base_lr") == 0.01
+    )
     assert doc.get("random_seed") is not None
     assert "nancheck/conv1@relu1" in open(copies.net).read()
     assert (here / "net.prototxt").read_text() == PHASED_NET  # the user's files untouched
@@ -57,24 +73,30 @@ def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it():
     assert _backward_writer(net, "conv1", "drop1") == "ip1"  # else the reader
 
 
-@pytest.mark.parametrize("solver, fix", [
-    ('lr_policy: "poly"\npower: 1\n', {"max_iter": "40"}),
-    ('lr_policy: "step"\ngamma: 0.1\n', {"stepsize": "13"}),
-    ('lr_policy: "inv"\npower: 0.75\n', {"gamma": "0.0001"}),
-    ('lr_policy: "exp"\ngamma: 1.5\n', {"gamma": "0.9999"}),
-    ('lr_policy: "cosine"\n', {"lr_policy": '"fixed"'}),
-    ('lr_policy: "fixed"\n', {}),
-])
+@pytest.mark.parametrize(
+    "solver, fix",
+    [
+        ('lr_policy: "poly"\npower: 1\n', {"max_iter": "40"}),
+        ('lr_policy: "step"\ngamma: 0.1\n', {"stepsize": "13"}),
+        ('lr_policy: "inv"\npower: 0.75\n', {"gamma": "0.0001"}),
+        ('lr_policy: "exp"\ngamma: 1.5\n', {"gamma": "0.9999"}),
+        ('lr_policy: "cosine"\n', {"lr_policy": '"fixed"'}),
+        ('lr_policy: "fixed"\n', {}),
+    ],
+)
 def test_the_lr_policy_fix_supplies_what_is_missing(here, solver, fix):
     (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\n' + solver)
     assert policy_fix(read_inputs("solver.prototxt", "work"), 40) == fix
 
 
-@pytest.mark.parametrize("text, words", [
-    ("base_lr: 0.1\n", ["names no train net"]),
-    ('net: "missing.prototxt"\n', ["missing.prototxt", "no such file"]),
-    ("layer {", ["solver.prototxt:1"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("base_lr: 0.1\n", ["names no train net"]),
+        ('net: "missing.prototxt"\n', ["missing.prototxt", "no such file"]),
+        ("layer {", ["solver.prototxt:1"]),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2_and_makes_no_workdir(here, capsys, text, words):
     (here / "solver.prototxt").write_text(text)
     assert main(["hunt", "solver.prototxt", "--workdir", "work"]) == 2

@@ -1,6 +1,7 @@
 """hunt on real trainings that go wrong in known ways: the cause, the place, the record, the
 replay of the failing iteration, and a fix shown to work. Layer names and fault positions vary
 as a user's nets would."""
+
 import json
 import os
 import textwrap
@@ -14,12 +15,16 @@ from caffe_nantools.replay import replay
 from datums import datum
 from stores import write_store
 
-SOLVER = 'net: "{net}"\nbase_lr: {lr}\nlr_policy: "{policy}"\nmomentum: 0.9\nmax_iter: {max_iter}\ndisplay: 5\n' \
-         'snapshot_prefix: "snap"\nsolver_mode: CPU\n{extra}'
+SOLVER = (
+    'net: "{net}"\nbase_lr: {lr}\nlr_policy: "{policy}"\nmomentum: 0.9\nmax_iter: {max_iter}\ndisplay: 5\n'
+    'snapshot_prefix: "snap"\nsolver_mode: CPU\n{extra}'
+)
 
 
 def solver(folder, *, net="net.prototxt", lr=0.01, policy="fixed", max_iter=20, extra=""):
-    (folder / "solver.prototxt").write_text(SOLVER.format(net=net, lr=lr, policy=policy, max_iter=max_iter, extra=extra))
+    (folder / "solver.prototxt").write_text(
+        SOLVER.format(net=net, lr=lr, policy=policy, max_iter=max_iter, extra=extra)
+    )
     return "solver.prototxt"
 
 
@@ -38,8 +43,10 @@ def classifier(data_layer, *, hidden="fc_hidden", extra="", into=None, classes=3
 
 
 def lmdb_layer(name, source, batch=4):
-    return (f'layer {{ name: "{name}" type: "Data" top: "data" top: "label" '
-            f'data_param {{ source: "{source}" backend: LMDB batch_size: {batch} }} }}\n')
+    return (
+        f'layer {{ name: "{name}" type: "Data" top: "data" top: "label" '
+        f'data_param {{ source: "{source}" backend: LMDB batch_size: {batch} }} }}\n'
+    )
 
 
 def float_lmdb(path, n=40, bad=(), shape=(1, 2, 3)):
@@ -65,9 +72,16 @@ def test_a_nan_record_in_an_lmdb_is_named_by_its_key(caffe, here, layer_name, ba
     (here / "net.prototxt").write_text(classifier(lmdb_layer(layer_name, "train_lmdb", batch)))
     report = hunt(solver(here), workdir="hunt")
     v = report.verdict
-    assert (v.cause, v.layer, v.pass_, v.iteration) == ("bad_input", layer_name, "forward", bad // batch)
+    assert (v.cause, v.layer, v.pass_, v.iteration) == (
+        "bad_input",
+        layer_name,
+        "forward",
+        bad // batch,
+    )
     assert v.record == {"source": "train_lmdb", "key": f"{bad:08d}"}
-    assert v.fix["verified"] and os.path.isdir(v.fix["files"]["net"].rsplit("/fix/", 1)[0] + "/clean")
+    assert v.fix["verified"] and os.path.isdir(
+        v.fix["files"]["net"].rsplit("/fix/", 1)[0] + "/clean"
+    )
     first = replay(report.training.replay).first_bad
     assert first.name == f"{layer_name}: data" and first.what == "data"
     assert report.return_code == 1
@@ -121,7 +135,9 @@ def test_a_rate_far_too_high_is_exploding_gradients_and_a_lower_one_is_verified(
 
 def test_poly_without_max_iter_is_the_lr_policy_and_max_iter_fixes_it(caffe, here):
     regression_data(here)
-    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 1\nsolver_mode: CPU\n')
+    (here / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 1\nsolver_mode: CPU\n'
+    )
     report = hunt("solver.prototxt", workdir="hunt", iters=10)
     v = report.verdict
     assert (v.cause, v.iteration, v.pass_) == ("lr_policy", 0, "update")
@@ -131,9 +147,11 @@ def test_poly_without_max_iter_is_the_lr_policy_and_max_iter_fixes_it(caffe, her
 
 
 def dummy_classifier(extra, into, batch=4):
-    data = (f'layer {{ name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param {{ '
-            f'shape {{ dim: {batch} dim: 6 }} shape {{ dim: {batch} }} data_filler {{ type: "gaussian" std: 1 }} '
-            f'data_filler {{ type: "constant" value: 1 }} }} }}\n')
+    data = (
+        f'layer {{ name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param {{ '
+        f'shape {{ dim: {batch} dim: 6 }} shape {{ dim: {batch} }} data_filler {{ type: "gaussian" std: 1 }} '
+        f'data_filler {{ type: "constant" value: 1 }} }} }}\n'
+    )
     return classifier(data, extra=extra, into=into)
 
 
@@ -159,14 +177,16 @@ def test_a_square_root_after_a_relu_is_the_power_layer_in_the_backward_pass(caff
 
 
 def test_a_max_pooling_window_past_the_input_is_the_pooling_layer(caffe, here):
-    (here / "net.prototxt").write_text(textwrap.dedent("""\
+    (here / "net.prototxt").write_text(
+        textwrap.dedent("""\
         layer { name: "data" type: "DummyData" top: "data" top: "label"
                 dummy_data_param { shape { dim: 4 dim: 1 dim: 9 dim: 9 } shape { dim: 4 }
                                    data_filler { type: "gaussian" } data_filler { type: "constant" value: 1 } } }
         layer { name: "squeeze" type: "Pooling" bottom: "data" top: "squeezed" pooling_param { pool: MAX kernel_size: 3 stride: 5 } }
         layer { name: "ip1" type: "InnerProduct" bottom: "squeezed" top: "ip1" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
         layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
-        """))
+        """)
+    )
     report = hunt(solver(here), workdir="hunt", iters=3)
     v = report.verdict
     assert (v.cause, v.layer, v.pass_) == ("config", "squeeze", "forward")
@@ -174,8 +194,11 @@ def test_a_max_pooling_window_past_the_input_is_the_pooling_layer(caffe, here):
     assert first.name == "squeeze: squeezed" and first.huge and not first.nan
 
 
-def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_batchnorm(caffe, here):
-    (here / "net.prototxt").write_text(textwrap.dedent("""\
+def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_batchnorm(
+    caffe, here
+):
+    (here / "net.prototxt").write_text(
+        textwrap.dedent("""\
         layer { name: "data" type: "DummyData" top: "data" top: "label"
                 dummy_data_param { shape { dim: 4 dim: 2 dim: 3 } shape { dim: 4 }
                                    data_filler { type: "constant" value: 0 } data_filler { type: "constant" value: 1 } } }
@@ -183,7 +206,8 @@ def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_b
         layer { name: "norm" type: "BatchNorm" bottom: "flat" top: "normed" batch_norm_param { eps: 0 } }
         layer { name: "ip1" type: "InnerProduct" bottom: "normed" top: "ip1" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
         layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
-        """))
+        """)
+    )
     report = hunt(solver(here), workdir="hunt", iters=3)
     v = report.verdict
     assert v.cause in ("layer_numerics", "config") and (v.layer, v.pass_) == ("norm", "forward")
@@ -191,12 +215,17 @@ def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_b
 
 
 def test_a_caffe_abort_is_a_finding_with_the_fatal_line(caffe, here):
-    data = ('layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
-            'shape { dim: 4 dim: 6 } shape { dim: 4 dim: 1 } } }\n')
-    (here / "net.prototxt").write_text(data + textwrap.dedent("""\
+    data = (
+        'layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
+        "shape { dim: 4 dim: 6 } shape { dim: 4 dim: 1 } } }\n"
+    )
+    (here / "net.prototxt").write_text(
+        data
+        + textwrap.dedent("""\
         layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1" inner_product_param { num_output: 2 } }
         layer { name: "loss" type: "EuclideanLoss" bottom: "ip1" bottom: "label" top: "loss" }
-        """))
+        """)
+    )
     v = hunt(solver(here), workdir="hunt", iters=3).verdict
     assert v.cause == "caffe_abort" and any("Check failed" in e for e in v.evidence)
 
@@ -215,7 +244,13 @@ def test_the_demo_hunts_the_planted_record(caffe, tmp_path, capsys):
     from caffe_nantools import demo
 
     result = demo.run(bad_record=30, folder=str(tmp_path))
-    assert result.found and result.report.verdict.layer == "data" and result.report.verdict.iteration == 30 // demo.BATCH
+    assert (
+        result.found
+        and result.report.verdict.layer == "data"
+        and result.report.verdict.iteration == 30 // demo.BATCH
+    )
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "cause: bad_input" in out and "record: 00000021 of demo_lmdb" in out and "(verified:" in out
+    assert (
+        "cause: bad_input" in out and "record: 00000021 of demo_lmdb" in out and "(verified:" in out
+    )

@@ -3,6 +3,7 @@ archive: a mirror that does not serve the suite makes it switch to the archive's
 Release date check relaxed there only. apt is played by a small stand-in that serves the suites
 of the mirrors it is told serve them, as apt-get update reports a mirror that does not: a missing
 Release file is an error (exit 100), a host that does not answer only a warning (exit 0)."""
+
 import os
 import subprocess
 import textwrap
@@ -66,38 +67,67 @@ def apt(tmp_path):
     for sub in ("apt.conf.d", "lists", "sources.list.d"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "sources.list").write_text("deb http://deb.debian.org/debian bullseye main\n")
-    (root / "sources.list.d" / "debian.sources").write_text("Types: deb\nURIs: http://deb.debian.org/debian\n")
+    (root / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian\n"
+    )
 
     def run(mirror, served, archived=(ARCHIVE, ARCHIVE_SECURITY)):
-        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", ROOT=str(root), DEBIAN_MIRROR=mirror,
-                   DEBIAN_SECURITY=mirror + "-security", DEBIAN_ARCHIVE=ARCHIVE, DEBIAN_ARCHIVE_SECURITY=ARCHIVE_SECURITY,
-                   FAKE_SERVED=" ".join(served), FAKE_ARCHIVED=" ".join(archived))
-        done = subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+        env = dict(
+            os.environ,
+            PATH=f"{bin_dir}:{os.environ['PATH']}",
+            ROOT=str(root),
+            DEBIAN_MIRROR=mirror,
+            DEBIAN_SECURITY=mirror + "-security",
+            DEBIAN_ARCHIVE=ARCHIVE,
+            DEBIAN_ARCHIVE_SECURITY=ARCHIVE_SECURITY,
+            FAKE_SERVED=" ".join(served),
+            FAKE_ARCHIVED=" ".join(archived),
+        )
+        done = subprocess.run(
+            ["sh", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60
+        )
         return done.returncode, done.stderr, (root / "sources.list").read_text().splitlines(), root
 
     return run
 
 
-@pytest.mark.parametrize("mirror", ["http://mirror.example/debian", "http://ftp.example.org/pub/debian"])
+@pytest.mark.parametrize(
+    "mirror", ["http://mirror.example/debian", "http://ftp.example.org/pub/debian"]
+)
 def test_a_mirror_that_serves_bullseye_is_used_as_it_is(apt, mirror):
     status, err, sources, root = apt(mirror, [mirror, mirror + "-security"])
     assert status == 0 and err == ""
-    assert sources == [f"deb {mirror} bullseye main", f"deb {mirror} bullseye-updates main",
-                       f"deb {mirror}-security bullseye-security main"]
+    assert sources == [
+        f"deb {mirror} bullseye main",
+        f"deb {mirror} bullseye-updates main",
+        f"deb {mirror}-security bullseye-security main",
+    ]
     assert os.listdir(root / "apt.conf.d") == []  # the date check stays on
     assert (root / "calls").read_text() == "update\n"
 
 
-@pytest.mark.parametrize("mirror", ["http://mirror.example/debian", "http://unresolvable.example/debian"])
+@pytest.mark.parametrize(
+    "mirror", ["http://mirror.example/debian", "http://unresolvable.example/debian"]
+)
 @pytest.mark.parametrize("stale", [False, True], ids=["fresh", "older lists of another mirror"])
 def test_a_mirror_without_bullseye_falls_back_to_the_archive(apt, tmp_path, mirror, stale):
     if stale:
-        (tmp_path / "etc" / "lists" / "deb.debian.org_debian_dists_bullseye_main_binary-amd64_Packages").touch()
+        (
+            tmp_path
+            / "etc"
+            / "lists"
+            / "deb.debian.org_debian_dists_bullseye_main_binary-amd64_Packages"
+        ).touch()
     status, err, sources, root = apt(mirror, [ARCHIVE, ARCHIVE_SECURITY])
     assert status == 0, err
-    assert sources == [f"deb {ARCHIVE} bullseye main", f"deb {ARCHIVE_SECURITY} bullseye-security main"]
+    assert sources == [
+        f"deb {ARCHIVE} bullseye main",
+        f"deb {ARCHIVE_SECURITY} bullseye-security main",
+    ]
     assert f"{mirror} does not serve bullseye; using Debian's archive {ARCHIVE}" in err
-    assert (root / "apt.conf.d" / "99archived-suite").read_text() == 'Acquire::Check-Valid-Until "false";\n'
+    assert (
+        root / "apt.conf.d" / "99archived-suite"
+    ).read_text() == 'Acquire::Check-Valid-Until "false";\n'
     assert not (root / "sources.list.d" / "debian.sources").exists()
     assert (root / "calls").read_text() == "update\nupdate\n"
 
@@ -105,8 +135,10 @@ def test_a_mirror_without_bullseye_falls_back_to_the_archive(apt, tmp_path, mirr
 def test_nothing_serving_bullseye_is_a_failure_that_says_what_to_set(apt):
     status, err, _, _ = apt("http://mirror.example/debian", [])
     assert status != 0
-    assert err.strip().splitlines()[-1] == ("apt-update: neither http://mirror.example/debian nor the archive "
-                                            f"{ARCHIVE} serves bullseye; set DEBIAN_MIRROR to a mirror that does")
+    assert err.strip().splitlines()[-1] == (
+        "apt-update: neither http://mirror.example/debian nor the archive "
+        f"{ARCHIVE} serves bullseye; set DEBIAN_MIRROR to a mirror that does"
+    )
 
 
 def test_the_dockerfile_runs_it_before_installing():
@@ -145,11 +177,22 @@ def nantools(tmp_path):
     (tmp_path / "bin" / "docker").chmod(0o755)
 
     def run(has_image, build_status):
-        env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", TMPDIR=str(tmp_path),
-                   FAKE_HAS_IMAGE=str(0 if has_image else 1), FAKE_BUILD_STATUS=str(build_status))
+        env = dict(
+            os.environ,
+            PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+            TMPDIR=str(tmp_path),
+            FAKE_HAS_IMAGE=str(0 if has_image else 1),
+            FAKE_BUILD_STATUS=str(build_status),
+        )
         env.pop("NANTOOLS_IMAGE", None)
-        return subprocess.run(["bash", str(docker / "nantools"), "demo"], env=env, capture_output=True, text=True,
-                              timeout=60, cwd=tmp_path)
+        return subprocess.run(
+            ["bash", str(docker / "nantools"), "demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
 
     return run
 
@@ -158,7 +201,11 @@ def nantools(tmp_path):
 def test_a_build_that_works_shows_one_progress_line_at_most(nantools, tmp_path, has_image):
     done = nantools(has_image, 0)
     assert done.returncode == 0, done.stderr
-    progress = [] if has_image else ["caffe-nantools: building the image caffe-nantools (first time: a few minutes)"]
+    progress = (
+        []
+        if has_image
+        else ["caffe-nantools: building the image caffe-nantools (first time: a few minutes)"]
+    )
     assert done.stderr.splitlines() == progress
     assert done.stdout.splitlines()[-1].endswith("caffe-nantools caffe-nantools demo")
     assert "W: Download" not in done.stdout + done.stderr and "STEP" not in done.stdout
@@ -169,6 +216,12 @@ def test_a_build_that_fails_shows_its_whole_log(nantools, tmp_path):
     done = nantools(False, 1)
     assert done.returncode == 2 and "ran:" not in done.stdout
     lines = done.stderr.splitlines()
-    assert "STEP 1/9: FROM debian:bullseye-slim" in lines and "debconf: delaying package configuration, since apt-utils is not installed" in lines
+    assert (
+        "STEP 1/9: FROM debian:bullseye-slim" in lines
+        and "debconf: delaying package configuration, since apt-utils is not installed" in lines
+    )
     (log,) = tmp_path.glob("caffe-nantools-build.*")
-    assert lines[-1] == f"caffe-nantools: building the image caffe-nantools failed (the build's log is above, and in {log})"
+    assert (
+        lines[-1]
+        == f"caffe-nantools: building the image caffe-nantools failed (the build's log is above, and in {log})"
+    )

@@ -1,4 +1,5 @@
 """inject and remove: check layers in, the user's file otherwise untouched, and back out."""
+
 import os
 import textwrap
 
@@ -19,7 +20,11 @@ NET = PHASED_NET
 
 
 def checks(text):
-    return [(l.name, l.bottoms, [r.phase for r in l.include]) for l in Net.parse(text).layers if l.type == "Python"]
+    return [
+        (l.name, l.bottoms, [r.phase for r in l.include])
+        for l in Net.parse(text).layers
+        if l.type == "Python"
+    ]
 
 
 def layer_order(text):
@@ -33,7 +38,9 @@ def test_corpus_inject_all_then_remove_gives_the_bytes_back(path):
     net = Net.parse(text)
     assert len(result.added) == len(net.blob_names()) - len(result.skipped)
     checked = Net.parse(result.text)
-    assert len([l for l in checked.layers if l.type == "Python"]) == len([l for l in net.layers if l.type == "Python"]) + len(result.added)
+    assert len([l for l in checked.layers if l.type == "Python"]) == len(
+        [l for l in net.layers if l.type == "Python"]
+    ) + len(result.added)
     assert remove_text(result.text)[0] == text
     again = inject_text(result.text, str(path))
     assert again.text == result.text and again.added == []
@@ -44,7 +51,11 @@ def test_v1_nets_are_refused_with_how_to_upgrade(path):
     with pytest.raises(InjectError) as info:
         inject_text(read(path), "old.prototxt")
     message = str(info.value)
-    assert message.startswith("old.prototxt:") and "upgrade_net_proto_text" in message and "--upgrade" in message
+    assert (
+        message.startswith("old.prototxt:")
+        and "upgrade_net_proto_text" in message
+        and "--upgrade" in message
+    )
     assert "\n" not in message
 
 
@@ -103,10 +114,16 @@ def test_blob_selection(specs, expected):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("conv2", "--blobs conv2: no such blob in the net (blobs: data, label, conv1, ip1, loss, accuracy)"),
+        (
+            "conv2",
+            "--blobs conv2: no such blob in the net (blobs: data, label, conv1, ip1, loss, accuracy)",
+        ),
         ("x*", "--blobs x*: no such blob"),
         ("re:(", "--blobs re:(: not a regular expression"),
-        ("type:LSTM", "--blobs type:LSTM: no layer of type 'LSTM' (types in the net: Accuracy, Convolution, Dropout, DummyData, InnerProduct"),
+        (
+            "type:LSTM",
+            "--blobs type:LSTM: no layer of type 'LSTM' (types in the net: Accuracy, Convolution, Dropout, DummyData, InnerProduct",
+        ),
     ],
 )
 def test_blob_selection_errors_name_what_exists(spec, message):
@@ -138,13 +155,15 @@ def test_inserted_layers_follow_indentation_quotes_and_line_breaks():
 def test_trailing_comments_stay_on_their_line():
     text = 'layer { name: "a" type: "Input" top: "a" }  # the input\nlayer { name: "b" type: "ReLU" bottom: "a" top: "b" }\n'
     result = inject_text(text, blobs=["a"])
-    assert result.text.startswith('layer { name: "a" type: "Input" top: "a" }  # the input\nlayer {  # added')
+    assert result.text.startswith(
+        'layer { name: "a" type: "Input" top: "a" }  # the input\nlayer {  # added'
+    )
     assert remove_text(result.text)[0] == text
 
 
 def test_check_options_go_into_param_str():
     result = inject_text(NET, blobs=["ip1"], options=CheckOptions(on="warn", max_abs=1e6, every=10))
-    assert "param_str: \"name=nancheck/ip1 blobs=ip1 on=warn max_abs=1e+06 every=10\"" in result.text
+    assert 'param_str: "name=nancheck/ip1 blobs=ip1 on=warn max_abs=1e+06 every=10"' in result.text
 
 
 def test_odd_blob_names_use_json_param_str():
@@ -175,7 +194,9 @@ def test_remove_leaves_hand_written_check_layers_alone():
 def test_loss_tops_are_left_out_with_the_reason(weight):
     result = inject_text(NET.replace('top: "loss" }', f'top: "loss"{weight} }}'))
     assert "nancheck/loss" not in result.text and "nancheck/ip1" in result.text
-    assert result.skipped == ["loss (the loss of loss: a check in place would stop Caffe's backward; its value is in the log)"]
+    assert result.skipped == [
+        "loss (the loss of loss: a check in place would stop Caffe's backward; its value is in the log)"
+    ]
 
 
 def test_a_second_top_of_a_loss_layer_without_loss_weight_is_checked():
@@ -197,7 +218,10 @@ def test_rules_that_cannot_be_combined_are_refused_with_advice():
     )
     with pytest.raises(InjectError, match="cannot be combined into one; check it with --each"):
         inject_text(text)
-    assert checks(inject_text(text, each=True).text) == [("nancheck/x@a", ["x"], [None]), ("nancheck/x@b", ["x"], [])]
+    assert checks(inject_text(text, each=True).text) == [
+        ("nancheck/x@a", ["x"], [None]),
+        ("nancheck/x@b", ["x"], []),
+    ]
 
 
 # --- the command -------------------------------------------------------------------------
@@ -213,10 +237,25 @@ def files(tmp_path):
 def test_cli_inject_and_remove_round_trip(files, capsys):
     tmp, net, solver = files
     out, solver_out = tmp / "checked.prototxt", tmp / "solver_checked.prototxt"
-    code = main([
-        "inject", str(net), "-o", str(out), "--blobs", "ip1", "re:loss", "--solver", str(solver),
-        "--solver-out", str(solver_out), "--net-path", "checked.prototxt", "--display", "1",
-    ])
+    code = main(
+        [
+            "inject",
+            str(net),
+            "-o",
+            str(out),
+            "--blobs",
+            "ip1",
+            "re:loss",
+            "--solver",
+            str(solver),
+            "--solver-out",
+            str(solver_out),
+            "--net-path",
+            "checked.prototxt",
+            "--display",
+            "1",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     assert f"{out}: added 1 check layers" in captured.out
@@ -246,7 +285,9 @@ def test_cli_dry_run_prints_a_diff_and_writes_nothing(files, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"--- {net}\n+++ {net}\n@@ ")
     assert '+  name: "nancheck/ip1"\n' in out
-    assert os.listdir(tmp) == ["train_val.prototxt", "solver.prototxt"] or sorted(os.listdir(tmp)) == ["solver.prototxt", "train_val.prototxt"]
+    assert os.listdir(tmp) == ["train_val.prototxt", "solver.prototxt"] or sorted(
+        os.listdir(tmp)
+    ) == ["solver.prototxt", "train_val.prototxt"]
 
 
 def test_cli_warns_when_display_hides_debug_info(files, capsys):
@@ -264,8 +305,14 @@ def test_cli_warns_when_display_hides_debug_info(files, capsys):
         (["{tmp}/missing.prototxt", "-o", "x"], "missing.prototxt: no such file"),
         (["{tmp}", "-o", "x"], "is a folder, not a file"),
         (["{net}", "-o", "x", "--blobs", "nope"], "--blobs nope: no such blob"),
-        (["{net}", "-o", "x", "--net-path", "y"], "--solver-out, --net-path and --display need --solver"),
-        (["{net}", "-o", "x", "--solver", "{solver}"], "say where the result goes: --solver-out OUT"),
+        (
+            ["{net}", "-o", "x", "--net-path", "y"],
+            "--solver-out, --net-path and --display need --solver",
+        ),
+        (
+            ["{net}", "-o", "x", "--solver", "{solver}"],
+            "say where the result goes: --solver-out OUT",
+        ),
         (["{bad}", "-o", "x"], "bad.prototxt:1:10: expected a field name, found '}'"),
     ],
 )
@@ -290,7 +337,10 @@ def test_cli_bad_numbers_are_usage_errors(files, capsys):
 
 def in_place_net(layers):
     head = 'layer { name: "in" type: "Input" top: "blob" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }\n'
-    return head + "".join(f'layer {{ name: "act{i}" type: "TanH" bottom: "blob" top: "blob" }}\n' for i in range(layers))
+    return head + "".join(
+        f'layer {{ name: "act{i}" type: "TanH" bottom: "blob" top: "blob" }}\n'
+        for i in range(layers)
+    )
 
 
 def test_inject_time_grows_linearly_with_in_place_layers_on_one_blob():
@@ -307,17 +357,31 @@ def test_inject_time_grows_linearly_with_in_place_layers_on_one_blob():
         return min(times)
 
     small, large = seconds(1500), seconds(6000)
-    assert large / small < 8, f"4x the layers took {large / small:.1f}x the time (linear: ~4x, quadratic: ~16x)"
+    assert large / small < 8, (
+        f"4x the layers took {large / small:.1f}x the time (linear: ~4x, quadratic: ~16x)"
+    )
 
 
-ODD_NAMES = ["two\nlines", 'say "hi"', "back\\slash", "tab\there", "cr\rlf", "bell\x07", "del\x7f", "ünïcode", "it's"]
+ODD_NAMES = [
+    "two\nlines",
+    'say "hi"',
+    "back\\slash",
+    "tab\there",
+    "cr\rlf",
+    "bell\x07",
+    "del\x7f",
+    "ünïcode",
+    "it's",
+]
 
 
 def odd_name_net(name, stage):
-    return (f'layer {{ name: "in" type: "Input" top: "{escape(name)}" input_param {{ shape {{ dim: 1 dim: 2 }} }} }}\n'
-            f'layer {{ name: "act" type: "ReLU" bottom: "{escape(name)}" top: "{escape(name)}" '
-            f'include {{ stage: "{escape(stage)}" }} }}\n'
-            f'layer {{ name: "out" type: "TanH" bottom: "{escape(name)}" top: "y" }}\n')
+    return (
+        f'layer {{ name: "in" type: "Input" top: "{escape(name)}" input_param {{ shape {{ dim: 1 dim: 2 }} }} }}\n'
+        f'layer {{ name: "act" type: "ReLU" bottom: "{escape(name)}" top: "{escape(name)}" '
+        f'include {{ stage: "{escape(stage)}" }} }}\n'
+        f'layer {{ name: "out" type: "TanH" bottom: "{escape(name)}" top: "y" }}\n'
+    )
 
 
 @pytest.mark.parametrize("name", ODD_NAMES)
@@ -339,7 +403,15 @@ def test_blob_names_that_need_escapes_read_back_as_written(name, each):
     assert remove_text(result.text)[0] == odd_name_net(name, stage)
 
 
-@pytest.mark.parametrize("net_path", ["dir\nwith newline/net.prototxt", 'say "net".prototxt', "C:\\nets\\train.prototxt", "tab\t.prototxt"])
+@pytest.mark.parametrize(
+    "net_path",
+    [
+        "dir\nwith newline/net.prototxt",
+        'say "net".prototxt',
+        "C:\\nets\\train.prototxt",
+        "tab\t.prototxt",
+    ],
+)
 def test_net_paths_that_need_escapes_read_back_as_given(net_path):
     from caffe_nantools.solver import enable_debug_info
 
@@ -364,7 +436,10 @@ def lines_of(text):
 
 STYLES = [
     ("spaces", lambda t: t),
-    ("tabs, single quotes, CRLF", lambda t: t.replace("  ", "\t").replace('"', "'").replace("\n", "\r\n")),
+    (
+        "tabs, single quotes, CRLF",
+        lambda t: t.replace("  ", "\t").replace('"', "'").replace("\n", "\r\n"),
+    ),
     ("four spaces", lambda t: t.replace("  ", "    ")),
 ]
 
@@ -384,13 +459,18 @@ def edited(text, after_line_containing, new_line):
     return "\n".join(lines[: at + 1] + [new_line] + lines[at + 1 :]), at + 2
 
 
-@pytest.mark.parametrize("blob, anchor, new_line", [
-    ("conv1", 'bottom: "conv1"', "  propagate_down: false"),
-    ("ip1", 'layer: "CheckFiniteLayer"', '    share_in_parallel: false'),
-    ("accuracy", "python_param {", "    # my note on this check"),
-    ("data", "takes it out", '  exclude { stage: "deploy" }'),
-])
-def test_remove_refuses_a_check_block_with_a_line_the_user_wrote_and_changes_nothing(tmp_path, capsys, blob, anchor, new_line):
+@pytest.mark.parametrize(
+    "blob, anchor, new_line",
+    [
+        ("conv1", 'bottom: "conv1"', "  propagate_down: false"),
+        ("ip1", 'layer: "CheckFiniteLayer"', "    share_in_parallel: false"),
+        ("accuracy", "python_param {", "    # my note on this check"),
+        ("data", "takes it out", '  exclude { stage: "deploy" }'),
+    ],
+)
+def test_remove_refuses_a_check_block_with_a_line_the_user_wrote_and_changes_nothing(
+    tmp_path, capsys, blob, anchor, new_line
+):
     checked = inject_text(NET, blobs=[blob]).text
     start = checked.rindex("layer {  # added", 0, checked.index(f'name: "nancheck/{blob}"'))
     head, tail = checked[:start], checked[start:]
@@ -402,7 +482,11 @@ def test_remove_refuses_a_check_block_with_a_line_the_user_wrote_and_changes_not
     with pytest.raises(EditError) as info:
         remove_text(text, str(path))
     message = str(info.value)
-    assert message.startswith(f"{path}:{line}: ") and new_line.strip() in message and "\n" not in message
+    assert (
+        message.startswith(f"{path}:{line}: ")
+        and new_line.strip() in message
+        and "\n" not in message
+    )
     assert main(["remove", str(path), "--in-place"]) == 2
     assert path.read_text() == text and not (tmp_path / "edited.prototxt.orig").exists()
     assert f"{path}:{line}:" in capsys.readouterr().err
@@ -416,10 +500,13 @@ def test_remove_refuses_a_comment_the_user_wrote_above_a_check_block():
         remove_text(text)
 
 
-@pytest.mark.parametrize("body", [
-    '  name: "mine"\n  type: "ReLU"\n  bottom: "ip1"\n  top: "ip1"\n',
-    '  name: "nancheck/ip1"\n  type: "Python"\n  bottom: "ip1"\n  top: "ip1"\n  python_param { module: "my.checks" layer: "Check" }\n',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '  name: "mine"\n  type: "ReLU"\n  bottom: "ip1"\n  top: "ip1"\n',
+        '  name: "nancheck/ip1"\n  type: "Python"\n  bottom: "ip1"\n  top: "ip1"\n  python_param { module: "my.checks" layer: "Check" }\n',
+    ],
+)
 def test_a_users_layer_that_carries_the_mark_is_never_deleted(body):
     text = NET + "layer {  # added by caffe-nantools, by hand\n" + body + "}\n"
     line = lines_of(text).index("layer {  # added by caffe-nantools, by hand") + 1
@@ -430,11 +517,14 @@ def test_a_users_layer_that_carries_the_mark_is_never_deleted(body):
     assert "nancheck/ip1" in result.already_checked or any(c.blob == "ip1" for c in result.added)
 
 
-@pytest.mark.parametrize("line", [
-    "base_lr: 0.5  # added by caffe-nantools",
-    "debug_info: false  # added by caffe-nantools",
-    "display: 10  # added by caffe-nantools, and tuned by me",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "base_lr: 0.5  # added by caffe-nantools",
+        "debug_info: false  # added by caffe-nantools",
+        "display: 10  # added by caffe-nantools, and tuned by me",
+    ],
+)
 def test_remove_refuses_solver_lines_inject_never_writes(line):
     text = 'net: "n.prototxt"\n' + line + "\nmax_iter: 10\n"
     with pytest.raises(EditError, match=r"^s.prototxt:2: the field "):
@@ -444,7 +534,7 @@ def test_remove_refuses_solver_lines_inject_never_writes(line):
 def test_remove_takes_out_the_solver_lines_inject_wrote():
     from caffe_nantools.solver import enable_debug_info
 
-    solver = 'base_lr: 0.01\nmax_iter: 10\n'
+    solver = "base_lr: 0.01\nmax_iter: 10\n"
     edited_solver = enable_debug_info(solver, net_path="x.prototxt", display=7).text
     assert "display: 7  # added by caffe-nantools" in edited_solver
     assert remove_text(edited_solver)[0] == solver
@@ -455,7 +545,9 @@ def test_consecutive_check_blocks_have_no_blank_line_between_them():
     assert "\n\n" not in text
 
 
-@pytest.mark.parametrize("options", [dict(every=10**5000), dict(every=0), dict(max_abs=10**400), dict(on="explode")])
+@pytest.mark.parametrize(
+    "options", [dict(every=10**5000), dict(every=0), dict(max_abs=10**400), dict(on="explode")]
+)
 def test_check_options_the_layer_would_refuse_are_refused_at_once(options):
     from caffe_nantools import CheckConfigError
 
@@ -464,9 +556,14 @@ def test_check_options_the_layer_would_refuse_are_refused_at_once(options):
     assert len(str(info.value)) < 200
 
 
-@pytest.mark.parametrize("mark", ['debug_info: true  # changed by caffe-nantools, was: \n',
-                                  'display: 5  # changed by caffe-nantools, was: "unterminated\n',
-                                  'display: 5  # changed by caffe-nantools, was: 1 2\n'])
+@pytest.mark.parametrize(
+    "mark",
+    [
+        "debug_info: true  # changed by caffe-nantools, was: \n",
+        'display: 5  # changed by caffe-nantools, was: "unterminated\n',
+        "display: 5  # changed by caffe-nantools, was: 1 2\n",
+    ],
+)
 def test_a_changed_mark_whose_old_value_cannot_be_written_back_is_refused(tmp_path, capsys, mark):
     path = tmp_path / "solver.prototxt"
     path.write_text('net: "net.prototxt"\n' + mark)

@@ -1,4 +1,5 @@
 """inject against real Caffe: checked nets still build in every phase, and train."""
+
 import os
 import subprocess
 import sys
@@ -23,7 +24,10 @@ def build(phase, *paths):
     """{path: python layer count} for the nets Caffe could build (it aborts on the first it cannot)."""
     run = subprocess.run(
         [sys.executable, os.path.join(HERE, "build_net.py"), phase, *map(str, paths)],
-        capture_output=True, text=True, env=ENV, timeout=600,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
     )
     return {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in run.stdout.splitlines()}
 
@@ -43,9 +47,13 @@ def with_dummy_data(text: str, channels: int = 3, size: int = 227) -> str:
     for layer in net.layers:
         if layer.type not in DATA_TYPES:
             continue
-        crop = layer.node.find("transform_param") and layer.node.find("transform_param").get("crop_size")
+        crop = layer.node.find("transform_param") and layer.node.find("transform_param").get(
+            "crop_size"
+        )
         side = crop or size
-        shapes = [f"shape {{ dim: 2 dim: {channels} dim: {side} dim: {side} }}"] + ["shape { dim: 2 }"] * (len(layer.tops) - 1)
+        shapes = [f"shape {{ dim: 2 dim: {channels} dim: {side} dim: {side} }}"] + [
+            "shape { dim: 2 }"
+        ] * (len(layer.tops) - 1)
         rules = " ".join(dump(r.node).strip() for r in layer.include + layer.exclude)
         tops = " ".join(f'top: "{t}"' for t in layer.tops)
         replacement = parse(
@@ -77,7 +85,9 @@ def corpus_builds(caffe, tmp_path_factory):
 
 
 @pytest.mark.parametrize("path", corpus_params(V2_NETS))
-def test_corpus_nets_that_caffe_builds_still_build_with_a_check_per_blob(corpus_builds, tmp_path, path):
+def test_corpus_nets_that_caffe_builds_still_build_with_a_check_per_blob(
+    corpus_builds, tmp_path, path
+):
     text, before = corpus_builds[path]
     result = inject_text(text, str(path))
     checked = tmp_path / "checked.prototxt"
@@ -100,7 +110,9 @@ def test_most_corpus_nets_build_in_caffe_in_both_phases(corpus_builds):
 def test_phase_rules_let_the_checked_net_build_in_both_phases(caffe, tmp_path, each):
     path = tmp_path / "checked.prototxt"
     path.write_text(inject_text(PHASED_NET, each=each).text)
-    for phase, expected in (("TRAIN", 4), ("TEST", 5)) if not each else (("TRAIN", 6), ("TEST", 6)):  # no check on the loss
+    for phase, expected in (
+        (("TRAIN", 4), ("TEST", 5)) if not each else (("TRAIN", 6), ("TEST", 6))
+    ):  # no check on the loss
         net = caffe.Net(str(path), getattr(caffe, phase))
         assert sum(1 for layer in net.layers if layer.type == "Python") == expected, phase
         net.forward()
@@ -115,7 +127,10 @@ def test_a_checked_net_still_learns(caffe, tmp_path, each):
         before = {layer: [b.data.copy() for b in blobs] for layer, blobs in net.params.items()}
         net.forward()
         net.backward()
-        grads = {layer: float(sum(abs(b.diff).sum() for b in blobs)) for layer, blobs in net.params.items()}
+        grads = {
+            layer: float(sum(abs(b.diff).sum() for b in blobs))
+            for layer, blobs in net.params.items()
+        }
         assert before and all(g > 0 for g in grads.values()), (name, grads)
 
 
@@ -132,8 +147,12 @@ def test_caffe_train_runs_with_checks_and_debug_info(caffe, tmp_path):
     edited = enable_debug_info(solver.read_text(), net_path="checked.prototxt", display=1)
     (tmp_path / "solver_checked.prototxt").write_text(edited.text)
     run = subprocess.run(
-        ["caffe", "train", "-solver", "solver_checked.prototxt"], cwd=tmp_path,
-        env=dict(ENV, GLOG_minloglevel="0"), capture_output=True, text=True, timeout=300,
+        ["caffe", "train", "-solver", "solver_checked.prototxt"],
+        cwd=tmp_path,
+        env=dict(ENV, GLOG_minloglevel="0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     log = run.stderr
     assert "Optimization Done." in log, log[-3000:]
@@ -150,16 +169,24 @@ def test_caffe_train_runs_the_corpus_lenet_with_checks_and_its_solver_edited(caf
     net = with_dummy_data(read(net_path), channels=1, size=28)
     (tmp_path / "checked.prototxt").write_text(inject_text(net).text)
     solver = read(CORPUS / "caffe" / "lenet_solver.prototxt")
-    for old, new in (("max_iter: 10000", "max_iter: 3"), ("test_interval: 500", "test_interval: 2"),
-                     ("test_iter: 100", "test_iter: 1"), ("solver_mode: GPU", "solver_mode: CPU"),
-                     ('snapshot_prefix: "examples/mnist/lenet"', 'snapshot_prefix: "snap"')):
+    for old, new in (
+        ("max_iter: 10000", "max_iter: 3"),
+        ("test_interval: 500", "test_interval: 2"),
+        ("test_iter: 100", "test_iter: 1"),
+        ("solver_mode: GPU", "solver_mode: CPU"),
+        ('snapshot_prefix: "examples/mnist/lenet"', 'snapshot_prefix: "snap"'),
+    ):
         assert old in solver
         solver = solver.replace(old, new)
     edited = enable_debug_info(solver, net_path="checked.prototxt", display=1)
     (tmp_path / "solver.prototxt").write_text(edited.text)
     run = subprocess.run(
-        ["caffe", "train", "-solver", "solver.prototxt"], cwd=tmp_path,
-        env=dict(ENV, GLOG_minloglevel="0"), capture_output=True, text=True, timeout=300,
+        ["caffe", "train", "-solver", "solver.prototxt"],
+        cwd=tmp_path,
+        env=dict(ENV, GLOG_minloglevel="0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert "Optimization Done." in run.stderr, run.stderr[-3000:]
     assert "[Forward] Layer nancheck/ip2, top blob ip2 data:" in run.stderr
@@ -187,11 +214,18 @@ def test_caffes_parser_reads_odd_blob_names_and_net_paths_back_as_written(caffe)
     from test_inject import ODD_NAMES, odd_name_net
 
     for name in ODD_NAMES:
-        result = inject_text(odd_name_net(name, "stage " + name), "odd.prototxt", blobs=[name], each=True)
+        result = inject_text(
+            odd_name_net(name, "stage " + name), "odd.prototxt", blobs=[name], each=True
+        )
         net = text_format.Parse(result.text, caffe_pb2.NetParameter())
         checks = [layer for layer in net.layer if layer.type == "Python"]
         assert checks and all(list(l.bottom) == list(l.top) == [name] for l in checks)
         assert [s for l in checks for r in l.include for s in r.stage] == ["stage " + name]
-        solver = enable_debug_info('base_lr: 0.1\nnet: "x"\n', "s.prototxt", net_path=f"dir {name}/net.prototxt")
-        assert text_format.Parse(solver.text, caffe_pb2.SolverParameter()).net == f"dir {name}/net.prototxt"
+        solver = enable_debug_info(
+            'base_lr: 0.1\nnet: "x"\n', "s.prototxt", net_path=f"dir {name}/net.prototxt"
+        )
+        assert (
+            text_format.Parse(solver.text, caffe_pb2.SolverParameter()).net
+            == f"dir {name}/net.prototxt"
+        )
     assert escape("a\nb") == "a\\nb"

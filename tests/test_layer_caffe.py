@@ -1,4 +1,5 @@
 """CheckFiniteLayer in real Caffe (pycaffe and the `caffe` tool)."""
+
 import os
 import subprocess
 import textwrap
@@ -52,15 +53,25 @@ def small_net(checks):
         body = CONV % "data" + RELU % ("conv1", "conv1") + IP % "conv1" + LOSS % "ip1"
     elif checks == "in-place":
         body = (
-            in_place_check("data") + CONV % "data" + in_place_check("conv1")
-            + RELU % ("conv1", "conv1") + in_place_check("conv1") + IP % "conv1"
-            + in_place_check("ip1") + LOSS % "ip1"
+            in_place_check("data")
+            + CONV % "data"
+            + in_place_check("conv1")
+            + RELU % ("conv1", "conv1")
+            + in_place_check("conv1")
+            + IP % "conv1"
+            + in_place_check("ip1")
+            + LOSS % "ip1"
         )
     else:
         body = (
-            copy_check("data", "data_c") + CONV % "data_c" + copy_check("conv1", "conv1_c")
-            + RELU % ("conv1_c", "relu1") + copy_check("relu1", "relu1_c") + IP % "relu1_c"
-            + copy_check("ip1", "ip1_c") + LOSS % "ip1_c"
+            copy_check("data", "data_c")
+            + CONV % "data_c"
+            + copy_check("conv1", "conv1_c")
+            + RELU % ("conv1_c", "relu1")
+            + copy_check("relu1", "relu1_c")
+            + IP % "relu1_c"
+            + copy_check("ip1", "ip1_c")
+            + LOSS % "ip1_c"
         )
     return INPUTS + body
 
@@ -91,17 +102,27 @@ def test_planted_nan_and_inf_are_reported_with_their_samples_and_counts(caffe, t
     with pytest.raises(NonFiniteError) as info:
         net.forward()
     e = info.value
-    assert (e.layer, e.blob, e.pass_, e.phase, e.iteration) == ("nancheck/data", "data", "forward", "TRAIN", 0)
+    assert (e.layer, e.blob, e.pass_, e.phase, e.iteration) == (
+        "nancheck/data",
+        "data",
+        "forward",
+        "TRAIN",
+        0,
+    )
     assert (e.nan, e.posinf, e.neginf, e.count) == (2, 1, 1, BATCH * 75)
     assert e.bad_samples == (1, 4, 5) and e.n_bad_samples == 3
 
 
 def test_a_layer_that_makes_nan_is_caught_right_after_it(caffe, tmp_path):
-    text = INPUTS + textwrap.dedent(
-        """\
+    text = (
+        INPUTS
+        + textwrap.dedent(
+            """\
         layer { name: "log" type: "Log" bottom: "data" top: "logx" }
         """
-    ) + in_place_check("logx", "name=after_log blobs=logx")
+        )
+        + in_place_check("logx", "name=after_log blobs=logx")
+    )
     net = build(caffe, tmp_path, text)
     data = np.abs(clean_data()) + 1
     data[3, 1, 1, 1] = -2.0  # log of a negative number
@@ -116,11 +137,16 @@ def test_a_layer_that_makes_nan_is_caught_right_after_it(caffe, tmp_path):
 
 
 def test_nan_gradient_of_a_faulty_loss_is_caught_in_backward(caffe, tmp_path):
-    text = INPUTS + IP % "data" + in_place_check("ip1", "name=grad blobs=ip1") + textwrap.dedent(
-        """\
+    text = (
+        INPUTS
+        + IP % "data"
+        + in_place_check("ip1", "name=grad blobs=ip1")
+        + textwrap.dedent(
+            """\
         layer { name: "loss" type: "Python" bottom: "ip1" top: "loss" loss_weight: 1
           python_param { module: "nan_loss" layer: "NanGradientLoss" param_str: "2,4" } }
         """
+        )
     )
     net = build(caffe, tmp_path, text)
     fill_inputs(net, clean_data())
@@ -163,11 +189,16 @@ def test_checked_nets_compute_exactly_what_the_unchecked_net_does(caffe, tmp_pat
 
 
 def test_copying_check_catches_bad_diff_and_passes_the_rest_through(caffe, tmp_path):
-    text = INPUTS + IP % "data" + copy_check("ip1", "ip1_c", "blobs=ip1") + textwrap.dedent(
-        """\
+    text = (
+        INPUTS
+        + IP % "data"
+        + copy_check("ip1", "ip1_c", "blobs=ip1")
+        + textwrap.dedent(
+            """\
         layer { name: "loss" type: "Python" bottom: "ip1_c" top: "loss" loss_weight: 1
           python_param { module: "nan_loss" layer: "NanGradientLoss" param_str: "5" } }
         """
+        )
     )
     net = build(caffe, tmp_path, text)
     fill_inputs(net, clean_data())
@@ -227,12 +258,18 @@ def test_warn_logs_and_lets_the_net_run(caffe, tmp_path, capfd):
     net.forward()
     assert np.isnan(net.blobs["data"].data[3, 0, 0, 0])
     err = capfd.readouterr().err
-    assert "caffe-nantools warning: check 'w': blob 'data' forward data at iteration 0 (TRAIN)" in err
+    assert (
+        "caffe-nantools warning: check 'w': blob 'data' forward data at iteration 0 (TRAIN)" in err
+    )
 
 
 def test_dump_writes_the_bad_blob(caffe, tmp_path):
     dump = tmp_path / "dump"
-    net = build(caffe, tmp_path, INPUTS + in_place_check("data", f"name=d on=dump dump_dir={dump} blobs=data"))
+    net = build(
+        caffe,
+        tmp_path,
+        INPUTS + in_place_check("data", f"name=d on=dump dump_dir={dump} blobs=data"),
+    )
     data = clean_data()
     data[1, 1, 1, 1] = -np.inf
     fill_inputs(net, data)
@@ -244,11 +281,15 @@ def test_dump_writes_the_bad_blob(caffe, tmp_path):
 
 
 @pytest.mark.parametrize("dump_dir", ["nul\x00byte", "a-file/below"])
-def test_a_dump_that_cannot_be_written_still_raises_the_finding_and_says_why(caffe, tmp_path, capfd, dump_dir):
+def test_a_dump_that_cannot_be_written_still_raises_the_finding_and_says_why(
+    caffe, tmp_path, capfd, dump_dir
+):
     import json
 
     (tmp_path / "a-file").write_text("not a folder")
-    param_str = json.dumps({"name": "d", "on": "dump", "dump_dir": str(tmp_path / dump_dir), "blobs": ["data"]})
+    param_str = json.dumps(
+        {"name": "d", "on": "dump", "dump_dir": str(tmp_path / dump_dir), "blobs": ["data"]}
+    )
     net = build(caffe, tmp_path, INPUTS + in_place_check("data", param_str))
     data = clean_data()
     data[2, 0, 1, 1] = np.nan
@@ -336,10 +377,16 @@ def test_caffe_train_stops_with_the_message_in_its_log(caffe, tmp_path):
         'net: "train.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 5\n'
         'display: 1\nsolver_mode: CPU\nsnapshot_prefix: "snap"\n'
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_ROOT, TESTS_DIR]), GLOG_minloglevel="0")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_ROOT, TESTS_DIR]), GLOG_minloglevel="0"
+    )
     run = subprocess.run(
-        ["caffe", "train", "-solver", str(solver)], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=300,
+        ["caffe", "train", "-solver", str(solver)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode != 0
     assert (

@@ -1,4 +1,5 @@
 """lint: each rule fires where it should and stays quiet where it should not."""
+
 import json
 import sys
 
@@ -22,7 +23,10 @@ SOLVERS = [
     ('lr_policy: "poly"\nmax_iter: 100\npower: 0.5\n', []),
     ('lr_policy: "step"\ngamma: 0.1\n', [("lr-policy", "error", 1)]),
     ('lr_policy: "step"\ngamma: 0.1\nstepsize: 10\n', []),
-    ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 20\nstepvalue: 10\n', [("lr-policy", "warning", 3)]),
+    (
+        'lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 20\nstepvalue: 10\n',
+        [("lr-policy", "warning", 3)],
+    ),
     ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 10\nstepvalue: 20\n', []),
     ('lr_policy: "exp"\ngamma: 1.5\n', [("lr-policy", "error", 2)]),
     ('lr_policy: "exp"\ngamma: 0.99\n', []),
@@ -45,35 +49,146 @@ def layer(text):
     return f"layer {{ {text} }}\n"
 
 
-INPUT_9 = layer('name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 9 dim: 9 } }')
+INPUT_9 = layer(
+    'name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 9 dim: 9 } }'
+)
 INPUT_7 = INPUT_9.replace("dim: 9 dim: 9", "dim: 7 dim: 7")
 HDF5 = layer('name: "h" type: "HDF5Data" top: "x" hdf5_data_param { source: "l.txt" }')
 
 NETS = [
-    (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), [("pool-stride", "warning", 1)]),
-    (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 2 }'), []),
-    (layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { kernel_size: 2 pad: 2 }'), [("pool-pad", "error", 1)]),
-    (INPUT_9 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), [("pool-empty-window", "error", 2)]),
-    (INPUT_7 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'), []),
-    (INPUT_9 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 2 }'), []),
-    (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0 }'), [("batchnorm-eps", "error", 1)]),
-    (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TRAIN }'), [("batchnorm-global-train", "warning", 1)]),
-    (layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TEST }'), []),
-    (layer('name: "s" type: "Softmax" bottom: "x" top: "p"') + layer('name: "l" type: "MultinomialLogisticLoss" bottom: "p" bottom: "y"'), [("softmax-logloss", "warning", 2)]),
-    (layer('name: "l" type: "InfogainLoss" bottom: "x" bottom: "y"'), [("infogain-unnormalized", "warning", 1)]),
-    (layer('name: "s" type: "Softmax" bottom: "x" top: "p"') + layer('name: "l" type: "InfogainLoss" bottom: "p" bottom: "y"'), []),
-    (layer('name: "r" type: "ReLU" bottom: "x" top: "r"') + layer('name: "g" type: "Log" bottom: "r" top: "g"'), [("log-nonpositive", "warning", 2)]),
-    (layer('name: "e" type: "Sigmoid" bottom: "x" top: "e"') + layer('name: "g" type: "Log" bottom: "e" top: "g"'), []),
-    (layer('name: "q" type: "Power" bottom: "x" top: "q" power_param { power: 0.5 }'), [("log-nonpositive", "warning", 1)]),
+    (
+        layer(
+            'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'
+        ),
+        [("pool-stride", "warning", 1)],
+    ),
+    (
+        layer(
+            'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 2 }'
+        ),
+        [],
+    ),
+    (
+        layer(
+            'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { kernel_size: 2 pad: 2 }'
+        ),
+        [("pool-pad", "error", 1)],
+    ),
+    (
+        INPUT_9
+        + layer(
+            'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'
+        ),
+        [("pool-empty-window", "error", 2)],
+    ),
+    (
+        INPUT_7
+        + layer(
+            'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'
+        ),
+        [],
+    ),
+    (
+        INPUT_9
+        + layer(
+            'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 2 }'
+        ),
+        [],
+    ),
+    (
+        layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0 }'),
+        [("batchnorm-eps", "error", 1)],
+    ),
+    (
+        layer(
+            'name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TRAIN }'
+        ),
+        [("batchnorm-global-train", "warning", 1)],
+    ),
+    (
+        layer(
+            'name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { use_global_stats: true } include { phase: TEST }'
+        ),
+        [],
+    ),
+    (
+        layer('name: "s" type: "Softmax" bottom: "x" top: "p"')
+        + layer('name: "l" type: "MultinomialLogisticLoss" bottom: "p" bottom: "y"'),
+        [("softmax-logloss", "warning", 2)],
+    ),
+    (
+        layer('name: "l" type: "InfogainLoss" bottom: "x" bottom: "y"'),
+        [("infogain-unnormalized", "warning", 1)],
+    ),
+    (
+        layer('name: "s" type: "Softmax" bottom: "x" top: "p"')
+        + layer('name: "l" type: "InfogainLoss" bottom: "p" bottom: "y"'),
+        [],
+    ),
+    (
+        layer('name: "r" type: "ReLU" bottom: "x" top: "r"')
+        + layer('name: "g" type: "Log" bottom: "r" top: "g"'),
+        [("log-nonpositive", "warning", 2)],
+    ),
+    (
+        layer('name: "e" type: "Sigmoid" bottom: "x" top: "e"')
+        + layer('name: "g" type: "Log" bottom: "e" top: "g"'),
+        [],
+    ),
+    (
+        layer('name: "q" type: "Power" bottom: "x" top: "q" power_param { power: 0.5 }'),
+        [("log-nonpositive", "warning", 1)],
+    ),
     (layer('name: "q" type: "Power" bottom: "x" top: "q" power_param { power: 2 }'), []),
-    (HDF5 + layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'), [("no-weight-filler", "warning", 2)]),
-    (HDF5 + layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 weight_filler { type: "xavier" } }'), []),
-    (INPUT_9 + layer('name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'), []),
-    (layer('name: "d" type: "Data" top: "x" data_param { source: "db" }'), [("raw-input", "info", 1)]),
-    (layer('name: "d" type: "Data" top: "x" data_param { source: "db" } transform_param { scale: 0.0039 }'), []),
-    (layer('name: "d" type: "HDF5Data" top: "x" hdf5_data_param { source: "l.txt" shuffle: true }'), [("hdf5-shuffle", "info", 1)]),
-    (layer('name: "p" type: "Python" top: "x" python_param { module: "no_such_module_here" layer: "L" }'), [("python-module", "error", 1)]),
-    (layer('name: "p" type: "Python" top: "x" python_param { module: "caffe_nantools.checking" layer: "L" }'), []),
+    (
+        HDF5
+        + layer(
+            'name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'
+        ),
+        [("no-weight-filler", "warning", 2)],
+    ),
+    (
+        HDF5
+        + layer(
+            'name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 weight_filler { type: "xavier" } }'
+        ),
+        [],
+    ),
+    (
+        INPUT_9
+        + layer(
+            'name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 }'
+        ),
+        [],
+    ),
+    (
+        layer('name: "d" type: "Data" top: "x" data_param { source: "db" }'),
+        [("raw-input", "info", 1)],
+    ),
+    (
+        layer(
+            'name: "d" type: "Data" top: "x" data_param { source: "db" } transform_param { scale: 0.0039 }'
+        ),
+        [],
+    ),
+    (
+        layer(
+            'name: "d" type: "HDF5Data" top: "x" hdf5_data_param { source: "l.txt" shuffle: true }'
+        ),
+        [("hdf5-shuffle", "info", 1)],
+    ),
+    (
+        layer(
+            'name: "p" type: "Python" top: "x" python_param { module: "no_such_module_here" layer: "L" }'
+        ),
+        [("python-module", "error", 1)],
+    ),
+    (
+        layer(
+            'name: "p" type: "Python" top: "x" python_param { module: "caffe_nantools.checking" layer: "L" }'
+        ),
+        [],
+    ),
 ]
 
 
@@ -84,7 +199,12 @@ def test_net_rules(tmp_path, text, expected):
 
 def test_empty_windows_are_named_with_their_input_rows(tmp_path):
     path = tmp_path / "net.prototxt"
-    path.write_text(INPUT_9 + layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 5 }'))
+    path.write_text(
+        INPUT_9
+        + layer(
+            'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 5 }'
+        )
+    )
     (finding,) = lint(str(path))
     assert finding.message == (
         "Pooling 'p' on a 9x9 input: output rows 2 (input 10..12); output columns 2 (input 10..12) lie past the "
@@ -95,11 +215,18 @@ def test_empty_windows_are_named_with_their_input_rows(tmp_path):
 def test_sizes_follow_caffes_arithmetic_through_the_corpus_caffenet():
     from caffe_nantools.lint.shapes import blob_sizes
     from caffe_nantools.prototxt.net import Net
+
     path = CORPUS / "caffe" / "deploy.prototxt"
     if not path.exists():
         pytest.skip(MISSING)
     sizes = blob_sizes(Net.parse(read(path)))
-    assert (sizes["conv1"], sizes["pool1"], sizes["pool2"], sizes["pool5"], sizes["fc6"]) == ((55, 55), (27, 27), (13, 13), (6, 6), (1, 1))
+    assert (sizes["conv1"], sizes["pool1"], sizes["pool2"], sizes["pool5"], sizes["fc6"]) == (
+        (55, 55),
+        (27, 27),
+        (13, 13),
+        (6, 6),
+        (1, 1),
+    )
 
 
 @pytest.mark.parametrize("path", corpus_params(FILES))
@@ -109,11 +236,18 @@ def test_every_corpus_file_lints_without_error(path, capsys):
 
 
 def test_cli_json_and_exit_codes(tmp_path, capsys):
-    (tmp_path / "net.prototxt").write_text(layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0 }'))
+    (tmp_path / "net.prototxt").write_text(
+        layer('name: "b" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0 }')
+    )
     (tmp_path / "solver.prototxt").write_text('base_lr: 0.01\nlr_policy: "fixed"\n')
-    assert main(["lint", str(tmp_path / "net.prototxt"), str(tmp_path / "solver.prototxt"), "--json"]) == 1
+    assert (
+        main(["lint", str(tmp_path / "net.prototxt"), str(tmp_path / "solver.prototxt"), "--json"])
+        == 1
+    )
     findings = json.loads(capsys.readouterr().out)
-    assert [set(f) for f in findings] == [{"rule", "severity", "file", "line", "col", "message", "fix", "layer"}]
+    assert [set(f) for f in findings] == [
+        {"rule", "severity", "file", "line", "col", "message", "fix", "layer"}
+    ]
     assert findings[0]["layer"] == "b"
     assert main(["lint", str(tmp_path / "solver.prototxt")]) == 0
     assert capsys.readouterr().out.strip() == "0 errors, 0 warnings, 0 notes"
@@ -127,12 +261,20 @@ def test_pooling_on_huge_inputs_is_checked_at_once(tmp_path, height, width):
 
     from caffe_nantools.lint.shapes import empty_windows, pooled_size
 
-    net = layer(f'name: "in" type: "Input" top: "x" input_param {{ shape {{ dim: 1 dim: 1 dim: {height} dim: {width} }} }}')
-    net += layer('name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }')
+    net = layer(
+        f'name: "in" type: "Input" top: "x" input_param {{ shape {{ dim: 1 dim: 1 dim: {height} dim: {width} }} }}'
+    )
+    net += layer(
+        'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: MAX kernel_size: 3 stride: 5 }'
+    )
     start = time.perf_counter()
     found = rules_of(tmp_path, net)
     assert time.perf_counter() - start < 5
-    expected = [("pool-empty-window", "error", 2)] if empty_windows(height, 3, 5, 0) or empty_windows(width, 3, 5, 0) else []
+    expected = (
+        [("pool-empty-window", "error", 2)]
+        if empty_windows(height, 3, 5, 0) or empty_windows(width, 3, 5, 0)
+        else []
+    )
     assert found == expected
     last = pooled_size(height, 3, 5, 0) - 1
     assert all(p == last and p * 5 >= height for p, _, _ in empty_windows(height, 3, 5, 0))
@@ -160,7 +302,9 @@ def test_closed_form_empty_windows_match_the_window_by_window_count():
         for kernel in range(1, 7):
             for stride in range(1, 9):
                 for pad in range(kernel):
-                    assert empty_windows(size, kernel, stride, pad) == brute_force_empty_windows(size, kernel, stride, pad)
+                    assert empty_windows(size, kernel, stride, pad) == brute_force_empty_windows(
+                        size, kernel, stride, pad
+                    )
 
 
 NOISY = """\
@@ -175,8 +319,13 @@ def noisy_modules(tmp_path, monkeypatch):
     """Modules on sys.path that print and leave a mark file when imported."""
     root = tmp_path / "lib"
     (root / "loudpkg" / "inner").mkdir(parents=True)
-    for rel, name in [("loudtop.py", "loudtop"), ("loudpkg/__init__.py", "loudpkg"), ("loudpkg/inner/__init__.py", "inner"),
-                      ("loudpkg/inner/leaf.py", "leaf"), ("loudpkg/sibling.py", "sibling")]:
+    for rel, name in [
+        ("loudtop.py", "loudtop"),
+        ("loudpkg/__init__.py", "loudpkg"),
+        ("loudpkg/inner/__init__.py", "inner"),
+        ("loudpkg/inner/leaf.py", "leaf"),
+        ("loudpkg/sibling.py", "sibling"),
+    ]:
         (root / rel).write_text(NOISY.format(name=name))
     mark = tmp_path / "imported.txt"
     monkeypatch.setenv("NOISY_MARK", str(mark))
@@ -186,14 +335,29 @@ def noisy_modules(tmp_path, monkeypatch):
         del sys.modules[name]
 
 
-@pytest.mark.parametrize("module, found", [
-    ("loudtop", True), ("loudpkg", True), ("loudpkg.sibling", True), ("loudpkg.inner.leaf", True),
-    ("loudpkg.absent", False), ("loudpkg.inner.absent", False), ("loudtop.sub", False), ("loud_absent", False),
-    ("this", True), ("loudpkg/sibling.py", False), ("", False),
-])
-def test_python_modules_are_looked_for_without_running_them(tmp_path, capsys, noisy_modules, module, found):
+@pytest.mark.parametrize(
+    "module, found",
+    [
+        ("loudtop", True),
+        ("loudpkg", True),
+        ("loudpkg.sibling", True),
+        ("loudpkg.inner.leaf", True),
+        ("loudpkg.absent", False),
+        ("loudpkg.inner.absent", False),
+        ("loudtop.sub", False),
+        ("loud_absent", False),
+        ("this", True),
+        ("loudpkg/sibling.py", False),
+        ("", False),
+    ],
+)
+def test_python_modules_are_looked_for_without_running_them(
+    tmp_path, capsys, noisy_modules, module, found
+):
     path = tmp_path / "net.prototxt"
-    path.write_text(layer(f'name: "p" type: "Python" top: "x" python_param {{ module: "{module}" layer: "L" }}'))
+    path.write_text(
+        layer(f'name: "p" type: "Python" top: "x" python_param {{ module: "{module}" layer: "L" }}')
+    )
     assert main(["lint", str(path), "--json"]) == (0 if found else 1)
     out = capsys.readouterr().out
     findings = json.loads(out)

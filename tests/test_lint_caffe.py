@@ -1,4 +1,5 @@
 """What lint says about Caffe, checked against Caffe."""
+
 import numpy as np
 import pytest
 
@@ -17,6 +18,6 @@ def test_empty_pooling_windows_give_what_lint_says(caffe, tmp_path, pool, empty_
     net.forward()
     y = net.blobs["y"].data[0, 0]
     assert y.shape == (pooled_size(9, 3, 5, 0),) * 2
-    (row, _, _), = empty_windows(9, 3, 5, 0)
+    ((row, _, _),) = empty_windows(9, 3, 5, 0)
     assert (y[row, :] == empty_value).all() and (y[:, row] == empty_value).all()
     assert (y[:row, :row] > 0).all()

@@ -1,5 +1,6 @@
 """Logs as users have them: quoted, numbered, prefixed, retyped, out of order, from other Caffe
 versions and forks, compressed; and files that are no Caffe log at all."""
+
 import bz2
 import gzip
 import json
@@ -21,7 +22,9 @@ def failing_log(bad_layer="ip1", iterations=3):
     log = CaffeLog().solving()
     for i in range(iterations):
         log.iteration(i)
-    return log.iteration(iterations, loss="nan", set={("forward", bad_layer): "nan", ("forward", "loss"): "nan"})
+    return log.iteration(
+        iterations, loss="nan", set={("forward", bad_layer): "nan", ("forward", "loss"): "nan"}
+    )
 
 
 PREFIXES = [
@@ -62,31 +65,44 @@ def test_a_fenced_block_inside_prose_is_read(tmp_path):
     assert result.first_nonfinite["line"] == log.line_of("relu1, top blob conv1 data: nan") + 3
 
 
-@pytest.mark.parametrize("line, message", [
-    ("1508138445  INFO: src/caffe/solver.cpp : line 218 : Iteration 40, loss = nan", "Iteration 40, loss = nan"),
-    ("2019-03-01 12:00:01,337 - WARNING - Iteration 7, lr = 0.01", "Iteration 7, lr = 0.01"),
-    ("Train net output #1: loss2 = nan (* 1 = nan loss)", "Train net output #1: loss2 = nan (* 1 = nan loss)"),
-    ("`Check failed: a <= b (1 vs. 0)`", "Check failed: a <= b (1 vs. 0)"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            "1508138445  INFO: src/caffe/solver.cpp : line 218 : Iteration 40, loss = nan",
+            "Iteration 40, loss = nan",
+        ),
+        ("2019-03-01 12:00:01,337 - WARNING - Iteration 7, lr = 0.01", "Iteration 7, lr = 0.01"),
+        (
+            "Train net output #1: loss2 = nan (* 1 = nan loss)",
+            "Train net output #1: loss2 = nan (* 1 = nan loss)",
+        ),
+        ("`Check failed: a <= b (1 vs. 0)`", "Check failed: a <= b (1 vs. 0)"),
+    ],
+)
 def test_a_known_message_without_glog_prefix_gets_one(line, message):
     glog = parse_line(canonical(line))
     assert glog.message == message
 
 
 def test_a_logger_s_own_level_and_time_are_kept():
-    glog = parse_line(canonical("1508138445  ERROR: src/caffe/solver.cpp : line 218 : Iteration 0, loss = 1"))
+    glog = parse_line(
+        canonical("1508138445  ERROR: src/caffe/solver.cpp : line 218 : Iteration 0, loss = 1")
+    )
     assert glog.level == "E" and (glog.month, glog.day) == (10, 16)
     assert canonical("just prose, nothing known") is None
 
 
 def test_lines_retyped_without_any_prefix(tmp_path):
     path = tmp_path / "retyped.log"
-    path.write_text("the loss goes nan after a while:\n"
-                    "Iteration 0, loss = 2.30\n"
-                    "Iteration 100, loss = 1.9\n"
-                    "Iteration 200, loss = nan\n"
-                    "    Train net output #0: loss_cls = 0.7 (* 1 = 0.7 loss)\n"
-                    "    Train net output #1: loss_box = nan (* 1 = nan loss)\n")
+    path.write_text(
+        "the loss goes nan after a while:\n"
+        "Iteration 0, loss = 2.30\n"
+        "Iteration 100, loss = 1.9\n"
+        "Iteration 200, loss = nan\n"
+        "    Train net output #0: loss_cls = 0.7 (* 1 = 0.7 loss)\n"
+        "    Train net output #1: loss_box = nan (* 1 = nan loss)\n"
+    )
     result = diagnose(str(path))
     assert result.cause != "none" and result.first_nonfinite["iteration"] == 200
     assert result.first_nonfinite["line"] == 4
@@ -95,11 +111,13 @@ def test_lines_retyped_without_any_prefix(tmp_path):
 
 def test_a_retyped_trace_without_prefixes_names_the_layer(tmp_path):
     path = tmp_path / "trace.txt"
-    path.write_text("[Forward] Layer data, top blob data data: 0.5\n"
-                    "[Forward] Layer conv7, top blob conv7 data: 3.1\n"
-                    "[Forward] Layer norm7, top blob norm7 data: nan\n"
-                    "[Forward] Layer loss, top blob loss data: nan\n"
-                    "Iteration 12, loss = nan\n")
+    path.write_text(
+        "[Forward] Layer data, top blob data data: 0.5\n"
+        "[Forward] Layer conv7, top blob conv7 data: 3.1\n"
+        "[Forward] Layer norm7, top blob norm7 data: nan\n"
+        "[Forward] Layer loss, top blob loss data: nan\n"
+        "Iteration 12, loss = nan\n"
+    )
     result = diagnose(str(path))
     assert result.first_nonfinite["layer"] == "norm7" and result.first_nonfinite["line"] == 3
 
@@ -135,7 +153,8 @@ def test_a_2014_log_rate_before_loss_and_test_scores(tmp_path):
         "I0918 02:07:29.509680  5721 solver.cpp:195] Iteration 400, loss = nan\n"
         "I0918 02:07:30.000000  5721 solver.cpp:232] Iteration 400, Testing net\n"
         "I0918 02:07:31.000000  5721 solver.cpp:270] Test score #0: 0.1\n"
-        "I0918 02:07:31.000001  5721 solver.cpp:270] Test score #1: nan\n")
+        "I0918 02:07:31.000001  5721 solver.cpp:270] Test score #1: nan\n"
+    )
     result = diagnose(str(path))
     assert result.first_nonfinite["iteration"] == 400 and result.first_nonfinite["line"] == 8
     _, test_csv, tables = log2csv(str(path), str(tmp_path / "csv"))
@@ -151,7 +170,8 @@ def test_nvidia_caffe_lines(tmp_path):
         f"{stamp} solver.cpp:371]     Train net output #0: mbox_loss = 5.46751 (* 1 = 5.46751 loss)\n"
         f"{stamp} solver.cpp:347] Iteration 900 (2.37 iter/s, 21.1s/50 iter), loss = -nan\n"
         f"{stamp} solver.cpp:371]     Train net output #0: mbox_loss = -nan (* 1 = -nan loss)\n"
-        f"{stamp} sgd_solver.cpp:170] Iteration 900, lr = 0.0001, m = 0.9, wd = 0.0004, gs = 1\n")
+        f"{stamp} sgd_solver.cpp:170] Iteration 900, lr = 0.0001, m = 0.9, wd = 0.0004, gs = 1\n"
+    )
     result = diagnose(str(path))
     assert result.first_nonfinite["iteration"] == 900
     assert any("mbox_loss = -nan" in e.text for e in result.evidence)
@@ -181,41 +201,61 @@ def test_a_compressed_log_read_in_small_chunks_keeps_its_line_numbers(tmp_path, 
     path = tmp_path / "train.log.gz"
     path.write_bytes(gzip.compress(log.text().encode()))
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 61)
-    assert diagnose(str(path)).first_nonfinite["line"] == log.line_of("relu1, top blob conv1 data: nan")
+    assert diagnose(str(path)).first_nonfinite["line"] == log.line_of(
+        "relu1, top blob conv1 data: nan"
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(COMPRESSORS))
 def test_a_cut_or_corrupt_compressed_log_is_one_line(tmp_path, capsys, kind):
     data = COMPRESSORS[kind](failing_log().text().encode() * 20)
     path = tmp_path / "cut.log"
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     for command in (["diagnose", str(path)], ["log2csv", str(path), str(tmp_path / "csv")]):
         assert main(command) == 2
         err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and "cut.log" in err and "corrupt or cut short" in err
+        assert (
+            len(err.strip().splitlines()) == 1
+            and "cut.log" in err
+            and "corrupt or cut short" in err
+        )
 
 
-@pytest.mark.parametrize("content", [b"", b"Dear diary,\ntoday the loss went down.\n", bytes(range(256)) * 8,
-                                     b"I0720 10:00:00.100000 1 caffe.cpp:1] Using GPUs 0\n" * 3,
-                                     gzip.compress(b"")])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"Dear diary,\ntoday the loss went down.\n",
+        bytes(range(256)) * 8,
+        b"I0720 10:00:00.100000 1 caffe.cpp:1] Using GPUs 0\n" * 3,
+        gzip.compress(b""),
+    ],
+)
 def test_a_file_with_nothing_of_a_caffe_log_is_exit_2(tmp_path, capsys, content):
     path = tmp_path / "what.txt"
     path.write_bytes(content)
     assert main(["diagnose", str(path)]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "what.txt" in err and "expected a Caffe training log" in err
+    assert (
+        len(err.strip().splitlines()) == 1
+        and "what.txt" in err
+        and "expected a Caffe training log" in err
+    )
     assert main(["log2csv", str(path), str(tmp_path / "csv")]) == 2
     with pytest.raises(NotALogError):
         diagnose(str(path))
 
 
-@pytest.mark.parametrize("only", [
-    "[Forward] Layer conv1, top blob conv1 data: 0.5\n",
-    "F0720 10:00:00.100000 1 net.cpp:1] Unknown bottom blob 'data2' (layer 'conv1', bottom index 0)\n",
-    "    Train net output #0: accuracy = 0.5\n",
-    "E0720 10:00:00.100000 1 check_finite.py:0] caffe-nantools NonFiniteError: check 'c': blob 'x' forward data "
-    "at iteration 0 (TRAIN): 1 NaN\n",
-])
+@pytest.mark.parametrize(
+    "only",
+    [
+        "[Forward] Layer conv1, top blob conv1 data: 0.5\n",
+        "F0720 10:00:00.100000 1 net.cpp:1] Unknown bottom blob 'data2' (layer 'conv1', bottom index 0)\n",
+        "    Train net output #0: accuracy = 0.5\n",
+        "E0720 10:00:00.100000 1 check_finite.py:0] caffe-nantools NonFiniteError: check 'c': blob 'x' forward data "
+        "at iteration 0 (TRAIN): 1 NaN\n",
+    ],
+)
 def test_one_recognised_line_makes_a_log(tmp_path, only):
     path = tmp_path / "one.log"
     path.write_text("some words\n" + only)
@@ -229,14 +269,18 @@ def test_json_has_the_abort_key_null_when_none(tmp_path, capsys):
 
 def test_plain_chunks_take_the_fast_path(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(chunks, "_canonical", lambda *a: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(
+        chunks, "_canonical", lambda *a: calls.append(a) or (_ for _ in ()).throw(AssertionError)
+    )
     log = failing_log()
     log.raw('layer {\n  name: "conv1"\n  type: "Convolution"\n}')  # Caffe prints the net like this
     diagnose(log.write(tmp_path / "plain.log"))
     assert calls == []
 
 
-@pytest.mark.parametrize("spelling", ["-nan(ind)", "1.#QNAN", "-1.#IND", "1.#INF", "-1.#INF", "nan(ind)"])
+@pytest.mark.parametrize(
+    "spelling", ["-nan(ind)", "1.#QNAN", "-1.#IND", "1.#INF", "-1.#INF", "nan(ind)"]
+)
 def test_windows_spellings_of_nan_and_inf_are_non_finite(tmp_path, spelling):
     from caffe_logs import CaffeLog
     from caffe_nantools.diagnose import diagnose

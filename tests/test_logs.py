@@ -1,4 +1,5 @@
 """Caffe logs: glog lines, solver events and the parse_log-style tables."""
+
 import math
 import os
 import tempfile
@@ -40,12 +41,28 @@ LOG = textwrap.dedent(
 
 def test_glog_lines_and_others():
     line = parse_line("E1121 05:19:16.791793 14380 solver.cpp:289] Solving p\n")
-    assert (line.level, line.month, line.day, line.source, line.message) == ("E", 11, 21, "solver.cpp:289", "Solving p")
+    assert (line.level, line.month, line.day, line.source, line.message) == (
+        "E",
+        11,
+        21,
+        "solver.cpp:289",
+        "Solving p",
+    )
     assert line.seconds == pytest.approx(5 * 3600 + 19 * 60 + 16.791793)
     assert parse_line("Traceback (most recent call last):") is None
 
 
-@pytest.mark.parametrize("text, expected", [("0.5", 0.5), ("-nan", "nan"), ("nan", "nan"), ("inf", math.inf), ("-inf", -math.inf), ("1e-05", 1e-5)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0.5", 0.5),
+        ("-nan", "nan"),
+        ("nan", "nan"),
+        ("inf", math.inf),
+        ("-inf", -math.inf),
+        ("1e-05", 1e-5),
+    ],
+)
 def test_values_as_caffe_prints_them(text, expected):
     value = parse_value(text)
     assert math.isnan(value) if expected == "nan" else value == expected
@@ -64,8 +81,14 @@ def test_events_carry_line_numbers_and_time_across_midnight():
 
 def test_tables_like_parse_log_with_nan_rows_kept_and_runs_numbered():
     tables = tables_from_events(read_events(LOG.splitlines(True)))
-    assert tables.train_columns == ["loss"] and tables.test_columns == ["accuracy", "loss", "net1/accuracy"]
-    assert [(r["NumIters"], r["Run"], r.get("LearningRate")) for r in tables.train][:1] == [(0, 1, 0.01)]
+    assert tables.train_columns == ["loss"] and tables.test_columns == [
+        "accuracy",
+        "loss",
+        "net1/accuracy",
+    ]
+    assert [(r["NumIters"], r["Run"], r.get("LearningRate")) for r in tables.train][:1] == [
+        (0, 1, 0.01)
+    ]
     assert math.isnan(tables.train[1]["loss"]) and math.isnan(tables.train[1]["LearningRate"])
     assert tables.train[2]["Run"] == 2 and tables.train[2]["LearningRate"] == 0.001
     assert tables.test[1]["loss"] == math.inf and tables.test[2]["net1/accuracy"] == 0.5
@@ -81,7 +104,9 @@ def test_log2csv_writes_both_tables_and_refuses_to_overwrite(tmp_path, capsys):
     log = tmp_path / "train.log"
     log.write_text(LOG)
     assert main(["log2csv", str(log), str(tmp_path / "out")]) == 0
-    assert (tmp_path / "out" / "train.log.test.csv").read_text().splitlines()[0] == "NumIters,Seconds,LearningRate,accuracy,loss,net1/accuracy,Run"
+    assert (tmp_path / "out" / "train.log.test.csv").read_text().splitlines()[
+        0
+    ] == "NumIters,Seconds,LearningRate,accuracy,loss,net1/accuracy,Run"
     assert "3 rows" in capsys.readouterr().out
     assert main(["log2csv", str(log), str(tmp_path / "out")]) == 2
     assert "already exists; pass --force" in capsys.readouterr().err
@@ -105,8 +130,18 @@ _PIECES = [line.encode() for line in LOG.splitlines(keepends=True)] + [
     b"I1121 07:12:32.000002 10 net.cpp:621]     [Backward] Layer ip1, bottom blob conv1 diff: ",
     b"E1121 07:12:32.000003 10 net.cpp:721]     [Backward] All net params (data, diff): L1 norm = (",
     b"caffe-nantools NonFiniteError: check 'c': blob 'b' forward data at iteration ",
-    b"Gradient clipping: scaling down gradients (L2 norm ", b"Iteration ", b", loss = ", b", lr = ",
-    b"nan", b"-nan", b"inf", b"1e38", b"\xff\xfe", b"\r\n", b"\n", b"9" * 5000,
+    b"Gradient clipping: scaling down gradients (L2 norm ",
+    b"Iteration ",
+    b", loss = ",
+    b", lr = ",
+    b"nan",
+    b"-nan",
+    b"inf",
+    b"1e38",
+    b"\xff\xfe",
+    b"\r\n",
+    b"\n",
+    b"9" * 5000,
 ]
 
 
@@ -120,7 +155,10 @@ def test_any_bytes_as_a_log_raise_only_the_projects_errors(pieces):
         path = os.path.join(folder, "fuzzed.log")
         with open(path, "wb") as f:
             f.write(b"".join(pieces))
-        for read in (lambda: diagnose(path).to_json(), lambda: log2csv(path, os.path.join(folder, "csv"), force=True)):
+        for read in (
+            lambda: diagnose(path).to_json(),
+            lambda: log2csv(path, os.path.join(folder, "csv"), force=True),
+        ):
             try:
                 read()
             except NanToolsError:

@@ -1,4 +1,5 @@
 """log2csv on a log written by Caffe itself."""
+
 import os
 import subprocess
 
@@ -12,8 +13,14 @@ def test_tables_of_a_real_caffe_train_log(caffe, tmp_path):
         'net: "net.prototxt"\ntest_iter: 1\ntest_interval: 2\nbase_lr: 0.01\nlr_policy: "fixed"\n'
         'display: 1\nmax_iter: 4\nsnapshot_prefix: "snap"\nsolver_mode: CPU\n'
     )
-    run = subprocess.run(["caffe", "train", "-solver", "solver.prototxt"], cwd=tmp_path, capture_output=True,
-                         text=True, env=dict(os.environ, GLOG_minloglevel="0"), timeout=300)
+    run = subprocess.run(
+        ["caffe", "train", "-solver", "solver.prototxt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="0"),
+        timeout=300,
+    )
     assert "Optimization Done." in run.stderr
     tables = tables_from_events(read_events(run.stderr.splitlines(True)))
     assert [r["NumIters"] for r in tables.train] == [0, 1, 2, 3, 4]

@@ -1,5 +1,6 @@
 """merge: the shards of one scan, each once, all there, of one unchanged source; a file that is
 not a report is one line naming it."""
+
 import json
 import os
 
@@ -38,7 +39,12 @@ def test_missing_shards_are_named(shards, capsys, given, missing):
     parts = [shards(k) for k in given]
     assert main(["merge", *parts]) == 2
     err = capsys.readouterr().err
-    assert err == "caffe-nantools merge: error: " + "; ".join(f"shard {k}/4 missing" for k in missing) + ": merge all 4 shards\n"
+    assert (
+        err
+        == "caffe-nantools merge: error: "
+        + "; ".join(f"shard {k}/4 missing" for k in missing)
+        + ": merge all 4 shards\n"
+    )
 
 
 @pytest.mark.parametrize("twice", [0, 3])
@@ -58,7 +64,10 @@ def test_shards_of_a_source_that_changed_between_them_are_refused(shards):
         f.write("late.png 1\n")
     os.utime(shards.source, ns=(1, 10**18))
     later = [shards(k) for k in (2, 3)]
-    with pytest.raises(ScanError, match=f"different sources, or of a source that changed between them \\({shards.source} changed\\)"):
+    with pytest.raises(
+        ScanError,
+        match=f"different sources, or of a source that changed between them \\({shards.source} changed\\)",
+    ):
         merge_files(first + later)
 
 
@@ -97,26 +106,40 @@ def test_reports_of_an_older_version_merge_with_a_note(shards, tmp_path):
         parts[-1].write_text(json.dumps(d))
     merged = merge_files([str(p) for p in parts])
     assert len(merged.findings) == 30
-    assert merged.notes[-1] == (f"{parts[0]}, {parts[1]}, {parts[2]}: made by an older caffe-nantools (no shard or source in it): "
-                                "duplicate or missing shards cannot be detected")
+    assert merged.notes[-1] == (
+        f"{parts[0]}, {parts[1]}, {parts[2]}: made by an older caffe-nantools (no shard or source in it): "
+        "duplicate or missing shards cannot be detected"
+    )
 
 
-@pytest.mark.parametrize("text, why", [
-    ("[" * 100000 + "]" * 100000, "nested too deeply"),
-    ('{"sources": ' + "[" * 50000 + "]" * 50000 + "}", "nested too deeply"),
-    ("{not json", "JSONDecodeError"),
-    ("[1, 2]", "TypeError"),
-    ('"a report"', "TypeError"),
-    ('{"sources": [], "findings": [{"index": 1}], "summary": {}}', "TypeError"),
-    ('{"sources": [], "findings": [], "summary": {"s": {"backend": "lmdb", "records": "many", "shapes": {}, '
-     '"dtypes": {}, "labels": {}, "fields": {}}}}', "TypeError"),
-    ('{"sources": [], "findings": [], "summary": {}, "shard": [5, 2], "origin": {}}', "ValueError"),
-    ('{"sources": [], "findings": [], "summary": {}, "origin": [1]}', "ValueError"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        ('{"sources": ' + "[" * 50000 + "]" * 50000 + "}", "nested too deeply"),
+        ("{not json", "JSONDecodeError"),
+        ("[1, 2]", "TypeError"),
+        ('"a report"', "TypeError"),
+        ('{"sources": [], "findings": [{"index": 1}], "summary": {}}', "TypeError"),
+        (
+            '{"sources": [], "findings": [], "summary": {"s": {"backend": "lmdb", "records": "many", "shapes": {}, '
+            '"dtypes": {}, "labels": {}, "fields": {}}}}',
+            "TypeError",
+        ),
+        (
+            '{"sources": [], "findings": [], "summary": {}, "shard": [5, 2], "origin": {}}',
+            "ValueError",
+        ),
+        ('{"sources": [], "findings": [], "summary": {}, "origin": [1]}', "ValueError"),
+    ],
+)
 def test_a_file_that_is_not_a_report_is_one_line_naming_it(tmp_path, capsys, shards, text, why):
     bad = tmp_path / "bad.json"
     bad.write_text(text)
     assert main(["merge", shards(0), str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"caffe-nantools merge: error: {bad}: not a scan report made with --json (") and why in err
+    assert (
+        err.startswith(f"caffe-nantools merge: error: {bad}: not a scan report made with --json (")
+        and why in err
+    )
     assert err.count("\n") == 1

@@ -1,5 +1,6 @@
 """Outputs: all or nothing, never over an input, through links, with the user's modes; inputs
 that are not files refused at once. Each command's outputs go through files.writing."""
+
 import json
 import os
 import stat
@@ -46,14 +47,26 @@ def snapshot(folder):
             path = os.path.join(root, name)
             info = os.lstat(path)
             data = open(path, "rb").read() if stat.S_ISREG(info.st_mode) else None
-            found[os.path.relpath(path, folder)] = (data, stat.S_IMODE(info.st_mode), os.path.islink(path))
+            found[os.path.relpath(path, folder)] = (
+                data,
+                stat.S_IMODE(info.st_mode),
+                os.path.islink(path),
+            )
     return found
 
 
 def cli(args, cwd, **options):
     """The CLI in a child process, importing this checkout's package."""
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(caffe_nantools.__file__)))
-    return subprocess.run([sys.executable] + args, capture_output=True, text=True, timeout=120, cwd=cwd, env=env, **options)
+    return subprocess.run(
+        [sys.executable] + args,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+        **options,
+    )
 
 
 def run_failing(args, capsys, *words):
@@ -85,25 +98,78 @@ def test_writing_moves_every_output_into_place_together(tmp_path):
         open(os.path.join(store, "data"), "w").write("x")
         assert sorted(os.listdir(tmp_path))[0].startswith(".")  # only temporary names so far
         assert not (tmp_path / "a.txt").exists()
-    assert sorted(os.listdir(tmp_path)) == ["a.txt", "store"] and (tmp_path / "store" / "data").read_text() == "x"
+    assert (
+        sorted(os.listdir(tmp_path)) == ["a.txt", "store"]
+        and (tmp_path / "store" / "data").read_text() == "x"
+    )
 
 
 # An output that names an input, for every command that writes: refused before anything is written.
-@pytest.mark.parametrize("args, words", [
-    (["inject", "train_val.prototxt", "-o", "checked.prototxt", "--solver", "solver.prototxt",
-      "--solver-out", "train_val.prototxt"], ["--solver-out", "is the input NET"]),
-    (["inject", "train_val.prototxt", "-o", "solver.prototxt", "--solver", "solver.prototxt",
-      "--solver-out", "s2.prototxt"], ["-o", "is the input SOLVER"]),
-    (["inject", "train_val.prototxt", "-o", "same.prototxt", "--solver", "solver.prototxt",
-      "--solver-out", "same.prototxt"], ["are one file"]),
-    (["inject", "train_val.prototxt", "-o", "link-to-net", "--solver", "solver.prototxt",
-      "--solver-out", "s2.prototxt"], ["-o link-to-net is the input NET"]),
-    (["inject", "train_val.prototxt", "-o", "hard-link-to-net"], ["is the input NET"]),
-    (["remove", "train_val.prototxt", "-o", "link-to-net"], ["is the input FILE"]),
-    (["diagnose", "train.log", "--plot", "train.log"], ["--plot train.log is the input LOG"]),
-    (["diagnose", "train.log", "--net", "train_val.prototxt", "--plot", "link-to-net"], ["is the input --net"]),
-    (["log2csv", "train.log", "out", "--force"], ["is the input LOG"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            [
+                "inject",
+                "train_val.prototxt",
+                "-o",
+                "checked.prototxt",
+                "--solver",
+                "solver.prototxt",
+                "--solver-out",
+                "train_val.prototxt",
+            ],
+            ["--solver-out", "is the input NET"],
+        ),
+        (
+            [
+                "inject",
+                "train_val.prototxt",
+                "-o",
+                "solver.prototxt",
+                "--solver",
+                "solver.prototxt",
+                "--solver-out",
+                "s2.prototxt",
+            ],
+            ["-o", "is the input SOLVER"],
+        ),
+        (
+            [
+                "inject",
+                "train_val.prototxt",
+                "-o",
+                "same.prototxt",
+                "--solver",
+                "solver.prototxt",
+                "--solver-out",
+                "same.prototxt",
+            ],
+            ["are one file"],
+        ),
+        (
+            [
+                "inject",
+                "train_val.prototxt",
+                "-o",
+                "link-to-net",
+                "--solver",
+                "solver.prototxt",
+                "--solver-out",
+                "s2.prototxt",
+            ],
+            ["-o link-to-net is the input NET"],
+        ),
+        (["inject", "train_val.prototxt", "-o", "hard-link-to-net"], ["is the input NET"]),
+        (["remove", "train_val.prototxt", "-o", "link-to-net"], ["is the input FILE"]),
+        (["diagnose", "train.log", "--plot", "train.log"], ["--plot train.log is the input LOG"]),
+        (
+            ["diagnose", "train.log", "--net", "train_val.prototxt", "--plot", "link-to-net"],
+            ["is the input --net"],
+        ),
+        (["log2csv", "train.log", "out", "--force"], ["is the input LOG"]),
+    ],
+)
 def test_an_output_never_overwrites_an_input(folder, capsys, args, words):
     os.symlink("train_val.prototxt", folder / "link-to-net")
     os.link(folder / "train_val.prototxt", folder / "hard-link-to-net")
@@ -115,8 +181,21 @@ def test_an_output_never_overwrites_an_input(folder, capsys, args, words):
 
 
 def test_a_failing_second_output_leaves_the_first_unwritten(folder, capsys):
-    run_failing(["inject", "train_val.prototxt", "-o", "checked.prototxt", "--solver", "solver.prototxt",
-                 "--solver-out", "nodir/solver.prototxt"], capsys, "nodir/solver.prototxt", "no such folder")
+    run_failing(
+        [
+            "inject",
+            "train_val.prototxt",
+            "-o",
+            "checked.prototxt",
+            "--solver",
+            "solver.prototxt",
+            "--solver-out",
+            "nodir/solver.prototxt",
+        ],
+        capsys,
+        "nodir/solver.prototxt",
+        "no such folder",
+    )
     assert not (folder / "checked.prototxt").exists()
 
 
@@ -126,7 +205,9 @@ def test_remove_in_place_with_one_read_only_file_changes_none(folder, capsys):
     os.chmod(folder / "b.prototxt", 0o444)
     capsys.readouterr()
     before = snapshot(folder)
-    run_failing(["remove", "a.prototxt", "b.prototxt", "--in-place"], capsys, "b.prototxt", "read-only")
+    run_failing(
+        ["remove", "a.prototxt", "b.prototxt", "--in-place"], capsys, "b.prototxt", "read-only"
+    )
     assert snapshot(folder) == before
 
 
@@ -140,7 +221,10 @@ def test_in_place_through_a_symlink_edits_the_target_and_keeps_the_link(folder):
     assert "nancheck/data" in (real / "net.prototxt").read_text()
     assert (folder / "net.prototxt.orig").read_text() == PHASED_NET
     assert main(["remove", "net.prototxt", "--in-place"]) == 0
-    assert os.path.islink(folder / "net.prototxt") and (real / "net.prototxt").read_text() == PHASED_NET
+    assert (
+        os.path.islink(folder / "net.prototxt")
+        and (real / "net.prototxt").read_text() == PHASED_NET
+    )
 
 
 def test_new_files_follow_the_umask_and_in_place_keeps_the_mode(folder):
@@ -149,7 +233,9 @@ def test_new_files_follow_the_umask_and_in_place_keeps_the_mode(folder):
         assert main(["inject", "train_val.prototxt", "-o", "checked.prototxt"]) == 0
         assert stat.S_IMODE(os.stat(folder / "checked.prototxt").st_mode) == 0o644
         os.chmod(folder / "solver.prototxt", 0o640)
-        assert main(["inject", "train_val.prototxt", "--in-place", "--solver", "solver.prototxt"]) == 0
+        assert (
+            main(["inject", "train_val.prototxt", "--in-place", "--solver", "solver.prototxt"]) == 0
+        )
         assert stat.S_IMODE(os.stat(folder / "solver.prototxt").st_mode) == 0o640
         assert stat.S_IMODE(os.stat(folder / "solver.prototxt.orig").st_mode) == 0o640
     finally:
@@ -171,7 +257,11 @@ def test_remove_in_place_keeps_the_original_and_an_older_orig_is_never_replaced(
 
 def test_a_failed_in_place_edit_leaves_no_backup(folder, capsys):
     os.chmod(folder / "solver.prototxt", 0o444)
-    run_failing(["inject", "train_val.prototxt", "--in-place", "--solver", "solver.prototxt"], capsys, "read-only")
+    run_failing(
+        ["inject", "train_val.prototxt", "--in-place", "--solver", "solver.prototxt"],
+        capsys,
+        "read-only",
+    )
     assert sorted(os.listdir(folder)) == ["solver.prototxt", "train.log", "train_val.prototxt"]
 
 
@@ -180,11 +270,20 @@ def test_diagnose_plot_into_a_folder_is_an_error_before_reading(folder, capsys):
     assert sorted(os.listdir(folder)) == ["solver.prototxt", "train.log", "train_val.prototxt"]
 
 
-@pytest.mark.parametrize("args", [
-    ["lint", "{fifo}"], ["inject", "{fifo}", "-o", "out.prototxt"], ["remove", "{fifo}", "--in-place"],
-    ["diagnose", "{fifo}"], ["diagnose", "train.log", "--net", "{fifo}"], ["log2csv", "{fifo}", "out"],
-    ["scan", "{fifo}"], ["scan", "{fifo}", "--backend", "imagelist"], ["merge", "{fifo}"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lint", "{fifo}"],
+        ["inject", "{fifo}", "-o", "out.prototxt"],
+        ["remove", "{fifo}", "--in-place"],
+        ["diagnose", "{fifo}"],
+        ["diagnose", "train.log", "--net", "{fifo}"],
+        ["log2csv", "{fifo}", "out"],
+        ["scan", "{fifo}"],
+        ["scan", "{fifo}", "--backend", "imagelist"],
+        ["merge", "{fifo}"],
+    ],
+)
 def test_a_fifo_as_input_is_refused_at_once(folder, args):
     os.mkfifo(folder / "pipe")
     args = [a.format(fifo="pipe") for a in args]
@@ -218,7 +317,9 @@ def test_read_text_refuses_a_folder_and_a_missing_file(tmp_path):
 
 def test_diagnose_json_stays_valid_json_with_infinite_values(folder, capsys):
     log = CaffeLog().solving()
-    for i, loss in enumerate(["1e-320", "1e5", "1e30", "nan"]):  # from a denormal: inf orders of growth
+    for i, loss in enumerate(
+        ["1e-320", "1e5", "1e30", "nan"]
+    ):  # from a denormal: inf orders of growth
         log.loss(i, loss)
     log.write(folder / "grew.log")
     assert main(["diagnose", "grew.log", "--json"]) == 1
@@ -270,7 +371,17 @@ sys.exit(main(sys.argv[1:]))
 def test_a_signal_during_write_clean_leaves_nothing_at_out(tmp_path, signame, code):
     need("lmdb")
     float_store(tmp_path / "train_lmdb")
-    run = cli(["-c", INTERRUPTED.format(signal=signame), "scan", "train_lmdb", "--write-clean", "clean_lmdb"], tmp_path)
+    run = cli(
+        [
+            "-c",
+            INTERRUPTED.format(signal=signame),
+            "scan",
+            "train_lmdb",
+            "--write-clean",
+            "clean_lmdb",
+        ],
+        tmp_path,
+    )
     assert run.returncode == code, run.stderr
     assert run.stderr.count("\n") == 1 and "no output was left half-written" in run.stderr
     assert not (tmp_path / "clean_lmdb").exists() and leftovers(tmp_path) == []
@@ -281,12 +392,18 @@ def test_a_full_disk_during_write_clean_removes_the_partial_copy(tmp_path):
     everywhere): the write fails part way, the partial copy goes."""
     need("lmdb")
     float_store(tmp_path / "train_lmdb")
-    limited = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-               "resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10)); "
-               "from caffe_nantools.cli import main; sys.exit(main(sys.argv[1:]))")
+    limited = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10)); "
+        "from caffe_nantools.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     run = cli(["-c", limited, "scan", "train_lmdb", "--write-clean", "clean_lmdb"], tmp_path)
     assert run.returncode == 2, run.stderr
-    assert run.stderr.count("\n") == 1 and "nothing was written" in run.stderr and "clean_lmdb" in run.stderr
+    assert (
+        run.stderr.count("\n") == 1
+        and "nothing was written" in run.stderr
+        and "clean_lmdb" in run.stderr
+    )
     assert not (tmp_path / "clean_lmdb").exists() and leftovers(tmp_path) == []
 
 
@@ -295,11 +412,20 @@ def test_a_full_tmpfs_during_write_clean_removes_the_partial_copy(tmp_path):
     float_store(tmp_path / "train_lmdb")
     small = tmp_path / "small"
     small.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(small)], capture_output=True, text=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(small)],
+        capture_output=True,
+        text=True,
+    )
     if mount.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mount.stderr.strip() or 'mount failed'}); the RLIMIT test stands in")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mount.stderr.strip() or 'mount failed'}); the RLIMIT test stands in"
+        )
     try:
-        run = cli(["-m", "caffe_nantools", "scan", "train_lmdb", "--write-clean", "small/clean_lmdb"], tmp_path)
+        run = cli(
+            ["-m", "caffe_nantools", "scan", "train_lmdb", "--write-clean", "small/clean_lmdb"],
+            tmp_path,
+        )
         assert run.returncode == 2, run.stderr
         assert run.stderr.count("\n") == 1 and "nothing was written" in run.stderr
         assert os.listdir(small) == []
@@ -307,12 +433,17 @@ def test_a_full_tmpfs_during_write_clean_removes_the_partial_copy(tmp_path):
         subprocess.run(["umount", str(small)], check=True)
 
 
-@pytest.mark.parametrize("where, words", [
-    ("nodir/clean_lmdb", ["no such folder"]),
-    ("ro/clean_lmdb", ["read-only"]),
-    ("train_lmdb", ["already exists"]),
-])
-def test_write_clean_into_a_place_it_cannot_write_is_refused_before_the_scan(tmp_path, monkeypatch, capsys, where, words):
+@pytest.mark.parametrize(
+    "where, words",
+    [
+        ("nodir/clean_lmdb", ["no such folder"]),
+        ("ro/clean_lmdb", ["read-only"]),
+        ("train_lmdb", ["already exists"]),
+    ],
+)
+def test_write_clean_into_a_place_it_cannot_write_is_refused_before_the_scan(
+    tmp_path, monkeypatch, capsys, where, words
+):
     need("lmdb")
     monkeypatch.chdir(tmp_path)
     float_store(tmp_path / "train_lmdb", n=10)
@@ -324,13 +455,18 @@ def test_write_clean_into_a_place_it_cannot_write_is_refused_before_the_scan(tmp
 
     monkeypatch.setattr(scanner, "scan_source", no_scan)
     run_failing(["scan", "train_lmdb", "--write-clean", where], capsys, *words)
-    assert sorted(os.listdir(tmp_path)) == ["ro", "train_lmdb"] and os.listdir(tmp_path / "ro") == []
+    assert (
+        sorted(os.listdir(tmp_path)) == ["ro", "train_lmdb"] and os.listdir(tmp_path / "ro") == []
+    )
 
 
 def test_counts_of_thousands_of_digits_in_a_log_are_no_iteration(folder, capsys):
     huge = "9" * 5000
-    log = (LOG + f"I0101 00:00:02.000000  1 solver.cpp:218] Iteration {huge} (1 iter/s, 1s/10 iters), loss = 1\n"
-           f"I0101 00:00:02.000000  1 sgd_solver.cpp:105] Iteration {huge}, lr = 0.1\n")
+    log = (
+        LOG
+        + f"I0101 00:00:02.000000  1 solver.cpp:218] Iteration {huge} (1 iter/s, 1s/10 iters), loss = 1\n"
+        f"I0101 00:00:02.000000  1 sgd_solver.cpp:105] Iteration {huge}, lr = 0.1\n"
+    )
     (folder / "huge.log").write_text(log)
     assert main(["diagnose", "huge.log"]) == 1
     assert "iteration 10" in capsys.readouterr().out
@@ -340,13 +476,21 @@ def test_counts_of_thousands_of_digits_in_a_log_are_no_iteration(folder, capsys)
 def test_write_clean_of_a_net_whose_hdf5_list_is_missing_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "net.prototxt").write_text(
-        'layer { name: "d" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "gone.txt" batch_size: 2 } }\n')
-    run_failing(["scan", "net.prototxt", "--write-clean", "clean"], capsys, "gone.txt", "no such file")
+        'layer { name: "d" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "gone.txt" batch_size: 2 } }\n'
+    )
+    run_failing(
+        ["scan", "net.prototxt", "--write-clean", "clean"], capsys, "gone.txt", "no such file"
+    )
 
 
 def test_a_backup_path_taken_by_a_folder_stops_the_in_place_edit(folder, capsys):
     (folder / "train_val.prototxt.orig").mkdir()
-    run_failing(["inject", "train_val.prototxt", "--in-place"], capsys, "train_val.prototxt.orig", "not a file")
+    run_failing(
+        ["inject", "train_val.prototxt", "--in-place"],
+        capsys,
+        "train_val.prototxt.orig",
+        "not a file",
+    )
     assert (folder / "train_val.prototxt").read_text() == PHASED_NET
 
 
@@ -355,8 +499,13 @@ def test_an_empty_output_path_is_refused(folder, capsys):
     run_failing(["diagnose", "train.log", "--plot", ""], capsys, "empty")
 
 
-@given(st.lists(st.sampled_from(["layer {\n", "}\n", "  top: \"a\"\n", "\n"]), max_size=30),
-       st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["layer {  # added\n", "}\n", "\n"])), max_size=10))
+@given(
+    st.lists(st.sampled_from(["layer {\n", "}\n", '  top: "a"\n', "\n"]), max_size=30),
+    st.lists(
+        st.tuples(st.integers(0, 30), st.sampled_from(["layer {  # added\n", "}\n", "\n"])),
+        max_size=10,
+    ),
+)
 def test_the_diff_of_an_edit_that_adds_or_removes_lines_shows_just_those(lines, insertions):
     from caffe_nantools.files import FileEdit
 

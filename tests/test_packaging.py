@@ -1,4 +1,5 @@
 """What an install must carry: the templates, and no upgrade of Caffe's numpy or protobuf."""
+
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,15 @@ def contents(folder: Path):
 def test_templates_are_found_from_the_package():
     folder = template_dir()
     assert (folder / "check_layer.prototxt").is_file()
-    assert folder == (PACKAGE / "prototxt_templates" if INSTALLED else SOURCE_ROOT / "prototxt_templates")
+    assert folder == (
+        PACKAGE / "prototxt_templates" if INSTALLED else SOURCE_ROOT / "prototxt_templates"
+    )
 
 
-@pytest.mark.skipif(not INSTALLED, reason="caffe_nantools is imported from the source tree, not from an installed wheel")
+@pytest.mark.skipif(
+    not INSTALLED,
+    reason="caffe_nantools is imported from the source tree, not from an installed wheel",
+)
 def test_the_installed_wheel_carries_the_source_templates_and_no_others():
     assert contents(PACKAGE / "prototxt_templates") == contents(SOURCE_ROOT / "prototxt_templates")
 

@@ -1,5 +1,6 @@
 """Random input to the prototxt readers: whatever the text or bytes, parse, lint and inject
 either work or raise one of the project's errors (a one-line message), never anything else."""
+
 import contextlib
 import os
 import tempfile
@@ -18,27 +19,119 @@ from caffe_nantools.prototxt import decode, dump, parse  # noqa: E402
 SETTINGS = settings(max_examples=300, deadline=None)
 
 #: Characters prototxt is made of, so random text gets past the first token often.
-PROTO_CHARS = st.sampled_from(list('abcdefgxyz_019.-+eEfF"\'\\{}[]<>:,;# \n\t\r'))
+PROTO_CHARS = st.sampled_from(list("abcdefgxyz_019.-+eEfF\"'\\{}[]<>:,;# \n\t\r"))
 VALUES = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
-    st.sampled_from(["0", "09", "0x1F", "017", "9" * 5000, "1e999", "-inf", "nan", "inf", "1.5f", ".5", "true",
-                     "FOO", "MAX", "TRAIN", "TEST", "LMDB", '"x"', "'y'", '"a\\nb"', '"\\x41\\101"', "[]", "[1, 2]",
-                     '["a", 3]', "{ }", "{ a: 1 }"]),
+    st.sampled_from(
+        [
+            "0",
+            "09",
+            "0x1F",
+            "017",
+            "9" * 5000,
+            "1e999",
+            "-inf",
+            "nan",
+            "inf",
+            "1.5f",
+            ".5",
+            "true",
+            "FOO",
+            "MAX",
+            "TRAIN",
+            "TEST",
+            "LMDB",
+            '"x"',
+            "'y'",
+            '"a\\nb"',
+            '"\\x41\\101"',
+            "[]",
+            "[1, 2]",
+            '["a", 3]',
+            "{ }",
+            "{ a: 1 }",
+        ]
+    ),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n'), max_size=8).map(lambda t: f'"{t}"'),
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n'),
+        max_size=8,
+    ).map(lambda t: f'"{t}"'),
 )
-FIELDS = st.sampled_from([
-    "name", "type", "bottom", "top", "loss_weight", "phase", "min_level", "max_level", "stage", "not_stage",
-    "kernel_size", "stride", "pad", "kernel_h", "stride_w", "dilation", "num_output", "dim", "input_dim", "input",
-    "eps", "power", "scale", "mean_value", "crop_size", "global_pooling", "use_global_stats", "shuffle", "module",
-    "param_str", "source", "backend", "batch_size", "ignore_label",
-])
-BLOCKS = st.sampled_from([
-    "layer", "layers", "include", "exclude", "pooling_param", "convolution_param", "batch_norm_param", "power_param",
-    "transform_param", "data_param", "python_param", "input_param", "shape", "loss_param", "hdf5_data_param",
-])
-TYPES = st.sampled_from(['"Pooling"', '"Convolution"', '"BatchNorm"', '"Python"', '"Data"', '"Input"', '"Log"',
-                         '"Power"', '"HDF5Data"', '"SoftmaxWithLoss"', '"ReLU"', "CONVOLUTION", '"Deconvolution"'])
+FIELDS = st.sampled_from(
+    [
+        "name",
+        "type",
+        "bottom",
+        "top",
+        "loss_weight",
+        "phase",
+        "min_level",
+        "max_level",
+        "stage",
+        "not_stage",
+        "kernel_size",
+        "stride",
+        "pad",
+        "kernel_h",
+        "stride_w",
+        "dilation",
+        "num_output",
+        "dim",
+        "input_dim",
+        "input",
+        "eps",
+        "power",
+        "scale",
+        "mean_value",
+        "crop_size",
+        "global_pooling",
+        "use_global_stats",
+        "shuffle",
+        "module",
+        "param_str",
+        "source",
+        "backend",
+        "batch_size",
+        "ignore_label",
+    ]
+)
+BLOCKS = st.sampled_from(
+    [
+        "layer",
+        "layers",
+        "include",
+        "exclude",
+        "pooling_param",
+        "convolution_param",
+        "batch_norm_param",
+        "power_param",
+        "transform_param",
+        "data_param",
+        "python_param",
+        "input_param",
+        "shape",
+        "loss_param",
+        "hdf5_data_param",
+    ]
+)
+TYPES = st.sampled_from(
+    [
+        '"Pooling"',
+        '"Convolution"',
+        '"BatchNorm"',
+        '"Python"',
+        '"Data"',
+        '"Input"',
+        '"Log"',
+        '"Power"',
+        '"HDF5Data"',
+        '"SoftmaxWithLoss"',
+        '"ReLU"',
+        "CONVOLUTION",
+        '"Deconvolution"',
+    ]
+)
 
 
 @st.composite
@@ -62,7 +155,9 @@ def prototxt(draw):
     layers = [f'layer {{ name: "in" type: "Input" top: "x" input_param {{ shape {{ {dims} }} }} }}']
     for i in range(draw(st.integers(1, 4))):
         bottom, top = draw(st.sampled_from([("x", "x"), ("x", "y"), ("y", "y"), ("y", "x")]))
-        layers.append(f'layer {{ name: "l{i}" type: {draw(TYPES)} bottom: "{bottom}" top: "{top}" {draw(fields())} }}')
+        layers.append(
+            f'layer {{ name: "l{i}" type: {draw(TYPES)} bottom: "{bottom}" top: "{top}" {draw(fields())} }}'
+        )
     return "\n".join(layers) + draw(st.sampled_from(["", "\n", f"\n{draw(fields())}"]))
 
 
@@ -85,8 +180,11 @@ def only_our_errors(action):
 
 
 @SETTINGS
-@given(st.text(PROTO_CHARS, max_size=200) | st.text(max_size=100) | st.lists(VALUES, max_size=6).map(
-    lambda values: "\n".join(f"field: {v}" for v in values)))
+@given(
+    st.text(PROTO_CHARS, max_size=200)
+    | st.text(max_size=100)
+    | st.lists(VALUES, max_size=6).map(lambda values: "\n".join(f"field: {v}" for v in values))
+)
 def test_random_text_parses_back_byte_for_byte_or_is_a_parse_error(text):
     def action():
         doc = parse(text, "fuzz.prototxt")

@@ -1,4 +1,5 @@
 """The net view: layers, their rules, and where each blob comes from, per phase."""
+
 import pytest
 
 from caffe_nantools.prototxt.net import Net, NetState, representative_states, rules_of_any
@@ -9,10 +10,17 @@ from nets import PHASED_NET
 def test_layers_in_file_order_with_types_blobs_and_rules():
     net = Net.parse(PHASED_NET)
     assert [(l.name, l.type) for l in net.layers][:4] == [
-        ("data", "DummyData"), ("data", "DummyData"), ("conv1", "Convolution"), ("relu1", "ReLU"),
+        ("data", "DummyData"),
+        ("data", "DummyData"),
+        ("conv1", "Convolution"),
+        ("relu1", "ReLU"),
     ]
     drop = net.layers[4]
-    assert (drop.bottoms, drop.tops, [r.phase for r in drop.include]) == (["conv1"], ["conv1"], ["TRAIN"])
+    assert (drop.bottoms, drop.tops, [r.phase for r in drop.include]) == (
+        ["conv1"],
+        ["conv1"],
+        ["TRAIN"],
+    )
     assert drop.in_place("conv1") and not net.layers[2].in_place("conv1")
     assert net.name == "small" and not net.v1
 
@@ -20,7 +28,11 @@ def test_layers_in_file_order_with_types_blobs_and_rules():
 def test_chain_per_phase_is_the_producer_then_its_in_place_modifiers():
     net = Net.parse(PHASED_NET)
     names = lambda layers: [(l.index, l.name) for l in layers]  # noqa: E731
-    assert names(net.chain("conv1", NetState("TRAIN"))) == [(2, "conv1"), (3, "relu1"), (4, "drop1")]
+    assert names(net.chain("conv1", NetState("TRAIN"))) == [
+        (2, "conv1"),
+        (3, "relu1"),
+        (4, "drop1"),
+    ]
     assert names(net.chain("conv1", NetState("TEST"))) == [(2, "conv1"), (3, "relu1")]
     assert names(net.chain("data", NetState("TRAIN"))) == [(0, "data")]
     assert names(net.chain("data", NetState("TEST"))) == [(1, "data")]
@@ -70,12 +82,16 @@ def test_v1_types_map_to_todays_names_and_inputs_are_blobs():
 
 
 def test_explicit_loss_weight_per_top():
-    layer = Net.parse("layer { name: 'l' type: 'X' top: 'a' top: 'b' loss_weight: 0 loss_weight: 0.5 }").layers[0]
+    layer = Net.parse(
+        "layer { name: 'l' type: 'X' top: 'a' top: 'b' loss_weight: 0 loss_weight: 0.5 }"
+    ).layers[0]
     assert (layer.loss_weight("a"), layer.loss_weight("b")) == (0.0, 0.5)
 
 
 def _layers(*rules: str):
-    text = "".join(f'layer {{ name: "l{i}" type: "ReLU" top: "x" {r} }}\n' for i, r in enumerate(rules))
+    text = "".join(
+        f'layer {{ name: "l{i}" type: "ReLU" top: "x" {r} }}\n' for i, r in enumerate(rules)
+    )
     return Net.parse(text).layers
 
 
@@ -92,10 +108,15 @@ def _written(rules):
         (('include { stage: "s" }', 'exclude { stage: "s" }'), []),
         # One producer: its own rules, of its own kind.
         (("include { phase: TEST }",), [("include", "TEST", (), ())]),
-        (('exclude { phase: TRAIN } exclude { stage: "a" }',), [("exclude", "TRAIN", (), ()), ("exclude", None, ("a",), ())]),
+        (
+            ('exclude { phase: TRAIN } exclude { stage: "a" }',),
+            [("exclude", "TRAIN", (), ()), ("exclude", None, ("a",), ())],
+        ),
         # Several producers with include rules: every one of them.
-        (('include { stage: "a" }', 'include { phase: TEST not_stage: "b" }'),
-         [("include", None, ("a",), ()), ("include", "TEST", (), ("b",))]),
+        (
+            ('include { stage: "a" }', 'include { phase: TEST not_stage: "b" }'),
+            [("include", None, ("a",), ()), ("include", "TEST", (), ("b",))],
+        ),
         # Phase-only rules of both kinds: the phases in which one of them exists.
         (("include { phase: TEST }", "exclude { phase: TRAIN }"), [("include", "TEST", (), ())]),
         # Mixed kinds that name stages cannot be written as one layer's rules.
@@ -107,8 +128,13 @@ def test_rules_of_any_give_the_states_in_which_one_of_the_layers_exists(rules, e
     answer = rules_of_any(layers)
     assert _written(answer) == expected
     if answer:  # the answer holds in exactly the states in which one of the layers is built
-        for state in representative_states(r for layer in layers for r in layer.include + layer.exclude):
+        for state in representative_states(
+            r for layer in layers for r in layer.include + layer.exclude
+        ):
             kinds = {kind for kind, _ in answer}
-            made = (any(r.matches(state) for _, r in answer) if kinds == {"include"}
-                    else not any(r.matches(state) for _, r in answer))
+            made = (
+                any(r.matches(state) for _, r in answer)
+                if kinds == {"include"}
+                else not any(r.matches(state) for _, r in answer)
+            )
             assert made == any(layer.active(state) for layer in layers), state

@@ -45,11 +45,29 @@ def test_message_forms_and_separators():
 @pytest.mark.parametrize(
     "raw, value",
     [
-        ("12", 12), ("-3", -3), ("0x1F", 31), ("017", 15), ("1.5", 1.5), ("-2.5e-3", -2.5e-3),
-        ("1e10", 1e10), (".5", 0.5), ("3f", 3.0), ("1.F", 1.0), ("inf", "inf"), ("-inf", "-inf"),
-        ("- inf", "-inf"), ("nan", "nan"), ("-nan", "-nan"), ("TRAIN", "TRAIN"), ("true", "true"),
-        ('"a\\"b"', 'a"b'), ("'it\\'s'", "it's"), ('"tab\\tnl\\n"', "tab\tnl\n"),
-        ('"\\101\\x42"', "AB"), ('"con" \'cat\' "ed"', "concated"), ('""', ""),
+        ("12", 12),
+        ("-3", -3),
+        ("0x1F", 31),
+        ("017", 15),
+        ("1.5", 1.5),
+        ("-2.5e-3", -2.5e-3),
+        ("1e10", 1e10),
+        (".5", 0.5),
+        ("3f", 3.0),
+        ("1.F", 1.0),
+        ("inf", "inf"),
+        ("-inf", "-inf"),
+        ("- inf", "-inf"),
+        ("nan", "nan"),
+        ("-nan", "-nan"),
+        ("TRAIN", "TRAIN"),
+        ("true", "true"),
+        ('"a\\"b"', 'a"b'),
+        ("'it\\'s'", "it's"),
+        ('"tab\\tnl\\n"', "tab\tnl\n"),
+        ('"\\101\\x42"', "AB"),
+        ('"con" \'cat\' "ed"', "concated"),
+        ('""', ""),
     ],
 )
 def test_scalar_values_decode(raw, value):
@@ -82,9 +100,17 @@ def test_positions_are_one_based_lines_and_columns():
 @pytest.mark.parametrize(
     "text, where, message",
     [
-        ("layer {\n  name: 'a'\n", "3:1", "expected '}' to close 'layer' opened at 1:1, found the end of the file"),
+        (
+            "layer {\n  name: 'a'\n",
+            "3:1",
+            "expected '}' to close 'layer' opened at 1:1, found the end of the file",
+        ),
         ("a: 1 }", "1:6", "expected a field name, found '}'"),
-        ("layer {\n  name 'a'\n}", "2:8", "expected ':' or '{' after field name 'name', found string 'a'"),
+        (
+            "layer {\n  name 'a'\n}",
+            "2:8",
+            "expected ':' or '{' after field name 'name', found string 'a'",
+        ),
         ("a:", "1:3", "expected a value, found the end of the file"),
         ("a: }", "1:4", "expected a value, found '}'"),
         ("a: - x", "1:6", "expected a number after '-', found 'x'"),
@@ -99,7 +125,11 @@ def test_positions_are_one_based_lines_and_columns():
         ("a: -", "1:5", "expected a number after '-', found the end of the file"),
         ("a: [1,", "1:7", "expected a value, found the end of the file"),
         ("a {\r", "1:4", "expected '}' to close 'a' opened at 1:1, found the end of the file"),
-        ("a: 'x'\n  'y' b", "2:8", "expected ':' or '{' after field name 'b', found the end of the file"),
+        (
+            "a: 'x'\n  'y' b",
+            "2:8",
+            "expected ':' or '{' after field name 'b', found the end of the file",
+        ),
         ("a: [[1]]", "1:5", "expected a value, found '['"),
         ("a: 1 ;;", "1:7", "expected a field name, found ';'"),
     ],
@@ -142,7 +172,7 @@ def test_inserting_and_removing_a_node_restores_the_text():
     snippet = parse('\nlayer {\n  name: "check"\n}').children[0]
     doc.insert(2, snippet)
     edited = dump(doc)
-    assert edited == NET.replace('}  # after a\n', '}  # after a\nlayer {\n  name: "check"\n}\n')
+    assert edited == NET.replace("}  # after a\n", '}  # after a\nlayer {\n  name: "check"\n}\n')
     doc.remove(snippet)
     assert dump(doc) == NET
 
@@ -162,7 +192,7 @@ def test_inserting_into_a_message_goes_before_its_closing_brace():
 def test_splice_inserts_many_nodes_in_one_pass_keeping_their_order():
     doc = parse(NET)
     name, a, b = doc.children
-    new = parse('\nx: 1\ny: 2\nz: 3').children
+    new = parse("\nx: 1\ny: 2\nz: 3").children
     doc.splice(after={id(a): new[:2]}, before={id(name): new[2:]})
     assert [n.name for n in doc.children] == ["z", "name", "layer", "x", "y", "layer"]
     assert all(n.parent is doc for n in new)
@@ -180,13 +210,17 @@ def test_insert_after_a_child():
 # --- properties ----------------------------------------------------------------------------
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True)
 scalars = st.one_of(
-    st.integers(-10**6, 10**6).map(str),
+    st.integers(-(10**6), 10**6).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
     st.sampled_from(["inf", "-inf", "nan", "-nan", "0x1f", "1e-5", "TRAIN", "true", ".5", "2f"]),
-    st.text(st.characters(blacklist_characters="\n\r\\\"'", blacklist_categories=("Cs",)), max_size=8).map(lambda s: f'"{s}"'),
+    st.text(
+        st.characters(blacklist_characters="\n\r\\\"'", blacklist_categories=("Cs",)), max_size=8
+    ).map(lambda s: f'"{s}"'),
     st.sampled_from(["'sq'", '"es\\"c"', '"a" "b"', "'\\n\\t'"]),
 )
-trivia = st.lists(st.sampled_from([" ", "\t", "\n", "\r\n", "  ", "# c\n", "#x\r\n", ""]), max_size=3).map("".join)
+trivia = st.lists(
+    st.sampled_from([" ", "\t", "\n", "\r\n", "  ", "# c\n", "#x\r\n", ""]), max_size=3
+).map("".join)
 
 
 @st.composite
@@ -215,7 +249,27 @@ def test_print_of_parse_is_the_input_for_generated_documents(text):
     assert dump(parse(text)) == text
 
 
-MUTATIONS = ["{", "}", ":", "[", "]", "'", '"', "#", "\n", "-", ",", ";", "<", ">", "@", "x", "1", "\\", " "]
+MUTATIONS = [
+    "{",
+    "}",
+    ":",
+    "[",
+    "]",
+    "'",
+    '"',
+    "#",
+    "\n",
+    "-",
+    ",",
+    ";",
+    "<",
+    ">",
+    "@",
+    "x",
+    "1",
+    "\\",
+    " ",
+]
 
 
 @settings(max_examples=400, deadline=None)

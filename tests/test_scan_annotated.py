@@ -1,5 +1,6 @@
 """scan on the SSD fork's AnnotatedDatum stores: written with protobuf from the fork's field
 numbers, each bad kind planted at random keys; the findings are exactly the planted ones."""
+
 import json
 import random
 
@@ -55,31 +56,68 @@ BAD = {
     "zero width": ("bbox", "box", "zero width", _one_box((0.3, 0.1, 0.3, 0.6))),
     "zero height": ("bbox", "box", "zero height", _one_box((0.1, 0.25, 0.6, 0.25))),
     "inverted": ("bbox", "box", "xmax below xmin", _one_box((0.7, 0.1, 0.2, 0.6))),
-    "past 1": ("bbox", "box", "ymax 1.25 is outside [0, 1] by 0.25", _one_box((0.1, 0.1, 0.6, 1.25))),
+    "past 1": (
+        "bbox",
+        "box",
+        "ymax 1.25 is outside [0, 1] by 0.25",
+        _one_box((0.1, 0.1, 0.6, 1.25)),
+    ),
     "pixels": ("bbox", "box", "pixel coordinates?", _one_box((12.0, 30.0, 200.0, 150.0))),
     "nan": ("bbox", "nan", "xmin nan", _one_box((float("nan"), 0.1, 0.6, 0.6))),
     "inf": ("bbox", "inf", "ymax inf", _one_box((0.1, 0.1, 0.6, float("inf")))),
     "no bbox": ("bbox", "box", "zero width", _one_box(None)),
-    "background": ("group_label", "label", "label 0 is the background label", lambda rng: annotated(
-        image(rng), good_groups(rng) + [(0, [(0.1, 0.1, 0.4, 0.4)])])),
-    "past classes": ("group_label", "label", "label 7 >= 5, MultiBoxLoss's num_classes", lambda rng: annotated(
-        image(rng), [(7, [(0.1, 0.1, 0.4, 0.4)])] + good_groups(rng))),
-    "negative": ("group_label", "label", "label -2 is negative", lambda rng: annotated(
-        image(rng), [(-2, [(0.1, 0.1, 0.4, 0.4)])])),
-    "type": ("type", "annotation", "annotation type 3", lambda rng: annotated(image(rng), good_groups(rng), kind=3)),
-    "untyped": ("type", "annotation", "boxes but no type", lambda rng: annotated(image(rng), good_groups(rng), kind=None)),
+    "background": (
+        "group_label",
+        "label",
+        "label 0 is the background label",
+        lambda rng: annotated(image(rng), good_groups(rng) + [(0, [(0.1, 0.1, 0.4, 0.4)])]),
+    ),
+    "past classes": (
+        "group_label",
+        "label",
+        "label 7 >= 5, MultiBoxLoss's num_classes",
+        lambda rng: annotated(image(rng), [(7, [(0.1, 0.1, 0.4, 0.4)])] + good_groups(rng)),
+    ),
+    "negative": (
+        "group_label",
+        "label",
+        "label -2 is negative",
+        lambda rng: annotated(image(rng), [(-2, [(0.1, 0.1, 0.4, 0.4)])]),
+    ),
+    "type": (
+        "type",
+        "annotation",
+        "annotation type 3",
+        lambda rng: annotated(image(rng), good_groups(rng), kind=3),
+    ),
+    "untyped": (
+        "type",
+        "annotation",
+        "boxes but no type",
+        lambda rng: annotated(image(rng), good_groups(rng), kind=None),
+    ),
     "no datum": ("datum", "empty", "no Datum", lambda rng: annotated(None, good_groups(rng))),
     "datum nan": ("float_data", "nan", "1 NaN", nan_datum),
-    "datum shape": ("shape", "shape", "3x6x4, not 3x6x8", lambda rng: annotated(
-        rng.integers(0, 256, (3, 6, 4), dtype=np.uint8), good_groups(rng))),
-    "truncated": ("annotated_datum", "not_datum", "not an AnnotatedDatum", lambda rng: annotated(
-        image(rng), good_groups(rng))[:-3]),
+    "datum shape": (
+        "shape",
+        "shape",
+        "3x6x4, not 3x6x8",
+        lambda rng: annotated(rng.integers(0, 256, (3, 6, 4), dtype=np.uint8), good_groups(rng)),
+    ),
+    "truncated": (
+        "annotated_datum",
+        "not_datum",
+        "not an AnnotatedDatum",
+        lambda rng: annotated(image(rng), good_groups(rng))[:-3],
+    ),
 }
 
 
 def random_keys(rng, n):
     words = ["img", "voc", "coco", "frame", "2007_000", "a/b", "x y"]
-    return sorted({f"{words[i % len(words)]}{rng.integers(10**6):06d}_{i}".encode() for i in range(n)})
+    return sorted(
+        {f"{words[i % len(words)]}{rng.integers(10**6):06d}_{i}".encode() for i in range(n)}
+    )
 
 
 def planted_store(seed, n=120, kinds=tuple(BAD), empties=2):
@@ -89,7 +127,7 @@ def planted_store(seed, n=120, kinds=tuple(BAD), empties=2):
     keys = random_keys(rng, n)
     places = random.Random(seed).sample(range(len(keys)), len(kinds) + empties)
     bad = dict(zip(places, kinds))
-    empty = set(places[len(kinds):])
+    empty = set(places[len(kinds) :])
     records = []
     for i, key in enumerate(keys):
         if i in bad:
@@ -129,7 +167,9 @@ def found(report):
 
 
 def expected(records, bad):
-    return sorted((i, records[i][0].decode(), BAD[kind][0], BAD[kind][1]) for i, kind in bad.items())
+    return sorted(
+        (i, records[i][0].decode(), BAD[kind][0], BAD[kind][1]) for i, kind in bad.items()
+    )
 
 
 @pytest.mark.parametrize("backend", ["lmdb", "leveldb"])
@@ -142,7 +182,10 @@ def test_each_bad_kind_is_found_at_its_random_key_and_nothing_else(tmp_path, bac
     for f in report.findings:
         assert BAD[bad[f.index]][2] in f.detail
     first_empty = records[min(empty)][0].decode()
-    assert f"{tmp_path / 'db'}: {len(empty)} records without boxes (the first: key {first_empty})" in report.notes[0]
+    assert (
+        f"{tmp_path / 'db'}: {len(empty)} records without boxes (the first: key {first_empty})"
+        in report.notes[0]
+    )
     assert report.summaries[str(tmp_path / "db")].records == len(records)
 
 
@@ -169,8 +212,13 @@ def test_the_decoder_reads_what_protobuf_wrote(tmp_path):
         datum, kind, groups = parse(value)
         message = pb["AnnotatedDatum"].FromString(value)
         assert datum == message.datum.SerializeToString() and kind == message.type
-        assert groups == [(g.group_label, [(a.bbox.xmin, a.bbox.ymin, a.bbox.xmax, a.bbox.ymax) for a in g.annotation])
-                          for g in message.annotation_group]
+        assert groups == [
+            (
+                g.group_label,
+                [(a.bbox.xmin, a.bbox.ymin, a.bbox.xmax, a.bbox.ymax) for a in g.annotation],
+            )
+            for g in message.annotation_group
+        ]
 
 
 def test_without_a_net_the_background_is_ssds_default_and_classes_unbounded(tmp_path):
@@ -183,7 +231,9 @@ def test_without_a_net_the_background_is_ssds_default_and_classes_unbounded(tmp_
 def test_the_nets_background_label_and_anno_type_are_used(tmp_path):
     records, bad, _ = planted_store(6, kinds=("background", "untyped", "negative"))
     write_store(tmp_path / "db", "lmdb", records)
-    report = scan(net(tmp_path, tmp_path / "db", classes=6, background=5, anno_type="anno_type: BBOX"))
+    report = scan(
+        net(tmp_path, tmp_path / "db", classes=6, background=5, anno_type="anno_type: BBOX")
+    )
     # label 0 is a class when the background is 5, and the layer's anno_type types every record
     assert found(report) == expected(records, {i: k for i, k in bad.items() if k == "negative"})
 
@@ -197,8 +247,10 @@ def test_workers_shards_json_and_csv_agree_with_one_scan(tmp_path, capsys):
     shards = merge_reports(scan(str(tmp_path / "db"), shard=(k, 4)) for k in range(4))
     assert found(shards) == found(whole)
     assert main(["scan", str(tmp_path / "db"), "--json"]) == 1
-    assert [tuple(f[k] for k in ("index", "field", "problem")) for f in json.loads(capsys.readouterr().out)["findings"]] == \
-        [(f.index, f.field, f.problem) for f in whole.findings]
+    assert [
+        tuple(f[k] for k in ("index", "field", "problem"))
+        for f in json.loads(capsys.readouterr().out)["findings"]
+    ] == [(f.index, f.field, f.problem) for f in whole.findings]
     assert main(["scan", str(tmp_path / "db"), "--csv"]) == 1
     assert capsys.readouterr().out.count("\n") == len(whole.findings) + 1
 
@@ -208,7 +260,9 @@ def test_write_clean_keeps_exactly_the_good_records_byte_for_byte(tmp_path, back
     records, bad, empty = planted_store(8)
     write_store(tmp_path / "db", backend, records)
     scan(net(tmp_path, tmp_path / "db", backend.upper()), write_clean=str(tmp_path / "clean"))
-    assert read_store(tmp_path / "clean", backend) == [r for i, r in enumerate(records) if i not in bad]
+    assert read_store(tmp_path / "clean", backend) == [
+        r for i, r in enumerate(records) if i not in bad
+    ]
     again = scan(str(tmp_path / "clean"), backend=backend)
     assert again.findings == [] and len(again.notes) == 1  # the records without boxes stay
 
@@ -242,17 +296,23 @@ def test_nvidia_datums_with_record_id_and_unknown_fields_scan_as_datums(tmp_path
     values[nan_at, 2, 1, 1] = np.nan
     records = []
     for i, x in enumerate(values):
-        message = datum_message(x, label=9 if i == label_at else i % 3, record_id=int(rng.integers(0, 2**32)))
+        message = datum_message(
+            x, label=9 if i == label_at else i % 3, record_id=int(rng.integers(0, 2**32))
+        )
         extra = annotated_extras() if i % 2 else b""
         records.append((f"rec{i:04d}".encode(), message.SerializeToString() + extra))
     write_store(tmp_path / "db", "lmdb", records)
-    tmp_path.joinpath("net.prototxt").write_text(f"""layer {{ name: "d" type: "Data" top: "data" top: "label"
-  data_param {{ source: "{tmp_path / 'db'}" batch_size: 4 backend: LMDB }} }}
+    tmp_path.joinpath(
+        "net.prototxt"
+    ).write_text(f"""layer {{ name: "d" type: "Data" top: "data" top: "label"
+  data_param {{ source: "{tmp_path / "db"}" batch_size: 4 backend: LMDB }} }}
 layer {{ name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param {{ num_output: 3 }} }}
 layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }}
 """)
     report = scan(str(tmp_path / "net.prototxt"))
-    assert [(f.index, f.problem) for f in report.findings] == sorted([(nan_at, "nan"), (label_at, "label")])
+    assert [(f.index, f.problem) for f in report.findings] == sorted(
+        [(nan_at, "nan"), (label_at, "label")]
+    )
     assert report.summaries[str(tmp_path / "db")].records == 200
 
 
@@ -272,12 +332,18 @@ def test_net_mode_without_the_ssd_forks_pycaffe_says_so_in_one_line(tmp_path, ca
     write_store(tmp_path / "db", "lmdb", records)
     assert main(["scan", net(tmp_path, tmp_path / "db"), "--mode", "net"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "layer 'data' (AnnotatedData)" in err and "the SSD fork's pycaffe" in err
+    assert (
+        err.count("\n") == 1
+        and "layer 'data' (AnnotatedData)" in err
+        and "the SSD fork's pycaffe" in err
+    )
     assert "--mode direct reads its records without Caffe" in err
 
 
 @pytest.mark.parametrize("seed", [21, 22])
-def test_records_recognized_by_layout_read_as_records_read_one_at_a_time(tmp_path, monkeypatch, seed):
+def test_records_recognized_by_layout_read_as_records_read_one_at_a_time(
+    tmp_path, monkeypatch, seed
+):
     from caffe_nantools.scan import annotated as module
 
     records, bad, _ = planted_store(seed, n=400)
@@ -286,4 +352,7 @@ def test_records_recognized_by_layout_read_as_records_read_one_at_a_time(tmp_pat
     monkeypatch.setattr(module, "TEMPLATES", 0)
     alone = scan(str(tmp_path / "db"))
     assert fast.findings == alone.findings and fast.notes == alone.notes
-    assert fast.summaries[str(tmp_path / "db")].to_dict() == alone.summaries[str(tmp_path / "db")].to_dict()
+    assert (
+        fast.summaries[str(tmp_path / "db")].to_dict()
+        == alone.summaries[str(tmp_path / "db")].to_dict()
+    )

@@ -1,5 +1,6 @@
 """scan against real Caffe: stores written with caffe_pb2 and convert_imageset, read in direct
 mode and through Caffe's own data layers (net mode); both name the same records."""
+
 import os
 import subprocess
 import textwrap
@@ -70,7 +71,13 @@ def test_direct_and_net_mode_name_the_same_planted_records(caffe, project):
 
 def test_net_mode_names_the_records_caffe_stops_on_and_goes_on(caffe, project):
     rng = np.random.default_rng(1)
-    items = [(f"{i:05d}".encode(), caffe_datum(caffe, rng.standard_normal((2, 3, 3)).astype(np.float32), 1)) for i in range(20)]
+    items = [
+        (
+            f"{i:05d}".encode(),
+            caffe_datum(caffe, rng.standard_normal((2, 3, 3)).astype(np.float32), 1),
+        )
+        for i in range(20)
+    ]
     items[6] = (items[6][0], b"definitely not a datum")
     items[11] = (items[11][0], caffe_datum(caffe, np.zeros((1, 3, 3), np.float32), 1))
     x = rng.standard_normal((2, 3, 3)).astype(np.float32)
@@ -79,7 +86,11 @@ def test_net_mode_names_the_records_caffe_stops_on_and_goes_on(caffe, project):
     write_store(project / "db", "lmdb", items)
     direct = scan("net.prototxt")
     net = scan("net.prototxt", mode="net")
-    assert records(direct) == [(6, "00006", "not_datum"), (11, "00011", "shape"), (17, "00017", "nan")]
+    assert records(direct) == [
+        (6, "00006", "not_datum"),
+        (11, "00011", "shape"),
+        (17, "00017", "nan"),
+    ]
     assert records(net) == records(direct)
     stopped = [f for f in net.findings if f.problem in ("not_datum", "shape")]
     assert all("Caffe stopped on it: " in f.detail for f in stopped)
@@ -88,7 +99,11 @@ def test_net_mode_names_the_records_caffe_stops_on_and_goes_on(caffe, project):
 def test_scale_that_overflows_is_inf_in_caffe_and_overflow_directly(caffe, project):
     (project / "net.prototxt").write_text(NET.replace("scale: 0.5", "scale: 100"))
     x = np.full((2, 3, 3), 1e37, np.float32)
-    write_store(project / "db", "lmdb", [(b"a", caffe_datum(caffe, x, 0)), (b"b", caffe_datum(caffe, x / 1e36, 0))])
+    write_store(
+        project / "db",
+        "lmdb",
+        [(b"a", caffe_datum(caffe, x, 0)), (b"b", caffe_datum(caffe, x / 1e36, 0))],
+    )
     assert records(scan("net.prototxt")) == [(0, "a", "overflow")]
     assert records(scan("net.prototxt", mode="net")) == [(0, "a", "inf")]
 
@@ -112,8 +127,19 @@ def images(caffe, tmp_path, monkeypatch):
 
 def test_convert_imageset_skips_the_corrupt_image_and_scan_names_it_in_the_list(images):
     run = subprocess.run(
-        ["convert_imageset", "--backend=lmdb", "--encoded=true", "--encode_type=png", "images/", "list.txt", "db"],
-        capture_output=True, text=True, env=dict(os.environ, GLOG_minloglevel="0"), timeout=120,
+        [
+            "convert_imageset",
+            "--backend=lmdb",
+            "--encoded=true",
+            "--encode_type=png",
+            "images/",
+            "list.txt",
+            "db",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="0"),
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert "img3.png" in run.stderr  # "Could not open or find file"
@@ -131,8 +157,9 @@ def test_convert_imageset_skips_the_corrupt_image_and_scan_names_it_in_the_list(
 
 
 def test_image_data_layer_in_both_modes(images):
-    (images / "net.prototxt").write_text(textwrap.dedent(
-        """\
+    (images / "net.prototxt").write_text(
+        textwrap.dedent(
+            """\
         layer {
           name: "data" type: "ImageData" top: "data" top: "label"
           image_data_param { source: "list.txt" root_folder: "images/" batch_size: 2 shuffle: true }
@@ -140,7 +167,8 @@ def test_image_data_layer_in_both_modes(images):
         layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }
         layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
         """
-    ))
+        )
+    )
     direct = scan("net.prototxt")
     net = scan("net.prototxt", mode="net")
     assert records(direct) == records(net) == [(3, "img3.png", "decode")]
@@ -163,10 +191,12 @@ def test_hdf5_data_layer_in_both_modes(caffe, project):
         f.create_dataset("data", data=more)
         f.create_dataset("label", data=np.array([0, 1, 2, 5, 1, 0], np.float32))
     (project / "list.txt").write_text("a.h5\nb.h5\n")
-    (project / "net.prototxt").write_text(NET.replace(
-        'type: "Data" top: "data" top: "label"\n  data_param { source: "db" backend: LMDB batch_size: 4 }\n  transform_param { scale: 0.5 }',
-        'type: "HDF5Data" top: "data" top: "label"\n  hdf5_data_param { source: "list.txt" batch_size: 4 }',
-    ))
+    (project / "net.prototxt").write_text(
+        NET.replace(
+            'type: "Data" top: "data" top: "label"\n  data_param { source: "db" backend: LMDB batch_size: 4 }\n  transform_param { scale: 0.5 }',
+            'type: "HDF5Data" top: "data" top: "label"\n  hdf5_data_param { source: "list.txt" batch_size: 4 }',
+        )
+    )
     expected = [(4, "a.h5:4", "nan"), (13, "b.h5:3", "label"), (15, "b.h5:5", "inf")]
     assert records(scan("net.prototxt")) == expected
     assert records(scan("net.prototxt", mode="net")) == expected
@@ -177,7 +207,14 @@ def test_leveldb_data_layer_in_net_mode(caffe, project):
     x = np.ones((2, 3, 3), np.float32)
     bad = x.copy()
     bad[1, 1, 1] = np.nan
-    write_store(project / "db", "leveldb", [(b"a", caffe_datum(caffe, x, 0)), (b"b", caffe_datum(caffe, bad, 1)),
-                                            (b"c", caffe_datum(caffe, x, 2))])
+    write_store(
+        project / "db",
+        "leveldb",
+        [
+            (b"a", caffe_datum(caffe, x, 0)),
+            (b"b", caffe_datum(caffe, bad, 1)),
+            (b"c", caffe_datum(caffe, x, 2)),
+        ],
+    )
     assert records(scan("net.prototxt", mode="net")) == [(1, "b", "nan")]
     assert records(scan("net.prototxt")) == [(1, "b", "nan")]

@@ -3,6 +3,7 @@
 A LevelDB is read through a private copy (LevelDB's recovery rewrites the folder it opens and
 drops the records of a damaged .log without a word); a truncated or damaged LMDB is one line,
 never a SIGBUS, in one process as in several."""
+
 import hashlib
 import os
 import shutil
@@ -27,7 +28,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def state(folder):
     """Everything reading could change: each file's bytes and mtime, and the folder's."""
-    files = {e.name: (hashlib.sha256(open(e.path, "rb").read()).hexdigest(), e.stat().st_mtime_ns) for e in os.scandir(folder)}
+    files = {
+        e.name: (hashlib.sha256(open(e.path, "rb").read()).hexdigest(), e.stat().st_mtime_ns)
+        for e in os.scandir(folder)
+    }
     return files, os.stat(folder).st_mtime_ns
 
 
@@ -49,7 +53,9 @@ def leveldb_with_tables_and_a_log(path, first, second):
         db.put(key, value)
     db.close()
     assert any(name.endswith(".ldb") for name in os.listdir(path))
-    assert any(name.endswith(".log") and os.path.getsize(path / name) for name in os.listdir(path)) == bool(second)
+    assert any(
+        name.endswith(".log") and os.path.getsize(path / name) for name in os.listdir(path)
+    ) == bool(second)
 
 
 @pytest.mark.parametrize("split", [40, 250])
@@ -68,7 +74,10 @@ def test_scanning_a_leveldb_leaves_its_folder_byte_for_byte_as_it_was(tmp_path, 
 
 @pytest.mark.parametrize("where", [0.3, 0.7])
 def test_a_damaged_log_is_a_finding_naming_the_file_and_what_was_dropped(tmp_path, capsys, where):
-    records = [(f"k{i:05d}".encode(), datum(np.full((2, 3, 3), i, np.float32), label=1)) for i in range(1500)]
+    records = [
+        (f"k{i:05d}".encode(), datum(np.full((2, 3, 3), i, np.float32), label=1))
+        for i in range(1500)
+    ]
     path = tmp_path / "db"
     leveldb_with_tables_and_a_log(path, records[:500], records[500:])
     log = next(name for name in os.listdir(path) if name.endswith(".log"))
@@ -88,17 +97,25 @@ def test_a_damaged_log_is_a_finding_naming_the_file_and_what_was_dropped(tmp_pat
 
 
 def test_a_damaged_table_is_one_line_saying_from_where_records_are_lost(tmp_path, capsys):
-    records = [(f"k{i:05d}".encode(), datum(np.full((2, 3, 3), i, np.float32))) for i in range(3000)]
+    records = [
+        (f"k{i:05d}".encode(), datum(np.full((2, 3, 3), i, np.float32))) for i in range(3000)
+    ]
     path = tmp_path / "db"
     leveldb_with_tables_and_a_log(path, records, [])
-    table = max((e for e in os.scandir(path) if e.name.endswith(".ldb")), key=lambda e: e.stat().st_size)
+    table = max(
+        (e for e in os.scandir(path) if e.name.endswith(".ldb")), key=lambda e: e.stat().st_size
+    )
     data = bytearray(open(table.path, "rb").read())
     data[len(data) // 2 : len(data) // 2 + 8] = b"\x00" * 8
     open(table.path, "wb").write(bytes(data))
     before = state(path)
     assert main(["scan", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{path}: read failed (Corruption" in err and "cannot be read" in err
+    assert (
+        err.count("\n") == 1
+        and f"{path}: read failed (Corruption" in err
+        and "cannot be read" in err
+    )
     assert state(path) == before
 
 
@@ -123,10 +140,20 @@ def read_only(tmp_path):
     made = []
 
     def mount(folder):
-        ok = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True).returncode == 0
+        ok = (
+            subprocess.run(
+                ["mount", "--bind", str(folder), str(view)], capture_output=True
+            ).returncode
+            == 0
+        )
         if ok:
             made.append(view)
-            ok = subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode == 0
+            ok = (
+                subprocess.run(
+                    ["mount", "-o", "remount,bind,ro", str(view)], capture_output=True
+                ).returncode
+                == 0
+            )
         if not ok:
             pytest.skip("no read-only bind mount here (needs root and mount rights)")
         return view
@@ -149,7 +176,14 @@ def test_a_leveldb_on_a_read_only_filesystem_scans(tmp_path, read_only):
 
 def lmdb_store(path, n=3000, size=400):
     rng = np.random.default_rng(n)
-    write_store(path, "lmdb", [(f"{i:06d}".encode(), datum(rng.standard_normal(size).astype(np.float32))) for i in range(n)])
+    write_store(
+        path,
+        "lmdb",
+        [
+            (f"{i:06d}".encode(), datum(rng.standard_normal(size).astype(np.float32)))
+            for i in range(n)
+        ],
+    )
     env = lmdb.open(str(path), readonly=True, lock=False)
     pages, psize = env.info()["last_pgno"] + 1, env.stat()["psize"]
     env.close()
@@ -159,7 +193,13 @@ def lmdb_store(path, n=3000, size=400):
 def run_cli(*args):
     """The CLI in a child process: a SIGBUS or an abort there fails the test, not pytest."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "caffe_nantools", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "caffe_nantools", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("kept", [0.2, 0.6, 0.97])
@@ -172,7 +212,10 @@ def test_a_truncated_data_mdb_is_one_line_with_the_sizes(tmp_path, kept, workers
         f.truncate(cut)
     result = run_cli("scan", str(path), "--workers", workers)
     assert result.returncode == 2, result.stderr
-    assert result.stderr == f"caffe-nantools scan: error: {path}: truncated LMDB ({cut} of {pages * psize} bytes); an interrupted copy? copy it again\n"
+    assert (
+        result.stderr
+        == f"caffe-nantools scan: error: {path}: truncated LMDB ({cut} of {pages * psize} bytes); an interrupted copy? copy it again\n"
+    )
 
 
 @pytest.mark.parametrize("where", [0.2, 0.8])  # in the first worker's slice, in the parent's

@@ -1,4 +1,5 @@
 """scan on HDF5 sources and ImageData lists."""
+
 import numpy as np
 import pytest
 
@@ -126,7 +127,9 @@ def images(tmp_path):
 
 
 def test_image_list_names_each_bad_line(images):
-    source = Source(str(images / "list.txt"), "imagelist", images=ImageOptions(root_folder=str(images) + "/"))
+    source = Source(
+        str(images / "list.txt"), "imagelist", images=ImageOptions(root_folder=str(images) + "/")
+    )
     report = ScanReport()
     scan_source(source, report)
     assert [(f.index, f.key, f.problem) for f in report.findings] == [
@@ -136,9 +139,14 @@ def test_image_list_names_each_bad_line(images):
         (5, "a.png", "label"),
         (6, "b.png", "label"),
     ]
-    assert report.findings[2].detail == "3x8x8, not 3x3x4 (the first image's); Caffe needs one size per batch (set new_height/new_width)"
+    assert (
+        report.findings[2].detail
+        == "3x8x8, not 3x3x4 (the first image's); Caffe needs one size per batch (set new_height/new_width)"
+    )
     resized = ScanReport()
-    scan_source(Source(source.path, "imagelist", images=ImageOptions(str(images) + "/", 8, 8)), resized)
+    scan_source(
+        Source(source.path, "imagelist", images=ImageOptions(str(images) + "/", 8, 8)), resized
+    )
     assert "shape" not in {f.problem for f in resized.findings}
 
 
@@ -176,7 +184,12 @@ def test_hdf5_write_clean_streams_in_flat_memory(tmp_path, monkeypatch, bad_rows
     tracemalloc.start()
     try:
         with writing() as out:
-            kept = hdf5.write_clean_hdf5(Source(str(tmp_path / "big.h5"), "hdf5"), set(bad_rows), str(tmp_path / "clean.h5"), out)
+            kept = hdf5.write_clean_hdf5(
+                Source(str(tmp_path / "big.h5"), "hdf5"),
+                set(bad_rows),
+                str(tmp_path / "clean.h5"),
+                out,
+            )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -188,14 +201,21 @@ def test_hdf5_write_clean_streams_in_flat_memory(tmp_path, monkeypatch, bad_rows
 
 
 @pytest.mark.parametrize("loss, flagged", [("EuclideanLoss", False), ("SoftmaxWithLoss", True)])
-def test_negative_hdf5_labels_are_a_problem_only_where_the_net_reads_classes(tmp_path, monkeypatch, loss, flagged):
+def test_negative_hdf5_labels_are_a_problem_only_where_the_net_reads_classes(
+    tmp_path, monkeypatch, loss, flagged
+):
     monkeypatch.chdir(tmp_path)
-    write_h5(tmp_path / "rows.h5", np.ones((6, 3), np.float32), np.array([0, -2.5, 1, -1, 0, 1], np.float32))
+    write_h5(
+        tmp_path / "rows.h5",
+        np.ones((6, 3), np.float32),
+        np.array([0, -2.5, 1, -1, 0, 1], np.float32),
+    )
     (tmp_path / "rows.txt").write_text("rows.h5\n")
     (tmp_path / "net.prototxt").write_text(
         'layer { name: "in" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "rows.txt" batch_size: 2 } }\n'
         'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 2 } }\n'
-        f'layer {{ name: "cost" type: "{loss}" bottom: "fc" bottom: "label" top: "cost" }}\n')
+        f'layer {{ name: "cost" type: "{loss}" bottom: "fc" bottom: "label" top: "cost" }}\n'
+    )
     labels = [f.key for f in scan("net.prototxt").findings if f.field == "label"]
     assert labels == (["rows.h5:1", "rows.h5:3"] if flagged else [])
 

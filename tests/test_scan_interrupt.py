@@ -1,5 +1,6 @@
 """Ctrl-C during a scan in several processes: exit 130 and one line, from the parent and from
 the children alike, and no child left running."""
+
 import os
 import signal
 import subprocess
@@ -27,16 +28,33 @@ def alive(pid):
         return False
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc to find the children")
-@pytest.mark.parametrize("to_group", [True, False])  # Ctrl-C at a terminal; a kill of the parent alone
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/task"), reason="needs Linux's /proc to find the children"
+)
+@pytest.mark.parametrize(
+    "to_group", [True, False]
+)  # Ctrl-C at a terminal; a kill of the parent alone
 @pytest.mark.parametrize("wait", [0.0, 0.3])
 def test_ctrl_c_during_a_scan_with_workers_is_exit_130_and_one_line(tmp_path, to_group, wait):
     source = tmp_path / "list.txt"
     source.write_text("".join(f"img{i}.png {i % 7}\n" for i in range(600000)))
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    command = [sys.executable, "-m", "caffe_nantools", "scan", str(source), "--backend", "imagelist",
-               "--workers", "2", "--max-findings", "3"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "caffe_nantools",
+        "scan",
+        str(source),
+        "--backend",
+        "imagelist",
+        "--workers",
+        "2",
+        "--max-findings",
+        "3",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+    )
     try:
         interrupt(process, to_group, wait)
     finally:
@@ -60,17 +78,37 @@ def interrupt(process, to_group, wait):
     assert not [pid for pid in children if alive(pid)]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel ends a worker with its parent on Linux only")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the kernel ends a worker with its parent on Linux only",
+)
 def test_workers_end_when_their_parent_is_killed(tmp_path):
     source = tmp_path / "list.txt"
     source.write_text("".join(f"img{i}.png {i % 7}\n" for i in range(600000)))
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.Popen([sys.executable, "-m", "caffe_nantools", "scan", str(source), "--backend", "imagelist",
-                                "--workers", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "caffe_nantools",
+            "scan",
+            str(source),
+            "--backend",
+            "imagelist",
+            "--workers",
+            "2",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
-        while not children_of(process.pid) and time.monotonic() < deadline and process.poll() is None:
+        while (
+            not children_of(process.pid) and time.monotonic() < deadline and process.poll() is None
+        ):
             time.sleep(0.01)
         children = children_of(process.pid)
         assert children, "the scan ended before its parent could be killed: make the list longer"

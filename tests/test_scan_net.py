@@ -1,4 +1,5 @@
 """scan a net: its data layers in one phase, checked against what the rest of the net expects."""
+
 import textwrap
 
 import numpy as np
@@ -39,10 +40,16 @@ def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "net.prototxt").write_text(NET)
     x = np.ones((2, 2, 2), np.float32)
-    write_store(tmp_path / "train_lmdb", "lmdb", [
-        (b"a", datum(x, label=0)), (b"b", datum(x, label=3)), (b"c", datum(x, label=7)),
-        (b"d", datum(np.ones((1, 2, 2), np.float32), label=1)),
-    ])
+    write_store(
+        tmp_path / "train_lmdb",
+        "lmdb",
+        [
+            (b"a", datum(x, label=0)),
+            (b"b", datum(x, label=3)),
+            (b"c", datum(x, label=7)),
+            (b"d", datum(np.ones((1, 2, 2), np.float32), label=1)),
+        ],
+    )
     mean_file(tmp_path / "mean.binaryproto", np.zeros((2, 2, 2)))
     with h5py.File(tmp_path / "test.h5", "w") as f:
         f.create_dataset("data", data=np.zeros((4, 3), np.float32))
@@ -61,7 +68,11 @@ def test_train_phase_checks_classes_ignore_label_and_the_mean_shape(project):
 
 
 def test_records_smaller_than_crop_size(project):
-    (project / "net.prototxt").write_text(NET.replace("scale: 0.5", "scale: 0.5 crop_size: 3").replace(' mean_file: "mean.binaryproto"', ""))
+    (project / "net.prototxt").write_text(
+        NET.replace("scale: 0.5", "scale: 0.5 crop_size: 3").replace(
+            ' mean_file: "mean.binaryproto"', ""
+        )
+    )
     report = scan("net.prototxt")
     assert [(f.key, f.detail) for f in report.findings if f.problem == "shape"] == [
         ("a", "2x2x2 is smaller than crop_size 3"),
@@ -82,7 +93,11 @@ def test_test_phase_reads_the_hdf5_layer_with_its_tops(project):
 def test_sources_carry_backend_transform_and_classes(project):
     (source,), notes = sources_from_net("net.prototxt", "TRAIN")
     assert (source.path, source.backend, source.layer) == ("train_lmdb", "lmdb", "data")
-    assert (source.expect.num_classes, source.expect.ignore_label, source.expect.scale) == (3, 7, 0.5)
+    assert (source.expect.num_classes, source.expect.ignore_label, source.expect.scale) == (
+        3,
+        7,
+        0.5,
+    )
     assert source.mean_file == "mean.binaryproto" and notes == []
 
 
@@ -127,4 +142,6 @@ def test_mean_file_written_by_caffe_reads_back(caffe, tmp_path):
     blob.shape.dim.extend([1, 3, 2, 2])
     blob.data.extend(np.arange(12, dtype=np.float32).tolist())
     (tmp_path / "m.binaryproto").write_bytes(blob.SerializeToString())
-    assert np.array_equal(read_mean(str(tmp_path / "m.binaryproto")), np.arange(12, dtype=np.float32).reshape(3, 2, 2))
+    assert np.array_equal(
+        read_mean(str(tmp_path / "m.binaryproto")), np.arange(12, dtype=np.float32).reshape(3, 2, 2)
+    )

@@ -1,4 +1,5 @@
 """Records and sources of odd shapes: findings or one-line errors, never a traceback."""
+
 import zlib
 
 import numpy as np
@@ -17,30 +18,51 @@ BIG = 2**31 - 1
 
 def checked(records):
     report = ScanReport()
-    DatumChecker(Collector(report, "s", "lmdb")).check([b"%03d" % i for i in range(len(records))], records, 0)
+    DatumChecker(Collector(report, "s", "lmdb")).check(
+        [b"%03d" % i for i in range(len(records))], records, 0
+    )
     return report
 
 
 def raw_dims(dims, values):
     """A Datum with any varints as its dims (even ones no int32 holds)."""
     out = b"".join(varint(number << 3) + varint(d) for number, d in zip((1, 2, 3), dims))
-    return out + varint(5 << 3) + varint(1) + b"".join(b"\x35" + v.tobytes() for v in np.asarray(values, "<f4"))
+    return (
+        out
+        + varint(5 << 3)
+        + varint(1)
+        + b"".join(b"\x35" + v.tobytes() for v in np.asarray(values, "<f4"))
+    )
 
 
-@pytest.mark.parametrize("dims, detail", [
-    ((-1, 2, 2), "-1x2x2: a negative dimension"),
-    ((2, -3, 5), "2x-3x5: a negative dimension"),
-    ((BIG, BIG, BIG), f"{BIG}x{BIG}x{BIG}: {BIG ** 3} values, more than a Caffe blob holds (2^31 - 1)"),
-    ((1, 65536, 65536), f"1x65536x65536: {2 ** 32} values, more than a Caffe blob holds (2^31 - 1)"),
-    ((2**64 - 2, 1, 4), "-2x1x4: a negative dimension"),  # an int32 field: cut to 32 bits, as Caffe reads it
-])
+@pytest.mark.parametrize(
+    "dims, detail",
+    [
+        ((-1, 2, 2), "-1x2x2: a negative dimension"),
+        ((2, -3, 5), "2x-3x5: a negative dimension"),
+        (
+            (BIG, BIG, BIG),
+            f"{BIG}x{BIG}x{BIG}: {BIG**3} values, more than a Caffe blob holds (2^31 - 1)",
+        ),
+        (
+            (1, 65536, 65536),
+            f"1x65536x65536: {2**32} values, more than a Caffe blob holds (2^31 - 1)",
+        ),
+        (
+            (2**64 - 2, 1, 4),
+            "-2x1x4: a negative dimension",
+        ),  # an int32 field: cut to 32 bits, as Caffe reads it
+    ],
+)
 @pytest.mark.parametrize("position", [0, 3, 6])
 def test_impossible_dims_are_a_shape_finding(dims, detail, position):
     good = datum(np.ones((1, 2, 2), np.float32))
     records = [good] * 7
     records[position] = raw_dims(dims, np.ones(4))
     report = checked(records)
-    assert [(f.index, f.problem, f.detail) for f in report.findings] == [(position, "shape", detail)]
+    assert [(f.index, f.problem, f.detail) for f in report.findings] == [
+        (position, "shape", detail)
+    ]
     assert report.summaries["s"].records == 7
 
 
@@ -80,12 +102,15 @@ def findings(report):
     return [(f.index, f.field, f.problem) for f in report.findings]
 
 
-@pytest.mark.parametrize("odd, why", [
-    (np.array([b"cat", b"dog", b"eel"]), "holds |S3, not numbers"),
-    (np.zeros(3, [("a", "<f4"), ("b", "<i4")]), "not numbers"),
-    (np.float32(2.5), "is a single value, not rows"),
-    (np.zeros((3, 0), np.float32), "has no values in a row (shape 3x0)"),
-])
+@pytest.mark.parametrize(
+    "odd, why",
+    [
+        (np.array([b"cat", b"dog", b"eel"]), "holds |S3, not numbers"),
+        (np.zeros(3, [("a", "<f4"), ("b", "<i4")]), "not numbers"),
+        (np.float32(2.5), "is a single value, not rows"),
+        (np.zeros((3, 0), np.float32), "has no values in a row (shape 3x0)"),
+    ],
+)
 @pytest.mark.parametrize("name", ["label", "extra"])
 def test_hdf5_datasets_that_are_not_rows_of_numbers_are_findings(h5py, tmp_path, odd, why, name):
     data = np.ones((3, 2), np.float32)
@@ -109,7 +134,9 @@ def test_a_dangling_link_named_data_is_a_finding(h5py, tmp_path):
         report = ScanReport()
         scan_source(Source(str(path), "hdf5", datasets=datasets), report)
         assert findings(report) == [(0, "data", "dataset")]
-        assert report.findings[0].detail == "'data' is a link to '/nowhere/data', which does not exist"
+        assert (
+            report.findings[0].detail == "'data' is a link to '/nowhere/data', which does not exist"
+        )
 
 
 @pytest.mark.parametrize("damaged", [0, 3, 7])  # which chunk of 8
@@ -128,7 +155,9 @@ def test_a_corrupt_compressed_chunk_names_its_rows_and_the_scan_goes_on(h5py, tm
     report = scan(str(path))
     unreadable = [f.index for f in report.findings if f.problem == "unreadable"]
     assert unreadable == list(range(damaged * 10, damaged * 10 + 10))
-    assert [f.index for f in report.findings if f.problem == "inf"] == [damaged * 10 - 3 if damaged else 45]
+    assert [f.index for f in report.findings if f.problem == "inf"] == [
+        damaged * 10 - 3 if damaged else 45
+    ]
     clean = tmp_path / "clean.h5"
     scan(str(path), write_clean=str(clean))
     with h5py.File(clean, "r") as f:
@@ -144,7 +173,10 @@ def test_a_folder_as_hdf5_source_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
 def test_a_missing_hdf5_list_is_one_line(tmp_path, capsys, workers):
     assert main(["scan", str(tmp_path / "train.txt"), "--backend", "hdf5", *workers]) == 2
-    assert capsys.readouterr().err == f"caffe-nantools scan: error: {tmp_path / 'train.txt'}: no such file\n"
+    assert (
+        capsys.readouterr().err
+        == f"caffe-nantools scan: error: {tmp_path / 'train.txt'}: no such file\n"
+    )
 
 
 @pytest.mark.parametrize("line", [1, 3])
@@ -155,10 +187,14 @@ def test_a_list_naming_a_missing_file_is_one_line_with_its_line(h5py, tmp_path, 
     assert main(["scan", str(tmp_path / "list.txt")]) == 2
     assert capsys.readouterr().err == (
         f"caffe-nantools scan: error: {tmp_path / 'list.txt'}:{line}: {tmp_path / 'gone.h5'}: "
-        "no such file (Caffe stops there); fix the list\n")
+        "no such file (Caffe stops there); fix the list\n"
+    )
 
 
-@pytest.mark.parametrize("lines, number", [(["a.png 1", "b.png"], 2), (["", "nolabel.jpg", "c.png 0"], 2), (["x.png"], 1)])
+@pytest.mark.parametrize(
+    "lines, number",
+    [(["a.png 1", "b.png"], 2), (["", "nolabel.jpg", "c.png 0"], 2), (["x.png"], 1)],
+)
 def test_an_image_list_line_without_a_label_says_so(tmp_path, lines, number):
     (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
     report = scan(str(tmp_path / "list.txt"), backend="imagelist")

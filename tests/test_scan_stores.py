@@ -1,4 +1,5 @@
 """scan on LMDB and LevelDB stores of Datums: exactly the planted problems, by key."""
+
 import json
 
 import numpy as np
@@ -45,7 +46,9 @@ def test_scan_finds_exactly_the_planted_records(store):
     report = scan(path)
     assert found(report) == sorted(expected)
     by_index = {f.index: f for f in report.findings}
-    assert by_index[7].key == "00000007" and by_index[7].detail == "1 NaN, 0 +inf, 0 -inf in 48 values"
+    assert (
+        by_index[7].key == "00000007" and by_index[7].detail == "1 NaN, 0 +inf, 0 -inf in 48 values"
+    )
     assert by_index[150].detail == "0 NaN, 0 +inf, 1 -inf in 48 values"
     assert by_index[99].detail == "1x4x4, not 3x4x4 (the first record's)"
     assert by_index[42].detail == "label -3 is negative"
@@ -81,7 +84,9 @@ def test_uint8_range_is_exact_when_a_later_batch_widens_it(tmp_path):
     write_store(path, "lmdb", records)
     stats = scan(str(path)).summaries[str(path)].to_dict()["fields"]["data"]
     assert stats["min"] == 3 and stats["max"] == 240
-    assert stats["mean"] == pytest.approx((15 * img.size * n - 5 * n + 5 * n - 12 + 225) / (img.size * n))
+    assert stats["mean"] == pytest.approx(
+        (15 * img.size * n - 5 * n + 5 * n - 12 + 225) / (img.size * n)
+    )
 
 
 def test_uint8_and_encoded_images(tmp_path):
@@ -126,7 +131,9 @@ def test_workers_give_the_same_report(tmp_path, backend):
     three = scan(str(tmp_path / "db"), workers=3, progress=True)
     assert len(one.findings) == 5
     if backend == "leveldb":  # one opener at a time: said, and scanned in one process
-        assert three.notes == ["--workers 3: a LevelDB opens in one process at a time; scanned in one"]
+        assert three.notes == [
+            "--workers 3: a LevelDB opens in one process at a time; scanned in one"
+        ]
         three.notes = []
     assert comparable(three) == comparable(one)
 
@@ -191,7 +198,9 @@ def test_workers_without_shared_memory_still_scan(tmp_path, monkeypatch):
     monkeypatch.setattr(multiprocessing.context.BaseContext, "RawArray", no_shm)
     records, _ = planted()
     write_store(tmp_path / "db", "lmdb", records)
-    two = scan(str(tmp_path / "db"), workers=2, progress=True)  # a bar for this process's slice only
+    two = scan(
+        str(tmp_path / "db"), workers=2, progress=True
+    )  # a bar for this process's slice only
     assert comparable(two) == comparable(scan(str(tmp_path / "db"), workers=1))
 
 
@@ -215,7 +224,10 @@ def test_a_workers_error_stops_the_scan_in_one_line(two_worker_store, monkeypatc
 
     monkeypatch.setattr(scanner, "_scan_shard", shard)
     assert main(["scan", path, "--workers", "2"]) == 2
-    assert capsys.readouterr().err == f"caffe-nantools scan: error: {path}: read failed (MDB_CORRUPTED)\n"
+    assert (
+        capsys.readouterr().err
+        == f"caffe-nantools scan: error: {path}: read failed (MDB_CORRUPTED)\n"
+    )
 
 
 def test_a_worker_that_dies_is_named(two_worker_store, monkeypatch):
@@ -223,8 +235,14 @@ def test_a_worker_that_dies_is_named(two_worker_store, monkeypatch):
 
     path, scanner = two_worker_store
     real = scanner._scan_shard
-    monkeypatch.setattr(scanner, "_scan_shard", lambda source, k, *rest: os._exit(3) if k == 0 else real(source, k, *rest))
-    with pytest.raises(scanner.ScanError, match="worker 0 of 2 ended without a report \\(exit code 3\\)"):
+    monkeypatch.setattr(
+        scanner,
+        "_scan_shard",
+        lambda source, k, *rest: os._exit(3) if k == 0 else real(source, k, *rest),
+    )
+    with pytest.raises(
+        scanner.ScanError, match="worker 0 of 2 ended without a report \\(exit code 3\\)"
+    ):
         scan(path, workers=2)
 
 
@@ -255,7 +273,9 @@ def test_num_classes_and_overflow_from_the_net(tmp_path):
     from caffe_nantools.scan.keyvalue import scan_store
 
     x = np.full((1, 1, 4), 1e37, np.float32)
-    write_store(tmp_path / "db", "lmdb", [(b"a", datum(x, label=3)), (b"b", datum(x / 1e30, label=1))])
+    write_store(
+        tmp_path / "db", "lmdb", [(b"a", datum(x, label=3)), (b"b", datum(x / 1e30, label=1))]
+    )
     report = ScanReport()
     scan_store(Source(str(tmp_path / "db"), "lmdb", Expect(num_classes=3, scale=100.0)), report)
     assert sorted((f.index, f.problem, f.detail) for f in report.findings) == [
@@ -268,7 +288,10 @@ def test_num_classes_and_overflow_from_the_net(tmp_path):
     "args, message",
     [
         (["{tmp}/nothing"], "nothing: no such file or folder"),
-        (["{tmp}"], "a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend"),
+        (
+            ["{tmp}"],
+            "a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend",
+        ),
         (["{tmp}", "--backend", "lmdb"], "cannot open as LMDB"),
         (["{db}", "--write-clean", "{db}"], "already exists; give a new path"),
         (["{db}", "--shard", "0/2", "--workers", "2"], "--shard and --workers exclude each other"),

@@ -1,4 +1,5 @@
 """V1 nets rewritten in today's format, comments and layout kept, as Caffe's upgrade would."""
+
 import os
 import subprocess
 
@@ -30,7 +31,9 @@ layers { name: "relu1" type: RELU bottom: "conv1" top: "conv1" }
 
 def test_v1_layers_become_layer_with_type_names_and_param_blocks():
     text, changes = upgrade_v1(V1)
-    assert text == """\
+    assert (
+        text
+        == """\
 name: "old"  # a V1 net
 layer {
   name: "conv1"
@@ -43,6 +46,7 @@ layer {
 }
 layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
 """.replace("name: w1", 'name: "w1"')
+    )
     assert changes == ["conv1: layers -> layer", "relu1: layers -> layer"]
 
 
@@ -60,14 +64,19 @@ def test_corpus_v1_nets_upgrade_and_take_checks(path):
 BY_CAFFE = "; upgrade it with Caffe's upgrade_net_proto_text"
 
 
-@pytest.mark.parametrize("before", ["", 'name: "old"\n', '# an old net\nname: "old"\n\nlayers { name: "x" type: RELU }\n'])
+@pytest.mark.parametrize(
+    "before",
+    ["", 'name: "old"\n', '# an old net\nname: "old"\n\nlayers { name: "x" type: RELU }\n'],
+)
 @pytest.mark.parametrize(
     "text, message",
     [
         ("layers { name: 'a' type: FOO }", "unknown V1 layer type 'FOO'"),
         ("layers { layer { name: 'a' } }", "a V0 layer nested in 'layers'" + BY_CAFFE),
-        ("layers { name: 'd' type: DATA data_param { scale: 0.1 } }",
-         "data_param holds scale from before transform_param" + BY_CAFFE),
+        (
+            "layers { name: 'd' type: DATA data_param { scale: 0.1 } }",
+            "data_param holds scale from before transform_param" + BY_CAFFE,
+        ),
     ],
 )
 def test_what_the_upgrade_does_not_rewrite_is_refused_at_its_layer(before, text, message):
@@ -80,8 +89,11 @@ def caffe_upgrade(tmp_path, text, name):
     source, target = tmp_path / f"{name}.in", tmp_path / f"{name}.out"
     source.write_text(text)
     run = subprocess.run(
-        ["upgrade_net_proto_text", str(source), str(target)], capture_output=True, text=True,
-        env=dict(os.environ, GLOG_minloglevel="2"), timeout=120,
+        ["upgrade_net_proto_text", str(source), str(target)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="2"),
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     return target.read_text()

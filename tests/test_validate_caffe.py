@@ -1,4 +1,5 @@
 """Caffe's own parser as a second opinion on edited files."""
+
 import pytest
 
 from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
@@ -6,7 +7,9 @@ from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
 
 def test_caffe_accepts_a_net_and_a_solver(caffe):
     assert validate('layer { name: "a" type: "Input" top: "a" }', "net.prototxt") is True
-    assert validate('base_lr: 0.1\ndebug_info: true\n', "solver.prototxt", "SolverParameter") is True
+    assert (
+        validate("base_lr: 0.1\ndebug_info: true\n", "solver.prototxt", "SolverParameter") is True
+    )
 
 
 def test_caffe_rejects_an_unknown_field_with_its_position(caffe):
@@ -32,5 +35,5 @@ def test_inject_notes_when_caffe_rejects_the_original_too(caffe, tmp_path):
     assert len(report.net.added) == 1
     assert report.notes == [
         f"not checked against Caffe's schema, which rejects the original too ({net}: Caffe's "
-        "parser rejects it: 1:1 : Message type \"caffe.NetParameter\" has no field named \"bn_stats_batch_size\".)"
+        'parser rejects it: 1:1 : Message type "caffe.NetParameter" has no field named "bn_stats_batch_size".)'
     ]

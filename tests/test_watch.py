@@ -1,6 +1,7 @@
 """watch around a real process (a stand-in for `caffe train` that prints Caffe's lines and
 acts on its signals as Caffe does): the output passed through, the log, the stop at the first
 NaN and its signals, signals passed on, exit statuses and one-line errors."""
+
 import os
 import signal
 import subprocess
@@ -23,16 +24,27 @@ def watch_env(**extra):
 
 
 def run_watch(folder, *args, env=None):
-    return subprocess.run([sys.executable, "-m", "caffe_nantools", "watch", *args], cwd=folder,
-                          env=env or watch_env(), capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "caffe_nantools", "watch", *args],
+        cwd=folder,
+        env=env or watch_env(),
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def own_lines(stderr: bytes):
-    return [line for line in stderr.decode().splitlines() if line.startswith("caffe-nantools watch:")]
+    return [
+        line for line in stderr.decode().splitlines() if line.startswith("caffe-nantools watch:")
+    ]
 
 
 def without_own_lines(stderr: bytes) -> bytes:
-    return b"".join(line for line in stderr.splitlines(keepends=True) if not line.startswith(b"caffe-nantools watch:"))
+    return b"".join(
+        line
+        for line in stderr.splitlines(keepends=True)
+        if not line.startswith(b"caffe-nantools watch:")
+    )
 
 
 WRITER = r"""
@@ -48,7 +60,9 @@ sys.exit(3)
 """
 
 
-def test_every_byte_passes_through_in_order_to_each_own_output_and_the_status_is_the_commands(tmp_path):
+def test_every_byte_passes_through_in_order_to_each_own_output_and_the_status_is_the_commands(
+    tmp_path,
+):
     plain = subprocess.run([sys.executable, "-c", WRITER], capture_output=True)
     watched = run_watch(tmp_path, "--log", "run.log", "--", sys.executable, "-c", WRITER)
     assert watched.returncode == plain.returncode == 3
@@ -76,13 +90,22 @@ def test_the_default_log_is_named_by_the_time_and_glog_goes_to_stderr(tmp_path):
 
 
 def test_glog_variables_the_user_set_are_kept(tmp_path):
-    watched = run_watch(tmp_path, "--", "sh", "-c", "echo [$GLOG_logtostderr]", env=watch_env(GLOG_log_dir=str(tmp_path)))
+    watched = run_watch(
+        tmp_path,
+        "--",
+        "sh",
+        "-c",
+        "echo [$GLOG_logtostderr]",
+        env=watch_env(GLOG_log_dir=str(tmp_path)),
+    )
     assert watched.stdout == b"[]\n"
     assert any("watch cannot see them" in line for line in own_lines(watched.stderr))
 
 
 def test_at_the_first_nan_caffe_snapshots_then_stops_and_watch_exits_1(tmp_path):
-    watched = run_watch(tmp_path, "--log", "w.log", "--", *FAKE, "-nan_at", "5", "-iterations", "200")
+    watched = run_watch(
+        tmp_path, "--log", "w.log", "--", *FAKE, "-nan_at", "5", "-iterations", "200"
+    )
     assert watched.returncode == 1
     messages = own_lines(watched.stderr)
     assert any("first non-finite value at iteration 5" in m for m in messages)
@@ -100,25 +123,56 @@ def test_at_the_first_nan_caffe_snapshots_then_stops_and_watch_exits_1(tmp_path)
 
 def test_the_last_good_snapshot_is_named(tmp_path):
     # The stand-in writes one on SIGHUP: -sigint_effect snapshot makes a Ctrl-C before the nan one.
-    proc = subprocess.Popen([sys.executable, "-m", "caffe_nantools", "watch", "--log", "w.log", "--json", "--", *FAKE,
-                             "-nan_at", "40", "-iterations", "200", "-sigint_effect", "snapshot"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=watch_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "caffe_nantools",
+            "watch",
+            "--log",
+            "w.log",
+            "--json",
+            "--",
+            *FAKE,
+            "-nan_at",
+            "40",
+            "-iterations",
+            "200",
+            "-sigint_effect",
+            "snapshot",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=watch_env(),
+    )
     wait_for(tmp_path / "w.log", "Iteration 10,")
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     import json
+
     result = json.loads(out)
     assert proc.returncode == 1 and result["stopped"] == "nonfinite"
     good = result["last_good_snapshot"]
-    assert good and good[0].endswith(".caffemodel") and 10 < int(good[0].split("_iter_")[1].split(".")[0]) <= 40
-    assert result["received"] == ["SIGINT"] and result["diagnosis"]["first_nonfinite"]["iteration"] == 40
-    assert int(result["snapshot"][0].split("_iter_")[1].split(".")[0]) > 40  # the one asked for at the stop
+    assert (
+        good
+        and good[0].endswith(".caffemodel")
+        and 10 < int(good[0].split("_iter_")[1].split(".")[0]) <= 40
+    )
+    assert (
+        result["received"] == ["SIGINT"]
+        and result["diagnosis"]["first_nonfinite"]["iteration"] == 40
+    )
+    assert (
+        int(result["snapshot"][0].split("_iter_")[1].split(".")[0]) > 40
+    )  # the one asked for at the stop
 
 
 def test_a_command_deaf_to_signals_is_terminated_then_killed(tmp_path):
     start = time.monotonic()
-    watched = run_watch(tmp_path, "--timeout", "0.5", "--", *FAKE, "-nan_at", "2", "-iterations", "100000", "-deaf")
+    watched = run_watch(
+        tmp_path, "--timeout", "0.5", "--", *FAKE, "-nan_at", "2", "-iterations", "100000", "-deaf"
+    )
     assert watched.returncode == 1
     messages = own_lines(watched.stderr)
     assert any("no snapshot within 0.5 s" in m for m in messages)
@@ -127,16 +181,35 @@ def test_a_command_deaf_to_signals_is_terminated_then_killed(tmp_path):
 
 
 def test_no_snapshot_stops_with_sigterm_and_no_snapshot_is_written(tmp_path):
-    watched = run_watch(tmp_path, "--no-snapshot", "--", *FAKE, "-nan_at", "3", "-iterations", "200")
+    watched = run_watch(
+        tmp_path, "--no-snapshot", "--", *FAKE, "-nan_at", "3", "-iterations", "200"
+    )
     assert watched.returncode == 1 and not list(tmp_path.glob("snap_*"))
     assert any(m.endswith("sent SIGTERM") for m in own_lines(watched.stderr))
 
 
-@pytest.mark.parametrize("signum, effect", [(signal.SIGINT, "stop"), (signal.SIGHUP, "snapshot"), (signal.SIGTERM, None)])
+@pytest.mark.parametrize(
+    "signum, effect", [(signal.SIGINT, "stop"), (signal.SIGHUP, "snapshot"), (signal.SIGTERM, None)]
+)
 def test_a_signal_to_watch_reaches_the_command_which_acts_as_configured(tmp_path, signum, effect):
-    proc = subprocess.Popen([sys.executable, "-m", "caffe_nantools", "watch", "--log", "w.log", "--", *FAKE,
-                             "-iterations", "60"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=watch_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "caffe_nantools",
+            "watch",
+            "--log",
+            "w.log",
+            "--",
+            *FAKE,
+            "-iterations",
+            "60",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=watch_env(),
+    )
     wait_for(tmp_path / "w.log", "Iteration 3,")
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
@@ -157,19 +230,30 @@ def test_a_signal_to_watch_reaches_the_command_which_acts_as_configured(tmp_path
 def test_a_command_that_does_not_exist_is_one_line_and_exit_2(tmp_path):
     watched = run_watch(tmp_path, "--", "no-such-trainer", "train")
     assert watched.returncode == 2
-    assert watched.stderr.decode() == "caffe-nantools watch: error: no-such-trainer: command not found\n"
+    assert (
+        watched.stderr.decode()
+        == "caffe-nantools watch: error: no-such-trainer: command not found\n"
+    )
     assert list(tmp_path.iterdir()) == []  # no log left behind
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "no command to watch"),
-    (["--log", "solver.prototxt", "--", "caffe", "train", "-solver=solver.prototxt"], "is the input COMMAND"),
-    (["--log", "old.log", "--", "true"], "old.log: already exists"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "no command to watch"),
+        (
+            ["--log", "solver.prototxt", "--", "caffe", "train", "-solver=solver.prototxt"],
+            "is the input COMMAND",
+        ),
+        (["--log", "old.log", "--", "true"], "old.log: already exists"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_2(tmp_path, args, message):
     (tmp_path / "solver.prototxt").write_text("base_lr: 0.1\n")
     (tmp_path / "old.log").write_text("kept\n")
     watched = run_watch(tmp_path, *args)
     assert watched.returncode == 2 and len(watched.stderr.splitlines()) == 1
     assert message in watched.stderr.decode()
-    assert (tmp_path / "old.log").read_text() == "kept\n" and (tmp_path / "solver.prototxt").read_text() == "base_lr: 0.1\n"
+    assert (tmp_path / "old.log").read_text() == "kept\n" and (
+        tmp_path / "solver.prototxt"
+    ).read_text() == "base_lr: 0.1\n"

@@ -1,5 +1,6 @@
 """watch around the real `caffe train`: a base_lr that explodes is stopped with a snapshot and
 diagnosed, a healthy run passes through untouched, an abort is reported, Ctrl-C reaches Caffe."""
+
 import json
 import os
 import re
@@ -17,16 +18,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: A Python layer that makes each iteration last 20 ms, as a real net's would: watch acts
 #: between iterations, as a user's run gives it time to.
 PACE_LAYER = 'layer { name: "pace" type: "Python" python_param { module: "pace" layer: "Pace" } }'
-PACE_MODULE = ("import time\nimport caffe\n\n\nclass Pace(caffe.Layer):\n    def setup(self, bottom, top):\n        pass\n\n"
-               "    def reshape(self, bottom, top):\n        pass\n\n    def forward(self, bottom, top):\n"
-               "        time.sleep(0.02)\n\n    def backward(self, top, propagate_down, bottom):\n        pass\n")
+PACE_MODULE = (
+    "import time\nimport caffe\n\n\nclass Pace(caffe.Layer):\n    def setup(self, bottom, top):\n        pass\n\n"
+    "    def reshape(self, bottom, top):\n        pass\n\n    def forward(self, bottom, top):\n"
+    "        time.sleep(0.02)\n\n    def backward(self, top, propagate_down, bottom):\n        pass\n"
+)
 CAFFE = ["caffe", "train", "-solver", "solver.prototxt"]
 
 
 def training(folder, *, paced=True, **solver):
     regression_data(folder)
     (folder / "pace.py").write_text(PACE_MODULE)
-    (folder / "net.prototxt").write_text(REGRESSION_NET.substitute(extra=PACE_LAYER if paced else "", into="ip1"))
+    (folder / "net.prototxt").write_text(
+        REGRESSION_NET.substitute(extra=PACE_LAYER if paced else "", into="ip1")
+    )
     write_solver(folder, extra="random_seed: 7\n", **solver)
 
 
@@ -39,7 +44,9 @@ def watch_args(*args):
 
 
 def run_watch(folder, *args):
-    return subprocess.run(watch_args(*args), cwd=folder, env=env(folder), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        watch_args(*args), cwd=folder, env=env(folder), capture_output=True, text=True, timeout=300
+    )
 
 
 def displayed(log_text):
@@ -53,7 +60,9 @@ def test_an_exploding_base_lr_is_stopped_with_a_snapshot_and_diagnosed(caffe, tm
     assert run.returncode == 1, run.stderr[-3000:]
     answer = run.stdout
     assert answer.startswith("w.log: cause: exploding_gradients")
-    assert "lower base_lr to" in answer and "(from 0.3) (solver.prototxt:2)" in answer  # the solver was read
+    assert (
+        "lower base_lr to" in answer and "(from 0.3) (solver.prototxt:2)" in answer
+    )  # the solver was read
     first_bad = int(re.search(r"first non-finite value at iteration (\d+)", run.stderr).group(1))
     # Caffe takes a signal at the end of an iteration: the snapshot at the end of the one in
     # flight, the stop at the end of the next.
@@ -74,13 +83,25 @@ def normalised(text: str) -> str:
 
 def test_a_healthy_run_passes_through_byte_for_byte_and_exits_0(caffe, tmp_path):
     training(tmp_path, paced=False, base_lr=0.001, max_iter=40)
-    plain = subprocess.run(CAFFE, cwd=tmp_path, env=dict(env(tmp_path), GLOG_logtostderr="1"), capture_output=True,
-                           text=True, timeout=300)
+    plain = subprocess.run(
+        CAFFE,
+        cwd=tmp_path,
+        env=dict(env(tmp_path), GLOG_logtostderr="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     run = run_watch(tmp_path, "--log", "w.log", "--", *CAFFE)
     assert run.returncode == plain.returncode == 0
     ours = [line for line in run.stderr.splitlines() if line.startswith("caffe-nantools watch:")]
-    assert len(ours) == 2 and "every value was finite" in ours[-1]  # the log's name, the outcome: no warning
-    passed = "".join(line for line in run.stderr.splitlines(keepends=True) if not line.startswith("caffe-nantools watch:"))
+    assert (
+        len(ours) == 2 and "every value was finite" in ours[-1]
+    )  # the log's name, the outcome: no warning
+    passed = "".join(
+        line
+        for line in run.stderr.splitlines(keepends=True)
+        if not line.startswith("caffe-nantools watch:")
+    )
     assert "] Iteration 39 " in passed and "[Backward] All net params" in passed
     assert normalised(passed) == normalised(plain.stderr)
     assert (tmp_path / "w.log").read_text() == passed
@@ -98,21 +119,31 @@ def test_a_check_failure_is_reported_with_the_fatal_line_and_what_it_means(caffe
         'layer { name: "data" type: "ImageData" top: "data" top: "label"\n'
         '        image_data_param { source: "list.txt" root_folder: "imgs/" batch_size: 2 } }\n'
         'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }\n'
-        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }\n')
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }\n'
+    )
     write_solver(tmp_path, debug="false", max_iter=10)
     run = run_watch(tmp_path, "--log", "w.log", "--json", "--", *CAFFE)
     assert run.returncode == 128 + signal.SIGABRT
     result = json.loads(run.stdout)
     assert result["status"] == 134 and result["diagnosis"]["cause"] == "caffe_abort"
-    assert "Check failed" in result["diagnosis"]["abort"]["text"] and "missing.png" in result["diagnosis"]["abort"]["text"]
+    assert (
+        "Check failed" in result["diagnosis"]["abort"]["text"]
+        and "missing.png" in result["diagnosis"]["abort"]["text"]
+    )
     assert any("could not be opened" in s for s in result["diagnosis"]["summary"])
 
 
 @pytest.mark.parametrize("flags, stops", [([], True), (["-sigint_effect", "snapshot"], False)])
 def test_ctrl_c_on_watch_is_caffes_own_sigint(caffe, tmp_path, flags, stops):
     training(tmp_path, base_lr=0.001, max_iter=60)
-    proc = subprocess.Popen(watch_args("--log", "w.log", "--", *CAFFE, *flags), cwd=tmp_path, env=env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        watch_args("--log", "w.log", "--", *CAFFE, *flags),
+        cwd=tmp_path,
+        env=env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(tmp_path / "w.log", "] Iteration 5 ")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)

@@ -1,5 +1,6 @@
 """watch's decisions, without a process: a log fed in, the passing time and the signals watch
 gets, and the events (warnings, the stop and its signals) that come out."""
+
 import signal
 
 import pytest
@@ -36,8 +37,11 @@ def kinds(events):
 def test_a_healthy_log_gives_no_event():
     m, _ = monitor()
     events = m.feed(training_log(40, snapshot=10).encode()) + m.close()
-    assert [e.message for e in events] == [f"Caffe wrote snap_iter_{k}.{kind}" for k in (10, 20, 30, 40)
-                                           for kind in ("caffemodel", "solverstate")]
+    assert [e.message for e in events] == [
+        f"Caffe wrote snap_iter_{k}.{kind}"
+        for k in (10, 20, 30, 40)
+        for kind in ("caffemodel", "solverstate")
+    ]
     assert not m.went_bad and m.stop_reason is None
 
 
@@ -46,7 +50,10 @@ def test_the_first_nan_asks_for_a_snapshot_then_a_stop_then_escalates(bad_at):
     m, clock = monitor()
     events = m.feed(training_log(bad_at + 3, bad_at=bad_at).encode())
     stop = next(e for e in events if e.kind == "stop")
-    assert f"at iteration {bad_at}" in stop.message and "[Forward] Layer ip2, top blob ip2 data: nan" in stop.message
+    assert (
+        f"at iteration {bad_at}" in stop.message
+        and "[Forward] Layer ip2, top blob ip2 data: nan" in stop.message
+    )
     assert signals(events) == [signal.SIGHUP] and m.stop_reason == "nonfinite" and m.went_bad
     assert "-sighup_effect snapshot" in events[-1].message
     # Caffe's snapshot: its solver state line is the cue for the stop signal.
@@ -76,12 +83,18 @@ def test_without_a_snapshot_within_the_timeout_it_stops_anyway():
     assert signals(events) == [signal.SIGINT]
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["-sighup_effect", "stop", "-sigint_effect", "snapshot"], [signal.SIGINT, signal.SIGHUP]),
-    (["--sighup_effect=none"], [signal.SIGINT, signal.SIGTERM]),
-    (["-sighup_effect=none", "-sigint_effect", "none"], [signal.SIGTERM, signal.SIGKILL]),
-    (["-sigint_effect=snapshot"], [signal.SIGHUP, signal.SIGTERM]),  # nothing stops: SIGTERM does
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["-sighup_effect", "stop", "-sigint_effect", "snapshot"], [signal.SIGINT, signal.SIGHUP]),
+        (["--sighup_effect=none"], [signal.SIGINT, signal.SIGTERM]),
+        (["-sighup_effect=none", "-sigint_effect", "none"], [signal.SIGTERM, signal.SIGKILL]),
+        (
+            ["-sigint_effect=snapshot"],
+            [signal.SIGHUP, signal.SIGTERM],
+        ),  # nothing stops: SIGTERM does
+    ],
+)
 def test_the_signals_follow_caffes_flags_on_the_command_line(flags, expected):
     m, clock = monitor(["caffe", "train", "-solver", "s.prototxt", *flags])
     sent = signals(m.feed(training_log(3, bad_at=1).encode()))
@@ -96,17 +109,23 @@ def test_no_snapshot_stops_with_sigterm_which_caffe_leaves_to_its_default():
     assert signals(m.feed(training_log(3, bad_at=1).encode())) == [signal.SIGTERM]
 
 
-@pytest.mark.parametrize("line", [
-    "sgd_solver.cpp:112] Iteration 4, lr = nan",
-    "solver.cpp:258]     Train net output #1: accuracy = nan (* 1 = nan loss)",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "sgd_solver.cpp:112] Iteration 4, lr = nan",
+        "solver.cpp:258]     Train net output #1: accuracy = nan (* 1 = nan loss)",
+    ],
+)
 def test_a_non_finite_rate_or_loss_without_debug_info_stops_it(line):
     m, _ = monitor()
     log = training_log(5, debug=False)
     if "lr" in line:
         log = log.replace("Iteration 4, lr = 0.01", "Iteration 4, lr = nan")
     else:
-        log = log.replace("Iteration 4 (50 iter/s, 0.02s/1 iters), loss = 1.3", "Iteration 4 (50 iter/s, 0.02s/1 iters), loss = nan")
+        log = log.replace(
+            "Iteration 4 (50 iter/s, 0.02s/1 iters), loss = 1.3",
+            "Iteration 4 (50 iter/s, 0.02s/1 iters), loss = nan",
+        )
     events = m.feed(log.encode())
     assert m.stop_reason == "nonfinite" and "iteration 4" in events[0].message
 
@@ -115,7 +134,11 @@ def test_a_blow_up_is_warned_of_once_and_stops_the_run_only_when_asked():
     log = training_log(12, growth=10.0).encode()
     m, _ = monitor()
     warnings = [e for e in m.feed(log) if e.kind == "warning"]
-    assert len(warnings) == 1 and "orders of magnitude" in warnings[0].message and m.stop_reason is None
+    assert (
+        len(warnings) == 1
+        and "orders of magnitude" in warnings[0].message
+        and m.stop_reason is None
+    )
     m, _ = monitor(stop_on_blowup=True)
     events = m.feed(log)
     assert m.stop_reason == "blowup" and kinds(events)[-2:] == ["stop", "signal"]
@@ -132,7 +155,11 @@ def test_a_steady_log_read_display_by_display_is_not_a_blow_up():
 def test_a_loss_pinned_at_87_3365_is_warned_of():
     m, _ = monitor()
     events = m.feed(training_log(10, debug=False, loss=87.3365).encode())
-    assert kinds(events) == ["warning"] and "87.3365" in events[0].message and "-log(FLT_MIN)" in events[0].message
+    assert (
+        kinds(events) == ["warning"]
+        and "87.3365" in events[0].message
+        and "-log(FLT_MIN)" in events[0].message
+    )
 
 
 @pytest.mark.parametrize("debug, warned", [(True, True), (False, False)])
@@ -147,7 +174,10 @@ def test_signals_watch_gets_are_passed_on_and_sigterm_ends_in_sigkill():
     m.feed(training_log(3).encode())
     events = m.receive(signal.SIGINT)
     assert kinds(events) == ["forward"] and signals(events) == [signal.SIGINT]
-    assert "-sigint_effect stop" in events[0].message and m.request_line == m.reader.runs[-1].losses[-1].line + 2
+    assert (
+        "-sigint_effect stop" in events[0].message
+        and m.request_line == m.reader.runs[-1].losses[-1].line + 2
+    )
     assert signals(m.receive(signal.SIGTERM)) == [signal.SIGTERM]
     clock.now += 31
     assert signals(m.tick()) == [signal.SIGKILL]
@@ -163,12 +193,18 @@ def test_the_stop_comes_at_the_same_line_however_the_stream_is_cut(data):
     stops = []
     for a, b in zip([0] + positions, positions + [len(log)]):
         stops += [e for e in m.feed(log[a:b]) if e.kind == "stop"]
-    assert len(stops) == 1 and stops[0].line == log[:log.index(b"top blob ip2 data: nan")].count(b"\n") + 1
+    assert (
+        len(stops) == 1
+        and stops[0].line == log[: log.index(b"top blob ip2 data: nan")].count(b"\n") + 1
+    )
 
 
 def test_a_noisy_loss_whose_spikes_do_not_last_is_not_a_blow_up():
     m, _ = monitor()
     log = training_log(40, debug=False, loss=2.0)
     for i in range(3, 40, 4):  # one batch in four 300 times the others, as small batches give
-        log = log.replace(f"Iteration {i} (50 iter/s, 0.02s/1 iters), loss = 2", f"Iteration {i} (50 iter/s, 0.02s/1 iters), loss = 600")
+        log = log.replace(
+            f"Iteration {i} (50 iter/s, 0.02s/1 iters), loss = 2",
+            f"Iteration {i} (50 iter/s, 0.02s/1 iters), loss = 600",
+        )
     assert "loss = 600" in log and m.feed(log.encode()) == []

@@ -1,5 +1,6 @@
 """``diagnose``: read a Caffe training log (and the net and solver) and name the cause of the
 first non-finite value, with the log lines that show it and what to change."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,9 +46,17 @@ class Diagnosis:
         blowup = None
         if self.blowup is not None:
             b = self.blowup
-            blowup = {"layer": b.layer, "what": b.what, "orders": round(b.orders, 2),
-                      "from": {"iteration": b.start.iteration, "value": b.start.value, "line": b.start.line},
-                      "to": {"iteration": b.end.iteration, "value": b.end.value, "line": b.end.line}}
+            blowup = {
+                "layer": b.layer,
+                "what": b.what,
+                "orders": round(b.orders, 2),
+                "from": {
+                    "iteration": b.start.iteration,
+                    "value": b.start.value,
+                    "line": b.start.line,
+                },
+                "to": {"iteration": b.end.iteration, "value": b.end.value, "line": b.end.line},
+            }
         return {
             "log": self.log,
             "cause": self.cause,
@@ -97,8 +106,14 @@ class Diagnosis:
         return "\n".join(lines) + "\n"
 
 
-def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
-             plot: Optional[str] = None, *, reader: Optional[Reader] = None) -> Diagnosis:
+def diagnose(
+    log: str,
+    net: Optional[str] = None,
+    solver: Optional[str] = None,
+    plot: Optional[str] = None,
+    *,
+    reader: Optional[Reader] = None,
+) -> Diagnosis:
     """``caffe-nantools diagnose LOG [--net NET] [--solver SOLVER] [--plot PNG]``.
 
     ``reader``: the log, read already (watch reads it as it is written), finished; it is not
@@ -111,7 +126,9 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
     """
     if plot is not None:
         inputs = [("LOG", log), ("--net", net), ("--solver", solver)]
-        refuse_overlaps([(label, path) for label, path in inputs if path is not None], [("--plot", plot)])
+        refuse_overlaps(
+            [(label, path) for label, path in inputs if path is not None], [("--plot", plot)]
+        )
         check_writable(plot)
     net_facts = NetFacts.read(net) if net else None
     solver_facts = SolverFacts.read(solver) if solver else None
@@ -121,19 +138,42 @@ def diagnose(log: str, net: Optional[str] = None, solver: Optional[str] = None,
     runs = reader.runs
     if not reader.recognised:
         raise not_a_log(log)
-    chosen = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad or runs[i].abort), len(runs) - 1)
+    chosen = next(
+        (i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad or runs[i].abort),
+        len(runs) - 1,
+    )
     run = runs[chosen]
     inputs = net_facts.inputs if net_facts else None
     types = net_facts.types if net_facts else None
     origin = find_origin(run.suspect, inputs) if run.suspect is not None else None
-    blowup = find_blowup(run.window, run.suspect, origin, run.losses, types) if run.went_bad else None
+    blowup = (
+        find_blowup(run.window, run.suspect, origin, run.losses, types) if run.went_bad else None
+    )
     updates = update_ratios(run.window + ([run.suspect] if run.suspect else []), dict(run.rates))
     grew = blowup is not None or updates.first_exploding() is not None
-    blame = find_blame(run.suspect, origin, types, grew_over_iterations=grew) if origin is not None else None
+    blame = (
+        find_blame(run.suspect, origin, types, grew_over_iterations=grew)
+        if origin is not None
+        else None
+    )
     verdict = judge(run, origin, blame, blowup, updates, net_facts, solver_facts, log)
-    diagnosis = Diagnosis(log, verdict.cause, verdict.first, verdict.evidence, verdict.advice, verdict.summary,
-                          run.has_debug, chosen + 1, len(runs), origin, blowup, run, verdict.origin, verdict.warnings,
-                          verdict.suggested)
+    diagnosis = Diagnosis(
+        log,
+        verdict.cause,
+        verdict.first,
+        verdict.evidence,
+        verdict.advice,
+        verdict.summary,
+        run.has_debug,
+        chosen + 1,
+        len(runs),
+        origin,
+        blowup,
+        run,
+        verdict.origin,
+        verdict.warnings,
+        verdict.suggested,
+    )
     if plot is not None:
         from caffe_nantools.diagnose.plot import plot_run
 

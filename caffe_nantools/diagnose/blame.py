@@ -6,6 +6,7 @@ a layer that only moves values (a ReLU, a Split) never makes NaN or inf from fin
 a BatchNorm whose statistics are all 0 (the moving-average factor too: nothing accumulated or
 loaded) divides by sqrt(eps) and scales its input up about 300 times, layer after layer.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,12 @@ class Blame:
     why: str
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "pass": self.pass_, "iteration": self.iteration, "why": self.why}
+        return {
+            "layer": self.layer,
+            "pass": self.pass_,
+            "iteration": self.iteration,
+            "why": self.why,
+        }
 
 
 def layer_type(layer: str, types: Optional[Dict[str, str]]) -> Optional[str]:
@@ -63,8 +69,13 @@ def zero_statistics(block: Block, types: Optional[Dict[str, str]]) -> List[str]:
     return found
 
 
-def find_blame(block: Block, first: Origin, types: Optional[Dict[str, str]] = None, *,
-               grew_over_iterations: bool = False) -> Blame:
+def find_blame(
+    block: Block,
+    first: Origin,
+    types: Optional[Dict[str, str]] = None,
+    *,
+    grew_over_iterations: bool = False,
+) -> Blame:
     """Who is to blame for ``first``, the first bad record of ``block``. When values grew over
     the iterations before (weights that exploded), growth along the last pass is its effect, not
     a cause of its own."""
@@ -75,9 +86,11 @@ def find_blame(block: Block, first: Origin, types: Optional[Dict[str, str]] = No
     start = None if grew_over_iterations else _growth_start(tops)
     if start is not None:
         base, begin, last = start
-        why = (f"values grew {math.log10(last.value / base.value):.0f} orders of magnitude within one forward pass, "
-               f"from mean |x| {base.value:g} before layer {begin.layer!r} to {last.value:g} before layer "
-               f"{first.layer!r} went non-finite")
+        why = (
+            f"values grew {math.log10(last.value / base.value):.0f} orders of magnitude within one forward pass, "
+            f"from mean |x| {base.value:g} before layer {begin.layer!r} to {last.value:g} before layer "
+            f"{first.layer!r} went non-finite"
+        )
         if zeros:
             begin_layer = zeros[0] if zeros[0] in _layers_from(tops, begin) else begin.layer
             why += "; " + _zero_statistics_why(zeros)
@@ -88,10 +101,16 @@ def find_blame(block: Block, first: Origin, types: Optional[Dict[str, str]] = No
     if passes_through(first.layer, types) and tops:
         before = tops[-1]
         kind = layer_type(first.layer, types) or "layer that only moves values"
-        return Blame(before.layer, "forward", first.iteration,
-                     f"{first.layer!r} is a {kind}, which never makes NaN or inf from finite inputs: the trouble is "
-                     f"in what layer {before.layer!r} produced (mean |x| {before.value:g})")
-    return Blame(first.layer, first.pass_, first.iteration, _plain_why(first, seen_inputs=bool(tops)))
+        return Blame(
+            before.layer,
+            "forward",
+            first.iteration,
+            f"{first.layer!r} is a {kind}, which never makes NaN or inf from finite inputs: the trouble is "
+            f"in what layer {before.layer!r} produced (mean |x| {before.value:g})",
+        )
+    return Blame(
+        first.layer, first.pass_, first.iteration, _plain_why(first, seen_inputs=bool(tops))
+    )
 
 
 def _plain_why(first: Origin, seen_inputs: bool = True) -> str:
@@ -102,16 +121,22 @@ def _plain_why(first: Origin, seen_inputs: bool = True) -> str:
     if first.pass_ == "backward":
         return "the first gradient to go non-finite in the backward pass"
     if not seen_inputs:
-        return "the first layer of the trace with a non-finite output; its inputs are not in the log"
+        return (
+            "the first layer of the trace with a non-finite output; its inputs are not in the log"
+        )
     return "the first layer whose output went non-finite from finite inputs"
 
 
 def _zero_statistics_why(layers: List[str]) -> str:
-    names = ", ".join(repr(l) for l in layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
-    return (f"{'BatchNorm' if len(layers) == 1 else 'BatchNorm layers'} {names} {'has' if len(layers) == 1 else 'have'} all-zero statistics (param blobs 0-2, the "
-            "moving-average factor too): mean and variance were never accumulated or never loaded (use_global_stats "
-            "with statistics the weights file lacks, or layer names that do not match it), so it divides by "
-            "sqrt(eps) and scales its input up about 300 times")
+    names = ", ".join(repr(l) for l in layers[:4]) + (
+        f" and {len(layers) - 4} more" if len(layers) > 4 else ""
+    )
+    return (
+        f"{'BatchNorm' if len(layers) == 1 else 'BatchNorm layers'} {names} {'has' if len(layers) == 1 else 'have'} all-zero statistics (param blobs 0-2, the "
+        "moving-average factor too): mean and variance were never accumulated or never loaded (use_global_stats "
+        "with statistics the weights file lacks, or layer names that do not match it), so it divides by "
+        "sqrt(eps) and scales its input up about 300 times"
+    )
 
 
 def _tops_before(block: Block, first: Origin) -> List[Record]:

@@ -1,5 +1,6 @@
 """From what a run left in its log (and the net and solver, when given) to the most likely cause
 and what to change."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,21 +20,28 @@ from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net, NetState
 
 #: The causes diagnose names.
-CAUSES = (Cause.BAD_INPUT, Cause.EXPLODING_GRADIENTS, Cause.LR_POLICY, Cause.LAYER_NUMERICS, Cause.CAFFE_ABORT,
-          Cause.UNKNOWN, Cause.NONE)
+CAUSES = (
+    Cause.BAD_INPUT,
+    Cause.EXPLODING_GRADIENTS,
+    Cause.LR_POLICY,
+    Cause.LAYER_NUMERICS,
+    Cause.CAFFE_ABORT,
+    Cause.UNKNOWN,
+    Cause.NONE,
+)
 
 #: What to change when a layer of this type made non-finite values from finite inputs.
 LAYER_ADVICE = {
     "Log": "Log layer {name!r} sees values <= 0: give it a shift (log_param {{ shift: 1e-6 }}) or feed it "
-           "values that stay positive",
+    "values that stay positive",
     "Power": "Power layer {name!r}: a fractional or negative power of values <= 0 is NaN or inf, and the "
-             "gradient of x^0.5 at 0 is inf: add a shift (power_param {{ shift: 1e-6 }})",
+    "gradient of x^0.5 at 0 is inf: add a shift (power_param {{ shift: 1e-6 }})",
     "BatchNorm": "BatchNorm {name!r}: a channel with zero variance divides by sqrt(eps); keep eps > 0 "
-                 "(default 1e-5), and use_global_stats: false in TRAIN",
+    "(default 1e-5), and use_global_stats: false in TRAIN",
     "Pooling": "Pooling {name!r}: windows past the input give -FLT_MAX (MAX) and the next layer overflows; "
-               "keep stride <= kernel and pad < kernel",
+    "keep stride <= kernel and pad < kernel",
     "MultinomialLogisticLoss": "MultinomialLogisticLoss {name!r} takes log of a probability that can be 0: "
-                               "use SoftmaxWithLoss on the raw scores instead",
+    "use SoftmaxWithLoss on the raw scores instead",
     "InfogainLoss": "InfogainLoss {name!r} takes log of its input: feed it Softmax probabilities",
     "Python": "Python layer {name!r}: look for log, sqrt or division at 0 in its forward/backward",
     "Normalize": "Normalize {name!r} divides by the norm of a vector that can be 0: give it an eps",
@@ -59,10 +67,19 @@ class NetFacts:
         for layer in layers:
             for top in layer.tops:
                 producers.setdefault(top, layer.name)
-        sources = {l.name: str(l.source_params.get("source")) for l in layers
-                   if l.source_params is not None and l.source_params.get("source") is not None}
-        return cls(path, {l.name: l.type for l in layers}, [l.name for l in layers if l.is_data],
-                   producers, sources, lint(path))
+        sources = {
+            l.name: str(l.source_params.get("source"))
+            for l in layers
+            if l.source_params is not None and l.source_params.get("source") is not None
+        }
+        return cls(
+            path,
+            {l.name: l.type for l in layers},
+            [l.name for l in layers if l.is_data],
+            producers,
+            sources,
+            lint(path),
+        )
 
 
 @dataclass
@@ -81,9 +98,16 @@ class SolverFacts:
         doc = parse(read_text(path), path)
         base = setting(doc, "base_lr")
         policy = setting(doc, "lr_policy")
-        return cls(path, number_of(base), base.line if base is not None else None,
-                   number_of(setting(doc, "clip_gradients")), str(policy.value) if policy is not None else "fixed",
-                   number_of(setting(doc, "max_iter")), number_of(setting(doc, "power")), lint(solver=path))
+        return cls(
+            path,
+            number_of(base),
+            base.line if base is not None else None,
+            number_of(setting(doc, "clip_gradients")),
+            str(policy.value) if policy is not None else "fixed",
+            number_of(setting(doc, "max_iter")),
+            number_of(setting(doc, "power")),
+            lint(solver=path),
+        )
 
 
 @dataclass
@@ -99,32 +123,52 @@ class Verdict:
     suggested: Dict[str, float] = field(default_factory=dict)
 
 
-def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Optional[Blowup],
-          updates: Optional[Updates], net: Optional[NetFacts], solver: Optional[SolverFacts], log: str) -> Verdict:
+def judge(
+    run: Run,
+    origin: Optional[Origin],
+    blame: Optional[Blame],
+    blowup: Optional[Blowup],
+    updates: Optional[Updates],
+    net: Optional[NetFacts],
+    solver: Optional[SolverFacts],
+    log: str,
+) -> Verdict:
     """The cause of ``run``'s first non-finite value, with evidence and advice; an abort before
     any non-finite value is the cause itself."""
-    if run.abort is not None and (run.first_bad_line is None or run.first_bad_line > run.abort.line):
+    if run.abort is not None and (
+        run.first_bad_line is None or run.first_bad_line > run.abort.line
+    ):
         return _aborted(run, net)
     lr, loss = run.first_bad_lr, run.first_bad_loss
-    check = next((c for c in run.checks if c.phase == "TRAIN"), run.checks[0] if run.checks else None)
+    check = next(
+        (c for c in run.checks if c.phase == "TRAIN"), run.checks[0] if run.checks else None
+    )
     v = Verdict(Cause.NONE)
     if run.pinned is not None:
         p = run.pinned
-        v.warnings.append(f"the loss is {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
-                          "softmax's probability of the true class underflowed to 0; not NaN yet, but usually "
-                          "exploding scores, or labels out of range (`caffe-nantools scan NET` checks the labels)")
+        v.warnings.append(
+            f"the loss is {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
+            "softmax's probability of the true class underflowed to 0; not NaN yet, but usually "
+            "exploding scores, or labels out of range (`caffe-nantools scan NET` checks the labels)"
+        )
         v.evidence.append(p)
     if loss is not None:
-        v.summary.append(f"loss = {loss.value:g} first at iteration {loss.iteration} (line {loss.line})")
+        v.summary.append(
+            f"loss = {loss.value:g} first at iteration {loss.iteration} (line {loss.line})"
+        )
     if not run.went_bad:
         v.summary.append("no non-finite loss, rate or debug_info value in the log")
         return v
     if lr is not None and (origin is None or lr.line < origin.line):
         v.cause = Cause.LR_POLICY
         v.first = _first(lr.iteration, "lr", None, None, lr.line)
-        v.origin = _origin(None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate")
-        v.summary.append(f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
-                       "lr_policy computes it, not the net")
+        v.origin = _origin(
+            None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate"
+        )
+        v.summary.append(
+            f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
+            "lr_policy computes it, not the net"
+        )
         v.evidence.append(lr)
         v.advice += _lr_advice(solver, lr, log)
     elif origin is not None:
@@ -139,10 +183,14 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
         first = updates.first_exploding() if updates is not None else None
         if first is not None:
             _tell_updates(v, first, updates)
-        v.advice += _exploding_advice(blowup, solver, updates if first is not None else None, run, v.suggested)
+        v.advice += _exploding_advice(
+            blowup, solver, updates if first is not None else None, run, v.suggested
+        )
         if run.first_clipping is not None:
-            v.summary.append(f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
-                           f"{run.first_clipping.line}) and they still blew up")
+            v.summary.append(
+                f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
+                f"{run.first_clipping.line}) and they still blew up"
+            )
     if loss is not None:
         v.evidence.append(loss)
     if run.first_bad_output is not None:
@@ -150,11 +198,15 @@ def judge(run: Run, origin: Optional[Origin], blame: Optional[Blame], blowup: Op
     if check is not None and v.cause != Cause.LR_POLICY:
         v.evidence.append(check)
     if not run.has_debug:
-        v.summary.append("the log has no debug_info trace, so the layer that went non-finite first is not known")
+        v.summary.append(
+            "the log has no debug_info trace, so the layer that went non-finite first is not known"
+        )
         target = net.path if net else "train_val.prototxt"
-        v.advice.append(f"turn the trace on: `caffe-nantools inject {target} --solver "
-                        f"{solver.path if solver else 'solver.prototxt'}` (debug_info: true), run again and "
-                        "diagnose the new log")
+        v.advice.append(
+            f"turn the trace on: `caffe-nantools inject {target} --solver "
+            f"{solver.path if solver else 'solver.prototxt'}` (debug_info: true), run again and "
+            "diagnose the new log"
+        )
     if run.abort is not None:
         v.summary.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
         v.evidence.append(run.abort)
@@ -168,7 +220,11 @@ def _origin(layer: Optional[str], pass_: str, iteration: Optional[int], why: str
 
 def _at(iteration: Optional[int], about: str = "") -> str:
     """'iteration 4', 'about iteration 4', or what an excerpt without its Iteration line gives."""
-    return f"{about}iteration {iteration}" if iteration is not None else "an iteration the log does not name"
+    return (
+        f"{about}iteration {iteration}"
+        if iteration is not None
+        else "an iteration the log does not name"
+    )
 
 
 def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[NetFacts]) -> None:
@@ -187,42 +243,68 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
     if blob is not None:
         names = ", ".join(f"{o.name} = {o.value:g}" for o in good[:3])
         layer = net.producers.get(blob) if net else None
-        v.summary.append(f"only output {blob!r} went non-finite; {names} stayed finite: the branch of the net that "
-                       f"computes {blob!r}{f' (layer {layer!r})' if layer else ''} is where to look")
+        v.summary.append(
+            f"only output {blob!r} went non-finite; {names} stayed finite: the branch of the net that "
+            f"computes {blob!r}{f' (layer {layer!r})' if layer else ''} is where to look"
+        )
         v.origin = _origin(layer, "forward", iteration, f"the only non-finite output is {blob!r}")
-        v.advice.append(f"check that branch: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
-                        f"{blob} -o checked.prototxt` names the layer and samples")
+        v.advice.append(
+            f"check that branch: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
+            f"{blob} -o checked.prototxt` names the layer and samples"
+        )
     elif run.bad_iteration_outputs and not bad:
-        v.summary.append(f"the total loss is {loss.value:g} while every listed output is finite: a loss the outputs "
-                       "do not show, or the weighted sum of the losses overflowed")
+        v.summary.append(
+            f"the total loss is {loss.value:g} while every listed output is finite: a loss the outputs "
+            "do not show, or the weighted sum of the losses overflowed"
+        )
     if iteration == 0:
-        v.summary.append("it was non-finite at iteration 0, before any update: not the learning rate and not an "
-                       "explosion, but the input or a layer's numerics")
-        v.origin = v.origin or _origin(None, "forward", 0, "non-finite before any update: the input or a layer")
-        v.advice += [f"look for bad records: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
-                     "or find the layer and the samples in one go: `caffe-nantools hunt SOLVER`"]
+        v.summary.append(
+            "it was non-finite at iteration 0, before any update: not the learning rate and not an "
+            "explosion, but the input or a layer's numerics"
+        )
+        v.origin = v.origin or _origin(
+            None, "forward", 0, "non-finite before any update: the input or a layer"
+        )
+        v.advice += [
+            f"look for bad records: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
+            "or find the layer and the samples in one go: `caffe-nantools hunt SOLVER`",
+        ]
 
 
 def _from_test(v: Verdict, test: Valued, net: Optional[NetFacts]) -> None:
     """Only the TEST net went non-finite, training stayed finite: its own data or its own layers."""
     v.cause = Cause.UNKNOWN
     v.first = _first(test.iteration, "test", None, test.name or None, test.line)
-    v.summary.append(f"the TEST net's output {test.name!r} is {test.value:g} in the test pass at {_at(test.iteration)}, "
-                     "while every train value stayed finite: the test data, or a layer only in the TEST phase")
+    v.summary.append(
+        f"the TEST net's output {test.name!r} is {test.value:g} in the test pass at {_at(test.iteration)}, "
+        "while every train value stayed finite: the test data, or a layer only in the TEST phase"
+    )
     v.origin = _origin(None, "test", test.iteration, "only the TEST net went non-finite")
     v.evidence.append(test)
-    v.advice.append(f"look for bad records in the test data: `caffe-nantools scan {net.path if net else 'NET'} --phase TEST`")
-    v.advice.append("compare the layers that only the TEST phase has (include { phase: TEST }), e.g. an Accuracy "
-                    "with a label it cannot read")
+    v.advice.append(
+        f"look for bad records in the test data: `caffe-nantools scan {net.path if net else 'NET'} --phase TEST`"
+    )
+    v.advice.append(
+        "compare the layers that only the TEST phase has (include { phase: TEST }), e.g. an Accuracy "
+        "with a label it cannot read"
+    )
 
 
 def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
     """Where the explosion started: the first layer whose updates were as large as its weights."""
-    shown = " -> ".join(f"{r.value:.2g} ({_at(r.iteration)})" for r in updates.series(first.layer)[-5:])
-    v.summary.append(f"the update/weight ratio (lr x mean |diff| / mean |weight|) of layer {first.layer!r} passed 1 "
-                   f"first, at {_at(first.iteration)}: {shown}; healthy training keeps it near 1e-3")
-    v.origin = _origin(first.layer, "update", first.iteration,
-                       "its update/weight ratio passed 1 first: each step was as large as its weights")
+    shown = " -> ".join(
+        f"{r.value:.2g} ({_at(r.iteration)})" for r in updates.series(first.layer)[-5:]
+    )
+    v.summary.append(
+        f"the update/weight ratio (lr x mean |diff| / mean |weight|) of layer {first.layer!r} passed 1 "
+        f"first, at {_at(first.iteration)}: {shown}; healthy training keeps it near 1e-3"
+    )
+    v.origin = _origin(
+        first.layer,
+        "update",
+        first.iteration,
+        "its update/weight ratio passed 1 first: each step was as large as its weights",
+    )
     v.evidence.append(Evidence(first.line, first.text))
 
 
@@ -233,7 +315,9 @@ def _aborted(run: Run, net: Optional[NetFacts]) -> Verdict:
     v = Verdict(Cause.CAFFE_ABORT, evidence=[abort])
     v.summary, v.advice = explain(abort, net.path if net else None)
     if run.iterations:
-        v.summary.append(f"every value before it was finite (last displayed iteration {run.iterations[-1]})")
+        v.summary.append(
+            f"every value before it was finite (last displayed iteration {run.iterations[-1]})"
+        )
     else:
         v.summary.append("it happened before the first displayed iteration")
     return v
@@ -243,8 +327,15 @@ def _first(iteration, pass_, layer, blob, line) -> dict:
     return {"iteration": iteration, "pass": pass_, "layer": layer, "blob": blob, "line": line}
 
 
-def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], blowup: Optional[Blowup],
-                net: Optional[NetFacts], solver: Optional[SolverFacts]) -> None:
+def _from_trace(
+    v: Verdict,
+    run: Run,
+    origin: Origin,
+    blame: Optional[Blame],
+    blowup: Optional[Blowup],
+    net: Optional[NetFacts],
+    solver: Optional[SolverFacts],
+) -> None:
     iteration = origin.iteration
     about = ""
     if iteration is None and run.iterations:
@@ -255,22 +346,36 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
     value = f"mean |x| = {origin.value:g}"
     at = _at(iteration, about)
     seen = run.suspect is not None and any(
-        r.pass_ == origin.pass_ and r.line < origin.line for r in run.suspect.records)
+        r.pass_ == origin.pass_ and r.line < origin.line for r in run.suspect.records
+    )
     if origin.pass_ == "update":
-        v.summary.append(f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
-                       "made it so")
+        v.summary.append(
+            f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
+            "made it so"
+        )
     elif origin.input:
         source = net.sources.get(origin.layer) if net else None
-        v.summary.append(f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
-                       f"of {repr(source) if source else 'its source'} holds NaN or inf")
+        v.summary.append(
+            f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
+            f"of {repr(source) if source else 'its source'} holds NaN or inf"
+        )
     elif origin.pass_ == "forward":
         inputs = "from finite inputs" if seen else "its inputs are not in the log"
-        v.summary.append(f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}")
+        v.summary.append(
+            f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}"
+        )
     else:
         inputs = "from finite top diffs" if seen else "its top diffs are not in the log"
-        v.summary.append(f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}")
+        v.summary.append(
+            f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}"
+        )
     v.origin = blame.to_dict() if blame is not None else None
-    moved = blame is not None and blame.layer != origin.layer and origin.pass_ == "forward" and not origin.input
+    moved = (
+        blame is not None
+        and blame.layer != origin.layer
+        and origin.pass_ == "forward"
+        and not origin.input
+    )
     if moved:
         v.summary.append(f"the trouble began at layer {blame.layer!r}: {blame.why}")
     if blowup is not None:
@@ -280,30 +385,40 @@ def _from_trace(v: Verdict, run: Run, origin: Origin, blame: Optional[Blame], bl
         v.advice += _bad_input_advice(origin.layer, net)
     elif moved:
         v.cause = Cause.LAYER_NUMERICS
-        v.advice.append(_layer_advice(blame.layer, net, zero_statistics="all-zero statistics" in blame.why))
+        v.advice.append(
+            _layer_advice(blame.layer, net, zero_statistics="all-zero statistics" in blame.why)
+        )
     elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
         v.cause = Cause.EXPLODING_GRADIENTS
     elif origin.pass_ == "update":
         v.cause = Cause.UNKNOWN
         v.summary.append(f"display is {run.gap}: the iterations in between are not in the trace")
-        v.advice.append("set display: 1 in the solver so every iteration is traced, and run again from a "
-                        "snapshot before the failure")
+        v.advice.append(
+            "set display: 1 in the solver so every iteration is traced, and run again from a "
+            "snapshot before the failure"
+        )
     else:
         v.cause = Cause.LAYER_NUMERICS
         v.advice.append(_layer_advice(origin.layer, net))
-        v.advice.append(f"to see which samples: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
-                        f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
-                        "that net")
+        v.advice.append(
+            f"to see which samples: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
+            f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
+            "that net"
+        )
     if net is not None:
         named = [layer for layer in (blame.layer if moved else None, origin.layer) if layer]
-        v.advice += [_finding_text(f) for f in net.findings if any(layer in f.layers for layer in named)]
+        v.advice += [
+            _finding_text(f) for f in net.findings if any(layer in f.layers for layer in named)
+        ]
 
 
 def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
     layer = net.producers.get(check.blob) if net else None
     v.first = _first(None, check.pass_, layer, check.blob, check.line)
-    v.summary.append(f"CheckFiniteLayer {check.check!r} found blob {check.blob!r} non-finite in the {check.pass_} "
-                   f"pass ({check.phase})")
+    v.summary.append(
+        f"CheckFiniteLayer {check.check!r} found blob {check.blob!r} non-finite in the {check.pass_} "
+        f"pass ({check.phase})"
+    )
     if net is not None and layer in net.inputs and check.pass_ == "forward":
         v.cause = Cause.BAD_INPUT
         v.advice += _bad_input_advice(layer, net)
@@ -316,20 +431,28 @@ def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
 
 def _bad_input_advice(layer: Optional[str], net: Optional[NetFacts]) -> List[str]:
     source = net.sources.get(layer) if net else None
-    return [f"name the bad records of data layer {layer!r}: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
-            f"then drop them: `caffe-nantools scan {source or 'SOURCE'} --write-clean CLEAN` writes a copy without them"]
+    return [
+        f"name the bad records of data layer {layer!r}: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
+        f"then drop them: `caffe-nantools scan {source or 'SOURCE'} --write-clean CLEAN` writes a copy without them",
+    ]
 
 
-def _layer_advice(layer: Optional[str], net: Optional[NetFacts], zero_statistics: bool = False) -> str:
+def _layer_advice(
+    layer: Optional[str], net: Optional[NetFacts], zero_statistics: bool = False
+) -> str:
     """What to change in a layer that made non-finite values from finite inputs."""
     if zero_statistics:
-        return (f"BatchNorm {layer!r} has no statistics: load them (the .caffemodel must hold mean, variance and the "
-                "factor under the same layer names) or train it with use_global_stats: false")
+        return (
+            f"BatchNorm {layer!r} has no statistics: load them (the .caffemodel must hold mean, variance and the "
+            "factor under the same layer names) or train it with use_global_stats: false"
+        )
     kind = net.types.get(layer) if net else None
     if kind in LAYER_ADVICE:
         return LAYER_ADVICE[kind].format(name=layer)
-    return (f"layer {layer!r}{f' ({kind})' if kind else ''} turns finite inputs into non-finite values: look for "
-            "log, sqrt or division at 0 in it")
+    return (
+        f"layer {layer!r}{f' ({kind})' if kind else ''} turns finite inputs into non-finite values: look for "
+        "log, sqrt or division at 0 in it"
+    )
 
 
 def _finding_text(f: LintFinding) -> str:
@@ -338,25 +461,38 @@ def _finding_text(f: LintFinding) -> str:
 
 def _tell_blowup(v: Verdict, b: Blowup) -> None:
     where = f" of layer {b.layer!r}" if b.layer else ""
-    v.summary.append(f"before it, the {b.what}{where} grew from {b.start.value:g} ({_at(b.start.iteration)}) to "
-                     f"{b.end.value:g} ({_at(b.end.iteration)}), {b.orders:.1f} orders of magnitude; it grew first")
+    v.summary.append(
+        f"before it, the {b.what}{where} grew from {b.start.value:g} ({_at(b.start.iteration)}) to "
+        f"{b.end.value:g} ({_at(b.end.iteration)}), {b.orders:.1f} orders of magnitude; it grew first"
+    )
     v.evidence += [Evidence(b.start.line, b.start.text), Evidence(b.end.line, b.end.text)]
 
 
-def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts], updates: Optional[Updates],
-                      run: Run, suggested: Dict[str, float]) -> List[str]:
+def _exploding_advice(
+    blowup: Optional[Blowup],
+    solver: Optional[SolverFacts],
+    updates: Optional[Updates],
+    run: Run,
+    suggested: Dict[str, float],
+) -> List[str]:
     """Lower the rate and bound the steps: by numbers the trace gives when it has the params'
     updates and the gradient norms (kept in ``suggested``), else by rule of thumb."""
     advice = []
     solver_lr = solver.base_lr if solver is not None else None
     where = f" ({solver.path}:{solver.base_lr_line})" if solver_lr is not None else ""
     largest = updates.largest_at_onset() if updates is not None else None
-    base = solver_lr if solver_lr is not None else (dict(run.rates).get(largest.iteration) if largest else None)
+    base = (
+        solver_lr
+        if solver_lr is not None
+        else (dict(run.rates).get(largest.iteration) if largest else None)
+    )
     if largest is not None and base is not None:
         suggested["base_lr"] = safe_base_lr(base, largest)
-        advice.append(f"lower base_lr to {suggested['base_lr']:g} (from {base:g}){where}: that keeps the "
-                      f"update/weight ratios up to where they passed 1 (the largest, {largest.value:.2g}, layer "
-                      f"{largest.layer!r} at {_at(largest.iteration)}) under 1e-2")
+        advice.append(
+            f"lower base_lr to {suggested['base_lr']:g} (from {base:g}){where}: that keeps the "
+            f"update/weight ratios up to where they passed 1 (the largest, {largest.value:.2g}, layer "
+            f"{largest.layer!r} at {_at(largest.iteration)}) under 1e-2"
+        )
     elif solver_lr is not None:
         advice.append(f"lower base_lr by 10x: {solver_lr:g} -> {solver_lr / 10:g}{where}")
     else:
@@ -365,30 +501,48 @@ def _exploding_advice(blowup: Optional[Blowup], solver: Optional[SolverFacts], u
         norm = healthy_gradient_norm((b.iteration, n.l2_diff) for b in run.window for n in b.norms)
         if norm is not None:
             suggested["clip_gradients"] = float(f"{2 * norm:.1g}")
-            advice.append(f"set clip_gradients: {suggested['clip_gradients']:g} in the solver (twice the L2 norm of "
-                          f"the gradients before the growth, {norm:g}) to bound each update")
+            advice.append(
+                f"set clip_gradients: {suggested['clip_gradients']:g} in the solver (twice the L2 norm of "
+                f"the gradients before the growth, {norm:g}) to bound each update"
+            )
         else:
             advice.append("set clip_gradients (e.g. 10) in the solver to bound each update")
     first = updates.first_exploding() if updates is not None else None
     if first is not None:
-        advice.append(f"look at layer {first.layer!r}, whose updates outgrew its weights first: its lr_mult, its "
-                      "weight_filler; a BatchNorm before it keeps its input in scale")
+        advice.append(
+            f"look at layer {first.layer!r}, whose updates outgrew its weights first: its lr_mult, its "
+            "weight_filler; a BatchNorm before it keeps its input in scale"
+        )
     elif blowup is not None and blowup.layer:
-        advice.append(f"look at layer {blowup.layer!r}, where the growth started: its loss_weight, its "
-                      "weight_filler; a BatchNorm before it keeps its input in scale")
+        advice.append(
+            f"look at layer {blowup.layer!r}, where the growth started: its loss_weight, its "
+            "weight_filler; a BatchNorm before it keeps its input in scale"
+        )
     return advice
 
 
 def _lr_advice(solver: Optional[SolverFacts], lr, log: str) -> List[str]:
     if solver is None:
-        return ["check lr_policy and its parameters (poly needs max_iter, step needs stepsize, inv and sigmoid "
-                f"need gamma): `caffe-nantools diagnose {log} --solver SOLVER` or `caffe-nantools lint SOLVER` says which"]
+        return [
+            "check lr_policy and its parameters (poly needs max_iter, step needs stepsize, inv and sigmoid "
+            f"need gamma): `caffe-nantools diagnose {log} --solver SOLVER` or `caffe-nantools lint SOLVER` says which"
+        ]
     found = [f for f in solver.findings if f.rule == "lr-policy" and f.severity == "error"]
-    if (solver.policy == "poly" and solver.max_iter and lr.iteration is not None and lr.iteration > solver.max_iter
-            and solver.power is not None and solver.power != int(solver.power)):
-        return [f"lr_policy poly at iteration {lr.iteration}, past max_iter {solver.max_iter:g}: (1 - iter/max_iter) is "
-                f"negative and its power {solver.power:g} is fractional, so the rate is nan; stop at max_iter or raise "
-                f"it ({solver.path})"] + [_finding_text(f) for f in found]
+    if (
+        solver.policy == "poly"
+        and solver.max_iter
+        and lr.iteration is not None
+        and lr.iteration > solver.max_iter
+        and solver.power is not None
+        and solver.power != int(solver.power)
+    ):
+        return [
+            f"lr_policy poly at iteration {lr.iteration}, past max_iter {solver.max_iter:g}: (1 - iter/max_iter) is "
+            f"negative and its power {solver.power:g} is fractional, so the rate is nan; stop at max_iter or raise "
+            f"it ({solver.path})"
+        ] + [_finding_text(f) for f in found]
     if not found:
-        return [f"the rate is non-finite but {solver.path} looks sound: is it the solver this run used?"]
+        return [
+            f"the rate is non-finite but {solver.path} looks sound: is it the solver this run used?"
+        ]
     return [_finding_text(f) for f in found]

@@ -6,6 +6,7 @@ origin: every blob printed before it was finite, and a layer's bottoms are print
 earlier layers) before its own tops. The same holds backward, where a layer's top diffs are the
 bottom diffs printed by the layers above it.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,18 +49,55 @@ def find_origin(block: Block, inputs: Optional[Collection[str]] = None) -> Optio
         norms = next((n for n in block.norms if n.bad), None)
         if norms is None:
             return None
-        return Origin(block.iteration, "backward", None, "all params", norms.line, block.text(norms.line),
-                      norms.l1_diff if is_bad(norms.l1_diff) else norms.l2_diff)
+        return Origin(
+            block.iteration,
+            "backward",
+            None,
+            "all params",
+            norms.line,
+            block.text(norms.line),
+            norms.l1_diff if is_bad(norms.l1_diff) else norms.l2_diff,
+        )
     if first.pass_ == "forward":
-        param = next((r for r in block.records
-                      if r.pass_ == "forward" and r.layer == first.layer and r.kind == "param" and r.bad), None)
+        param = next(
+            (
+                r
+                for r in block.records
+                if r.pass_ == "forward" and r.layer == first.layer and r.kind == "param" and r.bad
+            ),
+            None,
+        )
         if param is not None:
-            return Origin(block.iteration, "update", param.layer, param.what, param.line, block.text(param.line), param.value)
+            return Origin(
+                block.iteration,
+                "update",
+                param.layer,
+                param.what,
+                param.line,
+                block.text(param.line),
+                param.value,
+            )
         if inputs is None:
             inputs = _guess_inputs(block)
-        return Origin(block.iteration, "forward", first.layer, first.what, first.line, block.text(first.line),
-                      first.value, input=first.layer in inputs)
-    return Origin(block.iteration, "backward", first.layer, first.what, first.line, block.text(first.line), first.value)
+        return Origin(
+            block.iteration,
+            "forward",
+            first.layer,
+            first.what,
+            first.line,
+            block.text(first.line),
+            first.value,
+            input=first.layer in inputs,
+        )
+    return Origin(
+        block.iteration,
+        "backward",
+        first.layer,
+        first.what,
+        first.line,
+        block.text(first.line),
+        first.value,
+    )
 
 
 def _guess_inputs(block: Block) -> List[str]:
@@ -99,8 +137,13 @@ class Blowup:
         return math.log10(self.end.value / self.start.value) if self.start.value > 0 else math.inf
 
 
-def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[Origin],
-                losses: Iterable[Valued], types: Optional[Dict[str, str]] = None) -> Optional[Blowup]:
+def find_blowup(
+    window: List[Block],
+    suspect: Optional[Block],
+    origin: Optional[Origin],
+    losses: Iterable[Valued],
+    types: Optional[Dict[str, str]] = None,
+) -> Optional[Blowup]:
     """The blob (or norm, or loss) whose growth started first, among those that grew by orders
     of magnitude from the window's start to the last finite value before the origin. A loss
     layer's blobs are left out: it only sums what grew before it."""
@@ -108,24 +151,42 @@ def find_blowup(window: List[Block], suspect: Optional[Block], origin: Optional[
     cut = origin.line if origin is not None else math.inf
     blocks = list(window)
     if suspect is not None:
-        blocks.append(Block(suspect.iteration, [r for r in suspect.records if r.line < cut],
-                            [n for n in suspect.norms if n.line < cut], suspect.texts))
+        blocks.append(
+            Block(
+                suspect.iteration,
+                [r for r in suspect.records if r.line < cut],
+                [n for n in suspect.norms if n.line < cut],
+                suspect.texts,
+            )
+        )
     for block in blocks:
         for r in block.records:
             if (r.pass_ == "forward" and r.kind == "param") or is_loss_layer(r.layer, types):
                 continue  # a param's size says little; its update shows in the norms
             what = f"{r.what} {'data' if r.pass_ == 'forward' else 'diff'}"
-            series.setdefault((what, r.layer), []).append(Point(block.iteration, r.value, r.line, block.text(r.line)))
+            series.setdefault((what, r.layer), []).append(
+                Point(block.iteration, r.value, r.line, block.text(r.line))
+            )
         for n in block.norms:
             text = block.text(n.line)
-            series.setdefault(("L2 norm of all param diffs", None), []).append(Point(block.iteration, n.l2_diff, n.line, text))
-            series.setdefault(("L2 norm of all param data", None), []).append(Point(block.iteration, n.l2_data, n.line, text))
-    loss = [Point(v.iteration, v.value, v.line, v.text) for v in losses if v.line < cut and not is_bad(v.value)]
+            series.setdefault(("L2 norm of all param diffs", None), []).append(
+                Point(block.iteration, n.l2_diff, n.line, text)
+            )
+            series.setdefault(("L2 norm of all param data", None), []).append(
+                Point(block.iteration, n.l2_data, n.line, text)
+            )
+    loss = [
+        Point(v.iteration, v.value, v.line, v.text)
+        for v in losses
+        if v.line < cut and not is_bad(v.value)
+    ]
     series[("loss", None)] = loss
     found: List[Tuple[Tuple[int, int], Blowup]] = []
     for (what, layer), points in series.items():
         points = [p for p in points if not is_bad(p.value)]
-        grown = _grown(points, BLOB_ORDERS if layer is not None else GLOBAL_ORDERS, layer is not None)
+        grown = _grown(
+            points, BLOB_ORDERS if layer is not None else GLOBAL_ORDERS, layer is not None
+        )
         if grown is not None:
             onset, base = grown
             found.append((_when(onset), Blowup(layer, what, base, points[-1])))

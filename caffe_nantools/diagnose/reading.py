@@ -10,6 +10,7 @@ Only a window of the last blocks is kept (raw) until the first suspect block; th
 and that block are parsed and kept, and the rest of the log is read for its solver lines only
 (and, for a plot, a thinned-out sample of blocks).
 """
+
 from __future__ import annotations
 
 import collections
@@ -46,7 +47,9 @@ _CHECK = re.compile(
 #: Caffe's own line before it writes a snapshot's weights or solver state (binary or HDF5).
 _SNAPSHOT = re.compile(r"Snapshotting (?:solver state )?to (?:binary proto|HDF5) file (.+?)\s*$")
 _CLIPPING = re.compile(r"Gradient clipping: scaling down gradients \(L2 norm (\S+) > (\S+)\)")
-_ABORT = re.compile(r"Check failed|\*\*\\?\* (?:Check failure|Aborted at)|Traceback \(most recent call last\)")
+_ABORT = re.compile(
+    r"Check failed|\*\*\\?\* (?:Check failure|Aborted at)|Traceback \(most recent call last\)"
+)
 #: A frame of glog's stack trace (``@ 0x7f... caffe::SampleBBox()``) and of a Python traceback.
 _FRAME = re.compile(r"\s*@\s+0x[0-9a-fA-F]+\s+(.+?)\s*$")
 _PY_FRAME = re.compile(r'\s*File "(.*)", line (\d+), in (.+?)\s*$')
@@ -160,7 +163,9 @@ class Run:
     bad_iteration_outputs: List[Valued] = field(default_factory=list)
     losses: Deque[Valued] = field(default_factory=lambda: collections.deque(maxlen=WINDOW))
     #: The learning rates of the last displayed iterations up to the first bad block.
-    rates: Deque[Tuple[Optional[int], float]] = field(default_factory=lambda: collections.deque(maxlen=4 * WINDOW))
+    rates: Deque[Tuple[Optional[int], float]] = field(
+        default_factory=lambda: collections.deque(maxlen=4 * WINDOW)
+    )
     #: The first loss at 87.3365 = -log(FLT_MIN): softmax's probability of the true class is 0.
     pinned: Optional[Valued] = None
     clipped: int = 0
@@ -177,7 +182,13 @@ class Run:
 
     @property
     def went_bad(self) -> bool:
-        return bool(self.suspect or self.first_bad_loss or self.first_bad_lr or self.checks or self.first_bad_test)
+        return bool(
+            self.suspect
+            or self.first_bad_loss
+            or self.first_bad_lr
+            or self.checks
+            or self.first_bad_test
+        )
 
     @property
     def gap(self) -> Optional[int]:
@@ -191,11 +202,18 @@ class Run:
     def first_bad(self) -> Optional[Valued]:
         """The first non-finite value seen (loss, rate, trace or check layer), with its line and
         its solver iteration where the log tells it."""
-        found = [v for v in (self.first_bad_loss, self.first_bad_lr, self.first_bad_test) if v is not None]
+        found = [
+            v
+            for v in (self.first_bad_loss, self.first_bad_lr, self.first_bad_test)
+            if v is not None
+        ]
         found += [Valued(c.line, c.text) for c in self.checks[:1]]
         s = self.suspect
         if s is not None:
-            for bad in (next((r for r in s.records if r.bad), None), next((n for n in s.norms if n.bad), None)):
+            for bad in (
+                next((r for r in s.records if r.bad), None),
+                next((n for n in s.norms if n.bad), None),
+            ):
                 if bad is not None:
                     found.append(Valued(bad.line, s.text(bad.line), s.iteration))
         return min(found, key=lambda v: v.line, default=None)
@@ -262,9 +280,17 @@ class Reader:
             if self.run.first_bad_test is None:
                 self._bad_test_output(span, cut)
             self._testing = False
-            span = Span(span.data[cut:], span.line + span.data.count(b"\n", 0, cut), span.suspect, span.originals)
-        elif span.suspect and self.run.first_bad_test is None and (b"Test net output #" in span.data
-                                                                    or b"Test score #" in span.data):
+            span = Span(
+                span.data[cut:],
+                span.line + span.data.count(b"\n", 0, cut),
+                span.suspect,
+                span.originals,
+            )
+        elif (
+            span.suspect
+            and self.run.first_bad_test is None
+            and (b"Test net output #" in span.data or b"Test score #" in span.data)
+        ):
             self._bad_test_output(span, len(span.data))  # pasted without its "Testing net" line
         if self._outputs_due:
             self._outputs_due = False
@@ -333,14 +359,21 @@ class Reader:
 
     def _bad_test_output(self, span: Span, cut: int) -> None:
         """The first non-finite output among a test pass's output lines."""
-        for number, text in enumerate(span.data[:cut].decode("utf-8", "replace").split("\n"), span.line):
+        for number, text in enumerate(
+            span.data[:cut].decode("utf-8", "replace").split("\n"), span.line
+        ):
             if "Test net output #" not in text and "Test score #" not in text:
                 continue
             glog = parse_line(text)
             event = parse_event(glog.message.strip(), number) if glog else None
             if event is not None and event.kind == "test_output" and is_bad(event.value):
-                self.run.first_bad_test = Valued(number, span.original(number, text.rstrip("\r")), self._test_iteration,
-                                                 event.value, event.name or "")
+                self.run.first_bad_test = Valued(
+                    number,
+                    span.original(number, text.rstrip("\r")),
+                    self._test_iteration,
+                    event.value,
+                    event.name or "",
+                )
                 return
 
     def _bad_output(self, span: Span) -> None:
@@ -354,7 +387,13 @@ class Reader:
                     return  # the outputs are one run of lines
                 continue
             iteration = run.iterations[-1] if run.iterations else None
-            output = Valued(number, span.original(number, text.rstrip("\r")), iteration, event.value, event.name or "")
+            output = Valued(
+                number,
+                span.original(number, text.rstrip("\r")),
+                iteration,
+                event.value,
+                event.name or "",
+            )
             run.bad_iteration_outputs.append(output)
             if run.first_bad_output is None and is_bad(event.value):
                 run.first_bad_output = output
@@ -365,10 +404,14 @@ class Reader:
         if message.startswith("Traceback "):
             self._traceback = marked
             return
-        kind = "check" if message.startswith("Check failed") else "fatal" if level == "F" else "crash"
+        kind = (
+            "check" if message.startswith("Check failed") else "fatal" if level == "F" else "crash"
+        )
         current = self.run.abort
         if current is None or (current.kind == "crash" and kind != "crash"):
-            self.run.abort = Abort(marked.line, marked.shown, kind, source, current.frames if current else ())
+            self.run.abort = Abort(
+                marked.line, marked.shown, kind, source, current.frames if current else ()
+            )
         self._frames_due = True
 
     def _abort_lines(self, span: Span) -> None:
@@ -394,6 +437,7 @@ class Reader:
                 self._traceback = None
                 self._frames_due = False
                 return
+
     def _loss(self, loss: Valued) -> None:
         run = self.run
         run.displayed += 1
@@ -414,7 +458,9 @@ class Reader:
         self._seen = True
         check, blob, pass_, iteration, phase = m.groups()
         if len(self.run.checks) < WINDOW:
-            self.run.checks.append(CheckError(marked.line, marked.shown, check, blob, pass_, int(iteration), phase))
+            self.run.checks.append(
+                CheckError(marked.line, marked.shown, check, blob, pass_, int(iteration), phase)
+            )
 
     def finish(self) -> None:
         """The log ended: a traceback whose last line never came is the abort itself."""

@@ -10,6 +10,7 @@ Caffe prints, on display iterations with ``debug_info: true``::
 
 forward in net order, then backward in reverse order, then the norms (an E line).
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ Healthy training keeps this ratio near 1e-3; an explosion starts where it passes
 is as large as the weights). Only param blob 0 (the weights) counts: a bias starts at 0, where
 the ratio says nothing.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,13 +40,19 @@ class Updates:
         first = next((r for r in self.ratios if r.value >= EXPLODING_RATIO), None)
         if first is None:
             return None
-        return max((r for r in self.ratios if r.iteration == first.iteration), key=lambda r: r.value)
+        return max(
+            (r for r in self.ratios if r.iteration == first.iteration), key=lambda r: r.value
+        )
 
     def largest_at_onset(self) -> Optional[Ratio]:
         """The largest ratio up to the iteration where the first one passed 1: what a lower rate
         had to tame (the ratios after it are the explosion feeding on itself)."""
         first = self.first_exploding()
-        until = [r for r in self.ratios if first is None or _order(r.iteration) <= _order(first.iteration)]
+        until = [
+            r
+            for r in self.ratios
+            if first is None or _order(r.iteration) <= _order(first.iteration)
+        ]
         return max(until, key=lambda r: r.value, default=None)
 
     def series(self, layer: str) -> List[Ratio]:
@@ -70,7 +77,15 @@ def update_ratios(blocks: Iterable[Block], rates: Mapping[int, float]) -> Update
             if r.pass_ == "forward":
                 data[r.layer] = r.value
             elif data.get(r.layer, 0) > 0:
-                ratios.append(Ratio(block.iteration, r.layer, lr * r.value / data[r.layer], r.line, block.text(r.line)))
+                ratios.append(
+                    Ratio(
+                        block.iteration,
+                        r.layer,
+                        lr * r.value / data[r.layer],
+                        r.line,
+                        block.text(r.line),
+                    )
+                )
     return Updates(ratios)
 
 

@@ -8,6 +8,7 @@ copies for a bounded number of iterations in a child process under the guard; ju
 failure with the trace, the scan and lint; keep a replay bundle of the failing iteration; try
 the fix the cause calls for on the copies and train again. The user's files are never changed.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,16 +53,25 @@ class HuntReport:
     def to_dict(self) -> dict:
         scan = None
         if self.scan is not None:
-            scan = {"findings": len(self.scan.findings), "sources": self.scan.sources,
-                    "first": [f.__dict__ for f in self.scan.findings[:10]]}
+            scan = {
+                "findings": len(self.scan.findings),
+                "sources": self.scan.sources,
+                "first": [f.__dict__ for f in self.scan.findings[:10]],
+            }
         elif self.scan_error:
             scan = {"error": self.scan_error}
         fix = self.verdict.fix
-        return {"verdict": self.verdict.to_dict(),
-                "stages": {"lint": [f.to_dict() for f in self.lint], "scan": scan,
-                           "train": self.training.to_dict() if self.training else None,
-                           "verify": fix},
-                "workdir": self.workdir, "notes": self.notes}
+        return {
+            "verdict": self.verdict.to_dict(),
+            "stages": {
+                "lint": [f.to_dict() for f in self.lint],
+                "scan": scan,
+                "train": self.training.to_dict() if self.training else None,
+                "verify": fix,
+            },
+            "workdir": self.workdir,
+            "notes": self.notes,
+        }
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict()) + "\n"
@@ -69,18 +79,35 @@ class HuntReport:
     def format(self) -> str:
         v = self.verdict
         lines = [f"cause: {v.cause}"]
-        where = [f"{name} {value}" for name, value in (("layer", v.layer), ("blob", v.blob), ("pass", v.pass_),
-                                                      ("iteration", v.iteration), ("phase", v.phase)) if value is not None]
+        where = [
+            f"{name} {value}"
+            for name, value in (
+                ("layer", v.layer),
+                ("blob", v.blob),
+                ("pass", v.pass_),
+                ("iteration", v.iteration),
+                ("phase", v.phase),
+            )
+            if value is not None
+        ]
         if where:
             lines.append("  where: " + ", ".join(where))
         if v.origin and v.origin.get("layer") and v.origin.get("layer") != v.layer:
-            lines.append(f"  began: layer {v.origin['layer']}, {v.origin['pass']} of iteration {v.origin['iteration']}: "
-                         f"{v.origin['why']}")
+            lines.append(
+                f"  began: layer {v.origin['layer']}, {v.origin['pass']} of iteration {v.origin['iteration']}: "
+                f"{v.origin['why']}"
+            )
         if v.record is not None:
-            lines.append(f"  record: {v.record['key']} of {v.record['source']}"
-                         + (f" (and {len(v.records) - 1} more in the batch)" if len(v.records) > 1 else ""))
+            lines.append(
+                f"  record: {v.record['key']} of {v.record['source']}"
+                + (f" (and {len(v.records) - 1} more in the batch)" if len(v.records) > 1 else "")
+            )
         if v.fix is not None:
-            state = "verified: the same iterations stay finite" if v.fix["verified"] else "NOT verified: still non-finite"
+            state = (
+                "verified: the same iterations stay finite"
+                if v.fix["verified"]
+                else "NOT verified: still non-finite"
+            )
             lines.append(f"  fix: {v.fix['change']} ({state}; {v.fix['files'].get('solver', '')})")
         if v.evidence:
             lines.append("evidence:")
@@ -93,7 +120,9 @@ class HuntReport:
         for f in self.lint:
             lines.append(f"    {f}")
         if self.scan is not None:
-            lines.append(f"  scan: {len(self.scan.findings)} bad records in {', '.join(self.scan.sources) or 'no source'}")
+            lines.append(
+                f"  scan: {len(self.scan.findings)} bad records in {', '.join(self.scan.sources) or 'no source'}"
+            )
         else:
             lines.append(f"  scan: {self.scan_error or 'skipped'}")
         if self.training is not None:
@@ -121,8 +150,16 @@ class _Stages:
                 print(f" {time.time() - began:.1f} s", file=sys.stderr, flush=True)
 
 
-def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = None, gpu: Optional[int] = None,
-         scan: bool = True, verify: bool = True, progress: bool = False) -> HuntReport:
+def hunt(
+    solver: str,
+    *,
+    iters: Optional[int] = None,
+    workdir: Optional[str] = None,
+    gpu: Optional[int] = None,
+    scan: bool = True,
+    verify: bool = True,
+    progress: bool = False,
+) -> HuntReport:
     """Find out why ``solver``'s training goes non-finite.
 
     Args:
@@ -146,26 +183,38 @@ def hunt(solver: str, *, iters: Optional[int] = None, workdir: Optional[str] = N
     inputs = stages.run("read", lambda: read_inputs(solver, workdir))
     load_caffe()  # a clear error now, not in the child
     os.makedirs(workdir, exist_ok=True)
-    if not os.path.exists(inputs.net):  # an inline net_param, written out for lint, scan and the copies
+    if not os.path.exists(
+        inputs.net
+    ):  # an inline net_param, written out for lint, scan and the copies
         with writing() as out:
             out.text(inputs.net, inputs.net_text)
     report = HuntReport(Verdict(Cause.NONE), workdir)
     report.lint = stages.run("lint", lambda: _lint(inputs))
     if scan:
         report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs))
-    copies = stages.run("checked copies", lambda: make_copies(inputs, os.path.join(workdir, "checked")))
+    copies = stages.run(
+        "checked copies", lambda: make_copies(inputs, os.path.join(workdir, "checked"))
+    )
     iters = iters or inputs.default_iters()
-    report.training = training = stages.run(f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu))
+    report.training = training = stages.run(
+        f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu)
+    )
     diagnosis = _diagnose(training, inputs)
-    verdict = report.verdict = judge(inputs.net_model, training, diagnosis, report.scan, report.lint)
+    verdict = report.verdict = judge(
+        inputs.net_model, training, diagnosis, report.scan, report.lint
+    )
     if verdict.cause == Cause.BAD_INPUT and training.error is not None:
         _name_records(verdict, inputs, training.error, report.notes)
     if training.replay is not None:
         _finish_bundle(training.replay, inputs)
-        verdict.evidence.append(f"replay bundle: {training.replay} (caffe-nantools replay {training.replay})")
+        verdict.evidence.append(
+            f"replay bundle: {training.replay} (caffe-nantools replay {training.replay})"
+        )
     if verify:
-        fix: Optional[Fix] = stages.run("verify the fix", lambda: find_fix(inputs, verdict, diagnosis, iters=iters,
-                                                                         gpu=gpu, folder=workdir))
+        fix: Optional[Fix] = stages.run(
+            "verify the fix",
+            lambda: find_fix(inputs, verdict, diagnosis, iters=iters, gpu=gpu, folder=workdir),
+        )
         verdict.fix = fix.to_dict() if fix is not None else None
     return report
 
@@ -211,8 +260,13 @@ def _finish_bundle(folder: str, inputs: Inputs) -> None:
     manifest_path = os.path.join(folder, "manifest.json")
     with open(manifest_path) as f:
         manifest = json.load(f)
-    shapes = {top: np.load(os.path.join(folder, name), mmap_mode="r").shape for top, name in manifest["inputs"].items()}
+    shapes = {
+        top: np.load(os.path.join(folder, name), mmap_mode="r").shape
+        for top, name in manifest["inputs"].items()
+    }
     manifest["net"] = "net.prototxt"
     with writing() as out:
-        out.text(os.path.join(folder, "net.prototxt"), bundle_net(inputs.net_text, inputs.net, shapes))
+        out.text(
+            os.path.join(folder, "net.prototxt"), bundle_net(inputs.net_text, inputs.net, shapes)
+        )
         out.text(manifest_path, json.dumps(manifest, indent=2) + "\n")

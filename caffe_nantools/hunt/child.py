@@ -10,6 +10,7 @@ this process and not hunt: it imports numpy, caffe and the package's pure-numpy 
 CONFIG holds ``solver``, ``iters``, ``gpu``, ``max_abs``, ``replay`` (a folder) and
 ``result`` (where the JSON result goes).
 """
+
 import json
 import os
 import sys
@@ -21,8 +22,17 @@ from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.guard import Guard
 
 #: Layer types whose tops are the batch read from a source.
-DATA_TYPES = ("Data", "HDF5Data", "ImageData", "WindowData", "MemoryData", "DummyData", "AnnotatedData", "Input",
-              "Python")
+DATA_TYPES = (
+    "Data",
+    "HDF5Data",
+    "ImageData",
+    "WindowData",
+    "MemoryData",
+    "DummyData",
+    "AnnotatedData",
+    "Input",
+    "Python",
+)
 
 
 def data_tops(net):
@@ -45,8 +55,12 @@ def save_replay(folder, net, start_weights, error, iteration):
         path = os.path.join(folder, _file_name(top) + ".npy")
         np.save(path, net.blobs[top].data)
         inputs[top] = os.path.basename(path)
-    manifest = {"iteration": iteration, "inputs": inputs, "weights": "weights.caffemodel",
-                "error": error.to_dict() if error is not None else None}
+    manifest = {
+        "iteration": iteration,
+        "inputs": inputs,
+        "weights": "weights.caffemodel",
+        "error": error.to_dict() if error is not None else None,
+    }
     with open(os.path.join(folder, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2, default=str)
 

@@ -1,5 +1,6 @@
 """A fix for hunt's verdict, applied to hunt's own copies and shown to work by training the same
 iterations again. The user's files are never changed."""
+
 from __future__ import annotations
 
 import os
@@ -32,11 +33,23 @@ class Fix:
     tries: List[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"change": self.change, "verified": self.verified, "files": self.files, "tries": self.tries}
+        return {
+            "change": self.change,
+            "verified": self.verified,
+            "files": self.files,
+            "tries": self.tries,
+        }
 
 
-def find_fix(inputs: Inputs, verdict: "Verdict", diagnosis: Optional["Diagnosis"], *, iters: int, gpu: Optional[int],
-             folder: str) -> Optional[Fix]:
+def find_fix(
+    inputs: Inputs,
+    verdict: "Verdict",
+    diagnosis: Optional["Diagnosis"],
+    *,
+    iters: int,
+    gpu: Optional[int],
+    folder: str,
+) -> Optional[Fix]:
     """Try the fix that the verdict's cause calls for; None for causes without one."""
     if verdict.cause == Cause.EXPLODING_GRADIENTS:
         return _lower_rate(inputs, diagnosis, iters=iters, gpu=gpu, folder=folder)
@@ -44,7 +57,9 @@ def find_fix(inputs: Inputs, verdict: "Verdict", diagnosis: Optional["Diagnosis"
         fields = policy_fix(inputs, iters)
         if fields:
             change = ", ".join(f"{name}: {value}" for name, value in fields.items())
-            return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, solver_fields=fields)
+            return _verify(
+                inputs, os.path.join(folder, "fix"), change, iters, gpu, solver_fields=fields
+            )
     if verdict.cause == Cause.BAD_INPUT and verdict.record is not None:
         return _clean_source(inputs, verdict, iters=iters, gpu=gpu, folder=folder)
     return None
@@ -69,7 +84,9 @@ def policy_fix(inputs: Inputs, iters: int) -> Dict[str, str]:
     return {}
 
 
-def _lower_rate(inputs: Inputs, diagnosis: Optional["Diagnosis"], *, iters: int, gpu: Optional[int], folder: str) -> Fix:
+def _lower_rate(
+    inputs: Inputs, diagnosis: Optional["Diagnosis"], *, iters: int, gpu: Optional[int], folder: str
+) -> Fix:
     """A lower base_lr with clip_gradients: from the rate the trace calls for (else base_lr / 10),
     10x lower while the re-run still goes non-finite; the largest rate that stayed finite wins."""
     suggested = diagnosis.suggested if diagnosis is not None else {}
@@ -81,7 +98,9 @@ def _lower_rate(inputs: Inputs, diagnosis: Optional["Diagnosis"], *, iters: int,
     for k in range(RATE_TRIES):
         fields = {"base_lr": f"{rate:g}", "clip_gradients": f"{clip:g}"}
         change = f"base_lr {base:g} -> {rate:g}, clip_gradients: {clip:g}"
-        fix = _verify(inputs, os.path.join(folder, f"fix-{k + 1}"), change, iters, gpu, solver_fields=fields)
+        fix = _verify(
+            inputs, os.path.join(folder, f"fix-{k + 1}"), change, iters, gpu, solver_fields=fields
+        )
         tries.append({"base_lr": rate, "clip_gradients": clip, "finite": fix.verified})
         if fix.verified:
             break
@@ -90,17 +109,23 @@ def _lower_rate(inputs: Inputs, diagnosis: Optional["Diagnosis"], *, iters: int,
     return fix
 
 
-def _clean_source(inputs: Inputs, verdict: "Verdict", *, iters: int, gpu: Optional[int], folder: str) -> Optional[Fix]:
+def _clean_source(
+    inputs: Inputs, verdict: "Verdict", *, iters: int, gpu: Optional[int], folder: str
+) -> Optional[Fix]:
     """The source without its bad records (``scan --write-clean`` into the workdir), the net's
     copy reading it."""
     from caffe_nantools.scan import scan
 
     source = verdict.record["source"]
     net = Net.parse(inputs.net_text, inputs.net)
-    layer = next((l for l in net.layers if l.name == verdict.layer and l.source_params is not None), None)
+    layer = next(
+        (l for l in net.layers if l.name == verdict.layer and l.source_params is not None), None
+    )
     if layer is None:
         return None
-    clean = os.path.join(os.path.abspath(folder), "clean", os.path.basename(source.rstrip("/")) or "source")
+    clean = os.path.join(
+        os.path.abspath(folder), "clean", os.path.basename(source.rstrip("/")) or "source"
+    )
     os.makedirs(os.path.dirname(clean), exist_ok=True)
     report = scan(source, backend=_backend(layer), write_clean=clean)
     node = layer.source_params.find("source")
@@ -119,7 +144,9 @@ def _backend(layer) -> str:
     return "lmdb" if str(layer.source_params.get("backend", "LEVELDB")) == "LMDB" else "leveldb"
 
 
-def _verify(inputs: Inputs, folder: str, change: str, iters: int, gpu: Optional[int], **edits) -> Fix:
+def _verify(
+    inputs: Inputs, folder: str, change: str, iters: int, gpu: Optional[int], **edits
+) -> Fix:
     copies = make_copies(inputs, folder, **edits)
     training = train(copies, iters, gpu=gpu, replay=False)
     return Fix(change, training.finite, {"solver": copies.solver, "net": copies.net})

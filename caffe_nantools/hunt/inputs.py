@@ -1,5 +1,6 @@
 """What hunt starts from: the user's solver and the train net it names, read as Caffe reads
 them (relative paths from the current folder), and the checked copies hunt trains instead."""
+
 from __future__ import annotations
 
 import math
@@ -79,7 +80,9 @@ def read_inputs(solver: str, workdir: str) -> Inputs:
             net = os.path.join(workdir, "inline_net.prototxt")
             net_text = "".join(dump(child) for child in node.children).lstrip("\n") + "\n"
             return Inputs(solver, text, net, net_text, field_name, fields)
-    raise HuntError(f"{solver}: names no train net (net, train_net or net_param); is it a solver prototxt?")
+    raise HuntError(
+        f"{solver}: names no train net (net, train_net or net_param); is it a solver prototxt?"
+    )
 
 
 @dataclass
@@ -92,15 +95,26 @@ class Copies:
     changes: List[str] = field(default_factory=list)
 
 
-def make_copies(inputs: Inputs, folder: str, *, net_text: Optional[str] = None,
-                solver_fields: Optional[Dict[str, str]] = None, changes: Optional[List[str]] = None) -> Copies:
+def make_copies(
+    inputs: Inputs,
+    folder: str,
+    *,
+    net_text: Optional[str] = None,
+    solver_fields: Optional[Dict[str, str]] = None,
+    changes: Optional[List[str]] = None,
+) -> Copies:
     """Checked copies of the net (a check after every blob and every in-place modifier, overflow
     to FLT_MAX counted) and of the solver (debug_info every iteration, the copy's net, snapshots
     into ``folder``), with ``solver_fields`` set and ``net_text`` instead of the user's net for
     a fix."""
     os.makedirs(folder, exist_ok=True)
-    checked = inject_text(net_text if net_text is not None else inputs.net_text, inputs.net, each=True,
-                          options=CheckOptions(max_abs=CHECK_MAX_ABS), upgrade=True)
+    checked = inject_text(
+        net_text if net_text is not None else inputs.net_text,
+        inputs.net,
+        each=True,
+        options=CheckOptions(max_abs=CHECK_MAX_ABS),
+        upgrade=True,
+    )
     net_copy = os.path.join(folder, "net.prototxt")
     solver_copy = os.path.join(folder, "solver.prototxt")
     which = inputs.net_field
@@ -116,10 +130,13 @@ def make_copies(inputs: Inputs, folder: str, *, net_text: Optional[str] = None,
         # The same initial weights in every run of a hunt, so that a fix is judged on the same start.
         fields["random_seed"] = str(RANDOM_SEED)
     fields.update(solver_fields or {})
-    solver_text = set_fields(inputs.solver_text, inputs.solver, fields,
-                             drop=[f for f in _NET_FIELDS + _INLINE_NETS if f != which])
+    solver_text = set_fields(
+        inputs.solver_text,
+        inputs.solver,
+        fields,
+        drop=[f for f in _NET_FIELDS + _INLINE_NETS if f != which],
+    )
     with writing() as out:
         out.text(net_copy, checked.text)
         out.text(solver_copy, solver_text)
     return Copies(folder, solver_copy, net_copy, list(changes or []))
-

@@ -1,5 +1,6 @@
 """hunt's bounded training: the checked copies trained in a child process (see
 :mod:`caffe_nantools.hunt.child`), Caffe's log kept in the copies' folder."""
+
 from __future__ import annotations
 
 import json
@@ -36,34 +37,61 @@ class Training:
         return self.error is None and not self.aborted
 
     def to_dict(self) -> dict:
-        return {"iterations": self.iterations, "seconds": round(self.seconds, 3), "log": self.log,
-                "finite": self.finite, "aborted": self.aborted}
+        return {
+            "iterations": self.iterations,
+            "seconds": round(self.seconds, 3),
+            "log": self.log,
+            "finite": self.finite,
+            "aborted": self.aborted,
+        }
 
 
-def train(copies: Copies, iters: int, *, gpu: Optional[int] = None, replay: bool = True) -> Training:
+def train(
+    copies: Copies, iters: int, *, gpu: Optional[int] = None, replay: bool = True
+) -> Training:
     """Train ``copies`` for at most ``iters`` iterations in a child process, from the current
     folder (Caffe opens the net's relative paths from there)."""
     folder = copies.folder
     result_path = os.path.join(folder, "result.json")
     replay_dir = os.path.join(folder, "replay") if replay else None
-    config = {"solver": os.path.abspath(copies.solver), "iters": iters, "gpu": gpu, "max_abs": CHECK_MAX_ABS,
-              "replay": replay_dir, "result": result_path}
+    config = {
+        "solver": os.path.abspath(copies.solver),
+        "iters": iters,
+        "gpu": gpu,
+        "max_abs": CHECK_MAX_ABS,
+        "replay": replay_dir,
+        "result": result_path,
+    }
     config_path = os.path.join(folder, "child.json")
     with open(config_path, "w") as f:
         json.dump(config, f, indent=2)
     if os.path.exists(result_path):
         os.unlink(result_path)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
-    env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0",
-               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    env = dict(
+        os.environ,
+        GLOG_logtostderr="1",
+        GLOG_minloglevel="0",
+        PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+    )
     log = os.path.join(folder, "train.log")
     with open(log, "wb") as out:
-        child = subprocess.run([sys.executable, "-m", "caffe_nantools.hunt.child", config_path],
-                               stdout=out, stderr=subprocess.STDOUT, env=env)
+        child = subprocess.run(
+            [sys.executable, "-m", "caffe_nantools.hunt.child", config_path],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     if not os.path.exists(result_path):
         return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
     with open(result_path) as f:
         result = json.load(f)
     error = result.get("error")
-    return Training(result["iterations"], result["seconds"], log, error, result.get("failed_iteration"),
-                    replay=replay_dir if error is not None and replay_dir else None)
+    return Training(
+        result["iterations"],
+        result["seconds"],
+        log,
+        error,
+        result.get("failed_iteration"),
+        replay=replay_dir if error is not None and replay_dir else None,
+    )

@@ -1,4 +1,5 @@
 """``lint``: static checks of a net and a solver for known causes of NaN."""
+
 from __future__ import annotations
 
 from typing import Iterable, List, Optional, Sequence
@@ -66,7 +67,10 @@ def lint(net: Optional[str] = None, solver: Optional[str] = None) -> LintReport:
     Raises:
         NanToolsError: unreadable files, parse errors (one line, with the position), a V0 net.
     """
-    return _sorted(_lint_net(net) if net is not None else [], _lint_solver(solver) if solver is not None else [])
+    return _sorted(
+        _lint_net(net) if net is not None else [],
+        _lint_solver(solver) if solver is not None else [],
+    )
 
 
 def lint_files(paths: Sequence[str]) -> LintReport:
@@ -89,7 +93,12 @@ def _lint_solver(path: str) -> List[LintFinding]:
 
 def _sorted(*found: Iterable[LintFinding]) -> LintReport:
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    return LintReport(sorted((f for group in found for f in group), key=lambda f: (order[f.severity], f.file, f.line, f.col)))
+    return LintReport(
+        sorted(
+            (f for group in found for f in group),
+            key=lambda f: (order[f.severity], f.file, f.line, f.col),
+        )
+    )
 
 
 __all__ = ["LintFinding", "LintReport", "is_solver", "lint", "lint_files"]

@@ -1,4 +1,5 @@
 """A lint finding: which rule, how bad, where (file:line:col), which layers, why, and the fix."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -63,10 +64,14 @@ class Findings:
         line, col = (at.line, at.col) if at is not None else (1, 1)
         self._file.append(LintFinding(rule, severity, self.path, line, col, message, fix))
 
-    def add_layer(self, rule: str, severity: str, at: Node, layer: str, subject: str, problem: str, fix: str) -> None:
+    def add_layer(
+        self, rule: str, severity: str, at: Node, layer: str, subject: str, problem: str, fix: str
+    ) -> None:
         """A finding about ``layer``, said as ``"{subject}: {problem}"`` (the subject names the
         layer and what is particular to it; the problem is what layers grouped with it share)."""
-        self._layers.setdefault((rule, severity, problem, fix), []).append(_LayerFinding(at, layer, subject))
+        self._layers.setdefault((rule, severity, problem, fix), []).append(
+            _LayerFinding(at, layer, subject)
+        )
 
     @property
     def items(self) -> List[LintFinding]:
@@ -78,6 +83,20 @@ class Findings:
             else:
                 shown = ", ".join(g.subject for g in group[:SHOWN_LAYERS])
                 more = f" and {len(group) - SHOWN_LAYERS} more" if len(group) > SHOWN_LAYERS else ""
-                subject, layer = f"{len(group)} layers ({shown}{more})", tuple(g.layer for g in group)
-            found.append(LintFinding(rule, severity, self.path, first.line, first.col, f"{subject}: {problem}", fix, layer))
+                subject, layer = (
+                    f"{len(group)} layers ({shown}{more})",
+                    tuple(g.layer for g in group),
+                )
+            found.append(
+                LintFinding(
+                    rule,
+                    severity,
+                    self.path,
+                    first.line,
+                    first.col,
+                    f"{subject}: {problem}",
+                    fix,
+                    layer,
+                )
+            )
         return found

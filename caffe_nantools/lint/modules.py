@@ -1,5 +1,6 @@
 """Whether a Python layer's module can be imported, found without importing it: importing runs
 the module's code (and its packages' ``__init__``), which lint must never do."""
+
 from __future__ import annotations
 
 import importlib.machinery
@@ -26,5 +27,7 @@ def findable(name: str) -> bool:
     for i in range(1, len(parts)):
         if spec is None or not spec.submodule_search_locations:
             return False
-        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), list(spec.submodule_search_locations))
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join(parts[: i + 1]), list(spec.submodule_search_locations)
+        )
     return spec is not None

@@ -1,4 +1,5 @@
 """Net rules: layers and settings known to make NaN or inf."""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,15 @@ from typing import Dict, Optional
 from caffe_nantools.lint.findings import Findings
 from caffe_nantools.lint.modules import findable
 from caffe_nantools.lint.shapes import hw_pair, blob_sizes, empty_windows
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, POSITIVE as AT_LEAST_1, STRING, UINT32, Enum, Kind
+from caffe_nantools.prototxt.fields import (
+    BOOL,
+    FLOAT,
+    POSITIVE as AT_LEAST_1,
+    STRING,
+    UINT32,
+    Enum,
+    Kind,
+)
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 LEARNED = ("Convolution", "InnerProduct", "Deconvolution", "Embed")
@@ -20,8 +29,10 @@ PRECISION = Enum("DOUBLE", "FLOAT", "FLOAT16", "INT", "UINT")
 FP16_FIELDS = ("forward_type", "backward_type", "forward_math", "backward_math")
 FP16_DEFAULTS = tuple(f"default_{f}" for f in FP16_FIELDS)
 #: Names of layers that replace NaN (NaN2Zero, NanToNum, RemoveNaN, ...), lower-case letters and digits only.
-NAN_HIDING = re.compile(r"nan(2|to)(zero|num|0)|(remove|replace|filter|clean|mask|zero|fix|suppress|ignore|skip|kill|drop)nans?"
-                        r"|nans?(filter|remov|replac|mask|clean|guard|zero|kill)")
+NAN_HIDING = re.compile(
+    r"nan(2|to)(zero|num|0)|(remove|replace|filter|clean|mask|zero|fix|suppress|ignore|skip|kill|drop)nans?"
+    r"|nans?(filter|remov|replac|mask|clean|guard|zero|kill)"
+)
 
 
 def _param(layer: Layer, block: str, name: str, kind: Kind, default=None):
@@ -32,13 +43,31 @@ def _param(layer: Layer, block: str, name: str, kind: Kind, default=None):
 #: The parameters Caffe reads as numbers, enums and flags in the layers lint looks at (caffe.proto):
 #: another value is bad input for lint as it is for scan and for Caffe.
 PARAM_KINDS = {
-    "data_param": {"batch_size": AT_LEAST_1, "backend": Enum("LEVELDB", "LMDB"), "rand_skip": UINT32, "source": STRING},
+    "data_param": {
+        "batch_size": AT_LEAST_1,
+        "backend": Enum("LEVELDB", "LMDB"),
+        "rand_skip": UINT32,
+        "source": STRING,
+    },
     "hdf5_data_param": {"batch_size": AT_LEAST_1, "shuffle": BOOL, "source": STRING},
-    "image_data_param": {"batch_size": AT_LEAST_1, "shuffle": BOOL, "new_height": UINT32, "new_width": UINT32,
-                         "is_color": BOOL, "source": STRING},
+    "image_data_param": {
+        "batch_size": AT_LEAST_1,
+        "shuffle": BOOL,
+        "new_height": UINT32,
+        "new_width": UINT32,
+        "is_color": BOOL,
+        "source": STRING,
+    },
     "transform_param": {"scale": FLOAT, "mirror": BOOL, "crop_size": UINT32, "mean_value": FLOAT},
-    "convolution_param": {"num_output": UINT32, "kernel_size": AT_LEAST_1, "stride": AT_LEAST_1, "pad": UINT32,
-                          "group": AT_LEAST_1, "dilation": AT_LEAST_1, "bias_term": BOOL},
+    "convolution_param": {
+        "num_output": UINT32,
+        "kernel_size": AT_LEAST_1,
+        "stride": AT_LEAST_1,
+        "pad": UINT32,
+        "group": AT_LEAST_1,
+        "dilation": AT_LEAST_1,
+        "bias_term": BOOL,
+    },
     "inner_product_param": {"num_output": UINT32, "bias_term": BOOL},
     "batch_norm_param": {"eps": FLOAT, "use_global_stats": BOOL, "moving_average_fraction": FLOAT},
     "dropout_param": {"dropout_ratio": FLOAT},
@@ -74,26 +103,51 @@ def _check_pooling(layer: Layer, size, out: Findings) -> None:
     params = layer.node.find("pooling_param")
     if params is None or params.field("global_pooling", BOOL, False):
         return
-    (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
+    (kh, kw), (sh, sw), (ph, pw) = (
+        hw_pair(params, "kernel", 1),
+        hw_pair(params, "stride", 1),
+        hw_pair(params, "pad", 0),
+    )
     if ph >= kh or pw >= kw:
-        out.add_layer("pool-pad", "error", layer.node, layer.name, f"Pooling {layer.name!r}",
-                      f"pad {ph} >= kernel {kh}: windows made of padding only (Caffe refuses it at set-up)",
-                      "make pad < kernel_size")
+        out.add_layer(
+            "pool-pad",
+            "error",
+            layer.node,
+            layer.name,
+            f"Pooling {layer.name!r}",
+            f"pad {ph} >= kernel {kh}: windows made of padding only (Caffe refuses it at set-up)",
+            "make pad < kernel_size",
+        )
         return
     if size is None:
         if sh > kh or sw > kw:
-            out.add_layer("pool-stride", "warning", layer.node, layer.name, f"Pooling {layer.name!r} (stride {sh}, kernel {kh})",
-                          "stride > kernel and the input size is not known here; with Caffe's ceil rounding a window can "
-                          "fall past the input, where MAX gives -FLT_MAX (inf downstream) and AVE 0",
-                          "make stride <= kernel_size, or declare the input shape so lint can check the windows")
+            out.add_layer(
+                "pool-stride",
+                "warning",
+                layer.node,
+                layer.name,
+                f"Pooling {layer.name!r} (stride {sh}, kernel {kh})",
+                "stride > kernel and the input size is not known here; with Caffe's ceil rounding a window can "
+                "fall past the input, where MAX gives -FLT_MAX (inf downstream) and AVE 0",
+                "make stride <= kernel_size, or declare the input shape so lint can check the windows",
+            )
         return
     rows, cols = empty_windows(size[0], kh, sh, ph), empty_windows(size[1], kw, sw, pw)
     if rows or cols:
-        parts = [f"{what} {', '.join(f'{p} (input {a}..{b})' for p, a, b in spots)}"
-                 for what, spots in (("output rows", rows), ("output columns", cols)) if spots]
-        out.add_layer("pool-empty-window", "error", layer.node, layer.name, f"Pooling {layer.name!r} on a {size[0]}x{size[1]} input",
-                      f"{'; '.join(parts)} lie past the input: MAX gives -FLT_MAX there (inf downstream), AVE 0",
-                      "make stride <= kernel_size, or pad/crop the input so the windows fit")
+        parts = [
+            f"{what} {', '.join(f'{p} (input {a}..{b})' for p, a, b in spots)}"
+            for what, spots in (("output rows", rows), ("output columns", cols))
+            if spots
+        ]
+        out.add_layer(
+            "pool-empty-window",
+            "error",
+            layer.node,
+            layer.name,
+            f"Pooling {layer.name!r} on a {size[0]}x{size[1]} input",
+            f"{'; '.join(parts)} lie past the input: MAX gives -FLT_MAX there (inf downstream), AVE 0",
+            "make stride <= kernel_size, or pad/crop the input so the windows fit",
+        )
 
 
 def _check_layer(layer: Layer, source: Optional[Layer], out: Findings, *, deploy: bool) -> None:
@@ -105,53 +159,115 @@ def _check_layer(layer: Layer, source: Optional[Layer], out: Findings, *, deploy
     if kind == "BatchNorm":
         eps = _param(layer, "batch_norm_param", "eps", FLOAT, 1e-5)
         if not eps > 0:
-            found("batchnorm-eps", "error", f"BatchNorm {name!r} (eps {eps:g})", "eps <= 0: a constant channel gives 0/0 = NaN",
-                  "leave eps at its default 1e-5 or set a positive value")
-        if _param(layer, "batch_norm_param", "use_global_stats", BOOL, False) and layer.active(NetState("TRAIN")):
-            found("batchnorm-global-train", "warning", f"BatchNorm {name!r}",
-                  "use_global_stats: true in TRAIN uses the stored statistics, not the batch's",
-                  "drop use_global_stats in the TRAIN net (Caffe chooses it by phase)")
+            found(
+                "batchnorm-eps",
+                "error",
+                f"BatchNorm {name!r} (eps {eps:g})",
+                "eps <= 0: a constant channel gives 0/0 = NaN",
+                "leave eps at its default 1e-5 or set a positive value",
+            )
+        if _param(layer, "batch_norm_param", "use_global_stats", BOOL, False) and layer.active(
+            NetState("TRAIN")
+        ):
+            found(
+                "batchnorm-global-train",
+                "warning",
+                f"BatchNorm {name!r}",
+                "use_global_stats: true in TRAIN uses the stored statistics, not the batch's",
+                "drop use_global_stats in the TRAIN net (Caffe chooses it by phase)",
+            )
     elif kind == "MultinomialLogisticLoss" and source is not None and source.type == "Softmax":
-        found("softmax-logloss", "warning", f"MultinomialLogisticLoss {name!r} after Softmax {source.name!r}",
-              "log of a probability that underflows to 0 is -inf", "use SoftmaxWithLoss on the scores instead")
+        found(
+            "softmax-logloss",
+            "warning",
+            f"MultinomialLogisticLoss {name!r} after Softmax {source.name!r}",
+            "log of a probability that underflows to 0 is -inf",
+            "use SoftmaxWithLoss on the scores instead",
+        )
     elif kind == "InfogainLoss" and (source is None or source.type != "Softmax"):
-        found("infogain-unnormalized", "warning", f"InfogainLoss {name!r} on {source.type if source else 'its input'} scores",
-              "not probabilities: log of values <= 0", "put a Softmax before it")
+        found(
+            "infogain-unnormalized",
+            "warning",
+            f"InfogainLoss {name!r} on {source.type if source else 'its input'} scores",
+            "not probabilities: log of values <= 0",
+            "put a Softmax before it",
+        )
     elif kind in ("Log", "Power") and (source is None or source.type not in POSITIVE):
         power = _param(layer, "power_param", "power", FLOAT, 1.0)
         if kind == "Log" or power < 1 and power != 0:
-            found("log-nonpositive", "warning", f"{kind} {name!r} on {source.type if source else 'the input'} output",
-                  "its input can be <= 0: log or fractional power of it is -inf or NaN",
-                  "add a shift (power_param/log_param shift) or feed it a positive input")
+            found(
+                "log-nonpositive",
+                "warning",
+                f"{kind} {name!r} on {source.type if source else 'the input'} output",
+                "its input can be <= 0: log or fractional power of it is -inf or NaN",
+                "add a shift (power_param/log_param shift) or feed it a positive input",
+            )
     elif kind == "SmoothL1Loss" and _param(layer, "smooth_l1_loss_param", "sigma", FLOAT, 1.0) == 0:
-        found("smoothl1-sigma", "warning", f"SmoothL1Loss {name!r}",
-              "sigma 0 divides by zero (1/sigma^2 = inf): the loss and its gradient are 0 for every finite difference "
-              "(the boxes learn nothing) and inf - inf = NaN for an infinite one", "leave sigma at 1 (or 3, as Faster R-CNN's RPN)")
+        found(
+            "smoothl1-sigma",
+            "warning",
+            f"SmoothL1Loss {name!r}",
+            "sigma 0 divides by zero (1/sigma^2 = inf): the loss and its gradient are 0 for every finite difference "
+            "(the boxes learn nothing) and inf - inf = NaN for an infinite one",
+            "leave sigma at 1 (or 3, as Faster R-CNN's RPN)",
+        )
     elif kind == "MultiBoxLoss" and _normalization(layer) == "VALID":
-        found("multibox-valid", "info", f"MultiBoxLoss {name!r}",
-              "normalization VALID divides the loss by the batch's matched boxes, 0 in a batch without any: forks "
-              "without Caffe's max(1, count) make that 0/0 = NaN",
-              "drop the images without boxes (scan lists empty annotation lists), or use normalization: BATCH_SIZE")
+        found(
+            "multibox-valid",
+            "info",
+            f"MultiBoxLoss {name!r}",
+            "normalization VALID divides the loss by the batch's matched boxes, 0 in a batch without any: forks "
+            "without Caffe's max(1, count) make that 0/0 = NaN",
+            "drop the images without boxes (scan lists empty annotation lists), or use normalization: BATCH_SIZE",
+        )
     if kind in LEARNED and not deploy:
-        block = {"Convolution": "convolution_param", "Deconvolution": "convolution_param", "InnerProduct": "inner_product_param", "Embed": "embed_param"}[kind]
+        block = {
+            "Convolution": "convolution_param",
+            "Deconvolution": "convolution_param",
+            "InnerProduct": "inner_product_param",
+            "Embed": "embed_param",
+        }[kind]
         params = layer.node.find(block)
         if params is not None and params.find("weight_filler") is None:
-            found("no-weight-filler", "warning", f"{kind} {name!r}", "no weight_filler: the weights start at 0 unless "
-                  "they are copied from a caffemodel", 'add weight_filler { type: "xavier" } (or gaussian)')
+            found(
+                "no-weight-filler",
+                "warning",
+                f"{kind} {name!r}",
+                "no weight_filler: the weights start at 0 unless they are copied from a caffemodel",
+                'add weight_filler { type: "xavier" } (or gaussian)',
+            )
     if kind in DATA:
         transform = layer.node.find("transform_param")
-        if transform is None or (transform.field("scale", FLOAT) is None and transform.field("mean_file", STRING) is None
-                                 and not transform.fields("mean_value", FLOAT)):
-            found("raw-input", "info", f"{kind} {name!r}", "feeds raw 0..255 values (no scale, no mean)",
-                  "add transform_param { scale: 0.00390625 } or a mean")
+        if transform is None or (
+            transform.field("scale", FLOAT) is None
+            and transform.field("mean_file", STRING) is None
+            and not transform.fields("mean_value", FLOAT)
+        ):
+            found(
+                "raw-input",
+                "info",
+                f"{kind} {name!r}",
+                "feeds raw 0..255 values (no scale, no mean)",
+                "add transform_param { scale: 0.00390625 } or a mean",
+            )
     if kind == "HDF5Data" and _param(layer, "hdf5_data_param", "shuffle", BOOL, False):
-        found("hdf5-shuffle", "info", f"HDF5Data {name!r}", "shuffles: a bad row shows up at a different iteration each run",
-              "turn shuffle off while hunting a NaN (scan --mode net does)")
+        found(
+            "hdf5-shuffle",
+            "info",
+            f"HDF5Data {name!r}",
+            "shuffles: a bad row shows up at a different iteration each run",
+            "turn shuffle off while hunting a NaN (scan --mode net does)",
+        )
     if kind == "Python":
         module = _param(layer, "python_param", "module", STRING)
         if module is not None and not findable(module):
-            found("python-module", "error", f"Python layer {name!r} (module {module!r})", "cannot be imported here",
-                  "put its folder on PYTHONPATH (python_param.module is an import name, not a path)")
+            found(
+                "python-module",
+                "error",
+                f"Python layer {name!r} (module {module!r})",
+                "cannot be imported here",
+                "put its folder on PYTHONPATH (python_param.module is an import name, not a path)",
+            )
     _check_hiding(layer, found)
 
 
@@ -173,28 +289,60 @@ def _hides_nan(name: str) -> bool:
 
 def _check_hiding(layer: Layer, found) -> None:
     python = layer.node.find("python_param")
-    names = [layer.type] + ([str(python.get(f, "")) for f in ("module", "layer")] if layer.type == "Python" and python else [])
+    names = [layer.type] + (
+        [str(python.get(f, "")) for f in ("module", "layer")]
+        if layer.type == "Python" and python
+        else []
+    )
     hider = next((n for n in names if _hides_nan(n)), None)
     if hider is not None:
-        found("hides-nan", "warning", f"{layer.type} {layer.name!r}" + (f" ({hider})" if hider != layer.type else ""),
-              "replaces NaN instead of stopping it: the loss stays finite while the layers before it are broken",
-              "remove it while hunting the NaN, and fix where the NaN comes from (caffe-nantools inject, scan)")
+        found(
+            "hides-nan",
+            "warning",
+            f"{layer.type} {layer.name!r}" + (f" ({hider})" if hider != layer.type else ""),
+            "replaces NaN instead of stopping it: the loss stays finite while the layers before it are broken",
+            "remove it while hunting the NaN, and fix where the NaN comes from (caffe-nantools inject, scan)",
+        )
     elif layer.type == "Threshold":
-        found("hides-nan", "info", f"Threshold {layer.name!r}", "gives 0 for NaN (NaN > threshold is false), so a NaN "
-              "before it does not reach the loss", "check its input with caffe-nantools inject while hunting a NaN")
+        found(
+            "hides-nan",
+            "info",
+            f"Threshold {layer.name!r}",
+            "gives 0 for NaN (NaN > threshold is false), so a NaN "
+            "before it does not reach the loss",
+            "check its input with caffe-nantools inject while hunting a NaN",
+        )
 
 
 def _check_fp16(net: Net, out: Findings) -> None:
     """NVIDIA Caffe's half precision without loss scaling: values past 65504 become inf."""
     doc = net.doc
-    if doc.field("global_grad_scale", FLOAT, 1.0) > 1 or doc.field("global_grad_scale_adaptive", BOOL, False):
+    if doc.field("global_grad_scale", FLOAT, 1.0) > 1 or doc.field(
+        "global_grad_scale_adaptive", BOOL, False
+    ):
         return
-    problem = ("computes in FLOAT16 without loss scaling (global_grad_scale): values past 65504 overflow to inf "
-               "and small gradients flush to 0")
+    problem = (
+        "computes in FLOAT16 without loss scaling (global_grad_scale): values past 65504 overflow to inf "
+        "and small gradients flush to 0"
+    )
     fix = "set global_grad_scale (e.g. 128) or global_grad_scale_adaptive: true in the net, or FLOAT for the layers that overflow"
     defaults = [f for f in FP16_DEFAULTS if doc.field(f, PRECISION) == "FLOAT16"]
     if defaults:
-        out.add("fp16-no-loss-scale", "warning", doc.find(defaults[0]), f"the net ({', '.join(defaults)}: FLOAT16) {problem}", fix)
+        out.add(
+            "fp16-no-loss-scale",
+            "warning",
+            doc.find(defaults[0]),
+            f"the net ({', '.join(defaults)}: FLOAT16) {problem}",
+            fix,
+        )
     for layer in net.layers:
         if any(layer.node.field(f, PRECISION) == "FLOAT16" for f in FP16_FIELDS):
-            out.add_layer("fp16-no-loss-scale", "warning", layer.node, layer.name, f"{layer.type} {layer.name!r}", problem, fix)
+            out.add_layer(
+                "fp16-no-loss-scale",
+                "warning",
+                layer.node,
+                layer.name,
+                f"{layer.type} {layer.name!r}",
+                problem,
+                fix,
+            )

@@ -1,6 +1,7 @@
 """Spatial sizes (height, width) of blobs where the net says them: from Input layers, the
 net's input_dim/input_shape, DummyData, or a data layer's crop_size, through the layers whose
 output size Caffe computes from their parameters. Unknown sizes stay unknown."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -11,8 +12,30 @@ from caffe_nantools.prototxt.syntax import Node
 
 Size = Tuple[int, int]
 #: Layers whose top has the bottom's spatial size.
-SAME = ("ReLU", "Sigmoid", "TanH", "Dropout", "BatchNorm", "Scale", "Bias", "LRN", "Power", "Log", "Exp", "AbsVal",
-        "BNLL", "Eltwise", "Concat", "Split", "MVN", "PReLU", "ELU", "Threshold", "Python", "Softmax")
+SAME = (
+    "ReLU",
+    "Sigmoid",
+    "TanH",
+    "Dropout",
+    "BatchNorm",
+    "Scale",
+    "Bias",
+    "LRN",
+    "Power",
+    "Log",
+    "Exp",
+    "AbsVal",
+    "BNLL",
+    "Eltwise",
+    "Concat",
+    "Split",
+    "MVN",
+    "PReLU",
+    "ELU",
+    "Threshold",
+    "Python",
+    "Softmax",
+)
 
 
 def _dims(values: List[int]) -> Optional[Size]:
@@ -63,7 +86,10 @@ def empty_windows(size: int, kernel: int, stride: int, pad: int) -> List[Tuple[i
     ``ceil((size + pad) / stride)`` to the last one (at most a few, whatever the size).
     """
     first = max(0, _ceil_div(size + pad, stride))
-    return [(p, p * stride - pad, p * stride - pad + kernel - 1) for p in range(first, pooled_size(size, kernel, stride, pad))]
+    return [
+        (p, p * stride - pad, p * stride - pad + kernel - 1)
+        for p in range(first, pooled_size(size, kernel, stride, pad))
+    ]
 
 
 def blob_sizes(net: Net, phase: str = "TRAIN") -> Dict[str, Size]:
@@ -88,7 +114,11 @@ def blob_sizes(net: Net, phase: str = "TRAIN") -> Dict[str, Size]:
 
 def _shapes(layer: Layer) -> List[Optional[Size]]:
     block = layer.node.find("input_param" if layer.type == "Input" else "dummy_data_param")
-    return [_dims(s.fields("dim", INT64)) for s in block.find_all("shape")] if block is not None else []
+    return (
+        [_dims(s.fields("dim", INT64)) for s in block.find_all("shape")]
+        if block is not None
+        else []
+    )
 
 
 def _layer_size(layer: Layer, sizes: Dict[str, Size]) -> Optional[Size]:
@@ -111,15 +141,33 @@ def _layer_size(layer: Layer, sizes: Dict[str, Size]) -> Optional[Size]:
         params = layer.node.find("convolution_param")
         if params is None:
             return None
-        (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
+        (kh, kw), (sh, sw), (ph, pw) = (
+            hw_pair(params, "kernel", 1),
+            hw_pair(params, "stride", 1),
+            hw_pair(params, "pad", 0),
+        )
         dilation = params.field("dilation", POSITIVE, 1)
         if kind == "Deconvolution":
-            return _known((sh * (below[0] - 1) + dilation * (kh - 1) + 1 - 2 * ph, sw * (below[1] - 1) + dilation * (kw - 1) + 1 - 2 * pw))
-        return _known(((below[0] + 2 * ph - dilation * (kh - 1) - 1) // sh + 1, (below[1] + 2 * pw - dilation * (kw - 1) - 1) // sw + 1))
+            return _known(
+                (
+                    sh * (below[0] - 1) + dilation * (kh - 1) + 1 - 2 * ph,
+                    sw * (below[1] - 1) + dilation * (kw - 1) + 1 - 2 * pw,
+                )
+            )
+        return _known(
+            (
+                (below[0] + 2 * ph - dilation * (kh - 1) - 1) // sh + 1,
+                (below[1] + 2 * pw - dilation * (kw - 1) - 1) // sw + 1,
+            )
+        )
     if kind == "Pooling":
         params = layer.node.find("pooling_param")
         if params is None or params.field("global_pooling", BOOL, False):
             return 1, 1
-        (kh, kw), (sh, sw), (ph, pw) = hw_pair(params, "kernel", 1), hw_pair(params, "stride", 1), hw_pair(params, "pad", 0)
+        (kh, kw), (sh, sw), (ph, pw) = (
+            hw_pair(params, "kernel", 1),
+            hw_pair(params, "stride", 1),
+            hw_pair(params, "pad", 0),
+        )
         return _known((pooled_size(below[0], kh, sh, ph), pooled_size(below[1], kw, sw, pw)))
     return None

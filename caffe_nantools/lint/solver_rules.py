@@ -1,5 +1,6 @@
 """Solver rules: learning-rate policies that compute NaN, rates far too high, a display that
 hides the debug trace."""
+
 from __future__ import annotations
 
 import math
@@ -14,11 +15,21 @@ from caffe_nantools.solver_settings import setting, value_of
 SOLVER_TYPES = Enum("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 #: Above these base_lr values a solver type usually diverges (rules of thumb, not Caffe's).
-HIGH_LR = {"SGD": 0.1, "Nesterov": 0.1, "AdaGrad": 0.1, "RMSProp": 0.01, "AdaDelta": 10.0, "Adam": 0.01}
+HIGH_LR = {
+    "SGD": 0.1,
+    "Nesterov": 0.1,
+    "AdaGrad": 0.1,
+    "RMSProp": 0.01,
+    "AdaDelta": 10.0,
+    "Adam": 0.01,
+}
 #: What a gamma of 0 (its default) does to each policy that uses it.
 GAMMA_POLICIES = {
-    "step": "the rate drops to 0 at the first step", "multistep": "the rate drops to 0 at the first step",
-    "exp": "the rate is 0 from iteration 1", "inv": "the rate never changes", "sigmoid": "the rate stays at base_lr / 2",
+    "step": "the rate drops to 0 at the first step",
+    "multistep": "the rate drops to 0 at the first step",
+    "exp": "the rate is 0 from iteration 1",
+    "inv": "the rate never changes",
+    "sigmoid": "the rate stays at base_lr / 2",
 }
 #: NVIDIA Caffe's layer-wise rate control (LARS/LARC): each layer's rate is base_lr times a
 #: trust ratio ||w|| / ||grad|| that is far below 1, so base_lr values of 2 to 20 are usual.
@@ -33,14 +44,47 @@ def shortest(value: float) -> str:
 #: SolverParameter's scalar fields and their types (caffe.proto): a value of another type is
 #: bad input (Caffe refuses the file), a NaN or inf in a number is a rate or update of NaN.
 FIELD_KINDS = {
-    **dict.fromkeys(("base_lr", "momentum", "momentum2", "weight_decay", "gamma", "power", "clip_gradients", "delta",
-                     "rms_decay"), FLOAT),
-    **dict.fromkeys(("display", "average_loss", "max_iter", "iter_size", "stepsize", "snapshot", "device_id",
-                     "test_interval"), INT32),
+    **dict.fromkeys(
+        (
+            "base_lr",
+            "momentum",
+            "momentum2",
+            "weight_decay",
+            "gamma",
+            "power",
+            "clip_gradients",
+            "delta",
+            "rms_decay",
+        ),
+        FLOAT,
+    ),
+    **dict.fromkeys(
+        (
+            "display",
+            "average_loss",
+            "max_iter",
+            "iter_size",
+            "stepsize",
+            "snapshot",
+            "device_id",
+            "test_interval",
+        ),
+        INT32,
+    ),
     "random_seed": INT64,
-    **dict.fromkeys(("debug_info", "test_compute_loss", "test_initialization", "snapshot_after_train",
-                     "snapshot_diff"), BOOL),
-    **dict.fromkeys(("net", "train_net", "lr_policy", "snapshot_prefix", "type", "regularization_type"), STRING),
+    **dict.fromkeys(
+        (
+            "debug_info",
+            "test_compute_loss",
+            "test_initialization",
+            "snapshot_after_train",
+            "snapshot_diff",
+        ),
+        BOOL,
+    ),
+    **dict.fromkeys(
+        ("net", "train_net", "lr_policy", "snapshot_prefix", "type", "regularization_type"), STRING
+    ),
     "solver_mode": Enum("CPU", "GPU"),
     "snapshot_format": Enum("HDF5", "BINARYPROTO"),
     "solver_type": SOLVER_TYPES,
@@ -55,15 +99,33 @@ def check_types(doc: Document, out: Findings) -> None:
     for name, kind in FIELD_KINDS.items():
         value = value_of(doc, name, kind)
         if kind is FLOAT and value is not None and not math.isfinite(value):
-            out.add("non-finite-setting", "error", setting(doc, name), f"{name} is {value}: every update computes "
-                    "with it, so the weights are NaN or inf from the first iteration", f"give {name} a finite value")
+            out.add(
+                "non-finite-setting",
+                "error",
+                setting(doc, name),
+                f"{name} is {value}: every update computes "
+                "with it, so the weights are NaN or inf from the first iteration",
+                f"give {name} a finite value",
+            )
     kind = value_of(doc, "type", STRING)
     if kind is not None and kind not in TYPE_NAMES:
-        out.add("solver-type", "error", setting(doc, "type"), f"type {kind!r} is not a solver Caffe knows "
-                f"({', '.join(TYPE_NAMES)}); Caffe stops at 'Unknown solver type'", "use one of them (the case matters)")
+        out.add(
+            "solver-type",
+            "error",
+            setting(doc, "type"),
+            f"type {kind!r} is not a solver Caffe knows "
+            f"({', '.join(TYPE_NAMES)}); Caffe stops at 'Unknown solver type'",
+            "use one of them (the case matters)",
+        )
     if (kind or "").lower() == "adam" and value_of(doc, "delta", FLOAT) == 0:
-        out.add("adam-delta", "warning", setting(doc, "delta"), "Adam with delta 0 divides by sqrt(v), which is 0 "
-                "for a weight whose gradient was always 0", "keep delta > 0 (Caffe's default 1e-8)")
+        out.add(
+            "adam-delta",
+            "warning",
+            setting(doc, "delta"),
+            "Adam with delta 0 divides by sqrt(v), which is 0 "
+            "for a weight whose gradient was always 0",
+            "keep delta > 0 (Caffe's default 1e-8)",
+        )
 
 
 def check_solver(doc: Document, out: Findings) -> None:
@@ -74,47 +136,113 @@ def check_solver(doc: Document, out: Findings) -> None:
     gamma, power = value_of(doc, "gamma", FLOAT), value_of(doc, "power", FLOAT)
     max_iter, stepsize = value_of(doc, "max_iter", INT32), value_of(doc, "stepsize", INT32)
     if policy not in POLICIES:
-        out.add("lr-policy", "error", where, f"lr_policy {policy!r} is not one of Caffe's ({', '.join(POLICIES)})",
-                "use one of them; Caffe stops on an unknown policy")
+        out.add(
+            "lr-policy",
+            "error",
+            where,
+            f"lr_policy {policy!r} is not one of Caffe's ({', '.join(POLICIES)})",
+            "use one of them; Caffe stops on an unknown policy",
+        )
     if policy == "poly":
         if not max_iter:
-            out.add("lr-policy", "error", where, "lr_policy poly without max_iter: lr = base_lr * (1 - iter/0)^power is nan from iteration 0",
-                    "set max_iter")
+            out.add(
+                "lr-policy",
+                "error",
+                where,
+                "lr_policy poly without max_iter: lr = base_lr * (1 - iter/0)^power is nan from iteration 0",
+                "set max_iter",
+            )
         if power is None:
-            out.add("lr-policy", "warning", where, "lr_policy poly without power: power is 0, so the rate never decays",
-                    "set power (e.g. 0.5 or 1.0)")
+            out.add(
+                "lr-policy",
+                "warning",
+                where,
+                "lr_policy poly without power: power is 0, so the rate never decays",
+                "set power (e.g. 0.5 or 1.0)",
+            )
     if policy == "step" and not stepsize:
-        out.add("lr-policy", "error", where, "lr_policy step without stepsize: Caffe stops at its check stepsize > 0",
-                "set stepsize")
+        out.add(
+            "lr-policy",
+            "error",
+            where,
+            "lr_policy step without stepsize: Caffe stops at its check stepsize > 0",
+            "set stepsize",
+        )
     if policy == "multistep":
         values = doc.fields("stepvalue", INT32)
         if not values:
-            out.add("lr-policy", "warning", where, "lr_policy multistep without stepvalue: the rate never changes",
-                    "add stepvalue lines in increasing order")
+            out.add(
+                "lr-policy",
+                "warning",
+                where,
+                "lr_policy multistep without stepvalue: the rate never changes",
+                "add stepvalue lines in increasing order",
+            )
         elif any(b <= a for a, b in zip(values, values[1:])):
-            out.add("lr-policy", "warning", doc.find_all("stepvalue")[0],
-                    f"multistep stepvalues are not increasing ({', '.join(str(v) for v in values)}): Caffe takes the "
-                    "steps in the order written, so a smaller one after a larger is taken late, at once",
-                    "list them in increasing order")
+            out.add(
+                "lr-policy",
+                "warning",
+                doc.find_all("stepvalue")[0],
+                f"multistep stepvalues are not increasing ({', '.join(str(v) for v in values)}): Caffe takes the "
+                "steps in the order written, so a smaller one after a larger is taken late, at once",
+                "list them in increasing order",
+            )
     if policy in GAMMA_POLICIES and gamma is None:
-        out.add("lr-policy", "warning", where, f"lr_policy {policy} without gamma: gamma is 0, so {GAMMA_POLICIES[policy]}",
-                "set gamma")
+        out.add(
+            "lr-policy",
+            "warning",
+            where,
+            f"lr_policy {policy} without gamma: gamma is 0, so {GAMMA_POLICIES[policy]}",
+            "set gamma",
+        )
     if policy == "exp" and gamma is not None and gamma > 1:
-        out.add("lr-policy", "error", setting(doc, "gamma"), f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf",
-                "use a gamma below 1 (e.g. 0.9999)")
+        out.add(
+            "lr-policy",
+            "error",
+            setting(doc, "gamma"),
+            f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf",
+            "use a gamma below 1 (e.g. 0.9999)",
+        )
     kind = value_of(doc, "type", STRING) or value_of(doc, "solver_type", SOLVER_TYPES, "SGD")
-    kind = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}.get(kind.upper(), kind)
+    kind = {
+        "SGD": "SGD",
+        "NESTEROV": "Nesterov",
+        "ADAGRAD": "AdaGrad",
+        "RMSPROP": "RMSProp",
+        "ADADELTA": "AdaDelta",
+        "ADAM": "Adam",
+    }.get(kind.upper(), kind)
     base_lr = value_of(doc, "base_lr", FLOAT)
     high = HIGH_LR.get(kind)
     layer_wise = any(value_of(doc, name, BOOL, False) for name in LAYER_WISE_RATES)
     # Caffe reads base_lr as a float32 (pycaffe writes 0.1 as 0.10000000149): compared and shown as one.
-    if base_lr is not None and high is not None and not layer_wise and float32(base_lr) > float32(high):
-        out.add("base-lr", "warning", setting(doc, "base_lr"),
-                f"base_lr {shortest(base_lr)} is above what {kind} usually takes (<= {shortest(high)}): gradients may explode",
-                "lower base_lr by 10x, or clip gradients (clip_gradients)")
+    if (
+        base_lr is not None
+        and high is not None
+        and not layer_wise
+        and float32(base_lr) > float32(high)
+    ):
+        out.add(
+            "base-lr",
+            "warning",
+            setting(doc, "base_lr"),
+            f"base_lr {shortest(base_lr)} is above what {kind} usually takes (<= {shortest(high)}): gradients may explode",
+            "lower base_lr by 10x, or clip gradients (clip_gradients)",
+        )
         if setting(doc, "clip_gradients") is None:
-            out.add("no-clip", "info", setting(doc, "base_lr"), "a high base_lr and no clip_gradients", "set clip_gradients (e.g. 10) to bound each update")
+            out.add(
+                "no-clip",
+                "info",
+                setting(doc, "base_lr"),
+                "a high base_lr and no clip_gradients",
+                "set clip_gradients (e.g. 10) to bound each update",
+            )
     display = value_of(doc, "display", INT32)
     if value_of(doc, "debug_info", BOOL, False) and not display:
-        out.add("display-hides-debug", "warning", setting(doc, "debug_info"), "debug_info is on but display is 0: Caffe prints the trace only on display iterations",
-                "set display (e.g. 1 while hunting a NaN)")
+        out.add(
+            "display-hides-debug",
+            "warning",
+            setting(doc, "debug_info"),
+            "debug_info is on but display is 0: Caffe prints the trace only on display iterations",
+            "set display (e.g. 1 while hunting a NaN)",
+        )

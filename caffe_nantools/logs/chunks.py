@@ -11,6 +11,7 @@ line holding a known message does not start with glog's prefix is made canonical
 first (:func:`caffe_nantools.logs.glog.canonical`), keeping line numbers and the original text.
 Plain logs never take that path: telling costs one look at the first bytes of each line.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,10 @@ CHUNK_BYTES = 8 << 20
 #: are indented and stay inside spans: they follow the lines marked here). Every glog line has
 #: "] " before its message, which gives the regex a literal to skip ahead with. glog's F lines
 #: are marked too, whatever their message.
-_MARKED = re.compile(rb"\] (?:Iteration \d|Solving |Snapshotting |Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* |"
-                     rb"Traceback \(most recent call last\))")
+_MARKED = re.compile(
+    rb"\] (?:Iteration \d|Solving |Snapshotting |Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* |"
+    rb"Traceback \(most recent call last\))"
+)
 _KNOWN = re.compile(KNOWN.encode())
 _N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
 #: Last characters of Windows' spellings: 1.#QNAN, 1.#INF, -1.#IND, -nan(ind).
@@ -38,7 +41,7 @@ _FATAL = ord("F")
 _LEVELS = np.zeros(256, bool)
 _LEVELS[[ord(c) for c in "IWEF"]] = True
 _DIGITS = np.zeros(256, bool)
-_DIGITS[ord("0"):ord("9") + 1] = True
+_DIGITS[ord("0") : ord("9") + 1] = True
 
 
 @dataclass(frozen=True)
@@ -197,12 +200,15 @@ def _pieces(chunk: bytes, end: int, first_line: int):
     mark_lines = first_line + np.searchsorted(ends, stops[:-1])
     for k, (begin, stop) in enumerate(marks):
         if begin > starts[k]:
-            yield Span(chunk[starts[k]:begin], int(first[k]), bool(flagged[k]), originals)
+            yield Span(chunk[starts[k] : begin], int(first[k]), bool(flagged[k]), originals)
         line = int(mark_lines[k])
-        yield Marked(chunk[begin:stop].rstrip(b"\r").decode("utf-8", "replace"), line,
-                     originals.get(line) if originals else None)
+        yield Marked(
+            chunk[begin:stop].rstrip(b"\r").decode("utf-8", "replace"),
+            line,
+            originals.get(line) if originals else None,
+        )
     if end > starts[-1]:
-        yield Span(chunk[starts[-1]:end], int(first[-1]), bool(flagged[-1]), originals)
+        yield Span(chunk[starts[-1] : end], int(first[-1]), bool(flagged[-1]), originals)
     return len(ends)
 
 
@@ -243,6 +249,15 @@ def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray, Optional
     stops = stops - (a[np.maximum(stops - 1, 0)] == _CR)
     stops = stops[stops >= 4]
     last = a[stops - 1]
-    odd = (last == _N) | (last == _F) | ((a[stops - 3] == _PLUS) & (a[stops - 2] == _THREE) & (last >= ord("7")))
-    odd |= (last == _UPPER_N) | (last == _UPPER_F) | (last == _UPPER_D) | ((last == _CLOSE) & (a[stops - 2] == _D))
+    odd = (
+        (last == _N)
+        | (last == _F)
+        | ((a[stops - 3] == _PLUS) & (a[stops - 2] == _THREE) & (last >= ord("7")))
+    )
+    odd |= (
+        (last == _UPPER_N)
+        | (last == _UPPER_F)
+        | (last == _UPPER_D)
+        | ((last == _CLOSE) & (a[stops - 2] == _D))
+    )
     return ends, stops[odd], fatal

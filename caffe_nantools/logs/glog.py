@@ -4,6 +4,7 @@ The file:line part differs between Caffe versions, so nothing here depends on it
 have them (quoted, numbered, behind a job runner's prefix, retyped without any prefix, or from a
 logger that rewrote glog's) are made canonical glog lines by :func:`canonical`.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -18,9 +19,11 @@ _SOME_PREFIX = re.compile(_PREFIX)
 
 #: Messages read wherever they stand in a line: the solver's, debug_info's, the check layer's and
 #: those of an abort (glog's fatal CHECK, its stack trace, a Python layer's traceback).
-KNOWN = (r"Iteration \d|Solving |(?:Train|Test) net output #|Test score #|\[(?:Forward|Backward)\] |"
-         r"Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* (?:Check failure|Aborted at)|"
-         r"Traceback \(most recent call last\)")
+KNOWN = (
+    r"Iteration \d|Solving |(?:Train|Test) net output #|Test score #|\[(?:Forward|Backward)\] |"
+    r"Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* (?:Check failure|Aborted at)|"
+    r"Traceback \(most recent call last\)"
+)
 _KNOWN = re.compile(KNOWN)
 #: A logger's own level word and time before the message (Python's logging, job runners).
 _LEVEL = re.compile(r"\b(INFO|WARN(?:ING)?|ERROR|FATAL|CRITICAL)\b")
@@ -63,21 +66,23 @@ def canonical(text: str) -> Optional[str]:
     body = text.rstrip("\r\n")
     m = _SOME_PREFIX.search(body)
     if m is not None:
-        return body[m.start():].rstrip().rstrip("`")
+        return body[m.start() :].rstrip().rstrip("`")
     m = _KNOWN.search(body)
     if m is None:
         return None
-    head = body[:m.start()]
+    head = body[: m.start()]
     level = _LEVEL.search(head)
     letter = _LEVELS[level.group(1)[0]] if level else "I"
-    return f"{letter}{_stamp(head)} 0 ?] " + body[m.start():].rstrip().rstrip("`")
+    return f"{letter}{_stamp(head)} 0 ?] " + body[m.start() :].rstrip().rstrip("`")
 
 
 def _stamp(head: str) -> str:
     """glog's ``MMDD HH:MM:SS.uuuuuu`` of a Unix or ISO time in ``head``, else :data:`UNDATED`."""
     m = _EPOCH.search(head)
     if m is not None:
-        return datetime.datetime.fromtimestamp(int(m.group(1)), datetime.timezone.utc).strftime("%m%d %H:%M:%S.000000")
+        return datetime.datetime.fromtimestamp(int(m.group(1)), datetime.timezone.utc).strftime(
+            "%m%d %H:%M:%S.000000"
+        )
     m = _ISO.search(head)
     if m is not None:
         _, month, day, hh, mm, ss = m.groups()

@@ -1,5 +1,6 @@
 """A log file opened for reading as it is on disk or compressed (gzip, bzip2, xz: told by their
 magic bytes, whatever the file is called), and the error for a file that holds no Caffe log."""
+
 from __future__ import annotations
 
 import bz2
@@ -15,9 +16,13 @@ from caffe_nantools.files import FileError, reading
 
 #: What a log must hold at least one of to be read as a Caffe log (by diagnose; log2csv needs a
 #: solver line).
-EXPECTED = ("a Caffe training log: glog lines of `caffe train` (`Iteration N, loss = X`, `Train net output #0: ...`), "
-            "debug_info lines (`[Forward] Layer ...`), a check layer's error or an abort (`Check failed: ...`)")
-SOLVER_LINES = "a Caffe training log with solver lines (`Iteration N, loss = X`, `Train net output #0: ...`)"
+EXPECTED = (
+    "a Caffe training log: glog lines of `caffe train` (`Iteration N, loss = X`, `Train net output #0: ...`), "
+    "debug_info lines (`[Forward] Layer ...`), a check layer's error or an abort (`Check failed: ...`)"
+)
+SOLVER_LINES = (
+    "a Caffe training log with solver lines (`Iteration N, loss = X`, `Train net output #0: ...`)"
+)
 
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
 
@@ -54,9 +59,15 @@ def open_log(path: str) -> Iterator[Tuple[BinaryIO, bool]]:
         if kind is None:
             yield raw, False
             return
-        opener = {"gzip": lambda f: gzip.GzipFile(fileobj=f), "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}[kind]
+        opener = {
+            "gzip": lambda f: gzip.GzipFile(fileobj=f),
+            "bzip2": bz2.BZ2File,
+            "xz": lzma.LZMAFile,
+        }[kind]
         try:
             yield opener(raw), True
         except (EOFError, OSError, lzma.LZMAError, zlib.error) as e:
-            raise FileError(f"{path}: its {kind} data is corrupt or cut short ({e}); unpack what is there "
-                            f"(e.g. `zcat`, `bzcat`, `xzcat` into a .log) and read that") from None
+            raise FileError(
+                f"{path}: its {kind} data is corrupt or cut short ({e}); unpack what is there "
+                f"(e.g. `zcat`, `bzcat`, `xzcat` into a .log) and read that"
+            ) from None

@@ -7,6 +7,7 @@ too); the rate line before the loss line (2014) or after it, alone or followed b
 outputs. A log may hold several runs or resumes: each ``Solving <net>`` starts a new one. Lines
 that are not canonical glog lines are read through :func:`~caffe_nantools.logs.glog.canonical`.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -95,7 +96,9 @@ def parse_event(message: str, number: int, time: Optional[float] = 0.0) -> Optio
             return m and _valued("lr", number, time, m.group(2), iteration=int(m.group(1)))
         m = _TESTING.match(message)
         if m:
-            return Event("test", number, time, iteration=int(m.group(1)), index=int(m.group(2) or 0))
+            return Event(
+                "test", number, time, iteration=int(m.group(1)), index=int(m.group(2) or 0)
+            )
         m = _LOSS.match(message)
         return m and _valued("loss", number, time, m.group(2), iteration=int(m.group(1)))
     m = _OUTPUT.match(message)
@@ -104,7 +107,14 @@ def parse_event(message: str, number: int, time: Optional[float] = 0.0) -> Optio
         return _valued(f"{phase.lower()}_output", number, time, value, name=name, index=int(index))
     m = _SCORE.match(message)
     if m:
-        return _valued("test_output", number, time, m.group(2), name=f"score{m.group(1)}", index=int(m.group(1)))
+        return _valued(
+            "test_output",
+            number,
+            time,
+            m.group(2),
+            name=f"score{m.group(1)}",
+            index=int(m.group(1)),
+        )
     m = _SOLVING.match(message)
     if m:
         return Event("run", number, time, name=m.group(1).strip())

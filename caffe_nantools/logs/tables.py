@@ -1,6 +1,7 @@
 """Train and test tables of a Caffe log, like Caffe's tools/extra/parse_log.py makes them
 (NumIters, Seconds, LearningRate, then every output), but on Python 3, keeping the rows whose
 values are ``nan``/``-nan``/``inf``, and with a Run column for logs of several runs."""
+
 from __future__ import annotations
 
 import csv
@@ -28,7 +29,9 @@ class Tables:
     test_columns: List[str] = field(default_factory=list)
 
     def csv(self, which: str) -> str:
-        rows, outputs = (self.train, self.train_columns) if which == "train" else (self.test, self.test_columns)
+        rows, outputs = (
+            (self.train, self.train_columns) if which == "train" else (self.test, self.test_columns)
+        )
         columns = FIXED + outputs + ["Run"]
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -118,4 +121,3 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
         for path, which in zip(paths, ("train", "test")):
             out.text(path, tables.csv(which))
     return paths[0], paths[1], tables
-

@@ -6,6 +6,7 @@ both and restores the text as it was before. A marked field or block is taken ou
 text is exactly what the edit writes for its values: a line the user added or changed in it,
 or a block of the user's that merely carries the mark, is refused rather than deleted.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -35,7 +36,9 @@ def add_field(doc: Document, text: str, style: Style) -> Node:
     of its own, marked as added."""
     if not doc.children:
         raise EditError(f"{doc.path}: has no fields to add {text!r} after")
-    node = parse(f"{style.newline}{indentation(doc.children[-1])}{added_line(text)}", doc.path).children[0]
+    node = parse(
+        f"{style.newline}{indentation(doc.children[-1])}{added_line(text)}", doc.path
+    ).children[0]
     doc.insert(len(doc.children), node)
     return node
 
@@ -60,14 +63,19 @@ def change_value(node: Node, raw: str, following: Optional[Node]) -> None:
     end = node.items.index(last)
     old_tokens = node.items[start : end + 1]
     old = "".join(
-        (t.pre if i else "") + t.text + (t.post if t is not last else "") for i, t in enumerate(old_tokens)
+        (t.pre if i else "") + t.text + (t.post if t is not last else "")
+        for i, t in enumerate(old_tokens)
     )
     where = f"{node.name} at line {node.line}"
     if "\n" in old or "\r" in old:
         raise EditError(f"cannot change {where}: its value spans lines")
     has_separator = node.items[-1] is not last
-    if has_separator or (following is not None and not following.items[0].pre.startswith(("\n", "\r\n"))):
-        raise EditError(f"cannot change {where}: more follows it on its line; put it on a line of its own")
+    if has_separator or (
+        following is not None and not following.items[0].pre.startswith(("\n", "\r\n"))
+    ):
+        raise EditError(
+            f"cannot change {where}: more follows it on its line; put it on a line of its own"
+        )
     # Changed before: the note already holds the original, which is what undo must restore.
     first.post = last.post if _CHANGED.search(last.post) else last.post + CHANGED_MARK + old
     first.text = raw
@@ -95,7 +103,9 @@ def undo(doc: Document, written: Callable[[Node], Optional[str]]) -> List[str]:
     undone = []
     for node in doc.children:
         if is_added(node):
-            label = node.get("name") if node.is_message else f"{node.name}: {' '.join(node.raw_values)}"
+            label = (
+                node.get("name") if node.is_message else f"{node.name}: {' '.join(node.raw_values)}"
+            )
             undone.append(f"removed {node.name} {label}" if node.is_message else f"removed {label}")
             doc.remove(node)
         elif not node.is_message and node.values:
@@ -120,26 +130,40 @@ def _check_restorable(path: str, node: Node) -> None:
         restored = parse(f"{node.name}: {m.group(1)}").children
     except NanToolsError:
         restored = []
-    if len(restored) != 1 or restored[0].is_message or len(restored[0].values) != 1 or len(restored[0].values[0]) != 1:
-        raise EditError(f"{path}:{node.line}: field {node.name}: the value its mark says it was, {m.group(1)!r}, is no "
-                        "value caffe-nantools changed; the mark is not ours: remove it by hand; nothing was changed")
+    if (
+        len(restored) != 1
+        or restored[0].is_message
+        or len(restored[0].values) != 1
+        or len(restored[0].values[0]) != 1
+    ):
+        raise EditError(
+            f"{path}:{node.line}: field {node.name}: the value its mark says it was, {m.group(1)!r}, is no "
+            "value caffe-nantools changed; the mark is not ours: remove it by hand; nothing was changed"
+        )
 
 
 def _check_written(path: str, node: Node, expected: Optional[str]) -> None:
     pre = node.items[0].pre
-    text = dump(node)[len(pre):]
+    text = dump(node)[len(pre) :]
     if text == expected and not pre.strip():
         return
     label = f"layer {node.get('name')!r}" if node.is_message else f"field {node.name}"
     above = pre.split("\n")
     if pre.strip():
         k = next(i for i, line in enumerate(above) if line.strip())
-        line, what = node.line - len(above) + 1 + k, f"the line above it, {_quoted(above[k])}, would go with it"
+        line, what = (
+            node.line - len(above) + 1 + k,
+            f"the line above it, {_quoted(above[k])}, would go with it",
+        )
     elif expected is None:
         line, what = node.line, f"caffe-nantools never adds a {node.name} like this"
     else:
         lines, wanted = text.split("\n"), expected.split("\n")
-        op, i, _, j, _ = next(c for c in difflib.SequenceMatcher(None, lines, wanted, autojunk=False).get_opcodes() if c[0] != "equal")
+        op, i, _, j, _ = next(
+            c
+            for c in difflib.SequenceMatcher(None, lines, wanted, autojunk=False).get_opcodes()
+            if c[0] != "equal"
+        )
         line = node.line + min(i, len(lines) - 1)
         if op == "delete":
             what = f"line {line} {_quoted(lines[i])} is not inject's"

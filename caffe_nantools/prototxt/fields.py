@@ -5,6 +5,7 @@ value (``net.prototxt:12:13: field stride: expected an integer from 1 to 4294967
 Caffe's own parser or layer set-up would refuse it. Readers of nets and solvers take their values
 through these kinds, so an odd value is one positioned line, never a TypeError deep inside.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional
@@ -28,10 +29,15 @@ class Kind:
     def read(self, node: Node, tokens: Optional[List[Token]]) -> Any:
         """The value ``tokens`` of field ``node`` converted (None: the field is a block)."""
         if tokens is None:
-            raise _error(node.items[0], f"field {node.name}: expected {self.what}, got a {{ }} block")
+            raise _error(
+                node.items[0], f"field {node.name}: expected {self.what}, got a {{ }} block"
+            )
         value = self.convert(decode(tokens), tokens)
         if value is None:
-            raise _error(tokens[0], f"field {node.name}: expected {self.what}, got {shown(''.join(t.text for t in tokens))}")
+            raise _error(
+                tokens[0],
+                f"field {node.name}: expected {self.what}, got {shown(''.join(t.text for t in tokens))}",
+            )
         return value
 
 
@@ -49,7 +55,11 @@ class Integer(Kind):
         self.what = f"an integer from {self.low} to {self.high}"
 
     def convert(self, value: Any, tokens: List[Token]) -> Optional[int]:
-        if isinstance(value, int) and tokens[-1].kind == "number" and self.low <= value <= self.high:
+        if (
+            isinstance(value, int)
+            and tokens[-1].kind == "number"
+            and self.low <= value <= self.high
+        ):
             return value
         return None
 
@@ -72,10 +82,23 @@ class Number(Kind):
 
 class Boolean(Kind):
     what = "true or false"
-    _VALUES = {"true": True, "True": True, "t": True, "1": True, "false": False, "False": False, "f": False, "0": False}
+    _VALUES = {
+        "true": True,
+        "True": True,
+        "t": True,
+        "1": True,
+        "false": False,
+        "False": False,
+        "f": False,
+        "0": False,
+    }
 
     def convert(self, value: Any, tokens: List[Token]) -> Optional[bool]:
-        return self._VALUES.get(tokens[0].text) if len(tokens) == 1 and tokens[0].kind != "string" else None
+        return (
+            self._VALUES.get(tokens[0].text)
+            if len(tokens) == 1 and tokens[0].kind != "string"
+            else None
+        )
 
 
 class Enum(Kind):
@@ -107,5 +130,19 @@ POSITIVE = Integer(32, False, minimum=1)
 FLOAT, BOOL, STRING = Number(), Boolean(), Text()
 PHASE = Enum("TRAIN", "TEST")
 
-__all__ = ["BOOL", "Enum", "FLOAT", "FieldError", "INT32", "INT64", "Integer", "Kind", "Number", "PHASE", "POSITIVE",
-           "STRING", "Text", "UINT32"]
+__all__ = [
+    "BOOL",
+    "Enum",
+    "FLOAT",
+    "FieldError",
+    "INT32",
+    "INT64",
+    "Integer",
+    "Kind",
+    "Number",
+    "PHASE",
+    "POSITIVE",
+    "STRING",
+    "Text",
+    "UINT32",
+]

@@ -4,6 +4,7 @@ and for every blob the layer that produces it and the in-place layers that modif
 Both layer formats are read: ``layer {}`` with string types and the old V1 ``layers {}`` with
 enum types (mapped to today's type names).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,22 +16,53 @@ from caffe_nantools.prototxt.syntax import Document, Node, parse
 
 PHASES = ("TRAIN", "TEST")
 #: The parameter block that names the source of each layer type that reads one.
-SOURCE_PARAMS = {"Data": "data_param", "HDF5Data": "hdf5_data_param", "ImageData": "image_data_param"}
+SOURCE_PARAMS = {
+    "Data": "data_param",
+    "HDF5Data": "hdf5_data_param",
+    "ImageData": "image_data_param",
+}
 
 #: V1LayerParameter's LayerType enum and the type names Caffe's upgrade gives them.
 V1_TYPES = {
-    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
-    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
-    "DECONVOLUTION": "Deconvolution", "DATA": "Data", "DROPOUT": "Dropout",
-    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
-    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
-    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
-    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
-    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
-    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
-    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
-    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+    "ABSVAL": "AbsVal",
+    "ACCURACY": "Accuracy",
+    "ARGMAX": "ArgMax",
+    "BNLL": "BNLL",
+    "CONCAT": "Concat",
+    "CONTRASTIVE_LOSS": "ContrastiveLoss",
+    "CONVOLUTION": "Convolution",
+    "DECONVOLUTION": "Deconvolution",
+    "DATA": "Data",
+    "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData",
+    "EUCLIDEAN_LOSS": "EuclideanLoss",
+    "ELTWISE": "Eltwise",
+    "EXP": "Exp",
+    "FLATTEN": "Flatten",
+    "HDF5_DATA": "HDF5Data",
+    "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss",
+    "IM2COL": "Im2col",
+    "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss",
+    "INNER_PRODUCT": "InnerProduct",
+    "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData",
+    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN",
+    "POOLING": "Pooling",
+    "POWER": "Power",
+    "RELU": "ReLU",
+    "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss",
+    "SILENCE": "Silence",
+    "SOFTMAX": "Softmax",
+    "SOFTMAX_LOSS": "SoftmaxWithLoss",
+    "SPLIT": "Split",
+    "SLICE": "Slice",
+    "TANH": "TanH",
+    "WINDOW_DATA": "WindowData",
+    "THRESHOLD": "Threshold",
 }
 
 
@@ -76,7 +108,12 @@ class Rule:
 
     @property
     def phase_only(self) -> bool:
-        return self.min_level is None and self.max_level is None and not self.stages and not self.not_stages
+        return (
+            self.min_level is None
+            and self.max_level is None
+            and not self.stages
+            and not self.not_stages
+        )
 
     def matches(self, state: NetState) -> bool:
         """Caffe's Net::StateMeetsRule."""
@@ -97,12 +134,26 @@ def representative_states(rules: Iterable[Rule], limit: int = 12) -> List[NetSta
     combined; more are taken one at a time)."""
     rules = list(rules)
     stages = sorted({s for r in rules for s in r.stages + r.not_stages})
-    levels = sorted({0} | {b + d for r in rules for b in (r.min_level, r.max_level) if b is not None for d in (-1, 0, 1)})
+    levels = sorted(
+        {0}
+        | {
+            b + d
+            for r in rules
+            for b in (r.min_level, r.max_level)
+            if b is not None
+            for d in (-1, 0, 1)
+        }
+    )
     if len(stages) <= limit:
-        combos = [tuple(s for i, s in enumerate(stages) if mask >> i & 1) for mask in range(1 << len(stages))]
+        combos = [
+            tuple(s for i, s in enumerate(stages) if mask >> i & 1)
+            for mask in range(1 << len(stages))
+        ]
     else:
         combos = [()] + [(s,) for s in stages]
-    return [NetState(phase, level, combo) for phase in PHASES for level in levels for combo in combos]
+    return [
+        NetState(phase, level, combo) for phase in PHASES for level in levels for combo in combos
+    ]
 
 
 @dataclass(eq=False)  # a layer is itself: compared by identity, which keeps lookups O(1)
@@ -198,7 +249,9 @@ def rules_of_any(layers: Sequence[Layer]) -> Optional[List[Tuple[str, Rule]]]:
         return [("include", r) for layer in layers for r in layer.include]
     if all(r.phase_only for layer in layers for r in layer.include + layer.exclude):
         phases = [ph for ph in PHASES if any(layer.active(NetState(ph)) for layer in layers)]
-        return [] if len(phases) == len(PHASES) else [("include", Rule.of_phase(ph)) for ph in phases]
+        return (
+            [] if len(phases) == len(PHASES) else [("include", Rule.of_phase(ph)) for ph in phases]
+        )
     return None
 
 
@@ -232,8 +285,8 @@ class Net:
 
     def __init__(self, doc: Document) -> None:
         """Raises:
-            NetError: the file has no layers, or is a V0 net.
-            FieldError: a value that is not of its field's type.
+        NetError: the file has no layers, or is a V0 net.
+        FieldError: a value that is not of its field's type.
         """
         self.doc = doc
         self.layers = [
@@ -241,11 +294,22 @@ class Net:
             for i, node in enumerate(n for n in doc.children if n.name in ("layer", "layers"))
         ]
         if not self.layers:
-            raise NetError(f"{doc.path}: the net has no layers (a net lists them as 'layer {{ ... }}' blocks)")
-        v0 = next((layer.node for layer in self.layers if layer.v1 and layer.node.find("layer") is not None), None)
+            raise NetError(
+                f"{doc.path}: the net has no layers (a net lists them as 'layer {{ ... }}' blocks)"
+            )
+        v0 = next(
+            (
+                layer.node
+                for layer in self.layers
+                if layer.v1 and layer.node.find("layer") is not None
+            ),
+            None,
+        )
         if v0 is not None:
-            raise NetError(f"{doc.path}:{v0.line}:{v0.col}: this is a V0 net (the 2013 format, 'layers {{ layer {{ ... }} }}'), "
-                           "which caffe-nantools does not read; upgrade it with Caffe's upgrade_net_proto_text")
+            raise NetError(
+                f"{doc.path}:{v0.line}:{v0.col}: this is a V0 net (the 2013 format, 'layers {{ layer {{ ... }} }}'), "
+                "which caffe-nantools does not read; upgrade it with Caffe's upgrade_net_proto_text"
+            )
         self.inputs = [str(name) for name in doc.get_all("input")]
 
     @classmethod
@@ -278,7 +342,9 @@ class Net:
         for layer in self.layers:
             for name in layer.bottoms:
                 history = result.setdefault(name, BlobHistory(name))
-                if not layer.in_place(name) and (not history.readers or history.readers[-1] is not layer):
+                if not layer.in_place(name) and (
+                    not history.readers or history.readers[-1] is not layer
+                ):
                     history.readers.append(layer)
             for name in layer.tops:
                 history = result.setdefault(name, BlobHistory(name))

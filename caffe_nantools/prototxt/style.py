@@ -1,4 +1,5 @@
 """The house style of a prototxt file, so inserted lines look like their neighbours."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,12 @@ class Style:
         for node in doc.children:
             if node.is_message and node.children:
                 outer, inner = indentation(node), indentation(node.children[0])
-                if inner.startswith(outer) and len(inner) > len(outer) and node.children[0].items[0].pre.find("\n") >= 0:
-                    indent = inner[len(outer):]
+                if (
+                    inner.startswith(outer)
+                    and len(inner) > len(outer)
+                    and node.children[0].items[0].pre.find("\n") >= 0
+                ):
+                    indent = inner[len(outer) :]
                     break
         quotes = [t.text[0] for t in iter_tokens(doc) if t.kind == "string"]
         quote = "'" if quotes.count("'") > quotes.count('"') else '"'

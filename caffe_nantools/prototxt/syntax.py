@@ -5,6 +5,7 @@ whitespace and comments before it (``pre``, starting at a line break) or the res
 after it (``post``: spaces and a trailing comment). So ``dump(parse(text)) == text`` for every
 input that parses, and a node inserted or removed takes exactly its own bytes with it.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -161,7 +162,7 @@ def tokenize(text: str, path: str = "<string>") -> Tuple[List[Token], str]:
 
 def shown(text: str, limit: int = 32) -> str:
     """Source text for a one-line message, cut short when long (a number of 5,000 digits)."""
-    return text if len(text) <= limit else f"{text[:limit - 8]}... ({len(text)} characters)"
+    return text if len(text) <= limit else f"{text[: limit - 8]}... ({len(text)} characters)"
 
 
 class Node:
@@ -177,7 +178,9 @@ class Node:
 
     __slots__ = ("items", "values", "is_message", "parent")
 
-    def __init__(self, items: list, is_message: bool, values: Optional[List[List[Token]]] = None) -> None:
+    def __init__(
+        self, items: list, is_message: bool, values: Optional[List[List[Token]]] = None
+    ) -> None:
         self.items = items
         self.is_message = is_message
         self.values = values or []
@@ -231,7 +234,9 @@ class Node:
     def get_all(self, name: str) -> list:
         """All decoded values of the scalar children called ``name``, in order (a repeated
         field may be written as several fields, as ``name: [a, b]``, or both)."""
-        return [decode(v) for node in self.find_all(name) if not node.is_message for v in node.values]
+        return [
+            decode(v) for node in self.find_all(name) if not node.is_message for v in node.values
+        ]
 
     def typed(self, kind):
         """This field's (first) value read as ``kind``, a type of :mod:`caffe_nantools.prototxt.fields`
@@ -252,7 +257,11 @@ class Node:
 
     def fields(self, name: str, kind) -> list:
         """Every value of the children called ``name`` read as ``kind``, in order."""
-        return [kind.read(node, v) for node in self.find_all(name) for v in (node.values if not node.is_message else [None])]
+        return [
+            kind.read(node, v)
+            for node in self.find_all(name)
+            for v in (node.values if not node.is_message else [None])
+        ]
 
     # --- editing ---------------------------------------------------------------------------
     def insert(self, index: int, node: "Node") -> None:
@@ -324,7 +333,11 @@ class Document:
 
 def _insert(parent, index: int, node: Node, close_tokens: int) -> None:
     children = [i for i, item in enumerate(parent.items) if isinstance(item, Node)]
-    _place(parent, children[index] if 0 <= index < len(children) else len(parent.items) - close_tokens, node)
+    _place(
+        parent,
+        children[index] if 0 <= index < len(children) else len(parent.items) - close_tokens,
+        node,
+    )
 
 
 def _place(parent, at: int, node: Node) -> None:
@@ -332,8 +345,19 @@ def _place(parent, at: int, node: Node) -> None:
     node.parent = parent
 
 
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", "'": "'", '"': '"', "?": "?",
-            "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+_ESCAPES = {
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+}
 _ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|(.))", re.DOTALL)
 
 
@@ -366,7 +390,9 @@ def decode(value: List[Token]):
     if _INTEGER.fullmatch(text):
         if len(text) > 1 and text[0] == "0":
             if not _OCTAL.fullmatch(text):
-                raise token.error(f"invalid number {text!r}: a leading 0 makes it octal (digits 0-7)")
+                raise token.error(
+                    f"invalid number {text!r}: a leading 0 makes it octal (digits 0-7)"
+                )
             return sign * int(text, 8)
         if len(text) <= MAX_INTEGER_DIGITS:
             return sign * int(text)
@@ -455,7 +481,10 @@ class _Parser:
             node.parent = container
             container.items.append(node)
         if closer is not None:
-            raise self.expected(f"'{closer}' to close '{container.name}' opened at {container.line}:{container.col}", n)
+            raise self.expected(
+                f"'{closer}' to close '{container.name}' opened at {container.line}:{container.col}",
+                n,
+            )
         return doc
 
     def _scalar(self, node: Node, i: int) -> int:
@@ -472,7 +501,10 @@ class _Parser:
             value, j = [token], i + 1
         elif token.text == "-":
             after = tokens[i + 1]
-            if not (after.kind == "number" or (after.kind == "ident" and after.text.lower() in ("inf", "infinity", "nan"))):
+            if not (
+                after.kind == "number"
+                or (after.kind == "ident" and after.text.lower() in ("inf", "infinity", "nan"))
+            ):
                 raise self.expected("a number after '-'", i + 1)
             value, j = [token, after], i + 2
         else:

@@ -6,6 +6,7 @@ What changes, as Caffe's own upgrade does it (UpgradeV1LayerParameter): ``layers
 ``blobs_lr``/``weight_decay`` lists become ``param { name share_mode lr_mult decay_mult }``
 blocks. Every other V1 field keeps its name.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -15,7 +16,12 @@ from caffe_nantools.prototxt.net import V1_TYPES
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.syntax import Node, dump, parse
 
-_PARAM_FIELDS = (("param", "name"), ("blob_share_mode", "share_mode"), ("blobs_lr", "lr_mult"), ("weight_decay", "decay_mult"))
+_PARAM_FIELDS = (
+    ("param", "name"),
+    ("blob_share_mode", "share_mode"),
+    ("blobs_lr", "lr_mult"),
+    ("weight_decay", "decay_mult"),
+)
 # Data fields from before transform_param; Caffe moves them in a separate upgrade step.
 _OLD_DATA_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
@@ -37,7 +43,9 @@ def upgrade_v1(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
     for node in doc.find_all("layers"):
         where = f"{path}:{node.line}:{node.col}"
         if node.find("layer"):
-            raise UpgradeError(f"{where}: a V0 layer nested in 'layers'; upgrade it with Caffe's upgrade_net_proto_text")
+            raise UpgradeError(
+                f"{where}: a V0 layer nested in 'layers'; upgrade it with Caffe's upgrade_net_proto_text"
+            )
         for holder in ("data_param", "image_data_param", "window_data_param"):
             params = node.find(holder)
             old = [f for f in _OLD_DATA_FIELDS if params is not None and params.find(f) is not None]
@@ -69,7 +77,9 @@ def _upgrade_params(layer: Node, style: Style) -> None:
     base = indentation(first)
     blocks = []
     for i in range(count):
-        inner = " ".join(f"{v2}: {values[v1][i]}" for v1, v2 in _PARAM_FIELDS if i < len(values[v1]))
+        inner = " ".join(
+            f"{v2}: {values[v1][i]}" for v1, v2 in _PARAM_FIELDS if i < len(values[v1])
+        )
         blocks.append(f"{style.newline}{base}param {{ {inner} }}")
     new = parse("".join(blocks)).children
     layer.splice(after={}, before={id(first): new})

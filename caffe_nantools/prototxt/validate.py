@@ -1,5 +1,6 @@
 """A second opinion from Caffe's own parser (``caffe_pb2`` with protobuf's text_format), where
 pycaffe is installed: an edit that Caffe would reject is caught before it is written."""
+
 from __future__ import annotations
 
 from types import ModuleType

@@ -7,6 +7,7 @@ annotation_group=3; AnnotationGroup group_label=1, annotation=2; Annotation inst
 bbox=2; NormalizedBBox xmin=1, ymin=2, xmax=3, ymax=4 (floats), label=5, difficult=6, score=7,
 size=8. Other fields (NVIDIA Caffe's record_id=4) are skipped, as protobuf skips them.
 """
+
 from __future__ import annotations
 
 import struct
@@ -161,9 +162,15 @@ class _Template:
         """Of ``tails`` (all of this length): which match, and their labels (rows, groups)
         and boxes (rows, boxes, 4)."""
         table = np.frombuffer(b"".join(tails), np.uint8).reshape(len(tails), self.length)
-        ok = (table[:, self.fixed] == self.fixed_bytes).all(axis=1) & (table[:, self.one_byte] < 0x80).all(axis=1)
+        ok = (table[:, self.fixed] == self.fixed_bytes).all(axis=1) & (
+            table[:, self.one_byte] < 0x80
+        ).all(axis=1)
         table = table[ok]
-        coords = np.ascontiguousarray(table[:, self.float_bytes]).view("<f4").reshape(len(table), len(self.floats), 4)
+        coords = (
+            np.ascontiguousarray(table[:, self.float_bytes])
+            .view("<f4")
+            .reshape(len(table), len(self.floats), 4)
+        )
         return ok, table[:, self.labels].astype(np.int64), coords
 
 
@@ -172,8 +179,12 @@ def _within(stop: int, end: int) -> None:
         raise ValueError("a field runs past the end of its message")
 
 
-_FLOAT_BYTES = np.array([0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18])  # four floats between tags
-TEMPLATES = 64  # layouts remembered per store: records with more distinct ones are read one at a time
+_FLOAT_BYTES = np.array(
+    [0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18]
+)  # four floats between tags
+TEMPLATES = (
+    64  # layouts remembered per store: records with more distinct ones are read one at a time
+)
 
 
 class _Rows:
@@ -197,28 +208,48 @@ class _Decoded:
         self.datum_rows: List[int] = []
         self.datums: List[bytes] = []
         self.groups: List[Tuple[np.ndarray, np.ndarray]] = []  # (rows, labels)
-        self.boxes: List[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # rows, group, index, label, coords
+        self.boxes: List[
+            Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+        ] = []  # rows, group, index, label, coords
 
     def add_alone(self, row: int, datum: Optional[bytes], kind: Optional[int], groups) -> None:
         if datum is not None:
             self.datum_rows.append(row)
             self.datums.append(datum)
         self.kinds[row] = -1 if kind is None else kind
-        self.groups.append((np.full(len(groups), row), np.asarray([label for label, _ in groups], np.int64)))
+        self.groups.append(
+            (np.full(len(groups), row), np.asarray([label for label, _ in groups], np.int64))
+        )
         for g, (label, boxes) in enumerate(groups):
             if boxes:
                 k = len(boxes)
-                self.boxes.append((np.full(k, row), np.full(k, g), np.arange(k), np.full(k, label, np.int64),
-                                   np.asarray(boxes, np.float32).reshape(k, 4)))
+                self.boxes.append(
+                    (
+                        np.full(k, row),
+                        np.full(k, g),
+                        np.arange(k),
+                        np.full(k, label, np.int64),
+                        np.asarray(boxes, np.float32).reshape(k, 4),
+                    )
+                )
 
-    def add_matched(self, rows: np.ndarray, template: _Template, labels: np.ndarray, coords: np.ndarray) -> None:
+    def add_matched(
+        self, rows: np.ndarray, template: _Template, labels: np.ndarray, coords: np.ndarray
+    ) -> None:
         self.kinds[rows] = -1 if template.kind is None else template.kind
         self.groups.append((np.repeat(rows, labels.shape[1]), labels.reshape(-1)))
         nbox = len(template.floats)
         if nbox:
             group = np.asarray(template.box_group)
-            self.boxes.append((np.repeat(rows, nbox), np.tile(group, len(rows)), np.tile(template.box_index, len(rows)),
-                               labels[:, group].reshape(-1), coords.reshape(-1, 4)))
+            self.boxes.append(
+                (
+                    np.repeat(rows, nbox),
+                    np.tile(group, len(rows)),
+                    np.tile(template.box_index, len(rows)),
+                    labels[:, group].reshape(-1),
+                    coords.reshape(-1, 4),
+                )
+            )
 
     def arrays(self, parts, widths):
         if not parts:
@@ -262,7 +293,7 @@ class AnnotatedChecker:
             if span is None:
                 alone.append(row)
                 continue
-            tails[row] = record[span[1]:]
+            tails[row] = record[span[1] :]
             by_length.setdefault(len(tails[row]), []).append(row)
         for length, rows in by_length.items():
             rest, known, used = np.asarray(rows), self._templates.setdefault(length, []), 0
@@ -301,18 +332,25 @@ class AnnotatedChecker:
         decoded = self._decode(values, findings)
         group_rows, group_labels = decoded.arrays(decoded.groups, [((), np.int64), ((), np.int64)])
         box_rows, box_group, box_index, box_labels, coords = decoded.arrays(
-            decoded.boxes, [((), np.int64)] * 4 + [((4,), np.float32)])
+            decoded.boxes, [((), np.int64)] * 4 + [((4,), np.float32)]
+        )
         decoded_rows = np.ones(n, bool)
         decoded_rows[[row for row, _, _ in findings]] = False
         for row in sorted(set(np.flatnonzero(decoded_rows).tolist()) - set(decoded.datum_rows)):
             findings[row, "datum", "empty"] = ["no Datum in the AnnotatedDatum: no image"]
         summary.records += n - len(decoded.datum_rows)
-        self._check_types(decoded.kinds, decoded_rows, np.bincount(group_rows, minlength=n) > 0, findings)
+        self._check_types(
+            decoded.kinds, decoded_rows, np.bincount(group_rows, minlength=n) > 0, findings
+        )
         self._check_labels(group_rows, group_labels, findings)
         per_record = np.bincount(box_rows, minlength=n)[decoded_rows]
         if per_record.size:
-            summary.stats("boxes per record").update(float(per_record.min()), float(per_record.max()),
-                                                     float(per_record.sum()), per_record.size)
+            summary.stats("boxes per record").update(
+                float(per_record.min()),
+                float(per_record.max()),
+                float(per_record.sum()),
+                per_record.size,
+            )
         for row in np.flatnonzero(decoded_rows & (np.bincount(box_rows, minlength=n) == 0)):
             self._no_boxes(keys[row])
         bad: Set[int] = set()
@@ -325,19 +363,27 @@ class AnnotatedChecker:
             self._check_boxes(box_rows, where, coords, findings)
             summary.count_labels(box_labels)
         for (row, field, problem), details in sorted(findings.items()):
-            shown = "; ".join(details[:SHOWN]) + (f"; and {len(details) - SHOWN} more" if len(details) > SHOWN else "")
+            shown = "; ".join(details[:SHOWN]) + (
+                f"; and {len(details) - SHOWN} more" if len(details) > SHOWN else ""
+            )
             self.collector.add(first_index + row, key_text(keys[row]), field, problem, shown)
             bad.add(row)
         return sorted(bad)
 
-    def _check_types(self, kinds: np.ndarray, decoded: np.ndarray, has_groups: np.ndarray, findings) -> None:
+    def _check_types(
+        self, kinds: np.ndarray, decoded: np.ndarray, has_groups: np.ndarray, findings
+    ) -> None:
         if self.expect.annotation_type is not None:
             return  # the layer's anno_type replaces the records'
         for row in np.flatnonzero(decoded & (kinds == -1) & has_groups):
-            findings[int(row), "type", "annotation"] = ["boxes but no type: the AnnotatedData layer needs BBOX in every "
-                                                        "record (or anno_type in annotated_data_param)"]
+            findings[int(row), "type", "annotation"] = [
+                "boxes but no type: the AnnotatedData layer needs BBOX in every "
+                "record (or anno_type in annotated_data_param)"
+            ]
         for row in np.flatnonzero(decoded & (kinds != -1) & (kinds != BBOX)):
-            findings[int(row), "type", "annotation"] = [f"annotation type {kinds[row]}: SSD knows only BBOX (0)"]
+            findings[int(row), "type", "annotation"] = [
+                f"annotation type {kinds[row]}: SSD knows only BBOX (0)"
+            ]
 
     def _check_labels(self, rows: np.ndarray, labels: np.ndarray, findings) -> None:
         e = self.expect
@@ -345,7 +391,11 @@ class AnnotatedChecker:
         if e.num_classes is not None:
             bad |= labels >= e.num_classes
         first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1] if rows.size else rows
-        group = np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size])) if rows.size else rows
+        group = (
+            np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size]))
+            if rows.size
+            else rows
+        )
         for i in np.flatnonzero(bad):
             label = int(labels[i])
             if label == e.background_label:
@@ -354,9 +404,13 @@ class AnnotatedChecker:
                 why = "is negative"
             else:
                 why = f">= {e.num_classes}, MultiBoxLoss's num_classes"
-            findings.setdefault((int(rows[i]), "group_label", "label"), []).append(f"group {group[i]}: label {label} {why}")
+            findings.setdefault((int(rows[i]), "group_label", "label"), []).append(
+                f"group {group[i]}: label {label} {why}"
+            )
 
-    def _check_boxes(self, rows: np.ndarray, where: List[str], coords: np.ndarray, findings) -> None:
+    def _check_boxes(
+        self, rows: np.ndarray, where: List[str], coords: np.ndarray, findings
+    ) -> None:
         self.collector.summary.stats("bbox").add(coords)
         finite = np.isfinite(coords)
         for i in np.flatnonzero(~finite.all(axis=1)):
@@ -367,22 +421,35 @@ class AnnotatedChecker:
         for lo, hi, side in ((0, 2, "width"), (1, 3, "height")):
             for i in np.flatnonzero(ok & (coords[:, hi] <= coords[:, lo])):
                 a, b = coords[i, lo], coords[i, hi]
-                why = f"zero {side}: box encoding takes log(0)" if a == b else f"{_COORDS[hi]} below {_COORDS[lo]}: log of a negative {side}"
-                findings.setdefault((int(rows[i]), "bbox", "box"), []).append(f"{where[i]}: {_COORDS[lo]} {a:g}, {_COORDS[hi]} {b:g} ({why})")
+                why = (
+                    f"zero {side}: box encoding takes log(0)"
+                    if a == b
+                    else f"{_COORDS[hi]} below {_COORDS[lo]}: log of a negative {side}"
+                )
+                findings.setdefault((int(rows[i]), "bbox", "box"), []).append(
+                    f"{where[i]}: {_COORDS[lo]} {a:g}, {_COORDS[hi]} {b:g} ({why})"
+                )
         past = np.where(ok[:, None], np.maximum(coords - 1, -coords), 0)
         for i in np.flatnonzero((past > 0).any(axis=1)):
             c = int(np.argmax(past[i]))
-            pixels = " (pixel coordinates? NormalizedBBox holds fractions of the image)" if coords[i].max() > 2 else ""
+            pixels = (
+                " (pixel coordinates? NormalizedBBox holds fractions of the image)"
+                if coords[i].max() > 2
+                else ""
+            )
             findings.setdefault((int(rows[i]), "bbox", "box"), []).append(
-                f"{where[i]}: {_COORDS[c]} {coords[i, c]:g} is outside [0, 1] by {past[i, c]:.3g}{pixels}")
+                f"{where[i]}: {_COORDS[c]} {coords[i, c]:g} is outside [0, 1] by {past[i, c]:.3g}{pixels}"
+            )
 
     def _no_boxes(self, key: bytes) -> None:
         """Said in a note, not a finding: SSD skips a record without boxes."""
         self.no_boxes += 1
         self._first_empty = self._first_empty or key_text(key)
         report: ScanReport = self.collector.report
-        note = (f"{self.collector.source}: {self.no_boxes} records without boxes (the first: key {self._first_empty}); "
-                "SSD skips them, so they are not counted as bad")
+        note = (
+            f"{self.collector.source}: {self.no_boxes} records without boxes (the first: key {self._first_empty}); "
+            "SSD skips them, so they are not counted as bad"
+        )
         if self._note is None:
             self._note = len(report.notes)
             report.notes.append(note)

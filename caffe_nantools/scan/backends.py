@@ -2,6 +2,7 @@
 image list) and a record kind (what a key-value store's values are: Datum, AnnotatedDatum)
 each live in a module of their own that registers them when imported; the driver only looks
 them up here. A new one is a new module and its name in :data:`MODULES`."""
+
 from __future__ import annotations
 
 import importlib
@@ -65,7 +66,9 @@ class Checker:
     """Checks batches of one record kind into a collector: ``check(keys, values, first_index)``
     returns the batch rows found bad."""
 
-    def check(self, keys: Sequence[bytes], values: Sequence[Union[bytes, memoryview]], first_index: int) -> List[int]:
+    def check(
+        self, keys: Sequence[bytes], values: Sequence[Union[bytes, memoryview]], first_index: int
+    ) -> List[int]:
         raise NotImplementedError
 
 
@@ -117,10 +120,24 @@ def record_kinds() -> List[RecordKind]:
     return list(_KINDS)
 
 
-def scan_source(source: Source, report: ScanReport, *, limit: Optional[int] = None,
-                max_findings: Optional[int] = None, shard: Optional[Tuple[int, int]] = None,
-                progress: Union[bool, Tally] = False, one_core: bool = False) -> Set[int]:
+def scan_source(
+    source: Source,
+    report: ScanReport,
+    *,
+    limit: Optional[int] = None,
+    max_findings: Optional[int] = None,
+    shard: Optional[Tuple[int, int]] = None,
+    progress: Union[bool, Tally] = False,
+    one_core: bool = False,
+) -> Set[int]:
     """Check the records of ``source`` (its shard, its first ``limit``) into ``report``;
     returns the indices of the bad ones."""
-    return backend_of(source).scan(source, report, limit=limit, max_findings=max_findings, shard=shard,
-                                   progress=progress, one_core=one_core)
+    return backend_of(source).scan(
+        source,
+        report,
+        limit=limit,
+        max_findings=max_findings,
+        shard=shard,
+        progress=progress,
+        one_core=one_core,
+    )

@@ -1,4 +1,5 @@
 """The checks a scan runs on a batch of records, whatever store they came from."""
+
 from __future__ import annotations
 
 import io
@@ -60,7 +61,9 @@ def shape_text(shape) -> str:
 class Collector:
     """Gathers findings into a report, up to ``max_findings`` listed (the rest counted)."""
 
-    def __init__(self, report: ScanReport, source: str, backend: str, max_findings: Optional[int] = None) -> None:
+    def __init__(
+        self, report: ScanReport, source: str, backend: str, max_findings: Optional[int] = None
+    ) -> None:
         self.report = report
         self.source = source
         self.max_findings = max_findings
@@ -157,7 +160,9 @@ class DatumChecker:
                 kinds, counts = shapes[:1], [len(shapes)]
             else:
                 kinds, counts = np.unique(shapes, axis=0, return_counts=True)
-            summary.shapes.update({shape_text(k): int(c) for k, c in zip(kinds.tolist(), list(counts))})
+            summary.shapes.update(
+                {shape_text(k): int(c) for k, c in zip(kinds.tolist(), list(counts))}
+            )
             if self.labels:
                 summary.count_labels(batch.labels[ok])
         return sorted(bad)
@@ -172,16 +177,31 @@ class DatumChecker:
         source = "the mean file's" if self.expect.shape is not None else "the first record's"
         wrong = (shapes[rows] != reference).any(axis=1)
         for row in rows[wrong]:
-            report(int(row), "shape", "shape", f"{shape_text(shapes[row])}, not {shape_text(reference)} ({source})")
+            report(
+                int(row),
+                "shape",
+                "shape",
+                f"{shape_text(shapes[row])}, not {shape_text(reference)} ({source})",
+            )
         crop = self.expect.crop_size
         if crop:
             for row in rows[~wrong & ((shapes[rows, 1] < crop) | (shapes[rows, 2] < crop))]:
-                report(int(row), "shape", "shape", f"{shape_text(shapes[row])} is smaller than crop_size {crop}")
+                report(
+                    int(row),
+                    "shape",
+                    "shape",
+                    f"{shape_text(shapes[row])} is smaller than crop_size {crop}",
+                )
         for group_rows, values in batch.groups:
             expected = np.prod(shapes[group_rows], axis=1)
             for row in group_rows[(expected != values.shape[1]) & ok[group_rows]]:
                 c, h, w = (int(d) for d in shapes[row])
-                report(int(row), "data", "shape", f"{values.shape[1]} values, but channels x height x width = {c * h * w}")
+                report(
+                    int(row),
+                    "data",
+                    "shape",
+                    f"{values.shape[1]} values, but channels x height x width = {c * h * w}",
+                )
 
     @staticmethod
     def _impossible_shapes(shapes: np.ndarray, report) -> np.ndarray:
@@ -190,7 +210,11 @@ class DatumChecker:
         impossible = (shapes < 0).any(axis=1) | (shapes.astype(np.float64).prod(axis=1) > INT_MAX)
         for row in np.flatnonzero(impossible):
             c, h, w = (int(d) for d in shapes[row])
-            why = "a negative dimension" if min(c, h, w) < 0 else f"{c * h * w} values, more than a Caffe blob holds (2^31 - 1)"
+            why = (
+                "a negative dimension"
+                if min(c, h, w) < 0
+                else f"{c * h * w} values, more than a Caffe blob holds (2^31 - 1)"
+            )
             report(int(row), "shape", "shape", f"{c}x{h}x{w}: {why}")
         return impossible
 
@@ -199,16 +223,37 @@ class DatumChecker:
         kind = values.dtype
         name = "float_data" if kind.kind == "f" else "data"
         if kind.kind != "f":
-            return _Measured(rows, name, str(kind), byte_stats(values, self.collector.summary.stats(name)), [])
+            return _Measured(
+                rows, name, str(kind), byte_stats(values, self.collector.summary.stats(name)), []
+            )
         # One contiguous copy makes the all-finite check and the summary's min/max cheap; the
         # check's own sum gives the mean.
         dense = np.ascontiguousarray(values)
         total = finite_sum(dense)
         if total is not None:
-            problems = self._overflows(rows, dense) if self.expect.scale != 1.0 or self.expect.mean != 0.0 else []
-            return _Measured(rows, name, str(kind), (float(dense.min()), float(dense.max()), total, dense.size), problems)
+            problems = (
+                self._overflows(rows, dense)
+                if self.expect.scale != 1.0 or self.expect.mean != 0.0
+                else []
+            )
+            return _Measured(
+                rows,
+                name,
+                str(kind),
+                (float(dense.min()), float(dense.max()), total, dense.size),
+                problems,
+            )
         finite = dense[np.isfinite(dense)]
-        stats = (float(finite.min()), float(finite.max()), float(finite.sum(dtype=np.float64)), finite.size) if finite.size else None
+        stats = (
+            (
+                float(finite.min()),
+                float(finite.max()),
+                float(finite.sum(dtype=np.float64)),
+                finite.size,
+            )
+            if finite.size
+            else None
+        )
         problems = []
         for i in np.flatnonzero(~np.isfinite(dense).all(axis=1)):
             s = finite_stats(dense[i])
@@ -219,8 +264,14 @@ class DatumChecker:
         e = self.expect
         hi, lo = dense.max(axis=1).astype(np.float64), dense.min(axis=1).astype(np.float64)
         worst = np.maximum(np.abs(hi - e.mean), np.abs(lo - e.mean)) * abs(e.scale)
-        return [(int(rows[i]), "overflow", f"(x - {e.mean:g}) * {e.scale:g} reaches {worst[i]:.3g}, past float32's range: inf in the net")
-                for i in np.flatnonzero(worst > FLT_MAX)]
+        return [
+            (
+                int(rows[i]),
+                "overflow",
+                f"(x - {e.mean:g}) * {e.scale:g} reaches {worst[i]:.3g}, past float32's range: inf in the net",
+            )
+            for i in np.flatnonzero(worst > FLT_MAX)
+        ]
 
     def _check_labels(self, labels: np.ndarray, rows: np.ndarray, report) -> None:
         if self.expect.class_labels is False:
@@ -234,7 +285,9 @@ class DatumChecker:
         if n is not None:
             high = labels >= n
             for row, label in zip(rows[high], labels[high]):
-                report(int(row), "label", "label", f"label {int(label)} >= {n}, the number of classes")
+                report(
+                    int(row), "label", "label", f"label {int(label)} >= {n}, the number of classes"
+                )
 
 
 def byte_stats(values: np.ndarray, seen: FieldStats) -> tuple:

@@ -5,6 +5,7 @@ Rows are read in chunks into one reused buffer, which stays in the CPU cache for
 (reading ahead in a thread into more buffers measured slower); a chunk costs one all-finite
 reduction unless something in it is bad, and only then are its rows looked at one by one.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,14 +44,20 @@ def list_files(path: str) -> List[Tuple[str, str]]:
             there (Caffe stops on it).
     """
     if os.path.isdir(path):
-        raise ScanError(f"{path}: a folder, not an HDF5 file or a list of them; give the .h5 file or the list")
+        raise ScanError(
+            f"{path}: a folder, not an HDF5 file or a list of them; give the .h5 file or the list"
+        )
     try:
         if is_hdf5_file(path):
             return [(path, path)]
         with open(path, encoding="utf-8") as f:
             lines = [(number, line.strip()) for number, line in enumerate(f, 1) if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
-        why = "no such file" if isinstance(e, FileNotFoundError) else f"cannot read the HDF5 list ({e})"
+        why = (
+            "no such file"
+            if isinstance(e, FileNotFoundError)
+            else f"cannot read the HDF5 list ({e})"
+        )
         raise ScanError(f"{path}: {why}") from None
     here = os.path.dirname(os.path.abspath(path))
     files = []
@@ -58,7 +65,9 @@ def list_files(path: str) -> List[Tuple[str, str]]:
         local = os.path.join(here, name)
         found = name if os.path.exists(name) or not os.path.exists(local) else local
         if not os.path.isfile(found):
-            raise ScanError(f"{path}:{number}: {name}: no such file (Caffe stops there); fix the list")
+            raise ScanError(
+                f"{path}:{number}: {name}: no such file (Caffe stops there); fix the list"
+            )
         files.append((name, found))
     return files
 
@@ -98,11 +107,20 @@ class _File:
         if not isinstance(target, h5py.Dataset):
             return None, (f"{name!r} is a group, not a dataset" if named else None)
         if not target.shape:
-            return None, f"dataset {name!r} is a single value, not rows (HDF5Data reads a row per sample)"
+            return (
+                None,
+                f"dataset {name!r} is a single value, not rows (HDF5Data reads a row per sample)",
+            )
         if target.dtype.kind not in "biuf":
-            return None, f"dataset {name!r} holds {target.dtype}, not numbers (HDF5Data reads floats)"
+            return (
+                None,
+                f"dataset {name!r} holds {target.dtype}, not numbers (HDF5Data reads floats)",
+            )
         if 0 in target.shape[1:]:
-            return None, f"dataset {name!r} has no values in a row (shape {shape_text(target.shape)})"
+            return (
+                None,
+                f"dataset {name!r} has no values in a row (shape {shape_text(target.shape)})",
+            )
         return target, None
 
     @property
@@ -110,8 +128,16 @@ class _File:
         return min(self.rows.values()) if self.rows else 0
 
 
-def scan_hdf5(source: Source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False,
-              one_core: bool = False) -> Set[int]:
+def scan_hdf5(
+    source: Source,
+    report: ScanReport,
+    *,
+    limit=None,
+    max_findings=None,
+    shard=None,
+    progress=False,
+    one_core: bool = False,
+) -> Set[int]:
     """Scan the files of an HDF5 source into ``report``; returns the bad global row indices
     (one core always: the chunks are read in this thread)."""
     collector = Collector(report, source.name, "hdf5", max_findings)
@@ -129,7 +155,9 @@ def scan_hdf5(source: Source, report: ScanReport, *, limit=None, max_findings=No
                 lo, hi = max(first - offset, 0), min(end - offset, f.n)
                 # A file of no rows is said by the slice holding the next row (or by the last).
                 last = shard is None or shard[0] == shard[1] - 1
-                if lo < hi or (f.n == 0 and (first <= offset < end or (last and offset == end == total))):
+                if lo < hi or (
+                    f.n == 0 and (first <= offset < end or (last and offset == end == total))
+                ):
                     bad |= _scan_file(f, offset, lo, hi, source.expect, collector, bar)
                 offset += f.n
         finally:
@@ -142,16 +170,22 @@ def scan_hdf5(source: Source, report: ScanReport, *, limit=None, max_findings=No
     return bad
 
 
-def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Collector, bar) -> Set[int]:
+def _scan_file(
+    f: _File, offset: int, lo: int, hi: int, expect, collector: Collector, bar
+) -> Set[int]:
     bad: Set[int] = set()
     summary = collector.summary
     key = f"{f.name}:{{}}".format
     if lo == 0:
         for d, why in f.problems:
-            collector.add(offset, f.name, d, "missing" if why.startswith("no dataset") else "dataset", why)
+            collector.add(
+                offset, f.name, d, "missing" if why.startswith("no dataset") else "dataset", why
+            )
         if len(set(f.rows.values())) > 1:
             counts = ", ".join(f"{d}: {n}" for d, n in f.rows.items())
-            collector.add(offset, f.name, "rows", "rows", f"datasets differ in row count ({counts})")
+            collector.add(
+                offset, f.name, "rows", "rows", f"datasets differ in row count ({counts})"
+            )
     summary.records += hi - lo
     for d, ds in f.datasets.items():
         summary.dtypes[str(ds.dtype)] += hi - lo
@@ -162,10 +196,18 @@ def _scan_file(f: _File, offset: int, lo: int, hi: int, expect, collector: Colle
         for a, b, chunk, why in _chunks(ds, lo, hi):
             if chunk is None:
                 for row in range(a, b):
-                    collector.add(offset + row, key(row), d, "unreadable", f"cannot be read ({why}): a damaged compressed chunk")
+                    collector.add(
+                        offset + row,
+                        key(row),
+                        d,
+                        "unreadable",
+                        f"cannot be read ({why}): a damaged compressed chunk",
+                    )
                     bad.add(offset + row)
             else:
-                for row in _check_chunk(chunk, d, expect, is_label, key, offset + a, a, collector, stats):
+                for row in _check_chunk(
+                    chunk, d, expect, is_label, key, offset + a, a, collector, stats
+                ):
                     bad.add(offset + row)
                 if is_label:
                     summary.count_labels(chunk.reshape(b - a, -1)[:, 0])
@@ -203,7 +245,9 @@ def _narrowed(ds, lo: int, hi: int, buffer):
         a = b
 
 
-def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_start, collector, stats) -> List[int]:
+def _check_chunk(
+    chunk, dataset, expect, is_label, key, global_start, local_start, collector, stats
+) -> List[int]:
     """Check rows of one chunk; returns bad rows as offsets from the file's first row."""
     bad = []
     n = len(chunk)
@@ -213,7 +257,9 @@ def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_star
         stats.add(flat)
         for i in np.flatnonzero(~np.isfinite(flat).all(axis=1)):
             s = finite_stats(flat[i])
-            collector.add(global_start + int(i), key(local_start + int(i)), dataset, problem_of(s), s.counts)
+            collector.add(
+                global_start + int(i), key(local_start + int(i)), dataset, problem_of(s), s.counts
+            )
             bad.append(local_start + int(i))
     elif flat.size:
         lo, hi = float(flat.min()), float(flat.max())
@@ -222,8 +268,13 @@ def _check_chunk(chunk, dataset, expect, is_label, key, global_start, local_star
             # Caffe reads HDF5 data as float: a float64 value past float32's range arrives as inf.
             for i in np.flatnonzero((np.abs(flat) > FLT_MAX).any(axis=1)):
                 worst = float(np.abs(flat[i]).max())
-                collector.add(global_start + int(i), key(local_start + int(i)), dataset, "overflow",
-                              f"{worst:.3g} is past float32's range (3.4e38): Caffe reads it as inf")
+                collector.add(
+                    global_start + int(i),
+                    key(local_start + int(i)),
+                    dataset,
+                    "overflow",
+                    f"{worst:.3g} is past float32's range (3.4e38): Caffe reads it as inf",
+                )
                 bad.append(local_start + int(i))
     if is_label:
         for i, problem in _label_problems(flat, expect):
@@ -244,10 +295,14 @@ def _label_problems(flat: np.ndarray, expect) -> List[Tuple[int, str]]:
         problems[int(i)] = f"label {values[i]:g} is negative"
     if expect.integer_labels and values.dtype.kind == "f":
         for i in np.flatnonzero(finite & (values != np.round(values))):
-            problems.setdefault(int(i), f"label {values[i]:g} is not a whole number (a classification label)")
+            problems.setdefault(
+                int(i), f"label {values[i]:g} is not a whole number (a classification label)"
+            )
     if expect.num_classes is not None:
         for i in np.flatnonzero(finite & (values >= expect.num_classes)):
-            problems.setdefault(int(i), f"label {values[i]:g} >= {expect.num_classes}, the number of classes")
+            problems.setdefault(
+                int(i), f"label {values[i]:g} >= {expect.num_classes}, the number of classes"
+            )
     return sorted(problems.items())
 
 
@@ -332,4 +387,13 @@ class RowIndex(RecordIndex):
         return out
 
 
-register(Backend("hdf5", scan=scan_hdf5, write_clean=write_clean_hdf5, index=RowIndex, outputs=clean_outputs, data_bytes=data_bytes))
+register(
+    Backend(
+        "hdf5",
+        scan=scan_hdf5,
+        write_clean=write_clean_hdf5,
+        index=RowIndex,
+        outputs=clean_outputs,
+        data_bytes=data_bytes,
+    )
+)

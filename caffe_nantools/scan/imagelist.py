@@ -1,5 +1,6 @@
 """ImageData sources: a list file of ``path label`` lines (the path is everything before the
 last space, as Caffe splits it), each path read below ``root_folder``."""
+
 from __future__ import annotations
 
 import os
@@ -53,26 +54,46 @@ class ImageChecker:
         problems = []
         label = _label(label_text)
         if label_text is None:
-            problems.append(("label", "label", f"line {number} has no label (Caffe reads 'path label')"))
+            problems.append(
+                ("label", "label", f"line {number} has no label (Caffe reads 'path label')")
+            )
         elif label is None:
-            problems.append(("label", "label", f"line {number}: {label_text!r} is not an integer label"))
+            problems.append(
+                ("label", "label", f"line {number}: {label_text!r} is not an integer label")
+            )
         elif label > INT32_MAX:
-            problems.append(("label", "label", f"label {label} is past Caffe's int range ({INT32_MAX}): its atoi gives "
-                                               "another number, often a negative one"))
+            problems.append(
+                (
+                    "label",
+                    "label",
+                    f"label {label} is past Caffe's int range ({INT32_MAX}): its atoi gives "
+                    "another number, often a negative one",
+                )
+            )
         elif label < 0:
             problems.append(("label", "label", f"label {label} is negative"))
         elif expect.num_classes is not None and label >= expect.num_classes:
-            problems.append(("label", "label", f"label {label} >= {expect.num_classes}, the number of classes"))
+            problems.append(
+                ("label", "label", f"label {label} >= {expect.num_classes}, the number of classes")
+            )
         else:
             summary.labels[label] += 1
-        image_problem, size = _open_image(os.path.join(options.root_folder, name) if options.root_folder else name)
+        image_problem, size = _open_image(
+            os.path.join(options.root_folder, name) if options.root_folder else name
+        )
         if image_problem:
             problems.append(image_problem)
         elif not (options.new_height and options.new_width):
             self.reference = self.reference or size
             if size != self.reference and not options.crop_size:
-                problems.append(("image", "shape", f"{_size(size)}, not {_size(self.reference)} (the first image's); "
-                                 "Caffe needs one size per batch (set new_height/new_width)"))
+                problems.append(
+                    (
+                        "image",
+                        "shape",
+                        f"{_size(size)}, not {_size(self.reference)} (the first image's); "
+                        "Caffe needs one size per batch (set new_height/new_width)",
+                    )
+                )
         if size:
             summary.shapes[_size(size)] += 1
         for field_name, problem, detail in problems:
@@ -81,11 +102,23 @@ class ImageChecker:
         return bool(problems)
 
 
-def scan_imagelist(source: Source, report: ScanReport, *, limit=None, max_findings=None, shard=None, progress=False,
-                   one_core: bool = False) -> Set[int]:
+def scan_imagelist(
+    source: Source,
+    report: ScanReport,
+    *,
+    limit=None,
+    max_findings=None,
+    shard=None,
+    progress=False,
+    one_core: bool = False,
+) -> Set[int]:
     """Scan an ImageData list into ``report``; returns the bad record indices (one core
     always)."""
-    checker = ImageChecker(Collector(report, source.name, "imagelist", max_findings), source.images or ImageOptions(), source.expect)
+    checker = ImageChecker(
+        Collector(report, source.name, "imagelist", max_findings),
+        source.images or ImageOptions(),
+        source.expect,
+    )
     entries = list(read_list(source.path))
     first, end = shard_range(len(entries), shard, limit)
     bad: Set[int] = set()
@@ -100,7 +133,7 @@ def scan_imagelist(source: Source, report: ScanReport, *, limit=None, max_findin
     return bad
 
 
-INT32_MAX = 2 ** 31 - 1
+INT32_MAX = 2**31 - 1
 
 
 def _label(text: Optional[str]) -> Optional[int]:
@@ -176,5 +209,13 @@ class LineIndex(RecordIndex):
         return {i: self.names[i] for i in indices if i < len(self.names)}
 
 
-register(Backend("imagelist", scan=scan_imagelist, write_clean=write_clean_imagelist, index=LineIndex,
-                 recheck=recheck_imagelist, subset=subset_imagelist))
+register(
+    Backend(
+        "imagelist",
+        scan=scan_imagelist,
+        write_clean=write_clean_imagelist,
+        index=LineIndex,
+        recheck=recheck_imagelist,
+        subset=subset_imagelist,
+    )
+)

@@ -1,19 +1,33 @@
 """The LMDB and LevelDB backends: a store's records read in key order, a batch at a time, each
 batch checked by the checker of the store's record kind (found from the wire bytes of its
 first records: Datum, AnnotatedDatum...)."""
+
 from __future__ import annotations
 
 import os
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from caffe_nantools.files import Outputs
-from caffe_nantools.scan.backends import Backend, Checker, RecordIndex, RecordKind, record_kinds, register
+from caffe_nantools.scan.backends import (
+    Backend,
+    Checker,
+    RecordIndex,
+    RecordKind,
+    record_kinds,
+    register,
+)
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect, key_text
 from caffe_nantools.scan.prefetch import prefetched
 from caffe_nantools.scan.progress import Progress, Tally
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source, shard_range
-from caffe_nantools.scan.stores import StoreError, lmdb_bytes, open_store, records_at, unreadable_from
+from caffe_nantools.scan.stores import (
+    StoreError,
+    lmdb_bytes,
+    open_store,
+    records_at,
+    unreadable_from,
+)
 
 SNIFFED = 16  # first records whose wire bytes decide the store's record kind
 #: First tags a Datum can start with: fields 1-7 with their wire types (field 6 packed or not).
@@ -51,17 +65,26 @@ def scan_store(
     """
     try:
         with open_store(source.path, source.backend, views=one_core) as store:
-            return _scan_open_store(store, source, report, limit, max_findings, shard, progress, not one_core)
+            return _scan_open_store(
+                store, source, report, limit, max_findings, shard, progress, not one_core
+            )
     except StoreError as e:
         raise ScanError(str(e)) from None
 
 
-def _scan_open_store(store, source: Source, report: ScanReport, limit, max_findings, shard, progress, read_ahead) -> Set[int]:
+def _scan_open_store(
+    store, source: Source, report: ScanReport, limit, max_findings, shard, progress, read_ahead
+) -> Set[int]:
     collector = Collector(report, source.name, source.backend, max_findings)
     if shard is None or shard[0] == 0:  # said once, by the first slice
         for name, lost in getattr(store, "losses", ()):
-            collector.add(-1, name, "store", "corrupt",
-                          f"damaged: {lost}; the records in it cannot be read (Caffe's LevelDB drops them too, without a word)")
+            collector.add(
+                -1,
+                name,
+                "store",
+                "corrupt",
+                f"damaged: {lost}; the records in it cannot be read (Caffe's LevelDB drops them too, without a word)",
+            )
     first, end = shard_range(store.count(), shard, limit)
     if first >= end:
         return set()
@@ -125,7 +148,11 @@ class StoreIndex(RecordIndex):
 
     def keys(self, indices: Sequence[int]) -> Dict[int, str]:
         with open_store(self.source.path, self.source.backend) as store:
-            return {i: key_text(k) for i, k in zip(indices, store.keys_at(list(indices))) if k is not None}
+            return {
+                i: key_text(k)
+                for i, k in zip(indices, store.keys_at(list(indices)))
+                if k is not None
+            }
 
 
 def _claims_datum(record: bytes) -> bool:
@@ -133,6 +160,12 @@ def _claims_datum(record: bytes) -> bool:
 
 
 register(RecordKind("Datum", _claims_datum, DatumChecker))
-_STORE = dict(scan=scan_store, write_clean=write_clean_store, index=StoreIndex, recheck=recheck_store, subset=subset_store)
+_STORE = dict(
+    scan=scan_store,
+    write_clean=write_clean_store,
+    index=StoreIndex,
+    recheck=recheck_store,
+    subset=subset_store,
+)
 register(Backend("lmdb", data_bytes=lambda source: lmdb_bytes(source.path), **_STORE))
 register(Backend("leveldb", one_process="a LevelDB opens in one process at a time", **_STORE))

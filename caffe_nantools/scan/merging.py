@@ -1,6 +1,7 @@
 """``merge``: the --json reports of the shards of one scan joined into one report, refused when
 a shard is there twice or missing, or when the parts are of different sources (or of a source
 that changed between them): each report carries its shard (K/N) and its sources' fingerprints."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,9 @@ def fingerprint(path: str, backend: str) -> str:
     times of its files (an LMDB's data.mdb, a LevelDB's files, an HDF5 list and its .h5 files,
     an image list); it changes when the data does."""
     if os.path.isdir(path):
-        files = [e.path for e in os.scandir(path) if e.is_file() and e.name not in ("LOCK", "lock.mdb")]
+        files = [
+            e.path for e in os.scandir(path) if e.is_file() and e.name not in ("LOCK", "lock.mdb")
+        ]
     else:
         files = [path]
     if backend == "hdf5":
@@ -28,7 +31,11 @@ def fingerprint(path: str, backend: str) -> str:
     digest = hashlib.sha1(os.path.abspath(path).encode("utf-8", "surrogateescape"))
     for name in sorted(files):
         stat = os.stat(name)
-        digest.update(f"\0{os.path.basename(name)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape"))
+        digest.update(
+            f"\0{os.path.basename(name)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode(
+                "utf-8", "surrogateescape"
+            )
+        )
     return digest.hexdigest()[:16]
 
 
@@ -48,7 +55,9 @@ def merge_files(paths: Sequence[str]) -> ScanReport:
     notes = []
     if len(known) < len(parts):
         older = ", ".join(path for path, r in parts if r.origin is None)
-        notes.append(f"{older}: made by an older caffe-nantools (no shard or source in it): duplicate or missing shards cannot be detected")
+        notes.append(
+            f"{older}: made by an older caffe-nantools (no shard or source in it): duplicate or missing shards cannot be detected"
+        )
     shards = [(path, r) for path, r in known if r.shard is not None]
     if shards:
         _check_shards(known, shards, complete=len(known) == len(parts))
@@ -72,29 +81,41 @@ def load_report(path: str) -> ScanReport:
     except RecursionError:
         raise ScanError(f"{path}: not a scan report made with --json (nested too deeply)") from None
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
-        raise ScanError(f"{path}: not a scan report made with --json ({type(e).__name__}: {e})") from None
+        raise ScanError(
+            f"{path}: not a scan report made with --json ({type(e).__name__}: {e})"
+        ) from None
     return report
 
 
-def _check_shards(known: List[Tuple[str, ScanReport]], shards: List[Tuple[str, ScanReport]], complete: bool) -> None:
+def _check_shards(
+    known: List[Tuple[str, ScanReport]], shards: List[Tuple[str, ScanReport]], complete: bool
+) -> None:
     first_path, first = shards[0]
     n = first.shard[1]
     seen: Dict[int, str] = {}
     for path, report in known:
         if report.shard is None:
-            raise ScanError(f"{path} is a whole scan and {first_path} a shard: merge the shards of one scan")
+            raise ScanError(
+                f"{path} is a whole scan and {first_path} a shard: merge the shards of one scan"
+            )
         if report.origin != first.origin:
-            raise ScanError(f"{first_path} and {path} are reports of different sources, "
-                            f"or of a source that changed between them ({_difference(first.origin, report.origin)})")
+            raise ScanError(
+                f"{first_path} and {path} are reports of different sources, "
+                f"or of a source that changed between them ({_difference(first.origin, report.origin)})"
+            )
         k, m = report.shard
         if m != n:
-            raise ScanError(f"{first_path} is a shard of {n} and {path} of {m}: shards of different splits")
+            raise ScanError(
+                f"{first_path} is a shard of {n} and {path} of {m}: shards of different splits"
+            )
         if k in seen:
             raise ScanError(f"shard {k}/{n} given twice: {seen[k]} and {path}")
         seen[k] = path
     missing = [k for k in range(n) if k not in seen]
     if complete and missing:
-        raise ScanError("; ".join(f"shard {k}/{n} missing" for k in missing) + f": merge all {n} shards")
+        raise ScanError(
+            "; ".join(f"shard {k}/{n} missing" for k in missing) + f": merge all {n} shards"
+        )
 
 
 def _check_whole_scans(known: List[Tuple[str, ScanReport]]) -> None:
@@ -102,7 +123,9 @@ def _check_whole_scans(known: List[Tuple[str, ScanReport]]) -> None:
     for path, report in known:
         for source in report.origin:
             if source in owners:
-                raise ScanError(f"{owners[source]} and {path} both scanned {source} whole: its records would count twice")
+                raise ScanError(
+                    f"{owners[source]} and {path} both scanned {source} whole: its records would count twice"
+                )
             owners[source] = path
 
 

@@ -3,6 +3,7 @@
 transform_param, mean file, decoding), shuffling off, one epoch, and every sample of every
 batch checked and mapped back to its key or row (cursor order is key order; HDF5 rows in file
 order). pycaffe runs in a child process: a record that makes Caffe abort is reported too."""
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,9 @@ def scanner_layer(layer_node: Node, source, notes: List[str]) -> str:
         field = params.find(flag)
         if field is not None and field.raw_values != [off]:
             field.values[0][0].text = off
-            notes.append(f"layer {source.layer!r}: {flag} turned off in the scanner net, so batches follow the records' order")
+            notes.append(
+                f"layer {source.layer!r}: {flag} turned off in the scanner net, so batches follow the records' order"
+            )
     transform = node.find("transform_param")
     if transform is not None and source.mean_file:
         _set(transform, "mean_file", json.dumps(os.path.abspath(source.mean_file)))
@@ -59,8 +62,15 @@ def _set(node: Node, name: str, raw: str) -> None:
         del field.values[0][1:]
 
 
-def scan_net_mode(net_path: str, phase: str, report: ScanReport, *, limit: Optional[int] = None,
-                  max_findings: Optional[int] = None, progress: bool = False) -> None:
+def scan_net_mode(
+    net_path: str,
+    phase: str,
+    report: ScanReport,
+    *,
+    limit: Optional[int] = None,
+    max_findings: Optional[int] = None,
+    progress: bool = False,
+) -> None:
     """Scan the data layers of ``net_path`` in ``phase`` through Caffe into ``report``."""
     net = Net.parse(read_text(net_path), net_path)
     sources, notes = sources_from_net(net_path, phase)
@@ -92,9 +102,15 @@ def _check_layers_known(layers) -> None:
     known = set(caffe.layer_type_list())
     for layer in layers:
         if layer.type not in known:
-            fork = "the SSD fork's pycaffe (weiliu89/caffe or one built on it)" if layer.type == "AnnotatedData" else "a pycaffe that has it"
-            raise ScanError(f"layer {layer.name!r} ({layer.type}): the pycaffe here ({os.path.dirname(caffe.__file__)}) has no "
-                            f"{layer.type} layer; --mode net needs {fork}; --mode direct reads its records without Caffe")
+            fork = (
+                "the SSD fork's pycaffe (weiliu89/caffe or one built on it)"
+                if layer.type == "AnnotatedData"
+                else "a pycaffe that has it"
+            )
+            raise ScanError(
+                f"layer {layer.name!r} ({layer.type}): the pycaffe here ({os.path.dirname(caffe.__file__)}) has no "
+                f"{layer.type} layer; --mode net needs {fork}; --mode direct reads its records without Caffe"
+            )
 
 
 def _scan_layer(layer, source, phase, records, count, batch, collector, notes, bar) -> None:
@@ -105,9 +121,14 @@ def _scan_layer(layer, source, phase, records, count, batch, collector, notes, b
     found: List[tuple] = []
     with tempfile.TemporaryDirectory(prefix="nantools-scan-") as tmp:
         for attempt in range(count + 1):
-            text = render("scanner_net.prototxt", data_layer=scanner_layer(layer.node, run_source, notes),
-                          bottoms="\n".join(f'  bottom: "{t}"' for t in layer.tops))
-            done, code, log = _run_child(text, phase, layer.tops, source, mapping, batch, collector, found, bar, tmp)
+            text = render(
+                "scanner_net.prototxt",
+                data_layer=scanner_layer(layer.node, run_source, notes),
+                bottoms="\n".join(f'  bottom: "{t}"' for t in layer.tops),
+            )
+            done, code, log = _run_child(
+                text, phase, layer.tops, source, mapping, batch, collector, found, bar, tmp
+            )
             if code == 0:
                 break
             first = done * batch
@@ -117,8 +138,17 @@ def _scan_layer(layer, source, phase, records, count, batch, collector, notes, b
             culprits = _direct_findings(source, failing, log)
             if not culprits:
                 failing = failing[:batch]
-            found.extend(culprits or [(failing[0], "batch", "caffe_abort",
-                                       f"Caffe stopped reading records {failing[0]}..{failing[-1]}: {_last_error(log)}")])
+            found.extend(
+                culprits
+                or [
+                    (
+                        failing[0],
+                        "batch",
+                        "caffe_abort",
+                        f"Caffe stopped reading records {failing[0]}..{failing[-1]}: {_last_error(log)}",
+                    )
+                ]
+            )
             dropped = {f[0] for f in culprits} or set(failing)
             mapping = [i for i in mapping[first:] if i not in dropped]
             if not mapping:
@@ -137,12 +167,26 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
     path = os.path.join(tmp, "scanner.prototxt")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),
+    )
     with open(os.path.join(tmp, "caffe.log"), "w+", encoding="utf-8", errors="replace") as log_file:
         child = subprocess.Popen(
-            [sys.executable, "-m", "caffe_nantools.scan.netrun", path, phase, str(iterations),
-             source.expect.label_top or "", *tops],
-            stdout=subprocess.PIPE, stderr=log_file, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "caffe_nantools.scan.netrun",
+                path,
+                phase,
+                str(iterations),
+                source.expect.label_top or "",
+                *tops,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            env=env,
         )
         done = 0
         summary = collector.summary
@@ -152,8 +196,14 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
             for top, entry in json.loads(line).items():
                 for row, nan, posinf, neginf, total in entry["bad"]:
                     if row < n:
-                        found.append((mapping[first + row], top, "nan" if nan else "inf",
-                                      f"{counts_text(nan, posinf, neginf, total)} (after Caffe's transform)"))
+                        found.append(
+                            (
+                                mapping[first + row],
+                                top,
+                                "nan" if nan else "inf",
+                                f"{counts_text(nan, posinf, neginf, total)} (after Caffe's transform)",
+                            )
+                        )
                 if "stats" in entry:
                     summary.stats(top).update(*entry["stats"])
                 for row, label in enumerate(entry.get("labels", [])[:n]):
@@ -182,8 +232,11 @@ def _direct_findings(source, indices: List[int], log: str) -> List[tuple]:
     scratch = ScanReport()
     recheck(source, sorted(indices), Collector(scratch, source.name, source.backend))
     message = _last_error(log)
-    return [(f.index, f.field, f.problem, f"{f.detail}; Caffe stopped on it: {message}")
-            for f in scratch.findings if f.problem in ("not_datum", "shape", "empty", "decode", "missing")]
+    return [
+        (f.index, f.field, f.problem, f"{f.detail}; Caffe stopped on it: {message}")
+        for f in scratch.findings
+        if f.problem in ("not_datum", "shape", "empty", "decode", "missing")
+    ]
 
 
 def _remainder(source, mapping: List[int], path: str, notes: List[str]):
@@ -191,7 +244,9 @@ def _remainder(source, mapping: List[int], path: str, notes: List[str]):
     the backend cannot be cut."""
     subset = backend_of(source).subset
     if subset is None:
-        notes.append(f"{source.path}: Caffe stopped on a record; net mode cannot go on past it in a {source.backend} source (direct mode can)")
+        notes.append(
+            f"{source.path}: Caffe stopped on a record; net mode cannot go on past it in a {source.backend} source (direct mode can)"
+        )
         return None
     subset(source, mapping, path)
     return replace(source, path=path)
@@ -213,12 +268,12 @@ def _label_problem(label: float, expect) -> Optional[str]:
 
 def _last_error(log: str) -> str:
     lines = [line for line in log.splitlines() if line.startswith(("F", "E")) or "Error" in line]
-    return (lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else "no message").strip()
+    return (
+        lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else "no message"
+    ).strip()
 
 
 def _package_root() -> str:
     import caffe_nantools
 
     return os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
-
-

@@ -4,6 +4,7 @@ that a record that makes Caffe abort (a failed CHECK) ends this process, not the
 
     python -m caffe_nantools.scan.netrun NET PHASE ITERATIONS LABEL_TOP TOP [TOP ...]
 """
+
 import json
 import os
 import sys
@@ -25,7 +26,12 @@ def batch_record(net, tops, label_top) -> dict:
                 entry["bad"].append([int(row), s.nan, s.posinf, s.neginf, s.count])
         finite = flat[np.isfinite(flat)] if entry["bad"] else flat
         if finite.size:
-            entry["stats"] = [float(finite.min()), float(finite.max()), float(finite.sum(dtype=np.float64)), int(finite.size)]
+            entry["stats"] = [
+                float(finite.min()),
+                float(finite.max()),
+                float(finite.sum(dtype=np.float64)),
+                int(finite.size),
+            ]
         if top == label_top:
             entry["labels"] = flat[:, 0].tolist()
         out[top] = entry

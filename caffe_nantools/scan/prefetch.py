@@ -1,5 +1,6 @@
 """Reading ahead in a thread, so that a store's reads overlap the checks (numpy and LMDB
 let go of the GIL while they work)."""
+
 from __future__ import annotations
 
 import queue

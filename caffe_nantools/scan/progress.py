@@ -1,4 +1,5 @@
 """Records/s and ETA of a scan on stderr, one bar for all the worker processes."""
+
 from __future__ import annotations
 
 import sys

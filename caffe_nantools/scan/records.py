@@ -1,6 +1,7 @@
 """A source's records in the order Caffe's data layers read them: how many, and the key of the
 record at a position (an LMDB/LevelDB key as text, ``file:row`` for HDF5, the image path of a
 list line), as ``scan`` names them."""
+
 from __future__ import annotations
 
 from typing import Dict, Sequence

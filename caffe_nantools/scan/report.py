@@ -1,5 +1,6 @@
 """What a scan found: one Finding per bad record, a summary per source, and the renderings
 (a table for people, JSON and CSV for machines). Reports from shards merge into one."""
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,6 @@ import numpy as np
 
 from caffe_nantools import jsontext
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
-
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,12 @@ class FieldStats:
             return
         finite = values if values.dtype.kind in "ui" else values[np.isfinite(values)]
         if finite.size:
-            self.update(float(finite.min()), float(finite.max()), float(finite.sum(dtype=np.float64)), int(finite.size))
+            self.update(
+                float(finite.min()),
+                float(finite.max()),
+                float(finite.sum(dtype=np.float64)),
+                int(finite.size),
+            )
 
     def to_dict(self) -> dict:
         mean = self.total / self.count if self.count else None
@@ -110,13 +115,18 @@ class Summary:
             "records": self.records,
             "shapes": dict(sorted(self.shapes.items())),
             "dtypes": dict(sorted(self.dtypes.items())),
-            "labels": {str(k): v for k, v in sorted(self.labels.items(), key=lambda kv: _label_order(kv[0]))},
+            "labels": {
+                str(k): v
+                for k, v in sorted(self.labels.items(), key=lambda kv: _label_order(kv[0]))
+            },
             "fields": {name: stats.to_dict() for name, stats in self.fields.items()},
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Summary":
-        summary = cls(d["backend"], _count(d["records"]), _counts(d["shapes"]), _counts(d["dtypes"]))
+        summary = cls(
+            d["backend"], _count(d["records"]), _counts(d["shapes"]), _counts(d["dtypes"])
+        )
         summary.labels = _counts({_label_key(k): v for k, v in d["labels"].items()})
         summary.fields = {name: FieldStats.from_dict(s) for name, s in d["fields"].items()}
         return summary
@@ -211,19 +221,30 @@ class ScanReport:
                 by_source.setdefault(f.source, []).append(f)
             for source, findings in by_source.items():
                 lines.append(f"{source}: {len(findings)} bad records")
-                lines.append("  " + "  ".join(rows[0][i].ljust(widths[i]) for i in range(4)) + "  detail")
+                lines.append(
+                    "  " + "  ".join(rows[0][i].ljust(widths[i]) for i in range(4)) + "  detail"
+                )
                 for f in findings:
                     cells = (str(f.index), f.key, f.field, f.problem)
-                    lines.append("  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells)) + "  " + f.detail)
+                    lines.append(
+                        "  "
+                        + "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
+                        + "  "
+                        + f.detail
+                    )
                 lines.append("")
         if self.unlisted:
             lines.append(f"... and {self.unlisted} more findings not listed (--max-findings)")
         for source, s in self.summaries.items():
             lines.append(f"{source} ({s.backend}): {s.records} records")
             if s.shapes:
-                lines.append("  shapes: " + ", ".join(f"{k} x{v}" for k, v in s.shapes.most_common(5)))
+                lines.append(
+                    "  shapes: " + ", ".join(f"{k} x{v}" for k, v in s.shapes.most_common(5))
+                )
             if s.dtypes:
-                lines.append("  dtypes: " + ", ".join(f"{k} x{v}" for k, v in s.dtypes.most_common()))
+                lines.append(
+                    "  dtypes: " + ", ".join(f"{k} x{v}" for k, v in s.dtypes.most_common())
+                )
             if s.labels:
                 shown = sorted(s.labels.items(), key=lambda kv: _label_order(kv[0]))
                 text = ", ".join(f"{k}: {v}" for k, v in shown[:20])
@@ -232,10 +253,16 @@ class ScanReport:
             for name, stats in s.fields.items():
                 d = stats.to_dict()
                 if d["values"]:
-                    lines.append(f"  {name}: min {d['min']:.6g}, max {d['max']:.6g}, mean {d['mean']:.6g}")
+                    lines.append(
+                        f"  {name}: min {d['min']:.6g}, max {d['max']:.6g}, mean {d['mean']:.6g}"
+                    )
         for note in self.notes:
             lines.append(f"note: {note}")
-        verdict = f"{len(self.findings) + self.unlisted} bad records" if self.return_code else "no bad records"
+        verdict = (
+            f"{len(self.findings) + self.unlisted} bad records"
+            if self.return_code
+            else "no bad records"
+        )
         lines.append(verdict)
         return "\n".join(lines) + "\n"
 

@@ -2,6 +2,7 @@
 
 The driver: options checked, the sources found (a path, or a net's data layers), each scanned
 by its backend (:mod:`caffe_nantools.scan.backends`) in one process or several, reports merged."""
+
 from __future__ import annotations
 
 import os
@@ -23,6 +24,7 @@ from caffe_nantools.scan.source import ScanError, Source
 #: How scan reads a source: ``direct`` itself, ``net`` through Caffe's own data layers.
 MODES = ("direct", "net")
 
+
 def detect_backend(path: str) -> str:
     """Which backend ``path`` is: an LMDB or LevelDB folder, an HDF5 file or list of them, or
     an ImageData list."""
@@ -31,7 +33,9 @@ def detect_backend(path: str) -> str:
             return "lmdb"
         if os.path.exists(os.path.join(path, "CURRENT")):
             return "leveldb"
-        raise ScanError(f"{path}: a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend")
+        raise ScanError(
+            f"{path}: a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend"
+        )
     if not os.path.exists(path):
         raise ScanError(f"{path}: no such file or folder")
     check_input(path, "data source")
@@ -93,27 +97,46 @@ def scan(
     Raises:
         ScanError: bad options, or a source that cannot be read (one line, naming it).
     """
-    _check_options(target, backend=backend, phase=phase, mode=mode, limit=limit, shard=shard, workers=workers,
-                   write_clean=write_clean)
+    _check_options(
+        target,
+        backend=backend,
+        phase=phase,
+        mode=mode,
+        limit=limit,
+        shard=shard,
+        workers=workers,
+        write_clean=write_clean,
+    )
     report = ScanReport()
     if mode == "net":
         from caffe_nantools.pycaffe import load_caffe
         from caffe_nantools.scan.netmode import scan_net_mode
 
         load_caffe()  # a clear error now rather than in the child process
-        scan_net_mode(target, phase, report, limit=limit, max_findings=max_findings, progress=progress)
+        scan_net_mode(
+            target, phase, report, limit=limit, max_findings=max_findings, progress=progress
+        )
         report.sort()
         return report
     sources = _sources(target, backend, phase, report)
     if write_clean is not None:
         if len(sources) != 1:
-            raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
+            raise ScanError(
+                "--write-clean needs one whole source: no --shard or --limit, one data layer"
+            )
         for path in backend_of(sources[0]).outputs(sources[0], write_clean):
             check_writable(path, new=True)
     bad: Set[int] = set()
     for source in sources:
-        report, bad = _scan_one(source, report, limit=limit, max_findings=max_findings, shard=shard, workers=workers,
-                                progress=progress)
+        report, bad = _scan_one(
+            source,
+            report,
+            limit=limit,
+            max_findings=max_findings,
+            shard=shard,
+            workers=workers,
+            progress=progress,
+        )
     report.sort()
     report.shard = shard
     report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
@@ -123,7 +146,9 @@ def scan(
     return report
 
 
-def _check_options(target: str, *, backend, phase, mode, limit, shard, workers, write_clean) -> None:
+def _check_options(
+    target: str, *, backend, phase, mode, limit, shard, workers, write_clean
+) -> None:
     """Options that cannot go together, or values scan does not take, before anything is read."""
     if backend is not None and backend not in backend_names():
         raise ScanError(f"--backend {backend}: not one of {', '.join(backend_names())}")
@@ -146,7 +171,9 @@ def _check_options(target: str, *, backend, phase, mode, limit, shard, workers, 
     if is_net(target) and backend is not None:
         raise ScanError("--backend is for a source path; a net names its sources' backends")
     if write_clean is not None and (shard is not None or limit is not None):
-        raise ScanError("--write-clean needs one whole source: no --shard or --limit, one data layer")
+        raise ScanError(
+            "--write-clean needs one whole source: no --shard or --limit, one data layer"
+        )
 
 
 def _sources(target: str, backend: Optional[str], phase: str, report: ScanReport) -> List[Source]:
@@ -162,8 +189,9 @@ def _sources(target: str, backend: Optional[str], phase: str, report: ScanReport
     return sources
 
 
-def _scan_one(source: Source, report: ScanReport, *, limit, max_findings, shard, workers,
-              progress) -> Tuple[ScanReport, Set[int]]:
+def _scan_one(
+    source: Source, report: ScanReport, *, limit, max_findings, shard, workers, progress
+) -> Tuple[ScanReport, Set[int]]:
     """Scan one source into ``report`` (in as many processes as it is worth); returns the
     report (a merged one for several processes) and the source's bad record indices."""
     if os.path.exists(source.path) and not os.path.isdir(source.path):
@@ -171,7 +199,9 @@ def _scan_one(source: Source, report: ScanReport, *, limit, max_findings, shard,
     _check_mean(source, report)
     processes = workers or (1 if limit is not None or shard is not None else auto_workers(source))
     if processes > 1 and backend_of(source).one_process:
-        report.notes.append(f"--workers {processes}: {backend_of(source).one_process}; scanned in one")
+        report.notes.append(
+            f"--workers {processes}: {backend_of(source).one_process}; scanned in one"
+        )
         processes = 1
     if processes > 1:
         part, bad = _scan_in_processes(source, processes, max_findings, progress)
@@ -179,11 +209,19 @@ def _scan_one(source: Source, report: ScanReport, *, limit, max_findings, shard,
     else:
         # --workers 1 asks for one core's work (a scheduler's slot of one CPU, say): no
         # read-ahead thread on a second core.
-        bad = scan_source(source, report, limit=limit, max_findings=max_findings, shard=shard, progress=progress,
-                          one_core=workers == 1)
+        bad = scan_source(
+            source,
+            report,
+            limit=limit,
+            max_findings=max_findings,
+            shard=shard,
+            progress=progress,
+            one_core=workers == 1,
+        )
     if shard is None and report.summaries[source.name].records == 0:
         Collector(report, source.name, source.backend).add(
-            -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source")
+            -1, source.name, "source", "empty", "no records at all: Caffe stops on an empty source"
+        )
     return report, bad
 
 
@@ -193,7 +231,9 @@ BYTES_PER_WORKER = 256 << 20  # below it, starting a process costs more than it 
 def auto_workers(source: Source) -> int:
     """How many processes scan ``source`` when not told: one per core the process may use,
     for an LMDB or HDF5 source with at least BYTES_PER_WORKER for each."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(1, min(cores, backend_of(source).data_bytes(source) // BYTES_PER_WORKER))
 
 
@@ -218,14 +258,20 @@ def _check_mean(source: Source, report: ScanReport) -> None:
         collector.add(-1, path, "mean_file", "mean", f"{path}: not a readable BlobProto ({e})")
         return
     if not is_finite(mean):
-        collector.add(-1, path, "mean_file", "mean", f"{path}: " + finite_stats(mean.reshape(1, -1)).counts)
+        collector.add(
+            -1, path, "mean_file", "mean", f"{path}: " + finite_stats(mean.reshape(1, -1)).counts
+        )
     if mean.ndim == 3:
         source.expect.shape = tuple(int(d) for d in mean.shape)
 
 
-def _scan_shard(source: Source, k: int, n: int, max_findings, progress: Union[bool, Tally]) -> Tuple[ScanReport, Set[int]]:
+def _scan_shard(
+    source: Source, k: int, n: int, max_findings, progress: Union[bool, Tally]
+) -> Tuple[ScanReport, Set[int]]:
     report = ScanReport()
-    bad = scan_source(source, report, max_findings=max_findings, shard=(k, n), progress=progress, one_core=True)
+    bad = scan_source(
+        source, report, max_findings=max_findings, shard=(k, n), progress=progress, one_core=True
+    )
     return report, bad
 
 
@@ -272,7 +318,9 @@ def _scan_child(source: Source, k: int, n: int, max_findings, counts, send, pare
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     _end_with_parent(parent)
     try:
-        result = _scan_shard(source, k, n, max_findings, Tally(counts, k) if counts is not None else False)
+        result = _scan_shard(
+            source, k, n, max_findings, Tally(counts, k) if counts is not None else False
+        )
     except NanToolsError as e:
         result = e
     except Exception as e:  # a bug, not bad input: the parent names it rather than hang
@@ -281,7 +329,9 @@ def _scan_child(source: Source, k: int, n: int, max_findings, counts, send, pare
     send.close()
 
 
-def _scan_in_processes(source: Source, workers: int, max_findings, progress: bool) -> Tuple[ScanReport, Set[int]]:
+def _scan_in_processes(
+    source: Source, workers: int, max_findings, progress: bool
+) -> Tuple[ScanReport, Set[int]]:
     """The first slices scanned by child processes, the last by this process meanwhile: one
     process less to start, and this one seeks its slice's first key while the first child,
     which needs none, gets going."""
@@ -304,14 +354,20 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
     try:
         for k in range(last):
             receive, send = context.Pipe(duplex=False)
-            child = context.Process(target=_scan_child, args=(source, k, workers, max_findings, counts, send, os.getpid()), daemon=True)
+            child = context.Process(
+                target=_scan_child,
+                args=(source, k, workers, max_findings, counts, send, os.getpid()),
+                daemon=True,
+            )
             with _signals_held():
                 child.start()
             send.close()
             children.append((child, receive))
         own = _scan_shard(source, last, workers, max_findings, mine)
         # Then the children's progress, where their counts can be seen.
-        bar = Progress(os.path.basename(source.path.rstrip("/")), None, mine if counts is not None else False)
+        bar = Progress(
+            os.path.basename(source.path.rstrip("/")), None, mine if counts is not None else False
+        )
         pending = [receive for _, receive in children]
         while pending:
             for receive in wait(pending, timeout=0.2):
@@ -327,7 +383,9 @@ def _scan_in_processes(source: Source, workers: int, max_findings, progress: boo
             result = outcome[receive]
             if result is None:
                 child.join()
-                raise ScanError(f"{source.path}: worker {k} of {workers} ended without a report (exit code {child.exitcode})")
+                raise ScanError(
+                    f"{source.path}: worker {k} of {workers} ended without a report (exit code {child.exitcode})"
+                )
             if isinstance(result, BaseException):
                 raise result
             results.append(result)
@@ -354,6 +412,8 @@ def _write_clean(source: Source, bad: Set[int], target: str) -> int:
         with writing() as out:
             return backend_of(source).write_clean(source, bad, target, out)
     except OSError as e:
-        raise ScanError(f"--write-clean {target}: cannot write ({e.strerror or e}); nothing was written") from None
+        raise ScanError(
+            f"--write-clean {target}: cannot write ({e.strerror or e}); nothing was written"
+        ) from None
     except NanToolsError as e:
         raise ScanError(f"--write-clean {target}: {e}; nothing was written") from None

@@ -2,6 +2,7 @@
 rewrites CURRENT, MANIFEST and LOG, turns .log files into tables and deletes them, and drops the
 records of a damaged .log without a word. Done on a copy, the user's folder stays as it was
 (a read-only one included) and what recovery drops can be named."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """What a scan reads: a source (a path, its backend, what the net expects of it), the error of a
 scan that cannot run, and the slice of a source's records that one shard reads. The backends
 and the scan driver import these; this module imports none of them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,8 +35,14 @@ class Source:
         return self.path
 
 
-def shard_range(total: int, shard: Optional[Tuple[int, int]], limit: Optional[int] = None) -> Tuple[int, int]:
+def shard_range(
+    total: int, shard: Optional[Tuple[int, int]], limit: Optional[int] = None
+) -> Tuple[int, int]:
     """The records ``[first, end)`` of ``total`` that shard ``(k, n)`` reads (all for None),
     at most ``limit`` of them."""
-    first, end = (0, total) if shard is None else (shard[0] * total // shard[1], (shard[0] + 1) * total // shard[1])
+    first, end = (
+        (0, total)
+        if shard is None
+        else (shard[0] * total // shard[1], (shard[0] + 1) * total // shard[1])
+    )
     return first, end if limit is None else min(end, first + limit)

@@ -1,5 +1,6 @@
 """The data sources of a net: its data layers for one phase, with what the rest of the net
 expects of their records (number of classes, transform, mean file)."""
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,14 @@ def num_classes(net: Net, label: str, state: NetState) -> Tuple[Optional[int], O
             scores = layer.bottoms[0]
             loss_param = layer.node.find("loss_param")
             ignore = loss_param.field("ignore_label", INT32) if loss_param is not None else None
-            producer = next((l for l in reversed(layers[: layers.index(layer)]) if scores in l.tops and not l.in_place(scores)), None)
+            producer = next(
+                (
+                    l
+                    for l in reversed(layers[: layers.index(layer)])
+                    if scores in l.tops and not l.in_place(scores)
+                ),
+                None,
+            )
             if producer is None:
                 return None, ignore
             for holder in ("inner_product_param", "convolution_param"):
@@ -61,15 +69,19 @@ def detection_classes(net: Net, label: str, state: NetState) -> Tuple[Optional[i
         if layer.type == "MultiBoxLoss" and label in layer.bottoms:
             params = layer.node.find("multibox_loss_param")
             if params is not None:
-                return params.field("num_classes", UINT32), params.field("background_label_id", UINT32, 0)
+                return params.field("num_classes", UINT32), params.field(
+                    "background_label_id", UINT32, 0
+                )
     return None, 0
 
 
 def reads_classes(net: Net, label: str, state: NetState) -> bool:
     """Whether a classifier reads ``label`` (as its second bottom): else it is no class index
     (a regression target, a box, a weight)."""
-    return any(layer.type in CLASSIFIERS and len(layer.bottoms) >= 2 and layer.bottoms[1] == label
-               for layer in net.active_layers(state))
+    return any(
+        layer.type in CLASSIFIERS and len(layer.bottoms) >= 2 and layer.bottoms[1] == label
+        for layer in net.active_layers(state)
+    )
 
 
 def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
@@ -78,7 +90,12 @@ def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
         return 1.0, 0.0, 0, None
     means = t.fields("mean_value", FLOAT)
     mean = max(means, key=abs) if means else 0.0  # the one that shifts values the most
-    return t.field("scale", FLOAT, 1.0), mean, t.field("crop_size", UINT32, 0), t.field("mean_file", STRING)
+    return (
+        t.field("scale", FLOAT, 1.0),
+        mean,
+        t.field("crop_size", UINT32, 0),
+        t.field("mean_file", STRING),
+    )
 
 
 def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List[Source], List[str]]:
@@ -98,28 +115,50 @@ def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List[Source], Lis
         params = layer.node.find(PARAMS[layer.type])
         where = f"{path}:{layer.node.line}:{layer.node.col}"
         if params is not None:
-            params.field("batch_size", POSITIVE)  # scan --mode net reads it too: an odd one is said here
+            params.field(
+                "batch_size", POSITIVE
+            )  # scan --mode net reads it too: an odd one is said here
         source_name = params.field("source", STRING) if params is not None else None
         if source_name is None:
             raise ScanError(f"{where}: layer {layer.name!r} has no {PARAMS[layer.type]}.source")
         source_path = resolve(source_name, path)
-        expect = Expect(num_classes=classes, scale=scale, mean=mean, label_top=label,
-                        integer_labels=classes is not None, ignore_label=ignore, crop_size=crop,
-                        class_labels=bool(label) and reads_classes(net, label, state))
+        expect = Expect(
+            num_classes=classes,
+            scale=scale,
+            mean=mean,
+            label_top=label,
+            integer_labels=classes is not None,
+            ignore_label=ignore,
+            crop_size=crop,
+            class_labels=bool(label) and reads_classes(net, label, state),
+        )
         if layer.type == "AnnotatedData":
             classes, background = detection_classes(net, label, state) if label else (None, 0)
             annotated = layer.node.find("annotated_data_param")
             kind = annotated.field("anno_type", ANNOTATION_TYPES) if annotated is not None else None
-            expect = Expect(num_classes=classes, scale=scale, mean=mean, crop_size=crop, background_label=background,
-                            annotation_type=None if kind is None else ANNOTATION_TYPES.names.index(kind))
+            expect = Expect(
+                num_classes=classes,
+                scale=scale,
+                mean=mean,
+                crop_size=crop,
+                background_label=background,
+                annotation_type=None if kind is None else ANNOTATION_TYPES.names.index(kind),
+            )
         if layer.type in ("Data", "AnnotatedData"):
-            backend = params.field("backend", BACKENDS, "LEVELDB").lower()  # Caffe's default is LevelDB
+            backend = params.field(
+                "backend", BACKENDS, "LEVELDB"
+            ).lower()  # Caffe's default is LevelDB
             source = Source(source_path, backend, expect)
         elif layer.type == "HDF5Data":
             source = Source(source_path, "hdf5", expect, datasets=tuple(layer.tops))
         else:
-            images = ImageOptions(params.field("root_folder", STRING, ""), params.field("new_height", UINT32, 0),
-                                  params.field("new_width", UINT32, 0), params.field("is_color", BOOL, True), crop)
+            images = ImageOptions(
+                params.field("root_folder", STRING, ""),
+                params.field("new_height", UINT32, 0),
+                params.field("new_width", UINT32, 0),
+                params.field("is_color", BOOL, True),
+                crop,
+            )
             source = Source(source_path, "imagelist", expect, images=images)
         source.mean_file = resolve(str(mean_file), path) if mean_file else None
         source.layer = layer.name

@@ -1,5 +1,6 @@
 """Key-value stores of Datums (LMDB, LevelDB): read in key order, a batch at a time, in
 constant memory; count; copy without chosen records."""
+
 from __future__ import annotations
 
 import importlib
@@ -29,8 +30,10 @@ def need(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError:
         package = module.split(".")[0]
-        raise StoreError(f"reading this source needs the Python package {package!r}: "
-                         f"pip install 'caffe-nantools[{extra}]'") from None
+        raise StoreError(
+            f"reading this source needs the Python package {package!r}: "
+            f"pip install 'caffe-nantools[{extra}]'"
+        ) from None
 
 
 class _Store:
@@ -71,7 +74,9 @@ class LMDBStore(_Store):
         if not os.path.exists(path):
             raise StoreError(f"{path}: no such LMDB")
         try:
-            self.env = lmdb.open(path, subdir=subdir, readonly=True, lock=False, readahead=False, max_readers=256)
+            self.env = lmdb.open(
+                path, subdir=subdir, readonly=True, lock=False, readahead=False, max_readers=256
+            )
         except lmdb.Error as e:
             raise StoreError(f"{path}: cannot open as LMDB ({e})") from None
         self._error = lmdb.Error
@@ -90,7 +95,9 @@ class LMDBStore(_Store):
         have = lmdb_bytes(self.path)
         if have < need:
             self.env.close()
-            raise StoreError(f"{self.path}: truncated LMDB ({have} of {need} bytes); an interrupted copy? copy it again")
+            raise StoreError(
+                f"{self.path}: truncated LMDB ({have} of {need} bytes); an interrupted copy? copy it again"
+            )
 
     def close(self) -> None:
         self.txn.abort()
@@ -104,7 +111,9 @@ class LMDBStore(_Store):
         with self._reading(), self.env.begin() as txn:
             return _keys_at(txn.cursor().iternext(keys=True, values=False), positions)
 
-    def batches(self, start: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
+    def batches(
+        self, start: Optional[bytes] = None, limit: Optional[int] = None
+    ) -> Iterator[Tuple[List[bytes], List[bytes]]]:
         """(keys, values) batches in key order, from ``start`` on, at most ``limit`` records."""
         with self._reading():
             cursor = self.txn.cursor()
@@ -140,13 +149,17 @@ class LevelDBStore(_Store):
         if not os.path.isdir(path):
             raise StoreError(f"{path}: no such LevelDB folder")
         if not os.path.isfile(os.path.join(path, "CURRENT")):
-            raise StoreError(f"{path}: not a LevelDB (no CURRENT file in it); check the path and --backend")
+            raise StoreError(
+                f"{path}: not a LevelDB (no CURRENT file in it); check the path and --backend"
+            )
         self._error = self._plyvel.Error
         try:
             try:
                 self.db = self._open(paranoid=True)
             except self._plyvel.CorruptionError as e:
-                self.losses = recovery_losses(self.copy) or [(os.path.basename(path.rstrip("/")), self._message(e))]
+                self.losses = recovery_losses(self.copy) or [
+                    (os.path.basename(path.rstrip("/")), self._message(e))
+                ]
                 self._discard()
                 self.db = self._open(paranoid=False)
         except BaseException:
@@ -157,8 +170,10 @@ class LevelDBStore(_Store):
         try:
             self.copy = private_copy(self.path)
         except OSError as e:
-            raise StoreError(f"{self.path}: cannot copy the LevelDB to read it ({e}); "
-                             "set TMPDIR to a folder with room (on the store's filesystem, tables are hard-linked)") from None
+            raise StoreError(
+                f"{self.path}: cannot copy the LevelDB to read it ({e}); "
+                "set TMPDIR to a folder with room (on the store's filesystem, tables are hard-linked)"
+            ) from None
         try:
             return self._plyvel.DB(self.copy, paranoid_checks=paranoid)
         except (self._plyvel.Error, IOError) as e:
@@ -167,7 +182,11 @@ class LevelDBStore(_Store):
             raise StoreError(f"{self.path}: cannot open as LevelDB ({self._message(e)})") from None
 
     def _message(self, error: Exception) -> str:
-        return super()._message(error).replace(self.copy, self.path) if self.copy else super()._message(error)
+        return (
+            super()._message(error).replace(self.copy, self.path)
+            if self.copy
+            else super()._message(error)
+        )
 
     def _discard(self) -> None:
         if self.copy:
@@ -194,7 +213,9 @@ class LevelDBStore(_Store):
         with self._reading():
             return _keys_at(self._items(include_value=False), positions)
 
-    def batches(self, start: Optional[bytes] = None, limit: Optional[int] = None) -> Iterator[Tuple[List[bytes], List[bytes]]]:
+    def batches(
+        self, start: Optional[bytes] = None, limit: Optional[int] = None
+    ) -> Iterator[Tuple[List[bytes], List[bytes]]]:
         with self._reading():
             yield from _batched(self._items(start=start), limit)
 

@@ -6,6 +6,7 @@ non-finite value, through Caffe's own signal handling: a snapshot first, then a 
     result = watch(["caffe", "train", "-solver", "solver.prototxt"], on_event=print)
     result.exit_status, result.requested, result.diagnosis
 """
+
 from __future__ import annotations
 
 import itertools
@@ -27,15 +28,27 @@ from caffe_nantools.watch.report import WatchResult, last_good, snapshots_of
 __all__ = ["WatchError", "WatchEvent", "WatchResult", "watch"]
 
 #: glog's variables that decide where its lines go; when the user set none, they go to stderr.
-_GLOG_DESTINATION = ("GLOG_logtostderr", "GLOG_alsologtostderr", "GLOG_stderrthreshold", "GLOG_log_dir")
+_GLOG_DESTINATION = (
+    "GLOG_logtostderr",
+    "GLOG_alsologtostderr",
+    "GLOG_stderrthreshold",
+    "GLOG_log_dir",
+)
 
 
 class WatchError(NanToolsError):
     """The command cannot be watched: none given, or it cannot be started."""
 
 
-def watch(command: Sequence[str], *, log: Optional[str] = None, stop_on_blowup: bool = False, snapshot: bool = True,
-          on_event: Optional[Callable[[WatchEvent], None]] = None, timeout: float = 60.0) -> WatchResult:
+def watch(
+    command: Sequence[str],
+    *,
+    log: Optional[str] = None,
+    stop_on_blowup: bool = False,
+    snapshot: bool = True,
+    on_event: Optional[Callable[[WatchEvent], None]] = None,
+    timeout: float = 60.0,
+) -> WatchResult:
     """``caffe-nantools watch [--log FILE] [--stop-on-blowup] [--no-snapshot] -- COMMAND ...``.
 
     Args:
@@ -54,7 +67,9 @@ def watch(command: Sequence[str], *, log: Optional[str] = None, stop_on_blowup: 
     """
     command = list(command)
     if not command:
-        raise WatchError("no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt")
+        raise WatchError(
+            "no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt"
+        )
     env, notes = child_env(os.environ)
     path, f = _new_log(log, command)
     events: List[WatchEvent] = []
@@ -64,7 +79,9 @@ def watch(command: Sequence[str], *, log: Optional[str] = None, stop_on_blowup: 
         if on_event is not None:
             on_event(event)
 
-    monitor = Monitor(Effects.of(command), stop_on_blowup=stop_on_blowup, snapshot=snapshot, timeout=timeout)
+    monitor = Monitor(
+        Effects.of(command), stop_on_blowup=stop_on_blowup, snapshot=snapshot, timeout=timeout
+    )
     with f:
         try:
             proc = start(command, env)
@@ -80,10 +97,18 @@ def watch(command: Sequence[str], *, log: Optional[str] = None, stop_on_blowup: 
     bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
     asked = monitor.request_line
     return WatchResult(
-        command, path, returncode, monitor.stop_reason, monitor.went_bad, monitor.received, named,
+        command,
+        path,
+        returncode,
+        monitor.stop_reason,
+        monitor.went_bad,
+        monitor.received,
+        named,
         [s for s in named if asked is not None and s.line > asked],
         last_good(named, bad_run) if bad_run is not None else None,
-        _diagnosis(path, flag(command, "solver"), monitor.reader), events)
+        _diagnosis(path, flag(command, "solver"), monitor.reader),
+        events,
+    )
 
 
 def child_env(environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
@@ -95,14 +120,21 @@ def child_env(environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
         env["GLOG_logtostderr"] = "1"
     notes = []
     on = {name: env.get(name, "").strip().lower() for name in _GLOG_DESTINATION}
-    if not (on["GLOG_logtostderr"] in ("1", "true") or on["GLOG_alsologtostderr"] in ("1", "true")
-            or on["GLOG_stderrthreshold"] == "0"):
-        notes.append("glog's variables send Caffe's INFO lines (losses, rates, debug_info) to files, not to stderr: "
-                     "watch cannot see them; set GLOG_alsologtostderr=1")
+    if not (
+        on["GLOG_logtostderr"] in ("1", "true")
+        or on["GLOG_alsologtostderr"] in ("1", "true")
+        or on["GLOG_stderrthreshold"] == "0"
+    ):
+        notes.append(
+            "glog's variables send Caffe's INFO lines (losses, rates, debug_info) to files, not to stderr: "
+            "watch cannot see them; set GLOG_alsologtostderr=1"
+        )
     level = env.get("GLOG_minloglevel", "0").strip()
     if level not in ("", "0"):
-        notes.append(f"GLOG_minloglevel={level} hides Caffe's INFO lines (losses, rates, debug_info) from watch; "
-                     "unset it (or set it to 0)")
+        notes.append(
+            f"GLOG_minloglevel={level} hides Caffe's INFO lines (losses, rates, debug_info) from watch; "
+            "unset it (or set it to 0)"
+        )
     return env, notes
 
 
@@ -110,7 +142,9 @@ def _new_log(log: Optional[str], command: Sequence[str]) -> Tuple[str, BinaryIO]
     """The log, created: the path given (which must be new, so no input is written over), or
     ``caffe-train-YYYYmmdd-HHMMSS.log`` here (``-2``, ``-3``... when two start in one second)."""
     if log is not None:
-        refuse_overlaps([("COMMAND", a) for a in _arguments(command) if os.path.isfile(a)], [("--log", log)])
+        refuse_overlaps(
+            [("COMMAND", a) for a in _arguments(command) if os.path.isfile(a)], [("--log", log)]
+        )
         check_writable(log, new=True)
         return log, _create(log)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -1,6 +1,7 @@
 """Caffe's own signal handling, as the command line sets it: `caffe train` snapshots on SIGHUP
 and stops (writing its end-of-training snapshot) on SIGINT, unless ``-sighup_effect`` or
 ``-sigint_effect`` (``snapshot``, ``stop`` or ``none``) say otherwise."""
+
 from __future__ import annotations
 
 import signal

@@ -1,6 +1,7 @@
 """What watch decides, apart from the process it watches: fed with the log's lines, the signals
 watch receives and the passing time, it answers with events (warnings, a stop and the signals
 that carry it out), so it can be driven by a test as well as by a running `caffe train`."""
+
 from __future__ import annotations
 
 import signal
@@ -50,8 +51,15 @@ class Monitor:
         clock: seconds, monotonic.
     """
 
-    def __init__(self, effects: Effects, *, stop_on_blowup: bool = False, snapshot: bool = True,
-                 timeout: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        effects: Effects,
+        *,
+        stop_on_blowup: bool = False,
+        snapshot: bool = True,
+        timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.effects = effects
         self.stop_on_blowup = stop_on_blowup
         self.snapshot = snapshot
@@ -101,7 +109,9 @@ class Monitor:
         waited = self._awaiting_snapshot
         self._awaiting_snapshot = False
         if waited:
-            return [WatchEvent("warning", f"no snapshot within {self.timeout:g} s")] + self._next_step()
+            return [
+                WatchEvent("warning", f"no snapshot within {self.timeout:g} s")
+            ] + self._next_step()
         return self._next_step(f"still running {self.timeout:g} s later: ")
 
     def receive(self, signum: int) -> List[WatchEvent]:
@@ -112,7 +122,9 @@ class Monitor:
             self.request_line = self._stream.lines_read
         name = signal.Signals(signum).name
         how = f" ({self.effects.describe(signum)})" if signum in self.effects.on else ""
-        events = [WatchEvent("forward", f"got {name}: passed it on to the command{how}", signal=signum)]
+        events = [
+            WatchEvent("forward", f"got {name}: passed it on to the command{how}", signal=signum)
+        ]
         if signum == signal.SIGTERM and self._deadline is None:
             self._schedule([(signal.SIGKILL, "")])
         return events
@@ -131,13 +143,16 @@ class Monitor:
         if run.went_bad:
             first = run.first_bad
             where = f" at iteration {first.iteration}" if first.iteration is not None else ""
-            return events + self._stop("nonfinite", f"first non-finite value{where}, line {first.line}: "
-                                                     f"{first.text.strip()}", first.line)
+            return events + self._stop(
+                "nonfinite",
+                f"first non-finite value{where}, line {first.line}: {first.text.strip()}",
+                first.line,
+            )
         return events + self._warnings(run)
 
     def _snapshots(self) -> List[WatchEvent]:
         events = []
-        for line, path in self.reader.snapshots[self._snapshots_seen:]:
+        for line, path in self.reader.snapshots[self._snapshots_seen :]:
             events.append(WatchEvent("snapshot", f"Caffe wrote {path}", line))
             if self._awaiting_snapshot and line > self.request_line and ".solverstate" in path:
                 self._awaiting_snapshot = False
@@ -150,30 +165,44 @@ class Monitor:
         key = len(self.reader.runs)
         if run.pinned is not None:
             p = run.pinned
-            events += self._warn(key, "pinned", p.line,
-                                 f"loss = {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
-                                 "softmax gives the true class a probability of 0 (exploded scores, or labels out of range)")
+            events += self._warn(
+                key,
+                "pinned",
+                p.line,
+                f"loss = {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
+                "softmax gives the true class a probability of 0 (exploded scores, or labels out of range)",
+            )
         if run.has_debug and run.gap is not None and run.gap > 1:
-            events += self._warn(key, "display", None,
-                                 f"display is {run.gap} with debug_info: only every {run.gap}th iteration is traced, the "
-                                 "first bad one may go unseen; set display: 1 in the solver")
+            events += self._warn(
+                key,
+                "display",
+                None,
+                f"display is {run.gap} with debug_info: only every {run.gap}th iteration is traced, the "
+                "first bad one may go unseen; set display: 1 in the solver",
+            )
         if run.displayed != self._checked_displays and self.clock() >= self._next_check:
             self._checked_displays = run.displayed
             start = self.clock()
-            blowup = find_blowup(_lasting(self.reader.recent_blocks()), None, None, _lasting_losses(list(run.losses)))
+            blowup = find_blowup(
+                _lasting(self.reader.recent_blocks()), None, None, _lasting_losses(list(run.losses))
+            )
             self._check_cost = self.clock() - start
             self._next_check = self.clock() + DUTY * self._check_cost
             # A loss that rose to 87.3365 is told by the warning above.
             if blowup is not None and not (blowup.layer is None and is_saturated(blowup.end[1])):
                 b = blowup
                 what = f"{b.what} of layer '{b.layer}'" if b.layer else b.what
-                message = (f"{what} grew from {b.start[1]:.3g} (iteration {b.start[0]}) to {b.end[1]:.3g} (iteration "
-                           f"{b.end[0]}), {b.orders:.1f} orders of magnitude (each the least of {LASTING} displays in "
-                           "a row): values are blowing up")
+                message = (
+                    f"{what} grew from {b.start[1]:.3g} (iteration {b.start[0]}) to {b.end[1]:.3g} (iteration "
+                    f"{b.end[0]}), {b.orders:.1f} orders of magnitude (each the least of {LASTING} displays in "
+                    "a row): values are blowing up"
+                )
                 found = self._warn(key, "blowup", b.end[2], message)
                 events += found
                 if found and self.stop_on_blowup:
-                    events += self._stop("blowup", f"stopping on the blow-up (--stop-on-blowup): {message}", b.end[2])
+                    events += self._stop(
+                        "blowup", f"stopping on the blow-up (--stop-on-blowup): {message}", b.end[2]
+                    )
         return events
 
     def _warn(self, key: int, what: str, line: Optional[int], message: str) -> List[WatchEvent]:
@@ -221,18 +250,33 @@ def _lasting(blocks: List[Block]) -> List[Block]:
     out = []
     for k in range(LASTING - 1, len(blocks)):
         block = blocks[k]
-        earlier = [b for b in blocks[k - LASTING + 1:k] if len(b.records) == len(block.records)]
-        records = [replace(r, value=min([r.value] + [b.records[i].value for b in earlier]))
-                   for i, r in enumerate(block.records)]
-        out.append(Block(block.iteration, records, block.norms and [_least_norms(block, earlier)], block.texts))
+        earlier = [b for b in blocks[k - LASTING + 1 : k] if len(b.records) == len(block.records)]
+        records = [
+            replace(r, value=min([r.value] + [b.records[i].value for b in earlier]))
+            for i, r in enumerate(block.records)
+        ]
+        out.append(
+            Block(
+                block.iteration,
+                records,
+                block.norms and [_least_norms(block, earlier)],
+                block.texts,
+            )
+        )
     return out
 
 
 def _least_norms(block: Block, earlier: List[Block]):
     norms = [block.norms[-1]] + [b.norms[-1] for b in earlier if b.norms]
-    return replace(block.norms[-1], l2_diff=min(n.l2_diff for n in norms), l2_data=min(n.l2_data for n in norms))
+    return replace(
+        block.norms[-1],
+        l2_diff=min(n.l2_diff for n in norms),
+        l2_data=min(n.l2_data for n in norms),
+    )
 
 
 def _lasting_losses(losses: List[Valued]) -> List[Valued]:
-    return [replace(losses[k], value=min(v.value for v in losses[k - LASTING + 1:k + 1]))
-            for k in range(LASTING - 1, len(losses))]
+    return [
+        replace(losses[k], value=min(v.value for v in losses[k - LASTING + 1 : k + 1]))
+        for k in range(LASTING - 1, len(losses))
+    ]

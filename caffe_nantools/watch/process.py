@@ -2,6 +2,7 @@
 watch), its stdout and stderr passed through to watch's own as they come, the whole lines of
 both written to the log and read by the monitor, and the signals the monitor decides sent to
 its group, as a terminal sends Ctrl-C to every process of a job."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +27,9 @@ POLL = 0.1
 #: than the reading.
 BATCH = 1 << 20
 READ = 1 << 20
-FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+FORWARDED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 _PR_SET_PDEATHSIG = 1
 
 try:
@@ -65,8 +68,14 @@ class Terminal:
 
 def start(command: Sequence[str], env: Dict[str, str]) -> subprocess.Popen:
     """The command, running. Raises OSError when it cannot be started."""
-    return subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            start_new_session=True, preexec_fn=_end_with_watch if _PRCTL else None)
+    return subprocess.Popen(
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_end_with_watch if _PRCTL else None,
+    )
 
 
 def _end_with_watch() -> None:
@@ -83,8 +92,15 @@ class Child:
             message never lands inside a line of Caffe's).
     """
 
-    def __init__(self, proc: subprocess.Popen, log: BinaryIO, monitor: Monitor,
-                 emit: Callable[[WatchEvent], None], out: Terminal, err: Terminal) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        log: BinaryIO,
+        monitor: Monitor,
+        emit: Callable[[WatchEvent], None],
+        out: Terminal,
+        err: Terminal,
+    ) -> None:
         self.proc = proc
         self.log: Optional[BinaryIO] = log
         self.monitor = monitor
@@ -118,7 +134,9 @@ class Child:
             ready = selector.select(POLL) if selector.get_map() else self._wait()
             for key, _ in ready:
                 self._read(selector, key)
-            if (self._raw or self._pending) and (self._raw_bytes >= BATCH or not selector.select(0)):
+            if (self._raw or self._pending) and (
+                self._raw_bytes >= BATCH or not selector.select(0)
+            ):
                 self._flush()
             while received:
                 self._deliver(self.monitor.receive(received.pop(0)))
@@ -166,7 +184,7 @@ class Child:
 
     def _lines(self, text: bytes, end: Optional[int] = None) -> None:
         """Whole lines, ``text[:end]``, for the log and the monitor."""
-        view = memoryview(text)[:len(text) if end is None else end]
+        view = memoryview(text)[: len(text) if end is None else end]
         if not view:
             return
         if self.log is not None:
@@ -175,8 +193,15 @@ class Child:
                 self.log.flush()
             except OSError as e:
                 self.log = None
-                self._deliver([WatchEvent("warning", f"the log cannot be written ({e.strerror or e}); "
-                                                     "it ends here, the command goes on")])
+                self._deliver(
+                    [
+                        WatchEvent(
+                            "warning",
+                            f"the log cannot be written ({e.strerror or e}); "
+                            "it ends here, the command goes on",
+                        )
+                    ]
+                )
         self._pending.append(view)
 
     def _flush(self) -> None:
@@ -220,7 +245,9 @@ def _catching(received: List[int]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in FORWARDED}
+    previous = {
+        s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in FORWARDED
+    }
     try:
         yield
     finally:

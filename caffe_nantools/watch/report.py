@@ -1,5 +1,6 @@
 """What a watch ends with: the command's status, why watch stopped it, the snapshots (the one
 asked for, the last good one) and the diagnosis of the log."""
+
 from __future__ import annotations
 
 import re
@@ -55,9 +56,17 @@ def last_good(snapshots: List[Snapshot], run: Run) -> Optional[Snapshot]:
     first = run.first_bad_line
     if first is None:
         return None
-    finite = [v.iteration for v in run.losses if v.line < first and not is_bad(v.value) and v.iteration is not None]
+    finite = [
+        v.iteration
+        for v in run.losses
+        if v.line < first and not is_bad(v.value) and v.iteration is not None
+    ]
     shown = max(finite, default=None)
-    good = [s for s in snapshots if s.line < first and (s.iteration is None or shown is None or s.iteration <= shown)]
+    good = [
+        s
+        for s in snapshots
+        if s.line < first and (s.iteration is None or shown is None or s.iteration <= shown)
+    ]
     return good[-1] if good else None
 
 
@@ -101,7 +110,9 @@ class WatchResult:
     def worth_a_diagnosis(self) -> bool:
         """Whether there is more to say than that it ended well."""
         d = self.diagnosis
-        return d is not None and (self.went_bad or bool(self.stopped) or bool(self.received) or d.cause != "none")
+        return d is not None and (
+            self.went_bad or bool(self.stopped) or bool(self.received) or d.cause != "none"
+        )
 
     @property
     def warnings(self) -> List[str]:
@@ -112,8 +123,11 @@ class WatchResult:
         command = " ".join(shlex.quote(c) for c in self.command).replace("\n", "\\n")
         if len(command) > 120:  # a script given inline
             command = command[:117] + "..."
-        how = (f"was killed by {signal.Signals(-self.returncode).name}" if self.returncode < 0
-               else f"ended with status {self.returncode}")
+        how = (
+            f"was killed by {signal.Signals(-self.returncode).name}"
+            if self.returncode < 0
+            else f"ended with status {self.returncode}"
+        )
         if self.stopped:
             why = "a blow-up" if self.stopped == "blowup" else "the first non-finite value"
             how = f"was stopped by watch at {why} ({how})"
@@ -133,17 +147,27 @@ class WatchResult:
                 seen = "a blow-up" if self.stopped == "blowup" else "the first bad iteration"
                 why = f"the state just after {seen} was seen (its values may be non-finite already)"
             else:
-                why = "written after watch passed on " + ", ".join(signal.Signals(s).name for s in self.received)
+                why = "written after watch passed on " + ", ".join(
+                    signal.Signals(s).name for s in self.received
+                )
             line = f"snapshot: {', '.join(first.files)}: {why}"
             if more:
                 line += f"; Caffe's stop wrote {', '.join(f for s in more for f in s.files)}"
             lines.append(line)
         if self.last_good is not None:
-            resume = f"; resume from it with -snapshot {self.last_good.solverstate}" if self.last_good.solverstate else ""
-            lines.append(f"last good snapshot: {', '.join(self.last_good.files)} (line {self.last_good.line}, "
-                         f"before the first non-finite value){resume}")
+            resume = (
+                f"; resume from it with -snapshot {self.last_good.solverstate}"
+                if self.last_good.solverstate
+                else ""
+            )
+            lines.append(
+                f"last good snapshot: {', '.join(self.last_good.files)} (line {self.last_good.line}, "
+                f"before the first non-finite value){resume}"
+            )
         elif self.went_bad:
-            lines.append("last good snapshot: none named in the log before the first non-finite value")
+            lines.append(
+                "last good snapshot: none named in the log before the first non-finite value"
+            )
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:
