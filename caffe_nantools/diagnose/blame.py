@@ -33,6 +33,8 @@ class Blame:
     pass_: str
     iteration: Optional[int]
     why: str
+    #: BatchNorm layers with all-zero statistics are part of the story (their advice differs).
+    no_statistics: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -94,10 +96,12 @@ def find_blame(
         if zeros:
             begin_layer = zeros[0] if zeros[0] in _layers_from(tops, begin) else begin.layer
             why += "; " + _zero_statistics_why(zeros)
-            return Blame(begin_layer, "forward", first.iteration, why)
+            return Blame(begin_layer, "forward", first.iteration, why, no_statistics=True)
         return Blame(begin.layer, "forward", first.iteration, why)
     if zeros:
-        return Blame(zeros[0], "forward", first.iteration, _zero_statistics_why(zeros))
+        return Blame(
+            zeros[0], "forward", first.iteration, _zero_statistics_why(zeros), no_statistics=True
+        )
     if passes_through(first.layer, types) and tops:
         before = tops[-1]
         kind = layer_type(first.layer, types) or "layer that only moves values"

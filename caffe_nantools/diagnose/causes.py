@@ -385,9 +385,7 @@ def _from_trace(
         v.advice += _bad_input_advice(origin.layer, net)
     elif moved:
         v.cause = Cause.LAYER_NUMERICS
-        v.advice.append(
-            _layer_advice(blame.layer, net, zero_statistics="all-zero statistics" in blame.why)
-        )
+        v.advice.append(_layer_advice(blame.layer, net, zero_statistics=blame.no_statistics))
     elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
         v.cause = Cause.EXPLODING_GRADIENTS
     elif origin.pass_ == "update":
