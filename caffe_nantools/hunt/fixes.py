@@ -115,33 +115,30 @@ def _clean_source(
     """The source without its bad records (``scan --write-clean`` into the workdir), the net's
     copy reading it."""
     from caffe_nantools.scan import scan
+    from caffe_nantools.scan.sources import sources_from_net
 
     source = verdict.record["source"]
     net = Net.parse(inputs.net_text, inputs.net)
     layer = next(
         (l for l in net.layers if l.name == verdict.layer and l.source_params is not None), None
     )
-    if layer is None:
+    # The net's own reading of the layer's source, its backend included.
+    read = next(
+        (s for s in sources_from_net(inputs.net, "TRAIN")[0] if s.layer == verdict.layer), None
+    )
+    if layer is None or read is None:
         return None
     clean = os.path.join(
         os.path.abspath(folder), "clean", os.path.basename(source.rstrip("/")) or "source"
     )
     os.makedirs(os.path.dirname(clean), exist_ok=True)
-    report = scan(source, backend=_backend(layer), write_clean=clean)
+    report = scan(source, backend=read.backend, write_clean=clean)
     node = layer.source_params.find("source")
     node.values[0][0].text = f'"{escape(clean)}"'
     del node.values[0][1:]
     dropped = len({f.index for f in report.findings if f.index >= 0})
     change = f"{layer.name}'s source {source} without its {dropped} bad records: {clean}"
     return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
-
-
-def _backend(layer) -> str:
-    if layer.type == "HDF5Data":
-        return "hdf5"
-    if layer.type == "ImageData":
-        return "imagelist"
-    return "lmdb" if str(layer.source_params.get("backend", "LEVELDB")) == "LMDB" else "leveldb"
 
 
 def _verify(
