@@ -19,6 +19,7 @@ import numpy as np
 
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
 from caffe_nantools.files import read_text
+from caffe_nantools.finite import finite_stats
 from caffe_nantools.prototxt import dump
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.templates import escape
@@ -87,19 +88,21 @@ HUGE = 1e37
 
 
 def measure(what: str, name: str, x: np.ndarray) -> Row:
-    x = np.asarray(x, dtype=np.float64).ravel()
+    x = np.asarray(x).ravel()
+    s = finite_stats(x, HUGE)
     finite = x[np.isfinite(x)]
+    mean_abs = float(np.abs(finite, dtype=np.float64).mean()) if finite.size else None
     return Row(
         what,
         name,
-        int(x.size),
-        int(np.isnan(x).sum()),
-        int(np.isposinf(x).sum()),
-        int(np.isneginf(x).sum()),
-        int((np.abs(finite) >= HUGE).sum()),
-        float(finite.min()) if finite.size else None,
-        float(finite.max()) if finite.size else None,
-        float(np.abs(finite).mean()) if finite.size else None,
+        s.count,
+        s.nan,
+        s.posinf,
+        s.neginf,
+        s.over_max_abs,
+        s.finite_min,
+        s.finite_max,
+        mean_abs,
     )
 
 
