@@ -93,7 +93,7 @@ def judge(
         return Verdict(Cause.NONE, evidence=[f"{training.iterations} iterations stayed finite"])
     v = Verdict(
         Cause.LAYER_NUMERICS,
-        blob=_blob(error),
+        blob=error["blob"],
         pass_=error["pass"],
         iteration=training.iteration,
         phase=error["phase"],
@@ -163,10 +163,6 @@ def _with_diagnosis(v: Verdict, diagnosis: Optional["Diagnosis"]) -> Verdict:
         a for a in diagnosis.advice if "caffe-nantools inject" not in a and a not in v.advice
     ]
     return v
-
-
-def _blob(error: dict) -> str:
-    return error["blob"]
 
 
 def _check_place(label: str):
