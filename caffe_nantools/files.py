@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import io
 import os
 import shutil
 import stat
@@ -76,15 +77,17 @@ def reading(path: str, what: str = "file", **open_args) -> Iterator[IO]:
     look like an empty or unknown file.
     """
     check_input(path, what)
+    binary = "b" in open_args.pop("mode", "r")
     try:
-        with open(path, "rb") as f:
-            wide = _wide_encoding(f.read(64))
-        if wide is not None:
-            raise FileError(
-                f"{path}: the {what} is in {wide} (Windows tools and PowerShell's > write it); save it as UTF-8"
-            )
-        with open(path, **open_args) as f:
-            yield f
+        with open(path, "rb") as raw:
+            wide = _wide_encoding(raw.read(64))
+            if wide is not None:
+                raise FileError(
+                    f"{path}: the {what} is in {wide} (Windows tools and PowerShell's > write it); save it as UTF-8"
+                )
+            raw.seek(0)
+            # One open for the look at the first bytes and the reading.
+            yield raw if binary else io.TextIOWrapper(raw, **open_args)
     except OSError as e:
         raise FileError(f"{path}: cannot read ({_why(e)})") from None
 
