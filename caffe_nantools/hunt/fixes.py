@@ -11,7 +11,9 @@ from caffe_nantools.cause import Cause
 from caffe_nantools.hunt.inputs import Inputs, make_copies
 from caffe_nantools.hunt.training import train
 from caffe_nantools.prototxt import dump
+from caffe_nantools.prototxt.fields import STRING
 from caffe_nantools.prototxt.net import Net
+from caffe_nantools.solver_settings import value_of
 from caffe_nantools.templates import escape
 
 if TYPE_CHECKING:
@@ -67,7 +69,7 @@ def find_fix(
 
 def policy_fix(inputs: Inputs, iters: int) -> Dict[str, str]:
     """The missing or broken setting of the solver's lr_policy that computes a non-finite rate."""
-    policy = str(inputs.fields.get("lr_policy", "fixed"))
+    policy = value_of(inputs.doc, "lr_policy", STRING, "fixed")
     gamma, power = inputs.number("gamma"), inputs.number("power")
     if policy == "poly" and not inputs.number("max_iter"):
         return {"max_iter": str(iters)}

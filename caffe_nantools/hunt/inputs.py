@@ -12,8 +12,11 @@ from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import read_text, writing
 from caffe_nantools.inject import CheckOptions, inject_text
 from caffe_nantools.prototxt import dump, parse
+from caffe_nantools.prototxt.fields import FLOAT
 from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt.syntax import Document
 from caffe_nantools.solver import set_fields
+from caffe_nantools.solver_settings import setting, value_of
 from caffe_nantools.templates import escape
 
 #: hunt trains at most this many iterations unless told otherwise.
@@ -42,14 +45,15 @@ class Inputs:
     net: str  # the net file as Caffe would open it; for an inline net, where hunt wrote it out
     net_text: str
     net_field: str  # which field the copies set: net or train_net (for train_net_param too)
-    fields: Dict[str, object] = field(default_factory=dict)  # the solver's top-level scalars
+    doc: Document  # the solver, parsed
 
     def number(self, name: str) -> Optional[float]:
-        try:
-            value = float(self.fields[name])  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError):
-            return None
-        return value if math.isfinite(value) else None
+        """The solver's setting ``name`` as a finite number, or None."""
+        value = value_of(self.doc, name, FLOAT)
+        return value if value is not None and math.isfinite(value) else None
+
+    def has(self, name: str) -> bool:
+        return setting(self.doc, name) is not None
 
     @property
     def net_model(self) -> Net:
@@ -69,17 +73,17 @@ def read_inputs(solver: str, workdir: str) -> Inputs:
     """
     text = read_text(solver, "solver")
     doc = parse(text, solver)
-    fields = {node.name: node.value for node in doc.children if not node.is_message}
     for name in _NET_FIELDS:
-        if name in fields:
-            net = str(fields[name])
-            return Inputs(solver, text, net, read_text(net, "net"), name, fields)
+        node = setting(doc, name)
+        if node is not None:
+            net = str(node.value)
+            return Inputs(solver, text, net, read_text(net, "net"), name, doc)
     for name, field_name in zip(_INLINE_NETS, _NET_FIELDS):
         node = doc.find(name)
         if node is not None:
             net = os.path.join(workdir, "inline_net.prototxt")
             net_text = "".join(dump(child) for child in node.children).lstrip("\n") + "\n"
-            return Inputs(solver, text, net, net_text, field_name, fields)
+            return Inputs(solver, text, net, net_text, field_name, doc)
     raise HuntError(
         f"{solver}: names no train net (net, train_net or net_param); is it a solver prototxt?"
     )
@@ -126,7 +130,7 @@ def make_copies(
         "snapshot_after_train": "false",
         "snapshot_prefix": f'"{escape(os.path.join(os.path.abspath(folder), "snapshot"))}"',
     }
-    if "random_seed" not in inputs.fields:
+    if not inputs.has("random_seed"):
         # The same initial weights in every run of a hunt, so that a fix is judged on the same start.
         fields["random_seed"] = str(RANDOM_SEED)
     fields.update(solver_fields or {})
