@@ -36,7 +36,18 @@ def alive(pid):
 )  # Ctrl-C at a terminal; a kill of the parent alone
 @pytest.mark.parametrize("wait", [0.0, 0.3])
 def test_ctrl_c_during_a_scan_with_workers_is_exit_130_and_one_line(tmp_path, to_group, wait):
-    source = tmp_path / "list.txt"
+    process = scan_with_workers(tmp_path, "--max-findings", "3")
+    try:
+        interrupt(process, to_group, wait)
+    finally:
+        if process.poll() is None:  # a hang: no process of the test left behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def scan_with_workers(folder, *options):
+    """The CLI scanning a long image list with 2 workers, in a session of its own."""
+    source = folder / "list.txt"
     source.write_text("".join(f"img{i}.png {i % 7}\n" for i in range(600000)))
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     command = [
@@ -47,27 +58,26 @@ def test_ctrl_c_during_a_scan_with_workers_is_exit_130_and_one_line(tmp_path, to
         str(source),
         "--backend",
         "imagelist",
-        "--workers",
-        "2",
-        "--max-findings",
-        "3",
     ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+    return subprocess.Popen(
+        command + ["--workers", "2", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
     )
-    try:
-        interrupt(process, to_group, wait)
-    finally:
-        if process.poll() is None:  # a hang: no process of the test left behind
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
-def interrupt(process, to_group, wait):
+def started_children(process):
+    """The worker processes, once they are there (none if the scan ended first)."""
     deadline = time.monotonic() + 30
     while not children_of(process.pid) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)
-    children = children_of(process.pid)
+    return children_of(process.pid)
+
+
+def interrupt(process, to_group, wait):
+    children = started_children(process)
     assert children, "the scan ended before it could be interrupted: make the list longer"
     time.sleep(wait)
     (os.killpg if to_group else os.kill)(process.pid, signal.SIGINT)
@@ -83,34 +93,9 @@ def interrupt(process, to_group, wait):
     reason="the kernel ends a worker with its parent on Linux only",
 )
 def test_workers_end_when_their_parent_is_killed(tmp_path):
-    source = tmp_path / "list.txt"
-    source.write_text("".join(f"img{i}.png {i % 7}\n" for i in range(600000)))
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "caffe_nantools",
-            "scan",
-            str(source),
-            "--backend",
-            "imagelist",
-            "--workers",
-            "2",
-            "-q",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-    )
+    process = scan_with_workers(tmp_path, "-q")
     try:
-        deadline = time.monotonic() + 30
-        while (
-            not children_of(process.pid) and time.monotonic() < deadline and process.poll() is None
-        ):
-            time.sleep(0.01)
-        children = children_of(process.pid)
+        children = started_children(process)
         assert children, "the scan ended before its parent could be killed: make the list longer"
         process.kill()
         process.wait()
