@@ -13,7 +13,7 @@ import threading
 from typing import List, Optional
 
 from caffe_nantools import __version__
-from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, NanToolsError
+from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, NanToolsError, Spelling
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -92,7 +92,7 @@ def _inject(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from caffe_nantools.inject import remove
 
-    report = remove(args.files, args.output, in_place=args.in_place, dry_run=args.dry_run)
+    report = remove(args.paths, args.output, in_place=args.in_place, dry_run=args.dry_run)
     for result in report.files:
         if args.dry_run:
             sys.stdout.write(result.diff(args.output))
@@ -163,7 +163,7 @@ def _log2csv(args: argparse.Namespace) -> int:
 def _lint(args: argparse.Namespace) -> int:
     from caffe_nantools.lint import lint_files
 
-    report = lint_files(args.files)
+    report = lint_files(args.paths)
     sys.stdout.write(report.to_json() if args.json else report.format())
     return report.return_code
 
@@ -212,7 +212,7 @@ def _watch(args: argparse.Namespace) -> int:
         elif event.kind != "snapshot":
             _warn("watch", event.message)
 
-    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     result = watch(
         command,
         log=args.log,
@@ -228,6 +228,26 @@ def _watch(args: argparse.Namespace) -> int:
     else:
         _warn("watch", result.summary())
     return result.exit_status
+
+
+def _spelling(parser: argparse.ArgumentParser) -> Spelling:
+    """The library's arguments as this command's flags (``--workers 2``, ``--in-place``,
+    ``--shard 0/4``), for the library's errors about them: the command's options carry the
+    library's argument names as their dests."""
+    flags = {a.dest: max(a.option_strings, key=len, default=None) for a in parser._actions}
+    metavars = {a.dest: (a.metavar or a.dest.upper()).strip("-. ") for a in parser._actions}
+
+    def spell(name: str, value: object) -> str:
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        if flag is None:  # a positional argument: what was typed, or its placeholder
+            return metavars[name] if value is ... else str(value)
+        if value is ... or value is True:
+            return flag
+        if isinstance(value, tuple):
+            value = "/".join(str(v) for v in value)  # --shard K/N
+        return f"{flag} {value}"
+
+    return spell
 
 
 def _output_format(parser: argparse.ArgumentParser) -> None:
@@ -270,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find out why Caffe training says loss = nan.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
         help="hunt a NaN planted in a small dataset: the record, the layer, a verified fix (needs pycaffe)",
@@ -381,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Remove the check layers and solver lines that inject added and restore "
         "the values it changed: the file comes back byte for byte.",
     )
-    remove.add_argument("files", nargs="+", metavar="FILE", help="checked nets and solvers")
+    remove.add_argument("paths", nargs="+", metavar="FILE", help="checked nets and solvers")
     _add_edit_outputs(remove, "where the result goes (one input file)")
     remove.set_defaults(run=_remove)
 
@@ -499,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         "errors, 1 with errors, 2 usage or parse error.",
     )
     lint.add_argument(
-        "files", nargs="+", metavar="FILE", help="net and solver prototxts (each is linted)"
+        "paths", nargs="+", metavar="FILE", help="net and solver prototxts (each is linted)"
     )
     lint.add_argument("--json", action="store_true", help="the findings as a JSON list")
     lint.set_defaults(run=_lint)
@@ -541,12 +561,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--json", action="store_true", help="the outcome and the diagnosis as JSON")
     watch.add_argument(
-        "command_line",
+        "command",
         nargs=argparse.REMAINDER,
         metavar="-- COMMAND ...",
         help="the command to run",
     )
     watch.set_defaults(run=_watch)
+    for command in commands.choices.values():
+        command.set_defaults(spelling=_spelling(command))
     return parser
 
 
@@ -566,7 +588,7 @@ def _raise_terminated(signum: int, frame) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.subcommand is None:
         parser.print_help()
         return EXIT_ERROR
     stops = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
@@ -577,17 +599,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.run(args)
     except NanToolsError as e:
-        print(f"caffe-nantools {args.command}: error: {e}", file=sys.stderr)
+        print(
+            f"caffe-nantools {args.subcommand}: error: {e.spelled(args.spelling)}", file=sys.stderr
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(
-            f"caffe-nantools {args.command}: interrupted; no output was left half-written",
+            f"caffe-nantools {args.subcommand}: interrupted; no output was left half-written",
             file=sys.stderr,
         )
         return 128 + signal.SIGINT
     except _Terminated as stop:
         print(
-            f"caffe-nantools {args.command}: stopped by {signal.Signals(stop.signum).name}; no output was left half-written",
+            f"caffe-nantools {args.subcommand}: stopped by {signal.Signals(stop.signum).name}; no output was left half-written",
             file=sys.stderr,
         )
         return 128 + stop.signum

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+import re
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 if TYPE_CHECKING:
     from caffe_nantools.finite import FiniteStats
@@ -11,9 +12,44 @@ if TYPE_CHECKING:
 #: Exit status of every command: done and clean, done and something bad found, could not do it.
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
+#: How a message names one argument: from its name and value (``...`` for the name alone) to
+#: the text.
+Spelling = Callable[[str, object], str]
+
+
+def python_spelling(name: str, value: object) -> str:
+    """An argument as a caller of the library wrote it: ``workers=0``."""
+    return name if value is ... else f"{name}={value!r}"
+
 
 class NanToolsError(Exception):
-    """Root of every error caffe-nantools raises on purpose; the CLI prints it as one line."""
+    """Root of every error caffe-nantools raises on purpose; the CLI prints it as one line.
+
+    A message about the arguments of a library function names them in braces,
+    ``NanToolsError("{workers}: must be 1 or more", arguments={"workers": 0})``, with the value
+    (``{workers}``), without it (``{workers:name}``) or with another one, a string
+    (``{mode=direct}``): ``str()`` spells them as Python does
+    (``workers=0: ...``), and :meth:`spelled` as a caller says them (the CLI: ``--workers 0``),
+    so that each interface speaks its own terms.
+    """
+
+    def __init__(self, message: str = "", *, arguments: Optional[Mapping[str, object]] = None):
+        self.template = message
+        self.arguments = dict(arguments or {})
+        super().__init__(self.spelled(python_spelling))
+
+    def spelled(self, spell: Spelling) -> str:
+        """The message with its arguments named by ``spell``."""
+        # Plain replacement, not str.format: the rest of the message holds paths and values
+        # the user typed, braces included.
+        text = self.template
+        for name, value in self.arguments.items():
+            text = text.replace(f"{{{name}:name}}", spell(name, ...))
+            text = text.replace(f"{{{name}}}", spell(name, value))
+            text = re.sub(
+                r"\{%s=([^{}]*)\}" % re.escape(name), lambda m: spell(name, m.group(1)), text
+            )
+        return text
 
 
 class CheckConfigError(NanToolsError, ValueError):

@@ -108,16 +108,21 @@ def same_file(a: str, b: str) -> bool:
 
 
 def refuse_overlaps(inputs: Sequence[Tuple[str, str]], outputs: Sequence[Tuple[str, str]]) -> None:
-    """Refuse outputs that name an input or each other (``(label, path)`` pairs; the labels
-    name them in the message), links resolved: an output never overwrites what is read."""
-    for k, (label, path) in enumerate(outputs):
-        for in_label, in_path in inputs:
+    """Refuse outputs that name an input or each other (``(argument, path)`` pairs: the name
+    of the argument that gave the path), links resolved: an output never overwrites what is read."""
+    for k, (name, path) in enumerate(outputs):
+        for in_name, in_path in inputs:
             if same_file(path, in_path):
-                raise FileError(f"{label} {path} is the input {in_label}; give a new path")
-        for other_label, other in outputs[:k]:
+                raise FileError(
+                    "{%s} is the input {%s:name}; give a new path" % (name, in_name),
+                    arguments={in_name: in_path, name: path},
+                )
+        for other_name, other in outputs[:k]:
             if same_file(path, other):
                 raise FileError(
-                    f"{label} {path} and {other_label} {other} are one file; give each output its own path"
+                    "{%s} and {%s} are one file; give each output its own path"
+                    % (name, other_name),
+                    arguments={name: path, other_name: other},
                 )
 
 

@@ -113,14 +113,14 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
             ]
             if not matched:
                 types = sorted({layer.type for layer in net.layers if layer not in ours})
-                raise InjectError(
-                    f"--blobs {spec}: no layer of type {wanted!r} (types in the net: {', '.join(types)})"
+                raise _about_blobs(
+                    spec, f"no layer of type {wanted!r} (types in the net: {', '.join(types)})"
                 )
         elif spec.startswith("re:"):
             try:
                 pattern = re.compile(spec[len("re:") :])
             except re.error as e:
-                raise InjectError(f"--blobs {spec}: not a regular expression ({e})") from None
+                raise _about_blobs(spec, f"not a regular expression ({e})") from None
             matched = [n for n in names if pattern.fullmatch(n)]
         elif any(c in spec for c in "*?["):
             matched = fnmatch.filter(names, spec)
@@ -130,7 +130,7 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
             shown = ", ".join(names[:40]) + (
                 f", ... ({len(names)} in all)" if len(names) > 40 else ""
             )
-            raise InjectError(f"--blobs {spec}: no such blob in the net (blobs: {shown})")
+            raise _about_blobs(spec, f"no such blob in the net (blobs: {shown})")
         chosen.update(dict.fromkeys(matched))
     known = set(names)
     return [n for n in names if n in chosen] + [n for n in chosen if n not in known]
@@ -146,8 +146,12 @@ def _keyword_blobs(net: Net, spec: str) -> List[str]:
         matched = net.inputs + [t for layer in net.layers if layer.is_data for t in layer.tops]
         missing = "the net has no data layer and no inputs"
     if not matched:
-        raise InjectError(f"--blobs {spec}: {missing}")
+        raise _about_blobs(spec, missing)
     return matched
+
+
+def _about_blobs(spec: str, message: str) -> InjectError:
+    return InjectError("{blobs}: " + message, arguments={"blobs": spec})
 
 
 def is_check(layer: Layer) -> bool:
@@ -213,7 +217,9 @@ def rules_for(producers: Sequence[Layer], blob: str) -> Tuple[str, ...]:
         names = ", ".join(p.name for p in producers)
         raise InjectError(
             f"blob {blob!r} comes from several layers ({names}) whose include/exclude rules cannot "
-            "be combined into one; check it with --each, which follows each producer's own rules"
+            "be combined into one; check it with {each}, which follows each producer's own "
+            "rules",
+            arguments={"each": True},
         )
     return tuple(dict.fromkeys(_rule_text(kind, rule) for kind, rule in rules))
 
@@ -280,7 +286,7 @@ def plan_checks(net: Net, blobs: Sequence[str], *, each: bool = False) -> Plan:
 
 V1_MESSAGE = (
     "this is an old V1 net ('layers {{ }}' with enum types such as {example}), which cannot "
-    "hold Python layers; upgrade it with Caffe's upgrade_net_proto_text, or pass --upgrade"
+    "hold Python layers; upgrade it with Caffe's upgrade_net_proto_text, or pass {{upgrade}}"
 )
 
 
@@ -320,7 +326,8 @@ def _inject_text(
         first = next(layer for layer in net.layers if layer.v1)
         raise InjectError(
             f"{path}:{first.node.line}:{first.node.col}: "
-            + V1_MESSAGE.format(example=first.node.get("type", "CONVOLUTION"))
+            + V1_MESSAGE.format(example=first.node.get("type", "CONVOLUTION")),
+            arguments={"upgrade": True},
         )
     planned = plan_checks(net, select_blobs(net, blobs), each=each)
     style = Style.of(net.doc, text)
@@ -404,16 +411,20 @@ def _check_with_caffe(
 def _targets(
     source: str, output: Optional[str], *, in_place: bool, dry_run: bool, option: str
 ) -> Optional[str]:
-    """Where the edit of ``source`` goes (None for a dry run), after the flag checks."""
+    """Where the edit of ``source`` goes (None for a dry run), after the checks of the
+    arguments; ``option`` names the argument that gives ``output``."""
+    arguments = {option: output, "in_place": True, "dry_run": True}  # as they are, or as advised
     if in_place and output:
-        raise InjectError(f"{option} and --in-place exclude each other")
+        raise InjectError("{%s} and {in_place} exclude each other" % option, arguments=arguments)
     if dry_run:
         return None
     if in_place:
         return source
     if not output:
         raise InjectError(
-            f"{source}: say where the result goes: {option} OUT, --in-place or --dry-run"
+            f"{source}: say where the result goes: "
+            "{%s:name}, {in_place} or {dry_run}" % option,
+            arguments=arguments,
         )
     return output
 
@@ -444,21 +455,26 @@ def inject(
             edit Caffe would reject (each a one-line message).
     """
     if solver is None and (solver_output or net_path is not None or display is not None):
-        raise InjectError("--solver-out, --net-path and --display need --solver")
+        raise InjectError(
+            "{solver_output:name}, {net_path:name} and {display:name} need {solver:name}",
+            arguments=dict(
+                solver_output=solver_output, net_path=net_path, display=display, solver=None
+            ),
+        )
     options = CheckOptions(on=on, max_abs=max_abs, every=every)
     if options.on is not None or options.max_abs is not None or options.every is not None:
         parse_param_str(options.param_str("x", "x"))  # the layer would refuse them at set-up
-    net_target = _targets(net, output, in_place=in_place, dry_run=dry_run, option="-o")
+    net_target = _targets(net, output, in_place=in_place, dry_run=dry_run, option="output")
     solver_target = None
     if solver is not None:
         solver_target = _targets(
-            solver, solver_output, in_place=in_place, dry_run=dry_run, option="--solver-out"
+            solver, solver_output, in_place=in_place, dry_run=dry_run, option="solver_output"
         )
     if net_target is not None and not in_place:
-        solver_pair = [("SOLVER", solver)] if solver is not None else []
+        solver_pair = [("solver", solver)] if solver is not None else []
         refuse_overlaps(
-            [("NET", net)] + solver_pair,
-            [("-o", net_target)] + [("--solver-out", solver_target)] * bool(solver_pair),
+            [("net", net)] + solver_pair,
+            [("output", net_target)] + [("solver_output", solver_target)] * bool(solver_pair),
         )
     report = InjectReport(
         inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade)
@@ -523,16 +539,19 @@ def remove(
         NanToolsError: bad flags, unreadable files, parse errors.
     """
     if output and len(paths) != 1:
-        raise InjectError("-o takes one input file; use --in-place for several")
+        raise InjectError(
+            "{output} takes one input file; use {in_place} for several",
+            arguments={"output": output, "in_place": True},
+        )
     report = RemoveReport()
     plan = []
     for path in paths:
-        target = _targets(path, output, in_place=in_place, dry_run=dry_run, option="-o")
+        target = _targets(path, output, in_place=in_place, dry_run=dry_run, option="output")
         old = read_text(path)
         new, undone = remove_text(old, path)
         report.files.append(RemovedFile(path, old, new, undone))
         plan.append((path, target, old, new))
     if output and not dry_run:
-        refuse_overlaps([("FILE", path) for path in paths], [("-o", output)])
+        refuse_overlaps([("paths", path) for path in paths], [("output", output)])
     _write(plan, report, backups=in_place)
     return report

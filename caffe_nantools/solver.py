@@ -100,14 +100,16 @@ def enable_debug_info(
     if net_path is not None:
         if doc.find("net_param") or doc.find("train_net_param"):
             raise SolverError(
-                f"{path}: the solver embeds its net (net_param); --net-path needs a net file"
+                f"{path}: the solver embeds its net (net_param); {{net_path}} needs a net file",
+                arguments={"net_path": net_path},
             )
         field_name = "train_net" if doc.find("train_net") and not doc.find("net") else "net"
         _set(doc, style, field_name, f'"{escape(net_path)}"', changes)
     if display is not None:
         if not 0 <= display <= INT32.high:  # the number itself may be too long to print
             raise SolverError(
-                f"--display must be from 0 to {INT32.high} (Caffe's display is an int32)"
+                "{display} must be from 0 to %d (Caffe's display is an int32)" % INT32.high,
+                arguments={"display": display},
             )
         _set(doc, style, "display", str(display), changes)
     warnings = []

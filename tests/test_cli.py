@@ -56,3 +56,53 @@ def test_python_dash_m_is_the_same_cli():
         check=True,
     ).stdout
     assert out == f"caffe-nantools {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "call, library, command_line",
+    [
+        (
+            dict(mode="net"),
+            "mode='net' needs a net prototxt",
+            ["--mode", "net"],
+        ),
+        (
+            dict(shard=(1, 3), workers=2),
+            "shard=(1, 3) and workers=2 exclude each other",
+            ["--shard", "1/3", "--workers", "2"],
+        ),
+        (
+            dict(limit=5, workers=2),
+            "limit=5 and workers=2 exclude each other",
+            ["--limit", "5", "--workers", "2"],
+        ),
+    ],
+)
+def test_errors_name_arguments_in_the_callers_terms(tmp_path, capsys, call, library, command_line):
+    # The library speaks of its arguments as Python does; the CLI of the same ones as its flags.
+    from caffe_nantools.errors import NanToolsError
+    from caffe_nantools.scan import scan
+
+    source = tmp_path / "data{1}.txt"  # braces in a path are the path's, not placeholders
+    source.write_text("a.png 0\n")
+    with pytest.raises(NanToolsError) as info:
+        scan(str(source), **call)
+    assert library in str(info.value)
+    assert main(["scan", str(source)] + command_line) == 2
+    err = capsys.readouterr().err
+    flags = library
+    for name, value in call.items():
+        shown = "/".join(map(str, value)) if isinstance(value, tuple) else value
+        flags = flags.replace(f"{name}={value!r}", f"--{name} {shown}")
+    assert flags in err and "=" not in err.split("error: ")[1]
+
+
+def test_errors_name_options_not_given_and_switches_as_flags(tmp_path, capsys):
+    (tmp_path / "net.prototxt").write_text('layer { name: "d" type: "Input" top: "x" }\n')
+    assert main(["scan", str(tmp_path / "net.prototxt"), "--mode", "net", "--workers", "2"]) == 2
+    assert (
+        "--mode net takes no --workers, --shard, --write-clean or --backend"
+        in capsys.readouterr().err
+    )
+    assert main(["remove", str(tmp_path / "net.prototxt"), "x.prototxt", "-o", "y"]) == 2
+    assert "--output y takes one input file; use --in-place for several" in capsys.readouterr().err

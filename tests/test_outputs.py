@@ -132,7 +132,7 @@ def test_writing_moves_every_output_into_place_together(tmp_path):
                 "--solver-out",
                 "s2.prototxt",
             ],
-            ["-o", "is the input SOLVER"],
+            ["--output", "is the input --solver"],
         ),
         (
             [
@@ -158,7 +158,7 @@ def test_writing_moves_every_output_into_place_together(tmp_path):
                 "--solver-out",
                 "s2.prototxt",
             ],
-            ["-o link-to-net is the input NET"],
+            ["--output link-to-net is the input NET"],
         ),
         (["inject", "train_val.prototxt", "-o", "hard-link-to-net"], ["is the input NET"]),
         (["remove", "train_val.prototxt", "-o", "link-to-net"], ["is the input FILE"]),

@@ -125,9 +125,9 @@ def diagnose(
             parse, a plot that cannot be written (one line each).
     """
     if plot is not None:
-        inputs = [("LOG", log), ("--net", net), ("--solver", solver)]
+        inputs = [("log", log), ("net", net), ("solver", solver)]
         refuse_overlaps(
-            [(label, path) for label, path in inputs if path is not None], [("--plot", plot)]
+            [(name, path) for name, path in inputs if path is not None], [("plot", plot)]
         )
         check_writable(plot)
     net_facts = NetFacts.read(net) if net else None

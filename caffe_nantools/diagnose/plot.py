@@ -37,7 +37,10 @@ def plot_run(diagnosis: "Diagnosis", path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise NanToolsError("--plot needs matplotlib: pip install 'caffe-nantools[plot]'") from None
+        raise NanToolsError(
+            "{plot:name} needs matplotlib: pip install 'caffe-nantools[plot]'",
+            arguments={"plot": path},
+        ) from None
     run = diagnosis.trace
     columns = _columns(diagnosis)
     layers = list(run.layers) if run is not None else []

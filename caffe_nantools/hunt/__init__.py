@@ -178,7 +178,9 @@ def hunt(
 
     workdir = workdir or time.strftime("nantools-hunt-%Y%m%d-%H%M%S")
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
-        raise HuntError(f"--workdir {workdir}: exists and is not empty; give a new folder")
+        raise HuntError(
+            "{workdir}: exists and is not empty; give a new folder", arguments={"workdir": workdir}
+        )
     stages = _Stages(progress)
     inputs = stages.run("read", lambda: read_inputs(solver, workdir))
     load_caffe()  # a clear error now, not in the child

@@ -105,8 +105,11 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
     if not force:
         for path in paths:
             if os.path.exists(path):
-                raise FileError(f"{path}: already exists; pass --force to overwrite it")
-    refuse_overlaps([("LOG", log)], [("output", path) for path in paths])
+                raise FileError(
+                    f"{path}: already exists; pass {{force:name}} to overwrite it",
+                    arguments={"force": force},
+                )
+    refuse_overlaps([("log", log)], [("outdir", path) for path in paths])
     with open_log(log) as (f, _):
         events = read_events(io.TextIOWrapper(f, encoding="utf-8", errors="replace"))
         first = next(events, None)

@@ -109,7 +109,11 @@ def _check_layers_known(layers) -> None:
             )
             raise ScanError(
                 f"layer {layer.name!r} ({layer.type}): the pycaffe here ({os.path.dirname(caffe.__file__)}) has no "
-                f"{layer.type} layer; --mode net needs {fork}; --mode direct reads its records without Caffe"
+                f"{layer.type} layer; "
+                "{mode} "
+                f"needs {fork}; "
+                "{mode=direct} reads its records without Caffe",
+                arguments={"mode": "net"},
             )
 
 

@@ -34,7 +34,9 @@ def detect_backend(path: str) -> str:
         if os.path.exists(os.path.join(path, "CURRENT")):
             return "leveldb"
         raise ScanError(
-            f"{path}: a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend"
+            f"{path}: a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); "
+            "give {backend:name}",
+            arguments={"backend": None},
         )
     if not os.path.exists(path):
         raise ScanError(f"{path}: no such file or folder")
@@ -49,7 +51,10 @@ def detect_backend(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             first = next((line.strip() for line in f if line.strip()), "")
     except UnicodeDecodeError:
-        raise ScanError(f"{path}: not a store this tool knows; give --backend") from None
+        raise ScanError(
+            f"{path}: not a store this tool knows; give {{backend:name}}",
+            arguments={"backend": None},
+        ) from None
     if first.lower().endswith((".h5", ".hdf5", ".hdf")):
         return "hdf5"
     return "imagelist"
@@ -121,9 +126,7 @@ def scan(
     sources = _sources(target, backend, phase, report)
     if write_clean is not None:
         if len(sources) != 1:
-            raise ScanError(
-                "--write-clean needs one whole source: no --shard or --limit, one data layer"
-            )
+            raise _not_one_whole_source(write_clean)
         for path in backend_of(sources[0]).outputs(sources[0], write_clean):
             check_writable(path, new=True)
     bad: Set[int] = set()
@@ -146,34 +149,46 @@ def scan(
     return report
 
 
-def _check_options(
-    target: str, *, backend, phase, mode, limit, shard, workers, write_clean
-) -> None:
-    """Options that cannot go together, or values scan does not take, before anything is read."""
+def _check_options(target: str, **arguments) -> None:
+    """Options that cannot go together, or values scan does not take, before anything is read
+    (``arguments``: scan's, which the messages name)."""
+    backend, phase, mode, limit = (arguments[k] for k in ("backend", "phase", "mode", "limit"))
+    shard, workers, write_clean = (arguments[k] for k in ("shard", "workers", "write_clean"))
+
+    def refuse(message: str) -> ScanError:
+        return ScanError(message, arguments=arguments)
+
     if backend is not None and backend not in backend_names():
-        raise ScanError(f"--backend {backend}: not one of {', '.join(backend_names())}")
+        raise refuse("{backend}: not one of " + ", ".join(backend_names()))
     if phase not in PHASES:
-        raise ScanError(f"--phase {phase}: TRAIN or TEST")
+        raise refuse("{phase}: TRAIN or TEST")
     if workers is not None and workers < 1:
-        raise ScanError(f"--workers {workers}: must be 1 or more")
+        raise refuse("{workers}: must be 1 or more")
     several = workers is not None and workers > 1
     if shard is not None and several:
-        raise ScanError("--shard and --workers exclude each other (run one process per shard)")
+        raise refuse("{shard} and {workers} exclude each other (run one process per shard)")
     if several and limit is not None:
-        raise ScanError("--limit and --workers exclude each other")
+        raise refuse("{limit} and {workers} exclude each other")
     if mode not in MODES:
-        raise ScanError(f"--mode {mode}: direct or net")
+        raise refuse("{mode}: direct or net")
     if mode == "net":
         if not is_net(target):
-            raise ScanError("--mode net needs a net prototxt: it runs the net's own data layers")
+            raise refuse("{mode} needs a net prototxt: it runs the net's own data layers")
         if several or shard is not None or write_clean is not None or backend is not None:
-            raise ScanError("--mode net takes no --workers, --shard, --write-clean or --backend")
+            raise refuse(
+                "{mode} takes no {workers:name}, {shard:name}, {write_clean:name} or {backend:name}"
+            )
     if is_net(target) and backend is not None:
-        raise ScanError("--backend is for a source path; a net names its sources' backends")
+        raise refuse("{backend} is for a source path; a net names its sources' backends")
     if write_clean is not None and (shard is not None or limit is not None):
-        raise ScanError(
-            "--write-clean needs one whole source: no --shard or --limit, one data layer"
-        )
+        raise _not_one_whole_source(write_clean)
+
+
+def _not_one_whole_source(write_clean: str) -> ScanError:
+    return ScanError(
+        "{write_clean} needs one whole source: no {shard:name} or {limit:name}, one data layer",
+        arguments={"write_clean": write_clean, "shard": None, "limit": None},
+    )
 
 
 def _sources(target: str, backend: Optional[str], phase: str, report: ScanReport) -> List[Source]:
@@ -200,7 +215,7 @@ def _scan_one(
     processes = workers or (1 if limit is not None or shard is not None else auto_workers(source))
     if processes > 1 and backend_of(source).one_process:
         report.notes.append(
-            f"--workers {processes}: {backend_of(source).one_process}; scanned in one"
+            f"scanned in one process, not {processes}: {backend_of(source).one_process}"
         )
         processes = 1
     if processes > 1:
@@ -412,8 +427,9 @@ def _write_clean(source: Source, bad: Set[int], target: str) -> int:
         with writing() as out:
             return backend_of(source).write_clean(source, bad, target, out)
     except OSError as e:
-        raise ScanError(
-            f"--write-clean {target}: cannot write ({e.strerror or e}); nothing was written"
-        ) from None
+        why = f"cannot write ({e.strerror or e})"
     except NanToolsError as e:
-        raise ScanError(f"--write-clean {target}: {e}; nothing was written") from None
+        why = str(e)
+    raise ScanError(
+        "{write_clean}: " + why + "; nothing was written", arguments={"write_clean": target}
+    )

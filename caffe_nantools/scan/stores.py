@@ -150,7 +150,9 @@ class LevelDBStore(_Store):
             raise StoreError(f"{path}: no such LevelDB folder")
         if not os.path.isfile(os.path.join(path, "CURRENT")):
             raise StoreError(
-                f"{path}: not a LevelDB (no CURRENT file in it); check the path and --backend"
+                f"{path}: not a LevelDB (no CURRENT file in it); check the path and "
+                "{backend:name}",
+                arguments={"backend": None},
             )
         self._error = self._plyvel.Error
         try:

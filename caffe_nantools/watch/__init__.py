@@ -143,7 +143,7 @@ def _new_log(log: Optional[str], command: Sequence[str]) -> Tuple[str, BinaryIO]
     ``caffe-train-YYYYmmdd-HHMMSS.log`` here (``-2``, ``-3``... when two start in one second)."""
     if log is not None:
         refuse_overlaps(
-            [("COMMAND", a) for a in _arguments(command) if os.path.isfile(a)], [("--log", log)]
+            [("command", a) for a in _arguments(command) if os.path.isfile(a)], [("log", log)]
         )
         check_writable(log, new=True)
         return log, _create(log)
