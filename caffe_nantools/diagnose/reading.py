@@ -17,7 +17,7 @@ import collections
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
 from caffe_nantools.logs.chunks import Marked, Span
@@ -224,6 +224,29 @@ class Run:
         return first.line if first is not None else None
 
 
+#: Text every line of an output of each kind holds (a cheap test before parsing a line).
+_OUTPUT_MARKS = {
+    "train_output": ("Train net output #",),
+    "test_output": ("Test net output #", "Test score #"),
+}
+
+
+def _outputs(
+    span: Span, data: bytes, kind: str, iteration: Optional[int]
+) -> Iterator[Optional[Valued]]:
+    """Each line of ``data`` (the start of ``span``): an output of ``kind`` (``train_output``,
+    ``test_output``) as shown in the log, or None for any other line."""
+    marks = _OUTPUT_MARKS[kind]
+    for number, text in enumerate(data.decode("utf-8", "replace").split("\n"), span.line):
+        glog = parse_line(text) if any(mark in text for mark in marks) else None
+        event = parse_event(glog.message.strip(), number) if glog else None
+        if event is None or event.kind != kind:
+            yield None
+        else:
+            shown = span.original(number, text.rstrip("\r"))
+            yield Valued(number, shown, iteration, event.value, event.name or "")
+
+
 class Reader:
     """Feeds on :func:`caffe_nantools.logs.chunks.read_log`'s pieces; ``runs`` holds the result.
 
@@ -359,43 +382,22 @@ class Reader:
 
     def _bad_test_output(self, span: Span, cut: int) -> None:
         """The first non-finite output among a test pass's output lines."""
-        for number, text in enumerate(
-            span.data[:cut].decode("utf-8", "replace").split("\n"), span.line
-        ):
-            if "Test net output #" not in text and "Test score #" not in text:
-                continue
-            glog = parse_line(text)
-            event = parse_event(glog.message.strip(), number) if glog else None
-            if event is not None and event.kind == "test_output" and is_bad(event.value):
-                self.run.first_bad_test = Valued(
-                    number,
-                    span.original(number, text.rstrip("\r")),
-                    self._test_iteration,
-                    event.value,
-                    event.name or "",
-                )
+        for output in _outputs(span, span.data[:cut], "test_output", self._test_iteration):
+            if output is not None and is_bad(output.value):
+                self.run.first_bad_test = output
                 return
 
     def _bad_output(self, span: Span) -> None:
         """The train outputs among the lines after the first bad loss, and the first bad one."""
         run = self.run
-        for number, text in enumerate(span.data.decode("utf-8", "replace").split("\n"), span.line):
-            glog = parse_line(text) if "Train net output #" in text else None
-            event = parse_event(glog.message.strip(), number) if glog else None
-            if event is None or event.kind != "train_output":
+        iteration = run.iterations[-1] if run.iterations else None
+        for output in _outputs(span, span.data, "train_output", iteration):
+            if output is None:
                 if run.bad_iteration_outputs:
                     return  # the outputs are one run of lines
                 continue
-            iteration = run.iterations[-1] if run.iterations else None
-            output = Valued(
-                number,
-                span.original(number, text.rstrip("\r")),
-                iteration,
-                event.value,
-                event.name or "",
-            )
             run.bad_iteration_outputs.append(output)
-            if run.first_bad_output is None and is_bad(event.value):
+            if run.first_bad_output is None and is_bad(output.value):
                 run.first_bad_output = output
 
     def _abort(self, marked: Marked, level: str, source: str, message: str) -> None:
