@@ -29,7 +29,7 @@ def bad_records(
             [],
             f"layer {layer_name!r} shuffles its source: the batch's records cannot be named; scan names the bad ones",
         )
-    sources, _ = sources_from_net(net_path, "TRAIN")
+    sources, _ = sources_from_net(net_path, "TRAIN", net)
     source = next((s for s in sources if s.layer == layer_name), None)
     if source is None:
         return [], f"layer {layer_name!r}: its source was not found"

@@ -98,10 +98,13 @@ def _transform(layer: Layer) -> Tuple[float, float, int, Optional[str]]:
     )
 
 
-def sources_from_net(path: str, phase: str = "TRAIN") -> Tuple[List[Source], List[str]]:
-    """The sources of the data layers active in ``phase``; returns (sources, notes on layers
-    that cannot be scanned)."""
-    net = Net.parse(read_text(path), path)
+def sources_from_net(
+    path: str, phase: str = "TRAIN", net: Optional[Net] = None
+) -> Tuple[List[Source], List[str]]:
+    """The sources of the data layers active in ``phase`` of the net at ``path`` (``net``: that
+    net, parsed already); returns (sources, notes on layers that cannot be scanned)."""
+    if net is None:
+        net = Net.parse(read_text(path), path)
     state = NetState(phase)
     sources, notes = [], []
     for layer in net.active_layers(state):
