@@ -206,6 +206,21 @@ def test_a_compressed_log_read_in_small_chunks_keeps_its_line_numbers(tmp_path, 
     )
 
 
+@pytest.mark.parametrize("kind", ["gz", "bz2"])  # as zcat and bzcat read them; xzcat refuses junk
+@pytest.mark.parametrize("junk", [b"\n", b"junk after the stream\n" * 3, bytes(range(256))])
+def test_junk_after_a_compressed_log_is_ignored_as_zcat_ignores_it(tmp_path, kind, junk):
+    log = failing_log("relu1", iterations=5)
+    path, plain = tmp_path / "train.log.z", tmp_path / "plain.log"
+    path.write_bytes(COMPRESSORS[kind](log.text().encode()) + junk)
+    plain.write_text(log.text())
+    assert diagnose(str(path)).first_nonfinite["line"] == log.line_of(
+        "relu1, top blob conv1 data: nan"
+    )
+    _, _, tables = log2csv(str(path), str(tmp_path / "csv"))
+    _, _, expected = log2csv(str(plain), str(tmp_path / "plain-csv"))
+    assert tables.train == expected.train and len(tables.train) == 6
+
+
 @pytest.mark.parametrize("kind", sorted(COMPRESSORS))
 def test_a_cut_or_corrupt_compressed_log_is_one_line(tmp_path, capsys, kind):
     data = COMPRESSORS[kind](failing_log().text().encode() * 20)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import io
 import lzma
 import os
 import zlib
@@ -46,6 +47,33 @@ def compression(head: bytes) -> Optional[str]:
     return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
+class _Gunzipped(io.RawIOBase):
+    """A gzip stream that ends where what follows its last member is not another one, as
+    ``zcat`` reads it ("trailing garbage ignored"); Python's gzip calls that an error, while its
+    bzip2 reader already stops there (as ``bzcat`` does; ``xzcat`` refuses such a file)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._gzip = gzip.GzipFile(fileobj=raw)
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            # read1: one step of the decompressor, so that no data read before the junk is
+            # held back in a buffer when the junk's error comes.
+            data = self._gzip.read1(len(buffer))
+        except OSError as e:  # gzip.BadGzipFile from Python 3.8 on
+            if not (self._read and str(e).startswith("Not a gzipped file")):
+                raise
+            data = b""
+        n = len(data)
+        buffer[:n] = data
+        self._read += n
+        return n
+
+
 @contextlib.contextmanager
 def open_log(path: str) -> Iterator[Tuple[BinaryIO, bool]]:
     """The log's bytes, decompressed when needed, and whether they were compressed.
@@ -60,7 +88,7 @@ def open_log(path: str) -> Iterator[Tuple[BinaryIO, bool]]:
             yield raw, False
             return
         opener = {
-            "gzip": lambda f: gzip.GzipFile(fileobj=f),
+            "gzip": _Gunzipped,
             "bzip2": bz2.BZ2File,
             "xz": lzma.LZMAFile,
         }[kind]
