@@ -131,6 +131,8 @@ def test_reports_of_an_older_version_merge_with_a_note(shards, tmp_path):
             "ValueError",
         ),
         ('{"sources": [], "findings": [], "summary": {}, "origin": [1]}', "ValueError"),
+        ('{"sources": [], "findings": [], "summary": {}, "unlisted_findings": -3}', "TypeError"),
+        ('{"sources": [], "findings": [], "summary": {}, "unlisted_findings": "9"}', "TypeError"),
     ],
 )
 def test_a_file_that_is_not_a_report_is_one_line_naming_it(tmp_path, capsys, shards, text, why):

@@ -1,5 +1,6 @@
 """Records and sources of odd shapes: findings or one-line errors, never a traceback."""
 
+import os
 import zlib
 
 import numpy as np
@@ -188,6 +189,19 @@ def test_a_list_naming_a_missing_file_is_one_line_with_its_line(h5py, tmp_path, 
     assert capsys.readouterr().err == (
         f"caffe-nantools scan: error: {tmp_path / 'list.txt'}:{line}: {tmp_path / 'gone.h5'}: "
         "no such file (Caffe stops there); fix the list\n"
+    )
+
+
+@pytest.mark.parametrize("kind, what", [("folder", "a folder"), ("fifo", "not a regular file")])
+def test_a_list_naming_what_is_not_a_file_says_what_it_is(h5py, tmp_path, capsys, kind, what):
+    odd = tmp_path / "odd.h5"
+    odd.mkdir() if kind == "folder" else os.mkfifo(odd)
+    good = h5(tmp_path / "good.h5", data=np.ones((2, 1), np.float32))
+    (tmp_path / "list.txt").write_text(f"{good}\n{odd}\n")
+    assert main(["scan", str(tmp_path / "list.txt")]) == 2
+    assert capsys.readouterr().err == (
+        f"caffe-nantools scan: error: {tmp_path / 'list.txt'}:2: {odd}: "
+        f"{what} (Caffe stops there); fix the list\n"
     )
 
 

@@ -65,9 +65,14 @@ def list_files(path: str) -> List[Tuple[str, str]]:
         local = os.path.join(here, name)
         found = name if os.path.exists(name) or not os.path.exists(local) else local
         if not os.path.isfile(found):
-            raise ScanError(
-                f"{path}:{number}: {name}: no such file (Caffe stops there); fix the list"
+            what = (
+                "no such file"
+                if not os.path.exists(found)
+                else "a folder"
+                if os.path.isdir(found)
+                else "not a regular file"
             )
+            raise ScanError(f"{path}:{number}: {name}: {what} (Caffe stops there); fix the list")
         files.append((name, found))
     return files
 

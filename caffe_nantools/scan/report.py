@@ -133,7 +133,7 @@ class Summary:
 
 
 def _count(value) -> int:
-    if not isinstance(value, int):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise TypeError(f"a count of {value!r}")
     return value
 
@@ -196,7 +196,7 @@ class ScanReport:
             sources=list(d["sources"]),
             findings=[Finding(**f) for f in d["findings"]],
             summaries={source: Summary.from_dict(s) for source, s in d["summary"].items()},
-            unlisted=d.get("unlisted_findings", 0),
+            unlisted=_count(d.get("unlisted_findings", 0)),
             notes=list(d.get("notes", [])),
             shard=_shard(d.get("shard")),
             origin=_origin(d["origin"]) if "origin" in d else None,
