@@ -26,13 +26,13 @@ PACE_MODULE = (
 CAFFE = ["caffe", "train", "-solver", "solver.prototxt"]
 
 
-def training(folder, *, paced=True, **solver):
+def training(folder, *, paced=True, extra="", **solver):
     regression_data(folder)
     (folder / "pace.py").write_text(PACE_MODULE)
     (folder / "net.prototxt").write_text(
         REGRESSION_NET.substitute(extra=PACE_LAYER if paced else "", into="ip1")
     )
-    write_solver(folder, extra="random_seed: 7\n", **solver)
+    write_solver(folder, extra="random_seed: 7\n" + extra, **solver)
 
 
 def env(folder):
@@ -53,9 +53,14 @@ def displayed(log_text):
     return [int(i) for i in re.findall(r"\] Iteration (\d+) \(.*\), loss = ", log_text)]
 
 
-@pytest.mark.parametrize("display", [1, 2])
-def test_an_exploding_base_lr_is_stopped_with_a_snapshot_and_diagnosed(caffe, tmp_path, display):
-    training(tmp_path, base_lr=0.3, display=display, max_iter=2000)
+@pytest.mark.parametrize(
+    "display, after_train, late",
+    [(1, "", 1), (2, "", 1), (1, "snapshot_after_train: false\n", 2)],
+)
+def test_an_exploding_base_lr_is_stopped_with_a_snapshot_and_diagnosed(
+    caffe, tmp_path, display, after_train, late
+):
+    training(tmp_path, base_lr=0.3, display=display, max_iter=2000, extra=after_train)
     run = run_watch(tmp_path, "--log", "w.log", "--", *CAFFE)
     assert run.returncode == 1, run.stderr[-3000:]
     answer = run.stdout
@@ -64,10 +69,12 @@ def test_an_exploding_base_lr_is_stopped_with_a_snapshot_and_diagnosed(caffe, tm
         "lower base_lr to" in answer and "(from 0.3) (solver.prototxt:2)" in answer
     )  # the solver was read
     first_bad = int(re.search(r"first non-finite value at iteration (\d+)", run.stderr).group(1))
-    # Caffe takes a signal at the end of an iteration: the snapshot at the end of the one in
-    # flight, the stop at the end of the next.
+    # Caffe takes a signal at the end of an iteration: the stop, which writes the snapshot, at
+    # the end of the one in flight (the one after the NaN was displayed, or the next if the
+    # signal comes late in it); without snapshot_after_train, the snapshot there and the stop
+    # at the end of the next.
     log = (tmp_path / "w.log").read_text()
-    assert max(displayed(log)) <= first_bad + 2 and "Optimization stopped early." in log
+    assert max(displayed(log)) <= first_bad + late and "Optimization stopped early." in log
     snapshot = next(line for line in answer.splitlines() if line.startswith("snapshot: "))
     model = snapshot.split()[1].rstrip(",")
     assert model.endswith(".caffemodel") and (tmp_path / model).stat().st_size > 0

@@ -84,6 +84,38 @@ def test_without_a_snapshot_within_the_timeout_it_stops_anyway():
 
 
 @pytest.mark.parametrize(
+    "solver, expected",
+    [
+        ("base_lr: 0.01\n", [signal.SIGINT, signal.SIGTERM]),
+        ("snapshot_after_train: true\nbase_lr: 0.01\n", [signal.SIGINT, signal.SIGTERM]),
+        ("snapshot_after_train: false\n", [signal.SIGHUP, signal.SIGINT]),
+        (
+            "snapshot_after_train: true\nsnapshot_after_train: false\n",
+            [signal.SIGHUP, signal.SIGINT],
+        ),
+        ("snapshot_after_train: maybe\n", [signal.SIGHUP, signal.SIGINT]),  # Caffe refuses it
+        (None, [signal.SIGHUP, signal.SIGINT]),  # no such file: not known
+    ],
+)
+def test_caffes_stop_alone_stops_it_where_the_solver_snapshots_after_training(
+    tmp_path, solver, expected
+):
+    # Caffe takes one signal per iteration: the stop alone, whose end-of-training snapshot
+    # the solver keeps on, ends the run an iteration sooner than a snapshot and then a stop.
+    path = tmp_path / "solver.prototxt"
+    if solver is not None:
+        path.write_text(solver)
+    m, clock = monitor(["caffe", "train", f"--solver={path}"])
+    sent = m.feed(training_log(4, bad_at=2).encode())
+    assert ("it writes a snapshot as it stops" in sent[-1].message) == (
+        expected[0] == signal.SIGINT
+    )
+    sent = signals(sent) + signals(m.feed(snapshot_lines(3).encode()))
+    clock.now += 31
+    assert (sent + signals(m.tick()))[:2] == expected
+
+
+@pytest.mark.parametrize(
     "flags, expected",
     [
         (["-sighup_effect", "stop", "-sigint_effect", "snapshot"], [signal.SIGINT, signal.SIGHUP]),

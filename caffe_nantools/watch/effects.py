@@ -1,12 +1,19 @@
 """Caffe's own signal handling, as the command line sets it: `caffe train` snapshots on SIGHUP
-and stops (writing its end-of-training snapshot) on SIGINT, unless ``-sighup_effect`` or
-``-sigint_effect`` (``snapshot``, ``stop`` or ``none``) say otherwise."""
+and stops (writing its end-of-training snapshot, unless the solver's ``snapshot_after_train`` is
+false) on SIGINT, unless ``-sighup_effect`` or ``-sigint_effect`` (``snapshot``, ``stop`` or
+``none``) say otherwise."""
 
 from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
+
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.files import read_text
+from caffe_nantools.prototxt.fields import BOOL
+from caffe_nantools.prototxt.syntax import parse
+from caffe_nantools.solver_settings import value_of
 
 _FLAGS = {"sighup_effect": signal.SIGHUP, "sigint_effect": signal.SIGINT}
 
@@ -16,6 +23,9 @@ class Effects:
     """What Caffe does on each of the signals it handles (``snapshot``, ``stop``, ``none``)."""
 
     on: Dict[int, str]
+    #: Caffe's stop writes a snapshot: the solver the command names leaves snapshot_after_train
+    #: on (Caffe's default). False where that is not known (no solver that can be read).
+    stop_snapshots: bool = False
 
     @classmethod
     def of(cls, command: Sequence[str]) -> "Effects":
@@ -24,7 +34,8 @@ class Effects:
         on = {signal.SIGHUP: "snapshot", signal.SIGINT: "stop"}
         for name, signum in _FLAGS.items():
             on[signum] = flag(command, name) or on[signum]
-        return cls(on)
+        solver = flag(command, "solver")
+        return cls(on, solver is not None and _snapshots_after_train(solver))
 
     def signal_for(self, effect: str) -> Optional[int]:
         """The signal whose effect is ``effect``, or None when neither has it."""
@@ -34,6 +45,13 @@ class Effects:
         """``SIGHUP: -sighup_effect snapshot``."""
         flag = next(f for f, s in _FLAGS.items() if s == signum)
         return f"{signal.Signals(signum).name}: -{flag} {self.on[signum]}"
+
+
+def _snapshots_after_train(solver: str) -> bool:
+    try:
+        return value_of(parse(read_text(solver), solver), "snapshot_after_train", BOOL, True)
+    except NanToolsError:  # unreadable or odd: Caffe reports it itself
+        return False
 
 
 def flag(command: Sequence[str], name: str) -> Optional[str]:

@@ -212,21 +212,26 @@ class Monitor:
         return [WatchEvent("warning", message, line)]
 
     def _stop(self, reason: str, message: str, line: Optional[int]) -> List[WatchEvent]:
-        """The signals that stop the command: Caffe's snapshot signal (the next step waits for
-        its solver state to be written), Caffe's stop signal (or SIGTERM when there is none, or
-        no snapshot is wanted: Caffe's stop writes one), then SIGTERM and SIGKILL."""
+        """The signals that stop the command: Caffe's stop signal alone where its stop writes
+        a snapshot (snapshot_after_train), else Caffe's snapshot signal (the next step waits
+        for its solver state to be written) and its stop signal (SIGTERM when there is none, or
+        no snapshot is wanted), then SIGTERM and SIGKILL. Caffe takes one signal at the end of
+        an iteration: the stop alone ends the run an iteration sooner."""
         self.stop_reason = reason
         self.request_line = self._stream.lines_read
         effects = self.effects
         snap, stop = effects.signal_for("snapshot"), effects.signal_for("stop")
+        if not self.snapshot or (stop is not None and effects.stop_snapshots):
+            snap = None
         steps = []
-        if self.snapshot and snap is not None:
+        if snap is not None:
             steps.append((snap, f"asked Caffe for a snapshot ({effects.describe(snap)})"))
         if self.snapshot and stop is not None:
-            steps.append((stop, f"asked Caffe to stop ({effects.describe(stop)})"))
+            written = "; it writes a snapshot as it stops" if effects.stop_snapshots else ""
+            steps.append((stop, f"asked Caffe to stop ({effects.describe(stop)}){written}"))
         steps.append((signal.SIGTERM, "sent SIGTERM"))
         steps.append((signal.SIGKILL, "sent SIGKILL"))
-        self._awaiting_snapshot = self.snapshot and snap is not None
+        self._awaiting_snapshot = snap is not None
         self._schedule(steps)
         return [WatchEvent("stop", message, line)] + self._next_step()
 
