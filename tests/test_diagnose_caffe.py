@@ -1,7 +1,6 @@
 """diagnose on logs of real trainings that fail in known ways, written by Caffe itself
 (`caffe train`, and pycaffe's solver for the case `caffe train` cannot run)."""
 
-import os
 import re
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import numpy as np
 
 from caffe_nantools.diagnose import FirstNonfinite, diagnose
 from caffe_nantools.inject import inject
+from caffe_train import caffe_train, train_env
 
 #: A small regression net on HDF5 rows; $extra goes between relu1 and ip2, which reads $into.
 REGRESSION_NET = Template(
@@ -74,20 +74,6 @@ def write_solver(
     (folder / "solver.prototxt").write_text(text + extra)
 
 
-def caffe_train(folder):
-    run = subprocess.run(
-        ["caffe", "train", "-solver", "solver.prototxt"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
-        timeout=300,
-    )
-    (folder / "train.log").write_text(run.stderr)
-    assert "Solving" in run.stderr, run.stderr[-2000:]
-    return str(folder / "train.log")
-
-
 def pycaffe_steps(folder, steps):
     """Train with pycaffe's solver.step(), which runs even where `caffe train` would not."""
     script = (
@@ -98,7 +84,7 @@ def pycaffe_steps(folder, steps):
         cwd=folder,
         capture_output=True,
         text=True,
-        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
+        env=train_env(folder),
         timeout=300,
     )
     (folder / "train.log").write_text(run.stderr)
@@ -210,7 +196,7 @@ def test_a_check_layer_error_names_the_blob_when_the_log_has_no_trace(caffe, tmp
     (tmp_path / "plain.prototxt").write_text(REGRESSION_NET.substitute(extra="", into="ip1"))
     inject(str(tmp_path / "plain.prototxt"), output=str(tmp_path / "net.prototxt"), blobs=["data"])
     write_solver(tmp_path, debug="false")
-    caffe_train(tmp_path)
+    assert "Solving" in caffe_train(tmp_path, fails=True).log  # the check stopped the training
     result = run_diagnose(tmp_path)
     assert result.cause == "bad_input" and not result.debug_info
     assert result.first_nonfinite.blob == "data" and result.first_nonfinite.layer == "data"
@@ -277,16 +263,7 @@ def test_an_image_list_naming_a_missing_file_is_a_caffe_abort_with_the_check_quo
         )
     )
     write_solver(tmp_path, debug="false", max_iter=10)
-    run = subprocess.run(
-        ["caffe", "train", "-solver", "solver.prototxt"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
-        timeout=300,
-    )
-    (tmp_path / "train.log").write_text(run.stderr)
-    assert run.returncode != 0, run.stderr[-2000:]
+    caffe_train(tmp_path, fails=True)
     result = run_diagnose(tmp_path)
     assert result.cause == "caffe_abort" and result.first_nonfinite is None
     assert "Check failed" in result.abort["text"] and "img2.png" in result.abort["text"]
