@@ -121,6 +121,26 @@ class NonFiniteError(NanToolsError, RuntimeError):
             "message": str(self),
         }
 
+    @classmethod
+    def from_dict(cls, record: dict) -> "NonFiniteError":
+        """The error back from its :meth:`to_dict` record (hunt's training child sends it as
+        JSON); its message is made again from the same fields."""
+        from caffe_nantools.finite import FiniteStats
+
+        stats = {name: record[name] for name in FiniteStats.__dataclass_fields__}
+        stats["bad_samples"] = tuple(stats["bad_samples"])
+        return cls(
+            layer=record["layer"],
+            blob=record["blob"],
+            pass_=record["pass"],
+            phase=record["phase"],
+            iteration=record["iteration"],
+            stats=FiniteStats(**stats),
+            max_abs=record["max_abs"],
+            lr=record["lr"],
+            by=record["by"],
+        )
+
     def _describe(self) -> str:
         s = self.stats
         what = "diff" if self.pass_ == "backward" else "data"

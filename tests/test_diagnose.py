@@ -1,12 +1,13 @@
 """diagnose on hand-made logs: which value went bad first, where, why, and what to change."""
 
+import dataclasses
 import json
 
 import pytest
 
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
-from caffe_nantools.diagnose import diagnose
+from caffe_nantools.diagnose import Blame, FirstNonfinite, diagnose
 from caffe_nantools.logs import chunks
 from needs import need
 
@@ -28,13 +29,13 @@ def test_the_first_layer_whose_top_went_bad_is_the_forward_origin(tmp_path):
     log.iteration(4, loss="nan", set={("forward", "ip1"): "nan", ("forward", "loss"): "nan"})
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "layer_numerics"
-    assert result.first_nonfinite == {
-        "iteration": 4,
-        "pass": "forward",
-        "layer": "ip1",
-        "blob": "top ip1",
-        "line": log.line_of("Layer ip1, top blob ip1 data: nan"),
-    }
+    assert result.first_nonfinite == FirstNonfinite(
+        iteration=4,
+        pass_="forward",
+        layer="ip1",
+        blob="top ip1",
+        line=log.line_of("Layer ip1, top blob ip1 data: nan"),
+    )
     assert any("ip1, top blob ip1 data: nan" in e.text for e in result.evidence)
     assert any("Train net output #0: loss = nan" in e.text for e in result.evidence)
 
@@ -44,7 +45,7 @@ def test_every_spelling_of_a_bad_value_counts(tmp_path, spelling):
     log = healthy()
     log.iteration(4, set={("forward", "relu1"): spelling})
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["layer"] == "relu1"
+    assert result.first_nonfinite.layer == "relu1"
 
 
 def test_a_value_just_under_1e37_is_finite(tmp_path):
@@ -59,24 +60,22 @@ def test_a_pooling_that_outputs_minus_flt_max_is_blamed_not_the_layer_after_it(t
     log.forward("ip1", "ip1", "inf", ["0.26", "0"]).forward("loss", "loss", "87.3365")
     log.loss(0, "87.3365").lr(0, "0.01")
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["layer"] == "pool1" and result.cause == "layer_numerics"
+    assert result.first_nonfinite.layer == "pool1" and result.cause == "layer_numerics"
 
 
 def test_a_diff_that_went_bad_from_finite_top_diffs_is_the_backward_origin(tmp_path):
     log = healthy()
     log.iteration(4, set={("backward", "ip1"): "nan", ("backward", "relu1"): "nan"})
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["pass"] == "backward" and result.first_nonfinite["layer"] == "ip1"
-    assert result.first_nonfinite["blob"] == "bottom conv1" and result.cause == "layer_numerics"
+    assert result.first_nonfinite.pass_ == "backward" and result.first_nonfinite.layer == "ip1"
+    assert result.first_nonfinite.blob == "bottom conv1" and result.cause == "layer_numerics"
 
 
 def test_params_bad_at_the_start_of_an_iteration_went_bad_in_the_update(tmp_path):
     log = healthy()
     log.iteration(4, loss="nan", set={("forward", "conv1"): "nan", ("param", "conv1"): "nan"})
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert (
-        result.first_nonfinite["pass"] == "update" and result.first_nonfinite["blob"] == "param 0"
-    )
+    assert result.first_nonfinite.pass_ == "update" and result.first_nonfinite.blob == "param 0"
     assert (
         result.cause == "exploding_gradients"
     )  # finite diffs, finite rate, display 1: the step overflowed
@@ -99,7 +98,7 @@ def test_non_finite_data_from_the_data_layer_is_bad_input(tmp_path):
         set={("forward", layer): "nan" for layer in ("data", "conv1", "relu1", "ip1", "loss")},
     )
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.cause == "bad_input" and result.first_nonfinite["layer"] == "data"
+    assert result.cause == "bad_input" and result.first_nonfinite.layer == "data"
     assert any("caffe-nantools scan" in a for a in result.advice)
 
 
@@ -163,13 +162,13 @@ def test_debug_lines_of_a_test_pass_are_not_the_train_trace(tmp_path):
     log.iteration(0)
     log.iteration(1, set={("forward", "relu1"): "inf"})
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["layer"] == "relu1" and result.first_nonfinite["iteration"] == 1
+    assert result.first_nonfinite.layer == "relu1" and result.first_nonfinite.iteration == 1
 
 
 def test_a_block_belongs_to_the_iteration_of_the_loss_line_that_follows_it(tmp_path):
     log = CaffeLog().solving()
     log.iteration(0).iteration(5).iteration(10, set={("forward", "ip1"): "nan"})
-    assert diagnose(log.write(tmp_path / "train.log")).first_nonfinite["iteration"] == 10
+    assert diagnose(log.write(tmp_path / "train.log")).first_nonfinite.iteration == 10
 
 
 def test_a_non_finite_rate_is_the_lr_policy_and_the_solver_says_why(tmp_path):
@@ -180,13 +179,13 @@ def test_a_non_finite_rate_is_the_lr_policy_and_the_solver_says_why(tmp_path):
     solver.write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 1\n')
     result = diagnose(log.write(tmp_path / "train.log"), solver=str(solver))
     assert result.cause == "lr_policy"
-    assert result.first_nonfinite == {
-        "iteration": 0,
-        "pass": "lr",
-        "layer": None,
-        "blob": None,
-        "line": log.line_of("lr = nan"),
-    }
+    assert result.first_nonfinite == FirstNonfinite(
+        iteration=0,
+        pass_="lr",
+        layer=None,
+        blob=None,
+        line=log.line_of("lr = nan"),
+    )
     assert any("poly without max_iter" in a and "solver.prototxt:3" in a for a in result.advice)
 
 
@@ -196,7 +195,7 @@ def test_a_log_without_debug_info_says_how_to_turn_it_on(tmp_path):
         log.loss(i, value).lr(i, "0.01")
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.cause == "unknown" and not result.debug_info
-    assert result.first_nonfinite["pass"] == "loss" and result.first_nonfinite["iteration"] == 3
+    assert result.first_nonfinite.pass_ == "loss" and result.first_nonfinite.iteration == 3
     assert any("no debug_info" in s for s in result.summary)
     assert any("inject" in a and "--solver" in a for a in result.advice)
 
@@ -225,8 +224,8 @@ def test_a_check_layer_error_in_the_log_is_evidence(tmp_path):
         source="check_finite.py:0",
     )
     result = diagnose(log.write(tmp_path / "train.log"), net=str(net))
-    assert result.cause == "bad_input" and result.first_nonfinite["pass"] == "forward"
-    assert result.first_nonfinite["blob"] == "data" and result.first_nonfinite["layer"] == "data"
+    assert result.cause == "bad_input" and result.first_nonfinite.pass_ == "forward"
+    assert result.first_nonfinite.blob == "data" and result.first_nonfinite.layer == "data"
     assert any("check_data" in e.text for e in result.evidence)
 
 
@@ -235,7 +234,7 @@ def test_a_crash_in_mid_iteration_still_finds_the_origin(tmp_path):
     log.trace(set={("forward", "ip1"): "inf"}, crash_after=("forward", "ip1"))
     log.raw("terminate called after throwing an instance of 'boost::python::error_already_set'")
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["layer"] == "ip1" and result.first_nonfinite["iteration"] == 3
+    assert result.first_nonfinite.layer == "ip1" and result.first_nonfinite.iteration == 3
     assert any("about iteration 3" in s for s in result.summary)
 
 
@@ -250,7 +249,7 @@ def test_the_last_run_that_went_bad_is_the_one_diagnosed(tmp_path):
     log.solving()
     log.iteration(0)
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert (result.run, result.runs) == (3, 4) and result.first_nonfinite["layer"] == "relu1"
+    assert (result.run, result.runs) == (3, 4) and result.first_nonfinite.layer == "relu1"
 
 
 def test_old_style_loss_lines_and_windows_line_breaks(tmp_path):
@@ -258,7 +257,7 @@ def test_old_style_loss_lines_and_windows_line_breaks(tmp_path):
     log.trace().loss(0, "1.4", old_style=True).lr(0, "0.01")
     log.trace(set={("forward", "ip1"): "nan"}).loss(1, "nan", old_style=True).lr(1, "0.01")
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["layer"] == "ip1" and result.first_nonfinite["iteration"] == 1
+    assert result.first_nonfinite.layer == "ip1" and result.first_nonfinite.iteration == 1
     assert not any("\r" in e.text for e in result.evidence)
 
 
@@ -310,6 +309,53 @@ JSON_KEYS = {
     "run",
     "runs",
 }
+
+
+@pytest.mark.parametrize("layer, iteration", [("conv1", 1), ("ip1", 3), ("ip1", 0)])
+def test_where_it_showed_and_where_it_began_are_frozen_records_with_the_same_json(
+    tmp_path, layer, iteration
+):
+    log = healthy()
+    log.iteration(iteration, loss="nan", set={("forward", layer): "nan"})
+    result = diagnose(log.write(tmp_path / "train.log"))
+    line = log.line_of(f"Layer {layer}, top blob {layer} data: nan")
+    first, began = result.first_nonfinite, result.began
+    assert (first.iteration, first.pass_, first.layer, first.blob, first.line) == (
+        iteration,
+        "forward",
+        layer,
+        f"top {layer}",
+        line,
+    )
+    assert isinstance(began, Blame) and (began.layer, began.pass_, began.iteration) == (
+        layer,
+        "forward",
+        iteration,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.layer = "elsewhere"
+    # Byte for byte what the JSON said when these were dicts: the same keys in the same order.
+    text = result.to_json()
+    assert (
+        '  "first_nonfinite": {\n'
+        f'    "iteration": {iteration},\n'
+        '    "pass": "forward",\n'
+        f'    "layer": "{layer}",\n'
+        f'    "blob": "top {layer}",\n'
+        f'    "line": {line}\n'
+        "  },\n"
+        '  "origin": {\n'
+        f'    "layer": "{layer}",\n'
+        '    "pass": "forward",\n'
+        f'    "iteration": {iteration},\n'
+        '    "why": '
+    ) in text
+    assert list(json.loads(text)["origin"]) == ["layer", "pass", "iteration", "why"]
+
+
+def test_a_run_that_stayed_finite_has_null_for_both_places(tmp_path):
+    text = diagnose(healthy().write(tmp_path / "train.log")).to_json()
+    assert '  "first_nonfinite": null,\n  "origin": null,\n' in text
 
 
 def test_json_keeps_the_documented_shape(tmp_path, capsys):
@@ -386,7 +432,7 @@ def test_the_plot_draws_a_hundred_layer_trace(tmp_path):
         log.loss(i, "nan" if i == 29 else "1.3").lr(i, "0.01")
     out = tmp_path / "trace.png"
     result = diagnose(log.write(tmp_path / "train.log"), plot=str(out))
-    assert result.first_nonfinite["layer"] == "conv60"
+    assert result.first_nonfinite.layer == "conv60"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(result.trace.layers) == 120
 
@@ -428,7 +474,7 @@ def test_poly_past_max_iter_with_a_fractional_power_is_explained(tmp_path):
         'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 0.5\nmax_iter: 2\n'
     )
     result = diagnose(log.write(tmp_path / "train.log"), solver=str(solver))
-    assert result.cause == "lr_policy" and result.first_nonfinite["iteration"] == 3
+    assert result.cause == "lr_policy" and result.first_nonfinite.iteration == 3
     assert any("past max_iter 2" in a and "fractional" in a for a in result.advice)
 
 
@@ -452,8 +498,8 @@ def test_a_test_pass_that_goes_non_finite_while_training_stays_finite_is_said(
     path = log.write(tmp_path / "train.log")
     result = diagnose(path)
     if where == "loss":
-        assert result.first_nonfinite["pass"] == "test" and result.first_nonfinite["blob"] == "loss"
-        assert result.first_nonfinite["iteration"] == 3 and any(
+        assert result.first_nonfinite.pass_ == "test" and result.first_nonfinite.blob == "loss"
+        assert result.first_nonfinite.iteration == 3 and any(
             "TEST net" in s for s in result.summary
         )
         assert main(["diagnose", path]) == 1
@@ -465,4 +511,4 @@ def test_a_pasted_test_output_line_without_its_testing_line_counts(tmp_path):
     log = healthy(2)
     log.glog("    Test net output #0: accuracy = -nan", source="solver.cpp:414")
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["pass"] == "test" and result.first_nonfinite["blob"] == "accuracy"
+    assert result.first_nonfinite.pass_ == "test" and result.first_nonfinite.blob == "accuracy"

@@ -145,7 +145,7 @@ def test_a_non_finite_value_before_the_abort_keeps_its_cause(tmp_path):
     log.iteration(2, loss="nan", set={("forward", "ip1"): "nan"})
     log.glog("Check failed: !std::isnan(value)", level="F", source="my_layer.cpp:40")
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.cause == "layer_numerics" and result.first_nonfinite["layer"] == "ip1"
+    assert result.cause == "layer_numerics" and result.first_nonfinite.layer == "ip1"
     assert result.abort["line"] == log.line_of("isnan")
     assert any("aborted" in s for s in result.summary)
 

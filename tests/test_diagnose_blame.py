@@ -49,11 +49,9 @@ def test_a_batchnorm_with_zero_statistics_is_the_origin_not_where_it_overflowed(
     stats.update({layer: ("0.3", "1.2", "1") for layer in ZERO_STATS if layer < first_zero})
     log = forward_pass(CaffeLog().solving(), BN_TOPS, stats).loss(0, "nan")
     result = diagnose(write(log, tmp_path))
-    assert result.first_nonfinite["layer"] == "ip1" and result.first_nonfinite["iteration"] == 0
-    assert result.began["layer"] in ("bn1", first_zero) and result.began["pass"] == "forward"
-    assert (
-        "all-zero statistics" in result.began["why"] and "use_global_stats" in result.began["why"]
-    )
+    assert result.first_nonfinite.layer == "ip1" and result.first_nonfinite.iteration == 0
+    assert result.began.layer in ("bn1", first_zero) and result.began.pass_ == "forward"
+    assert "all-zero statistics" in result.began.why and "use_global_stats" in result.began.why
     assert result.cause == "layer_numerics"
     assert any("statistics" in a and "use_global_stats: false" in a for a in result.advice)
 
@@ -71,10 +69,10 @@ def test_growth_within_one_forward_pass_blames_the_layer_where_it_began(tmp_path
     ]
     log = forward_pass(CaffeLog().solving(), tops).loss(7, "inf")
     result = diagnose(write(log, tmp_path))
-    assert result.first_nonfinite["layer"] == "fc"
+    assert result.first_nonfinite.layer == "fc"
     assert (
-        result.began["layer"] == "exp_b"
-        and "orders of magnitude within one forward pass" in result.began["why"]
+        result.began.layer == "exp_b"
+        and "orders of magnitude within one forward pass" in result.began.why
     )
     assert any("the trouble began at layer 'exp_b'" in s for s in result.summary)
 
@@ -82,7 +80,7 @@ def test_growth_within_one_forward_pass_blames_the_layer_where_it_began(tmp_path
 def test_a_sudden_overflow_without_growth_is_blamed_where_it_happened(tmp_path):
     tops = [("data", "0.8"), ("conv_a", "0.6"), ("log_b", "inf"), ("fc", "nan")]
     result = diagnose(write(forward_pass(CaffeLog().solving(), tops).loss(2, "nan"), tmp_path))
-    assert result.began["layer"] == result.first_nonfinite["layer"] == "log_b"
+    assert result.began.layer == result.first_nonfinite.layer == "log_b"
 
 
 @pytest.mark.parametrize(
@@ -106,10 +104,10 @@ def test_a_layer_that_only_moves_values_is_never_the_origin(tmp_path, layer, kin
     log = forward_pass(CaffeLog().solving(), tops).loss(3, "nan")
     for with_net in (str(net), None):  # the type from the net, else from the name
         result = diagnose(write(log, tmp_path), net=with_net)
-        assert result.first_nonfinite["layer"] == layer
+        assert result.first_nonfinite.layer == layer
         assert (
-            result.began["layer"] == "fc6"
-            and "never makes NaN or inf from finite inputs" in result.began["why"]
+            result.began.layer == "fc6"
+            and "never makes NaN or inf from finite inputs" in result.began.why
         )
 
 
@@ -117,9 +115,7 @@ def test_an_excerpt_without_its_iteration_line_says_so(tmp_path):
     log = CaffeLog()
     log.forward("conv4", "conv4", "inf").forward("ip1", "ip1", "nan")
     result = diagnose(write(log, tmp_path))
-    assert (
-        result.first_nonfinite["layer"] == "conv4" and result.first_nonfinite["iteration"] is None
-    )
+    assert result.first_nonfinite.layer == "conv4" and result.first_nonfinite.iteration is None
     text = result.format()
     assert "iteration None" not in text and "an iteration the log does not name" in text
     assert "its inputs are not in the log" in text and "from finite inputs" not in text
@@ -152,10 +148,7 @@ def test_one_output_non_finite_while_the_others_stay_finite_is_named(tmp_path, b
     outputs = [(name, "nan" if k == bad_index else "1.04") for k, name in enumerate(names)]
     log = losses_only(["2.1", "1.9", "nan"], {2: outputs})
     result = diagnose(write(log, tmp_path))
-    assert (
-        result.first_nonfinite["blob"] == names[bad_index]
-        and result.first_nonfinite["iteration"] == 2
-    )
+    assert result.first_nonfinite.blob == names[bad_index] and result.first_nonfinite.iteration == 2
     assert any(
         f"only output {names[bad_index]!r} went non-finite" in s and "branch" in s
         for s in result.summary
@@ -165,18 +158,18 @@ def test_one_output_non_finite_while_the_others_stay_finite_is_named(tmp_path, b
 def test_a_non_finite_total_with_every_output_finite_is_told(tmp_path):
     log = losses_only(["2.1", "nan"], {1: [("loss_a", "0.7"), ("loss_b", "1.1")]})
     result = diagnose(write(log, tmp_path))
-    assert result.first_nonfinite["blob"] is None
+    assert result.first_nonfinite.blob is None
     assert any("every listed output is finite" in s for s in result.summary)
 
 
 def test_non_finite_before_any_update_is_the_input_or_a_layer(tmp_path):
     result = diagnose(write(losses_only(["nan", "nan"]), tmp_path))
-    assert result.first_nonfinite["iteration"] == 0
+    assert result.first_nonfinite.iteration == 0
     assert any("before any update" in s and "not the learning rate" in s for s in result.summary)
     assert any("caffe-nantools scan" in a for a in result.advice) and any(
         "hunt" in a for a in result.advice
     )
-    assert result.began["iteration"] == 0
+    assert result.began.iteration == 0
 
 
 @pytest.mark.parametrize(
@@ -225,9 +218,9 @@ def test_the_first_layer_whose_updates_passed_the_weights_is_the_origin(tmp_path
     solver.write_text('net: "net.prototxt"\nbase_lr: 0.5\nlr_policy: "fixed"\n')
     result = diagnose(write(exploding(), tmp_path), solver=str(solver))
     assert result.cause == "exploding_gradients"
-    assert result.began["layer"] == "conv2" and result.began["pass"] == "update"
+    assert result.began.layer == "conv2" and result.began.pass_ == "update"
     assert (
-        result.began["iteration"] == 3
+        result.began.iteration == 3
     )  # the ratio is 0.5 * 0.0004 g^2 / 0.02 = 0.01 g^2: 0.64, then 64
     assert any("update/weight ratio" in s and "'conv2'" in s for s in result.summary)
     lowered = next(a for a in result.advice if a.startswith("lower base_lr to"))
@@ -264,4 +257,4 @@ def test_a_one_iteration_trace_is_drawn_as_a_profile_along_the_net(tmp_path, wit
         width > height
     )  # one wide panel along the net, a loss panel under it only when there are losses
     assert (height > 550) == with_losses
-    assert result.began["layer"] == "bn1"
+    assert result.began.layer == "bn1"

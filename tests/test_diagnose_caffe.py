@@ -1,7 +1,6 @@
 """diagnose on logs of real trainings that fail in known ways, written by Caffe itself
 (`caffe train`, and pycaffe's solver for the case `caffe train` cannot run)."""
 
-import os
 import re
 import subprocess
 import sys
@@ -10,8 +9,9 @@ from string import Template
 
 import numpy as np
 
-from caffe_nantools.diagnose import diagnose
+from caffe_nantools.diagnose import FirstNonfinite, diagnose
 from caffe_nantools.inject import inject
+from caffe_train import caffe_train, train_env
 
 #: A small regression net on HDF5 rows; $extra goes between relu1 and ip2, which reads $into.
 REGRESSION_NET = Template(
@@ -74,20 +74,6 @@ def write_solver(
     (folder / "solver.prototxt").write_text(text + extra)
 
 
-def caffe_train(folder):
-    run = subprocess.run(
-        ["caffe", "train", "-solver", "solver.prototxt"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
-        timeout=300,
-    )
-    (folder / "train.log").write_text(run.stderr)
-    assert "Solving" in run.stderr, run.stderr[-2000:]
-    return str(folder / "train.log")
-
-
 def pycaffe_steps(folder, steps):
     """Train with pycaffe's solver.step(), which runs even where `caffe train` would not."""
     script = (
@@ -98,7 +84,7 @@ def pycaffe_steps(folder, steps):
         cwd=folder,
         capture_output=True,
         text=True,
-        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
+        env=train_env(folder),
         timeout=300,
     )
     (folder / "train.log").write_text(run.stderr)
@@ -119,10 +105,8 @@ def test_a_planted_nan_sample_is_bad_input_at_its_batch(caffe, tmp_path):
     caffe_train(tmp_path)
     result = run_diagnose(tmp_path)
     assert result.cause == "bad_input"
-    assert result.first_nonfinite["layer"] == "data" and result.first_nonfinite["iteration"] == 2
-    assert (
-        result.first_nonfinite["pass"] == "forward" and result.first_nonfinite["blob"] == "top data"
-    )
+    assert result.first_nonfinite.layer == "data" and result.first_nonfinite.iteration == 2
+    assert result.first_nonfinite.pass_ == "forward" and result.first_nonfinite.blob == "top data"
     assert any("scan train.txt --write-clean" in a for a in result.advice)
 
 
@@ -134,8 +118,8 @@ def test_a_base_lr_far_too_high_is_exploding_gradients(caffe, tmp_path):
     result = run_diagnose(tmp_path)
     assert result.cause == "exploding_gradients"
     assert result.blowup is not None and result.blowup.orders >= 3
-    assert result.blowup.start[0] < result.first_nonfinite["iteration"]
-    assert result.began["pass"] == "update" and result.began["layer"] in ("ip1", "ip2")
+    assert result.blowup.start[0] < result.first_nonfinite.iteration
+    assert result.began.pass_ == "update" and result.began.layer in ("ip1", "ip2")
     lowered = next(a for a in result.advice if a.startswith("lower base_lr to"))
     assert (
         "(from 0.3)" in lowered and float(lowered.split()[3]) < 0.03
@@ -149,7 +133,7 @@ def test_poly_without_max_iter_is_the_lr_policy_from_iteration_0(caffe, tmp_path
     pycaffe_steps(tmp_path, 3)
     result = run_diagnose(tmp_path)
     assert result.cause == "lr_policy"
-    assert result.first_nonfinite["pass"] == "lr" and result.first_nonfinite["iteration"] == 0
+    assert result.first_nonfinite.pass_ == "lr" and result.first_nonfinite.iteration == 0
     assert any("poly without max_iter" in a and "solver.prototxt:3" in a for a in result.advice)
 
 
@@ -158,7 +142,7 @@ def test_poly_past_max_iter_is_the_lr_policy(caffe, tmp_path):
     write_solver(tmp_path, policy="poly", max_iter=2, extra="power: 0.5\n")
     pycaffe_steps(tmp_path, 5)
     result = run_diagnose(tmp_path)
-    assert result.cause == "lr_policy" and result.first_nonfinite["iteration"] == 3
+    assert result.cause == "lr_policy" and result.first_nonfinite.iteration == 3
     assert any("past max_iter 2" in a for a in result.advice)
 
 
@@ -178,13 +162,13 @@ def test_log_of_zero_is_layer_numerics_in_the_log_layer(caffe, tmp_path):
         for n, line in enumerate(lines, 1)
         if re.search(r"\[Forward\] Layer log, top blob logged data: -?(nan|inf)", line)
     )
-    assert result.first_nonfinite == {
-        "iteration": 0,
-        "pass": "forward",
-        "layer": "log",
-        "blob": "top logged",
-        "line": first_bad,
-    }
+    assert result.first_nonfinite == FirstNonfinite(
+        iteration=0,
+        pass_="forward",
+        layer="log",
+        blob="top logged",
+        line=first_bad,
+    )
     assert any("shift" in a for a in result.advice)
 
 
@@ -193,7 +177,7 @@ def test_a_max_pooling_window_past_the_input_is_blamed_on_the_pooling(caffe, tmp
     write_solver(tmp_path, max_iter=3)
     caffe_train(tmp_path)
     result = run_diagnose(tmp_path)
-    assert result.cause == "layer_numerics" and result.first_nonfinite["layer"] == "pool1"
+    assert result.cause == "layer_numerics" and result.first_nonfinite.layer == "pool1"
     assert any("pool-empty-window" not in a and "past the input" in a for a in result.advice)
 
 
@@ -203,7 +187,7 @@ def test_with_display_2_the_trace_is_dated_by_the_loss_line_after_it(caffe, tmp_
     write_solver(tmp_path, display=2, max_iter=8)
     caffe_train(tmp_path)
     result = run_diagnose(tmp_path)
-    assert result.first_nonfinite["iteration"] == 4 and result.first_nonfinite["pass"] == "update"
+    assert result.first_nonfinite.iteration == 4 and result.first_nonfinite.pass_ == "update"
     assert result.cause == "unknown" and any("display: 1" in a for a in result.advice)
 
 
@@ -212,10 +196,10 @@ def test_a_check_layer_error_names_the_blob_when_the_log_has_no_trace(caffe, tmp
     (tmp_path / "plain.prototxt").write_text(REGRESSION_NET.substitute(extra="", into="ip1"))
     inject(str(tmp_path / "plain.prototxt"), output=str(tmp_path / "net.prototxt"), blobs=["data"])
     write_solver(tmp_path, debug="false")
-    caffe_train(tmp_path)
+    assert "Solving" in caffe_train(tmp_path, fails=True).log  # the check stopped the training
     result = run_diagnose(tmp_path)
     assert result.cause == "bad_input" and not result.debug_info
-    assert result.first_nonfinite["blob"] == "data" and result.first_nonfinite["layer"] == "data"
+    assert result.first_nonfinite.blob == "data" and result.first_nonfinite.layer == "data"
     assert any("NonFiniteError" in e.text for e in result.evidence)
 
 
@@ -249,9 +233,9 @@ def test_a_batchnorm_without_statistics_is_the_origin_of_an_overflow_in_one_pass
     write_solver(tmp_path, max_iter=1)
     caffe_train(tmp_path)
     result = run_diagnose(tmp_path)
-    assert result.first_nonfinite["iteration"] == 0 and result.first_nonfinite["pass"] == "forward"
-    assert result.first_nonfinite["layer"] not in ("bn1", "fc1", "fc2")  # it overflowed far later
-    assert result.began["layer"] == "bn1" and "all-zero statistics" in result.began["why"]
+    assert result.first_nonfinite.iteration == 0 and result.first_nonfinite.pass_ == "forward"
+    assert result.first_nonfinite.layer not in ("bn1", "fc1", "fc2")  # it overflowed far later
+    assert result.began.layer == "bn1" and "all-zero statistics" in result.began.why
     assert result.cause == "layer_numerics" and any(
         "use_global_stats: false" in a for a in result.advice
     )
@@ -279,16 +263,7 @@ def test_an_image_list_naming_a_missing_file_is_a_caffe_abort_with_the_check_quo
         )
     )
     write_solver(tmp_path, debug="false", max_iter=10)
-    run = subprocess.run(
-        ["caffe", "train", "-solver", "solver.prototxt"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"),
-        timeout=300,
-    )
-    (tmp_path / "train.log").write_text(run.stderr)
-    assert run.returncode != 0, run.stderr[-2000:]
+    caffe_train(tmp_path, fails=True)
     result = run_diagnose(tmp_path)
     assert result.cause == "caffe_abort" and result.first_nonfinite is None
     assert "Check failed" in result.abort["text"] and "img2.png" in result.abort["text"]

@@ -1,14 +1,22 @@
 """hunt without Caffe: what it reads from the solver, its checked copies, the verdict's places,
 and one-line errors for bad input."""
 
+import json
 import os
 
+import numpy as np
 import pytest
 
+from caffe_nantools.cause import Cause
 from caffe_nantools.cli import main
+from caffe_nantools.diagnose import Blame, Diagnosis
+from caffe_nantools.errors import NonFiniteError
+from caffe_nantools.finite import finite_stats
+from caffe_nantools.hunt import HuntReport
 from caffe_nantools.hunt.fixes import policy_fix
 from caffe_nantools.hunt.inputs import make_copies, read_inputs
-from caffe_nantools.hunt.verdict import _backward_writer, _check_place
+from caffe_nantools.hunt.training import Training
+from caffe_nantools.hunt.verdict import _backward_writer, _check_place, judge
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net
 from nets import PHASED_NET
@@ -112,3 +120,113 @@ def test_a_workdir_that_is_not_empty_is_refused(here, capsys):
     assert main(["hunt", "solver.prototxt", "--workdir", "work"]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert os.listdir(here / "work") == ["mine.txt"]
+
+
+def non_finite(layer, blob, pass_, samples, *, iteration=2, by="check", lr=None, max_abs=None):
+    x = np.ones((8, 3), np.float32)
+    x[list(samples), 1] = np.nan
+    return NonFiniteError(
+        layer=layer,
+        blob=blob,
+        pass_=pass_,
+        phase="TRAIN",
+        iteration=iteration,
+        stats=finite_stats(x, max_abs),
+        max_abs=max_abs,
+        lr=lr,
+        by=by,
+    )
+
+
+def through_the_child(error):
+    """The error as hunt's training child writes it (``result.json``) and hunt reads it back."""
+    return NonFiniteError.from_dict(json.loads(json.dumps(error.to_dict(), indent=2, default=str)))
+
+
+def failed_training(error, iteration):
+    return Training(iteration + 1, 0.5, "train.log", through_the_child(error), iteration)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        non_finite("nancheck/data@data", "data", "forward", [0, 6]),
+        non_finite("conv1", "param 0", "update", [3], by="guard", lr=float("nan"), iteration=9),
+        non_finite("ip1", "top ip1", "forward", range(8), by="guard", lr=0.01, max_abs=1e6),
+    ],
+)
+def test_the_childs_error_comes_back_as_the_error_it_raised(error):
+    back = through_the_child(error)
+    assert isinstance(back, NonFiniteError) and str(back) == str(error)
+    assert (back.layer, back.blob, back.pass_, back.phase, back.iteration, back.by) == (
+        error.layer,
+        error.blob,
+        error.pass_,
+        error.phase,
+        error.iteration,
+        error.by,
+    )
+    assert back.stats == error.stats and back.bad_samples == error.bad_samples
+    assert json.dumps(back.to_dict()) == json.dumps(error.to_dict())
+
+
+@pytest.mark.parametrize("samples, iteration", [([1], 0), ([0, 5, 7], 3), ([2, 3], 11)])
+def test_a_bad_batch_at_the_data_layer_is_bad_input_naming_its_samples(samples, iteration):
+    error = non_finite("nancheck/data@data", "data", "forward", samples, iteration=iteration)
+    verdict = judge(Net.parse(PHASED_NET), failed_training(error, iteration), None, None, [])
+    assert verdict.cause == Cause.BAD_INPUT and verdict.layer == "data"
+    assert (verdict.blob, verdict.pass_, verdict.phase, verdict.iteration) == (
+        "data",
+        "forward",
+        "TRAIN",
+        iteration,
+    )
+    assert verdict.evidence == [str(error)]
+    assert (
+        f"iteration {iteration} held non-finite values in samples {samples}:" in verdict.advice[0]
+    )
+
+
+@pytest.mark.parametrize("layer, iteration", [("conv1", 4), ("ip1", 0)])
+def test_a_guard_error_at_a_non_finite_rate_is_the_lr_policy(layer, iteration):
+    error = non_finite(
+        layer, "param 0", "update", [1], by="guard", lr=float("inf"), iteration=iteration
+    )
+    verdict = judge(Net.parse(PHASED_NET), failed_training(error, iteration), None, None, [])
+    assert verdict.cause == Cause.LR_POLICY and verdict.layer == layer
+    assert verdict.advice[0].startswith(f"the learning rate is inf at iteration {iteration}:")
+
+
+def test_where_the_trace_says_it_began_is_the_verdicts_origin_with_the_same_json():
+    began = Blame("conv1", "forward", 2, "values grew 7 orders of magnitude")
+    diagnosis = Diagnosis(
+        "train.log", Cause.LAYER_NUMERICS, None, [], [], ["a story"], True, 1, 1, began=began
+    )
+    error = non_finite("nancheck/ip1@ip1", "ip1", "forward", [4], iteration=2)
+    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 2), diagnosis, None, [])
+    assert verdict.layer == "ip1" and verdict.origin is began
+    out = verdict.to_dict()
+    assert list(out) == [
+        "cause",
+        "layer",
+        "blob",
+        "pass",
+        "iteration",
+        "phase",
+        "origin",
+        "record",
+        "records",
+        "evidence",
+        "advice",
+        "fix",
+    ]
+    assert list(out["origin"].items()) == [
+        ("layer", "conv1"),
+        ("pass", "forward"),
+        ("iteration", 2),
+        ("why", "values grew 7 orders of magnitude"),
+    ]
+    shown = HuntReport(verdict, "work").format()
+    assert (
+        "  began: layer conv1, forward of iteration 2: values grew 7 orders of magnitude\n" in shown
+    )

@@ -12,6 +12,7 @@ from caffe_nantools.inject import inject_text, remove_text
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.solver import enable_debug_info
+from caffe_train import caffe_train
 from corpus import CORPUS, MISSING, V2_NETS, corpus_params, read
 from nets import PHASED_NET
 
@@ -146,15 +147,7 @@ def test_caffe_train_runs_with_checks_and_debug_info(caffe, tmp_path):
     checked.write_text(inject_text(PHASED_NET).text)
     edited = enable_debug_info(solver.read_text(), net_path="checked.prototxt", display=1)
     (tmp_path / "solver_checked.prototxt").write_text(edited.text)
-    run = subprocess.run(
-        ["caffe", "train", "-solver", "solver_checked.prototxt"],
-        cwd=tmp_path,
-        env=dict(ENV, GLOG_minloglevel="0"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    log = run.stderr
+    log = caffe_train(tmp_path, solver="solver_checked.prototxt").log
     assert "Optimization Done." in log, log[-3000:]
     assert "NonFiniteError" not in log
     assert "[Forward] Layer nancheck/conv1, top blob conv1 data:" in log
@@ -180,17 +173,10 @@ def test_caffe_train_runs_the_corpus_lenet_with_checks_and_its_solver_edited(caf
         solver = solver.replace(old, new)
     edited = enable_debug_info(solver, net_path="checked.prototxt", display=1)
     (tmp_path / "solver.prototxt").write_text(edited.text)
-    run = subprocess.run(
-        ["caffe", "train", "-solver", "solver.prototxt"],
-        cwd=tmp_path,
-        env=dict(ENV, GLOG_minloglevel="0"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "Optimization Done." in run.stderr, run.stderr[-3000:]
-    assert "[Forward] Layer nancheck/ip2, top blob ip2 data:" in run.stderr
-    assert "Test net output #0: accuracy" in run.stderr
+    log = caffe_train(tmp_path).log
+    assert "Optimization Done." in log, log[-3000:]
+    assert "[Forward] Layer nancheck/ip2, top blob ip2 data:" in log
+    assert "Test net output #0: accuracy" in log
 
 
 def test_checks_injected_by_inject_catch_a_planted_nan(caffe, tmp_path):

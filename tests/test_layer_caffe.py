@@ -1,19 +1,15 @@
 """CheckFiniteLayer in real Caffe (pycaffe and the `caffe` tool)."""
 
-import os
-import subprocess
 import textwrap
 
 import numpy as np
 import pytest
 
-import caffe_nantools
 from caffe_nantools import CheckConfigError, NonFiniteError
 from caffe_nantools.templates import check_layer
+from caffe_train import caffe_train
 
 BATCH = 6
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 INPUTS = """\
 force_backward: true
@@ -377,23 +373,13 @@ def test_caffe_train_stops_with_the_message_in_its_log(caffe, tmp_path):
         'net: "train.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 5\n'
         'display: 1\nsolver_mode: CPU\nsnapshot_prefix: "snap"\n'
     )
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_ROOT, TESTS_DIR]), GLOG_minloglevel="0"
-    )
-    run = subprocess.run(
-        ["caffe", "train", "-solver", str(solver)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = caffe_train(tmp_path, solver=str(solver), fails=True)
     assert run.returncode != 0
     assert (
         "caffe-nantools NonFiniteError: check 'after_log': blob 'logx' forward data at "
         "iteration 0 (TRAIN): 12 NaN, 0 +inf, 0 -inf in 12 values; bad samples [0, 1, 2, 3] (4 of 4)"
-    ) in run.stderr
-    assert "Optimization Done" not in run.stderr
+    ) in run.log
+    assert "Optimization Done" not in run.log
 
 
 def test_installing_kept_caffes_numpy_and_protobuf(caffe):

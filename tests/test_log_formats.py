@@ -48,9 +48,9 @@ def test_what_stands_before_the_glog_prefix_is_read_past(tmp_path, prefix, bad_l
     log = failing_log(bad_layer)
     log.lines = [prefix(k, line) for k, line in enumerate(log.lines)]
     result = diagnose(log.write(tmp_path / "pasted.log"))
-    assert result.cause == "layer_numerics" and result.first_nonfinite["layer"] == bad_layer
+    assert result.cause == "layer_numerics" and result.first_nonfinite.layer == bad_layer
     line = log.line_of(f"Layer {bad_layer}, top blob {bad_layer} data: nan")
-    assert result.first_nonfinite["line"] == line
+    assert result.first_nonfinite.line == line
     # Evidence quotes the log as it is, prefix and all.
     assert any(e.line == line and e.text == log.lines[line - 1] for e in result.evidence)
 
@@ -61,8 +61,8 @@ def test_a_fenced_block_inside_prose_is_read(tmp_path):
     path = tmp_path / "issue.md"
     path.write_text(text)
     result = diagnose(str(path))
-    assert result.first_nonfinite["layer"] == "relu1"
-    assert result.first_nonfinite["line"] == log.line_of("relu1, top blob conv1 data: nan") + 3
+    assert result.first_nonfinite.layer == "relu1"
+    assert result.first_nonfinite.line == log.line_of("relu1, top blob conv1 data: nan") + 3
 
 
 @pytest.mark.parametrize(
@@ -104,8 +104,8 @@ def test_lines_retyped_without_any_prefix(tmp_path):
         "    Train net output #1: loss_box = nan (* 1 = nan loss)\n"
     )
     result = diagnose(str(path))
-    assert result.cause != "none" and result.first_nonfinite["iteration"] == 200
-    assert result.first_nonfinite["line"] == 4
+    assert result.cause != "none" and result.first_nonfinite.iteration == 200
+    assert result.first_nonfinite.line == 4
     assert any(e.line == 6 and "loss_box = nan" in e.text for e in result.evidence)
 
 
@@ -119,7 +119,7 @@ def test_a_retyped_trace_without_prefixes_names_the_layer(tmp_path):
         "Iteration 12, loss = nan\n"
     )
     result = diagnose(str(path))
-    assert result.first_nonfinite["layer"] == "norm7" and result.first_nonfinite["line"] == 3
+    assert result.first_nonfinite.layer == "norm7" and result.first_nonfinite.line == 3
 
 
 def test_pieces_pasted_out_of_order_are_each_read_for_what_they_show(tmp_path):
@@ -130,7 +130,7 @@ def test_pieces_pasted_out_of_order_are_each_read_for_what_they_show(tmp_path):
     path = tmp_path / "pieces.log"
     path.write_text(late.text() + "...\n" + early.text())
     result = diagnose(str(path))
-    assert result.first_nonfinite["iteration"] == 20 and result.first_nonfinite["layer"] == "ip1"
+    assert result.first_nonfinite.iteration == 20 and result.first_nonfinite.layer == "ip1"
     assert result.cause == "layer_numerics"
 
 
@@ -156,7 +156,7 @@ def test_a_2014_log_rate_before_loss_and_test_scores(tmp_path):
         "I0918 02:07:31.000001  5721 solver.cpp:270] Test score #1: nan\n"
     )
     result = diagnose(str(path))
-    assert result.first_nonfinite["iteration"] == 400 and result.first_nonfinite["line"] == 8
+    assert result.first_nonfinite.iteration == 400 and result.first_nonfinite.line == 8
     _, test_csv, tables = log2csv(str(path), str(tmp_path / "csv"))
     assert tables.test_columns == ["score0", "score1"] and math.isnan(tables.test[1]["score1"])
     assert [r["LearningRate"] for r in tables.train] == [0.001, 0.001]
@@ -173,7 +173,7 @@ def test_nvidia_caffe_lines(tmp_path):
         f"{stamp} sgd_solver.cpp:170] Iteration 900, lr = 0.0001, m = 0.9, wd = 0.0004, gs = 1\n"
     )
     result = diagnose(str(path))
-    assert result.first_nonfinite["iteration"] == 900
+    assert result.first_nonfinite.iteration == 900
     assert any("mbox_loss = -nan" in e.text for e in result.evidence)
     rates = [e for e in read_events(path.read_text().splitlines(True)) if e.kind == "lr"]
     assert [(e.iteration, e.value) for e in rates] == [(900, 0.0001)]
@@ -201,7 +201,7 @@ def test_a_compressed_log_read_in_small_chunks_keeps_its_line_numbers(tmp_path, 
     path = tmp_path / "train.log.gz"
     path.write_bytes(gzip.compress(log.text().encode()))
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 61)
-    assert diagnose(str(path)).first_nonfinite["line"] == log.line_of(
+    assert diagnose(str(path)).first_nonfinite.line == log.line_of(
         "relu1, top blob conv1 data: nan"
     )
 
@@ -305,7 +305,7 @@ def test_windows_spellings_of_nan_and_inf_are_non_finite(tmp_path, spelling):
         log.iteration(i)
     log.iteration(3, loss=spelling, set={("forward", "ip1"): spelling})
     result = diagnose(log.write(tmp_path / "train.log"))
-    assert result.first_nonfinite["layer"] == "ip1" and result.first_nonfinite["iteration"] == 3
+    assert result.first_nonfinite.layer == "ip1" and result.first_nonfinite.iteration == 3
 
 
 def test_a_log_with_carriage_returns_only_is_read(tmp_path):
@@ -316,4 +316,4 @@ def test_a_log_with_carriage_returns_only_is_read(tmp_path):
     log.loss(0, "2.3").loss(1, "nan")
     (tmp_path / "mac.log").write_bytes(log.text().replace("\n", "\r").encode())
     result = diagnose(str(tmp_path / "mac.log"))
-    assert result.cause != "none" and result.first_nonfinite["iteration"] == 1
+    assert result.cause != "none" and result.first_nonfinite.iteration == 1

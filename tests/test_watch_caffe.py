@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from caffe_train import caffe_train, train_command
 from watch_logs import wait_for
 
 from test_diagnose_caffe import REGRESSION_NET, regression_data, write_solver
@@ -23,7 +24,7 @@ PACE_MODULE = (
     "    def reshape(self, bottom, top):\n        pass\n\n    def forward(self, bottom, top):\n"
     "        time.sleep(0.02)\n\n    def backward(self, top, propagate_down, bottom):\n        pass\n"
 )
-CAFFE = ["caffe", "train", "-solver", "solver.prototxt"]
+CAFFE = train_command()
 
 
 def training(folder, *, paced=True, extra="", **solver):
@@ -90,14 +91,7 @@ def normalised(text: str) -> str:
 
 def test_a_healthy_run_passes_through_byte_for_byte_and_exits_0(caffe, tmp_path):
     training(tmp_path, paced=False, base_lr=0.001, max_iter=40)
-    plain = subprocess.run(
-        CAFFE,
-        cwd=tmp_path,
-        env=dict(env(tmp_path), GLOG_logtostderr="1"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    plain = caffe_train(tmp_path)
     run = run_watch(tmp_path, "--log", "w.log", "--", *CAFFE)
     assert run.returncode == plain.returncode == 0
     ours = [line for line in run.stderr.splitlines() if line.startswith("caffe-nantools watch:")]
@@ -110,7 +104,7 @@ def test_a_healthy_run_passes_through_byte_for_byte_and_exits_0(caffe, tmp_path)
         if not line.startswith("caffe-nantools watch:")
     )
     assert "] Iteration 39 " in passed and "[Backward] All net params" in passed
-    assert normalised(passed) == normalised(plain.stderr)
+    assert normalised(passed) == normalised(plain.log)
     assert (tmp_path / "w.log").read_text() == passed
     assert run.stdout == ""
 

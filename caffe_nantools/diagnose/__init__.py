@@ -9,8 +9,8 @@ from typing import Dict, List, Optional
 from caffe_nantools import jsontext
 from caffe_nantools.cause import Cause
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
-from caffe_nantools.diagnose.blame import find_blame
-from caffe_nantools.diagnose.causes import CAUSES, NetFacts, SolverFacts, judge
+from caffe_nantools.diagnose.blame import Blame, find_blame
+from caffe_nantools.diagnose.causes import CAUSES, FirstNonfinite, NetFacts, SolverFacts, judge
 from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
 from caffe_nantools.diagnose.reading import Evidence, Reader, Run
 from caffe_nantools.diagnose.updates import update_ratios
@@ -26,7 +26,7 @@ class Diagnosis:
 
     log: str
     cause: Cause
-    first_nonfinite: Optional[dict]
+    first_nonfinite: Optional[FirstNonfinite]
     evidence: List[Evidence]
     advice: List[str]
     summary: List[str]
@@ -36,8 +36,8 @@ class Diagnosis:
     origin: Optional[Origin] = None
     blowup: Optional[Blowup] = None
     trace: Optional[Run] = field(default=None, repr=False)
-    #: Where the trouble began (layer, pass, iteration, why); ``first_nonfinite`` is where it showed.
-    began: Optional[dict] = None
+    #: Where the trouble began; ``first_nonfinite`` is where it showed.
+    began: Optional[Blame] = None
     warnings: List[str] = field(default_factory=list)
     #: Numbers the advice gives for solver settings (base_lr, clip_gradients), for a fix to try.
     suggested: Dict[str, float] = field(default_factory=dict)
@@ -57,11 +57,12 @@ class Diagnosis:
                 },
                 "to": {"iteration": b.end.iteration, "value": b.end.value, "line": b.end.line},
             }
+        first = self.first_nonfinite
         return {
             "log": self.log,
             "cause": self.cause,
-            "first_nonfinite": self.first_nonfinite,
-            "origin": self.began,
+            "first_nonfinite": first.to_dict() if first is not None else None,
+            "origin": self.began.to_dict() if self.began is not None else None,
             "warnings": self.warnings,
             "evidence": [{"line": e.line, "text": e.text} for e in self.evidence],
             "advice": self.advice,
@@ -181,4 +182,4 @@ def diagnose(
     return diagnosis
 
 
-__all__ = ["CAUSES", "Diagnosis", "diagnose"]
+__all__ = ["CAUSES", "Blame", "Diagnosis", "FirstNonfinite", "diagnose"]

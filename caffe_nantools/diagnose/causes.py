@@ -110,11 +110,36 @@ class SolverFacts:
         )
 
 
+@dataclass(frozen=True)
+class FirstNonfinite:
+    """Where the first non-finite value showed (:class:`Blame` says where the trouble began).
+
+    ``pass_`` is ``forward``, ``backward`` or ``update`` for a trace record, ``lr`` for the rate,
+    ``loss`` for a loss line, ``test`` for a TEST net output; ``iteration``, ``layer``, ``blob``
+    and ``line`` are None where the log does not tell them.
+    """
+
+    iteration: Optional[int]
+    pass_: str
+    layer: Optional[str]
+    blob: Optional[str]
+    line: Optional[int]
+
+    def to_dict(self) -> dict:
+        return {
+            "iteration": self.iteration,
+            "pass": self.pass_,
+            "layer": self.layer,
+            "blob": self.blob,
+            "line": self.line,
+        }
+
+
 @dataclass
 class Verdict:
     cause: Cause
-    first: Optional[dict] = None  # iteration, pass, layer, blob, line: where it appeared
-    origin: Optional[dict] = None  # layer, pass, iteration, why: where it began
+    first: Optional[FirstNonfinite] = None
+    origin: Optional[Blame] = None
     evidence: List[Evidence] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
     summary: List[str] = field(default_factory=list)  # what happened, a sentence a line
@@ -161,8 +186,8 @@ def judge(
         return v
     if lr is not None and (origin is None or lr.line < origin.line):
         v.cause = Cause.LR_POLICY
-        v.first = _first(lr.iteration, "lr", None, None, lr.line)
-        v.origin = _origin(
+        v.first = FirstNonfinite(lr.iteration, "lr", None, None, lr.line)
+        v.origin = Blame(
             None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate"
         )
         v.summary.append(
@@ -214,10 +239,6 @@ def judge(
     return v
 
 
-def _origin(layer: Optional[str], pass_: str, iteration: Optional[int], why: str) -> dict:
-    return Blame(layer, pass_, iteration, why).to_dict()
-
-
 def _at(iteration: Optional[int], about: str = "") -> str:
     """'iteration 4', 'about iteration 4', or what an excerpt without its Iteration line gives."""
     return (
@@ -234,7 +255,7 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
     bad = [o for o in run.bad_iteration_outputs if is_bad(o.value)]
     good = [o for o in run.bad_iteration_outputs if not is_bad(o.value)]
     blob = bad[0].name if bad and good else None
-    v.first = _first(iteration, "loss", None, blob, loss.line if loss else None)
+    v.first = FirstNonfinite(iteration, "loss", None, blob, loss.line if loss else None)
     if blowup is not None:
         v.cause = Cause.EXPLODING_GRADIENTS
         _tell_blowup(v, blowup)
@@ -247,7 +268,7 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
             f"only output {blob!r} went non-finite; {names} stayed finite: the branch of the net that "
             f"computes {blob!r}{f' (layer {layer!r})' if layer else ''} is where to look"
         )
-        v.origin = _origin(layer, "forward", iteration, f"the only non-finite output is {blob!r}")
+        v.origin = Blame(layer, "forward", iteration, f"the only non-finite output is {blob!r}")
         v.advice.append(
             f"check that branch: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
             f"{blob} -o checked.prototxt` names the layer and samples"
@@ -262,7 +283,7 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
             "it was non-finite at iteration 0, before any update: not the learning rate and not an "
             "explosion, but the input or a layer's numerics"
         )
-        v.origin = v.origin or _origin(
+        v.origin = v.origin or Blame(
             None, "forward", 0, "non-finite before any update: the input or a layer"
         )
         v.advice += [
@@ -274,12 +295,12 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
 def _from_test(v: Verdict, test: Valued, net: Optional[NetFacts]) -> None:
     """Only the TEST net went non-finite, training stayed finite: its own data or its own layers."""
     v.cause = Cause.UNKNOWN
-    v.first = _first(test.iteration, "test", None, test.name or None, test.line)
+    v.first = FirstNonfinite(test.iteration, "test", None, test.name or None, test.line)
     v.summary.append(
         f"the TEST net's output {test.name!r} is {test.value:g} in the test pass at {_at(test.iteration)}, "
         "while every train value stayed finite: the test data, or a layer only in the TEST phase"
     )
-    v.origin = _origin(None, "test", test.iteration, "only the TEST net went non-finite")
+    v.origin = Blame(None, "test", test.iteration, "only the TEST net went non-finite")
     v.evidence.append(test)
     v.advice.append(
         f"look for bad records in the test data: `caffe-nantools scan {net.path if net else 'NET'} --phase TEST`"
@@ -299,7 +320,7 @@ def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
         f"the update/weight ratio (lr x mean |diff| / mean |weight|) of layer {first.layer!r} passed 1 "
         f"first, at {_at(first.iteration)}: {shown}; healthy training keeps it near 1e-3"
     )
-    v.origin = _origin(
+    v.origin = Blame(
         first.layer,
         "update",
         first.iteration,
@@ -323,10 +344,6 @@ def _aborted(run: Run, net: Optional[NetFacts]) -> Verdict:
     return v
 
 
-def _first(iteration, pass_, layer, blob, line) -> dict:
-    return {"iteration": iteration, "pass": pass_, "layer": layer, "blob": blob, "line": line}
-
-
 def _from_trace(
     v: Verdict,
     run: Run,
@@ -340,7 +357,7 @@ def _from_trace(
     about = ""
     if iteration is None and run.iterations:
         iteration, about = run.iterations[-1] + (run.gap or 1), "about "
-    v.first = _first(iteration, origin.pass_, origin.layer, origin.blob, origin.line)
+    v.first = FirstNonfinite(iteration, origin.pass_, origin.layer, origin.blob, origin.line)
     v.evidence.append(Evidence(origin.line, origin.text))
     where = f"layer {origin.layer!r}" if origin.layer else "the all-params norms"
     value = f"mean |x| = {origin.value:g}"
@@ -369,7 +386,7 @@ def _from_trace(
         v.summary.append(
             f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}"
         )
-    v.origin = blame.to_dict() if blame is not None else None
+    v.origin = blame
     moved = (
         blame is not None
         and blame.layer != origin.layer
@@ -412,7 +429,7 @@ def _from_trace(
 
 def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
     layer = net.producers.get(check.blob) if net else None
-    v.first = _first(None, check.pass_, layer, check.blob, check.line)
+    v.first = FirstNonfinite(None, check.pass_, layer, check.blob, check.line)
     v.summary.append(
         f"CheckFiniteLayer {check.check!r} found blob {check.blob!r} non-finite in the {check.pass_} "
         f"pass ({check.phase})"

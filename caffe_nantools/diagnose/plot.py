@@ -172,10 +172,11 @@ def _profile(
                 label=f"{pick}: nan, inf or >= 1e37" if pick == "forward" else None,
             )
     marks = (
-        ((diagnosis.began or {}).get("layer"), "origin", "black"),
-        ((diagnosis.first_nonfinite or {}).get("layer"), "first non-finite", "red"),
+        (diagnosis.began, "origin", "black"),
+        (diagnosis.first_nonfinite, "first non-finite", "red"),
     )
-    for layer, label, color in marks:
+    for where, label, color in marks:
+        layer = where.layer if where is not None else None
         if layer in layers:
             ax.axvline(layers.index(layer), color=color, linestyle=":", linewidth=1)
             ax.annotate(

@@ -22,7 +22,7 @@ import numpy as np
 
 from caffe_nantools import jsontext
 from caffe_nantools.cause import Cause
-from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
 from caffe_nantools.files import writing
 from caffe_nantools.hunt.fixes import Fix, find_fix
 from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
@@ -92,10 +92,10 @@ class HuntReport:
         ]
         if where:
             lines.append("  where: " + ", ".join(where))
-        if v.origin and v.origin.get("layer") and v.origin.get("layer") != v.layer:
+        if v.origin and v.origin.layer and v.origin.layer != v.layer:
             lines.append(
-                f"  began: layer {v.origin['layer']}, {v.origin['pass']} of iteration {v.origin['iteration']}: "
-                f"{v.origin['why']}"
+                f"  began: layer {v.origin.layer}, {v.origin.pass_} of iteration {v.origin.iteration}: "
+                f"{v.origin.why}"
             )
         if v.record is not None:
             lines.append(
@@ -245,9 +245,11 @@ def _diagnose(training: Training, inputs: Inputs):
         return None
 
 
-def _name_records(verdict: Verdict, inputs: Inputs, error: dict, notes: List[str]) -> None:
+def _name_records(
+    verdict: Verdict, inputs: Inputs, error: NonFiniteError, notes: List[str]
+) -> None:
     """The records that the failing batch's bad samples were read from."""
-    records, note = bad_records(inputs.net, verdict.layer, error["iteration"], error["bad_samples"])
+    records, note = bad_records(inputs.net, verdict.layer, error.iteration, list(error.bad_samples))
     if note:
         notes.append(note)
     if records:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import caffe_nantools
+from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies
 
 
@@ -18,15 +19,15 @@ from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies
 class Training:
     """What one bounded training did.
 
-    ``error`` is the first failure (a check layer's or the guard's NonFiniteError as a dict)
-    and ``iteration`` the solver's iteration it happened in; ``aborted`` is set when Caffe
+    ``error`` is the first failure (a check layer's or the guard's NonFiniteError, as the
+    child raised it) and ``iteration`` the solver's iteration it happened in; ``aborted`` is set when Caffe
     ended the process itself (a failed CHECK, a crash), with its ``exit_code``.
     """
 
     iterations: int
     seconds: float
     log: str
-    error: Optional[dict] = None
+    error: Optional[NonFiniteError] = None
     iteration: Optional[int] = None
     aborted: bool = False
     exit_code: int = 0
@@ -86,7 +87,7 @@ def train(
         return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
     with open(result_path) as f:
         result = json.load(f)
-    error = result.get("error")
+    error = NonFiniteError.from_dict(result["error"]) if result.get("error") else None
     return Training(
         result["iterations"],
         result["seconds"],

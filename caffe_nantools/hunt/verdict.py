@@ -12,7 +12,7 @@ from caffe_nantools.inject import CHECK_PREFIX
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 if TYPE_CHECKING:
-    from caffe_nantools.diagnose import Diagnosis
+    from caffe_nantools.diagnose import Blame, Diagnosis
     from caffe_nantools.hunt.training import Training
     from caffe_nantools.lint import LintFinding
     from caffe_nantools.scan import ScanReport
@@ -42,7 +42,7 @@ class Verdict:
     iteration: Optional[int] = None
     phase: Optional[str] = None
     record: Optional[Dict[str, str]] = None
-    origin: Optional[dict] = None  # where the trouble began, by the trace (diagnose's origin)
+    origin: Optional["Blame"] = None  # where the trouble began, by the trace (diagnose's origin)
     records: List[Dict[str, str]] = field(default_factory=list)
     evidence: List[str] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
@@ -56,7 +56,7 @@ class Verdict:
             "pass": self.pass_,
             "iteration": self.iteration,
             "phase": self.phase,
-            "origin": self.origin,
+            "origin": self.origin.to_dict() if self.origin is not None else None,
             "record": self.record,
             "records": self.records,
             "evidence": self.evidence,
@@ -93,40 +93,40 @@ def judge(
         return Verdict(Cause.NONE, evidence=[f"{training.iterations} iterations stayed finite"])
     v = Verdict(
         Cause.LAYER_NUMERICS,
-        blob=error["blob"],
-        pass_=error["pass"],
+        blob=error.blob,
+        pass_=error.pass_,
         iteration=training.iteration,
-        phase=error["phase"],
-        evidence=[error["message"]],
+        phase=error.phase,
+        evidence=[str(error)],
     )
     exploded = diagnosis is not None and diagnosis.cause == Cause.EXPLODING_GRADIENTS
-    if error.get("by") == "guard":
-        v.layer = error["layer"]
-        lr = error.get("lr")
+    if error.by == "guard":
+        v.layer = error.layer
+        lr = error.lr
         if lr is not None and not math.isfinite(lr):
             v.cause = Cause.LR_POLICY
             v.advice.append(
                 f"the learning rate is {lr} at iteration {v.iteration}: {_lr_findings(findings)}"
             )
-        elif exploded or error["pass"] in ("update", "backward"):
+        elif exploded or error.pass_ in ("update", "backward"):
             v.cause = Cause.EXPLODING_GRADIENTS
         return _with_diagnosis(v, diagnosis)
-    checked_blob, after = _check_place(error["layer"])
-    if error["pass"] == "forward":
+    checked_blob, after = _check_place(error.layer)
+    if error.pass_ == "forward":
         v.layer = after
         producer = _layer(net, after)
         if producer is not None and producer.is_data:
             v.cause = Cause.BAD_INPUT
             v.advice.append(
                 f"the batch of iteration {v.iteration} held non-finite values in samples "
-                f"{error['bad_samples']}: drop those records (`caffe-nantools scan --write-clean`)"
+                f"{list(error.bad_samples)}: drop those records (`caffe-nantools scan --write-clean`)"
             )
             return v
     else:
         v.layer = _backward_writer(net, checked_blob, after)
     if exploded:
         v.cause = Cause.EXPLODING_GRADIENTS
-    elif error["pass"] == "forward" and any(
+    elif error.pass_ == "forward" and any(
         f.severity == "error" and v.layer in f.layers for f in findings
     ):
         v.cause = Cause.CONFIG
