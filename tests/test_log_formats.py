@@ -213,7 +213,7 @@ def test_junk_after_a_compressed_log_is_ignored_as_zcat_ignores_it(tmp_path, kin
     path, plain = tmp_path / "train.log.z", tmp_path / "plain.log"
     path.write_bytes(COMPRESSORS[kind](log.text().encode()) + junk)
     plain.write_text(log.text())
-    assert diagnose(str(path)).first_nonfinite["line"] == log.line_of(
+    assert diagnose(str(path)).first_nonfinite.line == log.line_of(
         "relu1, top blob conv1 data: nan"
     )
     _, _, tables = log2csv(str(path), str(tmp_path / "csv"))
