@@ -1,8 +1,10 @@
-"""The causes that diagnose, hunt and watch name, one set for all of them."""
+"""The causes that diagnose, hunt and watch name, one set for all of them, and how the evidence
+and advice of a verdict on one read."""
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import List, Sequence
 
 
 class Cause(str, Enum):
@@ -27,3 +29,16 @@ class Cause(str, Enum):
     # The text in messages and f-strings on every Python version (3.12 changed Enum's format).
     __str__ = str.__str__
     __format__ = str.__format__
+
+
+def evidence_and_advice(evidence: Sequence[str], advice: Sequence[str]) -> List[str]:
+    """The ``evidence:`` and ``advice:`` sections a verdict's text ends with (an empty one left
+    out)."""
+    lines = []
+    if evidence:
+        lines.append("evidence:")
+        lines += [f"  {e}" for e in evidence]
+    if advice:
+        lines.append("advice:")
+        lines += [f"  - {a}" for a in advice]
+    return lines

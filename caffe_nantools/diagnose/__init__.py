@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from caffe_nantools import jsontext
-from caffe_nantools.cause import Cause
+from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
 from caffe_nantools.diagnose.blame import Blame, find_blame
 from caffe_nantools.diagnose.causes import CAUSES, FirstNonfinite, NetFacts, SolverFacts, judge
@@ -98,12 +98,9 @@ class Diagnosis:
             lines.append(f"  (run {self.run} of {self.runs} in this log)")
         lines += [f"  {s}" for s in self.summary]
         lines += [f"  warning: {w}" for w in self.warnings]
-        if self.evidence:
-            lines.append("evidence:")
-            lines += [f"  {e.line}: {e.text.strip()}" for e in self.evidence]
-        if self.advice:
-            lines.append("advice:")
-            lines += [f"  - {a}" for a in self.advice]
+        lines += evidence_and_advice(
+            [f"{e.line}: {e.text.strip()}" for e in self.evidence], self.advice
+        )
         return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from caffe_nantools import jsontext
-from caffe_nantools.cause import Cause
+from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
 from caffe_nantools.files import writing
 from caffe_nantools.hunt.fixes import Fix, find_fix
@@ -109,12 +109,7 @@ class HuntReport:
                 else "NOT verified: still non-finite"
             )
             lines.append(f"  fix: {v.fix['change']} ({state}; {v.fix['files'].get('solver', '')})")
-        if v.evidence:
-            lines.append("evidence:")
-            lines += [f"  {e}" for e in v.evidence]
-        if v.advice:
-            lines.append("advice:")
-            lines += [f"  - {a}" for a in v.advice]
+        lines += evidence_and_advice(v.evidence, v.advice)
         lines.append("stages:")
         lines.append(f"  lint: {self.lint}")
         for f in self.lint:
