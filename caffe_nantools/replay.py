@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
 from caffe_nantools.files import read_text
 from caffe_nantools.finite import finite_stats
 from caffe_nantools.prototxt import dump
@@ -112,7 +112,7 @@ class ReplayReport:
     diffs), in net order; ``first_bad`` is the first row with a non-finite value."""
 
     iteration: Optional[int]
-    error: Optional[dict] = None  # what hunt saw fail in that iteration
+    error: Optional[NonFiniteError] = None  # what hunt saw fail in that iteration
     forward: List[Row] = field(default_factory=list)
     backward: List[Row] = field(default_factory=list)
 
@@ -128,7 +128,7 @@ class ReplayReport:
         first = self.first_bad
         return {
             "iteration": self.iteration,
-            "error": self.error,
+            "error": self.error.to_dict() if self.error is not None else None,
             "forward": [r.to_dict() for r in self.forward],
             "backward": [r.to_dict() for r in self.backward],
             "first_bad": first.to_dict() if first is not None else None,
@@ -145,8 +145,8 @@ class ReplayReport:
             )
         ]
         if self.error is not None:
-            lines.append(f"hunt saw: {self.error.get('message', '')}")
-            if first is None and self.error.get("pass") == "update":
+            lines.append(f"hunt saw: {self.error}")
+            if first is None and self.error.pass_ == "update":
                 lines.append(
                     "forward and backward stay finite: the update (its rate, its step) made the weights bad"
                 )
@@ -186,11 +186,13 @@ def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
         inputs = {
             top: np.load(os.path.join(bundle, name)) for top, name in manifest["inputs"].items()
         }
+        error = manifest.get("error")
+        error = NonFiniteError.from_dict(error) if error is not None else None
     except NanToolsError:
         raise ReplayError(
             f"{bundle}: not a replay bundle (no manifest.json); hunt writes one in WORKDIR/replay"
         ) from None
-    except (OSError, KeyError, TypeError, ValueError) as e:
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ReplayError(f"{bundle}: the bundle is incomplete ({e})") from None
     caffe = load_caffe()
     if gpu is not None:
@@ -201,7 +203,7 @@ def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
     net = caffe.Net(net_path, caffe.TRAIN, weights=weights)
     for top, batch in inputs.items():
         net.blobs[top].data[...] = batch
-    report = ReplayReport(manifest.get("iteration"), manifest.get("error"))
+    report = ReplayReport(manifest.get("iteration"), error)
     params = dict(net.params.items())
     names = list(net._layer_names)
     net.clear_param_diffs()
