@@ -13,7 +13,14 @@ import threading
 from typing import List, Optional
 
 from caffe_nantools import __version__
-from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, NanToolsError, Spelling
+from caffe_nantools.errors import (
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    NanToolsError,
+    Spelling,
+    python_spelling,
+)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -233,12 +240,15 @@ def _watch(args: argparse.Namespace) -> int:
 def _spelling(parser: argparse.ArgumentParser) -> Spelling:
     """The library's arguments as this command's flags (``--workers 2``, ``--in-place``,
     ``--shard 0/4``), for the library's errors about them: the command's options carry the
-    library's argument names as their dests."""
+    library's argument names as their dests. An argument the command has no option for (one
+    the command passed to another library call) is said as Python says it."""
     flags = {a.dest: max(a.option_strings, key=len, default=None) for a in parser._actions}
     metavars = {a.dest: (a.metavar or a.dest.upper()).strip("-. ") for a in parser._actions}
 
     def spell(name: str, value: object) -> str:
-        flag = flags.get(name, "--" + name.replace("_", "-"))
+        if name not in flags:
+            return python_spelling(name, value)
+        flag = flags[name]
         if flag is None:  # a positional argument: what was typed, or its placeholder
             return metavars[name] if value is ... else str(value)
         if value is ... or value is True:

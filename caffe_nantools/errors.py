@@ -22,15 +22,24 @@ def python_spelling(name: str, value: object) -> str:
     return name if value is ... else f"{name}={value!r}"
 
 
+def literal(text: object) -> str:
+    """Text the user gave (a path, a name, another error's message) for a message with
+    arguments: its braces are doubled, so that they are never read as an argument's."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+_PLACE = re.compile(r"\{\{|\}\}|\{(\w+)(:name|=[^{}]*)?\}")
+
+
 class NanToolsError(Exception):
     """Root of every error caffe-nantools raises on purpose; the CLI prints it as one line.
 
     A message about the arguments of a library function names them in braces,
     ``NanToolsError("{workers}: must be 1 or more", arguments={"workers": 0})``, with the value
     (``{workers}``), without it (``{workers:name}``) or with another one, a string
-    (``{mode=direct}``): ``str()`` spells them as Python does
-    (``workers=0: ...``), and :meth:`spelled` as a caller says them (the CLI: ``--workers 0``),
-    so that each interface speaks its own terms.
+    (``{mode=direct}``): ``str()`` spells them as Python does (``workers=0: ...``), and
+    :meth:`spelled` as a caller says them (the CLI: ``--workers 0``), so that each interface
+    speaks its own terms. In such a message, text the user gave goes through :func:`literal`.
     """
 
     def __init__(self, message: str = "", *, arguments: Optional[Mapping[str, object]] = None):
@@ -40,16 +49,20 @@ class NanToolsError(Exception):
 
     def spelled(self, spell: Spelling) -> str:
         """The message with its arguments named by ``spell``."""
-        # Plain replacement, not str.format: the rest of the message holds paths and values
-        # the user typed, braces included.
-        text = self.template
-        for name, value in self.arguments.items():
-            text = text.replace(f"{{{name}:name}}", spell(name, ...))
-            text = text.replace(f"{{{name}}}", spell(name, value))
-            text = re.sub(
-                r"\{%s=([^{}]*)\}" % re.escape(name), lambda m: spell(name, m.group(1)), text
-            )
-        return text
+        if not self.arguments:
+            return self.template
+
+        def place(m: "re.Match") -> str:
+            name, how = m.group(1), m.group(2)
+            if name is None:
+                return m.group(0)[0]  # a doubled brace of literal text
+            if name not in self.arguments:
+                return m.group(0)
+            if how is None:
+                return spell(name, self.arguments[name])
+            return spell(name, ... if how == ":name" else how[1:])
+
+        return _PLACE.sub(place, self.template)
 
 
 class CheckConfigError(NanToolsError, ValueError):

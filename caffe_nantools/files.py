@@ -16,9 +16,9 @@ import shutil
 import stat
 import uuid
 from dataclasses import dataclass
-from typing import IO, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from caffe_nantools.errors import NanToolsError
+from caffe_nantools.errors import NanToolsError, literal
 
 
 class FileError(NanToolsError):
@@ -107,23 +107,31 @@ def same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def refuse_overlaps(inputs: Sequence[Tuple[str, str]], outputs: Sequence[Tuple[str, str]]) -> None:
+def refuse_overlaps(
+    inputs: Sequence[Tuple[str, str]], outputs: Sequence[Tuple[Optional[str], str]]
+) -> None:
     """Refuse outputs that name an input or each other (``(argument, path)`` pairs: the name
-    of the argument that gave the path), links resolved: an output never overwrites what is read."""
+    of the argument that gave the path, None for an output made from another argument), links
+    resolved: an output never overwrites what is read."""
     for k, (name, path) in enumerate(outputs):
+        output = "{%s}" % name if name else literal(path)
         for in_name, in_path in inputs:
             if same_file(path, in_path):
                 raise FileError(
-                    "{%s} is the input {%s:name}; give a new path" % (name, in_name),
-                    arguments={in_name: in_path, name: path},
+                    f"{output} is the input {{{in_name}:name}}; give a new path",
+                    arguments=_named((in_name, in_path), (name, path)),
                 )
         for other_name, other in outputs[:k]:
             if same_file(path, other):
+                other_output = "{%s}" % other_name if other_name != name else literal(other)
                 raise FileError(
-                    "{%s} and {%s} are one file; give each output its own path"
-                    % (name, other_name),
-                    arguments={name: path, other_name: other},
+                    f"{output} and {other_output} are one file; give each output its own path",
+                    arguments=_named((name, path), (other_name, other)),
                 )
+
+
+def _named(*pairs: Tuple[Optional[str], str]) -> Dict[str, str]:
+    return {name: path for name, path in pairs if name}
 
 
 def check_writable(target: str, *, new: bool = False) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools.checking import check_value, parse_param_str
-from caffe_nantools.errors import NanToolsError
+from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
 from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.syntax import collector_paused
@@ -151,7 +151,7 @@ def _keyword_blobs(net: Net, spec: str) -> List[str]:
 
 
 def _about_blobs(spec: str, message: str) -> InjectError:
-    return InjectError("{blobs}: " + message, arguments={"blobs": spec})
+    return InjectError("{blobs}: " + literal(message), arguments={"blobs": spec})
 
 
 def is_check(layer: Layer) -> bool:
@@ -216,8 +216,8 @@ def rules_for(producers: Sequence[Layer], blob: str) -> Tuple[str, ...]:
     if rules is None:
         names = ", ".join(p.name for p in producers)
         raise InjectError(
-            f"blob {blob!r} comes from several layers ({names}) whose include/exclude rules cannot "
-            "be combined into one; check it with {each}, which follows each producer's own "
+            literal(f"blob {blob!r} comes from several layers ({names})")
+            + " whose include/exclude rules cannot be combined into one; check it with {each}, which follows each producer's own "
             "rules",
             arguments={"each": True},
         )
@@ -325,8 +325,8 @@ def _inject_text(
     if net.v1:
         first = next(layer for layer in net.layers if layer.v1)
         raise InjectError(
-            f"{path}:{first.node.line}:{first.node.col}: "
-            + V1_MESSAGE.format(example=first.node.get("type", "CONVOLUTION")),
+            f"{literal(path)}:{first.node.line}:{first.node.col}: "
+            + V1_MESSAGE.format(example=literal(first.node.get("type", "CONVOLUTION"))),
             arguments={"upgrade": True},
         )
     planned = plan_checks(net, select_blobs(net, blobs), each=each)
@@ -422,7 +422,7 @@ def _targets(
         return source
     if not output:
         raise InjectError(
-            f"{source}: say where the result goes: "
+            f"{literal(source)}: say where the result goes: "
             "{%s:name}, {in_place} or {dry_run}" % option,
             arguments=arguments,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from caffe_nantools.errors import NanToolsError
+from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import FileEdit
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.fields import INT32
@@ -100,7 +100,7 @@ def enable_debug_info(
     if net_path is not None:
         if doc.find("net_param") or doc.find("train_net_param"):
             raise SolverError(
-                f"{path}: the solver embeds its net (net_param); {{net_path}} needs a net file",
+                f"{literal(path)}: the solver embeds its net (net_param); {{net_path}} needs a net file",
                 arguments={"net_path": net_path},
             )
         field_name = "train_net" if doc.find("train_net") and not doc.find("net") else "net"
@@ -117,11 +117,11 @@ def enable_debug_info(
     if shown <= 0:
         warnings.append(
             f"{path}: display is {shown or 'not set (0)'}, so Caffe never prints the debug_info "
-            "trace; set it with --display N (e.g. 1 while hunting a NaN)"
+            "trace; set display to 1 while hunting a NaN"
         )
     elif shown > COARSE_DISPLAY:
         warnings.append(
             f"{path}: display is {shown}: Caffe prints the debug_info trace only every {shown} "
-            "iterations, so it may show the NaN only long after it started; --display N sets it"
+            "iterations, so it may show the NaN only long after it started; set display to 1"
         )
     return SolverEdit(path, text, dump(doc), changes, warnings)

@@ -7,6 +7,7 @@ import pytest
 
 from caffe_nantools import __version__
 from caffe_nantools.cli import main
+from caffe_nantools.scan import ScanError
 
 
 def test_version(capsys):
@@ -83,7 +84,7 @@ def test_errors_name_arguments_in_the_callers_terms(tmp_path, capsys, call, libr
     from caffe_nantools.errors import NanToolsError
     from caffe_nantools.scan import scan
 
-    source = tmp_path / "data{1}.txt"  # braces in a path are the path's, not placeholders
+    source = tmp_path / "data.txt"
     source.write_text("a.png 0\n")
     with pytest.raises(NanToolsError) as info:
         scan(str(source), **call)
@@ -95,6 +96,33 @@ def test_errors_name_arguments_in_the_callers_terms(tmp_path, capsys, call, libr
         shown = "/".join(map(str, value)) if isinstance(value, tuple) else value
         flags = flags.replace(f"{name}={value!r}", f"--{name} {shown}")
     assert flags in err and "=" not in err.split("error: ")[1]
+
+
+@pytest.mark.parametrize("name", ["{backend}", "d{workers}{{x}}", "{backend=lmdb}", "{"])
+def test_braces_in_a_path_are_the_paths_in_both_terms(tmp_path, capsys, name):
+    from caffe_nantools.scan import ScanError, scan
+
+    folder = tmp_path / name
+    folder.mkdir()  # neither an LMDB nor a LevelDB: the message names it and the backends
+    with pytest.raises(ScanError) as info:
+        scan(str(folder))
+    assert str(info.value).startswith(f"{folder}: a folder that is neither")
+    assert str(info.value).endswith("say which: backend='lmdb' or backend='leveldb'")
+    assert main(["scan", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"caffe-nantools scan: error: {folder}: a folder that is neither")
+    assert err.endswith("say which: --backend lmdb or --backend leveldb\n")
+
+
+def test_an_argument_the_command_has_no_option_for_is_said_as_python_says_it(capsys):
+    # hunt writes a clean copy through scan(write_clean=...): hunt has no --write-clean.
+    from caffe_nantools.cli import build_parser
+
+    hunt = build_parser().parse_args(["hunt", "s.prototxt"])
+    error = ScanError("{write_clean}: cannot write", arguments={"write_clean": "w/clean"})
+    assert error.spelled(hunt.spelling) == "write_clean='w/clean': cannot write"
+    scan = build_parser().parse_args(["scan", "x"])
+    assert error.spelled(scan.spelling) == "--write-clean w/clean: cannot write"
 
 
 def test_errors_name_options_not_given_and_switches_as_flags(tmp_path, capsys):

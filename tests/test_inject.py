@@ -293,7 +293,10 @@ def test_cli_dry_run_prints_a_diff_and_writes_nothing(files, capsys):
 def test_cli_warns_when_display_hides_debug_info(files, capsys):
     tmp, net, solver = files
     assert main(["inject", str(net), "--dry-run", "--solver", str(solver)]) == 0
-    assert "never prints the debug_info trace; set it with --display N" in capsys.readouterr().err
+    assert (
+        "never prints the debug_info trace; set display to 1 while hunting a NaN"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

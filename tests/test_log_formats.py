@@ -221,6 +221,19 @@ def test_junk_after_a_compressed_log_is_ignored_as_zcat_ignores_it(tmp_path, kin
     assert tables.train == expected.train and len(tables.train) == 6
 
 
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_a_crlf_log_in_gzip_members_split_anywhere_keeps_its_line_numbers(tmp_path, cut):
+    # The first read of a log decides how its lines end: it is a whole chunk, not one member's.
+    log = failing_log("relu1", iterations=4)
+    data = log.text().replace("\n", "\r\n").encode()
+    split = data.index(b"\r") + cut - 1  # just before, on or after the first line's \r
+    path = tmp_path / "train.log.gz"
+    path.write_bytes(gzip.compress(data[:split]) + gzip.compress(data[split:]) + b"tail")
+    assert diagnose(str(path)).first_nonfinite.line == log.line_of(
+        "relu1, top blob conv1 data: nan"
+    )
+
+
 @pytest.mark.parametrize("kind", sorted(COMPRESSORS))
 def test_a_cut_or_corrupt_compressed_log_is_one_line(tmp_path, capsys, kind):
     data = COMPRESSORS[kind](failing_log().text().encode() * 20)

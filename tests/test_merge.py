@@ -141,7 +141,7 @@ def test_a_file_that_is_not_a_report_is_one_line_naming_it(tmp_path, capsys, sha
     assert main(["merge", shards(0), str(bad)]) == 2
     err = capsys.readouterr().err
     assert (
-        err.startswith(f"caffe-nantools merge: error: {bad}: not a scan report made with --json (")
+        err.startswith(f"caffe-nantools merge: error: {bad}: not the JSON of a scan report (")
         and why in err
     )
     assert err.count("\n") == 1

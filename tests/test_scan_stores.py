@@ -254,7 +254,7 @@ def test_limit_and_max_findings(tmp_path):
     assert report.summaries[str(tmp_path / "db")].records == 100
     capped = scan(str(tmp_path / "db"), max_findings=2)
     assert len(capped.findings) == 2 and capped.unlisted == 3
-    assert "... and 3 more findings not listed" in capped.format_table()
+    assert "... and 3 more findings, past the most to list" in capped.format_table()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -290,7 +290,8 @@ def test_num_classes_and_overflow_from_the_net(tmp_path):
         (["{tmp}/nothing"], "nothing: no such file or folder"),
         (
             ["{tmp}"],
-            "a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); give --backend",
+            "a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); "
+            "if it is one of them, say which: --backend lmdb or --backend leveldb",
         ),
         (["{tmp}", "--backend", "lmdb"], "cannot open as LMDB"),
         (["{db}", "--write-clean", "{db}"], "already exists; give a new path"),

@@ -174,7 +174,7 @@ def test_a_blow_up_is_warned_of_once_and_stops_the_run_only_when_asked():
     m, _ = monitor(stop_on_blowup=True)
     events = m.feed(log)
     assert m.stop_reason == "blowup" and kinds(events)[-2:] == ["stop", "signal"]
-    assert "--stop-on-blowup" in events[-2].message
+    assert events[-2].message.startswith("stopping on the blow-up, as asked: ")
 
 
 def test_a_steady_log_read_display_by_display_is_not_a_blow_up():
@@ -240,3 +240,19 @@ def test_a_noisy_loss_whose_spikes_do_not_last_is_not_a_blow_up():
             f"Iteration {i} (50 iter/s, 0.02s/1 iters), loss = 600",
         )
     assert "loss = 600" in log and m.feed(log.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "command, stops",
+    [
+        (["caffe", "train", "-solver", "{solver}"], True),
+        (["/opt/caffe/build/tools/caffe.bin", "train", "--solver={solver}"], True),
+        (["python3", "train.py", "--solver", "{solver}"], False),  # its own signal handling
+        (["caffe", "test", "-solver", "{solver}"], False),
+    ],
+)
+def test_only_caffe_train_is_trusted_to_snapshot_as_it_stops(tmp_path, command, stops):
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text("base_lr: 0.01\n")
+    effects = Effects.of([a.format(solver=solver) for a in command])
+    assert effects.stop_snapshots == stops

@@ -126,7 +126,8 @@ def _clean_source(
     )
     # The net's own reading of the layer's source, its backend included.
     read = next(
-        (s for s in sources_from_net(inputs.net, "TRAIN")[0] if s.layer == verdict.layer), None
+        (s for s in sources_from_net(inputs.net, "TRAIN", net)[0] if s.layer == verdict.layer),
+        None,
     )
     if layer is None or read is None:
         return None

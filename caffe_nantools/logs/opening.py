@@ -88,7 +88,9 @@ def open_log(path: str) -> Iterator[Tuple[BinaryIO, bool]]:
             yield raw, False
             return
         opener = {
-            "gzip": _Gunzipped,
+            # Buffered: a read gives as much as asked for, as the other openers do (the first
+            # read of a log decides how its lines end).
+            "gzip": lambda f: io.BufferedReader(_Gunzipped(f)),
             "bzip2": bz2.BZ2File,
             "xz": lzma.LZMAFile,
         }[kind]

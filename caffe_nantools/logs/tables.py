@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from caffe_nantools.errors import literal
 from caffe_nantools.files import FileError, refuse_overlaps, writing
 from caffe_nantools.logs.opening import SOLVER_LINES, not_a_log, open_log
 from caffe_nantools.logs.solver import Event, read_events
@@ -106,10 +107,10 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
         for path in paths:
             if os.path.exists(path):
                 raise FileError(
-                    f"{path}: already exists; pass {{force:name}} to overwrite it",
-                    arguments={"force": force},
+                    f"{literal(path)}: already exists; pass {{force}} to overwrite it",
+                    arguments={"force": True},
                 )
-    refuse_overlaps([("log", log)], [("outdir", path) for path in paths])
+    refuse_overlaps([("log", log)], [(None, path) for path in paths])
     with open_log(log) as (f, _):
         events = read_events(io.TextIOWrapper(f, encoding="utf-8", errors="replace"))
         first = next(events, None)

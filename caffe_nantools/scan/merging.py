@@ -79,10 +79,10 @@ def load_report(path: str) -> ScanReport:
         # from_dict checks the keys; merging and rendering it alone, the values' types.
         merge_reports([report]).format_table()
     except RecursionError:
-        raise ScanError(f"{path}: not a scan report made with --json (nested too deeply)") from None
+        raise ScanError(f"{path}: not the JSON of a scan report (nested too deeply)") from None
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
         raise ScanError(
-            f"{path}: not a scan report made with --json ({type(e).__name__}: {e})"
+            f"{path}: not the JSON of a scan report ({type(e).__name__}: {e})"
         ) from None
     return report
 

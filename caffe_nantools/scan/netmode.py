@@ -28,6 +28,7 @@ from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError
+from caffe_nantools.errors import literal
 from caffe_nantools.scan.sources import PARAMS, sources_from_net
 from caffe_nantools.templates import render
 
@@ -108,9 +109,11 @@ def _check_layers_known(layers) -> None:
                 else "a pycaffe that has it"
             )
             raise ScanError(
-                f"layer {layer.name!r} ({layer.type}): the pycaffe here ({os.path.dirname(caffe.__file__)}) has no "
-                f"{layer.type} layer; "
-                "{mode} "
+                literal(
+                    f"layer {layer.name!r} ({layer.type}): the pycaffe here "
+                    f"({os.path.dirname(caffe.__file__)}) has no {layer.type} layer; "
+                )
+                + "{mode} "
                 f"needs {fork}; "
                 "{mode=direct} reads its records without Caffe",
                 arguments={"mode": "net"},

@@ -234,7 +234,7 @@ class ScanReport:
                     )
                 lines.append("")
         if self.unlisted:
-            lines.append(f"... and {self.unlisted} more findings not listed (--max-findings)")
+            lines.append(f"... and {self.unlisted} more findings, past the most to list")
         for source, s in self.summaries.items():
             lines.append(f"{source} ({s.backend}): {s.records} records")
             if s.shapes:

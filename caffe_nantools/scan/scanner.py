@@ -10,7 +10,7 @@ import signal
 from contextlib import contextmanager
 from typing import List, Optional, Set, Tuple, Union
 
-from caffe_nantools.errors import NanToolsError
+from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.prototxt.net import PHASES
 from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
@@ -34,8 +34,8 @@ def detect_backend(path: str) -> str:
         if os.path.exists(os.path.join(path, "CURRENT")):
             return "leveldb"
         raise ScanError(
-            f"{path}: a folder that is neither an LMDB (data.mdb) nor a LevelDB (CURRENT); "
-            "give {backend:name}",
+            f"{literal(path)}: a folder that is neither an LMDB (data.mdb) nor a LevelDB "
+            "(CURRENT); if it is one of them, say which: {backend=lmdb} or {backend=leveldb}",
             arguments={"backend": None},
         )
     if not os.path.exists(path):
@@ -52,7 +52,8 @@ def detect_backend(path: str) -> str:
             first = next((line.strip() for line in f if line.strip()), "")
     except UnicodeDecodeError:
         raise ScanError(
-            f"{path}: not a store this tool knows; give {{backend:name}}",
+            f"{literal(path)}: not a store this tool knows; if it is one, say which: "
+            + " or ".join(f"{{backend={name}}}" for name in backend_names()),
             arguments={"backend": None},
         ) from None
     if first.lower().endswith((".h5", ".hdf5", ".hdf")):
@@ -431,5 +432,6 @@ def _write_clean(source: Source, bad: Set[int], target: str) -> int:
     except NanToolsError as e:
         why = str(e)
     raise ScanError(
-        "{write_clean}: " + why + "; nothing was written", arguments={"write_clean": target}
+        "{write_clean}: " + literal(why) + "; nothing was written",
+        arguments={"write_clean": target},
     )

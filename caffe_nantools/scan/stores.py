@@ -150,9 +150,7 @@ class LevelDBStore(_Store):
             raise StoreError(f"{path}: no such LevelDB folder")
         if not os.path.isfile(os.path.join(path, "CURRENT")):
             raise StoreError(
-                f"{path}: not a LevelDB (no CURRENT file in it); check the path and "
-                "{backend:name}",
-                arguments={"backend": None},
+                f"{path}: not a LevelDB (no CURRENT file in it); check the path and the backend"
             )
         self._error = self._plyvel.Error
         try:

@@ -1,6 +1,7 @@
 """``watch``: run `caffe train` (or any command that trains with Caffe), pass its output through
 as it comes, keep it in a log, read it as it is written and stop the run at the first
-non-finite value, through Caffe's own signal handling: a snapshot first, then a stop.
+non-finite value with a snapshot, through Caffe's own signal handling (its stop, which writes
+one, or a snapshot and then a stop).
 
     from caffe_nantools.watch import watch
     result = watch(["caffe", "train", "-solver", "solver.prototxt"], on_event=print)

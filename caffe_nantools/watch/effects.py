@@ -5,6 +5,7 @@ false) on SIGINT, unless ``-sighup_effect`` or ``-sigint_effect`` (``snapshot``,
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
@@ -29,12 +30,14 @@ class Effects:
 
     @classmethod
     def of(cls, command: Sequence[str]) -> "Effects":
-        """Caffe's defaults, changed by the flags of ``command``. A command that is not
-        `caffe train` gets the defaults (its own handling of the signals decides)."""
+        """Caffe's defaults, changed by the flags of ``command``; for `caffe train`, whether its
+        stop writes a snapshot, from the solver file it names. A command that is not `caffe
+        train` gets the defaults (its own handling of the signals decides), and is asked for a
+        snapshot before it is stopped."""
         on = {signal.SIGHUP: "snapshot", signal.SIGINT: "stop"}
         for name, signum in _FLAGS.items():
             on[signum] = flag(command, name) or on[signum]
-        solver = flag(command, "solver")
+        solver = flag(command, "solver") if is_caffe_train(command) else None
         return cls(on, solver is not None and _snapshots_after_train(solver))
 
     def signal_for(self, effect: str) -> Optional[int]:
@@ -45,6 +48,16 @@ class Effects:
         """``SIGHUP: -sighup_effect snapshot``."""
         flag = next(f for f, s in _FLAGS.items() if s == signum)
         return f"{signal.Signals(signum).name}: -{flag} {self.on[signum]}"
+
+
+def is_caffe_train(command: Sequence[str]) -> bool:
+    """``caffe train ...`` (the tool by any path, or its ``caffe.bin`` build name): the one
+    command whose signal handling and snapshot at the end of training this module knows."""
+    return (
+        len(command) > 1
+        and os.path.basename(command[0]) in ("caffe", "caffe.bin")
+        and command[1] == "train"
+    )
 
 
 def _snapshots_after_train(solver: str) -> bool:

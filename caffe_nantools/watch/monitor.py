@@ -45,7 +45,8 @@ class Monitor:
     Args:
         effects: what Caffe does on SIGHUP and SIGINT.
         stop_on_blowup: stop on a blow-up too, not only on a non-finite value.
-        snapshot: ask Caffe for a snapshot before stopping it.
+        snapshot: stop Caffe with a snapshot (written by its stop where ``effects`` says it
+            is, else asked for first).
         timeout: seconds to wait for a snapshot, and for the command to end before the next
             stronger signal (SIGTERM, then SIGKILL).
         clock: seconds, monotonic.
@@ -201,7 +202,7 @@ class Monitor:
                 events += found
                 if found and self.stop_on_blowup:
                     events += self._stop(
-                        "blowup", f"stopping on the blow-up (--stop-on-blowup): {message}", b.end[2]
+                        "blowup", f"stopping on the blow-up, as asked: {message}", b.end[2]
                     )
         return events
 
