@@ -202,11 +202,10 @@ def _hunt(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from caffe_nantools import jsontext
     from caffe_nantools.replay import replay
 
     report = replay(args.bundle, gpu=args.gpu)
-    sys.stdout.write(jsontext.dumps(report.to_dict()) + "\n" if args.json else report.format())
+    sys.stdout.write(report.to_json() if args.json else report.format())
     return report.return_code
 
 

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from caffe_nantools import jsontext
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
 from caffe_nantools.files import read_text
 from caffe_nantools.finite import finite_stats
@@ -133,6 +134,9 @@ class ReplayReport:
             "backward": [r.to_dict() for r in self.backward],
             "first_bad": first.to_dict() if first is not None else None,
         }
+
+    def to_json(self) -> str:
+        return jsontext.dumps(self.to_dict()) + "\n"
 
     def format(self) -> str:
         first = self.first_bad

@@ -43,6 +43,7 @@ def test_the_report_says_what_hunt_saw_and_keeps_it_in_its_json(pass_, update_li
     assert text.splitlines()[1] == f"hunt saw: {error}"
     assert ("the update (its rate, its step) made the weights bad" in text) == update_line
     assert report.to_dict()["error"] == error.to_dict() and report.return_code == 0
+    assert json.loads(report.to_json())["error"]["lr"] == "inf"  # strict JSON: the rate as text
 
 
 def test_a_folder_without_a_manifest_is_not_a_bundle(tmp_path, capsys):
