@@ -94,6 +94,7 @@ def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it():
         ('lr_policy: "exp"\ngamma: 1.5\n', {"gamma": "0.9999"}),
         ('lr_policy: "cosine"\n', {"lr_policy": '"fixed"'}),
         ('lr_policy: "fixed"\n', {}),
+        ("max_iter: 10\n", {"lr_policy": '"fixed"'}),  # Caffe has no default policy
     ],
 )
 def test_the_lr_policy_fix_supplies_what_is_missing(here, solver, fix):
@@ -366,3 +367,8 @@ def test_a_failure_past_the_data_in_a_batch_holding_a_bad_record_blames_that_rec
         assert v.advice[0].startswith(f"the batch of iteration {iteration} held record {bad:04d}")
     else:
         assert v.cause == Cause.LAYER_NUMERICS and v.record is None
+
+
+def test_an_abort_on_a_missing_lr_policy_is_the_lr_policy():
+    v = judge(Net.parse(PHASED_NET), *aborted("Unknown learning rate policy: "), None, [])
+    assert v.cause == Cause.LR_POLICY and "no default lr_policy" in v.advice[0]

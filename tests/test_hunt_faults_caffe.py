@@ -234,3 +234,11 @@ def test_a_square_root_at_zero_is_the_power_layer_in_the_backward_pass(
         0,
     )
     assert any("power_param { shift" in a for a in v.advice)
+
+
+def test_a_solver_without_lr_policy_is_the_lr_policy_and_fixed_is_verified(caffe, here):
+    (here / "net.prototxt").write_text(dummy_classifier())
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 4\n')
+    v = hunt("solver.prototxt", workdir="hunt").verdict
+    assert v.cause == "lr_policy" and any("Unknown learning rate policy" in e for e in v.evidence)
+    assert v.fix["change"] == 'lr_policy: "fixed"' and v.fix["verified"]

@@ -70,8 +70,9 @@ def find_fix(
 
 
 def policy_fix(inputs: Inputs, iters: int) -> Dict[str, str]:
-    """The missing or broken setting of the solver's lr_policy that computes a non-finite rate."""
-    policy = value_of(inputs.doc, "lr_policy", STRING, "fixed")
+    """The missing or broken setting of the solver's lr_policy that computes a non-finite rate
+    or that Caffe stops on."""
+    policy = value_of(inputs.doc, "lr_policy", STRING, "")  # Caffe's default: none
     gamma, power = inputs.number("gamma"), inputs.number("power")
     if policy == "poly" and not inputs.number("max_iter"):
         return {"max_iter": str(iters)}

@@ -30,6 +30,8 @@ CAUSES = (
     Cause.NONE,
 )
 TRAIN = NetState("TRAIN")
+#: Caffe's fatal line for an lr_policy it does not know (an empty one: there is no default).
+UNKNOWN_POLICY = "Unknown learning rate policy"
 #: The scan's bad records quoted as evidence (all are in the verdict's records).
 EVIDENCE_RECORDS = 3
 
@@ -159,6 +161,9 @@ def _aborted(
     if abort is not None:
         v.evidence.append(f"{training.log}:{abort['line']}: {abort['text']}")
         v.advice += diagnosis.advice
+    if abort is not None and UNKNOWN_POLICY in abort["text"]:
+        v.cause = Cause.LR_POLICY
+        v.advice.insert(0, "Caffe has no default lr_policy: the solver must name one")
     named = next((f for f in bad if abort is not None and _names(abort["text"], f.key)), None)
     if named is not None:
         v.cause = Cause.BAD_INPUT
