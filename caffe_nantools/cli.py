@@ -139,6 +139,7 @@ def _scan(args: argparse.Namespace) -> int:
         args.target,
         backend=args.backend,
         phase=args.phase,
+        layer=args.layer,
         mode=args.mode,
         limit=args.limit,
         max_findings=args.max_findings,
@@ -431,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PHASES,
         default="TRAIN",
         help="which data layers of a net (default TRAIN)",
+    )
+    scan.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="only this data layer of a net (for --write-clean of one source of several)",
     )
     scan.add_argument(
         "--mode",

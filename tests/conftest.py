@@ -38,6 +38,13 @@ def caffe():
     return module
 
 
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """The test's own folder as the current one (Caffe and hunt open relative paths from it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "caffe" in getattr(item, "fixturenames", ()):

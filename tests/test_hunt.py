@@ -3,6 +3,7 @@ and one-line errors for bad input."""
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,11 +15,14 @@ from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.finite import finite_stats
 from caffe_nantools.hunt import HuntReport
 from caffe_nantools.hunt.fixes import policy_fix
-from caffe_nantools.hunt.inputs import make_copies, read_inputs
+from caffe_nantools.hunt.inputs import HuntError, make_copies, read_inputs
+from caffe_nantools.hunt.records import scanned_records
 from caffe_nantools.hunt.training import Training
-from caffe_nantools.hunt.verdict import _backward_writer, _check_place, judge
+from caffe_nantools.hunt.verdict import Verdict, _backward_writer, _check_place, bad_records, judge
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net
+from caffe_nantools.scan.report import Finding, ScanReport
+from needs import need
 from nets import PHASED_NET
 
 
@@ -90,6 +94,7 @@ def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it():
         ('lr_policy: "exp"\ngamma: 1.5\n', {"gamma": "0.9999"}),
         ('lr_policy: "cosine"\n', {"lr_policy": '"fixed"'}),
         ('lr_policy: "fixed"\n', {}),
+        ("max_iter: 10\n", {"lr_policy": '"fixed"'}),  # Caffe has no default policy
     ],
 )
 def test_the_lr_policy_fix_supplies_what_is_missing(here, solver, fix):
@@ -230,3 +235,140 @@ def test_where_the_trace_says_it_began_is_the_verdicts_origin_with_the_same_json
     assert (
         "  began: layer conv1, forward of iteration 2: values grew 7 orders of magnitude\n" in shown
     )
+
+
+def scan_found(*bad):
+    """A scan report with findings ``(source, index, key, detail)``."""
+    report = ScanReport()
+    report.findings = [Finding(s, i, k, "data", "decode", d) for s, i, k, d in bad]
+    return report
+
+
+def aborted(text):
+    training = Training(0, 0.1, "train.log", aborted=True, exit_code=-6)
+    return training, SimpleNamespace(abort={"line": 40, "text": text}, advice=["look there"])
+
+
+@pytest.mark.parametrize("key", ["pic_5.png", "sub dir/cat 7.jpg", "00000012"])
+def test_an_abort_that_names_a_record_the_scan_found_bad_is_that_record(key):
+    scan = scan_found(
+        ("list.txt", 1, "other.png", "no such file"), ("list.txt", 4, key, "does not decode")
+    )
+    training, diagnosis = aborted(f"Check failed: cv_img.data Could not load {key}")
+    v = judge(Net.parse(PHASED_NET), training, diagnosis, scan, [])
+    assert v.cause == Cause.BAD_INPUT and v.record == {"source": "list.txt", "key": key}
+    assert v.advice[0] == f"Caffe stopped on record {key} of list.txt: does not decode"
+    assert "train.log:40: Check failed: cv_img.data Could not load " + key in v.evidence
+
+
+@pytest.mark.parametrize("text", ["Segmentation fault", "Could not load xpic_5.png"])
+def test_an_abort_that_names_no_bad_record_keeps_the_scans_records_as_suspects(text):
+    scan = scan_found(("train_lmdb", 3, "pic_5.png", "label 9 >= 3, the number of classes"))
+    v = judge(Net.parse(PHASED_NET), *aborted(text), scan, [])
+    assert v.cause == Cause.CAFFE_ABORT and v.record == {"source": "train_lmdb", "key": "pic_5.png"}
+    assert any(a.startswith("the scan found 1 bad record in the data") for a in v.advice)
+
+
+def test_a_finite_training_over_bad_records_names_them_all_first_one_first():
+    scan = scan_found(
+        ("a_lmdb", 2, "00000002", "label 3 >= 3, the number of classes"),
+        ("a_lmdb", 2, "00000002", "NaN too"),
+        ("b_lmdb", 0, "k0", "label -1 is negative"),
+        ("a_lmdb", 9, "00000009", "label -1 is negative"),
+    )
+    v = judge(Net.parse(PHASED_NET), Training(20, 0.1, "train.log"), None, scan, [])
+    assert v.cause == Cause.BAD_INPUT and v.record == {"source": "a_lmdb", "key": "00000002"}
+    assert "3 bad records wait in the data: the fix below drops those of a_lmdb" in v.advice[0]
+    v.records = scanned_records(bad_records(scan), v.record)
+    assert [r["key"] for r in v.records] == ["00000002", "00000009"]
+    assert "  record: 00000002 of a_lmdb (and 1 more: 00000009)\n" in HuntReport(v, "w").format()
+
+
+@pytest.mark.parametrize("field, depth", [("net", 1), ("train_net", 2)])
+def test_a_net_found_only_from_an_enclosing_folder_says_where_to_run_hunt(
+    tmp_path, monkeypatch, field, depth
+):
+    models = tmp_path / "project" / "models"
+    models.mkdir(parents=True)
+    (models / "net.prototxt").write_text(PHASED_NET)
+    (models / "solver.prototxt").write_text(f'base_lr: 0.1\n{field}: "models/net.prototxt"\n')
+    monkeypatch.chdir(models if depth == 1 else tmp_path)
+    solver = "solver.prototxt" if depth == 1 else "project/models/solver.prototxt"
+    with pytest.raises(HuntError) as e:
+        read_inputs(solver, "work")
+    assert str(e.value).startswith(f"{solver}:2: {field} 'models/net.prototxt': no such file")
+    assert str(e.value).endswith(
+        f"it is there from {tmp_path / 'project'}: run hunt in that folder"
+    )
+
+
+def test_a_net_found_nowhere_is_no_such_file_without_a_folder_to_run_in(here):
+    (here / "solver.prototxt").write_text('net: "gone/net.prototxt"\n')
+    with pytest.raises(HuntError, match=r"no such file .*the folder it runs in\)$"):
+        read_inputs("solver.prototxt", "work")
+
+
+@pytest.mark.parametrize(
+    "settings, gpu, words",
+    [
+        (
+            "solver_mode: GPU\n",
+            None,
+            ["solver.prototxt:2: solver_mode: GPU; hunt trained on the CPU"],
+        ),
+        ("solver_mode: GPU\n", 0, []),
+        ("solver_mode: CPU\n", None, []),
+        ('snapshot_prefix: "snaps/run1/x"\n', None, ["the folder snaps/run1 does not exist"]),
+        ('snapshot_prefix: "x"\n', None, []),
+        ('snapshot_prefix: "there/x"\n', None, []),
+    ],
+)
+def test_settings_hunt_does_not_follow_are_notes(here, settings, gpu, words):
+    (here / "there").mkdir()
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\n' + settings)
+    notes = read_inputs("solver.prototxt", "work").notes(gpu)
+    assert len(notes) == len(words) and all(w in n for w, n in zip(words, notes))
+
+
+@pytest.mark.parametrize(
+    "bad, iteration, blamed", [(6, 1, True), (6, 2, False), (6, 5, True), (13, 3, True)]
+)
+def test_a_failure_past_the_data_in_a_batch_holding_a_bad_record_blames_that_record(
+    here, bad, iteration, blamed
+):
+    from caffe_nantools.hunt import _blame_scanned
+    from caffe_nantools.scan import scan
+    from datums import datum
+    from stores import write_store
+
+    need("lmdb")
+    labels = {i: 7 if i == bad else i % 3 for i in range(16)}
+    write_store(
+        here / "in_lmdb",
+        "lmdb",
+        [
+            (f"{i:04d}".encode(), datum(np.ones((1, 1, 2), np.float32), label=labels[i]))
+            for i in labels
+        ],
+    )
+    (here / "net.prototxt").write_text(
+        'layer { name: "digits" type: "Data" top: "data" top: "label" data_param { source: "in_lmdb" backend: LMDB batch_size: 4 } }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 3 } }\n'
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }\n'
+    )
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\n')
+    v = Verdict(
+        Cause.LAYER_NUMERICS, layer="loss", blob="fc", pass_="backward", iteration=iteration
+    )
+    _blame_scanned(v, read_inputs("solver.prototxt", "work"), bad_records(scan("net.prototxt")))
+    assert (v.layer, v.pass_) == ("loss", "backward")  # where it failed stays
+    if blamed:
+        assert v.cause == Cause.BAD_INPUT and v.record == {"source": "in_lmdb", "key": f"{bad:04d}"}
+        assert v.advice[0].startswith(f"the batch of iteration {iteration} held record {bad:04d}")
+    else:
+        assert v.cause == Cause.LAYER_NUMERICS and v.record is None
+
+
+def test_an_abort_on_a_missing_lr_policy_is_the_lr_policy():
+    v = judge(Net.parse(PHASED_NET), *aborted("Unknown learning rate policy: "), None, [])
+    assert v.cause == Cause.LR_POLICY and "no default lr_policy" in v.advice[0]

@@ -12,58 +12,14 @@ import pytest
 from caffe_nantools.cli import main
 from caffe_nantools.hunt import hunt
 from caffe_nantools.replay import replay
-from datums import datum
-from stores import write_store
-
-SOLVER = (
-    'net: "{net}"\nbase_lr: {lr}\nlr_policy: "{policy}"\nmomentum: 0.9\nmax_iter: {max_iter}\ndisplay: 5\n'
-    'snapshot_prefix: "snap"\nsolver_mode: CPU\n{extra}'
+from hunt_nets import (
+    assert_names_the_record,
+    classifier,
+    dummy_classifier,
+    float_lmdb,
+    lmdb_layer,
+    solver,
 )
-
-
-def solver(folder, *, net="net.prototxt", lr=0.01, policy="fixed", max_iter=20, extra=""):
-    (folder / "solver.prototxt").write_text(
-        SOLVER.format(net=net, lr=lr, policy=policy, max_iter=max_iter, extra=extra)
-    )
-    return "solver.prototxt"
-
-
-def classifier(data_layer, *, hidden="fc_hidden", extra="", into=None, classes=3):
-    """A small classifier on ``data_layer``'s tops data/label; ``extra`` goes after the hidden
-    layer's ReLU and ``into`` is what the scores read."""
-    return data_layer + textwrap.dedent(f"""\
-        layer {{ name: "{hidden}" type: "InnerProduct" bottom: "data" top: "{hidden}"
-                inner_product_param {{ num_output: 8 weight_filler {{ type: "xavier" }} }} }}
-        layer {{ name: "{hidden}_relu" type: "ReLU" bottom: "{hidden}" top: "{hidden}" }}
-        {extra}
-        layer {{ name: "scores" type: "InnerProduct" bottom: "{into or hidden}" top: "scores"
-                inner_product_param {{ num_output: {classes} weight_filler {{ type: "xavier" }} }} }}
-        layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "label" top: "loss" }}
-        """)
-
-
-def lmdb_layer(name, source, batch=4):
-    return (
-        f'layer {{ name: "{name}" type: "Data" top: "data" top: "label" '
-        f'data_param {{ source: "{source}" backend: LMDB batch_size: {batch} }} }}\n'
-    )
-
-
-def float_lmdb(path, n=40, bad=(), shape=(1, 2, 3)):
-    rng = np.random.RandomState(3)
-    records = []
-    for i in range(n):
-        x = rng.randn(*shape).astype(np.float32)
-        if i in bad:
-            x.flat[i % x.size] = np.nan
-        records.append((f"{i:08d}".encode(), datum(x, label=i % 3)))
-    write_store(path, "lmdb", records)
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.mark.parametrize("layer_name, bad, batch", [("data", 13, 4), ("mnist_in", 22, 5)])
@@ -72,13 +28,7 @@ def test_a_nan_record_in_an_lmdb_is_named_by_its_key(caffe, here, layer_name, ba
     (here / "net.prototxt").write_text(classifier(lmdb_layer(layer_name, "train_lmdb", batch)))
     report = hunt(solver(here), workdir="hunt")
     v = report.verdict
-    assert (v.cause, v.layer, v.pass_, v.iteration) == (
-        "bad_input",
-        layer_name,
-        "forward",
-        bad // batch,
-    )
-    assert v.record == {"source": "train_lmdb", "key": f"{bad:08d}"}
+    assert_names_the_record(v, layer_name, "train_lmdb", bad, batch)
     assert v.fix["verified"] and os.path.isdir(
         v.fix["files"]["net"].rsplit("/fix/", 1)[0] + "/clean"
     )
@@ -144,15 +94,6 @@ def test_poly_without_max_iter_is_the_lr_policy_and_max_iter_fixes_it(caffe, her
     assert v.fix["change"] == "max_iter: 10" and v.fix["verified"]
     replayed = replay(report.training.replay)
     assert replayed.first_bad is None and "the update" in replayed.format()  # the rate, not the net
-
-
-def dummy_classifier(extra, into, batch=4):
-    data = (
-        f'layer {{ name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param {{ '
-        f'shape {{ dim: {batch} dim: 6 }} shape {{ dim: {batch} }} data_filler {{ type: "gaussian" std: 1 }} '
-        f'data_filler {{ type: "constant" value: 1 }} }} }}\n'
-    )
-    return classifier(data, extra=extra, into=into)
 
 
 @pytest.mark.parametrize("name", ["log_feat", "take_log"])

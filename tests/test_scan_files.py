@@ -255,3 +255,58 @@ def test_without_pillow_images_are_not_said_to_be_fine(tmp_path, monkeypatch, ca
     assert main(["scan", str(tmp_path / "list.txt"), "--backend", "imagelist"]) == 2
     err = capsys.readouterr().err
     assert "'PIL'" in err and "pip install 'caffe-nantools[images]'" in err and err.count("\n") == 1
+
+
+TWO_SOURCES = (
+    'layer {{ name: "{first}" type: "HDF5Data" top: "data" top: "target" hdf5_data_param {{ source: "first.txt" batch_size: 2 }} }}\n'
+    'layer {{ name: "{second}" type: "HDF5Data" top: "more" top: "label" hdf5_data_param {{ source: "second.txt" batch_size: 2 }} }}\n'
+    'layer {{ name: "fit" type: "InnerProduct" bottom: "data" top: "fit" inner_product_param {{ num_output: 1 }} }}\n'
+    'layer {{ name: "l2" type: "EuclideanLoss" bottom: "fit" bottom: "target" top: "l2" }}\n'
+    'layer {{ name: "fc" type: "InnerProduct" bottom: "more" top: "fc" inner_product_param {{ num_output: 2 }} }}\n'
+    'layer {{ name: "cls" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "cls" }}\n'
+)
+
+
+@pytest.mark.parametrize("first, second", [("rows", "classes"), ("data", "labels_in")])
+def test_one_layer_of_a_net_is_scanned_and_cleaned_as_the_net_reads_it(
+    tmp_path, monkeypatch, first, second
+):
+    monkeypatch.chdir(tmp_path)
+    with h5py.File(tmp_path / "first.h5", "w") as f:
+        f["data"] = np.ones((6, 3), np.float32)
+        f["target"] = np.array([0.5, -2.5, np.nan, -1, 3.25, 1], np.float32)
+    with h5py.File(tmp_path / "second.h5", "w") as f:
+        f["more"], f["label"] = np.ones((4, 3), np.float32), np.array([0, 2, 1, -1.0])
+    (tmp_path / "first.txt").write_text("first.h5\n")
+    (tmp_path / "second.txt").write_text("second.h5\n")
+    (tmp_path / "net.prototxt").write_text(TWO_SOURCES.format(first=first, second=second))
+    # The regression targets may be negative or fractional: only the NaN row is bad.
+    report = scan("net.prototxt", layer=first, write_clean="clean.txt")
+    assert found(report) == [(2, "first.h5:2", "target", "nan")]
+    assert report.sources == ["first.txt"]
+    assert [f.key for f in scan("net.prototxt", layer=second).findings] == [
+        "second.h5:1",
+        "second.h5:3",
+    ]
+    with h5py.File(next((tmp_path / "clean.txt.files").iterdir()), "r") as f:
+        assert f["target"][:].tolist() == [0.5, -2.5, -1, 3.25, 1]
+
+
+@pytest.mark.parametrize(
+    "target, layer, words",
+    [
+        ("net.prototxt", "nope", "no Data, HDF5Data or ImageData layer named 'nope'"),
+        ("first.txt", "rows", "--layer rows is for a net"),
+    ],
+)
+def test_a_layer_that_is_not_a_data_layer_of_the_net_is_one_line(
+    tmp_path, monkeypatch, capsys, target, layer, words
+):
+    monkeypatch.chdir(tmp_path)
+    write_h5(tmp_path / "first.h5", np.ones((2, 3), np.float32), np.zeros(2, np.float32))
+    (tmp_path / "first.txt").write_text("first.h5\n")
+    (tmp_path / "second.txt").write_text("first.h5\n")
+    (tmp_path / "net.prototxt").write_text(TWO_SOURCES.format(first="rows", second="more_in"))
+    assert main(["scan", target, "--layer", layer]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err

@@ -26,9 +26,9 @@ from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFini
 from caffe_nantools.files import writing
 from caffe_nantools.hunt.fixes import Fix, find_fix
 from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
-from caffe_nantools.hunt.records import bad_records
+from caffe_nantools.hunt.records import batch_records, reading_layer, scanned_records
 from caffe_nantools.hunt.training import Training, train
-from caffe_nantools.hunt.verdict import CAUSES, Verdict, judge
+from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, count, judge
 from caffe_nantools.lint import LintReport
 
 __all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
@@ -98,15 +98,16 @@ class HuntReport:
                 f"{v.origin.why}"
             )
         if v.record is not None:
+            more = [r["key"] for r in v.records if r["key"] != v.record["key"]]
             lines.append(
                 f"  record: {v.record['key']} of {v.record['source']}"
-                + (f" (and {len(v.records) - 1} more in the batch)" if len(v.records) > 1 else "")
+                + (f" (and {len(more)} more: {_listed(more)})" if more else "")
             )
         if v.fix is not None:
             state = (
-                "verified: the same iterations stay finite"
+                "verified: the same iterations now stay finite"
                 if v.fix["verified"]
-                else "NOT verified: still non-finite"
+                else "NOT verified: the same iterations still fail"
             )
             lines.append(f"  fix: {v.fix['change']} ({state}; {v.fix['files'].get('solver', '')})")
         lines += evidence_and_advice(v.evidence, v.advice)
@@ -116,7 +117,8 @@ class HuntReport:
             lines.append(f"    {f}")
         if self.scan is not None:
             lines.append(
-                f"  scan: {len(self.scan.findings)} bad records in {', '.join(self.scan.sources) or 'no source'}"
+                f"  scan: {count(len(self.scan.findings), 'bad record')} in "
+                f"{', '.join(self.scan.sources) or 'no source'}"
             )
         else:
             lines.append(f"  scan: {self.scan_error or 'skipped'}")
@@ -126,6 +128,10 @@ class HuntReport:
         lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"workdir: {self.workdir}")
         return "\n".join(lines) + "\n"
+
+
+def _listed(keys: List[str], shown: int = 5) -> str:
+    return ", ".join(keys[:shown]) + (", ..." if len(keys) > shown else "")
 
 
 class _Stages:
@@ -185,7 +191,7 @@ def hunt(
     ):  # an inline net_param, written out for lint, scan and the copies
         with writing() as out:
             out.text(inputs.net, inputs.net_text)
-    report = HuntReport(Verdict(Cause.NONE), workdir)
+    report = HuntReport(Verdict(Cause.NONE), workdir, notes=inputs.notes(gpu))
     report.lint = stages.run("lint", lambda: _lint(inputs))
     if scan:
         report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs))
@@ -202,6 +208,12 @@ def hunt(
     )
     if verdict.cause == Cause.BAD_INPUT and training.error is not None:
         _name_records(verdict, inputs, training.error, report.notes)
+    elif training.error is not None:
+        _blame_scanned(verdict, inputs, bad_records(report.scan))
+    elif verdict.record is not None:
+        verdict.records = scanned_records(bad_records(report.scan), verdict.record)
+        if verdict.cause == Cause.BAD_INPUT:
+            verdict.layer = reading_layer(inputs.net, verdict.record["source"])
     if training.replay is not None:
         _finish_bundle(training.replay, inputs)
         verdict.evidence.append(
@@ -244,12 +256,34 @@ def _name_records(
     verdict: Verdict, inputs: Inputs, error: NonFiniteError, notes: List[str]
 ) -> None:
     """The records that the failing batch's bad samples were read from."""
-    records, note = bad_records(inputs.net, verdict.layer, error.iteration, list(error.bad_samples))
+    records, note = batch_records(
+        inputs.net, verdict.layer, error.iteration, list(error.bad_samples)
+    )
     if note:
         notes.append(note)
     if records:
         verdict.records = records
         verdict.record = {"source": records[0]["source"], "key": records[0]["key"]}
+
+
+def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> None:
+    """A failure past the data layers in a batch that holds records the scan found bad (a label
+    past the classes, say): those records are the cause; the verdict keeps where it failed."""
+    found = {(f.source, f.key): f for f in bad}
+    for layer in dict.fromkeys(reading_layer(inputs.net, f.source) for f in bad):
+        batch, _ = batch_records(inputs.net, layer, verdict.iteration) if layer else ([], None)
+        held = [r for r in batch if (r["source"], r["key"]) in found]
+        if held:
+            first = found[held[0]["source"], held[0]["key"]]
+            verdict.cause = Cause.BAD_INPUT
+            verdict.record = {"source": first.source, "key": first.key}
+            verdict.records = held
+            verdict.advice.insert(
+                0,
+                f"the batch of iteration {verdict.iteration} held record {first.key} of "
+                f"{first.source}, which the scan found bad: {first.detail}",
+            )
+            return
 
 
 def _finish_bundle(folder: str, inputs: Inputs) -> None:

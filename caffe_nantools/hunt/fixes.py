@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.hunt.inputs import Inputs, make_copies
+from caffe_nantools.hunt.records import reading_layer
 from caffe_nantools.hunt.training import train
+from caffe_nantools.hunt.verdict import count
 from caffe_nantools.prototxt import dump
 from caffe_nantools.prototxt.fields import STRING
-from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.solver_settings import value_of
 from caffe_nantools.templates import escape
 
@@ -62,14 +64,15 @@ def find_fix(
             return _verify(
                 inputs, os.path.join(folder, "fix"), change, iters, gpu, solver_fields=fields
             )
-    if verdict.cause == Cause.BAD_INPUT and verdict.record is not None:
+    if verdict.cause in (Cause.BAD_INPUT, Cause.CAFFE_ABORT) and verdict.record is not None:
         return _clean_source(inputs, verdict, iters=iters, gpu=gpu, folder=folder)
     return None
 
 
 def policy_fix(inputs: Inputs, iters: int) -> Dict[str, str]:
-    """The missing or broken setting of the solver's lr_policy that computes a non-finite rate."""
-    policy = value_of(inputs.doc, "lr_policy", STRING, "fixed")
+    """The missing or broken setting of the solver's lr_policy that computes a non-finite rate
+    or that Caffe stops on."""
+    policy = value_of(inputs.doc, "lr_policy", STRING, "")  # Caffe's default: none
     gamma, power = inputs.number("gamma"), inputs.number("power")
     if policy == "poly" and not inputs.number("max_iter"):
         return {"max_iter": str(iters)}
@@ -117,30 +120,25 @@ def _clean_source(
     """The source without its bad records (``scan --write-clean`` into the workdir), the net's
     copy reading it."""
     from caffe_nantools.scan import scan
-    from caffe_nantools.scan.sources import sources_from_net
 
     source = verdict.record["source"]
+    name = reading_layer(inputs.net, source)
     net = Net.parse(inputs.net_text, inputs.net)
-    layer = next(
-        (l for l in net.layers if l.name == verdict.layer and l.source_params is not None), None
-    )
-    # The net's own reading of the layer's source, its backend included.
-    read = next(
-        (s for s in sources_from_net(inputs.net, "TRAIN", net)[0] if s.layer == verdict.layer),
-        None,
-    )
-    if layer is None or read is None:
+    layer = next((l for l in net.active_layers(NetState("TRAIN")) if l.name == name), None)
+    if layer is None or layer.source_params is None:
         return None
     clean = os.path.join(
         os.path.abspath(folder), "clean", os.path.basename(source.rstrip("/")) or "source"
     )
     os.makedirs(os.path.dirname(clean), exist_ok=True)
-    report = scan(source, backend=read.backend, write_clean=clean)
+    # The layer's source as the net reads it: its backend, and what the net expects of its
+    # records (a regression target may be negative, a class label may not).
+    report = scan(inputs.net, layer=layer.name, write_clean=clean)
     node = layer.source_params.find("source")
     node.values[0][0].text = f'"{escape(clean)}"'
     del node.values[0][1:]
     dropped = len({f.index for f in report.findings if f.index >= 0})
-    change = f"{layer.name}'s source {source} without its {dropped} bad records: {clean}"
+    change = f"{layer.name}'s source {source} without its {count(dropped, 'bad record')}: {clean}"
     return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
 
 

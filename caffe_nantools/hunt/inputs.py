@@ -12,7 +12,7 @@ from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import read_text, writing
 from caffe_nantools.inject import CheckOptions, inject_text
 from caffe_nantools.prototxt import dump, parse
-from caffe_nantools.prototxt.fields import FLOAT
+from caffe_nantools.prototxt.fields import FLOAT, STRING
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.syntax import Document
 from caffe_nantools.solver import set_fields
@@ -59,6 +59,26 @@ class Inputs:
     def net_model(self) -> Net:
         return Net.parse(self.net_text, self.net)
 
+    def notes(self, gpu: Optional[int]) -> List[str]:
+        """What the user should know about settings of the solver that hunt's copies change."""
+        notes = []
+        mode = setting(self.doc, "solver_mode")
+        if gpu is None and mode is not None and str(mode.value) == "GPU":
+            notes.append(
+                f"{self.solver}:{mode.line}: solver_mode: GPU; hunt trained on the CPU "
+                "(give --gpu ID to train on a GPU)"
+            )
+        prefix = value_of(self.doc, "snapshot_prefix", STRING)
+        folder = os.path.dirname(prefix) if prefix else ""
+        if folder and not os.path.isdir(folder):
+            notes.append(
+                f"{self.solver}:{setting(self.doc, 'snapshot_prefix').line}: snapshot_prefix "
+                f"{prefix!r}: the folder {folder} does not exist, so Caffe cannot write snapshots "
+                "('Cannot write to snapshot prefix'); create it (hunt's copies snapshot into the "
+                "workdir)"
+            )
+        return notes
+
     def default_iters(self) -> int:
         max_iter = self.number("max_iter")
         return int(min(max_iter, MAX_ITERS)) if max_iter and max_iter > 0 else NO_MAX_ITER
@@ -77,6 +97,8 @@ def read_inputs(solver: str, workdir: str) -> Inputs:
         node = setting(doc, name)
         if node is not None:
             net = str(node.value)
+            if not os.path.exists(net):
+                raise HuntError(_not_found(solver, node.line, name, net))
             return Inputs(solver, text, net, read_text(net, "net"), name, doc)
     for name, field_name in zip(_INLINE_NETS, _NET_FIELDS):
         node = doc.find(name)
@@ -87,6 +109,24 @@ def read_inputs(solver: str, workdir: str) -> Inputs:
     raise HuntError(
         f"{solver}: names no train net (net, train_net or net_param); is it a solver prototxt?"
     )
+
+
+def _not_found(solver: str, line: int, name: str, net: str) -> str:
+    """The solver's net is not where Caffe would look; where it is, from an enclosing folder."""
+    message = (
+        f"{solver}:{line}: {name} {net!r}: no such file from the current folder {os.getcwd()} "
+        "(Caffe opens a solver's paths from the folder it runs in)"
+    )
+    if os.path.isabs(net):
+        return message
+    folder = os.path.dirname(os.path.abspath(solver))
+    while True:
+        if os.path.isfile(os.path.join(folder, net)):
+            return message + f"; it is there from {folder}: run hunt in that folder"
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return message
+        folder = parent
 
 
 @dataclass

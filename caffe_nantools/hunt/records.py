@@ -7,18 +7,25 @@ start again at the end: sample ``s`` of the layer's ``k``-th batch is record
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.sources import sources_from_net
 
+if TYPE_CHECKING:
+    from caffe_nantools.scan.report import Finding
 
-def bad_records(
-    net_path: str, layer_name: str, batch_index: int, samples: List[int]
+#: At most this many of the scan's bad records go into a verdict (the scan report has them all).
+MAX_SCANNED = 100
+
+
+def batch_records(
+    net_path: str, layer_name: str, batch_index: int, samples: Optional[List[int]] = None
 ) -> Tuple[List[Dict[str, str]], Optional[str]]:
-    """(records as ``{"source", "key", "index"}``, a note when they cannot be named)."""
+    """(the records of ``samples`` of the layer's batch, all of it for None, as ``{"source",
+    "key", "index"}``; a note when they cannot be named)."""
     net = Net.parse(read_text(net_path), net_path)
     layer = next((l for l in net.active_layers(NetState("TRAIN")) if l.name == layer_name), None)
     params = layer.source_params if layer is not None else None
@@ -37,8 +44,23 @@ def bad_records(
     records = Records(source)
     if not records.count:
         return [], f"{source.path}: no records"
+    samples = range(batch) if samples is None else samples
     indices = [(batch_index * batch + s) % records.count for s in samples]
     keys = records.keys(indices)
     return [
         {"source": source.path, "key": keys.get(i, str(i)), "index": str(i)} for i in indices
     ], None
+
+
+def reading_layer(net_path: str, source: str) -> Optional[str]:
+    """The TRAIN data layer that reads ``source`` (a path as scan names it)."""
+    sources, _ = sources_from_net(net_path, "TRAIN")
+    return next((s.layer for s in sources if s.name == source), None)
+
+
+def scanned_records(bad: List["Finding"], first: Dict[str, str]) -> List[Dict[str, str]]:
+    """The bad records the scan found in ``first``'s source as ``{"source", "key", "index"}``,
+    ``first`` first."""
+    same = [f for f in bad if f.source == first["source"]]
+    same.sort(key=lambda f: f.key != first["key"])
+    return [{"source": f.source, "key": f.key, "index": str(f.index)} for f in same[:MAX_SCANNED]]

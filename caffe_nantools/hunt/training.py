@@ -12,7 +12,10 @@ from typing import Optional
 
 import caffe_nantools
 from caffe_nantools.errors import NonFiniteError
-from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies
+from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies, HuntError
+
+#: What a CPU-only Caffe says when it is asked for a GPU.
+CPU_ONLY = b"Cannot use GPU in CPU-only Caffe"
 
 
 @dataclass
@@ -84,6 +87,8 @@ def train(
             env=env,
         )
     if not os.path.exists(result_path):
+        if gpu is not None and _says(log, CPU_ONLY):
+            raise HuntError(f"--gpu {gpu}: this Caffe is built for the CPU only; leave out --gpu")
         return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
     with open(result_path) as f:
         result = json.load(f)
@@ -96,3 +101,10 @@ def train(
         result.get("failed_iteration"),
         replay=replay_dir if error is not None and replay_dir else None,
     )
+
+
+def _says(log: str, words: bytes, tail: int = 1 << 16) -> bool:
+    """Whether the end of the log (where a fatal line is) holds ``words``."""
+    with open(log, "rb") as f:
+        f.seek(max(0, os.path.getsize(log) - tail))
+        return words in f.read()

@@ -4,6 +4,7 @@ trace (diagnose's rules), the scan and lint say, as one answer."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from caffe_nantools.hunt.training import Training
     from caffe_nantools.lint import LintFinding
     from caffe_nantools.scan import ScanReport
+    from caffe_nantools.scan.report import Finding
 
 #: The causes hunt names.
 CAUSES = (
@@ -28,6 +30,10 @@ CAUSES = (
     Cause.NONE,
 )
 TRAIN = NetState("TRAIN")
+#: Caffe's fatal line for an lr_policy it does not know (an empty one: there is no default).
+UNKNOWN_POLICY = "Unknown learning rate policy"
+#: The scan's bad records quoted as evidence (all are in the verdict's records).
+EVIDENCE_RECORDS = 3
 
 
 @dataclass
@@ -74,20 +80,20 @@ def judge(
 ) -> Verdict:
     """The verdict of one hunt; ``records`` are filled in by the caller (they need the stores)."""
     error = training.error
+    bad = bad_records(scan)
     if training.aborted and error is None:
-        return _aborted(training, diagnosis)
+        return _aborted(training, diagnosis, bad)
     if error is None:
-        bad = [f for f in scan.findings if f.index >= 0] if scan is not None else []
         if bad:
             first = bad[0]
             return Verdict(
                 Cause.BAD_INPUT,
                 record={"source": first.source, "key": first.key},
-                evidence=[f"scan: {first.source} record {first.key}: {first.detail}"],
+                evidence=_scan_evidence(bad),
                 advice=[
                     f"the training stayed finite for {training.iterations} iterations, but "
-                    f"{len(bad)} bad records wait in the data: `caffe-nantools scan {first.source} "
-                    "--write-clean CLEAN` copies it without them"
+                    f"{count(len(bad), 'bad record')} wait in the data: the fix below drops those of "
+                    f"{first.source} (`caffe-nantools scan {first.source} --write-clean CLEAN`)"
                 ],
             )
         return Verdict(Cause.NONE, evidence=[f"{training.iterations} iterations stayed finite"])
@@ -99,6 +105,7 @@ def judge(
         phase=error.phase,
         evidence=[str(error)],
     )
+    v.evidence += _scan_evidence(bad)
     exploded = diagnosis is not None and diagnosis.cause == Cause.EXPLODING_GRADIENTS
     if error.by == "guard":
         v.layer = error.layer
@@ -138,7 +145,11 @@ def judge(
     return _with_diagnosis(v, diagnosis)
 
 
-def _aborted(training: "Training", diagnosis: Optional["Diagnosis"]) -> Verdict:
+def _aborted(
+    training: "Training", diagnosis: Optional["Diagnosis"], bad: List["Finding"]
+) -> Verdict:
+    """Caffe's abort; ``bad_input`` where its fatal line names a record the scan found bad (an
+    image that does not decode, say), else the scan's bad records are the suspects."""
     v = Verdict(
         Cause.CAFFE_ABORT,
         evidence=[
@@ -150,7 +161,51 @@ def _aborted(training: "Training", diagnosis: Optional["Diagnosis"]) -> Verdict:
     if abort is not None:
         v.evidence.append(f"{training.log}:{abort['line']}: {abort['text']}")
         v.advice += diagnosis.advice
+    if abort is not None and UNKNOWN_POLICY in abort["text"]:
+        v.cause = Cause.LR_POLICY
+        v.advice.insert(0, "Caffe has no default lr_policy: the solver must name one")
+    named = next((f for f in bad if abort is not None and _names(abort["text"], f.key)), None)
+    if named is not None:
+        v.cause = Cause.BAD_INPUT
+        v.advice.insert(0, f"Caffe stopped on record {named.key} of {named.source}: {named.detail}")
+    if bad:
+        first = named or bad[0]
+        v.record = {"source": first.source, "key": first.key}
+        v.evidence += _scan_evidence(bad)
+        if named is None:
+            v.advice.append(
+                f"the scan found {count(len(bad), 'bad record')} in the data, a likely reason for the abort: "
+                "the fix below trains without them"
+            )
     return v
+
+
+def bad_records(scan: Optional["ScanReport"]) -> List["Finding"]:
+    """The scan's findings about single records (not about a whole source), one per record."""
+    seen, bad = set(), []
+    for f in scan.findings if scan is not None else ():
+        if f.index >= 0 and (f.source, f.index) not in seen:
+            seen.add((f.source, f.index))
+            bad.append(f)
+    return bad
+
+
+def _names(text: str, key: str) -> bool:
+    """Whether a fatal line names ``key`` (as a word or a path's last part, not inside another
+    name)."""
+    return re.search(rf"(?<![\w.-]){re.escape(key)}(?![\w.-])", text) is not None
+
+
+def count(n: int, what: str) -> str:
+    """``n`` and ``what``, plural unless it is one."""
+    return f"{n} {what}" + "s" * (n != 1)
+
+
+def _scan_evidence(bad: List["Finding"]) -> List[str]:
+    lines = [f"scan: {f.source} record {f.key}: {f.detail}" for f in bad[:EVIDENCE_RECORDS]]
+    if len(bad) > EVIDENCE_RECORDS:
+        lines.append(f"scan: {len(bad) - EVIDENCE_RECORDS} more bad records")
+    return lines
 
 
 def _with_diagnosis(v: Verdict, diagnosis: Optional["Diagnosis"]) -> Verdict:

@@ -70,6 +70,7 @@ def scan(
     *,
     backend: Optional[str] = None,
     phase: str = "TRAIN",
+    layer: Optional[str] = None,
     mode: str = "direct",
     limit: Optional[int] = None,
     max_findings: Optional[int] = None,
@@ -86,6 +87,8 @@ def scan(
             file, an ImageData list.
         backend: ``lmdb``, ``leveldb``, ``hdf5`` or ``imagelist``; detected when None.
         phase: ``TRAIN`` or ``TEST``, for a net.
+        layer: scan only this data layer of a net (with what the net expects of it), e.g. to
+            write a clean copy of one source of a net that reads several.
         mode: ``direct`` reads the stores itself (no Caffe needed); ``net`` has Caffe read
             each data layer of the net (transform_param, mean file and Caffe's decoding
             included) and checks every sample of every batch.
@@ -107,6 +110,7 @@ def scan(
         target,
         backend=backend,
         phase=phase,
+        layer=layer,
         mode=mode,
         limit=limit,
         shard=shard,
@@ -124,7 +128,7 @@ def scan(
         )
         report.sort()
         return report
-    sources = _sources(target, backend, phase, report)
+    sources = _sources(target, backend, phase, layer, report)
     if write_clean is not None:
         if len(sources) != 1:
             raise _not_one_whole_source(write_clean)
@@ -172,6 +176,8 @@ def _check_options(target: str, **arguments) -> None:
         raise refuse("{limit} and {workers} exclude each other")
     if mode not in MODES:
         raise refuse("{mode}: direct or net")
+    if arguments["layer"] is not None and not is_net(target):
+        raise refuse("{layer} is for a net: a source path is one source already")
     if mode == "net":
         if not is_net(target):
             raise refuse("{mode} needs a net prototxt: it runs the net's own data layers")
@@ -179,6 +185,8 @@ def _check_options(target: str, **arguments) -> None:
             raise refuse(
                 "{mode} takes no {workers:name}, {shard:name}, {write_clean:name} or {backend:name}"
             )
+        if arguments["layer"] is not None:
+            raise refuse("{mode} runs every data layer of the net; it takes no {layer:name}")
     if is_net(target) and backend is not None:
         raise refuse("{backend} is for a source path; a net names its sources' backends")
     if write_clean is not None and (shard is not None or limit is not None):
@@ -192,14 +200,23 @@ def _not_one_whole_source(write_clean: str) -> ScanError:
     )
 
 
-def _sources(target: str, backend: Optional[str], phase: str, report: ScanReport) -> List[Source]:
-    """What to scan: the data layers of a net in ``phase``, or the one source given."""
+def _sources(
+    target: str, backend: Optional[str], phase: str, layer: Optional[str], report: ScanReport
+) -> List[Source]:
+    """What to scan: the data layers of a net in ``phase`` (only ``layer``, when given), or the
+    one source given."""
     if not is_net(target):
         return [Source(target, backend or detect_backend(target))]
     from caffe_nantools.scan.sources import sources_from_net
 
     sources, notes = sources_from_net(target, phase)
     report.notes.extend(notes)
+    if layer is not None:
+        sources = [s for s in sources if s.layer == layer]
+        if not sources:
+            raise ScanError(
+                f"{target}: no Data, HDF5Data or ImageData layer named {layer!r} in phase {phase}"
+            )
     if not sources:
         raise ScanError(f"{target}: no Data, HDF5Data or ImageData layer in phase {phase}")
     return sources
