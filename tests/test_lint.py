@@ -32,11 +32,14 @@ SOLVERS = [
     ('lr_policy: "exp"\ngamma: 0.99\n', []),
     ('lr_policy: "inv"\npower: 0.75\n', [("lr-policy", "warning", 1)]),
     ('lr_policy: "cosine"\n', [("lr-policy", "error", 1)]),
-    ("base_lr: 5\n", [("base-lr", "warning", 1), ("no-clip", "info", 1)]),
-    ("base_lr: 5\nclip_gradients: 10\n", [("base-lr", "warning", 1)]),
-    ('type: "Adam"\nbase_lr: 0.001\n', []),
-    ("debug_info: true\n", [("display-hides-debug", "warning", 1)]),
-    ("debug_info: true\ndisplay: 1\n", []),
+    ('base_lr: 5\nlr_policy: "fixed"\n', [("base-lr", "warning", 1), ("no-clip", "info", 1)]),
+    ('base_lr: 5\nclip_gradients: 10\nlr_policy: "fixed"\n', [("base-lr", "warning", 1)]),
+    ('type: "Adam"\nbase_lr: 0.001\nlr_policy: "fixed"\n', []),
+    ('debug_info: true\nlr_policy: "fixed"\n', [("display-hides-debug", "warning", 1)]),
+    ('debug_info: true\ndisplay: 1\nlr_policy: "fixed"\n', []),
+    # Caffe has no default policy: without one it stops at the first update.
+    ("base_lr: 0.01\nmomentum: 0.9\n", [("lr-policy", "error", 1)]),
+    ('type: "Adam"\nbase_lr: 0.001\n', [("lr-policy", "error", 1)]),
 ]
 
 

@@ -180,7 +180,9 @@ def numbers(message):
     ],
 )
 def test_a_float32_rounding_of_the_limit_is_not_above_it(tmp_path, kind, limit, written):
-    solver = write(tmp_path, "solver.prototxt", f'type: "{kind}"\nbase_lr: {written}\n')
+    solver = write(
+        tmp_path, "solver.prototxt", f'type: "{kind}"\nbase_lr: {written}\nlr_policy: "fixed"\n'
+    )
     assert [f.rule for f in lint(solver=solver)] == []
 
 
@@ -199,14 +201,15 @@ def test_a_rate_above_the_limit_is_said_with_numbers_that_agree(tmp_path, kind, 
     ['larc: true\nlarc_policy: "clip"\n', "local_lr_auto: true\n", "larc: true\nlarc_eta: 0.002\n"],
 )
 def test_layer_wise_rates_make_a_large_base_lr_normal(tmp_path, fork):
-    solver = write(tmp_path, "solver.prototxt", f"base_lr: 9\n{fork}max_iter: 100\n")
+    fixed = 'lr_policy: "fixed"\n'
+    solver = write(tmp_path, "solver.prototxt", f"base_lr: 9\n{fork}max_iter: 100\n{fixed}")
     assert [f.rule for f in lint(solver=solver)] == []
-    plain = write(tmp_path, "plain.prototxt", "base_lr: 9\nlarc: false\nmax_iter: 100\n")
+    plain = write(tmp_path, "plain.prototxt", f"base_lr: 9\nlarc: false\nmax_iter: 100\n{fixed}")
     assert [f.rule for f in lint(solver=plain)] == ["base-lr", "no-clip"]
 
 
 def test_a_fork_solver_alone_is_known_as_a_solver(tmp_path):
-    solver = write(tmp_path, "s.prototxt", 'larc: true\nlarc_policy: "scale"\n')
+    solver = write(tmp_path, "s.prototxt", 'larc: true\nlarc_policy: "scale"\nlr_policy: "fixed"\n')
     assert lint_files([solver]) == []
 
 
@@ -475,5 +478,5 @@ def test_the_report_gives_its_summary_and_exit_status(tmp_path):
     assert report.format().endswith("1 errors, 2 warnings, 1 notes\n") and json.loads(
         report.to_json()
     )
-    path.write_text('net: "net.prototxt"\nbase_lr: 0.01\n')
+    path.write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\n')
     assert lint(solver=str(path)).return_code == 0

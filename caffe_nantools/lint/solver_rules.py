@@ -135,7 +135,16 @@ def check_solver(doc: Document, out: Findings) -> None:
     where = policy_node
     gamma, power = value_of(doc, "gamma", FLOAT), value_of(doc, "power", FLOAT)
     max_iter, stepsize = value_of(doc, "max_iter", INT32), value_of(doc, "stepsize", INT32)
-    if policy not in POLICIES:
+    if policy_node is None:
+        out.add(
+            "lr-policy",
+            "error",
+            None,
+            "no lr_policy: Caffe has no default policy, and stops at the first update "
+            "(Unknown learning rate policy)",
+            'set lr_policy: "fixed" (or "step", "poly", ... with their settings)',
+        )
+    elif policy not in POLICIES:
         out.add(
             "lr-policy",
             "error",
