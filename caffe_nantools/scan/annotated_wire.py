@@ -146,19 +146,25 @@ class _Step:
     a: np.ndarray
     b: np.ndarray
 
-    def known(self, odd: np.ndarray, wires: Dict[int, int]) -> Dict[int, np.ndarray]:
-        """Per known field number (of ``wires``, with its wire type), which of these fields it
-        has; a message with a known field of another wire type is set in ``odd``
-        (:func:`parse` says why)."""
-        masks = {}
+    def known(self, odd: np.ndarray, wires: Dict[int, int]) -> Dict[int, "_Step"]:
+        """Per known field number (of ``wires``, with its wire type) that some message has in
+        this step, those fields; a message with a known field of another wire type is set in
+        ``odd`` (:func:`parse` says why)."""
+        fields = {}
         for number, wire in wires.items():
             here = self.number == number
-            right = self.wire == wire
-            wrong = here & ~right
-            if wrong.any():
-                odd[self.messages[wrong]] = True
-            masks[number] = here & right
-        return masks
+            count = np.count_nonzero(here)
+            if not count:
+                continue
+            right = here & (self.wire == wire)
+            if np.count_nonzero(right) != count:
+                odd[self.messages[here & ~right]] = True
+            fields[number] = self if np.count_nonzero(right) == len(right) else self.some(right)
+        return fields
+
+    def some(self, where: np.ndarray) -> "_Step":
+        columns = self.messages, self.number, self.wire, self.value, self.a, self.b
+        return _Step(*(column[where] for column in columns))
 
 
 def _steps(buf: np.ndarray, start: np.ndarray, end: np.ndarray, odd: np.ndarray) -> Iterator[_Step]:
@@ -203,9 +209,9 @@ class _Children:
         self.count = _ints(parents)
         self.parts: List[Tuple[np.ndarray, ...]] = []
 
-    def add(self, step: _Step, where: np.ndarray) -> None:
-        parent = step.messages[where]
-        self.parts.append((parent, self.count[parent], step.a[where], step.b[where]))
+    def add(self, step: _Step) -> None:
+        parent = step.messages
+        self.parts.append((parent, self.count[parent], step.a, step.b))
         self.count[parent] += 1
 
     def arrays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -233,9 +239,10 @@ class _Pattern:
     def starts(self, buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Which of the messages ``buf[start:end]`` begin so."""
         ok = end - start >= self.length
-        ok &= (buf[start[:, None] + self.exact] == self.values).all(axis=1)
-        if self.varints.size:
-            ok &= (buf[start[:, None] + self.varints] < 0x80).all(axis=1)
+        for offset, value in zip(self.exact.tolist(), self.values.tolist()):
+            ok &= buf[start + offset] == value
+        for offset in self.varints.tolist():
+            ok &= buf[start + offset] < 0x80
         return ok
 
 
@@ -276,7 +283,8 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
     # What follows the leading Datum (all of a record without one) is walked: the image's
     # bytes are not copied.
     skip = np.maximum(datum_b, 0)
-    joined = b"".join([v[x:] for v, x in zip(values, skip.tolist())] + [_PAD])
+    tails = [v[x:] for v, x in zip(values, skip.tolist())]
+    joined = b"".join(tails + [_PAD])
     buf = np.frombuffer(joined, np.uint8)
     end = np.cumsum(lengths - skip)
     base = end - lengths  # a record's offset in ``buf`` (as if it were all there)
@@ -287,11 +295,13 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
     groups = _Children(n)
     for step in _steps(buf, start + _TYPE.length * usual, end, odd):
         known = step.known(odd, {1: 2, 2: 0, 3: 2})
-        here = step.messages[known[1]]
-        datum_a[here] = step.a[known[1]] - base[here]
-        datum_b[here] = step.b[known[1]] - base[here]
-        kinds[step.messages[known[2]]] = _int32(step.value[known[2]])
-        groups.add(step, known[3])
+        if 1 in known:
+            rows = known[1].messages
+            datum_a[rows], datum_b[rows] = known[1].a - base[rows], known[1].b - base[rows]
+        if 2 in known:
+            kinds[known[2].messages] = _int32(known[2].value)
+        if 3 in known:
+            groups.add(known[3])
     group_rows, group_index, a, b = groups.arrays()
     group_odd = np.zeros(len(a), bool)
     usual = _LABEL.starts(buf, a, b)
@@ -299,8 +309,10 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
     annotations = _Children(len(a))
     for step in _steps(buf, a + _LABEL.length * usual, b, group_odd):
         known = step.known(group_odd, {1: 0, 2: 2})
-        group_labels[step.messages[known[1]]] = _int32(step.value[known[1]])
-        annotations.add(step, known[2])
+        if 1 in known:
+            group_labels[known[1].messages] = _int32(known[1].value)
+        if 2 in known:
+            annotations.add(known[2])
     box_groups, box_index, a, b = annotations.arrays()
     box_odd = np.zeros(len(a), bool)
     bbox_a, bbox_b = _ints(len(a), -1), _ints(len(a), -1)
