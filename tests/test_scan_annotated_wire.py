@@ -199,11 +199,14 @@ def test_the_usual_layout_is_read_at_its_offsets_in_a_batch_of_mixed_records():
     box = message.annotation_group.add(group_label=2).annotation.add(instance_id=0).bbox
     box.xmin, box.ymin, box.xmax, box.ymax, box.difficult = 0.25, 0.5, 0.75, 1.0, True
     usual = message.SerializeToString()
+    inside_the_datum = usual[:9]
     values = [b"\x00not one", usual, nested(3, tag(1, 0) + varint(300)), usual[:-1], usual]
+    values.insert(2, inside_the_datum)
     decoded = decode(values)
-    assert sorted(decoded.broken) == [0, 3]
-    assert decoded.group_rows.tolist() == [1, 2, 4]
+    assert sorted(decoded.broken) == [0, 2, 4]
+    assert "field 1 runs past the end" in decoded.broken[2]
+    assert decoded.group_rows.tolist() == [1, 3, 5]
     assert decoded.group_labels.tolist() == [2, 300, 2]
     assert decoded.coords.tolist() == [[0.25, 0.5, 0.75, 1.0]] * 2
-    assert decoded.datum_rows.tolist() == [1, 4]
-    assert decoded.kinds.tolist() == [-1, 0, -1, -1, 0]
+    assert decoded.datum_rows.tolist() == [1, 5]
+    assert decoded.kinds.tolist() == [-1, 0, -1, -1, -1, 0]
