@@ -19,6 +19,7 @@
    findings must be exactly the planted ones.
 
 A missed target is marked and makes the run exit 1 (``--no-check``: exit 0, for exploratory runs).
+``--parts 5`` runs only some of them (1 and 2 are one table, and 6 needs 1's store).
 """
 
 import argparse
@@ -438,6 +439,15 @@ def main():
     parser.add_argument("--records", type=int, default=50000)
     parser.add_argument("--hdf5-mb", type=int, default=1024)
     parser.add_argument("--rss-mb", type=int, nargs="+", default=[100, 2048])
+    parser.add_argument(
+        "--parts",
+        type=int,
+        nargs="+",
+        choices=range(1, 7),
+        default=list(range(1, 7)),
+        metavar="N",
+        help="run only these parts, numbered as in this file's docstring (1 and 2 are one table; 6 runs it too)",
+    )
     add_check_option(parser)
     # What in_fresh_process runs:
     parser.add_argument("--hdf5-times", metavar="H5", help=argparse.SUPPRESS)
@@ -460,11 +470,17 @@ def main():
     print(f"numpy {np.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     targets = Targets()
     with tempfile.TemporaryDirectory(prefix="nantools-bench-") as tmp:
-        uniform = records_table(args.records, tmp, with_caffe, targets)
-        varied_table(args.records, tmp, uniform)
-        annotated_table(args.records, tmp, targets)
-        hdf5_table(args.hdf5_mb, tmp, targets)
-        rss_table(tmp, args.rss_mb, targets)
+        parts = set(args.parts)
+        if parts & {1, 2, 6}:
+            uniform = records_table(args.records, tmp, with_caffe, targets)
+        if 6 in parts:
+            varied_table(args.records, tmp, uniform)
+        if 5 in parts:
+            annotated_table(args.records, tmp, targets)
+        if 3 in parts:
+            hdf5_table(args.hdf5_mb, tmp, targets)
+        if 4 in parts:
+            rss_table(tmp, args.rss_mb, targets)
     print(
         f"\nthis process's peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
