@@ -185,4 +185,5 @@ def _claims(record: bytes) -> bool:
     return record[:1] in (b"\x0a", b"\x1a")
 
 
-register(RecordKind("AnnotatedDatum", _claims, AnnotatedChecker))
+# Its decoding is Python work over the batch: a read-ahead thread measured 0.65x of reading in turn.
+register(RecordKind("AnnotatedDatum", _claims, AnnotatedChecker, read_ahead=False))

@@ -80,11 +80,15 @@ class RecordKind:
         name: the message's name in caffe.proto.
         claims: whether a record's wire bytes are of this kind (and not of the others).
         checker: ``checker(collector, expect)``, a :class:`Checker` for its records.
+        read_ahead: whether reading the next records in a thread while its checks run pays:
+            not where the checks are Python work that holds the interpreter lock (the thread's
+            copies then wait for it, and slow the checks down), which then read views in turn.
     """
 
     name: str
     claims: Callable[[bytes], bool]
     checker: Callable[[Collector, Expect], Checker]
+    read_ahead: bool = True
 
 
 _BACKENDS: Dict[str, Backend] = {}

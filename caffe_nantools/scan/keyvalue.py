@@ -92,7 +92,11 @@ def _scan_open_store(
     bad: Set[int] = set()
     index = first
     try:
-        checker = checker_for(store, collector, source.expect)
+        kind = record_kind(store)
+        checker = kind.checker(collector, source.expect)
+        if read_ahead and not kind.read_ahead:
+            read_ahead = False
+            store.read_views()  # as one process of one core reads
         start_key = store.keys_at([first])[0] if first else None  # a slice ends by its count
         batches = store.batches(start_key, limit=end - first)
         for keys, values in prefetched(batches) if read_ahead else batches:

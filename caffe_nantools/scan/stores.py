@@ -51,6 +51,9 @@ class _Store:
     def close(self) -> None:
         raise NotImplementedError
 
+    def read_views(self) -> None:
+        """Values as views where the store can give them (LMDB); copies otherwise."""
+
     @contextmanager
     def _reading(self):
         """The store library's errors (a damaged page or table) as one-line StoreErrors."""
@@ -98,6 +101,11 @@ class LMDBStore(_Store):
             raise StoreError(
                 f"{self.path}: truncated LMDB ({have} of {need} bytes); an interrupted copy? copy it again"
             )
+
+    def read_views(self) -> None:
+        """From now on, values as memoryviews into the map (see ``views``)."""
+        self.txn.abort()
+        self.txn = self.env.begin(buffers=True)
 
     def close(self) -> None:
         self.txn.abort()
