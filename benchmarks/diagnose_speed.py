@@ -105,7 +105,8 @@ def child(what: str, path: str) -> None:
         answer = ""
     else:
         result = diagnose(path)
-        answer = f"{result.cause} {result.first_nonfinite['iteration']} {result.first_nonfinite['layer']}"
+        first = result.first_nonfinite
+        answer = f"{result.cause} {first.iteration} {first.layer}"
     seconds = time.perf_counter() - start
     print(f"{seconds} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} {answer}")
 
