@@ -198,6 +198,24 @@ def test_solver_mode_gpu_on_a_cpu_only_caffe_trains_on_the_cpu_and_says_so(caffe
     assert any("solver_mode: GPU; hunt trained on the CPU" in n for n in report.notes)
 
 
+@pytest.mark.parametrize("gpu", [0, 3])
+def test_asking_a_cpu_only_caffe_for_a_gpu_is_one_line_in_each_ones_terms(caffe, here, capsys, gpu):
+    from caffe_nantools.hunt import HuntError
+
+    (here / "net.prototxt").write_text(dummy_classifier(""))
+    (here / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 4\n'
+    )
+    with pytest.raises(HuntError) as info:
+        hunt("solver.prototxt", workdir="first", gpu=gpu)
+    assert str(info.value) == f"gpu={gpu}: this Caffe is built for the CPU only; leave out gpu"
+    assert main(["hunt", "solver.prototxt", "--workdir", "second", "--gpu", str(gpu)]) == 2
+    assert capsys.readouterr().err == (
+        f"caffe-nantools hunt: error: --gpu {gpu}: this Caffe is built for the CPU only; "
+        "leave out --gpu\n"
+    )
+
+
 def test_a_snapshot_prefix_in_a_missing_folder_is_a_note_and_nothing_is_written_there(caffe, here):
     (here / "net.prototxt").write_text(dummy_classifier(""))
     (here / "solver.prototxt").write_text(

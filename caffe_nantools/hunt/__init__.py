@@ -270,7 +270,8 @@ def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> None:
     """A failure past the data layers in a batch that holds records the scan found bad (a label
     past the classes, say): those records are the cause; the verdict keeps where it failed."""
     found = {(f.source, f.key): f for f in bad}
-    for layer in dict.fromkeys(reading_layer(inputs.net, f.source) for f in bad):
+    sources = dict.fromkeys(f.source for f in bad)  # each once: one may hold thousands
+    for layer in dict.fromkeys(reading_layer(inputs.net, source) for source in sources):
         batch, _ = batch_records(inputs.net, layer, verdict.iteration) if layer else ([], None)
         held = [r for r in batch if (r["source"], r["key"]) in found]
         if held:

@@ -88,7 +88,10 @@ def train(
         )
     if not os.path.exists(result_path):
         if gpu is not None and _says(log, CPU_ONLY):
-            raise HuntError(f"--gpu {gpu}: this Caffe is built for the CPU only; leave out --gpu")
+            raise HuntError(
+                "{gpu}: this Caffe is built for the CPU only; leave out {gpu:name}",
+                arguments={"gpu": gpu},
+            )
         return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
     with open(result_path) as f:
         result = json.load(f)
