@@ -1,7 +1,7 @@
 """scan speed, measured side by side in one run (in the image: docker/run-benchmark scan_speed):
 
 1. records/s on a 50k-record 3x32x32 float LMDB and a uint8 one: caffe-nantools' direct scan
-   (as by default: a process per core from 256 MB a core, else one process reading ahead in a
+   (as by default: a process per core from 64 MB a core, else one process reading ahead in a
    thread), with --workers 1 and 2 (a process of one core each), its net mode, the naive Python
    loop (Datum.ParseFromString, np.array(float_data)), and a bare Caffe net of the Data layer
    and a dummy loss (target: direct >= 1.0x that net on floats);
@@ -11,8 +11,8 @@
 4. peak RSS of a scan of 100 MB and of 2 GB of data, and of an HDF5 scan --write-clean of as
    much (target: flat);
 5. records/s on the SSD fork's AnnotatedDatum records (the uint8 3x32x32 images of 1., each
-   with 1 to 6 boxes) against the Datums of the same images (target: the same speed class,
-   >= 0.5x);
+   with 1 to 6 boxes) against the Datums of the same images, the two stores timed in turns
+   (target: the same speed class, >= 0.5x);
 6. records/s on a store of varied records (float Datums as Caffe writes them and packed, uint8
    ones, labels 0..9, 1% bad: NaN, cut short, another shape, not a Datum) against the store of
    one record repeated of 1., so that the general path is measured as well as the fast one; its
@@ -151,12 +151,17 @@ def best_seconds(sides):
     return best
 
 
-def scan_seconds(path):
-    """Best seconds of the direct scans of SCANS, then what two busy processes at once get done
-    against one (:func:`busy`), which bounds what --workers 2 can show."""
+def scan_seconds(*paths):
+    """Best seconds of the direct scans of SCANS of each path (all taken in turns: stores that
+    are compared meet the machine in the same moods), then what two busy processes at once get
+    done against one (:func:`busy`), which bounds what --workers 2 can show."""
     import multiprocessing
 
-    scans = [lambda workers=workers: scan(path, workers=workers) for workers in SCANS.values()]
+    scans = [
+        lambda path=path, workers=workers: scan(path, workers=workers)
+        for path in paths
+        for workers in SCANS.values()
+    ]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         *seconds, one, two = best_seconds(
             scans + [busy, lambda: pool.map(busy, range(2), chunksize=1)]
@@ -298,14 +303,18 @@ def annotated_table(n, tmp, targets):
         f"\nrecords/s on {n} records of 3x32x32 uint8, LMDB: AnnotatedDatum (1 to 6 boxes each) against Datum"
         f" (best of {RUNS} runs)"
     )
-    rows = {}
+    paths = []
     for kind in ("Datum", "AnnotatedDatum"):
-        path = os.path.join(tmp, f"{kind}_lmdb")
-        make_lmdb(path, n, (3, 32, 32), "uint8", annotated=kind == "AnnotatedDatum")
-        os.sync()
+        paths.append(os.path.join(tmp, f"{kind}_lmdb"))
+        make_lmdb(paths[-1], n, (3, 32, 32), "uint8", annotated=kind == "AnnotatedDatum")
+    os.sync()
+    for path in paths:
         warm_up(path)
-        *seconds, _ = in_fresh_process("--scan-seconds", path)
-        rows[kind] = [n / s for s in seconds]
+    *seconds, _ = in_fresh_process("--scan-seconds", *paths)
+    rows = {
+        "Datum": [n / s for s in seconds[: len(SCANS)]],
+        "AnnotatedDatum": [n / s for s in seconds[len(SCANS) :]],
+    }
     print(f"{'':>28} {'Datum':>12} {'AnnotatedDatum':>15} {'ratio':>6}")
     for i, name in enumerate(SCANS):
         datum_rate, annotated_rate = rows["Datum"][i], rows["AnnotatedDatum"][i]
@@ -451,13 +460,13 @@ def main():
     add_check_option(parser)
     # What in_fresh_process runs:
     parser.add_argument("--hdf5-times", metavar="H5", help=argparse.SUPPRESS)
-    parser.add_argument("--scan-seconds", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--scan-seconds", nargs="+", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hdf5_times:
         print(*hdf5_times(args.hdf5_times))
         return
     if args.scan_seconds:
-        print(*scan_seconds(args.scan_seconds))
+        print(*scan_seconds(*args.scan_seconds))
         return
     os.environ.setdefault("GLOG_minloglevel", "2")
     try:

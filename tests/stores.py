@@ -1,5 +1,7 @@
 """Small LMDB and LevelDB stores of Datums for the scan tests."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from datums import datum
@@ -69,3 +71,13 @@ def read_store(path, backend):
     items = list(db.iterator())
     db.close()
     return items
+
+
+def per_worker(monkeypatch, backend: str, size: int) -> None:
+    """Let ``backend`` scan in a process per core from ``size`` bytes a process (for the tests'
+    stores of a few kB)."""
+    from caffe_nantools.scan import backends
+
+    backends.backend_names()  # loads the registry
+    registered = backends._BACKENDS[backend]
+    monkeypatch.setitem(backends._BACKENDS, backend, replace(registered, bytes_per_worker=size))

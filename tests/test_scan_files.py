@@ -11,6 +11,7 @@ from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import Source
 from needs import need
+from stores import per_worker
 
 h5py = need("h5py")
 Image = need("PIL.Image", "Pillow")
@@ -91,7 +92,7 @@ def test_a_big_hdf5_list_gets_a_process_per_core_with_the_same_report(h5_list, m
     source = Source(str(h5_list), "hdf5")
     assert scanner.auto_workers(source) == 1
     both = (h5_list.parent / "a.h5").stat().st_size + (h5_list.parent / "b.h5").stat().st_size
-    monkeypatch.setattr(scanner, "BYTES_PER_WORKER", both // 2)
+    per_worker(monkeypatch, "hdf5", both // 2)
     assert scanner.auto_workers(source) == 2
     report = scan(str(h5_list))
     assert found(report) == found(scan(str(h5_list), workers=1))

@@ -10,7 +10,7 @@ from caffe_nantools.scan import ScanReport, Source, merge_reports, scan
 from caffe_nantools.scan.checks import Expect
 from caffe_nantools.scan.stores import StoreError
 from datums import datum
-from stores import planted, read_store, write_store
+from stores import per_worker, planted, read_store, write_store
 from needs import need
 
 lmdb = need("lmdb")
@@ -147,9 +147,9 @@ def test_a_store_gets_a_process_per_core_only_when_big_enough(tmp_path, monkeypa
     monkeypatch.setattr(scanner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert scanner.auto_workers(source) == 1  # a few kB: one process
     size = stores.lmdb_bytes(source.path)
-    monkeypatch.setattr(scanner, "BYTES_PER_WORKER", size // 3)
+    per_worker(monkeypatch, "lmdb", size // 3)
     assert scanner.auto_workers(source) == 3
-    monkeypatch.setattr(scanner, "BYTES_PER_WORKER", 1)
+    per_worker(monkeypatch, "lmdb", 1)
     assert scanner.auto_workers(source) == 4  # no more than the cores
     write_store(tmp_path / "ldb", "leveldb", records)
     assert scanner.auto_workers(Source(str(tmp_path / "ldb"), "leveldb")) == 1

@@ -43,6 +43,9 @@ class Backend:
         index: the :class:`RecordIndex` of a source (for ``scan --mode net``).
         outputs: the paths ``--write-clean target`` writes.
         data_bytes: the bytes a scan reads, where a process per core may pay (0: one process).
+        bytes_per_worker: the bytes each process must get for a process per core to pay
+            (measured in the image: where one process would take about 40 ms, starting a second
+            one on a second core costs about what it saves).
         one_process: why the source is scanned in one process whatever ``--workers`` says
             (empty: it need not be).
         recheck: ``recheck(source, indices, collector)`` runs the direct checks on these
@@ -57,6 +60,7 @@ class Backend:
     index: Callable[[Source], RecordIndex]
     outputs: Callable[[Source, str], Tuple[str, ...]] = lambda source, target: (target,)
     data_bytes: Callable[[Source], int] = lambda source: 0
+    bytes_per_worker: int = 256 << 20
     one_process: str = ""
     recheck: Optional[Callable[[Source, List[int], Collector], None]] = None
     subset: Optional[Callable[[Source, List[int], str], None]] = None

@@ -98,7 +98,7 @@ def scan(
             huge store in pieces; ``merge`` joins the reports.
         workers: scan the slices in this many processes, each on one core, and merge (not for
             a LevelDB, which one process at a time may open); None: one per core for an LMDB
-            or HDF5 source of at least :data:`BYTES_PER_WORKER` a core, else one process (an
+            of at least 64 MB a core or an HDF5 source of 256 MB a core, else one process (an
             LMDB or LevelDB read ahead in a thread).
         write_clean: copy the source to this new path without the bad records.
         progress: show records/s and ETA on stderr.
@@ -258,16 +258,14 @@ def _scan_one(
     return report, bad
 
 
-BYTES_PER_WORKER = 256 << 20  # below it, starting a process costs more than it saves (measured)
-
-
 def auto_workers(source: Source) -> int:
     """How many processes scan ``source`` when not told: one per core the process may use,
-    for an LMDB or HDF5 source with at least BYTES_PER_WORKER for each."""
+    for a source with at least its backend's ``bytes_per_worker`` for each."""
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
-    return max(1, min(cores, backend_of(source).data_bytes(source) // BYTES_PER_WORKER))
+    backend = backend_of(source)
+    return max(1, min(cores, backend.data_bytes(source) // backend.bytes_per_worker))
 
 
 def _check_mean(source: Source, report: ScanReport) -> None:
