@@ -5,6 +5,7 @@ repeated fields, long varints, known fields of another wire type, cut records, n
 
 import math
 import struct
+from typing import Optional
 from unittest import mock
 
 import numpy as np
@@ -210,3 +211,66 @@ def test_the_usual_layout_is_read_at_its_offsets_in_a_batch_of_mixed_records():
     assert decoded.coords.tolist() == [[0.25, 0.5, 0.75, 1.0]] * 2
     assert decoded.datum_rows.tolist() == [1, 5]
     assert decoded.kinds.tolist() == [-1, 0, -1, -1, -1, 0]
+
+
+def created_box(instance_id: int, coords, difficult: Optional[int] = 0) -> bytes:
+    """An annotation field as create_annoset writes it: instance_id, then a bbox of the four
+    coordinates and difficult (None: left out)."""
+    box = b"".join(coordinate(n, v) for n, v in zip(range(1, 5), coords))
+    if difficult is not None:
+        box += tag(6, 0) + varint(difficult)
+    return nested(2, tag(1, 0) + varint(instance_id) + nested(2, box))
+
+
+#: Annotations that are not quite create_annoset's layout, of lengths that add up to a whole
+#: number of its boxes in a group (28 bytes each) or are one.
+NEAR_MISSES = [
+    lambda c: created_box(200, c),  # a two-byte instance_id: 29 bytes
+    lambda c: created_box(1, c, 300),  # a two-byte difficult: 29 bytes
+    lambda c: created_box(1, c, None),  # no difficult: 26 bytes
+    lambda c: created_box(1, c)[:-2] + tag(5, 0) + b"\x01",  # a label where difficult was: 28
+    lambda c: created_box(1, c)[:-2] + tag(1, 0) + b"\x01",  # xmin again, as a varint: 28
+    lambda c: created_box(1, c).replace(b"\x0d", b"\x15", 1),  # xmin written as ymin: 28
+    lambda c: nested(9, bytes(26)),  # a field of another fork: 28
+]
+
+
+@st.composite
+def created_group(draw):
+    label = draw(st.one_of(st.integers(0, 127), st.integers(128, 2**20)))
+    boxes = b""
+    for _ in range(draw(st.integers(0, 4))):
+        coords = draw(st.tuples(*[COORDINATES] * 4))
+        if draw(st.integers(0, 5)):
+            boxes += created_box(draw(st.integers(0, 127)), coords, draw(st.integers(0, 1)))
+        else:
+            boxes += draw(st.sampled_from(NEAR_MISSES))(coords)
+    return nested(3, tag(1, 0) + varint(label) + boxes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(created_group(), max_size=4), min_size=1, max_size=8))
+def test_groups_as_create_annoset_writes_them_decode_as_read_one_at_a_time(records):
+    """Groups of create_annoset's boxes are read by their layout, without a walk; groups with
+    a box that only nearly has it are walked: both as protobuf reads them."""
+    values = [nested(1, DATUM) + tag(2, 0) + b"\x00" + b"".join(groups) for groups in records]
+    assert_same(decode(values), decode(values, walk=False))
+
+
+def test_only_groups_of_create_annoset_boxes_alone_are_read_by_their_layout():
+    coords = (0.1, 0.2, 0.3, 0.4)
+    created = [created_box(i, coords, i % 2) for i in range(3)]
+    groups = [
+        tag(1, 0) + varint(5) + b"".join(created),  # read by its layout
+        tag(1, 0) + varint(5),  # no boxes: also
+        tag(1, 0) + varint(300) + created[0],  # a two-byte label: walked
+        tag(1, 0) + varint(5) + created[0] + NEAR_MISSES[0](coords),
+        tag(1, 0) + varint(5) + b"".join(created) + tag(1, 0) + varint(6),  # a label again
+    ]
+    buf = np.frombuffer(b"".join(groups) + bytes(16), np.uint8)
+    ends = np.cumsum([len(g) for g in groups])
+    starts = ends - [len(g) for g in groups]
+    labelled = annotated_wire._LABEL.starts(buf, starts, ends)
+    boxed = annotated_wire._boxed_groups(buf, starts, ends, labelled)
+    assert boxed.groups.tolist() == [True, True, False, False, False]
+    assert boxed.box_groups.tolist() == [0, 0, 0] and boxed.box_index.tolist() == [0, 1, 2]

@@ -5,8 +5,10 @@
 of every message per step, then their groups, annotations and boxes the same way: a batch costs a
 few numpy calls per field of its longest message, whatever the records' layouts (field order,
 boxes without some coordinates, fields of other forks), instead of Python work per record and
-box. A record in which the walk meets anything unusual (a broken or truncated field, a long
-varint, a known field of another wire type) is read by :func:`parse` instead, which decides.
+box. Groups whose annotations are all laid out as the fork's create_annoset writes them are
+read at their offsets, without a walk. A record in which the walk meets anything unusual (a
+broken or truncated field, a long varint, a known field of another wire type) is read by
+:func:`parse` instead, which decides.
 
 Field numbers (the fork's caffe.proto): AnnotatedDatum datum=1 (Datum), type=2 (enum, BBOX=0),
 annotation_group=3; AnnotationGroup group_label=1, annotation=2; Annotation instance_id=1,
@@ -252,6 +254,37 @@ _ANNOTATION = _Pattern("08 v 12 v")  # an instance_id, then a bbox of fewer than
 _FOUR_FLOATS = _Pattern("0d . . . . 15 . . . . 1d . . . . 25 . . . .")  # a box's coordinates
 _FLOATS = np.array([1, 6, 11, 16])  # where their bytes start
 _DIFFICULT = _Pattern("30 v")  # after them, the last field of a box as create_annoset writes it
+#: An annotation as create_annoset writes it, with its tag and length: an instance_id, then a
+#: bbox of the four coordinates and difficult. A group of these is read without a walk.
+_BOX = _Pattern("12 1a 08 v 12 16 0d . . . . 15 . . . . 1d . . . . 25 . . . . 30 v")
+_BOX_FLOATS = np.array([7, 12, 17, 22])
+
+
+@dataclass
+class _Boxed:
+    """The groups made of a label and annotations as create_annoset writes them, all alike:
+    which groups, and per box its group, its place in the group and where it starts."""
+
+    groups: np.ndarray
+    box_groups: np.ndarray
+    box_index: np.ndarray
+    starts: np.ndarray
+
+
+def _boxed_groups(buf: np.ndarray, a: np.ndarray, b: np.ndarray, labelled: np.ndarray) -> _Boxed:
+    """Of the groups ``buf[a:b]``, those that start with a one-byte label (``labelled``) and
+    hold nothing but annotations of the :data:`_BOX` layout."""
+    size = b - a - _LABEL.length
+    boxed = labelled & (size % _BOX.length == 0)
+    while True:
+        count = np.where(boxed, size // _BOX.length, 0)
+        box_groups = np.repeat(np.arange(len(a)), count)
+        box_index = np.arange(len(box_groups)) - np.repeat(np.cumsum(count) - count, count)
+        starts = a[box_groups] + _LABEL.length + _BOX.length * box_index
+        wrong = ~_BOX.starts(buf, starts, starts + _BOX.length)
+        if not wrong.any():
+            return _Boxed(boxed, box_groups, box_index, starts)
+        boxed[box_groups[wrong]] = False
 
 
 def _floats(joined: bytes) -> np.ndarray:
@@ -313,40 +346,23 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
     group_odd = np.zeros(len(a), bool)
     usual = _LABEL.starts(buf, a, b)
     group_labels = np.where(usual, buf[a + 1].astype(np.int64), 0)
+    boxed = _boxed_groups(buf, a, b, usual)
     annotations = _Children(len(a))
-    for step in _steps(buf, a + _LABEL.length * usual, b, group_odd):
+    for step in _steps(buf, np.where(boxed.groups, b, a + _LABEL.length * usual), b, group_odd):
         known = step.known(group_odd, {1: 0, 2: 2})
         if 1 in known:
             group_labels[known[1].messages] = _int32(known[1].value)
         if 2 in known:
             annotations.add(known[2])
-    box_groups, box_index, a, b = annotations.arrays()
-    box_odd = np.zeros(len(a), bool)
-    bbox_a, bbox_b = _ints(len(a), -1), _ints(len(a), -1)
-    usual = _ANNOTATION.starts(buf, a, b)
-    first = a + _ANNOTATION.length
-    usual &= first + buf[first - 1] <= b
-    bbox_a[usual], bbox_b[usual] = first[usual], first[usual] + buf[first[usual] - 1]
-    for step in _steps(buf, np.where(usual, bbox_b, a), b, box_odd):
-        here = (step.number == 2) & (step.wire == 2)
-        again = step.messages[here & (bbox_a[step.messages] >= 0)]
-        box_odd[again] = True  # protobuf reads the bbox it replaces as well: parse does that
-        bbox_a[step.messages[here]], bbox_b[step.messages[here]] = step.a[here], step.b[here]
     floats = _floats(joined)
-    coords = np.zeros((len(a), 4), np.float32)  # protobuf's default for a field not written
-    usual = _FOUR_FLOATS.starts(buf, bbox_a, bbox_b) & (bbox_a >= 0)
-    coords[usual] = floats[bbox_a[usual][:, None] + _FLOATS]
-    rest = np.where(usual, bbox_a + _FOUR_FLOATS.length, bbox_a)
-    done = usual & _DIFFICULT.starts(buf, rest, bbox_b) & (bbox_b - rest == _DIFFICULT.length)
-    rest[done] = bbox_b[done]
-    for step in _steps(buf, rest, bbox_b, box_odd):
-        known = (step.number >= 1) & (step.number <= 4)
-        wrong = known & (step.wire != 5)
-        if wrong.any():
-            box_odd[step.messages[wrong]] = True
-        known &= ~wrong
-        coords[step.messages[known], step.number[known] - 1] = floats[step.a[known]]
+    box_groups, box_index, coords, box_odd = _walked_boxes(buf, floats, annotations)
     group_odd[box_groups[box_odd]] = True
+    if boxed.groups.any():
+        box_groups, box_index, coords = _in_order(
+            (box_groups, boxed.box_groups),
+            (box_index, boxed.box_index),
+            (coords, floats[boxed.starts[:, None] + _BOX_FLOATS]),
+        )
     odd[group_rows[group_odd]] = True
     box_rows = group_rows[box_groups]
     box_groups_index, box_labels = group_index[box_groups], group_labels[box_groups]
@@ -359,11 +375,7 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
             c[keep_boxes] for c in (box_rows, box_groups_index, box_index, box_labels, coords)
         )
     datum_rows = np.flatnonzero(~odd & (datum_a >= 0))
-    spans = zip(datum_rows.tolist(), datum_a[datum_rows].tolist(), datum_b[datum_rows].tolist())
-    if isinstance(values[0], memoryview):
-        datums = [values[row][x:y] for row, x, y in spans]
-    else:
-        datums = [memoryview(values[row])[x:y] for row, x, y in spans]
+    datums = _datums(values, datum_rows, datum_a[datum_rows], datum_b[datum_rows])
     decoded = Decoded(
         kinds,
         datum_rows,
@@ -380,6 +392,53 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
     )
     _parse_odd(decoded, values, np.flatnonzero(odd).tolist())
     return decoded
+
+
+def _walked_boxes(
+    buf: np.ndarray, floats: np.ndarray, annotations: "_Children"
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The boxes of the annotations found by the walk of their groups: per box its group, its
+    place in the group, its coordinates, and whether :func:`parse` must read its record."""
+    box_groups, box_index, a, b = annotations.arrays()
+    box_odd = np.zeros(len(a), bool)
+    coords = np.zeros((len(a), 4), np.float32)  # protobuf's default for a field not written
+    if not len(a):
+        return box_groups, box_index, coords, box_odd
+    bbox_a, bbox_b = _ints(len(a), -1), _ints(len(a), -1)
+    usual = _ANNOTATION.starts(buf, a, b)
+    first = a + _ANNOTATION.length
+    usual &= first + buf[first - 1] <= b
+    bbox_a[usual], bbox_b[usual] = first[usual], first[usual] + buf[first[usual] - 1]
+    for step in _steps(buf, np.where(usual, bbox_b, a), b, box_odd):
+        here = (step.number == 2) & (step.wire == 2)
+        again = step.messages[here & (bbox_a[step.messages] >= 0)]
+        box_odd[again] = True  # protobuf reads the bbox it replaces as well: parse does that
+        bbox_a[step.messages[here]], bbox_b[step.messages[here]] = step.a[here], step.b[here]
+    usual = _FOUR_FLOATS.starts(buf, bbox_a, bbox_b) & (bbox_a >= 0)
+    coords[usual] = floats[bbox_a[usual][:, None] + _FLOATS]
+    rest = np.where(usual, bbox_a + _FOUR_FLOATS.length, bbox_a)
+    done = usual & _DIFFICULT.starts(buf, rest, bbox_b) & (bbox_b - rest == _DIFFICULT.length)
+    rest[done] = bbox_b[done]
+    for step in _steps(buf, rest, bbox_b, box_odd):
+        known = (step.number >= 1) & (step.number <= 4)
+        wrong = known & (step.wire != 5)
+        if wrong.any():
+            box_odd[step.messages[wrong]] = True
+        known &= ~wrong
+        coords[step.messages[known], step.number[known] - 1] = floats[step.a[known]]
+    return box_groups, box_index, coords, box_odd
+
+
+def _datums(
+    values: Sequence[bytes], rows: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> List[memoryview]:
+    """The bytes ``a:b`` of the records ``rows``, as memoryviews (not copies)."""
+    if not isinstance(values[0], memoryview):
+        values = [memoryview(v) for v in values]
+    if len(rows) == len(values) and len(rows) and a.min() == a.max() and b.min() == b.max():
+        x, y = int(a[0]), int(b[0])  # every record's Datum at the same place: as Caffe writes them
+        return [v[x:y] for v in values]
+    return [values[row][x:y] for row, x, y in zip(rows.tolist(), a.tolist(), b.tolist())]
 
 
 def _parse_odd(decoded: Decoded, values: Sequence[bytes], rows: List[int]) -> None:
@@ -410,7 +469,7 @@ def _parse_odd(decoded: Decoded, values: Sequence[bytes], rows: List[int]) -> No
         decoded.datum_rows = np.r_[decoded.datum_rows, [row for row, _ in datums]][order]
     if groups:
         rows_, index, labels = np.asarray(groups, np.int64).T
-        decoded.group_rows, decoded.group_index, decoded.group_labels = _by_record(
+        decoded.group_rows, decoded.group_index, decoded.group_labels = _in_order(
             (decoded.group_rows, rows_),
             (decoded.group_index, index),
             (decoded.group_labels, labels),
@@ -423,7 +482,7 @@ def _parse_odd(decoded: Decoded, values: Sequence[bytes], rows: List[int]) -> No
             decoded.box_index,
             decoded.box_labels,
             decoded.coords,
-        ) = _by_record(
+        ) = _in_order(
             (decoded.box_rows, rows_),
             (decoded.box_groups, group),
             (decoded.box_index, index),
@@ -432,9 +491,12 @@ def _parse_odd(decoded: Decoded, values: Sequence[bytes], rows: List[int]) -> No
         )
 
 
-def _by_record(*columns: Tuple[np.ndarray, np.ndarray]) -> List[np.ndarray]:
-    """Columns of the walked records with those of the records read alone appended, in record
-    order (the first column: their records)."""
+def _in_order(*columns: Tuple[np.ndarray, np.ndarray]) -> List[np.ndarray]:
+    """Pairs of columns (of the walked records or groups, and of those read otherwise) each
+    joined, in the order of the first column's values (their records or groups), each side's
+    own order kept within one."""
+    if not len(columns[0][0]):
+        return [other for _, other in columns]
     joined = [np.concatenate(pair) for pair in columns]
     order = np.argsort(joined[0], kind="stable")
     return [column[order] for column in joined]
