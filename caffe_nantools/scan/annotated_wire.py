@@ -276,15 +276,16 @@ def _boxed_groups(buf: np.ndarray, a: np.ndarray, b: np.ndarray, labelled: np.nd
     hold nothing but annotations of the :data:`_BOX` layout."""
     size = b - a - _LABEL.length
     boxed = labelled & (size % _BOX.length == 0)
-    while True:
-        count = np.where(boxed, size // _BOX.length, 0)
-        box_groups = np.repeat(np.arange(len(a)), count)
-        box_index = np.arange(len(box_groups)) - np.repeat(np.cumsum(count) - count, count)
-        starts = a[box_groups] + _LABEL.length + _BOX.length * box_index
-        wrong = ~_BOX.starts(buf, starts, starts + _BOX.length)
-        if not wrong.any():
-            return _Boxed(boxed, box_groups, box_index, starts)
+    count = np.where(boxed, size // _BOX.length, 0)
+    box_groups = np.repeat(np.arange(len(a)), count)
+    box_index = np.arange(len(box_groups)) - np.repeat(np.cumsum(count) - count, count)
+    starts = a[box_groups] + _LABEL.length + _BOX.length * box_index
+    wrong = ~_BOX.starts(buf, starts, starts + _BOX.length)
+    if wrong.any():  # a group with one box of another layout is walked, all its boxes
         boxed[box_groups[wrong]] = False
+        keep = boxed[box_groups]
+        box_groups, box_index, starts = box_groups[keep], box_index[keep], starts[keep]
+    return _Boxed(boxed, box_groups, box_index, starts)
 
 
 def _floats(joined: bytes) -> np.ndarray:
