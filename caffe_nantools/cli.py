@@ -460,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int,
         metavar="N",
-        help="scan in N processes of one core each (default: one per core for an LMDB of 64 MB "
-        "a core or more, or an HDF5 source of 256 MB a core)",
+        help="scan in N processes of one core each (default: one per core it may use, within a "
+        "CPU quota, for an LMDB of 64 MB a core or more, or an HDF5 source of 256 MB a core)",
     )
     scan.add_argument(
         "--shard",

@@ -86,9 +86,10 @@ def test_hdf5_small_chunks_find_the_same_rows(h5_list, monkeypatch):
 
 
 def test_a_big_hdf5_list_gets_a_process_per_core_with_the_same_report(h5_list, monkeypatch):
-    from caffe_nantools.scan import scanner
+    from caffe_nantools.scan import cores, scanner
 
     monkeypatch.setattr(scanner.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(cores, "cpu_quota", lambda: None)
     source = Source(str(h5_list), "hdf5")
     assert scanner.auto_workers(source) == 1
     both = (h5_list.parent / "a.h5").stat().st_size + (h5_list.parent / "b.h5").stat().st_size

@@ -139,12 +139,13 @@ def test_workers_give_the_same_report(tmp_path, backend):
 
 
 def test_a_store_gets_a_process_per_core_only_when_big_enough(tmp_path, monkeypatch):
-    from caffe_nantools.scan import scanner, stores
+    from caffe_nantools.scan import cores, scanner, stores
 
     records, _ = planted()
     write_store(tmp_path / "db", "lmdb", records)
     source = Source(str(tmp_path / "db"), "lmdb")
     monkeypatch.setattr(scanner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cores, "cpu_quota", lambda: None)
     assert scanner.auto_workers(source) == 1  # a few kB: one process
     size = stores.lmdb_bytes(source.path)
     per_worker(monkeypatch, "lmdb", size // 3)

@@ -251,13 +251,14 @@ class _Pattern:
 _TYPE = _Pattern("10 v")  # after the Datum
 _LABEL = _Pattern("08 v")  # a group's label
 _ANNOTATION = _Pattern("08 v 12 v")  # an instance_id, then a bbox of fewer than 128 bytes
-_FOUR_FLOATS = _Pattern("0d . . . . 15 . . . . 1d . . . . 25 . . . .")  # a box's coordinates
+_COORDINATES = "0d . . . . 15 . . . . 1d . . . . 25 . . . ."  # a box's four, as fixed32
+_FOUR_FLOATS = _Pattern(_COORDINATES)
 _FLOATS = np.array([1, 6, 11, 16])  # where their bytes start
 _DIFFICULT = _Pattern("30 v")  # after them, the last field of a box as create_annoset writes it
 #: An annotation as create_annoset writes it, with its tag and length: an instance_id, then a
 #: bbox of the four coordinates and difficult. A group of these is read without a walk.
-_BOX = _Pattern("12 1a 08 v 12 16 0d . . . . 15 . . . . 1d . . . . 25 . . . . 30 v")
-_BOX_FLOATS = np.array([7, 12, 17, 22])
+_BOX = _Pattern(f"12 1a 08 v 12 16 {_COORDINATES} 30 v")
+_BOX_FLOATS = _FLOATS + 6  # the bbox's fields start after six bytes of tags and lengths
 
 
 @dataclass
@@ -434,9 +435,11 @@ def _datums(
     values: Sequence[bytes], rows: np.ndarray, a: np.ndarray, b: np.ndarray
 ) -> List[memoryview]:
     """The bytes ``a:b`` of the records ``rows``, as memoryviews (not copies)."""
+    if not len(rows):
+        return []
     if not isinstance(values[0], memoryview):
         values = [memoryview(v) for v in values]
-    if len(rows) == len(values) and len(rows) and a.min() == a.max() and b.min() == b.max():
+    if len(rows) == len(values) and a.min() == a.max() and b.min() == b.max():
         x, y = int(a[0]), int(b[0])  # every record's Datum at the same place: as Caffe writes them
         return [v[x:y] for v in values]
     return [values[row][x:y] for row, x, y in zip(rows.tolist(), a.tolist(), b.tolist())]
@@ -493,9 +496,9 @@ def _parse_odd(decoded: Decoded, values: Sequence[bytes], rows: List[int]) -> No
 
 
 def _in_order(*columns: Tuple[np.ndarray, np.ndarray]) -> List[np.ndarray]:
-    """Pairs of columns (of the walked records or groups, and of those read otherwise) each
-    joined, in the order of the first column's values (their records or groups), each side's
-    own order kept within one."""
+    """Pairs of columns, each pair of the walked records or groups and of those read otherwise
+    (each side already in the order of its first column), joined in the order of the first
+    column's values (their records or groups): within one, each side's order is kept."""
     if not len(columns[0][0]):
         return [other for _, other in columns]
     joined = [np.concatenate(pair) for pair in columns]

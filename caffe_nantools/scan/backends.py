@@ -45,7 +45,7 @@ class Backend:
         data_bytes: the bytes a scan reads, where a process per core may pay (0: one process).
         bytes_per_worker: the bytes each process must get for a process per core to pay
             (measured in the image: where one process would take about 40 ms, starting a second
-            one on a second core costs about what it saves).
+            one on a second core costs about what it saves); read only with ``data_bytes``.
         one_process: why the source is scanned in one process whatever ``--workers`` says
             (empty: it need not be).
         recheck: ``recheck(source, indices, collector)`` runs the direct checks on these

@@ -171,8 +171,10 @@ _STORE = dict(
     recheck=recheck_store,
     subset=subset_store,
 )
-# An LMDB is read and checked at 1-2 GB/s in one process (an HDF5 file at about 6): a second
-# process pays from about 64 MB each (measured in the image: 1.4x at 60-70 MB, 1.0x at 30 MB).
+# An LMDB is read and checked at 1-2 GB/s in one process (an HDF5 file at about 6 GB/s).
+# Measured in the image on 2 cores, two processes against one: 1.3-1.8x faster on stores of 60
+# to 200 MB (30-100 MB a process), about as fast on 30-40 MB (1.3x for AnnotatedDatums). 64 MB
+# a process keeps a margin for machines where more processes share the memory bandwidth.
 register(
     Backend(
         "lmdb",

@@ -15,6 +15,7 @@ from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.prototxt.net import PHASES
 from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
 from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.cores import usable_cores
 from caffe_nantools.scan.merging import fingerprint
 from caffe_nantools.scan.progress import Progress, Tally
 from caffe_nantools.scan.report import ScanReport, merge_reports
@@ -97,8 +98,8 @@ def scan(
         shard: ``(k, n)``: scan only the k-th of n equal slices (0-based), for scanning a
             huge store in pieces; ``merge`` joins the reports.
         workers: scan the slices in this many processes, each on one core, and merge (not for
-            a LevelDB, which one process at a time may open); None: one per core for an LMDB
-            of at least 64 MB a core or an HDF5 source of 256 MB a core, else one process (an
+            a LevelDB, which one process at a time may open); None: one per core where
+            the source holds its backend's ``bytes_per_worker`` for each, else one process (an
             LMDB or LevelDB read ahead in a thread).
         write_clean: copy the source to this new path without the bad records.
         progress: show records/s and ETA on stderr.
@@ -261,11 +262,8 @@ def _scan_one(
 def auto_workers(source: Source) -> int:
     """How many processes scan ``source`` when not told: one per core the process may use,
     for a source with at least its backend's ``bytes_per_worker`` for each."""
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
     backend = backend_of(source)
-    return max(1, min(cores, backend.data_bytes(source) // backend.bytes_per_worker))
+    return max(1, min(usable_cores(), backend.data_bytes(source) // backend.bytes_per_worker))
 
 
 def _check_mean(source: Source, report: ScanReport) -> None:
