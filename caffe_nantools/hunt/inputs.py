@@ -66,7 +66,7 @@ class Inputs:
         if gpu is None and mode is not None and str(mode.value) == "GPU":
             notes.append(
                 f"{self.solver}:{mode.line}: solver_mode: GPU; hunt trained on the CPU "
-                "(give --gpu ID to train on a GPU)"
+                "(to train on a GPU, give its id: --gpu ID, or gpu=ID in Python)"
             )
         prefix = value_of(self.doc, "snapshot_prefix", STRING)
         folder = os.path.dirname(prefix) if prefix else ""
