@@ -10,7 +10,7 @@ import pytest
 
 from annotated import annotated, datum_message, pb
 from caffe_nantools.cli import main
-from caffe_nantools.scan import merge_reports, scan
+from caffe_nantools.scan import ScanReport, merge_reports, scan
 from caffe_nantools.scan.annotated_wire import parse
 from stores import read_store, write_store
 from needs import need
@@ -240,13 +240,25 @@ def test_the_nets_background_label_and_anno_type_are_used(tmp_path):
 
 
 def test_workers_shards_json_and_csv_agree_with_one_scan(tmp_path, capsys):
-    records, bad, _ = planted_store(7, n=300)
+    records, bad, empty = planted_store(7, n=300, empties=7)
     write_store(tmp_path / "db", "lmdb", records)
     whole = scan(str(tmp_path / "db"))
     assert found(whole) == expected(records, {i: k for i, k in bad.items() if k != "past classes"})
-    assert found(scan(str(tmp_path / "db"), workers=3)) == found(whole)
-    shards = merge_reports(scan(str(tmp_path / "db"), shard=(k, 4)) for k in range(4))
-    assert found(shards) == found(whole)
+    first_empty = records[min(empty)][0].decode()
+    assert whole.notes == [
+        f"{tmp_path / 'db'}: 7 records without boxes (the first: key {first_empty}); "
+        "SSD skips them, so they are not counted as bad"
+    ]
+    in_processes = scan(str(tmp_path / "db"), workers=3)
+    assert found(in_processes) == found(whole) and in_processes.notes == whole.notes
+    parts = [scan(str(tmp_path / "db"), shard=(k, 4)) for k in range(4)]
+    shards = merge_reports(parts)
+    assert found(shards) == found(whole) and shards.notes == whole.notes
+    # as `merge` reads the JSON reports of a Slurm array's shards
+    from_json = merge_reports(ScanReport.from_dict(json.loads(p.to_json())) for p in parts)
+    assert from_json.notes == whole.notes
+    source = str(tmp_path / "db")
+    assert from_json.summaries[source].skipped == whole.summaries[source].skipped
     assert main(["scan", str(tmp_path / "db"), "--json"]) == 1
     assert [
         tuple(f[k] for k in ("index", "field", "problem"))
@@ -357,3 +369,13 @@ def test_records_recognized_by_layout_read_as_records_read_one_at_a_time(
         fast.summaries[str(tmp_path / "db")].to_dict()
         == alone.summaries[str(tmp_path / "db")].to_dict()
     )
+
+
+def test_one_record_without_boxes_is_one_record(tmp_path):
+    records, _, empty = planted_store(11, n=40, kinds=(), empties=1)
+    write_store(tmp_path / "db", "lmdb", records)
+    key = records[min(empty)][0].decode()
+    assert scan(str(tmp_path / "db")).notes == [
+        f"{tmp_path / 'db'}: 1 record without boxes (the first: key {key}); "
+        "SSD skips them, so they are not counted as bad"
+    ]

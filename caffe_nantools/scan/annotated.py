@@ -7,14 +7,13 @@ encoding needs it (a zero-width box makes it take log(0)). The wire format is re
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
 from caffe_nantools.scan.annotated_wire import Decoded, decode
 from caffe_nantools.scan.backends import RecordKind, register
 from caffe_nantools.scan.checks import Collector, DatumChecker, Expect, key_text
-from caffe_nantools.scan.report import ScanReport
 
 BBOX = 0  # AnnotatedDatum.AnnotationType
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
@@ -40,9 +39,6 @@ class AnnotatedChecker:
         self.collector, self.expect = collector, expect
         # The Datum's own label is not what SSD learns from: the boxes' labels are.
         self.datums = DatumChecker(collector, replace(expect, class_labels=False), labels=False)
-        self.no_boxes = 0
-        self._first_empty = ""
-        self._note: Optional[int] = None
 
     def check(self, keys: Sequence[bytes], values: Sequence[bytes], first_index: int) -> List[int]:
         """Check one batch; returns the batch rows found bad."""
@@ -69,8 +65,16 @@ class AnnotatedChecker:
             summary.stats("boxes per record").update(
                 float(boxes.min()), float(boxes.max()), float(boxes.sum()), boxes.size
             )
-        for row in np.flatnonzero(decoded_rows & (per_record == 0)):
-            self._no_boxes(keys[row])
+        no_boxes = np.flatnonzero(decoded_rows & (per_record == 0))
+        if no_boxes.size:  # a note, not findings: SSD skips a record without boxes
+            first = int(no_boxes[0])
+            summary.skip(
+                "without boxes",
+                "SSD skips them, so they are not counted as bad",
+                no_boxes.size,
+                first_index + first,
+                key_text(keys[first]),
+            )
         bad: Set[int] = set()
         if decoded.datums:
             rows = decoded.datum_rows.tolist()
@@ -162,21 +166,6 @@ class AnnotatedChecker:
                 "box",
                 f"{_COORDS[c]} {coords[i, c]:g} is outside [0, 1] by {past[i, c]:.3g}{pixels}",
             )
-
-    def _no_boxes(self, key: bytes) -> None:
-        """Said in a note, not a finding: SSD skips a record without boxes."""
-        self.no_boxes += 1
-        self._first_empty = self._first_empty or key_text(key)
-        report: ScanReport = self.collector.report
-        note = (
-            f"{self.collector.source}: {self.no_boxes} records without boxes (the first: key {self._first_empty}); "
-            "SSD skips them, so they are not counted as bad"
-        )
-        if self._note is None:
-            self._note = len(report.notes)
-            report.notes.append(note)
-        else:
-            report.notes[self._note] = note
 
 
 def _claims(record: bytes) -> bool:

@@ -140,7 +140,7 @@ def scan_source(
 ) -> Set[int]:
     """Check the records of ``source`` (its shard, its first ``limit``) into ``report``;
     returns the indices of the bad ones."""
-    return backend_of(source).scan(
+    bad = backend_of(source).scan(
         source,
         report,
         limit=limit,
@@ -149,3 +149,7 @@ def scan_source(
         progress=progress,
         one_core=one_core,
     )
+    summary = report.summaries.get(source.name)
+    if summary is not None:
+        report.notes.extend(summary.skipped_notes(source.name))
+    return bad

@@ -83,8 +83,29 @@ class FieldStats:
 
 
 @dataclass
+class Skipped:
+    """Records of one kind that Caffe's data layer skips, so not bad and not findings: why it
+    skips them, how many there are and the first (its index and key)."""
+
+    why: str
+    count: int = 0
+    index: int = -1
+    key: str = ""
+
+    def add(self, count: int, index: int, key: str) -> None:
+        if count and (self.index < 0 or index < self.index):
+            self.index, self.key = index, key
+        self.count += count
+
+    def note(self, source: str, what: str) -> str:
+        records = "record" if self.count == 1 else "records"
+        return f"{source}: {self.count} {records} {what} (the first: key {self.key}); {self.why}"
+
+
+@dataclass
 class Summary:
-    """Counts and ranges for one source."""
+    """Counts and ranges for one source. ``skipped``: per kind of record the data layer
+    skips (``without boxes``), those records."""
 
     backend: str
     records: int = 0
@@ -92,6 +113,14 @@ class Summary:
     dtypes: Counter = field(default_factory=Counter)
     labels: Counter = field(default_factory=Counter)
     fields: Dict[str, FieldStats] = field(default_factory=dict)
+    skipped: Dict[str, Skipped] = field(default_factory=dict)
+
+    def skip(self, what: str, why: str, count: int, index: int, key: str) -> None:
+        """``count`` records more of a kind the data layer skips, the first at ``index``."""
+        self.skipped.setdefault(what, Skipped(why)).add(count, index, key)
+
+    def skipped_notes(self, source: str) -> List[str]:
+        return [skipped.note(source, what) for what, skipped in self.skipped.items()]
 
     def stats(self, name: str) -> FieldStats:
         return self.fields.setdefault(name, FieldStats())
@@ -108,6 +137,8 @@ class Summary:
         for name, stats in other.fields.items():
             if stats.count:
                 self.stats(name).update(stats.min, stats.max, stats.total, stats.count)
+        for what, skipped in other.skipped.items():
+            self.skip(what, skipped.why, skipped.count, skipped.index, skipped.key)
 
     def to_dict(self) -> dict:
         return {
@@ -120,6 +151,9 @@ class Summary:
                 for k, v in sorted(self.labels.items(), key=lambda kv: _label_order(kv[0]))
             },
             "fields": {name: stats.to_dict() for name, stats in self.fields.items()},
+            **(
+                {"skipped": {w: asdict(s) for w, s in self.skipped.items()}} if self.skipped else {}
+            ),
         }
 
     @classmethod
@@ -129,6 +163,8 @@ class Summary:
         )
         summary.labels = _counts({_label_key(k): v for k, v in d["labels"].items()})
         summary.fields = {name: FieldStats.from_dict(s) for name, s in d["fields"].items()}
+        for what, s in d.get("skipped", {}).items():
+            summary.skip(what, str(s["why"]), _count(s["count"]), int(s["index"]), str(s["key"]))
         return summary
 
 
@@ -286,6 +322,14 @@ def merge_reports(reports: Iterable[ScanReport]) -> ScanReport:
     """One report from the reports of shards of the same scan (findings in index order); it is
     a whole scan's, of the sources of all the parts (unknown if a part's are)."""
     merged = ScanReport()
+    reports = list(reports)
+    # A part's notes on skipped records count its own records only: said again for the whole.
+    derived = {
+        note
+        for report in reports
+        for source, summary in report.summaries.items()
+        for note in summary.skipped_notes(source)
+    }
     for report in reports:
         if merged.origin is not None:
             merged.origin = None if report.origin is None else {**merged.origin, **report.origin}
@@ -294,11 +338,13 @@ def merge_reports(reports: Iterable[ScanReport]) -> ScanReport:
                 merged.sources.append(source)
         merged.findings.extend(report.findings)
         merged.unlisted += report.unlisted
-        merged.notes.extend(n for n in report.notes if n not in merged.notes)
+        merged.notes.extend(n for n in report.notes if n not in merged.notes and n not in derived)
         for source, summary in report.summaries.items():
             if source in merged.summaries:
                 merged.summaries[source].merge(summary)
             else:
                 merged.summaries[source] = Summary.from_dict(summary.to_dict())
+    for source, summary in merged.summaries.items():
+        merged.notes.extend(summary.skipped_notes(source))
     merged.sort()
     return merged
