@@ -503,8 +503,13 @@ def test_a_test_pass_that_goes_non_finite_while_training_stays_finite_is_said(
             "TEST net" in s for s in result.summary
         )
         assert main(["diagnose", path]) == 1
-    else:  # a test pass's trace lines are not the train trace, and its outputs stayed finite
-        assert result.cause == "none"
+    else:
+        # A test pass's trace lines are not the train trace and its outputs stayed finite, but
+        # a NaN in the file is never an all-clear: the second pass names the line.
+        line = log.line_of("top blob data data: nan")
+        assert result.cause == "unknown" and result.first_nonfinite.line == line
+        assert any(f"line {line}" in s for s in result.summary)
+        assert main(["diagnose", path]) == 1
 
 
 def test_a_pasted_test_output_line_without_its_testing_line_counts(tmp_path):

@@ -10,7 +10,7 @@ from caffe_nantools.cause import Cause
 from caffe_nantools.diagnose.aborts import explain
 from caffe_nantools.diagnose.blame import Blame
 from caffe_nantools.diagnose.origin import Blowup, Origin
-from caffe_nantools.diagnose.reading import Evidence, Run, Valued
+from caffe_nantools.diagnose.reading import Evidence, Run, Valued, is_saturated
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
@@ -164,26 +164,56 @@ def judge(
         run.first_bad_line is None or run.first_bad_line > run.abort.line
     ):
         return _aborted(run, net)
+    v = Verdict(Cause.NONE)
+    _warn_pinned(v, run)
+    if not run.went_bad:
+        v.summary.append("no non-finite loss, rate or debug_info value in the log")
+        return v
+    _judge_nonfinite(v, run, origin, blame, blowup, updates, net, solver, log)
+    if run.abort is not None:
+        v.summary.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
+        v.evidence.append(run.abort)
+    v.evidence = sorted({e.line: e for e in v.evidence if e.line}.values(), key=lambda e: e.line)
+    return v
+
+
+def _warn_pinned(v: Verdict, run: Run) -> None:
+    """A loss or output at 87.3365 = -log(FLT_MIN): not NaN, but softmax gave the true class 0."""
+    pinned = run.pinned or next(
+        (o for o in run.bad_iteration_outputs if is_saturated(o.value)), None
+    )
+    if pinned is None:
+        return
+    what = "loss" if pinned is run.pinned else f"output {pinned.name!r}"
+    v.warnings.append(
+        f"the {what} is {pinned.value:g} at {_at(pinned.iteration)} (line {pinned.line}): that is "
+        "-log(FLT_MIN), softmax's probability of the true class underflowed to 0; not NaN yet, but "
+        "usually exploding scores, or labels out of range (`caffe-nantools scan NET` checks the labels)"
+    )
+    v.evidence.append(pinned)
+
+
+def _judge_nonfinite(
+    v: Verdict,
+    run: Run,
+    origin: Optional[Origin],
+    blame: Optional[Blame],
+    blowup: Optional[Blowup],
+    updates: Optional[Updates],
+    net: Optional[NetFacts],
+    solver: Optional[SolverFacts],
+    log: str,
+) -> None:
+    """The cause of the run's first non-finite value, into ``v``."""
     lr, loss = run.first_bad_lr, run.first_bad_loss
     check = next(
         (c for c in run.checks if c.phase == "TRAIN"), run.checks[0] if run.checks else None
     )
-    v = Verdict(Cause.NONE)
-    if run.pinned is not None:
-        p = run.pinned
-        v.warnings.append(
-            f"the loss is {p.value:g} at iteration {p.iteration} (line {p.line}): that is -log(FLT_MIN), "
-            "softmax's probability of the true class underflowed to 0; not NaN yet, but usually "
-            "exploding scores, or labels out of range (`caffe-nantools scan NET` checks the labels)"
-        )
-        v.evidence.append(p)
     if loss is not None:
         v.summary.append(
             f"loss = {loss.value:g} first at iteration {loss.iteration} (line {loss.line})"
         )
-    if not run.went_bad:
-        v.summary.append("no non-finite loss, rate or debug_info value in the log")
-        return v
+    structured = lr or origin or check or loss or run.first_bad_test
     if lr is not None and (origin is None or lr.line < origin.line):
         v.cause = Cause.LR_POLICY
         v.first = FirstNonfinite(lr.iteration, "lr", None, None, lr.line)
@@ -202,8 +232,13 @@ def judge(
         _from_check(v, check, net)
     elif loss is None and run.first_bad_test is not None:
         _from_test(v, run.first_bad_test, net)
+    elif loss is None and run.unread is not None:
+        _from_unread(v, run, blowup)
     else:
         _from_losses(v, run, blowup, net)
+    if run.unread is not None and structured:
+        v.summary.insert(0, _unread_sentence(run.unread, "an earlier line, "))
+        v.evidence.append(run.unread)
     if v.cause == Cause.EXPLODING_GRADIENTS:
         first = updates.first_exploding() if updates is not None else None
         if first is not None:
@@ -232,11 +267,30 @@ def judge(
             f"{solver.path if solver else 'solver.prototxt'}` (debug_info: true), run again and "
             "diagnose the new log"
         )
-    if run.abort is not None:
-        v.summary.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
-        v.evidence.append(run.abort)
-    v.evidence = sorted({e.line: e for e in v.evidence if e.line}.values(), key=lambda e: e.line)
-    return v
+
+
+def _unread_sentence(unread: Valued, lead: str = "") -> str:
+    return (
+        f"{lead}line {unread.line}, holds {unread.name} in a line whose layout diagnose does not read "
+        f"(after {_at(unread.iteration)}): `{unread.text.strip()[:200]}`"
+    )
+
+
+def _from_unread(v: Verdict, run: Run, blowup: Optional[Blowup]) -> None:
+    """Only the second pass saw a non-finite value: where it is, and what the rest supports."""
+    u = run.unread
+    v.first = FirstNonfinite(u.iteration, "unread", None, None, u.line)
+    v.summary.append(_unread_sentence(u, "the first non-finite value, at "))
+    v.evidence.append(u)
+    if blowup is not None:
+        v.cause = Cause.EXPLODING_GRADIENTS
+        _tell_blowup(v, blowup)
+    else:
+        v.cause = Cause.UNKNOWN
+    v.advice.append(
+        "give diagnose the log as Caffe wrote it (one glog record a line, not quoted or rewrapped), "
+        "or the lines around that one, to name the layer"
+    )
 
 
 def _at(iteration: Optional[int], about: str = "") -> str:
@@ -335,13 +389,41 @@ def _aborted(run: Run, net: Optional[NetFacts]) -> Verdict:
     abort = run.abort
     v = Verdict(Cause.CAFFE_ABORT, evidence=[abort])
     v.summary, v.advice = explain(abort, net.path if net else None)
-    if run.iterations:
+    if run.abort_after is not None:
         v.summary.append(
-            f"every value before it was finite (last displayed iteration {run.iterations[-1]})"
+            f"every value before it was finite (last displayed iteration {run.abort_after})"
         )
     else:
         v.summary.append("it happened before the first displayed iteration")
+    first = run.first_bad
+    if first is not None:
+        v.first = FirstNonfinite(first.iteration, _pass_of(run, first), None, None, first.line)
+        v.summary.append(
+            f"after it, line {first.line} holds a non-finite value ({_at(first.iteration)}): "
+            f"`{first.text.strip()[:200]}`; the log holds more than the run that aborted "
+            "(pieces of several runs?)"
+        )
+        v.evidence.append(Evidence(first.line, first.text))
     return v
+
+
+def _pass_of(run: Run, first: Valued) -> str:
+    """The ``pass`` of FirstNonfinite for ``run.first_bad`` when no trace origin is worked out."""
+    kinds = (
+        (run.first_bad_loss, "loss"),
+        (run.first_bad_lr, "lr"),
+        (run.first_bad_test, "test"),
+        (run.unread, "unread"),
+    )
+    for value, kind in kinds:
+        if value is first:
+            return kind
+    record = (
+        next((r for r in run.suspect.records if r.line == first.line), None)
+        if run.suspect
+        else None
+    )
+    return record.pass_ if record is not None else "trace"
 
 
 def _from_trace(

@@ -21,8 +21,9 @@ from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
 from caffe_nantools.logs.chunks import Marked, Span
-from caffe_nantools.logs.glog import parse_line
+from caffe_nantools.logs.glog import parse_line, parse_value
 from caffe_nantools.logs.solver import parse_event
+from caffe_nantools.logs.sweep import Finding
 
 #: Displayed iterations kept before the first non-finite one, to see a blow-up coming.
 WINDOW = 12
@@ -172,6 +173,19 @@ class Run:
     first_clipping: Optional[Evidence] = None
     checks: List[CheckError] = field(default_factory=list)
     abort: Optional[Abort] = None
+    #: The last displayed iteration before the abort.
+    abort_after: Optional[int] = None
+    #: The run's first line (its ``Solving`` line, or the log's first).
+    start: int = 1
+    #: The second pass's first non-finite value and crash marker in the run's lines.
+    first_found: Optional[Finding] = None
+    first_crash: Optional[Finding] = None
+    #: The last displayed iterations before ``first_found`` and ``first_crash``.
+    found_after: Optional[int] = None
+    crash_after: Optional[int] = None
+    #: A non-finite value only the second pass saw, before any the reading saw (``name``: the
+    #: value as written, ``iteration``: the last displayed one before it).
+    unread: Optional[Valued] = None
     #: The first block with a suspect value, parsed, and the blocks before it.
     suspect: Optional[Block] = None
     window: List[Block] = field(default_factory=list)
@@ -188,6 +202,7 @@ class Run:
             or self.first_bad_lr
             or self.checks
             or self.first_bad_test
+            or self.unread
         )
 
     @property
@@ -204,7 +219,7 @@ class Run:
         its solver iteration where the log tells it."""
         found = [
             v
-            for v in (self.first_bad_loss, self.first_bad_lr, self.first_bad_test)
+            for v in (self.first_bad_loss, self.first_bad_lr, self.first_bad_test, self.unread)
             if v is not None
         ]
         found += [Valued(c.line, c.text) for c in self.checks[:1]]
@@ -280,14 +295,28 @@ class Reader:
     def run(self) -> Run:
         return self.runs[-1]
 
-    def feed_all(self, pieces: Iterable[Union[Span, Marked]]) -> List[Run]:
+    def feed_all(self, pieces: Iterable[Union[Span, Marked, Finding]]) -> List[Run]:
         for piece in pieces:
             if isinstance(piece, Span):
                 self.span(piece)
+            elif isinstance(piece, Finding):
+                self.found(piece)
             else:
                 self.marked(piece)
         self.finish()
         return self.runs
+
+    def found(self, finding: Finding) -> None:
+        """A line of the second pass (:mod:`caffe_nantools.logs.sweep`): its first non-finite
+        value and crash marker count for the run they are in."""
+        run = self.run
+        if finding.kind == "crash":
+            if run.first_crash is None:
+                run.first_crash = finding
+                run.crash_after = run.iterations[-1] if run.iterations else None
+        elif run.first_found is None:
+            run.first_found = finding
+            run.found_after = run.iterations[-1] if run.iterations else None
 
     def span(self, span: Span) -> None:
         if not self._seen:
@@ -354,8 +383,11 @@ class Reader:
         self._frames_due = False  # the stack trace of an abort is over
         if event.kind == "run":
             self._close_block(None)
-            if self.run.displayed or self.run.went_bad or self.run.has_debug or self.run.abort:
-                self.runs.append(Run())
+            run = self.run
+            if run.displayed or run.went_bad or run.has_debug or run.abort or run.first_found:
+                self.runs.append(Run(start=marked.line))
+            elif run.first_crash is None:
+                run.start = marked.line
             self._raw.clear()
             self._testing = False
             self._outputs_due = False  # the outputs due were the run's before
@@ -444,6 +476,8 @@ class Reader:
         run = self.run
         run.displayed += 1
         run.iterations = run.iterations[-1:] + [loss.iteration]
+        if run.abort is None:
+            run.abort_after = loss.iteration
         run.loss_series.add((loss.iteration, loss.value))
         if run.pinned is None and is_saturated(loss.value):
             run.pinned = loss
@@ -465,11 +499,24 @@ class Reader:
             )
 
     def finish(self) -> None:
-        """The log ended: a traceback whose last line never came is the abort itself."""
+        """The log ended: a traceback whose last line never came is the abort itself; what the
+        second pass found before anything the reading saw is the run's too."""
         self._close_block(None)
         if self._traceback is not None and self.run.abort is None:
             t = self._traceback
             self.run.abort = Abort(t.line, t.shown, "python")
+        for run in self.runs:
+            found, crash = run.first_found, run.first_crash
+            if found is not None and (
+                run.first_bad_line is None or found.line < run.first_bad_line
+            ):
+                run.unread = Valued(
+                    found.line, found.text, run.found_after, parse_value(found.token), found.token
+                )
+            if crash is not None and run.abort is None:
+                self._seen = True
+                run.abort = Abort(crash.line, crash.text, "crash")
+                run.abort_after = run.crash_after
 
     def _close_block(self, iteration: Optional[int]) -> None:
         pieces, suspect = self._pending, self._pending_suspect

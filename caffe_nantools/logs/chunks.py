@@ -22,6 +22,7 @@ import numpy as np
 
 from caffe_nantools.logs.glog import KNOWN, canonical
 from caffe_nantools.logs.opening import open_log
+from caffe_nantools.logs.sweep import Finding, sweep_chunk
 
 CHUNK_BYTES = 8 << 20
 
@@ -77,15 +78,16 @@ class Marked:
         return self.original if self.original is not None else self.text
 
 
-def read_log(path: str) -> Iterator[Union[Span, Marked]]:
+def read_log(path: str, *, sweep: bool = False) -> Iterator[Union[Span, Marked, Finding]]:
     """The log as Spans and Marked lines, in file order, in constant memory (compressed logs
-    decompressed on the way).
+    decompressed on the way). ``sweep``: the second pass's :class:`Finding` s too, each
+    before the first piece that starts after its line.
 
     Raises:
         FileError: the log cannot be opened or read, or its compressed data is corrupt.
     """
     with open_log(path) as (f, compressed):
-        stream = LogStream()
+        stream = LogStream(sweep=sweep)
         cr_only = None
         while True:
             chunk = f.read(CHUNK_BYTES)
@@ -141,12 +143,14 @@ class Lines:
 
 class LogStream:
     """A log read as it is written: pieces cut anywhere go in, Spans and Marked lines of the
-    lines they complete come out, numbered as in the whole log. Each call's pieces must be
-    taken in full before the next call."""
+    lines they complete come out, numbered as in the whole log (with ``sweep``, the second
+    pass's :class:`Finding` s among them, in line order). Each call's pieces must be taken in
+    full before the next call."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sweep: bool = False) -> None:
         self._lines = Lines()
         self._next_line = 1
+        self._sweep = sweep
 
     @property
     def lines_read(self) -> int:
@@ -169,15 +173,45 @@ class LogStream:
         rest = self._lines.rest()
         yield from self._read(rest, len(rest))
 
-    def _read(self, text: bytes, end: int) -> Iterator[Union[Span, Marked]]:
+    def _read(self, text: bytes, end: int) -> Iterator[Union[Span, Marked, Finding]]:
         if end:
-            self._next_line += yield from _pieces(text, end, self._next_line)
+            self._next_line += yield from _pieces(text, end, self._next_line, self._sweep)
 
 
-def _pieces(chunk: bytes, end: int, first_line: int):
-    """Spans and Marked lines of ``chunk[:end]``; returns its line count."""
-    originals = None
+def _pieces(chunk: bytes, end: int, first_line: int, sweep: bool = False):
+    """Spans and Marked lines of ``chunk[:end]`` (and the second pass's findings, with
+    ``sweep``); returns its line count."""
     ends, suspects, fatal = _line_ends(chunk, end)
+    if sweep:
+        # On the lines as the log has them, before any is made canonical.
+        found = sweep_chunk(chunk, end, first_line, ends)
+        return (
+            yield from _with_findings(_split(chunk, end, first_line, ends, suspects, fatal), found)
+        )
+    return (yield from _split(chunk, end, first_line, ends, suspects, fatal))
+
+
+def _with_findings(pieces, found: List[Finding]):
+    """``pieces`` with ``found`` among them: each finding before the first piece that starts
+    after its line. Returns what ``pieces`` returns."""
+    k = 0
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration as stop:
+            yield from found[k:]
+            return stop.value
+        start = piece.line
+        while k < len(found) and found[k].line < start:
+            yield found[k]
+            k += 1
+        yield piece
+
+
+def _split(chunk: bytes, end: int, first_line: int, ends, suspects, fatal):
+    """Spans and Marked lines of ``chunk[:end]``, whose line ends are known; returns its line
+    count."""
+    originals = None
     if fatal is None:
         chunk, originals = _canonical(chunk, end, first_line)
         end = len(chunk)

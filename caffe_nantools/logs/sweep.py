@@ -1,0 +1,152 @@
+"""The second pass over a log: every line looked at for a non-finite number in a value position
+and for a crash or abort marker, whatever the line's layout.
+
+The structured reading (:mod:`caffe_nantools.logs.chunks`, the solver and trace parsers) knows
+the layouts of Caffe's lines; a NaN in a line it does not know (a fork's loss layer, a Python
+layer's print, two records glued together, a record wrapped over two lines) or a crash the shell
+reports (``Segmentation fault (core dumped)``, ``Killed``) passes it by. This pass knows no layout:
+it only looks for the tokens, so that an all-clear is never given on a log that holds one.
+
+A value position: after ``=``, ``:``, ``(``, ``[``, ``{``, ``,`` or ``|`` (spaces allowed), at
+the start of a line or alone at its end (``loss nan``). Names are not values: ``nan_layer``,
+``inference.py``, ``banana`` and a speed field (``-nan iter/s``) are passed over.
+
+On a chunk of a big log the cost is a few numpy passes (:func:`sweep_chunk`): non-finite tokens
+all hold an ``n`` (``nan``, ``inf``, ``1.#IND``: any case), so only the ``n`` s of the chunk are
+looked at, and crash words are looked for in the lines that are not glog ``I`` lines (a crash is
+never logged at INFO: the shell, the C++ runtime, CUDA and glog's ``E``/``F`` lines report it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Optional, Union
+
+import numpy as np
+
+#: A non-finite number as C runtimes and Python print it: ``nan``, ``-nan``, ``NaN``, ``inf``,
+#: ``-Infinity``, MSVC's ``-nan(ind)``, ``1.#QNAN``, ``-1.#IND``, ``1.#INF`` (and their padding
+#: zeros), standing alone (no letter, digit, ``_`` or ``.`` joined to it).
+_TOKEN = re.compile(
+    r"(?<![\w.#])([+-]?(?:nan(?:\(\w*\))?|inf(?:inity)?|1\.#(?:qnan|ind|inf)\d*))(?![\w.])",
+    re.IGNORECASE,
+)
+#: What stands before a value: a separator (spaces allowed), or the start of the line (behind
+#: quoting: ``>``, backticks, spaces).
+_BEFORE = re.compile(r"(?:[=:(\[{,|]|^[\s>`*]*)\s*\Z")
+#: A rate after the token: ``-nan iter/s`` is the speed of a first iteration timed at 0 s.
+_SPEED = re.compile(r"\s*\w*/s\b")
+
+#: A crash or abort, with or without glog's prefix: the shell's reports of a signal, the C++
+#: runtime's, CUDA's and its libraries' errors, a job runner's exit status, glog's and Python's.
+_CRASH = re.compile(
+    r"Segmentation fault|Bus error|Illegal instruction|Floating point exception|"
+    r"(?<![\w-])(?:Killed|Aborted)\b|terminate called|std::bad_alloc|core dumped|"
+    r"CUDA error|CUDA_ERROR_\w+|cudaError\w*|(?:CUDNN|CUBLAS|CURAND|CUFFT|NCCL)_STATUS_(?!SUCCESS)\w+|"
+    r"\b(?:cuDNN|cuBLAS|NCCL) error|out of memory|illegal memory access|unspecified launch failure|"
+    r"(?:error|exit) code -\d+|exit(?:ed with)? (?:code|status) 1(?:3[4-9]|4[0-3])\b|"
+    r"Check failed|Check failure stack trace|\*\*\\?\* Aborted at|Traceback \(most recent call last\)|"
+    r"(?<!\w)F\d{4} \d\d:\d\d:\d\d\.\d{6} "
+)
+#: Lowercase text that every non-finite token holds one of, and every crash marker but glog's F
+#: line: a line without any is passed over before a regex looks at it.
+_TOKEN_HINTS = ("nan", "inf", "ind")
+_CRASH_HINTS = (
+    "fault",
+    "bus error",
+    "illegal",
+    "exception",
+    "killed",
+    "abort",
+    "terminate",
+    "alloc",
+    "dumped",
+    "cuda",
+    "_status_",
+    "error",
+    "memory",
+    "launch",
+    "code",
+    "check fail",
+    "traceback",
+)
+_FATAL = re.compile(r"(?<!\w)F\d{4} ")
+#: glog's prefix of an INFO line: ``I`` and the month's first digit at the start of the line.
+_I, _NL, _N, _LOWER = ord("I"), ord("\n"), ord("n"), 0x20
+_DIGIT = np.zeros(256, bool)
+_DIGIT[ord("0") : ord("9") + 1] = True
+_A, _F, _D = (ord(c) for c in "afd")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A line the second pass stopped at.
+
+    ``kind`` is ``nonfinite`` (``token``: the value as written, e.g. ``-nan``, ``1.#QNAN``) or
+    ``crash`` (``token``: the marker, e.g. ``Segmentation fault``, ``Check failed``); ``line`` is
+    1-based; ``text`` is the line as the log has it, without its line break.
+    """
+
+    line: int
+    kind: str
+    token: str
+    text: str
+
+
+def line_findings(text: str, line: int) -> List[Finding]:
+    """The non-finite values and the crash marker of one line (each its first), in order."""
+    found = []
+    lowered = text.lower()
+    tokens = any(hint in lowered for hint in _TOKEN_HINTS)
+    for m in _TOKEN.finditer(text) if tokens else ():
+        if _BEFORE.search(text, 0, m.start()) is None and text[m.end() :].strip():
+            continue  # a word inside a sentence, not a value
+        if _SPEED.match(text, m.end()):
+            continue
+        found.append((m.start(), Finding(line, "nonfinite", m.group(1), text)))
+        break
+    crash = any(hint in lowered for hint in _CRASH_HINTS) or _FATAL.search(text)
+    m = _CRASH.search(text) if crash else None
+    if m is not None:
+        found.append((m.start(), Finding(line, "crash", m.group(0).strip(), text)))
+    return [f for _, f in sorted(found, key=lambda pair: pair[0])]
+
+
+def sweep_lines(lines: Iterable[Union[str, bytes]], first_line: int = 1) -> Iterator[Finding]:
+    """Every finding of ``lines`` (a log's lines, with or without their line breaks, as read one
+    by one: ``watch`` and ``hunt`` feed a training's output), numbered from ``first_line``."""
+    for number, raw in enumerate(lines, first_line):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        yield from line_findings(text.rstrip("\r\n"), number)
+
+
+def sweep_chunk(
+    chunk: bytes, end: int, first_line: int, ends: Optional[np.ndarray] = None
+) -> List[Finding]:
+    """Every finding of the whole lines ``chunk[:end]``, the first numbered ``first_line``;
+    ``ends``: the offsets of its newlines, when the caller has them already."""
+    if end == 0:
+        return []
+    a = np.frombuffer(chunk, np.uint8, count=end)
+    if ends is None:
+        ends = np.flatnonzero(a == _NL)
+    # A candidate for a token: n-a, n-f or n-d in any case (nan, inf, ind: every spelling).
+    low = a | _LOWER
+    n = low[:-1] == _N
+    after = low[1:]
+    candidates = np.flatnonzero(n & ((after == _A) | (after == _F) | (after == _D)))
+    # A candidate for a crash: every line that is not a glog INFO line.
+    starts = np.concatenate(([0], ends + 1))
+    starts = starts[starts < end]
+    level = a[starts]
+    digit = a[np.minimum(starts + 1, end - 1)]
+    other = starts[(level != _I) | ~_DIGIT[digit]]
+    lines = np.unique(np.searchsorted(ends, np.concatenate((candidates, other))))
+    found: List[Finding] = []
+    for k in lines.tolist():
+        begin = int(ends[k - 1]) + 1 if k else 0
+        stop = int(ends[k]) if k < len(ends) else end
+        text = chunk[begin:stop].decode("utf-8", "replace").rstrip("\r")
+        found += line_findings(text, first_line + k)
+    return found
