@@ -155,6 +155,9 @@ def diagnose(
         else None
     )
     verdict = judge(run, origin, blame, blowup, updates, net_facts, solver_facts, log)
+    verdict.summary += [
+        _other_run(k, other, len(runs)) for k, other in enumerate(runs) if k != chosen
+    ]
     diagnosis = Diagnosis(
         log,
         verdict.cause,
@@ -177,6 +180,17 @@ def diagnose(
 
         plot_run(diagnosis, plot)
     return diagnosis
+
+
+def _other_run(index: int, run: Run, runs: int) -> str:
+    """One line for a run of the log that is not the one diagnosed."""
+    what = "stayed finite"
+    first = run.first_bad
+    if run.abort is not None and (first is None or run.abort.line < first.line):
+        what = f"aborted at line {run.abort.line}: `{run.abort.text.strip()[:160]}`"
+    elif first is not None:
+        what = f"went non-finite first at line {first.line}: `{first.text.strip()[:160]}`"
+    return f"run {index + 1} of {runs} (from line {run.start}) {what}"
 
 
 __all__ = ["CAUSES", "Blame", "Diagnosis", "FirstNonfinite", "diagnose"]

@@ -34,7 +34,7 @@ _TOKEN = re.compile(
 )
 #: What stands before a value: a separator (spaces allowed), or the start of the line (behind
 #: quoting: ``>``, backticks, spaces).
-_BEFORE = re.compile(r"(?:[=:(\[{,|]|^[\s>`*]*)\s*\Z")
+_BEFORE = re.compile(r"(?:[=:(\[{,|\t]|^[\s>`*]*)\s*\Z")
 #: A rate after the token: ``-nan iter/s`` is the speed of a first iteration timed at 0 s.
 _SPEED = re.compile(r"\s*\w*/s\b")
 
@@ -45,7 +45,7 @@ _CRASH = re.compile(
     r"(?<![\w-])(?:Killed|Aborted)\b|terminate called|std::bad_alloc|core dumped|"
     r"CUDA error|CUDA_ERROR_\w+|cudaError\w*|(?:CUDNN|CUBLAS|CURAND|CUFFT|NCCL)_STATUS_(?!SUCCESS)\w+|"
     r"\b(?:cuDNN|cuBLAS|NCCL) error|out of memory|illegal memory access|unspecified launch failure|"
-    r"(?:error|exit) code -\d+|exit(?:ed with)? (?:code|status) 1(?:3[4-9]|4[0-3])\b|"
+    r"(?:error|exit) code -\d+|(?:terminated|killed) by signal \d+|exit(?:ed with)? (?:code|status) 1(?:3[4-9]|4[0-3])\b|"
     r"Check failed|Check failure stack trace|\*\*\\?\* Aborted at|Traceback \(most recent call last\)|"
     r"(?<!\w)F\d{4} \d\d:\d\d:\d\d\.\d{6} "
 )
