@@ -258,3 +258,24 @@ def test_a_one_iteration_trace_is_drawn_as_a_profile_along_the_net(tmp_path, wit
     )  # one wide panel along the net, a loss panel under it only when there are losses
     assert (height > 550) == with_losses
     assert result.began.layer == "bn1"
+
+
+@pytest.mark.parametrize("factor_zero_in", ["bn1", "bn2"])
+def test_a_batchnorm_whose_factor_is_0_is_the_origin_not_the_scale_after_it(
+    tmp_path, factor_zero_in
+):
+    # In-place BatchNorm + Scale pairs; statistics loaded, but a moving-average factor of 0
+    # makes Caffe use mean 0 and variance 0: the values grow ~300x at each BatchNorm.
+    stats = {"bn1": ("0.3", "1.2", "1"), "bn2": ("0.2", "0.9", "1")}
+    stats[factor_zero_in] = stats[factor_zero_in][:2] + ("0",)
+    log = CaffeLog().solving()
+    log.forward("data", "data", "0.5").forward("conv1", "conv1", "0.4", ("0.2", "0.01"))
+    log.forward("bn1", "conv1", "126" if factor_zero_in == "bn1" else "0.4", stats["bn1"])
+    log.forward("scale1", "conv1", "130" if factor_zero_in == "bn1" else "0.4", ("1", "0"))
+    log.forward("conv2", "conv2", "51", ("0.2", "0.01"))
+    log.forward("bn2", "conv2", "1.6e+04", stats["bn2"])
+    log.forward("scale2", "conv2", "inf", ("1", "0")).forward("loss", "loss", "nan")
+    result = diagnose(write(log.loss(0, "nan"), tmp_path))
+    assert result.first_nonfinite.layer == "scale2"
+    assert result.began.layer == factor_zero_in and "factor of 0" in result.began.why
+    assert any("has no statistics" in a for a in result.advice)

@@ -57,7 +57,8 @@ def passes_through(layer: str, types: Optional[Dict[str, str]]) -> bool:
 
 
 def zero_statistics(block: Block, types: Optional[Dict[str, str]]) -> List[str]:
-    """BatchNorm layers whose param blobs (mean, variance, moving-average factor) are all 0."""
+    """BatchNorm layers whose param blobs (mean, variance, moving-average factor) are all 0, or
+    whose factor is."""
     params: Dict[str, List[float]] = {}
     for r in block.records:
         if r.pass_ == "forward" and r.kind == "param":
@@ -66,7 +67,9 @@ def zero_statistics(block: Block, types: Optional[Dict[str, str]]) -> List[str]:
     for layer, values in params.items():
         kind = layer_type(layer, types)
         is_batch_norm = kind == "BatchNorm" if kind is not None else len(values) == 3
-        if is_batch_norm and all(v == 0 for v in values):
+        # A moving-average factor of 0 makes Caffe scale mean and variance by 0: the
+        # statistics it uses are all 0, whatever blobs 0 and 1 hold.
+        if is_batch_norm and (all(v == 0 for v in values) or values[2:3] == [0]):
             found.append(layer)
     return found
 
@@ -136,8 +139,8 @@ def _zero_statistics_why(layers: List[str]) -> str:
         f" and {len(layers) - 4} more" if len(layers) > 4 else ""
     )
     return (
-        f"{'BatchNorm' if len(layers) == 1 else 'BatchNorm layers'} {names} {'has' if len(layers) == 1 else 'have'} all-zero statistics (param blobs 0-2, the "
-        "moving-average factor too): mean and variance were never accumulated or never loaded (use_global_stats "
+        f"{'BatchNorm' if len(layers) == 1 else 'BatchNorm layers'} {names} {'has' if len(layers) == 1 else 'have'} all-zero statistics (param blobs 0-2 all 0, or "
+        "a moving-average factor of 0, which zeroes the other two): mean and variance were never accumulated or never loaded (use_global_stats "
         "with statistics the weights file lacks, or layer names that do not match it), so it divides by "
         "sqrt(eps) and scales its input up about 300 times"
     )
