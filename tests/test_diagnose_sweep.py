@@ -201,3 +201,15 @@ def test_names_that_hold_nan_or_inf_leave_a_healthy_log_healthy(tmp_path, capsys
         )
     path = log.write(tmp_path / "train.log")
     assert diagnose(path).cause == "none" and main(["diagnose", path]) == 0
+
+
+@pytest.mark.parametrize("bad", [2, 3])
+def test_the_first_non_finite_iteration_is_the_first_in_the_file(tmp_path, bad):
+    # A fork that prints the loss line before the trace: iteration N's loss is already nan
+    # while the trace lines that follow it (read as iteration N + 1's) show where.
+    log = healthy(bad)
+    log.loss(bad, "nan").lr(bad, "0.01")
+    log.trace(set={("forward", "ip1"): "nan", ("forward", "loss"): "nan"}).loss(bad + 1, "nan")
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.first_nonfinite.iteration == bad
+    assert result.first_nonfinite.line == log.line_of(f"Iteration {bad} (12.5 iter/s")

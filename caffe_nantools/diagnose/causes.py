@@ -440,6 +440,11 @@ def _from_trace(
     if iteration is None and run.iterations:
         iteration, about = run.iterations[-1] + (run.gap or 1), "about "
     v.first = FirstNonfinite(iteration, origin.pass_, origin.layer, origin.blob, origin.line)
+    loss = run.first_bad_loss
+    if loss is not None and loss.line < origin.line:
+        # The display lines and the trace disagree on where an iteration starts (a fork that
+        # prints the loss before the trace): the first in the file's order is the first.
+        v.first = FirstNonfinite(loss.iteration, "loss", None, None, loss.line)
     v.evidence.append(Evidence(origin.line, origin.text))
     where = f"layer {origin.layer!r}" if origin.layer else "the all-params norms"
     value = f"mean |x| = {origin.value:g}"
