@@ -3,7 +3,7 @@
 import numpy as np
 
 from faults import Key, base_lr_at_most, has_clip_gradients
-from faults._make import classifier, data_layer, datums, solver, write
+from faults._make import data_layer, datums, fc, softmax_loss, solver, write
 
 SOURCE = "https://github.com/BVLC/caffe/issues/4449"
 SUMMARY = "'loss = -nan' after a few iterations on a user's own LMDB: decrease the learning rate by at least one magnitude"
@@ -11,14 +11,19 @@ FAILS = "nonfinite"
 
 
 def _rate(seed):
-    return float(np.random.RandomState(seed).choice([2.0, 4.0, 8.0]))
+    return float(np.random.RandomState(seed).choice([10.0, 20.0, 40.0]))
 
 
 def build(folder, seed, clean=False):
     rng = np.random.RandomState(seed)
     x = rng.randn(120, 3, 4, 4).astype(np.float32)
     datums(f"{folder}/train_lmdb", x, np.arange(120) % 5)
-    write(folder, "net.prototxt", classifier(data_layer("data", "train_lmdb", 12), 5))
+    net = (
+        data_layer("data", "train_lmdb", 12)
+        + fc("h1", "data", 16, relu=True)
+        + fc("h2", "h1", 16, relu=True)
+    )
+    write(folder, "net.prototxt", net + fc("scores", "h2", 5) + softmax_loss("scores"))
     return solver(folder, seed, base_lr=0.01 if clean else _rate(seed), max_iter=40)
 
 
