@@ -20,6 +20,7 @@ TINY_WITH_CAFFE = {
     "scan_speed": ["--records", "300", "--hdf5-mb", "2", "--rss-mb", "1", "2"],
     "hunt_speed": ["--runs", "1", "--lenet-iters", "2", "--caffenet-iters", "0"],
     "check_cost": ["--batch", "1", "--rounds", "1"],
+    "fault_bench": ["--only", "nan_record_lmdb"],
 }
 
 
