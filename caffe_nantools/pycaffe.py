@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 from types import ModuleType
-from typing import Optional
+from typing import Optional, Type
 
 from caffe_nantools.errors import NanToolsError, literal
 
@@ -42,9 +42,10 @@ def load_caffe(*, quiet: bool = True) -> ModuleType:
 CPU_ONLY = b"Cannot use GPU in CPU-only Caffe"
 
 
-def cpu_only(gpu: int) -> CaffeUnavailableError:
-    """The error for ``gpu`` given to a Caffe built for the CPU only."""
-    return CaffeUnavailableError(
+def cpu_only(gpu: int, kind: Type[NanToolsError] = CaffeUnavailableError) -> NanToolsError:
+    """The error (of the command's own ``kind``) for ``gpu`` given to a Caffe built for the CPU
+    only."""
+    return kind(
         "{gpu}: this Caffe is built for the CPU only; leave out {gpu:name}",
         arguments={"gpu": gpu},
     )

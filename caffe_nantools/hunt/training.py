@@ -12,7 +12,7 @@ from typing import Optional
 
 import caffe_nantools
 from caffe_nantools.errors import NonFiniteError
-from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies
+from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies, HuntError
 from caffe_nantools.pycaffe import CPU_ONLY, cpu_only
 
 
@@ -87,7 +87,7 @@ def train(
         )
     if not os.path.exists(result_path):
         if gpu is not None and _says(log, CPU_ONLY):
-            raise cpu_only(gpu)
+            raise cpu_only(gpu, HuntError)
         return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
     with open(result_path) as f:
         result = json.load(f)
