@@ -346,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
         "NaN/+inf/-inf counts, min, max and mean |x|, the first bad one marked. Exit 0 when all stay finite, 1 "
         "otherwise, 2 on bad input.",
     )
-    replay.add_argument("bundle", metavar="BUNDLE", help="a replay folder written by hunt")
+    replay.add_argument(
+        "bundle", metavar="BUNDLE", help="a replay folder written by hunt, or that hunt's workdir"
+    )
     replay.add_argument("--gpu", type=int, metavar="ID", help="run on this GPU (default: CPU)")
     replay.add_argument("--json", action="store_true", help="the numbers as JSON")
     replay.set_defaults(run=_replay)

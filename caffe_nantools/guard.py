@@ -17,8 +17,10 @@ pure-numpy modules only (the solver is handed in).
 
 from __future__ import annotations
 
+import weakref
 from typing import Dict, List, Optional, Tuple
 
+from caffe_nantools import arguments
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.finite import finite_stats, is_finite
 
@@ -32,15 +34,19 @@ class Guard:
         solver: a pycaffe solver (``caffe.SGDSolver(...)`` or ``caffe.get_solver(...)``).
         check_params: also check every param's gradient and data (one reduction each).
         max_abs: also stop at finite values beyond it (1e37 catches an overflow to FLT_MAX).
+
+    Raises:
+        ArgumentError: ``solver`` is not a solver (a path, say), or an option of a wrong value.
     """
 
     def __init__(
         self, solver, *, check_params: bool = True, max_abs: Optional[float] = None
     ) -> None:
-        self.solver = solver
+        _check_solver(solver)
+        self._solver = lambda: solver
         self.net = solver.net
-        self.check_params = check_params
-        self.max_abs = max_abs
+        self.check_params = arguments.flag("check_params", check_params)
+        self.max_abs = arguments.positive("max_abs", max_abs, optional=True)
         self._due = False
         self._bad_gradient: Optional[Tuple[str, int, object]] = None
         self._params: List[Tuple[str, int, object]] = [
@@ -53,14 +59,24 @@ class Guard:
         # update mixes in the rate and the momentum.
         self.gradients_seen = hasattr(solver, "add_callback")
         if self.gradients_seen:
-            solver.add_callback(_nothing, self._on_gradients)
+            # pycaffe never lets go of a callback (Caffe's solver does not free them): it holds
+            # the guard weakly, so that the guard and the net it keeps can go.
+            on_gradients = weakref.WeakMethod(self._on_gradients)
+            solver.add_callback(_nothing, lambda: _call(on_gradients))
+
+    @property
+    def solver(self):
+        return self._solver()
 
     def step(self, n: int = 1, *, every: int = 1) -> None:
         """Run ``n`` iterations, checking every ``every``-th.
 
         Raises:
             NonFiniteError: the first bad output, gradient or param (``by="guard"``).
+            ArgumentError: ``n`` not an integer of 0 or more, ``every`` not one of 1 or more.
         """
+        n = arguments.whole("n", n, 0)
+        every = arguments.whole("every", every)
         solver = self.solver
         for _ in range(n):
             iteration = int(solver.iter)
@@ -144,7 +160,23 @@ def _nothing() -> None:
     pass
 
 
-_GUARDS: Dict[int, Guard] = {}
+def _call(method: weakref.WeakMethod) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
+def _check_solver(solver) -> None:
+    if not all(hasattr(solver, name) for name in ("step", "net", "iter")):
+        raise arguments.ArgumentTypeError(
+            "{solver}: not a pycaffe solver; pass caffe.get_solver(PATH) or caffe.SGDSolver(PATH)",
+            arguments={"solver": solver},
+        )
+
+
+#: solver -> its guard, for step(). The guard holds that solver weakly (else neither would go):
+#: once the caller lets go of the solver, its guard and the net it keeps go too.
+_GUARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def step(
@@ -155,14 +187,24 @@ def step(
     every: int = 1,
     max_abs: Optional[float] = None,
 ) -> None:
-    """Step ``solver`` ``n`` iterations under a guard (one per solver, kept between calls).
+    """Step ``solver`` ``n`` iterations under a guard (one per solver, kept between calls for
+    as long as the solver lives).
 
     Raises:
         NonFiniteError: the first bad output, gradient or param, with layer, blob, pass
             (``forward``, ``backward``, ``update``), iteration and learning rate.
+        ArgumentError: ``solver`` not a solver; ``n``, ``every``, ``check_params`` or
+            ``max_abs`` of a wrong value (``every=0: must be 1 or more``).
     """
-    guard = _GUARDS.get(id(solver))
-    if guard is None or guard.solver is not solver:
-        guard = _GUARDS[id(solver)] = Guard(solver, check_params=check_params, max_abs=max_abs)
+    _check_solver(solver)
+    n = arguments.whole("n", n, 0)
+    every = arguments.whole("every", every)
+    check_params = arguments.flag("check_params", check_params)
+    max_abs = arguments.positive("max_abs", max_abs, optional=True)
+    guard = _GUARDS.get(solver)
+    if guard is None:
+        guard = Guard(solver, check_params=check_params, max_abs=max_abs)
+        guard._solver = weakref.ref(solver)
+        _GUARDS[solver] = guard
     guard.check_params, guard.max_abs = check_params, max_abs
     guard.step(n, every=every)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from caffe_nantools import arguments
 from caffe_nantools.checking import check_value, parse_param_str
 from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
@@ -454,6 +455,16 @@ def inject(
         NanToolsError: bad flags, unreadable files, parse errors, unknown blobs, V1 nets, an
             edit Caffe would reject (each a one-line message).
     """
+    net, output = arguments.path("net", net), arguments.path("output", output, optional=True)
+    solver = arguments.path("solver", solver, optional=True)
+    solver_output = arguments.path("solver_output", solver_output, optional=True)
+    net_path = arguments.path("net_path", net_path, optional=True)
+    blobs = arguments.names("blobs", blobs)
+    max_abs = arguments.positive("max_abs", max_abs, optional=True)
+    every = arguments.whole("every", every, optional=True)
+    display = arguments.whole("display", display, 0, optional=True)
+    each, upgrade = arguments.flag("each", each), arguments.flag("upgrade", upgrade)
+    in_place, dry_run = arguments.flag("in_place", in_place), arguments.flag("dry_run", dry_run)
     if solver is None and (solver_output or net_path is not None or display is not None):
         raise InjectError(
             "{solver_output:name}, {net_path:name} and {display:name} need {solver:name}",
@@ -538,6 +549,9 @@ def remove(
     Raises:
         NanToolsError: bad flags, unreadable files, parse errors.
     """
+    paths = arguments.paths("paths", paths)
+    output = arguments.path("output", output, optional=True)
+    in_place, dry_run = arguments.flag("in_place", in_place), arguments.flag("dry_run", dry_run)
     if output and len(paths) != 1:
         raise InjectError(
             "{output} takes one input file; use {in_place} for several",

@@ -3,31 +3,35 @@ backward, from the weights it started with and the batch it read, and give the e
 every blob and param in net order (NaN/+inf/-inf counts, min, max, mean |x|), the first bad one
 marked: without retraining, as often as needed.
 
-A bundle (``hunt`` writes one at the first failure) is a folder with ``manifest.json``,
-``net.prototxt`` (the train net with its data layers replaced by Input layers), the
-``.caffemodel`` and one ``.npy`` per data top.
+A bundle (``hunt`` writes one in ``WORKDIR/replay`` at the first failure) is a folder with
+``manifest.json``, ``net.prototxt`` (the train net with its data layers replaced by Input
+layers), the ``.caffemodel`` and one ``.npy`` per data top; :mod:`caffe_nantools.bundle` reads
+and checks it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from caffe_nantools import jsontext
-from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
-from caffe_nantools.files import read_text
+from caffe_nantools import arguments, jsontext
+from caffe_nantools.bundle import (
+    ReplayError,
+    check_layer_types,
+    copy_weights,
+    find_bundle,
+    open_bundle,
+)
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NonFiniteError
 from caffe_nantools.finite import finite_stats
 from caffe_nantools.prototxt import dump
 from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt.validate import validate
 from caffe_nantools.templates import escape
 
-
-class ReplayError(NanToolsError):
-    """A bundle that cannot be replayed (the message names the file)."""
+__all__ = ["ReplayError", "ReplayReport", "Row", "bundle_net", "replay"]
 
 
 def bundle_net(net_text: str, path: str, shapes: Dict[str, Sequence[int]]) -> str:
@@ -176,39 +180,32 @@ def _number(value: Optional[float]) -> str:
 def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
     """Run the bundle's iteration once more, forward and backward.
 
-    Raises:
-        ReplayError: not a bundle, or files missing from it.
-        CaffeUnavailableError: no pycaffe here.
-    """
-    from caffe_nantools.pycaffe import load_caffe
+    Args:
+        bundle: the bundle's folder, or the workdir of the hunt that wrote it (its ``replay``).
+        gpu: run on this GPU (CPU by default).
 
-    manifest_path = os.path.join(bundle, "manifest.json")
-    try:
-        manifest = json.loads(read_text(manifest_path, "manifest"))
-        net_path = os.path.join(bundle, manifest["net"])
-        weights = os.path.join(bundle, manifest["weights"])
-        inputs = {
-            top: np.load(os.path.join(bundle, name)) for top, name in manifest["inputs"].items()
-        }
-        error = manifest.get("error")
-        error = NonFiniteError.from_dict(error) if error is not None else None
-    except NanToolsError:
-        raise ReplayError(
-            f"{bundle}: not a replay bundle (no manifest.json); hunt writes one in WORKDIR/replay"
-        ) from None
-    except (OSError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ReplayError(f"{bundle}: the bundle is incomplete ({e})") from None
+    Raises:
+        ReplayError: not a bundle; a file of it missing, unreadable or not agreeing with the net
+            (all checked before Caffe sees them).
+        ArgumentError: ``bundle`` not a path, ``gpu`` not a device number.
+        CaffeUnavailableError: no pycaffe here, or no GPU ``gpu`` for it.
+    """
+    from caffe_nantools.pycaffe import load_caffe, use_device
+
+    bundle = arguments.path("bundle", bundle)
+    gpu = arguments.whole("gpu", gpu, 0, optional=True)
+    found = open_bundle(find_bundle(bundle))
     caffe = load_caffe()
-    if gpu is not None:
-        caffe.set_mode_gpu()
-        caffe.set_device(gpu)
-    else:
-        caffe.set_mode_cpu()
-    net = caffe.Net(net_path, caffe.TRAIN, weights=weights)
-    for top, batch in inputs.items():
-        net.blobs[top].data[...] = batch
-    report = ReplayReport(manifest.get("iteration"), error)
+    validate(found.net_text, found.net_path)
+    check_layer_types(found, set(caffe.layer_type_list()))
+    use_device(caffe, gpu)
+    # Without weights: they are copied in after their shapes are checked against the net's.
+    net = caffe.Net(found.net_path, caffe.TRAIN)
     params = dict(net.params.items())
+    copy_weights(found, params)
+    for top, batch in found.inputs.items():
+        net.blobs[top].data[...] = batch
+    report = ReplayReport(found.iteration, found.error)
     names = list(net._layer_names)
     net.clear_param_diffs()
     # Layer by layer, so that each blob is measured as that layer left it: an in-place layer

@@ -106,3 +106,48 @@ def test_every_other_iteration_is_checked_with_every_2(caffe, tmp_path):
     )  # batch 1: not checked
     guard.step(solver, 2, every=2, check_params=False)
     assert solver.iter == 2
+
+
+def test_step_keeps_no_solver_alive_once_the_caller_lets_go(caffe, tmp_path):
+    """A sweep makes solver after solver: each one's guard, net and callback go with it."""
+    import gc
+    import weakref
+
+    path = regression(tmp_path, layers=TWO_LAYERS)
+    gone = []
+    for _ in range(3):
+        solver = caffe.SGDSolver(path)
+        guard.step(solver, 2)
+        gone += [weakref.ref(solver), weakref.ref(guard._GUARDS[solver])]
+        del solver
+        gc.collect()
+    assert [ref() for ref in gone] == [None] * 6 and len(guard._GUARDS) == 0
+
+
+def test_a_guard_made_by_hand_keeps_its_solver_and_both_go_together(caffe, tmp_path):
+    import gc
+    import weakref
+
+    solver = caffe.SGDSolver(regression(tmp_path, layers=TWO_LAYERS))
+    kept = guard.Guard(solver)
+    solver_ref, guard_ref = weakref.ref(solver), weakref.ref(kept)
+    del solver
+    gc.collect()
+    kept.step(3)
+    assert solver_ref().iter == 3
+    del kept
+    gc.collect()
+    assert solver_ref() is None and guard_ref() is None
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"every": 0}, "every=0: must be 1 or more"), ({"n": -1}, "n=-1: must be 0 or more")],
+)
+def test_a_wrong_argument_stops_before_any_step(caffe, tmp_path, options, message):
+    from caffe_nantools.arguments import ArgumentError
+
+    solver = caffe.SGDSolver(regression(tmp_path, layers=TWO_LAYERS))
+    with pytest.raises(ArgumentError, match=message):
+        guard.step(solver, **options)
+    assert solver.iter == 0

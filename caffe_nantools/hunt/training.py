@@ -13,9 +13,7 @@ from typing import Optional
 import caffe_nantools
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies, HuntError
-
-#: What a CPU-only Caffe says when it is asked for a GPU.
-CPU_ONLY = b"Cannot use GPU in CPU-only Caffe"
+from caffe_nantools.pycaffe import CPU_ONLY, cpu_only
 
 
 @dataclass
@@ -57,7 +55,8 @@ def train(
     folder (Caffe opens the net's relative paths from there)."""
     folder = copies.folder
     result_path = os.path.join(folder, "result.json")
-    replay_dir = os.path.join(folder, "replay") if replay else None
+    # WORKDIR/replay, beside the checked copies' folder, as the README says.
+    replay_dir = os.path.join(os.path.dirname(folder), "replay") if replay else None
     config = {
         "solver": os.path.abspath(copies.solver),
         "iters": iters,
@@ -88,10 +87,7 @@ def train(
         )
     if not os.path.exists(result_path):
         if gpu is not None and _says(log, CPU_ONLY):
-            raise HuntError(
-                "{gpu}: this Caffe is built for the CPU only; leave out {gpu:name}",
-                arguments={"gpu": gpu},
-            )
+            raise cpu_only(gpu, HuntError)
         return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
     with open(result_path) as f:
         result = json.load(f)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional, Sequence
 
-from caffe_nantools import jsontext
+from caffe_nantools import arguments, jsontext
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
 from caffe_nantools.files import read_text
 from caffe_nantools.lint.findings import SEVERITIES, Findings, LintFinding
@@ -67,6 +67,8 @@ def lint(net: Optional[str] = None, solver: Optional[str] = None) -> LintReport:
     Raises:
         NanToolsError: unreadable files, parse errors (one line, with the position), a V0 net.
     """
+    net = arguments.path("net", net, optional=True)
+    solver = arguments.path("solver", solver, optional=True)
     return _sorted(
         _lint_net(net) if net is not None else [],
         _lint_solver(solver) if solver is not None else [],
@@ -76,6 +78,7 @@ def lint(net: Optional[str] = None, solver: Optional[str] = None) -> LintReport:
 def lint_files(paths: Sequence[str]) -> LintReport:
     """``caffe-nantools lint FILE...``: every file linted as what it is (a net or a solver),
     the findings of all, ordered as :func:`lint` orders them."""
+    paths = arguments.paths("paths", paths)
     return _sorted(*[_lint_solver(path) if is_solver(path) else _lint_net(path) for path in paths])
 
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from caffe_nantools import arguments
 from caffe_nantools.errors import literal
 from caffe_nantools.files import FileError, refuse_overlaps, writing
 from caffe_nantools.logs.opening import SOLVER_LINES, not_a_log, open_log
@@ -101,6 +102,8 @@ def log2csv(log: str, outdir: str, *, force: bool = False) -> Tuple[str, str, Ta
             written.
         NotALogError: no solver line in the log.
     """
+    log, outdir = arguments.path("log", log), arguments.path("outdir", outdir)
+    force = arguments.flag("force", force)
     base = os.path.basename(log.rstrip("/"))
     paths = [os.path.join(outdir, f"{base}.{which}.csv") for which in ("train", "test")]
     if not force:

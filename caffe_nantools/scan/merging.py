@@ -9,6 +9,7 @@ import json
 import os
 from typing import Dict, List, Sequence, Tuple
 
+from caffe_nantools import arguments
 from caffe_nantools.files import read_text
 from caffe_nantools.scan.report import ScanReport, merge_reports
 from caffe_nantools.scan.source import ScanError
@@ -50,7 +51,7 @@ def merge_files(paths: Sequence[str]) -> ScanReport:
             missing, shards of different splits or sources, a whole scan mixed with shards, or
             the same source in two whole scans.
     """
-    parts = [(path, load_report(path)) for path in paths]
+    parts = [(path, load_report(path)) for path in arguments.paths("paths", paths)]
     known = [(path, r) for path, r in parts if r.origin is not None]
     notes = []
     if len(known) < len(parts):

@@ -5,11 +5,13 @@ by its backend (:mod:`caffe_nantools.scan.backends`) in one process or several, 
 
 from __future__ import annotations
 
+import numbers
 import os
 import signal
 from contextlib import contextmanager
 from typing import List, Optional, Set, Tuple, Union
 
+from caffe_nantools import arguments
 from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.prototxt.net import PHASES
@@ -107,6 +109,12 @@ def scan(
     Raises:
         ScanError: bad options, or a source that cannot be read (one line, naming it).
     """
+    target = arguments.path("target", target)
+    limit = arguments.whole("limit", limit, optional=True)
+    max_findings = arguments.whole("max_findings", max_findings, optional=True)
+    workers = arguments.whole("workers", workers, optional=True)
+    write_clean = arguments.path("write_clean", write_clean, optional=True)
+    shard = _shard(shard)
     _check_options(
         target,
         backend=backend,
@@ -168,8 +176,6 @@ def _check_options(target: str, **arguments) -> None:
         raise refuse("{backend}: not one of " + ", ".join(backend_names()))
     if phase not in PHASES:
         raise refuse("{phase}: TRAIN or TEST")
-    if workers is not None and workers < 1:
-        raise refuse("{workers}: must be 1 or more")
     several = workers is not None and workers > 1
     if shard is not None and several:
         raise refuse("{shard} and {workers} exclude each other (run one process per shard)")
@@ -192,6 +198,22 @@ def _check_options(target: str, **arguments) -> None:
         raise refuse("{backend} is for a source path; a net names its sources' backends")
     if write_clean is not None and (shard is not None or limit is not None):
         raise _not_one_whole_source(write_clean)
+
+
+def _shard(shard: object) -> Optional[Tuple[int, int]]:
+    """``(k, n)``: slice k of n, 0-based."""
+    if shard is None:
+        return None
+    if (
+        isinstance(shard, tuple)
+        and len(shard) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in shard)
+        and 0 <= shard[0] < shard[1]
+    ):
+        return int(shard[0]), int(shard[1])
+    raise arguments.ArgumentError(
+        "{shard}: must be (k, n), slice k of n with 0 <= k < n", arguments={"shard": shard}
+    )
 
 
 def _not_one_whole_source(write_clean: str) -> ScanError:

@@ -1,0 +1,293 @@
+"""A replay bundle read and checked in full before Caffe sees any of it: Caffe ends the
+process on a net it cannot build or weights it cannot copy (a failed CHECK, which Python cannot
+catch), and quietly keeps the fillers' random values for params the weights lack, which would
+replay another iteration than hunt's. What is wrong is one :class:`ReplayError` naming the file.
+
+A bundle (hunt writes one in ``WORKDIR/replay`` at the first failure) is a folder with
+``manifest.json`` (``net``, ``weights``, ``inputs``: data top -> ``.npy``, ``iteration``,
+``error``), the train net with Input layers in place of its data layers, the ``.caffemodel`` and
+one ``.npy`` per data top; each named by its file name in the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from dataclasses import dataclass
+from typing import Collection, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from caffe_nantools.caffemodel import NotACaffemodel, Param, read_params
+from caffe_nantools.errors import NanToolsError, NonFiniteError, literal
+from caffe_nantools.files import check_input, read_text
+from caffe_nantools.prototxt.fields import INT64
+from caffe_nantools.prototxt.net import Layer, Net, NetState
+
+MANIFEST = "manifest.json"
+#: Where hunt leaves the bundle in its workdir.
+IN_WORKDIR = "replay"
+
+
+class ReplayError(NanToolsError):
+    """A bundle that cannot be replayed (the message names the file)."""
+
+
+@dataclass
+class Bundle:
+    """A bundle whose files are all there and agree with each other (without Caffe)."""
+
+    folder: str
+    net_path: str
+    net_text: str
+    net: Net
+    weights_path: str
+    weights: Dict[str, List[Param]]
+    inputs: Dict[str, np.ndarray]
+    iteration: Optional[int]
+    error: Optional[NonFiniteError]
+
+    @property
+    def layers(self) -> List[Layer]:
+        return self.net.active_layers(NetState("TRAIN"))
+
+
+def find_bundle(path: str) -> str:
+    """The bundle folder ``path`` names: itself, or the ``replay`` folder of a hunt workdir."""
+    for folder in (path, os.path.join(path, IN_WORKDIR)):
+        if os.path.isfile(os.path.join(folder, MANIFEST)):
+            return folder
+    raise ReplayError(
+        f"{literal(path)}: not a replay bundle (no {MANIFEST}, nor {IN_WORKDIR}/{MANIFEST} as in a "
+        f"hunt workdir); hunt writes one in WORKDIR/{IN_WORKDIR} when its training fails"
+    )
+
+
+def open_bundle(folder: str) -> Bundle:
+    """Read and check the bundle in ``folder``: its manifest, net, inputs and weights.
+
+    Raises:
+        ReplayError: a file missing, unreadable or not what the manifest says; a file named
+            outside the folder; inputs that are not the net's Input tops or not of their shapes;
+            weights that are not a caffemodel.
+        NanToolsError: a net that does not parse (with its position).
+    """
+    manifest_path = os.path.join(folder, MANIFEST)
+    manifest = _manifest(manifest_path)
+    net_path = _member(folder, manifest, "net")
+    net_text = read_text(net_path, "net")
+    net = Net.parse(net_text, net_path)
+    weights_path = _member(folder, manifest, "weights")
+    bundle = Bundle(
+        folder,
+        net_path,
+        net_text,
+        net,
+        weights_path,
+        _weights(weights_path),
+        {},
+        manifest.get("iteration"),
+        _error(manifest_path, manifest.get("error")),
+    )
+    if not isinstance(manifest["inputs"], dict) or not manifest["inputs"]:
+        raise ReplayError(f"{manifest_path}: 'inputs' must map each data top to its .npy file")
+    for top in manifest["inputs"]:
+        bundle.inputs[top] = _array(_member(folder, manifest["inputs"], top, "input"))
+    _check_net(bundle)
+    return bundle
+
+
+def check_layer_types(bundle: Bundle, known: Collection[str]) -> None:
+    """Caffe aborts on a layer type it does not have ("Unknown layer type")."""
+    for layer in bundle.layers:
+        if layer.type not in known:
+            raise ReplayError(
+                literal(
+                    f"{bundle.net_path}:{layer.node.line}: layer {layer.name!r} has type {layer.type!r}, "
+                    "which this Caffe does not have"
+                )
+            )
+
+
+def copy_weights(bundle: Bundle, params: Dict[str, list]) -> None:
+    """Put the bundle's weights into the net's ``params`` (pycaffe's ``net.params``), after
+    checking that the file holds every one of them in its shape: a layer Caffe found no weights
+    for would keep its fillers' values, and one of another shape ends Caffe."""
+    where = literal(bundle.weights_path)
+    if params and not any(name in bundle.weights for name in params):
+        raise ReplayError(
+            f"{where}: holds none of the net's params (layers {', '.join(map(literal, params))}); "
+            "these are not the weights of this net"
+        )
+    for name, blobs in params.items():
+        saved = bundle.weights.get(name)
+        if saved is None:
+            raise ReplayError(f"{where}: holds no params for layer {literal(repr(name))}")
+        if len(saved) != len(blobs):
+            raise ReplayError(
+                f"{where}: layer {literal(repr(name))} has {len(saved)} params here, {len(blobs)} in the net"
+            )
+        for i, (param, blob) in enumerate(zip(saved, blobs)):
+            if not param.fits(blob.data.shape):
+                raise ReplayError(
+                    f"{where}: layer {literal(repr(name))} param {i}: {param.described()}, the net's is "
+                    f"shape {_shape(blob.data.shape)}"
+                )
+    for name, blobs in params.items():
+        for param, blob in zip(bundle.weights[name], blobs):
+            blob.data[...] = param.values.reshape(blob.data.shape)
+
+
+def _manifest(path: str) -> dict:
+    try:
+        manifest = json.loads(read_text(path, "manifest"))
+    except ValueError as e:
+        raise ReplayError(f"{literal(path)}: not JSON ({literal(e)})") from None
+    if not isinstance(manifest, dict):
+        raise ReplayError(f"{literal(path)}: not a manifest (a JSON object)")
+    missing = [key for key in ("net", "weights", "inputs") if key not in manifest]
+    if missing:
+        raise ReplayError(f"{literal(path)}: the bundle is incomplete (no {', '.join(missing)})")
+    iteration = manifest.get("iteration")
+    if iteration is not None and (
+        not isinstance(iteration, numbers.Integral) or isinstance(iteration, bool)
+    ):
+        raise ReplayError(
+            f"{literal(path)}: 'iteration' must be an integer, got {literal(repr(iteration))}"
+        )
+    return manifest
+
+
+def _member(folder: str, names: dict, key: str, what: Optional[str] = None) -> str:
+    """The path of the file ``names[key]`` names, which must be a file of the bundle's own."""
+    name = names[key]
+    what = f"{what} {key!r}" if what else repr(key)
+    manifest = os.path.join(folder, MANIFEST)
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or os.path.basename(name) != name
+        or os.path.dirname(os.path.realpath(os.path.join(folder, name))) != os.path.realpath(folder)
+    ):
+        raise ReplayError(
+            literal(
+                f"{manifest}: {what} is {name!r}, not a file of the bundle; a bundle names its own "
+                "files by their names in its folder"
+            )
+        )
+    path = os.path.join(folder, name)
+    if not os.path.exists(path):
+        raise ReplayError(literal(f"{manifest}: the bundle is incomplete ({name} is missing)"))
+    return path
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    check_input(path, what)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ReplayError(literal(f"{path}: cannot read ({e.strerror or e})")) from None
+
+
+def _weights(path: str) -> Dict[str, List[Param]]:
+    buf = _read_bytes(path, "caffemodel")
+    if not buf:
+        raise ReplayError(literal(f"{path}: an empty file, not the weights of a net"))
+    try:
+        return read_params(buf)
+    except NotACaffemodel as e:
+        raise ReplayError(
+            literal(f"{path}: not a binary caffemodel ({e}); cut short, or another kind of file")
+        ) from None
+
+
+def _array(path: str) -> np.ndarray:
+    check_input(path, ".npy file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ReplayError(literal(f"{path}: not a .npy array ({e})")) from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise ReplayError(literal(f"{path}: not an array of numbers ({array.dtype})"))
+    return array
+
+
+def _error(path: str, record: object) -> Optional[NonFiniteError]:
+    if record is None:
+        return None
+    try:
+        return NonFiniteError.from_dict(record)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ReplayError(
+            literal(
+                f"{path}: the bundle is incomplete (its 'error' record: {type(e).__name__} {e})"
+            )
+        ) from None
+
+
+def _shape(dims) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + ")"
+
+
+def _check_net(bundle: Bundle) -> None:
+    """The inputs are exactly the tops of the net's Input layers, each of its declared shape,
+    and every layer reads blobs made before it ("Unknown bottom blob" ends Caffe)."""
+    declared: Dict[str, Tuple[int, ...]] = {}
+    made = set(bundle.net.inputs)
+    for layer in bundle.layers:
+        for bottom in layer.bottoms:
+            if bottom not in made:
+                raise ReplayError(
+                    literal(
+                        f"{bundle.net_path}:{layer.node.line}: layer {layer.name!r} reads {bottom!r}, "
+                        "which no layer before it makes"
+                    )
+                )
+        made.update(layer.tops)
+        if layer.type == "Input":
+            declared.update(_input_shapes(bundle.net_path, layer))
+    for top, array in bundle.inputs.items():
+        if top not in declared:
+            raise ReplayError(
+                literal(
+                    f"{os.path.join(bundle.folder, MANIFEST)}: input {top!r} is not a top of the net's "
+                    f"Input layers ({', '.join(declared) or 'none'})"
+                )
+            )
+        if array.shape != declared[top]:
+            raise ReplayError(
+                literal(
+                    f"{bundle.folder}: the input of {top!r} has shape {_shape(array.shape)}, the net's "
+                    f"Input layer {_shape(declared[top])}"
+                )
+            )
+    missing = [top for top in declared if top not in bundle.inputs]
+    if missing:
+        raise ReplayError(
+            literal(
+                f"{os.path.join(bundle.folder, MANIFEST)}: no input for the net's Input tops "
+                f"{', '.join(missing)} (they would be zeros)"
+            )
+        )
+
+
+def _input_shapes(path: str, layer: Layer) -> Dict[str, Tuple[int, ...]]:
+    block = layer.node.find("input_param")
+    shapes = (
+        [tuple(s.fields("dim", INT64)) for s in block.find_all("shape")]
+        if block is not None
+        else []
+    )
+    # Caffe's InputLayer: one shape for every top, or one per top.
+    if len(shapes) == 1:
+        shapes *= len(layer.tops)
+    if len(shapes) != len(layer.tops):
+        raise ReplayError(
+            literal(
+                f"{path}:{layer.node.line}: Input layer {layer.name!r} has {len(layer.tops)} tops and "
+                f"{len(shapes)} shapes (one, or one per top)"
+            )
+        )
+    return dict(zip(layer.tops, shapes))
