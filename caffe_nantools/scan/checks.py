@@ -310,7 +310,7 @@ def byte_stats(values: np.ndarray, seen: FieldStats) -> tuple:
 
 def decode_problem(image: bytes) -> Optional[str]:
     """Why an encoded image does not decode, or None if it does."""
-    Image = need("PIL.Image", "images")
+    Image = need("PIL.Image")
     try:
         with Image.open(io.BytesIO(image)) as img:
             img.load()
