@@ -3,6 +3,7 @@ and one-line errors for bad input."""
 
 import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(net_folde
     copies = make_copies(
         read_inputs("solver.prototxt", "work"), "work/checked", solver_fields={"base_lr": "0.01"}
     )
-    doc = parse(open(copies.solver).read())
+    doc = parse(Path(copies.solver).read_text())
     assert (
         doc.get("net") == os.path.abspath(copies.net)
         and doc.get("display") == 1
@@ -70,7 +71,7 @@ def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(net_folde
         and doc.get("base_lr") == 0.01
     )
     assert doc.get("random_seed") is not None
-    assert "nancheck/conv1@relu1" in open(copies.net).read()
+    assert "nancheck/conv1@relu1" in Path(copies.net).read_text()
     assert (net_folder / "net.prototxt").read_text() == PHASED_NET  # the user's files untouched
 
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def state(folder):
     """Everything reading could change: each file's bytes and mtime, and the folder's."""
     files = {
-        e.name: (hashlib.sha256(open(e.path, "rb").read()).hexdigest(), e.stat().st_mtime_ns)
+        e.name: (hashlib.sha256(Path(e.path).read_bytes()).hexdigest(), e.stat().st_mtime_ns)
         for e in os.scandir(folder)
     }
     return files, os.stat(folder).st_mtime_ns
@@ -105,9 +106,9 @@ def test_a_damaged_table_is_one_line_saying_from_where_records_are_lost(tmp_path
     table = max(
         (e for e in os.scandir(path) if e.name.endswith(".ldb")), key=lambda e: e.stat().st_size
     )
-    data = bytearray(open(table.path, "rb").read())
+    data = bytearray(Path(table.path).read_bytes())
     data[len(data) // 2 : len(data) // 2 + 8] = b"\x00" * 8
-    open(table.path, "wb").write(bytes(data))
+    Path(table.path).write_bytes(bytes(data))
     before = state(path)
     assert main(["scan", str(path)]) == 2
     err = capsys.readouterr().err

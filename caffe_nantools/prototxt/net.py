@@ -106,7 +106,7 @@ class Rule:
     not_stages: Tuple[str, ...]
 
     @classmethod
-    def from_node(cls, node: Node) -> "Rule":
+    def from_node(cls, node: Node) -> Rule:
         return cls(
             node=node,
             phase=node.field("phase", PHASE),
@@ -117,7 +117,7 @@ class Rule:
         )
 
     @classmethod
-    def of_phase(cls, phase: str) -> "Rule":
+    def of_phase(cls, phase: str) -> Rule:
         return cls(None, phase, None, None, (), ())
 
     @property
@@ -186,7 +186,7 @@ class Layer:
     loss_weights: List[float]
 
     @classmethod
-    def from_node(cls, node: Node, index: int) -> "Layer":
+    def from_node(cls, node: Node, index: int) -> Layer:
         v1 = node.name == "layers"
         kind = node.get("type", "")
         if v1:
@@ -331,7 +331,7 @@ class Net:
         self.inputs = [str(name) for name in doc.get_all("input")]
 
     @classmethod
-    def parse(cls, text: str, path: str = "<string>") -> "Net":
+    def parse(cls, text: str, path: str = "<string>") -> Net:
         return cls(parse(text, path))
 
     @property

@@ -218,7 +218,7 @@ class DatumChecker:
             report(int(row), "shape", "shape", f"{c}x{h}x{w}: {why}")
         return impossible
 
-    def _measure(self, rows: np.ndarray, values: np.ndarray) -> "_Measured":
+    def _measure(self, rows: np.ndarray, values: np.ndarray) -> _Measured:
         """The numbers of one group of values, touching nothing shared."""
         kind = values.dtype
         name = "float_data" if kind.kind == "f" else "data"

@@ -182,7 +182,7 @@ class LevelDBStore(_Store):
             ) from None
         try:
             return self._plyvel.DB(self.copy, paranoid_checks=paranoid)
-        except (self._plyvel.Error, IOError) as e:
+        except (OSError, self._plyvel.Error) as e:
             if paranoid and isinstance(e, self._plyvel.CorruptionError):
                 raise
             raise StoreError(f"{self.path}: cannot open as LevelDB ({self._message(e)})") from None
