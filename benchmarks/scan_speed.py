@@ -250,9 +250,11 @@ def records_table(n, tmp, with_caffe, targets):
             rows.setdefault(name, {})[dtype] = n / s
         if with_caffe:
             rows.setdefault("net mode", {})[dtype] = n / best(
-                lambda: scan(net_file(path, 256, tmp), mode="net")
+                lambda path=path: scan(net_file(path, 256, tmp), mode="net")
             )
-            rows.setdefault("naive Python loop", {})[dtype] = n / best(lambda: naive_loop(path))
+            rows.setdefault("naive Python loop", {})[dtype] = n / best(
+                lambda path=path: naive_loop(path)
+            )
             seconds, count = min(caffe_data_net(path, n, 256, tmp) for _ in range(3))
             rows.setdefault("bare Caffe Data-layer net", {})[dtype] = count / seconds
     for name, by_type in rows.items():

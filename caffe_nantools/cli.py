@@ -71,7 +71,7 @@ def _inject(args: argparse.Namespace) -> int:
         )
     if args.dry_run:
         sys.stdout.write(net.diff(args.output))
-        if report.solver is not None:
+        if args.solver is not None:  # else the solver is the net's file, in the diff above
             sys.stdout.write(report.solver.diff(args.solver_output))
     target = args.output or args.net
     verb = "would add" if args.dry_run else "added"
@@ -82,7 +82,7 @@ def _inject(args: argparse.Namespace) -> int:
     if report.solver is not None:
         changes = "; ".join(report.solver.changes) or "nothing to change"
         print(
-            f"{args.solver_output or args.solver}: {changes}",
+            f"{args.solver_output or args.solver or target}: {changes}",
             file=sys.stderr if args.dry_run else sys.stdout,
         )
         for warning in report.solver.warnings:
@@ -359,9 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Insert a CheckFiniteLayer after each chosen blob of a net (after the "
         "blob's last in-place modifier, under the rules of the layers that make it), in the "
         "file's own style; nothing else in the file changes. With --solver, also switch on "
-        "debug_info there. `caffe-nantools remove` takes it all out again.",
+        "debug_info there. A solver whose nets are inline (net_param) gets the checks in each "
+        "net and debug_info in the same file. `caffe-nantools remove` takes it all out again.",
     )
-    inject.add_argument("net", metavar="NET", help="the net prototxt (e.g. train_val.prototxt)")
+    inject.add_argument(
+        "net",
+        metavar="NET",
+        help="the net prototxt (e.g. train_val.prototxt), or a solver with inline nets",
+    )
     _add_edit_outputs(inject, "where the checked net goes")
     inject.add_argument(
         "--blobs",

@@ -123,49 +123,20 @@ def parse_header(buf: bytes) -> Header:
         number, wire, pos = read_tag(buf, pos)
         if wire == 0:
             value, pos = read_varint(buf, pos)
-            # int32 fields: a wider varint is cut to 32 bits, as protobuf (and so Caffe) reads it
-            if number == 1:
-                header.channels = signed32(value)
-            elif number == 2:
-                header.height = signed32(value)
-            elif number == 3:
-                header.width = signed32(value)
-            elif number == 5:
-                header.label = signed32(value)
-                header.label_at = at
-            elif number == 7:
+            if number == 7:
                 encoded = bool(value)
-            elif number in (4, 6):
-                raise NotADatum(f"field {number} has wire type 0")
+            else:
+                _int32_field(header, number, value, at)
         elif wire == 2:
-            length, pos = read_varint(buf, pos)
-            if pos + length > end:
-                raise NotADatum(f"field {number} runs past the end of the record")
-            if number == 4 and length:
-                layout = _one(layout, Layout("bytes", pos, length))
-            elif number == 6 and length:
-                if length % 4:
-                    raise NotADatum("packed float_data is not a whole number of floats")
-                layout = _one(layout, Layout("packed", pos, length // 4))
-            elif number in (1, 2, 3, 5, 7):
-                raise NotADatum(f"field {number} has wire type 2")
-            pos += length
+            layout, pos = _length_delimited(buf, number, pos, end, layout)
         elif wire == 5:
             if number != 6:
                 if number in (1, 2, 3, 4, 5, 7):
                     raise NotADatum(f"field {number} has wire type 5")
                 pos += 4
                 continue
-            # A run of unpacked floats: every 5th byte from here is the same tag while it lasts.
-            start = pos - 1
-            tags = buf[start:end:5]
-            run = len(tags) - len(tags.lstrip(b"\x35"))
-            if start + 5 * run > end:
-                run -= 1
-            if run == 0:
-                raise NotADatum("float_data runs past the end of the record")
-            layout = _one(layout, Layout("float", start, run))
-            pos = start + 5 * run
+            floats = _one(layout, _float_run(buf, pos - 1, end))
+            layout, pos = floats, floats.start + 5 * floats.count
         elif wire == 1:
             if number in (1, 2, 3, 4, 5, 6, 7):
                 raise NotADatum(f"field {number} has wire type 1")
@@ -180,6 +151,53 @@ def parse_header(buf: bytes) -> Header:
         layout = Layout("encoded", layout.start, layout.count)
     header.layout = layout or Layout("empty", 0, 0)
     return header
+
+
+def _int32_field(header: Header, number: int, value: int, at: int) -> None:
+    """A varint field other than ``encoded``, its tag at ``at``: a wider varint is cut to 32
+    bits, as protobuf (and so Caffe) reads an int32."""
+    if number == 1:
+        header.channels = signed32(value)
+    elif number == 2:
+        header.height = signed32(value)
+    elif number == 3:
+        header.width = signed32(value)
+    elif number == 5:
+        header.label = signed32(value)
+        header.label_at = at
+    elif number in (4, 6):
+        raise NotADatum(f"field {number} has wire type 0")
+
+
+def _length_delimited(
+    buf: bytes, number: int, pos: int, end: int, layout: Optional[Layout]
+) -> Tuple[Optional[Layout], int]:
+    """Field ``number`` of wire type 2, its length at ``pos``: the values' layout (``layout``
+    where the field holds none) and the position after the field."""
+    length, pos = read_varint(buf, pos)
+    if pos + length > end:
+        raise NotADatum(f"field {number} runs past the end of the record")
+    if number == 4 and length:
+        layout = _one(layout, Layout("bytes", pos, length))
+    elif number == 6 and length:
+        if length % 4:
+            raise NotADatum("packed float_data is not a whole number of floats")
+        layout = _one(layout, Layout("packed", pos, length // 4))
+    elif number in (1, 2, 3, 5, 7):
+        raise NotADatum(f"field {number} has wire type 2")
+    return layout, pos + length
+
+
+def _float_run(buf: bytes, start: int, end: int) -> Layout:
+    """Unpacked float_data from the tag at ``start``: a run of fields, every 5th byte the same
+    tag while it lasts."""
+    tags = buf[start:end:5]
+    run = len(tags) - len(tags.lstrip(b"\x35"))
+    if start + 5 * run > end:
+        run -= 1
+    if run == 0:
+        raise NotADatum("float_data runs past the end of the record")
+    return Layout("float", start, run)
 
 
 def _one(previous: Optional[Layout], new: Layout) -> Layout:
@@ -238,7 +256,7 @@ def decode_batch(records: Sequence[bytes]) -> Batch:
     return batch
 
 
-def _first_template(records: Sequence[bytes], tries: int = 4) -> Optional["_Template"]:
+def _first_template(records: Sequence[bytes], tries: int = 4) -> Optional[_Template]:
     for record in map(bytes, records[:tries]):
         try:
             template = _Template.of(record, parse_header(record))
@@ -286,7 +304,7 @@ class _Template:
     header: Header
 
     @classmethod
-    def of(cls, record: bytes, header: Header) -> Optional["_Template"]:
+    def of(cls, record: bytes, header: Header) -> Optional[_Template]:
         layout = header.layout
         if (
             header.label_at < 0

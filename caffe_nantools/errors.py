@@ -52,7 +52,7 @@ class NanToolsError(Exception):
         if not self.arguments:
             return self.template
 
-        def place(m: "re.Match") -> str:
+        def place(m: re.Match) -> str:
             name, how = m.group(1), m.group(2)
             if name is None:
                 return m.group(0)[0]  # a doubled brace of literal text
@@ -135,7 +135,7 @@ class NonFiniteError(NanToolsError, RuntimeError):
         }
 
     @classmethod
-    def from_dict(cls, record: dict) -> "NonFiniteError":
+    def from_dict(cls, record: dict) -> NonFiniteError:
         """The error back from its :meth:`to_dict` record (hunt's training child sends it as
         JSON); its message is made again from the same fields."""
         from caffe_nantools.finite import FiniteStats

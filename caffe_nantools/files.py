@@ -168,7 +168,7 @@ def _follow_umask(folder: str) -> None:
     LMDB and LevelDB make theirs 0755 and 0644 whatever the umask, so a group that shares
     data (umask 002) could not add to a store written for it."""
     mask = _umask()
-    for root, dirs, files in os.walk(folder):
+    for root, _dirs, files in os.walk(folder):
         os.chmod(root, 0o777 & ~mask)
         for name in files:
             path = os.path.join(root, name)

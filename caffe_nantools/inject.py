@@ -18,8 +18,8 @@ from caffe_nantools.checking import check_value, parse_param_str
 from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
 from caffe_nantools.prototxt import Node, dump, parse
-from caffe_nantools.prototxt.syntax import collector_paused
-from caffe_nantools.prototxt.net import Layer, Net, Rule, rules_of_any
+from caffe_nantools.prototxt.syntax import Document, collector_paused
+from caffe_nantools.prototxt.net import NET_FILES, Layer, Net, Rule, inline_nets, rules_of_any
 from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.upgrade import upgrade_v1
@@ -84,6 +84,8 @@ class InjectResult(FileEdit):
     already_checked: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     upgraded: List[str] = field(default_factory=list)
+    #: The solver fields holding the nets that were edited (net_param, ...); empty for a net file.
+    inline_nets: List[str] = field(default_factory=list)
 
 
 def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
@@ -96,59 +98,74 @@ def select_blobs(net: Net, specs: Sequence[str]) -> List[str]:
     Raises:
         InjectError: a spec that matches no blob; the message lists the blobs there are.
     """
-    names = net.blob_names()
-    ours = [layer for layer in net.layers if is_check(layer)]
-    chosen: Dict[str, None] = {}
+    return _select([net], specs)[0]
+
+
+def _select(nets: Sequence[Net], specs: Sequence[str]) -> List[List[str]]:
+    """The blobs ``specs`` select in each of ``nets`` (a solver's inline nets): a spec has to
+    match in one of them, not in each (a TEST net has no loss)."""
+    chosen: List[Dict[str, None]] = [{} for _ in nets]
     for spec in specs:
-        if spec == "all":
-            matched = names
-        elif spec in ("loss", "data"):
-            matched = _keyword_blobs(net, spec)
-        elif spec.startswith("type:"):
-            wanted = spec[len("type:") :]
-            matched = [
-                t
-                for layer in net.layers
-                if wanted in (layer.type, layer.node.get("type"))
-                for t in layer.tops
-            ]
-            if not matched:
-                types = sorted({layer.type for layer in net.layers if layer not in ours})
-                raise _about_blobs(
-                    spec, f"no layer of type {wanted!r} (types in the net: {', '.join(types)})"
-                )
-        elif spec.startswith("re:"):
-            try:
-                pattern = re.compile(spec[len("re:") :])
-            except re.error as e:
-                raise _about_blobs(spec, f"not a regular expression ({e})") from None
-            matched = [n for n in names if pattern.fullmatch(n)]
-        elif any(c in spec for c in "*?["):
-            matched = fnmatch.filter(names, spec)
-        else:
-            matched = [spec] if spec in names else []
-        if not matched:
-            shown = ", ".join(names[:40]) + (
-                f", ... ({len(names)} in all)" if len(names) > 40 else ""
-            )
-            raise _about_blobs(spec, f"no such blob in the net (blobs: {shown})")
-        chosen.update(dict.fromkeys(matched))
-    known = set(names)
-    return [n for n in names if n in chosen] + [n for n in chosen if n not in known]
+        matches = [_matching(net, spec) for net in nets]
+        if not any(matches):
+            raise _unmatched(nets, spec)
+        for blobs, matched in zip(chosen, matches):
+            blobs.update(dict.fromkeys(matched))
+    selected = []
+    for net, blobs in zip(nets, chosen):
+        names = net.blob_names()
+        known = set(names)
+        selected.append([n for n in names if n in blobs] + [n for n in blobs if n not in known])
+    return selected
 
 
-def _keyword_blobs(net: Net, spec: str) -> List[str]:
-    """The blobs ``loss`` or ``data`` stand for; a net without such layers is said to have none
-    (a list of its blobs would not help)."""
+def _matching(net: Net, spec: str) -> List[str]:
+    names = net.blob_names()
+    if spec == "all":
+        return names
     if spec == "loss":
-        matched = [b for layer in net.layers if layer.is_loss for b in layer.bottoms]
-        missing = "the net has no loss layer (a deploy net?): check its output blobs by name, or inject into the train net"
-    else:
-        matched = net.inputs + [t for layer in net.layers if layer.is_data for t in layer.tops]
-        missing = "the net has no data layer and no inputs"
-    if not matched:
-        raise _about_blobs(spec, missing)
-    return matched
+        return [b for layer in net.layers if layer.is_loss for b in layer.bottoms]
+    if spec == "data":
+        return net.inputs + [t for layer in net.layers if layer.is_data for t in layer.tops]
+    if spec.startswith("type:"):
+        wanted = spec[len("type:") :]
+        return [
+            t
+            for layer in net.layers
+            if wanted in (layer.type, layer.node.get("type"))
+            for t in layer.tops
+        ]
+    if spec.startswith("re:"):
+        try:
+            pattern = re.compile(spec[len("re:") :])
+        except re.error as e:
+            raise _about_blobs(spec, f"not a regular expression ({e})") from None
+        return [n for n in names if pattern.fullmatch(n)]
+    if any(c in spec for c in "*?["):
+        return fnmatch.filter(names, spec)
+    return [spec] if spec in names else []
+
+
+def _unmatched(nets: Sequence[Net], spec: str) -> InjectError:
+    """Why ``spec`` matches nothing: for a keyword, that the nets have no such layer (a list of
+    their blobs would not help); else what there is to choose from."""
+    if spec == "loss":
+        return _about_blobs(
+            spec,
+            "the net has no loss layer (a deploy net?): check its output blobs by name, or inject into the train net",
+        )
+    if spec == "data":
+        return _about_blobs(spec, "the net has no data layer and no inputs")
+    layers = [layer for net in nets for layer in net.layers if not is_check(layer)]
+    if spec.startswith("type:"):
+        types = sorted({layer.type for layer in layers})
+        wanted = spec[len("type:") :]
+        return _about_blobs(
+            spec, f"no layer of type {wanted!r} (types in the net: {', '.join(types)})"
+        )
+    names = list(dict.fromkeys(n for net in nets for n in net.blob_names()))
+    shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+    return _about_blobs(spec, f"no such blob in the net (blobs: {shown})")
 
 
 def _about_blobs(spec: str, message: str) -> InjectError:
@@ -302,12 +319,15 @@ def inject_text(
 ) -> InjectResult:
     """Insert check layers after the blobs that ``blobs`` selects (see :func:`select_blobs`).
 
+    ``text`` is a net, or a solver whose nets are inline (``net_param``, ``train_net_param``,
+    ``test_net_param``): each of those gets its checks, and a spec has to match in one of them.
     Injecting into a net that already has the checks adds nothing. An old V1 net is refused,
     or with ``upgrade`` first rewritten in today's format (remove then gives the upgraded net).
 
     Raises:
         ParseError: the text is not a prototxt.
-        InjectError: a V1 net, an unknown blob, or rules that cannot be combined.
+        InjectError: a V1 net, an unknown blob, rules that cannot be combined, or a solver
+            whose nets are files.
         UpgradeError: a V1 net that ``upgrade`` cannot rewrite.
     """
     with collector_paused():
@@ -317,24 +337,58 @@ def inject_text(
 def _inject_text(
     text: str, path: str, blobs: Sequence[str], each: bool, options: CheckOptions, upgrade: bool
 ) -> InjectResult:
-    original = text
-    net = Net.parse(text, path)
-    upgraded: List[str] = []
-    if net.v1 and upgrade:
-        text, upgraded = upgrade_v1(text, path)
-        net = Net.parse(text, path)
-    if net.v1:
-        first = next(layer for layer in net.layers if layer.v1)
+    result = InjectResult(path, text, text)
+    doc = parse(text, path)
+    nets = _nets(doc, path)
+    if upgrade and any(net.v1 for net in nets):
+        text, result.upgraded = upgrade_v1(text, path)
+        doc = parse(text, path)
+        nets = _nets(doc, path)
+    for net in nets:
+        if net.v1:
+            first = next(layer for layer in net.layers if layer.v1)
+            raise InjectError(
+                f"{literal(path)}:{first.node.line}:{first.node.col}: "
+                + V1_MESSAGE.format(example=literal(first.node.get("type", "CONVOLUTION"))),
+                arguments={"upgrade": True},
+            )
+    style = Style.of(doc, text)
+    for net, chosen in zip(nets, _select(nets, blobs)):
+        planned = plan_checks(net, chosen, each=each)
+        _insert_checks(net, planned.checks, style, options, path)
+        result.added += planned.checks
+        result.already_checked += planned.already_there
+        result.skipped += planned.skipped
+    result.inline_nets = [net.doc.name for net in nets if isinstance(net.doc, Node)]
+    result.text = dump(doc)
+    return result
+
+
+def _nets(doc: Document, path: str) -> List[Net]:
+    """The net of a net file, or the inline nets of a solver (``net_param``,
+    ``train_net_param``, ``test_net_param``); a solver that names its net files says which."""
+    inline = inline_nets(doc)
+    if inline:
+        return [Net(node, path) for node in inline]
+    files = [n for n in doc.children if n.name in NET_FILES and not n.is_message]
+    if files and not any(n.name in ("layer", "layers") for n in doc.children):
+        named = ", ".join(f"{n.name}: {' '.join(n.raw_values)}" for n in files)
         raise InjectError(
-            f"{literal(path)}:{first.node.line}:{first.node.col}: "
-            + V1_MESSAGE.format(example=literal(first.node.get("type", "CONVOLUTION"))),
-            arguments={"upgrade": True},
+            f"{literal(path)}: this is a solver; its nets are files ({literal(named)}): inject "
+            "into the net file and give this solver as {solver:name}",
+            arguments={"solver": path},
         )
-    planned = plan_checks(net, select_blobs(net, blobs), each=each)
-    style = Style.of(net.doc, text)
-    first_layer = net.layers[0].node if net.layers else None
+    return [Net(doc)]
+
+
+def _insert_checks(
+    net: Net, checks: Sequence[PlannedCheck], style: Style, options: CheckOptions, path: str
+) -> None:
+    """Put the check layers into ``net``'s tree: each after its layer (a net input's before the
+    first layer), in the indentation of the layer it follows."""
+    first_layer = net.layers[0].node
     blocks = []
-    for check in planned.checks:
+    for check in checks:
         anchor = check.after.node if check.after is not None else first_layer
         snippet = check_layer(
             name=check.name,
@@ -342,33 +396,31 @@ def _inject_text(
             param_str=options.param_str(check.name, check.blob),
             rules=check.rules,
         )
-        blocks.append(style.block(snippet, indentation(anchor) if anchor is not None else ""))
+        blocks.append(style.block(snippet, _layer_indentation(net, anchor, style)))
     # One parse for all the new layers, then one pass to put them in place.
     after: Dict[int, List[Node]] = {}
     before: Dict[int, List[Node]] = {}
     # Every value in the blocks is escaped, so they parse; the path names the user's file all the same.
-    for check, node in zip(planned.checks, parse("".join(blocks), path).children):
+    for check, node in zip(checks, parse("".join(blocks), path).children):
         if check.after is not None:
             after.setdefault(id(check.after.node), []).append(node)
-        elif first_layer is not None:  # a net input: checked before the first layer
+        else:  # a net input: checked before the first layer
             before.setdefault(id(first_layer), []).append(node)
-        else:
-            net.doc.insert(len(net.doc.children), node)
     net.doc.splice(after, before)
-    return InjectResult(
-        path,
-        original,
-        dump(net.doc),
-        planned.checks,
-        planned.already_there,
-        planned.skipped,
-        upgraded,
-    )
+
+
+def _layer_indentation(net: Net, anchor: Node, style: Style) -> str:
+    """The indentation of a layer put next to ``anchor``: the anchor's, or one level inside an
+    inline net written on one line with its layers."""
+    if isinstance(net.doc, Document) or "\n" in anchor.items[0].pre:
+        return indentation(anchor)
+    return indentation(net.doc) + style.indent
 
 
 def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
-    """Undo what inject did to a net or a solver: take out the added check layers and lines,
-    and restore changed values; returns ``(text, what was undone)``.
+    """Undo what inject did to a net or a solver: take out the added check layers (in a
+    solver's inline nets too) and lines, and restore changed values; returns
+    ``(text, what was undone)``.
 
     Raises:
         ParseError: the text is not a prototxt.
@@ -376,7 +428,7 @@ def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
             edited it, or wrote it with the mark): ``path:line`` and what differs.
     """
     doc = parse(text, path)
-    undone = undo(doc, written_by_inject)
+    undone = undo(doc, written_by_inject, inside=inline_nets(doc))
     return dump(doc), undone
 
 
@@ -451,6 +503,10 @@ def inject(
     ``output`` (or back to ``net`` with ``in_place``, keeping ``net.orig``), and optionally turn
     on debug_info in ``solver``. Nothing is written when anything fails or with ``dry_run``.
 
+    ``net`` may be a solver whose nets are inline (``net_param``, ``train_net_param``,
+    ``test_net_param``): the checks go into each of them and debug_info (and ``display``) into
+    the same file, so ``solver``, ``solver_output`` and ``net_path`` have no use there.
+
     Raises:
         NanToolsError: bad flags, unreadable files, parse errors, unknown blobs, V1 nets, an
             edit Caffe would reject (each a one-line message).
@@ -465,17 +521,21 @@ def inject(
     display = arguments.whole("display", display, 0, optional=True)
     each, upgrade = arguments.flag("each", each), arguments.flag("upgrade", upgrade)
     in_place, dry_run = arguments.flag("in_place", in_place), arguments.flag("dry_run", dry_run)
-    if solver is None and (solver_output or net_path is not None or display is not None):
-        raise InjectError(
-            "{solver_output:name}, {net_path:name} and {display:name} need {solver:name}",
-            arguments=dict(
-                solver_output=solver_output, net_path=net_path, display=display, solver=None
-            ),
-        )
     options = CheckOptions(on=on, max_abs=max_abs, every=every)
     if options.on is not None or options.max_abs is not None or options.every is not None:
         parse_param_str(options.param_str("x", "x"))  # the layer would refuse them at set-up
     net_target = _targets(net, output, in_place=in_place, dry_run=dry_run, option="output")
+    report = InjectReport(
+        inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade)
+    )
+    solver_flags = dict(solver=solver, solver_output=solver_output, net_path=net_path)
+    if report.net.inline_nets:
+        _inline_debug_info(report, net, display, solver_flags)
+    elif solver is None and (solver_output or net_path is not None or display is not None):
+        raise InjectError(
+            "{solver_output:name}, {net_path:name} and {display:name} need {solver:name}",
+            arguments=dict(solver_flags, display=display),
+        )
     solver_target = None
     if solver is not None:
         solver_target = _targets(
@@ -487,10 +547,9 @@ def inject(
             [("net", net)] + solver_pair,
             [("output", net_target)] + [("solver_output", solver_target)] * bool(solver_pair),
         )
-    report = InjectReport(
-        inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade)
-    )
-    _check_with_caffe(report.net.original, report.net.text, net, "NetParameter", report.notes)
+    message = "SolverParameter" if report.net.inline_nets else "NetParameter"
+    _check_with_caffe(report.net.original, report.net.text, net, message, report.notes)
+    plan = [(net, net_target, report.net.original, report.net.text)]
     if solver is not None:
         report.solver = enable_debug_info(
             read_text(solver), solver, net_path=net_path, display=display
@@ -498,11 +557,25 @@ def inject(
         _check_with_caffe(
             report.solver.original, report.solver.text, solver, "SolverParameter", report.notes
         )
-    plan = [(net, net_target, report.net.original, report.net.text)]
-    if report.solver is not None:
         plan.append((solver, solver_target, report.solver.original, report.solver.text))
     _write(plan, report, backups=in_place)
     return report
+
+
+def _inline_debug_info(
+    report: InjectReport, path: str, display: Optional[int], solver_flags: Dict[str, object]
+) -> None:
+    """debug_info (and ``display``) in the solver ``path`` whose inline nets got the checks:
+    ``report.solver`` is that edit, and ``report.net.text`` the whole file with both."""
+    if any(value is not None for value in solver_flags.values()):
+        raise InjectError(
+            f"{literal(path)}: this solver holds its nets ({', '.join(report.net.inline_nets)}), so "
+            "the checks and debug_info both go into it; leave out {solver:name}, "
+            "{solver_output:name} and {net_path:name}",
+            arguments=solver_flags,
+        )
+    report.solver = enable_debug_info(report.net.text, path, display=display)
+    report.net.text = report.solver.text
 
 
 def _write(plan, report, *, backups: bool) -> None:

@@ -7,15 +7,18 @@ import importlib
 
 import pytest
 
+from caffe_nantools.optional import PACKAGES
+
 NO_MODULE = "optional module missing: "
 NOT_IN_IMAGE = "optional module not installed: "
 
 
 def need(name: str, install: str = "", *, required: bool = True):
-    """The module ``name``, or a skip that names it and what to install (``install``, else
-    ``name``)."""
+    """The module ``name``, or a skip that names it and what to install (``install``, else the
+    package caffe-nantools knows it by, else ``name``)."""
     try:
         return importlib.import_module(name)
     except ImportError as e:
-        reason = f"{NO_MODULE if required else NOT_IN_IMAGE}{name} ({e}; pip install '{install or name}')"
+        package = PACKAGES.get(name.split(".")[0], (name,))[0]
+        reason = f"{NO_MODULE if required else NOT_IN_IMAGE}{name} ({e}; pip install '{install or package}')"
         pytest.skip(reason, allow_module_level=True)

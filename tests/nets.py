@@ -62,3 +62,50 @@ PHASED_NET = textwrap.dedent(
     }
     """
 )
+
+
+def _indented(text: str, prefix: str) -> str:
+    return "".join(prefix + line if line.strip() else line for line in text.splitlines(True))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _commented(text: str) -> str:
+    """``text`` with a comment line above each layer and one after each closing brace."""
+    lines = []
+    for i, line in enumerate(text.splitlines(True)):
+        if line.startswith("layer"):
+            lines.append(f"# part {i} of the net\n")
+        lines.append(line.replace("}\n", f"}}  # closes line {i}\n") if line == "}\n" else line)
+    return "".join(lines)
+
+
+_SETTINGS = (
+    '# a short run\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 4\ndisplay: 10\n'
+    'snapshot_prefix: "snap"\nsolver_mode: CPU\ntest_interval: 2\n'
+)
+
+#: Solvers that hold PHASED_NET inline (as Caffe's lenet_consolidated_solver.prototxt does), in
+#: the layouts people write them in; each trains in Caffe as it is.
+INLINE_SOLVERS = {
+    "net_param": _SETTINGS + "test_iter: 1\nnet_param {\n" + _indented(PHASED_NET, "  ") + "}\n",
+    "one line": _SETTINGS + "test_iter: 1\nnet_param { " + _one_line(PHASED_NET) + " }\n",
+    "comments and tabs": _SETTINGS
+    + "test_iter: 1\n# the net itself\nnet_param: {  # inline\n"
+    + _indented(_commented(PHASED_NET), "\t")
+    + "}  # end of the net\n# nothing after it\n",
+    "train and two test nets": "train_net_param {\n"
+    + _indented(PHASED_NET, "    ")
+    + "}\n"
+    + _SETTINGS
+    + "test_iter: 1\ntest_net_param { "
+    + _one_line(PHASED_NET)
+    + " }\ntest_iter: 2\ntest_net_param {\n"
+    + _indented(_commented(PHASED_NET), "  ")
+    + "}\n",
+    "windows line breaks": (
+        _SETTINGS + "test_iter: 1\nnet_param {\n" + _indented(PHASED_NET, "  ") + "}\n"
+    ).replace("\n", "\r\n"),
+}

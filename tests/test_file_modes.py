@@ -91,7 +91,7 @@ def test_write_clean_of_a_store(umask, tmp_path, backend):
 
 
 def test_write_clean_of_an_image_list(umask, tmp_path):
-    Image = need("PIL.Image", "Pillow")
+    Image = need("PIL.Image")
     Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
     (tmp_path / "list.txt").write_text("a.png 0\nmissing.png 1\na.png 2\n")
     assert main(["scan", "list.txt", "--write-clean", "clean.txt"]) == 1

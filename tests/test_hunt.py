@@ -3,6 +3,7 @@ and one-line errors for bad input."""
 
 import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,7 +19,7 @@ from caffe_nantools.hunt.fixes import policy_fix
 from caffe_nantools.hunt.inputs import HuntError, make_copies, read_inputs
 from caffe_nantools.hunt.records import scanned_records
 from caffe_nantools.hunt.training import Training
-from caffe_nantools.hunt.verdict import Verdict, _backward_writer, _check_place, bad_records, judge
+from caffe_nantools.hunt.verdict import bad_records, judge
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.scan.report import Finding, ScanReport
@@ -27,15 +28,15 @@ from nets import PHASED_NET
 
 
 @pytest.fixture
-def here(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "net.prototxt").write_text(PHASED_NET)
-    return tmp_path
+def net_folder(here):
+    """The test's folder as the current one, with PHASED_NET in it as net.prototxt."""
+    (here / "net.prototxt").write_text(PHASED_NET)
+    return here
 
 
 @pytest.mark.parametrize("field", ["net", "train_net"])
-def test_the_train_net_is_read_as_caffe_reads_it(here, field):
-    (here / "solver.prototxt").write_text(
+def test_the_train_net_is_read_as_caffe_reads_it(net_folder, field):
+    (net_folder / "solver.prototxt").write_text(
         f'{field}: "net.prototxt"\nbase_lr: 0.1\nmax_iter: 5000\n'
     )
     inputs = read_inputs("solver.prototxt", "work")
@@ -43,8 +44,8 @@ def test_the_train_net_is_read_as_caffe_reads_it(here, field):
     assert inputs.default_iters() == 1000 and inputs.number("base_lr") == 0.1
 
 
-def test_an_inline_net_param_is_written_out(here):
-    (here / "solver.prototxt").write_text(
+def test_an_inline_net_param_is_written_out(net_folder):
+    (net_folder / "solver.prototxt").write_text(
         'base_lr: 0.1\nnet_param {\n  name: "inline"\n  layer { name: "a" type: "Input" top: "a" }\n}\n'
     )
     inputs = read_inputs("solver.prototxt", "work")
@@ -52,14 +53,14 @@ def test_an_inline_net_param_is_written_out(here):
     assert Net.parse(inputs.net_text).name == "inline" and inputs.default_iters() == 100
 
 
-def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(here):
-    (here / "solver.prototxt").write_text(
+def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(net_folder):
+    (net_folder / "solver.prototxt").write_text(
         'net: "net.prototxt"\nbase_lr: 0.1\ndisplay: 100\nsnapshot_prefix: "models/x"\n'
     )
     copies = make_copies(
         read_inputs("solver.prototxt", "work"), "work/checked", solver_fields={"base_lr": "0.01"}
     )
-    doc = parse(open(copies.solver).read())
+    doc = parse(Path(copies.solver).read_text())
     assert (
         doc.get("net") == os.path.abspath(copies.net)
         and doc.get("display") == 1
@@ -70,19 +71,32 @@ def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(here):
         and doc.get("base_lr") == 0.01
     )
     assert doc.get("random_seed") is not None
-    assert "nancheck/conv1@relu1" in open(copies.net).read()
-    assert (here / "net.prototxt").read_text() == PHASED_NET  # the user's files untouched
+    assert "nancheck/conv1@relu1" in Path(copies.net).read_text()
+    assert (net_folder / "net.prototxt").read_text() == PHASED_NET  # the user's files untouched
 
 
-def test_a_check_label_names_the_blob_and_the_layer_it_follows():
-    assert _check_place("nancheck/conv1@relu1") == ("conv1", "relu1")
-    assert _check_place("nancheck/a@b@c") == ("a@b", "c")
+@pytest.mark.parametrize(
+    "label, layer", [("nancheck/conv1@relu1", "relu1"), ("nancheck/a@b@c", "c"), ("mine", None)]
+)
+def test_a_forward_failure_is_the_layer_the_check_follows(label, layer):
+    error = non_finite(label, "conv1", "forward", [2], iteration=3)
+    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 3), None, None, [])
+    assert verdict.cause == Cause.LAYER_NUMERICS and verdict.layer == layer
 
 
-def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it():
-    net = Net.parse(PHASED_NET)
-    assert _backward_writer(net, "conv1", "conv1") == "relu1"  # the next in-place modifier
-    assert _backward_writer(net, "conv1", "drop1") == "ip1"  # else the reader
+@pytest.mark.parametrize(
+    "label, layer",
+    [
+        ("nancheck/conv1@conv1", "relu1"),  # the next in-place modifier
+        ("nancheck/conv1@relu1", "drop1"),
+        ("nancheck/conv1@drop1", "ip1"),  # else the reader
+        ("nancheck/conv1", "ip1"),
+    ],
+)
+def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it(label, layer):
+    error = non_finite(label, "conv1", "backward", [0], iteration=1)
+    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 1), None, None, [])
+    assert (verdict.layer, verdict.pass_) == (layer, "backward")
 
 
 @pytest.mark.parametrize(
@@ -97,8 +111,8 @@ def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it():
         ("max_iter: 10\n", {"lr_policy": '"fixed"'}),  # Caffe has no default policy
     ],
 )
-def test_the_lr_policy_fix_supplies_what_is_missing(here, solver, fix):
-    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\n' + solver)
+def test_the_lr_policy_fix_supplies_what_is_missing(net_folder, solver, fix):
+    (net_folder / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\n' + solver)
     assert policy_fix(read_inputs("solver.prototxt", "work"), 40) == fix
 
 
@@ -110,21 +124,21 @@ def test_the_lr_policy_fix_supplies_what_is_missing(here, solver, fix):
         ("layer {", ["solver.prototxt:1"]),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2_and_makes_no_workdir(here, capsys, text, words):
-    (here / "solver.prototxt").write_text(text)
+def test_bad_input_is_one_line_and_exit_2_and_makes_no_workdir(net_folder, capsys, text, words):
+    (net_folder / "solver.prototxt").write_text(text)
     assert main(["hunt", "solver.prototxt", "--workdir", "work"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and all(w in err for w in words), err
     assert not os.path.exists("work")
 
 
-def test_a_workdir_that_is_not_empty_is_refused(here, capsys):
-    (here / "solver.prototxt").write_text('net: "net.prototxt"\n')
-    (here / "work").mkdir()
-    (here / "work" / "mine.txt").write_text("keep")
+def test_a_workdir_that_is_not_empty_is_refused(net_folder, capsys):
+    (net_folder / "solver.prototxt").write_text('net: "net.prototxt"\n')
+    (net_folder / "work").mkdir()
+    (net_folder / "work" / "mine.txt").write_text("keep")
     assert main(["hunt", "solver.prototxt", "--workdir", "work"]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
-    assert os.listdir(here / "work") == ["mine.txt"]
+    assert os.listdir(net_folder / "work") == ["mine.txt"]
 
 
 def non_finite(layer, blob, pass_, samples, *, iteration=2, by="check", lr=None, max_abs=None):
@@ -302,8 +316,8 @@ def test_a_net_found_only_from_an_enclosing_folder_says_where_to_run_hunt(
     )
 
 
-def test_a_net_found_nowhere_is_no_such_file_without_a_folder_to_run_in(here):
-    (here / "solver.prototxt").write_text('net: "gone/net.prototxt"\n')
+def test_a_net_found_nowhere_is_no_such_file_without_a_folder_to_run_in(net_folder):
+    (net_folder / "solver.prototxt").write_text('net: "gone/net.prototxt"\n')
     with pytest.raises(HuntError, match=r"no such file .*the folder it runs in\)$"):
         read_inputs("solver.prototxt", "work")
 
@@ -323,9 +337,9 @@ def test_a_net_found_nowhere_is_no_such_file_without_a_folder_to_run_in(here):
         ('snapshot_prefix: "there/x"\n', None, []),
     ],
 )
-def test_settings_hunt_does_not_follow_are_notes(here, settings, gpu, words):
-    (here / "there").mkdir()
-    (here / "solver.prototxt").write_text('net: "net.prototxt"\n' + settings)
+def test_settings_hunt_does_not_follow_are_notes(net_folder, settings, gpu, words):
+    (net_folder / "there").mkdir()
+    (net_folder / "solver.prototxt").write_text('net: "net.prototxt"\n' + settings)
     notes = read_inputs("solver.prototxt", "work").notes(gpu)
     assert len(notes) == len(words) and all(w in n for w, n in zip(words, notes))
 
@@ -334,33 +348,38 @@ def test_settings_hunt_does_not_follow_are_notes(here, settings, gpu, words):
     "bad, iteration, blamed", [(6, 1, True), (6, 2, False), (6, 5, True), (13, 3, True)]
 )
 def test_a_failure_past_the_data_in_a_batch_holding_a_bad_record_blames_that_record(
-    here, bad, iteration, blamed
+    net_folder, monkeypatch, bad, iteration, blamed
 ):
-    from caffe_nantools.hunt import _blame_scanned
-    from caffe_nantools.scan import scan
+    """hunt with a training that failed in the loss's backward at ``iteration`` (16 records,
+    batches of 4: iteration 5 reads records 4-7 again)."""
+    import caffe_nantools.hunt
+    import caffe_nantools.pycaffe
+    from caffe_nantools.hunt import hunt
     from datums import datum
     from stores import write_store
 
     need("lmdb")
     labels = {i: 7 if i == bad else i % 3 for i in range(16)}
     write_store(
-        here / "in_lmdb",
+        net_folder / "in_lmdb",
         "lmdb",
         [
             (f"{i:04d}".encode(), datum(np.ones((1, 1, 2), np.float32), label=labels[i]))
             for i in labels
         ],
     )
-    (here / "net.prototxt").write_text(
+    (net_folder / "net.prototxt").write_text(
         'layer { name: "digits" type: "Data" top: "data" top: "label" data_param { source: "in_lmdb" backend: LMDB batch_size: 4 } }\n'
         'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 3 } }\n'
         'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }\n'
     )
-    (here / "solver.prototxt").write_text('net: "net.prototxt"\n')
-    v = Verdict(
-        Cause.LAYER_NUMERICS, layer="loss", blob="fc", pass_="backward", iteration=iteration
+    (net_folder / "solver.prototxt").write_text('net: "net.prototxt"\n')
+    error = non_finite("nancheck/fc@fc", "fc", "backward", [1], iteration=iteration)
+    monkeypatch.setattr(caffe_nantools.pycaffe, "load_caffe", lambda: None)
+    monkeypatch.setattr(
+        caffe_nantools.hunt, "train", lambda *args, **kw: failed_training(error, iteration)
     )
-    _blame_scanned(v, read_inputs("solver.prototxt", "work"), bad_records(scan("net.prototxt")))
+    v = hunt("solver.prototxt", workdir="work", verify=False).verdict
     assert (v.layer, v.pass_) == ("loss", "backward")  # where it failed stays
     if blamed:
         assert v.cause == Cause.BAD_INPUT and v.record == {"source": "in_lmdb", "key": f"{bad:04d}"}

@@ -40,7 +40,7 @@ def test_a_non_finite_record_in_a_leveldb_is_named_by_its_key(
 
 def image_list(folder, *, count=12, root="imgs", kind="png"):
     """``count`` small images under ``root`` and list.txt naming them (label ``i % 3``)."""
-    Image = need("PIL.Image", "Pillow")
+    Image = need("PIL.Image")
     (folder / root).mkdir()
     names = []
     for i in range(count):

@@ -9,11 +9,12 @@ from caffe_nantools.cli import main
 from caffe_nantools.inject import CheckOptions, InjectError, inject_text, remove_text, select_blobs
 from caffe_nantools.prototxt.edits import EditError
 from caffe_nantools.prototxt import ParseError
-from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt.net import Net, NetError, inline_nets
 from caffe_nantools.prototxt import parse
+from caffe_nantools.prototxt.upgrade import upgrade_v1
 from caffe_nantools.templates import escape
-from corpus import V1_NETS, V2_NETS, corpus_params, read
-from nets import PHASED_NET
+from corpus import CORPUS, MISSING, V1_NETS, V2_NETS, corpus_params, read
+from nets import INLINE_SOLVERS, PHASED_NET
 
 
 NET = PHASED_NET
@@ -574,3 +575,117 @@ def test_a_changed_mark_whose_old_value_cannot_be_written_back_is_refused(tmp_pa
     err = capsys.readouterr().err
     assert "solver.prototxt:2:" in err and "not ours" in err and err.count("\n") == 1
     assert not (tmp_path / "out.prototxt").exists()
+
+
+@pytest.mark.parametrize("layout", sorted(INLINE_SOLVERS))
+@pytest.mark.parametrize("blobs", [["all"], ["conv1", "accuracy"], ["loss"]])
+def test_a_solver_with_inline_nets_gets_checks_in_each_and_remove_gives_its_bytes_back(
+    layout, blobs
+):
+    text = INLINE_SOLVERS[layout]
+    result = inject_text(text, "solver.prototxt", blobs=blobs)
+    doc = parse(result.text)
+    nets = inline_nets(doc)
+    assert result.inline_nets == [n.name for n in nets] and nets
+    expected = select_blobs(Net.parse(NET), blobs)
+    for node in nets:
+        checked = [l.bottoms[0] for l in Net(node).layers if l.type == "Python"]
+        assert checked == [b for b in expected if b != "loss"]
+    assert len(result.added) == len(nets) * len([b for b in expected if b != "loss"])
+    assert remove_text(result.text, "solver.prototxt")[0] == text
+    assert inject_text(result.text, blobs=blobs).added == []
+
+
+def test_a_spec_needs_to_match_in_one_inline_net_only():
+    train_only = NET.replace('type: "Accuracy"', 'type: "ArgMax"')
+    text = f"train_net_param {{\n{NET}}}\ntest_net_param {{\n{train_only}}}\n"
+    result = inject_text(text, blobs=["type:Accuracy"])
+    assert [(c.name, c.blob) for c in result.added] == [("nancheck/accuracy", "accuracy")]
+    with pytest.raises(
+        InjectError, match=r"blobs='conv9': no such blob in the net \(blobs: data, label, conv1"
+    ):
+        inject_text(text, blobs=["conv9"])
+
+
+def test_the_consolidated_lenet_solver_is_upgraded_checked_and_given_back():
+    path = CORPUS / "caffe" / "lenet_consolidated_solver.prototxt"
+    if not path.exists():
+        pytest.skip(MISSING)
+    text = read(path)
+    with pytest.raises(InjectError) as info:
+        inject_text(text, "consolidated.prototxt")
+    message = str(info.value)
+    assert message.startswith(
+        "consolidated.prototxt:47:3: this is an old V1 net"
+    ) and message.endswith("or pass upgrade=True")
+    result = inject_text(text, "consolidated.prototxt", upgrade=True)
+    assert result.inline_nets == ["net_param"] and len(result.upgraded) == 12
+    assert {c.blob for c in result.added} == {
+        "data",
+        "label",
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "ip1",
+        "ip2",
+        "accuracy",
+    }
+    assert remove_text(result.text)[0] == upgrade_v1(text)[0]
+
+
+def test_a_v1_inline_net_gets_the_v1_message_at_its_first_v1_layer():
+    text = 'base_lr: 0.1\ntest_net_param {\n  layers { name: "x" type: RELU bottom: "a" top: "a" }\n}\n'
+    with pytest.raises(
+        InjectError, match=r"^s.prototxt:3:3: this is an old V1 net .* such as RELU\)"
+    ):
+        inject_text(text, "s.prototxt")
+
+
+def test_a_solver_that_names_its_net_files_says_to_inject_the_net():
+    with pytest.raises(InjectError) as info:
+        inject_text('net: "models/train_val.prototxt"\nbase_lr: 0.1\n', "solver.prototxt")
+    assert str(info.value) == (
+        'solver.prototxt: this is a solver; its nets are files (net: "models/train_val.prototxt"): '
+        "inject into the net file and give this solver as solver"
+    )
+
+
+def test_an_inline_net_without_layers_is_named_with_its_line():
+    with pytest.raises(NetError, match=r"^s.prototxt:2: net_param: the net has no layers"):
+        inject_text('base_lr: 0.1\nnet_param { name: "empty" }\n', "s.prototxt")
+
+
+@pytest.mark.parametrize("layout", ["one line", "train and two test nets"])
+def test_cli_inject_into_an_inline_solver_edits_one_file_and_remove_restores_it(
+    tmp_path, capsys, layout
+):
+    solver = tmp_path / "solver.prototxt"
+    solver.write_bytes(INLINE_SOLVERS[layout].encode())
+    out = tmp_path / "checked.prototxt"
+    assert main(["inject", str(solver), "-o", str(out), "--blobs", "ip1", "--display", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    nets = len(inline_nets(parse(INLINE_SOLVERS[layout])))
+    assert lines == [
+        f"{out}: added {nets} check layers",
+        f"{out}: added debug_info: true; changed display: 10 -> 1",
+    ]
+    doc = parse(out.read_text())
+    assert str(doc.get("debug_info")) == "true" and doc.get("display") == 1
+    assert main(["remove", str(out), "--in-place"]) == 0
+    assert out.read_bytes() == solver.read_bytes()
+    assert (tmp_path / "checked.prototxt.orig").exists()
+
+
+@pytest.mark.parametrize("flag", [["--solver", "{solver}"], ["--net-path", "n.prototxt"]])
+def test_cli_solver_flags_with_an_inline_solver_are_one_line_and_write_nothing(
+    tmp_path, capsys, flag
+):
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(INLINE_SOLVERS["net_param"])
+    args = [a.format(solver=solver) for a in flag]
+    assert main(["inject", str(solver), "-o", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this solver holds its nets (net_param)" in err
+    assert "leave out --solver, --solver-out and --net-path" in err
+    assert os.listdir(tmp_path) == ["solver.prototxt"]

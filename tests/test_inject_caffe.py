@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 import caffe_nantools
-from caffe_nantools.inject import inject_text, remove_text
+from caffe_nantools.inject import inject, inject_text, remove, remove_text
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt.upgrade import upgrade_v1
 from caffe_nantools.solver import enable_debug_info
 from caffe_train import caffe_train
 from corpus import CORPUS, MISSING, V2_NETS, corpus_params, read
-from nets import PHASED_NET
+from nets import INLINE_SOLVERS, PHASED_NET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
@@ -215,3 +216,58 @@ def test_caffes_parser_reads_odd_blob_names_and_net_paths_back_as_written(caffe)
             == f"dir {name}/net.prototxt"
         )
     assert escape("a\nb") == "a\\nb"
+
+
+@pytest.mark.parametrize("layout", sorted(INLINE_SOLVERS))
+def test_an_inline_solver_trains_with_its_checks_and_remove_gives_its_bytes_back(
+    caffe, tmp_path, layout
+):
+    solver = tmp_path / "solver.prototxt"
+    solver.write_bytes(INLINE_SOLVERS[layout].encode())
+    checked = tmp_path / "checked.prototxt"
+    report = inject(str(solver), str(checked), display=1)
+    assert report.written == [str(checked)] and report.net.inline_nets
+    log = caffe_train(tmp_path, solver="checked.prototxt").log
+    assert "NonFiniteError" not in log and "Iteration 4, loss = " in log
+    # Caffe loaded the check layers (debug_info prints each layer's output) in every net.
+    assert "[Forward] Layer nancheck/conv1, top blob conv1 data:" in log
+    tests = len(report.net.inline_nets) - ("train_net_param" in report.net.inline_nets)
+    for i in range(tests):
+        assert "Test net output #0: accuracy" in log.split(f"Testing net (#{i})")[1]
+    remove([str(checked)], in_place=True)
+    assert checked.read_bytes() == solver.read_bytes()
+
+
+def test_caffes_consolidated_lenet_solver_trains_once_upgraded_and_checked(caffe, here):
+    """Caffe 1.0 itself builds no layers from its V1 inline nets; upgraded, they train."""
+    from datums import datum
+    from needs import need
+    from stores import write_store
+
+    need("lmdb")
+    path = CORPUS / "caffe" / "lenet_consolidated_solver.prototxt"
+    if not path.exists():
+        pytest.skip(MISSING)
+    rng = np.random.default_rng(5)
+    (here / "examples" / "mnist").mkdir(parents=True)
+    for name in ("mnist_train_lmdb", "mnist_test_lmdb"):
+        digits = rng.integers(0, 256, (120, 1, 28, 28), dtype=np.uint8)
+        records = [(b"%08d" % i, datum(d, label=i % 10)) for i, d in enumerate(digits)]
+        write_store(here / "examples" / "mnist" / name, "lmdb", records)
+    text = read(path)
+    for old, new in (
+        ("max_iter: 10000", "max_iter: 3"),
+        ("test_interval: 500", "test_interval: 2"),
+        ("test_iter: 100", "test_iter: 1"),
+        ("test_iter: 600", "test_iter: 1"),
+        ("solver_mode: GPU", "solver_mode: CPU"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (here / "solver.prototxt").write_text(text)
+    inject("solver.prototxt", "checked.prototxt", display=1, upgrade=True)
+    log = caffe_train(here, solver="checked.prototxt").log
+    assert "[Forward] Layer nancheck/ip2, top blob ip2 data:" in log
+    assert log.count("Test net output #0: accuracy") >= 2  # the test-on-train and test-on-test nets
+    remove(["checked.prototxt"], "restored.prototxt")
+    assert (here / "restored.prototxt").read_text() == upgrade_v1(text)[0]

@@ -3,6 +3,7 @@ not a report is one line naming it."""
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_missing_shards_are_named(shards, capsys, given, missing):
 def test_a_shard_given_twice_is_refused(shards, tmp_path, twice):
     parts = [shards(k) for k in range(4)]
     copy = tmp_path / "again.json"
-    copy.write_text(open(parts[twice]).read())
+    copy.write_text(Path(parts[twice]).read_text())
     with pytest.raises(ScanError, match=f"shard {twice}/4 given twice: {parts[twice]} and {copy}"):
         merge_files(parts + [str(copy)])
     with pytest.raises(ScanError, match="given twice"):
@@ -92,7 +93,7 @@ def test_whole_scans_of_different_sources_merge(shards, tmp_path):
     paths = []
     for source in (shards.source, other):
         paths.append(str(tmp_path / f"{source.name}.json"))
-        open(paths[-1], "w").write(scan(str(source), backend="imagelist").to_json())
+        Path(paths[-1]).write_text(scan(str(source), backend="imagelist").to_json())
     merged = merge_files(paths)
     assert merged.sources == [str(shards.source), str(other)] and len(merged.findings) == 41
 
@@ -100,7 +101,7 @@ def test_whole_scans_of_different_sources_merge(shards, tmp_path):
 def test_reports_of_an_older_version_merge_with_a_note(shards, tmp_path):
     parts = []
     for k in (0, 1, 1):  # a duplicate it cannot see, and two shards missing
-        d = json.loads(open(shards(k)).read())
+        d = json.loads(Path(shards(k)).read_text())
         del d["shard"], d["origin"]
         parts.append(tmp_path / f"old{len(parts)}.json")
         parts[-1].write_text(json.dumps(d))

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def snapshot(folder):
         for name in dirs + files:
             path = os.path.join(root, name)
             info = os.lstat(path)
-            data = open(path, "rb").read() if stat.S_ISREG(info.st_mode) else None
+            data = Path(path).read_bytes() if stat.S_ISREG(info.st_mode) else None
             found[os.path.relpath(path, folder)] = (
                 data,
                 stat.S_IMODE(info.st_mode),
@@ -81,12 +82,11 @@ def run_failing(args, capsys, *words):
 
 def test_writing_moves_nothing_into_place_when_the_block_fails(tmp_path):
     (tmp_path / "kept.txt").write_text("old")
-    with pytest.raises(ZeroDivisionError):
-        with writing() as out:
-            out.text(str(tmp_path / "kept.txt"), "new")
-            out.text(str(tmp_path / "fresh.txt"), "new")
-            os.makedirs(out.path(str(tmp_path / "store"), new=True))
-            1 / 0
+    with pytest.raises(ZeroDivisionError), writing() as out:
+        out.text(str(tmp_path / "kept.txt"), "new")
+        out.text(str(tmp_path / "fresh.txt"), "new")
+        os.makedirs(out.path(str(tmp_path / "store"), new=True))
+        raise ZeroDivisionError("the block fails")
     assert os.listdir(tmp_path) == ["kept.txt"] and (tmp_path / "kept.txt").read_text() == "old"
 
 
@@ -95,7 +95,7 @@ def test_writing_moves_every_output_into_place_together(tmp_path):
         out.text(str(tmp_path / "a.txt"), "a")
         store = out.path(str(tmp_path / "store"), new=True)
         os.makedirs(store)
-        open(os.path.join(store, "data"), "w").write("x")
+        Path(store, "data").write_text("x")
         assert sorted(os.listdir(tmp_path))[0].startswith(".")  # only temporary names so far
         assert not (tmp_path / "a.txt").exists()
     assert (

@@ -1,10 +1,12 @@
 """What an install must carry: the templates, and no upgrade of Caffe's numpy or protobuf."""
 
+import sys
 from pathlib import Path
 
 import pytest
 
 import caffe_nantools
+from caffe_nantools.optional import PACKAGES
 from caffe_nantools.templates import check_layer, template_dir
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +49,32 @@ def test_runtime_dependencies_have_lower_bounds_only():
     deps = text.split("dependencies = [", 1)[1].split("]", 1)[0]
     assert '"numpy>=' in deps and '"protobuf>=' in deps
     assert "<" not in deps and "==" not in deps and "~=" not in deps
+
+
+@pytest.mark.parametrize("module", sorted(PACKAGES))
+def test_each_optional_module_is_installed_by_the_extra_its_message_names(module):
+    package, extra = PACKAGES[module]
+    text = (SOURCE_ROOT / "pyproject.toml").read_text()
+    listed = text.split(f"\n{extra} = [", 1)[1].split("]", 1)[0]
+    assert f'"{package}>=' in listed, (extra, listed)
+
+
+@pytest.mark.parametrize(
+    "module, package, extra",
+    [
+        ("PIL.Image", "Pillow", "images"),
+        ("lmdb", "lmdb", "lmdb"),
+        ("plyvel", "plyvel", "leveldb"),
+        ("h5py", "h5py", "hdf5"),
+    ],
+)
+def test_a_missing_module_is_named_by_the_package_pip_installs(monkeypatch, module, package, extra):
+    from caffe_nantools.scan.stores import StoreError, need
+
+    monkeypatch.setitem(sys.modules, module, None)  # an import of it fails
+    with pytest.raises(StoreError) as info:
+        need(module)
+    assert str(info.value) == (
+        f"reading this source needs the Python package '{package}': "
+        f"pip install 'caffe-nantools[{extra}]'"
+    )

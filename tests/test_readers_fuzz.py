@@ -1,6 +1,7 @@
 """Random bytes as a Datum and as an HDF5 list: the readers raise only caffe-nantools' own
 errors (NanToolsError) or report findings, never anything else."""
 
+import contextlib
 import os
 import tempfile
 
@@ -40,10 +41,8 @@ RECORDS = st.lists(PIECES, max_size=12).map(b"".join)
 @settings(max_examples=400, deadline=None)
 @given(RECORDS)
 def test_a_random_record_is_a_datum_or_not_a_datum(record):
-    try:
+    with contextlib.suppress(NanToolsError):
         parse_header(record)
-    except NanToolsError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)

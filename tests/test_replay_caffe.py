@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,12 +87,12 @@ def test_weights_caffe_would_abort_on_or_ignore_are_one_line(caffe, tmp_path, ho
     folder, _ = real_bundle(caffe, tmp_path / "b")
     weights = os.path.join(folder, "weights.caffemodel")
     if how == "truncated":
-        data = open(weights, "rb").read()
-        open(weights, "wb").write(data[: len(data) * 2 // 3])
+        data = Path(weights).read_bytes()
+        Path(weights).write_bytes(data[: len(data) * 2 // 3])
     elif how == "deleted":
         os.unlink(weights)
     elif how == "foreign":
-        open(weights, "wb").write(open(os.path.join(folder, "x.npy"), "rb").read())
+        Path(weights).write_bytes(Path(folder, "x.npy").read_bytes())
     else:
         other = saved_net(caffe, tmp_path / "other", hidden=7 if how == "other net" else 3)
         if how == "no layer of it":
@@ -123,8 +124,7 @@ def test_an_input_of_another_shape_and_an_unknown_layer_type_are_one_line(caffe,
     )
     folder, _ = real_bundle(caffe, tmp_path / "c")
     net = os.path.join(folder, "net.prototxt")
-    text = open(net).read()
-    open(net, "w").write(text.replace('"TanH"', '"Mish"'))
+    Path(net).write_text(Path(net).read_text().replace('"TanH"', '"Mish"'))
     run = in_own_process(folder)
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert "layer 'act' has type 'Mish', which this Caffe does not have" in run.stderr

@@ -31,8 +31,11 @@ def nested(number: int, payload: bytes) -> bytes:
     return tag(number, 2) + varint(len(payload)) + payload
 
 
+UNKNOWN_NUMBERS = st.integers(9, 5000)
+
+
 @st.composite
-def unknown_field(draw, numbers=st.integers(9, 5000)):
+def unknown_field(draw, numbers=UNKNOWN_NUMBERS):
     """A field of a number the message does not know, of any wire type protobuf skips."""
     number, wire = draw(numbers), draw(st.sampled_from([0, 1, 2, 5]))
     if wire == 0:

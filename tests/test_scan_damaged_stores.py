@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def state(folder):
     """Everything reading could change: each file's bytes and mtime, and the folder's."""
     files = {
-        e.name: (hashlib.sha256(open(e.path, "rb").read()).hexdigest(), e.stat().st_mtime_ns)
+        e.name: (hashlib.sha256(Path(e.path).read_bytes()).hexdigest(), e.stat().st_mtime_ns)
         for e in os.scandir(folder)
     }
     return files, os.stat(folder).st_mtime_ns
@@ -105,9 +106,9 @@ def test_a_damaged_table_is_one_line_saying_from_where_records_are_lost(tmp_path
     table = max(
         (e for e in os.scandir(path) if e.name.endswith(".ldb")), key=lambda e: e.stat().st_size
     )
-    data = bytearray(open(table.path, "rb").read())
+    data = bytearray(Path(table.path).read_bytes())
     data[len(data) // 2 : len(data) // 2 + 8] = b"\x00" * 8
-    open(table.path, "wb").write(bytes(data))
+    Path(table.path).write_bytes(bytes(data))
     before = state(path)
     assert main(["scan", str(path)]) == 2
     err = capsys.readouterr().err
@@ -218,6 +219,12 @@ def test_a_truncated_data_mdb_is_one_line_with_the_sizes(tmp_path, kept, workers
     )
 
 
+#: The newest liblmdb seen to read a page whose header has no page type without an error:
+#: Debian 11's 0.9.24 (python3-lmdb 1.0.0) does, the 0.9.36 bundled with py-lmdb 3.0.0 reports
+#: MDB_CORRUPTED. Anywhere newer, a scan that says nothing of the damage is a failure.
+SILENT_ON_UNTYPED_PAGES = (0, 9, 24)
+
+
 @pytest.mark.parametrize("where", [0.2, 0.8])  # in the first worker's slice, in the parent's
 def test_a_damaged_lmdb_page_is_the_same_one_line_in_one_process_and_in_several(tmp_path, where):
     path = tmp_path / "db"
@@ -228,7 +235,9 @@ def test_a_damaged_lmdb_page_is_the_same_one_line_in_one_process_and_in_several(
         f.seek(leaf * psize)
         f.write(b"\xff" * 16)  # a page header of no page type
     results = [run_cli("scan", str(path), "--workers", w) for w in ("1", "2")]
-    if results[0].returncode == 0:
+    if lmdb.version() <= SILENT_ON_UNTYPED_PAGES:
+        # Nothing to see there, but a scan that failed all the same must fail here too.
+        assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
         pytest.skip(f"LMDB {lmdb.version()} reads a page of no type without an error")
     for result in results:
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr

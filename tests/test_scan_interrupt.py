@@ -1,6 +1,7 @@
 """Ctrl-C during a scan in several processes: exit 130 and one line, from the parent and from
 the children alike, and no child left running."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -104,7 +105,6 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
             time.sleep(0.05)
         assert not [pid for pid in children if alive(pid)]
     finally:
-        try:  # whatever is left of the group, a failed test's orphans too
+        # whatever is left of the group, a failed test's orphans too
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

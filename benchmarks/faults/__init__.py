@@ -40,7 +40,7 @@ class Fix:
         except (KeyError, LookupError, ValueError, OSError):
             return False  # the fixed files lack what the fix needs
 
-    def __or__(self, other: "Fix") -> "Fix":
+    def __or__(self, other: Fix) -> Fix:
         return Fix(f"{self.text} or {other.text}", lambda f: self.accepts(f) or other.accepts(f))
 
 

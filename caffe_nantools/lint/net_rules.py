@@ -151,11 +151,17 @@ def _check_pooling(layer: Layer, size, out: Findings) -> None:
 
 
 def _check_layer(layer: Layer, source: Optional[Layer], out: Findings, *, deploy: bool) -> None:
-    at, kind, name = layer.node, layer.type, layer.name
-
     def found(rule: str, severity: str, subject: str, problem: str, fix: str) -> None:
-        out.add_layer(rule, severity, at, name, subject, problem, fix)
+        out.add_layer(rule, severity, layer.node, layer.name, subject, problem, fix)
 
+    _check_numerics(layer, source, found)
+    _check_set_up(layer, found, deploy=deploy)
+    _check_hiding(layer, found)
+
+
+def _check_numerics(layer: Layer, source: Optional[Layer], found) -> None:
+    """What the layer computes from what ``source`` feeds it: a division by zero, a log of 0."""
+    kind, name = layer.type, layer.name
     if kind == "BatchNorm":
         eps = _param(layer, "batch_norm_param", "eps", FLOAT, 1e-5)
         if not eps > 0:
@@ -220,6 +226,11 @@ def _check_layer(layer: Layer, source: Optional[Layer], out: Findings, *, deploy
             "without Caffe's max(1, count) make that 0/0 = NaN",
             "drop the images without boxes (scan lists empty annotation lists), or use normalization: BATCH_SIZE",
         )
+
+
+def _check_set_up(layer: Layer, found, *, deploy: bool) -> None:
+    """How the layer starts and is fed: weight fillers, input scaling, shuffling, its module."""
+    kind, name = layer.type, layer.name
     if kind in LEARNED and not deploy:
         block = {
             "Convolution": "convolution_param",
@@ -268,7 +279,6 @@ def _check_layer(layer: Layer, source: Optional[Layer], out: Findings, *, deploy
                 "cannot be imported here",
                 "put its folder on PYTHONPATH (python_param.module is an import name, not a path)",
             )
-    _check_hiding(layer, found)
 
 
 def _normalization(layer: Layer) -> str:

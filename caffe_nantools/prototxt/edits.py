@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.prototxt.style import Style, indentation
@@ -83,8 +83,11 @@ def change_value(node: Node, raw: str, following: Optional[Node]) -> None:
     node.values = [[first]]
 
 
-def undo(doc: Document, written: Callable[[Node], Optional[str]]) -> List[str]:
-    """Remove the added top-level fields and restore the changed values; returns what was undone.
+def undo(
+    doc: Document, written: Callable[[Node], Optional[str]], *, inside: Sequence[Node] = ()
+) -> List[str]:
+    """Remove the added fields and restore the changed values at the top level of ``doc`` and in
+    the message fields ``inside`` (a solver's inline nets); returns what was undone.
 
     Args:
         written: for a marked node, the text the edit writes for a node with its values (from
@@ -95,19 +98,29 @@ def undo(doc: Document, written: Callable[[Node], Optional[str]]) -> List[str]:
         EditError: a marked node whose text is not that (``path:line: what differs``); nothing
             is changed then.
     """
-    for node in doc.children:
-        if is_added(node):
-            _check_written(doc.path, node, written(node))
-        else:
-            _check_restorable(doc.path, node)
+    holders: List[Union[Document, Node]] = [doc, *inside]
+    for holder in holders:
+        for node in holder.children:
+            if is_added(node):
+                _check_written(doc.path, node, written(node))
+            else:
+                _check_restorable(doc.path, node)
     undone = []
-    for node in doc.children:
+    for holder in holders:
+        within = f"{holder.name}: " if isinstance(holder, Node) else ""
+        undone += [within + what for what in _undo_in(holder)]
+    return undone
+
+
+def _undo_in(holder: Union[Document, Node]) -> List[str]:
+    undone = []
+    for node in holder.children:
         if is_added(node):
             label = (
                 node.get("name") if node.is_message else f"{node.name}: {' '.join(node.raw_values)}"
             )
             undone.append(f"removed {node.name} {label}" if node.is_message else f"removed {label}")
-            doc.remove(node)
+            holder.remove(node)
         elif not node.is_message and node.values:
             token = node.values[-1][-1]
             m = _CHANGED.search(token.post)

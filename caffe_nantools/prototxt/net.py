@@ -8,7 +8,7 @@ enum types (mapped to today's type names).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.prototxt.fields import FLOAT, INT32, PHASE, STRING
@@ -66,6 +66,20 @@ V1_TYPES = {
 }
 
 
+#: The SolverParameter fields that hold a whole net (a NetParameter) inline, as Caffe's
+#: examples/mnist/lenet_consolidated_solver.prototxt does.
+INLINE_NETS = ("net_param", "train_net_param", "test_net_param")
+#: The SolverParameter fields that name net files.
+NET_FILES = ("net", "train_net", "test_net")
+
+
+def inline_nets(doc: Document) -> List[Node]:
+    """A solver's inline nets in file order; none for a net file (its layers are at the top)."""
+    if any(node.name in ("layer", "layers") for node in doc.children):
+        return []
+    return [node for node in doc.children if node.is_message and node.name in INLINE_NETS]
+
+
 class NetError(NanToolsError):
     """A file that is not a net (it has no layers)."""
 
@@ -92,7 +106,7 @@ class Rule:
     not_stages: Tuple[str, ...]
 
     @classmethod
-    def from_node(cls, node: Node) -> "Rule":
+    def from_node(cls, node: Node) -> Rule:
         return cls(
             node=node,
             phase=node.field("phase", PHASE),
@@ -103,7 +117,7 @@ class Rule:
         )
 
     @classmethod
-    def of_phase(cls, phase: str) -> "Rule":
+    def of_phase(cls, phase: str) -> Rule:
         return cls(None, phase, None, None, (), ())
 
     @property
@@ -172,7 +186,7 @@ class Layer:
     loss_weights: List[float]
 
     @classmethod
-    def from_node(cls, node: Node, index: int) -> "Layer":
+    def from_node(cls, node: Node, index: int) -> Layer:
         v1 = node.name == "layers"
         kind = node.get("type", "")
         if v1:
@@ -275,27 +289,31 @@ class BlobHistory:
 
 
 class Net:
-    """The layers of a net file and where its blobs come from.
+    """The layers of a net file, or of a solver's inline net, and where its blobs come from.
 
     Attributes:
-        doc: the lossless tree (edits go there).
+        doc: the lossless tree (edits go there): the file's, or the inline net's block.
         layers: every ``layer``/``layers`` entry in file order.
         inputs: blobs declared at the top with ``input:`` (deploy nets).
     """
 
-    def __init__(self, doc: Document) -> None:
-        """Raises:
-        NetError: the file has no layers, or is a V0 net.
-        FieldError: a value that is not of its field's type.
+    def __init__(self, doc: Union[Document, Node], path: Optional[str] = None) -> None:
+        """``doc`` is a parsed file, or a solver's inline net (``path`` then names the file).
+
+        Raises:
+            NetError: the net has no layers, or is a V0 net.
+            FieldError: a value that is not of its field's type.
         """
         self.doc = doc
+        path = doc.path if isinstance(doc, Document) else path
         self.layers = [
             Layer.from_node(node, i)
             for i, node in enumerate(n for n in doc.children if n.name in ("layer", "layers"))
         ]
         if not self.layers:
+            where = path if isinstance(doc, Document) else f"{path}:{doc.line}: {doc.name}"
             raise NetError(
-                f"{doc.path}: the net has no layers (a net lists them as 'layer {{ ... }}' blocks)"
+                f"{where}: the net has no layers (a net lists them as 'layer {{ ... }}' blocks)"
             )
         v0 = next(
             (
@@ -307,13 +325,13 @@ class Net:
         )
         if v0 is not None:
             raise NetError(
-                f"{doc.path}:{v0.line}:{v0.col}: this is a V0 net (the 2013 format, 'layers {{ layer {{ ... }} }}'), "
+                f"{path}:{v0.line}:{v0.col}: this is a V0 net (the 2013 format, 'layers {{ layer {{ ... }} }}'), "
                 "which caffe-nantools does not read; upgrade it with Caffe's upgrade_net_proto_text"
             )
         self.inputs = [str(name) for name in doc.get_all("input")]
 
     @classmethod
-    def parse(cls, text: str, path: str = "<string>") -> "Net":
+    def parse(cls, text: str, path: str = "<string>") -> Net:
         return cls(parse(text, path))
 
     @property

@@ -17,7 +17,7 @@ class Style:
     quote: str = '"'
 
     @classmethod
-    def of(cls, doc: Document, text: str) -> "Style":
+    def of(cls, doc: Document, text: str) -> Style:
         newline = "\r\n" if "\r\n" in text else "\n"
         indent = "  "
         for node in doc.children:

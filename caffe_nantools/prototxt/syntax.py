@@ -200,17 +200,17 @@ class Node:
         return self.items[0].col
 
     @property
-    def children(self) -> List["Node"]:
+    def children(self) -> List[Node]:
         return [item for item in self.items if isinstance(item, Node)]
 
-    def find(self, name: str) -> Optional["Node"]:
+    def find(self, name: str) -> Optional[Node]:
         """The first child field called ``name``, or None."""
         for item in self.items:
             if isinstance(item, Node) and item.name == name:
                 return item
         return None
 
-    def find_all(self, name: str) -> List["Node"]:
+    def find_all(self, name: str) -> List[Node]:
         return [item for item in self.items if isinstance(item, Node) and item.name == name]
 
     @property
@@ -264,7 +264,7 @@ class Node:
         ]
 
     # --- editing ---------------------------------------------------------------------------
-    def insert(self, index: int, node: "Node") -> None:
+    def insert(self, index: int, node: Node) -> None:
         """Insert ``node`` as the child at position ``index`` among the children (a negative
         or too large index appends it before the closing brace)."""
         if not self.is_message:
@@ -272,12 +272,12 @@ class Node:
         separated = self.items[-1].text in _SEPARATORS
         _insert(self, index, node, close_tokens=2 if separated else 1)
 
-    def insert_after(self, ref: "Node", node: "Node") -> None:
+    def insert_after(self, ref: Node, node: Node) -> None:
         """Insert ``node`` right after the child ``ref`` (and ``ref``'s separator, if any)."""
         at = self.items.index(ref) + 1
         _place(self, at, node)
 
-    def splice(self, after: Dict[int, List["Node"]], before: Dict[int, List["Node"]]) -> None:
+    def splice(self, after: Dict[int, List[Node]], before: Dict[int, List[Node]]) -> None:
         """Insert many nodes in one pass: ``after[id(child)]`` go right after that child (and
         its separator), ``before[id(child)]`` right before it, each list in its order."""
         items: list = []
@@ -292,7 +292,7 @@ class Node:
                 items.append(node)
         self.items = items
 
-    def remove(self, node: "Node") -> None:
+    def remove(self, node: Node) -> None:
         self.items.remove(node)
         node.parent = None
 
@@ -362,7 +362,7 @@ _ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|(.))", re.DOTALL)
 
 
 def _unescape(body: str) -> str:
-    def one(m: "re.Match") -> str:
+    def one(m: re.Match) -> str:
         octal, hexa, char = m.groups()
         if octal:
             return chr(int(octal, 8))
@@ -471,10 +471,7 @@ class _Parser:
             if len(items) == 1:
                 raise self.expected(f"':' or '{{' after field name '{text}'", i)
             node = Node(items, False)
-            if after == "[":
-                i = self._list(node, i)
-            else:
-                i = self._scalar(node, i)
+            i = self._list(node, i) if after == "[" else self._scalar(node, i)
             if tokens[i].text in _SEPARATORS:
                 items.append(tokens[i])
                 i += 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import List, Tuple
 
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.prototxt.net import V1_TYPES
+from caffe_nantools.prototxt.net import V1_TYPES, inline_nets
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.syntax import Node, dump, parse
 
@@ -31,7 +31,8 @@ class UpgradeError(NanToolsError):
 
 
 def upgrade_v1(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
-    """Rewrite the V1 ``layers`` of a net as ``layer``; returns ``(text, changes)``.
+    """Rewrite the V1 ``layers`` of a net, or of a solver's inline nets, as ``layer``; returns
+    ``(text, changes)``.
 
     Raises:
         ParseError: the text is not a prototxt.
@@ -40,7 +41,7 @@ def upgrade_v1(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
     doc = parse(text, path)
     style = Style.of(doc, text)
     changes = []
-    for node in doc.find_all("layers"):
+    for node in [n for net in inline_nets(doc) or [doc] for n in net.find_all("layers")]:
         where = f"{path}:{node.line}:{node.col}"
         if node.find("layer"):
             raise UpgradeError(

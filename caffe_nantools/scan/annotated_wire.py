@@ -148,7 +148,7 @@ class _Step:
     a: np.ndarray
     b: np.ndarray
 
-    def known(self, odd: np.ndarray, wires: Dict[int, int]) -> Dict[int, "_Step"]:
+    def known(self, odd: np.ndarray, wires: Dict[int, int]) -> Dict[int, _Step]:
         """Per known field number (of ``wires``, with its wire type) that some message has in
         this step, those fields; a message with a known field of another wire type is set in
         ``odd`` (:func:`parse` says why)."""
@@ -164,7 +164,7 @@ class _Step:
             fields[number] = self if np.count_nonzero(right) == len(right) else self.some(right)
         return fields
 
-    def some(self, where: np.ndarray) -> "_Step":
+    def some(self, where: np.ndarray) -> _Step:
         columns = self.messages, self.number, self.wire, self.value, self.a, self.b
         return _Step(*(column[where] for column in columns))
 
@@ -397,7 +397,7 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
 
 
 def _walked_boxes(
-    buf: np.ndarray, floats: np.ndarray, annotations: "_Children"
+    buf: np.ndarray, floats: np.ndarray, annotations: _Children
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The boxes of the annotations found by the walk of their groups: per box its group, its
     place in the group, its coordinates, and whether :func:`parse` must read its record."""

@@ -218,7 +218,7 @@ class DatumChecker:
             report(int(row), "shape", "shape", f"{c}x{h}x{w}: {why}")
         return impossible
 
-    def _measure(self, rows: np.ndarray, values: np.ndarray) -> "_Measured":
+    def _measure(self, rows: np.ndarray, values: np.ndarray) -> _Measured:
         """The numbers of one group of values, touching nothing shared."""
         kind = values.dtype
         name = "float_data" if kind.kind == "f" else "data"
@@ -310,7 +310,7 @@ def byte_stats(values: np.ndarray, seen: FieldStats) -> tuple:
 
 def decode_problem(image: bytes) -> Optional[str]:
     """Why an encoded image does not decode, or None if it does."""
-    Image = need("PIL.Image", "images")
+    Image = need("PIL.Image")
     try:
         with Image.open(io.BytesIO(image)) as img:
             img.load()

@@ -26,7 +26,7 @@ CHUNK_BYTES = 4 << 20
 
 
 def _h5py():
-    return need("h5py", "hdf5")
+    return need("h5py")
 
 
 def is_hdf5_file(path: str) -> bool:

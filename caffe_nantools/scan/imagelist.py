@@ -154,7 +154,7 @@ def _open_image(path: str):
         return ("image", "missing", f"{path}: no such file"), None
     if not os.path.isfile(path):  # a FIFO would block the scan forever, a folder cannot decode
         return ("image", "not_file", f"{path}: not a regular file"), None
-    Image = need("PIL.Image", "images")
+    Image = need("PIL.Image")
     try:
         with Image.open(path) as img:
             img.load()

@@ -3,6 +3,7 @@ let go of the GIL while they work)."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from typing import Iterator, TypeVar
@@ -13,7 +14,7 @@ T = TypeVar("T")
 def prefetched(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
     """``batches``, read up to ``depth`` items ahead in a thread. When the consumer stops early,
     the reader is stopped and joined before this returns, so the store can be closed safely."""
-    items: "queue.Queue" = queue.Queue(depth)
+    items: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
     done = object()
 
@@ -45,8 +46,6 @@ def prefetched(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         while thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 items.get(timeout=0.1)
-            except queue.Empty:
-                pass
         thread.join()

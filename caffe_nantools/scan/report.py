@@ -75,7 +75,7 @@ class FieldStats:
         return {"min": self.min, "max": self.max, "mean": mean, "values": self.count}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FieldStats":
+    def from_dict(cls, d: dict) -> FieldStats:
         stats = cls()
         if d["values"]:
             stats.update(d["min"], d["max"], d["mean"] * d["values"], d["values"])
@@ -129,7 +129,7 @@ class Summary:
         values, counts = np.unique(labels, return_counts=True)
         self.labels.update(dict(zip(values.tolist(), counts.tolist())))
 
-    def merge(self, other: "Summary") -> None:
+    def merge(self, other: Summary) -> None:
         self.records += other.records
         self.shapes.update(other.shapes)
         self.dtypes.update(other.dtypes)
@@ -157,7 +157,7 @@ class Summary:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Summary":
+    def from_dict(cls, d: dict) -> Summary:
         summary = cls(
             d["backend"], _count(d["records"]), _counts(d["shapes"]), _counts(d["dtypes"])
         )
@@ -227,7 +227,7 @@ class ScanReport:
         return jsontext.dumps(self.to_dict()) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ScanReport":
+    def from_dict(cls, d: dict) -> ScanReport:
         return cls(
             sources=list(d["sources"]),
             findings=[Finding(**f) for f in d["findings"]],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import signal
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import List, Optional, Set, Tuple, Union
 
 from caffe_nantools import arguments
@@ -393,10 +393,9 @@ def _scan_in_processes(
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     counts = None
     if progress:
-        try:
+        # Without shared memory (a chroot without /dev/shm) each shows its own slice's progress.
+        with suppress(OSError):
             counts = context.RawArray("q", 2 * workers)
-        except OSError:  # no shared memory here (a chroot without /dev/shm): own slice's progress
-            pass
     last = workers - 1
     mine = Tally(counts, last, draws=True) if counts is not None else progress
     children = []

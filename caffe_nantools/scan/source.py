@@ -26,7 +26,7 @@ class Source:
     backend: str
     expect: Expect = field(default_factory=Expect)
     datasets: Tuple[str, ...] = ()  # HDF5: the layer's tops; empty: every dataset
-    images: Optional["ImageOptions"] = None  # ImageData: root_folder, resizing, cropping
+    images: Optional[ImageOptions] = None  # ImageData: root_folder, resizing, cropping
     mean_file: Optional[str] = None
     layer: str = ""  # the data layer it came from
 

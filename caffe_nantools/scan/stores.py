@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.optional import install_hint
 from caffe_nantools.scan.snapshot import private_copy, recovery_losses
 
 BATCH = 1024  # records per write transaction
@@ -24,16 +25,13 @@ class StoreError(NanToolsError):
     """A store that cannot be opened or read (the message names it)."""
 
 
-def need(module: str, extra: str):
-    """The module, imported; a StoreError naming the extra that installs it where it is missing."""
+def need(module: str):
+    """The module, imported; a StoreError naming the package and the extra that install it
+    where it is missing."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        package = module.split(".")[0]
-        raise StoreError(
-            f"reading this source needs the Python package {package!r}: "
-            f"pip install 'caffe-nantools[{extra}]'"
-        ) from None
+        raise StoreError(f"reading this source needs {install_hint(module)}") from None
 
 
 class _Store:
@@ -71,7 +69,7 @@ class LMDBStore(_Store):
     backend = "lmdb"
 
     def __init__(self, path: str, views: bool = False) -> None:
-        lmdb = need("lmdb", "lmdb")
+        lmdb = need("lmdb")
         self.path = path
         subdir = os.path.isdir(path)
         if not os.path.exists(path):
@@ -151,7 +149,7 @@ class LevelDBStore(_Store):
     backend = "leveldb"
 
     def __init__(self, path: str, views: bool = False) -> None:  # plyvel always copies
-        self._plyvel = need("plyvel", "leveldb")
+        self._plyvel = need("plyvel")
         self.path, self.copy = path, ""
         self.losses: List[Tuple[str, str]] = []  # (file, what recovery dropped of it)
         if not os.path.isdir(path):
@@ -184,7 +182,7 @@ class LevelDBStore(_Store):
             ) from None
         try:
             return self._plyvel.DB(self.copy, paranoid_checks=paranoid)
-        except (self._plyvel.Error, IOError) as e:
+        except (OSError, self._plyvel.Error) as e:
             if paranoid and isinstance(e, self._plyvel.CorruptionError):
                 raise
             raise StoreError(f"{self.path}: cannot open as LevelDB ({self._message(e)})") from None
