@@ -144,15 +144,16 @@ def check_writable(target: str, *, new: bool = False) -> None:
         raise FileError(f"{target}: already exists; give a new path")
     if not os.path.isdir(folder):
         raise FileError(f"{target}: no such folder {folder}")
-    if not _writable(folder):
+    if not writable(folder):
         raise FileError(f"{target}: the folder {folder} is read-only")
     if os.path.isdir(target) and not new:
         raise FileError(f"{target}: is a folder; give a file name")
-    if os.path.exists(target) and not _writable(target):
+    if os.path.exists(target) and not writable(target):
         raise FileError(f"{target}: is read-only; not changed (make it writable to allow it)")
 
 
-def _writable(path: str) -> bool:
+def writable(path: str) -> bool:
+    """Whether ``path`` may be written to (a folder: have files made in it)."""
     # Root may write anything: a file or folder without write bits was made read-only on purpose.
     return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & 0o222)
 

@@ -1,5 +1,6 @@
 """Small LMDB and LevelDB stores of Datums for the scan tests."""
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -24,6 +25,32 @@ def write_store(path, backend, records):
         for key, value in records:
             db.put(key, value)
         db.close()
+
+
+def leveldb_with_tables_and_a_log(path, first, second):
+    """A LevelDB holding ``first`` in a table and ``second`` in a pending .log, as a crash (or
+    a writer that has not reopened it) leaves it."""
+    import plyvel
+
+    write_store(path, "leveldb", first)
+    db = plyvel.DB(str(path))  # recovery turns the first .log into a table
+    for key, value in second:
+        db.put(key, value)
+    db.close()
+    assert any(name.endswith(".ldb") for name in os.listdir(path))
+    assert any(
+        name.endswith(".log") and os.path.getsize(path / name) for name in os.listdir(path)
+    ) == bool(second)
+
+
+def damage_the_log(path, where):
+    """Overwrite 16 bytes of the LevelDB's .log at the fraction ``where`` of it; its name."""
+    log = next(name for name in os.listdir(path) if name.endswith(".log"))
+    data = bytearray((path / log).read_bytes())
+    at = int(len(data) * where)
+    data[at : at + 16] = b"\xee" * 16
+    (path / log).write_bytes(bytes(data))
+    return log
 
 
 def planted(n=300, shape=(3, 4, 4), seed=0):

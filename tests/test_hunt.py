@@ -16,7 +16,12 @@ from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.finite import finite_stats
 from caffe_nantools.hunt import HuntReport
 from caffe_nantools.hunt.fixes import policy_fix
+from caffe_nantools.errors import NanToolsError
 from caffe_nantools.hunt.inputs import HuntError, make_copies, read_inputs
+from caffe_nantools.hunt.space import check_room
+from caffe_nantools.hunt.stores import private_sources, remove_copies
+from caffe_nantools.hunt import workdir as workdir_module
+from caffe_nantools.hunt.workdir import CLAIM, claim_workdir
 from caffe_nantools.hunt.records import scanned_records
 from caffe_nantools.hunt.training import Training
 from caffe_nantools.hunt.verdict import bad_records, judge
@@ -139,6 +144,78 @@ def test_a_workdir_that_is_not_empty_is_refused(net_folder, capsys):
     assert main(["hunt", "solver.prototxt", "--workdir", "work"]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert os.listdir(net_folder / "work") == ["mine.txt"]
+
+
+@pytest.mark.parametrize(
+    "made, args, where",
+    [
+        ("ro", ["--workdir", "ro/work"], "is read-only"),
+        ("ro", ["--workdir", "ro"], "ro: is read-only"),
+        (".", [], "is read-only, hunt cannot make its workdir there"),
+    ],
+    ids=["in a read-only folder", "a read-only empty workdir", "the default in a read-only folder"],
+)
+def test_a_workdir_that_cannot_be_written_is_one_line_and_nothing_is_made(
+    here, capsys, made, args, where
+):
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\n')
+    folder = here / made
+    folder.mkdir(exist_ok=True)
+    before = sorted(p.name for p in here.rglob("*"))
+    os.chmod(folder, 0o555)  # root writes anyway: hunt goes by the mode, as the other outputs
+    try:
+        assert main(["hunt", "solver.prototxt", *args]) == 2
+    finally:
+        os.chmod(folder, 0o755)
+    assert sorted(p.name for p in here.rglob("*")) == before
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and where in err and "Traceback" not in err
+
+
+def test_a_workdir_is_claimed_once_and_default_ones_differ_within_a_second(here, monkeypatch):
+    second_ = "nantools-hunt-20240229-235959"
+    monkeypatch.setattr(workdir_module.time, "strftime", lambda pattern: second_)
+    first, second = claim_workdir(None), claim_workdir(None)
+    assert first != second and first.startswith(second_ + "-") and second.startswith(second_ + "-")
+    assert os.listdir(first) == os.listdir(second) == [CLAIM]
+    assert claim_workdir("mine") == "mine"
+    with pytest.raises(HuntError, match="mine': exists and is not empty"):
+        claim_workdir("mine")
+    # Two hunts that both looked at an empty folder before either claimed it: one goes on.
+    monkeypatch.setattr(workdir_module, "check_workdir", lambda workdir: None)
+    os.mkdir("both")
+    assert claim_workdir("both") == "both"
+    with pytest.raises(HuntError, match="both': another hunt is using it"):
+        claim_workdir("both")
+
+
+def test_more_iterations_than_the_disk_holds_are_refused_with_the_estimate(tmp_path):
+    with pytest.raises(NanToolsError, match=r"10000000000 iterations would write about .* GB"):
+        check_room(str(tmp_path), 20, 10**10)
+    check_room(str(tmp_path), 20, 10)
+
+
+LEVELDB_NET = """\
+layer { name: "a" type: "Data" top: "x" include { phase: TRAIN } data_param { source: "db" batch_size: 2 } }
+layer { name: "b" type: "Data" top: "x" include { phase: TEST } data_param { source: "db" backend: LEVELDB batch_size: 2 } }
+layer { name: "c" type: "Data" top: "y" data_param { source: "lmdb" backend: LMDB batch_size: 2 } }
+layer { name: "d" type: "Data" top: "z" data_param { source: "other_db" batch_size: 2 } }
+"""
+
+
+def test_every_leveldb_a_net_reads_is_a_private_copy_one_a_store(here):
+    for name in ("db", "other_db", "lmdb"):
+        os.mkdir(name)
+        (here / name / "CURRENT").write_text("MANIFEST-000001\n")
+    doc = parse(LEVELDB_NET)
+    made = {}
+    assert private_sources(doc, str(here), made)
+    sources = [layer.find("data_param").get("source") for layer in doc.find_all("layer")]
+    assert sources[2] == "lmdb" and sources[0] == sources[1] == made["db"] != made["other_db"]
+    assert sources[3] == made["other_db"] and sorted(made) == ["db", "other_db"]
+    assert os.listdir(made["db"]) == ["CURRENT"]
+    remove_copies(made)
+    assert made == {} and not [n for n in os.listdir(here) if "leveldb" in n]
 
 
 def non_finite(layer, blob, pass_, samples, *, iteration=2, by="check", lr=None, max_abs=None):

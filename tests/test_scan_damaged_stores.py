@@ -18,7 +18,7 @@ import pytest
 from caffe_nantools.cli import main
 from caffe_nantools.scan import ScanError, scan
 from datums import datum
-from stores import planted, write_store
+from stores import damage_the_log, leveldb_with_tables_and_a_log, planted, write_store
 from needs import need
 
 lmdb = need("lmdb")
@@ -45,20 +45,6 @@ def own_tmpdir(tmp_path, monkeypatch):
     return folder
 
 
-def leveldb_with_tables_and_a_log(path, first, second):
-    """A LevelDB holding ``first`` in a table and ``second`` in a pending .log, as a crash (or
-    a writer that has not reopened it) leaves it."""
-    write_store(path, "leveldb", first)
-    db = plyvel.DB(str(path))  # recovery turns the first .log into a table
-    for key, value in second:
-        db.put(key, value)
-    db.close()
-    assert any(name.endswith(".ldb") for name in os.listdir(path))
-    assert any(
-        name.endswith(".log") and os.path.getsize(path / name) for name in os.listdir(path)
-    ) == bool(second)
-
-
 @pytest.mark.parametrize("split", [40, 250])
 def test_scanning_a_leveldb_leaves_its_folder_byte_for_byte_as_it_was(tmp_path, own_tmpdir, split):
     records, expected = planted()
@@ -81,11 +67,7 @@ def test_a_damaged_log_is_a_finding_naming_the_file_and_what_was_dropped(tmp_pat
     ]
     path = tmp_path / "db"
     leveldb_with_tables_and_a_log(path, records[:500], records[500:])
-    log = next(name for name in os.listdir(path) if name.endswith(".log"))
-    data = bytearray((path / log).read_bytes())
-    at = int(len(data) * where)
-    data[at : at + 16] = b"\xee" * 16
-    (path / log).write_bytes(bytes(data))
+    log = damage_the_log(path, where)
     before = state(path)
     assert main(["scan", str(path), "--json"]) == 1
     import json

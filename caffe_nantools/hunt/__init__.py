@@ -26,9 +26,11 @@ from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFini
 from caffe_nantools.files import writing
 from caffe_nantools.hunt.fixes import Fix, find_fix
 from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
-from caffe_nantools.hunt.records import batch_records, reading_layer, scanned_records
+from caffe_nantools.hunt.records import MAX_SCANNED, batch_records, reading_layer, scanned_records
+from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.training import Training, train
 from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, count, judge
+from caffe_nantools.hunt.workdir import check_workdir, claim_workdir
 from caffe_nantools.lint import LintReport
 
 __all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
@@ -165,40 +167,39 @@ def hunt(
 
     Args:
         iters: iterations to train (default: the solver's max_iter, at most 1000; 100 without one).
-        workdir: where hunt's copies, logs, replay bundle and fixes go (a new folder; default
-            ``nantools-hunt-YYYYmmdd-HHMMSS`` in the current folder).
+        workdir: where hunt's copies, logs, replay bundle and fixes go (a new or empty folder,
+            claimed for this hunt alone; default ``nantools-hunt-YYYYmmdd-HHMMSS-XXXXXXXX`` in
+            the current folder).
         gpu: train on this GPU (set_mode_gpu, set_device); CPU by default.
         scan: scan the TRAIN data layers' sources first.
         verify: try the fix on the copies and train again.
         progress: a line per stage on stderr.
 
     Raises:
-        NanToolsError: a solver or net that cannot be read, no pycaffe, a workdir that exists.
+        NanToolsError: a solver or net that cannot be read, no pycaffe, a workdir that is not
+            empty, read-only or in use by another hunt, a disk with no room for the training.
     """
     from caffe_nantools.pycaffe import load_caffe
 
-    workdir = workdir or time.strftime("nantools-hunt-%Y%m%d-%H%M%S")
-    if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
-        raise HuntError(
-            "{workdir}: exists and is not empty; give a new folder", arguments={"workdir": workdir}
-        )
+    check_workdir(workdir)
     stages = _Stages(progress)
-    inputs = stages.run("read", lambda: read_inputs(solver, workdir))
+    inputs = stages.run("read", lambda: read_inputs(solver, ""))
     load_caffe()  # a clear error now, not in the child
-    os.makedirs(workdir, exist_ok=True)
-    if not os.path.exists(
-        inputs.net
-    ):  # an inline net_param, written out for lint, scan and the copies
+    workdir = claim_workdir(workdir)
+    if inputs.inline:  # written out for lint, scan and the copies
+        inputs.net = os.path.join(workdir, inputs.net)
         with writing() as out:
             out.text(inputs.net, inputs.net_text)
     report = HuntReport(Verdict(Cause.NONE), workdir, notes=inputs.notes(gpu))
     report.lint = stages.run("lint", lambda: _lint(inputs))
     if scan:
         report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs))
+    iters = iters or inputs.default_iters()
+    net = inputs.net_model  # with a check after each of its blobs: about as many layers again
+    check_room(workdir, len(net.layers) + sum(len(l.tops) for l in net.layers), iters)
     copies = stages.run(
         "checked copies", lambda: make_copies(inputs, os.path.join(workdir, "checked"))
     )
-    iters = iters or inputs.default_iters()
     report.training = training = stages.run(
         f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu)
     )
@@ -214,17 +215,26 @@ def hunt(
         verdict.records = scanned_records(bad_records(report.scan), verdict.record)
         if verdict.cause == Cause.BAD_INPUT:
             verdict.layer = reading_layer(inputs.net, verdict.record["source"])
+    if verdict.cause == Cause.NONE and report.scan is not None and report.scan.findings:
+        _unreadable(verdict, report.scan.findings, training)
+    # From here on the verdict stands: what cannot be written (a full disk) is a note.
     if training.replay is not None:
-        _finish_bundle(training.replay, inputs)
-        verdict.evidence.append(
-            f"replay bundle: {training.replay} (caffe-nantools replay {training.replay})"
-        )
+        try:
+            _finish_bundle(training.replay, inputs)
+            verdict.evidence.append(
+                f"replay bundle: {training.replay} (caffe-nantools replay {training.replay})"
+            )
+        except NanToolsError as e:
+            report.notes.append(f"the replay bundle could not be finished: {e}")
     if verify:
-        fix: Optional[Fix] = stages.run(
-            "verify the fix",
-            lambda: find_fix(inputs, verdict, diagnosis, iters=iters, gpu=gpu, folder=workdir),
-        )
-        verdict.fix = fix.to_dict() if fix is not None else None
+        try:
+            fix: Optional[Fix] = stages.run(
+                "verify the fix",
+                lambda: find_fix(inputs, verdict, diagnosis, iters=iters, gpu=gpu, folder=workdir),
+            )
+            verdict.fix = fix.to_dict() if fix is not None else None
+        except NanToolsError as e:
+            report.notes.append(f"the fix could not be written or tried: {e}")
     return report
 
 
@@ -250,6 +260,23 @@ def _diagnose(training: Training, inputs: Inputs):
         return diagnose(training.log, net=inputs.net, solver=inputs.solver)
     except NanToolsError:
         return None
+
+
+def _unreadable(verdict: Verdict, findings: list, training: Training) -> None:
+    """The scan found damage that is no single record (a LevelDB .log whose records its
+    recovery drops): the training stayed finite on what could be read, the rest is bad input."""
+    first = findings[0]
+    verdict.cause = Cause.BAD_INPUT
+    verdict.record = {"source": first.source, "key": first.key}
+    verdict.records = [
+        {"source": f.source, "key": f.key, "index": str(f.index)} for f in findings[:MAX_SCANNED]
+    ]
+    verdict.evidence += [f"scan: {f.source} {f.key}: {f.detail}" for f in findings[:3]]
+    verdict.advice.append(
+        f"the training stayed finite for {training.iterations} iterations on the records that "
+        f"could be read, but the scan found {first.source} damaged: what {first.key} held never "
+        "reaches the net; restore it from where it was written, or rebuild the store"
+    )
 
 
 def _name_records(

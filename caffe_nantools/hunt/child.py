@@ -11,8 +11,11 @@ CONFIG holds ``solver``, ``iters``, ``gpu``, ``max_abs``, ``replay`` (a folder) 
 ``result`` (where the JSON result goes).
 """
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -20,6 +23,9 @@ import numpy as np
 
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.guard import Guard
+
+#: The exit status of a training whose result or replay bundle found the disk full.
+EXIT_NO_SPACE = 28  # errno's ENOSPC
 
 #: Layer types whose tops are the batch read from a source.
 DATA_TYPES = (
@@ -109,11 +115,22 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     with open(argv[0]) as f:
         config = json.load(f)
-    result = train(config)
     temporary = config["result"] + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(result, f, indent=2, default=str)
-    os.replace(temporary, config["result"])
+    try:
+        result = train(config)
+        with open(temporary, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        os.replace(temporary, config["result"])
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # No result and no half-written file: hunt says the disk is full.
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if config.get("replay"):
+            shutil.rmtree(config["replay"], ignore_errors=True)
+        print(f"caffe-nantools: {e.filename or temporary}: {e.strerror}", file=sys.stderr)
+        return EXIT_NO_SPACE
     return 0
 
 

@@ -138,7 +138,10 @@ def _clean_source(
     node.values[0][0].text = f'"{escape(clean)}"'
     del node.values[0][1:]
     dropped = len({f.index for f in report.findings if f.index >= 0})
-    change = f"{layer.name}'s source {source} without its {count(dropped, 'bad record')}: {clean}"
+    damaged = sorted({f.key for f in report.findings if f.index < 0})  # a LevelDB's damaged .log
+    without = [f"its {count(dropped, 'bad record')}"] * bool(dropped or not damaged)
+    without += [f"what its damaged {name} held" for name in damaged]
+    change = f"{layer.name}'s source {source} without {' and '.join(without)}: {clean}"
     return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
 
 

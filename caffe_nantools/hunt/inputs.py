@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.files import read_text, writing
+from caffe_nantools.files import Outputs, read_text, writing
+from caffe_nantools.hunt.space import no_room
+from caffe_nantools.hunt.stores import private_sources, remove_copies
 from caffe_nantools.inject import CheckOptions, inject_text
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.fields import FLOAT, STRING
 from caffe_nantools.prototxt.net import Net
-from caffe_nantools.prototxt.syntax import Document
+from caffe_nantools.prototxt.syntax import Document, decode
 from caffe_nantools.solver import set_fields
 from caffe_nantools.solver_settings import setting, value_of
 from caffe_nantools.templates import escape
@@ -46,6 +48,7 @@ class Inputs:
     net_text: str
     net_field: str  # which field the copies set: net or train_net (for train_net_param too)
     doc: Document  # the solver, parsed
+    inline: bool = False  # the net is the solver's net_param, written out to ``net`` by hunt
 
     def number(self, name: str) -> Optional[float]:
         """The solver's setting ``name`` as a finite number, or None."""
@@ -105,7 +108,7 @@ def read_inputs(solver: str, workdir: str) -> Inputs:
         if node is not None:
             net = os.path.join(workdir, "inline_net.prototxt")
             net_text = "".join(dump(child) for child in node.children).lstrip("\n") + "\n"
-            return Inputs(solver, text, net, net_text, field_name, doc)
+            return Inputs(solver, text, net, net_text, field_name, doc, inline=True)
     raise HuntError(
         f"{solver}: names no train net (net, train_net or net_param); is it a solver prototxt?"
     )
@@ -137,6 +140,9 @@ class Copies:
     solver: str
     net: str
     changes: List[str] = field(default_factory=list)
+    #: The private copies of the LevelDB stores the copies read (store -> copy), removed once
+    #: trained (see :mod:`caffe_nantools.hunt.stores`).
+    stores: Dict[str, str] = field(default_factory=dict)
 
 
 def make_copies(
@@ -180,7 +186,40 @@ def make_copies(
         fields,
         drop=[f for f in _NET_FIELDS + _INLINE_NETS if f != which],
     )
-    with writing() as out:
-        out.text(net_copy, checked.text)
-        out.text(solver_copy, solver_text)
-    return Copies(folder, solver_copy, net_copy, list(changes or []))
+    copies = Copies(folder, solver_copy, net_copy, list(changes or []))
+    try:
+        with writing() as out:
+            out.text(net_copy, _privately(parse(checked.text, net_copy), copies) or checked.text)
+            out.text(solver_copy, _private_solver(out, solver_text, copies) or solver_text)
+    except BaseException:
+        remove_copies(copies.stores)
+        raise
+    return copies
+
+
+def _privately(doc: Document, copies: Copies) -> Optional[str]:
+    """``doc`` (a net, or a solver with inline nets) reading private copies of its LevelDBs;
+    None when it reads none."""
+    try:
+        return dump(doc) if private_sources(doc, copies.folder, copies.stores) else None
+    except OSError as e:
+        raise no_room(e, copies.folder) from None
+
+
+def _private_solver(out: Outputs, text: str, copies: Copies) -> Optional[str]:
+    """The solver's copy with its inline nets and its test_net files reading private copies of
+    their LevelDBs (a test net that reads one is copied beside it); None when none does."""
+    doc = parse(text, copies.solver)
+    changed = _privately(doc, copies) is not None
+    values = [value for node in doc.find_all("test_net") for value in node.values]
+    for k, value in enumerate(values):
+        path = decode(value)
+        if isinstance(path, str) and os.path.isfile(path):  # else Caffe stops with its own line
+            net = _privately(parse(read_text(path, "net"), path), copies)
+            if net is not None:
+                copy = os.path.join(copies.folder, f"test_net_{k}.prototxt")
+                out.text(copy, net)
+                value[0].text = f'"{escape(os.path.abspath(copy))}"'
+                del value[1:]
+                changed = True
+    return dump(doc) if changed else None

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import BinaryIO, Optional
 
 import caffe_nantools
+from caffe_nantools.children import end_with_parent
 from caffe_nantools.errors import NonFiniteError
+from caffe_nantools.hunt.child import EXIT_NO_SPACE
 from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies, HuntError
+from caffe_nantools.hunt.space import NEARLY_FULL, HuntSpaceError, free_bytes, no_room, size
+from caffe_nantools.hunt.stores import remove_copies
 from caffe_nantools.pycaffe import CPU_ONLY, cpu_only
 
 
@@ -66,29 +71,29 @@ def train(
         "result": result_path,
     }
     config_path = os.path.join(folder, "child.json")
-    with open(config_path, "w") as f:
-        json.dump(config, f, indent=2)
-    if os.path.exists(result_path):
-        os.unlink(result_path)
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
-    env = dict(
-        os.environ,
-        GLOG_logtostderr="1",
-        GLOG_minloglevel="0",
-        PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
-    )
     log = os.path.join(folder, "train.log")
-    with open(log, "wb") as out:
-        child = subprocess.run(
-            [sys.executable, "-m", "caffe_nantools.hunt.child", config_path],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    try:
+        try:
+            with open(config_path, "w") as f:
+                json.dump(config, f, indent=2)
+            if os.path.exists(result_path):
+                os.unlink(result_path)
+            with open(log, "wb") as out:
+                returncode = _run_child(config_path, out)
+        except OSError as e:
+            raise no_room(e, folder) from None
+    finally:
+        remove_copies(copies.stores)
     if not os.path.exists(result_path):
+        if returncode == EXIT_NO_SPACE or 0 <= free_bytes(folder) < NEARLY_FULL:
+            raise HuntSpaceError(
+                f"{folder}: disk full while training (its log {log} is "
+                f"{size(os.path.getsize(log))}, {size(max(free_bytes(folder), 0))} free); free "
+                "some space, give fewer --iters or give --workdir on a disk with room"
+            )
         if gpu is not None and _says(log, CPU_ONLY):
             raise cpu_only(gpu, HuntError)
-        return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
+        return Training(0, 0.0, log, aborted=True, exit_code=returncode)
     with open(result_path) as f:
         result = json.load(f)
     error = NonFiniteError.from_dict(result["error"]) if result.get("error") else None
@@ -100,6 +105,34 @@ def train(
         result.get("failed_iteration"),
         replay=replay_dir if error is not None and replay_dir else None,
     )
+
+
+def _run_child(config_path: str, out: BinaryIO) -> int:
+    """The child's exit status. It ends with hunt (a hunt killed by SIGKILL leaves no training
+    behind), and its Python writes no compiled module: a Python layer's would go into a
+    __pycache__ beside the user's net (a PYTHONPYCACHEPREFIX would keep it away, but would
+    compile numpy, protobuf and caffe anew into it at every run)."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
+    env = dict(
+        os.environ,
+        GLOG_logtostderr="1",
+        GLOG_minloglevel="0",
+        PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "caffe_nantools.hunt.child", config_path],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        preexec_fn=functools.partial(end_with_parent, os.getpid()),
+    )
+    try:
+        return child.wait()
+    finally:
+        if child.poll() is None:  # hunt was interrupted (Ctrl-C): the training goes with it
+            child.kill()
+            child.wait()
 
 
 def _says(log: str, words: bytes, tail: int = 1 << 16) -> bool:

@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 #: Table files, never changed once written: hard-linked where the filesystem allows.
 IMMUTABLE = (".ldb", ".sst")
@@ -18,14 +18,15 @@ NOT_COPIED = ("LOCK", "LOG", "LOG.old")
 _DROPPED = re.compile(r"(?:\(ignoring error\) )?(\S+): dropping (\d+) bytes; (.*)")
 
 
-def private_copy(path: str) -> str:
-    """A new temporary folder (under TMPDIR) holding the LevelDB files of ``path``: table files
-    hard-linked (copied on another filesystem), the rest copied. The caller removes it.
+def private_copy(path: str, folder: Optional[str] = None) -> str:
+    """A new temporary folder (in ``folder``, else under TMPDIR) holding the LevelDB files of
+    ``path``: table files hard-linked (copied on another filesystem), the rest copied. The
+    caller removes it.
 
     Raises:
         OSError: a file of ``path`` cannot be read, or the copy cannot be written.
     """
-    copy = tempfile.mkdtemp(prefix="caffe-nantools-leveldb-")
+    copy = tempfile.mkdtemp(prefix="caffe-nantools-leveldb-", dir=folder)
     try:
         for entry in os.scandir(path):
             if not entry.is_file() or entry.name in NOT_COPIED:

@@ -119,6 +119,9 @@ def child_env(environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
     env = dict(environ)
     if not any(name in env for name in _GLOG_DESTINATION):
         env["GLOG_logtostderr"] = "1"
+    if "PYTHONPYCACHEPREFIX" not in env:
+        # A Python layer's module, beside the user's net, gets no __pycache__ there.
+        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     notes = []
     on = {name: env.get(name, "").strip().lower() for name in _GLOG_DESTINATION}
     if not (
