@@ -23,7 +23,7 @@ from caffe_nantools.files import FileError, check_writable, refuse_overlaps
 from caffe_nantools.logs.opening import NotALogError
 from caffe_nantools.watch.effects import Effects, flag
 from caffe_nantools.watch.monitor import Monitor, WatchEvent
-from caffe_nantools.watch.process import Child, Terminal, start
+from caffe_nantools.watch.process import Child, Started, Terminal
 from caffe_nantools.watch.report import WatchResult, last_good, snapshots_of
 
 __all__ = ["WatchError", "WatchEvent", "WatchResult", "watch"]
@@ -85,7 +85,7 @@ def watch(
     )
     with f:
         try:
-            proc = start(command, env)
+            started = Started(command, env)
         except OSError as e:
             f.close()
             os.unlink(path)  # empty, and made just now
@@ -93,7 +93,9 @@ def watch(
         emit(WatchEvent("start", f"logging to {path}"))
         for note in notes:
             emit(WatchEvent("warning", note))
-        returncode = Child(proc, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)).run()
+        returncode = Child(
+            started, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)
+        ).run()
     named = snapshots_of(monitor.reader.snapshots)
     bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
     asked = monitor.request_line

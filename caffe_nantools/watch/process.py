@@ -6,7 +6,7 @@ its group, as a terminal sends Ctrl-C to every process of a job."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
 import fcntl
 import itertools
 import os
@@ -30,12 +30,8 @@ READ = 1 << 20
 FORWARDED = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-_PR_SET_PDEATHSIG = 1
-
-try:
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (AttributeError, OSError, TypeError):  # not Linux
-    _PRCTL = None
+#: The guardian watch runs the command under, a script of the standard library only.
+GUARDIAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guardian.py")
 
 
 class Terminal:
@@ -66,21 +62,65 @@ class Terminal:
             self.alive = False
 
 
-def start(command: Sequence[str], env: Dict[str, str]) -> subprocess.Popen:
-    """The command, running. Raises OSError when it cannot be started."""
-    return subprocess.Popen(
-        list(command),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_end_with_watch if _PRCTL else None,
-    )
+class Started:
+    """The command, running under its guardian (:mod:`caffe_nantools.watch.guardian`): ``proc``
+    is the guardian, whose outputs are the command's and whose exit status is the command's;
+    ``group`` is the command's process group, where watch's signals go.
 
+    Raises (on creation) OSError when the command cannot be started.
+    """
 
-def _end_with_watch() -> None:
-    # In the child: SIGTERM when watch dies, even by SIGKILL (nothing else could pass it on).
-    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    def __init__(self, command: Sequence[str], env: Dict[str, str]) -> None:
+        given_lifeline, lifeline = os.pipe()  # watch writes nothing: its end closing counts
+        report, given_report = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-B", GUARDIAN, str(given_lifeline), str(given_report)]
+                + ["--", *command],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # a Ctrl-C meant for watch does not reach it
+                pass_fds=(given_lifeline, given_report),
+            )
+        except BaseException:
+            os.close(lifeline)
+            os.close(report)
+            raise
+        finally:
+            os.close(given_lifeline)
+            os.close(given_report)
+        self._lifeline: Optional[int] = lifeline
+        self._report = os.fdopen(report, "rb")
+        word, _, value = self._report.readline().decode().partition(" ")
+        if word != "started":
+            self.proc.wait()
+            self.left()
+            number = int(value) if value.strip().isdigit() else errno.EIO
+            raise OSError(number, os.strerror(number))
+        self.group = int(value)
+
+    def signal(self, signum: int) -> None:
+        """``signum`` to the command's group, as a terminal sends Ctrl-C to every process of a job."""
+        if self.proc.returncode is not None:
+            return  # the guardian is reaped: the group id may be another's now
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.group, signum)
+
+    def end(self) -> None:
+        """Asks the guardian to end every process of the command (as watch's death would)."""
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+
+    def left(self) -> List[str]:
+        """Once the guardian ended: the processes the command left running when its first one
+        ended, which the guardian ended (``name (pid N)``)."""
+        lines = self._report.read().decode("utf-8", "replace").splitlines()
+        self._report.close()
+        self.end()
+        found = [line.split(" ", 2) for line in lines if line.startswith("left ")]
+        return [f"{parts[2]} (pid {parts[1]})" for parts in found if len(parts) == 3]
 
 
 class Child:
@@ -94,14 +134,15 @@ class Child:
 
     def __init__(
         self,
-        proc: subprocess.Popen,
+        command: Started,
         log: BinaryIO,
         monitor: Monitor,
         emit: Callable[[WatchEvent], None],
         out: Terminal,
         err: Terminal,
     ) -> None:
-        self.proc = proc
+        self.command = command
+        self.proc = proc = command.proc
         self.log: Optional[BinaryIO] = log
         self.monitor = monitor
         self.emit = emit
@@ -118,12 +159,18 @@ class Child:
             try:
                 self._loop(received)
             finally:
-                if self.proc.poll() is None:  # watch failed: the command must not outlive it
-                    self._send(signal.SIGTERM)
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        self.proc.wait(5)
-                    self._send(signal.SIGKILL)
-        return self.proc.wait()
+                self.command.end()  # when watch failed, the command must not outlive it
+                returncode = self.proc.wait()
+        left = self.command.left()
+        if left:
+            self.emit(
+                WatchEvent(
+                    "warning",
+                    f"the command ended and left {', '.join(left)} running: watch ended "
+                    f"{'it' if len(left) == 1 else 'them'} (no process of the command outlives watch)",
+                )
+            )
+        return returncode
 
     def _loop(self, received: List[int]) -> None:
         selector = selectors.DefaultSelector()
@@ -214,7 +261,7 @@ class Child:
     def _deliver(self, events: List[WatchEvent]) -> None:
         for event in events:
             if event.signal is not None:
-                self._send(event.signal)
+                self.command.signal(event.signal)
         self._queued += events
         self._emit()
 
@@ -223,12 +270,6 @@ class Child:
             queued, self._queued = self._queued, []
             for event in queued:
                 self.emit(event)
-
-    def _send(self, signum: int) -> None:
-        if self.proc.returncode is not None:
-            return  # reaped: its group id may be another's now
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signum)
 
 
 def _widen(fd: int) -> None:
