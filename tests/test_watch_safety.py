@@ -2,6 +2,7 @@
 when watch is gone (killed by SIGKILL, or done), say "every value was finite" of values it never
 saw, call a snapshot it did not ask for the state after the first bad iteration."""
 
+import json
 import os
 import random
 import signal
@@ -131,3 +132,129 @@ def test_signals_to_watch_reach_every_process_of_the_commands_group(tmp_path):
     proc.send_signal(signal.SIGHUP)
     out, _ = proc.communicate(timeout=60)
     assert sorted(out.decode().split("\n")[-3:-1]) == ["hup a", "hup b"]
+
+
+# -- never "every value was finite" of values watch did not see --------------------------------
+
+CAFFE = ["caffe", "train", "-solver", "solver.prototxt"]
+
+
+@pytest.mark.parametrize(
+    "environ, command, expected",
+    [
+        ({}, CAFFE, {"GLOG_logtostderr": "1", "GLOG_minloglevel": "0"}),
+        ({"GLOG_minloglevel": "2"}, CAFFE, {"GLOG_minloglevel": "0"}),
+        ({"GLOG_minloglevel": "1"}, ["python3", "train.py"], {"GLOG_minloglevel": "0"}),
+        ({"GLOG_log_dir": "/logs"}, CAFFE, {"GLOG_log_dir": "/logs", "GLOG_alsologtostderr": "1"}),
+        ({"GLOG_logtostderr": "0"}, ["bash", "run.sh"], {"GLOG_alsologtostderr": "1"}),
+        ({"GLOG_stderrthreshold": "0", "GLOG_log_dir": "/l"}, CAFFE, {"GLOG_stderrthreshold": "0"}),
+        ({}, CAFFE + ["-nologtostderr"], {"GLOG_alsologtostderr": "1"}),
+        ({}, CAFFE + ["--minloglevel=0"], {"GLOG_minloglevel": "0"}),
+    ],
+)
+def test_the_command_runs_with_glog_showing_info_lines_on_stderr(environ, command, expected):
+    from caffe_nantools.watch.environment import child_env
+
+    env, notes = child_env(environ, command)
+    assert {name: env.get(name) for name in expected} == expected
+    changed = any(environ.get(name) != value for name, value in expected.items() if name in environ)
+    assert bool(notes) == (changed or "GLOG_alsologtostderr" in expected)
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["-minloglevel=1"], "-minloglevel=1"),
+        (["--minloglevel", "2"], "-minloglevel=2"),
+        (["-nologtostderr", "-alsologtostderr=false"], "-alsologtostderr=false"),
+        (["-logtostderr=0", "-noalsologtostderr", "-stderrthreshold", "3"], "-stderrthreshold=3"),
+    ],
+)
+def test_caffe_flags_that_hide_info_lines_are_refused_with_exit_2(tmp_path, flags, named):
+    watched = subprocess.run(
+        watch_command("--log", "w.log", "--", *CAFFE, *flags),
+        cwd=tmp_path,
+        env=watch_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert watched.returncode == 2 and len(watched.stderr.splitlines()) == 1
+    assert named in watched.stderr.decode() and "INFO lines" in watched.stderr.decode()
+    assert list(tmp_path.iterdir()) == []  # nothing ran, no log
+
+
+@pytest.mark.parametrize(
+    "script, status, said",
+    [
+        ("true", 2, "no line of a Caffe log"),
+        ("echo epoch 1 loss 0.3; echo done", 2, "no line of a Caffe log"),
+        ("exit 5", 5, "no line of a Caffe log"),
+        (  # Caffe's lines, without any value: INFO hidden by the command itself
+            "echo 'W0101 00:00:00.000000 1 caffe.cpp:1] a warning' >&2;"
+            "echo 'I0101 00:00:00.000000 1 solver.cpp:289] Solving net' >&2",
+            2,
+            "no loss or debug_info value",
+        ),
+    ],
+)
+def test_a_command_that_showed_no_value_is_not_an_all_clear(tmp_path, script, status, said):
+    watched = subprocess.run(
+        watch_command("--log", "w.log", "--", "sh", "-c", script),
+        cwd=tmp_path,
+        env=watch_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    last = watched.stderr.decode().splitlines()[-1]
+    assert watched.returncode == status
+    assert said in last and "checked nothing" in last and "finite" not in last
+
+
+def test_a_finite_run_says_how_much_it_checked(tmp_path):
+    fake = [sys.executable, os.path.join(HERE, "fake_caffe.py"), "train", "-iterations", "6"]
+
+    def run(*args):
+        return subprocess.run(
+            watch_command(*args, "--", *fake),
+            cwd=tmp_path,
+            env=watch_env(),
+            capture_output=True,
+            timeout=60,
+        )
+
+    text, as_json = run("--log", "text.log"), run("--log", "json.log", "--json")
+    assert text.returncode == as_json.returncode == 0
+    last = text.stderr.decode().splitlines()[-1]
+    assert "every value was finite (6 displayed iterations, the last 5)" in last
+    result = json.loads(as_json.stdout)
+    assert result["checked"] is True and result["displayed"] == 6
+
+
+def test_a_python_layers_bytecode_goes_to_a_folder_watch_removes(tmp_path):
+    (tmp_path / "layer_module.py").write_text("VALUE = 3\n")
+    env = watch_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    script = "import os, layer_module; print(os.environ['PYTHONPYCACHEPREFIX'], layer_module.VALUE)"
+    watched = subprocess.run(
+        watch_command("--log", "w.log", "--", sys.executable, "-c", script),
+        cwd=tmp_path,
+        env=dict(env, PYTHONPATH=os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])),
+        capture_output=True,
+        timeout=60,
+    )
+    folder, value = watched.stdout.decode().split()
+    assert value == "3" and not os.path.exists(folder)
+    assert not (tmp_path / "__pycache__").exists()
+
+
+def test_a_bytecode_setting_of_the_users_is_kept(tmp_path):
+    env = dict(watch_env(), PYTHONPYCACHEPREFIX=str(tmp_path / "mine"))
+    watched = subprocess.run(
+        watch_command("--log", "w.log", "--", "sh", "-c", "echo $PYTHONPYCACHEPREFIX"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert watched.stdout.decode().strip() == str(tmp_path / "mine")

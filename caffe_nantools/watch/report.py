@@ -11,9 +11,9 @@ from typing import List, Optional, Tuple
 
 from caffe_nantools import jsontext
 from caffe_nantools.diagnose import Diagnosis
-from caffe_nantools.diagnose.reading import Run
+from caffe_nantools.diagnose.reading import Reader, Run
 from caffe_nantools.diagnose.trace import is_bad
-from caffe_nantools.errors import EXIT_FINDINGS
+from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS
 from caffe_nantools.watch.monitor import WatchEvent
 
 _ITERATION = re.compile(r"_iter_(\d+)\.")
@@ -36,6 +36,44 @@ class Snapshot:
     @property
     def solverstate(self) -> Optional[str]:
         return next((f for f in self.files if ".solverstate" in f), None)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What of a Caffe log watch saw: ``displayed`` loss lines (``last`` the iteration of the
+    last), a debug_info trace, any line of a Caffe log at all (``recognised``)."""
+
+    recognised: bool
+    displayed: int
+    traced: bool
+    last: Optional[int]
+
+    @classmethod
+    def of(cls, reader: Reader) -> "Seen":
+        shown = [run.iterations[-1] for run in reader.runs if run.iterations]
+        return cls(
+            reader.recognised,
+            sum(run.displayed for run in reader.runs),
+            any(run.has_debug for run in reader.runs),
+            shown[-1] if shown else None,
+        )
+
+    @property
+    def checked(self) -> bool:
+        """Whether watch read any value to check (a loss, a debug_info trace)."""
+        return bool(self.displayed or self.traced)
+
+    def describe(self) -> str:
+        """Why nothing was checked, or what was."""
+        if not self.recognised:
+            return "watch saw no line of a Caffe log, so it checked nothing"
+        if not self.checked:
+            return (
+                "watch saw Caffe's lines but no loss or debug_info value, so it checked nothing "
+                "(INFO lines hidden: GLOG_minloglevel set by the command itself?)"
+            )
+        last = f", the last {self.last}" if self.last is not None else ""
+        return f"every value was finite ({self.displayed} displayed iterations{last})"
 
 
 def snapshots_of(named: List[Tuple[int, str]]) -> List[Snapshot]:
@@ -77,7 +115,8 @@ class WatchResult:
     ``returncode`` is the command's as :mod:`subprocess` gives it (negative: killed by that
     signal); ``stopped`` why watch stopped it (``nonfinite``, ``blowup``) or None; ``went_bad``
     whether a value went non-finite; ``received`` the signals watch got and passed on;
-    ``requested`` the snapshots Caffe wrote after watch asked for one or stopped it (or passed
+    ``seen`` what of a Caffe log it saw (nothing seen is not an all-clear); ``requested`` the
+    snapshots Caffe wrote after watch asked for one or stopped it (or passed
     on a signal); ``last_good`` the last
     snapshot before the first non-finite value; ``diagnosis`` the log's, as ``diagnose`` gives
     it (None when nothing in it was a Caffe log's).
@@ -89,6 +128,7 @@ class WatchResult:
     stopped: Optional[str]
     went_bad: bool
     received: List[int]
+    seen: Seen
     snapshots: List[Snapshot]
     requested: List[Snapshot]
     last_good: Optional[Snapshot]
@@ -103,8 +143,12 @@ class WatchResult:
     @property
     def exit_status(self) -> int:
         """watch's own: 1 when a value went non-finite (or watch stopped a blow-up), else the
-        command's."""
-        return EXIT_FINDINGS if self.went_bad or self.stopped else self.status
+        command's when it failed, else 2 when watch saw no value to check (not an all-clear)."""
+        if self.went_bad or self.stopped:
+            return EXIT_FINDINGS
+        if self.status == 0 and not self.seen.checked:
+            return EXIT_ERROR
+        return self.status
 
     @property
     def worth_a_diagnosis(self) -> bool:
@@ -133,8 +177,8 @@ class WatchResult:
             how = f"was stopped by watch at {why} ({how})"
         elif self.went_bad:
             how += " after a value went non-finite"
-        elif self.returncode == 0:
-            how += "; every value was finite"
+        elif self.returncode == 0 or not self.seen.checked:
+            how += f"; {self.seen.describe()}"
         return f"`{command}` {how}; log: {self.log}"
 
     def format(self) -> str:
@@ -182,6 +226,8 @@ class WatchResult:
             "stopped": self.stopped,
             "non_finite": self.went_bad,
             "received": [signal.Signals(s).name for s in self.received],
+            "checked": self.seen.checked,
+            "displayed": self.seen.displayed,
             "snapshot": [f for s in self.requested for f in s.files],
             "last_good_snapshot": files(self.last_good),
             "snapshots": [list(s.files) for s in self.snapshots],
