@@ -30,6 +30,12 @@ def watch_command(*args):
     return [sys.executable, "-m", "caffe_nantools", "watch", *args]
 
 
+def run_watch(folder, *args, env=None):
+    return subprocess.run(
+        watch_command(*args), cwd=folder, env=env or watch_env(), capture_output=True, timeout=60
+    )
+
+
 def running(marker: str):
     """The pids of the processes whose command line is ``marker`` (words)."""
     found = []
@@ -82,13 +88,7 @@ def test_no_process_of_the_command_outlives_a_watch_killed_by_sigkill(tmp_path, 
 def test_what_the_command_leaves_running_when_it_ends_is_ended_and_named(tmp_path):
     seconds = random.randrange(800000, 900000)
     script = f"sleep {seconds} & setsid sleep {seconds} & echo started; exit 4"
-    watched = subprocess.run(
-        watch_command("--log", "w.log", "--", "bash", "-c", script),
-        cwd=tmp_path,
-        env=watch_env(),
-        capture_output=True,
-        timeout=60,
-    )
+    watched = run_watch(tmp_path, "--log", "w.log", "--", "bash", "-c", script)
     assert watched.returncode == 4  # the command's own status still
     assert running(f"sleep {seconds}") == []
     warning = next(line for line in watched.stderr.decode().splitlines() if "left " in line)
@@ -96,13 +96,7 @@ def test_what_the_command_leaves_running_when_it_ends_is_ended_and_named(tmp_pat
 
 
 def test_a_command_that_ends_alone_leaves_nothing_to_name(tmp_path):
-    watched = subprocess.run(
-        watch_command("--log", "w.log", "--", "bash", "-c", "sleep 0.2 & wait; exit 3"),
-        cwd=tmp_path,
-        env=watch_env(),
-        capture_output=True,
-        timeout=60,
-    )
+    watched = run_watch(tmp_path, "--log", "w.log", "--", "bash", "-c", "sleep 0.2 & wait; exit 3")
     assert watched.returncode == 3
     assert "left " not in watched.stderr.decode()
 
@@ -171,13 +165,7 @@ def test_the_command_runs_with_glog_showing_info_lines_on_stderr(environ, comman
     ],
 )
 def test_caffe_flags_that_hide_info_lines_are_refused_with_exit_2(tmp_path, flags, named):
-    watched = subprocess.run(
-        watch_command("--log", "w.log", "--", *CAFFE, *flags),
-        cwd=tmp_path,
-        env=watch_env(),
-        capture_output=True,
-        timeout=60,
-    )
+    watched = run_watch(tmp_path, "--log", "w.log", "--", *CAFFE, *flags)
     assert watched.returncode == 2 and len(watched.stderr.splitlines()) == 1
     assert named in watched.stderr.decode() and "INFO lines" in watched.stderr.decode()
     assert list(tmp_path.iterdir()) == []  # nothing ran, no log
@@ -198,13 +186,7 @@ def test_caffe_flags_that_hide_info_lines_are_refused_with_exit_2(tmp_path, flag
     ],
 )
 def test_a_command_that_showed_no_value_is_not_an_all_clear(tmp_path, script, status, said):
-    watched = subprocess.run(
-        watch_command("--log", "w.log", "--", "sh", "-c", script),
-        cwd=tmp_path,
-        env=watch_env(),
-        capture_output=True,
-        timeout=60,
-    )
+    watched = run_watch(tmp_path, "--log", "w.log", "--", "sh", "-c", script)
     last = watched.stderr.decode().splitlines()[-1]
     assert watched.returncode == status
     assert said in last and "checked nothing" in last and "finite" not in last
@@ -214,13 +196,7 @@ def test_a_finite_run_says_how_much_it_checked(tmp_path):
     fake = [sys.executable, os.path.join(HERE, "fake_caffe.py"), "train", "-iterations", "6"]
 
     def run(*args):
-        return subprocess.run(
-            watch_command(*args, "--", *fake),
-            cwd=tmp_path,
-            env=watch_env(),
-            capture_output=True,
-            timeout=60,
-        )
+        return run_watch(tmp_path, *args, "--", *fake)
 
     text, as_json = run("--log", "text.log"), run("--log", "json.log", "--json")
     assert text.returncode == as_json.returncode == 0
@@ -236,12 +212,15 @@ def test_a_python_layers_bytecode_goes_to_a_folder_watch_removes(tmp_path):
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("PYTHONPYCACHEPREFIX", None)
     script = "import os, layer_module; print(os.environ['PYTHONPYCACHEPREFIX'], layer_module.VALUE)"
-    watched = subprocess.run(
-        watch_command("--log", "w.log", "--", sys.executable, "-c", script),
-        cwd=tmp_path,
+    watched = run_watch(
+        tmp_path,
+        "--log",
+        "w.log",
+        "--",
+        sys.executable,
+        "-c",
+        script,
         env=dict(env, PYTHONPATH=os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])),
-        capture_output=True,
-        timeout=60,
     )
     folder, value = watched.stdout.decode().split()
     assert value == "3" and not os.path.exists(folder)
@@ -250,11 +229,7 @@ def test_a_python_layers_bytecode_goes_to_a_folder_watch_removes(tmp_path):
 
 def test_a_bytecode_setting_of_the_users_is_kept(tmp_path):
     env = dict(watch_env(), PYTHONPYCACHEPREFIX=str(tmp_path / "mine"))
-    watched = subprocess.run(
-        watch_command("--log", "w.log", "--", "sh", "-c", "echo $PYTHONPYCACHEPREFIX"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        timeout=60,
+    watched = run_watch(
+        tmp_path, "--log", "w.log", "--", "sh", "-c", "echo $PYTHONPYCACHEPREFIX", env=env
     )
     assert watched.stdout.decode().strip() == str(tmp_path / "mine")
