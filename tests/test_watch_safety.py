@@ -92,7 +92,7 @@ def test_what_the_command_leaves_running_when_it_ends_is_ended_and_named(tmp_pat
     assert watched.returncode == 4  # the command's own status still
     assert running(f"sleep {seconds}") == []
     warning = next(line for line in watched.stderr.decode().splitlines() if "left " in line)
-    assert warning.count("sleep (pid ") == 2 and "watch ended them" in warning
+    assert warning.count(" (pid ") == 2 and "watch ended them" in warning
 
 
 def test_a_command_that_ends_alone_leaves_nothing_to_name(tmp_path):
@@ -233,3 +233,74 @@ def test_a_bytecode_setting_of_the_users_is_kept(tmp_path):
         tmp_path, "--log", "w.log", "--", "sh", "-c", "echo $PYTHONPYCACHEPREFIX", env=env
     )
     assert watched.stdout.decode().strip() == str(tmp_path / "mine")
+
+
+# -- a snapshot is named for what it is -----------------------------------------------------------
+
+
+def stopped_result(periodic, iterations, stopped="nonfinite", received=()):
+    from caffe_nantools.watch.report import Seen, Snapshot, WatchResult
+
+    snapshots = [
+        Snapshot(100 + k, (f"snap_iter_{i}.caffemodel", f"snap_iter_{i}.solverstate"))
+        for k, i in enumerate(iterations)
+    ]
+    return WatchResult(
+        ["caffe", "train", "-solver", "solver.prototxt"],
+        "w.log",
+        0,
+        stopped,
+        stopped is not None,
+        list(received),
+        Seen(True, 12, False, 11),
+        snapshots,
+        snapshots,
+        None,
+        None,
+        [],
+        periodic,
+    )
+
+
+def snapshot_lines(result):
+    return [line for line in result.format().splitlines() if line.startswith("snapshot: ")]
+
+
+@pytest.mark.parametrize(
+    "periodic, iterations, asked",
+    [
+        (10, [10], []),  # Caffe's own snapshot at the iteration it stopped: still the user's
+        (10, [10, 11], [11]),
+        (4, [12, 13, 16], [13]),
+        (0, [7], [7]),
+        (1000, [9, 10], [9, 10]),
+    ],
+)
+def test_only_the_snapshot_watch_asked_for_is_the_state_after_the_first_bad_iteration(
+    periodic, iterations, asked
+):
+    result = stopped_result(periodic, iterations)
+    lines = snapshot_lines(result)
+    assert len(lines) == len(iterations)
+    for line, i in zip(lines, iterations):
+        if i in asked[:1]:
+            assert f"the state just after the first bad iteration was seen (iteration {i};" in line
+        elif periodic and i % periodic == 0:
+            assert f"the solver's periodic snapshot (snapshot: {periodic}) of iteration {i}" in line
+            assert "state just after" not in line
+        else:
+            assert f"of iteration {i}, written as Caffe stopped" in line
+    assert result.to_dict()["snapshot"] == [
+        f"snap_iter_{i}.{kind}" for i in asked for kind in ("caffemodel", "solverstate")
+    ]
+
+
+def test_without_the_solver_no_snapshot_is_called_the_state_after_the_first_bad_iteration():
+    (line,) = snapshot_lines(stopped_result(None, [8]))
+    assert "state just after" not in line and "cannot tell it from a periodic one" in line
+
+
+def test_snapshots_after_a_signal_passed_on_are_named_with_their_iteration():
+    lines = snapshot_lines(stopped_result(5, [5, 6], stopped=None, received=[signal.SIGINT]))
+    assert "periodic snapshot (snapshot: 5) of iteration 5" in lines[0]
+    assert "of iteration 6, written after watch passed on SIGINT" in lines[1]

@@ -16,12 +16,11 @@ import sys
 import time
 from typing import BinaryIO, Callable, List, Optional, Sequence, Tuple
 
-from caffe_nantools.diagnose import Diagnosis, diagnose
-from caffe_nantools.diagnose.reading import Reader
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileError, check_writable, refuse_overlaps
-from caffe_nantools.logs.opening import NotALogError
-from caffe_nantools.watch.effects import Effects, flag
+from caffe_nantools.watch.command import CommandSolver
+from caffe_nantools.watch.diagnosis import diagnosis_of
+from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.environment import bytecode_elsewhere, child_env
 from caffe_nantools.watch.monitor import Monitor, WatchEvent
 from caffe_nantools.watch.process import Child, Started, Terminal
@@ -73,8 +72,12 @@ def watch(
         if on_event is not None:
             on_event(event)
 
+    solver = CommandSolver.of(command)
     monitor = Monitor(
-        Effects.of(command), stop_on_blowup=stop_on_blowup, snapshot=snapshot, timeout=timeout
+        Effects.of(command, solver),
+        stop_on_blowup=stop_on_blowup,
+        snapshot=snapshot,
+        timeout=timeout,
     )
     with f, bytecode_elsewhere(env):
         try:
@@ -104,8 +107,9 @@ def watch(
         named,
         [s for s in named if asked is not None and s.line > asked],
         last_good(named, bad_run) if bad_run is not None else None,
-        _diagnosis(path, flag(command, "solver"), monitor.reader),
+        diagnosis_of(path, solver, reader),
         events,
+        solver.interval if solver is not None else None,
     )
 
 
@@ -146,19 +150,3 @@ def _not_started(program: str, e: OSError) -> str:
     if isinstance(e, PermissionError):
         return f"{program}: not executable (permission denied)"
     return f"{program}: cannot run ({e.strerror or e})"
-
-
-def _diagnosis(log: str, solver: Optional[str], reader: Reader) -> Optional[Diagnosis]:
-    """The log's diagnosis (from the reader that read it as it was written: the same answer as
-    reading the file again), with the command's solver when diagnose can read it; None when the
-    log holds nothing of a Caffe log's."""
-    usable = solver if solver and os.path.isfile(solver) else None
-    try:
-        try:
-            return diagnose(log, solver=usable, reader=reader)
-        except NanToolsError as e:
-            if usable is None or isinstance(e, NotALogError):
-                raise
-            return diagnose(log, reader=reader)  # the solver is Caffe's business: the log alone
-    except NotALogError:
-        return None

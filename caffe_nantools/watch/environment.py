@@ -11,7 +11,7 @@ import tempfile
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.watch.effects import flag
+from caffe_nantools.watch.command import flag
 
 #: glog's variables that decide where its lines go; when the user set none, they go to stderr.
 DESTINATION = ("GLOG_logtostderr", "GLOG_alsologtostderr", "GLOG_stderrthreshold", "GLOG_log_dir")

@@ -6,10 +6,11 @@ starts fast and runs under ``python -I``): ``guardian.py LIFELINE REPORT -- COMM
 becomes a child subreaper (orphans of the command's processes come to it, not to init), starts
 the command in a session of its own and writes ``started PID`` (or ``error ERRNO``) to REPORT.
 It holds the read end of LIFELINE, whose only write end watch holds: end of file on it means
-watch is gone (or asks it to end the command). Then, and when the command's first process ends,
-every process left below the guardian is ended (SIGTERM, then SIGKILL after GRACE seconds),
-those left behind by a command that ended are named on REPORT (``left PID NAME``), and the
-guardian exits as the command did (its status, or killed by its signal).
+watch is gone (or asks it to end the command), and every process below the guardian is ended
+(SIGTERM, then SIGKILL after GRACE seconds). When the command's first process ends, it writes
+``ended``; what that process left running may end by itself until watch asks, and what is ended
+then is named (``left PID NAME``). The guardian exits as the command did (its status, or killed
+by its signal).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 #: Seconds the processes left have between SIGTERM and SIGKILL.
 GRACE = 5.0
+#: Seconds between looks at what the command left running (their ends are not signalled here).
+POLL = 0.2
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -53,19 +56,32 @@ def main(argv: List[str]) -> int:
         return 127
     os.write(report, f"started {child.pid}\n".encode())
     while _exited(child.pid) is None:
-        _reap(me, child.pid)
-        ready, _, _ = select.select([lifeline, wake_r], [], [])
-        if wake_r in ready:
-            os.read(wake_r, 4096)
-        if lifeline in ready and not os.read(lifeline, 4096):
-            _end_all(me, child.pid)  # watch is gone: all of it goes, the command too
+        if _watch_gone(lifeline, wake_r, None):
+            _end_all(me, child.pid)  # all of it goes, the command too
             return 0
+        _reap(me, child.pid)
+    os.write(report, b"ended\n")
+    # What it left running may be acting on a signal (a stop that writes a snapshot): watch says
+    # when it must go, and until then it may end by itself.
+    while [pid for pid, _ in _below(me) if pid != child.pid]:
+        if _watch_gone(lifeline, wake_r, POLL):
+            break
+        _reap(me, child.pid)
     left = _end_all(me, child.pid, spare=child.pid)
     os.write(report, b"".join(f"left {pid} {name}\n".encode() for pid, name in left))
     _, status = os.waitpid(child.pid, 0)
     if os.WIFSIGNALED(status):
         _die_of(os.WTERMSIG(status))
     return os.WEXITSTATUS(status)
+
+
+def _watch_gone(lifeline: int, wake: int, timeout: Optional[float]) -> bool:
+    """Waits for a child to end (or ``timeout`` seconds); whether watch is gone meanwhile (or
+    asks for the end)."""
+    ready, _, _ = select.select([lifeline, wake], [], [], timeout)
+    if wake in ready:
+        os.read(wake, 4096)
+    return lifeline in ready and not os.read(lifeline, 4096)
 
 
 def _prctl() -> Optional[Callable[..., int]]:

@@ -91,14 +91,19 @@ class Started:
             os.close(given_lifeline)
             os.close(given_report)
         self._lifeline: Optional[int] = lifeline
-        self._report = os.fdopen(report, "rb")
-        word, _, value = self._report.readline().decode().partition(" ")
+        self._report = report
+        self._lines: List[str] = []
+        self._rest = b""
+        while not self._lines and self._read_report():
+            pass
+        word, _, value = (self._lines.pop(0) if self._lines else "").partition(" ")
         if word != "started":
             self.proc.wait()
             self.left()
-            number = int(value) if value.strip().isdigit() else errno.EIO
+            number = int(value) if value.isdigit() else errno.EIO
             raise OSError(number, os.strerror(number))
         self.group = int(value)
+        os.set_blocking(report, False)
 
     def signal(self, signum: int) -> None:
         """``signum`` to the command's group, as a terminal sends Ctrl-C to every process of a job."""
@@ -106,6 +111,12 @@ class Started:
             return  # the guardian is reaped: the group id may be another's now
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.group, signum)
+
+    def ended(self) -> bool:
+        """Whether the command's first process ended (what it started may still run)."""
+        with contextlib.suppress(BlockingIOError):
+            self._read_report()
+        return "ended" in self._lines
 
     def end(self) -> None:
         """Asks the guardian to end every process of the command (as watch's death would)."""
@@ -116,11 +127,20 @@ class Started:
     def left(self) -> List[str]:
         """Once the guardian ended: the processes the command left running when its first one
         ended, which the guardian ended (``name (pid N)``)."""
-        lines = self._report.read().decode("utf-8", "replace").splitlines()
-        self._report.close()
         self.end()
-        found = [line.split(" ", 2) for line in lines if line.startswith("left ")]
+        os.set_blocking(self._report, True)
+        while self._read_report():
+            pass
+        os.close(self._report)
+        found = [line.split(" ", 2) for line in self._lines if line.startswith("left ")]
         return [f"{parts[2]} (pid {parts[1]})" for parts in found if len(parts) == 3]
+
+    def _read_report(self) -> bool:
+        """The guardian's next lines; False at the end."""
+        data = os.read(self._report, 4096)
+        *lines, self._rest = (self._rest + data).split(b"\n")
+        self._lines += [line.decode("utf-8", "replace") for line in lines]
+        return bool(data)
 
 
 class Child:
@@ -152,6 +172,7 @@ class Child:
         self._raw_bytes = 0
         self._pending: List[memoryview] = []  # whole lines, for the monitor
         self._queued: List[WatchEvent] = []
+        self._left_by: Optional[float] = None  # when what the command left running is ended
 
     def run(self) -> int:
         received: List[int] = []
@@ -188,6 +209,7 @@ class Child:
             while received:
                 self._deliver(self.monitor.receive(received.pop(0)))
             self._deliver(self.monitor.tick())
+            self._end_what_is_left()
             if not ready and selector.get_map() and self.proc.poll() is not None:
                 break  # it ended, and what holds its pipes open (a process it left behind) is not waited for
         for fd in list(selector.get_map()):
@@ -195,6 +217,16 @@ class Child:
         self._flush()
         self._deliver(self.monitor.close())
         self._emit(force=True)
+
+    def _end_what_is_left(self) -> None:
+        """Once the command's first process ended, what it left running is ended: at once, or,
+        after watch stopped it or passed on a signal (its other processes may be acting on it:
+        `bash -c 'caffe train ... & wait'` ends before Caffe's stop), after the timeout."""
+        if self._left_by is None and self.command.ended():
+            signalled = self.monitor.request_line is not None
+            self._left_by = self.monitor.clock() + (self.monitor.timeout if signalled else 0.0)
+        if self._left_by is not None and self.monitor.clock() >= self._left_by:
+            self.command.end()
 
     def _wait(self) -> list:
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -117,7 +117,7 @@ class WatchResult:
     whether a value went non-finite; ``received`` the signals watch got and passed on;
     ``seen`` what of a Caffe log it saw (nothing seen is not an all-clear); ``requested`` the
     snapshots Caffe wrote after watch asked for one or stopped it (or passed
-    on a signal); ``last_good`` the last
+    on a signal; :attr:`asked` leaves the solver's periodic ones out); ``last_good`` the last
     snapshot before the first non-finite value; ``diagnosis`` the log's, as ``diagnose`` gives
     it (None when nothing in it was a Caffe log's).
     """
@@ -134,6 +134,8 @@ class WatchResult:
     last_good: Optional[Snapshot]
     diagnosis: Optional[Diagnosis]
     events: List[WatchEvent] = field(default_factory=list)
+    #: The solver's ``snapshot`` interval (0: none); None where no solver was read.
+    periodic: Optional[int] = None
 
     @property
     def status(self) -> int:
@@ -185,19 +187,11 @@ class WatchResult:
         """The diagnosis (as ``diagnose`` prints it), then the snapshots and the log."""
         lines = [self.diagnosis.format().rstrip("\n")] if self.diagnosis is not None else []
         lines.append(f"watch: {self.summary()}")
-        if self.requested:
-            first, *more = self.requested
-            if self.stopped:
-                seen = "a blow-up" if self.stopped == "blowup" else "the first bad iteration"
-                why = f"the state just after {seen} was seen (its values may be non-finite already)"
-            else:
-                why = "written after watch passed on " + ", ".join(
-                    signal.Signals(s).name for s in self.received
-                )
-            line = f"snapshot: {', '.join(first.files)}: {why}"
-            if more:
-                line += f"; Caffe's stop wrote {', '.join(f for s in more for f in s.files)}"
-            lines.append(line)
+        asked = self.asked
+        for s in self.requested:
+            lines.append(
+                f"snapshot: {', '.join(s.files)}: {self._why(s, bool(asked) and s is asked[0])}"
+            )
         if self.last_good is not None:
             resume = (
                 f"; resume from it with -snapshot {self.last_good.solverstate}"
@@ -214,6 +208,36 @@ class WatchResult:
             )
         return "\n".join(lines) + "\n"
 
+    def is_periodic(self, s: Snapshot) -> bool:
+        """Whether Caffe writes ``s`` by itself: the solver's ``snapshot`` interval divides its
+        iteration (where watch asked for one at such an iteration, Caffe wrote only this one)."""
+        return bool(self.periodic) and s.iteration is not None and s.iteration % self.periodic == 0
+
+    @property
+    def asked(self) -> List[Snapshot]:
+        """The snapshots written for watch: after it stopped the run (or passed on a signal),
+        the solver's periodic ones left out."""
+        return [s for s in self.requested if not self.is_periodic(s)]
+
+    def _why(self, s: Snapshot, first: bool) -> str:
+        """What ``s`` is: only the first snapshot watch asked for at its stop is the state
+        after the first bad iteration."""
+        at = f"iteration {s.iteration}" if s.iteration is not None else "an iteration not named"
+        if self.is_periodic(s):
+            return f"the solver's periodic snapshot (snapshot: {self.periodic}) of {at}"
+        if not self.stopped:
+            names = ", ".join(signal.Signals(n).name for n in self.received)
+            return f"of {at}, written after watch passed on {names}"
+        if self.periodic is None:
+            return (
+                f"of {at}, written after watch stopped the run (without the solver, watch cannot tell "
+                "it from a periodic one)"
+            )
+        if not first:
+            return f"of {at}, written as Caffe stopped"
+        seen = "a blow-up" if self.stopped == "blowup" else "the first bad iteration"
+        return f"the state just after {seen} was seen ({at}; its values may be non-finite already)"
+
     def to_dict(self) -> dict:
         def files(s: Optional[Snapshot]) -> Optional[List[str]]:
             return list(s.files) if s is not None else None
@@ -228,7 +252,8 @@ class WatchResult:
             "received": [signal.Signals(s).name for s in self.received],
             "checked": self.seen.checked,
             "displayed": self.seen.displayed,
-            "snapshot": [f for s in self.requested for f in s.files],
+            "snapshot": [f for s in self.asked for f in s.files],
+            "snapshot_interval": self.periodic,
             "last_good_snapshot": files(self.last_good),
             "snapshots": [list(s.files) for s in self.snapshots],
             "warnings": self.warnings,
