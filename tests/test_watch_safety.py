@@ -181,7 +181,7 @@ def test_caffe_flags_that_hide_info_lines_are_refused_with_exit_2(tmp_path, flag
             "echo 'W0101 00:00:00.000000 1 caffe.cpp:1] a warning' >&2;"
             "echo 'I0101 00:00:00.000000 1 solver.cpp:289] Solving net' >&2",
             2,
-            "no loss or debug_info value",
+            "no loss line",
         ),
     ],
 )
@@ -252,7 +252,7 @@ def stopped_result(periodic, iterations, stopped="nonfinite", received=()):
         stopped,
         stopped is not None,
         list(received),
-        Seen(True, 12, False, 11),
+        Seen(True, 12, 11),
         snapshots,
         snapshots,
         None,

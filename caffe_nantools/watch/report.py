@@ -40,12 +40,11 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Seen:
-    """What of a Caffe log watch saw: ``displayed`` loss lines (``last`` the iteration of the
-    last), a debug_info trace, any line of a Caffe log at all (``recognised``)."""
+    """What of a Caffe log watch saw: any line of one (``recognised``), ``displayed`` loss lines
+    (``last``: the iteration of the last)."""
 
     recognised: bool
     displayed: int
-    traced: bool
     last: Optional[int]
 
     @classmethod
@@ -54,14 +53,14 @@ class Seen:
         return cls(
             reader.recognised,
             sum(run.displayed for run in reader.runs),
-            any(run.has_debug for run in reader.runs),
             shown[-1] if shown else None,
         )
 
     @property
     def checked(self) -> bool:
-        """Whether watch read any value to check (a loss, a debug_info trace)."""
-        return bool(self.displayed or self.traced)
+        """Whether watch saw the training's values: a loss line at least (without them, glog's
+        INFO lines were hidden; Caffe logs debug_info's norms at ERROR)."""
+        return self.displayed > 0
 
     def describe(self) -> str:
         """Why nothing was checked, or what was."""
@@ -69,8 +68,8 @@ class Seen:
             return "watch saw no line of a Caffe log, so it checked nothing"
         if not self.checked:
             return (
-                "watch saw Caffe's lines but no loss or debug_info value, so it checked nothing "
-                "(INFO lines hidden: GLOG_minloglevel set by the command itself?)"
+                "watch saw Caffe's lines but no loss line (INFO lines hidden: GLOG_minloglevel set by "
+                "the command itself?), so it checked nothing"
             )
         last = f", the last {self.last}" if self.last is not None else ""
         return f"every value was finite ({self.displayed} displayed iterations{last})"
