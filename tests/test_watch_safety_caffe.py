@@ -13,7 +13,7 @@ import pytest
 
 from caffe_train import train_command
 from test_diagnose_caffe import write_solver
-from test_watch_caffe import displayed, env, training, watch_args
+from test_watch_caffe import displayed, env, interrupted_watch, training, watch_args
 from watch_logs import wait_for
 
 CAFFE = train_command()
@@ -122,17 +122,10 @@ def test_kill_9_of_watch_leaves_no_caffe_running(caffe, tmp_path, script):
 def test_ctrl_c_through_a_shell_lets_caffe_stop_with_its_snapshot(caffe, tmp_path):
     # bash dies of the SIGINT at once; Caffe, in the same job, stops at the end of its iteration.
     training(tmp_path, base_lr=0.001, max_iter=100000)
-    proc = subprocess.Popen(
-        watch_args("--log", "w.log", "--", "bash", "-c", " ".join(CAFFE) + " & wait"),
-        cwd=tmp_path,
-        env=env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    script = " ".join(CAFFE) + " & wait"
+    _, _, err = interrupted_watch(
+        tmp_path, "--log", "w.log", "--", "bash", "-c", script, after="] Iteration 3 "
     )
-    wait_for(tmp_path / "w.log", "] Iteration 3 ")
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
     log = (tmp_path / "w.log").read_text()
     assert "Optimization stopped early." in log, err[-3000:]
     assert list(tmp_path.glob("snap_iter_*.caffemodel")) and caffe_processes(tmp_path) == []
