@@ -172,3 +172,12 @@ def test_advice_names_the_net_the_solver_names(caffe, tmp_path):
     assert run.returncode == 1, run.stderr[-3000:]
     assert "caffe-nantools inject my_regression.prototxt --solver solver.prototxt" in run.stdout
     assert "train_val.prototxt" not in run.stdout
+
+
+def test_an_exp_policy_that_decays_leaves_an_explosion_to_the_base_lr(caffe, tmp_path):
+    training(tmp_path, paced=False, base_lr=0.3, policy="exp", max_iter=400, extra="gamma: 0.99\n")
+    run = run_watch(tmp_path, "--log", "w.log", "--json", "--", *CAFFE)
+    assert run.returncode == 1, run.stderr[-3000:]
+    diagnosis = json.loads(run.stdout)["diagnosis"]
+    assert diagnosis["cause"] == "exploding_gradients"
+    assert any(a.startswith("lower base_lr") for a in diagnosis["advice"])
