@@ -75,13 +75,15 @@ def test_no_process_of_the_command_outlives_a_watch_killed_by_sigkill(tmp_path, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(tmp_path / "w.log", "ready")
-    deadline = time.monotonic() + 10
-    while len(running(f"sleep {seconds}")) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(running(f"sleep {seconds}")) == 3
-    proc.kill()  # SIGKILL: watch runs no code of its own
-    proc.wait()
+    try:
+        wait_for(tmp_path / "w.log", "ready")
+        deadline = time.monotonic() + 10
+        while len(running(f"sleep {seconds}")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(running(f"sleep {seconds}")) == 3
+    finally:
+        proc.kill()  # SIGKILL: watch runs no code of its own
+        proc.wait()
     assert gone_within(f"sleep {seconds}", 5) == []
 
 

@@ -109,10 +109,12 @@ def test_kill_9_of_watch_leaves_no_caffe_running(caffe, tmp_path, script):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(tmp_path / "w.log", "] Iteration 3 ")
-    assert len(caffe_processes(tmp_path)) == 1
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        wait_for(tmp_path / "w.log", "] Iteration 3 ")
+        assert len(caffe_processes(tmp_path)) == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     deadline = time.monotonic() + 10
     while caffe_processes(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.1)
