@@ -44,6 +44,23 @@ def watch_args(*args):
     return [sys.executable, "-m", "caffe_nantools", "watch", *args]
 
 
+def interrupted_watch(folder, *args, after: str):
+    """watch running ``args``, sent SIGINT (a Ctrl-C) once its log holds ``after``: (status,
+    stdout, stderr)."""
+    proc = subprocess.Popen(
+        watch_args(*args),
+        cwd=folder,
+        env=env(folder),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(folder / "w.log", after)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
 def run_watch(folder, *args):
     return subprocess.run(
         watch_args(*args), cwd=folder, env=env(folder), capture_output=True, text=True, timeout=300
@@ -137,18 +154,10 @@ def test_a_check_failure_is_reported_with_the_fatal_line_and_what_it_means(caffe
 @pytest.mark.parametrize("flags, stops", [([], True), (["-sigint_effect", "snapshot"], False)])
 def test_ctrl_c_on_watch_is_caffes_own_sigint(caffe, tmp_path, flags, stops):
     training(tmp_path, base_lr=0.001, max_iter=60)
-    proc = subprocess.Popen(
-        watch_args("--log", "w.log", "--", *CAFFE, *flags),
-        cwd=tmp_path,
-        env=env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    status, out, err = interrupted_watch(
+        tmp_path, "--log", "w.log", "--", *CAFFE, *flags, after="] Iteration 5 "
     )
-    wait_for(tmp_path / "w.log", "] Iteration 5 ")
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
+    assert status == 0, err[-3000:]
     log = (tmp_path / "w.log").read_text()
     assert ("Optimization stopped early." in log) == stops
     assert max(displayed(log)) < 59 if stops else max(displayed(log)) == 59

@@ -14,27 +14,19 @@ import itertools
 import os
 import sys
 import time
-from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import BinaryIO, Callable, List, Optional, Sequence, Tuple
 
-from caffe_nantools.diagnose import Diagnosis, diagnose
-from caffe_nantools.diagnose.reading import Reader
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileError, check_writable, refuse_overlaps
-from caffe_nantools.logs.opening import NotALogError
-from caffe_nantools.watch.effects import Effects, flag
+from caffe_nantools.watch.command import CommandSolver
+from caffe_nantools.watch.diagnosis import diagnosis_of
+from caffe_nantools.watch.effects import Effects
+from caffe_nantools.watch.environment import child_env
 from caffe_nantools.watch.monitor import Monitor, WatchEvent
-from caffe_nantools.watch.process import Child, Terminal, start
-from caffe_nantools.watch.report import WatchResult, last_good, snapshots_of
+from caffe_nantools.watch.process import Child, Started, Terminal
+from caffe_nantools.watch.report import Seen, WatchResult, last_good, snapshots_of
 
 __all__ = ["WatchError", "WatchEvent", "WatchResult", "watch"]
-
-#: glog's variables that decide where its lines go; when the user set none, they go to stderr.
-_GLOG_DESTINATION = (
-    "GLOG_logtostderr",
-    "GLOG_alsologtostderr",
-    "GLOG_stderrthreshold",
-    "GLOG_log_dir",
-)
 
 
 class WatchError(NanToolsError):
@@ -71,7 +63,7 @@ def watch(
         raise WatchError(
             "no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt"
         )
-    env, notes = child_env(os.environ)
+    env, notes = child_env(os.environ, command)
     path, f = _new_log(log, command)
     events: List[WatchEvent] = []
 
@@ -80,21 +72,28 @@ def watch(
         if on_event is not None:
             on_event(event)
 
+    solver = CommandSolver.of(command)
     monitor = Monitor(
-        Effects.of(command), stop_on_blowup=stop_on_blowup, snapshot=snapshot, timeout=timeout
+        Effects.of(command, solver),
+        stop_on_blowup=stop_on_blowup,
+        snapshot=snapshot,
+        timeout=timeout,
     )
     with f:
         try:
-            proc = start(command, env)
+            started = Started(command, env)
         except OSError as e:
             f.close()
             os.unlink(path)  # empty, and made just now
             raise WatchError(_not_started(command[0], e)) from None
         emit(WatchEvent("start", f"logging to {path}"))
         for note in notes:
-            emit(WatchEvent("warning", note))
-        returncode = Child(proc, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)).run()
-    named = snapshots_of(monitor.reader.snapshots)
+            emit(WatchEvent("note", note))
+        returncode = Child(
+            started, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)
+        ).run()
+    reader = monitor.reader
+    named = snapshots_of(reader.snapshots)
     bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
     asked = monitor.request_line
     return WatchResult(
@@ -104,42 +103,14 @@ def watch(
         monitor.stop_reason,
         monitor.went_bad,
         monitor.received,
+        Seen.of(reader),
         named,
         [s for s in named if asked is not None and s.line > asked],
         last_good(named, bad_run) if bad_run is not None else None,
-        _diagnosis(path, flag(command, "solver"), monitor.reader),
+        diagnosis_of(path, solver, reader),
         events,
+        solver.interval if solver is not None else None,
     )
-
-
-def child_env(environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
-    """The command's environment (glog's lines sent to stderr unless the user said where they
-    go) and warnings when glog would keep Caffe's INFO lines (losses, rates, debug_info) from
-    watch."""
-    env = dict(environ)
-    if not any(name in env for name in _GLOG_DESTINATION):
-        env["GLOG_logtostderr"] = "1"
-    if "PYTHONPYCACHEPREFIX" not in env:
-        # A Python layer's module, beside the user's net, gets no __pycache__ there.
-        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-    notes = []
-    on = {name: env.get(name, "").strip().lower() for name in _GLOG_DESTINATION}
-    if not (
-        on["GLOG_logtostderr"] in ("1", "true")
-        or on["GLOG_alsologtostderr"] in ("1", "true")
-        or on["GLOG_stderrthreshold"] == "0"
-    ):
-        notes.append(
-            "glog's variables send Caffe's INFO lines (losses, rates, debug_info) to files, not to stderr: "
-            "watch cannot see them; set GLOG_alsologtostderr=1"
-        )
-    level = env.get("GLOG_minloglevel", "0").strip()
-    if level not in ("", "0"):
-        notes.append(
-            f"GLOG_minloglevel={level} hides Caffe's INFO lines (losses, rates, debug_info) from watch; "
-            "unset it (or set it to 0)"
-        )
-    return env, notes
 
 
 def _new_log(log: Optional[str], command: Sequence[str]) -> Tuple[str, BinaryIO]:
@@ -179,19 +150,3 @@ def _not_started(program: str, e: OSError) -> str:
     if isinstance(e, PermissionError):
         return f"{program}: not executable (permission denied)"
     return f"{program}: cannot run ({e.strerror or e})"
-
-
-def _diagnosis(log: str, solver: Optional[str], reader: Reader) -> Optional[Diagnosis]:
-    """The log's diagnosis (from the reader that read it as it was written: the same answer as
-    reading the file again), with the command's solver when diagnose can read it; None when the
-    log holds nothing of a Caffe log's."""
-    usable = solver if solver and os.path.isfile(solver) else None
-    try:
-        try:
-            return diagnose(log, solver=usable, reader=reader)
-        except NanToolsError as e:
-            if usable is None or isinstance(e, NotALogError):
-                raise
-            return diagnose(log, reader=reader)  # the solver is Caffe's business: the log alone
-    except NotALogError:
-        return None

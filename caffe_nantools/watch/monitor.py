@@ -27,7 +27,8 @@ DUTY = 20
 class WatchEvent:
     """Something watch saw or did, as it happened.
 
-    ``kind``: ``start``, ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
+    ``kind``: ``start``, ``note`` (what watch changed in the command's environment),
+    ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
     run: ``message`` says why), ``signal`` (watch sent ``signal`` to the command),
     ``forward`` (watch passed a signal it received on to the command) or ``snapshot`` (Caffe
     wrote a snapshot file). ``line`` is the log line it is about, when there is one.

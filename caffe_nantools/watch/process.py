@@ -6,7 +6,7 @@ its group, as a terminal sends Ctrl-C to every process of a job."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
 import fcntl
 import itertools
 import os
@@ -30,12 +30,8 @@ READ = 1 << 20
 FORWARDED = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-_PR_SET_PDEATHSIG = 1
-
-try:
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (AttributeError, OSError, TypeError):  # not Linux
-    _PRCTL = None
+#: The guardian watch runs the command under, a script of the standard library only.
+GUARDIAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guardian.py")
 
 
 class Terminal:
@@ -66,21 +62,85 @@ class Terminal:
             self.alive = False
 
 
-def start(command: Sequence[str], env: Dict[str, str]) -> subprocess.Popen:
-    """The command, running. Raises OSError when it cannot be started."""
-    return subprocess.Popen(
-        list(command),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_end_with_watch if _PRCTL else None,
-    )
+class Started:
+    """The command, running under its guardian (:mod:`caffe_nantools.watch.guardian`): ``proc``
+    is the guardian, whose outputs are the command's and whose exit status is the command's;
+    ``group`` is the command's process group, where watch's signals go.
 
+    Raises (on creation) OSError when the command cannot be started.
+    """
 
-def _end_with_watch() -> None:
-    # In the child: SIGTERM when watch dies, even by SIGKILL (nothing else could pass it on).
-    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    def __init__(self, command: Sequence[str], env: Dict[str, str]) -> None:
+        given_lifeline, lifeline = os.pipe()  # watch writes nothing: its end closing counts
+        report, given_report = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-B", GUARDIAN, str(given_lifeline), str(given_report)]
+                + ["--", *command],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # a Ctrl-C meant for watch does not reach it
+                pass_fds=(given_lifeline, given_report),
+            )
+        except BaseException:
+            os.close(lifeline)
+            os.close(report)
+            raise
+        finally:
+            os.close(given_lifeline)
+            os.close(given_report)
+        self._lifeline: Optional[int] = lifeline
+        self._report = report
+        self._lines: List[str] = []
+        self._rest = b""
+        while not self._lines and self._read_report():
+            pass
+        word, _, value = (self._lines.pop(0) if self._lines else "").partition(" ")
+        if word != "started":
+            self.proc.wait()
+            self.left()
+            number = int(value) if value.isdigit() else errno.EIO
+            raise OSError(number, os.strerror(number))
+        self.group = int(value)
+        os.set_blocking(report, False)
+
+    def signal(self, signum: int) -> None:
+        """``signum`` to the command's group, as a terminal sends Ctrl-C to every process of a job."""
+        if self.proc.returncode is not None:
+            return  # the guardian is reaped: the group id may be another's now
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.group, signum)
+
+    def ended(self) -> bool:
+        """Whether the command's first process ended (what it started may still run)."""
+        with contextlib.suppress(BlockingIOError):
+            self._read_report()
+        return "ended" in self._lines
+
+    def end(self) -> None:
+        """Asks the guardian to end every process of the command (as watch's death would)."""
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+
+    def left(self) -> List[str]:
+        """Once the guardian ended: the processes the command left running when its first one
+        ended, which the guardian ended (``name (pid N)``)."""
+        self.end()
+        os.set_blocking(self._report, True)
+        while self._read_report():
+            pass
+        os.close(self._report)
+        found = [line.split(" ", 2) for line in self._lines if line.startswith("left ")]
+        return [f"{parts[2]} (pid {parts[1]})" for parts in found if len(parts) == 3]
+
+    def _read_report(self) -> bool:
+        """The guardian's next lines; False at the end."""
+        data = os.read(self._report, 4096)
+        *lines, self._rest = (self._rest + data).split(b"\n")
+        self._lines += [line.decode("utf-8", "replace") for line in lines]
+        return bool(data)
 
 
 class Child:
@@ -94,14 +154,15 @@ class Child:
 
     def __init__(
         self,
-        proc: subprocess.Popen,
+        command: Started,
         log: BinaryIO,
         monitor: Monitor,
         emit: Callable[[WatchEvent], None],
         out: Terminal,
         err: Terminal,
     ) -> None:
-        self.proc = proc
+        self.command = command
+        self.proc = proc = command.proc
         self.log: Optional[BinaryIO] = log
         self.monitor = monitor
         self.emit = emit
@@ -111,6 +172,7 @@ class Child:
         self._raw_bytes = 0
         self._pending: List[memoryview] = []  # whole lines, for the monitor
         self._queued: List[WatchEvent] = []
+        self._left_by: Optional[float] = None  # when what the command left running is ended
 
     def run(self) -> int:
         received: List[int] = []
@@ -118,12 +180,18 @@ class Child:
             try:
                 self._loop(received)
             finally:
-                if self.proc.poll() is None:  # watch failed: the command must not outlive it
-                    self._send(signal.SIGTERM)
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        self.proc.wait(5)
-                    self._send(signal.SIGKILL)
-        return self.proc.wait()
+                self.command.end()  # when watch failed, the command must not outlive it
+                returncode = self.proc.wait()
+        left = self.command.left()
+        if left:
+            self.emit(
+                WatchEvent(
+                    "warning",
+                    f"the command ended and left {', '.join(left)} running: watch ended "
+                    f"{'it' if len(left) == 1 else 'them'} (no process of the command outlives watch)",
+                )
+            )
+        return returncode
 
     def _loop(self, received: List[int]) -> None:
         selector = selectors.DefaultSelector()
@@ -141,6 +209,7 @@ class Child:
             while received:
                 self._deliver(self.monitor.receive(received.pop(0)))
             self._deliver(self.monitor.tick())
+            self._end_what_is_left()
             if not ready and selector.get_map() and self.proc.poll() is not None:
                 break  # it ended, and what holds its pipes open (a process it left behind) is not waited for
         for fd in list(selector.get_map()):
@@ -148,6 +217,16 @@ class Child:
         self._flush()
         self._deliver(self.monitor.close())
         self._emit(force=True)
+
+    def _end_what_is_left(self) -> None:
+        """Once the command's first process ended, what it left running is ended: at once, or,
+        after watch stopped it or passed on a signal (its other processes may be acting on it:
+        `bash -c 'caffe train ... & wait'` ends before Caffe's stop), after the timeout."""
+        if self._left_by is None and self.command.ended():
+            signalled = self.monitor.request_line is not None
+            self._left_by = self.monitor.clock() + (self.monitor.timeout if signalled else 0.0)
+        if self._left_by is not None and self.monitor.clock() >= self._left_by:
+            self.command.end()
 
     def _wait(self) -> list:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -214,7 +293,7 @@ class Child:
     def _deliver(self, events: List[WatchEvent]) -> None:
         for event in events:
             if event.signal is not None:
-                self._send(event.signal)
+                self.command.signal(event.signal)
         self._queued += events
         self._emit()
 
@@ -223,12 +302,6 @@ class Child:
             queued, self._queued = self._queued, []
             for event in queued:
                 self.emit(event)
-
-    def _send(self, signum: int) -> None:
-        if self.proc.returncode is not None:
-            return  # reaped: its group id may be another's now
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signum)
 
 
 def _widen(fd: int) -> None:

@@ -11,9 +11,9 @@ from typing import List, Optional, Tuple
 
 from caffe_nantools import jsontext
 from caffe_nantools.diagnose import Diagnosis
-from caffe_nantools.diagnose.reading import Run
+from caffe_nantools.diagnose.reading import Reader, Run
 from caffe_nantools.diagnose.trace import is_bad
-from caffe_nantools.errors import EXIT_FINDINGS
+from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS
 from caffe_nantools.watch.monitor import WatchEvent
 
 _ITERATION = re.compile(r"_iter_(\d+)\.")
@@ -36,6 +36,43 @@ class Snapshot:
     @property
     def solverstate(self) -> Optional[str]:
         return next((f for f in self.files if ".solverstate" in f), None)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What of a Caffe log watch saw: any line of one (``recognised``), ``displayed`` loss lines
+    (``last``: the iteration of the last)."""
+
+    recognised: bool
+    displayed: int
+    last: Optional[int]
+
+    @classmethod
+    def of(cls, reader: Reader) -> "Seen":
+        shown = [run.iterations[-1] for run in reader.runs if run.iterations]
+        return cls(
+            reader.recognised,
+            sum(run.displayed for run in reader.runs),
+            shown[-1] if shown else None,
+        )
+
+    @property
+    def checked(self) -> bool:
+        """Whether watch saw the training's values: a loss line at least (without them, glog's
+        INFO lines were hidden; Caffe logs debug_info's norms at ERROR)."""
+        return self.displayed > 0
+
+    def describe(self) -> str:
+        """Why nothing was checked, or what was."""
+        if not self.recognised:
+            return "watch saw no line of a Caffe log, so it checked nothing"
+        if not self.checked:
+            return (
+                "watch saw Caffe's lines but no loss line (INFO lines hidden: GLOG_minloglevel set by "
+                "the command itself?), so it checked nothing"
+            )
+        last = f", the last {self.last}" if self.last is not None else ""
+        return f"every value was finite ({self.displayed} displayed iterations{last})"
 
 
 def snapshots_of(named: List[Tuple[int, str]]) -> List[Snapshot]:
@@ -77,8 +114,9 @@ class WatchResult:
     ``returncode`` is the command's as :mod:`subprocess` gives it (negative: killed by that
     signal); ``stopped`` why watch stopped it (``nonfinite``, ``blowup``) or None; ``went_bad``
     whether a value went non-finite; ``received`` the signals watch got and passed on;
-    ``requested`` the snapshots Caffe wrote after watch asked for one or stopped it (or passed
-    on a signal); ``last_good`` the last
+    ``seen`` what of a Caffe log it saw (nothing seen is not an all-clear); ``requested`` the
+    snapshots Caffe wrote after watch asked for one or stopped it (or passed
+    on a signal; :attr:`asked` leaves the solver's periodic ones out); ``last_good`` the last
     snapshot before the first non-finite value; ``diagnosis`` the log's, as ``diagnose`` gives
     it (None when nothing in it was a Caffe log's).
     """
@@ -89,11 +127,14 @@ class WatchResult:
     stopped: Optional[str]
     went_bad: bool
     received: List[int]
+    seen: Seen
     snapshots: List[Snapshot]
     requested: List[Snapshot]
     last_good: Optional[Snapshot]
     diagnosis: Optional[Diagnosis]
     events: List[WatchEvent] = field(default_factory=list)
+    #: The solver's ``snapshot`` interval (0: none); None where no solver was read.
+    periodic: Optional[int] = None
 
     @property
     def status(self) -> int:
@@ -103,8 +144,12 @@ class WatchResult:
     @property
     def exit_status(self) -> int:
         """watch's own: 1 when a value went non-finite (or watch stopped a blow-up), else the
-        command's."""
-        return EXIT_FINDINGS if self.went_bad or self.stopped else self.status
+        command's when it failed, else 2 when watch saw no value to check (not an all-clear)."""
+        if self.went_bad or self.stopped:
+            return EXIT_FINDINGS
+        if self.status == 0 and not self.seen.checked:
+            return EXIT_ERROR
+        return self.status
 
     @property
     def worth_a_diagnosis(self) -> bool:
@@ -133,27 +178,19 @@ class WatchResult:
             how = f"was stopped by watch at {why} ({how})"
         elif self.went_bad:
             how += " after a value went non-finite"
-        elif self.returncode == 0:
-            how += "; every value was finite"
+        elif self.returncode == 0 or not self.seen.checked:
+            how += f"; {self.seen.describe()}"
         return f"`{command}` {how}; log: {self.log}"
 
     def format(self) -> str:
         """The diagnosis (as ``diagnose`` prints it), then the snapshots and the log."""
         lines = [self.diagnosis.format().rstrip("\n")] if self.diagnosis is not None else []
         lines.append(f"watch: {self.summary()}")
-        if self.requested:
-            first, *more = self.requested
-            if self.stopped:
-                seen = "a blow-up" if self.stopped == "blowup" else "the first bad iteration"
-                why = f"the state just after {seen} was seen (its values may be non-finite already)"
-            else:
-                why = "written after watch passed on " + ", ".join(
-                    signal.Signals(s).name for s in self.received
-                )
-            line = f"snapshot: {', '.join(first.files)}: {why}"
-            if more:
-                line += f"; Caffe's stop wrote {', '.join(f for s in more for f in s.files)}"
-            lines.append(line)
+        asked = self.asked
+        for s in self.requested:
+            lines.append(
+                f"snapshot: {', '.join(s.files)}: {self._why(s, bool(asked) and s is asked[0])}"
+            )
         if self.last_good is not None:
             resume = (
                 f"; resume from it with -snapshot {self.last_good.solverstate}"
@@ -170,6 +207,36 @@ class WatchResult:
             )
         return "\n".join(lines) + "\n"
 
+    def is_periodic(self, s: Snapshot) -> bool:
+        """Whether Caffe writes ``s`` by itself: the solver's ``snapshot`` interval divides its
+        iteration (where watch asked for one at such an iteration, Caffe wrote only this one)."""
+        return bool(self.periodic) and s.iteration is not None and s.iteration % self.periodic == 0
+
+    @property
+    def asked(self) -> List[Snapshot]:
+        """The snapshots written for watch: after it stopped the run (or passed on a signal),
+        the solver's periodic ones left out."""
+        return [s for s in self.requested if not self.is_periodic(s)]
+
+    def _why(self, s: Snapshot, first: bool) -> str:
+        """What ``s`` is: only the first snapshot watch asked for at its stop is the state
+        after the first bad iteration."""
+        at = f"iteration {s.iteration}" if s.iteration is not None else "an iteration not named"
+        if self.is_periodic(s):
+            return f"the solver's periodic snapshot (snapshot: {self.periodic}) of {at}"
+        if not self.stopped:
+            names = ", ".join(signal.Signals(n).name for n in self.received)
+            return f"of {at}, written after watch passed on {names}"
+        if self.periodic is None:
+            return (
+                f"of {at}, written after watch stopped the run (without the solver, watch cannot tell "
+                "it from a periodic one)"
+            )
+        if not first:
+            return f"of {at}, written as Caffe stopped"
+        seen = "a blow-up" if self.stopped == "blowup" else "the first bad iteration"
+        return f"the state just after {seen} was seen ({at}; its values may be non-finite already)"
+
     def to_dict(self) -> dict:
         def files(s: Optional[Snapshot]) -> Optional[List[str]]:
             return list(s.files) if s is not None else None
@@ -182,7 +249,10 @@ class WatchResult:
             "stopped": self.stopped,
             "non_finite": self.went_bad,
             "received": [signal.Signals(s).name for s in self.received],
-            "snapshot": [f for s in self.requested for f in s.files],
+            "checked": self.seen.checked,
+            "displayed": self.seen.displayed,
+            "snapshot": [f for s in self.asked for f in s.files],
+            "snapshot_interval": self.periodic,
             "last_good_snapshot": files(self.last_good),
             "snapshots": [list(s.files) for s in self.snapshots],
             "warnings": self.warnings,
