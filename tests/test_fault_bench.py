@@ -1,6 +1,6 @@
-"""The fault benchmark's subset that runs in the suite, with real Caffe: a dozen cases, one
-seed, one of each cause class (bad records, a silent label fault, aborts in setup and in
-training, lr policy, a config fault, single-layer numerics, Python layers, an explosion and a
+"""The fault benchmark's subset that runs in the suite, with real Caffe: thirteen cases, one
+seed, one of each cause class (bad records, a silent label fault, aborts in setup (a layer's
+settings, the labels' shape) and in training, lr policy, a config fault, single-layer numerics, Python layers, an explosion and a
 healthy run). It asserts that the benchmark completes and that its JSON holds a figure per
 case and in total; it does NOT assert that hunt meets the targets yet (some cases are missed
 today, which is what the benchmark is for)."""
@@ -16,6 +16,7 @@ SUBSET = [
     "inf_row_hdf5",
     "labels_from_one",
     "corrupt_record",
+    "one_hot_labels",
     "batchnorm_lr_mult",
     "no_lr_policy",
     "poly_without_max_iter",

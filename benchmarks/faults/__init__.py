@@ -43,6 +43,9 @@ class Fix:
     def __or__(self, other: Fix) -> Fix:
         return Fix(f"{self.text} or {other.text}", lambda f: self.accepts(f) or other.accepts(f))
 
+    def __and__(self, other: "Fix") -> "Fix":
+        return Fix(f"{self.text} and {other.text}", lambda f: self.accepts(f) and other.accepts(f))
+
 
 @dataclass(frozen=True)
 class Key:

@@ -62,6 +62,27 @@ def hdf5(folder: str, name: str, **datasets: np.ndarray) -> str:
     return write(folder, name + ".txt", name + "\n")
 
 
+def image_list(folder: str, rng: np.random.RandomState, names: Sequence[str], replaced=()) -> str:
+    """Small PNG-or-JPEG images (by their names' suffix), ``list.txt`` naming them with labels
+    ``i % 3``, and the ImageData layer "images" reading it; ``replaced`` maps a name to the text
+    written there instead of an image (None: no file at all)."""
+    from PIL import Image
+
+    replaced = dict(replaced)
+    for name in names:
+        pixels = rng.randint(0, 256, (6, 6, 3)).astype(np.uint8)
+        if name not in replaced:
+            Image.fromarray(pixels).save(os.path.join(folder, name))
+        elif replaced[name] is not None:
+            write(folder, name, replaced[name])
+    write(folder, "list.txt", "".join(f"{n} {i % 3}\n" for i, n in enumerate(names)))
+    return (
+        'layer { name: "images" type: "ImageData" top: "data" top: "label" '
+        "transform_param { scale: 0.00390625 } "
+        'image_data_param { source: "list.txt" batch_size: 4 } }\n'
+    )
+
+
 def data_layer(name: str, source: str, batch: int, transform: str = "") -> str:
     return (
         f'layer {{ name: "{name}" type: "Data" top: "data" top: "label" {transform} '
@@ -77,6 +98,17 @@ def hdf5_layer(name: str, source: str, batch: int, tops=("data", "label")) -> st
     )
 
 
+def dummy_data(data: Sequence[int], label: Sequence[int], label_value: float = 1) -> str:
+    """DummyData tops ``data`` (gaussian) and ``label`` (the constant ``label_value``)."""
+    dims = lambda shape: " ".join(f"dim: {d}" for d in shape)  # noqa: E731
+    return (
+        'layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
+        f"shape {{ {dims(data)} }} shape {{ {dims(label)} }} "
+        'data_filler { type: "gaussian" std: 1 } '
+        f'data_filler {{ type: "constant" value: {label_value:g} }} }} }}\n'
+    )
+
+
 def fc(name: str, bottom: str, outputs: int, *, relu: bool = False, extra: str = "") -> str:
     text = (
         f'layer {{ name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{name}" {extra} '
@@ -85,6 +117,23 @@ def fc(name: str, bottom: str, outputs: int, *, relu: bool = False, extra: str =
     if relu:
         text += f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}\n'
     return text
+
+
+def conv(
+    name: str, bottom: str, outputs: int, kernel: int, *, pad: int = 0, extra: str = ""
+) -> str:
+    return (
+        f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}" '
+        f"convolution_param {{ num_output: {outputs} kernel_size: {kernel} pad: {pad} {extra}"
+        'weight_filler { type: "xavier" } } }\n'
+    )
+
+
+def euclidean_loss(name: str, bottom: str, target: str) -> str:
+    return (
+        f'layer {{ name: "{name}" type: "EuclideanLoss" bottom: "{bottom}" bottom: "{target}" '
+        f'top: "{name}" }}\n'
+    )
 
 
 def softmax_loss(bottom: str, name: str = "loss", extra: str = "") -> str:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from faults import Key, source_without
-from faults._make import classifier, solver, write
+from faults._make import classifier, image_list, solver, write
 
 SOURCE = "https://github.com/BVLC/caffe/issues/3661"
 SUMMARY = (
@@ -19,21 +19,10 @@ def _missing(seed):
 
 
 def build(folder, seed, clean=False):
-    from PIL import Image
-
     rng = np.random.RandomState(seed)
     names = [f"img_{i:02d}.png" for i in range(N)]
-    for name in names:
-        if clean or name != _missing(seed):
-            Image.fromarray(rng.randint(0, 256, (6, 6, 3)).astype(np.uint8)).save(
-                f"{folder}/{name}"
-            )
-    write(folder, "list.txt", "".join(f"{n} {i % 3}\n" for i, n in enumerate(names)))
-    data = (
-        'layer { name: "images" type: "ImageData" top: "data" top: "label" transform_param { scale: 0.00390625 } '
-        'image_data_param { source: "list.txt" batch_size: 4 } }\n'
-    )
-    write(folder, "net.prototxt", classifier(data, 3))
+    gone = {} if clean else {_missing(seed): None}
+    write(folder, "net.prototxt", classifier(image_list(folder, rng, names, gone), 3))
     return solver(folder, seed, max_iter=12)
 
 
