@@ -43,7 +43,7 @@ class Fix:
     def __or__(self, other: Fix) -> Fix:
         return Fix(f"{self.text} or {other.text}", lambda f: self.accepts(f) or other.accepts(f))
 
-    def __and__(self, other: "Fix") -> "Fix":
+    def __and__(self, other: Fix) -> Fix:
         return Fix(f"{self.text} and {other.text}", lambda f: self.accepts(f) and other.accepts(f))
 
 
