@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-import caffe_nantools
+from caffe_nantools.children import fatal_line, log_tail, python_env
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies, HuntError
 from caffe_nantools.pycaffe import CPU_ONLY, cpu_only
@@ -70,13 +70,7 @@ def train(
         json.dump(config, f, indent=2)
     if os.path.exists(result_path):
         os.unlink(result_path)
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
-    env = dict(
-        os.environ,
-        GLOG_logtostderr="1",
-        GLOG_minloglevel="0",
-        PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
-    )
+    env = python_env(GLOG_logtostderr="1", GLOG_minloglevel="0")
     log = os.path.join(folder, "train.log")
     with open(log, "wb") as out:
         child = subprocess.run(
@@ -86,7 +80,7 @@ def train(
             env=env,
         )
     if not os.path.exists(result_path):
-        if gpu is not None and _says(log, CPU_ONLY):
+        if gpu is not None and CPU_ONLY in (fatal_line(log_tail(log)) or ""):
             raise cpu_only(gpu, HuntError)
         return Training(0, 0.0, log, aborted=True, exit_code=child.returncode)
     with open(result_path) as f:
@@ -100,10 +94,3 @@ def train(
         result.get("failed_iteration"),
         replay=replay_dir if error is not None and replay_dir else None,
     )
-
-
-def _says(log: str, words: bytes, tail: int = 1 << 16) -> bool:
-    """Whether the end of the log (where a fatal line is) holds ``words``."""
-    with open(log, "rb") as f:
-        f.seek(max(0, os.path.getsize(log) - tail))
-        return words in f.read()

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import List, Optional, Set, Tuple, Union
 
 from caffe_nantools import arguments
+from caffe_nantools.children import end_with_parent
 from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.prototxt.net import PHASES
@@ -346,20 +347,6 @@ def _signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _end_with_parent(parent: int) -> None:
-    """A worker whose parent is killed (kill -9) must not wait forever to send its result: on
-    Linux the kernel ends it with the parent."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def _scan_child(source: Source, k: int, n: int, max_findings, counts, send, parent: int) -> None:
     """A worker process: its slice's (report, bad indices), or the error that stopped it, sent
     to the parent."""
@@ -367,7 +354,7 @@ def _scan_child(source: Source, k: int, n: int, max_findings, counts, send, pare
         signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
-    _end_with_parent(parent)
+    end_with_parent(parent)
     try:
         result = _scan_shard(
             source, k, n, max_findings, Tally(counts, k) if counts is not None else False

@@ -6,8 +6,8 @@ its group, as a terminal sends Ctrl-C to every process of a job."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
+import functools
 import itertools
 import os
 import selectors
@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
+from caffe_nantools.children import end_with_parent
 from caffe_nantools.logs.chunks import Lines
 from caffe_nantools.watch.monitor import Monitor, WatchEvent
 
@@ -30,12 +31,6 @@ READ = 1 << 20
 FORWARDED = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-_PR_SET_PDEATHSIG = 1
-
-try:
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (AttributeError, OSError, TypeError):  # not Linux
-    _PRCTL = None
 
 
 class Terminal:
@@ -74,13 +69,9 @@ def start(command: Sequence[str], env: Dict[str, str]) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         env=env,
         start_new_session=True,
-        preexec_fn=_end_with_watch if _PRCTL else None,
+        # SIGTERM, which the command can clean up on, when watch dies.
+        preexec_fn=functools.partial(end_with_parent, os.getpid(), signal.SIGTERM),
     )
-
-
-def _end_with_watch() -> None:
-    # In the child: SIGTERM when watch dies, even by SIGKILL (nothing else could pass it on).
-    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 class Child:
