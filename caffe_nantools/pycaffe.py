@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 from types import ModuleType
-from typing import Optional, Type
+from typing import Type
 
 from caffe_nantools.errors import NanToolsError, literal
 
@@ -39,7 +36,7 @@ def load_caffe(*, quiet: bool = True) -> ModuleType:
 
 
 #: What a CPU-only Caffe says (its fatal line) when it is asked for a GPU.
-CPU_ONLY = b"Cannot use GPU in CPU-only Caffe"
+CPU_ONLY = "Cannot use GPU in CPU-only Caffe"
 
 
 def cpu_only(gpu: int, kind: Type[NanToolsError] = CaffeUnavailableError) -> NanToolsError:
@@ -51,38 +48,11 @@ def cpu_only(gpu: int, kind: Type[NanToolsError] = CaffeUnavailableError) -> Nan
     )
 
 
-#: Asks for GPU argv[1] in a process of its own: Caffe ends the process that asks for one it
-#: cannot use (a CPU-only build, no such device) with a fatal line.
-_GPU_PROBE = "import sys, caffe; caffe.set_mode_gpu(); caffe.set_device(int(sys.argv[1]))"
-
-
-_FATAL = re.compile(r"F\d{4} ")
-
-
-def use_device(caffe: ModuleType, gpu: Optional[int]) -> None:
-    """Have Caffe compute on GPU ``gpu``, or on the CPU for None, once a child process has shown
-    that Caffe can use that GPU.
-
-    Raises:
-        CaffeUnavailableError: Caffe cannot use GPU ``gpu`` (with its fatal line).
-    """
-    if gpu is None:
-        caffe.set_mode_cpu()
-        return
-    probe = subprocess.run(
-        [sys.executable, "-c", _GPU_PROBE, str(gpu)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, GLOG_logtostderr="1"),
+def unusable_gpu(gpu: int, fatal: str) -> NanToolsError:
+    """The error for GPU ``gpu`` that Caffe ended a child process on asking for, with its
+    ``fatal`` line (a CPU-only build, no such device)."""
+    if CPU_ONLY in fatal:
+        return cpu_only(gpu)
+    return CaffeUnavailableError(
+        "{gpu}: Caffe cannot use this GPU (" + literal(fatal) + ")", arguments={"gpu": gpu}
     )
-    if probe.returncode != 0:
-        if CPU_ONLY in probe.stderr:
-            raise cpu_only(gpu)
-        lines = probe.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"]
-        fatal = next((line for line in lines if _FATAL.match(line)), lines[-1])
-        raise CaffeUnavailableError(
-            "{gpu}: Caffe cannot use this GPU (" + literal(fatal) + ")",
-            arguments={"gpu": gpu},
-        )
-    caffe.set_mode_gpu()
-    caffe.set_device(gpu)

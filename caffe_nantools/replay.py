@@ -3,6 +3,11 @@ backward, from the weights it started with and the batch it read, and give the e
 every blob and param in net order (NaN/+inf/-inf counts, min, max, mean |x|), the first bad one
 marked: without retraining, as often as needed.
 
+Caffe's work runs in a child process (:mod:`caffe_nantools.replay_child`): a failed CHECK in a
+layer's set-up, forward or backward ends that process, and replay names the layer and Caffe's
+fatal line. In a bundle whose files are as hunt wrote them (their digests in the manifest) that
+is a finding about the net; in one edited since, or made by hand, it is the bundle's fault.
+
 A bundle (``hunt`` writes one in ``WORKDIR/replay`` at the first failure) is a folder with
 ``manifest.json``, ``net.prototxt`` (the train net with its data layers replaced by Input
 layers), the ``.caffemodel`` and one ``.npy`` per data top; :mod:`caffe_nantools.bundle` reads
@@ -11,6 +16,14 @@ and checks it.
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -18,12 +31,14 @@ import numpy as np
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.bundle import (
+    Bundle,
     ReplayError,
+    changed_since_hunt,
     check_layer_types,
-    copy_weights,
     find_bundle,
     open_bundle,
 )
+from caffe_nantools.children import end_with_parent, fatal_line, log_tail, python_env
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NonFiniteError
 from caffe_nantools.finite import finite_stats
 from caffe_nantools.prototxt import dump
@@ -31,7 +46,7 @@ from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.prototxt.validate import validate
 from caffe_nantools.templates import escape
 
-__all__ = ["ReplayError", "ReplayReport", "Row", "bundle_net", "replay"]
+__all__ = ["Abort", "ReplayError", "ReplayReport", "Row", "bundle_net", "replay"]
 
 
 def bundle_net(net_text: str, path: str, shapes: Dict[str, Sequence[int]]) -> str:
@@ -111,15 +126,48 @@ def measure(what: str, name: str, x: np.ndarray) -> Row:
     )
 
 
+@dataclass(frozen=True)
+class Abort:
+    """A step of the replay that ended it: Caffe ended the process (a failed CHECK, a
+    LOG(FATAL), a crash) or a Python layer raised.
+
+    ``stage`` is ``start``, ``device``, ``setup``, ``weights``, ``forward`` or ``backward``;
+    ``layer`` the layer it was in (None: the net's own set-up, or no layer's step) and
+    ``where`` its ``net.prototxt:LINE``; ``why`` Caffe's fatal line (``file:line] message``),
+    the exception, or how the process ended.
+    """
+
+    stage: str
+    layer: Optional[str]
+    where: Optional[str]
+    why: str
+
+    def __str__(self) -> str:
+        step = {"setup": "set-up"}.get(self.stage, self.stage)
+        if self.layer is not None:
+            place = f"the {step} of layer {self.layer!r} ({self.where})"
+        else:
+            place = {"setup": "the net's set-up", "start": "the start of the replay process"}.get(
+                self.stage, f"the replay's {step} step"
+            )
+        return f"{place} failed: {self.why}"
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "layer": self.layer, "where": self.where, "why": self.why}
+
+
 @dataclass
 class ReplayReport:
     """Forward rows (blob data, then each layer's params) and backward rows (blob diffs, param
-    diffs), in net order; ``first_bad`` is the first row with a non-finite value."""
+    diffs), in net order; ``first_bad`` is the first row with a non-finite value. ``abort`` is
+    the step that ended the replay early in a bundle as hunt wrote it (the rows are those
+    measured before it)."""
 
     iteration: Optional[int]
     error: Optional[NonFiniteError] = None  # what hunt saw fail in that iteration
     forward: List[Row] = field(default_factory=list)
     backward: List[Row] = field(default_factory=list)
+    abort: Optional[Abort] = None
 
     @property
     def first_bad(self) -> Optional[Row]:
@@ -127,7 +175,7 @@ class ReplayReport:
 
     @property
     def return_code(self) -> int:
-        return EXIT_FINDINGS if self.first_bad is not None else EXIT_OK
+        return EXIT_FINDINGS if self.first_bad is not None or self.abort is not None else EXIT_OK
 
     def to_dict(self) -> dict:
         first = self.first_bad
@@ -137,6 +185,7 @@ class ReplayReport:
             "forward": [r.to_dict() for r in self.forward],
             "backward": [r.to_dict() for r in self.backward],
             "first_bad": first.to_dict() if first is not None else None,
+            "abort": self.abort.to_dict() if self.abort is not None else None,
         }
 
     def to_json(self) -> str:
@@ -144,17 +193,18 @@ class ReplayReport:
 
     def format(self) -> str:
         first = self.first_bad
-        lines = [
-            f"iteration {self.iteration}: "
-            + (
-                f"first non-finite: the {first.what} of {first.name}"
-                if first
-                else "every value finite"
+        if first is not None:
+            head = f"first non-finite: the {first.what} of {first.name}"
+        else:
+            head = "every value finite" + (" up to there" if self.abort else "")
+        lines = [f"iteration {self.iteration}: {head}"]
+        if self.abort is not None:
+            lines.append(
+                f"stopped: {self.abort} (the bundle is as hunt wrote it: the net itself fails here)"
             )
-        ]
         if self.error is not None:
             lines.append(f"hunt saw: {self.error}")
-            if first is None and self.error.pass_ == "update":
+            if first is None and self.abort is None and self.error.pass_ == "update":
                 lines.append(
                     "forward and backward stay finite: the update (its rate, its step) made the weights bad"
                 )
@@ -178,19 +228,25 @@ def _number(value: Optional[float]) -> str:
 
 
 def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
-    """Run the bundle's iteration once more, forward and backward.
+    """Run the bundle's iteration once more, forward and backward, in a child process.
 
     Args:
-        bundle: the bundle's folder, or the workdir of the hunt that wrote it (its ``replay``).
+        bundle: the bundle's folder (or its manifest), or the workdir of the hunt that wrote it
+            (its ``replay``, or ``checked/replay`` of older hunts).
         gpu: run on this GPU (CPU by default).
+
+    Returns:
+        The report; a step that ended the replay (a failed CHECK, a Python layer's exception)
+        in a bundle as hunt wrote it is its ``abort``, a finding about the net.
 
     Raises:
         ReplayError: not a bundle; a file of it missing, unreadable or not agreeing with the net
-            (all checked before Caffe sees them).
+            (all checked before Caffe sees them); a Python layer's module or class not found; a
+            step that ended the replay in a bundle changed since hunt wrote it, or made by hand.
         ArgumentError: ``bundle`` not a path, ``gpu`` not a device number.
         CaffeUnavailableError: no pycaffe here, or no GPU ``gpu`` for it.
     """
-    from caffe_nantools.pycaffe import load_caffe, use_device
+    from caffe_nantools.pycaffe import load_caffe, unusable_gpu
 
     bundle = arguments.path("bundle", bundle)
     gpu = arguments.whole("gpu", gpu, 0, optional=True)
@@ -198,28 +254,84 @@ def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
     caffe = load_caffe()
     validate(found.net_text, found.net_path)
     check_layer_types(found, set(caffe.layer_type_list()))
-    use_device(caffe, gpu)
-    # Without weights: they are copied in after their shapes are checked against the net's.
-    net = caffe.Net(found.net_path, caffe.TRAIN)
-    params = dict(net.params.items())
-    copy_weights(found, params)
-    for top, batch in found.inputs.items():
-        net.blobs[top].data[...] = batch
     report = ReplayReport(found.iteration, found.error)
-    names = list(net._layer_names)
-    net.clear_param_diffs()
-    # Layer by layer, so that each blob is measured as that layer left it: an in-place layer
-    # after it changes the same memory.
-    for name in names:
-        net.forward(start=name, end=name)
-        for top in net.top_names[name]:
-            report.forward.append(measure("data", f"{name}: {top}", net.blobs[top].data))
-        for i, blob in enumerate(params.get(name, ())):
-            report.forward.append(measure("data", f"{name}: param {i}", blob.data))
-    for name in reversed(names):
-        net.backward(start=name, end=name)
-        for bottom in net.bottom_names[name]:
-            report.backward.append(measure("diff", f"{name}: {bottom}", net.blobs[bottom].diff))
-        for i, blob in enumerate(params.get(name, ())):
-            report.backward.append(measure("diff", f"{name}: param {i}", blob.diff))
+    abort = _run(found, gpu, report)
+    if abort is None:
+        return report
+    if abort.stage == "device" and gpu is not None:
+        raise unusable_gpu(gpu, abort.why)
+    changed = changed_since_hunt(found)
+    if changed is not None:
+        raise ReplayError(
+            f"{found.folder}: {abort}; the bundle is not as hunt wrote it ({changed}): undo "
+            "the edit, or replay the bundle hunt wrote"
+        )
+    report.abort = abort
     return report
+
+
+def _run(bundle: Bundle, gpu: Optional[int], report: ReplayReport) -> Optional[Abort]:
+    """The child's work: its rows into ``report``; the step that ended it early, if one did."""
+    with tempfile.TemporaryDirectory(prefix="nantools-replay-") as tmp:
+        config = os.path.join(tmp, "config.json")
+        progress = os.path.join(tmp, "progress.jsonl")
+        log = os.path.join(tmp, "caffe.log")
+        with open(config, "w") as f:
+            json.dump({"bundle": bundle.folder, "gpu": gpu, "progress": progress}, f)
+        open(progress, "w").close()
+        with open(log, "wb") as out:
+            child = subprocess.run(
+                [sys.executable, "-m", "caffe_nantools.replay_child", config],
+                stdin=subprocess.DEVNULL,
+                stdout=out,  # a Python layer's prints too: never in replay's own output
+                stderr=subprocess.STDOUT,
+                # Caffe's info lines name the layer it sets up when it fails.
+                env=python_env(GLOG_logtostderr="1", GLOG_minloglevel="0"),
+                preexec_fn=functools.partial(end_with_parent, os.getpid()),
+            )
+        stage, layer, raised = "start", None, None
+        with open(progress) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # the line the process was writing when it ended
+                    continue
+                if "row" in record:
+                    row = Row(**record["row"])
+                    (report.forward if row.what == "data" else report.backward).append(row)
+                elif "stage" in record:
+                    stage, layer = record["stage"], record["layer"]
+                elif "refused" in record:
+                    raise ReplayError(record["refused"])
+                elif "raised" in record:
+                    raised = record["raised"]
+                elif record.get("done"):
+                    return None
+        tail = log_tail(log)
+    if stage == "setup":
+        layer = _set_up_last(tail)
+    fatal = fatal_line(tail)
+    why = raised or (f"Caffe ended the process: {fatal}" if fatal else _ended(child.returncode))
+    where = next(
+        (f"{bundle.net_path}:{x.node.line}" for x in bundle.layers if x.name == layer), None
+    )
+    return Abort(stage, layer, where, why)
+
+
+#: Caffe's info lines as it builds a net: a layer is created, then set up.
+_BUILDING = re.compile(r"\] (Creating Layer|Setting up) (.+)$", re.M)
+
+
+def _set_up_last(log: str) -> Optional[str]:
+    """The layer Caffe was setting up when it stopped (None: past the last layer's set-up)."""
+    steps = _BUILDING.findall(log)
+    return steps[-1][1].strip() if steps and steps[-1][0] == "Creating Layer" else None
+
+
+def _ended(code: int) -> str:
+    if code < 0:
+        try:
+            return f"the process was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"the process was killed by signal {-code}"
+    return f"the process ended with exit status {code}"

@@ -1,5 +1,7 @@
 """replay's side that needs no Caffe: what is not a bundle, or an incomplete one, is one line;
-the report tells what hunt saw fail, kept from the bundle's manifest as the error it was."""
+the report tells what hunt saw fail, kept from the bundle's manifest as the error it was; a
+Python layer's module is checked before Caffe imports it; hunt's seal tells its own bundle
+from an edited one, which decides whether an abort is a finding or the bundle's fault."""
 
 import json
 import os
@@ -8,11 +10,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from caffe_nantools.arguments import ArgumentTypeError
+from caffe_nantools.bundle import (
+    changed_since_hunt,
+    check_python_layers,
+    copy_weights,
+    find_bundle,
+    open_bundle,
+    seal,
+)
+from caffe_nantools.children import fatal_line
 from caffe_nantools.cli import main
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.finite import finite_stats
-from caffe_nantools.bundle import copy_weights, find_bundle, open_bundle
-from caffe_nantools.replay import ReplayError, ReplayReport, replay
+from caffe_nantools.replay import Abort, ReplayError, ReplayReport, Row, _set_up_last, replay
 
 
 def guard_error(pass_="update", iteration=7):
@@ -267,3 +278,149 @@ def test_an_incomplete_bundle_is_one_line(tmp_path, capsys, manifest):
         replay(folder)
     assert main(["replay", folder]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_an_older_hunts_workdir_is_taken_for_its_checked_replay_folder(tmp_path):
+    folder = bundle(tmp_path / "hunt-old" / "checked" / "replay")
+    assert find_bundle(str(tmp_path / "hunt-old")) == folder
+    # the current place wins where a workdir has both
+    newer = bundle(tmp_path / "hunt-old" / "replay")
+    assert find_bundle(str(tmp_path / "hunt-old")) == newer
+
+
+def test_the_manifest_itself_names_its_bundle(tmp_path, monkeypatch):
+    folder = bundle(tmp_path / "b")
+    assert find_bundle(os.path.join(folder, "manifest.json")) == folder
+    monkeypatch.chdir(folder)
+    assert find_bundle("manifest.json") == os.curdir
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("gone", "gone: no such folder; give the bundle hunt wrote"),
+        ("weights.caffemodel", "weights.caffemodel: not a replay bundle"),
+    ],
+)
+def test_a_path_that_is_no_bundle_folder_is_one_line(tmp_path, capsys, name, match):
+    folder = bundle(tmp_path / "b")
+    path = os.path.join(folder, name)
+    with pytest.raises(ReplayError, match=match):
+        replay(path)
+    assert main(["replay", path]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: replay(3), "bundle=3: must be a path (a str or os.PathLike)"),
+        (lambda: replay(b"bundle"), "bundle=b'bundle': must be a path (a str or os.PathLike)"),
+        (lambda: replay("bundle", gpu="1"), "gpu='1': must be an integer (0 or more)"),
+        (lambda: replay("bundle", gpu=1.0), "gpu=1.0: must be an integer (0 or more)"),
+        (lambda: replay("bundle", gpu=True), "gpu=True: must be an integer (0 or more)"),
+    ],
+)
+def test_replays_arguments_are_checked_as_the_other_commands(call, message):
+    with pytest.raises(ArgumentTypeError) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_hunts_seal_tells_its_bundle_from_an_edited_one(tmp_path):
+    folder = bundle(tmp_path / "b")
+    assert "no sha256 digests" in changed_since_hunt(open_bundle(folder))
+    seal(folder)
+    assert changed_since_hunt(open_bundle(folder)) is None
+    np.save(os.path.join(folder, "target.npy"), np.full((2, 1), 3, np.float32))
+    assert changed_since_hunt(open_bundle(folder)) == "target.npy is not the file hunt wrote"
+    seal(folder)
+    with open(os.path.join(folder, "net.prototxt"), "a") as f:
+        f.write("# edited\n")
+    assert changed_since_hunt(open_bundle(folder)) == "net.prototxt is not the file hunt wrote"
+
+
+PYTHON_NET = NET.replace(
+    'layer { name: "cost"',
+    'layer { name: "gate" type: "Python" bottom: "fc" top: "gated" python_param { module: "MODULE" '
+    'layer: "CLASS" } }\nlayer { name: "cost"',
+).replace('bottom: "fc" bottom: "target"', 'bottom: "gated" bottom: "target"')
+
+
+def python_bundle(folder, module="gates_x9", cls="Gate"):
+    return open_bundle(
+        bundle(folder, net_text=PYTHON_NET.replace("MODULE", module).replace("CLASS", cls))
+    )
+
+
+def test_a_python_layers_module_and_class_are_checked(tmp_path, monkeypatch):
+    found = python_bundle(tmp_path / "b", module="gates_x9", cls="Gate")
+    with pytest.raises(ReplayError) as info:
+        check_python_layers(found)
+    assert str(info.value) == (
+        f"{found.net_path}:4: Python layer 'gate': module 'gates_x9' is not found here; put the "
+        f"folder that holds it on PYTHONPATH (or the module in {found.folder})"
+    )
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "gates_x9.py").write_text("class Gate:\n    pass\n\nOther = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    check_python_layers(found)
+    other = python_bundle(tmp_path / "c", module="gates_x9", cls="Other")
+    with pytest.raises(
+        ReplayError, match=r"module 'gates_x9' \(.*gates_x9.py\) has no class 'Other'"
+    ):
+        check_python_layers(other)
+
+
+def test_a_python_layers_module_that_fails_to_load_is_named_with_why(tmp_path, monkeypatch):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "gates_y4.py").write_text("import missing_dependency_q7\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    with pytest.raises(ReplayError) as info:
+        check_python_layers(python_bundle(tmp_path / "b", module="gates_y4"))
+    assert "importing module 'gates_y4' failed (ModuleNotFoundError: " in str(info.value)
+    assert "missing_dependency_q7" in str(info.value) and "PYTHONPATH" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "abort, line",
+    [
+        (
+            Abort(
+                "backward",
+                "relu3",
+                "b/net.prototxt:9",
+                "Caffe ended the process: x.hpp:56] Not Implemented Yet",
+            ),
+            "stopped: the backward of layer 'relu3' (b/net.prototxt:9) failed: Caffe ended the process: "
+            "x.hpp:56] Not Implemented Yet (the bundle is as hunt wrote it: the net itself fails here)",
+        ),
+        (
+            Abort("setup", None, None, "the process was killed by SIGSEGV"),
+            "stopped: the net's set-up failed: the process was killed by SIGSEGV (the bundle is as "
+            "hunt wrote it: the net itself fails here)",
+        ),
+    ],
+)
+def test_an_abort_in_a_bundle_as_hunt_wrote_it_is_a_finding(abort, line):
+    row = Row("data", "fc: fc", 6, 0, 0, 0, 0, -1.0, 2.0, 0.5)
+    report = ReplayReport(5, guard_error(), forward=[row], abort=abort)
+    text = report.format().splitlines()
+    assert text[:2] == ["iteration 5: every value finite up to there", line]
+    assert "the update (its rate, its step)" not in report.format()
+    assert report.return_code == 1 and json.loads(report.to_json())["abort"] == abort.to_dict()
+
+
+def test_caffes_fatal_line_and_the_layer_it_was_setting_up_are_read_from_its_log():
+    log = (
+        "I0101 10:00:00.000001  77 net.cpp:86] Creating Layer feed\n"
+        "I0101 10:00:00.000002  77 net.cpp:122] Setting up feed\n"
+        "I0101 10:00:00.000003  77 net.cpp:86] Creating Layer loss 2\n"
+        "F0101 10:00:00.000004  77 loss.cpp:12] Check failed: a == b (3 vs. 1) Inputs differ.\n"
+        "*** Check failure stack trace: ***\n"
+        "F0101 10:00:00.000005  77 other.cpp:1] a second one\n"
+    )
+    assert fatal_line(log) == "loss.cpp:12] Check failed: a == b (3 vs. 1) Inputs differ."
+    assert fatal_line("I0101 10:00:00.000001  77 net.cpp:86] fine\n") is None
+    assert _set_up_last(log) == "loss 2"
+    assert _set_up_last(log.split("I0101 10:00:00.000003")[0]) is None  # past feed's set-up

@@ -315,7 +315,9 @@ def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> None:
 
 
 def _finish_bundle(folder: str, inputs: Inputs) -> None:
-    """The bundle's net: the train net with Input layers shaped like the saved batch."""
+    """The bundle's net: the train net with Input layers shaped like the saved batch; then
+    the digests that tell replay the bundle is as hunt wrote it."""
+    from caffe_nantools.bundle import seal
     from caffe_nantools.replay import bundle_net
 
     manifest_path = os.path.join(folder, "manifest.json")
@@ -331,3 +333,4 @@ def _finish_bundle(folder: str, inputs: Inputs) -> None:
             os.path.join(folder, "net.prototxt"), bundle_net(inputs.net_text, inputs.net, shapes)
         )
         out.text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    seal(folder)

@@ -11,8 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import BinaryIO, Optional
 
-import caffe_nantools
-from caffe_nantools.children import end_with_parent
+from caffe_nantools.children import end_with_parent, fatal_line, log_tail, python_env
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.hunt.child import EXIT_NO_SPACE
 from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies, HuntError
@@ -91,7 +90,7 @@ def train(
                 f"{size(os.path.getsize(log))}, {size(max(free_bytes(folder), 0))} free); free "
                 "some space, give fewer --iters or give --workdir on a disk with room"
             )
-        if gpu is not None and _says(log, CPU_ONLY):
+        if gpu is not None and CPU_ONLY in (fatal_line(log_tail(log)) or ""):
             raise cpu_only(gpu, HuntError)
         return Training(0, 0.0, log, aborted=True, exit_code=returncode)
     with open(result_path) as f:
@@ -112,14 +111,7 @@ def _run_child(config_path: str, out: BinaryIO) -> int:
     behind), and its Python writes no compiled module: a Python layer's would go into a
     __pycache__ beside the user's net (a PYTHONPYCACHEPREFIX would keep it away, but would
     compile numpy, protobuf and caffe anew into it at every run)."""
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
-    env = dict(
-        os.environ,
-        GLOG_logtostderr="1",
-        GLOG_minloglevel="0",
-        PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
+    env = python_env(GLOG_logtostderr="1", GLOG_minloglevel="0", PYTHONDONTWRITEBYTECODE="1")
     child = subprocess.Popen(
         [sys.executable, "-m", "caffe_nantools.hunt.child", config_path],
         stdout=out,
@@ -133,10 +125,3 @@ def _run_child(config_path: str, out: BinaryIO) -> int:
         if child.poll() is None:  # hunt was interrupted (Ctrl-C): the training goes with it
             child.kill()
             child.wait()
-
-
-def _says(log: str, words: bytes, tail: int = 1 << 16) -> bool:
-    """Whether the end of the log (where a fatal line is) holds ``words``."""
-    with open(log, "rb") as f:
-        f.seek(max(0, os.path.getsize(log) - tail))
-        return words in f.read()

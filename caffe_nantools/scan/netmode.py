@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import replace
 from typing import List, Optional
 
+from caffe_nantools.children import python_env
 from caffe_nantools.files import read_text
 from caffe_nantools.finite import counts_text
 from caffe_nantools.prototxt import dump, parse
@@ -174,10 +175,7 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
     path = os.path.join(tmp, "scanner.prototxt")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),
-    )
+    env = python_env()
     with open(os.path.join(tmp, "caffe.log"), "w+", encoding="utf-8", errors="replace") as log_file:
         child = subprocess.Popen(
             [
@@ -278,9 +276,3 @@ def _last_error(log: str) -> str:
     return (
         lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else "no message"
     ).strip()
-
-
-def _package_root() -> str:
-    import caffe_nantools
-
-    return os.path.dirname(os.path.dirname(os.path.abspath(caffe_nantools.__file__)))
