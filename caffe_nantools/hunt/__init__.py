@@ -1,8 +1,8 @@
 """``caffe-nantools hunt SOLVER``: from "loss = nan" to the cause, the place and a fix shown to
 work, in one command.
 
-Stages, each a library call with its own result: read the solver and its train net; lint them
-(risks, not the verdict); scan the TRAIN data layers' sources; make checked copies in the
+Stages, each a library call with its own result: read the solver, its train and test nets; lint
+them (risks, not the verdict); scan the data layers' sources; make checked copies in the
 workdir (a check after every blob and in-place modifier, debug_info every iteration); train the
 copies for a bounded number of iterations in a child process under the guard; judge the first
 failure with the trace, the scan and lint; keep a replay bundle of the failing iteration; try
@@ -112,12 +112,9 @@ class HuntReport:
                 + (f" (and {len(more)} more: {_listed(more)})" if more else "")
             )
         if v.fix is not None:
-            state = (
-                "verified: the same iterations now stay finite"
-                if v.fix["verified"]
-                else v.fix["unverified"] or "NOT verified: the same iterations still fail"
+            lines.append(
+                f"  fix: {v.fix['change']} ({v.fix['state']}; {v.fix['files'].get('solver', '')})"
             )
-            lines.append(f"  fix: {v.fix['change']} ({state}; {v.fix['files'].get('solver', '')})")
         lines += evidence_and_advice(v.evidence, v.advice)
         lines.append("stages:")
         lines.append(f"  lint: {self.lint}")
@@ -176,7 +173,7 @@ def hunt(
         workdir: where hunt's copies, logs, replay bundle and fixes go (a new folder; default
             ``nantools-hunt-YYYYmmdd-HHMMSS`` in the current folder).
         gpu: train on this GPU (set_mode_gpu, set_device); CPU by default.
-        scan: scan the TRAIN data layers' sources first.
+        scan: scan the sources of the TRAIN data layers and of the test nets first.
         verify: try the fix on the copies and train again.
         progress: a line per stage on stderr.
 

@@ -37,12 +37,21 @@ class Fix:
     tries: List[dict] = field(default_factory=list)
     #: Why a fix was not tried on the failing iterations (they lie past what hunt trains).
     unverified: Optional[str] = None
+    iterations: int = 0  # trained to verify it
+
+    @property
+    def state(self) -> str:
+        """Whether it was verified, in words."""
+        if self.verified:
+            return f"verified: {self.iterations} iterations now stay finite"
+        return self.unverified or "NOT verified: the same iterations still fail"
 
     def to_dict(self) -> dict:
         return {
             "change": self.change,
             "verified": self.verified,
             "unverified": self.unverified,
+            "state": self.state,
             "files": self.files,
             "tries": self.tries,
         }
@@ -167,4 +176,6 @@ def _verify(
 ) -> Fix:
     copies = make_copies(inputs, folder, **edits)
     training = train(copies, iters, gpu=gpu, replay=False)
-    return Fix(change, training.finite, {"solver": copies.solver, "net": copies.net})
+    return Fix(
+        change, training.finite, {"solver": copies.solver, "net": copies.net}, iterations=iters
+    )
