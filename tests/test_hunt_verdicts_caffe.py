@@ -208,3 +208,14 @@ def test_a_missing_test_net_is_one_line_naming_the_solver_line(caffe, here, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "solver.prototxt:9: test_net 'nets/val.prototxt'" in err
     assert not os.path.exists("hunt")
+
+
+def test_an_abort_on_the_solver_stays_the_solvers_though_the_batch_held_a_bad_record(caffe, here):
+    float_store(here / "train_lmdb", n=40, bad=(2,))
+    (here / "net.prototxt").write_text(classifier(lmdb_layer("data", "train_lmdb")))
+    (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 4\n')
+    v = hunt("solver.prototxt", workdir="hunt").verdict
+    # pycaffe asks for the rate before the first forward pass, so Caffe stops at iteration 0,
+    # whose batch holds record 2: the fatal line names the solver, not the record.
+    assert (v.cause, v.iteration, v.record) == ("lr_policy", 0, None)
+    assert v.fix["change"] == 'lr_policy: "fixed"'

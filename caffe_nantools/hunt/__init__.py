@@ -231,7 +231,7 @@ def hunt(
             verdict.phase = verdict.phase or phase
     elif training.error is not None:
         _blame_scanned(verdict, inputs, bad)
-    elif ending is not None and bad:
+    elif ending is not None and bad and verdict.cause == Cause.CAFFE_ABORT:
         # Only a record that the batch Caffe stopped in read can be why it stopped, and none
         # is when the fatal line or the signal names another reason.
         note = None if ending.cause else _blame_scanned(verdict, inputs, bad)
