@@ -15,8 +15,11 @@ from caffe_nantools.diagnose import Blame, Diagnosis
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.finite import finite_stats
 from caffe_nantools.hunt import HuntReport
+from caffe_nantools.diagnose.reading import Valued
+from caffe_nantools.hunt.ending import crash_place, read_ending
 from caffe_nantools.hunt.fixes import policy_fix
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.lint.solver_rules import rate_overflows_at
 from caffe_nantools.hunt.inputs import HuntError, make_copies, read_inputs
 from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.stores import private_sources, remove_copies
@@ -353,11 +356,123 @@ def test_an_abort_that_names_a_record_the_scan_found_bad_is_that_record(key):
 
 
 @pytest.mark.parametrize("text", ["Segmentation fault", "Could not load xpic_5.png"])
-def test_an_abort_that_names_no_bad_record_keeps_the_scans_records_as_suspects(text):
+def test_an_abort_that_names_no_bad_record_blames_none_by_itself(text):
+    # Only the caller, which can read the stores, blames a record: one the failing batch read.
     scan = scan_found(("train_lmdb", 3, "pic_5.png", "label 9 >= 3, the number of classes"))
     v = judge(Net.parse(PHASED_NET), *aborted(text), scan, [])
-    assert v.cause == Cause.CAFFE_ABORT and v.record == {"source": "train_lmdb", "key": "pic_5.png"}
-    assert any(a.startswith("the scan found 1 bad record in the data") for a in v.advice)
+    assert v.cause == Cause.CAFFE_ABORT and v.record is None
+    assert "scan: train_lmdb record pic_5.png: label 9 >= 3, the number of classes" in v.evidence
+    assert not any("likely reason" in a for a in v.advice)
+
+
+def ending_of(tmp_path, log_text, exit_code, fatal=None, files=()):
+    log = tmp_path / "train.log"
+    log.write_text(log_text)
+    return read_ending(str(log), exit_code, 7, fatal=fatal, user_files=files)
+
+
+@pytest.mark.parametrize(
+    "fatal, words",
+    [
+        (
+            "F0101 io.cpp:57] Check failed: fd != -1 (-1 vs. -1) File not found: means/m.binaryproto",
+            "means/m.binaryproto is not there (Caffe opens relative paths from the folder",
+        ),
+        (
+            "F0101 db_lmdb.hpp:15] Check failed: mdb_status == 0 (13 vs. 0) Permission denied",
+            "permission denied: Caffe cannot open a file it needs, or lock a store",
+        ),
+        (
+            "F0101 db_lmdb.hpp:15] Check failed: mdb_status == 0 (2 vs. 0) No such file or directory",
+            "a file or folder Caffe opens is not there",
+        ),
+    ],
+)
+def test_a_fatal_line_that_names_its_reason_is_the_cause(tmp_path, fatal, words):
+    ending = ending_of(tmp_path, f"I0101 net.cpp:86] Creating Layer data\n{fatal}\n", -6, fatal)
+    assert ending.cause.startswith(words) and ending.how == "aborted (SIGABRT)"
+    assert ending.last_layer == ("setup", "data")
+
+
+def test_the_python_exception_is_taken_over_boost_pythons_line(tmp_path):
+    log = (
+        "I0101 layer_factory.hpp:77] Creating layer py\n"
+        "ModuleNotFoundError: No module named 'my_layers'\n"
+        "Traceback (most recent call last):\n"
+        '  File "child.py", line 84, in train\n'
+        "SystemError: <Boost.Python.function object at 0x1> returned NULL without setting an error\n"
+    )
+    ending = ending_of(tmp_path, log, 1, fatal="SystemError: <Boost.Python.function object>")
+    assert ending.python_error == (2, "ModuleNotFoundError: No module named 'my_layers'")
+    assert ending.cause.startswith("Python cannot import module 'my_layers'")
+    assert ending.how == "exit code 1"
+
+
+@pytest.mark.parametrize(
+    "code, how, cause",
+    [(-9, "killed by SIGKILL", "out of memory?"), (-11, "segmentation fault (SIGSEGV)", None)],
+)
+def test_a_signal_is_named_and_the_last_check_line_places_it(tmp_path, code, how, cause):
+    log = (
+        "I0101 net.cpp:593]     [Forward] Layer conv1, top blob conv1 data: 0.5\n"
+        "I0101 net.cpp:593]     [Forward] Layer nancheck/conv1@relu1, top blob conv1 data: 0.2\n"
+    )
+    ending = ending_of(tmp_path, log, code)
+    assert ending.how == how and (cause is None) == (ending.cause is None)
+    assert cause is None or cause in ending.cause
+    place = crash_place(ending, Net.parse(PHASED_NET))
+    assert place.startswith("the last check line in the log is nancheck/conv1@relu1 (forward)")
+    assert "after layer relu1, in " in place
+
+
+def test_a_bom_in_the_users_file_is_named_with_the_fix(tmp_path):
+    (tmp_path / "mine.prototxt").write_bytes(b"\xef\xbb\xbfname: 'x'\n")
+    (tmp_path / "plain.prototxt").write_text("name: 'y'\n")
+    fatal = "F0101 upgrade_proto.cpp:90] Failed to parse NetParameter file: /w/checked/net.prototxt"
+    files = [str(tmp_path / "plain.prototxt"), str(tmp_path / "mine.prototxt")]
+    ending = ending_of(tmp_path, fatal + "\n", -6, fatal, files)
+    assert ending.cause.startswith(f"{files[1]} starts with a UTF-8 byte-order mark")
+    assert "remove the BOM" in ending.cause
+    assert ending_of(tmp_path, fatal + "\n", -6, fatal, files[:1]).cause is None
+
+
+def test_a_test_output_that_went_non_finite_in_the_log_is_a_finding():
+    net = Net.parse(PHASED_NET)
+    bad_test = Valued(
+        812, "I0101 solver.cpp:418]     Test net output #0: loss = nan", 40, float("nan"), "loss"
+    )
+    diagnosis = SimpleNamespace(trace=SimpleNamespace(first_bad_test=bad_test))
+    v = judge(net, Training(60, 0.1, "train.log"), diagnosis, None, [])
+    assert (v.cause, v.phase, v.iteration, v.blob) == (Cause.LAYER_NUMERICS, "TEST", 40, "loss")
+    assert v.evidence == ["train.log:812: I0101 solver.cpp:418]     Test net output #0: loss = nan"]
+
+
+@pytest.mark.parametrize("trained, at, cause", [(20, 231, Cause.LR_POLICY), (300, 231, Cause.NONE)])
+def test_a_rate_lint_computes_going_inf_past_the_iterations_trained_is_a_finding(
+    trained, at, cause
+):
+    v = judge(
+        Net.parse(PHASED_NET), Training(trained, 0.1, "train.log"), None, None, [], rate_fails_at=at
+    )
+    assert v.cause == cause
+    if cause == Cause.LR_POLICY:
+        assert v.iteration == at and f"confirm with `--iters {at + 1}`" in v.advice[0]
+
+
+@pytest.mark.parametrize(
+    "base_lr, gamma, at", [(0.01, 1.5, 231), (1, 2, 128), (0.1, 1.01, 9148), (0.1, 0.99, None)]
+)
+def test_lint_computes_the_iteration_an_exp_rate_is_inf(base_lr, gamma, at):
+    doc = parse(f'lr_policy: "exp"\nbase_lr: {base_lr}\ngamma: {gamma}\n')
+    assert rate_overflows_at(doc) == at
+    if at is not None:
+        rate = np.float64(np.float32(base_lr)) * np.float64(np.float32(gamma)) ** (at - 1)
+        assert np.isfinite(np.float32(rate))
+
+
+def test_a_process_that_reported_and_then_died_is_not_a_healthy_run():
+    training = Training(5, 0.1, "train.log", aborted=True, exit_code=-9)
+    assert not training.finite
 
 
 def test_a_finite_training_over_bad_records_names_them_all_first_one_first():

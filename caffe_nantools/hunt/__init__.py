@@ -1,8 +1,8 @@
 """``caffe-nantools hunt SOLVER``: from "loss = nan" to the cause, the place and a fix shown to
 work, in one command.
 
-Stages, each a library call with its own result: read the solver and its train net; lint them
-(risks, not the verdict); scan the TRAIN data layers' sources; make checked copies in the
+Stages, each a library call with its own result: read the solver, its train and test nets; lint
+them (risks, not the verdict); scan the data layers' sources; make checked copies in the
 workdir (a check after every blob and in-place modifier, debug_info every iteration); train the
 copies for a bounded number of iterations in a child process under the guard; judge the first
 failure with the trace, the scan and lint; keep a replay bundle of the failing iteration; try
@@ -23,15 +23,24 @@ import numpy as np
 from caffe_nantools import jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
-from caffe_nantools.files import writing
+from caffe_nantools.files import read_text, writing
+from caffe_nantools.hunt.ending import Ending, read_ending
 from caffe_nantools.hunt.fixes import Fix, find_fix
 from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
-from caffe_nantools.hunt.records import MAX_SCANNED, batch_records, reading_layer, scanned_records
+from caffe_nantools.hunt.records import (
+    MAX_SCANNED,
+    batch_records,
+    reading_layer,
+    scanned_records,
+    source_reader,
+)
 from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.training import Training, train
 from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, count, judge
 from caffe_nantools.hunt.workdir import check_workdir, claim_workdir
 from caffe_nantools.lint import LintReport
+from caffe_nantools.lint.solver_rules import rate_overflows_at
+from caffe_nantools.prototxt.net import Net, NetState
 
 __all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
 
@@ -106,12 +115,9 @@ class HuntReport:
                 + (f" (and {len(more)} more: {_listed(more)})" if more else "")
             )
         if v.fix is not None:
-            state = (
-                "verified: the same iterations now stay finite"
-                if v.fix["verified"]
-                else "NOT verified: the same iterations still fail"
+            lines.append(
+                f"  fix: {v.fix['change']} ({v.fix['state']}; {v.fix['files'].get('solver', '')})"
             )
-            lines.append(f"  fix: {v.fix['change']} ({state}; {v.fix['files'].get('solver', '')})")
         lines += evidence_and_advice(v.evidence, v.advice)
         lines.append("stages:")
         lines.append(f"  lint: {self.lint}")
@@ -171,7 +177,7 @@ def hunt(
             claimed for this hunt alone; default ``nantools-hunt-YYYYmmdd-HHMMSS-XXXXXXXX`` in
             the current folder).
         gpu: train on this GPU (set_mode_gpu, set_device); CPU by default.
-        scan: scan the TRAIN data layers' sources first.
+        scan: scan the sources of the TRAIN data layers and of the test nets first.
         verify: try the fix on the copies and train again.
         progress: a line per stage on stderr.
 
@@ -186,10 +192,7 @@ def hunt(
     inputs = stages.run("read", lambda: read_inputs(solver, ""))
     load_caffe()  # a clear error now, not in the child
     workdir = claim_workdir(workdir)
-    if inputs.inline:  # written out for lint, scan and the copies
-        inputs.net = os.path.join(workdir, inputs.net)
-        with writing() as out:
-            out.text(inputs.net, inputs.net_text)
+    inputs.write_inline(workdir)  # for lint, scan and the copies
     report = HuntReport(Verdict(Cause.NONE), workdir, notes=inputs.notes(gpu))
     report.lint = stages.run("lint", lambda: _lint(inputs))
     if scan:
@@ -204,17 +207,48 @@ def hunt(
         f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu)
     )
     diagnosis = _diagnose(training, inputs)
+    ending = _ending(training, diagnosis, inputs) if training.aborted else None
     verdict = report.verdict = judge(
-        inputs.net_model, training, diagnosis, report.scan, report.lint
+        inputs.net_model,
+        training,
+        diagnosis,
+        report.scan,
+        report.lint,
+        ending=ending,
+        test_nets=[Net.parse(text, path) for path, text in inputs.test_nets],
+        rate_fails_at=rate_overflows_at(inputs.doc),
     )
+    bad = bad_records(report.scan)
     if verdict.cause == Cause.BAD_INPUT and training.error is not None:
         _name_records(verdict, inputs, training.error, report.notes)
-    elif training.error is not None:
-        _blame_scanned(verdict, inputs, bad_records(report.scan))
     elif verdict.record is not None:
-        verdict.records = scanned_records(bad_records(report.scan), verdict.record)
+        verdict.records = scanned_records(bad, verdict.record)
         if verdict.cause == Cause.BAD_INPUT:
-            verdict.layer = reading_layer(inputs.net, verdict.record["source"])
+            _, phase, verdict.layer = source_reader(
+                inputs.net, inputs.test_phase_nets(), verdict.record["source"]
+            )
+            verdict.phase = verdict.phase or phase
+    elif training.error is not None:
+        _blame_scanned(verdict, inputs, bad)
+    elif ending is not None and bad and verdict.cause == Cause.CAFFE_ABORT:
+        # Only a record that the batch Caffe stopped in read can be why it stopped, and none
+        # is when the fatal line or the signal names another reason.
+        note = None if ending.cause else _blame_scanned(verdict, inputs, bad)
+        if verdict.record is not None:  # the fix drops them all: the blamed one first
+            verdict.records = scanned_records(bad, verdict.record)
+        else:
+            which = "which is" if len(bad) == 1 else "which are"
+            why = (
+                f"{which} not why Caffe stopped"
+                if ending.cause
+                else f"none in the batch of iteration {verdict.iteration}, where Caffe stopped"
+                if note is None
+                else f"whether the batch Caffe stopped in held one is not known ({note})"
+            )
+            verdict.advice.append(
+                f"the scan found {count(len(bad), 'bad record')} in the data, {why}; drop "
+                f"{'it' if len(bad) == 1 else 'them'} all the same (`caffe-nantools scan {bad[0].source} --write-clean CLEAN`)"
+            )
     if verdict.cause == Cause.NONE and report.scan is not None and report.scan.findings:
         _unreadable(verdict, report.scan.findings, training)
     # From here on the verdict stands: what cannot be written (a full disk) is a note.
@@ -245,10 +279,20 @@ def _lint(inputs: Inputs) -> LintReport:
 
 
 def _scan(inputs: Inputs):
+    """The sources of the train net's TRAIN phase and those only the test nets read."""
     from caffe_nantools.scan import scan
+    from caffe_nantools.scan.report import merge_reports
+    from caffe_nantools.scan.sources import sources_from_net
 
     try:
-        return scan(inputs.net, phase="TRAIN"), None
+        reports = [scan(inputs.net, phase="TRAIN")]
+        seen = set(reports[0].sources)
+        for net in inputs.test_phase_nets():
+            for source in sources_from_net(net, "TEST")[0]:
+                if source.name not in seen:
+                    seen.add(source.name)
+                    reports.append(scan(net, phase="TEST", layer=source.layer))
+        return (reports[0] if len(reports) == 1 else merge_reports(reports)), None
     except NanToolsError as e:
         return None, str(e)
 
@@ -282,9 +326,11 @@ def _unreadable(verdict: Verdict, findings: list, training: Training) -> None:
 def _name_records(
     verdict: Verdict, inputs: Inputs, error: NonFiniteError, notes: List[str]
 ) -> None:
-    """The records that the failing batch's bad samples were read from."""
+    """The records that the failing batch's bad samples were read from: a test net's layer
+    counts its batches over every test pass (as its check does)."""
+    net, phase = _reading_net(inputs, verdict.layer, error.phase)
     records, note = batch_records(
-        inputs.net, verdict.layer, error.iteration, list(error.bad_samples)
+        net, verdict.layer, error.iteration, list(error.bad_samples), phase=phase
     )
     if note:
         notes.append(note)
@@ -293,25 +339,59 @@ def _name_records(
         verdict.record = {"source": records[0]["source"], "key": records[0]["key"]}
 
 
-def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> None:
-    """A failure past the data layers in a batch that holds records the scan found bad (a label
-    past the classes, say): those records are the cause; the verdict keeps where it failed."""
+def _reading_net(inputs: Inputs, layer: Optional[str], phase: Optional[str]):
+    """(the net file, phase) in which ``layer`` reads its batches."""
+    if phase == "TEST":
+        for path in inputs.test_phase_nets():
+            if any(
+                l.name == layer
+                for l in Net.parse(read_text(path), path).active_layers(NetState("TEST"))
+            ):
+                return path, "TEST"
+    return inputs.net, "TRAIN"
+
+
+def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> Optional[str]:
+    """A failure in a batch that holds records the scan found bad (a label past the classes,
+    say): those records are the cause; the verdict keeps where it failed. Returns why the
+    batch's records cannot be named, when they cannot."""
     found = {(f.source, f.key): f for f in bad}
     sources = dict.fromkeys(f.source for f in bad)  # each once: one may hold thousands
+    unnamed = None
     for layer in dict.fromkeys(reading_layer(inputs.net, source) for source in sources):
-        batch, _ = batch_records(inputs.net, layer, verdict.iteration) if layer else ([], None)
+        batch, note = batch_records(inputs.net, layer, verdict.iteration) if layer else ([], None)
+        unnamed = unnamed or note
         held = [r for r in batch if (r["source"], r["key"]) in found]
         if held:
             first = found[held[0]["source"], held[0]["key"]]
             verdict.cause = Cause.BAD_INPUT
             verdict.record = {"source": first.source, "key": first.key}
             verdict.records = held
+            verdict.layer = verdict.layer or layer
             verdict.advice.insert(
                 0,
                 f"the batch of iteration {verdict.iteration} held record {first.key} of "
                 f"{first.source}, which the scan found bad: {first.detail}",
             )
-            return
+            return None
+    return unnamed
+
+
+def _ending(training: Training, diagnosis, inputs: Inputs) -> Ending:
+    """How Caffe ended the training process; the iterations it finished by the child's count,
+    else by the log's last displayed one (the copies display every iteration)."""
+    iterations = training.iterations
+    run = diagnosis.trace if diagnosis is not None else None
+    if not iterations and run is not None and run.iterations and run.iterations[-1] is not None:
+        iterations = run.iterations[-1] + 1
+    abort = diagnosis.abort if diagnosis is not None else None
+    return read_ending(
+        training.log,
+        training.exit_code,
+        iterations,
+        fatal=abort["text"] if abort is not None else None,
+        user_files=inputs.user_files,
+    )
 
 
 def _finish_bundle(folder: str, inputs: Inputs) -> None:

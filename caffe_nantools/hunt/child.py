@@ -105,7 +105,8 @@ def train(config):
         iteration = int(solver.iter) if e.by == "check" else e.iteration
         result["error"] = e.to_dict()
         result["failed_iteration"] = iteration
-        if config.get("replay"):
+        # A replay bundle replays a training iteration, not a test pass.
+        if config.get("replay") and e.phase != "TEST":
             save_replay(config["replay"], net, start_weights, e, iteration)
     result["seconds"] = time.time() - began
     return result

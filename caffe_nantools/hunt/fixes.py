@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 from caffe_nantools.cause import Cause
-from caffe_nantools.hunt.inputs import Inputs, make_copies
-from caffe_nantools.hunt.records import reading_layer
+from caffe_nantools.hunt.inputs import MAX_ITERS, Inputs, make_copies
+from caffe_nantools.hunt.records import source_reader
 from caffe_nantools.hunt.training import train
 from caffe_nantools.hunt.verdict import count
 from caffe_nantools.prototxt import dump
@@ -35,11 +35,23 @@ class Fix:
     verified: bool
     files: Dict[str, str] = field(default_factory=dict)
     tries: List[dict] = field(default_factory=list)
+    #: Why a fix was not tried on the failing iterations (they lie past what hunt trains).
+    unverified: Optional[str] = None
+    iterations: int = 0  # trained to verify it
+
+    @property
+    def state(self) -> str:
+        """Whether it was verified, in words."""
+        if self.verified:
+            return f"verified: {self.iterations} iterations now stay finite"
+        return self.unverified or "NOT verified: the same iterations still fail"
 
     def to_dict(self) -> dict:
         return {
             "change": self.change,
             "verified": self.verified,
+            "unverified": self.unverified,
+            "state": self.state,
             "files": self.files,
             "tries": self.tries,
         }
@@ -61,10 +73,23 @@ def find_fix(
         fields = policy_fix(inputs, iters)
         if fields:
             change = ", ".join(f"{name}: {value}" for name, value in fields.items())
+            # A failure predicted past the iterations trained is verified through it, where
+            # hunt would train that far.
+            span = max(iters, (verdict.iteration or 0) + 1)
+            if span > MAX_ITERS:
+                return Fix(
+                    change,
+                    False,
+                    unverified=f"not verified: the failure at iteration {verdict.iteration} lies "
+                    f"past the {MAX_ITERS} iterations hunt trains at most",
+                )
             return _verify(
-                inputs, os.path.join(folder, "fix"), change, iters, gpu, solver_fields=fields
+                inputs, os.path.join(folder, "fix"), change, span, gpu, solver_fields=fields
             )
-    if verdict.cause in (Cause.BAD_INPUT, Cause.CAFFE_ABORT) and verdict.record is not None:
+    # Only a record the failure is blamed on: a clean copy in the workdir differs from the
+    # user's store in more than its records (its place, its permissions), so a run on it that
+    # stays finite proves nothing about an abort the records were not shown to cause.
+    if verdict.cause == Cause.BAD_INPUT and verdict.record is not None:
         return _clean_source(inputs, verdict, iters=iters, gpu=gpu, folder=folder)
     return None
 
@@ -122,9 +147,10 @@ def _clean_source(
     from caffe_nantools.scan import scan
 
     source = verdict.record["source"]
-    name = reading_layer(inputs.net, source)
-    net = Net.parse(inputs.net_text, inputs.net)
-    layer = next((l for l in net.active_layers(NetState("TRAIN")) if l.name == name), None)
+    path, phase, name = source_reader(inputs.net, inputs.test_phase_nets(), source)
+    text = inputs.net_text if path == inputs.net else dict(inputs.test_nets)[path]
+    net = Net.parse(text, path)
+    layer = next((l for l in net.active_layers(NetState(phase)) if l.name == name), None)
     if layer is None or layer.source_params is None:
         return None
     clean = os.path.join(
@@ -133,7 +159,7 @@ def _clean_source(
     os.makedirs(os.path.dirname(clean), exist_ok=True)
     # The layer's source as the net reads it: its backend, and what the net expects of its
     # records (a regression target may be negative, a class label may not).
-    report = scan(inputs.net, layer=layer.name, write_clean=clean)
+    report = scan(path, phase=phase, layer=layer.name, write_clean=clean)
     node = layer.source_params.find("source")
     node.values[0][0].text = f'"{escape(clean)}"'
     del node.values[0][1:]
@@ -142,7 +168,10 @@ def _clean_source(
     without = [f"its {count(dropped, 'bad record')}"] * bool(dropped or not damaged)
     without += [f"what its damaged {name} held" for name in damaged]
     change = f"{layer.name}'s source {source} without {' and '.join(without)}: {clean}"
-    return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
+    edit = (
+        {"net_text": dump(net.doc)} if path == inputs.net else {"test_texts": {path: dump(net.doc)}}
+    )
+    return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, **edit)
 
 
 def _verify(
@@ -150,4 +179,6 @@ def _verify(
 ) -> Fix:
     copies = make_copies(inputs, folder, **edits)
     training = train(copies, iters, gpu=gpu, replay=False)
-    return Fix(change, training.finite, {"solver": copies.solver, "net": copies.net})
+    return Fix(
+        change, training.finite, {"solver": copies.solver, "net": copies.net}, iterations=iters
+    )

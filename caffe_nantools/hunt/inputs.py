@@ -6,17 +6,17 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.files import Outputs, read_text, writing
+from caffe_nantools.files import read_text, writing
 from caffe_nantools.hunt.space import no_room
 from caffe_nantools.hunt.stores import private_sources, remove_copies
 from caffe_nantools.inject import CheckOptions, inject_text
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.fields import FLOAT, STRING
 from caffe_nantools.prototxt.net import Net
-from caffe_nantools.prototxt.syntax import Document, decode
+from caffe_nantools.prototxt.syntax import Document, Node
 from caffe_nantools.solver import set_fields
 from caffe_nantools.solver_settings import setting, value_of
 from caffe_nantools.templates import escape
@@ -32,6 +32,7 @@ CHECK_MAX_ABS = 1e37
 RANDOM_SEED = 1701
 _NET_FIELDS = ("net", "train_net")
 _INLINE_NETS = ("net_param", "train_net_param")
+_TEST_FILES, _TEST_INLINE = "test_net", "test_net_param"
 
 
 class HuntError(NanToolsError):
@@ -49,6 +50,22 @@ class Inputs:
     net_field: str  # which field the copies set: net or train_net (for train_net_param too)
     doc: Document  # the solver, parsed
     inline: bool = False  # the net is the solver's net_param, written out to ``net`` by hunt
+    #: The solver's own test nets, (path, text) in Caffe's order (test_net_param, then test_net);
+    #: an inline one's path is where hunt writes it out. Empty: the train net's TEST phase is
+    #: the test net, where the solver tests at all.
+    test_nets: List[Tuple[str, str]] = field(default_factory=list)
+    inline_tests: int = 0  # how many of test_nets, the first, are inline (test_net_param)
+
+    def write_inline(self, workdir: str) -> None:
+        """The inline nets written out in ``workdir`` (read before it was claimed, they were
+        named relative to it), and their paths made those files'."""
+        n = self.inline_tests
+        if self.inline:
+            self.net = os.path.join(workdir, self.net)
+        self.test_nets[:n] = [(os.path.join(workdir, p), text) for p, text in self.test_nets[:n]]
+        with writing() as out:
+            for path, text in [(self.net, self.net_text)] * self.inline + self.test_nets[:n]:
+                out.text(path, text)
 
     def number(self, name: str) -> Optional[float]:
         """The solver's setting ``name`` as a finite number, or None."""
@@ -57,6 +74,22 @@ class Inputs:
 
     def has(self, name: str) -> bool:
         return setting(self.doc, name) is not None
+
+    def test_phase_nets(self) -> List[str]:
+        """The net files whose TEST phase the solver tests (by hunt's written-out paths)."""
+        if self.test_nets:
+            return [path for path, _ in self.test_nets]
+        return [self.net] if self.doc.find_all("test_iter") else []
+
+    @property
+    def user_files(self) -> List[str]:
+        """The user's own files that Caffe parses: the solver and the net files it names."""
+        return [self.solver] + (
+            [self.net]
+            if self.net_field in ("net", "train_net")
+            and setting(self.doc, self.net_field) is not None
+            else []
+        )
 
     @property
     def net_model(self) -> Net:
@@ -89,7 +122,7 @@ class Inputs:
 
 def read_inputs(solver: str, workdir: str) -> Inputs:
     """Read ``solver`` and its train net (``net``, ``train_net``, or an inline ``net_param``,
-    which is written to ``workdir`` so the copies can name it).
+    named relative to ``workdir``, where :meth:`Inputs.write_inline` writes it).
 
     Raises:
         NanToolsError: unreadable files, parse errors, a solver without a train net.
@@ -102,16 +135,53 @@ def read_inputs(solver: str, workdir: str) -> Inputs:
             net = str(node.value)
             if not os.path.exists(net):
                 raise HuntError(_not_found(solver, node.line, name, net))
-            return Inputs(solver, text, net, read_text(net, "net"), name, doc)
+            return Inputs(
+                solver,
+                text,
+                net,
+                read_text(net, "net"),
+                name,
+                doc,
+                test_nets=_test_nets(doc, workdir),
+                inline_tests=len(doc.find_all(_TEST_INLINE)),
+            )
     for name, field_name in zip(_INLINE_NETS, _NET_FIELDS):
         node = doc.find(name)
         if node is not None:
             net = os.path.join(workdir, "inline_net.prototxt")
-            net_text = "".join(dump(child) for child in node.children).lstrip("\n") + "\n"
-            return Inputs(solver, text, net, net_text, field_name, doc, inline=True)
+            return Inputs(
+                solver,
+                text,
+                net,
+                _inline(node),
+                field_name,
+                doc,
+                inline=True,
+                test_nets=_test_nets(doc, workdir),
+                inline_tests=len(doc.find_all(_TEST_INLINE)),
+            )
     raise HuntError(
         f"{solver}: names no train net (net, train_net or net_param); is it a solver prototxt?"
     )
+
+
+def _inline(node: Node) -> str:
+    """An inline net's text (the block's body) as a net file holds it."""
+    return "".join(dump(child) for child in node.children).lstrip("\n") + "\n"
+
+
+def _test_nets(doc: Document, workdir: str) -> List[Tuple[str, str]]:
+    """The solver's test nets in the order Caffe builds them (and matches test_iter to)."""
+    nets = [
+        (os.path.join(workdir, f"inline_test_net_{i}.prototxt"), _inline(node))
+        for i, node in enumerate(doc.find_all(_TEST_INLINE))
+    ]
+    for node in doc.find_all(_TEST_FILES):
+        path = str(node.value)
+        if not os.path.exists(path):
+            raise HuntError(_not_found(doc.path, node.line, _TEST_FILES, path))
+        nets.append((path, read_text(path, "net")))
+    return nets
 
 
 def _not_found(solver: str, line: int, name: str, net: str) -> str:
@@ -132,6 +202,12 @@ def _not_found(solver: str, line: int, name: str, net: str) -> str:
         folder = parent
 
 
+def _checked(text: str, path: str):
+    return inject_text(
+        text, path, each=True, options=CheckOptions(max_abs=CHECK_MAX_ABS), upgrade=True
+    )
+
+
 @dataclass
 class Copies:
     """One set of checked copies in the workdir, and the changes made for a fix."""
@@ -150,21 +226,23 @@ def make_copies(
     folder: str,
     *,
     net_text: Optional[str] = None,
+    test_texts: Optional[Dict[str, str]] = None,
     solver_fields: Optional[Dict[str, str]] = None,
     changes: Optional[List[str]] = None,
 ) -> Copies:
     """Checked copies of the net (a check after every blob and every in-place modifier, overflow
     to FLT_MAX counted) and of the solver (debug_info every iteration, the copy's net, snapshots
     into ``folder``), with ``solver_fields`` set and ``net_text`` instead of the user's net for
-    a fix."""
+    a fix; likewise the solver's own test nets, ``test_texts`` (path -> text) for a fix."""
     os.makedirs(folder, exist_ok=True)
-    checked = inject_text(
-        net_text if net_text is not None else inputs.net_text,
-        inputs.net,
-        each=True,
-        options=CheckOptions(max_abs=CHECK_MAX_ABS),
-        upgrade=True,
-    )
+    checked = _checked(net_text if net_text is not None else inputs.net_text, inputs.net)
+    tests = [
+        (
+            os.path.join(folder, f"test_net_{i}.prototxt"),
+            _checked((test_texts or {}).get(path, text), path),
+        )
+        for i, (path, text) in enumerate(inputs.test_nets)
+    ]
     net_copy = os.path.join(folder, "net.prototxt")
     solver_copy = os.path.join(folder, "solver.prototxt")
     which = inputs.net_field
@@ -184,13 +262,21 @@ def make_copies(
         inputs.solver_text,
         inputs.solver,
         fields,
-        drop=[f for f in _NET_FIELDS + _INLINE_NETS if f != which],
+        drop=[f for f in _NET_FIELDS + _INLINE_NETS if f != which]
+        + [_TEST_FILES, _TEST_INLINE] * bool(tests),
+    )
+    # Caffe numbers the test nets (and matches test_iter to them) in this order.
+    solver_text += "\n" * (bool(tests) and not solver_text.endswith("\n")) + "".join(
+        f'{_TEST_FILES}: "{escape(os.path.abspath(p))}"\n' for p, _ in tests
     )
     copies = Copies(folder, solver_copy, net_copy, list(changes or []))
     try:
         with writing() as out:
-            out.text(net_copy, _privately(parse(checked.text, net_copy), copies) or checked.text)
-            out.text(solver_copy, _private_solver(out, solver_text, copies) or solver_text)
+            # Every net Caffe builds from the copies (each test net is hunt's copy too) reads
+            # private copies of its LevelDBs.
+            for path, text in [(net_copy, checked.text)] + [(p, t.text) for p, t in tests]:
+                out.text(path, _privately(parse(text, path), copies) or text)
+            out.text(solver_copy, solver_text)
     except BaseException:
         remove_copies(copies.stores)
         raise
@@ -198,28 +284,8 @@ def make_copies(
 
 
 def _privately(doc: Document, copies: Copies) -> Optional[str]:
-    """``doc`` (a net, or a solver with inline nets) reading private copies of its LevelDBs;
-    None when it reads none."""
+    """``doc`` (a net) reading private copies of its LevelDBs; None when it reads none."""
     try:
         return dump(doc) if private_sources(doc, copies.folder, copies.stores) else None
     except OSError as e:
         raise no_room(e, copies.folder) from None
-
-
-def _private_solver(out: Outputs, text: str, copies: Copies) -> Optional[str]:
-    """The solver's copy with its inline nets and its test_net files reading private copies of
-    their LevelDBs (a test net that reads one is copied beside it); None when none does."""
-    doc = parse(text, copies.solver)
-    changed = _privately(doc, copies) is not None
-    values = [value for node in doc.find_all("test_net") for value in node.values]
-    for k, value in enumerate(values):
-        path = decode(value)
-        if isinstance(path, str) and os.path.isfile(path):  # else Caffe stops with its own line
-            net = _privately(parse(read_text(path, "net"), path), copies)
-            if net is not None:
-                copy = os.path.join(copies.folder, f"test_net_{k}.prototxt")
-                out.text(copy, net)
-                value[0].text = f'"{escape(os.path.abspath(copy))}"'
-                del value[1:]
-                changed = True
-    return dump(doc) if changed else None

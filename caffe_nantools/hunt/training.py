@@ -102,7 +102,13 @@ def train(
         log,
         error,
         result.get("failed_iteration"),
-        replay=replay_dir if error is not None and replay_dir else None,
+        # A process that reported and then died (a signal while it wrote or exited) did not
+        # end well either.
+        aborted=returncode != 0,
+        exit_code=returncode,
+        replay=replay_dir
+        if error is not None and replay_dir and os.path.isdir(replay_dir)
+        else None,
     )
 
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from caffe_nantools.cause import Cause
+from caffe_nantools.hunt.ending import crash_place
 from caffe_nantools.inject import CHECK_PREFIX
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 if TYPE_CHECKING:
     from caffe_nantools.diagnose import Blame, Diagnosis
+    from caffe_nantools.diagnose.reading import Valued
+    from caffe_nantools.hunt.ending import Ending
     from caffe_nantools.hunt.training import Training
     from caffe_nantools.lint import LintFinding
     from caffe_nantools.scan import ScanReport
@@ -77,13 +80,25 @@ def judge(
     diagnosis: Optional["Diagnosis"],
     scan: Optional["ScanReport"],
     findings: List["LintFinding"],
+    *,
+    ending: Optional["Ending"] = None,
+    test_nets: Sequence[Net] = (),
+    rate_fails_at: Optional[int] = None,
 ) -> Verdict:
-    """The verdict of one hunt; ``records`` are filled in by the caller (they need the stores)."""
+    """The verdict of one hunt; ``records`` are filled in by the caller (they need the stores),
+    ``ending`` tells how Caffe ended the process when it did, ``test_nets`` are the solver's own
+    test nets (else the net's TEST phase is tested), ``rate_fails_at`` the iteration at which
+    the solver's rate goes non-finite, where lint computes one."""
     error = training.error
     bad = bad_records(scan)
     if training.aborted and error is None:
-        return _aborted(training, diagnosis, bad)
+        return _aborted(training, diagnosis, scan, ending, net)
     if error is None:
+        test = diagnosis.trace.first_bad_test if diagnosis and diagnosis.trace else None
+        if test is not None:
+            return _bad_test_output(test, training, test_nets or [net])
+        if rate_fails_at is not None and rate_fails_at >= training.iterations:
+            return _rate_fails_later(rate_fails_at, training, findings)
         if bad:
             first = bad[0]
             return Verdict(
@@ -121,12 +136,21 @@ def judge(
     checked_blob, after = _check_place(error.layer)
     if error.pass_ == "forward":
         v.layer = after
-        producer = _layer(net, after)
+        tested = error.phase == "TEST"
+        producer = (
+            _layer(test_nets or [net], after, NetState("TEST")) if tested else _layer([net], after)
+        )
         if producer is not None and producer.is_data:
             v.cause = Cause.BAD_INPUT
+            batch = (
+                f"the test pass at iteration {v.iteration} read a batch (the layer's batch "
+                f"{error.iteration} in the TEST phase) that held"
+                if tested
+                else f"the batch of iteration {v.iteration} held"
+            )
             v.advice.append(
-                f"the batch of iteration {v.iteration} held non-finite values in samples "
-                f"{list(error.bad_samples)}: drop those records (`caffe-nantools scan --write-clean`)"
+                f"{batch} non-finite values in samples {list(error.bad_samples)}: drop those "
+                "records (`caffe-nantools scan --write-clean`)"
             )
             return v
     else:
@@ -146,38 +170,58 @@ def judge(
 
 
 def _aborted(
-    training: "Training", diagnosis: Optional["Diagnosis"], bad: List["Finding"]
+    training: "Training",
+    diagnosis: Optional["Diagnosis"],
+    scan: Optional["ScanReport"],
+    ending: Optional["Ending"],
+    net: Net,
 ) -> Verdict:
-    """Caffe's abort; ``bad_input`` where its fatal line names a record the scan found bad (an
-    image that does not decode, say), else the scan's bad records are the suspects."""
+    """Caffe's abort: what its fatal line, or the signal, names first; ``bad_input`` where the
+    fatal line names a record the scan found bad (an image that does not decode, say). Other bad
+    records are blamed by the caller, and only those the failing batch read."""
+    bad = bad_records(scan)
+    iterations = ending.iterations if ending is not None else training.iterations
+    how = ending.how if ending is not None else f"exit code {training.exit_code}"
     v = Verdict(
         Cause.CAFFE_ABORT,
-        evidence=[
-            f"Caffe ended the training process (exit code {training.exit_code}) "
-            f"after {training.iterations} iterations"
-        ],
+        iteration=iterations,
+        evidence=[f"the training process ended after {count(iterations, 'iteration')}: {how}"],
     )
     abort = diagnosis.abort if diagnosis is not None else None
+    said = ending.python_error if ending is not None else None
+    if abort is not None and said is not None and "Boost.Python" in abort["text"]:
+        # Boost.Python's SystemError only says that Python raised; the exception says what.
+        abort = {"line": said[0], "text": said[1]}
+    place = crash_place(ending, net) if ending is not None and abort is None else None
     if abort is not None:
         v.evidence.append(f"{training.log}:{abort['line']}: {abort['text']}")
+    elif place is not None:
+        v.evidence.append(place)
+    if ending is not None and ending.cause:
+        v.advice.append(ending.cause)  # the fatal line's reason, not its usual meaning
+    elif abort is not None:
         v.advice += diagnosis.advice
     if abort is not None and UNKNOWN_POLICY in abort["text"]:
         v.cause = Cause.LR_POLICY
         v.advice.insert(0, "Caffe has no default lr_policy: the solver must name one")
+    for source in empty_sources(scan):
+        v.advice.insert(
+            0,
+            f"{source} holds no records (the scan found it empty): Caffe stops on an empty source",
+        )
     named = next((f for f in bad if abort is not None and _names(abort["text"], f.key)), None)
     if named is not None:
         v.cause = Cause.BAD_INPUT
+        v.record = {"source": named.source, "key": named.key}
         v.advice.insert(0, f"Caffe stopped on record {named.key} of {named.source}: {named.detail}")
-    if bad:
-        first = named or bad[0]
-        v.record = {"source": first.source, "key": first.key}
-        v.evidence += _scan_evidence(bad)
-        if named is None:
-            v.advice.append(
-                f"the scan found {count(len(bad), 'bad record')} in the data, a likely reason for the abort: "
-                "the fix below trains without them"
-            )
+    v.evidence += _scan_evidence(bad)
     return v
+
+
+def empty_sources(scan: Optional["ScanReport"]) -> List[str]:
+    """The sources the scan found without a record."""
+    found = scan.findings if scan is not None else ()
+    return list(dict.fromkeys(f.source for f in found if f.index < 0 and f.problem == "empty"))
 
 
 def bad_records(scan: Optional["ScanReport"]) -> List["Finding"]:
@@ -227,8 +271,47 @@ def _check_place(label: str):
     return (blob, after) if blob else (name, None)
 
 
-def _layer(net: Net, name: Optional[str]) -> Optional[Layer]:
-    return next((l for l in net.active_layers(TRAIN) if l.name == name), None)
+def _layer(nets: Sequence[Net], name: Optional[str], state: NetState = TRAIN) -> Optional[Layer]:
+    return next((l for n in nets for l in n.active_layers(state) if l.name == name), None)
+
+
+def _bad_test_output(test: "Valued", training: "Training", nets: Sequence[Net]) -> Verdict:
+    """A test pass's output went non-finite though every checked blob stayed finite: the layer
+    that made it (a loss top is not checked) made it from finite inputs."""
+    name = test.name.split(" = ")[0].strip()
+    maker = next(
+        (l for n in nets for l in n.active_layers(NetState("TEST")) if name in l.tops), None
+    )
+    return Verdict(
+        Cause.LAYER_NUMERICS,
+        layer=maker.name if maker is not None else None,
+        blob=name or None,
+        pass_="forward",
+        iteration=test.iteration,
+        phase="TEST",
+        evidence=[f"{training.log}:{test.line}: {test.text.strip()}"],
+        advice=[
+            f"the test net's output {name} went non-finite from inputs the checks found finite: "
+            f"look at {maker.name if maker is not None else 'the layer that computes it'}"
+        ],
+    )
+
+
+def _rate_fails_later(at: int, training: "Training", findings: List["LintFinding"]) -> Verdict:
+    """The rate goes non-finite past the iterations trained, as lint computes."""
+    return Verdict(
+        Cause.LR_POLICY,
+        iteration=at,
+        evidence=[
+            f"{training.iterations} iterations stayed finite, but the rate goes non-finite at "
+            f"iteration {at}: {_lr_findings(findings)}"
+        ],
+        advice=[
+            f"the training fails at iteration {at} at the latest (the weights may go "
+            f"non-finite sooner as the rate grows), past the {training.iterations} iterations "
+            f"hunt trained: confirm with `--iters {at + 1}`; fix the lr_policy's settings"
+        ],
+    )
 
 
 def _backward_writer(net: Net, blob: str, after: Optional[str]) -> Optional[str]:

@@ -4,8 +4,9 @@ hides the debug trace."""
 from __future__ import annotations
 
 import math
+from typing import Optional
 
-from numpy import float32, format_float_positional
+from numpy import errstate, finfo, float32, float64, format_float_positional, isfinite
 
 from caffe_nantools.lint.findings import Findings
 from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, INT64, STRING, Enum
@@ -34,6 +35,27 @@ GAMMA_POLICIES = {
 #: NVIDIA Caffe's layer-wise rate control (LARS/LARC): each layer's rate is base_lr times a
 #: trust ratio ||w|| / ||grad|| that is far below 1, so base_lr values of 2 to 20 are usual.
 LAYER_WISE_RATES = ("larc", "local_lr_auto")
+FLT_MAX = float(finfo(float32).max)
+
+
+def rate_overflows_at(doc: Document) -> Optional[int]:
+    """The first iteration at which an ``exp`` policy's rate, base_lr * gamma^iter, is inf as
+    Caffe computes it (float settings, a double product stored in a float); None for a rate
+    that stays finite."""
+    if value_of(doc, "lr_policy", STRING) != "exp":
+        return None
+    base, gamma = value_of(doc, "base_lr", FLOAT), value_of(doc, "gamma", FLOAT)
+    if not base or gamma is None or not 1 < gamma < math.inf:
+        return None
+    base, gamma = float64(float32(abs(base))), float64(float32(gamma))
+    if not isfinite(base) or not isfinite(gamma):
+        return None
+    # From just below the estimate, exactly: the double product stored in a float is inf.
+    at = max(0, int(math.log(FLT_MAX / base) / math.log(gamma)) - 2)
+    with errstate(over="ignore"):
+        while isfinite(float32(base * gamma**at)):
+            at += 1
+    return at
 
 
 def shortest(value: float) -> str:
@@ -205,11 +227,13 @@ def check_solver(doc: Document, out: Findings) -> None:
             "set gamma",
         )
     if policy == "exp" and gamma is not None and gamma > 1:
+        at = rate_overflows_at(doc)
         out.add(
             "lr-policy",
             "error",
             setting(doc, "gamma"),
-            f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf",
+            f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf"
+            + (f" (at iteration {at})" if at is not None else ""),
             "use a gamma below 1 (e.g. 0.9999)",
         )
     kind = value_of(doc, "type", STRING) or value_of(doc, "solver_type", SOLVER_TYPES, "SGD")
