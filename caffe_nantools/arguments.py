@@ -85,6 +85,17 @@ def names(name: str, value: object) -> List[str]:
     return list(items)
 
 
+def command(name: str, value: object) -> List[str]:
+    """A command line as a list or tuple of strings (one string would be run letter by letter;
+    an empty one is left to the caller, which says what to give)."""
+    if isinstance(value, (list, tuple)) and not value:
+        return []
+    items = _listed(name, value, "strings")
+    if not all(isinstance(item, str) for item in items):
+        raise _refuse(ArgumentTypeError, name, value, "must be a list of strings")
+    return items
+
+
 def _listed(name: str, value: object, what: str) -> list:
     if isinstance(value, (str, bytes, os.PathLike)):
         raise _refuse(ArgumentTypeError, name, value, f"must be a list of {what}, not one")

@@ -10,11 +10,14 @@ import pytest
 from caffe_nantools import guard
 from caffe_nantools.arguments import ArgumentError, ArgumentTypeError
 from caffe_nantools.cli import main
+from caffe_nantools.diagnose import diagnose
+from caffe_nantools.hunt import hunt
 from caffe_nantools.inject import inject, remove
 from caffe_nantools.lint import lint, lint_files
 from caffe_nantools.logs import log2csv
 from caffe_nantools.replay import replay
 from caffe_nantools.scan import merge_files, scan
+from caffe_nantools.watch import watch
 
 NET = 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
 
@@ -149,6 +152,39 @@ def files(tmp_path, monkeypatch):
             lambda: guard.Guard(FakeSolver(), max_abs=0),
             "max_abs=0: must be a finite number above 0",
             ArgumentError,
+        ),
+        (lambda: hunt("solver.prototxt", iters=0), "iters=0: must be 1 or more", ArgumentError),
+        (
+            lambda: hunt("solver.prototxt", gpu=-1),
+            "gpu=-1: must be 0 or more",
+            ArgumentError,
+        ),
+        (
+            lambda: hunt("solver.prototxt", workdir=3),
+            "workdir=3: must be a path",
+            TypeError,
+        ),
+        (
+            lambda: hunt("solver.prototxt", verify="no"),
+            "verify='no': must be True or False",
+            TypeError,
+        ),
+        (
+            lambda: watch("caffe train -solver solver.prototxt"),
+            "command='caffe train -solver solver.prototxt': must be a list of strings, not one",
+            TypeError,
+        ),
+        (
+            lambda: watch(["true"], timeout=math.nan),
+            "timeout=nan: must be a finite number above 0",
+            ArgumentError,
+        ),
+        (lambda: watch(["true"], log=b"w.log"), "log=b'w.log': must be a path", TypeError),
+        (lambda: diagnose(None), "log=None: must be a path", TypeError),
+        (
+            lambda: diagnose("train.log", solver=5),
+            "solver=5: must be a path",
+            TypeError,
         ),
     ],
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from caffe_nantools import jsontext
+from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
 from caffe_nantools.diagnose.blame import Blame, find_blame
@@ -122,6 +122,10 @@ def diagnose(
             (:class:`~caffe_nantools.logs.opening.NotALogError`), a net or solver that does not
             parse, a plot that cannot be written (one line each).
     """
+    log = arguments.path("log", log)
+    net = arguments.path("net", net, optional=True)
+    solver = arguments.path("solver", solver, optional=True)
+    plot = arguments.path("plot", plot, optional=True)
     if plot is not None:
         inputs = [("log", log), ("net", net), ("solver", solver)]
         refuse_overlaps(

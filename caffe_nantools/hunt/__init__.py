@@ -20,7 +20,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from caffe_nantools import jsontext
+from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
 from caffe_nantools.files import read_text, writing
@@ -187,6 +187,12 @@ def hunt(
     """
     from caffe_nantools.pycaffe import load_caffe
 
+    solver = arguments.path("solver", solver)
+    iters = arguments.whole("iters", iters, optional=True)
+    workdir = arguments.path("workdir", workdir, optional=True)
+    gpu = arguments.whole("gpu", gpu, 0, optional=True)
+    scan, verify = arguments.flag("scan", scan), arguments.flag("verify", verify)
+    progress = arguments.flag("progress", progress)
     check_workdir(workdir)
     stages = _Stages(progress)
     inputs = stages.run("read", lambda: read_inputs(solver, ""))

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import BinaryIO, Callable, List, Optional, Sequence, Tuple
 
+from caffe_nantools import arguments
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileError, check_writable, refuse_overlaps
 from caffe_nantools.watch.command import CommandSolver
@@ -58,7 +59,11 @@ def watch(
         WatchError: no command, or one that cannot be started (one line).
         FileError: the log cannot be written, or exists already.
     """
-    command = list(command)
+    command = arguments.command("command", command)
+    log = arguments.path("log", log, optional=True)
+    stop_on_blowup = arguments.flag("stop_on_blowup", stop_on_blowup)
+    snapshot = arguments.flag("snapshot", snapshot)
+    timeout = arguments.positive("timeout", timeout)
     if not command:
         raise WatchError(
             "no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt"
