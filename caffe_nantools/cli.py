@@ -1,7 +1,10 @@
 """The ``caffe-nantools`` command: option parsing and printing over the library functions.
 
-Every subcommand calls one library function with the same options and renders its result.
-Errors the library raises on purpose (NanToolsError) become one line on stderr and exit 2.
+Every subcommand calls one library function with the same options and renders the report it
+returns. Each command's options stand beside what it runs (``add_hunt`` next to ``_hunt``);
+options that several commands share (``--json``, the edit outputs) are defined once. Errors the
+library raises on purpose (NanToolsError) become one line on stderr and exit 2, naming the
+library's arguments as this command's flags.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 from caffe_nantools import __version__
 from caffe_nantools.errors import (
@@ -18,9 +21,112 @@ from caffe_nantools.errors import (
     EXIT_FINDINGS,
     EXIT_OK,
     NanToolsError,
-    Spelling,
     python_spelling,
 )
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# -- what several commands share ------------------------------------------------------------------
+
+
+class _Command:
+    """A subcommand's parser, which keeps the flag that sets each library argument (the options'
+    dests are the library's argument names), so that the library's errors about an argument
+    are said in this command's terms (``--workers 2``, ``--in-place``, ``--shard 0/4``)."""
+
+    def __init__(self, commands, name: str, run: Handler, **texts: str) -> None:
+        self.parser = commands.add_parser(name, **texts)
+        self.parser.set_defaults(run=run, spelling=self.spell)
+        self._flags: Dict[str, Optional[str]] = {}
+        self._metavars: Dict[str, str] = {}
+
+    def add(self, *flags: str, to=None, **options) -> argparse.Action:
+        """An option (or positional argument) of this command, in the group ``to`` if given."""
+        action = (to or self.parser).add_argument(*flags, **options)
+        self._flags[action.dest] = max(action.option_strings, key=len, default=None)
+        self._metavars[action.dest] = (action.metavar or action.dest.upper()).strip("-. ")
+        return action
+
+    def spell(self, name: str, value: object) -> str:
+        """``name=value`` as this command's flag; an argument the command has no option for
+        (one it passed to another library call) as Python says it."""
+        if name not in self._flags:
+            return python_spelling(name, value)
+        flag = self._flags[name]
+        if flag is None:  # a positional argument: what was typed, or its placeholder
+            return self._metavars[name] if value is ... else str(value)
+        if value is ... or value is True:
+            return flag
+        if isinstance(value, tuple):
+            value = "/".join(str(v) for v in value)  # --shard K/N
+        return f"{flag} {value}"
+
+
+def _json(command: _Command, what: str = "the report") -> None:
+    command.add("--json", action="store_true", help=f"{what} as JSON")
+
+
+def _json_or_csv(command: _Command) -> None:
+    formats = command.parser.add_mutually_exclusive_group()
+    command.add("--json", action="store_true", help="the report as JSON", to=formats)
+    command.add("--csv", action="store_true", help="the findings as CSV", to=formats)
+
+
+def _edit_outputs(command: _Command, output_help: str) -> None:
+    command.add("-o", "--output", metavar="OUT", help=output_help)
+    command.add("--in-place", action="store_true", help="edit the input file itself")
+    command.add("--dry-run", action="store_true", help="print a unified diff and write nothing")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number > 0")
+    return value
+
+
+def _warn(command: str, message: str) -> None:
+    print(f"caffe-nantools {command}: {message}", file=sys.stderr, flush=True)
+
+
+def _print(report, args: argparse.Namespace) -> int:
+    """The report as JSON or as text on stdout; its return code is the exit status."""
+    sys.stdout.write(report.to_json() if args.json else report.format())
+    return report.return_code
+
+
+def _print_edits(report, args: argparse.Namespace, command: str) -> int:
+    """inject's and remove's report: with --dry-run the diff on stdout (a clean patch) and the
+    summary on stderr; the notes on stderr."""
+    if args.dry_run:
+        sys.stdout.write(report.diff())
+    (sys.stderr if args.dry_run else sys.stdout).write(report.format())
+    for message in report.messages():
+        _warn(command, message)
+    return report.return_code
+
+
+# -- the commands: each one's options, then what it runs --------------------------------------
+
+
+def add_demo(commands) -> None:
+    _Command(
+        commands,
+        "demo",
+        _demo,
+        help="hunt a NaN planted in a small dataset: the record, the layer, a verified fix (needs pycaffe)",
+        description="Write a small LMDB with a NaN planted in one record, a classifier and its solver into a "
+        "temporary folder, run hunt on them and show its verdict: the record's key, the layer, and the fix "
+        "it verified.",
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -40,8 +146,134 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _warn(command: str, message: str) -> None:
-    print(f"caffe-nantools {command}: {message}", file=sys.stderr, flush=True)
+def add_hunt(commands) -> None:
+    hunt = _Command(
+        commands,
+        "hunt",
+        _hunt,
+        help="find why a training goes NaN: lint, scan, a checked training, one verdict and a verified fix",
+        description="Lint the solver and its train net, scan the TRAIN data, train checked copies (a check after "
+        "every blob, debug_info every iteration) for a bounded number of iterations, and say what went "
+        "non-finite first, where and why: the cause, the layer, blob, pass and iteration, the bad record; then "
+        "try the fix on hunt's copies and train again to show that it works. Your files are never changed. "
+        "Exit 0 when the run stayed finite and the data is clean, 1 when something was found, 2 on bad input.",
+    )
+    hunt.add("solver", metavar="SOLVER", help="the solver prototxt you train with")
+    hunt.add(
+        "--iters",
+        type=_positive_int,
+        metavar="N",
+        help="iterations to train (default: max_iter, at most 1000)",
+    )
+    hunt.add(
+        "--workdir",
+        metavar="DIR",
+        help="a new folder for hunt's copies, logs and replay bundle "
+        "(default nantools-hunt-YYYYmmdd-HHMMSS)",
+    )
+    hunt.add("--gpu", type=int, metavar="ID", help="train on this GPU (default: CPU)")
+    hunt.add(
+        "--no-scan", dest="scan", action="store_false", help="do not scan the data sources first"
+    )
+    hunt.add("--no-verify", dest="verify", action="store_false", help="do not try the fix")
+    _json(hunt)
+
+
+def _hunt(args: argparse.Namespace) -> int:
+    from caffe_nantools.hunt import hunt
+
+    report = hunt(
+        args.solver,
+        iters=args.iters,
+        workdir=args.workdir,
+        gpu=args.gpu,
+        scan=args.scan,
+        verify=args.verify,
+        progress=sys.stderr.isatty(),
+    )
+    return _print(report, args)
+
+
+def add_replay(commands) -> None:
+    replay = _Command(
+        commands,
+        "replay",
+        _replay,
+        help="run a hunt's failing iteration again and show every blob's numbers",
+        description="Run the iteration in a replay bundle (WORKDIR/replay of a hunt) forward and backward, layer "
+        "by layer, from the weights it started with and the batch it read, and print for every blob and param "
+        "NaN/+inf/-inf counts, min, max and mean |x|, the first bad one marked. Exit 0 when all stay finite, 1 "
+        "otherwise, 2 on bad input.",
+    )
+    replay.add(
+        "bundle", metavar="BUNDLE", help="a replay folder written by hunt, or that hunt's workdir"
+    )
+    replay.add("--gpu", type=int, metavar="ID", help="run on this GPU (default: CPU)")
+    _json(replay, "the numbers")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from caffe_nantools.replay import replay
+
+    return _print(replay(args.bundle, gpu=args.gpu), args)
+
+
+def add_inject(commands) -> None:
+    from caffe_nantools.checking import ACTIONS  # the values the layer takes
+
+    inject = _Command(
+        commands,
+        "inject",
+        _inject,
+        help="add CheckFiniteLayers after chosen blobs of a net, debug_info to its solver",
+        description="Insert a CheckFiniteLayer after each chosen blob of a net (after the "
+        "blob's last in-place modifier, under the rules of the layers that make it), in the "
+        "file's own style; nothing else in the file changes. With --solver, also switch on "
+        "debug_info there. A solver whose nets are inline (net_param) gets the checks in each "
+        "net and debug_info in the same file. `caffe-nantools remove` takes it all out again.",
+    )
+    inject.add(
+        "net",
+        metavar="NET",
+        help="the net prototxt (e.g. train_val.prototxt), or a solver with inline nets",
+    )
+    _edit_outputs(inject, "where the checked net goes")
+    inject.add(
+        "--blobs",
+        nargs="+",
+        action="extend",
+        metavar="SPEC",
+        help="which blobs to check: names, globs (conv*), re:REGEX, type:Convolution, "
+        "all (the default), loss (bottoms of loss layers), data (tops of data layers)",
+    )
+    inject.add(
+        "--each",
+        action="store_true",
+        help="also check between a producer and each in-place modifier",
+    )
+    inject.add("--on", choices=ACTIONS, help="what the layers do on a bad blob (default raise)")
+    inject.add(
+        "--max-abs", type=_positive_float, metavar="X", help="also act on finite values beyond X"
+    )
+    inject.add("--every", type=_positive_int, metavar="N", help="check every N-th pass only")
+    inject.add(
+        "--upgrade",
+        action="store_true",
+        help="rewrite an old V1 net (layers {} with enum types) in today's format first",
+    )
+    inject.add("--solver", metavar="SOLVER", help="a solver prototxt to switch debug_info on in")
+    inject.add(
+        "--solver-out", dest="solver_output", metavar="OUT", help="where the edited solver goes"
+    )
+    inject.add(
+        "--net-path", metavar="PATH", help="point the solver's net: at PATH (e.g. the checked net)"
+    )
+    inject.add(
+        "--display",
+        type=int,
+        metavar="N",
+        help="set the solver's display interval (debug_info prints only then)",
+    )
 
 
 def _inject(args: argparse.Namespace) -> int:
@@ -63,54 +295,96 @@ def _inject(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         upgrade=args.upgrade,
     )
-    net = report.net
-    if net.upgraded:
-        _warn(
-            "inject",
-            f"note: upgraded {len(net.upgraded)} V1 layers to today's format; remove gives back the upgraded net",
-        )
-    if args.dry_run:
-        sys.stdout.write(net.diff(args.output))
-        if args.solver is not None:  # else the solver is the net's file, in the diff above
-            sys.stdout.write(report.solver.diff(args.solver_output))
-    target = args.output or args.net
-    verb = "would add" if args.dry_run else "added"
-    line = f"{target}: {verb} {len(net.added)} check layers"
-    if net.already_checked:
-        line += f" ({len(net.already_checked)} already there)"
-    print(line, file=sys.stderr if args.dry_run else sys.stdout)
-    if report.solver is not None:
-        changes = "; ".join(report.solver.changes) or "nothing to change"
-        print(
-            f"{args.solver_output or args.solver or target}: {changes}",
-            file=sys.stderr if args.dry_run else sys.stdout,
-        )
-        for warning in report.solver.warnings:
-            _warn("inject", f"warning: {warning}")
-    if net.skipped:
-        _warn("inject", f"note: not checked: {'; '.join(net.skipped)}")
-    for note in report.notes:
-        _warn("inject", f"note: {note}")
-    for path in report.backups:
-        _warn("inject", f"kept the original as {path}")
-    return EXIT_OK
+    return _print_edits(report, args, "inject")
+
+
+def add_remove(commands) -> None:
+    remove = _Command(
+        commands,
+        "remove",
+        _remove,
+        help="take out what inject added (nets and solvers)",
+        description="Remove the check layers and solver lines that inject added and restore "
+        "the values it changed: the file comes back byte for byte.",
+    )
+    remove.add("paths", nargs="+", metavar="FILE", help="checked nets and solvers")
+    _edit_outputs(remove, "where the result goes (one input file)")
 
 
 def _remove(args: argparse.Namespace) -> int:
     from caffe_nantools.inject import remove
 
     report = remove(args.paths, args.output, in_place=args.in_place, dry_run=args.dry_run)
-    for result in report.files:
-        if args.dry_run:
-            sys.stdout.write(result.diff(args.output))
-        summary = "; ".join(result.undone) if result.undone else "nothing of caffe-nantools found"
-        print(
-            f"{args.output or result.path}: {summary}",
-            file=sys.stderr if args.dry_run else sys.stdout,
-        )
-    for path in report.backups:
-        _warn("remove", f"kept the original as {path}")
-    return EXIT_OK
+    return _print_edits(report, args, "remove")
+
+
+def add_scan(commands) -> None:
+    # The allowed values come from the library, which checks them too.
+    from caffe_nantools.prototxt.net import PHASES
+    from caffe_nantools.scan.backends import backend_names
+    from caffe_nantools.scan.scanner import MODES
+
+    scan = _Command(
+        commands,
+        "scan",
+        _scan,
+        help="find every bad sample of an LMDB, LevelDB, HDF5 or ImageData source",
+        description="Read every record of a data source and name each bad one by its key or "
+        "row: NaN/inf values, undecodable images, records that are not Datums, wrong shapes, "
+        "bad labels. Exit 0 clean, 1 bad records found, 2 usage or I/O error.",
+    )
+    scan.add(
+        "target",
+        metavar="PATH",
+        help="a net prototxt (its data layers), or an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list",
+    )
+    scan.add(
+        "--phase",
+        choices=PHASES,
+        default="TRAIN",
+        help="which data layers of a net (default TRAIN)",
+    )
+    scan.add(
+        "--layer",
+        metavar="NAME",
+        help="only this data layer of a net (for --write-clean of one source of several)",
+    )
+    scan.add(
+        "--mode",
+        choices=MODES,
+        default="direct",
+        help="direct: read the stores here (default); net: have Caffe read the net's data layers (needs pycaffe)",
+    )
+    scan.add(
+        "--backend", choices=backend_names(), help="the source's kind (detected when not given)"
+    )
+    scan.add("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
+    scan.add(
+        "--max-findings",
+        type=_positive_int,
+        metavar="N",
+        help="list at most N findings (the rest are counted)",
+    )
+    scan.add(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="scan in N processes of one core each (default: one per core it may use, within a "
+        "CPU quota, for an LMDB of 64 MB a core or more, or an HDF5 source of 256 MB a core)",
+    )
+    scan.add(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="scan only slice K of N (0-based); join the --json reports with merge",
+    )
+    scan.add(
+        "--write-clean",
+        metavar="OUT",
+        help="copy the source to OUT without the bad records (same backend)",
+    )
+    scan.add("-q", "--quiet", action="store_true", help="no progress bar")
+    _json_or_csv(scan)
 
 
 def _shard(text: str):
@@ -121,15 +395,6 @@ def _shard(text: str):
     if not 0 <= k < n:
         raise argparse.ArgumentTypeError(f"{text}: K must be 0..N-1")
     return k, n
-
-
-def _print_report(report, args) -> None:
-    if args.json:
-        sys.stdout.write(report.to_json())
-    elif args.csv:
-        sys.stdout.write(report.to_csv())
-    else:
-        sys.stdout.write(report.format_table())
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -148,16 +413,52 @@ def _scan(args: argparse.Namespace) -> int:
         write_clean=args.write_clean,
         progress=sys.stderr.isatty() and not args.quiet,
     )
-    _print_report(report, args)
+    return _print_table(report, args)
+
+
+def _print_table(report, args: argparse.Namespace) -> int:
+    """A scan report as JSON, CSV or a table."""
+    if args.json:
+        sys.stdout.write(report.to_json())
+    elif args.csv:
+        sys.stdout.write(report.to_csv())
+    else:
+        sys.stdout.write(report.format_table())
     return report.return_code
+
+
+def add_merge(commands) -> None:
+    merge = _Command(
+        commands,
+        "merge",
+        _merge,
+        help="join the --json reports of scan shards into one report",
+        description="Join scan reports (made with --json, e.g. one per --shard) into one.",
+    )
+    merge.add("reports", nargs="+", metavar="REPORT.json")
+    _json_or_csv(merge)
 
 
 def _merge(args: argparse.Namespace) -> int:
     from caffe_nantools.scan import merge_files
 
-    report = merge_files(args.reports)
-    _print_report(report, args)
-    return report.return_code
+    return _print_table(merge_files(args.reports), args)
+
+
+def add_log2csv(commands) -> None:
+    log2csv = _Command(
+        commands,
+        "log2csv",
+        _log2csv,
+        help="train and test tables of a Caffe log, as CSV (parse_log.py for Python 3)",
+        description="Write LOG.train.csv and LOG.test.csv to OUTDIR: NumIters, Seconds, "
+        "LearningRate and every output, a row per displayed iteration and per test pass. Unlike "
+        "Caffe's parse_log.py, runs on Python 3, keeps rows with nan/-nan/inf values, and numbers "
+        "the runs of a log that holds several.",
+    )
+    log2csv.add("log", metavar="LOG", help="a Caffe training log (glog format)")
+    log2csv.add("outdir", metavar="OUTDIR", help="where the CSV files go (made if missing)")
+    log2csv.add("--force", action="store_true", help="overwrite existing CSV files")
 
 
 def _log2csv(args: argparse.Namespace) -> int:
@@ -168,12 +469,29 @@ def _log2csv(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _lint(args: argparse.Namespace) -> int:
-    from caffe_nantools.lint import lint_files
-
-    report = lint_files(args.paths)
-    sys.stdout.write(report.to_json() if args.json else report.format())
-    return report.return_code
+def add_diagnose(commands) -> None:
+    diagnose = _Command(
+        commands,
+        "diagnose",
+        _diagnose,
+        help="read a Caffe training log and name the cause of the NaN",
+        description="Find the first non-finite loss, learning rate or debug_info value of a Caffe "
+        "log, where it came from (layer, blob, forward/backward/update) and whether values blew up "
+        "before it; name the most likely cause (bad_input, exploding_gradients, lr_policy, "
+        "layer_numerics, unknown, none) with the log lines that show it and what to change. Exit 0 "
+        "when nothing went non-finite, 1 when something did, 2 usage or I/O error.",
+    )
+    diagnose.add("log", metavar="LOG", help="a Caffe training log (glog format), any size")
+    diagnose.add(
+        "--net", metavar="NET", help="the train_val prototxt: layer types, data layers, lint"
+    )
+    diagnose.add(
+        "--solver", metavar="SOLVER", help="the solver prototxt: lr_policy, base_lr, clipping"
+    )
+    diagnose.add(
+        "--plot", metavar="PNG", help="draw the trace: mean |x| per layer and iteration, loss, lr"
+    )
+    _json(diagnose, "the diagnosis")
 
 
 def _diagnose(args: argparse.Namespace) -> int:
@@ -186,28 +504,70 @@ def _diagnose(args: argparse.Namespace) -> int:
     return result.return_code
 
 
-def _hunt(args: argparse.Namespace) -> int:
-    from caffe_nantools.hunt import hunt
-
-    report = hunt(
-        args.solver,
-        iters=args.iters,
-        workdir=args.workdir,
-        gpu=args.gpu,
-        scan=not args.no_scan,
-        verify=not args.no_verify,
-        progress=sys.stderr.isatty(),
+def add_lint(commands) -> None:
+    lint = _Command(
+        commands,
+        "lint",
+        _lint,
+        help="check a net and a solver for known causes of NaN",
+        description="Static checks, each with a rule id, severity, file:line:col, the reason and "
+        "the fix: learning-rate policies that compute NaN, a base_lr far too high, Pooling "
+        "windows past the input, BatchNorm eps, log of values <= 0, missing weight fillers, raw "
+        "input, unimportable Python layers, a display that hides debug_info. Exit 0 without "
+        "errors, 1 with errors, 2 usage or parse error.",
     )
-    sys.stdout.write(report.to_json() if args.json else report.format())
-    return report.return_code
+    lint.add("paths", nargs="+", metavar="FILE", help="net and solver prototxts (each is linted)")
+    _json(lint, "the findings")
 
 
-def _replay(args: argparse.Namespace) -> int:
-    from caffe_nantools.replay import replay
+def _lint(args: argparse.Namespace) -> int:
+    from caffe_nantools.lint import lint_files
 
-    report = replay(args.bundle, gpu=args.gpu)
-    sys.stdout.write(report.to_json() if args.json else report.format())
-    return report.return_code
+    return _print(lint_files(args.paths), args)
+
+
+def add_watch(commands) -> None:
+    watch = _Command(
+        commands,
+        "watch",
+        _watch,
+        help="run caffe train, pass its output through, stop it at the first NaN keeping a snapshot",
+        description="Run COMMAND (caffe train ..., a pycaffe script, mpirun ...) with GLOG_logtostderr=1 "
+        "(unless glog's variables say where its lines go), pass its output through as it comes and keep it in "
+        "a log. At the first non-finite loss, output, lr or debug_info value, ask Caffe for a snapshot and stop "
+        "it with its own signals (-sighup_effect / -sigint_effect, read from COMMAND; SIGTERM, then SIGKILL "
+        "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last good "
+        "one. Warns early of values blowing up, a loss pinned at 87.3365 and display > 1 with debug_info. "
+        "Ctrl-C, SIGTERM and SIGHUP are passed on to COMMAND. Exit: COMMAND's own status when every value was "
+        "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error.",
+    )
+    watch.add(
+        "--log",
+        metavar="FILE",
+        help="where the output is kept (a new file; default caffe-train-YYYYmmdd-HHMMSS.log here)",
+    )
+    watch.add(
+        "--stop-on-blowup",
+        action="store_true",
+        help="also stop when values grow by orders of magnitude",
+    )
+    watch.add(
+        "--no-snapshot",
+        dest="snapshot",
+        action="store_false",
+        help="stop without a snapshot (SIGTERM: Caffe's own stop would write one)",
+    )
+    watch.add(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait this long for the snapshot and after each signal before a stronger one (default 60)",
+    )
+    _json(watch, "the outcome and the diagnosis")
+    watch.add(
+        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run"
+    )
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -237,360 +597,31 @@ def _watch(args: argparse.Namespace) -> int:
     return result.exit_status
 
 
-def _spelling(parser: argparse.ArgumentParser) -> Spelling:
-    """The library's arguments as this command's flags (``--workers 2``, ``--in-place``,
-    ``--shard 0/4``), for the library's errors about them: the command's options carry the
-    library's argument names as their dests. An argument the command has no option for (one
-    the command passed to another library call) is said as Python says it."""
-    flags = {a.dest: max(a.option_strings, key=len, default=None) for a in parser._actions}
-    metavars = {a.dest: (a.metavar or a.dest.upper()).strip("-. ") for a in parser._actions}
-
-    def spell(name: str, value: object) -> str:
-        if name not in flags:
-            return python_spelling(name, value)
-        flag = flags[name]
-        if flag is None:  # a positional argument: what was typed, or its placeholder
-            return metavars[name] if value is ... else str(value)
-        if value is ... or value is True:
-            return flag
-        if isinstance(value, tuple):
-            value = "/".join(str(v) for v in value)  # --shard K/N
-        return f"{flag} {value}"
-
-    return spell
-
-
-def _output_format(parser: argparse.ArgumentParser) -> None:
-    formats = parser.add_mutually_exclusive_group()
-    formats.add_argument("--json", action="store_true", help="the report as JSON")
-    formats.add_argument("--csv", action="store_true", help="the findings as CSV")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number > 0")
-    return value
-
-
-def _add_edit_outputs(parser: argparse.ArgumentParser, output_help: str) -> None:
-    parser.add_argument("-o", "--output", metavar="OUT", help=output_help)
-    parser.add_argument("--in-place", action="store_true", help="edit the input file itself")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print a unified diff and write nothing"
-    )
+#: Each command's ``add_...``, in the order ``--help`` lists them.
+COMMANDS = (
+    add_demo,
+    add_hunt,
+    add_replay,
+    add_inject,
+    add_remove,
+    add_scan,
+    add_merge,
+    add_log2csv,
+    add_diagnose,
+    add_lint,
+    add_watch,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # The allowed values come from the library, which checks them too.
-    from caffe_nantools.checking import ACTIONS
-    from caffe_nantools.prototxt.net import PHASES
-    from caffe_nantools.scan.backends import backend_names
-    from caffe_nantools.scan.scanner import MODES
-
     parser = argparse.ArgumentParser(
         prog="caffe-nantools",
         description="Find out why Caffe training says loss = nan.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo",
-        help="hunt a NaN planted in a small dataset: the record, the layer, a verified fix (needs pycaffe)",
-        description="Write a small LMDB with a NaN planted in one record, a classifier and its solver into a "
-        "temporary folder, run hunt on them and show its verdict: the record's key, the layer, and the fix "
-        "it verified.",
-    )
-    demo.set_defaults(run=_demo)
-
-    hunt = commands.add_parser(
-        "hunt",
-        help="find why a training goes NaN: lint, scan, a checked training, one verdict and a verified fix",
-        description="Lint the solver and its train net, scan the TRAIN data, train checked copies (a check after "
-        "every blob, debug_info every iteration) for a bounded number of iterations, and say what went "
-        "non-finite first, where and why: the cause, the layer, blob, pass and iteration, the bad record; then "
-        "try the fix on hunt's copies and train again to show that it works. Your files are never changed. "
-        "Exit 0 when the run stayed finite and the data is clean, 1 when something was found, 2 on bad input.",
-    )
-    hunt.add_argument("solver", metavar="SOLVER", help="the solver prototxt you train with")
-    hunt.add_argument(
-        "--iters",
-        type=_positive_int,
-        metavar="N",
-        help="iterations to train (default: max_iter, at most 1000)",
-    )
-    hunt.add_argument(
-        "--workdir",
-        metavar="DIR",
-        help="a new folder for hunt's copies, logs and replay bundle "
-        "(default nantools-hunt-YYYYmmdd-HHMMSS)",
-    )
-    hunt.add_argument("--gpu", type=int, metavar="ID", help="train on this GPU (default: CPU)")
-    hunt.add_argument("--no-scan", action="store_true", help="do not scan the data sources first")
-    hunt.add_argument("--no-verify", action="store_true", help="do not try the fix")
-    hunt.add_argument("--json", action="store_true", help="the report as JSON")
-    hunt.set_defaults(run=_hunt)
-
-    replay = commands.add_parser(
-        "replay",
-        help="run a hunt's failing iteration again and show every blob's numbers",
-        description="Run the iteration in a replay bundle (WORKDIR/replay of a hunt) forward and backward, layer "
-        "by layer, from the weights it started with and the batch it read, and print for every blob and param "
-        "NaN/+inf/-inf counts, min, max and mean |x|, the first bad one marked. Exit 0 when all stay finite, 1 "
-        "otherwise, 2 on bad input.",
-    )
-    replay.add_argument(
-        "bundle", metavar="BUNDLE", help="a replay folder written by hunt, or that hunt's workdir"
-    )
-    replay.add_argument("--gpu", type=int, metavar="ID", help="run on this GPU (default: CPU)")
-    replay.add_argument("--json", action="store_true", help="the numbers as JSON")
-    replay.set_defaults(run=_replay)
-
-    inject = commands.add_parser(
-        "inject",
-        help="add CheckFiniteLayers after chosen blobs of a net, debug_info to its solver",
-        description="Insert a CheckFiniteLayer after each chosen blob of a net (after the "
-        "blob's last in-place modifier, under the rules of the layers that make it), in the "
-        "file's own style; nothing else in the file changes. With --solver, also switch on "
-        "debug_info there. A solver whose nets are inline (net_param) gets the checks in each "
-        "net and debug_info in the same file. `caffe-nantools remove` takes it all out again.",
-    )
-    inject.add_argument(
-        "net",
-        metavar="NET",
-        help="the net prototxt (e.g. train_val.prototxt), or a solver with inline nets",
-    )
-    _add_edit_outputs(inject, "where the checked net goes")
-    inject.add_argument(
-        "--blobs",
-        nargs="+",
-        action="extend",
-        metavar="SPEC",
-        help="which blobs to check: names, globs (conv*), re:REGEX, type:Convolution, "
-        "all (the default), loss (bottoms of loss layers), data (tops of data layers)",
-    )
-    inject.add_argument(
-        "--each",
-        action="store_true",
-        help="also check between a producer and each in-place modifier",
-    )
-    inject.add_argument(
-        "--on", choices=ACTIONS, help="what the layers do on a bad blob (default raise)"
-    )
-    inject.add_argument(
-        "--max-abs", type=_positive_float, metavar="X", help="also act on finite values beyond X"
-    )
-    inject.add_argument(
-        "--every", type=_positive_int, metavar="N", help="check every N-th pass only"
-    )
-    inject.add_argument(
-        "--upgrade",
-        action="store_true",
-        help="rewrite an old V1 net (layers {} with enum types) in today's format first",
-    )
-    inject.add_argument(
-        "--solver", metavar="SOLVER", help="a solver prototxt to switch debug_info on in"
-    )
-    inject.add_argument(
-        "--solver-out", dest="solver_output", metavar="OUT", help="where the edited solver goes"
-    )
-    inject.add_argument(
-        "--net-path", metavar="PATH", help="point the solver's net: at PATH (e.g. the checked net)"
-    )
-    inject.add_argument(
-        "--display",
-        type=int,
-        metavar="N",
-        help="set the solver's display interval (debug_info prints only then)",
-    )
-    inject.set_defaults(run=_inject)
-
-    remove = commands.add_parser(
-        "remove",
-        help="take out what inject added (nets and solvers)",
-        description="Remove the check layers and solver lines that inject added and restore "
-        "the values it changed: the file comes back byte for byte.",
-    )
-    remove.add_argument("paths", nargs="+", metavar="FILE", help="checked nets and solvers")
-    _add_edit_outputs(remove, "where the result goes (one input file)")
-    remove.set_defaults(run=_remove)
-
-    scan = commands.add_parser(
-        "scan",
-        help="find every bad sample of an LMDB, LevelDB, HDF5 or ImageData source",
-        description="Read every record of a data source and name each bad one by its key or "
-        "row: NaN/inf values, undecodable images, records that are not Datums, wrong shapes, "
-        "bad labels. Exit 0 clean, 1 bad records found, 2 usage or I/O error.",
-    )
-    scan.add_argument(
-        "target",
-        metavar="PATH",
-        help="a net prototxt (its data layers), or an LMDB or LevelDB folder, an HDF5 file or list, an ImageData list",
-    )
-    scan.add_argument(
-        "--phase",
-        choices=PHASES,
-        default="TRAIN",
-        help="which data layers of a net (default TRAIN)",
-    )
-    scan.add_argument(
-        "--layer",
-        metavar="NAME",
-        help="only this data layer of a net (for --write-clean of one source of several)",
-    )
-    scan.add_argument(
-        "--mode",
-        choices=MODES,
-        default="direct",
-        help="direct: read the stores here (default); net: have Caffe read the net's data layers (needs pycaffe)",
-    )
-    scan.add_argument(
-        "--backend", choices=backend_names(), help="the source's kind (detected when not given)"
-    )
-    scan.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="scan the first N records only"
-    )
-    scan.add_argument(
-        "--max-findings",
-        type=_positive_int,
-        metavar="N",
-        help="list at most N findings (the rest are counted)",
-    )
-    scan.add_argument(
-        "--workers",
-        type=_positive_int,
-        metavar="N",
-        help="scan in N processes of one core each (default: one per core it may use, within a "
-        "CPU quota, for an LMDB of 64 MB a core or more, or an HDF5 source of 256 MB a core)",
-    )
-    scan.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="K/N",
-        help="scan only slice K of N (0-based); join the --json reports with merge",
-    )
-    scan.add_argument(
-        "--write-clean",
-        metavar="OUT",
-        help="copy the source to OUT without the bad records (same backend)",
-    )
-    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _output_format(scan)
-    scan.set_defaults(run=_scan)
-
-    merge = commands.add_parser(
-        "merge",
-        help="join the --json reports of scan shards into one report",
-        description="Join scan reports (made with --json, e.g. one per --shard) into one.",
-    )
-    merge.add_argument("reports", nargs="+", metavar="REPORT.json")
-    _output_format(merge)
-    merge.set_defaults(run=_merge)
-
-    log2csv = commands.add_parser(
-        "log2csv",
-        help="train and test tables of a Caffe log, as CSV (parse_log.py for Python 3)",
-        description="Write LOG.train.csv and LOG.test.csv to OUTDIR: NumIters, Seconds, "
-        "LearningRate and every output, a row per displayed iteration and per test pass. Unlike "
-        "Caffe's parse_log.py, runs on Python 3, keeps rows with nan/-nan/inf values, and numbers "
-        "the runs of a log that holds several.",
-    )
-    log2csv.add_argument("log", metavar="LOG", help="a Caffe training log (glog format)")
-    log2csv.add_argument(
-        "outdir", metavar="OUTDIR", help="where the CSV files go (made if missing)"
-    )
-    log2csv.add_argument("--force", action="store_true", help="overwrite existing CSV files")
-    log2csv.set_defaults(run=_log2csv)
-
-    diagnose = commands.add_parser(
-        "diagnose",
-        help="read a Caffe training log and name the cause of the NaN",
-        description="Find the first non-finite loss, learning rate or debug_info value of a Caffe "
-        "log, where it came from (layer, blob, forward/backward/update) and whether values blew up "
-        "before it; name the most likely cause (bad_input, exploding_gradients, lr_policy, "
-        "layer_numerics, unknown, none) with the log lines that show it and what to change. Exit 0 "
-        "when nothing went non-finite, 1 when something did, 2 usage or I/O error.",
-    )
-    diagnose.add_argument("log", metavar="LOG", help="a Caffe training log (glog format), any size")
-    diagnose.add_argument(
-        "--net", metavar="NET", help="the train_val prototxt: layer types, data layers, lint"
-    )
-    diagnose.add_argument(
-        "--solver", metavar="SOLVER", help="the solver prototxt: lr_policy, base_lr, clipping"
-    )
-    diagnose.add_argument(
-        "--plot", metavar="PNG", help="draw the trace: mean |x| per layer and iteration, loss, lr"
-    )
-    diagnose.add_argument("--json", action="store_true", help="the diagnosis as JSON")
-    diagnose.set_defaults(run=_diagnose)
-
-    lint = commands.add_parser(
-        "lint",
-        help="check a net and a solver for known causes of NaN",
-        description="Static checks, each with a rule id, severity, file:line:col, the reason and "
-        "the fix: learning-rate policies that compute NaN, a base_lr far too high, Pooling "
-        "windows past the input, BatchNorm eps, log of values <= 0, missing weight fillers, raw "
-        "input, unimportable Python layers, a display that hides debug_info. Exit 0 without "
-        "errors, 1 with errors, 2 usage or parse error.",
-    )
-    lint.add_argument(
-        "paths", nargs="+", metavar="FILE", help="net and solver prototxts (each is linted)"
-    )
-    lint.add_argument("--json", action="store_true", help="the findings as a JSON list")
-    lint.set_defaults(run=_lint)
-
-    watch = commands.add_parser(
-        "watch",
-        help="run caffe train, pass its output through, stop it at the first NaN keeping a snapshot",
-        description="Run COMMAND (caffe train ..., a pycaffe script, mpirun ...) with GLOG_logtostderr=1 "
-        "(unless glog's variables say where its lines go), pass its output through as it comes and keep it in "
-        "a log. At the first non-finite loss, output, lr or debug_info value, ask Caffe for a snapshot and stop "
-        "it with its own signals (-sighup_effect / -sigint_effect, read from COMMAND; SIGTERM, then SIGKILL "
-        "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last good "
-        "one. Warns early of values blowing up, a loss pinned at 87.3365 and display > 1 with debug_info. "
-        "Ctrl-C, SIGTERM and SIGHUP are passed on to COMMAND. Exit: COMMAND's own status when every value was "
-        "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error.",
-    )
-    watch.add_argument(
-        "--log",
-        metavar="FILE",
-        help="where the output is kept (a new file; default caffe-train-YYYYmmdd-HHMMSS.log here)",
-    )
-    watch.add_argument(
-        "--stop-on-blowup",
-        action="store_true",
-        help="also stop when values grow by orders of magnitude",
-    )
-    watch.add_argument(
-        "--no-snapshot",
-        dest="snapshot",
-        action="store_false",
-        help="stop without a snapshot (SIGTERM: Caffe's own stop would write one)",
-    )
-    watch.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=60.0,
-        metavar="SECONDS",
-        help="wait this long for the snapshot and after each signal before a stronger one (default 60)",
-    )
-    watch.add_argument("--json", action="store_true", help="the outcome and the diagnosis as JSON")
-    watch.add_argument(
-        "command",
-        nargs=argparse.REMAINDER,
-        metavar="-- COMMAND ...",
-        help="the command to run",
-    )
-    watch.set_defaults(run=_watch)
-    for command in commands.choices.values():
-        command.set_defaults(spelling=_spelling(command))
+    for add in COMMANDS:
+        add(commands)
     return parser
 
 

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from caffe_nantools import arguments
+from caffe_nantools import arguments, jsontext
 from caffe_nantools.checking import check_value, parse_param_str
-from caffe_nantools.errors import NanToolsError, literal
+from caffe_nantools.errors import EXIT_OK, NanToolsError, literal
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
 from caffe_nantools.prototxt import Node, dump, parse
 from caffe_nantools.prototxt.syntax import Document, collector_paused
@@ -434,13 +434,71 @@ def remove_text(text: str, path: str = "<string>") -> Tuple[str, List[str]]:
 
 @dataclass
 class InjectReport:
-    """What :func:`inject` did: the edits, the files written and the backups made."""
+    """What :func:`inject` did (or, with ``dry_run``, would do): the edits, the files written and
+    the backups made. ``net_output`` and ``solver_output`` name where the edits go."""
 
     net: InjectResult
+    net_output: str
     solver: Optional[SolverEdit] = None
+    solver_output: Optional[str] = None
+    dry_run: bool = False
     written: List[str] = field(default_factory=list)
     backups: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+
+    return_code = EXIT_OK
+
+    def format(self) -> str:
+        """A line per file: the check layers added, the solver's changes."""
+        net = self.net
+        verb = "would add" if self.dry_run else "added"
+        line = f"{self.net_output}: {verb} {len(net.added)} check layers"
+        if net.already_checked:
+            line += f" ({len(net.already_checked)} already there)"
+        lines = [line]
+        if self.solver is not None:
+            changes = "; ".join(self.solver.changes) or "nothing to change"
+            lines.append(f"{self.solver_output or self.net_output}: {changes}")
+        return "".join(f"{line}\n" for line in lines)
+
+    def diff(self) -> str:
+        """The edits as a unified diff (the solver's apart where it is a file of its own)."""
+        text = self.net.diff(self.net_output)
+        if self.solver is not None and self.solver.path != self.net.path:
+            text += self.solver.diff(self.solver_output)
+        return text
+
+    def messages(self) -> List[str]:
+        """What the user should know besides: upgrades, warnings, blobs not checked, backups."""
+        net = self.net
+        found = [
+            f"note: upgraded {len(net.upgraded)} V1 layers to today's format; remove gives back "
+            "the upgraded net"
+        ] * bool(net.upgraded)
+        found += [f"warning: {w}" for w in (self.solver.warnings if self.solver else [])]
+        found += [f"note: not checked: {'; '.join(net.skipped)}"] * bool(net.skipped)
+        found += [f"note: {note}" for note in self.notes]
+        return found + [f"kept the original as {path}" for path in self.backups]
+
+    def to_json(self) -> str:
+        return (
+            jsontext.dumps(
+                {
+                    "net": self.net_output,
+                    "added": [check.name for check in self.net.added],
+                    "already_checked": self.net.already_checked,
+                    "skipped": self.net.skipped,
+                    "upgraded": self.net.upgraded,
+                    "solver": self.solver_output if self.solver is not None else None,
+                    "solver_changes": self.solver.changes if self.solver is not None else [],
+                    "dry_run": self.dry_run,
+                    "written": self.written,
+                    "backups": self.backups,
+                    "notes": self.messages(),
+                }
+            )
+            + "\n"
+        )
 
 
 def _check_with_caffe(
@@ -526,7 +584,10 @@ def inject(
         parse_param_str(options.param_str("x", "x"))  # the layer would refuse them at set-up
     net_target = _targets(net, output, in_place=in_place, dry_run=dry_run, option="output")
     report = InjectReport(
-        inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade)
+        inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade),
+        net_output=output or net,
+        solver_output=solver_output or solver,
+        dry_run=dry_run,
     )
     solver_flags = dict(solver=solver, solver_output=solver_output, net_path=net_path)
     if report.net.inline_nets:
@@ -601,11 +662,44 @@ class RemovedFile(FileEdit):
 
 @dataclass
 class RemoveReport:
-    """What :func:`remove` undid in each file, and the files written."""
+    """What :func:`remove` undid (or, with ``dry_run``, would undo) in each file, and the files
+    written; ``output`` is the one file the result goes to, if given."""
 
     files: List[RemovedFile] = field(default_factory=list)
+    output: Optional[str] = None
+    dry_run: bool = False
     written: List[str] = field(default_factory=list)
     backups: List[str] = field(default_factory=list)
+
+    return_code = EXIT_OK
+
+    def format(self) -> str:
+        """A line per file: what was taken out of it."""
+        return "".join(
+            f"{self.output or f.path}: {'; '.join(f.undone) or 'nothing of caffe-nantools found'}\n"
+            for f in self.files
+        )
+
+    def diff(self) -> str:
+        return "".join(f.diff(self.output) for f in self.files)
+
+    def messages(self) -> List[str]:
+        return [f"kept the original as {path}" for path in self.backups]
+
+    def to_json(self) -> str:
+        files = [{"path": f.path, "undone": f.undone} for f in self.files]
+        return (
+            jsontext.dumps(
+                {
+                    "files": files,
+                    "output": self.output,
+                    "dry_run": self.dry_run,
+                    "written": self.written,
+                    "backups": self.backups,
+                }
+            )
+            + "\n"
+        )
 
 
 def remove(
@@ -630,7 +724,7 @@ def remove(
             "{output} takes one input file; use {in_place} for several",
             arguments={"output": output, "in_place": True},
         )
-    report = RemoveReport()
+    report = RemoveReport(output=output, dry_run=dry_run)
     plan = []
     for path in paths:
         target = _targets(path, output, in_place=in_place, dry_run=dry_run, option="output")

@@ -31,14 +31,19 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "usage: caffe-nantools" in capsys.readouterr().out
 
 
-def test_every_command_has_help(capsys):
-    from caffe_nantools.cli import build_parser
+def test_every_command_has_help_and_a_description():
+    import argparse
+    import re
 
-    parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices
-    assert commands
-    for name, sub in commands.items():
-        assert sub.description, name
+    from caffe_nantools.cli import COMMANDS, build_parser
+
+    listing = build_parser().format_help()
+    for add in COMMANDS:
+        commands = argparse.ArgumentParser().add_subparsers()
+        add(commands)
+        ((name, parser),) = commands.choices.items()
+        assert parser.description, name
+        assert re.search(rf"^ +{name} +\w", listing, re.M), name  # listed with its help
 
 
 def test_demo_without_pycaffe_is_a_one_line_error(monkeypatch, capsys):

@@ -689,3 +689,29 @@ def test_cli_solver_flags_with_an_inline_solver_are_one_line_and_write_nothing(
     assert err.count("\n") == 1 and "this solver holds its nets (net_param)" in err
     assert "leave out --solver, --solver-out and --net-path" in err
     assert os.listdir(tmp_path) == ["solver.prototxt"]
+
+
+def test_inject_and_remove_return_reports_like_the_other_commands(tmp_path):
+    import json
+
+    from caffe_nantools.inject import inject, remove
+
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+        'layer { name: "act" type: "ReLU" bottom: "x" top: "y" }\n'
+    )
+    report = inject(str(net), dry_run=True)
+    assert report.return_code == 0 and report.written == []
+    assert report.format() == f"{net}: would add 2 check layers\n"
+    assert report.diff().startswith(f"--- {net}\n+++ {net}\n")
+    as_json = json.loads(report.to_json())
+    assert as_json["added"] == [check.name for check in report.net.added] and as_json["dry_run"]
+
+    report = inject(str(net), in_place=True)
+    assert report.format() == f"{net}: added 2 check layers\n"
+    assert report.messages() == [f"kept the original as {net}.orig"]
+    undone = remove([str(net)], in_place=True)
+    assert undone.return_code == 0 and undone.format().startswith(f"{net}: ")
+    assert json.loads(undone.to_json())["files"][0]["path"] == str(net)
+    assert net.read_text() == (tmp_path / "net.prototxt.orig").read_text()
