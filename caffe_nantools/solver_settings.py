@@ -33,3 +33,15 @@ def number_of(node: Optional[Node]) -> Optional[float]:
         FieldError: a value that is not a number.
     """
     return node.typed(FLOAT) if node is not None else None
+
+
+def train_net_named(doc: Document) -> Optional[str]:
+    """The train net file the solver names (``train_net``, else ``net``), as written; None when
+    it names none (its net may be inline: :func:`has_inline_net`)."""
+    named = setting(doc, "train_net") or setting(doc, "net")
+    return str(named.value) if named is not None else None
+
+
+def has_inline_net(doc: Document) -> bool:
+    """Whether the solver holds its train net itself (``net_param``, ``train_net_param``)."""
+    return doc.find("net_param") is not None or doc.find("train_net_param") is not None

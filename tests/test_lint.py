@@ -30,6 +30,15 @@ SOLVERS = [
     ('lr_policy: "multistep"\ngamma: 0.1\nstepvalue: 10\nstepvalue: 20\n', []),
     ('lr_policy: "exp"\ngamma: 1.5\n', [("lr-policy", "error", 2)]),
     ('lr_policy: "exp"\ngamma: 0.99\n', []),
+    # Policies whose rate grows: a step's gamma above 1, inv's power below 0.
+    ('lr_policy: "step"\nstepsize: 50\ngamma: 2\n', [("lr-policy", "error", 3)]),
+    ('lr_policy: "step"\nstepsize: 50\ngamma: 1\n', []),
+    (
+        'lr_policy: "multistep"\ngamma: 10\nstepvalue: 10\nstepvalue: 20\n',
+        [("lr-policy", "error", 2)],
+    ),
+    ('lr_policy: "inv"\ngamma: 0.001\npower: -0.5\n', [("lr-policy", "error", 3)]),
+    ('lr_policy: "inv"\ngamma: 0.001\npower: 0.75\n', []),
     ('lr_policy: "inv"\npower: 0.75\n', [("lr-policy", "warning", 1)]),
     ('lr_policy: "cosine"\n', [("lr-policy", "error", 1)]),
     ('base_lr: 5\nlr_policy: "fixed"\n', [("base-lr", "warning", 1), ("no-clip", "info", 1)]),

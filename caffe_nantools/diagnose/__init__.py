@@ -3,12 +3,13 @@ first non-finite value, with the log lines that show it and what to change."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
-from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
 from caffe_nantools.diagnose.blame import Blame, find_blame
 from caffe_nantools.diagnose.causes import CAUSES, FirstNonfinite, NetFacts, SolverFacts, judge
 from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
@@ -114,6 +115,9 @@ def diagnose(
 ) -> Diagnosis:
     """``caffe-nantools diagnose LOG [--net NET] [--solver SOLVER] [--plot PNG]``.
 
+    Without ``net``, the train net ``solver`` names is read where it is found from here (as
+    Caffe finds it); the advice names the user's files, or says in words what it cannot name.
+
     ``reader``: the log, read already (watch reads it as it is written), finished; it is not
     read again.
 
@@ -134,6 +138,8 @@ def diagnose(
         check_writable(plot)
     net_facts = NetFacts.read(net) if net else None
     solver_facts = SolverFacts.read(solver) if solver else None
+    if net_facts is None and solver_facts is not None:
+        net_facts = _named_net(solver_facts)
     if reader is None:
         reader = Reader(plot=plot is not None)
         reader.feed_all(read_log(log, sweep=True))
@@ -184,6 +190,17 @@ def diagnose(
 
         plot_run(diagnosis, plot)
     return diagnosis
+
+
+def _named_net(solver: SolverFacts) -> Optional[NetFacts]:
+    """The train net the solver names, where it is found from here (Caffe opens it from the
+    folder it runs in) and reads; else None, and the advice names it as the solver writes it."""
+    if not solver.net or not os.path.isfile(solver.net):
+        return None
+    try:
+        return NetFacts.read(solver.net)
+    except NanToolsError:
+        return None
 
 
 def _other_run(index: int, run: Run, runs: int) -> str:

@@ -3,6 +3,7 @@ and what to change."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -15,7 +16,7 @@ from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
 from caffe_nantools.lint import LintFinding, lint
-from caffe_nantools.solver_settings import number_of, setting
+from caffe_nantools.solver_settings import has_inline_net, number_of, setting, train_net_named
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net, NetState
 
@@ -92,6 +93,10 @@ class SolverFacts:
     max_iter: Optional[float]
     power: Optional[float]
     findings: List[LintFinding]
+    #: The train net file it names, as written (Caffe opens it from the current folder).
+    net: Optional[str] = None
+    #: Whether it holds its train net itself (net_param).
+    inline: bool = False
 
     @classmethod
     def read(cls, path: str) -> "SolverFacts":
@@ -107,7 +112,14 @@ class SolverFacts:
             number_of(setting(doc, "max_iter")),
             number_of(setting(doc, "power")),
             lint(solver=path),
+            train_net_named(doc),
+            has_inline_net(doc),
         )
+
+    @property
+    def policy_errors(self) -> List[LintFinding]:
+        """lint's errors of its lr_policy (a rate that grows without bound, or is nan)."""
+        return [f for f in self.findings if f.rule == "lr-policy" and f.severity == "error"]
 
 
 @dataclass(frozen=True)
@@ -163,13 +175,21 @@ def judge(
     if run.abort is not None and (
         run.first_bad_line is None or run.first_bad_line > run.abort.line
     ):
-        return _aborted(run, net)
+        return _aborted(run, net, solver)
     v = Verdict(Cause.NONE)
     _warn_pinned(v, run)
     if not run.went_bad:
         v.summary.append("no non-finite loss, rate or debug_info value in the log")
         return v
     _judge_nonfinite(v, run, origin, blame, blowup, updates, net, solver, log)
+    _policy_drives(v, run, solver)
+    if not run.has_debug:
+        lead = "find" if v.cause == Cause.UNKNOWN else "confirm it and find"
+        v.advice.append(
+            f"{lead} the layer, the iteration and the records in one go: `caffe-nantools hunt "
+            f"{solver.path if solver else 'SOLVER'}` (it trains a checked copy)"
+        )
+    _say_what_stands_for_files(v, solver)
     if run.abort is not None:
         v.summary.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
         v.evidence.append(run.abort)
@@ -231,11 +251,11 @@ def _judge_nonfinite(
     elif check is not None:
         _from_check(v, check, net)
     elif loss is None and run.first_bad_test is not None:
-        _from_test(v, run.first_bad_test, net)
+        _from_test(v, run.first_bad_test, net, solver)
     elif loss is None and run.unread is not None:
-        _from_unread(v, run, blowup)
+        _from_unread(v, run, blowup, net, solver)
     else:
-        _from_losses(v, run, blowup, net)
+        _from_losses(v, run, blowup, net, solver)
     if run.unread is not None and structured:
         v.summary.insert(0, _unread_sentence(run.unread, "an earlier line, "))
         v.evidence.append(run.unread)
@@ -261,11 +281,14 @@ def _judge_nonfinite(
         v.summary.append(
             "the log has no debug_info trace, so the layer that went non-finite first is not known"
         )
-        target = net.path if net else "train_val.prototxt"
+        if net is None and solver is not None and solver.inline:
+            # inject takes a solver that holds its net as the net, debug_info set in it too.
+            command = f"{solver.path} -o checked_solver.prototxt --display 1"
+        else:
+            command = f"{_net_arg(net, solver)} --solver {solver.path if solver else 'SOLVER'}"
         v.advice.append(
-            f"turn the trace on: `caffe-nantools inject {target} --solver "
-            f"{solver.path if solver else 'solver.prototxt'}` (debug_info: true), run again and "
-            "diagnose the new log"
+            f"turn the trace on: `caffe-nantools inject {command}` (debug_info: true), run again "
+            "and diagnose the new log"
         )
 
 
@@ -276,7 +299,13 @@ def _unread_sentence(unread: Valued, lead: str = "") -> str:
     )
 
 
-def _from_unread(v: Verdict, run: Run, blowup: Optional[Blowup]) -> None:
+def _from_unread(
+    v: Verdict,
+    run: Run,
+    blowup: Optional[Blowup],
+    net: Optional[NetFacts],
+    solver: Optional[SolverFacts],
+) -> None:
     """Only the second pass saw a non-finite value: where it is, and what the rest supports."""
     u = run.unread
     v.first = FirstNonfinite(u.iteration, "unread", None, None, u.line)
@@ -287,6 +316,9 @@ def _from_unread(v: Verdict, run: Run, blowup: Optional[Blowup]) -> None:
         _tell_blowup(v, blowup)
     else:
         v.cause = Cause.UNKNOWN
+        # The line is after the last displayed iteration: its update came before it.
+        after = u.iteration + 1 if u.iteration is not None else None
+        _probable(v, run, after, net, solver)
     v.advice.append(
         "give diagnose the log as Caffe wrote it (one glog record a line, not quoted or rewrapped), "
         "or the lines around that one, to name the layer"
@@ -302,7 +334,13 @@ def _at(iteration: Optional[int], about: str = "") -> str:
     )
 
 
-def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[NetFacts]) -> None:
+def _from_losses(
+    v: Verdict,
+    run: Run,
+    blowup: Optional[Blowup],
+    net: Optional[NetFacts],
+    solver: Optional[SolverFacts],
+) -> None:
     """Without a trace: what the loss lines and the outputs of its iteration still tell."""
     loss = run.first_bad_loss
     iteration = loss.iteration if loss else None
@@ -324,7 +362,7 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
         )
         v.origin = Blame(layer, "forward", iteration, f"the only non-finite output is {blob!r}")
         v.advice.append(
-            f"check that branch: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
+            f"check that branch: `caffe-nantools inject {_net_arg(net, solver)} --blobs "
             f"{blob} -o checked.prototxt` names the layer and samples"
         )
     elif run.bad_iteration_outputs and not bad:
@@ -340,13 +378,125 @@ def _from_losses(v: Verdict, run: Run, blowup: Optional[Blowup], net: Optional[N
         v.origin = v.origin or Blame(
             None, "forward", 0, "non-finite before any update: the input or a layer"
         )
-        v.advice += [
-            f"look for bad records: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
-            "or find the layer and the samples in one go: `caffe-nantools hunt SOLVER`",
-        ]
+        v.advice.append(f"look for bad records: `caffe-nantools scan {_net_arg(net, solver)}`")
+    _probable(v, run, iteration, net, solver)
 
 
-def _from_test(v: Verdict, test: Valued, net: Optional[NetFacts]) -> None:
+#: A loss that rose this many times over its least displayed value before it went non-finite.
+ROSE = 10.0
+#: Causes a rate that grows without bound explains better: the values blew up over the
+#: updates, or the log does not say where they went bad.
+_GROWTH = (Cause.EXPLODING_GRADIENTS, Cause.UNKNOWN)
+
+
+def _probable(
+    v: Verdict,
+    run: Run,
+    iteration: Optional[int],
+    net: Optional[NetFacts],
+    solver: Optional[SolverFacts],
+) -> None:
+    """Without a trace, the likely cause from the solver and the log instead of ``unknown`` (the
+    advice gives the hunt that confirms it): a rate lint finds too high, or a loss that rose
+    before the NaN, is an explosion; a net setting lint flags is that layer's numerics; else,
+    before any update or at a sound rate with a steady loss, a bad record of the data."""
+    if solver is None or run.has_debug or v.cause != Cause.UNKNOWN:
+        return
+    if iteration != 0 and solver.policy_errors:
+        return  # the policy is the cause (_policy_drives)
+    high = [f for f in solver.findings if f.rule == "base-lr"]
+    flagged = [f for f in (net.findings if net else []) if f.layers and f.severity != "info"]
+    finite = [loss for loss in run.losses if not is_bad(loss.value)]
+    least = min(finite, key=lambda loss: loss.value, default=None)
+    rose = least is not None and least.value > 0 and finite[-1].value > ROSE * least.value
+    if iteration != 0 and (high or rose):
+        v.cause = Cause.EXPLODING_GRADIENTS
+        why = (
+            f"{high[0].message} ({high[0].file}:{high[0].line})"
+            if high
+            else f"the loss rose from {least.value:g} ({_at(least.iteration)}) to "
+            f"{finite[-1].value:g} ({_at(finite[-1].iteration)}) before it"
+        )
+    elif flagged:
+        v.cause = Cause.LAYER_NUMERICS
+        why = f"lint flags the net: {flagged[0].message} ({flagged[0].file}:{flagged[0].line})"
+        v.advice += [_finding_text(f) for f in flagged]
+    else:
+        v.cause = Cause.BAD_INPUT
+        linted = "lint finds nothing in the net" if net else "the net was not read"
+        why = (
+            f"non-finite before any update, and {linted}: a record of the data"
+            if iteration == 0
+            else f"the rate is sound and the loss did not grow, and {linted}: a sudden NaN is most "
+            "often a record of the data"
+        )
+        scan = f"look for bad records: `caffe-nantools scan {_net_arg(net, solver)}`"
+        if scan not in v.advice:
+            v.advice.append(scan)
+    v.summary.append(f"probable cause (no debug_info trace to confirm it): {why}")
+
+
+def _policy_drives(v: Verdict, run: Run, solver: Optional[SolverFacts]) -> None:
+    """An explosion (or a cause the log cannot tell) after updates, under a policy that grows
+    the rate without bound: the policy is the cause, and fixing it the advice (a lower base_lr
+    or clipping would only delay that NaN)."""
+    policy = solver.policy_errors if solver is not None else []
+    first = v.first
+    if not policy or v.cause not in _GROWTH or (first is not None and first.iteration == 0):
+        return
+    f = policy[0]
+    v.cause = Cause.LR_POLICY
+    v.summary.insert(
+        0,
+        f"the solver's lr_policy drives it ({f.file}:{f.line}): {f.message}{_rates(run, first)}; a "
+        "lower base_lr or clip_gradients would only delay the NaN",
+    )
+    v.origin = Blame(None, "lr", None, f"{f.message} ({f.file}:{f.line})")
+    v.advice = [_finding_text(f) for f in policy]
+    v.suggested = {}
+
+
+def _rates(run: Run, first: Optional[FirstNonfinite]) -> str:
+    """How the log's learning rate grew up to the first non-finite value, where it shows."""
+    end = first.iteration if first is not None else None
+    rates = [(i, r) for i, r in run.lr_series.items if i is not None and (end is None or i <= end)]
+    if len(rates) < 2 or rates[-1][1] <= rates[0][1]:
+        return ""
+    (a, x), (b, y) = rates[0], rates[-1]
+    return f"; the log's lr grew from {x:g} (iteration {a}) to {y:g} (iteration {b})"
+
+
+def _net_arg(net: Optional[NetFacts], solver: Optional[SolverFacts]) -> str:
+    """The net as the advice's command lines give it: the user's file (given, or the one the
+    solver names), else NET, which :func:`_say_what_stands_for_files` says in words."""
+    if net is not None:
+        return net.path
+    if solver is not None and solver.net:
+        return solver.net
+    return "NET"
+
+
+def _say_what_stands_for_files(v: Verdict, solver: Optional[SolverFacts]) -> None:
+    """NET or SOLVER in the advice's command lines stands for a file the log does not name:
+    said in words, never an invented file name."""
+    text = " ".join(v.advice)
+    net, solver_named = re.search(r"\bNET\b", text), re.search(r"\bSOLVER\b", text)
+    if net and solver is not None and solver.inline:
+        v.advice.append(
+            f"NET above: the train net is inline in {solver.path} (net_param); those commands "
+            "take it from a file of its own"
+        )
+    elif net or solver_named:
+        names = " and ".join(n for n, used in (("NET", net), ("SOLVER", solver_named)) if used)
+        what = " and ".join(
+            w for w, used in (("your train net", net), ("your solver", solver_named)) if used
+        )
+        v.advice.append(f"{names} above: {what}, which the log does not name")
+
+
+def _from_test(
+    v: Verdict, test: Valued, net: Optional[NetFacts], solver: Optional[SolverFacts]
+) -> None:
     """Only the TEST net went non-finite, training stayed finite: its own data or its own layers."""
     v.cause = Cause.UNKNOWN
     v.first = FirstNonfinite(test.iteration, "test", None, test.name or None, test.line)
@@ -357,7 +507,7 @@ def _from_test(v: Verdict, test: Valued, net: Optional[NetFacts]) -> None:
     v.origin = Blame(None, "test", test.iteration, "only the TEST net went non-finite")
     v.evidence.append(test)
     v.advice.append(
-        f"look for bad records in the test data: `caffe-nantools scan {net.path if net else 'NET'} --phase TEST`"
+        f"look for bad records in the test data: `caffe-nantools scan {_net_arg(net, solver)} --phase TEST`"
     )
     v.advice.append(
         "compare the layers that only the TEST phase has (include { phase: TEST }), e.g. an Accuracy "
@@ -383,12 +533,13 @@ def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
     v.evidence.append(Evidence(first.line, first.text))
 
 
-def _aborted(run: Run, net: Optional[NetFacts]) -> Verdict:
+def _aborted(run: Run, net: Optional[NetFacts], solver: Optional[SolverFacts]) -> Verdict:
     """A run that aborted with every value seen finite: the failing check, what it usually
     means, and what to run next."""
     abort = run.abort
     v = Verdict(Cause.CAFFE_ABORT, evidence=[abort])
-    v.summary, v.advice = explain(abort, net.path if net else None)
+    v.summary, v.advice = explain(abort, _net_arg(net, solver))
+    _say_what_stands_for_files(v, solver)
     if run.abort_after is not None:
         v.summary.append(
             f"every value before it was finite (last displayed iteration {run.abort_after})"
@@ -486,7 +637,7 @@ def _from_trace(
         _tell_blowup(v, blowup)
     if origin.input:
         v.cause = Cause.BAD_INPUT
-        v.advice += _bad_input_advice(origin.layer, net)
+        v.advice += _bad_input_advice(origin.layer, net, solver)
     elif moved:
         v.cause = Cause.LAYER_NUMERICS
         v.advice.append(_layer_advice(blame.layer, net, zero_statistics=blame.no_statistics))
@@ -503,7 +654,7 @@ def _from_trace(
         v.cause = Cause.LAYER_NUMERICS
         v.advice.append(_layer_advice(origin.layer, net))
         v.advice.append(
-            f"to see which samples: `caffe-nantools inject {net.path if net else 'NET'} --blobs "
+            f"to see which samples: `caffe-nantools inject {_net_arg(net, solver)} --blobs "
             f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
             "that net"
         )
@@ -523,7 +674,7 @@ def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
     )
     if net is not None and layer in net.inputs and check.pass_ == "forward":
         v.cause = Cause.BAD_INPUT
-        v.advice += _bad_input_advice(layer, net)
+        v.advice += _bad_input_advice(layer, net, None)
     elif layer is not None:
         v.cause = Cause.LAYER_NUMERICS
         v.advice.append(_layer_advice(layer, net))
@@ -531,10 +682,12 @@ def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:
         v.cause = Cause.UNKNOWN
 
 
-def _bad_input_advice(layer: Optional[str], net: Optional[NetFacts]) -> List[str]:
+def _bad_input_advice(
+    layer: Optional[str], net: Optional[NetFacts], solver: Optional[SolverFacts]
+) -> List[str]:
     source = net.sources.get(layer) if net else None
     return [
-        f"name the bad records of data layer {layer!r}: `caffe-nantools scan {net.path if net else 'train_val.prototxt'}`",
+        f"name the bad records of data layer {layer!r}: `caffe-nantools scan {_net_arg(net, solver)}`",
         f"then drop them: `caffe-nantools scan {source or 'SOURCE'} --write-clean CLEAN` writes a copy without them",
     ]
 
@@ -629,7 +782,7 @@ def _lr_advice(solver: Optional[SolverFacts], lr, log: str) -> List[str]:
             "check lr_policy and its parameters (poly needs max_iter, step needs stepsize, inv and sigmoid "
             f"need gamma): `caffe-nantools diagnose {log} --solver SOLVER` or `caffe-nantools lint SOLVER` says which"
         ]
-    found = [f for f in solver.findings if f.rule == "lr-policy" and f.severity == "error"]
+    found = solver.policy_errors
     if (
         solver.policy == "poly"
         and solver.max_iter

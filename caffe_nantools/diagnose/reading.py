@@ -184,7 +184,9 @@ class Run:
     found_after: Optional[int] = None
     crash_after: Optional[int] = None
     #: A non-finite value only the second pass saw, before any the reading saw (``name``: the
-    #: value as written, ``iteration``: the last displayed one before it).
+    #: value as written, ``iteration``: the last displayed one before it). Set as soon as the
+    #: second pass finds it (watch stops on it); inside a debug_info block with a suspect value,
+    #: once the block is complete and read.
     unread: Optional[Valued] = None
     #: The first block with a suspect value, parsed, and the blocks before it.
     suspect: Optional[Block] = None
@@ -215,8 +217,8 @@ class Run:
 
     @property
     def first_bad(self) -> Optional[Valued]:
-        """The first non-finite value seen (loss, rate, trace or check layer), with its line and
-        its solver iteration where the log tells it."""
+        """The first non-finite value seen (loss, rate, trace, check layer or the second pass's),
+        with its line and its solver iteration where the log tells it."""
         found = [
             v
             for v in (self.first_bad_loss, self.first_bad_lr, self.first_bad_test, self.unread)
@@ -317,6 +319,7 @@ class Reader:
         elif run.first_found is None:
             run.first_found = finding
             run.found_after = run.iterations[-1] if run.iterations else None
+            self._settle(run)
 
     def span(self, span: Span) -> None:
         if not self._seen:
@@ -506,23 +509,47 @@ class Reader:
             t = self._traceback
             self.run.abort = Abort(t.line, t.shown, "python")
         for run in self.runs:
-            found, crash = run.first_found, run.first_crash
-            if found is not None and (
-                run.first_bad_line is None or found.line < run.first_bad_line
-            ):
-                run.unread = Valued(
-                    found.line, found.text, run.found_after, parse_value(found.token), found.token
-                )
+            crash = run.first_crash
             if crash is not None and run.abort is None:
                 self._seen = True
                 run.abort = Abort(crash.line, crash.text, "crash")
                 run.abort_after = run.crash_after
 
+    def _settle(self, run: Run) -> None:
+        """The second pass's first non-finite value becomes the run's ``unread`` one where the
+        reading saw none on its line or before it; in a debug_info block with a suspect value,
+        only once the block is complete and read (its loss line closes it)."""
+        found = run.first_found
+        if found is None or run.unread is not None:
+            return
+        if run is self.run and self._in_suspect_block(found.line):
+            return
+        read = run.first_bad
+        if read is None or found.line < read.line:
+            run.unread = Valued(
+                found.line, found.text, run.found_after, parse_value(found.token), found.token
+            )
+
+    def _in_suspect_block(self, line: int) -> bool:
+        """Whether ``line`` is in the debug_info block being read, which holds a suspect value."""
+        pending = self._pending
+        return (
+            self._pending_suspect
+            and line >= pending[0].line
+            and (
+                self.run.has_debug
+                or any(b"[Forward] " in p.data or b"[Backward] " in p.data for p in pending)
+            )
+        )
+
     def _close_block(self, iteration: Optional[int]) -> None:
         pieces, suspect = self._pending, self._pending_suspect
         self._pending, self._pending_bytes, self._pending_suspect = [], 0, False
-        if not pieces:
-            return
+        if pieces:
+            self._read_block(pieces, suspect, iteration)
+        self._settle(self.run)
+
+    def _read_block(self, pieces: List[Span], suspect: bool, iteration: Optional[int]) -> None:
         run = self.run
         if not run.has_debug:
             if not any(b"[Forward] " in p.data or b"[Backward] " in p.data for p in pieces):

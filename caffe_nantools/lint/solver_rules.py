@@ -150,6 +150,41 @@ def check_types(doc: Document, out: Findings) -> None:
         )
 
 
+def _check_growth(
+    doc: Document, policy: str, gamma: Optional[float], power: Optional[float], out: Findings
+) -> None:
+    """Policies whose rate grows instead of decaying: it goes to inf, the values with it (a lower
+    base_lr or clipping only delays that)."""
+    if policy == "exp" and gamma is not None and gamma > 1:
+        at = rate_overflows_at(doc)
+        out.add(
+            "lr-policy",
+            "error",
+            setting(doc, "gamma"),
+            f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf"
+            + (f" (at iteration {at})" if at is not None else ""),
+            "use a gamma below 1 (e.g. 0.9999)",
+        )
+    if policy in ("step", "multistep") and gamma is not None and gamma > 1:
+        out.add(
+            "lr-policy",
+            "error",
+            setting(doc, "gamma"),
+            f"lr_policy {policy} with gamma {gamma:g} > 1: every step multiplies the rate by "
+            f"{gamma:g}, so it grows instead of decaying",
+            "use a gamma below 1 (e.g. 0.1)",
+        )
+    if policy == "inv" and power is not None and power < 0 and gamma:
+        out.add(
+            "lr-policy",
+            "error",
+            setting(doc, "power"),
+            f"lr_policy inv with power {power:g} < 0: lr = base_lr * (1 + gamma * iter)^{-power:g} "
+            "grows with every iteration",
+            "use a positive power (e.g. 0.75)",
+        )
+
+
 def check_solver(doc: Document, out: Findings) -> None:
     check_types(doc, out)
     policy_node = setting(doc, "lr_policy")
@@ -226,16 +261,7 @@ def check_solver(doc: Document, out: Findings) -> None:
             f"lr_policy {policy} without gamma: gamma is 0, so {GAMMA_POLICIES[policy]}",
             "set gamma",
         )
-    if policy == "exp" and gamma is not None and gamma > 1:
-        at = rate_overflows_at(doc)
-        out.add(
-            "lr-policy",
-            "error",
-            setting(doc, "gamma"),
-            f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf"
-            + (f" (at iteration {at})" if at is not None else ""),
-            "use a gamma below 1 (e.g. 0.9999)",
-        )
+    _check_growth(doc, policy, gamma, power, out)
     kind = value_of(doc, "type", STRING) or value_of(doc, "solver_type", SOLVER_TYPES, "SGD")
     kind = {
         "SGD": "SGD",

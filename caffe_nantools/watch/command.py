@@ -1,5 +1,5 @@
 """What watch reads of the command it runs: gflags' flags on its line, and for `caffe train
--solver S` the solver S (read once): its snapshot settings and the net it names."""
+-solver S` the solver S (read once): its snapshot settings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.fields import BOOL, INT32
 from caffe_nantools.prototxt.syntax import parse
-from caffe_nantools.solver_settings import setting, value_of
+from caffe_nantools.solver_settings import value_of
 
 
 def is_caffe_train(command: Sequence[str]) -> bool:
@@ -49,8 +49,6 @@ class CommandSolver:
     after_train: bool
     #: ``snapshot``: Caffe snapshots every this many iterations by itself (0: never).
     interval: int
-    #: The train net file it names (``train_net`` or ``net``), when it is there.
-    net: Optional[str]
 
     @classmethod
     def of(cls, command: Sequence[str]) -> Optional["CommandSolver"]:
@@ -65,6 +63,4 @@ class CommandSolver:
             interval = value_of(doc, "snapshot", INT32, 0)
         except NanToolsError:
             return None
-        named = setting(doc, "train_net") or setting(doc, "net")
-        net = str(named.value) if named is not None else None
-        return cls(path, after_train, interval, net if net and os.path.isfile(net) else None)
+        return cls(path, after_train, interval)

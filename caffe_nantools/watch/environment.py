@@ -24,8 +24,8 @@ def child_env(
 ) -> Tuple[Dict[str, str], List[str]]:
     """The command's environment, and notes on what watch changed in it: glog's lines sent to
     stderr unless the user said where they go (then also to stderr, where that sends INFO
-    elsewhere), from INFO up (``GLOG_minloglevel=0``), and no bytecode written beside the user's
-    files unless the user said where it goes.
+    elsewhere), from INFO up (``GLOG_minloglevel=0``), Python's stdout unbuffered unless the user
+    set it, and no bytecode written beside the user's files unless the user said where it goes.
 
     Raises:
         HiddenLinesError: `caffe`'s command line sets glog's flags so that INFO lines never reach
@@ -56,6 +56,9 @@ def child_env(
             "from watch: the command runs with GLOG_minloglevel=0"
         )
     env["GLOG_minloglevel"] = "0"
+    # A Python layer's print (or a script's) reaches watch as it is printed, not when a block
+    # of stdout fills up or the run ends: a NaN it shows stops the run in time.
+    env.setdefault("PYTHONUNBUFFERED", "1")
     if "PYTHONPYCACHEPREFIX" not in env:
         # A Python layer's module beside the user's net gets no __pycache__ there. Not a cache
         # prefix: Python would miss every existing cache and compile numpy and caffe again.

@@ -13,6 +13,7 @@ from caffe_nantools.diagnose.origin import find_blowup
 from caffe_nantools.diagnose.reading import Reader, Run, Valued, is_saturated
 from caffe_nantools.diagnose.trace import Block
 from caffe_nantools.logs.chunks import LogStream, Span
+from caffe_nantools.logs.sweep import Finding
 from caffe_nantools.watch.effects import Effects
 
 #: A blow-up must last: each value is taken as the least of this many displays in a row (one
@@ -68,7 +69,9 @@ class Monitor:
         self.timeout = timeout
         self.clock = clock
         self.reader = Reader()
-        self._stream = LogStream()
+        # The second pass too, as diagnose reads a log: a NaN in a line of a layout the
+        # reading does not know (a fork's loss layer, a Python layer's print) stops the run.
+        self._stream = LogStream(sweep=True)
         #: Why watch stops the command (``nonfinite``, ``blowup``), once it does.
         self.stop_reason: Optional[str] = None
         #: Lines read when watch stopped the command, else when it first passed on a signal: the
@@ -134,6 +137,8 @@ class Monitor:
     def _take(self, piece) -> None:
         if isinstance(piece, Span):
             self.reader.span(piece)
+        elif isinstance(piece, Finding):
+            self.reader.found(piece)
         else:
             self.reader.marked(piece)
 
@@ -145,6 +150,9 @@ class Monitor:
         if run.went_bad:
             first = run.first_bad
             where = f" at iteration {first.iteration}" if first.iteration is not None else ""
+            if first is run.unread:
+                after = f" after iteration {first.iteration}" if first.iteration is not None else ""
+                where = f"{after} (in a line whose layout diagnose does not read)"
             return events + self._stop(
                 "nonfinite",
                 f"first non-finite value{where}, line {first.line}: {first.text.strip()}",

@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 
 from caffe_nantools import jsontext
 from caffe_nantools.diagnose import Diagnosis
-from caffe_nantools.diagnose.reading import Reader, Run
+from caffe_nantools.diagnose.reading import Abort, Reader, Run
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS
 from caffe_nantools.watch.monitor import WatchEvent
@@ -41,11 +41,13 @@ class Snapshot:
 @dataclass(frozen=True)
 class Seen:
     """What of a Caffe log watch saw: any line of one (``recognised``), ``displayed`` loss lines
-    (``last``: the iteration of the last)."""
+    (``last``: the iteration of the last), the first abort or crash its output shows (``abort``:
+    a glog F line, a failed check, a shell's ``Segmentation fault``...)."""
 
     recognised: bool
     displayed: int
     last: Optional[int]
+    abort: Optional[Abort] = None
 
     @classmethod
     def of(cls, reader: Reader) -> "Seen":
@@ -54,6 +56,7 @@ class Seen:
             reader.recognised,
             sum(run.displayed for run in reader.runs),
             shown[-1] if shown else None,
+            next((run.abort for run in reader.runs if run.abort is not None), None),
         )
 
     @property
@@ -144,8 +147,12 @@ class WatchResult:
     @property
     def exit_status(self) -> int:
         """watch's own: 1 when a value went non-finite (or watch stopped a blow-up), else the
-        command's when it failed, else 2 when watch saw no value to check (not an all-clear)."""
+        command's when it failed, else 1 when its output shows an abort or a crash (a script
+        that went on after Caffe died), else 2 when watch saw no value to check (not an
+        all-clear)."""
         if self.went_bad or self.stopped:
+            return EXIT_FINDINGS
+        if self.status == 0 and self.seen.abort is not None:
             return EXIT_FINDINGS
         if self.status == 0 and not self.seen.checked:
             return EXIT_ERROR
@@ -178,6 +185,9 @@ class WatchResult:
             how = f"was stopped by watch at {why} ({how})"
         elif self.went_bad:
             how += " after a value went non-finite"
+        elif self.returncode == 0 and self.seen.abort is not None:
+            a = self.seen.abort
+            how += f", but its output shows an abort (line {a.line}: {a.text.strip()[:160]})"
         elif self.returncode == 0 or not self.seen.checked:
             how += f"; {self.seen.describe()}"
         return f"`{command}` {how}; log: {self.log}"
