@@ -132,7 +132,7 @@ def diagnose(
     solver_facts = SolverFacts.read(solver) if solver else None
     if reader is None:
         reader = Reader(plot=plot is not None)
-        reader.feed_all(read_log(log, sweep=True))
+        reader.feed_all(read_log(log, sweep=True, displays=True))
     runs = reader.runs
     if not reader.recognised:
         raise not_a_log(log)
