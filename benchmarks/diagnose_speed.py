@@ -63,10 +63,11 @@ def block(scale: float, bad_from: int = 10**9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_log(path: str, megabytes: int) -> int:
-    """The log, blowing up over its last 10 displayed iterations; returns the NaN iteration."""
-    healthy = block(1.0)
-    per_iteration = len(healthy) + 300
+def write_log(path: str, megabytes: int, debug_info: bool = True) -> int:
+    """A log of about ``megabytes`` (with ``debug_info`` blocks, or a plain one), blowing up
+    over its last 10 displayed iterations; returns the NaN iteration."""
+    healthy = block(1.0) if debug_info else ""
+    per_iteration = len(healthy) + 300 if debug_info else 240
     total = megabytes * 2**20 // per_iteration
     bad = total - 20
     with open(path, "w") as f:
@@ -74,51 +75,23 @@ def write_log(path: str, megabytes: int) -> int:
         for i in range(total):
             if i % 500 == 0:
                 f.write(f"{STAMP}solver.cpp:347] Iteration {i}, Testing net (#0)\n")
-                f.write(f"{STAMP}net.cpp:593]     [Forward] Layer data, top blob data data: 0.75\n")
                 f.write(
-                    f"{STAMP}solver.cpp:414]     Test net output #0: loss = 1.2 (* 1 = 1.2 loss)\n"
+                    f"{STAMP}net.cpp:593]     [Forward] Layer data, top blob data data: 0.75\n"
+                    if debug_info
+                    else f"{STAMP}solver.cpp:414]     Test net output #0: accuracy = 0.1\n"
                 )
-            if i < bad - 10:
-                f.write(healthy)
-                loss = "1.3"
-            elif i < bad:
-                scale = 10.0 ** (i - bad + 11)
-                f.write(block(scale))
-                loss = f"{1.3 * scale:g}"
-            else:
-                f.write(block(1e12, bad_from=30 if i == bad else 0))
-                loss = "nan"
-            f.write(
-                f"{STAMP}solver.cpp:239] Iteration {i} (12.5 iter/s, 0.08s/1 iters), loss = {loss}\n"
-            )
-            f.write(
-                f"{STAMP}solver.cpp:258]     Train net output #0: loss = {loss} (* 1 = {loss} loss)\n"
-            )
-            f.write(f"{STAMP}sgd_solver.cpp:112] Iteration {i}, lr = 0.01\n")
-    return bad
-
-
-def write_plain_log(path: str, megabytes: int) -> int:
-    """A log without debug_info of about ``megabytes``, its loss blowing up over its last 10
-    displayed iterations; returns the NaN iteration."""
-    per_iteration = 3 * 80
-    total = megabytes * 2**20 // per_iteration
-    bad = total - 20
-    with open(path, "w") as f:
-        f.write(f"{STAMP}solver.cpp:289] Solving bench\n")
-        for i in range(total):
-            if i % 500 == 0:
-                f.write(f"{STAMP}solver.cpp:347] Iteration {i}, Testing net (#0)\n")
-                f.write(f"{STAMP}solver.cpp:414]     Test net output #0: accuracy = 0.1\n")
                 f.write(
                     f"{STAMP}solver.cpp:414]     Test net output #1: loss = 1.2 (* 1 = 1.2 loss)\n"
                 )
             if i < bad - 10:
-                loss = f"{1.3 + (i % 97) / 1000:g}"
+                text, loss = healthy, f"{1.3 + (i % 97) / 1000:g}"
             elif i < bad:
-                loss = f"{1.3 * 10.0 ** (i - bad + 11):g}"
+                scale = 10.0 ** (i - bad + 11)
+                text, loss = block(scale), f"{1.3 * scale:g}"
             else:
-                loss = "nan"
+                text, loss = block(1e12, bad_from=30 if i == bad else 0), "nan"
+            if debug_info:
+                f.write(text)
             f.write(
                 f"{STAMP}solver.cpp:239] Iteration {i} (12.5 iter/s, 0.08s/1 iters), loss = {loss}\n"
             )
@@ -182,15 +155,15 @@ def main() -> None:
         return
     targets = Targets()
     runs = [
-        ("debug_info", write_log, args.small, None),
-        ("debug_info", write_log, args.megabytes, 3),
-        ("plain", write_plain_log, args.megabytes, 2),
+        ("debug_info", args.small, None),
+        ("debug_info", args.megabytes, 3),
+        ("plain", args.megabytes, 2),
     ]
     with tempfile.TemporaryDirectory() as folder:
         rows = []
-        for kind, write, megabytes, target in runs:
+        for kind, megabytes, target in runs:
             path = os.path.join(folder, f"{kind}-{megabytes}.log")
-            bad = write(path, megabytes)
+            bad = write_log(path, megabytes, debug_info=kind == "debug_info")
             size = os.path.getsize(path) / 2**20
             lines, ours = side_by_side(path, args.repeat)
             os.remove(path)
