@@ -142,7 +142,7 @@ def diagnose(
         net_facts = _named_net(solver_facts)
     if reader is None:
         reader = Reader(plot=plot is not None)
-        reader.feed_all(read_log(log, sweep=True))
+        reader.feed_all(read_log(log, sweep=True, displays=True))
     runs = reader.runs
     if not reader.recognised:
         raise not_a_log(log)

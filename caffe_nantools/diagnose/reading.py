@@ -17,11 +17,14 @@ import collections
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
 
 from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
-from caffe_nantools.logs.chunks import Marked, Span
+from caffe_nantools.logs.chunks import Displays, Marked, Span
 from caffe_nantools.logs.glog import parse_line, parse_value
+from caffe_nantools.logs.plain import LOSS, RATE
 from caffe_nantools.logs.solver import parse_event
 from caffe_nantools.logs.sweep import Finding
 
@@ -118,6 +121,18 @@ class Sampled:
                 self.items = self.items[::2]
                 self.stride *= 2
         self.seen += 1
+
+    def add_many(self, count: int, item: Callable[[int], object]) -> None:
+        """``add`` of ``count`` items, of which ``item(k)`` makes the k-th: only those kept
+        are made."""
+        k = 0
+        while k < count:
+            skip = min((-self.seen) % self.stride, count - k)
+            self.seen += skip
+            k += skip
+            if k < count:
+                self.add(item(k))
+                k += 1
 
 
 @dataclass
@@ -297,16 +312,73 @@ class Reader:
     def run(self) -> Run:
         return self.runs[-1]
 
-    def feed_all(self, pieces: Iterable[Union[Span, Marked, Finding]]) -> List[Run]:
+    def feed_all(self, pieces: Iterable[Union[Span, Marked, Finding, Displays]]) -> List[Run]:
         for piece in pieces:
-            if isinstance(piece, Span):
-                self.span(piece)
-            elif isinstance(piece, Finding):
-                self.found(piece)
-            else:
-                self.marked(piece)
+            self.feed(piece)
         self.finish()
         return self.runs
+
+    def feed(self, piece: Union[Span, Marked, Finding, Displays]) -> None:
+        if isinstance(piece, Span):
+            self.span(piece)
+        elif isinstance(piece, Finding):
+            self.found(piece)
+        elif isinstance(piece, Displays):
+            self.displays(piece)
+        else:
+            self.marked(piece)
+
+    def displays(self, run: Displays) -> None:
+        """A run of display lines: its first loss line and the last ones the windows keep are
+        read one by one, the lines between them only counted (and the sampled ones parsed),
+        when nothing else is due (debug_info blocks, a test pass, outputs, an abort's lines)."""
+        losses = np.flatnonzero(run.kinds == LOSS)
+        rates = np.flatnonzero(run.kinds == RATE)
+        head = int(losses[0]) + 1 if len(losses) else len(run.kinds)
+        # The tail starts at a loss line and holds the last WINDOW losses and 4 * WINDOW rates.
+        bound = int(losses[-WINDOW]) if len(losses) >= WINDOW else 0
+        keep = 4 * WINDOW
+        bound = min(bound, int(rates[-keep]) if len(rates) >= keep else len(run.kinds))
+        if len(rates) < keep and len(rates):
+            bound = min(bound, int(rates[0]))
+        tail = (
+            int(losses[max(np.searchsorted(losses, bound, "right") - 1, 0)]) if len(losses) else 0
+        )
+        for piece in run.pieces(0, head):
+            self.feed(piece)
+        if tail <= head or not self._plain():
+            tail = head
+        else:
+            self._count(run, losses[(losses >= head) & (losses < tail)], "loss")
+            self._count(run, rates[(rates >= head) & (rates < tail)], "lr")
+            self._seen = True
+            self._pending, self._pending_bytes, self._pending_suspect = [], 0, False
+        for piece in run.pieces(tail):
+            self.feed(piece)
+
+    def _plain(self) -> bool:
+        """Whether a display line needs nothing but counting, sampling and the windows."""
+        return not (
+            self.run.has_debug
+            or self._testing
+            or self._outputs_due
+            or self._frames_due
+            or self._traceback is not None
+        )
+
+    def _count(self, run: Displays, lines: np.ndarray, kind: str) -> None:
+        """Loss or rate lines of ``run`` taken without their windows (the tail fills them)."""
+        series = self.run.loss_series if kind == "loss" else self.run.lr_series
+        if kind == "loss":
+            self.run.displayed += len(lines)
+
+        def item(k: int) -> Tuple[int, float]:
+            line = int(lines[k])
+            glog = parse_line(run.text(line))
+            event = parse_event(glog.message.strip(), run.line + line)
+            return event.iteration, event.value
+
+        series.add_many(len(lines), item)
 
     def found(self, finding: Finding) -> None:
         """A line of the second pass (:mod:`caffe_nantools.logs.sweep`): its first non-finite

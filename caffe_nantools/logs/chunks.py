@@ -20,8 +20,10 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from caffe_nantools.logs import plain
 from caffe_nantools.logs.glog import KNOWN, canonical
 from caffe_nantools.logs.opening import open_log
+from caffe_nantools.logs.plain import rows
 from caffe_nantools.logs.sweep import Finding, sweep_chunk
 
 CHUNK_BYTES = 8 << 20
@@ -35,6 +37,14 @@ _MARKED = re.compile(
     rb"Traceback \(most recent call last\))"
 )
 _KNOWN = re.compile(KNOWN.encode())
+#: First letters of the marked messages after "] ", and "Iteration " (found without the regex).
+_MARK_LETTERS = np.zeros(256, bool)
+_MARK_LETTERS[[ord(c) for c in "ISGcC*T"]] = True
+_ITERATION = np.frombuffer(b"Iteration ", np.uint8)
+_I, _BRACKET = ord("I"), ord("]")
+_FORWARD, _BACKWARD = (np.frombuffer(w, np.uint8) for w in (b"[Forward]", b"[Backward]"))
+#: Marks in a row read as one :class:`Displays`: below it, one by one costs as little.
+_RUN = 32
 _N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
 #: Last characters of Windows' spellings: 1.#QNAN, 1.#INF, -1.#IND, -nan(ind).
 _UPPER_N, _UPPER_F, _UPPER_D, _D, _CLOSE = (ord(c) for c in "NFDd)")
@@ -64,6 +74,48 @@ class Span:
         return self.originals.get(line, text) if self.originals else text
 
 
+@dataclass(frozen=True, eq=False)
+class Displays:
+    """A run of display lines (losses, rates, and the lines between them: train outputs),
+    handed out whole for a reader to take in bulk; :meth:`pieces` gives the Spans and Marked
+    lines the run is made of. No line holds a suspect value or a finding, none is made
+    canonical.
+
+    ``line`` is the 1-based number of the first; ``kinds`` holds each line's
+    (:data:`~caffe_nantools.logs.plain.LOSS`, ``RATE`` or ``OTHER``: a line inside a span);
+    ``breaks`` the offsets of the line breaks in ``data`` (which ends without one).
+    """
+
+    data: bytes
+    line: int
+    kinds: np.ndarray
+    breaks: np.ndarray
+
+    def text(self, k: int) -> str:
+        """Line ``k`` (0-based) without its line break."""
+        begin = int(self.breaks[k - 1]) + 1 if k else 0
+        stop = int(self.breaks[k]) if k < len(self.breaks) else len(self.data)
+        return self.data[begin:stop].rstrip(b"\r").decode("utf-8", "replace")
+
+    def pieces(self, first: int = 0, stop: Optional[int] = None) -> Iterator[Union[Span, "Marked"]]:
+        """The Spans and Marked lines of lines ``first`` to ``stop`` (a loss or rate each, or
+        the ends), as the reader hands them out one by one."""
+        stop = len(self.kinds) if stop is None else stop
+        kinds = self.kinds[first:stop].tolist()
+        k = first
+        while k < stop:
+            if kinds[k - first] != plain.OTHER:
+                yield Marked(self.text(k), self.line + k)
+                k += 1
+                continue
+            last = k
+            while last + 1 < stop and kinds[last + 1 - first] == plain.OTHER:
+                last += 1
+            begin = int(self.breaks[k - 1]) + 1
+            yield Span(self.data[begin : int(self.breaks[last]) + 1], self.line + k, False)
+            k = last + 1
+
+
 @dataclass(frozen=True)
 class Marked:
     """One solver, check-layer or abort line, decoded, without its line break; ``original`` is
@@ -78,16 +130,19 @@ class Marked:
         return self.original if self.original is not None else self.text
 
 
-def read_log(path: str, *, sweep: bool = False) -> Iterator[Union[Span, Marked, Finding]]:
+def read_log(
+    path: str, *, sweep: bool = False, displays: bool = False
+) -> Iterator[Union[Span, Marked, Finding, Displays]]:
     """The log as Spans and Marked lines, in file order, in constant memory (compressed logs
     decompressed on the way). ``sweep``: the second pass's :class:`Finding` s too, each
-    before the first piece that starts after its line.
+    before the first piece that starts after its line; ``displays``: long runs of display
+    lines as :class:`Displays`.
 
     Raises:
         FileError: the log cannot be opened or read, or its compressed data is corrupt.
     """
     with open_log(path) as (f, compressed):
-        stream = LogStream(sweep=sweep)
+        stream = LogStream(sweep=sweep, displays=displays)
         cr_only = None
         while True:
             chunk = f.read(CHUNK_BYTES)
@@ -147,10 +202,11 @@ class LogStream:
     pass's :class:`Finding` s among them, in line order). Each call's pieces must be taken in
     full before the next call."""
 
-    def __init__(self, *, sweep: bool = False) -> None:
+    def __init__(self, *, sweep: bool = False, displays: bool = False) -> None:
         self._lines = Lines()
         self._next_line = 1
         self._sweep = sweep
+        self._displays = displays
 
     @property
     def lines_read(self) -> int:
@@ -175,20 +231,23 @@ class LogStream:
 
     def _read(self, text: bytes, end: int) -> Iterator[Union[Span, Marked, Finding]]:
         if end:
-            self._next_line += yield from _pieces(text, end, self._next_line, self._sweep)
+            self._next_line += yield from _pieces(
+                text, end, self._next_line, self._sweep, self._displays
+            )
 
 
-def _pieces(chunk: bytes, end: int, first_line: int, sweep: bool = False):
+def _pieces(chunk: bytes, end: int, first_line: int, sweep: bool = False, displays: bool = False):
     """Spans and Marked lines of ``chunk[:end]`` (and the second pass's findings, with
-    ``sweep``); returns its line count."""
+    ``sweep``; :class:`Displays` for long runs of display lines, with ``displays``); returns its
+    line count."""
     ends, suspects, fatal = _line_ends(chunk, end)
     if sweep:
         # On the lines as the log has them, before any is made canonical.
         found = sweep_chunk(chunk, end, first_line, ends)
-        return (
-            yield from _with_findings(_split(chunk, end, first_line, ends, suspects, fatal), found)
-        )
-    return (yield from _split(chunk, end, first_line, ends, suspects, fatal))
+        lines = np.array([f.line - first_line for f in found], np.int64)
+        pieces = _split(chunk, end, first_line, ends, suspects, fatal, displays, lines)
+        return (yield from _with_findings(pieces, found))
+    return (yield from _split(chunk, end, first_line, ends, suspects, fatal, displays))
 
 
 def _with_findings(pieces, found: List[Finding]):
@@ -208,42 +267,121 @@ def _with_findings(pieces, found: List[Finding]):
         yield piece
 
 
-def _split(chunk: bytes, end: int, first_line: int, ends, suspects, fatal):
-    """Spans and Marked lines of ``chunk[:end]``, whose line ends are known; returns its line
-    count."""
+def _split(chunk, end, first_line, ends, suspects, fatal, displays=False, found=None):
+    """Spans and Marked lines of ``chunk[:end]``, whose line ends are known (``found``: the
+    chunk's lines with a finding, kept out of Displays); returns its line count."""
     originals = None
     if fatal is None:
         chunk, originals = _canonical(chunk, end, first_line)
         end = len(chunk)
         ends, suspects, fatal = _line_ends(chunk, end)
-    begins = [chunk.rfind(b"\n", 0, m.start()) + 1 for m in _MARKED.finditer(chunk, 0, end)]
-    if len(fatal):
-        begins = sorted(set(begins).union(fatal.tolist()))
-    marks = []
-    for begin in begins:
-        if marks and begin <= marks[-1][1]:
-            continue  # two marks on one line
-        stop = chunk.find(b"\n", begin, end)
-        marks.append((begin, stop if stop >= 0 else end))
+        displays = False
+    a = np.frombuffer(chunk, np.uint8, count=end)
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.append(ends, end)
+    if len(starts) and starts[-1] >= end:
+        starts, stops = starts[:-1], stops[:-1]
+    brackets = np.flatnonzero(a == _BRACKET)
+    iteration, other = _mark_candidates(a, brackets)
+    other = [p for p in other.tolist() if _MARKED.match(chunk, p, end)]
+    marked = np.unique(
+        np.concatenate(
+            [np.searchsorted(ends, at).astype(np.int64) for at in (iteration, other, fatal)]
+        )
+    )
     # Spans run from the end of one mark to the start of the next; line numbers and suspect
     # counts for all of them come from one searchsorted each.
-    starts = [0] + [stop + 1 for _, stop in marks]
-    stops = [begin for begin, _ in marks] + [end]
-    first = first_line + np.searchsorted(ends, starts)
-    flagged = np.searchsorted(suspects, stops) > np.searchsorted(suspects, starts)
-    mark_lines = first_line + np.searchsorted(ends, stops[:-1])
-    for k, (begin, stop) in enumerate(marks):
-        if begin > starts[k]:
-            yield Span(chunk[starts[k] : begin], int(first[k]), bool(flagged[k]), originals)
-        line = int(mark_lines[k])
+    begins, mark_stops = starts[marked], stops[marked]
+    span_starts = np.concatenate(([0], mark_stops + 1))
+    span_stops = np.append(begins, end)
+    first = first_line + np.searchsorted(ends, span_starts)
+    flagged = np.searchsorted(suspects, span_stops) > np.searchsorted(suspects, span_starts)
+    runs = (
+        _runs(a, starts, stops, brackets, iteration, marked, suspects, ends, found)
+        if displays
+        else []
+    )
+    runs.append((len(marked), len(marked), None))
+    span_starts, span_stops, begins, mark_stops = (
+        x.tolist() for x in (span_starts, span_stops, begins, mark_stops)
+    )
+    k, r = 0, 0
+    while k <= len(marked):
+        if span_stops[k] > span_starts[k]:
+            yield Span(
+                chunk[span_starts[k] : span_stops[k]], int(first[k]), bool(flagged[k]), originals
+            )
+        if k == len(marked):
+            break
+        lo, hi, kind = runs[r]
+        if k == lo:
+            # A run of display lines, handed out whole.
+            data = chunk[begins[lo] : mark_stops[hi]]
+            lo_line, hi_line = int(marked[lo]), int(marked[hi])
+            yield Displays(
+                data,
+                first_line + lo_line,
+                kind[lo_line : hi_line + 1],
+                ends[lo_line:hi_line] - begins[lo],
+            )
+            k, r = hi + 1, r + 1
+            continue
+        line = first_line + int(marked[k])
         yield Marked(
-            chunk[begin:stop].rstrip(b"\r").decode("utf-8", "replace"),
+            chunk[begins[k] : mark_stops[k]].rstrip(b"\r").decode("utf-8", "replace"),
             line,
             originals.get(line) if originals else None,
         )
-    if end > starts[-1]:
-        yield Span(chunk[starts[-1] : end], int(first[-1]), bool(flagged[-1]), originals)
+        k += 1
     return len(ends)
+
+
+def _mark_candidates(a: np.ndarray, brackets: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Of the ``]`` at ``brackets``, those followed by ``" Iteration "`` and a digit, and those
+    followed by a space and a letter that starts another marked message (for the regex)."""
+    end = len(a)
+    at = brackets[brackets + 2 < end]
+    at = at[a[at + 1] == 32]
+    letter = a[at + 2]
+    at, letter = at[_MARK_LETTERS[letter]], letter[_MARK_LETTERS[letter]]
+    other = at[letter != _I]
+    at = at[letter == _I]
+    text, inside = rows(a, at + 2, len(_ITERATION) + 1)
+    iteration = inside & (text[:, :-1] == _ITERATION).all(1) & _DIGITS[text[:, -1]]
+    return at[iteration], other
+
+
+def _runs(a, starts, stops, brackets, iteration, marked, suspects, ends, found):
+    """``(first, last, kinds)`` of each long run of marks (indices into ``marked``) that are all
+    plain display lines with nothing between them but plain lines (:mod:`caffe_nantools.logs.plain`);
+    ``kinds``: every line's."""
+    kind = np.zeros(len(starts), np.int8)
+    lines = np.searchsorted(ends, iteration)
+    lead = brackets[np.searchsorted(brackets, starts[lines])] == iteration
+    lines = lines[lead]
+    kind[lines] = plain.kinds(a, starts[lines], stops[lines], iteration[lead])
+    bulk = kind[marked] != plain.OTHER
+    if bulk.sum() < _RUN:
+        return []
+    # A plain line between them: no suspect value, no finding, no debug_info text (which holds
+    # a "] " of its own: a line with one "]" is plain unless it is "[Forward]" or "[Backward]").
+    count = np.searchsorted(brackets, stops) - np.searchsorted(brackets, starts)
+    one = brackets[np.minimum(np.searchsorted(brackets, starts), max(len(brackets) - 1, 0))]
+    debug = np.zeros(len(starts), bool)
+    for word in (_FORWARD, _BACKWARD):
+        text, inside = rows(a, one - len(word) + 1, len(word))
+        debug |= inside & (text == word).all(1)
+    noisy = (count > 1) | ((count == 1) & debug)
+    noisy[np.searchsorted(ends, suspects)] = True
+    if found is not None and len(found):
+        noisy[found] = True
+    before = np.concatenate(([0], np.cumsum(noisy)))
+    link = bulk[:-1] & bulk[1:] & (before[marked[1:]] == before[marked[:-1] + 1])
+    # Runs of links j..k-1 join marks j..k.
+    edges = np.diff(np.concatenate(([0], link.astype(np.int8), [0])))
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long = run_ends - run_starts + 1 >= _RUN
+    return [(int(lo), int(hi), kind) for lo, hi in zip(run_starts[long], run_ends[long])]
 
 
 def _canonical(chunk: bytes, end: int, first_line: int) -> Tuple[bytes, Dict[int, str]]:

@@ -76,7 +76,8 @@ _FATAL = re.compile(r"(?<!\w)F\d{4} ")
 _I, _NL, _N, _LOWER = ord("I"), ord("\n"), ord("n"), 0x20
 _DIGIT = np.zeros(256, bool)
 _DIGIT[ord("0") : ord("9") + 1] = True
-_A, _F, _D = (ord(c) for c in "afd")
+_AFD = np.zeros(256, bool)
+_AFD[[ord(c) for c in "afdAFD"]] = True
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,12 @@ def sweep_chunk(
     a = np.frombuffer(chunk, np.uint8, count=end)
     if ends is None:
         ends = np.flatnonzero(a == _NL)
-    # A candidate for a token: n-a, n-f or n-d in any case (nan, inf, ind: every spelling).
+    # A candidate for a token: n-a, n-f or n-d in any case (nan, inf, ind: every spelling);
+    # the n's first (one pass and one index), then the letter after each.
     low = a | _LOWER
-    n = low[:-1] == _N
-    after = low[1:]
-    candidates = np.flatnonzero(n & ((after == _A) | (after == _F) | (after == _D)))
+    candidates = np.flatnonzero(np.equal(low, _N, out=low.view(bool)))
+    candidates = candidates[candidates + 1 < end]
+    candidates = candidates[_AFD[a[candidates + 1]]]
     # A candidate for a crash: every line that is not a glog INFO line.
     starts = np.concatenate(([0], ends + 1))
     starts = starts[starts < end]
