@@ -24,7 +24,7 @@ from caffe_nantools.prototxt.edits import is_added, undo
 from caffe_nantools.prototxt.style import Style, indentation
 from caffe_nantools.prototxt.upgrade import upgrade_v1
 from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
-from caffe_nantools.solver import SolverEdit, added_by_debug_info, enable_debug_info
+from caffe_nantools.solver_edits import SolverEdit, added_by_debug_info, enable_debug_info
 from caffe_nantools.templates import check_layer, escape
 
 CHECK_PREFIX = "nancheck/"

@@ -417,7 +417,7 @@ def test_blob_names_that_need_escapes_read_back_as_written(name, each):
     ],
 )
 def test_net_paths_that_need_escapes_read_back_as_given(net_path):
-    from caffe_nantools.solver import enable_debug_info
+    from caffe_nantools.solver_edits import enable_debug_info
 
     for solver in ('net: "old.prototxt"\nbase_lr: 0.01\n', "base_lr: 0.01\n"):
         edited = enable_debug_info(solver, "s.prototxt", net_path=net_path)
@@ -536,7 +536,7 @@ def test_remove_refuses_solver_lines_inject_never_writes(line):
 
 
 def test_remove_takes_out_the_solver_lines_inject_wrote():
-    from caffe_nantools.solver import enable_debug_info
+    from caffe_nantools.solver_edits import enable_debug_info
 
     solver = "base_lr: 0.01\nmax_iter: 10\n"
     edited_solver = enable_debug_info(solver, net_path="x.prototxt", display=7).text

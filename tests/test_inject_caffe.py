@@ -12,7 +12,7 @@ from caffe_nantools.inject import inject, inject_text, remove, remove_text
 from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.prototxt.upgrade import upgrade_v1
-from caffe_nantools.solver import enable_debug_info
+from caffe_nantools.solver_edits import enable_debug_info
 from caffe_train import caffe_train
 from corpus import CORPUS, MISSING, V2_NETS, corpus_params, read
 from nets import INLINE_SOLVERS, PHASED_NET

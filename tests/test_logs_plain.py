@@ -14,7 +14,7 @@ from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.logs import plain
 from caffe_nantools.logs.chunks import Displays, LogStream
 from caffe_nantools.logs.glog import parse_line
-from caffe_nantools.logs.solver import parse_event
+from caffe_nantools.logs.events import parse_event
 
 STAMP = "I1121 07:12:32.521270 10203 solver.cpp:239] "
 

@@ -21,7 +21,7 @@ sys.path.insert(0, os.getcwd())  # the case's Python layers, as Caffe finds them
 def plain_copy(solver, seed):
     from caffe_nantools.inject import remove_text
     from caffe_nantools.prototxt import parse
-    from caffe_nantools.solver import set_fields
+    from caffe_nantools.solver_edits import set_fields
     from caffe_nantools.solver_settings import setting
 
     with open(solver) as f:

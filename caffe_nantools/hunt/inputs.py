@@ -17,7 +17,7 @@ from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.fields import FLOAT, STRING
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.syntax import Document, Node
-from caffe_nantools.solver import set_fields
+from caffe_nantools.solver_edits import set_fields
 from caffe_nantools.solver_settings import setting, value_of
 from caffe_nantools.templates import escape
 

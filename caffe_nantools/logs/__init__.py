@@ -1,7 +1,7 @@
 """Caffe's training logs (glog format) read as a stream of events, and the tables made of them."""
 
 from caffe_nantools.logs.glog import GlogLine, parse_line, parse_value
-from caffe_nantools.logs.solver import Event, read_events
+from caffe_nantools.logs.events import Event, read_events
 from caffe_nantools.logs.tables import Tables, log2csv, tables_from_events
 
 __all__ = [

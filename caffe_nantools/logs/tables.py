@@ -16,7 +16,7 @@ from caffe_nantools import arguments
 from caffe_nantools.errors import literal
 from caffe_nantools.files import FileError, refuse_overlaps, writing
 from caffe_nantools.logs.opening import SOLVER_LINES, not_a_log, open_log
-from caffe_nantools.logs.solver import Event, read_events
+from caffe_nantools.logs.events import Event, read_events
 
 FIXED = ["NumIters", "Seconds", "LearningRate"]
 
