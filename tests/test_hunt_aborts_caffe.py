@@ -8,6 +8,7 @@ verifies it; where records are behind it, they are named; an abort no rule knows
 import numpy as np
 import pytest
 
+from caffe_nantools.files import read_text
 from caffe_nantools.hunt import hunt
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net
@@ -47,7 +48,7 @@ def picture_layer(name, transform, batch=4):
 
 
 def fixed_layer(verdict, name):
-    net = Net(parse(open(verdict.fix["files"]["net"]).read()))
+    net = Net(parse(read_text(verdict.fix["files"]["net"])))
     return next(l for l in net.layers if l.name == name)
 
 
