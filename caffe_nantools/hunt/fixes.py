@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 from caffe_nantools.cause import Cause
+from caffe_nantools.hunt.abort_rules import fix_net
 from caffe_nantools.hunt.inputs import MAX_ITERS, Inputs, make_copies
 from caffe_nantools.hunt.records import source_reader
 from caffe_nantools.hunt.training import train
@@ -86,6 +87,11 @@ def find_fix(
             return _verify(
                 inputs, os.path.join(folder, "fix"), change, span, gpu, solver_fields=fields
             )
+    fatal = diagnosis.abort["text"] if diagnosis is not None and diagnosis.abort else None
+    if verdict.cause == Cause.CONFIG and fatal is not None:
+        fix = _setting_fix(inputs, verdict, fatal, iters=iters, gpu=gpu, folder=folder)
+        if fix is not None:
+            return fix
     # Only a record the failure is blamed on: a clean copy in the workdir differs from the
     # user's store in more than its records (its place, its permissions), so a run on it that
     # stays finite proves nothing about an abort the records were not shown to cause.
@@ -172,6 +178,17 @@ def _clean_source(
         {"net_text": dump(net.doc)} if path == inputs.net else {"test_texts": {path: dump(net.doc)}}
     )
     return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, **edit)
+
+
+def _setting_fix(
+    inputs: Inputs, verdict: "Verdict", fatal: str, *, iters: int, gpu: Optional[int], folder: str
+) -> Optional[Fix]:
+    """The net setting that Caffe's fatal line names, changed on hunt's copy of the net."""
+    net = Net.parse(inputs.net_text, inputs.net)
+    change = fix_net(fatal, verdict.layer, net)
+    if change is None:
+        return None
+    return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
 
 
 def _verify(

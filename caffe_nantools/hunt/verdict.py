@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from caffe_nantools.cause import Cause
+from caffe_nantools.hunt.abort_rules import abort_layer, read_abort
 from caffe_nantools.hunt.ending import crash_place
+from caffe_nantools.hunt.records import MAX_SCANNED
 from caffe_nantools.inject import CHECK_PREFIX
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
@@ -92,7 +94,7 @@ def judge(
     error = training.error
     bad = bad_records(scan)
     if training.aborted and error is None:
-        return _aborted(training, diagnosis, scan, ending, net)
+        return _aborted(training, diagnosis, scan, ending, [net, *test_nets])
     if error is None:
         test = diagnosis.trace.first_bad_test if diagnosis and diagnosis.trace else None
         if test is not None:
@@ -174,11 +176,13 @@ def _aborted(
     diagnosis: Optional["Diagnosis"],
     scan: Optional["ScanReport"],
     ending: Optional["Ending"],
-    net: Net,
+    nets: Sequence[Net],
 ) -> Verdict:
     """Caffe's abort: what its fatal line, or the signal, names first; ``bad_input`` where the
     fatal line names a record the scan found bad (an image that does not decode, say). Other bad
-    records are blamed by the caller, and only those the failing batch read."""
+    records are blamed by the caller, and only those the failing batch read. ``nets``: the train
+    net, then the test nets."""
+    net = nets[0]
     bad = bad_records(scan)
     iterations = ending.iterations if ending is not None else training.iterations
     how = ending.how if ending is not None else f"exit code {training.exit_code}"
@@ -209,6 +213,7 @@ def _aborted(
             0,
             f"{source} holds no records (the scan found it empty): Caffe stops on an empty source",
         )
+    _read_abort(v, abort, ending, nets, scan, training.log)
     named = next((f for f in bad if abort is not None and _names(abort["text"], f.key)), None)
     if named is not None:
         v.cause = Cause.BAD_INPUT
@@ -216,6 +221,41 @@ def _aborted(
         v.advice.insert(0, f"Caffe stopped on record {named.key} of {named.source}: {named.detail}")
     v.evidence += _scan_evidence(bad)
     return v
+
+
+def _read_abort(
+    v: Verdict,
+    abort: Optional[dict],
+    ending: Optional["Ending"],
+    nets: Sequence[Net],
+    scan: Optional["ScanReport"],
+    log: Optional[str],
+) -> None:
+    """The layer Caffe stopped in, and what the rule for its fatal line makes of it: a net
+    setting (``config``), records (``bad_input``), or nothing known (``caffe_abort``)."""
+    fatal = abort["text"] if abort is not None else None
+    last = ending.last_layer if ending is not None else None
+    states = [(nets[0], TRAIN)] + [(n, NetState("TEST")) for n in nets[1:] or nets[:1]]
+    layer = abort_layer(states, fatal, last)
+    if layer is None:
+        return
+    v.layer = layer.name
+    found = (
+        read_abort(fatal, layer, nets[0], scan, log)
+        if fatal and v.cause == Cause.CAFFE_ABORT
+        else None
+    )
+    if found is None:
+        return
+    reading = found[1]
+    v.cause = reading.cause
+    v.advice[:0] = reading.advice
+    if reading.blame:
+        v.record = {"source": reading.blame[0].source, "key": reading.blame[0].key}
+    v.records = [
+        {"source": f.source, "key": f.key, "index": str(f.index)}
+        for f in (reading.blame or reading.listed)[:MAX_SCANNED]
+    ]
 
 
 def empty_sources(scan: Optional["ScanReport"]) -> List[str]:
