@@ -48,7 +48,7 @@ class Page:
     """What loading one file showed: ``requests`` (every URL the page asked for, itself
     included), ``errors`` (console errors, exceptions, log entries at level error)."""
 
-    def __init__(self, browser: "Browser", session: str) -> None:
+    def __init__(self, browser: Browser, session: str) -> None:
         self.browser = browser
         self.session = session
         self.requests: List[str] = []
@@ -104,7 +104,7 @@ class Browser:
         self._next = 0
         self._events: List[dict] = []
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:

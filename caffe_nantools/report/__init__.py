@@ -36,8 +36,7 @@ def render(report, kind: str, *, redact: bool = False) -> str:
         return _redact(text) if redact else text  # what the plots print, too
     from caffe_nantools.report import markdown
 
-    text = markdown.render(page)
-    return _redact(text) if redact else text
+    return markdown.render(page, _redact if redact else str)
 
 
 def write(report, path: str, *, redact: bool = False, kind: Optional[str] = None) -> str:

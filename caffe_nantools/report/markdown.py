@@ -3,7 +3,7 @@ values, the fix, the evidence folded away, the versions; within GitHub's comment
 
 from __future__ import annotations
 
-from typing import List
+from typing import Callable, List
 
 from caffe_nantools.report.page import Page
 from caffe_nantools.report.versions import versions
@@ -16,9 +16,14 @@ HEADROOM = 4096
 BAD_ROWS = 10
 
 
-def render(page: Page) -> str:
+def render(page: Page, clean: Callable[[str], str] = str) -> str:
+    """``clean`` (redaction) is applied to every text before it is escaped for Markdown."""
+    global _clean
+    _clean = clean
     head = [
         f"### caffe-nantools {page.command}: `{_code(str(page.cause))}`",
+        "",
+        f"`{_code(page.subject)}`",
         "",
         f"**{_text(page.headline)}**",
         "",
@@ -29,7 +34,8 @@ def render(page: Page) -> str:
         head += ["", "**What to change:**", ""] + [f"1. {_text(a)}" for a in page.advice]
     head += _bad_values(page)
     if page.fix is not None:
-        head += ["", "**The fix**", "", "```text", page.fix["change"], page.fix["state"], "```"]
+        fix = [_block(page.fix["change"]), _block(page.fix["state"])]
+        head += ["", "**The fix**", "", "```text", *fix, "```"]
     tail = ["", "**Versions**", "", "| | version |", "|---|---|"]
     tail += [f"| {n} | {_cell(v)} |" for n, v in versions()]
     budget = GITHUB_LIMIT - HEADROOM - len("\n".join(head + tail))
@@ -75,8 +81,7 @@ def _evidence(page: Page, budget: int) -> List[str]:
     close = ["```", "", "</details>"]
     used = len("\n".join(lines + close))
     for line, text in page.evidence:
-        entry = f"{line}: {text}" if line is not None else text
-        entry = entry.replace("```", "'''")
+        entry = _block(f"{line}: {text}" if line is not None else text)
         if used + len(entry) + 1 > budget:
             lines.append("... (cut to fit a comment)")
             break
@@ -93,12 +98,22 @@ def _cell(value) -> str:
     return "" if value is None else _text(str(value)).replace("|", "\\|")
 
 
+#: The redaction of the page being rendered (``str``: none).
+_clean: Callable[[str], str] = str
+
+
+def _block(text: str) -> str:
+    """A line inside a fenced block: it cannot close the fence."""
+    return _clean(text).replace("```", "'''")
+
+
 def _code(text: str) -> str:
-    return text.replace("`", "'")
+    return _clean(text).replace("`", "'")
 
 
 def _text(text: str) -> str:
     """Plain text kept plain: no HTML tag, no emphasis or link taken from it."""
+    text = _clean(text)
     for c in "\\`*_[]<>#|":
         text = text.replace(c, "\\" + c)
     return text.replace("\n", " ")

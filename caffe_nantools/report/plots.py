@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -50,6 +51,8 @@ def svg(fig) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "nantools"}):
         fig.savefig(out, format="svg", bbox_inches="tight")
     text = out.getvalue()
+    # The metadata block names the date made and RDF vocabularies: nothing a reader sees.
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
     return text[text.index("<svg") :]
 
 

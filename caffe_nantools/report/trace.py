@@ -44,6 +44,8 @@ def trace_of(diagnosis: Diagnosis) -> Trace:
             # its own, the first non-finite value tells it.
             column.iteration = _failing_iteration(diagnosis, block.iteration)
             suspect = column
+            if block.iteration is None:
+                by_iteration.pop(None, None)  # the same block, sampled for the heatmap
         by_iteration[column.iteration] = column
     known = set(layers)
     drawn = [_folded(c, known) for c in by_iteration.values()]
