@@ -222,6 +222,9 @@ def series(ax, points, name: str, color: str, *, pinned: Optional[float] = None)
             fontsize=8,
             color="purple",
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
     ax.set_ylabel(name, color=color)
     ax.set_xlabel("iteration")
     ax.legend(loc="best", fontsize=7)
