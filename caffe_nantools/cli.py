@@ -10,6 +10,7 @@ library's arguments as this command's flags.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -77,6 +78,35 @@ def _edit_outputs(command: _Command, output_help: str) -> None:
     command.add("-o", "--output", metavar="OUT", help=output_help)
     command.add("--in-place", action="store_true", help="edit the input file itself")
     command.add("--dry-run", action="store_true", help="print a unified diff and write nothing")
+
+
+def _report(command: _Command) -> None:
+    command.add(
+        "--report",
+        metavar="FILE",
+        help="also write the report to FILE: .html (one self-contained page with the plots) or "
+        ".md (Markdown for an issue thread)",
+    )
+    command.add(
+        "--redact",
+        action="store_true",
+        help="in the --report, replace your home and working folders and host name with placeholders",
+    )
+
+
+def _check_report(args: argparse.Namespace) -> None:
+    """A --report that cannot be written stops the command before it runs, not after."""
+    from caffe_nantools import report
+
+    if args.report:
+        report.check(args.report)
+
+
+def _write_report(result, args: argparse.Namespace, command: str) -> None:
+    if args.report:
+        from caffe_nantools import report
+
+        _warn(command, f"report: {report.write(result, args.report, redact=args.redact)}")
 
 
 def _positive_int(text: str) -> int:
@@ -177,11 +207,13 @@ def add_hunt(commands) -> None:
     )
     hunt.add("--no-verify", dest="verify", action="store_false", help="do not try the fix")
     _json(hunt)
+    _report(hunt)
 
 
 def _hunt(args: argparse.Namespace) -> int:
     from caffe_nantools.hunt import hunt
 
+    _check_report(args)
     report = hunt(
         args.solver,
         iters=args.iters,
@@ -191,7 +223,23 @@ def _hunt(args: argparse.Namespace) -> int:
         verify=args.verify,
         progress=sys.stderr.isatty(),
     )
+    if args.report:
+        _replay_failing(report, args.gpu)
+    _write_report(report, args, "hunt")
     return _print(report, args)
+
+
+def _replay_failing(report, gpu: Optional[int]) -> None:
+    """The report's table of the failing iteration: its bundle replayed (a few seconds)."""
+    from caffe_nantools.replay import replay
+
+    bundle = report.training.replay if report.training is not None else None
+    if bundle is None or not os.path.isdir(bundle):
+        return
+    try:
+        report.replayed = replay(bundle, gpu=gpu)
+    except NanToolsError as e:
+        report.notes.append(f"the replay of the failing iteration for the report failed: {e}")
 
 
 def add_replay(commands) -> None:
@@ -492,12 +540,17 @@ def add_diagnose(commands) -> None:
         "--plot", metavar="PNG", help="draw the trace: mean |x| per layer and iteration, loss, lr"
     )
     _json(diagnose, "the diagnosis")
+    _report(diagnose)
 
 
 def _diagnose(args: argparse.Namespace) -> int:
     from caffe_nantools.diagnose import diagnose
 
-    result = diagnose(args.log, net=args.net, solver=args.solver, plot=args.plot)
+    _check_report(args)
+    result = diagnose(
+        args.log, net=args.net, solver=args.solver, plot=args.plot, keep_trace=bool(args.report)
+    )
+    _write_report(result, args, "diagnose")
     print(result.to_json() if args.json else result.format(), end="\n" if args.json else "")
     if args.plot and not args.json:
         print(f"plot: {args.plot}")
@@ -565,6 +618,7 @@ def add_watch(commands) -> None:
         help="wait this long for the snapshot and after each signal before a stronger one (default 60)",
     )
     _json(watch, "the outcome and the diagnosis")
+    _report(watch)
     watch.add(
         "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run"
     )
@@ -579,6 +633,7 @@ def _watch(args: argparse.Namespace) -> int:
         elif event.kind != "snapshot":
             _warn("watch", event.message)
 
+    _check_report(args)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     result = watch(
         command,
@@ -588,6 +643,7 @@ def _watch(args: argparse.Namespace) -> int:
         on_event=report,
         timeout=args.timeout,
     )
+    _write_report(result, args, "watch")
     if args.json:
         print(result.to_json())
     elif result.worth_a_diagnosis:

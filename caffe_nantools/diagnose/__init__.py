@@ -93,6 +93,18 @@ class Diagnosis:
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict())
 
+    def write_html(self, path: str, *, redact: bool = False) -> str:
+        """This report as one self-contained HTML file (:mod:`caffe_nantools.report`)."""
+        from caffe_nantools import report
+
+        return report.write_html(self, path, redact=redact)
+
+    def write_markdown(self, path: str, *, redact: bool = False) -> str:
+        """This report as Markdown for an issue thread (:mod:`caffe_nantools.report`)."""
+        from caffe_nantools import report
+
+        return report.write_markdown(self, path, redact=redact)
+
     def format(self) -> str:
         lines = [str(self)]
         if self.runs > 1:
@@ -112,6 +124,7 @@ def diagnose(
     plot: Optional[str] = None,
     *,
     reader: Optional[Reader] = None,
+    keep_trace: bool = False,
 ) -> Diagnosis:
     """``caffe-nantools diagnose LOG [--net NET] [--solver SOLVER] [--plot PNG]``.
 
@@ -119,7 +132,8 @@ def diagnose(
     Caffe finds it); the advice names the user's files, or says in words what it cannot name.
 
     ``reader``: the log, read already (watch reads it as it is written), finished; it is not
-    read again.
+    read again. ``keep_trace``: keep a sample of the trace for a report's pictures (as
+    ``plot`` does).
 
     Raises:
         NanToolsError: unreadable files, a log in which no line of a Caffe log was recognised
@@ -130,6 +144,7 @@ def diagnose(
     net = arguments.path("net", net, optional=True)
     solver = arguments.path("solver", solver, optional=True)
     plot = arguments.path("plot", plot, optional=True)
+    keep_trace = arguments.flag("keep_trace", keep_trace)
     if plot is not None:
         inputs = [("log", log), ("net", net), ("solver", solver)]
         refuse_overlaps(
@@ -141,7 +156,7 @@ def diagnose(
     if net_facts is None and solver_facts is not None:
         net_facts = _named_net(solver_facts)
     if reader is None:
-        reader = Reader(plot=plot is not None)
+        reader = Reader(plot=plot is not None or keep_trace)
         reader.feed_all(read_log(log, sweep=True, displays=True))
     runs = reader.runs
     if not reader.recognised:

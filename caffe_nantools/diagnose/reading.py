@@ -152,11 +152,11 @@ class Column:
             if r.kind == "param":
                 continue
             into = forward if r.pass_ == "forward" else backward
-            into[r.layer] = _larger(into.get(r.layer), r.value)
+            into[r.layer] = larger(into.get(r.layer), r.value)
         return cls(block.iteration, forward, backward)
 
 
-def _larger(a: Optional[float], b: float) -> float:
+def larger(a: Optional[float], b: float) -> float:
     """The larger magnitude; a non-finite value wins, so it shows."""
     if a is None or is_bad(b):
         return b

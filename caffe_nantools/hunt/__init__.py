@@ -56,6 +56,10 @@ class HuntReport:
     scan_error: Optional[str] = None
     training: Optional[Training] = None
     notes: List[str] = field(default_factory=list)
+    #: The checked training's log read by diagnose (its trace kept), for a report's pictures.
+    diagnosis: Optional[object] = field(default=None, repr=False)
+    #: The failing iteration replayed (a ReplayReport), where the caller ran the bundle.
+    replayed: Optional[object] = field(default=None, repr=False)
 
     @property
     def return_code(self) -> int:
@@ -86,6 +90,18 @@ class HuntReport:
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict()) + "\n"
+
+    def write_html(self, path: str, *, redact: bool = False) -> str:
+        """This report as one self-contained HTML file (:mod:`caffe_nantools.report`)."""
+        from caffe_nantools import report
+
+        return report.write_html(self, path, redact=redact)
+
+    def write_markdown(self, path: str, *, redact: bool = False) -> str:
+        """This report as Markdown for an issue thread (:mod:`caffe_nantools.report`)."""
+        from caffe_nantools import report
+
+        return report.write_markdown(self, path, redact=redact)
 
     def format(self) -> str:
         v = self.verdict
@@ -212,7 +228,7 @@ def hunt(
     report.training = training = stages.run(
         f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu)
     )
-    diagnosis = _diagnose(training, inputs)
+    diagnosis = report.diagnosis = _diagnose(training, inputs)
     ending = _ending(training, diagnosis, inputs) if training.aborted else None
     verdict = report.verdict = judge(
         inputs.net_model,
@@ -307,7 +323,7 @@ def _diagnose(training: Training, inputs: Inputs):
     from caffe_nantools.diagnose import diagnose
 
     try:
-        return diagnose(training.log, net=inputs.net, solver=inputs.solver)
+        return diagnose(training.log, net=inputs.net, solver=inputs.solver, keep_trace=True)
     except NanToolsError:
         return None
 

@@ -68,7 +68,7 @@ class Monitor:
         self.snapshot = snapshot
         self.timeout = timeout
         self.clock = clock
-        self.reader = Reader()
+        self.reader = Reader(plot=True)  # the trace's sample, for a report
         # The second pass too, as diagnose reads a log: a NaN in a line of a layout the
         # reading does not know (a fork's loss layer, a Python layer's print) stops the run.
         self._stream = LogStream(sweep=True)

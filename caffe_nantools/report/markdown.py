@@ -1,0 +1,119 @@
+"""The report as GitHub-flavoured Markdown for an issue thread: the verdict, the first bad
+values, the fix, the evidence folded away, the versions; within GitHub's comment limit."""
+
+from __future__ import annotations
+
+from typing import Callable, List
+
+from caffe_nantools.report.page import Page
+from caffe_nantools.report.versions import versions
+
+#: GitHub refuses a comment longer than this (characters).
+GITHUB_LIMIT = 65536
+#: What the report keeps free of it, for the words a user adds.
+HEADROOM = 4096
+#: Rows of the first bad values' table.
+BAD_ROWS = 10
+
+
+def render(page: Page, clean: Callable[[str], str] = str) -> str:
+    """``clean`` (redaction) is applied to every text before it is escaped for Markdown."""
+    global _clean
+    _clean = clean
+    head = [
+        f"### caffe-nantools {page.command}: `{_code(str(page.cause))}`",
+        "",
+        f"`{_code(page.subject)}`",
+        "",
+        f"**{_text(page.headline)}**",
+        "",
+    ]
+    head += [f"- **{_text(k)}**: {_text(v)}" for k, v in page.facts]
+    head += [f"- {_text(s)}" for s in page.summary]
+    if page.advice:
+        head += ["", "**What to change:**", ""] + [f"1. {_text(a)}" for a in page.advice]
+    head += _bad_values(page)
+    if page.fix is not None:
+        fix = [_block(page.fix["change"]), _block(page.fix["state"])]
+        head += ["", "**The fix**", "", "```text", *fix, "```"]
+    tail = ["", "**Versions**", "", "| | version |", "|---|---|"]
+    tail += [f"| {n} | {_cell(v)} |" for n, v in versions()]
+    budget = GITHUB_LIMIT - HEADROOM - len("\n".join(head + tail))
+    return "\n".join(head + _evidence(page, budget) + tail) + "\n"
+
+
+def _bad_values(page: Page) -> List[str]:
+    replay = page.replay
+    if replay is not None and replay.first_bad is not None:
+        rows = [r for r in replay.forward + replay.backward if r.bad][:BAD_ROWS]
+        lines = ["", f"**First bad values** (iteration {replay.iteration} replayed)", ""]
+        lines += [
+            "| what | name | NaN | +inf | -inf | min | max |",
+            "|---|---|--:|--:|--:|--:|--:|",
+        ]
+        lines += [
+            f"| {r.what} | `{_code(r.name)}` | {r.nan} | {r.posinf} | {r.neginf} | {_num(r.min)} | {_num(r.max)} |"
+            for r in rows
+        ]
+        return lines
+    d = page.diagnosis
+    first = d.first_nonfinite if d is not None else None
+    if first is None:
+        return []
+    return [
+        "",
+        "**First non-finite value**",
+        "",
+        "| iteration | pass | layer | blob | log line |",
+        "|--:|---|---|---|--:|",
+        "| "
+        + " | ".join(
+            _cell(v) for v in (first.iteration, first.pass_, first.layer, first.blob, first.line)
+        )
+        + " |",
+    ]
+
+
+def _evidence(page: Page, budget: int) -> List[str]:
+    if not page.evidence:
+        return []
+    lines = ["", "<details><summary>Evidence (the log's lines)</summary>", "", "```text"]
+    close = ["```", "", "</details>"]
+    used = len("\n".join(lines + close))
+    for line, text in page.evidence:
+        entry = _block(f"{line}: {text}" if line is not None else text)
+        if used + len(entry) + 1 > budget:
+            lines.append("... (cut to fit a comment)")
+            break
+        lines.append(entry)
+        used += len(entry) + 1
+    return lines + close
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _cell(value) -> str:
+    return "" if value is None else _text(str(value)).replace("|", "\\|")
+
+
+#: The redaction of the page being rendered (``str``: none).
+_clean: Callable[[str], str] = str
+
+
+def _block(text: str) -> str:
+    """A line inside a fenced block: it cannot close the fence."""
+    return _clean(text).replace("```", "'''")
+
+
+def _code(text: str) -> str:
+    return _clean(text).replace("`", "'")
+
+
+def _text(text: str) -> str:
+    """Plain text kept plain: no HTML tag, no emphasis or link taken from it."""
+    text = _clean(text)
+    for c in "\\`*_[]<>#|":
+        text = text.replace(c, "\\" + c)
+    return text.replace("\n", " ")
