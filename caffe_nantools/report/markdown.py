@@ -18,8 +18,8 @@ BAD_ROWS = 10
 
 def render(page: Page, clean: Callable[[str], str] = str) -> str:
     """``clean`` (redaction) is applied to every text before it is escaped for Markdown."""
-    global _clean
-    _clean = clean
+    md = _Escape(clean)
+    _code, _text, _cell, _block = md.code, md.text, md.cell, md.block
     head = [
         f"### caffe-nantools {page.command}: `{_code(str(page.cause))}`",
         "",
@@ -32,17 +32,17 @@ def render(page: Page, clean: Callable[[str], str] = str) -> str:
     head += [f"- {_text(s)}" for s in page.summary]
     if page.advice:
         head += ["", "**What to change:**", ""] + [f"1. {_text(a)}" for a in page.advice]
-    head += _bad_values(page)
+    head += _bad_values(page, md)
     if page.fix is not None:
         fix = [_block(page.fix["change"]), _block(page.fix["state"])]
         head += ["", "**The fix**", "", "```text", *fix, "```"]
     tail = ["", "**Versions**", "", "| | version |", "|---|---|"]
     tail += [f"| {n} | {_cell(v)} |" for n, v in versions()]
     budget = GITHUB_LIMIT - HEADROOM - len("\n".join(head + tail))
-    return "\n".join(head + _evidence(page, budget) + tail) + "\n"
+    return "\n".join(head + _evidence(page, budget, md) + tail) + "\n"
 
 
-def _bad_values(page: Page) -> List[str]:
+def _bad_values(page: Page, md: _Escape) -> List[str]:
     replay = page.replay
     if replay is not None and replay.first_bad is not None:
         rows = [r for r in replay.forward + replay.backward if r.bad][:BAD_ROWS]
@@ -52,7 +52,7 @@ def _bad_values(page: Page) -> List[str]:
             "|---|---|--:|--:|--:|--:|--:|",
         ]
         lines += [
-            f"| {r.what} | `{_code(r.name)}` | {r.nan} | {r.posinf} | {r.neginf} | {_num(r.min)} | {_num(r.max)} |"
+            f"| {r.what} | `{md.code(r.name)}` | {r.nan} | {r.posinf} | {r.neginf} | {_num(r.min)} | {_num(r.max)} |"
             for r in rows
         ]
         return lines
@@ -68,20 +68,20 @@ def _bad_values(page: Page) -> List[str]:
         "|--:|---|---|---|--:|",
         "| "
         + " | ".join(
-            _cell(v) for v in (first.iteration, first.pass_, first.layer, first.blob, first.line)
+            md.cell(v) for v in (first.iteration, first.pass_, first.layer, first.blob, first.line)
         )
         + " |",
     ]
 
 
-def _evidence(page: Page, budget: int) -> List[str]:
+def _evidence(page: Page, budget: int, md: _Escape) -> List[str]:
     if not page.evidence:
         return []
     lines = ["", "<details><summary>Evidence (the log's lines)</summary>", "", "```text"]
     close = ["```", "", "</details>"]
     used = len("\n".join(lines + close))
     for line, text in page.evidence:
-        entry = _block(f"{line}: {text}" if line is not None else text)
+        entry = md.block(f"{line}: {text}" if line is not None else text)
         if used + len(entry) + 1 > budget:
             lines.append("... (cut to fit a comment)")
             break
@@ -94,26 +94,25 @@ def _num(value) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-def _cell(value) -> str:
-    return "" if value is None else _text(str(value)).replace("|", "\\|")
+class _Escape:
+    """Text made safe for one place of a Markdown page, after the page's redaction."""
 
+    def __init__(self, clean: Callable[[str], str]) -> None:
+        self.clean = clean
 
-#: The redaction of the page being rendered (``str``: none).
-_clean: Callable[[str], str] = str
+    def block(self, text: str) -> str:
+        """A line inside a fenced block: it cannot close the fence."""
+        return self.clean(text).replace("```", "'''")
 
+    def code(self, text: str) -> str:
+        return self.clean(text).replace("`", "'")
 
-def _block(text: str) -> str:
-    """A line inside a fenced block: it cannot close the fence."""
-    return _clean(text).replace("```", "'''")
+    def text(self, text: str) -> str:
+        """Plain text kept plain: no HTML tag, no emphasis or link taken from it."""
+        text = self.clean(text)
+        for c in "\\`*_[]<>#|":
+            text = text.replace(c, "\\" + c)
+        return text.replace("\n", " ")
 
-
-def _code(text: str) -> str:
-    return _clean(text).replace("`", "'")
-
-
-def _text(text: str) -> str:
-    """Plain text kept plain: no HTML tag, no emphasis or link taken from it."""
-    text = _clean(text)
-    for c in "\\`*_[]<>#|":
-        text = text.replace(c, "\\" + c)
-    return text.replace("\n", " ")
+    def cell(self, value) -> str:
+        return "" if value is None else self.text(str(value)).replace("|", "\\|")
