@@ -44,8 +44,10 @@ def layer_edits(net_text: str, path: str, layer_name: Optional[str], nan: bool) 
 
 
 def global_stats_edit(net_text: str, path: str) -> Optional[Edit]:
-    """use_global_stats: false in every BatchNorm of the TRAIN net that sets it true: with no
-    statistics yet (training from scratch) it divides by sqrt(eps), about 300x per layer."""
+    """use_global_stats dropped from every BatchNorm of the TRAIN net that sets it true: with
+    no statistics yet (training from scratch) it divides by sqrt(eps), about 300x per layer;
+    without the setting Caffe takes the batch's statistics in TRAIN and the stored ones in
+    TEST."""
     net = Net.parse(net_text, path)
     names = [
         l.name
@@ -54,15 +56,14 @@ def global_stats_edit(net_text: str, path: str) -> Optional[Edit]:
     ]
     if not names:
         return None
-    return _edited(
-        net_text,
-        path,
-        names,
-        "batch_norm_param",
-        "use_global_stats",
-        "false",
-        f"use_global_stats: false in BatchNorm {', '.join(names)} (the batch's statistics while "
-        "training)",
+    for layer in net.layers:
+        params = layer.node.find("batch_norm_param") if layer.name in names else None
+        for field in params.find_all("use_global_stats") if params is not None else ():
+            params.remove(field)
+    return Edit(
+        f"use_global_stats dropped from BatchNorm {', '.join(names)} (Caffe then uses the "
+        "batch's statistics in TRAIN, the stored ones in TEST)",
+        dump(net.doc),
     )
 
 
