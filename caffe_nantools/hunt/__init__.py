@@ -39,7 +39,7 @@ from caffe_nantools.hunt.training import Training, train
 from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, count, judge
 from caffe_nantools.hunt.workdir import check_workdir, claim_workdir
 from caffe_nantools.lint import LintReport
-from caffe_nantools.lint.solver_rules import rate_overflows_at
+from caffe_nantools.lint.solver_rules import rate_grows, rate_overflows_at
 from caffe_nantools.prototxt.net import Net, NetState
 
 __all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
@@ -239,6 +239,7 @@ def hunt(
         ending=ending,
         test_nets=[Net.parse(text, path) for path, text in inputs.test_nets],
         rate_fails_at=rate_overflows_at(inputs.doc),
+        rate_grows=rate_grows(inputs.doc),
     )
     bad = bad_records(report.scan)
     if verdict.cause == Cause.BAD_INPUT and training.error is not None:
@@ -286,7 +287,15 @@ def hunt(
         try:
             fix: Optional[Fix] = stages.run(
                 "verify the fix",
-                lambda: find_fix(inputs, verdict, diagnosis, iters=iters, gpu=gpu, folder=workdir),
+                lambda: find_fix(
+                    inputs,
+                    verdict,
+                    diagnosis,
+                    iters=iters,
+                    gpu=gpu,
+                    folder=workdir,
+                    error=training.error,
+                ),
             )
             verdict.fix = fix.to_dict() if fix is not None else None
         except NanToolsError as e:

@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 from caffe_nantools.cause import Cause
+from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.hunt.abort_rules import fix_net
-from caffe_nantools.hunt.inputs import MAX_ITERS, Inputs, make_copies
+from caffe_nantools.hunt.inputs import MAX_ITERS, RANDOM_SEED, Inputs, make_copies
+from caffe_nantools.hunt.numeric_fixes import layer_edits, python_patches
 from caffe_nantools.hunt.records import source_reader
 from caffe_nantools.hunt.training import train
 from caffe_nantools.hunt.verdict import count
 from caffe_nantools.prototxt import dump
 from caffe_nantools.prototxt.fields import STRING
-from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.lint.solver_rules import rate_grows
+from caffe_nantools.prototxt.net import Layer, Net, NetState
 from caffe_nantools.solver_settings import value_of
 from caffe_nantools.templates import escape
 
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 
 #: Tries of ever lower rates for exploding gradients, each 10x below the one before.
 RATE_TRIES = 3
+#: The lines of a Python layer named in the advice.
+PATCHES_SHOWN = 3
 
 
 @dataclass
@@ -39,12 +44,15 @@ class Fix:
     #: Why a fix was not tried on the failing iterations (they lie past what hunt trains).
     unverified: Optional[str] = None
     iterations: int = 0  # trained to verify it
+    #: The random_seed of each training that verified it (the first: the one hunt trained with).
+    seeds: List[int] = field(default_factory=list)
 
     @property
     def state(self) -> str:
         """Whether it was verified, in words."""
         if self.verified:
-            return f"verified: {self.iterations} iterations now stay finite"
+            seeds = " and ".join(str(s) for s in self.seeds)
+            return f"verified: {self.iterations} iterations now stay finite (random_seed {seeds})"
         return self.unverified or "NOT verified: the same iterations still fail"
 
     def to_dict(self) -> dict:
@@ -55,6 +63,7 @@ class Fix:
             "state": self.state,
             "files": self.files,
             "tries": self.tries,
+            "seeds": self.seeds,
         }
 
 
@@ -66,10 +75,23 @@ def find_fix(
     iters: int,
     gpu: Optional[int],
     folder: str,
+    error: Optional[NonFiniteError] = None,
 ) -> Optional[Fix]:
-    """Try the fix that the verdict's cause calls for; None for causes without one."""
+    """Try the fix that the verdict's cause calls for; None for causes without one. ``error``:
+    the training's first failure (a NaN or an inf tells which edit of a layer to try first)."""
     if verdict.cause == Cause.EXPLODING_GRADIENTS:
         return _lower_rate(inputs, diagnosis, iters=iters, gpu=gpu, folder=folder)
+    # The setting an abort's fatal line names comes before a layer's numerics: Caffe stopped
+    # on that setting, whatever the layer would compute after it.
+    fatal = diagnosis.abort["text"] if diagnosis is not None and diagnosis.abort else None
+    if verdict.cause == Cause.CONFIG and fatal is not None:
+        fix = _setting_fix(inputs, verdict, fatal, iters=iters, gpu=gpu, folder=folder)
+        if fix is not None:
+            return fix
+    if verdict.cause in (Cause.LAYER_NUMERICS, Cause.CONFIG) and verdict.layer is not None:
+        fix = _layer_fix(inputs, verdict, error, iters=iters, gpu=gpu, folder=folder)
+        if fix is not None:
+            return fix
     if verdict.cause == Cause.LR_POLICY:
         fields = policy_fix(inputs, iters)
         if fields:
@@ -87,11 +109,6 @@ def find_fix(
             return _verify(
                 inputs, os.path.join(folder, "fix"), change, span, gpu, solver_fields=fields
             )
-    fatal = diagnosis.abort["text"] if diagnosis is not None and diagnosis.abort else None
-    if verdict.cause == Cause.CONFIG and fatal is not None:
-        fix = _setting_fix(inputs, verdict, fatal, iters=iters, gpu=gpu, folder=folder)
-        if fix is not None:
-            return fix
     # Only a record the failure is blamed on: a clean copy in the workdir differs from the
     # user's store in more than its records (its place, its permissions), so a run on it that
     # stays finite proves nothing about an abort the records were not shown to cause.
@@ -113,8 +130,10 @@ def policy_fix(inputs: Inputs, iters: int) -> Dict[str, str]:
         return {"stepsize": str(max(1, iters // 3))}
     if policy in ("inv", "sigmoid", "exp") and gamma is None:
         return {"gamma": "0.0001" if policy != "exp" else "0.9999"}
-    if policy == "exp" and gamma is not None and gamma > 1:
-        return {"gamma": "0.9999"}
+    grows = rate_grows(inputs.doc)
+    if grows is not None:
+        name, _, decays = grows
+        return {name: decays}
     if policy not in ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"):
         return {"lr_policy": '"fixed"'}
     return {}
@@ -191,11 +210,79 @@ def _setting_fix(
     return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
 
 
+def _layer_fix(
+    inputs: Inputs,
+    verdict: "Verdict",
+    error: Optional[NonFiniteError],
+    *,
+    iters: int,
+    gpu: Optional[int],
+    folder: str,
+) -> Optional[Fix]:
+    """The edit of the verdict's layer that keeps the iterations finite (tried in order, the
+    first that does wins); for a Python layer, the patch to apply to its code, not tried."""
+    layer = next(
+        (l for l in inputs.net_model.active_layers(NetState("TRAIN")) if l.name == verdict.layer),
+        None,
+    )
+    if layer is not None and layer.type == "Python":
+        return _python_patch(layer, verdict)
+    # A NaN in the forward pass, not an inf nor a gradient: a value out of the layer's domain.
+    nan = error is not None and error.pass_ == "forward" and error.nan > 0
+    edits = layer_edits(inputs.net_text, inputs.net, verdict.layer, nan)
+    fix = None
+    for k, edit in enumerate(edits, 1):
+        fix = _verify(
+            inputs,
+            os.path.join(folder, f"fix-{k}"),
+            edit.change,
+            iters,
+            gpu,
+            net_text=edit.net_text,
+        )
+        if fix.verified:
+            break
+    return fix
+
+
+def _python_patch(layer: Layer, verdict: "Verdict") -> Optional[Fix]:
+    """The lines of a Python layer that can go non-finite, as the patch to apply: the code is
+    the user's, so hunt neither changes it nor calls the change verified."""
+    patches = python_patches(layer, "backward" if verdict.pass_ == "backward" else "forward")
+    if not patches:
+        return None
+    shown = patches[:PATCHES_SHOWN]
+    verdict.advice += [f"Python layer {layer.name!r}: {p}" for p in shown]
+    where = f"{shown[0].file}:{', '.join(str(p.line) for p in shown)}"
+    return Fix(
+        f"patch {where}: {shown[0].remedy}"
+        + (f" (and {len(shown) - 1} more lines, in the advice)" if len(shown) > 1 else ""),
+        False,
+        unverified=f"not verified: a patch to your code in {shown[0].file}, which hunt does "
+        "not change; apply it and run hunt again",
+    )
+
+
 def _verify(
     inputs: Inputs, folder: str, change: str, iters: int, gpu: Optional[int], **edits
 ) -> Fix:
+    """Train the copies with ``edits``, from the seed hunt trained with and, once that stayed
+    finite, from another: a fix that only holds for one start is no fix."""
+    seed = int(inputs.number("random_seed") or RANDOM_SEED)
     copies = make_copies(inputs, folder, **edits)
-    training = train(copies, iters, gpu=gpu, replay=False)
+    finite = train(copies, iters, gpu=gpu, replay=False).finite
+    seeds = [seed]
+    if finite:
+        other = dict(
+            edits, solver_fields={**edits.get("solver_fields", {}), "random_seed": str(seed + 1)}
+        )
+        again = make_copies(inputs, os.path.join(folder, "another-seed"), **other)
+        finite = train(again, iters, gpu=gpu, replay=False).finite
+        seeds.append(seed + 1)
     return Fix(
-        change, training.finite, {"solver": copies.solver, "net": copies.net}, iterations=iters
+        change,
+        finite,
+        {"solver": copies.solver, "net": copies.net},
+        iterations=iters,
+        seeds=seeds,
     )

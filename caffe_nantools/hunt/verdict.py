@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.hunt.abort_rules import abort_layer, read_abort
 from caffe_nantools.hunt.ending import crash_place
 from caffe_nantools.hunt.records import MAX_SCANNED
+from caffe_nantools.hunt.numerics import Trained, policy_advice, read_trained
 from caffe_nantools.inject import CHECK_PREFIX
 from caffe_nantools.prototxt.net import Layer, Net, NetState
 
@@ -37,6 +38,8 @@ CAUSES = (
 TRAIN = NetState("TRAIN")
 #: Caffe's fatal line for an lr_policy it does not know (an empty one: there is no default).
 UNKNOWN_POLICY = "Unknown learning rate policy"
+#: Lint rules about a net's set-up, which a net that was built and ran has passed.
+SET_UP_RULES = ("python-module",)
 #: The scan's bad records quoted as evidence (all are in the verdict's records).
 EVIDENCE_RECORDS = 3
 
@@ -86,11 +89,13 @@ def judge(
     ending: Optional["Ending"] = None,
     test_nets: Sequence[Net] = (),
     rate_fails_at: Optional[int] = None,
+    rate_grows: Optional[Tuple[str, str, str]] = None,
 ) -> Verdict:
     """The verdict of one hunt; ``records`` are filled in by the caller (they need the stores),
     ``ending`` tells how Caffe ended the process when it did, ``test_nets`` are the solver's own
     test nets (else the net's TEST phase is tested), ``rate_fails_at`` the iteration at which
-    the solver's rate goes non-finite, where lint computes one."""
+    the solver's rate goes non-finite, where lint computes one, ``rate_grows`` lint's reading
+    of a policy that grows the rate (:func:`~caffe_nantools.lint.solver_rules.rate_grows`)."""
     error = training.error
     bad = bad_records(scan)
     if training.aborted and error is None:
@@ -124,6 +129,7 @@ def judge(
     )
     v.evidence += _scan_evidence(bad)
     exploded = diagnosis is not None and diagnosis.cause == Cause.EXPLODING_GRADIENTS
+    trained = read_trained(training.log)
     if error.by == "guard":
         v.layer = error.layer
         lr = error.lr
@@ -132,8 +138,9 @@ def judge(
             v.advice.append(
                 f"the learning rate is {lr} at iteration {v.iteration}: {_lr_findings(findings)}"
             )
-        elif exploded or error.pass_ in ("update", "backward"):
+        elif exploded or trained.exploded or error.pass_ in ("update", "backward"):
             v.cause = Cause.EXPLODING_GRADIENTS
+        _policy_grew(v, trained, rate_grows)
         return _with_diagnosis(v, diagnosis)
     checked_blob, after = _check_place(error.layer)
     if error.pass_ == "forward":
@@ -157,18 +164,37 @@ def judge(
             return v
     else:
         v.layer = _backward_writer(net, checked_blob, after)
-    if exploded:
+    # The net was built and ran: a finding about its set-up (a module lint could not find from
+    # here) is not why a value went non-finite.
+    found = [
+        f
+        for f in findings
+        if f.severity == "error" and v.layer in f.layers and f.rule not in SET_UP_RULES
+    ]
+    began = diagnosis.began if diagnosis is not None else None
+    if began is not None and began.no_statistics and began.layer:
+        # BatchNorm without statistics scales its input up ~300x: the overflow after it, and
+        # the weights that grow from its gradients, are its doing.
+        v.cause, v.layer = Cause.CONFIG, began.layer
+    elif exploded or trained.exploded:
         v.cause = Cause.EXPLODING_GRADIENTS
-    elif error.pass_ == "forward" and any(
-        f.severity == "error" and v.layer in f.layers for f in findings
-    ):
+        if trained.exploded:
+            v.evidence.append(trained.weights_text())
+    elif error.pass_ == "forward" and found:
         v.cause = Cause.CONFIG
-        v.advice += [
-            f"{f.file}:{f.line}: {f.message}; {f.fix}"
-            for f in findings
-            if f.severity == "error" and v.layer in f.layers
-        ]
-    return _with_diagnosis(v, diagnosis)
+        v.advice += [f"{f.file}:{f.line}: {f.message}; {f.fix}" for f in found]
+    _policy_grew(v, trained, rate_grows)
+    v = _with_diagnosis(v, diagnosis)
+    ran = [f"{f.file}:{f.line}: {f.message}" for f in findings if f.rule in SET_UP_RULES]
+    v.advice = [a for a in v.advice if not a.startswith(tuple(ran))] if ran else v.advice
+    return v
+
+
+def _policy_grew(v: Verdict, trained: Trained, grows: Optional[Tuple[str, str, str]]) -> None:
+    """An explosion after the solver's policy grew the rate is the policy's."""
+    if v.cause == Cause.EXPLODING_GRADIENTS and grows is not None and trained.rate_rose:
+        v.cause = Cause.LR_POLICY
+        v.advice.insert(0, policy_advice(grows, trained))
 
 
 def _aborted(

@@ -4,7 +4,7 @@ hides the debug trace."""
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 from numpy import errstate, finfo, float32, float64, format_float_positional, isfinite
 
@@ -56,6 +56,32 @@ def rate_overflows_at(doc: Document) -> Optional[int]:
         while isfinite(float32(base * gamma**at)):
             at += 1
     return at
+
+
+def rate_grows(doc: Document) -> Optional[Tuple[str, str, str]]:
+    """(setting, what the policy does with it, a value that decays instead) when the solver's
+    lr_policy grows the rate over the iterations: ``exp``, ``step`` or ``multistep`` with a
+    gamma above 1 multiply it up, ``inv`` with a negative power raises it to a growing power.
+    A lower base_lr only delays what such a rate does; the setting is the fault."""
+    policy = value_of(doc, "lr_policy", STRING)
+    gamma, power = value_of(doc, "gamma", FLOAT), value_of(doc, "power", FLOAT)
+    if policy in ("exp", "step", "multistep") and gamma is not None and 1 < gamma < math.inf:
+        when = "every iteration" if policy == "exp" else "every step"
+        # exp's rate is multiplied at every iteration: a gamma just below 1 decays it gently.
+        decays = "0.9999" if policy == "exp" else shortest(1 / gamma)
+        return (
+            "gamma",
+            f"lr_policy {policy} with gamma {gamma:g} > 1 multiplies the rate up {when}",
+            decays,
+        )
+    if policy == "inv" and power is not None and power < 0 and (gamma or 0) > 0:
+        return (
+            "power",
+            f"lr_policy inv with power {power:g} < 0: base_lr * (1 + gamma * iter)^{-power:g} grows "
+            "with every iteration",
+            shortest(-power),
+        )
+    return None
 
 
 def shortest(value: float) -> str:
@@ -150,41 +176,6 @@ def check_types(doc: Document, out: Findings) -> None:
         )
 
 
-def _check_growth(
-    doc: Document, policy: str, gamma: Optional[float], power: Optional[float], out: Findings
-) -> None:
-    """Policies whose rate grows instead of decaying: it goes to inf, the values with it (a lower
-    base_lr or clipping only delays that)."""
-    if policy == "exp" and gamma is not None and gamma > 1:
-        at = rate_overflows_at(doc)
-        out.add(
-            "lr-policy",
-            "error",
-            setting(doc, "gamma"),
-            f"lr_policy exp with gamma {gamma:g} > 1: the rate grows exponentially until it is inf"
-            + (f" (at iteration {at})" if at is not None else ""),
-            "use a gamma below 1 (e.g. 0.9999)",
-        )
-    if policy in ("step", "multistep") and gamma is not None and gamma > 1:
-        out.add(
-            "lr-policy",
-            "error",
-            setting(doc, "gamma"),
-            f"lr_policy {policy} with gamma {gamma:g} > 1: every step multiplies the rate by "
-            f"{gamma:g}, so it grows instead of decaying",
-            "use a gamma below 1 (e.g. 0.1)",
-        )
-    if policy == "inv" and power is not None and power < 0 and gamma:
-        out.add(
-            "lr-policy",
-            "error",
-            setting(doc, "power"),
-            f"lr_policy inv with power {power:g} < 0: lr = base_lr * (1 + gamma * iter)^{-power:g} "
-            "grows with every iteration",
-            "use a positive power (e.g. 0.75)",
-        )
-
-
 def check_solver(doc: Document, out: Findings) -> None:
     check_types(doc, out)
     policy_node = setting(doc, "lr_policy")
@@ -261,7 +252,18 @@ def check_solver(doc: Document, out: Findings) -> None:
             f"lr_policy {policy} without gamma: gamma is 0, so {GAMMA_POLICIES[policy]}",
             "set gamma",
         )
-    _check_growth(doc, policy, gamma, power, out)
+    grows = rate_grows(doc)
+    if grows is not None:
+        name, what, decays = grows
+        at = rate_overflows_at(doc)
+        out.add(
+            "lr-policy",
+            "error",
+            setting(doc, name),
+            f"{what} until the updates diverge"
+            + (f" (the rate is inf at iteration {at})" if at is not None else ""),
+            f"use a {name} that decays the rate (e.g. {name}: {decays})",
+        )
     kind = value_of(doc, "type", STRING) or value_of(doc, "solver_type", SOLVER_TYPES, "SGD")
     kind = {
         "SGD": "SGD",
