@@ -270,6 +270,18 @@ class Breach:
     setting: Dict[str, Tuple[str, str]] = field(default_factory=dict)
     transform: Optional[Transform] = None
 
+    #: The values (of a record's breach) that the fix mends, as (low, high, whole only).
+    mends: Tuple[float, float, bool] = (float("inf"), float("-inf"), True)
+
+    def mended(self, detail: str) -> bool:
+        """Whether the fix mends the record whose breach a finding's ``detail`` tells."""
+        try:
+            value = float(detail.split()[1])
+        except (IndexError, ValueError):
+            return False
+        low, high, whole = self.mends
+        return low <= value <= high and (value == int(value) or not whole)
+
     @property
     def detail(self) -> str:
         return f"{self.what}; fix: {self.fix}"
@@ -320,6 +332,7 @@ def _class_breach(
                 "a copy with each row's argmax as its label",
                 tally.records,
                 transform=Transform(bound.blob, argmax=True),
+                mends=(float("-inf"), float("inf"), False),
             )
         return Breach(
             bound,
@@ -331,10 +344,10 @@ def _class_breach(
         )
     if not _many(tally) or values is None or k is None:
         return None
-    labels = sorted(v for v in values if v != bound.ignore)
-    whole = all(v == int(v) for v in labels)
+    # Labels that are no whole number are their records' own fault, whatever the rest hold.
+    labels = sorted(v for v in values if v != bound.ignore and v == int(v))
     out = [v for v in labels if v < 0 or v >= k]
-    if not whole or not out:
+    if not out:
         return None
     count = sum(values[v] for v in out)
     if labels[0] == 1 and labels[-1] == k:
@@ -345,6 +358,7 @@ def _class_breach(
             f"a copy with {bound.blob} - 1",
             tally.breached,
             transform=Transform(bound.blob, offset=1),
+            mends=(k, k, True),
         )
     if len(out) == 1 and out[0] != k:
         void = out[0]
@@ -361,6 +375,7 @@ def _class_breach(
             ),
             tally.breached,
             setting={b.layer: (f"{b.ignore_block}.ignore_label", f"{void:g}") for b in layers},
+            mends=(void, void, True),
         )
     if out[0] >= k and bound.scores is not None:
         top = int(out[-1]) + 1
@@ -372,6 +387,7 @@ def _class_breach(
             f"num_output: {top} in {bound.scores!r}",
             tally.breached,
             setting={bound.scores: (_num_output_field(bound), str(top))},
+            mends=(k, top - 1, True),
         )
     return None
 
@@ -396,6 +412,7 @@ def _range_breach(tally: Tally, bound: Bound, source: str) -> Optional[Breach]:
             f"a copy with {bound.blob} / 255",
             tally.breached,
             transform=Transform(bound.blob, divisor=255),
+            mends=(0, 255, False),
         )
     if low == -1 and high == 1 and (bound.kind == BINARY or whole):
         return Breach(
@@ -406,6 +423,7 @@ def _range_breach(tally: Tally, bound: Bound, source: str) -> Optional[Breach]:
             f"a copy with ({bound.blob} + 1) / 2",
             tally.breached,
             transform=Transform(bound.blob, offset=-1, divisor=2),
+            mends=(-1, 1, True),
         )
     return Breach(
         bound,

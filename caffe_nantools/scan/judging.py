@@ -43,6 +43,8 @@ def mended_rows(report: ScanReport, breach: Breach) -> Set[int]:
     rows: Dict[int, bool] = {}
     for f in report.findings:
         if f.source == breach.source and f.index >= 0:
-            mended = f.problem in ("label", "target") and f.field in fields
+            mended = (
+                f.problem in ("label", "target") and f.field in fields and breach.mended(f.detail)
+            )
             rows[f.index] = rows.get(f.index, True) and mended
     return {index for index, only in rows.items() if only}
