@@ -63,13 +63,14 @@ def blame_breach(
 
 
 def _explains(breach: "Breach", verdict: "Verdict", training: "Training", abort_text: str) -> bool:
-    if verdict.cause in (Cause.NONE, Cause.BAD_INPUT) and training.error is None:
-        return not training.aborted or bool(
-            breach.bound.aborts and breach.bound.aborts in abort_text
-        )
+    blamed = verdict.record["source"] if verdict.record is not None else None
+    if verdict.cause == Cause.BAD_INPUT and blamed == breach.source:
+        return True  # the failing batch held records of the breaching source
     if training.aborted and training.error is None:
         return bool(breach.bound.aborts) and breach.bound.aborts in abort_text
-    return verdict.layer == breach.bound.layer
+    if training.error is None:
+        return verdict.cause == Cause.NONE
+    return verdict.layer == breach.bound.layer  # non-finite in the breached layer
 
 
 def set_field(net: Net, layer: str, path: str, value: str) -> None:
