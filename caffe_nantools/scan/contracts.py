@@ -171,6 +171,8 @@ class Tally:
 def check_rows(rows: np.ndarray, bound: Bound, tally: Tally) -> List[Tuple[int, str]]:
     """The rows (records, flattened) that break ``bound``, each with why; ``tally`` takes
     them all in. Non-finite values are left to the NaN/inf checks."""
+    if not len(rows):
+        return []  # a batch cut short where Caffe stopped
     rows = rows.reshape(len(rows), -1)
     values = rows.astype(np.float64, copy=False)
     finite = np.isfinite(values)
