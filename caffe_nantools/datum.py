@@ -107,6 +107,24 @@ def signed32(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+def with_label(record: bytes, label: int) -> bytes:
+    """A serialized Datum with its label set to ``label``, in place of the old one (appended
+    where it had none: Caffe's default label is 0)."""
+    value = label & 0xFFFFFFFFFFFFFFFF  # a negative int32 is ten bytes, two's complement
+    field = bytearray([0x28])  # field 5 (label), varint
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        field.append(byte | (0x80 if value else 0))
+        if not value:
+            break
+    at = parse_header(record).label_at
+    if at < 0:
+        return bytes(record) + bytes(field)
+    _, end = read_varint(record, at + 1)
+    return bytes(record[:at]) + bytes(field) + bytes(record[end:])
+
+
 def parse_header(buf: bytes) -> Header:
     """Read one record's fields, locating (not reading) its values.
 

@@ -318,6 +318,7 @@ def test_where_the_trace_says_it_began_is_the_verdicts_origin_with_the_same_json
         "evidence",
         "advice",
         "fix",
+        "breach",
     ]
     assert list(out["origin"].items()) == [
         ("layer", "conv1"),

@@ -61,7 +61,7 @@ def project(tmp_path, monkeypatch):
 def test_train_phase_checks_classes_ignore_label_and_the_mean_shape(project):
     report = scan("net.prototxt")
     assert [(f.key, f.problem, f.detail) for f in report.findings] == [
-        ("b", "label", "label 3 >= 3, the number of classes"),
+        ("b", "label", "label 3 >= 3, the number of classes of SoftmaxWithLoss 'loss'"),
         ("d", "shape", "1x2x2, not 2x2x2 (the mean file's)"),
     ]
     assert report.sources == ["train_lmdb"]
@@ -85,8 +85,11 @@ def test_records_smaller_than_crop_size(project):
 def test_test_phase_reads_the_hdf5_layer_with_its_tops(project):
     report = scan("net.prototxt", phase="TEST")
     assert [(f.key, f.detail) for f in report.findings] == [
-        ("test.h5:1", "label 2.5 is not a whole number (a classification label)"),
-        ("test.h5:2", "label 3 >= 3, the number of classes"),
+        (
+            "test.h5:1",
+            "label 2.5 is not a whole number: SoftmaxWithLoss 'loss' takes class indices",
+        ),
+        ("test.h5:2", "label 3 >= 3, the number of classes of SoftmaxWithLoss 'loss'"),
     ]
 
 

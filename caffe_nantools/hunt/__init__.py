@@ -24,6 +24,7 @@ from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
 from caffe_nantools.files import read_text, writing
+from caffe_nantools.hunt.contracts import blame_breach
 from caffe_nantools.hunt.ending import Ending, read_ending
 from caffe_nantools.hunt.fixes import Fix, find_fix
 from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
@@ -272,6 +273,8 @@ def hunt(
                 f"the scan found {count(len(bad), 'bad record')} in the data, {why}; drop "
                 f"{'it' if len(bad) == 1 else 'them'} all the same (`caffe-nantools scan {bad[0].source} --write-clean CLEAN`)"
             )
+    abort = diagnosis.abort if diagnosis is not None else None
+    blame_breach(verdict, report.scan, training, inputs, abort["text"] if abort else "")
     if verdict.cause == Cause.NONE and report.scan is not None and report.scan.findings:
         _unreadable(verdict, report.scan.findings, training)
     # From here on the verdict stands: what cannot be written (a full disk) is a note.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 from caffe_nantools.cause import Cause
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.hunt.abort_rules import fix_net
+from caffe_nantools.hunt.contracts import set_field
 from caffe_nantools.hunt.inputs import MAX_ITERS, RANDOM_SEED, Inputs, make_copies
 from caffe_nantools.hunt.numeric_fixes import layer_edits, python_patches
 from caffe_nantools.hunt.records import source_reader
@@ -25,6 +26,7 @@ from caffe_nantools.templates import escape
 if TYPE_CHECKING:
     from caffe_nantools.diagnose import Diagnosis
     from caffe_nantools.hunt.verdict import Verdict
+    from caffe_nantools.scan.contracts import Breach
 
 #: Tries of ever lower rates for exploding gradients, each 10x below the one before.
 RATE_TRIES = 3
@@ -109,6 +111,8 @@ def find_fix(
             return _verify(
                 inputs, os.path.join(folder, "fix"), change, span, gpu, solver_fields=fields
             )
+    if verdict.cause == Cause.BAD_INPUT and verdict.breach is not None:
+        return _contract_fix(inputs, verdict.breach, iters=iters, gpu=gpu, folder=folder)
     # Only a record the failure is blamed on: a clean copy in the workdir differs from the
     # user's store in more than its records (its place, its permissions), so a run on it that
     # stays finite proves nothing about an abort the records were not shown to cause.
@@ -169,13 +173,20 @@ def _clean_source(
 ) -> Optional[Fix]:
     """The source without its bad records (``scan --write-clean`` into the workdir), the net's
     copy reading it."""
-    from caffe_nantools.scan import scan
+    return _clean_copy(inputs, verdict.record["source"], iters=iters, gpu=gpu, folder=folder)
 
-    source = verdict.record["source"]
+
+def _clean_copy(
+    inputs: Inputs, source: str, *, iters: int, gpu: Optional[int], folder: str
+) -> Optional[Fix]:
+    """``source`` as ``scan --write-clean`` copies it into the workdir (without its bad
+    records; relabelled or rescaled where it breaks a loss's contract as a whole), the net's
+    copy reading it."""
+    from caffe_nantools.scan import scan
+    from caffe_nantools.scan.judging import mended_rows
+
     path, phase, name = source_reader(inputs.net, inputs.test_phase_nets(), source)
-    text = inputs.net_text if path == inputs.net else dict(inputs.test_nets)[path]
-    net = Net.parse(text, path)
-    layer = next((l for l in net.active_layers(NetState(phase)) if l.name == name), None)
+    net, layer = _reader(inputs, path, phase, name)
     if layer is None or layer.source_params is None:
         return None
     clean = os.path.join(
@@ -188,15 +199,78 @@ def _clean_source(
     node = layer.source_params.find("source")
     node.values[0][0].text = f'"{escape(clean)}"'
     del node.values[0][1:]
-    dropped = len({f.index for f in report.findings if f.index >= 0})
-    damaged = sorted({f.key for f in report.findings if f.index < 0})  # a LevelDB's damaged .log
+    breach = next((b for b in report.breaches if b.transform is not None), None)
+    mended = mended_rows(report, breach) if breach is not None else set()
+    dropped = len({f.index for f in report.findings if f.index >= 0} - mended)
+    damaged = sorted(
+        {f.key for f in report.findings if f.index < 0 and f.problem != "contract"}
+    )  # a LevelDB's damaged .log
     without = [f"its {count(dropped, 'bad record')}"] * bool(dropped or not damaged)
     without += [f"what its damaged {name} held" for name in damaged]
-    change = f"{layer.name}'s source {source} without {' and '.join(without)}: {clean}"
-    edit = (
+    if breach is not None:
+        change = f"{layer.name}'s source {source} as a copy with {breach.transform.words}"
+        change += f", without {' and '.join(without)}" if dropped or damaged else ""
+        change += f": {clean}"
+    else:
+        change = f"{layer.name}'s source {source} without {' and '.join(without)}: {clean}"
+    fix = _verify(
+        inputs, os.path.join(folder, "fix"), change, iters, gpu, **_edit(inputs, path, net)
+    )
+    return _rescanned(fix, phase, layer.name) if breach is not None else fix
+
+
+def _reader(inputs: Inputs, path: str, phase: str, name: Optional[str]):
+    """(the net at ``path`` as hunt's copy of it, its data layer ``name`` in ``phase``)."""
+    text = inputs.net_text if path == inputs.net else dict(inputs.test_nets)[path]
+    net = Net.parse(text, path)
+    return net, next((l for l in net.active_layers(NetState(phase)) if l.name == name), None)
+
+
+def _edit(inputs: Inputs, path: str, net: Net) -> dict:
+    return (
         {"net_text": dump(net.doc)} if path == inputs.net else {"test_texts": {path: dump(net.doc)}}
     )
-    return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, **edit)
+
+
+def _contract_fix(
+    inputs: Inputs, breach: "Breach", *, iters: int, gpu: Optional[int], folder: str
+) -> Optional[Fix]:
+    """A source's systematic breach of a loss's contract, fixed as a whole: the net's setting
+    (ignore_label, num_output), else a relabelled or rescaled copy of the source; verified by
+    training the same iterations again and by a scan of the fixed net's data."""
+    if breach.transform is not None:
+        return _clean_copy(inputs, breach.source, iters=iters, gpu=gpu, folder=folder)
+    if not breach.setting:
+        return None
+    path, phase, name = source_reader(inputs.net, inputs.test_phase_nets(), breach.source)
+    net, _ = _reader(inputs, path, phase, name)
+    for layer, (field_path, value) in breach.setting.items():
+        set_field(net, layer, field_path, value)
+    fix = _verify(
+        inputs, os.path.join(folder, "fix"), breach.fix, iters, gpu, **_edit(inputs, path, net)
+    )
+    return _rescanned(fix, phase, name)
+
+
+def _rescanned(fix: Fix, phase: str, layer: Optional[str]) -> Fix:
+    """The fix verified only where the fixed net's data keeps every contract too (a silent
+    breach trains finite with or without its fix)."""
+    from caffe_nantools.scan import scan
+
+    if not fix.verified or layer is None:
+        return fix
+    left = [
+        f
+        for f in scan(fix.files["net"], phase=phase, layer=layer).findings
+        if f.problem in ("label", "target", "contract")
+    ]
+    if left:
+        fix.verified = False
+        fix.unverified = (
+            f"NOT verified: the fixed net's data still breaks a contract ({left[0].key}: "
+            f"{left[0].detail})"
+        )
+    return fix
 
 
 def _setting_fix(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from caffe_nantools.hunt.training import Training
     from caffe_nantools.lint import LintFinding
     from caffe_nantools.scan import ScanReport
+    from caffe_nantools.scan.contracts import Breach
     from caffe_nantools.scan.report import Finding
 
 #: The causes hunt names.
@@ -61,6 +62,8 @@ class Verdict:
     evidence: List[str] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
     fix: Optional[dict] = None
+    #: A source's systematic breach of a loss or metric layer's contract, for ``bad_input``.
+    breach: Optional["Breach"] = None
 
     def to_dict(self) -> dict:
         return {
@@ -76,6 +79,7 @@ class Verdict:
             "evidence": self.evidence,
             "advice": self.advice,
             "fix": self.fix,
+            "breach": self.breach.to_dict() if self.breach is not None else None,
         }
 
 

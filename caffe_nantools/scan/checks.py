@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from caffe_nantools.datum import Batch, decode_batch
 from caffe_nantools.finite import finite_stats, finite_sum
+from caffe_nantools.scan.contracts import Bound, check_rows, problem_name
 from caffe_nantools.scan.report import FieldStats, Finding, ScanReport, Summary
 from caffe_nantools.scan.stores import need
 
@@ -38,6 +39,9 @@ class Expect:
             ``background_label_id``, SSD's default 0): no box may carry it.
         annotation_type: the AnnotatedData layer's ``anno_type``, which overrides the records'
             own ``type``; None where it sets none.
+        contracts: by the layer's top (an HDF5 dataset, a Datum's label), what the net's loss
+            and metric layers require of it (:mod:`caffe_nantools.scan.contracts`); None
+            without a net, where labels are checked as classes.
     """
 
     shape: Optional[Tuple[int, ...]] = None
@@ -51,6 +55,7 @@ class Expect:
     class_labels: Optional[bool] = None
     background_label: int = 0
     annotation_type: Optional[int] = None
+    contracts: Optional[Dict[str, Tuple[Bound, ...]]] = None
 
 
 def shape_text(shape) -> str:
@@ -274,6 +279,11 @@ class DatumChecker:
         ]
 
     def _check_labels(self, labels: np.ndarray, rows: np.ndarray, report) -> None:
+        if self.expect.contracts is not None:
+            top = self.expect.label_top
+            for row, problem, why in contract_problems(labels, top, self.expect, self.collector):
+                report(int(rows[row]), "label", problem, why)
+            return
         if self.expect.class_labels is False:
             return
         if self.expect.ignore_label is not None:
@@ -288,6 +298,20 @@ class DatumChecker:
                 report(
                     int(row), "label", "label", f"label {int(label)} >= {n}, the number of classes"
                 )
+
+
+def contract_problems(
+    values: np.ndarray, blob: Optional[str], expect: Expect, collector: Collector
+) -> List[Tuple[int, str, str]]:
+    """(row, problem, why) of the rows of ``values`` (one record each) that break a
+    contract the net holds on ``blob``, the first breach of each row; every contract's tally
+    takes them in."""
+    found: Dict[int, Tuple[str, str]] = {}
+    for bound in (expect.contracts or {}).get(blob or "", ()):
+        tally = collector.summary.tally(bound.layer, bound.blob)
+        for row, why in check_rows(values, bound, tally):
+            found.setdefault(row, (problem_name(bound), why))
+    return [(row, *found[row]) for row in sorted(found)]
 
 
 def byte_stats(values: np.ndarray, seen: FieldStats) -> tuple:

@@ -16,7 +16,13 @@ import numpy as np
 from caffe_nantools.files import Outputs
 from caffe_nantools.finite import finite_stats, finite_sum
 from caffe_nantools.scan.backends import Backend, RecordIndex, register
-from caffe_nantools.scan.checks import FLT_MAX, Collector, problem_of, shape_text
+from caffe_nantools.scan.checks import (
+    FLT_MAX,
+    Collector,
+    contract_problems,
+    problem_of,
+    shape_text,
+)
 from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source, shard_range
@@ -281,7 +287,11 @@ def _check_chunk(
                     f"{worst:.3g} is past float32's range (3.4e38): Caffe reads it as inf",
                 )
                 bad.append(local_start + int(i))
-    if is_label:
+    if expect.contracts is not None:
+        for i, problem, why in contract_problems(flat, dataset, expect, collector):
+            collector.add(global_start + i, key(local_start + i), dataset, problem, why)
+            bad.append(local_start + i)
+    elif is_label:
         for i, problem in _label_problems(flat, expect):
             collector.add(global_start + i, key(local_start + i), dataset, "label", problem)
             bad.append(local_start + i)
@@ -323,6 +333,7 @@ def write_clean_hdf5(source, bad: Set[int], target: str, out: Outputs) -> int:
     if folder:
         os.makedirs(staged)
     dropped_rows = np.array(sorted(bad), np.int64)
+    transform = source.transform  # a systematic breach's fix: the blob rewritten
     written, offset, names = 0, 0, []
     for name, path in files:
         f = _File(name, path, source.datasets or None)
@@ -332,8 +343,10 @@ def write_clean_hdf5(source, bad: Set[int], target: str, out: Outputs) -> int:
             name = f"{len(names):04d}-{os.path.basename(path)}"
             with h5py.File(staged if single else os.path.join(staged, name), "w") as h5:
                 for d, ds in f.datasets.items():
-                    copy = h5.create_dataset(d, (f.n - dropped.size,) + ds.shape[1:], ds.dtype)
-                    _copy_rows(ds, copy, f.n, dropped)
+                    change = transform.apply if transform and transform.blob == d else None
+                    shape = ds.shape[1:] if change is None or not transform.argmax else ()
+                    copy = h5.create_dataset(d, (f.n - dropped.size,) + shape, ds.dtype)
+                    _copy_rows(ds, copy, f.n, dropped, change)
         finally:
             f.h5.close()
         names.append(os.path.abspath(os.path.join(folder, name)) if folder else target)
@@ -345,9 +358,10 @@ def write_clean_hdf5(source, bad: Set[int], target: str, out: Outputs) -> int:
     return written
 
 
-def _copy_rows(ds, out, n: int, dropped: np.ndarray) -> None:
-    """Rows ``0:n`` of ``ds`` but ``dropped`` (sorted) into ``out``, in order. Unreadable rows
-    are always among the dropped ones: the scan found them bad."""
+def _copy_rows(ds, out, n: int, dropped: np.ndarray, change=None) -> None:
+    """Rows ``0:n`` of ``ds`` but ``dropped`` (sorted) into ``out``, in order, each chunk as
+    ``change`` makes it. Unreadable rows are always among the dropped ones: the scan found them
+    bad."""
     at = 0
     for a, b, chunk, _ in _chunks(ds, 0, n):
         keep = np.ones(b - a, bool)
@@ -355,7 +369,7 @@ def _copy_rows(ds, out, n: int, dropped: np.ndarray) -> None:
         if chunk is None or not keep.any():
             continue
         rows = chunk if keep.all() else chunk[keep]
-        out[at : at + len(rows)] = rows
+        out[at : at + len(rows)] = rows if change is None else change(rows)
         at += len(rows)
 
 

@@ -7,9 +7,11 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+import numpy as np
+
 from caffe_nantools.files import Outputs
 from caffe_nantools.scan.backends import Backend, RecordIndex, register
-from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.checks import Collector, contract_problems
 from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source, shard_range
@@ -70,6 +72,11 @@ class ImageChecker:
                     "another number, often a negative one",
                 )
             )
+        elif expect.contracts is not None:
+            found = contract_problems(np.array([[label]]), expect.label_top, expect, self.collector)
+            problems += [("label", problem, why) for _, problem, why in found]
+            if not found:
+                summary.labels[label] += 1
         elif label < 0:
             problems.append(("label", "label", f"label {label} is negative"))
         elif expect.num_classes is not None and label >= expect.num_classes:
@@ -167,7 +174,11 @@ def _open_image(path: str):
 
 
 def write_clean_imagelist(source: Source, bad: Set[int], target: str, out: Outputs) -> int:
-    """Write the list without the bad lines (the images themselves are not copied)."""
+    """Write the list without the bad lines (the images themselves are not copied), each
+    line's label as the source's transform makes it."""
+    transform = source.transform
+    if transform is not None and transform.argmax:
+        raise ScanError(f"{source.path}: an image list holds one label a line, not one-hot rows")
     kept = 0
     with open(source.path, encoding="utf-8", errors="surrogateescape") as f, open(
         out.path(target, new=True), "w", encoding="utf-8", errors="surrogateescape"
@@ -177,10 +188,15 @@ def write_clean_imagelist(source: Source, bad: Set[int], target: str, out: Outpu
             if not line.strip():
                 continue
             if index not in bad:
-                copy.write(line)
+                copy.write(line if transform is None else _relabelled(line, transform))
                 kept += 1
             index += 1
     return kept
+
+
+def _relabelled(line: str, transform) -> str:
+    name, label = line.rstrip("\r\n").rsplit(None, 1)
+    return f"{name} {transform.label(int(label))}\n"
 
 
 def subset_imagelist(source: Source, indices: List[int], path: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
+from caffe_nantools.datum import parse_header, with_label
 from caffe_nantools.files import Outputs
 from caffe_nantools.scan.backends import (
     Backend,
@@ -110,8 +111,9 @@ def _scan_open_store(
     return bad
 
 
-def _copy(source: Source, keep, path: str) -> int:
-    """Write the records whose index ``keep`` accepts to a new store at ``path``, in order."""
+def _copy(source: Source, keep, path: str, change=bytes) -> int:
+    """Write the records whose index ``keep`` accepts to a new store at ``path``, in order,
+    each as ``change`` makes it."""
     with open_store(source.path, source.backend) as store:
 
         def kept():
@@ -119,14 +121,25 @@ def _copy(source: Source, keep, path: str) -> int:
             for keys, values in store.batches():
                 for key, value in zip(keys, values):
                     if keep(index):
-                        yield key, value
+                        yield key, change(value)
                     index += 1
 
         return store.write(path, kept())
 
 
 def write_clean_store(source: Source, bad: Set[int], target: str, out: Outputs) -> int:
-    return _copy(source, lambda index: index not in bad, out.path(target, new=True))
+    transform = source.transform
+    change = bytes
+    if transform is not None:
+        if transform.argmax or transform.blob != source.expect.label_top:
+            raise ScanError(
+                f"{source.path}: a Datum holds one label; {transform.words} needs another store"
+            )
+
+        def change(value) -> bytes:
+            return with_label(bytes(value), transform.label(parse_header(bytes(value)).label))
+
+    return _copy(source, lambda index: index not in bad, out.path(target, new=True), change)
 
 
 def subset_store(source: Source, indices: List[int], path: str) -> None:

@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import replace
 from typing import List, Optional
 
+import numpy as np
+
 from caffe_nantools.children import python_env
 from caffe_nantools.files import read_text
 from caffe_nantools.finite import counts_text
@@ -24,11 +26,11 @@ from caffe_nantools.prototxt import dump, parse
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.prototxt.syntax import Node
 from caffe_nantools.scan.backends import backend_of
-from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.checks import Collector, contract_problems
 from caffe_nantools.scan.progress import Progress
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.report import ScanReport
-from caffe_nantools.scan.source import ScanError
+from caffe_nantools.scan.source import ScanError, Source
 from caffe_nantools.errors import literal
 from caffe_nantools.scan.sources import PARAMS, sources_from_net
 from caffe_nantools.templates import render
@@ -72,8 +74,9 @@ def scan_net_mode(
     limit: Optional[int] = None,
     max_findings: Optional[int] = None,
     progress: bool = False,
-) -> None:
-    """Scan the data layers of ``net_path`` in ``phase`` through Caffe into ``report``."""
+) -> List[Source]:
+    """Scan the data layers of ``net_path`` in ``phase`` through Caffe into ``report``;
+    returns the sources scanned."""
     net = Net.parse(read_text(net_path), net_path)
     sources, notes = sources_from_net(net_path, phase)
     report.notes.extend(notes)
@@ -93,6 +96,7 @@ def scan_net_mode(
             _scan_layer(layer, source, phase, records, count, batch, collector, report.notes, bar)
         finally:
             bar.close()
+    return sources
 
 
 def _check_layers_known(layers) -> None:
@@ -186,6 +190,7 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
                 phase,
                 str(iterations),
                 source.expect.label_top or "",
+                ",".join(source.expect.contracts or ()),
                 *tops,
             ],
             stdout=subprocess.PIPE,
@@ -211,8 +216,14 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
                         )
                 if "stats" in entry:
                     summary.stats(top).update(*entry["stats"])
+                if "values" in entry:
+                    rows = _rows(entry["values"][:n])
+                    for row, problem, why in contract_problems(rows, top, source.expect, collector):
+                        found.append(
+                            (mapping[first + row], top, problem, f"{why} (after Caffe's transform)")
+                        )
                 for row, label in enumerate(entry.get("labels", [])[:n]):
-                    problem = _label_problem(label, source.expect)
+                    problem = None if "values" in entry else _label_problem(label, source.expect)
                     if problem:
                         found.append((mapping[first + row], top, "label", problem))
                     elif label == label:
@@ -255,6 +266,12 @@ def _remainder(source, mapping: List[int], path: str, notes: List[str]):
         return None
     subset(source, mapping, path)
     return replace(source, path=path)
+
+
+def _rows(values) -> np.ndarray:
+    """The rows of a contracted top from the child's (distinct values, counts) per row: the
+    same values in another order, which is all a contract looks at."""
+    return np.array([np.repeat(np.asarray(v, np.float64), c) for v, c in values])
 
 
 def _label_problem(label: float, expect) -> Optional[str]:

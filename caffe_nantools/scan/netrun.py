@@ -2,7 +2,10 @@
 the given number of iterations and prints one JSON line per batch. Run apart from the scan so
 that a record that makes Caffe abort (a failed CHECK) ends this process, not the scan.
 
-    python -m caffe_nantools.scan.netrun NET PHASE ITERATIONS LABEL_TOP TOP [TOP ...]
+    python -m caffe_nantools.scan.netrun NET PHASE ITERATIONS LABEL_TOP CONTRACTED TOP [TOP ...]
+
+CONTRACTED: the tops (comma-separated) that a loss or metric layer has a contract on; each
+row of theirs goes out as its distinct values and their counts.
 """
 
 import json
@@ -14,7 +17,7 @@ import numpy as np
 from caffe_nantools.finite import finite_stats, is_finite
 
 
-def batch_record(net, tops, label_top) -> dict:
+def batch_record(net, tops, label_top, contracted=()) -> dict:
     out = {}
     for top in tops:
         data = net.blobs[top].data
@@ -34,12 +37,17 @@ def batch_record(net, tops, label_top) -> dict:
             ]
         if top == label_top:
             entry["labels"] = flat[:, 0].tolist()
+        if top in contracted:
+            entry["values"] = [
+                [v.tolist(), c.tolist()]
+                for v, c in (np.unique(r, return_counts=True) for r in flat)
+            ]
         out[top] = entry
     return out
 
 
 def main(argv) -> int:
-    path, phase, iterations, label_top, *tops = argv
+    path, phase, iterations, label_top, contracted, *tops = argv
     os.environ.setdefault("GLOG_minloglevel", "1")
     import caffe
 
@@ -47,7 +55,9 @@ def main(argv) -> int:
     net = caffe.Net(path, caffe.TRAIN if phase == "TRAIN" else caffe.TEST)
     for _ in range(int(iterations)):
         net.forward()
-        sys.stdout.write(json.dumps(batch_record(net, tops, label_top)) + "\n")
+        sys.stdout.write(
+            json.dumps(batch_record(net, tops, label_top, contracted.split(","))) + "\n"
+        )
         sys.stdout.flush()
     return 0
 

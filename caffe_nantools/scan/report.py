@@ -13,6 +13,7 @@ import numpy as np
 
 from caffe_nantools import jsontext
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
+from caffe_nantools.scan.contracts import Breach, Tally
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,11 @@ class Finding:
         problem: ``nan``, ``inf``, ``decode``, ``not_datum``, ``shape``, ``empty``, ``label``,
             ``missing``, ``rows``, ``overflow``, ``mean``, ``dataset`` (an HDF5 dataset that is
             not rows of numbers), ``unreadable`` (HDF5 rows in a damaged chunk), ``corrupt`` (a
-            damaged LevelDB file: what its recovery drops).
+            damaged LevelDB file: what its recovery drops), ``target`` (a value a loss
+            layer's contract does not allow: a SigmoidCrossEntropyLoss target past [0, 1]),
+            ``contract`` (a whole source that breaks a loss or metric layer's contract, index
+            -1, its key the layer: labels 1..K, a 'void' label, 0..255 targets; the detail
+            says the fix).
         detail: the numbers, in words.
     """
 
@@ -114,6 +119,12 @@ class Summary:
     labels: Counter = field(default_factory=Counter)
     fields: Dict[str, FieldStats] = field(default_factory=dict)
     skipped: Dict[str, Skipped] = field(default_factory=dict)
+    #: (layer, blob) -> what the records held of a blob a loss or metric layer has a contract
+    #: on; kept in memory for the judgement of the whole source, not written to JSON.
+    tallies: Dict[Tuple[str, str], Tally] = field(default_factory=dict)
+
+    def tally(self, layer: str, blob: str) -> Tally:
+        return self.tallies.setdefault((layer, blob), Tally())
 
     def skip(self, what: str, why: str, count: int, index: int, key: str) -> None:
         """``count`` records more of a kind the data layer skips, the first at ``index``."""
@@ -139,6 +150,8 @@ class Summary:
                 self.stats(name).update(stats.min, stats.max, stats.total, stats.count)
         for what, skipped in other.skipped.items():
             self.skip(what, skipped.why, skipped.count, skipped.index, skipped.key)
+        for (layer, blob), tally in other.tallies.items():
+            self.tally(layer, blob).merge(tally)
 
     def to_dict(self) -> dict:
         return {
@@ -202,6 +215,9 @@ class ScanReport:
     #: Each source's fingerprint (see :func:`caffe_nantools.scan.merging.fingerprint`); None
     #: for a report read from an older caffe-nantools, which wrote none.
     origin: Optional[Dict[str, str]] = field(default_factory=dict)
+    #: The sources' systematic breaches of a loss or metric layer's contract (each is a
+    #: ``contract`` finding too), with their fixes.
+    breaches: List[Breach] = field(default_factory=list)
 
     @property
     def return_code(self) -> int:
@@ -337,6 +353,7 @@ def merge_reports(reports: Iterable[ScanReport]) -> ScanReport:
             if source not in merged.sources:
                 merged.sources.append(source)
         merged.findings.extend(report.findings)
+        merged.breaches.extend(report.breaches)
         merged.unlisted += report.unlisted
         merged.notes.extend(n for n in report.notes if n not in merged.notes and n not in derived)
         for source, summary in report.summaries.items():
@@ -344,6 +361,7 @@ def merge_reports(reports: Iterable[ScanReport]) -> ScanReport:
                 merged.summaries[source].merge(summary)
             else:
                 merged.summaries[source] = Summary.from_dict(summary.to_dict())
+                merged.summaries[source].merge(Summary(summary.backend, tallies=summary.tallies))
     for source, summary in merged.summaries.items():
         merged.notes.extend(summary.skipped_notes(source))
     merged.sort()

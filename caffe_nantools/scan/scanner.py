@@ -9,6 +9,7 @@ import numbers
 import os
 import signal
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from typing import List, Optional, Set, Tuple, Union
 
 from caffe_nantools import arguments
@@ -18,6 +19,7 @@ from caffe_nantools.files import check_input, check_writable, writing
 from caffe_nantools.prototxt.net import PHASES
 from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
 from caffe_nantools.scan.checks import Collector
+from caffe_nantools.scan.judging import judge_contracts, mended_rows
 from caffe_nantools.scan.cores import usable_cores
 from caffe_nantools.scan.merging import fingerprint
 from caffe_nantools.scan.progress import Progress, Tally
@@ -133,9 +135,11 @@ def scan(
         from caffe_nantools.scan.netmode import scan_net_mode
 
         load_caffe()  # a clear error now rather than in the child process
-        scan_net_mode(
+        sources = scan_net_mode(
             target, phase, report, limit=limit, max_findings=max_findings, progress=progress
         )
+        for source in sources:
+            judge_contracts(source, report)
         report.sort()
         return report
     sources = _sources(target, backend, phase, layer, report)
@@ -155,12 +159,28 @@ def scan(
             workers=workers,
             progress=progress,
         )
+        if shard is None:
+            judge_contracts(source, report)
     report.sort()
     report.shard = shard
     report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
     if write_clean is not None:
-        kept = _write_clean(sources[0], bad, write_clean)
-        report.notes.append(f"wrote {write_clean}: {kept} records, {len(bad)} bad ones left out")
+        source = sources[0]
+        breach = next((b for b in report.breaches if b.source == source.name), None)
+        if breach is not None and breach.transform is not None:
+            source = replace(source, transform=breach.transform)
+        elif breach is not None:
+            report.notes.append(
+                f"{source.name}: {breach.what}: the fix is the net's ({breach.fix}); the copy "
+                "keeps the records that breach it"
+            )
+        if breach is not None:
+            bad = bad - mended_rows(report, breach)
+        kept = _write_clean(source, bad, write_clean)
+        how = f", {breach.transform.words}" if source.transform is not None else ""
+        report.notes.append(
+            f"wrote {write_clean}: {kept} records{how}, {len(bad)} bad ones left out"
+        )
     return report
 
 

@@ -11,6 +11,7 @@ from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Expect
 
 if TYPE_CHECKING:
+    from caffe_nantools.scan.contracts import Transform
     from caffe_nantools.scan.imagelist import ImageOptions
 
 
@@ -29,6 +30,8 @@ class Source:
     images: Optional[ImageOptions] = None  # ImageData: root_folder, resizing, cropping
     mean_file: Optional[str] = None
     layer: str = ""  # the data layer it came from
+    #: How ``--write-clean`` rewrites a blob of the copy (a systematic breach's fix).
+    transform: Optional[Transform] = None
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, POSITIVE, STRING, UINT32, Enum
 from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
 from caffe_nantools.scan.checks import Expect, shape_text
+from caffe_nantools.scan.contracts import bound_contracts
 from caffe_nantools.scan.imagelist import ImageOptions
 from caffe_nantools.scan.source import ScanError, Source
 
@@ -107,6 +108,7 @@ def sources_from_net(
         net = Net.parse(read_text(path), path)
     state = NetState(phase)
     sources, notes = [], []
+    contracts = bound_contracts(net, state)
     for layer in net.active_layers(state):
         if layer.type not in PARAMS:
             if layer.is_data and layer.type not in ("Input", "DummyData", "MemoryData"):
@@ -134,6 +136,7 @@ def sources_from_net(
             ignore_label=ignore,
             crop_size=crop,
             class_labels=bool(label) and reads_classes(net, label, state),
+            contracts={top: tuple(contracts[top]) for top in layer.tops if top in contracts},
         )
         if layer.type == "AnnotatedData":
             classes, background = detection_classes(net, label, state) if label else (None, 0)
