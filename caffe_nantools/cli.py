@@ -564,10 +564,25 @@ def add_watch(commands) -> None:
         metavar="SECONDS",
         help="wait this long for the snapshot and after each signal before a stronger one (default 60)",
     )
+    watch.add(
+        "--keep-good",
+        type=_seconds,
+        metavar="SECONDS",
+        help="for caffe train: ask Caffe for a snapshot every SECONDS of training (its snapshot signal), keep "
+        "the newest two whose values are all finite, remove watch's older ones (default: every 30 minutes; "
+        "0: never)",
+    )
     _json(watch, "the outcome and the diagnosis")
     watch.add(
         "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run"
     )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds, 0 or more")
+    return value
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -576,7 +591,7 @@ def _watch(args: argparse.Namespace) -> int:
     def report(event) -> None:
         if event.kind == "warning":
             _warn("watch", f"warning: {event.message}")
-        elif event.kind != "snapshot":
+        elif event.kind != "snapshot" and not (event.kind == "keep" and event.signal):
             _warn("watch", event.message)
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -587,6 +602,7 @@ def _watch(args: argparse.Namespace) -> int:
         snapshot=args.snapshot,
         on_event=report,
         timeout=args.timeout,
+        **({} if args.keep_good is None else {"keep_good": args.keep_good}),
     )
     if args.json:
         print(result.to_json())
