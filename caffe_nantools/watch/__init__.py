@@ -109,11 +109,11 @@ def watch(
         returncode = Child(
             started, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)
         ).run()
-    for event in keeper.close() if keeper is not None else []:
-        emit(event)
     reader = monitor.reader
     named = snapshots_of(reader.snapshots)
     bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
+    for event in keeper.close(bad_run and bad_run.first_bad_line) if keeper is not None else []:
+        emit(event)
     asked = monitor.request_line
     requested = [s for s in named if asked is not None and s.line > asked]
     checked = dict(keeper.checked) if keeper is not None else {}

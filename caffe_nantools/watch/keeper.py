@@ -122,10 +122,10 @@ class Keeper:
         future = self._pool.submit(_when_written, self._check, list(snapshot.files), self.timeout)
         self._running.append((snapshot, ours, future))
 
-    def poll(self, healthy: bool) -> List[WatchEvent]:
-        """What the checks that ended found: each snapshot watch asked for kept when finite
-        (and, while every value so far was finite, the older ones removed); a warning for one
-        that is not."""
+    def poll(self, bad_from: Optional[int] = None) -> List[WatchEvent]:
+        """What the checks that ended found: each finite snapshot watch asked for, named before
+        line ``bad_from`` (the first non-finite value's, where there is one), is kept and
+        watch's older ones beyond the newest two removed; a warning for one that is not finite."""
         events: List[WatchEvent] = []
         while self._running and self._running[0][2].done():
             snapshot, ours, future = self._running.pop(0)
@@ -135,10 +135,10 @@ class Keeper:
                 events.append(
                     WatchEvent("warning", f"snapshot {named}: not finite: {found.detail}")
                 )
-            if not (ours and found.finite):
+            if not (ours and found.finite) or (bad_from is not None and snapshot.line > bad_from):
                 continue
             self.kept.append(snapshot)
-            removed = self.kept.pop(0) if len(self.kept) > 2 and healthy else None
+            removed = self.kept.pop(0) if len(self.kept) > 2 else None
             gone = f"; removed watch's older {', '.join(removed.files)}" if removed else ""
             if removed is not None:
                 _remove(removed.files)
@@ -150,11 +150,11 @@ class Keeper:
             )
         return events
 
-    def close(self) -> List[WatchEvent]:
+    def close(self, bad_from: Optional[int] = None) -> List[WatchEvent]:
         """Waits for the checks still running; what they found."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        return self.poll(healthy=False)
+        return self.poll(bad_from)
 
     def _is_periodic(self, snapshot: Snapshot) -> bool:
         if self.periodic is None:

@@ -232,9 +232,14 @@ class Monitor:
         training began: Caffe handles its signals from then on)."""
         if self.keeper is None:
             return []
-        healthy = self.stop_reason is None and not self.went_bad
-        events = self.keeper.poll(healthy)
-        if healthy and self.reader.recognised and self._deadline is None:
+        bad = next((run for run in self.reader.runs if run.went_bad), None)
+        events = self.keeper.poll(bad.first_bad_line if bad is not None else None)
+        if (
+            bad is None
+            and self.stop_reason is None
+            and self.reader.recognised
+            and self._deadline is None
+        ):
             events += self.keeper.ask(self.clock(), self._stream.lines_read)
         return events
 
