@@ -536,7 +536,7 @@ def add_watch(commands) -> None:
         "(unless glog's variables say where its lines go), pass its output through as it comes and keep it in "
         "a log. At the first non-finite loss, output, lr or debug_info value, ask Caffe for a snapshot and stop "
         "it with its own signals (-sighup_effect / -sigint_effect, read from COMMAND; SIGTERM, then SIGKILL "
-        "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last good "
+        "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last finite "
         "one. Warns early of values blowing up, a loss pinned at 87.3365 and display > 1 with debug_info. "
         "Ctrl-C, SIGTERM and SIGHUP are passed on to COMMAND. Exit: COMMAND's own status when every value was "
         "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error.",
