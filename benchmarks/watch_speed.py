@@ -1,11 +1,21 @@
-"""watch speed (in the image: docker/run-benchmark watch_speed): a generated debug_info log
-stream (a 60-layer net, display 1) through ``caffe-nantools watch -- COMMAND > file`` against
-``COMMAND > file`` alone, where COMMAND is ``cat`` of the stream (as fast as the machine goes)
-and a writer that sends it at 200 MB/s, the rate watch must keep up with (target: >= 0.8x).
+"""watch speed (in the image: docker/run-benchmark watch_speed).
+
+Throughput: a generated debug_info log stream (a 60-layer net, display 1) through
+``caffe-nantools watch -- COMMAND > file`` against ``COMMAND > file`` alone, where COMMAND is
+``cat`` of the stream (as fast as the machine goes) and a writer that sends it at 200 MB/s, the
+rate watch must keep up with (target: >= 0.8x).
+
+Stop latency: a stand-in for `caffe train` (Caffe's lines, an iteration that computes for a
+while, SIGINT acted on at the end of an iteration as Caffe does) whose loss goes NaN at an
+iteration, under watch while every core is kept busy: the iterations it ran after the one whose
+output showed the first NaN (target: at most 1 for a net of 10 ms an iteration; a net of 50 us,
+20,000 iterations a second, is measured too).
 """
 
 import argparse
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +42,72 @@ with open(path, "rb") as f:
         if ahead > 0:
             time.sleep(ahead)
 """
+
+
+#: `caffe train` in miniature: each iteration computes for PACE seconds (a busy loop, as a net
+#: keeps a core busy), then prints its loss line (NaN from iteration BAD on) and its rate line;
+#: SIGINT is acted on at the end of an iteration, and the last one run is printed.
+TRAINER = """
+import signal, sys, time
+pace, bad = float(sys.argv[-2]), int(sys.argv[-1])
+stop = []
+signal.signal(signal.SIGINT, lambda s, f: stop.append(s))
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+err = sys.stderr
+stamp = "I0101 00:00:00.000000  1 "
+err.write(stamp + "solver.cpp:289] Solving bench\\n")
+i = 0
+while True:
+    end = time.perf_counter() + pace
+    while time.perf_counter() < end:
+        pass
+    loss = "nan" if i >= bad else "1.3"
+    err.write(stamp + "solver.cpp:239] Iteration %d (50 iter/s, 0.02s/1 iters), loss = %s\\n" % (i, loss))
+    err.write(stamp + "solver.cpp:258]     Train net output #0: loss = %s (* 1 = %s loss)\\n" % (loss, loss))
+    err.write(stamp + "sgd_solver.cpp:112] Iteration %d, lr = 0.01\\n" % i)
+    err.flush()
+    if stop:
+        err.write(stamp + "solver.cpp:311] Optimization stopped early.\\n")
+        print(i)
+        break
+    i += 1
+"""
+
+
+def stop_latency(pace: float, runs: int, folder: str) -> list:
+    """Iterations run after the first bad one, one number per run of the trainer under watch
+    (as `caffe train -solver S`: its stop is SIGINT, the solver's snapshot_after_train on)."""
+    caffe = os.path.join(folder, "caffe")
+    with open(caffe, "w") as f:
+        f.write(f"#!{sys.executable}\n{TRAINER}")
+    os.chmod(caffe, 0o755)
+    with open(os.path.join(folder, "solver.prototxt"), "w") as f:
+        f.write('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\n')
+    late = []
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    bad = max(20, int(0.5 / pace))
+    for k in range(runs):
+        log = os.path.join(folder, f"latency-{k}.log")
+        done = subprocess.run(
+            [sys.executable, "-m", "caffe_nantools", "watch", "--log", log, "--keep-good", "0"]
+            + ["--", "./caffe", "train", "-solver", "solver.prototxt", str(pace), str(bad)],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            env=env,
+            timeout=600,
+        )
+        os.unlink(log)
+        late.append(int(done.stdout.split()[0]) - bad)
+    return late
+
+
+def busy_cores() -> list:
+    """One busy loop per core (training that keeps every core busy), to be killed."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 1)
+    ]
 
 
 def write_stream(path: str, megabytes: int) -> None:
@@ -71,6 +147,7 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=200.0, help="MB/s of the paced stream")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=7, help="runs of each stop-latency measure")
     add_check_option(parser)
     args = parser.parse_args()
     targets = Targets()
@@ -97,6 +174,23 @@ def main() -> None:
                 targets.check(
                     f"{row} (target >= 0.8 at {args.rate:g} MB/s)", alone / watched >= 0.8
                 )
+        busy = busy_cores()
+        try:
+            for pace, label in ((0.01, "10 ms"), (0.00005, "50 us")):
+                late = stop_latency(pace, args.runs, folder)
+                row = (
+                    f"stop latency, a net of {label} an iteration, every core busy: median "
+                    f"{statistics.median(late):g}, max {max(late)} iterations after the first bad one "
+                    f"({args.runs} runs)"
+                )
+                if pace >= 0.01:
+                    targets.check(f"{row} (target: median <= 1)", statistics.median(late) <= 1)
+                else:
+                    print(row)
+        finally:
+            for proc in busy:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
     targets.exit(args)
 
 

@@ -71,7 +71,7 @@ def read_params(buf: bytes) -> Dict[str, List[Param]]:
                 if field == _NAME[number] and kind == 2:
                     name = buf[c:d].decode("utf-8", "replace")
                 elif field == _BLOBS[number] and kind == 2:
-                    blobs.append(_blob(buf, c, d))
+                    blobs.append(read_blob(buf, c, d))
             if blobs:
                 layers[name] = blobs
     except NotADatum as e:
@@ -79,7 +79,8 @@ def read_params(buf: bytes) -> Dict[str, List[Param]]:
     return layers
 
 
-def _blob(buf: bytes, start: int, end: int) -> Param:
+def read_blob(buf: bytes, start: int, end: int) -> Param:
+    """The BlobProto in ``buf[start:end]`` (a solver state's history blobs are ones too)."""
     shape: List[int] = []
     legacy = [0, 0, 0, 0]
     legacy_given = False  # proto2's has_num(): a num of 0 written out counts

@@ -589,7 +589,7 @@ def add_watch(commands) -> None:
         "(unless glog's variables say where its lines go), pass its output through as it comes and keep it in "
         "a log. At the first non-finite loss, output, lr or debug_info value, ask Caffe for a snapshot and stop "
         "it with its own signals (-sighup_effect / -sigint_effect, read from COMMAND; SIGTERM, then SIGKILL "
-        "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last good "
+        "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last finite "
         "one. Warns early of values blowing up, a loss pinned at 87.3365 and display > 1 with debug_info. "
         "Ctrl-C, SIGTERM and SIGHUP are passed on to COMMAND. Exit: COMMAND's own status when every value was "
         "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error.",
@@ -617,11 +617,26 @@ def add_watch(commands) -> None:
         metavar="SECONDS",
         help="wait this long for the snapshot and after each signal before a stronger one (default 60)",
     )
+    watch.add(
+        "--keep-good",
+        type=_seconds,
+        metavar="SECONDS",
+        help="for caffe train: ask Caffe for a snapshot every SECONDS of training (its snapshot signal), keep "
+        "the newest two whose values are all finite, remove watch's older ones (default: every 30 minutes; "
+        "0: never)",
+    )
     _json(watch, "the outcome and the diagnosis")
     _report(watch)
     watch.add(
         "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run"
     )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds, 0 or more")
+    return value
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -630,7 +645,7 @@ def _watch(args: argparse.Namespace) -> int:
     def report(event) -> None:
         if event.kind == "warning":
             _warn("watch", f"warning: {event.message}")
-        elif event.kind != "snapshot":
+        elif event.kind != "snapshot" and not (event.kind == "keep" and event.signal):
             _warn("watch", event.message)
 
     _check_report(args)
@@ -642,6 +657,7 @@ def _watch(args: argparse.Namespace) -> int:
         snapshot=args.snapshot,
         on_event=report,
         timeout=args.timeout,
+        **({} if args.keep_good is None else {"keep_good": args.keep_good}),
     )
     _write_report(result, args, "watch")
     if args.json:

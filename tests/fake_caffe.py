@@ -1,6 +1,7 @@
 """A stand-in for `caffe train` where there is no Caffe: prints a training log to stderr as
 Caffe does, and acts on SIGHUP and SIGINT as -sighup_effect and -sigint_effect say (at the end
-of an iteration, writing snapshot files as Caffe names them)."""
+of an iteration, writing snapshot files as Caffe names them, in Caffe's wire format: their
+values go non-finite with the first bad iteration's update)."""
 
 import argparse
 import os
@@ -9,6 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from snapshot_files import write_snapshot  # noqa: E402
 from watch_logs import STAMP, block, snapshot_lines  # noqa: E402
 
 
@@ -21,6 +23,8 @@ def main() -> int:
     parser.add_argument("-sighup_effect", default="snapshot")
     parser.add_argument("-sigint_effect", default="stop")
     parser.add_argument("-deaf", action="store_true", help="ignore every signal it can")
+    parser.add_argument("-solver", help="read by watch (its snapshot settings), not here")
+    parser.add_argument("-snapshot", type=int, default=0, help="the solver's snapshot interval")
     args = parser.parse_args()
     requests = []
     for signum, effect in (
@@ -44,22 +48,23 @@ def main() -> int:
         time.sleep(args.pace)
         action = "stop" if "stop" in requests else "snapshot" if "snapshot" in requests else None
         requests.clear()
-        if action == "snapshot":
-            snapshot(i + 1)
+        bad_weights = args.nan_at is not None and i >= args.nan_at
+        periodic = args.snapshot and (i + 1) % args.snapshot == 0
+        if action == "snapshot" or (periodic and action != "stop"):
+            snapshot(i + 1, bad_weights)
         if action == "stop":
-            snapshot(i + 1)  # Caffe's snapshot_after_train
+            snapshot(i + 1, bad_weights)  # Caffe's snapshot_after_train
             write(f"{STAMP}solver.cpp:311] Optimization stopped early.\n")
             return 0
-    snapshot(args.iterations)
+    snapshot(args.iterations, args.nan_at is not None and args.nan_at < args.iterations)
     return 0
 
 
-def snapshot(iteration: int) -> None:
-    for kind in ("caffemodel", "solverstate"):
-        with open(f"snap_iter_{iteration}.{kind}", "w") as f:
-            f.write("fake")
-    sys.stderr.write(snapshot_lines(iteration))
+def snapshot(iteration: int, bad: bool) -> None:
+    sys.stderr.write(snapshot_lines(iteration))  # Caffe names each file before it writes it
     sys.stderr.flush()
+    weights = [[1.0, float("nan") if bad else 2.0], [0.5]]
+    write_snapshot("snap", iteration, {"ip": weights})
 
 
 if __name__ == "__main__":

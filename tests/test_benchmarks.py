@@ -12,7 +12,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 TINY = {
     "diagnose_speed": ["--megabytes", "2", "--small", "1", "--repeat", "1"],
-    "watch_speed": ["--megabytes", "2", "--repeat", "1"],
+    "watch_speed": ["--megabytes", "2", "--repeat", "1", "--runs", "1"],
     "prototxt_speed": ["--layers", "30", "--repeat", "1"],
 }
 #: The ones that measure Caffe itself beside the library.

@@ -12,11 +12,11 @@ from caffe_nantools.errors import NonFiniteError
 DATA = 'layer {{ name: "data" type: "HDF5Data" top: "data" top: "label" hdf5_data_param {{ source: "{source}" batch_size: 4 }} }}\n'
 
 
-def regression(folder, *, layers, base_lr=0.01, nan_row=None, policy='lr_policy: "fixed"'):
+def regression(folder, *, layers, base_lr=0.01, nan_row=None, policy='lr_policy: "fixed"', rows=16):
     import h5py
 
     rng = np.random.RandomState(1)
-    x = rng.randn(16, 6).astype(np.float32)
+    x = rng.randn(rows, 6).astype(np.float32)
     y = x.sum(1, keepdims=True).astype(np.float32)
     if nan_row is not None:
         x[nan_row, 2] = np.nan
@@ -150,4 +150,60 @@ def test_a_wrong_argument_stops_before_any_step(caffe, tmp_path, options, messag
     solver = caffe.SGDSolver(regression(tmp_path, layers=TWO_LAYERS))
     with pytest.raises(ArgumentError, match=message):
         guard.step(solver, **options)
+    assert solver.iter == 0
+
+
+KEEP_GOOD = """
+import json, sys
+import caffe
+from caffe_nantools import guard
+from caffe_nantools.errors import NonFiniteError
+from caffe_nantools.finite_snapshot import check_snapshot
+solver = caffe.SGDSolver(sys.argv[1])
+try:
+    guard.step(solver, 20, keep_good=1e-6)
+except NonFiniteError as e:
+    finite = check_snapshot(e.last_good).finite
+    solver.restore(e.last_good[1])  # pycaffe reads back what was kept
+    print(json.dumps([e.iteration, e.last_good, str(e), finite, solver.iter]))
+"""
+
+
+def test_keep_good_keeps_the_last_two_finite_snapshots_and_names_the_last_when_it_stops(
+    caffe, tmp_path
+):
+    """Batch 4 of 5 holds a NaN: iterations 0 to 3 are finite, each followed by a snapshot; the
+    first shows the guard the prefix (pycaffe does not tell it: Caffe's INFO line does), so it
+    is never removed."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    prefix = tmp_path / "keep"
+    policy = f'lr_policy: "fixed"\nsnapshot_prefix: "{prefix}"'
+    path = regression(tmp_path, layers=TWO_LAYERS, nan_row=17, policy=policy, rows=20)
+    done = subprocess.run(
+        [sys.executable, "-c", KEEP_GOOD, path],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="0"),
+        timeout=300,
+    )
+    iteration, last_good, message, finite, resumed = json.loads(done.stdout)
+    assert iteration == 4 and finite is True and resumed == 4
+    assert last_good == [f"{prefix}_iter_4.caffemodel", f"{prefix}_iter_4.solverstate"]
+    assert f"last finite snapshot: {prefix}_iter_4.caffemodel" in message
+    assert "(iteration 4); resume from it with solver.restore(" in message
+    left = sorted(p.name for p in tmp_path.glob("keep_iter_*"))
+    assert left == [
+        f"keep_iter_{i}.{kind}" for i in (1, 3, 4) for kind in ("caffemodel", "solverstate")
+    ]
+    assert "Snapshotting to binary proto file" in done.stderr  # Caffe's lines passed on
+
+
+def test_keep_good_of_a_wrong_kind_stops_before_any_step(caffe, tmp_path):
+    solver = caffe.SGDSolver(regression(tmp_path, layers=TWO_LAYERS))
+    with pytest.raises(ValueError, match="keep_good=-5"):
+        guard.step(solver, 3, keep_good=-5)
     assert solver.iter == 0

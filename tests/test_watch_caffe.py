@@ -166,3 +166,22 @@ def test_ctrl_c_on_watch_is_caffes_own_sigint(caffe, tmp_path, flags, stops):
     first = snapshot.split()[1].rstrip(",")
     assert (tmp_path / first).exists() and int(first.split("_iter_")[1].split(".")[0]) < 60
     assert out.startswith("w.log: cause: none")
+
+
+def test_keep_good_leaves_a_finite_snapshot_from_before_the_nan_and_stops_within_an_iteration(
+    caffe, tmp_path
+):
+    """A rate that explodes some iterations in, each iteration paced to 20 ms: watch's own
+    snapshots (every 50 ms) checked and kept, the last finite one named; the stop's snapshot
+    holds the bad update; Caffe stopped within one iteration of the first NaN line."""
+    training(tmp_path, base_lr=0.07, display=1, max_iter=2000)  # inf at iteration 10
+    run = run_watch(tmp_path, "--log", "w.log", "--keep-good", "0.05", "--json", "--", *CAFFE)
+    assert run.returncode == 1, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    first_bad = result["diagnosis"]["first_nonfinite"]["iteration"]
+    good = result["last_good_snapshot"]
+    assert good and result["finite"][good[0]] is True and result["finite"][good[1]] is True
+    assert result["last_good_iteration"] <= first_bad and good in result["kept"]
+    assert all((tmp_path / f).exists() for kept in result["kept"] for f in kept)
+    log = (tmp_path / "w.log").read_text()
+    assert max(displayed(log)) <= first_bad + 1 and "Optimization stopped early." in log

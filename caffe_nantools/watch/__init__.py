@@ -19,13 +19,15 @@ from typing import BinaryIO, Callable, List, Optional, Sequence, Tuple
 from caffe_nantools import arguments
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileError, check_writable, refuse_overlaps
-from caffe_nantools.watch.command import CommandSolver
+from caffe_nantools.finite_snapshot import KEEP_GOOD, Finiteness, check_snapshot, keep_every
+from caffe_nantools.watch.command import CommandSolver, is_caffe_train
 from caffe_nantools.watch.diagnosis import diagnosis_of
 from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.environment import child_env
+from caffe_nantools.watch.keeper import Keeper
 from caffe_nantools.watch.monitor import Monitor, WatchEvent
 from caffe_nantools.watch.process import Child, Started, Terminal
-from caffe_nantools.watch.report import Seen, WatchResult, last_good, snapshots_of
+from caffe_nantools.watch.report import Seen, Snapshot, WatchResult, last_good, snapshots_of
 
 __all__ = ["WatchError", "WatchEvent", "WatchResult", "watch"]
 
@@ -42,8 +44,10 @@ def watch(
     snapshot: bool = True,
     on_event: Optional[Callable[[WatchEvent], None]] = None,
     timeout: float = 60.0,
+    keep_good: Optional[float] = KEEP_GOOD,
 ) -> WatchResult:
-    """``caffe-nantools watch [--log FILE] [--stop-on-blowup] [--no-snapshot] -- COMMAND ...``.
+    """``caffe-nantools watch [--log FILE] [--stop-on-blowup] [--no-snapshot] [--keep-good
+    SECONDS] -- COMMAND ...``.
 
     Args:
         command: the command and its arguments (``["caffe", "train", "-solver", "s.prototxt"]``).
@@ -54,6 +58,8 @@ def watch(
         on_event: called with each :class:`WatchEvent` as it happens (warnings, the stop).
         timeout: seconds to wait for the snapshot, and for the command to end after each signal
             before the next, stronger one.
+        keep_good: for `caffe train`, ask Caffe for a snapshot every this many seconds of
+            training and keep the newest two whose values are all finite (0 or None: never).
 
     Raises:
         WatchError: no command, or one that cannot be started (one line).
@@ -64,6 +70,7 @@ def watch(
     stop_on_blowup = arguments.flag("stop_on_blowup", stop_on_blowup)
     snapshot = arguments.flag("snapshot", snapshot)
     timeout = arguments.positive("timeout", timeout)
+    keep_good = keep_every("keep_good", keep_good)
     if not command:
         raise WatchError(
             "no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt"
@@ -78,11 +85,14 @@ def watch(
             on_event(event)
 
     solver = CommandSolver.of(command)
+    effects = Effects.of(command, solver)
+    keeper, not_kept = _keeper(command, solver, effects, keep_good, timeout)
     monitor = Monitor(
-        Effects.of(command, solver),
+        effects,
         stop_on_blowup=stop_on_blowup,
         snapshot=snapshot,
         timeout=timeout,
+        keeper=keeper,
     )
     with f:
         try:
@@ -92,7 +102,9 @@ def watch(
             os.unlink(path)  # empty, and made just now
             raise WatchError(_not_started(command[0], e)) from None
         emit(WatchEvent("start", f"logging to {path}"))
-        for note in notes:
+        for note in notes + (
+            [not_kept] if keeper is None and keep_good and is_caffe_train(command) else []
+        ):
             emit(WatchEvent("note", note))
         returncode = Child(
             started, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)
@@ -100,7 +112,20 @@ def watch(
     reader = monitor.reader
     named = snapshots_of(reader.snapshots)
     bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
+    for event in keeper.close(bad_run and bad_run.first_bad_line) if keeper is not None else []:
+        emit(event)
     asked = monitor.request_line
+    requested = [s for s in named if asked is not None and s.line > asked]
+    checked = dict(keeper.checked) if keeper is not None else {}
+
+    def finiteness(s: Snapshot) -> Finiteness:
+        if s.files not in checked:
+            checked[s.files] = check_snapshot(list(s.files))
+        return checked[s.files]
+
+    if monitor.went_bad or monitor.stop_reason:
+        for s in requested:
+            finiteness(s)
     return WatchResult(
         command,
         path,
@@ -110,12 +135,38 @@ def watch(
         monitor.received,
         Seen.of(reader),
         named,
-        [s for s in named if asked is not None and s.line > asked],
-        last_good(named, bad_run) if bad_run is not None else None,
+        requested,
+        last_good(named, bad_run, finiteness) if bad_run is not None else None,
         diagnosis_of(path, solver, reader),
         events,
         solver.interval if solver is not None else None,
+        checked,
+        list(keeper.kept) if keeper is not None else [],
+        not_kept,
     )
+
+
+def _keeper(
+    command: Sequence[str],
+    solver: Optional[CommandSolver],
+    effects: Effects,
+    every: float,
+    timeout: float,
+) -> Tuple[Optional[Keeper], Optional[str]]:
+    """The keeper of ``--keep-good`` snapshots, or why there is none (said in the report)."""
+    if not every:
+        return None, "watch asked for none (--keep-good 0)"
+    if not is_caffe_train(command):
+        return None, (
+            "the command is not `caffe train`, so only its own snapshots exist "
+            "(watch asks Caffe alone for one, through its signals)"
+        )
+    signum = effects.signal_for("snapshot")
+    if signum is None:
+        flags = ", ".join(effects.describe(s) for s in effects.on)
+        return None, f"no signal makes this Caffe snapshot ({flags}): watch keeps none of its own"
+    interval = solver.interval if solver is not None else None
+    return Keeper(every, signum, effects.describe(signum), periodic=interval, timeout=timeout), None
 
 
 def _new_log(log: Optional[str], command: Sequence[str]) -> Tuple[str, BinaryIO]:

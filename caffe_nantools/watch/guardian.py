@@ -125,6 +125,7 @@ def _end_all(me: int, group: int, spare: Optional[int] = None) -> List[Tuple[int
             if sent.get(pid) != signum:
                 with contextlib.suppress(OSError):  # gone already
                     os.kill(pid, signum)
+                    os.kill(pid, signal.SIGCONT)  # one watch froze acts on it
         sent.update((pid, signum) for pid in running)
         time.sleep(0.05)
         _reap(me, spare)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Set, Tuple
 
 from caffe_nantools.diagnose.origin import find_blowup
 from caffe_nantools.diagnose.reading import Reader, Run, Valued, is_saturated
@@ -15,6 +15,9 @@ from caffe_nantools.diagnose.trace import Block
 from caffe_nantools.logs.chunks import LogStream, Span
 from caffe_nantools.logs.sweep import Finding
 from caffe_nantools.watch.effects import Effects
+
+if TYPE_CHECKING:
+    from caffe_nantools.watch.keeper import Keeper
 
 #: A blow-up must last: each value is taken as the least of this many displays in a row (one
 #: batch's loss or gradient can be 100 times another's in healthy training).
@@ -31,8 +34,9 @@ class WatchEvent:
     ``kind``: ``start``, ``note`` (what watch changed in the command's environment),
     ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
     run: ``message`` says why), ``signal`` (watch sent ``signal`` to the command),
-    ``forward`` (watch passed a signal it received on to the command) or ``snapshot`` (Caffe
-    wrote a snapshot file). ``line`` is the log line it is about, when there is one.
+    ``forward`` (watch passed a signal it received on to the command), ``snapshot`` (Caffe
+    wrote a snapshot file) or ``keep`` (``--keep-good``: watch asked for a snapshot to keep,
+    with ``signal``, or kept one). ``line`` is the log line it is about, when there is one.
     """
 
     kind: str
@@ -51,6 +55,7 @@ class Monitor:
             is, else asked for first).
         timeout: seconds to wait for a snapshot, and for the command to end before the next
             stronger signal (SIGTERM, then SIGKILL).
+        keeper: asks for the snapshots ``--keep-good`` keeps while every value is finite.
         clock: seconds, monotonic.
     """
 
@@ -61,12 +66,14 @@ class Monitor:
         stop_on_blowup: bool = False,
         snapshot: bool = True,
         timeout: float = 60.0,
+        keeper: Optional["Keeper"] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.effects = effects
         self.stop_on_blowup = stop_on_blowup
         self.snapshot = snapshot
         self.timeout = timeout
+        self.keeper = keeper
         self.clock = clock
         self.reader = Reader(plot=True)  # the trace's sample, for a report
         # The second pass too, as diagnose reads a log: a NaN in a line of a layout the
@@ -108,9 +115,10 @@ class Monitor:
         return events
 
     def tick(self) -> List[WatchEvent]:
-        """Time passed: the next signal of a stop when the command did not end in time."""
+        """Time passed: a snapshot to keep when one is due; the next signal of a stop when the
+        command did not end in time."""
         if self._deadline is None or self.clock() < self._deadline:
-            return []
+            return self._keep()
         waited = self._awaiting_snapshot
         self._awaiting_snapshot = False
         if waited:
@@ -123,6 +131,8 @@ class Monitor:
         """watch itself got ``signum`` (Ctrl-C, kill, a hangup): the command gets it too, to act
         on as configured; after a SIGTERM it is killed if it has not ended in time."""
         self.received.append(signum)
+        if self.keeper is not None:
+            self.keeper.user_asked()
         if self.request_line is None:
             self.request_line = self._stream.lines_read
         name = signal.Signals(signum).name
@@ -158,12 +168,14 @@ class Monitor:
                 f"first non-finite value{where}, line {first.line}: {first.text.strip()}",
                 first.line,
             )
-        return events + self._warnings(run)
+        return events + self._warnings(run) + self._keep()
 
     def _snapshots(self) -> List[WatchEvent]:
         events = []
         for line, path in self.reader.snapshots[self._snapshots_seen :]:
             events.append(WatchEvent("snapshot", f"Caffe wrote {path}", line))
+            if self.keeper is not None:
+                self.keeper.written(line, path)
             if self._awaiting_snapshot and line > self.request_line and ".solverstate" in path:
                 self._awaiting_snapshot = False
                 events += self._next_step()
@@ -213,6 +225,22 @@ class Monitor:
                     events += self._stop(
                         "blowup", f"stopping on the blow-up, as asked: {message}", b.end[2]
                     )
+        return events
+
+    def _keep(self) -> List[WatchEvent]:
+        """What the keeper found, and its next request while every value is finite (once the
+        training began: Caffe handles its signals from then on)."""
+        if self.keeper is None:
+            return []
+        bad = next((run for run in self.reader.runs if run.went_bad), None)
+        events = self.keeper.poll(bad.first_bad_line if bad is not None else None)
+        if (
+            bad is None
+            and self.stop_reason is None
+            and self.reader.recognised
+            and self._deadline is None
+        ):
+            events += self.keeper.ask(self.clock(), self._stream.lines_read)
         return events
 
     def _warn(self, key: int, what: str, line: Optional[int], message: str) -> List[WatchEvent]:

@@ -1,7 +1,12 @@
 """The command watch runs: started in a process group of its own (a Ctrl-C reaches it once, from
 watch), its stdout and stderr passed through to watch's own as they come, the whole lines of
 both written to the log and read by the monitor, and the signals the monitor decides sent to
-its group, as a terminal sends Ctrl-C to every process of a job."""
+its group, as a terminal sends Ctrl-C to every process of a job.
+
+Each piece read is looked at for a non-finite value at once (the second pass's look, on its
+whole lines): where it holds one, the command is frozen (SIGSTOP) before the monitor reads
+what came, and goes on (SIGCONT) once the monitor's signals are sent. Caffe acts on a signal at
+the end of an iteration: frozen, it cannot run on while watch decides."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import threading
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from caffe_nantools.logs.chunks import Lines
+from caffe_nantools.logs.sweep import sweep_chunk
 from caffe_nantools.watch.monitor import Monitor, WatchEvent
 
 #: Seconds between looks at the clock while the command is quiet.
@@ -27,6 +33,8 @@ POLL = 0.1
 #: than the reading.
 BATCH = 1 << 20
 READ = 1 << 20
+#: Bytes of an output's unfinished line kept for the look at the next piece.
+TAIL = 1 << 12
 FORWARDED = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
@@ -172,6 +180,8 @@ class Child:
         self._raw_bytes = 0
         self._pending: List[memoryview] = []  # whole lines, for the monitor
         self._queued: List[WatchEvent] = []
+        self._tails = {fd: b"" for fd in self._streams}  # each output's unfinished line
+        self._frozen = False
         self._left_by: Optional[float] = None  # when what the command left running is ended
 
     def run(self) -> int:
@@ -180,6 +190,7 @@ class Child:
             try:
                 self._loop(received)
             finally:
+                self._thaw()
                 self.command.end()  # when watch failed, the command must not outlive it
                 returncode = self.proc.wait()
         left = self.command.left()
@@ -203,9 +214,10 @@ class Child:
             for key, _ in ready:
                 self._read(selector, key)
             if (self._raw or self._pending) and (
-                self._raw_bytes >= BATCH or not selector.select(0)
+                self._frozen or self._raw_bytes >= BATCH or not selector.select(0)
             ):
                 self._flush()
+            self._thaw()
             while received:
                 self._deliver(self.monitor.receive(received.pop(0)))
             self._deliver(self.monitor.tick())
@@ -241,10 +253,31 @@ class Child:
             self._end(key.fd)
             key.fileobj.close()
             return
+        if self._nonfinite(key.fd, data) and not self._frozen and self.monitor.stop_reason is None:
+            self.command.signal(signal.SIGSTOP)
+            self._frozen = True
         terminal.write(data)
         self._raw.append((key.fd, data))
         self._raw_bytes += len(data)
         self._emit()
+
+    def _nonfinite(self, fd: int, data: bytes) -> bool:
+        """Whether the lines that ``data`` ends hold a non-finite value, as the second pass finds
+        one (a look at the pieces as they come, before the monitor's reading decides)."""
+        cut = data.rfind(b"\n") + 1
+        tail = self._tails[fd]
+        self._tails[fd] = (data[cut:] if cut else tail + data)[-TAIL:]
+        if not cut:
+            return False
+        lines = tail + data[:cut]
+        return any(f.kind == "nonfinite" for f in sweep_chunk(lines, len(lines), 1))
+
+    def _thaw(self) -> None:
+        """The frozen command goes on: the monitor has read what came, and its signals (a stop)
+        were sent, to be acted on as it goes on."""
+        if self._frozen:
+            self._frozen = False
+            self.command.signal(signal.SIGCONT)
 
     def _end(self, fd: int) -> None:
         """An output ended: its last line, when it has no line break, ends in the log, which

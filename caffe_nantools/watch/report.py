@@ -7,13 +7,14 @@ import re
 import shlex
 import signal
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from caffe_nantools import jsontext
 from caffe_nantools.diagnose import Diagnosis
 from caffe_nantools.diagnose.reading import Abort, Reader, Run
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS
+from caffe_nantools.finite_snapshot import Finiteness
 from caffe_nantools.watch.monitor import WatchEvent
 
 _ITERATION = re.compile(r"_iter_(\d+)\.")
@@ -89,10 +90,16 @@ def snapshots_of(named: List[Tuple[int, str]]) -> List[Snapshot]:
     return found
 
 
-def last_good(snapshots: List[Snapshot], run: Run) -> Optional[Snapshot]:
+def last_good(
+    snapshots: List[Snapshot],
+    run: Run,
+    finiteness: Optional[Callable[[Snapshot], Finiteness]] = None,
+) -> Optional[Snapshot]:
     """The last snapshot of weights that every value up to it shows finite: named before the
-    first bad line, and of an iteration no later than the last displayed one whose values were
-    all finite (a weight can go bad in an update between two displays)."""
+    first bad line, of an iteration no later than the last displayed one whose values were
+    all finite (a weight can go bad in an update between two displays), and, where
+    ``finiteness`` checks its files, not found non-finite there (those that cannot be checked
+    are not passed over)."""
     first = run.first_bad_line
     if first is None:
         return None
@@ -107,7 +114,10 @@ def last_good(snapshots: List[Snapshot], run: Run) -> Optional[Snapshot]:
         for s in snapshots
         if s.line < first and (s.iteration is None or shown is None or s.iteration <= shown)
     ]
-    return good[-1] if good else None
+    for s in reversed(good):
+        if finiteness is None or finiteness(s).finite is not False:
+            return s
+    return None
 
 
 @dataclass
@@ -120,8 +130,11 @@ class WatchResult:
     ``seen`` what of a Caffe log it saw (nothing seen is not an all-clear); ``requested`` the
     snapshots Caffe wrote after watch asked for one or stopped it (or passed
     on a signal; :attr:`asked` leaves the solver's periodic ones out); ``last_good`` the last
-    snapshot before the first non-finite value; ``diagnosis`` the log's, as ``diagnose`` gives
-    it (None when nothing in it was a Caffe log's).
+    snapshot before the first non-finite value whose files were not found non-finite
+    (``checked`` says what the check of each snapshot's files found); ``kept`` the finite
+    snapshots ``--keep-good`` kept; ``not_kept`` why it kept none of its own (off, not
+    `caffe train`...); ``diagnosis`` the log's, as ``diagnose`` gives it (None when nothing in
+    it was a Caffe log's).
     """
 
     command: List[str]
@@ -138,6 +151,9 @@ class WatchResult:
     events: List[WatchEvent] = field(default_factory=list)
     #: The solver's ``snapshot`` interval (0: none); None where no solver was read.
     periodic: Optional[int] = None
+    checked: Dict[Tuple[str, ...], Finiteness] = field(default_factory=dict)
+    kept: List[Snapshot] = field(default_factory=list)
+    not_kept: Optional[str] = None
 
     @property
     def status(self) -> int:
@@ -200,22 +216,33 @@ class WatchResult:
         for s in self.requested:
             lines.append(
                 f"snapshot: {', '.join(s.files)}: {self._why(s, bool(asked) and s is asked[0])}"
+                f"{self._finite(s)}"
             )
-        if self.last_good is not None:
+        good = self.last_good
+        if good is not None:
             resume = (
-                f"; resume from it with -snapshot {self.last_good.solverstate}"
-                if self.last_good.solverstate
-                else ""
+                f"; resume from it with -snapshot {good.solverstate}" if good.solverstate else ""
             )
+            at = f"iteration {good.iteration}, " if good.iteration is not None else ""
             lines.append(
-                f"last good snapshot: {', '.join(self.last_good.files)} (line {self.last_good.line}, "
-                f"before the first non-finite value){resume}"
+                f"last finite snapshot: {', '.join(good.files)} ({at}line {good.line}, before the first "
+                f"non-finite value{self._finite(good, ', ')}){resume}"
             )
         elif self.went_bad:
+            why = f"; {self.not_kept}" if self.not_kept else ""
             lines.append(
-                "last good snapshot: none named in the log before the first non-finite value"
+                f"last finite snapshot: none named in the log before the first non-finite value{why}"
             )
         return "\n".join(lines) + "\n"
+
+    def _finite(self, s: Snapshot, sep: str = "; ") -> str:
+        """What the check of ``s``'s files found, where they were checked."""
+        found = self.checked.get(s.files)
+        if found is None:
+            return ""
+        if found.finite is None:
+            return f"{sep}not checked: {found.detail}"
+        return f"{sep}{found.detail}" if found.finite else f"{sep}not finite: {found.detail}"
 
     def is_periodic(self, s: Snapshot) -> bool:
         """Whether Caffe writes ``s`` by itself: the solver's ``snapshot`` interval divides its
@@ -245,7 +272,9 @@ class WatchResult:
         if not first:
             return f"of {at}, written as Caffe stopped"
         seen = "a blow-up" if self.stopped == "blowup" else "the first bad iteration"
-        return f"the state just after {seen} was seen ({at}; its values may be non-finite already)"
+        found = self.checked.get(s.files)
+        may = "" if found and found.finite is not None else "; its values may be non-finite already"
+        return f"the state just after {seen} was seen ({at}{may})"
 
     def to_dict(self) -> dict:
         def files(s: Optional[Snapshot]) -> Optional[List[str]]:
@@ -264,6 +293,10 @@ class WatchResult:
             "snapshot": [f for s in self.asked for f in s.files],
             "snapshot_interval": self.periodic,
             "last_good_snapshot": files(self.last_good),
+            "last_good_iteration": self.last_good.iteration if self.last_good else None,
+            "finite": {f: found.finite for files_, found in self.checked.items() for f in files_},
+            "kept": [list(s.files) for s in self.kept],
+            "not_kept": self.not_kept,
             "snapshots": [list(s.files) for s in self.snapshots],
             "warnings": self.warnings,
             "diagnosis": self.diagnosis.to_dict() if self.diagnosis is not None else None,
