@@ -103,7 +103,7 @@ def test_log_of_a_relu_output_is_the_log_layer_in_the_forward_pass(caffe, here, 
     report = hunt(solver(here), workdir="hunt", iters=5)
     v = report.verdict
     assert (v.cause, v.layer, v.pass_, v.iteration) == ("layer_numerics", name, "forward", 0)
-    assert v.fix is None
+    assert f"Log '{name}': log_param shift" in v.fix["change"] and v.fix["verified"]
     assert replay(report.training.replay).first_bad.name == f"{name}: logged"
 
 
@@ -155,7 +155,7 @@ def test_a_batchnorm_without_eps_on_an_all_zero_feature_after_a_reshape_is_the_b
     assert replay(report.training.replay).first_bad.name == "norm: normed"
 
 
-def test_a_caffe_abort_is_a_finding_with_the_fatal_line(caffe, here):
+def test_a_caffe_abort_on_a_net_setting_is_config_with_the_fatal_line_and_a_fix(caffe, here):
     data = (
         'layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param { '
         "shape { dim: 4 dim: 6 } shape { dim: 4 dim: 1 } } }\n"
@@ -168,7 +168,8 @@ def test_a_caffe_abort_is_a_finding_with_the_fatal_line(caffe, here):
         """)
     )
     v = hunt(solver(here), workdir="hunt", iters=3).verdict
-    assert v.cause == "caffe_abort" and any("Check failed" in e for e in v.evidence)
+    assert v.cause == "config" and any("Check failed" in e for e in v.evidence)
+    assert "num_output" in v.fix["change"] and v.fix["verified"]
 
 
 def test_a_healthy_run_is_none_and_exit_0(caffe, here, capsys):
