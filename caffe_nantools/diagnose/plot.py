@@ -78,7 +78,10 @@ def _profile(plt, diagnosis: "Diagnosis", trace: Trace, series: bool):
     along the net, forward and backward."""
     layers = trace.layers
     fig = plt.figure(
-        figsize=(max(8.0, min(0.25 * len(layers) + 4, 40.0)), 8 if series else 4.5),
+        figsize=(
+            max(10.0 if series else 8.0, min(0.25 * len(layers) + 4, 40.0)),
+            8 if series else 4.5,
+        ),
         constrained_layout=True,
     )
     grid = fig.add_gridspec(3 if series else 1, 1, height_ratios=[3, 1.6, 1.2] if series else None)
