@@ -25,7 +25,7 @@ from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.stores import private_sources, remove_copies
 from caffe_nantools.hunt import workdir as workdir_module
 from caffe_nantools.hunt.workdir import CLAIM, claim_workdir
-from caffe_nantools.hunt.records import scanned_records
+from caffe_nantools.hunt.batches import scanned_records
 from caffe_nantools.hunt.training import Training
 from caffe_nantools.hunt.verdict import bad_records, judge
 from caffe_nantools.prototxt import parse

@@ -7,7 +7,7 @@ import pytest
 
 from caffe_nantools.cli import main
 from caffe_nantools.scan import scan
-from caffe_nantools.scan.sources import read_mean, sources_from_net
+from caffe_nantools.scan.net_sources import read_mean, sources_from_net
 from datums import datum, mean_file
 from stores import write_store
 from needs import need

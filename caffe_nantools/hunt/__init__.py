@@ -28,7 +28,7 @@ from caffe_nantools.hunt.contracts import blame_breach
 from caffe_nantools.hunt.ending import Ending, read_ending
 from caffe_nantools.hunt.fixes import Fix, find_fix
 from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
-from caffe_nantools.hunt.records import (
+from caffe_nantools.hunt.batches import (
     MAX_SCANNED,
     batch_records,
     reading_layer,
@@ -37,7 +37,7 @@ from caffe_nantools.hunt.records import (
 )
 from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.training import Training, train
-from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, count, judge
+from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, plural, judge
 from caffe_nantools.hunt.workdir import check_workdir, claim_workdir
 from caffe_nantools.lint import LintReport
 from caffe_nantools.lint.solver_rules import rate_grows, rate_overflows_at
@@ -142,7 +142,7 @@ class HuntReport:
             lines.append(f"    {f}")
         if self.scan is not None:
             lines.append(
-                f"  scan: {count(len(self.scan.findings), 'bad record')} in "
+                f"  scan: {plural(len(self.scan.findings), 'bad record')} in "
                 f"{', '.join(self.scan.sources) or 'no source'}"
             )
         else:
@@ -270,7 +270,7 @@ def hunt(
                 else f"whether the batch Caffe stopped in held one is not known ({note})"
             )
             verdict.advice.append(
-                f"the scan found {count(len(bad), 'bad record')} in the data, {why}; drop "
+                f"the scan found {plural(len(bad), 'bad record')} in the data, {why}; drop "
                 f"{'it' if len(bad) == 1 else 'them'} all the same (`caffe-nantools scan {bad[0].source} --write-clean CLEAN`)"
             )
     abort = diagnosis.abort if diagnosis is not None else None
@@ -316,7 +316,7 @@ def _scan(inputs: Inputs):
     """The sources of the train net's TRAIN phase and those only the test nets read."""
     from caffe_nantools.scan import scan
     from caffe_nantools.scan.report import merge_reports
-    from caffe_nantools.scan.sources import sources_from_net
+    from caffe_nantools.scan.net_sources import sources_from_net
 
     try:
         reports = [scan(inputs.net, phase="TRAIN")]

@@ -301,7 +301,7 @@ def _mean_values(abort: Abort) -> Optional[str]:
 
 
 def _mean(abort: Abort):
-    from caffe_nantools.scan.sources import read_mean
+    from caffe_nantools.scan.net_sources import read_mean
 
     transform = abort.layer.node.find("transform_param")
     name = transform.get("mean_file") if transform is not None else None

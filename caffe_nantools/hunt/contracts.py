@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List, Optional
 
 from caffe_nantools.cause import Cause
-from caffe_nantools.hunt.records import scanned_records, source_reader
-from caffe_nantools.hunt.verdict import bad_records, count
+from caffe_nantools.hunt.batches import scanned_records, source_reader
+from caffe_nantools.hunt.verdict import bad_records, plural
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net
 
@@ -52,12 +52,12 @@ def blame_breach(
     verdict.evidence.insert(0, f"scan: {what}")
     if training.error is None and not training.aborted:
         verdict.advice = [
-            f"the training stayed finite for {count(training.iterations, 'iteration')}, but the "
+            f"the training stayed finite for {plural(training.iterations, 'iteration')}, but the "
             f"data breaks what {breach.bound.name} requires"
         ]
     verdict.advice.insert(
         0,
-        f"{what} ({count(breach.records, 'record')}): one fault of the source, not of those "
+        f"{what} ({plural(breach.records, 'record')}): one fault of the source, not of those "
         f"records; fix: {breach.fix}",
     )
 

@@ -13,9 +13,9 @@ from caffe_nantools.hunt.abort_rules import fix_net
 from caffe_nantools.hunt.contracts import set_field
 from caffe_nantools.hunt.inputs import MAX_ITERS, RANDOM_SEED, Inputs, make_copies
 from caffe_nantools.hunt.numeric_fixes import layer_edits, python_patches
-from caffe_nantools.hunt.records import source_reader
+from caffe_nantools.hunt.batches import source_reader
 from caffe_nantools.hunt.training import train
-from caffe_nantools.hunt.verdict import count
+from caffe_nantools.hunt.verdict import plural
 from caffe_nantools.prototxt import dump
 from caffe_nantools.prototxt.fields import STRING
 from caffe_nantools.lint.solver_rules import rate_grows
@@ -205,7 +205,7 @@ def _clean_copy(
     damaged = sorted(
         {f.key for f in report.findings if f.index < 0 and f.problem != "contract"}
     )  # a LevelDB's damaged .log
-    without = [f"its {count(dropped, 'bad record')}"] * bool(dropped or not damaged)
+    without = [f"its {plural(dropped, 'bad record')}"] * bool(dropped or not damaged)
     without += [f"what its damaged {name} held" for name in damaged]
     if breach is not None:
         change = f"{layer.name}'s source {source} as a copy with {breach.transform.words}"

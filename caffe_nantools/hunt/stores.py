@@ -12,7 +12,7 @@ from typing import Dict, Iterator, Union
 from caffe_nantools.prototxt.fields import STRING
 from caffe_nantools.prototxt.syntax import Document, Node
 from caffe_nantools.scan.snapshot import private_copy
-from caffe_nantools.scan.sources import BACKENDS
+from caffe_nantools.scan.net_sources import BACKENDS
 from caffe_nantools.templates import escape
 
 

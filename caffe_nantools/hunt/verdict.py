@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 from caffe_nantools.cause import Cause
 from caffe_nantools.hunt.abort_rules import abort_layer, read_abort
 from caffe_nantools.hunt.ending import crash_place
-from caffe_nantools.hunt.records import MAX_SCANNED
+from caffe_nantools.hunt.batches import MAX_SCANNED
 from caffe_nantools.hunt.numerics import Trained, policy_advice, read_trained
 from caffe_nantools.inject import CHECK_PREFIX
 from caffe_nantools.prototxt.net import Layer, Net, NetState
@@ -118,7 +118,7 @@ def judge(
                 evidence=_scan_evidence(bad),
                 advice=[
                     f"the training stayed finite for {training.iterations} iterations, but "
-                    f"{count(len(bad), 'bad record')} wait in the data: the fix below drops those of "
+                    f"{plural(len(bad), 'bad record')} wait in the data: the fix below drops those of "
                     f"{first.source} (`caffe-nantools scan {first.source} --write-clean CLEAN`)"
                 ],
             )
@@ -219,7 +219,7 @@ def _aborted(
     v = Verdict(
         Cause.CAFFE_ABORT,
         iteration=iterations,
-        evidence=[f"the training process ended after {count(iterations, 'iteration')}: {how}"],
+        evidence=[f"the training process ended after {plural(iterations, 'iteration')}: {how}"],
     )
     abort = diagnosis.abort if diagnosis is not None else None
     said = ending.python_error if ending is not None else None
@@ -310,7 +310,7 @@ def _names(text: str, key: str) -> bool:
     return re.search(rf"(?<![\w.-]){re.escape(key)}(?![\w.-])", text) is not None
 
 
-def count(n: int, what: str) -> str:
+def plural(n: int, what: str) -> str:
     """``n`` and ``what``, plural unless it is one."""
     return f"{n} {what}" + "s" * (n != 1)
 

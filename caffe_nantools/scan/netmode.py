@@ -32,7 +32,7 @@ from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.report import ScanReport
 from caffe_nantools.scan.source import ScanError, Source
 from caffe_nantools.errors import literal
-from caffe_nantools.scan.sources import PARAMS, sources_from_net
+from caffe_nantools.scan.net_sources import PARAMS, sources_from_net
 from caffe_nantools.templates import render
 
 PREFETCH = 3  # batches a Caffe 1.0 data layer loads ahead (BasePrefetchingDataLayer)

@@ -251,7 +251,7 @@ def _sources(
     one source given."""
     if not is_net(target):
         return [Source(target, backend or detect_backend(target))]
-    from caffe_nantools.scan.sources import sources_from_net
+    from caffe_nantools.scan.net_sources import sources_from_net
 
     sources, notes = sources_from_net(target, phase)
     report.notes.extend(notes)
@@ -314,7 +314,7 @@ def _check_mean(source: Source, report: ScanReport) -> None:
     if not source.mean_file:
         return
     from caffe_nantools.finite import finite_stats, is_finite
-    from caffe_nantools.scan.sources import read_mean
+    from caffe_nantools.scan.net_sources import read_mean
 
     collector = Collector(report, source.name, source.backend)
     path = source.mean_file

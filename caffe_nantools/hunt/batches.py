@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.scan.records import Records
-from caffe_nantools.scan.sources import sources_from_net
+from caffe_nantools.scan.net_sources import sources_from_net
 
 if TYPE_CHECKING:
     from caffe_nantools.scan.report import Finding
