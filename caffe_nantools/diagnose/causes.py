@@ -175,7 +175,7 @@ def judge(
     if run.abort is not None and (
         run.first_bad_line is None or run.first_bad_line > run.abort.line
     ):
-        return _aborted(run, net, solver)
+        return _judge_log_abort(run, net, solver)
     v = Verdict(Cause.NONE)
     _warn_pinned(v, run)
     if not run.went_bad:
@@ -533,7 +533,7 @@ def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
     v.evidence.append(Evidence(first.line, first.text))
 
 
-def _aborted(run: Run, net: Optional[NetFacts], solver: Optional[SolverFacts]) -> Verdict:
+def _judge_log_abort(run: Run, net: Optional[NetFacts], solver: Optional[SolverFacts]) -> Verdict:
     """A run that aborted with every value seen finite: the failing check, what it usually
     means, and what to run next."""
     abort = run.abort

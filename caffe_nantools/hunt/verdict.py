@@ -103,7 +103,7 @@ def judge(
     error = training.error
     bad = bad_records(scan)
     if training.aborted and error is None:
-        return _aborted(training, diagnosis, scan, ending, [net, *test_nets])
+        return _judge_training_abort(training, diagnosis, scan, ending, [net, *test_nets])
     if error is None:
         test = diagnosis.trace.first_bad_test if diagnosis and diagnosis.trace else None
         if test is not None:
@@ -201,7 +201,7 @@ def _policy_grew(v: Verdict, trained: Trained, grows: Optional[Tuple[str, str, s
         v.advice.insert(0, policy_advice(grows, trained))
 
 
-def _aborted(
+def _judge_training_abort(
     training: "Training",
     diagnosis: Optional["Diagnosis"],
     scan: Optional["ScanReport"],
