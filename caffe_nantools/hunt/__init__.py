@@ -107,19 +107,8 @@ class HuntReport:
     def format(self) -> str:
         v = self.verdict
         lines = [f"cause: {v.cause}"]
-        where = [
-            f"{name} {value}"
-            for name, value in (
-                ("layer", v.layer),
-                ("blob", v.blob),
-                ("pass", v.pass_),
-                ("iteration", v.iteration),
-                ("phase", v.phase),
-            )
-            if value is not None
-        ]
-        if where:
-            lines.append("  where: " + ", ".join(where))
+        if v.where():
+            lines.append("  where: " + v.where())
         if v.origin and v.origin.layer and v.origin.layer != v.layer:
             lines.append(
                 f"  began: layer {v.origin.layer}, {v.origin.pass_} of iteration {v.origin.iteration}: "

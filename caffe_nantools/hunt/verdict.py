@@ -65,6 +65,17 @@ class Verdict:
     #: A source's systematic breach of a loss or metric layer's contract, for ``bad_input``.
     breach: Optional["Breach"] = None
 
+    def where(self) -> str:
+        """Where it went wrong, in words: ``layer loss, pass forward, iteration 3``."""
+        places = (
+            ("layer", self.layer),
+            ("blob", self.blob),
+            ("pass", self.pass_),
+            ("iteration", self.iteration),
+            ("phase", self.phase),
+        )
+        return ", ".join(f"{name} {value}" for name, value in places if value is not None)
+
     def to_dict(self) -> dict:
         return {
             "cause": self.cause,

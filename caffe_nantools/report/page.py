@@ -108,18 +108,7 @@ def _diagnosis_page(d: Diagnosis, command: str, subject: str) -> Page:
 
 def _hunt_page(report) -> Page:
     v = report.verdict
-    where = [
-        f"{name} {value}"
-        for name, value in (
-            ("layer", v.layer),
-            ("blob", v.blob),
-            ("pass", v.pass_),
-            ("iteration", v.iteration),
-            ("phase", v.phase),
-        )
-        if value is not None
-    ]
-    facts = [("where", ", ".join(where))] if where else []
+    facts = [("where", v.where())] if v.where() else []
     if v.origin is not None and v.origin.layer and v.origin.layer != v.layer:
         o = v.origin
         facts.append(("began", f"layer {o.layer}, {o.pass_} of iteration {o.iteration}: {o.why}"))
