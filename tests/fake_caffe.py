@@ -23,6 +23,9 @@ def main() -> int:
     parser.add_argument("-sighup_effect", default="snapshot")
     parser.add_argument("-sigint_effect", default="stop")
     parser.add_argument("-deaf", action="store_true", help="ignore every signal it can")
+    parser.add_argument(
+        "-late_hup", action="store_true", help="a SIGHUP arrives once the handlers are put back"
+    )
     parser.add_argument("-solver", help="read by watch (its snapshot settings), not here")
     parser.add_argument("-snapshot", type=int, default=0, help="the solver's snapshot interval")
     args = parser.parse_args()
@@ -57,6 +60,11 @@ def main() -> int:
             write(f"{STAMP}solver.cpp:311] Optimization stopped early.\n")
             return 0
     snapshot(args.iterations, args.nan_at is not None and args.nan_at < args.iterations)
+    write(f"{STAMP}solver.cpp:328] Optimization Done.\n")
+    sys.stderr.flush()
+    if args.late_hup:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGHUP)
     return 0
 
 

@@ -51,12 +51,16 @@ def test_the_report_of_an_abort_gives_caffes_fatal_line(caffe, here):
         layer { name: "loss" type: "EuclideanLoss" bottom: "ip1" bottom: "label" top: "loss" }
         """)
     )
+    # The abort names the setting at fault (the loss's two inputs differ in size): hunt's cause
+    # is that setting's, and the page shows the fatal line it came from.
+    report = hunt(solver(here), workdir="hunt2", iters=3)
+    cause = report.verdict.cause
+    assert cause == "config"
     args = ["hunt", solver(here), "--workdir", "hunt", "--iters", "3", "--report", "abort.md"]
     assert main(args) == 1
     text = (here / "abort.md").read_text()
     check_markdown(text, table=True, fence="text")
-    assert "caffe\\_abort" in text or "caffe_abort" in text
-    assert "Check failed" in text
-    report = hunt(solver(here), workdir="hunt2", iters=3)
+    assert f"hunt: `{cause}`" in text
+    assert "Check failed: bottom[0]->count(1) == bottom[1]->count(1)" in text
     report.write_html("abort.html")
-    check_html(here / "abort.html", ["caffe_abort"], first_bad_row=False, plots=False)
+    check_html(here / "abort.html", [cause, "Check failed"], first_bad_row=False, plots=False)

@@ -149,3 +149,14 @@ def test_a_script_is_told_that_only_its_own_snapshots_exist(tmp_path):
         "the command is not `caffe train`, so only its own snapshots exist" in run.stdout.decode()
     )
     assert all(i > 20 for i in iterations(tmp_path))  # the stop's: watch asked the script for none
+
+
+def test_a_snapshot_request_that_reaches_caffe_after_its_training_ended_is_a_clean_exit(tmp_path):
+    # Caffe puts its signal handlers back after "Optimization Done.": a request watch sent just
+    # then ends the process by the signal, with the training complete.
+    stand_in(tmp_path)
+    run = keep_watch(tmp_path, "-iterations", "30", "-late_hup")
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    assert any(
+        "Optimization Done.) when watch's snapshot request" in m for m in own_lines(run.stderr)
+    )

@@ -301,6 +301,8 @@ class Reader:
         self._frames_due = False
         #: Every snapshot file the log names, in order: (line, path).
         self.snapshots: List[Tuple[int, str]] = []
+        #: The line of the current run's ``Optimization Done.``: the solver ended its training.
+        self.done: Optional[int] = None
 
     @property
     def recognised(self) -> bool:
@@ -444,6 +446,9 @@ class Reader:
         if m:
             self.snapshots.append((marked.line, m.group(1)))
             return
+        if message.startswith("Optimization Done"):
+            self.done = marked.line
+            return
         m = _CLIPPING.match(message)
         if m:
             self._seen = True
@@ -466,6 +471,7 @@ class Reader:
             self._raw.clear()
             self._testing = False
             self._outputs_due = False  # the outputs due were the run's before
+            self.done = None
         elif event.kind == "test":
             self._close_block(None)
             self._testing = True

@@ -33,13 +33,13 @@ CHUNK_BYTES = 8 << 20
 #: "] " before its message, which gives the regex a literal to skip ahead with. glog's F lines
 #: are marked too, whatever their message.
 _MARKED = re.compile(
-    rb"\] (?:Iteration \d|Solving |Snapshotting |Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* |"
+    rb"\] (?:Iteration \d|Solving |Snapshotting |Optimization Done|Gradient clipping|caffe-nantools |Check failed|\*\*\\?\* |"
     rb"Traceback \(most recent call last\))"
 )
 _KNOWN = re.compile(KNOWN.encode())
 #: First letters of the marked messages after "] ", and "Iteration " (found without the regex).
 _MARK_LETTERS = np.zeros(256, bool)
-_MARK_LETTERS[[ord(c) for c in "ISGcC*T"]] = True
+_MARK_LETTERS[[ord(c) for c in "ISOGcC*T"]] = True
 _ITERATION = np.frombuffer(b"Iteration ", np.uint8)
 _I, _BRACKET = ord("I"), ord("]")
 _FORWARD, _BACKWARD = (np.frombuffer(w, np.uint8) for w in (b"[Forward]", b"[Backward]"))

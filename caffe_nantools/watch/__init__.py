@@ -110,6 +110,17 @@ def watch(
             started, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)
         ).run()
     reader = monitor.reader
+    if keeper is not None and returncode == -keeper.signum and reader.done is not None:
+        # Caffe puts its signal handlers back once training is over: a request on its way then
+        # ends the process, with the training and its last snapshot complete.
+        emit(
+            WatchEvent(
+                "note",
+                f"Caffe had ended its training (line {reader.done}: Optimization Done.) when "
+                f"watch's snapshot request reached it; its end by that signal counts as a clean exit",
+            )
+        )
+        returncode = 0
     named = snapshots_of(reader.snapshots)
     bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
     for event in keeper.close(bad_run and bad_run.first_bad_line) if keeper is not None else []:

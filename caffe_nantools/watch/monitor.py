@@ -229,7 +229,7 @@ class Monitor:
 
     def _keep(self) -> List[WatchEvent]:
         """What the keeper found, and its next request while every value is finite (once the
-        training began: Caffe handles its signals from then on)."""
+        training began and until it ended: Caffe handles its signals in between)."""
         if self.keeper is None:
             return []
         bad = next((run for run in self.reader.runs if run.went_bad), None)
@@ -238,6 +238,7 @@ class Monitor:
             bad is None
             and self.stop_reason is None
             and self.reader.recognised
+            and self.reader.done is None
             and self._deadline is None
         ):
             events += self.keeper.ask(self.clock(), self._stream.lines_read)
