@@ -177,7 +177,23 @@ def test_a_healthy_run_is_none_and_exit_0(caffe, here, capsys):
     (here / "net.prototxt").write_text(classifier(lmdb_layer("data", "train_lmdb")))
     assert main(["hunt", solver(here), "--workdir", "hunt", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["verdict"]["cause"] == "none" and report["stages"]["train"]["iterations"] == 20
+    assert report["verdict"]["cause"] == "none"
+    # The stages in the order they ran, each with how it ended, as a pre-commit run lists them.
+    stages = {s["name"]: s for s in report["stages"]}
+    assert [s["name"] for s in report["stages"]] == [
+        "read",
+        "lint",
+        "scan",
+        "checked copies",
+        "train",
+        "verify the fix",
+    ]
+    assert (
+        stages["scan"]["status"] == "ok"
+        and "40 records of train_lmdb: none bad" in stages["scan"]["summary"]
+    )
+    assert stages["train"]["status"] == "ok" and stages["train"]["detail"]["iterations"] == 20
+    assert stages["verify the fix"]["status"] == "skipped"
     assert report["workdir"] == "hunt" and not os.path.exists("snap_iter_20.caffemodel")
     assert sorted(os.listdir(here)) == ["hunt", "net.prototxt", "solver.prototxt", "train_lmdb"]
 
@@ -196,3 +212,45 @@ def test_the_demo_hunts_the_planted_record(caffe, tmp_path, capsys):
     assert (
         "cause: bad_input" in out and "record: 00000021 of demo_lmdb" in out and "(verified:" in out
     )
+
+
+def test_hunt_reads_the_users_net_and_solver_once(caffe, here, monkeypatch):
+    # Every stage (lint, scan, the checked training, the verdict, the records, the fix) takes
+    # the facts hunt read at the start. The user's text is parsed again only to start a copy:
+    # each solver copy, the fix's tree, the checked net made from the text unchanged.
+    import builtins
+
+    from caffe_nantools.prototxt import syntax
+
+    float_lmdb(here / "train_lmdb", bad=(6,))
+    data = "".join(
+        lmdb_layer(name, "train_lmdb").replace(
+            "layer {", f"layer {{ include {{ phase: {phase} }}", 1
+        )
+        for name, phase in (("train_in", "TRAIN"), ("test_in", "TEST"))
+    )
+    (here / "net.prototxt").write_text(classifier(data))
+    solver(here, extra="test_iter: 2\ntest_interval: 5\n")
+    texts = {name: (here / name).read_text() for name in ("net.prototxt", "solver.prototxt")}
+    opened, parsed = [], []
+    real_open, real_parse = builtins.open, syntax._Parser.parse
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(os.path.relpath(os.path.abspath(file), here))
+        return real_open(file, *args, **kwargs)
+
+    def counting_parse(parser):
+        parsed.extend(n for n, t in texts.items() if parser.text == t and parser.path == n)
+        return real_parse(parser)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(syntax._Parser, "parse", counting_parse)
+    v = hunt("solver.prototxt", workdir="hunt").verdict
+    # The bad record reaches the test pass too: the fix points both data layers at the clean copy.
+    assert v.cause == "bad_input" and v.fix["verified"]
+    assert v.fix["change"].startswith("train_in's and test_in's source train_lmdb without")
+    assert opened.count("net.prototxt") == 1 and opened.count("solver.prototxt") == 1
+    copies = [p for p in opened if os.path.basename(p).startswith(".solver.prototxt.")]
+    assert len(copies) == 3  # checked, fix, the fix on another seed
+    assert parsed.count("solver.prototxt") == 1 + len(copies)
+    assert parsed.count("net.prototxt") == 1 + 1 + 1

@@ -87,7 +87,8 @@ def test_a_leveldb_with_a_damaged_log_is_left_byte_for_byte_and_is_a_finding(
         verdict = report["verdict"]
         assert verdict["cause"] == "bad_input"
         assert verdict["record"] == {"source": "data/train_leveldb", "key": log}
-        assert report["stages"]["train"]["finite"]
+        train = next(s for s in report["stages"] if s["name"] == "train")
+        assert train["status"] == "ok" and train["detail"]["finite"]
         assert f"without what its damaged {log} held" in verdict["fix"]["change"]
         # The private copies went with their training.
         assert not [n for n in os.listdir(here / workdir / "checked") if "leveldb" in n]

@@ -152,7 +152,7 @@ def test_convert_imageset_skips_the_corrupt_image_and_scan_names_it_in_the_list(
     from caffe_nantools.scan.source import Source
 
     report = ScanReport()
-    scan_source(Source("list.txt", "imagelist", images=ImageOptions("images/")), report)
+    scan_source(Source("list.txt", "imagelist", options=ImageOptions("images/")), report)
     assert records(report) == [(3, "img3.png", "decode")]
 
 

@@ -130,7 +130,7 @@ def images(tmp_path):
 
 def test_image_list_names_each_bad_line(images):
     source = Source(
-        str(images / "list.txt"), "imagelist", images=ImageOptions(root_folder=str(images) + "/")
+        str(images / "list.txt"), "imagelist", options=ImageOptions(root_folder=str(images) + "/")
     )
     report = ScanReport()
     scan_source(source, report)
@@ -147,7 +147,7 @@ def test_image_list_names_each_bad_line(images):
     )
     resized = ScanReport()
     scan_source(
-        Source(source.path, "imagelist", images=ImageOptions(str(images) + "/", 8, 8)), resized
+        Source(source.path, "imagelist", options=ImageOptions(str(images) + "/", 8, 8)), resized
     )
     assert "shape" not in {f.problem for f in resized.findings}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
@@ -18,6 +18,8 @@ from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.files import check_writable, refuse_overlaps
 from caffe_nantools.logs.chunks import read_log
 from caffe_nantools.logs.opening import not_a_log
+from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt.syntax import Document
 
 
 @dataclass
@@ -119,8 +121,8 @@ class Diagnosis:
 
 def diagnose(
     log: str,
-    net: Optional[str] = None,
-    solver: Optional[str] = None,
+    net: Union[str, Net, None] = None,
+    solver: Union[str, Document, None] = None,
     plot: Optional[str] = None,
     *,
     reader: Optional[Reader] = None,
@@ -130,6 +132,7 @@ def diagnose(
 
     Without ``net``, the train net ``solver`` names is read where it is found from here (as
     Caffe finds it); the advice names the user's files, or says in words what it cannot name.
+    ``net`` and ``solver`` may be given parsed already (a ``Net``, a ``Document``).
 
     ``reader``: the log, read already (watch reads it as it is written), finished; it is not
     read again. ``keep_trace``: keep a sample of the trace for a report's pictures (as
@@ -141,8 +144,10 @@ def diagnose(
             parse, a plot that cannot be written (one line each).
     """
     log = arguments.path("log", log)
-    net = arguments.path("net", net, optional=True)
-    solver = arguments.path("solver", solver, optional=True)
+    net_model = net if isinstance(net, Net) else None
+    solver_doc = solver if isinstance(solver, Document) else None
+    net = arguments.path("net", net_model.path if net_model else net, optional=True)
+    solver = arguments.path("solver", solver_doc.path if solver_doc else solver, optional=True)
     plot = arguments.path("plot", plot, optional=True)
     keep_trace = arguments.flag("keep_trace", keep_trace)
     if plot is not None:
@@ -151,8 +156,10 @@ def diagnose(
             [(name, path) for name, path in inputs if path is not None], [("plot", plot)]
         )
         check_writable(plot)
-    net_facts = NetFacts.read(net) if net else None
-    solver_facts = SolverFacts.read(solver) if solver else None
+    net_facts = NetFacts.of(net_model) if net_model else NetFacts.read(net) if net else None
+    solver_facts = (
+        SolverFacts.of(solver_doc) if solver_doc else SolverFacts.read(solver) if solver else None
+    )
     if net_facts is None and solver_facts is not None:
         net_facts = _named_net(solver_facts)
     if reader is None:

@@ -15,10 +15,11 @@ from caffe_nantools.diagnose.reading import Evidence, Run, Valued, is_saturated
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
-from caffe_nantools.lint import LintFinding, lint
+from caffe_nantools.lint import LintFinding, lint_models
 from caffe_nantools.solver_settings import has_inline_net, number_of, setting, train_net_named
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt.syntax import Document
 
 #: The causes diagnose names.
 CAUSES = (
@@ -62,7 +63,10 @@ class NetFacts:
 
     @classmethod
     def read(cls, path: str) -> "NetFacts":
-        net = Net.parse(read_text(path), path)
+        return cls.of(Net.parse(read_text(path), path))
+
+    @classmethod
+    def of(cls, net: Net) -> "NetFacts":
         layers = net.active_layers(NetState("TRAIN"))
         producers: Dict[str, str] = {}
         for layer in layers:
@@ -74,12 +78,12 @@ class NetFacts:
             if l.source_params is not None and l.source_params.get("source") is not None
         }
         return cls(
-            path,
+            net.path,
             {l.name: l.type for l in layers},
             [l.name for l in layers if l.is_data],
             producers,
             sources,
-            lint(path),
+            lint_models(net=net),
         )
 
 
@@ -100,18 +104,21 @@ class SolverFacts:
 
     @classmethod
     def read(cls, path: str) -> "SolverFacts":
-        doc = parse(read_text(path), path)
+        return cls.of(parse(read_text(path), path))
+
+    @classmethod
+    def of(cls, doc: Document) -> "SolverFacts":
         base = setting(doc, "base_lr")
         policy = setting(doc, "lr_policy")
         return cls(
-            path,
+            doc.path,
             number_of(base),
             base.line if base is not None else None,
             number_of(setting(doc, "clip_gradients")),
             str(policy.value) if policy is not None else "fixed",
             number_of(setting(doc, "max_iter")),
             number_of(setting(doc, "power")),
-            lint(solver=path),
+            lint_models(solver=doc),
             train_net_named(doc),
             has_inline_net(doc),
         )

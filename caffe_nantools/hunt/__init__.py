@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
-from caffe_nantools.files import read_text, writing
+from caffe_nantools.files import writing
 from caffe_nantools.hunt.contracts import blame_breach
 from caffe_nantools.hunt.ending import Ending, read_ending
 from caffe_nantools.hunt.fixes import Fix, find_fix
@@ -36,12 +34,13 @@ from caffe_nantools.hunt.batches import (
     source_reader,
 )
 from caffe_nantools.hunt.space import check_room
+from caffe_nantools.hunt.stages import ERROR, FAILED, FOUND, OK, SKIPPED, Stages
 from caffe_nantools.hunt.training import Training, train
 from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, plural, judge
 from caffe_nantools.hunt.workdir import check_workdir, claim_workdir
-from caffe_nantools.lint import LintReport
+from caffe_nantools.lint import LintReport, lint_models
 from caffe_nantools.lint.solver_rules import rate_grows, rate_overflows_at
-from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt.net import NetState
 
 __all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
 
@@ -61,30 +60,17 @@ class HuntReport:
     diagnosis: Optional[object] = field(default=None, repr=False)
     #: The failing iteration replayed (a ReplayReport), where the caller ran the bundle.
     replayed: Optional[object] = field(default=None, repr=False)
+    #: Every stage in the order it ran, with how it ended.
+    stages: Stages = field(default_factory=Stages)
 
     @property
     def return_code(self) -> int:
         return EXIT_OK if self.verdict.cause == Cause.NONE else EXIT_FINDINGS
 
     def to_dict(self) -> dict:
-        scan = None
-        if self.scan is not None:
-            scan = {
-                "findings": len(self.scan.findings),
-                "sources": self.scan.sources,
-                "first": [f.__dict__ for f in self.scan.findings[:10]],
-            }
-        elif self.scan_error:
-            scan = {"error": self.scan_error}
-        fix = self.verdict.fix
         return {
             "verdict": self.verdict.to_dict(),
-            "stages": {
-                "lint": [f.to_dict() for f in self.lint],
-                "scan": scan,
-                "train": self.training.to_dict() if self.training else None,
-                "verify": fix,
-            },
+            "stages": [stage.to_dict() for stage in self.stages],
             "workdir": self.workdir,
             "notes": self.notes,
         }
@@ -126,19 +112,10 @@ class HuntReport:
             )
         lines += evidence_and_advice(v.evidence, v.advice)
         lines.append("stages:")
-        lines.append(f"  lint: {self.lint}")
-        for f in self.lint:
-            lines.append(f"    {f}")
-        if self.scan is not None:
-            lines.append(
-                f"  scan: {plural(len(self.scan.findings), 'bad record')} in "
-                f"{', '.join(self.scan.sources) or 'no source'}"
-            )
-        else:
-            lines.append(f"  scan: {self.scan_error or 'skipped'}")
-        if self.training is not None:
-            t = self.training
-            lines.append(f"  train: {t.iterations} iterations in {t.seconds:.1f} s; log {t.log}")
+        for stage in self.stages:
+            lines.append(f"  {stage.format()}")
+            if stage.name == "lint":
+                lines += [f"    {f}" for f in self.lint]
         lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"workdir: {self.workdir}")
         return "\n".join(lines) + "\n"
@@ -146,23 +123,6 @@ class HuntReport:
 
 def _listed(keys: List[str], shown: int = 5) -> str:
     return ", ".join(keys[:shown]) + (", ..." if len(keys) > shown else "")
-
-
-class _Stages:
-    """One progress line per stage on stderr, when it is a terminal."""
-
-    def __init__(self, progress: bool) -> None:
-        self.progress = progress
-
-    def run(self, name: str, work: Callable):
-        began = time.time()
-        if self.progress:
-            print(f"hunt: {name} ...", end="", file=sys.stderr, flush=True)
-        try:
-            return work()
-        finally:
-            if self.progress:
-                print(f" {time.time() - began:.1f} s", file=sys.stderr, flush=True)
 
 
 def hunt(
@@ -200,23 +160,27 @@ def hunt(
     scan, verify = arguments.flag("scan", scan), arguments.flag("verify", verify)
     progress = arguments.flag("progress", progress)
     check_workdir(workdir)
-    stages = _Stages(progress)
-    inputs = stages.run("read", lambda: read_inputs(solver, ""))
+    stages = Stages(progress)
+    inputs = stages.run("read", lambda: read_inputs(solver, ""), _read_stage)
     load_caffe()  # a clear error now, not in the child
     workdir = claim_workdir(workdir)
     inputs.write_inline(workdir)  # for lint, scan and the copies
-    report = HuntReport(Verdict(Cause.NONE), workdir, notes=inputs.notes(gpu))
-    report.lint = stages.run("lint", lambda: _lint(inputs))
+    report = HuntReport(Verdict(Cause.NONE), workdir, notes=inputs.notes(gpu), stages=stages)
+    report.lint = stages.run("lint", lambda: lint_models(inputs.net_model, inputs.doc), _lint_stage)
     if scan:
-        report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs))
+        report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs), _scan_stage)
+    else:
+        stages.skip("scan", "not asked for (--no-scan)")
     iters = iters or inputs.default_iters()
     net = inputs.net_model  # with a check after each of its blobs: about as many layers again
     check_room(workdir, len(net.layers) + sum(len(l.tops) for l in net.layers), iters)
     copies = stages.run(
-        "checked copies", lambda: make_copies(inputs, os.path.join(workdir, "checked"))
+        "checked copies",
+        lambda: make_copies(inputs, os.path.join(workdir, "checked")),
+        lambda c: (OK, f"a check after every blob: {c.net}", None),
     )
     report.training = training = stages.run(
-        f"train ({iters} iterations)", lambda: train(copies, iters, gpu=gpu)
+        "train", lambda: train(copies, iters, gpu=gpu), _train_stage
     )
     diagnosis = report.diagnosis = _diagnose(training, inputs)
     ending = _ending(training, diagnosis, inputs) if training.aborted else None
@@ -227,7 +191,7 @@ def hunt(
         report.scan,
         report.lint,
         ending=ending,
-        test_nets=[Net.parse(text, path) for path, text in inputs.test_nets],
+        test_nets=inputs.test_models if inputs.test_nets else [],
         rate_fails_at=rate_overflows_at(inputs.doc),
         rate_grows=rate_grows(inputs.doc),
     )
@@ -238,7 +202,7 @@ def hunt(
         verdict.records = scanned_records(bad, verdict.record)
         if verdict.cause == Cause.BAD_INPUT:
             _, phase, verdict.layer = source_reader(
-                inputs.net, inputs.test_phase_nets(), verdict.record["source"]
+                inputs.net_model, inputs.test_models, verdict.record["source"]
             )
             verdict.phase = verdict.phase or phase
     elif training.error is not None:
@@ -275,7 +239,7 @@ def hunt(
             )
         except NanToolsError as e:
             report.notes.append(f"the replay bundle could not be finished: {e}")
-    if verify:
+    if verify and verdict.cause != Cause.NONE:
         try:
             fix: Optional[Fix] = stages.run(
                 "verify the fix",
@@ -288,17 +252,59 @@ def hunt(
                     folder=workdir,
                     error=training.error,
                 ),
+                _verify_stage,
             )
             verdict.fix = fix.to_dict() if fix is not None else None
         except NanToolsError as e:
             report.notes.append(f"the fix could not be written or tried: {e}")
+    else:
+        stages.skip("verify the fix", "nothing to fix" if verify else "not asked for (--no-verify)")
     return report
 
 
-def _lint(inputs: Inputs) -> LintReport:
-    from caffe_nantools.lint import lint
+def _read_stage(inputs: Inputs):
+    tests = len(inputs.test_nets)
+    more = f", {plural(tests, 'test net')}" if tests else ""
+    return OK, f"{inputs.solver}: train net {inputs.net}{more}", None
 
-    return lint(inputs.net, inputs.solver)
+
+def _lint_stage(found: LintReport):
+    status = FOUND if found.of("error") or found.of("warning") else OK
+    return status, str(found), [f.to_dict() for f in found]
+
+
+def _scan_stage(scanned):
+    report, error = scanned
+    if report is None:
+        return ERROR, error, {"error": error}
+    detail = {
+        "findings": len(report.findings),
+        "sources": report.sources,
+        "first": [f.__dict__ for f in report.findings[:10]],
+    }
+    named = ", ".join(report.sources) or "no source"
+    if report.findings:
+        return FOUND, f"{plural(len(report.findings), 'bad record')} in {named}", detail
+    records = sum(s.records for s in report.summaries.values())
+    return OK, f"{plural(records, 'record')} of {named}: none bad", detail
+
+
+def _train_stage(training: Training):
+    detail = training.to_dict()
+    e = training.error
+    if e is not None:
+        counts = f"{e.nan} NaN, {e.posinf} +inf, {e.neginf} -inf"
+        where = f"blob {e.blob!r}, {e.pass_} pass ({e.phase})"
+        return FOUND, f"iteration {training.iteration}: {where}: {counts}", detail
+    if training.aborted:
+        return FOUND, f"Caffe ended the process (exit {training.exit_code})", detail
+    return OK, f"{training.iterations} iterations stayed finite; log {training.log}", detail
+
+
+def _verify_stage(fix: Optional[Fix]):
+    if fix is None:
+        return SKIPPED, "no fix hunt can make and try for this verdict", None
+    return (OK if fix.verified else FAILED), f"{fix.change}: {fix.state}", fix.to_dict()
 
 
 def _scan(inputs: Inputs):
@@ -308,10 +314,10 @@ def _scan(inputs: Inputs):
     from caffe_nantools.scan.net_sources import sources_from_net
 
     try:
-        reports = [scan(inputs.net, phase="TRAIN")]
+        reports = [scan(inputs.net_model, phase="TRAIN")]
         seen = set(reports[0].sources)
-        for net in inputs.test_phase_nets():
-            for source in sources_from_net(net, "TEST")[0]:
+        for net in inputs.test_models:
+            for source in sources_from_net(net.path, "TEST", net)[0]:
                 if source.name not in seen:
                     seen.add(source.name)
                     reports.append(scan(net, phase="TEST", layer=source.layer))
@@ -324,7 +330,7 @@ def _diagnose(training: Training, inputs: Inputs):
     from caffe_nantools.diagnose import diagnose
 
     try:
-        return diagnose(training.log, net=inputs.net, solver=inputs.solver, keep_trace=True)
+        return diagnose(training.log, net=inputs.net_model, solver=inputs.doc, keep_trace=True)
     except NanToolsError:
         return None
 
@@ -363,15 +369,12 @@ def _name_records(
 
 
 def _reading_net(inputs: Inputs, layer: Optional[str], phase: Optional[str]):
-    """(the net file, phase) in which ``layer`` reads its batches."""
+    """(the net, phase) in which ``layer`` reads its batches."""
     if phase == "TEST":
-        for path in inputs.test_phase_nets():
-            if any(
-                l.name == layer
-                for l in Net.parse(read_text(path), path).active_layers(NetState("TEST"))
-            ):
-                return path, "TEST"
-    return inputs.net, "TRAIN"
+        for net in inputs.test_models:
+            if any(l.name == layer for l in net.active_layers(NetState("TEST"))):
+                return net, "TEST"
+    return inputs.net_model, "TRAIN"
 
 
 def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> Optional[str]:
@@ -381,8 +384,9 @@ def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> Optional[str]
     found = {(f.source, f.key): f for f in bad}
     sources = dict.fromkeys(f.source for f in bad)  # each once: one may hold thousands
     unnamed = None
-    for layer in dict.fromkeys(reading_layer(inputs.net, source) for source in sources):
-        batch, note = batch_records(inputs.net, layer, verdict.iteration) if layer else ([], None)
+    net = inputs.net_model
+    for layer in dict.fromkeys(reading_layer(net, source) for source in sources):
+        batch, note = batch_records(net, layer, verdict.iteration) if layer else ([], None)
         unnamed = unnamed or note
         held = [r for r in batch if (r["source"], r["key"]) in found]
         if held:

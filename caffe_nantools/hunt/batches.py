@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from caffe_nantools.files import read_text
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.net_sources import sources_from_net
@@ -22,7 +21,7 @@ MAX_SCANNED = 100
 
 
 def batch_records(
-    net_path: str,
+    net: Net,
     layer_name: str,
     batch_index: int,
     samples: Optional[List[int]] = None,
@@ -31,7 +30,6 @@ def batch_records(
 ) -> Tuple[List[Dict[str, str]], Optional[str]]:
     """(the records of ``samples`` of the layer's batch, all of it for None, as ``{"source",
     "key", "index"}``; a note when they cannot be named). ``layer_name`` is of ``phase``."""
-    net = Net.parse(read_text(net_path), net_path)
     layer = next((l for l in net.active_layers(NetState(phase)) if l.name == layer_name), None)
     params = layer.source_params if layer is not None else None
     if params is None:
@@ -41,7 +39,7 @@ def batch_records(
             [],
             f"layer {layer_name!r} shuffles its source: the batch's records cannot be named; scan names the bad ones",
         )
-    sources, _ = sources_from_net(net_path, phase, net)
+    sources, _ = sources_from_net(net.path, phase, net)
     source = next((s for s in sources if s.layer == layer_name), None)
     if source is None:
         return [], f"layer {layer_name!r}: its source was not found"
@@ -57,22 +55,22 @@ def batch_records(
     ], None
 
 
-def reading_layer(net_path: str, source: str, phase: str = "TRAIN") -> Optional[str]:
+def reading_layer(net: Net, source: str, phase: str = "TRAIN") -> Optional[str]:
     """The data layer of ``phase`` that reads ``source`` (a path as scan names it)."""
-    sources, _ = sources_from_net(net_path, phase)
+    sources, _ = sources_from_net(net.path, phase, net)
     return next((s.layer for s in sources if s.name == source), None)
 
 
 def source_reader(
-    net_path: str, test_nets: Sequence[str], source: str
-) -> Tuple[str, str, Optional[str]]:
-    """(net file, phase, data layer) that reads ``source``: the train net's TRAIN phase, else
-    the first test net's TEST phase that does; the layer is None when none does."""
-    for path, phase in [(net_path, "TRAIN")] + [(t, "TEST") for t in test_nets]:
-        layer = reading_layer(path, source, phase)
+    net: Net, test_nets: Sequence[Net], source: str
+) -> Tuple[Net, str, Optional[str]]:
+    """(net, phase, data layer) that reads ``source``: the train net's TRAIN phase, else the
+    first test net's TEST phase that does; the layer is None when none does."""
+    for reader, phase in [(net, "TRAIN")] + [(t, "TEST") for t in test_nets]:
+        layer = reading_layer(reader, source, phase)
         if layer is not None:
-            return path, phase, layer
-    return net_path, "TRAIN", None
+            return reader, phase, layer
+    return net, "TRAIN", None
 
 
 def scanned_records(bad: List["Finding"], first: Dict[str, str]) -> List[Dict[str, str]]:

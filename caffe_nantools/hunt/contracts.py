@@ -35,7 +35,7 @@ def blame_breach(
     breach = next((b for b in breaches if _explains(b, verdict, training, abort_text)), None)
     if breach is None:
         return
-    _, phase, layer = source_reader(inputs.net, inputs.test_phase_nets(), breach.source)
+    _, phase, layer = source_reader(inputs.net_model, inputs.test_models, breach.source)
     verdict.cause = Cause.BAD_INPUT
     verdict.layer = layer or verdict.layer
     verdict.phase = verdict.phase or phase

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.errors import NonFiniteError
@@ -185,8 +185,8 @@ def _clean_copy(
     from caffe_nantools.scan import scan
     from caffe_nantools.scan.judging import mended_rows
 
-    path, phase, name = source_reader(inputs.net, inputs.test_phase_nets(), source)
-    net, layer = _reader(inputs, path, phase, name)
+    reader, phase, name = source_reader(inputs.net_model, inputs.test_models, source)
+    layer = next((l for l in reader.active_layers(NetState(phase)) if l.name == name), None)
     if layer is None or layer.source_params is None:
         return None
     clean = os.path.join(
@@ -195,10 +195,7 @@ def _clean_copy(
     os.makedirs(os.path.dirname(clean), exist_ok=True)
     # The layer's source as the net reads it: its backend, and what the net expects of its
     # records (a regression target may be negative, a class label may not).
-    report = scan(path, phase=phase, layer=layer.name, write_clean=clean)
-    node = layer.source_params.find("source")
-    node.values[0][0].text = f'"{escape(clean)}"'
-    del node.values[0][1:]
+    report = scan(reader, phase=phase, layer=layer.name, write_clean=clean)
     breach = next((b for b in report.breaches if b.transform is not None), None)
     mended = mended_rows(report, breach) if breach is not None else set()
     dropped = len({f.index for f in report.findings if f.index >= 0} - mended)
@@ -207,29 +204,58 @@ def _clean_copy(
     )  # a LevelDB's damaged .log
     without = [f"its {plural(dropped, 'bad record')}"] * bool(dropped or not damaged)
     without += [f"what its damaged {name} held" for name in damaged]
+    nets, readers = _reading_from(inputs, source, clean)
+    whose = " and ".join(f"{name}'s" for name in readers)
     if breach is not None:
-        change = f"{layer.name}'s source {source} as a copy with {breach.transform.words}"
+        change = f"{whose} source {source} as a copy with {breach.transform.words}"
         change += f", without {' and '.join(without)}" if dropped or damaged else ""
         change += f": {clean}"
     else:
-        change = f"{layer.name}'s source {source} without {' and '.join(without)}: {clean}"
-    fix = _verify(
-        inputs, os.path.join(folder, "fix"), change, iters, gpu, **_edit(inputs, path, net)
-    )
+        change = f"{whose} source {source} without {' and '.join(without)}: {clean}"
+    fix = _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, **_edits(inputs, nets))
     return _rescanned(fix, phase, layer.name) if breach is not None else fix
 
 
-def _reader(inputs: Inputs, path: str, phase: str, name: Optional[str]):
-    """(the net at ``path`` as hunt's copy of it, its data layer ``name`` in ``phase``)."""
-    text = inputs.net_text if path == inputs.net else dict(inputs.test_nets)[path]
-    net = Net.parse(text, path)
-    return net, next((l for l in net.active_layers(NetState(phase)) if l.name == name), None)
+def _reading_from(inputs: Inputs, source: str, clean: str) -> Tuple[Dict[str, Net], List[str]]:
+    """Hunt's nets (by path) with every data layer that reads ``source``, in either phase,
+    reading ``clean`` instead (a bad record the train phase drops must not reach a test pass),
+    and those layers' names."""
+    from caffe_nantools.scan.net_sources import sources_from_net
+
+    edited: Dict[str, Net] = {}
+    names: List[str] = []
+    for model in [inputs.net_model, *inputs.test_models]:
+        readers = {
+            s.layer
+            for phase in ("TRAIN", "TEST")
+            for s in sources_from_net(model.path, phase, model)[0]
+            if s.name == source
+        }
+        names += [l.name for l in model.layers if l.name in readers and l.name not in names]
+        if not readers:
+            continue
+        if model.path not in edited:
+            edited[model.path] = inputs.net_to_edit(model.path)
+        net = edited[model.path]
+        for layer in net.layers:
+            if layer.name in readers and layer.source_params is not None:
+                node = layer.source_params.find("source")
+                node.values[0][0].text = f'"{escape(clean)}"'
+                del node.values[0][1:]
+    return edited, names
 
 
-def _edit(inputs: Inputs, path: str, net: Net) -> dict:
-    return (
-        {"net_text": dump(net.doc)} if path == inputs.net else {"test_texts": {path: dump(net.doc)}}
-    )
+def _edits(inputs: Inputs, nets: Dict[str, Net]) -> dict:
+    """``make_copies``' arguments for the edited nets (path -> net): the train net's text, the
+    test nets' texts (a solver may name one file as both)."""
+    edits: dict = {}
+    tests = dict(inputs.test_nets)
+    for path, net in nets.items():
+        if path == inputs.net:
+            edits["net_text"] = dump(net.doc)
+        if path in tests:
+            edits.setdefault("test_texts", {})[path] = dump(net.doc)
+    return edits
 
 
 def _contract_fix(
@@ -242,12 +268,17 @@ def _contract_fix(
         return _clean_copy(inputs, breach.source, iters=iters, gpu=gpu, folder=folder)
     if not breach.setting:
         return None
-    path, phase, name = source_reader(inputs.net, inputs.test_phase_nets(), breach.source)
-    net, _ = _reader(inputs, path, phase, name)
+    reader, phase, name = source_reader(inputs.net_model, inputs.test_models, breach.source)
+    net = inputs.net_to_edit(reader.path)
     for layer, (field_path, value) in breach.setting.items():
         set_field(net, layer, field_path, value)
     fix = _verify(
-        inputs, os.path.join(folder, "fix"), breach.fix, iters, gpu, **_edit(inputs, path, net)
+        inputs,
+        os.path.join(folder, "fix"),
+        breach.fix,
+        iters,
+        gpu,
+        **_edits(inputs, {reader.path: net}),
     )
     return _rescanned(fix, phase, name)
 
@@ -277,7 +308,7 @@ def _setting_fix(
     inputs: Inputs, verdict: "Verdict", fatal: str, *, iters: int, gpu: Optional[int], folder: str
 ) -> Optional[Fix]:
     """The net setting that Caffe's fatal line names, changed on hunt's copy of the net."""
-    net = Net.parse(inputs.net_text, inputs.net)
+    net = inputs.net_to_edit(inputs.net)
     change = fix_net(fatal, verdict.layer, net)
     if change is None:
         return None

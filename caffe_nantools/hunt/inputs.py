@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from caffe_nantools.errors import NanToolsError
@@ -41,7 +42,8 @@ class HuntError(NanToolsError):
 
 @dataclass
 class Inputs:
-    """The user's solver and train net."""
+    """The user's solver and train net, each read and parsed once: every stage of a hunt takes
+    its facts from here (``doc``, ``net_model``, ``test_models``), not from the files again."""
 
     solver: str
     solver_text: str
@@ -60,6 +62,8 @@ class Inputs:
         """The inline nets written out in ``workdir`` (read before it was claimed, they were
         named relative to it), and their paths made those files'."""
         n = self.inline_tests
+        for parsed in ("net_model", "test_models"):  # they name the files they come from
+            self.__dict__.pop(parsed, None)
         if self.inline:
             self.net = os.path.join(workdir, self.net)
         self.test_nets[:n] = [(os.path.join(workdir, p), text) for p, text in self.test_nets[:n]]
@@ -75,11 +79,13 @@ class Inputs:
     def has(self, name: str) -> bool:
         return setting(self.doc, name) is not None
 
-    def test_phase_nets(self) -> List[str]:
-        """The net files whose TEST phase the solver tests (by hunt's written-out paths)."""
+    @cached_property
+    def test_models(self) -> List[Net]:
+        """The nets whose TEST phase the solver tests (an inline one by hunt's written-out path):
+        its own test nets, else the train net where the solver tests at all."""
         if self.test_nets:
-            return [path for path, _ in self.test_nets]
-        return [self.net] if self.doc.find_all("test_iter") else []
+            return [Net.parse(text, path) for path, text in self.test_nets]
+        return [self.net_model] if self.doc.find_all("test_iter") else []
 
     @property
     def user_files(self) -> List[str]:
@@ -91,9 +97,15 @@ class Inputs:
             else []
         )
 
-    @property
+    @cached_property
     def net_model(self) -> Net:
+        """The train net, parsed (to read; a fix edits a tree of its own, :meth:`net_to_edit`)."""
         return Net.parse(self.net_text, self.net)
+
+    def net_to_edit(self, path: str) -> Net:
+        """A new tree of the train net, or of the test net at ``path``, for a fix to change."""
+        text = self.net_text if path == self.net else dict(self.test_nets)[path]
+        return Net.parse(text, path)
 
     def notes(self, gpu: Optional[int]) -> List[str]:
         """What the user should know about settings of the solver that hunt's copies change."""

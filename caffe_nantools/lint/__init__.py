@@ -12,6 +12,7 @@ from caffe_nantools.lint.net_rules import check_net
 from caffe_nantools.lint.solver_rules import check_solver
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt.syntax import Document
 
 
 #: SolverParameter's fields: a file with some of them and no layers is a solver.
@@ -56,7 +57,11 @@ def is_solver(path: str) -> bool:
     Raises:
         NanToolsError: an unreadable file, a parse error.
     """
-    names = {node.name for node in parse(read_text(path), path).children}
+    return _holds_a_solver(parse(read_text(path), path))
+
+
+def _holds_a_solver(doc: Document) -> bool:
+    names = {node.name for node in doc.children}
     return bool(names & SOLVER_FIELDS) and not names & {"layer", "layers", "input"}
 
 
@@ -69,9 +74,17 @@ def lint(net: Optional[str] = None, solver: Optional[str] = None) -> LintReport:
     """
     net = arguments.path("net", net, optional=True)
     solver = arguments.path("solver", solver, optional=True)
+    return lint_models(
+        Net.parse(read_text(net), net) if net is not None else None,
+        parse(read_text(solver), solver) if solver is not None else None,
+    )
+
+
+def lint_models(net: Optional[Net] = None, solver: Optional[Document] = None) -> LintReport:
+    """:func:`lint` of a net and a solver parsed already (either may be None)."""
     return _sorted(
-        _lint_net(net) if net is not None else [],
-        _lint_solver(solver) if solver is not None else [],
+        _net_findings(net) if net is not None else [],
+        _solver_findings(solver) if solver is not None else [],
     )
 
 
@@ -79,18 +92,22 @@ def lint_files(paths: Sequence[str]) -> LintReport:
     """``caffe-nantools lint FILE...``: every file linted as what it is (a net or a solver),
     the findings of all, ordered as :func:`lint` orders them."""
     paths = arguments.paths("paths", paths)
-    return _sorted(*[_lint_solver(path) if is_solver(path) else _lint_net(path) for path in paths])
+    found = []
+    for path in paths:
+        doc = parse(read_text(path), path)
+        found.append(_solver_findings(doc) if _holds_a_solver(doc) else _net_findings(Net(doc)))
+    return _sorted(*found)
 
 
-def _lint_net(path: str) -> List[LintFinding]:
-    out = Findings(path)
-    check_net(Net.parse(read_text(path), path), out)
+def _net_findings(net: Net) -> List[LintFinding]:
+    out = Findings(net.path)
+    check_net(net, out)
     return out.items
 
 
-def _lint_solver(path: str) -> List[LintFinding]:
-    out = Findings(path)
-    check_solver(parse(read_text(path), path), out)
+def _solver_findings(doc: Document) -> List[LintFinding]:
+    out = Findings(doc.path)
+    check_solver(doc, out)
     return out.items
 
 
@@ -104,4 +121,4 @@ def _sorted(*found: Iterable[LintFinding]) -> LintReport:
     )
 
 
-__all__ = ["LintFinding", "LintReport", "is_solver", "lint", "lint_files"]
+__all__ = ["LintFinding", "LintReport", "is_solver", "lint", "lint_files", "lint_models"]

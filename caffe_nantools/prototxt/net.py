@@ -295,6 +295,7 @@ class Net:
         doc: the lossless tree (edits go there): the file's, or the inline net's block.
         layers: every ``layer``/``layers`` entry in file order.
         inputs: blobs declared at the top with ``input:`` (deploy nets).
+        path: the file it was read from (for an inline net, the solver's).
     """
 
     def __init__(self, doc: Union[Document, Node], path: Optional[str] = None) -> None:
@@ -306,6 +307,7 @@ class Net:
         """
         self.doc = doc
         path = doc.path if isinstance(doc, Document) else path
+        self.path = path
         self.layers = [
             Layer.from_node(node, i)
             for i, node in enumerate(n for n in doc.children if n.name in ("layer", "layers"))

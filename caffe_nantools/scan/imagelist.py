@@ -123,7 +123,7 @@ def scan_imagelist(
     always)."""
     checker = ImageChecker(
         Collector(report, source.name, "imagelist", max_findings),
-        source.images or ImageOptions(),
+        source.options or ImageOptions(),
         source.expect,
     )
     entries = list(read_list(source.path))
@@ -209,7 +209,7 @@ def subset_imagelist(source: Source, indices: List[int], path: str) -> None:
 
 def recheck_imagelist(source: Source, indices: List[int], collector: Collector) -> None:
     entries = list(read_list(source.path))
-    checker = ImageChecker(collector, source.images or ImageOptions(), source.expect)
+    checker = ImageChecker(collector, source.options or ImageOptions(), source.expect)
     for i in indices:
         checker.check(i, *entries[i])
 

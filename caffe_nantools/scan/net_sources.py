@@ -165,7 +165,7 @@ def sources_from_net(
                 params.field("is_color", BOOL, True),
                 crop,
             )
-            source = Source(source_path, "imagelist", expect, images=images)
+            source = Source(source_path, "imagelist", expect, options=images)
         source.mean_file = resolve(str(mean_file), path) if mean_file else None
         source.layer = layer.name
         sources.append(source)

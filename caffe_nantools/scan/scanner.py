@@ -16,7 +16,7 @@ from caffe_nantools import arguments
 from caffe_nantools.children import end_with_parent
 from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import check_input, check_writable, writing
-from caffe_nantools.prototxt.net import PHASES
+from caffe_nantools.prototxt.net import PHASES, Net
 from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
 from caffe_nantools.scan.checks import Collector
 from caffe_nantools.scan.judging import judge_contracts, mended_rows
@@ -72,7 +72,7 @@ def is_net(path: str) -> bool:
 
 
 def scan(
-    target: str,
+    target: Union[str, Net],
     *,
     backend: Optional[str] = None,
     phase: str = "TRAIN",
@@ -90,7 +90,8 @@ def scan(
     Args:
         target: a net prototxt (its data layers in ``phase`` are scanned, with what the net
             expects of them), or a source: an LMDB or LevelDB folder, an HDF5 file or list
-            file, an ImageData list.
+            file, an ImageData list; or a net parsed already (a
+            :class:`~caffe_nantools.prototxt.net.Net`, of any file name).
         backend: ``lmdb``, ``leveldb``, ``hdf5`` or ``imagelist``; detected when None.
         phase: ``TRAIN`` or ``TEST``, for a net.
         layer: scan only this data layer of a net (with what the net expects of it), e.g. to
@@ -112,14 +113,16 @@ def scan(
     Raises:
         ScanError: bad options, or a source that cannot be read (one line, naming it).
     """
-    target = arguments.path("target", target)
+    model = target if isinstance(target, Net) else None
+    target = arguments.path("target", model.path if model is not None else target)
+    net = model is not None or is_net(target)
     limit = arguments.whole("limit", limit, optional=True)
     max_findings = arguments.whole("max_findings", max_findings, optional=True)
     workers = arguments.whole("workers", workers, optional=True)
     write_clean = arguments.path("write_clean", write_clean, optional=True)
     shard = _shard(shard)
     _check_options(
-        target,
+        net,
         backend=backend,
         phase=phase,
         layer=layer,
@@ -142,7 +145,7 @@ def scan(
             judge_contracts(source, report)
         report.sort()
         return report
-    sources = _sources(target, backend, phase, layer, report)
+    sources = _sources(target, net, model, backend, phase, layer, report)
     if write_clean is not None:
         if len(sources) != 1:
             raise _not_one_whole_source(write_clean)
@@ -184,9 +187,9 @@ def scan(
     return report
 
 
-def _check_options(target: str, **arguments) -> None:
+def _check_options(net: bool, **arguments) -> None:
     """Options that cannot go together, or values scan does not take, before anything is read
-    (``arguments``: scan's, which the messages name)."""
+    (``net``: the target is a net; ``arguments``: scan's, which the messages name)."""
     backend, phase, mode, limit = (arguments[k] for k in ("backend", "phase", "mode", "limit"))
     shard, workers, write_clean = (arguments[k] for k in ("shard", "workers", "write_clean"))
 
@@ -204,10 +207,10 @@ def _check_options(target: str, **arguments) -> None:
         raise refuse("{limit} and {workers} exclude each other")
     if mode not in MODES:
         raise refuse("{mode}: direct or net")
-    if arguments["layer"] is not None and not is_net(target):
+    if arguments["layer"] is not None and not net:
         raise refuse("{layer} is for a net: a source path is one source already")
     if mode == "net":
-        if not is_net(target):
+        if not net:
             raise refuse("{mode} needs a net prototxt: it runs the net's own data layers")
         if several or shard is not None or write_clean is not None or backend is not None:
             raise refuse(
@@ -215,7 +218,7 @@ def _check_options(target: str, **arguments) -> None:
             )
         if arguments["layer"] is not None:
             raise refuse("{mode} runs every data layer of the net; it takes no {layer:name}")
-    if is_net(target) and backend is not None:
+    if net and backend is not None:
         raise refuse("{backend} is for a source path; a net names its sources' backends")
     if write_clean is not None and (shard is not None or limit is not None):
         raise _not_one_whole_source(write_clean)
@@ -245,15 +248,21 @@ def _not_one_whole_source(write_clean: str) -> ScanError:
 
 
 def _sources(
-    target: str, backend: Optional[str], phase: str, layer: Optional[str], report: ScanReport
+    target: str,
+    net: bool,
+    model: Optional[Net],
+    backend: Optional[str],
+    phase: str,
+    layer: Optional[str],
+    report: ScanReport,
 ) -> List[Source]:
     """What to scan: the data layers of a net in ``phase`` (only ``layer``, when given), or the
-    one source given."""
-    if not is_net(target):
+    one source given (``net``: the target is a net; ``model``: that net, parsed already)."""
+    if not net:
         return [Source(target, backend or detect_backend(target))]
     from caffe_nantools.scan.net_sources import sources_from_net
 
-    sources, notes = sources_from_net(target, phase)
+    sources, notes = sources_from_net(target, phase, model)
     report.notes.extend(notes)
     if layer is not None:
         sources = [s for s in sources if s.layer == layer]

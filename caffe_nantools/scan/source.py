@@ -5,14 +5,13 @@ and the scan driver import these; this module imports none of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.scan.checks import Expect
 
 if TYPE_CHECKING:
     from caffe_nantools.scan.contracts import Transform
-    from caffe_nantools.scan.imagelist import ImageOptions
 
 
 class ScanError(NanToolsError):
@@ -27,7 +26,9 @@ class Source:
     backend: str
     expect: Expect = field(default_factory=Expect)
     datasets: Tuple[str, ...] = ()  # HDF5: the layer's tops; empty: every dataset
-    images: Optional[ImageOptions] = None  # ImageData: root_folder, resizing, cropping
+    #: What only its backend reads (ImageData's root_folder, resizing and cropping, as the
+    #: imagelist backend's ImageOptions): the backend's own type, which this module need not know.
+    options: Any = None
     mean_file: Optional[str] = None
     layer: str = ""  # the data layer it came from
     #: How ``--write-clean`` rewrites a blob of the copy (a systematic breach's fix).

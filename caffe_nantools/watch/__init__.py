@@ -25,9 +25,16 @@ from caffe_nantools.watch.diagnosis import diagnosis_of
 from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.environment import child_env
 from caffe_nantools.watch.keeper import Keeper
-from caffe_nantools.watch.monitor import Monitor, WatchEvent
+from caffe_nantools.watch.monitor import Monitor
 from caffe_nantools.watch.process import Child, Started, Terminal
-from caffe_nantools.watch.report import Seen, Snapshot, WatchResult, last_good, snapshots_of
+from caffe_nantools.watch.report import (
+    Seen,
+    Snapshot,
+    WatchEvent,
+    WatchResult,
+    last_good,
+    snapshots_of,
+)
 
 __all__ = ["WatchError", "WatchEvent", "WatchResult", "watch"]
 

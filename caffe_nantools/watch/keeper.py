@@ -16,8 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from caffe_nantools.finite_snapshot import Finiteness, check_snapshot
-from caffe_nantools.watch.monitor import WatchEvent
-from caffe_nantools.watch.report import Snapshot
+from caffe_nantools.watch.report import Snapshot, WatchEvent
 
 #: Seconds between looks at a snapshot Caffe is still writing.
 LOOK = 0.1

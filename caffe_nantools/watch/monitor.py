@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, List, Optional, Set, Tuple
 
 from caffe_nantools.diagnose.origin import find_blowup
@@ -15,6 +15,7 @@ from caffe_nantools.diagnose.trace import Block
 from caffe_nantools.logs.chunks import LogStream, Span
 from caffe_nantools.logs.sweep import Finding
 from caffe_nantools.watch.effects import Effects
+from caffe_nantools.watch.report import WatchEvent
 
 if TYPE_CHECKING:
     from caffe_nantools.watch.keeper import Keeper
@@ -25,24 +26,6 @@ LASTING = 3
 #: The blow-up check parses the window of recent debug_info blocks; it runs on a new display
 #: only once this many times its own last cost has passed, so a fast log stream is not slowed.
 DUTY = 20
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """Something watch saw or did, as it happened.
-
-    ``kind``: ``start``, ``note`` (what watch changed in the command's environment),
-    ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
-    run: ``message`` says why), ``signal`` (watch sent ``signal`` to the command),
-    ``forward`` (watch passed a signal it received on to the command), ``snapshot`` (Caffe
-    wrote a snapshot file) or ``keep`` (``--keep-good``: watch asked for a snapshot to keep,
-    with ``signal``, or kept one). ``line`` is the log line it is about, when there is one.
-    """
-
-    kind: str
-    message: str
-    line: Optional[int] = None
-    signal: Optional[int] = None
 
 
 class Monitor:

@@ -24,7 +24,8 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence,
 
 from caffe_nantools.logs.chunks import Lines
 from caffe_nantools.logs.sweep import sweep_chunk
-from caffe_nantools.watch.monitor import Monitor, WatchEvent
+from caffe_nantools.watch.monitor import Monitor
+from caffe_nantools.watch.report import WatchEvent
 
 #: Seconds between looks at the clock while the command is quiet.
 POLL = 0.1

@@ -1,5 +1,6 @@
-"""What a watch ends with: the command's status, why watch stopped it, the snapshots (the one
-asked for, the last good one) and the diagnosis of the log."""
+"""What a watch ends with: the command's status, why watch stopped it, what it saw and did on
+the way (its events), the snapshots (the one asked for, the last good one) and the diagnosis of
+the log."""
 
 from __future__ import annotations
 
@@ -15,10 +16,27 @@ from caffe_nantools.diagnose.reading import Abort, Reader, Run
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS
 from caffe_nantools.finite_snapshot import Finiteness
-from caffe_nantools.watch.monitor import WatchEvent
 
 _ITERATION = re.compile(r"_iter_(\d+)\.")
 _SUFFIX = re.compile(r"\.(?:caffemodel|solverstate)(?:\.h5)?$")
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """Something watch saw or did, as it happened.
+
+    ``kind``: ``start``, ``note`` (what watch changed in the command's environment),
+    ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
+    run: ``message`` says why), ``signal`` (watch sent ``signal`` to the command),
+    ``forward`` (watch passed a signal it received on to the command), ``snapshot`` (Caffe
+    wrote a snapshot file) or ``keep`` (``--keep-good``: watch asked for a snapshot to keep,
+    with ``signal``, or kept one). ``line`` is the log line it is about, when there is one.
+    """
+
+    kind: str
+    message: str
+    line: Optional[int] = None
+    signal: Optional[int] = None
 
 
 @dataclass(frozen=True)
