@@ -149,6 +149,74 @@ def test_a_concat_of_a_pooled_and_upsampled_branch_names_both_shapes_and_fits_th
     assert v.fix["verified"] and f"{size} -> {size + 1}" in v.fix["change"]
 
 
+def reshaped_scores(producer, dims, loss="SoftmaxWithLoss"):
+    """``producer``'s scores reshaped to ``dims`` for ``loss`` against the DummyData's label."""
+    return (
+        producer
+        + 'layer { name: "scores_reshape" type: "Reshape" bottom: "scores" top: "reshaped" '
+        f"reshape_param {{ shape {{ {' '.join(f'dim: {d}' for d in dims)} }} }} }}\n"
+        f'layer {{ name: "cls_loss" type: "{loss}" bottom: "reshaped" bottom: "label" top: "l" }}\n'
+    )
+
+
+def score_conv(outputs):
+    return (
+        'layer { name: "score_conv" type: "Convolution" bottom: "data" top: "scores" '
+        f'convolution_param {{ num_output: {outputs} kernel_size: 1 weight_filler {{ type: "xavier" }} }} }}\n'
+    )
+
+
+@pytest.mark.parametrize(
+    "anchors, classes, wrong, size", [(3, 2, 7, 5), (5, 2, 3, 3), (2, 3, 5, 4)]
+)
+def test_a_reshape_its_scores_do_not_divide_is_fixed_at_the_num_output_the_labels_call_for(
+    # An RPN's score conv: classes x anchors outputs per position, the label one class per
+    # anchor and position; a num_output of another multiple (one that leaves the count
+    # indivisible: Caffe's check) aborts the Reshape's setup.
+    caffe,
+    here,
+    anchors,
+    classes,
+    wrong,
+    size,
+):
+    net = dummy(2, (4, size, size), (1, anchors * size, size))
+    net += reshaped_scores(score_conv(wrong * anchors), (0, classes, -1, 0))
+    (here / "net.prototxt").write_text(net)
+    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
+    assert (v.cause, v.layer) == ("config", "scores_reshape")
+    assert f"num_output must be {classes * anchors} for cls_loss's labels" in v.advice[0]
+    assert v.fix["verified"], v.fix
+    assert f"num_output {wrong * anchors} -> {classes * anchors}" in v.fix["change"]
+    conv = fixed_layer(v, "score_conv").node.find("convolution_param")
+    assert conv.get("num_output") == classes * anchors
+
+
+def test_a_reshape_of_an_inner_products_scores_is_fixed_at_its_num_output(caffe, here):
+    head = (
+        'layer { name: "head" type: "InnerProduct" bottom: "data" top: "scores" '
+        'inner_product_param { num_output: 7 weight_filler { type: "xavier" } } }\n'
+    )
+    net = dummy(2, (5,), (4,)) + reshaped_scores(head, (0, 3, -1))
+    (here / "net.prototxt").write_text(net)
+    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
+    assert (v.cause, v.layer) == ("config", "scores_reshape")
+    assert v.fix["verified"] and "head: num_output 7 -> 12" in v.fix["change"], v.fix
+
+
+@pytest.mark.parametrize("dims", [(0, -1, 3), (0, -1, 4, 1)])
+def test_a_reshape_that_leaves_the_class_axis_open_gets_advice_only(caffe, here, dims):
+    head = (
+        'layer { name: "head" type: "InnerProduct" bottom: "data" top: "scores" '
+        'inner_product_param { num_output: 7 weight_filler { type: "xavier" } } }\n'
+    )
+    net = dummy(2, (5,), (4,)) + reshaped_scores(head, dims)
+    (here / "net.prototxt").write_text(net)
+    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
+    assert (v.cause, v.layer, v.fix) == ("config", "scores_reshape", None)
+    assert "must be a multiple of the channels the Reshape asks for" in v.advice[0]
+
+
 @pytest.mark.parametrize("classes", [3, 5])
 def test_one_hot_labels_are_bad_input_at_the_loss_and_the_fix_is_left_to_the_user(
     caffe, here, classes

@@ -230,14 +230,17 @@ def read_abort(
     return None
 
 
-def fix_net(fatal: str, layer_name: Optional[str], net: Net) -> Optional[str]:
+def fix_net(
+    fatal: str, layer_name: Optional[str], net: Net, log: Optional[str] = None
+) -> Optional[str]:
     """Edit ``net`` (hunt's copy) as the rule that reads ``fatal`` calls for; the change in
-    words, or None when no setting is to change."""
+    words, or None when no setting is to change (``log``: Caffe's, for the shapes it
+    printed)."""
     layer = next((l for l in net.active_layers(TRAIN) if l.name == layer_name), None)
-    found = read_abort(fatal, layer, net)
+    found = read_abort(fatal, layer, net, log=log)
     if found is None or found[0].fix is None:
         return None
-    return found[0].fix(Abort(fatal, layer, net))
+    return found[0].fix(Abort(fatal, layer, net, log=log))
 
 
 # The rules, and the edits of the net they verify.
@@ -511,20 +514,114 @@ def _input_of_stride(abort: Abort) -> Optional[str]:
 def _reshape_count(abort: Abort) -> Optional[Reading]:
     blob = abort.layer.bottoms[0] if abort.layer.bottoms else None
     maker = abort.producer(blob) if blob else None
-    counts = re.search(r"bottom count \((\d+)\).*dimensions \((\d+)\)", abort.fatal)
+    counts = _RESHAPE_COUNTS.search(abort.fatal)
     if maker is None or counts is None:
         return None
     outputs = maker.node.find(_OUTPUT_PARAMS.get(maker.type, ""))
     num = outputs.get("num_output") if outputs is not None else None
     made = f" (num_output {num})" if num is not None else ""
+    wanted = _outputs_for_labels(abort)
+    must = (
+        f"{maker.name}'s num_output must be {wanted[1]} for {wanted[0]}'s labels"
+        if wanted is not None
+        else f"{maker.name}'s num_output{made} must be a multiple of the channels the Reshape "
+        "asks for (for an RPN's scores, 2 x the anchors: background and object per anchor)"
+    )
     return Reading(
         Cause.CONFIG,
         [
             f"{abort.layer.name} (Reshape) splits {blob}, {counts.group(1)} values, by the "
-            f"dims it fixes ({counts.group(2)} values each), which do not divide it: "
-            f"{maker.name}'s num_output{made} must be a multiple of the channels the Reshape "
-            "asks for (for an RPN's scores, 2 x the anchors: background and object per anchor)"
+            f"dims it fixes ({counts.group(2)} values each), which do not divide it: {must}"
         ],
+    )
+
+
+_RESHAPE_COUNTS = re.compile(r"bottom count \((\d+)\).*dimensions \((\d+)\)")
+#: Losses whose label holds one class index per prediction over the class axis (their
+#: softmax_param.axis, 1 by default): the scores hold the label's count times that axis.
+_CLASS_LOSSES = ("SoftmaxWithLoss", "InfogainLoss", "MultinomialLogisticLoss")
+#: Losses that compare value with value: the scores hold as many as the label.
+_VALUE_LOSSES = ("EuclideanLoss", "SigmoidCrossEntropyLoss")
+
+
+def _outputs_for_labels(abort: Abort) -> Optional[Tuple[str, int]]:
+    """(the loss, the num_output of the Reshape's producer) that makes the reshaped scores fit
+    the label of the loss reading them, where the label's shape is known (the net declares it
+    or Caffe's log printed it) and the Reshape fixes the class axis; None otherwise."""
+    counts = _RESHAPE_COUNTS.search(abort.fatal)
+    maker = abort.producer(abort.layer.bottoms[0])
+    params = abort.layer.node.find("reshape_param")
+    outputs = maker.node.find(_OUTPUT_PARAMS.get(maker.type, "")) if maker is not None else None
+    num = outputs.get("num_output") if outputs is not None else None
+    if counts is None or params is None or not isinstance(num, int) or num <= 0:
+        return None
+    if params.get("axis", 0) != 0 or params.get("num_axes", -1) != -1:
+        return None  # a part of the shape: the label's shape says nothing of the rest
+    shape = params.find("shape")
+    dims = [int(d) for d in shape.get_all("dim")] if shape is not None else []
+    top = abort.layer.tops[0] if abort.layer.tops else None
+    loss = next(
+        (
+            l
+            for l in abort.net.active_layers(abort.state)
+            if len(l.bottoms) >= 2
+            and l.bottoms[0] == top
+            and l.type in _CLASS_LOSSES + _VALUE_LOSSES
+        ),
+        None,
+    )
+    labels = _count(abort, loss.bottoms[1]) if loss is not None else None
+    if labels is None:
+        return None
+    if loss.type in _CLASS_LOSSES:
+        axis = _softmax_axis(loss)
+        classes = dims[axis] if 0 <= axis < len(dims) else 0
+        if classes <= 0:
+            return None  # the class axis is copied or inferred: no one count is right
+        labels *= classes
+    bottom, fixed = int(counts.group(1)), int(counts.group(2))
+    per_output = bottom // num if bottom % num == 0 else 0
+    if not per_output or labels % per_output or labels % fixed or labels // per_output == num:
+        return None
+    return loss.name, labels // per_output
+
+
+def _softmax_axis(loss: Layer) -> int:
+    params = loss.node.find("softmax_param")
+    return int(params.get("axis", 1)) if params is not None else 1
+
+
+def _count(abort: Abort, blob: str) -> Optional[int]:
+    """How many values ``blob`` holds: its shape as Caffe's log printed it, else as its
+    DummyData or Input layer declares it."""
+    printed = abort.shape_of(blob)
+    if printed:
+        return math.prod(int(d) for d in printed.split())
+    maker = abort.producer(blob)
+    declared = {"DummyData": "dummy_data_param", "Input": "input_param"}.get(
+        maker.type if maker is not None else "", ""
+    )
+    params = maker.node.find(declared) if declared else None
+    shapes = params.find_all("shape") if params is not None else []
+    if not shapes:
+        return None
+    i = maker.tops.index(blob)
+    shape = shapes[i] if i < len(shapes) else shapes[0]  # one shape serves every top
+    return math.prod(int(d) for d in shape.get_all("dim"))
+
+
+def _num_output_for_labels(abort: Abort) -> Optional[str]:
+    wanted = _outputs_for_labels(abort)
+    if wanted is None:
+        return None
+    loss, outputs = wanted
+    maker = abort.producer(abort.layer.bottoms[0])
+    node = maker.node.find(_OUTPUT_PARAMS[maker.type]).find("num_output")
+    before = node.value
+    _set_value(node, str(outputs))
+    return (
+        f"{maker.name}: num_output {before} -> {outputs} (what {abort.layer.name} must split "
+        f"for {loss}'s labels)"
     )
 
 
@@ -549,7 +646,11 @@ RULES: List[Rule] = [
     ),
     Rule(re.compile(r"Number of labels must match number of predictions"), _labels_per_prediction),
     Rule(re.compile(r"slice_dim out of range|slice_axis_ < num_axes"), _slice_of_scalar),
-    Rule(re.compile(r"must be divisible by the product of the specified"), _reshape_count),
+    Rule(
+        re.compile(r"must be divisible by the product of the specified"),
+        _reshape_count,
+        _num_output_for_labels,
+    ),
     Rule(re.compile(r"All inputs must have the same shape"), _unequal_bottoms, _input_of_stride),
 ]
 

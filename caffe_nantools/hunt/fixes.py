@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.hunt.abort_rules import fix_net
 from caffe_nantools.hunt.contracts import set_field
 from caffe_nantools.hunt.inputs import MAX_ITERS, RANDOM_SEED, Inputs, make_copies
-from caffe_nantools.hunt.numeric_fixes import layer_edits, python_patches
+from caffe_nantools.hunt.numeric_fixes import compared_strings, layer_edits, python_patches
+from caffe_nantools.hunt.python_params import stability_retries
 from caffe_nantools.hunt.batches import source_reader
 from caffe_nantools.hunt.training import train
 from caffe_nantools.hunt.verdict import plural
@@ -87,7 +88,9 @@ def find_fix(
     # on that setting, whatever the layer would compute after it.
     fatal = diagnosis.abort["text"] if diagnosis is not None and diagnosis.abort else None
     if verdict.cause == Cause.CONFIG and fatal is not None:
-        fix = _setting_fix(inputs, verdict, fatal, iters=iters, gpu=gpu, folder=folder)
+        fix = _setting_fix(
+            inputs, verdict, fatal, diagnosis.log, iters=iters, gpu=gpu, folder=folder
+        )
         if fix is not None:
             return fix
     if verdict.cause in (Cause.LAYER_NUMERICS, Cause.CONFIG) and verdict.layer is not None:
@@ -305,11 +308,19 @@ def _rescanned(fix: Fix, phase: str, layer: Optional[str]) -> Fix:
 
 
 def _setting_fix(
-    inputs: Inputs, verdict: "Verdict", fatal: str, *, iters: int, gpu: Optional[int], folder: str
+    inputs: Inputs,
+    verdict: "Verdict",
+    fatal: str,
+    log: Optional[str],
+    *,
+    iters: int,
+    gpu: Optional[int],
+    folder: str,
 ) -> Optional[Fix]:
-    """The net setting that Caffe's fatal line names, changed on hunt's copy of the net."""
+    """The net setting that Caffe's fatal line names, changed on hunt's copy of the net
+    (``log``: Caffe's, for the shapes it printed before it stopped)."""
     net = inputs.net_to_edit(inputs.net)
-    change = fix_net(fatal, verdict.layer, net)
+    change = fix_net(fatal, verdict.layer, net, log)
     if change is None:
         return None
     return _verify(inputs, os.path.join(folder, "fix"), change, iters, gpu, net_text=dump(net.doc))
@@ -331,10 +342,18 @@ def _layer_fix(
         None,
     )
     if layer is not None and layer.type == "Python":
-        return _python_patch(layer, verdict)
+        return _python_fix(inputs, layer, verdict, iters=iters, gpu=gpu, folder=folder)
     # A NaN in the forward pass, not an inf nor a gradient: a value out of the layer's domain.
     nan = error is not None and error.pass_ == "forward" and error.nan > 0
     edits = layer_edits(inputs.net_text, inputs.net, verdict.layer, nan)
+    return _first_verified(inputs, edits, iters=iters, gpu=gpu, folder=folder)
+
+
+def _first_verified(
+    inputs: Inputs, edits: Sequence, *, iters: int, gpu: Optional[int], folder: str
+) -> Optional[Fix]:
+    """The first of ``edits`` (each a change and its net text) that keeps the iterations
+    finite, else the last tried; None for no edits."""
     fix = None
     for k, edit in enumerate(edits, 1):
         fix = _verify(
@@ -348,6 +367,23 @@ def _layer_fix(
         if fix.verified:
             break
     return fix
+
+
+def _python_fix(
+    inputs: Inputs, layer: Layer, verdict: "Verdict", *, iters: int, gpu: Optional[int], folder: str
+) -> Optional[Fix]:
+    """A numeric-stability setting of the Python layer's param_str that is off, tried at a safe
+    value; where none is, or none keeps the iterations finite, the patch to its code."""
+    retries = stability_retries(inputs.net_text, inputs.net, layer.name, compared_strings(layer))
+    fix = _first_verified(inputs, retries, iters=iters, gpu=gpu, folder=folder)
+    if fix is not None and fix.verified:
+        return fix
+    if retries:
+        verdict.advice.append(
+            f"Python layer {layer.name!r}: its param_str at a safe value did not keep the "
+            f"iterations finite (tried: {', '.join(repr(r.param_str) for r in retries)})"
+        )
+    return _python_patch(layer, verdict)
 
 
 def _python_patch(layer: Layer, verdict: "Verdict") -> Optional[Fix]:
