@@ -4,6 +4,7 @@ paths); it applies with ``patch -p0`` where hunt ran."""
 
 import shutil
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -40,7 +41,7 @@ def test_a_lower_rate_where_clipping_is_set_changes_one_base_lr_line(here, train
     assert changed(fix.diff) == [f"-base_lr: {lr}", f"+base_lr: {lr / 10:g}"]
     assert fix.diff.startswith("--- solver.prototxt\tyours\n+++ solver.prototxt\tfixed\n")
     # The copy hunt trained carries its own settings; none of them is in the diff.
-    copy = open(fix.files["solver"]).read()
+    copy = Path(fix.files["solver"]).read_text()
     assert "debug_info: true" in copy and "debug_info" not in fix.diff
     assert "random_seed" in copy and "random_seed" not in fix.diff
 
@@ -77,7 +78,7 @@ def test_a_clean_copy_changes_the_one_source_line(here, trains_finite, bad):
     clean = str(here / "hunt" / "clean" / "pixels_lmdb")
     assert added == removed.replace("-", "+", 1).replace('"pixels_lmdb"', f'"{clean}"')
     assert fix.diff.startswith("--- net.prototxt\tyours\n")
-    assert "nancheck" in open(fix.files["net"]).read() and "nancheck" not in fix.diff
+    assert "nancheck" in Path(fix.files["net"]).read_text() and "nancheck" not in fix.diff
     if shutil.which("patch"):
         subprocess.run(["patch", "-p0", "-s"], input=fix.diff, text=True, check=True)
         assert f'source: "{clean}"' in (here / "net.prototxt").read_text()
