@@ -39,8 +39,9 @@ def test_the_report_of_an_explosion_shows_the_trace_and_the_verified_fix(caffe, 
     # hunt's copies (checks, debug_info, snapshots, the seed).
     diff = report.verdict.fix["diff"]
     changed = [line.split("  # ")[0] for line in diff.splitlines()[2:] if line[:1] in "+-"]
-    rate = report.verdict.fix["tries"][-1]["base_lr"]
-    assert changed == ["-base_lr: 0.3", f"+base_lr: {rate:g}", "+clip_gradients: 10"], diff
+    tried = report.verdict.fix["tries"][-1]
+    rate, clip = tried["base_lr"], tried["clip_gradients"]
+    assert changed == ["-base_lr: 0.3", f"+base_lr: {rate:g}", f"+clip_gradients: {clip:g}"]
     block = text.split('<pre class="diff" id="fix-diff">')[1].split("</pre>")[0]
     assert '<span class="del">-base_lr: 0.3</span>' in block
     assert f"caffe train -solver {report.verdict.fix['files']['solver']}" in text
