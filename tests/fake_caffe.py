@@ -46,6 +46,10 @@ def main() -> int:
         write(block(1.0, bad))
         loss = "nan" if bad else "1.3"
         write(f"{STAMP}solver.cpp:239] Iteration {i} (50 iter/s, 0.02s/1 iters), loss = {loss}\n")
+        write(f"{STAMP}solver.cpp:258]     Train net output #0: accuracy = 0.{25 + i % 50}\n")
+        write(
+            f"{STAMP}solver.cpp:258]     Train net output #1: loss = {loss} (* 1 = {loss} loss)\n"
+        )
         write(f"{STAMP}sgd_solver.cpp:112] Iteration {i}, lr = 0.01\n")
         sys.stderr.flush()
         time.sleep(args.pace)

@@ -35,7 +35,7 @@ def test_the_html_report_of_a_blow_up_opens_offline_with_the_verdict_and_plots(t
     text = (tmp_path / "blowup.html").read_text()
     assert "<script" not in text and not re.search(r'(?:src|href)="(?!#|data:)', text)
     shown = check_html(tmp_path / "blowup.html", ["relu1", "iteration 4"], first_bad_row=False)
-    assert len(shown["plots"]) == 5  # loss, lr, two heatmaps, the profile
+    assert len(shown["plots"]) == 6  # loss, lr, two heatmaps, the profile, the outputs
 
 
 def test_the_markdown_report_parses_as_github_renders_it(tmp_path):
@@ -137,3 +137,131 @@ def test_the_library_writes_either_format_whatever_the_suffix(tmp_path, kind):
     with open(out) as f:
         head = f.read(20)
     assert head.startswith("<!DOCTYPE html>" if kind == "html" else "### caffe-nantools")
+
+
+def with_outputs(names, bad=None, iterations=8, test_every=4, runs=1) -> CaffeLog:
+    """A log whose train net outputs ``names`` (after the loss, output #0), tested every
+    ``test_every`` iterations; ``bad`` = (name, iteration): that output goes NaN from there."""
+    log = CaffeLog()
+    for _ in range(runs):
+        log.solving()
+        for i in range(iterations):
+            if i % test_every == 0:
+                log.testing(i, loss=f"{2.0 - i / 10:g}")
+                log.glog("    Test net output #1: top5 = 0.5", source="solver.cpp:414")
+            log.loss(i, f"{1.5 - i / 20:g}")
+            for k, name in enumerate(names, 1):
+                value = "nan" if bad and name == bad[0] and i >= bad[1] else f"{k + i / 100:g}"
+                log.glog(f"    Train net output #{k}: {name} = {value}", source="solver.cpp:258")
+            log.lr(i, "0.01")
+    return log
+
+
+@pytest.mark.parametrize(
+    "names, bad", [(["accuracy"], ("accuracy", 5)), (["a", "b", "c"], ("b", 2))]
+)
+def test_each_output_is_a_curve_with_its_first_non_finite_value(tmp_path, names, bad):
+    from caffe_nantools.report.outputs import outputs_of
+
+    log = with_outputs(names, bad).write(tmp_path / "train.log")
+    outputs = outputs_of(log)
+    assert [(o.phase, o.name) for o in outputs] == [("train", "loss")] + [
+        ("train", n) for n in names
+    ] + [("test", "loss"), ("test", "top5")]
+    by_name = {(o.phase, o.name): o for o in outputs}
+    assert by_name[("train", bad[0])].first_bad[0] == bad[1]
+    assert [o.name for o in outputs if o.first_bad] == [bad[0]]
+    assert by_name[("test", "loss")].points == [(0, 2.0), (4, 1.6)]
+    md = render(diagnose(log), "markdown")
+    check_markdown(md)
+    assert f"| train | `{bad[0]}` | 8 |" in md and f"iteration {bad[1]}: nan" in md
+
+
+def test_the_outputs_are_the_diagnosed_runs(tmp_path):
+    from caffe_nantools.report.outputs import outputs_of
+
+    log = with_outputs(["acc"], iterations=3, runs=2)
+    log.solving().loss(0, "1.0").lr(0, "0.01")
+    path = log.write(tmp_path / "train.log")
+    assert [o.count for o in outputs_of(path, 2) if o.name == "acc"] == [3]
+    assert [o.name for o in outputs_of(path)] == ["loss"]  # the last run's only
+    assert [(o.name, o.points) for o in outputs_of(path, 3)] == [("loss", [(0, 1.0)])]
+
+
+def test_many_outputs_stay_readable_drawn_small_and_all_listed(tmp_path):
+    need("matplotlib")
+    names = [f"out_{k:02d}" for k in range(40)]
+    log = with_outputs(names, bad=("out_33", 6)).write(tmp_path / "train.log")
+    result = diagnose(log, keep_trace=True)
+    result.write_html(str(tmp_path / "many.html"))
+    shown = check_html(tmp_path / "many.html", [], first_bad_row=False)
+    text = (tmp_path / "many.html").read_text()
+    section = text.split('id="outputs"')[1].split("</section>")[0]
+    assert "43 outputs, 1 of them non-finite; the first 24 drawn" in section
+    assert section.count("<tr") == 44 and section.count('<tr class="bad">') == 1
+    assert len(shown["plots"]) == 3  # the loss, the rate, the outputs' small plots
+    md = render(result, "markdown")
+    assert "**Outputs** (43; the first 30)" in md
+    assert "| train | `out_28` |" in md and "| train | `out_33` |" not in md
+
+
+def fix_page(diff, files=None):
+    from caffe_nantools.report.page import Page
+
+    fix = {"change": "base_lr 0.5 -> 0.05", "state": "verified", "diff": diff}
+    fix["files"] = files or {
+        "solver": "hunt/fix-1/solver.prototxt",
+        "net": "hunt/fix-1/net.prototxt",
+    }
+    evidence = [(7, "Iteration 7, loss = nan")]
+    return Page("hunt", "hunt", "exploding_gradients", fix=fix, evidence=evidence)
+
+
+LR_DIFF = (
+    "--- solver.prototxt\tyours\n+++ solver.prototxt\tfixed\n@@ -1,3 +1,3 @@\n"
+    ' net: "net.prototxt"\n-base_lr: 0.5\n+base_lr: 0.05\n momentum: 0.9\n'
+)
+
+
+def test_the_fix_is_a_diff_with_its_lines_styled_and_the_command_to_run(tmp_path):
+    from caffe_nantools.report import html, markdown
+
+    page = fix_page(LR_DIFF)
+    text = html.render(page)
+    block = text.split('<pre class="diff" id="fix-diff">')[1].split("</pre>")[0]
+    assert '<span class="del">-base_lr: 0.5</span><span class="add">+base_lr: 0.05</span>' in block
+    assert '<span class="hunk">@@ -1,3 +1,3 @@</span>' in block and " momentum: 0.9\n" in block
+    assert "caffe train -solver hunt/fix-1/solver.prototxt" in text
+    md = markdown.render(page)
+    fences = [t for t in check_markdown(md, table=True) if t.type == "fence"]
+    diff = next(t.content for t in fences if t.info == "diff")
+    assert diff == LR_DIFF.replace("\t", "\t")
+    assert any(t.info == "sh" and "caffe train -solver" in t.content for t in fences)
+
+
+def test_a_huge_diff_is_cut_to_fit_a_comment_with_a_note():
+    from caffe_nantools.report import markdown
+
+    lines = "".join(f'-  source: "a{k}"\n+  source: "b{k}"\n' for k in range(5000))
+    md = markdown.render(fix_page("--- net.prototxt\tyours\n+++ net.prototxt\tfixed\n" + lines))
+    assert len(md) < 65536 - 4096 and "more lines cut to fit a comment" in md
+    assert md.count("```") % 2 == 0
+
+
+def test_redact_applies_to_the_diff_and_the_command(tmp_path, monkeypatch):
+    from caffe_nantools.report import html, markdown, redact
+
+    monkeypatch.chdir(tmp_path)
+    clean = str(tmp_path / "hunt" / "clean" / "pixels")
+    diff = (
+        "--- net.prototxt\tyours\n+++ net.prototxt\tfixed\n@@ -1 +1 @@\n"
+        f'-  source: "pixels"\n+  source: "{clean}"\n'
+    )
+    page = fix_page(diff, {"solver": str(tmp_path / "hunt" / "fix" / "solver.prototxt")})
+    for text in (
+        html.render(page, escape=lambda t: redact.redact(t)),
+        markdown.render(page, redact.redact),
+    ):
+        assert str(tmp_path) not in text
+        assert '{workdir}/hunt/clean/pixels"' in text
+        assert "caffe train -solver {workdir}/hunt/fix/solver.prototxt" in text

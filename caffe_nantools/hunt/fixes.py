@@ -21,8 +21,10 @@ from caffe_nantools.prototxt import dump
 from caffe_nantools.prototxt.fields import STRING
 from caffe_nantools.lint.solver_rules import rate_grows
 from caffe_nantools.prototxt.net import Layer, Net, NetState
+from caffe_nantools.solver_edits import set_fields
 from caffe_nantools.solver_settings import value_of
 from caffe_nantools.templates import escape
+from caffe_nantools.textdiff import unified
 
 if TYPE_CHECKING:
     from caffe_nantools.diagnose import Diagnosis
@@ -49,6 +51,9 @@ class Fix:
     iterations: int = 0  # trained to verify it
     #: The random_seed of each training that verified it (the first: the one hunt trained with).
     seeds: List[int] = field(default_factory=list)
+    #: The change to the user's own files as a unified diff: their texts with only the fix's
+    #: edit (the copies in ``files`` carry hunt's checks and settings besides).
+    diff: str = ""
 
     @property
     def state(self) -> str:
@@ -67,6 +72,7 @@ class Fix:
             "files": self.files,
             "tries": self.tries,
             "seeds": self.seeds,
+            "diff": self.diff,
         }
 
 
@@ -426,4 +432,37 @@ def _verify(
         {"solver": copies.solver, "net": copies.net},
         iterations=iters,
         seeds=seeds,
+        diff=user_diff(inputs, **edits),
     )
+
+
+def user_diff(
+    inputs: Inputs,
+    *,
+    net_text: Optional[str] = None,
+    test_texts: Optional[Dict[str, str]] = None,
+    solver_fields: Optional[Dict[str, str]] = None,
+) -> str:
+    """The fix's edits (as :func:`make_copies` takes them) applied to the user's own texts, as a
+    unified diff of each file they change. A field the fix sets to the value the solver already
+    holds keeps the user's spelling of it (``10.0`` is not rewritten ``10``)."""
+    changed = {
+        name: value
+        for name, value in (solver_fields or {}).items()
+        if _number(value) is None or inputs.number(name) != _number(value)
+    }
+    texts = [
+        (inputs.solver, inputs.solver_text, set_fields(inputs.solver_text, inputs.solver, changed))
+    ]
+    if net_text is not None:
+        texts.append((inputs.net, inputs.net_text, net_text))
+    tests = dict(inputs.test_nets)
+    texts += [(path, tests[path], text) for path, text in (test_texts or {}).items()]
+    return "".join(unified(path, before, after) for path, before, after in texts)
+
+
+def _number(value: str) -> Optional[float]:
+    try:
+        return float(value)
+    except ValueError:
+        return None  # a word (lr_policy: "fixed"), never a number's other spelling

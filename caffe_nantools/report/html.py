@@ -8,7 +8,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 
 from caffe_nantools.diagnose.reading import is_saturated
 from caffe_nantools.report import plots
-from caffe_nantools.report.page import Page
+from caffe_nantools.report.page import DIFF_WORDS, RUN_WORDS, Page, run_command
 from caffe_nantools.report.trace import trace_of
 from caffe_nantools.report.versions import versions
 
@@ -27,7 +27,15 @@ code, pre, .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; }
 .plot svg { max-width: 100%; height: auto; }
 .missing { color: #a60; }
+pre.diff .add { color: #060; background: #e6ffec; display: block; }
+pre.diff .del { color: #a00; background: #ffebe9; display: block; }
+pre.diff .hunk { color: #058; display: block; }
+pre.diff .head { font-weight: 600; display: block; }
 """
+#: Outputs drawn, one small plot each (every one is in the table below them).
+OUTPUTS_DRAWN = 24
+#: Small plots in a row.
+OUTPUTS_PER_ROW = 3
 NO_MATPLOTLIB = (
     "The plots need matplotlib (pip install 'caffe-nantools[plot]'); every table is below."
 )
@@ -52,6 +60,8 @@ def render(page: Page, *, escape: Callable[[str], str] = html.escape) -> str:
         parts += _curves(plt, d, e)
         if d.debug_info:
             parts += _trace(plt, d, e)
+    if page.outputs:
+        parts += _outputs(plt, page.outputs, e)
     if page.replay is not None:
         parts += _replay(page.replay, e)
     if page.command == "hunt":
@@ -166,6 +176,41 @@ def _curves(plt, d, e) -> List[str]:
     return _section("Loss and learning rate", lines, "curves")
 
 
+def _outputs(plt, outputs, e) -> List[str]:
+    bad = [o for o in outputs if o.first_bad is not None]
+    drawn = outputs[:OUTPUTS_DRAWN]
+    out = [
+        f"<p>{len(outputs)} outputs"
+        + (f", {len(bad)} of them non-finite" if bad else ", all finite")
+        + (f"; the first {len(drawn)} drawn" if len(drawn) < len(outputs) else "")
+        + "</p>"
+    ]
+    if plt is not None:
+        rows = -(-len(drawn) // OUTPUTS_PER_ROW)
+
+        def draw(fig):
+            for k, o in enumerate(drawn):
+                ax = fig.add_subplot(rows, OUTPUTS_PER_ROW, k + 1)
+                color = "tab:green" if o.phase == "train" else "tab:purple"
+                plots.series(ax, o.points, f"{o.phase}: {o.name}", color)
+                ax.set_ylabel("")
+                ax.set_title(f"{o.phase}: {o.name}", fontsize=9)
+
+        out.append(_figure(plt, draw, (11, 2.4 * rows)))
+    rows_ = [
+        [
+            o.phase,
+            o.name,
+            o.count,
+            f"iteration {o.first_bad[0]}: {o.first_bad[1]}" if o.first_bad else "",
+        ]
+        for o in outputs
+    ]
+    classes = ["bad" if o.first_bad else "" for o in outputs]
+    out += _table(["phase", "output", "values", "first non-finite"], rows_, e, classes)
+    return _section("Each output over iterations", out, "outputs")
+
+
 def _finite(y: float) -> bool:
     return y == y and abs(y) != float("inf")
 
@@ -265,6 +310,11 @@ def _records(page: Page, e) -> List[str]:
 def _fix(fix: dict, e) -> List[str]:
     out = [f"<p>{e(fix['change'])}</p>", f"<p><b>{e(fix['state'])}</b></p>"]
     files = fix.get("files") or {}
+    if fix.get("diff"):
+        out.append(f"<p>{e(DIFF_WORDS)}</p>")
+        out.append('<pre class="diff" id="fix-diff">' + _diff_lines(fix["diff"], e) + "</pre>")
+    if files.get("solver"):
+        out.append(f"<p>{e(RUN_WORDS)}</p><pre>{e(run_command(fix))}</pre>")
     if files:
         out += _table(["hunt's fixed copy", "file"], sorted(files.items()), e)
     if fix.get("tries"):
@@ -277,6 +327,24 @@ def _fix(fix: dict, e) -> List[str]:
             e,
         )
     return _section("The fix", out, "fix")
+
+
+def _diff_lines(diff: str, e) -> str:
+    spans = []
+    for line in diff.splitlines():
+        css = (
+            "head"
+            if line.startswith(("--- ", "+++ "))
+            else "hunk"
+            if line.startswith("@@")
+            else "add"
+            if line.startswith("+")
+            else "del"
+            if line.startswith("-")
+            else ""
+        )
+        spans.append(f'<span class="{css}">{e(line)}</span>' if css else e(line) + "\n")
+    return "".join(spans)
 
 
 def _evidence(page: Page, e) -> List[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, List
 
-from caffe_nantools.report.page import Page
+from caffe_nantools.report.page import DIFF_WORDS, RUN_WORDS, Page, run_command
 from caffe_nantools.report.versions import versions
 
 #: GitHub refuses a comment longer than this (characters).
@@ -14,6 +14,10 @@ GITHUB_LIMIT = 65536
 HEADROOM = 4096
 #: Rows of the first bad values' table.
 BAD_ROWS = 10
+#: Rows of the outputs' table.
+OUTPUT_ROWS = 30
+#: What the fix's diff may take of a comment; a longer one is cut, with a note.
+DIFF_CHARS = 24000
 
 
 def render(page: Page, clean: Callable[[str], str] = str) -> str:
@@ -36,6 +40,8 @@ def render(page: Page, clean: Callable[[str], str] = str) -> str:
     if page.fix is not None:
         fix = [_block(page.fix["change"]), _block(page.fix["state"])]
         head += ["", "**The fix**", "", "```text", *fix, "```"]
+        head += _diff(page.fix, md)
+    head += _outputs(page, md)
     tail = ["", "**Versions**", "", "| | version |", "|---|---|"]
     tail += [f"| {n} | {_cell(v)} |" for n, v in versions()]
     budget = GITHUB_LIMIT - HEADROOM - len("\n".join(head + tail))
@@ -72,6 +78,48 @@ def _bad_values(page: Page, md: _Escape) -> List[str]:
         )
         + " |",
     ]
+
+
+def _diff(fix: dict, md: _Escape) -> List[str]:
+    out = []
+    if fix.get("diff"):
+        lines = ["```diff"]
+        used = 0
+        diff = fix["diff"].splitlines()
+        for k, line in enumerate(diff):
+            line = md.block(line)
+            if used + len(line) + 1 > DIFF_CHARS:
+                lines.append(f"... ({len(diff) - k} more lines cut to fit a comment)")
+                break
+            lines.append(line)
+            used += len(line) + 1
+        out += ["", md.text(DIFF_WORDS), "", *lines, "```"]
+    if (fix.get("files") or {}).get("solver"):
+        out += ["", md.text(RUN_WORDS), "", "```sh", md.block(run_command(fix)), "```"]
+    return out
+
+
+def _outputs(page: Page, md: _Escape) -> List[str]:
+    outputs = page.outputs
+    if not outputs:
+        return []
+    shown = outputs[:OUTPUT_ROWS]
+    lines = [
+        "",
+        f"**Outputs** ({len(outputs)}"
+        + (f"; the first {len(shown)}" if len(shown) < len(outputs) else "")
+        + ")",
+        "",
+        "| phase | output | values | last value | first non-finite |",
+        "|---|---|--:|--:|---|",
+    ]
+    for o in shown:
+        points = o.points
+        last = _num(points[-1][1]) if points else ""
+        bad = f"iteration {o.first_bad[0]}: {o.first_bad[1]}" if o.first_bad else ""
+        name = md.code(o.name).replace("|", "\\|")
+        lines.append(f"| {o.phase} | `{name}` | {o.count} | {last} | {bad} |")
+    return lines
 
 
 def _evidence(page: Page, budget: int, md: _Escape) -> List[str]:

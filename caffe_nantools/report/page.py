@@ -1,5 +1,6 @@
 """What a report page shows, taken from a report the library made (a hunt's, a diagnosis, a
-watch's): nothing is read or run again here."""
+watch's): nothing is run again here, and of the log only its output lines are read again (the
+diagnosis keeps the loss's and the rate's curves, not every output's)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from caffe_nantools.cause import Cause
+
+from caffe_nantools.errors import NanToolsError
+from caffe_nantools.report.outputs import Output, outputs_of
 
 if TYPE_CHECKING:
     from caffe_nantools.diagnose import Diagnosis
@@ -26,6 +30,18 @@ CAUSE_WORDS = {
     Cause.UNKNOWN: "a value went non-finite, and the log does not say where",
     Cause.NONE: "nothing went non-finite",
 }
+
+
+DIFF_WORDS = (
+    "The fix's change to your files (only its edit: hunt's copies carry its checks besides); "
+    "apply it with patch -p0 in the folder hunt ran in:"
+)
+RUN_WORDS = "To train hunt's fixed copy as it verified it (with its checks):"
+
+
+def run_command(fix: dict) -> str:
+    """The command that trains the fix's solver (hunt's copy)."""
+    return f"caffe train -solver {fix['files']['solver']}"
 
 
 @dataclass
@@ -50,6 +66,8 @@ class Page:
     risks: List[str] = field(default_factory=list)
     fix: Optional[dict] = None
     notes: List[str] = field(default_factory=list)
+    #: Each train and test output's curve (the loss's is the diagnosis's).
+    outputs: List[Output] = field(default_factory=list)
 
     @property
     def headline(self) -> str:
@@ -63,12 +81,21 @@ def page_of(report) -> Page:
     from caffe_nantools.watch.report import WatchResult
 
     if isinstance(report, HuntReport):
-        return _hunt_page(report)
-    if isinstance(report, Diagnosis):
-        return _diagnosis_page(report, "diagnose", report.log)
-    if isinstance(report, WatchResult):
-        return _watch_page(report)
-    raise TypeError(f"no report page for a {type(report).__name__}")
+        page = _hunt_page(report)
+        d, training = report.diagnosis, report.training
+        log = d.log if d is not None else training.log if training is not None else None
+    elif isinstance(report, Diagnosis):
+        page, d, log = _diagnosis_page(report, "diagnose", report.log), report, report.log
+    elif isinstance(report, WatchResult):
+        page, d, log = _watch_page(report), report.diagnosis, report.log
+    else:
+        raise TypeError(f"no report page for a {type(report).__name__}")
+    if log is not None:
+        try:
+            page.outputs = outputs_of(log, d.run if d is not None else None)
+        except (OSError, NanToolsError) as e:
+            page.notes.append(f"the outputs' curves: cannot read {log} again ({e})")
+    return page
 
 
 def _diagnosis_page(d: Diagnosis, command: str, subject: str) -> Page:
