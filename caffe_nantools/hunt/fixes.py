@@ -457,7 +457,11 @@ def user_diff(
     if net_text is not None:
         texts.append((inputs.net, inputs.net_text, net_text))
     tests = dict(inputs.test_nets)
-    texts += [(path, tests[path], text) for path, text in (test_texts or {}).items()]
+    texts += [
+        (path, tests[path], text)
+        for path, text in (test_texts or {}).items()
+        if path != inputs.net or net_text is None  # one file, both nets: diffed once
+    ]
     return "".join(unified(path, before, after) for path, before, after in texts)
 
 
