@@ -105,7 +105,8 @@ def test_the_trace_drawn_has_the_users_layers_and_the_failing_iteration_named(tm
         "caffe-nantools NonFiniteError: check 'nancheck/conv1@conv1': blob 'conv1' forward data "
         "at iteration 4 (TRAIN): 0 NaN, 3 +inf, 0 -inf in 8 values"
     )
-    trace = trace_of(diagnose(log.write(tmp_path / "train.log"), keep_trace=True))
+    diagnosis = diagnose(log.write(tmp_path / "train.log"), keep_trace=True)
+    trace = trace_of(diagnosis.trace, diagnosis.first_bad_iteration)
     assert trace.layers == ["data", "conv1"]
     assert trace.labels == ["0", "1", "2", "3", "4"] and trace.failing == 4
     assert trace.columns[4].forward["conv1"] == float("inf")

@@ -45,6 +45,12 @@ class Diagnosis:
     #: Numbers the advice gives for solver settings (base_lr, clip_gradients), for a fix to try.
     suggested: Dict[str, float] = field(default_factory=dict)
 
+    @property
+    def first_bad_iteration(self) -> Optional[int]:
+        """The iteration of the first non-finite value, where the log tells it."""
+        first = self.first_nonfinite
+        return first.iteration if first is not None else None
+
     def to_dict(self) -> dict:
         blowup = None
         if self.blowup is not None:
@@ -208,9 +214,18 @@ def diagnose(
         verdict.suggested,
     )
     if plot is not None:
-        from caffe_nantools.diagnose.plot import plot_run
+        from caffe_nantools.report.picture import plot_run
+        from caffe_nantools.report.plots import marks
+        from caffe_nantools.report.trace import trace_of
 
-        plot_run(diagnosis, plot)
+        plot_run(
+            plot,
+            f"{log}: cause {diagnosis.cause}",
+            diagnosis.trace,
+            trace_of(diagnosis.trace, diagnosis.first_bad_iteration),
+            diagnosis.origin,
+            marks(diagnosis.began, diagnosis.first_nonfinite),
+        )
     return diagnosis
 
 

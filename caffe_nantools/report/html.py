@@ -134,10 +134,8 @@ def _figure(plt, draw, size) -> str:
 
 
 def _curves(plt, d, e) -> List[str]:
-    from caffe_nantools.diagnose.plot import loss_points
-
     run = d.trace
-    points = loss_points(run)
+    points = plots.loss_points(run)
     bad = [(x, y) for x, y in points if not _finite(y)]
     lines = []
     if bad:
@@ -216,9 +214,7 @@ def _finite(y: float) -> bool:
 
 
 def _trace(plt, d, e) -> List[str]:
-    from caffe_nantools.diagnose.plot import marks
-
-    trace = trace_of(d)
+    trace = trace_of(d.trace, d.first_bad_iteration)
     out = [
         f"<p>{len(trace.layers)} layers, {len(trace.columns)} displayed iterations"
         + (
@@ -247,7 +243,12 @@ def _trace(plt, d, e) -> List[str]:
             out.append(
                 _figure(
                     plt,
-                    lambda fig: plots.profile(fig.add_subplot(), failing, trace.layers, marks(d)),
+                    lambda fig: plots.profile(
+                        fig.add_subplot(),
+                        failing,
+                        trace.layers,
+                        plots.marks(d.began, d.first_nonfinite),
+                    ),
                     (max(7.0, min(0.3 * len(trace.layers) + 3, 24.0)), 3.6),
                 )
             )

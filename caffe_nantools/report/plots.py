@@ -232,3 +232,23 @@ def series(ax, points, name: str, color: str, *, pinned: Optional[float] = None)
 
 def _iteration(x: float) -> str:
     return str(int(x))
+
+
+def marks(began, first) -> List[Tuple[str, str, str]]:
+    """The lines a profile draws: where the trouble began (``began``, a diagnosis' Blame) and
+    where it showed (``first``, its FirstNonfinite); (layer, label, colour)."""
+    found = ((began, "origin", "black"), (first, "first non-finite", "red"))
+    return [(w.layer, label, color) for w, label, color in found if w is not None and w.layer]
+
+
+def loss_points(run) -> list:
+    """The sampled loss curve with the first non-finite loss in it (thinning may have dropped it)."""
+    points = list(run.loss_series.items)
+    first = run.first_bad_loss
+    if (
+        first is not None
+        and first.iteration is not None
+        and all(x != first.iteration for x, _ in points)
+    ):
+        points = sorted(points + [(first.iteration, first.value)], key=lambda p: p[0])
+    return points

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import Dict, List, Optional
 
-from caffe_nantools.diagnose.reading import Column, larger
+from caffe_nantools.diagnose.reading import Column, Run, larger
 from caffe_nantools.inject import CHECK_PREFIX
-
-if TYPE_CHECKING:
-    from caffe_nantools.diagnose import Diagnosis
 
 
 @dataclass
@@ -28,8 +25,9 @@ class Trace:
         return [str(c.iteration) if c.iteration is not None else "?" for c in self.columns]
 
 
-def trace_of(diagnosis: Diagnosis) -> Trace:
-    run = diagnosis.trace
+def trace_of(run: Optional[Run], first_bad: Optional[int] = None) -> Trace:
+    """The trace of a diagnosed ``run`` (its kept trace; None: none kept); ``first_bad``: the
+    iteration of the first non-finite value, where the diagnosis knows it."""
     if run is None:
         return Trace([], [], None)
     layers = [name for name in run.layers if not name.startswith(CHECK_PREFIX)]
@@ -42,7 +40,7 @@ def trace_of(diagnosis: Diagnosis) -> Trace:
         if block is run.suspect:
             # A check stops the iteration before its loss line: the block has no iteration of
             # its own, the first non-finite value tells it.
-            column.iteration = _failing_iteration(diagnosis, block.iteration)
+            column.iteration = _failing_iteration(run, block.iteration, first_bad)
             suspect = column
             if block.iteration is None:
                 by_iteration.pop(None, None)  # the same block, sampled for the heatmap
@@ -62,14 +60,14 @@ def trace_of(diagnosis: Diagnosis) -> Trace:
     return Trace(layers, drawn, failing)
 
 
-def _failing_iteration(diagnosis: Diagnosis, iteration: Optional[int]) -> Optional[int]:
+def _failing_iteration(
+    run: Run, iteration: Optional[int], first_bad: Optional[int]
+) -> Optional[int]:
     if iteration is not None:
         return iteration
-    first = diagnosis.first_nonfinite
-    if first is not None and first.iteration is not None:
-        return first.iteration
-    run = diagnosis.trace
-    shown = run.iterations[-1] if run is not None and run.iterations else None
+    if first_bad is not None:
+        return first_bad
+    shown = run.iterations[-1] if run.iterations else None
     return shown + 1 if shown is not None else None
 
 
