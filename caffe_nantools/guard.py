@@ -270,7 +270,7 @@ def _check_solver(solver) -> None:
 
 #: solver -> its guard, for step(). The guard holds that solver weakly (else neither would go):
 #: once the caller lets go of the solver, its guard and the net it keeps go too.
-_GUARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_GUARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def step(

@@ -152,9 +152,13 @@ def _tops_before(block: Block, first: Origin) -> List[Record]:
     for r in block.records:
         if r.line >= first.line:
             break
-        if r.pass_ == "forward" and r.kind == "top" and not is_bad(r.value):
-            if r.layer not in tops or r.value > tops[r.layer].value:
-                tops[r.layer] = r
+        if (
+            r.pass_ == "forward"
+            and r.kind == "top"
+            and not is_bad(r.value)
+            and (r.layer not in tops or r.value > tops[r.layer].value)
+        ):
+            tops[r.layer] = r
     return sorted(tops.values(), key=lambda r: r.line)
 
 

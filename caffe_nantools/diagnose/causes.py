@@ -62,11 +62,11 @@ class NetFacts:
     findings: List[LintFinding]
 
     @classmethod
-    def read(cls, path: str) -> "NetFacts":
+    def read(cls, path: str) -> NetFacts:
         return cls.of(Net.parse(read_text(path), path))
 
     @classmethod
-    def of(cls, net: Net) -> "NetFacts":
+    def of(cls, net: Net) -> NetFacts:
         layers = net.active_layers(NetState("TRAIN"))
         producers: Dict[str, str] = {}
         for layer in layers:
@@ -103,11 +103,11 @@ class SolverFacts:
     inline: bool = False
 
     @classmethod
-    def read(cls, path: str) -> "SolverFacts":
+    def read(cls, path: str) -> SolverFacts:
         return cls.of(parse(read_text(path), path))
 
     @classmethod
-    def of(cls, doc: Document) -> "SolverFacts":
+    def of(cls, doc: Document) -> SolverFacts:
         base = setting(doc, "base_lr")
         policy = setting(doc, "lr_policy")
         return cls(
@@ -267,17 +267,7 @@ def _judge_nonfinite(
         v.summary.insert(0, _unread_sentence(run.unread, "an earlier line, "))
         v.evidence.append(run.unread)
     if v.cause == Cause.EXPLODING_GRADIENTS:
-        first = updates.first_exploding() if updates is not None else None
-        if first is not None:
-            _tell_updates(v, first, updates)
-        v.advice += _exploding_advice(
-            blowup, solver, updates if first is not None else None, run, v.suggested
-        )
-        if run.first_clipping is not None:
-            v.summary.append(
-                f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
-                f"{run.first_clipping.line}) and they still blew up"
-            )
+        _tell_explosion(v, run, blowup, updates, solver)
     if loss is not None:
         v.evidence.append(loss)
     if run.first_bad_output is not None:
@@ -296,6 +286,27 @@ def _judge_nonfinite(
         v.advice.append(
             f"turn the trace on: `caffe-nantools inject {command}` (debug_info: true), run again "
             "and diagnose the new log"
+        )
+
+
+def _tell_explosion(
+    v: Verdict,
+    run: Run,
+    blowup: Optional[Blowup],
+    updates: Optional[Updates],
+    solver: Optional[SolverFacts],
+) -> None:
+    """What an explosion's verdict says of the updates, the rate to try and the clipping."""
+    first = updates.first_exploding() if updates is not None else None
+    if first is not None:
+        _tell_updates(v, first, updates)
+    v.advice += _exploding_advice(
+        blowup, solver, updates if first is not None else None, run, v.suggested
+    )
+    if run.first_clipping is not None:
+        v.summary.append(
+            f"clip_gradients scaled the gradients down {run.clipped} times (first at line "
+            f"{run.first_clipping.line}) and they still blew up"
         )
 
 

@@ -145,7 +145,7 @@ class Column:
     backward: Dict[str, float]
 
     @classmethod
-    def of(cls, block: Block) -> "Column":
+    def of(cls, block: Block) -> Column:
         forward: Dict[str, float] = {}
         backward: Dict[str, float] = {}
         for r in block.records:
@@ -430,6 +430,23 @@ class Reader:
         if self._pending_bytes > MAX_BLOCK_BYTES:
             self._close_block(None)
 
+    def _solver_note(self, marked: Marked, message: str) -> bool:
+        """A snapshot, the end of the training or a clipping, read from ``message``; whether
+        it was one of them."""
+        m = _SNAPSHOT.match(message)
+        if m:
+            self.snapshots.append((marked.line, m.group(1)))
+        elif message.startswith("Optimization Done"):
+            self.done = marked.line
+        elif _CLIPPING.match(message):
+            self._seen = True
+            self.run.clipped += 1
+            if self.run.first_clipping is None:
+                self.run.first_clipping = Evidence(marked.line, marked.shown)
+        else:
+            return False
+        return True
+
     def marked(self, marked: Marked) -> None:
         glog = parse_line(marked.text)
         if glog is None:
@@ -442,19 +459,7 @@ class Reader:
         if message.startswith("caffe-nantools "):
             self._check_line(marked, message)
             return
-        m = _SNAPSHOT.match(message)
-        if m:
-            self.snapshots.append((marked.line, m.group(1)))
-            return
-        if message.startswith("Optimization Done"):
-            self.done = marked.line
-            return
-        m = _CLIPPING.match(message)
-        if m:
-            self._seen = True
-            self.run.clipped += 1
-            if self.run.first_clipping is None:
-                self.run.first_clipping = Evidence(marked.line, marked.shown)
+        if self._solver_note(marked, message):
             return
         event = parse_event(message, marked.line)
         if event is None:

@@ -136,7 +136,7 @@ class Abort:
     fatal: str
     layer: Layer
     net: Net
-    scan: Optional["ScanReport"] = None
+    scan: Optional[ScanReport] = None
     log: Optional[str] = None
     state: NetState = TRAIN
 
@@ -169,7 +169,7 @@ class Abort:
         i = maker.tops.index(blob)
         return shapes[i] if i < len(shapes) else None
 
-    def source_findings(self) -> Tuple[Optional[str], List["Finding"], int]:
+    def source_findings(self) -> Tuple[Optional[str], List[Finding], int]:
         """(the layer's source as the scan names it, the scan's bad records of it, and how
         many records it holds)."""
         params = self.layer.source_params
@@ -196,8 +196,8 @@ class Reading:
 
     cause: Cause
     advice: List[str]
-    blame: List["Finding"] = field(default_factory=list)
-    listed: List["Finding"] = field(default_factory=list)
+    blame: List[Finding] = field(default_factory=list)
+    listed: List[Finding] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def read_abort(
     fatal: str,
     layer: Optional[Layer],
     net: Net,
-    scan: Optional["ScanReport"] = None,
+    scan: Optional[ScanReport] = None,
     log: Optional[str] = None,
 ) -> Optional[Tuple[Rule, Reading]]:
     """The first rule that reads this abort, with its reading (``log``: Caffe's, for the

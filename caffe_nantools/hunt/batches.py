@@ -73,7 +73,7 @@ def source_reader(
     return net, "TRAIN", None
 
 
-def scanned_records(bad: List["Finding"], first: Dict[str, str]) -> List[Dict[str, str]]:
+def scanned_records(bad: List[Finding], first: Dict[str, str]) -> List[Dict[str, str]]:
     """The bad records the scan found in ``first``'s source as ``{"source", "key", "index"}``,
     ``first`` first."""
     same = [f for f in bad if f.source == first["source"]]

@@ -22,16 +22,16 @@ if TYPE_CHECKING:
 
 
 def blame_breach(
-    verdict: "Verdict",
-    scan: Optional["ScanReport"],
-    training: "Training",
-    inputs: "Inputs",
+    verdict: Verdict,
+    scan: Optional[ScanReport],
+    training: Training,
+    inputs: Inputs,
     abort_text: str = "",
 ) -> None:
     """Make the verdict the source's breach where the breach explains the run: it stayed
     finite (Caffe reads past the scores without a word), it failed in the breached layer, or
     Caffe stopped on the breach's own CHECK (``abort_text``: the fatal line)."""
-    breaches: List["Breach"] = scan.breaches if scan is not None else []
+    breaches: List[Breach] = scan.breaches if scan is not None else []
     breach = next((b for b in breaches if _explains(b, verdict, training, abort_text)), None)
     if breach is None:
         return
@@ -62,7 +62,7 @@ def blame_breach(
     )
 
 
-def _explains(breach: "Breach", verdict: "Verdict", training: "Training", abort_text: str) -> bool:
+def _explains(breach: Breach, verdict: Verdict, training: Training, abort_text: str) -> bool:
     blamed = verdict.record["source"] if verdict.record is not None else None
     if verdict.cause == Cause.BAD_INPUT and blamed == breach.source:
         return True  # the failing batch held records of the breaching source

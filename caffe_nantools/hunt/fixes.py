@@ -78,8 +78,8 @@ class Fix:
 
 def find_fix(
     inputs: Inputs,
-    verdict: "Verdict",
-    diagnosis: Optional["Diagnosis"],
+    verdict: Verdict,
+    diagnosis: Optional[Diagnosis],
     *,
     iters: int,
     gpu: Optional[int],
@@ -153,7 +153,7 @@ def policy_fix(inputs: Inputs, iters: int) -> Dict[str, str]:
 
 
 def _lower_rate(
-    inputs: Inputs, diagnosis: Optional["Diagnosis"], *, iters: int, gpu: Optional[int], folder: str
+    inputs: Inputs, diagnosis: Optional[Diagnosis], *, iters: int, gpu: Optional[int], folder: str
 ) -> Fix:
     """A lower base_lr with clip_gradients: from the rate the trace calls for (else base_lr / 10),
     10x lower while the re-run still goes non-finite; the largest rate that stayed finite wins."""
@@ -178,7 +178,7 @@ def _lower_rate(
 
 
 def _clean_source(
-    inputs: Inputs, verdict: "Verdict", *, iters: int, gpu: Optional[int], folder: str
+    inputs: Inputs, verdict: Verdict, *, iters: int, gpu: Optional[int], folder: str
 ) -> Optional[Fix]:
     """The source without its bad records (``scan --write-clean`` into the workdir), the net's
     copy reading it."""
@@ -268,7 +268,7 @@ def _edits(inputs: Inputs, nets: Dict[str, Net]) -> dict:
 
 
 def _contract_fix(
-    inputs: Inputs, breach: "Breach", *, iters: int, gpu: Optional[int], folder: str
+    inputs: Inputs, breach: Breach, *, iters: int, gpu: Optional[int], folder: str
 ) -> Optional[Fix]:
     """A source's systematic breach of a loss's contract, fixed as a whole: the net's setting
     (ignore_label, num_output), else a relabelled or rescaled copy of the source; verified by
@@ -315,7 +315,7 @@ def _rescanned(fix: Fix, phase: str, layer: Optional[str]) -> Fix:
 
 def _setting_fix(
     inputs: Inputs,
-    verdict: "Verdict",
+    verdict: Verdict,
     fatal: str,
     log: Optional[str],
     *,
@@ -334,7 +334,7 @@ def _setting_fix(
 
 def _layer_fix(
     inputs: Inputs,
-    verdict: "Verdict",
+    verdict: Verdict,
     error: Optional[NonFiniteError],
     *,
     iters: int,
@@ -376,7 +376,7 @@ def _first_verified(
 
 
 def _python_fix(
-    inputs: Inputs, layer: Layer, verdict: "Verdict", *, iters: int, gpu: Optional[int], folder: str
+    inputs: Inputs, layer: Layer, verdict: Verdict, *, iters: int, gpu: Optional[int], folder: str
 ) -> Optional[Fix]:
     """A numeric-stability setting of the Python layer's param_str that is off, tried at a safe
     value; where none is, or none keeps the iterations finite, the patch to its code."""
@@ -392,7 +392,7 @@ def _python_fix(
     return _python_patch(layer, verdict)
 
 
-def _python_patch(layer: Layer, verdict: "Verdict") -> Optional[Fix]:
+def _python_patch(layer: Layer, verdict: Verdict) -> Optional[Fix]:
     """The lines of a Python layer that can go non-finite, as the patch to apply: the code is
     the user's, so hunt neither changes it nor calls the change verified."""
     patches = python_patches(layer, "backward" if verdict.pass_ == "backward" else "forward")

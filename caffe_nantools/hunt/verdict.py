@@ -57,13 +57,13 @@ class Verdict:
     iteration: Optional[int] = None
     phase: Optional[str] = None
     record: Optional[Dict[str, str]] = None
-    origin: Optional["Blame"] = None  # where the trouble began, by the trace (diagnose's origin)
+    origin: Optional[Blame] = None  # where the trouble began, by the trace (diagnose's origin)
     records: List[Dict[str, str]] = field(default_factory=list)
     evidence: List[str] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
     fix: Optional[dict] = None
     #: A source's systematic breach of a loss or metric layer's contract, for ``bad_input``.
-    breach: Optional["Breach"] = None
+    breach: Optional[Breach] = None
 
     def where(self) -> str:
         """Where it went wrong, in words: ``layer loss, pass forward, iteration 3``."""
@@ -96,12 +96,12 @@ class Verdict:
 
 def judge(
     net: Net,
-    training: "Training",
-    diagnosis: Optional["Diagnosis"],
-    scan: Optional["ScanReport"],
-    findings: List["LintFinding"],
+    training: Training,
+    diagnosis: Optional[Diagnosis],
+    scan: Optional[ScanReport],
+    findings: List[LintFinding],
     *,
-    ending: Optional["Ending"] = None,
+    ending: Optional[Ending] = None,
     test_nets: Sequence[Net] = (),
     rate_fails_at: Optional[int] = None,
     rate_grows: Optional[Tuple[str, str, str]] = None,
@@ -213,10 +213,10 @@ def _policy_grew(v: Verdict, trained: Trained, grows: Optional[Tuple[str, str, s
 
 
 def _judge_training_abort(
-    training: "Training",
-    diagnosis: Optional["Diagnosis"],
-    scan: Optional["ScanReport"],
-    ending: Optional["Ending"],
+    training: Training,
+    diagnosis: Optional[Diagnosis],
+    scan: Optional[ScanReport],
+    ending: Optional[Ending],
     nets: Sequence[Net],
 ) -> Verdict:
     """Caffe's abort: what its fatal line, or the signal, names first; ``bad_input`` where the
@@ -267,9 +267,9 @@ def _judge_training_abort(
 def _read_abort(
     v: Verdict,
     abort: Optional[dict],
-    ending: Optional["Ending"],
+    ending: Optional[Ending],
     nets: Sequence[Net],
-    scan: Optional["ScanReport"],
+    scan: Optional[ScanReport],
     log: Optional[str],
 ) -> None:
     """The layer Caffe stopped in, and what the rule for its fatal line makes of it: a net
@@ -299,13 +299,13 @@ def _read_abort(
     ]
 
 
-def empty_sources(scan: Optional["ScanReport"]) -> List[str]:
+def empty_sources(scan: Optional[ScanReport]) -> List[str]:
     """The sources the scan found without a record."""
     found = scan.findings if scan is not None else ()
     return list(dict.fromkeys(f.source for f in found if f.index < 0 and f.problem == "empty"))
 
 
-def bad_records(scan: Optional["ScanReport"]) -> List["Finding"]:
+def bad_records(scan: Optional[ScanReport]) -> List[Finding]:
     """The scan's findings about single records (not about a whole source), one per record."""
     seen, bad = set(), []
     for f in scan.findings if scan is not None else ():
@@ -326,14 +326,14 @@ def plural(n: int, what: str) -> str:
     return f"{n} {what}" + "s" * (n != 1)
 
 
-def _scan_evidence(bad: List["Finding"]) -> List[str]:
+def _scan_evidence(bad: List[Finding]) -> List[str]:
     lines = [f"scan: {f.source} record {f.key}: {f.detail}" for f in bad[:EVIDENCE_RECORDS]]
     if len(bad) > EVIDENCE_RECORDS:
         lines.append(f"scan: {len(bad) - EVIDENCE_RECORDS} more bad records")
     return lines
 
 
-def _with_diagnosis(v: Verdict, diagnosis: Optional["Diagnosis"]) -> Verdict:
+def _with_diagnosis(v: Verdict, diagnosis: Optional[Diagnosis]) -> Verdict:
     """The trace's summary and advice where they speak of the same failure."""
     if diagnosis is None or diagnosis.cause in (Cause.NONE, Cause.CAFFE_ABORT):
         return v
@@ -356,7 +356,7 @@ def _layer(nets: Sequence[Net], name: Optional[str], state: NetState = TRAIN) ->
     return next((l for n in nets for l in n.active_layers(state) if l.name == name), None)
 
 
-def _bad_test_output(test: "Valued", training: "Training", nets: Sequence[Net]) -> Verdict:
+def _bad_test_output(test: Valued, training: Training, nets: Sequence[Net]) -> Verdict:
     """A test pass's output went non-finite though every checked blob stayed finite: the layer
     that made it (a loss top is not checked) made it from finite inputs."""
     name = test.name.split(" = ")[0].strip()
@@ -378,7 +378,7 @@ def _bad_test_output(test: "Valued", training: "Training", nets: Sequence[Net]) 
     )
 
 
-def _rate_fails_later(at: int, training: "Training", findings: List["LintFinding"]) -> Verdict:
+def _rate_fails_later(at: int, training: Training, findings: List[LintFinding]) -> Verdict:
     """The rate goes non-finite past the iterations trained, as lint computes."""
     return Verdict(
         Cause.LR_POLICY,
@@ -410,7 +410,7 @@ def _backward_writer(net: Net, blob: str, after: Optional[str]) -> Optional[str]
     return reader.name if reader is not None else after
 
 
-def _lr_findings(findings: List["LintFinding"]) -> str:
+def _lr_findings(findings: List[LintFinding]) -> str:
     found = [
         f"{f.message} ({f.file}:{f.line})"
         for f in findings

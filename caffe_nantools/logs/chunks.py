@@ -97,7 +97,7 @@ class Displays:
         stop = int(self.breaks[k]) if k < len(self.breaks) else len(self.data)
         return self.data[begin:stop].rstrip(b"\r").decode("utf-8", "replace")
 
-    def pieces(self, first: int = 0, stop: Optional[int] = None) -> Iterator[Union[Span, "Marked"]]:
+    def pieces(self, first: int = 0, stop: Optional[int] = None) -> Iterator[Union[Span, Marked]]:
         """The Spans and Marked lines of lines ``first`` to ``stop`` (a loss or rate each, or
         the ends), as the reader hands them out one by one."""
         stop = len(self.kinds) if stop is None else stop

@@ -114,7 +114,7 @@ def _plain_value(value: np.ndarray, width: np.ndarray, loss: np.ndarray) -> np.n
     r = np.arange(n)
     first = np.clip(_VALUE - width, 0, _VALUE - 1)
     cls = _CLASS[value]
-    cls[_E_AT < first[:, None]] = _PAD
+    cls[first[:, None] > _E_AT] = _PAD
     ok = (cls != 0).all(1) & (cls[:, -1] == 1)
     second = np.minimum(first + 1, _VALUE - 1)
     lead, next_ = value[r, first], value[r, second]
@@ -126,7 +126,7 @@ def _plain_value(value: np.ndarray, width: np.ndarray, loss: np.ndarray) -> np.n
     ok &= ~((cls[:, 1:] == 4) & ~e[:, :-1] & (_E_AT[1:] > first[:, None])).any(1)
     has_e = e.any(1)
     at_e = np.argmax(e, 1)
-    ok &= ~(has_e & (dot & (_E_AT > at_e[:, None])).any(1))
+    ok &= ~(has_e & (dot & (at_e[:, None] < _E_AT)).any(1))
     # A positive exponent of one digit, or two starting with 0.
     sign = value[r, np.minimum(at_e + 1, _VALUE - 1)]
     digits = _VALUE - 1 - at_e - (cls[r, np.minimum(at_e + 1, _VALUE - 1)] == 4)

@@ -51,7 +51,7 @@ class CommandSolver:
     interval: int
 
     @classmethod
-    def of(cls, command: Sequence[str]) -> Optional["CommandSolver"]:
+    def of(cls, command: Sequence[str]) -> Optional[CommandSolver]:
         """The solver ``command`` names; None for another command, or a solver that cannot be
         read (Caffe reports that itself)."""
         path = flag(command, "solver") if is_caffe_train(command) else None

@@ -24,7 +24,7 @@ class Effects:
     stop_snapshots: bool = False
 
     @classmethod
-    def of(cls, command: Sequence[str], solver: Optional[CommandSolver] = None) -> "Effects":
+    def of(cls, command: Sequence[str], solver: Optional[CommandSolver] = None) -> Effects:
         """Caffe's defaults, changed by the flags of ``command``; for `caffe train`, whether its
         stop writes a snapshot, from the solver file it names (``solver``, read already, or read
         here). A command that is not `caffe train` gets the defaults (its own handling of the

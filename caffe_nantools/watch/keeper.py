@@ -11,6 +11,7 @@ signal from the user asked for, is never removed.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -209,7 +210,5 @@ def _settled(files: List[str], sizes: Dict[str, Tuple[float, int]], now: float) 
 
 def _remove(files: Files) -> None:
     for path in files:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass

@@ -49,7 +49,7 @@ class Monitor:
         stop_on_blowup: bool = False,
         snapshot: bool = True,
         timeout: float = 60.0,
-        keeper: Optional["Keeper"] = None,
+        keeper: Optional[Keeper] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.effects = effects

@@ -69,7 +69,7 @@ class Seen:
     abort: Optional[Abort] = None
 
     @classmethod
-    def of(cls, reader: Reader) -> "Seen":
+    def of(cls, reader: Reader) -> Seen:
         shown = [run.iterations[-1] for run in reader.runs if run.iterations]
         return cls(
             reader.recognised,
