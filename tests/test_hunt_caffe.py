@@ -217,7 +217,8 @@ def test_the_demo_hunts_the_planted_record(caffe, tmp_path, capsys):
 def test_hunt_reads_the_users_net_and_solver_once(caffe, here, monkeypatch):
     # Every stage (lint, scan, the checked training, the verdict, the records, the fix) takes
     # the facts hunt read at the start. The user's text is parsed again only to start a copy:
-    # each solver copy, the fix's tree, the checked net made from the text unchanged.
+    # each solver copy, the fix's tree, the checked net made from the text unchanged, the fix's
+    # diff of the user's solver.
     import builtins
 
     from caffe_nantools.prototxt import syntax
@@ -252,5 +253,6 @@ def test_hunt_reads_the_users_net_and_solver_once(caffe, here, monkeypatch):
     assert opened.count("net.prototxt") == 1 and opened.count("solver.prototxt") == 1
     copies = [p for p in opened if os.path.basename(p).startswith(".solver.prototxt.")]
     assert len(copies) == 3  # checked, fix, the fix on another seed
-    assert parsed.count("solver.prototxt") == 1 + len(copies)
+    # ... and once more for the fix's diff against the user's own solver.
+    assert parsed.count("solver.prototxt") == 1 + len(copies) + 1
     assert parsed.count("net.prototxt") == 1 + 1 + 1
