@@ -18,8 +18,7 @@ from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.files import check_writable, refuse_overlaps
 from caffe_nantools.logs.chunks import read_log
 from caffe_nantools.logs.opening import not_a_log
-from caffe_nantools.prototxt.net import Net
-from caffe_nantools.prototxt.syntax import Document
+from caffe_nantools.prototxt import Document, Net
 
 
 @dataclass
