@@ -17,8 +17,7 @@ from caffe_nantools.inject import CHECK_PREFIX
 from caffe_nantools.prototxt import Layer, Net, NetState
 
 if TYPE_CHECKING:
-    from caffe_nantools.diagnose import Blame, Diagnosis
-    from caffe_nantools.diagnose.reading import Valued
+    from caffe_nantools.diagnose import Blame, Diagnosis, Valued
     from caffe_nantools.hunt.ending import Ending
     from caffe_nantools.hunt.training import Training
     from caffe_nantools.lint import LintFinding
