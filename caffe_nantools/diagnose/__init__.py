@@ -33,8 +33,7 @@ from caffe_nantools.diagnose.reading import (
 from caffe_nantools.diagnose.trace import Block, is_bad
 from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.files import check_writable, refuse_overlaps
-from caffe_nantools.logs.chunks import read_log
-from caffe_nantools.logs.opening import not_a_log
+from caffe_nantools.logs import not_a_log, read_log
 from caffe_nantools.prototxt import Document, Net
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 from caffe_nantools.diagnose import Diagnosis, Reader, diagnose
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.logs.opening import NotALogError
+from caffe_nantools.logs import NotALogError
 from caffe_nantools.watch.command import CommandSolver
 
 

@@ -10,8 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, List, Optional, Set, Tuple
 
 from caffe_nantools.diagnose import Block, Reader, Run, Valued, find_blowup, is_saturated
-from caffe_nantools.logs.chunks import LogStream, Span
-from caffe_nantools.logs.sweep import Finding
+from caffe_nantools.logs import Finding, LogStream, Span
 from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.report import WatchEvent
 
