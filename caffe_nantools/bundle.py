@@ -25,8 +25,7 @@ import numpy as np
 from caffe_nantools.caffemodel import NotACaffemodel, Param, read_params
 from caffe_nantools.errors import NanToolsError, NonFiniteError
 from caffe_nantools.files import check_input, read_text, write_text
-from caffe_nantools.prototxt.fields import INT64, STRING
-from caffe_nantools.prototxt.net import Layer, Net, NetState
+from caffe_nantools.prototxt import INT64, STRING, Layer, Net, NetState
 
 MANIFEST = "manifest.json"
 #: Where hunt leaves the bundle in its workdir; older hunts left it beside the checked copies.

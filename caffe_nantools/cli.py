@@ -368,7 +368,7 @@ def _remove(args: argparse.Namespace) -> int:
 
 def add_scan(commands) -> None:
     # The allowed values come from the library, which checks them too.
-    from caffe_nantools.prototxt.net import PHASES
+    from caffe_nantools.prototxt import PHASES
     from caffe_nantools.scan.backends import backend_names
     from caffe_nantools.scan.scanner import MODES
 

@@ -17,13 +17,26 @@ from caffe_nantools import arguments, jsontext
 from caffe_nantools.checking import check_value, parse_param_str
 from caffe_nantools.errors import EXIT_OK, NanToolsError, literal
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
-from caffe_nantools.prototxt import Node, dump, parse
-from caffe_nantools.prototxt.syntax import Document, collector_paused
-from caffe_nantools.prototxt.net import NET_FILES, Layer, Net, Rule, inline_nets, rules_of_any
-from caffe_nantools.prototxt.edits import is_added, undo
-from caffe_nantools.prototxt.style import Style, indentation
-from caffe_nantools.prototxt.upgrade import upgrade_v1
-from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
+from caffe_nantools.prototxt import (
+    NET_FILES,
+    CaffeRejectsError,
+    Document,
+    Layer,
+    Net,
+    Node,
+    Rule,
+    Style,
+    collector_paused,
+    dump,
+    indentation,
+    inline_nets,
+    is_added,
+    parse,
+    rules_of_any,
+    undo,
+    upgrade_v1,
+    validate,
+)
 from caffe_nantools.solver_edits import SolverEdit, added_by_debug_info, enable_debug_info
 from caffe_nantools.templates import check_layer, escape
 

@@ -41,9 +41,7 @@ from caffe_nantools.bundle import (
 from caffe_nantools.children import end_with_parent, fatal_line, log_tail, python_env
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NonFiniteError
 from caffe_nantools.finite import finite_stats
-from caffe_nantools.prototxt import dump
-from caffe_nantools.prototxt.net import Net, NetState
-from caffe_nantools.prototxt.validate import validate
+from caffe_nantools.prototxt import Net, NetState, dump, validate
 from caffe_nantools.templates import escape
 
 __all__ = ["Abort", "ReplayError", "ReplayReport", "Row", "bundle_net", "replay"]

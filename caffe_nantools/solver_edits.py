@@ -11,11 +11,17 @@ from typing import Dict, List, Optional, Sequence
 
 from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import FileEdit
-from caffe_nantools.prototxt import dump, parse
-from caffe_nantools.prototxt.fields import INT32
-from caffe_nantools.prototxt.edits import add_field, added_line, change_value, following_sibling
-from caffe_nantools.prototxt.style import Style
-from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.prototxt import (
+    INT32,
+    Node,
+    Style,
+    add_field,
+    added_line,
+    change_value,
+    dump,
+    following_sibling,
+    parse,
+)
 from caffe_nantools.templates import escape
 
 #: Above this display interval, inject warns that the debug trace will be coarse.

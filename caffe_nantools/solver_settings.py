@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from caffe_nantools.prototxt.fields import FLOAT, Kind
-from caffe_nantools.prototxt.syntax import Document, Node
+from caffe_nantools.prototxt import FLOAT, Document, Kind, Node
 
 
 def setting(doc: Document, name: str) -> Optional[Node]:

@@ -1,8 +1,12 @@
 """The package's modules import one another without circles: every module-level import and
 every import for type checking only goes one way. (A result's ``write_html``/``write_markdown``
-imports the report package when called: the renderer sits above what it renders.)"""
+imports the report package when called: the renderer sits above what it renders.) And outside
+prototxt, diagnose and logs, modules import those packages from their fronts (``__init__``),
+never their inner modules."""
 
 import ast
+import importlib
+import inspect
 import os
 
 import caffe_nantools
@@ -81,3 +85,93 @@ def test_no_module_imports_itself_through_others():
 
 def test_the_finder_sees_a_circle_when_there_is_one():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+#: Packages whose neighbours import them only through the front (their ``__init__``); inside,
+#: modules import their siblings directly.
+FRONTED = ("caffe_nantools.prototxt", "caffe_nantools.diagnose", "caffe_nantools.logs")
+
+#: Reaches past a front that are known and meant to go: (importer, inner module).
+ALLOWED = {
+    # hunt reads the weights' norms with diagnose.trace's private pattern of debug_info's
+    # "All net params" line (one layout, one pattern). Making a private regex part of the front
+    # is not the fix: hunt should read the norms through the reading's public parse; that is a
+    # change to hunt's body, left until the work going on in hunt/ lands.
+    ("caffe_nantools.hunt.numerics", "caffe_nantools.diagnose.trace"),
+}
+
+
+def front_names(package):
+    """The names a fronted package's ``__init__`` gives that are not its modules."""
+    if package not in FRONTED:
+        return set()
+    front = importlib.import_module(package)
+    return {name for name in front.__all__ if not inspect.ismodule(getattr(front, name))}
+
+
+def reaches(source, importer, known):
+    """The inner modules of a fronted package that ``importer`` (whose text is ``source``)
+    imports, at any level (an import inside a function reaches in as well)."""
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # A name the front gives is not its module of the same name (prototxt's
+            # ``validate`` is the function).
+            given = front_names(node.module)
+            names = {node.module} | {
+                f"{node.module}.{a.name}" for a in node.names if a.name not in given
+            }
+        elif isinstance(node, ast.Import):
+            names = {a.name for a in node.names}
+        else:
+            continue
+        for package in FRONTED:
+            if importer == package or importer.startswith(package + "."):
+                continue
+            out.update(n for n in names & set(known) if n.startswith(package + "."))
+    return out
+
+
+def test_neighbours_import_prototxt_diagnose_and_logs_through_their_fronts():
+    known = modules()
+    found = set()
+    for name, path in known.items():
+        with open(path) as f:
+            found.update((name, inner) for inner in reaches(f.read(), name, known))
+    assert found - ALLOWED == set()
+    # An allowance whose import has gone is removed with it.
+    assert ALLOWED - found == set()
+
+
+def test_the_rule_sees_a_reach_past_a_front():
+    known = {
+        "caffe_nantools.prototxt": "",
+        "caffe_nantools.prototxt.net": "",
+        "caffe_nantools.prototxt.validate": "",
+        "caffe_nantools.diagnose.reading": "",
+        "caffe_nantools.logs.chunks": "",
+    }
+    source = (
+        "from caffe_nantools.prototxt import Net\n"
+        "from caffe_nantools.prototxt import net, validate\n"
+        "def later():\n"
+        "    import caffe_nantools.diagnose.reading\n"
+    )
+    assert reaches(source, "caffe_nantools.watch.monitor", known) == {
+        "caffe_nantools.prototxt.net",
+        "caffe_nantools.diagnose.reading",
+    }
+    # Inside its own package a module imports its siblings directly.
+    sibling = "from caffe_nantools.logs.chunks import Span\n"
+    assert reaches(sibling, "caffe_nantools.logs.sweep", known) == set()
+    assert reaches(sibling, "caffe_nantools.diagnose.trace", known) == {
+        "caffe_nantools.logs.chunks"
+    }
+
+
+def test_each_front_gives_every_name_it_lists():
+    for package in FRONTED:
+        front = importlib.import_module(package)
+        missing = [name for name in front.__all__ if not hasattr(front, name)]
+        assert missing == [], package
+        assert len(set(front.__all__)) == len(front.__all__), package

@@ -8,9 +8,7 @@ import os
 from typing import List
 
 from caffe_nantools.datum import parse_header
-from caffe_nantools.prototxt import parse
-from caffe_nantools.prototxt.fields import FLOAT, STRING
-from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt import FLOAT, STRING, Net, parse
 from caffe_nantools.solver_settings import setting
 
 

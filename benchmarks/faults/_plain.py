@@ -38,7 +38,7 @@ def plain_copy(solver, seed):
 
 
 def str_kind():
-    from caffe_nantools.prototxt.fields import STRING
+    from caffe_nantools.prototxt import STRING
 
     return STRING
 

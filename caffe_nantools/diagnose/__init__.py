@@ -1,5 +1,10 @@
 """``diagnose``: read a Caffe training log (and the net and solver) and name the cause of the
-first non-finite value, with the log lines that show it and what to change."""
+first non-finite value, with the log lines that show it and what to change.
+
+Besides ``diagnose`` and its ``Diagnosis``, this front gives what watch, hunt and the report
+take from the reading: ``Reader`` and its ``Run`` (read as the log is written), the evidence
+kinds, a run's sampled columns, a debug_info ``Block`` and ``is_bad``. The rest of the package
+imports them from here, not from the modules below (``tests/test_package_imports.py``)."""
 
 from __future__ import annotations
 
@@ -12,14 +17,24 @@ from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
 from caffe_nantools.diagnose.blame import Blame, find_blame
 from caffe_nantools.diagnose.causes import CAUSES, FirstNonfinite, NetFacts, SolverFacts, judge
-from caffe_nantools.diagnose.origin import Blowup, Origin, find_blowup, find_origin
-from caffe_nantools.diagnose.reading import Evidence, Reader, Run
+from caffe_nantools.diagnose.origin import GLOBAL_ORDERS, Blowup, Origin, find_blowup, find_origin
+from caffe_nantools.diagnose.reading import (
+    SATURATED_SOFTMAX_LOSS,
+    Abort,
+    Column,
+    Evidence,
+    Reader,
+    Run,
+    Sampled,
+    Valued,
+    is_saturated,
+    larger,
+)
+from caffe_nantools.diagnose.trace import Block, is_bad
 from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.files import check_writable, refuse_overlaps
-from caffe_nantools.logs.chunks import read_log
-from caffe_nantools.logs.opening import not_a_log
-from caffe_nantools.prototxt.net import Net
-from caffe_nantools.prototxt.syntax import Document
+from caffe_nantools.logs import not_a_log, read_log
+from caffe_nantools.prototxt import Document, Net
 
 
 @dataclass
@@ -251,4 +266,26 @@ def _other_run(index: int, run: Run, runs: int) -> str:
     return f"run {index + 1} of {runs} (from line {run.start}) {what}"
 
 
-__all__ = ["CAUSES", "Blame", "Diagnosis", "FirstNonfinite", "diagnose"]
+__all__ = [
+    "CAUSES",
+    "GLOBAL_ORDERS",
+    "SATURATED_SOFTMAX_LOSS",
+    "Abort",
+    "Blame",
+    "Block",
+    "Blowup",
+    "Column",
+    "Diagnosis",
+    "Evidence",
+    "FirstNonfinite",
+    "Origin",
+    "Reader",
+    "Run",
+    "Sampled",
+    "Valued",
+    "diagnose",
+    "find_blowup",
+    "is_bad",
+    "is_saturated",
+    "larger",
+]

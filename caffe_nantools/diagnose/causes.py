@@ -17,9 +17,7 @@ from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_nor
 from caffe_nantools.files import read_text
 from caffe_nantools.lint import LintFinding, lint_models
 from caffe_nantools.solver_settings import has_inline_net, number_of, setting, train_net_named
-from caffe_nantools.prototxt import parse
-from caffe_nantools.prototxt.net import Net, NetState
-from caffe_nantools.prototxt.syntax import Document
+from caffe_nantools.prototxt import Document, Net, NetState, parse
 
 #: The causes diagnose names.
 CAUSES = (

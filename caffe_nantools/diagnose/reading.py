@@ -22,11 +22,17 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tu
 import numpy as np
 
 from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
-from caffe_nantools.logs.chunks import Displays, Marked, Span
-from caffe_nantools.logs.glog import parse_line, parse_value
-from caffe_nantools.logs.plain import LOSS, RATE
-from caffe_nantools.logs.events import parse_event
-from caffe_nantools.logs.sweep import Finding
+from caffe_nantools.logs import (
+    LOSS,
+    RATE,
+    Displays,
+    Finding,
+    Marked,
+    Span,
+    parse_event,
+    parse_line,
+    parse_value,
+)
 
 #: Displayed iterations kept before the first non-finite one, to see a blow-up coming.
 WINDOW = 12

@@ -18,8 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional
 
-from caffe_nantools.logs.chunks import Span
-from caffe_nantools.logs.glog import parse_value
+from caffe_nantools.logs import Span, parse_value
 
 #: A finite mean |x| this large is as good as non-finite: a MAX Pooling window that lies past
 #: its input outputs -FLT_MAX (3.4e38), and the next layer turns that into inf.

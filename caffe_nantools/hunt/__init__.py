@@ -40,7 +40,7 @@ from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, plural, ju
 from caffe_nantools.hunt.workdir import check_workdir, claim_workdir
 from caffe_nantools.lint import LintReport, lint_models
 from caffe_nantools.lint.solver_rules import rate_grows, rate_overflows_at
-from caffe_nantools.prototxt.net import NetState
+from caffe_nantools.prototxt import NetState
 
 __all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
 

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tupl
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.inject import CHECK_PREFIX
-from caffe_nantools.prototxt import parse
-from caffe_nantools.prototxt.net import Layer, Net, NetState
-from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.prototxt import Layer, Net, NetState, Node, parse
 
 if TYPE_CHECKING:
     from caffe_nantools.scan import ScanReport

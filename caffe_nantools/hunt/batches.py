@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt import Net, NetState
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.net_sources import sources_from_net
 

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, List, Optional
 from caffe_nantools.cause import Cause
 from caffe_nantools.hunt.batches import scanned_records, source_reader
 from caffe_nantools.hunt.verdict import bad_records, plural
-from caffe_nantools.prototxt import parse
-from caffe_nantools.prototxt.net import Net
+from caffe_nantools.prototxt import Net, parse
 
 if TYPE_CHECKING:
     from caffe_nantools.hunt.inputs import Inputs

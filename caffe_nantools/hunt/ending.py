@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from caffe_nantools.inject import CHECK_PREFIX
-from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt import Net, NetState
 
 #: How far back from the end of the log the last layer line is looked for.
 TAIL_BYTES = 1 << 20

@@ -17,10 +17,8 @@ from caffe_nantools.hunt.python_params import stability_retries
 from caffe_nantools.hunt.batches import source_reader
 from caffe_nantools.hunt.training import train
 from caffe_nantools.hunt.verdict import plural
-from caffe_nantools.prototxt import dump
-from caffe_nantools.prototxt.fields import STRING
+from caffe_nantools.prototxt import STRING, Layer, Net, NetState, dump
 from caffe_nantools.lint.solver_rules import rate_grows
-from caffe_nantools.prototxt.net import Layer, Net, NetState
 from caffe_nantools.solver_edits import set_fields
 from caffe_nantools.solver_settings import value_of
 from caffe_nantools.templates import escape

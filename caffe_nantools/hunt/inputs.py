@@ -14,10 +14,7 @@ from caffe_nantools.files import read_text, writing
 from caffe_nantools.hunt.space import no_room
 from caffe_nantools.hunt.stores import private_sources, remove_copies
 from caffe_nantools.inject import CheckOptions, inject_text
-from caffe_nantools.prototxt import dump, parse
-from caffe_nantools.prototxt.fields import FLOAT, STRING
-from caffe_nantools.prototxt.net import Net
-from caffe_nantools.prototxt.syntax import Document, Node
+from caffe_nantools.prototxt import FLOAT, STRING, Document, Net, Node, dump, parse
 from caffe_nantools.solver_edits import set_fields
 from caffe_nantools.solver_settings import setting, value_of
 from caffe_nantools.templates import escape

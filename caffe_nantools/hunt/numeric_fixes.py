@@ -12,10 +12,18 @@ import importlib.util
 import os
 from typing import List, NamedTuple, Optional
 
-from caffe_nantools.prototxt import dump, parse
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, STRING
-from caffe_nantools.prototxt.net import Layer, Net, NetState
-from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.prototxt import (
+    BOOL,
+    FLOAT,
+    INT32,
+    STRING,
+    Layer,
+    Net,
+    NetState,
+    Node,
+    dump,
+    parse,
+)
 
 TRAIN = NetState("TRAIN")
 #: Shifts tried before a Log or a Power, smallest first: the least change that keeps the input

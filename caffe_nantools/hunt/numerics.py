@@ -16,10 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from caffe_nantools.diagnose.origin import GLOBAL_ORDERS
+from caffe_nantools.diagnose import GLOBAL_ORDERS
 from caffe_nantools.diagnose.trace import _NORMS as NORMS_LINE  # the one layout of that line
-from caffe_nantools.logs.glog import parse_value
-from caffe_nantools.logs.events import read_events
+from caffe_nantools.logs import parse_value, read_events
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,7 @@ import math
 import re
 from typing import List, NamedTuple, Optional, Sequence
 
-from caffe_nantools.prototxt import dump
-from caffe_nantools.prototxt.fields import STRING
-from caffe_nantools.prototxt.net import Net, NetState
+from caffe_nantools.prototxt import STRING, Net, NetState, dump
 from caffe_nantools.templates import escape
 
 #: Key words of a constant that keeps a denominator, a log or a root off 0; undefined at 0 or

@@ -9,8 +9,7 @@ import os
 import shutil
 from typing import Dict, Iterator, Union
 
-from caffe_nantools.prototxt.fields import STRING
-from caffe_nantools.prototxt.syntax import Document, Node
+from caffe_nantools.prototxt import STRING, Document, Node
 from caffe_nantools.scan.snapshot import private_copy
 from caffe_nantools.scan.net_sources import BACKENDS
 from caffe_nantools.templates import escape

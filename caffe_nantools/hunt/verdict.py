@@ -14,11 +14,10 @@ from caffe_nantools.hunt.ending import crash_place
 from caffe_nantools.hunt.batches import MAX_SCANNED
 from caffe_nantools.hunt.numerics import Trained, policy_advice, read_trained
 from caffe_nantools.inject import CHECK_PREFIX
-from caffe_nantools.prototxt.net import Layer, Net, NetState
+from caffe_nantools.prototxt import Layer, Net, NetState
 
 if TYPE_CHECKING:
-    from caffe_nantools.diagnose import Blame, Diagnosis
-    from caffe_nantools.diagnose.reading import Valued
+    from caffe_nantools.diagnose import Blame, Diagnosis, Valued
     from caffe_nantools.hunt.ending import Ending
     from caffe_nantools.hunt.training import Training
     from caffe_nantools.lint import LintFinding

@@ -10,9 +10,7 @@ from caffe_nantools.files import read_text
 from caffe_nantools.lint.findings import SEVERITIES, Findings, LintFinding
 from caffe_nantools.lint.net_rules import check_net
 from caffe_nantools.lint.solver_rules import check_solver
-from caffe_nantools.prototxt import parse
-from caffe_nantools.prototxt.net import Net
-from caffe_nantools.prototxt.syntax import Document
+from caffe_nantools.prototxt import Document, Net, parse
 
 
 #: SolverParameter's fields: a file with some of them and no layers is a solver.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
-from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.prototxt import Node
 
 SEVERITIES = ("error", "warning", "info")
 #: How many layers a grouped finding's message names; its ``layer`` field lists them all.

@@ -8,7 +8,7 @@ from typing import Dict, Optional
 from caffe_nantools.lint.findings import Findings
 from caffe_nantools.lint.modules import findable
 from caffe_nantools.lint.shapes import hw_pair, blob_sizes, empty_windows
-from caffe_nantools.prototxt.fields import (
+from caffe_nantools.prototxt import (
     BOOL,
     FLOAT,
     POSITIVE as AT_LEAST_1,
@@ -16,8 +16,10 @@ from caffe_nantools.prototxt.fields import (
     UINT32,
     Enum,
     Kind,
+    Layer,
+    Net,
+    NetState,
 )
-from caffe_nantools.prototxt.net import Layer, Net, NetState
 
 LEARNED = ("Convolution", "InnerProduct", "Deconvolution", "Embed")
 DATA = ("Data", "ImageData", "WindowData")

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from caffe_nantools.prototxt.fields import BOOL, INT64, POSITIVE, UINT32
-from caffe_nantools.prototxt.net import Layer, Net, NetState
-from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.prototxt import BOOL, INT64, POSITIVE, UINT32, Layer, Net, NetState, Node
 
 Size = Tuple[int, int]
 #: Layers whose top has the bottom's spatial size.

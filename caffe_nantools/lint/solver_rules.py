@@ -9,8 +9,7 @@ from typing import Optional, Tuple
 from numpy import errstate, finfo, float32, float64, format_float_positional, isfinite
 
 from caffe_nantools.lint.findings import Findings
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, INT64, STRING, Enum
-from caffe_nantools.prototxt.syntax import Document
+from caffe_nantools.prototxt import BOOL, FLOAT, INT32, INT64, STRING, Document, Enum
 from caffe_nantools.solver_settings import setting, value_of
 
 SOLVER_TYPES = Enum("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")

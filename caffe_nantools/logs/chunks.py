@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from caffe_nantools.logs import plain
+import caffe_nantools.logs.plain as plain
 from caffe_nantools.logs.glog import KNOWN, canonical
 from caffe_nantools.logs.opening import open_log
 from caffe_nantools.logs.plain import rows

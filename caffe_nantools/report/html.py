@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Callable, Iterable, List, Optional, Sequence
 
-from caffe_nantools.diagnose.reading import is_saturated
+from caffe_nantools.diagnose import is_saturated
 from caffe_nantools.report import plots
 from caffe_nantools.report.page import DIFF_WORDS, RUN_WORDS, Page, run_command
 from caffe_nantools.report.trace import trace_of

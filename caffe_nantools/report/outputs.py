@@ -13,9 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from caffe_nantools.diagnose.reading import Sampled
-from caffe_nantools.logs.events import read_events
-from caffe_nantools.logs.opening import open_log
+from caffe_nantools.diagnose import Sampled
+from caffe_nantools.logs import open_log, read_events
 
 #: Points kept of each output's curve.
 POINTS = 2000

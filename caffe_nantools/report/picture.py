@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from caffe_nantools.diagnose.reading import Run
+from caffe_nantools.diagnose import Run
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import FileError, writing
 from caffe_nantools.report import plots

@@ -15,8 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from caffe_nantools.diagnose.reading import SATURATED_SOFTMAX_LOSS, Column
-from caffe_nantools.diagnose.trace import is_bad
+from caffe_nantools.diagnose import SATURATED_SOFTMAX_LOSS, Column, is_bad
 from caffe_nantools.report.trace import Trace
 
 #: Past this many rows only every k-th layer is named on the axis.

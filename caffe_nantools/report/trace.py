@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from caffe_nantools.diagnose.reading import Column, Run, larger
+from caffe_nantools.diagnose import Column, Run, larger
 from caffe_nantools.inject import CHECK_PREFIX
 
 

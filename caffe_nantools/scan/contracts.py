@@ -16,8 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from caffe_nantools.prototxt.fields import FLOAT, UINT32
-from caffe_nantools.prototxt.net import Layer, Net, NetState
+from caffe_nantools.prototxt import FLOAT, UINT32, Layer, Net, NetState
 
 #: What a bottom must hold.
 CLASS = "class"  # a whole class index 0..K-1 per prediction, or the ignore_label

@@ -10,8 +10,19 @@ import numpy as np
 
 from caffe_nantools.datum import read_varint, wire_fields
 from caffe_nantools.files import read_text
-from caffe_nantools.prototxt.fields import BOOL, FLOAT, INT32, POSITIVE, STRING, UINT32, Enum
-from caffe_nantools.prototxt.net import SOURCE_PARAMS, Layer, Net, NetState
+from caffe_nantools.prototxt import (
+    BOOL,
+    FLOAT,
+    INT32,
+    POSITIVE,
+    SOURCE_PARAMS,
+    STRING,
+    UINT32,
+    Enum,
+    Layer,
+    Net,
+    NetState,
+)
 from caffe_nantools.scan.checks import Expect, shape_text
 from caffe_nantools.scan.contracts import bound_contracts
 from caffe_nantools.scan.imagelist import ImageOptions

@@ -22,9 +22,7 @@ import numpy as np
 from caffe_nantools.children import python_env
 from caffe_nantools.files import read_text
 from caffe_nantools.finite import counts_text
-from caffe_nantools.prototxt import dump, parse
-from caffe_nantools.prototxt.net import Net
-from caffe_nantools.prototxt.syntax import Node
+from caffe_nantools.prototxt import Net, Node, dump, parse
 from caffe_nantools.scan.backends import backend_of
 from caffe_nantools.scan.checks import Collector, contract_problems
 from caffe_nantools.scan.progress import Progress

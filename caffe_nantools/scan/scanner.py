@@ -16,7 +16,7 @@ from caffe_nantools import arguments
 from caffe_nantools.children import end_with_parent
 from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.files import check_input, check_writable, writing
-from caffe_nantools.prototxt.net import PHASES, Net
+from caffe_nantools.prototxt import PHASES, Net
 from caffe_nantools.scan.backends import backend_names, backend_of, scan_source
 from caffe_nantools.scan.checks import Collector
 from caffe_nantools.scan.judging import judge_contracts, mended_rows

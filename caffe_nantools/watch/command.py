@@ -9,8 +9,7 @@ from typing import Optional, Sequence
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.files import read_text
-from caffe_nantools.prototxt.fields import BOOL, INT32
-from caffe_nantools.prototxt.syntax import parse
+from caffe_nantools.prototxt import BOOL, INT32, parse
 from caffe_nantools.solver_settings import value_of
 
 

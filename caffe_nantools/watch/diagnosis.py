@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from caffe_nantools.diagnose import Diagnosis, diagnose
-from caffe_nantools.diagnose.reading import Reader
+from caffe_nantools.diagnose import Diagnosis, Reader, diagnose
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.logs.opening import NotALogError
+from caffe_nantools.logs import NotALogError
 from caffe_nantools.watch.command import CommandSolver
 
 

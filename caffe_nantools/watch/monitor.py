@@ -9,11 +9,8 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, List, Optional, Set, Tuple
 
-from caffe_nantools.diagnose.origin import find_blowup
-from caffe_nantools.diagnose.reading import Reader, Run, Valued, is_saturated
-from caffe_nantools.diagnose.trace import Block
-from caffe_nantools.logs.chunks import LogStream, Span
-from caffe_nantools.logs.sweep import Finding
+from caffe_nantools.diagnose import Block, Reader, Run, Valued, find_blowup, is_saturated
+from caffe_nantools.logs import Finding, LogStream, Span
 from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.report import WatchEvent
 

@@ -22,8 +22,7 @@ import sys
 import threading
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from caffe_nantools.logs.chunks import Lines
-from caffe_nantools.logs.sweep import sweep_chunk
+from caffe_nantools.logs import Lines, sweep_chunk
 from caffe_nantools.watch.monitor import Monitor
 from caffe_nantools.watch.report import WatchEvent
 

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from caffe_nantools import jsontext
-from caffe_nantools.diagnose import Diagnosis
-from caffe_nantools.diagnose.reading import Abort, Reader, Run
-from caffe_nantools.diagnose.trace import is_bad
+from caffe_nantools.diagnose import Abort, Diagnosis, Reader, Run, is_bad
 from caffe_nantools.errors import EXIT_ERROR, EXIT_FINDINGS
 from caffe_nantools.finite_snapshot import Finiteness
 
