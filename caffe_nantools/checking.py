@@ -34,6 +34,8 @@ class CheckConfig:
         name: label of the layer in messages and dump file names.
         blobs: names of the checked blobs, one per bottom (Caffe does not tell a Python layer
             its blob names); empty means ``bottom[0]``, ``bottom[1]``...
+        writer: the layer whose output the check follows (inject writes it), for the verdict;
+            None for a net input or a hand-written check.
         check: ``forward`` (bottom data), ``backward`` (top diff) or ``both``.
         on: ``raise`` a NonFiniteError, ``warn`` in the log and go on, or ``dump`` the blobs
             and a JSON report to ``dump_dir`` and then raise.
@@ -44,6 +46,7 @@ class CheckConfig:
 
     name: str = "CheckFiniteLayer"
     blobs: Tuple[str, ...] = ()
+    writer: Optional[str] = None
     check: str = "both"
     on: str = "raise"
     dump_dir: str = "nancheck-dump"
@@ -121,6 +124,7 @@ def _shown(value, limit: int = 40) -> str:
 _CONVERTERS: Dict[str, Callable] = {
     "name": _text,
     "blobs": _names,
+    "writer": _text,
     "check": _choice(PASSES),
     "on": _choice(ACTIONS),
     "dump_dir": _text,
@@ -290,6 +294,7 @@ class Checker:
             NonFiniteError(
                 layer=self.config.name,
                 blob=self.blob_names[i],
+                writer=self.config.writer,
                 pass_=pass_,
                 phase=self.phase,
                 iteration=self.iteration,

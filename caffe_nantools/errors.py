@@ -76,6 +76,8 @@ class NonFiniteError(NanToolsError, RuntimeError):
         layer: the check layer's label (``name`` in its param_str); for the guard, the net's
             layer that owns the blob.
         blob: name of the offending blob (the guard's: ``param 0``, ``top loss``).
+        writer: for a check, the layer whose output it follows (``writer`` in its param_str);
+            None for a check at a net input, one without that key, and the guard.
         pass_: ``"forward"`` (blob data), ``"backward"`` (blob diff) or ``"update"`` (a param's
             data after the solver's update).
         phase: ``"TRAIN"`` or ``"TEST"``.
@@ -97,12 +99,14 @@ class NonFiniteError(NanToolsError, RuntimeError):
         phase: str,
         iteration: int,
         stats: FiniteStats,
+        writer: Optional[str] = None,
         max_abs: Optional[float] = None,
         lr: Optional[float] = None,
         by: str = "check",
     ) -> None:
         self.layer = layer
         self.blob = blob
+        self.writer = writer
         self.pass_ = pass_
         self.phase = phase
         self.iteration = iteration
@@ -124,6 +128,7 @@ class NonFiniteError(NanToolsError, RuntimeError):
         return {
             "layer": self.layer,
             "blob": self.blob,
+            "writer": self.writer,
             "pass": self.pass_,
             "phase": self.phase,
             "iteration": self.iteration,
@@ -145,6 +150,7 @@ class NonFiniteError(NanToolsError, RuntimeError):
         return cls(
             layer=record["layer"],
             blob=record["blob"],
+            writer=record.get("writer"),  # missing in the records of older versions
             pass_=record["pass"],
             phase=record["phase"],
             iteration=record["iteration"],

@@ -43,6 +43,15 @@ from caffe_nantools.templates import check_layer, escape
 CHECK_PREFIX = "nancheck/"
 
 
+def check_place(label: str) -> Tuple[str, Optional[str]]:
+    """(blob, layer the check follows) from a check layer's name, ``nancheck/BLOB@LAYER``
+    (``nancheck/BLOB``: no layer). Caffe's log lines name a layer and nothing more, so they are
+    read this way; a NonFiniteError carries both as fields (``blob``, ``writer``)."""
+    name = label[len(CHECK_PREFIX) :] if label.startswith(CHECK_PREFIX) else label
+    blob, _, after = name.rpartition("@")
+    return (blob, after) if blob else (name, None)
+
+
 class InjectError(NanToolsError):
     """A net that inject cannot edit as asked; the message says why and what to do."""
 
@@ -61,10 +70,11 @@ class CheckOptions:
             if getattr(self, key) is not None:
                 check_value(key, getattr(self, key))
 
-    def param_str(self, name: str, blob: str) -> str:
+    def param_str(self, name: str, blob: str, writer: Optional[str] = None) -> str:
         pairs = {
             "name": name,
             "blobs": blob,
+            "writer": writer,
             "on": self.on,
             "max_abs": self.max_abs,
             "every": self.every,
@@ -406,7 +416,9 @@ def _insert_checks(
         snippet = check_layer(
             name=check.name,
             blob=check.blob,
-            param_str=options.param_str(check.name, check.blob),
+            param_str=options.param_str(
+                check.name, check.blob, check.after.name if check.after is not None else None
+            ),
             rules=check.rules,
         )
         blocks.append(style.block(snippet, _layer_indentation(net, anchor, style)))

@@ -86,18 +86,7 @@ class Row:
         return bool(self.nan or self.posinf or self.neginf or self.huge)
 
     def to_dict(self) -> dict:
-        return {
-            "what": self.what,
-            "name": self.name,
-            "count": self.count,
-            "nan": self.nan,
-            "posinf": self.posinf,
-            "neginf": self.neginf,
-            "huge": self.huge,
-            "min": self.min,
-            "max": self.max,
-            "mean_abs": self.mean_abs,
-        }
+        return jsontext.fields_dict(self)
 
 
 #: As hunt's checks: a finite value this large is an overflow to FLT_MAX (an empty MAX pooling
@@ -151,7 +140,7 @@ class Abort:
         return f"{place} failed: {self.why}"
 
     def to_dict(self) -> dict:
-        return {"stage": self.stage, "layer": self.layer, "where": self.where, "why": self.why}
+        return jsontext.fields_dict(self)
 
 
 @dataclass

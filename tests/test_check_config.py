@@ -45,7 +45,7 @@ def test_json_object():
     [
         (
             "nmae=x",
-            "unknown key 'nmae' (allowed keys: blobs, check, dump_dir, every, max_abs, name, on)",
+            "unknown key 'nmae' (allowed keys: blobs, check, dump_dir, every, max_abs, name, on, writer)",
         ),
         ('{"colour": 1}', "unknown key 'colour'"),
         (

@@ -58,6 +58,23 @@ def test_error_names_layer_blob_pass_phase_iteration_counts_and_samples():
     )
 
 
+@pytest.mark.parametrize(
+    "param_str, writer",
+    [
+        ("name=nancheck/x@relu2 blobs=x writer=conv@2", "conv@2"),  # the key, not the name
+        ('{"name": "mine", "blobs": ["x"], "writer": "a b"}', "a b"),
+        ("name=nancheck/x@relu2 blobs=x", None),  # a check of an older inject: no key
+    ],
+)
+def test_the_error_carries_the_writer_the_param_str_names(param_str, writer):
+    checker, _ = make(param_str)
+    checker.start_forward()
+    with pytest.raises(NonFiniteError) as info:
+        checker.check("backward", [batch(bad=[2])])
+    assert (info.value.blob, info.value.writer) == ("x", writer)
+    assert info.value.to_dict()["writer"] == writer
+
+
 def test_raise_writes_the_message_to_the_log_first_in_glog_format():
     checker, log = make("name=c")
     checker.start_forward()

@@ -93,6 +93,34 @@ def test_a_forward_failure_is_the_layer_the_check_follows(label, layer):
 
 
 @pytest.mark.parametrize(
+    "label, writer, pass_, layer",
+    [
+        ("checked-here", "relu1", "forward", "relu1"),  # a label that names no place
+        ("nancheck/conv1@drop1", "relu1", "forward", "relu1"),  # the field, not the label
+        ("nancheck/x@y@z", "conv1", "backward", "relu1"),
+        ("w", "drop1", "backward", "ip1"),
+    ],
+)
+def test_the_verdict_places_a_check_by_its_blob_and_writer_not_its_label(
+    label, writer, pass_, layer
+):
+    error = non_finite(label, "conv1", pass_, [1], iteration=2, writer=writer)
+    error = through_the_child(error)
+    assert error.writer == writer
+    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 2), None, None, [])
+    assert (verdict.layer, verdict.pass_) == (layer, pass_)
+
+
+def test_a_record_of_an_older_version_has_no_writer_and_is_placed_by_its_label():
+    record = non_finite("nancheck/conv1@relu1", "conv1", "forward", [3]).to_dict()
+    del record["writer"]
+    error = NonFiniteError.from_dict(json.loads(json.dumps(record, default=str)))
+    assert error.writer is None
+    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 2), None, None, [])
+    assert verdict.layer == "relu1"
+
+
+@pytest.mark.parametrize(
     "label, layer",
     [
         ("nancheck/conv1@conv1", "relu1"),  # the next in-place modifier
@@ -221,12 +249,15 @@ def test_every_leveldb_a_net_reads_is_a_private_copy_one_a_store(here):
     assert made == {} and not [n for n in os.listdir(here) if "leveldb" in n]
 
 
-def non_finite(layer, blob, pass_, samples, *, iteration=2, by="check", lr=None, max_abs=None):
+def non_finite(
+    layer, blob, pass_, samples, *, iteration=2, by="check", lr=None, max_abs=None, writer=None
+):
     x = np.ones((8, 3), np.float32)
     x[list(samples), 1] = np.nan
     return NonFiniteError(
         layer=layer,
         blob=blob,
+        writer=writer,
         pass_=pass_,
         phase="TRAIN",
         iteration=iteration,
@@ -299,7 +330,16 @@ def test_a_guard_error_at_a_non_finite_rate_is_the_lr_policy(layer, iteration):
 def test_where_the_trace_says_it_began_is_the_verdicts_origin_with_the_same_json():
     began = Blame("conv1", "forward", 2, "values grew 7 orders of magnitude")
     diagnosis = Diagnosis(
-        "train.log", Cause.LAYER_NUMERICS, None, [], [], ["a story"], True, 1, 1, began=began
+        log="train.log",
+        cause=Cause.LAYER_NUMERICS,
+        first_nonfinite=None,
+        evidence=[],
+        advice=[],
+        summary=["a story"],
+        debug_info=True,
+        run=1,
+        runs=1,
+        began=began,
     )
     error = non_finite("nancheck/ip1@ip1", "ip1", "forward", [4], iteration=2)
     verdict = judge(Net.parse(PHASED_NET), failed_training(error, 2), diagnosis, None, [])

@@ -148,7 +148,7 @@ def test_inserted_layers_follow_indentation_quotes_and_line_breaks():
         "\r\nlayer {  # added by caffe-nantools inject; `caffe-nantools remove` takes it out\r\n"
         "\tname: 'nancheck/a'\r\n\ttype: 'Python'\r\n\tbottom: 'a'\r\n\ttop: 'a'\r\n"
         "\tpython_param {\r\n\t\tmodule: 'caffe_nantools.layers'\r\n\t\tlayer: 'CheckFiniteLayer'\r\n"
-        "\t\tparam_str: 'name=nancheck/a blobs=a'\r\n\t}\r\n}\r\n"
+        "\t\tparam_str: 'name=nancheck/a blobs=a writer=a'\r\n\t}\r\n}\r\n"
     )
     assert remove_text(result.text)[0] == text
 
@@ -164,7 +164,10 @@ def test_trailing_comments_stay_on_their_line():
 
 def test_check_options_go_into_param_str():
     result = inject_text(NET, blobs=["ip1"], options=CheckOptions(on="warn", max_abs=1e6, every=10))
-    assert 'param_str: "name=nancheck/ip1 blobs=ip1 on=warn max_abs=1e+06 every=10"' in result.text
+    assert (
+        'param_str: "name=nancheck/ip1 blobs=ip1 writer=ip1 on=warn max_abs=1e+06 every=10"'
+        in result.text
+    )
 
 
 def test_odd_blob_names_use_json_param_str():
@@ -403,6 +406,7 @@ def test_blob_names_that_need_escapes_read_back_as_written(name, each):
             assert layer.name.startswith(f"nancheck/{name}")
             config = parse_param_str(layer.node.find("python_param").get("param_str"))
             assert config.blobs == (name,) and config.name == layer.name
+            assert config.writer == (layer.name.rpartition("@")[2] if each else "act")
             assert all(rule.stages in ((), (stage,)) for rule in layer.include)
     assert remove_text(result.text)[0] == odd_name_net(name, stage)
 
@@ -715,3 +719,23 @@ def test_inject_and_remove_return_reports_like_the_other_commands(tmp_path):
     assert undone.return_code == 0 and undone.format().startswith(f"{net}: ")
     assert json.loads(undone.to_json())["files"][0]["path"] == str(net)
     assert net.read_text() == (tmp_path / "net.prototxt.orig").read_text()
+
+
+@pytest.mark.parametrize("each", [False, True])
+def test_the_param_str_names_the_checked_blob_and_its_writer_even_where_the_label_cannot(each):
+    from caffe_nantools.checking import parse_param_str
+
+    # "nancheck/a@b@c@d" could be blob a@b after c@d or blob a after b@c@d: the keys say which.
+    text = (
+        'layer { name: "c@d" type: "Input" top: "a@b" input_param { shape { dim: 2 } } }\n'
+        'layer { name: "e@f" type: "ReLU" bottom: "a@b" top: "a@b" }\n'
+        'layer { name: "g" type: "TanH" bottom: "a@b" top: "y" }\n'
+    )
+    checked = Net.parse(inject_text(text, blobs=["a@b"], each=each).text)
+    configs = [
+        parse_param_str(l.node.find("python_param").get("param_str"))
+        for l in checked.layers
+        if l.type == "Python"
+    ]
+    places = [(c.blobs, c.writer) for c in configs]
+    assert places == ([(("a@b",), "c@d"), (("a@b",), "e@f")] if each else [(("a@b",), "e@f")])

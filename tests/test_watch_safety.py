@@ -249,19 +249,18 @@ def stopped_result(periodic, iterations, stopped="nonfinite", received=()):
         for k, i in enumerate(iterations)
     ]
     return WatchResult(
-        ["caffe", "train", "-solver", "solver.prototxt"],
-        "w.log",
-        0,
-        stopped,
-        stopped is not None,
-        list(received),
-        Seen(True, 12, 11),
-        snapshots,
-        snapshots,
-        None,
-        None,
-        [],
-        periodic,
+        command=["caffe", "train", "-solver", "solver.prototxt"],
+        log="w.log",
+        returncode=0,
+        stopped=stopped,
+        went_bad=stopped is not None,
+        received=list(received),
+        seen=Seen(True, 12, 11),
+        snapshots=snapshots,
+        requested=snapshots,
+        last_good=None,
+        diagnosis=None,
+        periodic=periodic,
     )
 
 

@@ -212,21 +212,21 @@ def diagnose(
         _other_run(k, other, len(runs)) for k, other in enumerate(runs) if k != chosen
     ]
     diagnosis = Diagnosis(
-        log,
-        verdict.cause,
-        verdict.first,
-        verdict.evidence,
-        verdict.advice,
-        verdict.summary,
-        run.has_debug,
-        chosen + 1,
-        len(runs),
-        origin,
-        blowup,
-        run,
-        verdict.origin,
-        verdict.warnings,
-        verdict.suggested,
+        log=log,
+        cause=verdict.cause,
+        first_nonfinite=verdict.first,
+        evidence=verdict.evidence,
+        advice=verdict.advice,
+        summary=verdict.summary,
+        debug_info=run.has_debug,
+        run=chosen + 1,
+        runs=len(runs),
+        origin=origin,
+        blowup=blowup,
+        trace=run,
+        began=verdict.origin,
+        warnings=verdict.warnings,
+        suggested=verdict.suggested,
     )
     if plot is not None:
         from caffe_nantools.report.picture import plot_run

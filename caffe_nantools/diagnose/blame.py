@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 from caffe_nantools.diagnose.origin import Origin
 from caffe_nantools.diagnose.trace import Block, Record, is_bad
+from caffe_nantools.jsontext import fields_dict
 
 #: Layer types that only move or drop values: their output is bad only if their input was.
 PASS_THROUGH = ("ReLU", "Split", "Concat", "Dropout", "Flatten", "Reshape", "Slice")
@@ -37,12 +38,7 @@ class Blame:
     no_statistics: bool = False
 
     def to_dict(self) -> dict:
-        return {
-            "layer": self.layer,
-            "pass": self.pass_,
-            "iteration": self.iteration,
-            "why": self.why,
-        }
+        return fields_dict(self, keys={"pass_": "pass"}, leave_out={"no_statistics"})
 
 
 def layer_type(layer: str, types: Optional[Dict[str, str]]) -> Optional[str]:

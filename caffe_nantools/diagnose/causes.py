@@ -15,6 +15,7 @@ from caffe_nantools.diagnose.reading import Evidence, Run, Valued, is_saturated
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.files import read_text
+from caffe_nantools.jsontext import fields_dict
 from caffe_nantools.lint import LintFinding, lint_models
 from caffe_nantools.solver_settings import has_inline_net, number_of, setting, train_net_named
 from caffe_nantools.prototxt import Document, Net, NetState, parse
@@ -143,13 +144,7 @@ class FirstNonfinite:
     line: Optional[int]
 
     def to_dict(self) -> dict:
-        return {
-            "iteration": self.iteration,
-            "pass": self.pass_,
-            "layer": self.layer,
-            "blob": self.blob,
-            "line": self.line,
-        }
+        return fields_dict(self, keys={"pass_": "pass"})
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools.cause import Cause
-from caffe_nantools.inject import CHECK_PREFIX
+from caffe_nantools.inject import CHECK_PREFIX, check_place
 from caffe_nantools.prototxt import Layer, Net, NetState, Node, parse
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _position(layers: List[Layer], last: Optional[Tuple[str, str]]) -> Optional[
     _, name = last
     half = 0.0
     if name.startswith(CHECK_PREFIX):
-        name, half = name.rpartition("@")[2], 0.5
+        name, half = check_place(name)[1], 0.5
     names = [l.name for l in layers]
     return names.index(name) + half if name in names else None
 

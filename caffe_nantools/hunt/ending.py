@@ -11,7 +11,7 @@ import signal
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from caffe_nantools.inject import CHECK_PREFIX
+from caffe_nantools.inject import CHECK_PREFIX, check_place
 from caffe_nantools.prototxt import Net, NetState
 
 #: How far back from the end of the log the last layer line is looked for.
@@ -99,7 +99,10 @@ def crash_place(ending: Ending, net: Net) -> Optional[str]:
     pass_, name = ending.last_layer
     if pass_ == "setup":
         return f"while Caffe set up layer {name} (the log's last line names it)"
-    after = name[len(CHECK_PREFIX) :].rpartition("@")[2] if name.startswith(CHECK_PREFIX) else name
+    after = name
+    if name.startswith(CHECK_PREFIX):
+        blob, writer = check_place(name)
+        after = writer or blob
     layers = [l.name for l in net.active_layers(NetState("TRAIN"))]
     where = (
         f"the last check line in the log is {name} ({pass_})"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.jsontext import fields_dict
 
 #: How a stage ended: nothing wrong found; something found (the verdict reads it); not run, as
 #: asked or as the cause calls for; could not run (its error is the summary); a fix that did
@@ -33,13 +34,9 @@ class Stage:
     detail: Any = None
 
     def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "summary": self.summary,
-            "seconds": round(self.seconds, 3) if self.seconds is not None else None,
-            "detail": self.detail,
-        }
+        return fields_dict(
+            self, convert={"seconds": lambda s: round(s, 3) if s is not None else None}
+        )
 
     def format(self) -> str:
         """``lint............ok       0 errors, 0 warnings, 1 notes (0.0 s)``."""

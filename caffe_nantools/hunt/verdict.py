@@ -13,11 +13,13 @@ from caffe_nantools.hunt.abort_rules import abort_layer, read_abort
 from caffe_nantools.hunt.ending import crash_place
 from caffe_nantools.hunt.batches import MAX_SCANNED
 from caffe_nantools.hunt.numerics import Trained, policy_advice, read_trained
-from caffe_nantools.inject import CHECK_PREFIX
+from caffe_nantools.inject import check_place
+from caffe_nantools.jsontext import fields_dict
 from caffe_nantools.prototxt import Layer, Net, NetState
 
 if TYPE_CHECKING:
     from caffe_nantools.diagnose import Blame, Diagnosis, Valued
+    from caffe_nantools.errors import NonFiniteError
     from caffe_nantools.hunt.ending import Ending
     from caffe_nantools.hunt.training import Training
     from caffe_nantools.lint import LintFinding
@@ -55,8 +57,8 @@ class Verdict:
     pass_: Optional[str] = None
     iteration: Optional[int] = None
     phase: Optional[str] = None
-    record: Optional[Dict[str, str]] = None
     origin: Optional[Blame] = None  # where the trouble began, by the trace (diagnose's origin)
+    record: Optional[Dict[str, str]] = None
     records: List[Dict[str, str]] = field(default_factory=list)
     evidence: List[str] = field(default_factory=list)
     advice: List[str] = field(default_factory=list)
@@ -76,21 +78,7 @@ class Verdict:
         return ", ".join(f"{name} {value}" for name, value in places if value is not None)
 
     def to_dict(self) -> dict:
-        return {
-            "cause": self.cause,
-            "layer": self.layer,
-            "blob": self.blob,
-            "pass": self.pass_,
-            "iteration": self.iteration,
-            "phase": self.phase,
-            "origin": self.origin.to_dict() if self.origin is not None else None,
-            "record": self.record,
-            "records": self.records,
-            "evidence": self.evidence,
-            "advice": self.advice,
-            "fix": self.fix,
-            "breach": self.breach.to_dict() if self.breach is not None else None,
-        }
+        return fields_dict(self, keys={"pass_": "pass"})
 
 
 def judge(
@@ -156,7 +144,7 @@ def judge(
             v.cause = Cause.EXPLODING_GRADIENTS
         _policy_grew(v, trained, rate_grows)
         return _with_diagnosis(v, diagnosis)
-    checked_blob, after = _check_place(error.layer)
+    checked_blob, after = _check_place(error)
     if error.pass_ == "forward":
         v.layer = after
         tested = error.phase == "TEST"
@@ -344,11 +332,13 @@ def _with_diagnosis(v: Verdict, diagnosis: Optional[Diagnosis]) -> Verdict:
     return v
 
 
-def _check_place(label: str):
-    """(blob, layer after which the check sits) from a check's label ``nancheck/blob@layer``."""
-    name = label[len(CHECK_PREFIX) :] if label.startswith(CHECK_PREFIX) else label
-    blob, _, after = name.rpartition("@")
-    return (blob, after) if blob else (name, None)
+def _check_place(error: NonFiniteError) -> Tuple[str, Optional[str]]:
+    """(blob, layer after which the check sits) of a check's error."""
+    if error.writer is not None:
+        return error.blob, error.writer
+    # A check at a net input, or one injected by an older version (no writer in its
+    # param_str, none in its record): only its name says where it sits.
+    return check_place(error.layer)
 
 
 def _layer(nets: Sequence[Net], name: Optional[str], state: NetState = TRAIN) -> Optional[Layer]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from caffe_nantools.diagnose import Column, Run, larger
-from caffe_nantools.inject import CHECK_PREFIX
+from caffe_nantools.inject import CHECK_PREFIX, check_place
 
 
 @dataclass
@@ -81,7 +81,7 @@ def _fold(values: Dict[str, float], layers: set) -> Dict[str, float]:
     out: Dict[str, float] = {}
     for name, value in values.items():
         if name.startswith(CHECK_PREFIX):
-            blob, _, writer = name[len(CHECK_PREFIX) :].partition("@")
+            blob, writer = check_place(name)
             name = writer if writer in layers else blob
         if name in layers:
             out[name] = larger(out.get(name), value)

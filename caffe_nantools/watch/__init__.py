@@ -145,22 +145,22 @@ def watch(
         for s in requested:
             finiteness(s)
     return WatchResult(
-        command,
-        path,
-        returncode,
-        monitor.stop_reason,
-        monitor.went_bad,
-        monitor.received,
-        Seen.of(reader),
-        named,
-        requested,
-        last_good(named, bad_run, finiteness) if bad_run is not None else None,
-        diagnosis_of(path, solver, reader),
-        events,
-        solver.interval if solver is not None else None,
-        checked,
-        list(keeper.kept) if keeper is not None else [],
-        not_kept,
+        command=command,
+        log=path,
+        returncode=returncode,
+        stopped=monitor.stop_reason,
+        went_bad=monitor.went_bad,
+        received=monitor.received,
+        seen=Seen.of(reader),
+        snapshots=named,
+        requested=requested,
+        last_good=last_good(named, bad_run, finiteness) if bad_run is not None else None,
+        diagnosis=diagnosis_of(path, solver, reader),
+        events=events,
+        periodic=solver.interval if solver is not None else None,
+        checked=checked,
+        kept=list(keeper.kept) if keeper is not None else [],
+        not_kept=not_kept,
     )
 
 
