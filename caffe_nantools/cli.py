@@ -206,6 +206,12 @@ def add_hunt(commands) -> None:
         "--no-scan", dest="scan", action="store_false", help="do not scan the data sources first"
     )
     hunt.add("--no-verify", dest="verify", action="store_false", help="do not try the fix")
+    hunt.add(
+        "--snapshot",
+        metavar="FILE.solverstate",
+        help="start from this snapshot, as caffe train -snapshot does (the data layers advanced "
+        "to the batches the run read there); --iters counts from it",
+    )
     _json(hunt)
     _report(hunt)
 
@@ -222,6 +228,7 @@ def _hunt(args: argparse.Namespace) -> int:
         scan=args.scan,
         verify=args.verify,
         progress=sys.stderr.isatty(),
+        snapshot=args.snapshot,
     )
     if args.report:
         _replay_failing(report, args.gpu)

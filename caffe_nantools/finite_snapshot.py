@@ -3,10 +3,8 @@ solver state (``.solverstate``: the momentum and the other history blobs an upda
 read from their protobuf wire bytes (or HDF5, with h5py), without pycaffe. A snapshot whose
 values are all finite is one a run can resume from.
 
-SolverState's fields (caffe.proto): iter=1, learned_net=2 (the .caffemodel it goes with),
-history=3 (BlobProto), current_step=4. Caffe names a snapshot's file in its log before it
-writes it; protobuf writes fields in number order and Caffe always sets current_step, so a
-solver state is written to its end once its current_step field is there.
+Caffe names a snapshot's file in its log before it writes it: a solver state is checked once
+it is written to its end (:mod:`caffe_nantools.solverstate`).
 """
 
 from __future__ import annotations
@@ -19,15 +17,14 @@ import numpy as np
 
 from caffe_nantools import arguments
 from caffe_nantools.caffemodel import read_blob, read_params
-from caffe_nantools.datum import NotADatum, signed32, wire_fields
+from caffe_nantools.datum import NotADatum, wire_fields
 from caffe_nantools.finite import finite_stats, is_finite
+from caffe_nantools.solverstate import HISTORY, header_of
 
 __all__ = ["Finiteness", "check_snapshot", "keep_every"]
 
 #: ``keep_good``'s default: a snapshot kept every 30 minutes of training.
 KEEP_GOOD = 1800.0
-
-_ITER, _HISTORY, _CURRENT_STEP = 1, 3, 4
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,8 @@ def check_snapshot(files: Sequence[str]) -> Finiteness:
                 with open(path, "rb") as f:
                     buf = f.read()
                 if ".solverstate" in path:
-                    iteration, complete = _state_header(buf)
+                    header = header_of(buf)
+                    iteration, complete = header.iteration, header.complete
                     found = _history(buf)
                 else:
                     found = _weights(buf)
@@ -100,20 +98,10 @@ def _weights(buf: bytes) -> Iterator[Tuple[str, np.ndarray]]:
             yield f"layer '{layer}' param {i}", param.values
 
 
-def _state_header(buf: bytes) -> Tuple[Optional[int], bool]:
-    """The solver state's iteration, and whether it is written to its end."""
-    iteration, last = None, None
-    for number, wire, a, _ in wire_fields(buf):
-        if number == _ITER and wire == 0:
-            iteration = signed32(a)
-        last = number
-    return iteration, last == _CURRENT_STEP
-
-
 def _history(buf: bytes) -> Iterator[Tuple[str, np.ndarray]]:
     k = 0
     for number, wire, a, b in wire_fields(buf):
-        if number == _HISTORY and wire == 2:
+        if number == HISTORY and wire == 2:
             yield f"history blob {k}", read_blob(buf, a, b).values
             k += 1
 

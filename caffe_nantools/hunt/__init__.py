@@ -20,7 +20,7 @@ import numpy as np
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
-from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError, NonFiniteError
+from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
 from caffe_nantools.files import writing
 from caffe_nantools.hunt.contracts import blame_breach
 from caffe_nantools.hunt.ending import Ending, read_ending
@@ -110,6 +110,11 @@ class HuntReport:
             lines.append(
                 f"  fix: {v.fix['change']} ({v.fix['state']}; {v.fix['files'].get('solver', '')})"
             )
+            if v.fix.get("resume"):
+                lines.append(
+                    f"  resume: {v.fix['resume']} (from this folder: your training from the "
+                    "snapshot with the fix; your own files are untouched)"
+                )
         lines += evidence_and_advice(v.evidence, v.advice)
         lines.append("stages:")
         for stage in self.stages:
@@ -134,6 +139,7 @@ def hunt(
     scan: bool = True,
     verify: bool = True,
     progress: bool = False,
+    snapshot: Optional[str] = None,
 ) -> HuntReport:
     """Find out why ``solver``'s training goes non-finite.
 
@@ -146,6 +152,10 @@ def hunt(
         scan: scan the sources of the TRAIN data layers and of the test nets first.
         verify: try the fix on the copies and train again.
         progress: a line per stage on stderr.
+        snapshot: a ``.solverstate`` to start from, as ``caffe train -snapshot`` does (the
+            weights, the history, the iteration and so the rate); the TRAIN data layers are
+            advanced to the batches the run read there (where they read their source in order),
+            and ``iters`` counts from the snapshot's iteration.
 
     Raises:
         NanToolsError: a solver or net that cannot be read, no pycaffe, a workdir that is not
@@ -159,13 +169,16 @@ def hunt(
     gpu = arguments.whole("gpu", gpu, 0, optional=True)
     scan, verify = arguments.flag("scan", scan), arguments.flag("verify", verify)
     progress = arguments.flag("progress", progress)
+    snapshot = arguments.path("snapshot", snapshot, optional=True)
     check_workdir(workdir)
     stages = Stages(progress)
-    inputs = stages.run("read", lambda: read_inputs(solver, ""), _read_stage)
+    inputs = stages.run("read", lambda: _read(solver, snapshot), _read_stage)
     load_caffe()  # a clear error now, not in the child
     workdir = claim_workdir(workdir)
     inputs.write_inline(workdir)  # for lint, scan and the copies
     report = HuntReport(Verdict(Cause.NONE), workdir, notes=inputs.notes(gpu), stages=stages)
+    if inputs.resume is not None:
+        report.notes.insert(0, inputs.resume.words())
     report.lint = stages.run("lint", lambda: lint_models(inputs.net_model, inputs.doc), _lint_stage)
     if scan:
         report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs), _scan_stage)
@@ -197,7 +210,7 @@ def hunt(
     )
     bad = bad_records(report.scan)
     if verdict.cause == Cause.BAD_INPUT and training.error is not None:
-        _name_records(verdict, inputs, training.error, report.notes)
+        _name_records(verdict, inputs, training, report.notes)
     elif verdict.record is not None:
         verdict.records = scanned_records(bad, verdict.record)
         if verdict.cause == Cause.BAD_INPUT:
@@ -262,9 +275,18 @@ def hunt(
     return report
 
 
+def _read(solver: str, snapshot: Optional[str]) -> Inputs:
+    inputs = read_inputs(solver, "")
+    if snapshot is not None:
+        inputs.resume_from(snapshot)
+    return inputs
+
+
 def _read_stage(inputs: Inputs):
     tests = len(inputs.test_nets)
     more = f", {plural(tests, 'test net')}" if tests else ""
+    resume = inputs.resume
+    more += f", from {resume.state} (iteration {resume.iteration})" if resume else ""
     return OK, f"{inputs.solver}: train net {inputs.net}{more}", None
 
 
@@ -352,15 +374,14 @@ def _unreadable(verdict: Verdict, findings: list, training: Training) -> None:
     )
 
 
-def _name_records(
-    verdict: Verdict, inputs: Inputs, error: NonFiniteError, notes: List[str]
-) -> None:
+def _name_records(verdict: Verdict, inputs: Inputs, training: Training, notes: List[str]) -> None:
     """The records that the failing batch's bad samples were read from: a test net's layer
     counts its batches over every test pass (as its check does)."""
+    error = training.error
     net, phase = _reading_net(inputs, verdict.layer, error.phase)
-    records, note = batch_records(
-        net, verdict.layer, error.iteration, list(error.bad_samples), phase=phase
-    )
+    # A resumed training's TRAIN layers were advanced before their checks began to count.
+    batch = error.iteration + (training.skipped if phase == "TRAIN" else 0)
+    records, note = batch_records(net, verdict.layer, batch, list(error.bad_samples), phase=phase)
     if note:
         notes.append(note)
     if records:

@@ -8,7 +8,8 @@ this process and not hunt: it imports numpy, caffe and the package's pure-numpy 
     python -m caffe_nantools.hunt.child CONFIG.json
 
 CONFIG holds ``solver``, ``iters``, ``gpu``, ``max_abs``, ``replay`` (a folder) and
-``result`` (where the JSON result goes).
+``result`` (where the JSON result goes); to resume, ``restore`` (a solver state) and ``advance``
+(``layers``, the data layers to advance by ``batches`` each before training).
 """
 
 import contextlib
@@ -79,6 +80,18 @@ def _params(net):
     return [(layer, i, blob) for layer, blobs in net.params.items() for i, blob in enumerate(blobs)]
 
 
+def advance(net, layers, batches):
+    """Each data layer in ``layers`` made to read ``batches`` batches (and nothing after it run):
+    a resumed training then reads what the run read at the snapshot's iteration, as a solver
+    state holds no position in the data."""
+    names = list(net._layer_names)
+    for name in layers:
+        index = names.index(name)
+        for _ in range(batches):
+            net._forward(index, index)
+    return batches if layers else 0
+
+
 def train(config):
     import caffe
 
@@ -88,11 +101,15 @@ def train(config):
     else:
         caffe.set_mode_cpu()
     solver = caffe.get_solver(config["solver"])
-    guard = Guard(solver, max_abs=config.get("max_abs"))
     net = solver.net
+    result = {"iterations": 0, "error": None, "lr": None, "seconds": 0.0}
+    if config.get("restore"):
+        solver.restore(config["restore"])
+        result["start"] = int(solver.iter)
+        result["skipped"] = advance(net, **config["advance"])
+    guard = Guard(solver, max_abs=config.get("max_abs"))
     params = _params(net)
     start_weights = [np.empty_like(blob.data) for _, _, blob in params]
-    result = {"iterations": 0, "error": None, "lr": None, "seconds": 0.0}
     began = time.time()
     try:
         for _ in range(int(config["iters"])):

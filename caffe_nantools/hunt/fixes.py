@@ -4,11 +4,13 @@ iterations again. The user's files are never changed."""
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.errors import NonFiniteError
+from caffe_nantools.files import writing
 from caffe_nantools.hunt.abort_rules import fix_net
 from caffe_nantools.hunt.contracts import set_field
 from caffe_nantools.hunt.inputs import MAX_ITERS, RANDOM_SEED, Inputs, make_copies
@@ -52,6 +54,9 @@ class Fix:
     #: The change to the user's own files as a unified diff: their texts with only the fix's
     #: edit (the copies in ``files`` carry hunt's checks and settings besides).
     diff: str = ""
+    #: For a hunt from a snapshot, once verified: the command that resumes the user's training
+    #: from it with the fix (the user's files with only the fix's edit, written in the workdir).
+    resume: Optional[str] = None
 
     @property
     def state(self) -> str:
@@ -71,6 +76,7 @@ class Fix:
             "tries": self.tries,
             "seeds": self.seeds,
             "diff": self.diff,
+            "resume": self.resume,
         }
 
 
@@ -424,26 +430,71 @@ def _verify(
         again = make_copies(inputs, os.path.join(folder, "another-seed"), **other)
         finite = train(again, iters, gpu=gpu, replay=False).finite
         seeds.append(seed + 1)
+    texts = fixed_texts(inputs, **edits)
+    resume = None
+    if finite and inputs.resume is not None:
+        resume = _resume_command(inputs, texts, os.path.join(folder, "resume"))
     return Fix(
         change,
         finite,
         {"solver": copies.solver, "net": copies.net},
         iterations=iters,
         seeds=seeds,
-        diff=user_diff(inputs, **edits),
+        diff="".join(unified(path, before, after) for path, before, after in texts),
+        resume=resume,
     )
 
 
-def user_diff(
+def _resume_command(inputs: Inputs, texts: List[Tuple[str, str, str]], folder: str) -> str:
+    """The user's files with only the fix's edit, written into ``folder`` (the solver naming
+    the nets written beside it), and the command that resumes the training with them."""
+    solver_text = texts[0][2]
+    written: Dict[str, str] = {}
+    os.makedirs(folder, exist_ok=True)
+    with writing() as out:
+        for path, before, after in texts[1:]:
+            if after != before:
+                written[path] = os.path.join(folder, os.path.basename(path))
+                out.text(written[path], after)
+        fields = {}
+        if inputs.net in written:
+            fields[inputs.net_field] = f'"{escape(written[inputs.net])}"'
+        tests = [written.get(path, path) for path, _ in inputs.test_nets]
+        changed_tests = any(path in written for path, _ in inputs.test_nets)
+        solver_text = set_fields(
+            solver_text,
+            inputs.solver,
+            fields,
+            # A fixed inline net is the file written beside the solver now.
+            drop=["net_param", "train_net_param"] * bool(fields)
+            + ["test_net", "test_net_param"] * changed_tests,
+        )
+        if changed_tests:
+            solver_text += "".join(f'test_net: "{escape(p)}"\n' for p in tests)
+        solver = os.path.join(folder, os.path.basename(inputs.solver))
+        out.text(solver, solver_text)
+    state = os.path.relpath(inputs.resume.state)
+    return f"caffe train -solver {shlex.quote(solver)} -snapshot {shlex.quote(state)}"
+
+
+def user_diff(inputs: Inputs, **edits) -> str:
+    """The fix's edits (as :func:`make_copies` takes them) applied to the user's own texts, as a
+    unified diff of each file they change."""
+    return "".join(
+        unified(path, before, after) for path, before, after in fixed_texts(inputs, **edits)
+    )
+
+
+def fixed_texts(
     inputs: Inputs,
     *,
     net_text: Optional[str] = None,
     test_texts: Optional[Dict[str, str]] = None,
     solver_fields: Optional[Dict[str, str]] = None,
-) -> str:
-    """The fix's edits (as :func:`make_copies` takes them) applied to the user's own texts, as a
-    unified diff of each file they change. A field the fix sets to the value the solver already
-    holds keeps the user's spelling of it (``10.0`` is not rewritten ``10``)."""
+) -> List[Tuple[str, str, str]]:
+    """The user's files the fix's edits (as :func:`make_copies` takes them) touch: (path, their
+    text, the text with the edit), the solver first. A field the fix sets to the value the
+    solver already holds keeps the user's spelling of it (``10.0`` is not rewritten ``10``)."""
     changed = {
         name: value
         for name, value in (solver_fields or {}).items()
@@ -460,7 +511,7 @@ def user_diff(
         for path, text in (test_texts or {}).items()
         if path != inputs.net or net_text is None  # one file, both nets: diffed once
     ]
-    return "".join(unified(path, before, after) for path, before, after in texts)
+    return texts
 
 
 def _number(value: str) -> Optional[float]:

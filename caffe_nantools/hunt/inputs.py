@@ -14,9 +14,10 @@ from caffe_nantools.files import read_text, writing
 from caffe_nantools.hunt.space import no_room
 from caffe_nantools.hunt.stores import private_sources, remove_copies
 from caffe_nantools.inject import CheckOptions, inject_text
-from caffe_nantools.prototxt import FLOAT, STRING, Document, Net, Node, dump, parse
+from caffe_nantools.prototxt import FLOAT, STRING, Document, Net, NetState, Node, dump, parse
 from caffe_nantools.solver_edits import set_fields
 from caffe_nantools.solver_settings import setting, value_of
+from caffe_nantools.solverstate import read_header
 from caffe_nantools.templates import escape
 
 #: hunt trains at most this many iterations unless told otherwise.
@@ -37,6 +38,36 @@ class HuntError(NanToolsError):
     """A solver or net that hunt cannot start from (the message names the file)."""
 
 
+#: Data layers whose batches follow from their position in the source (with shuffling off):
+#: a training resumed from a snapshot reads the batches the run read there once each is
+#: advanced by the batches read before it.
+POSITIONED = ("Data", "HDF5Data", "ImageData", "WindowData", "AnnotatedData")
+
+
+@dataclass
+class Resume:
+    """A training started from a snapshot: the solver state restored (weights, history, the
+    iteration and so the rate), the data layers advanced to where the run was."""
+
+    state: str  # absolute path of the .solverstate
+    iteration: int
+    layers: List[str]  # the TRAIN data layers advanced
+    batches: int  # by this many batches each (iteration x iter_size)
+    #: Data layers whose batches cannot be those of the run (name, why).
+    unmatched: List[Tuple[str, str]] = field(default_factory=list)
+
+    def words(self) -> str:
+        """The resume in a note: from where, and how the batches were matched."""
+        said = f"trained from {self.state} (iteration {self.iteration})"
+        if self.layers:
+            said += (
+                f"; {', '.join(self.layers)} advanced by {self.batches} batches to those the run "
+                "read from there"
+            )
+        said += "".join(f"; {name}: {why}" for name, why in self.unmatched)
+        return said
+
+
 @dataclass
 class Inputs:
     """The user's solver and train net, each read and parsed once: every stage of a hunt takes
@@ -54,6 +85,46 @@ class Inputs:
     #: the test net, where the solver tests at all.
     test_nets: List[Tuple[str, str]] = field(default_factory=list)
     inline_tests: int = 0  # how many of test_nets, the first, are inline (test_net_param)
+    #: Where the training starts, when it is resumed from a snapshot.
+    resume: Optional[Resume] = None
+
+    def resume_from(self, state: str) -> None:
+        """Start from the solver state ``state`` (as ``caffe train -snapshot`` does).
+
+        Raises:
+            NanToolsError: a file that is not a complete solver state, or whose weights file
+                is not where Caffe will look for it.
+        """
+        header = read_header(state)
+        net = header.learned_net
+        if net is not None and not os.path.isfile(net):
+            raise HuntError(
+                f"{state}: its weights {net!r} are not found from the current folder "
+                f"{os.getcwd()} (Caffe opens them from the folder it runs in): run hunt where the "
+                "training ran"
+            )
+        iteration = header.iteration or 0
+        batches = iteration * int(self.number("iter_size") or 1)
+        resume = Resume(os.path.abspath(state), iteration, [], batches)
+        for layer in self.net_model.active_layers(NetState("TRAIN")):
+            if not layer.is_data:
+                continue
+            params = layer.source_params
+            if layer.type not in POSITIONED or params is None:
+                resume.unmatched.append(
+                    (layer.name, f"a {layer.type} layer: its batches are not those of the run")
+                )
+            elif str(params.get("shuffle", "false")) == "true":
+                resume.unmatched.append(
+                    (layer.name, "shuffles its source: its batches are not those of the run")
+                )
+            elif str(params.get("rand_skip", "0")) != "0":
+                resume.unmatched.append(
+                    (layer.name, "skips a random number of records first (rand_skip)")
+                )
+            elif batches:
+                resume.layers.append(layer.name)
+        self.resume = resume
 
     def write_inline(self, workdir: str) -> None:
         """The inline nets written out in ``workdir`` (read before it was claimed, they were
@@ -125,8 +196,10 @@ class Inputs:
         return notes
 
     def default_iters(self) -> int:
-        max_iter = self.number("max_iter")
-        return int(min(max_iter, MAX_ITERS)) if max_iter and max_iter > 0 else NO_MAX_ITER
+        """max_iter (what is left of it after a resumed state's iteration), at most MAX_ITERS."""
+        start = self.resume.iteration if self.resume is not None else 0
+        left = (self.number("max_iter") or 0) - start
+        return int(min(left, MAX_ITERS)) if left > 0 else NO_MAX_ITER
 
 
 def read_inputs(solver: str, workdir: str) -> Inputs:
@@ -228,6 +301,8 @@ class Copies:
     #: The private copies of the LevelDB stores the copies read (store -> copy), removed once
     #: trained (see :mod:`caffe_nantools.hunt.stores`).
     stores: Dict[str, str] = field(default_factory=dict)
+    #: The snapshot the training starts from, where it resumes.
+    resume: Optional[Resume] = None
 
 
 def make_copies(
@@ -278,7 +353,7 @@ def make_copies(
     solver_text += "\n" * (bool(tests) and not solver_text.endswith("\n")) + "".join(
         f'{_TEST_FILES}: "{escape(os.path.abspath(p))}"\n' for p, _ in tests
     )
-    copies = Copies(folder, solver_copy, net_copy, list(changes or []))
+    copies = Copies(folder, solver_copy, net_copy, list(changes or []), resume=inputs.resume)
     try:
         with writing() as out:
             # Every net Caffe builds from the copies (each test net is hunt's copy too) reads

@@ -37,6 +37,10 @@ class Training:
     aborted: bool = False
     exit_code: int = 0
     replay: Optional[str] = None
+    #: The solver's iteration the training began at (a snapshot's), and the batches each TRAIN
+    #: data layer was advanced by before it (a check counts its batches from there).
+    start: int = 0
+    skipped: int = 0
 
     @property
     def finite(self) -> bool:
@@ -49,6 +53,7 @@ class Training:
             "log": self.log,
             "finite": self.finite,
             "aborted": self.aborted,
+            "start": self.start,
         }
 
 
@@ -69,6 +74,9 @@ def train(
         "replay": replay_dir,
         "result": result_path,
     }
+    if copies.resume is not None:
+        config["restore"] = copies.resume.state
+        config["advance"] = {"layers": copies.resume.layers, "batches": copies.resume.batches}
     config_path = os.path.join(folder, "child.json")
     log = os.path.join(folder, "train.log")
     try:
@@ -109,6 +117,8 @@ def train(
         replay=replay_dir
         if error is not None and replay_dir and os.path.isdir(replay_dir)
         else None,
+        start=result.get("start", 0),
+        skipped=result.get("skipped", 0),
     )
 
 

@@ -106,7 +106,7 @@ def judge(
         test = diagnosis.trace.first_bad_test if diagnosis and diagnosis.trace else None
         if test is not None:
             return _bad_test_output(test, training, test_nets or [net])
-        if rate_fails_at is not None and rate_fails_at >= training.iterations:
+        if rate_fails_at is not None and rate_fails_at >= training.start + training.iterations:
             return _rate_fails_later(rate_fails_at, training, findings)
         if bad:
             first = bad[0]
@@ -379,7 +379,7 @@ def _rate_fails_later(at: int, training: Training, findings: List[LintFinding]) 
         advice=[
             f"the training fails at iteration {at} at the latest (the weights may go "
             f"non-finite sooner as the rate grows), past the {training.iterations} iterations "
-            f"hunt trained: confirm with `--iters {at + 1}`; fix the lr_policy's settings"
+            f"hunt trained: confirm with `--iters {at + 1 - training.start}`; fix the lr_policy's settings"
         ],
     )
 
