@@ -242,17 +242,7 @@ def _judge_nonfinite(
         )
     structured = lr or origin or check or loss or run.first_bad_test
     if lr is not None and (origin is None or lr.line < origin.line):
-        v.cause = Cause.LR_POLICY
-        v.first = FirstNonfinite(lr.iteration, "lr", None, None, lr.line)
-        v.origin = Blame(
-            None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate"
-        )
-        v.summary.append(
-            f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
-            "lr_policy computes it, not the net"
-        )
-        v.evidence.append(lr)
-        v.advice += _lr_advice(solver, lr, log)
+        _from_lr(v, lr, solver, log)
     elif origin is not None:
         _from_trace(v, run, origin, blame, blowup, net, solver)
     elif check is not None:
@@ -275,18 +265,36 @@ def _judge_nonfinite(
     if check is not None and v.cause != Cause.LR_POLICY:
         v.evidence.append(check)
     if not run.has_debug:
-        v.summary.append(
-            "the log has no debug_info trace, so the layer that went non-finite first is not known"
-        )
-        if net is None and solver is not None and solver.inline:
-            # inject takes a solver that holds its net as the net, debug_info set in it too.
-            command = f"{solver.path} -o checked_solver.prototxt --display 1"
-        else:
-            command = f"{_net_arg(net, solver)} --solver {solver.path if solver else 'SOLVER'}"
-        v.advice.append(
-            f"turn the trace on: `caffe-nantools inject {command}` (debug_info: true), run again "
-            "and diagnose the new log"
-        )
+        _tell_no_trace(v, net, solver)
+
+
+def _from_lr(v: Verdict, lr: Valued, solver: Optional[SolverFacts], log: str) -> None:
+    """A learning rate that is non-finite before any value of the net: the policy's fault."""
+    v.cause = Cause.LR_POLICY
+    v.first = FirstNonfinite(lr.iteration, "lr", None, None, lr.line)
+    v.origin = Blame(None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate")
+    v.summary.append(
+        f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
+        "lr_policy computes it, not the net"
+    )
+    v.evidence.append(lr)
+    v.advice += _lr_advice(solver, lr, log)
+
+
+def _tell_no_trace(v: Verdict, net: Optional[NetFacts], solver: Optional[SolverFacts]) -> None:
+    """A log without debug_info's trace: what it leaves unknown, and how to get one."""
+    v.summary.append(
+        "the log has no debug_info trace, so the layer that went non-finite first is not known"
+    )
+    if net is None and solver is not None and solver.inline:
+        # inject takes a solver that holds its net as the net, debug_info set in it too.
+        command = f"{solver.path} -o checked_solver.prototxt --display 1"
+    else:
+        command = f"{_net_arg(net, solver)} --solver {solver.path if solver else 'SOLVER'}"
+    v.advice.append(
+        f"turn the trace on: `caffe-nantools inject {command}` (debug_info: true), run again "
+        "and diagnose the new log"
+    )
 
 
 def _tell_explosion(
