@@ -209,6 +209,57 @@ def test_net_rules(tmp_path, text, expected):
     assert rules_of(tmp_path, text) == expected
 
 
+def test_a_layer_rule_is_one_function_and_one_entry(tmp_path, monkeypatch):
+    from caffe_nantools.lint import net_rules
+    from caffe_nantools.lint.rules import LayerProblem, Rule
+
+    def wide_relu(seen):
+        if seen.layer.type == "ReLU" and seen.source is not None:
+            yield LayerProblem(
+                seen.layer,
+                "warning",
+                f"ReLU {seen.layer.name!r}",
+                f"after {seen.source.name}",
+                "narrow it",
+            )
+
+    rule = Rule("wide-relu", "a ReLU after another layer", wide_relu)
+    monkeypatch.setattr(net_rules, "LAYER_RULES", net_rules.LAYER_RULES + (rule,))
+    path = tmp_path / "relus.prototxt"
+    path.write_text(
+        INPUT_9
+        + layer('name: "first" type: "ReLU" top: "y"')
+        + layer('name: "second" type: "ReLU" bottom: "x" top: "x"')
+        + layer('name: "l" type: "Log" bottom: "x" top: "z"')
+    )
+    found = [(f.rule, f.line, f.message, f.layer) for f in lint(str(path))]
+    # The new rule's finding comes after the rules listed before it, at the same layer.
+    assert found == [
+        ("wide-relu", 3, "ReLU 'second': after in", "second"),
+        ("log-nonpositive", 4, found[1][2], "l"),
+    ]
+
+
+def test_a_solver_rule_is_one_function_and_one_entry(tmp_path, monkeypatch):
+    from caffe_nantools.lint import solver_rules
+    from caffe_nantools.lint.rules import Rule, SettingProblem
+    from caffe_nantools.solver_settings import setting
+
+    def long_run(doc):
+        if (solver_rules.value_of(doc, "max_iter", solver_rules.INT32) or 0) > 10**6:
+            yield SettingProblem("info", setting(doc, "max_iter"), "a long run", "snapshot often")
+
+    rule = Rule("long-run", "max_iter is at most a million", long_run)
+    monkeypatch.setattr(solver_rules, "SOLVER_RULES", (rule,) + solver_rules.SOLVER_RULES)
+    path = tmp_path / "solver.prototxt"
+    path.write_text('base_lr: 0.01\nmax_iter: 2000000\nlr_policy: "fixed"\n')
+    assert [(f.rule, f.severity, f.line, f.col) for f in lint(solver=str(path))] == [
+        ("long-run", "info", 2, 1)
+    ]
+    path.write_text('base_lr: 0.01\nmax_iter: 2000\nlr_policy: "fixed"\n')
+    assert lint(solver=str(path)) == []
+
+
 def test_empty_windows_are_named_with_their_input_rows(tmp_path):
     path = tmp_path / "net.prototxt"
     path.write_text(

@@ -235,17 +235,7 @@ def _judge_nonfinite(
         )
     structured = lr or origin or check or loss or run.first_bad_test
     if lr is not None and (origin is None or lr.line < origin.line):
-        v.cause = Cause.LR_POLICY
-        v.first = FirstNonfinite(lr.iteration, "lr", None, None, lr.line)
-        v.origin = Blame(
-            None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate"
-        )
-        v.summary.append(
-            f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
-            "lr_policy computes it, not the net"
-        )
-        v.evidence.append(lr)
-        v.advice += _lr_advice(solver, lr, log)
+        _from_lr(v, lr, solver, log)
     elif origin is not None:
         _from_trace(v, run, origin, blame, blowup, net, solver)
     elif check is not None:
@@ -268,18 +258,36 @@ def _judge_nonfinite(
     if check is not None and v.cause != Cause.LR_POLICY:
         v.evidence.append(check)
     if not run.has_debug:
-        v.summary.append(
-            "the log has no debug_info trace, so the layer that went non-finite first is not known"
-        )
-        if net is None and solver is not None and solver.inline:
-            # inject takes a solver that holds its net as the net, debug_info set in it too.
-            command = f"{solver.path} -o checked_solver.prototxt --display 1"
-        else:
-            command = f"{_net_arg(net, solver)} --solver {solver.path if solver else 'SOLVER'}"
-        v.advice.append(
-            f"turn the trace on: `caffe-nantools inject {command}` (debug_info: true), run again "
-            "and diagnose the new log"
-        )
+        _tell_no_trace(v, net, solver)
+
+
+def _from_lr(v: Verdict, lr: Valued, solver: Optional[SolverFacts], log: str) -> None:
+    """A learning rate that is non-finite before any value of the net: the policy's fault."""
+    v.cause = Cause.LR_POLICY
+    v.first = FirstNonfinite(lr.iteration, "lr", None, None, lr.line)
+    v.origin = Blame(None, "lr", lr.iteration, "the solver's lr_policy computed a non-finite rate")
+    v.summary.append(
+        f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
+        "lr_policy computes it, not the net"
+    )
+    v.evidence.append(lr)
+    v.advice += _lr_advice(solver, lr, log)
+
+
+def _tell_no_trace(v: Verdict, net: Optional[NetFacts], solver: Optional[SolverFacts]) -> None:
+    """A log without debug_info's trace: what it leaves unknown, and how to get one."""
+    v.summary.append(
+        "the log has no debug_info trace, so the layer that went non-finite first is not known"
+    )
+    if net is None and solver is not None and solver.inline:
+        # inject takes a solver that holds its net as the net, debug_info set in it too.
+        command = f"{solver.path} -o checked_solver.prototxt --display 1"
+    else:
+        command = f"{_net_arg(net, solver)} --solver {solver.path if solver else 'SOLVER'}"
+    v.advice.append(
+        f"turn the trace on: `caffe-nantools inject {command}` (debug_info: true), run again "
+        "and diagnose the new log"
+    )
 
 
 def _tell_explosion(
@@ -608,33 +616,7 @@ def _from_trace(
         # prints the loss before the trace): the first in the file's order is the first.
         v.first = FirstNonfinite(loss.iteration, "loss", None, None, loss.line)
     v.evidence.append(Evidence(origin.line, origin.text))
-    where = f"layer {origin.layer!r}" if origin.layer else "the all-params norms"
-    value = f"mean |x| = {origin.value:g}"
-    at = _at(iteration, about)
-    seen = run.suspect is not None and any(
-        r.pass_ == origin.pass_ and r.line < origin.line for r in run.suspect.records
-    )
-    if origin.pass_ == "update":
-        v.summary.append(
-            f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
-            "made it so"
-        )
-    elif origin.input:
-        source = net.sources.get(origin.layer) if net else None
-        v.summary.append(
-            f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
-            f"of {repr(source) if source else 'its source'} holds NaN or inf"
-        )
-    elif origin.pass_ == "forward":
-        inputs = "from finite inputs" if seen else "its inputs are not in the log"
-        v.summary.append(
-            f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}"
-        )
-    else:
-        inputs = "from finite top diffs" if seen else "its top diffs are not in the log"
-        v.summary.append(
-            f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}"
-        )
+    v.summary.append(_origin_said(origin, run, net, _at(iteration, about)))
     v.origin = blame
     moved = (
         blame is not None
@@ -646,12 +628,60 @@ def _from_trace(
         v.summary.append(f"the trouble began at layer {blame.layer!r}: {blame.why}")
     if blowup is not None:
         _tell_blowup(v, blowup)
+    _trace_cause(v, run, origin, blame if moved else None, blowup, net, solver)
+    if net is not None:
+        named = [layer for layer in (blame.layer if moved else None, origin.layer) if layer]
+        v.advice += [
+            _finding_text(f) for f in net.findings if any(layer in f.layers for layer in named)
+        ]
+
+
+def _origin_said(origin: Origin, run: Run, net: Optional[NetFacts], at: str) -> str:
+    """What the trace shows at the first non-finite value: an update that made a weight so, a
+    data layer that delivered it, or a layer's forward or backward pass that made it (from
+    finite inputs when the trace shows them)."""
+    where = f"layer {origin.layer!r}" if origin.layer else "the all-params norms"
+    value = f"mean |x| = {origin.value:g}"
+    seen = run.suspect is not None and any(
+        r.pass_ == origin.pass_ and r.line < origin.line for r in run.suspect.records
+    )
+    if origin.pass_ == "update":
+        return (
+            f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
+            "made it so"
+        )
+    if origin.input:
+        source = net.sources.get(origin.layer) if net else None
+        return (
+            f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
+            f"of {repr(source) if source else 'its source'} holds NaN or inf"
+        )
+    if origin.pass_ == "forward":
+        inputs = "from finite inputs" if seen else "its inputs are not in the log"
+        return (
+            f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}"
+        )
+    inputs = "from finite top diffs" if seen else "its top diffs are not in the log"
+    return f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}"
+
+
+def _trace_cause(
+    v: Verdict,
+    run: Run,
+    origin: Origin,
+    moved: Optional[Blame],
+    blowup: Optional[Blowup],
+    net: Optional[NetFacts],
+    solver: Optional[SolverFacts],
+) -> None:
+    """The cause the trace points to, and its advice (``moved``: the layer where the trouble
+    began, before the layer that first showed a non-finite value)."""
     if origin.input:
         v.cause = Cause.BAD_INPUT
         v.advice += _bad_input_advice(origin.layer, net, solver)
-    elif moved:
+    elif moved is not None:
         v.cause = Cause.LAYER_NUMERICS
-        v.advice.append(_layer_advice(blame.layer, net, zero_statistics=blame.no_statistics))
+        v.advice.append(_layer_advice(moved.layer, net, zero_statistics=moved.no_statistics))
     elif blowup is not None or (origin.pass_ == "update" and run.gap in (None, 1)):
         v.cause = Cause.EXPLODING_GRADIENTS
     elif origin.pass_ == "update":
@@ -669,11 +699,6 @@ def _from_trace(
             f"{origin.blob.split(' ', 1)[-1] if origin.blob else 'BLOB'} -o checked.prototxt` and train "
             "that net"
         )
-    if net is not None:
-        named = [layer for layer in (blame.layer if moved else None, origin.layer) if layer]
-        v.advice += [
-            _finding_text(f) for f in net.findings if any(layer in f.layers for layer in named)
-        ]
 
 
 def _from_check(v: Verdict, check, net: Optional[NetFacts]) -> None:

@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 from numpy import errstate, finfo, float32, float64, format_float_positional, isfinite
 
 from caffe_nantools.lint.findings import Findings
+from caffe_nantools.lint.rules import Found, Rule, SettingProblem, run
 from caffe_nantools.prototxt import BOOL, FLOAT, INT32, INT64, STRING, Document, Enum
 from caffe_nantools.solver_settings import setting, value_of
 
@@ -140,33 +141,43 @@ FIELD_KINDS = {
 TYPE_NAMES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 
 
-def check_types(doc: Document, out: Findings) -> None:
-    """Every known setting read as its type (a FieldError for another), and the numbers that
-    are NaN or inf from the start."""
+def check_solver(doc: Document, out: Findings) -> None:
+    # Every known setting read as its type first: a FieldError for another, before any rule.
+    for name, kind in FIELD_KINDS.items():
+        value_of(doc, name, kind)
+    run(SOLVER_RULES, doc, out)
+
+
+def _non_finite_setting(doc: Document) -> Found:
     for name, kind in FIELD_KINDS.items():
         value = value_of(doc, name, kind)
         if kind is FLOAT and value is not None and not math.isfinite(value):
-            out.add(
-                "non-finite-setting",
+            yield SettingProblem(
                 "error",
                 setting(doc, name),
                 f"{name} is {value}: every update computes "
                 "with it, so the weights are NaN or inf from the first iteration",
                 f"give {name} a finite value",
             )
+
+
+def _solver_type(doc: Document) -> Found:
     kind = value_of(doc, "type", STRING)
     if kind is not None and kind not in TYPE_NAMES:
-        out.add(
-            "solver-type",
+        yield SettingProblem(
             "error",
             setting(doc, "type"),
             f"type {kind!r} is not a solver Caffe knows "
             f"({', '.join(TYPE_NAMES)}); Caffe stops at 'Unknown solver type'",
             "use one of them (the case matters)",
         )
-    if (kind or "").lower() == "adam" and value_of(doc, "delta", FLOAT) == 0:
-        out.add(
-            "adam-delta",
+
+
+def _adam_delta(doc: Document) -> Found:
+    if (value_of(doc, "type", STRING) or "").lower() == "adam" and value_of(
+        doc, "delta", FLOAT
+    ) == 0:
+        yield SettingProblem(
             "warning",
             setting(doc, "delta"),
             "Adam with delta 0 divides by sqrt(v), which is 0 "
@@ -175,103 +186,120 @@ def check_types(doc: Document, out: Findings) -> None:
         )
 
 
-def check_solver(doc: Document, out: Findings) -> None:
-    check_types(doc, out)
-    policy_node = setting(doc, "lr_policy")
-    policy = value_of(doc, "lr_policy", STRING, "fixed")
-    where = policy_node
-    gamma, power = value_of(doc, "gamma", FLOAT), value_of(doc, "power", FLOAT)
-    max_iter, stepsize = value_of(doc, "max_iter", INT32), value_of(doc, "stepsize", INT32)
-    if policy_node is None:
-        out.add(
-            "lr-policy",
+def _policy(doc: Document) -> str:
+    return value_of(doc, "lr_policy", STRING, "fixed")
+
+
+def _no_policy(doc: Document) -> Found:
+    if setting(doc, "lr_policy") is None:
+        yield SettingProblem(
             "error",
             None,
             "no lr_policy: Caffe has no default policy, and stops at the first update "
             "(Unknown learning rate policy)",
             'set lr_policy: "fixed" (or "step", "poly", ... with their settings)',
         )
-    elif policy not in POLICIES:
-        out.add(
-            "lr-policy",
+
+
+def _unknown_policy(doc: Document) -> Found:
+    where, policy = setting(doc, "lr_policy"), _policy(doc)
+    if where is not None and policy not in POLICIES:
+        yield SettingProblem(
             "error",
             where,
             f"lr_policy {policy!r} is not one of Caffe's ({', '.join(POLICIES)})",
             "use one of them; Caffe stops on an unknown policy",
         )
-    if policy == "poly":
-        if not max_iter:
-            out.add(
-                "lr-policy",
-                "error",
-                where,
-                "lr_policy poly without max_iter: lr = base_lr * (1 - iter/0)^power is nan from iteration 0",
-                "set max_iter",
-            )
-        if power is None:
-            out.add(
-                "lr-policy",
-                "warning",
-                where,
-                "lr_policy poly without power: power is 0, so the rate never decays",
-                "set power (e.g. 0.5 or 1.0)",
-            )
-    if policy == "step" and not stepsize:
-        out.add(
-            "lr-policy",
+
+
+def _poly_max_iter(doc: Document) -> Found:
+    if _policy(doc) == "poly" and not value_of(doc, "max_iter", INT32):
+        yield SettingProblem(
             "error",
-            where,
+            setting(doc, "lr_policy"),
+            "lr_policy poly without max_iter: lr = base_lr * (1 - iter/0)^power is nan from iteration 0",
+            "set max_iter",
+        )
+
+
+def _poly_power(doc: Document) -> Found:
+    if _policy(doc) == "poly" and value_of(doc, "power", FLOAT) is None:
+        yield SettingProblem(
+            "warning",
+            setting(doc, "lr_policy"),
+            "lr_policy poly without power: power is 0, so the rate never decays",
+            "set power (e.g. 0.5 or 1.0)",
+        )
+
+
+def _step_stepsize(doc: Document) -> Found:
+    if _policy(doc) == "step" and not value_of(doc, "stepsize", INT32):
+        yield SettingProblem(
+            "error",
+            setting(doc, "lr_policy"),
             "lr_policy step without stepsize: Caffe stops at its check stepsize > 0",
             "set stepsize",
         )
-    if policy == "multistep":
-        values = doc.fields("stepvalue", INT32)
-        if not values:
-            out.add(
-                "lr-policy",
-                "warning",
-                where,
-                "lr_policy multistep without stepvalue: the rate never changes",
-                "add stepvalue lines in increasing order",
-            )
-        elif any(b <= a for a, b in zip(values, values[1:])):
-            out.add(
-                "lr-policy",
-                "warning",
-                doc.find_all("stepvalue")[0],
-                f"multistep stepvalues are not increasing ({', '.join(str(v) for v in values)}): Caffe takes the "
-                "steps in the order written, so a smaller one after a larger is taken late, at once",
-                "list them in increasing order",
-            )
-    if policy in GAMMA_POLICIES and gamma is None:
-        out.add(
-            "lr-policy",
+
+
+def _multistep_stepvalues(doc: Document) -> Found:
+    if _policy(doc) == "multistep" and not doc.fields("stepvalue", INT32):
+        yield SettingProblem(
             "warning",
-            where,
+            setting(doc, "lr_policy"),
+            "lr_policy multistep without stepvalue: the rate never changes",
+            "add stepvalue lines in increasing order",
+        )
+
+
+def _multistep_order(doc: Document) -> Found:
+    if _policy(doc) != "multistep":
+        return
+    values = doc.fields("stepvalue", INT32)
+    if any(b <= a for a, b in zip(values, values[1:])):
+        yield SettingProblem(
+            "warning",
+            doc.find_all("stepvalue")[0],
+            f"multistep stepvalues are not increasing ({', '.join(str(v) for v in values)}): Caffe takes the "
+            "steps in the order written, so a smaller one after a larger is taken late, at once",
+            "list them in increasing order",
+        )
+
+
+def _policy_gamma(doc: Document) -> Found:
+    policy = _policy(doc)
+    if policy in GAMMA_POLICIES and value_of(doc, "gamma", FLOAT) is None:
+        yield SettingProblem(
+            "warning",
+            setting(doc, "lr_policy"),
             f"lr_policy {policy} without gamma: gamma is 0, so {GAMMA_POLICIES[policy]}",
             "set gamma",
         )
+
+
+def _growing_rate(doc: Document) -> Found:
     grows = rate_grows(doc)
     if grows is not None:
         name, what, decays = grows
         at = rate_overflows_at(doc)
-        out.add(
-            "lr-policy",
+        yield SettingProblem(
             "error",
             setting(doc, name),
             f"{what} until the updates diverge"
             + (f" (the rate is inf at iteration {at})" if at is not None else ""),
             f"use a {name} that decays the rate (e.g. {name}: {decays})",
         )
+
+
+#: Caffe's solver types by their old ``solver_type`` enum value, upper-cased.
+TYPE_BY_UPPER = {name.upper(): name for name in TYPE_NAMES}
+
+
+def _high_rate(doc: Document) -> Optional[Tuple[str, float, float]]:
+    """(the solver type, its base_lr, the most it usually takes) when base_lr is above that and
+    no layer-wise rate control scales it down; None otherwise."""
     kind = value_of(doc, "type", STRING) or value_of(doc, "solver_type", SOLVER_TYPES, "SGD")
-    kind = {
-        "SGD": "SGD",
-        "NESTEROV": "Nesterov",
-        "ADAGRAD": "AdaGrad",
-        "RMSPROP": "RMSProp",
-        "ADADELTA": "AdaDelta",
-        "ADAM": "Adam",
-    }.get(kind.upper(), kind)
+    kind = TYPE_BY_UPPER.get(kind.upper(), kind)
     base_lr = value_of(doc, "base_lr", FLOAT)
     high = HIGH_LR.get(kind)
     layer_wise = any(value_of(doc, name, BOOL, False) for name in LAYER_WISE_RATES)
@@ -282,27 +310,57 @@ def check_solver(doc: Document, out: Findings) -> None:
         and not layer_wise
         and float32(base_lr) > float32(high)
     ):
-        out.add(
-            "base-lr",
+        return kind, base_lr, high
+    return None
+
+
+def _base_lr(doc: Document) -> Found:
+    high_rate = _high_rate(doc)
+    if high_rate is not None:
+        kind, base_lr, high = high_rate
+        yield SettingProblem(
             "warning",
             setting(doc, "base_lr"),
             f"base_lr {shortest(base_lr)} is above what {kind} usually takes (<= {shortest(high)}): gradients may explode",
             "lower base_lr by 10x, or clip gradients (clip_gradients)",
         )
-        if setting(doc, "clip_gradients") is None:
-            out.add(
-                "no-clip",
-                "info",
-                setting(doc, "base_lr"),
-                "a high base_lr and no clip_gradients",
-                "set clip_gradients (e.g. 10) to bound each update",
-            )
-    display = value_of(doc, "display", INT32)
-    if value_of(doc, "debug_info", BOOL, False) and not display:
-        out.add(
-            "display-hides-debug",
+
+
+def _no_clip(doc: Document) -> Found:
+    if _high_rate(doc) is not None and setting(doc, "clip_gradients") is None:
+        yield SettingProblem(
+            "info",
+            setting(doc, "base_lr"),
+            "a high base_lr and no clip_gradients",
+            "set clip_gradients (e.g. 10) to bound each update",
+        )
+
+
+def _display_hides_debug(doc: Document) -> Found:
+    if value_of(doc, "debug_info", BOOL, False) and not value_of(doc, "display", INT32):
+        yield SettingProblem(
             "warning",
             setting(doc, "debug_info"),
             "debug_info is on but display is 0: Caffe prints the trace only on display iterations",
             "set display (e.g. 1 while hunting a NaN)",
         )
+
+
+#: The rules a solver is checked by; their order is the order of findings at one setting.
+SOLVER_RULES = (
+    Rule("non-finite-setting", "number settings are finite", _non_finite_setting),
+    Rule("solver-type", "type names a solver Caffe registers", _solver_type),
+    Rule("adam-delta", "Adam's delta is not 0", _adam_delta),
+    Rule("lr-policy", "the solver has an lr_policy", _no_policy),
+    Rule("lr-policy", "lr_policy is one of Caffe's", _unknown_policy),
+    Rule("lr-policy", "poly has a max_iter", _poly_max_iter),
+    Rule("lr-policy", "poly has a power", _poly_power),
+    Rule("lr-policy", "step has a stepsize", _step_stepsize),
+    Rule("lr-policy", "multistep has stepvalues", _multistep_stepvalues),
+    Rule("lr-policy", "multistep's stepvalues increase", _multistep_order),
+    Rule("lr-policy", "a policy that uses gamma has one", _policy_gamma),
+    Rule("lr-policy", "the policy does not grow the rate", _growing_rate),
+    Rule("base-lr", "base_lr is not above what the solver type usually takes", _base_lr),
+    Rule("no-clip", "a high base_lr comes with clip_gradients", _no_clip),
+    Rule("display-hides-debug", "debug_info comes with a display", _display_hides_debug),
+)

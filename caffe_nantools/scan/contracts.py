@@ -323,26 +323,7 @@ def _class_breach(
     values = tally.values
     wide = max(tally.widths, default=1)
     if bound.one_per_sample and wide > 1:
-        # Caffe CHECKs the label count at set-up: every record is wrong, not a few.
-        if k is not None and wide == k and tally.one_hot == tally.records:
-            return Breach(
-                bound,
-                source,
-                f"{bound.blob} holds one-hot rows of {k} values, {bound.name} takes one class "
-                "index per sample",
-                "a copy with each row's argmax as its label",
-                tally.records,
-                transform=Transform(bound.blob, argmax=True),
-                mends=(float("-inf"), float("inf"), False),
-            )
-        return Breach(
-            bound,
-            source,
-            f"{bound.blob} holds {wide} values per sample, {bound.name} takes one class index "
-            "per sample",
-            f"store one label per sample (or make the scores {wide} wide)",
-            tally.records,
-        )
+        return _wide_labels(tally, bound, source, wide)
     if not _many(tally) or values is None or k is None:
         return None
     # Labels that are no whole number are their records' own fault, whatever the rest hold.
@@ -391,6 +372,32 @@ def _class_breach(
             mends=(k, top - 1, True),
         )
     return None
+
+
+def _wide_labels(tally: Tally, bound: Bound, source: str, wide: int) -> Breach:
+    """Labels ``wide`` values per sample for a layer that takes one class index: one-hot rows
+    (a copy mends them), or rows the net's scores must match."""
+    k = bound.classes
+    # Caffe CHECKs the label count at set-up: every record is wrong, not a few.
+    if k is not None and wide == k and tally.one_hot == tally.records:
+        return Breach(
+            bound,
+            source,
+            f"{bound.blob} holds one-hot rows of {k} values, {bound.name} takes one class "
+            "index per sample",
+            "a copy with each row's argmax as its label",
+            tally.records,
+            transform=Transform(bound.blob, argmax=True),
+            mends=(float("-inf"), float("inf"), False),
+        )
+    return Breach(
+        bound,
+        source,
+        f"{bound.blob} holds {wide} values per sample, {bound.name} takes one class index "
+        "per sample",
+        f"store one label per sample (or make the scores {wide} wide)",
+        tally.records,
+    )
 
 
 def _num_output_field(bound: Bound) -> str:

@@ -150,37 +150,49 @@ def sources_from_net(
             contracts={top: tuple(contracts[top]) for top in layer.tops if top in contracts},
         )
         if layer.type == "AnnotatedData":
-            classes, background = detection_classes(net, label, state) if label else (None, 0)
-            annotated = layer.node.find("annotated_data_param")
-            kind = annotated.field("anno_type", ANNOTATION_TYPES) if annotated is not None else None
-            expect = Expect(
-                num_classes=classes,
-                scale=scale,
-                mean=mean,
-                crop_size=crop,
-                background_label=background,
-                annotation_type=None if kind is None else ANNOTATION_TYPES.names.index(kind),
-            )
-        if layer.type in ("Data", "AnnotatedData"):
-            backend = params.field(
-                "backend", BACKENDS, "LEVELDB"
-            ).lower()  # Caffe's default is LevelDB
-            source = Source(source_path, backend, expect)
-        elif layer.type == "HDF5Data":
-            source = Source(source_path, "hdf5", expect, datasets=tuple(layer.tops))
-        else:
-            images = ImageOptions(
-                params.field("root_folder", STRING, ""),
-                params.field("new_height", UINT32, 0),
-                params.field("new_width", UINT32, 0),
-                params.field("is_color", BOOL, True),
-                crop,
-            )
-            source = Source(source_path, "imagelist", expect, options=images)
+            expect = _detection_expect(net, layer, state, label, scale=scale, mean=mean, crop=crop)
+        source = _layer_source(layer, source_path, expect, crop)
         source.mean_file = resolve(str(mean_file), path) if mean_file else None
         source.layer = layer.name
         sources.append(source)
     return sources, notes
+
+
+def _detection_expect(
+    net: Net, layer: Layer, state: NetState, label: Optional[str], *, scale, mean, crop
+) -> Expect:
+    """What an AnnotatedData layer's records must hold: labels among the classes of the net's
+    detection layers, and the annotation type the layer declares."""
+    classes, background = detection_classes(net, label, state) if label else (None, 0)
+    annotated = layer.node.find("annotated_data_param")
+    kind = annotated.field("anno_type", ANNOTATION_TYPES) if annotated is not None else None
+    return Expect(
+        num_classes=classes,
+        scale=scale,
+        mean=mean,
+        crop_size=crop,
+        background_label=background,
+        annotation_type=None if kind is None else ANNOTATION_TYPES.names.index(kind),
+    )
+
+
+def _layer_source(layer: Layer, path: str, expect: Expect, crop) -> Source:
+    """The source a data layer reads, with its backend and what that backend needs: an HDF5
+    layer's datasets (its tops), an ImageData layer's decoding options."""
+    params = layer.node.find(PARAMS[layer.type])
+    if layer.type in ("Data", "AnnotatedData"):
+        backend = params.field("backend", BACKENDS, "LEVELDB").lower()  # Caffe's default is LevelDB
+        return Source(path, backend, expect)
+    if layer.type == "HDF5Data":
+        return Source(path, "hdf5", expect, datasets=tuple(layer.tops))
+    images = ImageOptions(
+        params.field("root_folder", STRING, ""),
+        params.field("new_height", UINT32, 0),
+        params.field("new_width", UINT32, 0),
+        params.field("is_color", BOOL, True),
+        crop,
+    )
+    return Source(path, "imagelist", expect, options=images)
 
 
 def read_mean(path: str) -> np.ndarray:

@@ -197,36 +197,12 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
             env=env,
         )
         done = 0
-        summary = collector.summary
         for line in child.stdout:
             first = done * batch
-            n = min(batch, len(mapping) - first)
-            for top, entry in json.loads(line).items():
-                for row, nan, posinf, neginf, total in entry["bad"]:
-                    if row < n:
-                        found.append(
-                            (
-                                mapping[first + row],
-                                top,
-                                "nan" if nan else "inf",
-                                f"{counts_text(nan, posinf, neginf, total)} (after Caffe's transform)",
-                            )
-                        )
-                if "stats" in entry:
-                    summary.stats(top).update(*entry["stats"])
-                if "values" in entry:
-                    rows = _rows(entry["values"][:n])
-                    for row, problem, why in contract_problems(rows, top, source.expect, collector):
-                        found.append(
-                            (mapping[first + row], top, problem, f"{why} (after Caffe's transform)")
-                        )
-                for row, label in enumerate(entry.get("labels", [])[:n]):
-                    problem = None if "values" in entry else _label_problem(label, source.expect)
-                    if problem:
-                        found.append((mapping[first + row], top, "label", problem))
-                    elif label == label:
-                        summary.labels[int(label) if float(label).is_integer() else label] += 1
-            summary.records += n
+            records = mapping[first : first + batch]
+            _read_batch(json.loads(line), records, source, collector, found)
+            n = len(records)
+            collector.summary.records += n
             done += 1
             bar.update(n)
         code = child.wait()
@@ -235,6 +211,36 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
     if code and done == 0 and not re.search(r"^F\d{4} ", log, re.M):
         raise ScanError(f"the scanner net did not start: {_last_error(log)}")
     return done, code, log
+
+
+def _read_batch(entries: dict, records: List[int], source, collector, found: List[tuple]) -> None:
+    """One batch's report from the scanner child, by top: its samples with NaN or inf, its
+    statistics, the samples that break what the net expects of the top, and its labels, counted
+    or found bad (``records``: the source's record index of each sample of the batch)."""
+    n, summary = len(records), collector.summary
+    for top, entry in entries.items():
+        for row, nan, posinf, neginf, total in entry["bad"]:
+            if row < n:
+                found.append(
+                    (
+                        records[row],
+                        top,
+                        "nan" if nan else "inf",
+                        f"{counts_text(nan, posinf, neginf, total)} (after Caffe's transform)",
+                    )
+                )
+        if "stats" in entry:
+            summary.stats(top).update(*entry["stats"])
+        if "values" in entry:
+            rows = _rows(entry["values"][:n])
+            for row, problem, why in contract_problems(rows, top, source.expect, collector):
+                found.append((records[row], top, problem, f"{why} (after Caffe's transform)"))
+        for row, label in enumerate(entry.get("labels", [])[:n]):
+            problem = None if "values" in entry else _label_problem(label, source.expect)
+            if problem:
+                found.append((records[row], top, "label", problem))
+            elif label == label:
+                summary.labels[int(label) if float(label).is_integer() else label] += 1
 
 
 def _direct_findings(source, indices: List[int], log: str) -> List[tuple]:

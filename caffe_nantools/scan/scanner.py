@@ -132,25 +132,12 @@ def scan(
         workers=workers,
         write_clean=write_clean,
     )
-    report = ScanReport()
     if mode == "net":
-        from caffe_nantools.pycaffe import load_caffe
-        from caffe_nantools.scan.netmode import scan_net_mode
-
-        load_caffe()  # a clear error now rather than in the child process
-        sources = scan_net_mode(
-            target, phase, report, limit=limit, max_findings=max_findings, progress=progress
-        )
-        for source in sources:
-            judge_contracts(source, report)
-        report.sort()
-        return report
+        return _scan_through_caffe(target, phase, limit, max_findings, progress)
+    report = ScanReport()
     sources = _sources(target, net, model, backend, phase, layer, report)
     if write_clean is not None:
-        if len(sources) != 1:
-            raise _not_one_whole_source(write_clean)
-        for path in backend_of(sources[0]).outputs(sources[0], write_clean):
-            check_writable(path, new=True)
+        _check_clean_copy(sources, write_clean)
     bad: Set[int] = set()
     for source in sources:
         report, bad = _scan_one(
@@ -168,23 +155,54 @@ def scan(
     report.shard = shard
     report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
     if write_clean is not None:
-        source = sources[0]
-        breach = next((b for b in report.breaches if b.source == source.name), None)
-        if breach is not None and breach.transform is not None:
-            source = replace(source, transform=breach.transform)
-        elif breach is not None:
-            report.notes.append(
-                f"{source.name}: {breach.what}: the fix is the net's ({breach.fix}); the copy "
-                "keeps the records that breach it"
-            )
-        if breach is not None:
-            bad = bad - mended_rows(report, breach)
-        kept = _write_clean(source, bad, write_clean)
-        how = f", {breach.transform.words}" if source.transform is not None else ""
-        report.notes.append(
-            f"wrote {write_clean}: {kept} records{how}, {len(bad)} bad ones left out"
-        )
+        _clean_copy(sources[0], report, bad, write_clean)
     return report
+
+
+def _scan_through_caffe(
+    target: str, phase: str, limit: Optional[int], max_findings: Optional[int], progress: bool
+) -> ScanReport:
+    """``mode="net"``: Caffe reads each data layer of the net, the samples of every batch are
+    checked, then what the net expects of each source."""
+    from caffe_nantools.pycaffe import load_caffe
+    from caffe_nantools.scan.netmode import scan_net_mode
+
+    load_caffe()  # a clear error now rather than in the child process
+    report = ScanReport()
+    sources = scan_net_mode(
+        target, phase, report, limit=limit, max_findings=max_findings, progress=progress
+    )
+    for source in sources:
+        judge_contracts(source, report)
+    report.sort()
+    return report
+
+
+def _check_clean_copy(sources: List[Source], write_clean: str) -> None:
+    """Before anything is read: one source, and a copy of it that can be written as new files."""
+    if len(sources) != 1:
+        raise _not_one_whole_source(write_clean)
+    for path in backend_of(sources[0]).outputs(sources[0], write_clean):
+        check_writable(path, new=True)
+
+
+def _clean_copy(source: Source, report: ScanReport, bad: Set[int], write_clean: str) -> None:
+    """The scanned ``source`` copied to ``write_clean`` without its ``bad`` records: a breach of
+    the net's contract that a transform mends is mended in the copy (its rows are not bad), one
+    that only the net can fix is noted."""
+    breach = next((b for b in report.breaches if b.source == source.name), None)
+    if breach is not None and breach.transform is not None:
+        source = replace(source, transform=breach.transform)
+    elif breach is not None:
+        report.notes.append(
+            f"{source.name}: {breach.what}: the fix is the net's ({breach.fix}); the copy "
+            "keeps the records that breach it"
+        )
+    if breach is not None:
+        bad = bad - mended_rows(report, breach)
+    kept = _write_clean(source, bad, write_clean)
+    how = f", {breach.transform.words}" if source.transform is not None else ""
+    report.notes.append(f"wrote {write_clean}: {kept} records{how}, {len(bad)} bad ones left out")
 
 
 def _check_options(net: bool, **arguments) -> None:
@@ -403,7 +421,6 @@ def _scan_in_processes(
     process less to start, and this one seeks its slice's first key while the first child,
     which needs none, gets going."""
     import multiprocessing
-    from multiprocessing.connection import wait
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -415,47 +432,16 @@ def _scan_in_processes(
     last = workers - 1
     mine = Tally(counts, last, draws=True) if counts is not None else progress
     children = []
-    outcome = {}
     finished = False
     try:
         for k in range(last):
-            receive, send = context.Pipe(duplex=False)
-            child = context.Process(
-                target=_scan_child,
-                args=(source, k, workers, max_findings, counts, send, os.getpid()),
-                daemon=True,
-            )
-            with _signals_held():
-                child.start()
-            send.close()
-            children.append((child, receive))
+            children.append(_start_child(context, source, k, workers, max_findings, counts))
         own = _scan_shard(source, last, workers, max_findings, mine)
         # Then the children's progress, where their counts can be seen.
         bar = Progress(
             os.path.basename(source.path.rstrip("/")), None, mine if counts is not None else False
         )
-        pending = [receive for _, receive in children]
-        while pending:
-            for receive in wait(pending, timeout=0.2):
-                try:
-                    outcome[receive] = receive.recv()
-                except EOFError:  # it died without a word (killed, out of memory)
-                    outcome[receive] = None
-                pending.remove(receive)
-            bar.draw()
-        bar.close()
-        results = []
-        for k, (child, receive) in enumerate(children):
-            result = outcome[receive]
-            if result is None:
-                child.join()
-                raise ScanError(
-                    f"{source.path}: worker {k} of {workers} ended without a report (exit code {child.exitcode})"
-                )
-            if isinstance(result, BaseException):
-                raise result
-            results.append(result)
-        results.append(own)
+        results = _children_results(children, bar, source, workers) + [own]
         report = merge_reports(part for part, _ in results)  # while the children exit
         finished = True
     finally:
@@ -468,6 +454,54 @@ def _scan_in_processes(
         report.unlisted += len(report.findings) - max_findings
         del report.findings[max_findings:]
     return report, {i for _, bad in results for i in bad}
+
+
+def _start_child(context, source: Source, k: int, workers: int, max_findings, counts):
+    """A child process scanning slice ``k`` of ``workers``, and the end of the pipe its result
+    comes through."""
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_scan_child,
+        args=(source, k, workers, max_findings, counts, send, os.getpid()),
+        daemon=True,
+    )
+    with _signals_held():
+        child.start()
+    send.close()
+    return child, receive
+
+
+def _children_results(
+    children, bar: Progress, source: Source, workers: int
+) -> List[Tuple[ScanReport, Set[int]]]:
+    """Each child's (report, bad indices), in slice order, waited for as they come (the bar
+    drawn meanwhile); the error that stopped a child is raised, as is a child that died without
+    a word (killed, out of memory)."""
+    from multiprocessing.connection import wait
+
+    outcome = {}
+    pending = [receive for _, receive in children]
+    while pending:
+        for receive in wait(pending, timeout=0.2):
+            try:
+                outcome[receive] = receive.recv()
+            except EOFError:
+                outcome[receive] = None
+            pending.remove(receive)
+        bar.draw()
+    bar.close()
+    results = []
+    for k, (child, receive) in enumerate(children):
+        result = outcome[receive]
+        if result is None:
+            child.join()
+            raise ScanError(
+                f"{source.path}: worker {k} of {workers} ended without a report (exit code {child.exitcode})"
+            )
+        if isinstance(result, BaseException):
+            raise result
+        results.append(result)
+    return results
 
 
 def _write_clean(source: Source, bad: Set[int], target: str) -> int:
