@@ -92,13 +92,7 @@ def test_the_finder_sees_a_circle_when_there_is_one():
 FRONTED = ("caffe_nantools.prototxt", "caffe_nantools.diagnose", "caffe_nantools.logs")
 
 #: Reaches past a front that are known and meant to go: (importer, inner module).
-ALLOWED = {
-    # hunt reads the weights' norms with diagnose.trace's private pattern of debug_info's
-    # "All net params" line (one layout, one pattern). Making a private regex part of the front
-    # is not the fix: hunt should read the norms through the reading's public parse; that is a
-    # change to hunt's body, left until the work going on in hunt/ lands.
-    ("caffe_nantools.hunt.numerics", "caffe_nantools.diagnose.trace"),
-}
+ALLOWED: set = set()
 
 
 def front_names(package):

@@ -30,7 +30,7 @@ from caffe_nantools.diagnose.reading import (
     is_saturated,
     larger,
 )
-from caffe_nantools.diagnose.trace import Block, is_bad
+from caffe_nantools.diagnose.trace import Block, is_bad, net_norms
 from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.files import check_writable, refuse_overlaps
 from caffe_nantools.logs import not_a_log, read_log
@@ -288,4 +288,5 @@ __all__ = [
     "is_bad",
     "is_saturated",
     "larger",
+    "net_norms",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from caffe_nantools.logs import Span, parse_value
 
@@ -113,13 +113,21 @@ def parse_block(pieces: List[Span], iteration: Optional[int]) -> Block:
                 records.append(Record(number, direction.lower(), layer, kind, blob, value))
                 texts[number] = piece.original(number, raw.rstrip("\r"))
                 continue
-            m = _NORMS.search(raw)
-            if m is not None:
-                values = [_number(v) for v in m.groups()]
-                if None not in values:
-                    norms.append(Norms(number, *values))
-                    texts[number] = piece.original(number, raw.rstrip("\r"))
+            values = net_norms(raw)
+            if values is not None:
+                norms.append(Norms(number, *values))
+                texts[number] = piece.original(number, raw.rstrip("\r"))
     return Block(iteration, records, norms, texts)
+
+
+def net_norms(line: str) -> Optional[Tuple[float, float, float, float]]:
+    """The norms of debug_info's ``All net params`` line: L1 of the data and of the diff, L2 of
+    the data and of the diff; None for another line, or one whose values are not numbers."""
+    m = _NORMS.search(line)
+    if m is None:
+        return None
+    values = [_number(v) for v in m.groups()]
+    return None if None in values else tuple(values)
 
 
 def _number(text: str) -> Optional[float]:

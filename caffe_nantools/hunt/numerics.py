@@ -16,9 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from caffe_nantools.diagnose import GLOBAL_ORDERS
-from caffe_nantools.diagnose.trace import _NORMS as NORMS_LINE  # the one layout of that line
-from caffe_nantools.logs import parse_value, read_events
+from caffe_nantools.diagnose import GLOBAL_ORDERS, net_norms
+from caffe_nantools.logs import read_events
 
 
 @dataclass(frozen=True)
@@ -62,14 +61,9 @@ def read_trained(log: str) -> Trained:
     except OSError:
         return Trained([], [])
     for line in lines:
-        m = NORMS_LINE.search(line) if "All net params" in line else None
-        if m is not None:
-            try:
-                value = parse_value(m.group(3))  # L2 norm of the data
-            except ValueError:
-                continue
-            if math.isfinite(value):
-                weights.append(value)
+        norms = net_norms(line) if "All net params" in line else None
+        if norms is not None and math.isfinite(norms[2]):  # the L2 norm of the data
+            weights.append(norms[2])
     rates = [(e.iteration, e.value) for e in read_events(lines) if e.kind == "lr"]
     return Trained(weights, rates)
 
