@@ -374,11 +374,6 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def add_scan(commands) -> None:
-    # The allowed values come from the library, which checks them too.
-    from caffe_nantools.prototxt import PHASES
-    from caffe_nantools.scan.backends import backend_names
-    from caffe_nantools.scan.scanner import MODES
-
     scan = _Command(
         commands,
         "scan",
@@ -388,6 +383,19 @@ def add_scan(commands) -> None:
         "row: NaN/inf values, undecodable images, records that are not Datums, wrong shapes, "
         "bad labels. Exit 0 clean, 1 bad records found, 2 usage or I/O error.",
     )
+    _scan_sources(scan)
+    _scan_reading(scan)
+    _json_or_csv(scan)
+
+
+def _scan_sources(scan: _Command) -> None:
+    """What scan reads: a source, or the data layers of a net (its phase, one layer), and by
+    whose code (its own readers or Caffe's)."""
+    # The allowed values come from the library, which checks them too.
+    from caffe_nantools.prototxt import PHASES
+    from caffe_nantools.scan.backends import backend_names
+    from caffe_nantools.scan.scanner import MODES
+
     scan.add(
         "target",
         metavar="PATH",
@@ -413,6 +421,10 @@ def add_scan(commands) -> None:
     scan.add(
         "--backend", choices=backend_names(), help="the source's kind (detected when not given)"
     )
+
+
+def _scan_reading(scan: _Command) -> None:
+    """How much of the sources scan reads, in how many processes, and what it writes."""
     scan.add("--limit", type=_positive_int, metavar="N", help="scan the first N records only")
     scan.add(
         "--max-findings",
@@ -439,7 +451,6 @@ def add_scan(commands) -> None:
         help="copy the source to OUT without the bad records (same backend)",
     )
     scan.add("-q", "--quiet", action="store_true", help="no progress bar")
-    _json_or_csv(scan)
 
 
 def _shard(text: str):

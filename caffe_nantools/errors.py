@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
+from caffe_nantools.jsontext import fields_dict
+
 if TYPE_CHECKING:
     from caffe_nantools.finite import FiniteStats
 
@@ -69,6 +71,22 @@ class CheckConfigError(NanToolsError, ValueError):
     """A CheckFiniteLayer ``param_str`` that names an unknown key or gives a bad value."""
 
 
+#: What :meth:`NonFiniteError.to_dict` writes, in order.
+_ERROR_FIELDS = (
+    "layer",
+    "blob",
+    "writer",
+    "pass_",
+    "phase",
+    "iteration",
+    "max_abs",
+    "lr",
+    "by",
+    "stats",
+    "message",
+)
+
+
 class NonFiniteError(NanToolsError, RuntimeError):
     """A checked blob holds NaN or infinity (or, with ``max_abs``, values beyond it).
 
@@ -123,21 +141,14 @@ class NonFiniteError(NanToolsError, RuntimeError):
             return getattr(stats, name)
         raise AttributeError(name)
 
+    @property
+    def message(self) -> str:
+        return str(self)
+
     def to_dict(self) -> dict:
-        """A JSON-ready record of the failure (the ``dump`` report uses it)."""
-        return {
-            "layer": self.layer,
-            "blob": self.blob,
-            "writer": self.writer,
-            "pass": self.pass_,
-            "phase": self.phase,
-            "iteration": self.iteration,
-            "max_abs": self.max_abs,
-            "lr": self.lr,
-            "by": self.by,
-            **self.stats.to_dict(),
-            "message": str(self),
-        }
+        """A JSON-ready record of the failure (the ``dump`` report uses it): its fields, the
+        stats' among them, and its message."""
+        return fields_dict(self, names=_ERROR_FIELDS, keys={"pass_": "pass"}, inline={"stats"})
 
     @classmethod
     def from_dict(cls, record: dict) -> NonFiniteError:

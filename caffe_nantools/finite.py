@@ -16,10 +16,12 @@ of a 2-D view (``np.add.reduce(axis=0)`` adds whole rows at a time), 1.5x faster
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
+
+from caffe_nantools.jsontext import fields_dict
 
 #: How many bad sample indices a report lists; the total is always given.
 SHOWN_SAMPLES = 10
@@ -124,9 +126,7 @@ class FiniteStats:
         return self.nonfinite == 0 and self.over_max_abs == 0
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["bad_samples"] = list(self.bad_samples)
-        return d
+        return fields_dict(self, convert={"bad_samples": list})
 
 
 def finite_stats(x: np.ndarray, max_abs: Optional[float] = None) -> FiniteStats:

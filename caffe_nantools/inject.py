@@ -604,9 +604,7 @@ def inject(
     display = arguments.whole("display", display, 0, optional=True)
     each, upgrade = arguments.flag("each", each), arguments.flag("upgrade", upgrade)
     in_place, dry_run = arguments.flag("in_place", in_place), arguments.flag("dry_run", dry_run)
-    options = CheckOptions(on=on, max_abs=max_abs, every=every)
-    if options.on is not None or options.max_abs is not None or options.every is not None:
-        parse_param_str(options.param_str("x", "x"))  # the layer would refuse them at set-up
+    options = _check_options(on, max_abs, every)
     net_target = _targets(net, output, in_place=in_place, dry_run=dry_run, option="output")
     report = InjectReport(
         inject_text(read_text(net), net, blobs=blobs, each=each, options=options, upgrade=upgrade),
@@ -615,37 +613,79 @@ def inject(
         dry_run=dry_run,
     )
     solver_flags = dict(solver=solver, solver_output=solver_output, net_path=net_path)
+    solver_target = None
     if report.net.inline_nets:
         _inline_debug_info(report, net, display, solver_flags)
-    elif solver is None and (solver_output or net_path is not None or display is not None):
-        raise InjectError(
-            "{solver_output:name}, {net_path:name} and {display:name} need {solver:name}",
-            arguments=dict(solver_flags, display=display),
-        )
-    solver_target = None
-    if solver is not None:
-        solver_target = _targets(
-            solver, solver_output, in_place=in_place, dry_run=dry_run, option="solver_output"
-        )
+    else:
+        solver_target = _solver_target(solver_flags, display, in_place=in_place, dry_run=dry_run)
     if net_target is not None and not in_place:
-        solver_pair = [("solver", solver)] if solver is not None else []
-        refuse_overlaps(
-            [("net", net)] + solver_pair,
-            [("output", net_target)] + [("solver_output", solver_target)] * bool(solver_pair),
-        )
-    message = "SolverParameter" if report.net.inline_nets else "NetParameter"
-    _check_with_caffe(report.net.original, report.net.text, net, message, report.notes)
-    plan = [(net, net_target, report.net.original, report.net.text)]
-    if solver is not None:
-        report.solver = enable_debug_info(
-            read_text(solver), solver, net_path=net_path, display=display
-        )
-        _check_with_caffe(
-            report.solver.original, report.solver.text, solver, "SolverParameter", report.notes
-        )
-        plan.append((solver, solver_target, report.solver.original, report.solver.text))
+        _refuse_overlaps(net, net_target, solver, solver_target)
+    plan = _plan(report, (net, net_target), (solver, solver_target), net_path, display)
     _write(plan, report, backups=in_place)
     return report
+
+
+def _check_options(
+    on: Optional[str], max_abs: Optional[float], every: Optional[int]
+) -> CheckOptions:
+    """The check layers' options, refused now where the layer would refuse them at set-up."""
+    options = CheckOptions(on=on, max_abs=max_abs, every=every)
+    if options.on is not None or options.max_abs is not None or options.every is not None:
+        parse_param_str(options.param_str("x", "x"))
+    return options
+
+
+def _solver_target(
+    solver_flags: Dict[str, Optional[str]], display: Optional[int], *, in_place: bool, dry_run: bool
+) -> Optional[str]:
+    """Where the edit of the solver file goes (None: there is none, or a dry run), after the
+    checks of the flags that are about it (``solver_flags`` with ``display``)."""
+    solver, solver_output = solver_flags["solver"], solver_flags["solver_output"]
+    if solver is None:
+        if solver_output or solver_flags["net_path"] is not None or display is not None:
+            raise InjectError(
+                "{solver_output:name}, {net_path:name} and {display:name} need {solver:name}",
+                arguments=dict(solver_flags, display=display),
+            )
+        return None
+    return _targets(
+        solver, solver_output, in_place=in_place, dry_run=dry_run, option="solver_output"
+    )
+
+
+def _refuse_overlaps(
+    net: str, net_target: str, solver: Optional[str], solver_target: Optional[str]
+) -> None:
+    """No output may be an input (nor both outputs one file)."""
+    solver_pair = [("solver", solver)] if solver is not None else []
+    refuse_overlaps(
+        [("net", net)] + solver_pair,
+        [("output", net_target)] + [("solver_output", solver_target)] * bool(solver_pair),
+    )
+
+
+def _plan(
+    report: InjectReport,
+    net: Tuple[str, Optional[str]],
+    solver: Tuple[Optional[str], Optional[str]],
+    net_path: Optional[str],
+    display: Optional[int],
+) -> List[Tuple[str, Optional[str], str, str]]:
+    """What :func:`_write` writes, from the ``(source, target)`` of the net and of the solver:
+    the net's edit in ``report`` and, with a solver, its edit (made here), each read back by
+    Caffe's parser first."""
+    (net_file, net_target), (solver_file, solver_target) = net, solver
+    message = "SolverParameter" if report.net.inline_nets else "NetParameter"
+    _check_with_caffe(report.net.original, report.net.text, net_file, message, report.notes)
+    plan = [(net_file, net_target, report.net.original, report.net.text)]
+    if solver_file is not None:
+        edit = enable_debug_info(
+            read_text(solver_file), solver_file, net_path=net_path, display=display
+        )
+        _check_with_caffe(edit.original, edit.text, solver_file, "SolverParameter", report.notes)
+        report.solver = edit
+        plan.append((solver_file, solver_target, edit.original, edit.text))
+    return plan
 
 
 def _inline_debug_info(

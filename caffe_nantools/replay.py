@@ -165,15 +165,9 @@ class ReplayReport:
         return EXIT_FINDINGS if self.first_bad is not None or self.abort is not None else EXIT_OK
 
     def to_dict(self) -> dict:
-        first = self.first_bad
-        return {
-            "iteration": self.iteration,
-            "error": self.error.to_dict() if self.error is not None else None,
-            "forward": [r.to_dict() for r in self.forward],
-            "backward": [r.to_dict() for r in self.backward],
-            "first_bad": first.to_dict() if first is not None else None,
-            "abort": self.abort.to_dict() if self.abort is not None else None,
-        }
+        return jsontext.fields_dict(
+            self, names=("iteration", "error", "forward", "backward", "first_bad", "abort")
+        )
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict()) + "\n"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
+from caffe_nantools.jsontext import fields_dict
 from caffe_nantools.prototxt import Node
 
 SEVERITIES = ("error", "warning", "info")
@@ -34,7 +35,7 @@ class LintFinding:
         return (self.layer,) if isinstance(self.layer, str) else self.layer
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return fields_dict(self)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.rule}]\n    fix: {self.fix}"

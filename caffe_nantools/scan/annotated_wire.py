@@ -312,11 +312,52 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
     """Decode a batch of serialized AnnotatedDatums (bytes or memoryviews); never raises for a
     bad record, which is in :attr:`Decoded.broken`. ``walk=False`` reads every record alone,
     with :func:`parse`: what the walk must match."""
+    batch = _join(values)
+    odd = np.full(len(values), not walk)
+    kinds, groups = _walk_records(batch, odd)
+    group_rows, group_index, a, b = groups.arrays()
+    group_labels, group_odd, boxes = _walk_groups(batch, a, b)
+    odd[group_rows[group_odd]] = True
+    box_groups, box_index, coords = boxes
+    box_rows = group_rows[box_groups]
+    group_columns = [group_rows, group_index, group_labels]
+    box_columns = [box_rows, group_index[box_groups], box_index, group_labels[box_groups], coords]
+    if odd.any():  # their groups and boxes come from parse
+        group_columns = [c[~odd[group_rows]] for c in group_columns]
+        box_columns = [c[~odd[box_rows]] for c in box_columns]
+    datum_rows = np.flatnonzero(~odd & (batch.datum_a >= 0))
+    datums = _datums(values, datum_rows, batch.datum_a[datum_rows], batch.datum_b[datum_rows])
+    decoded = Decoded(kinds, datum_rows, datums, {}, *group_columns, *box_columns)
+    _parse_odd(decoded, values, np.flatnonzero(odd).tolist())
+    return decoded
+
+
+@dataclass
+class _Batch:
+    """A batch's records joined for the walk: of each, what follows its leading Datum (all of
+    a record without one), so that the images' bytes are not copied.
+
+    Attributes:
+        joined, buf: those bytes, and the same as an array.
+        base: each record's offset in ``buf``, as if all of it were there.
+        start, end: where the walk of each record starts (after its Datum) and ends.
+        datum_a, datum_b: where each record's Datum is in the record, -1 where none is known.
+    """
+
+    joined: bytes
+    buf: np.ndarray
+    base: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    datum_a: np.ndarray
+    datum_b: np.ndarray
+
+
+def _join(values: Sequence[bytes]) -> _Batch:
+    """The records as one :class:`_Batch`. The records' lengths come from the pieces taken, not
+    from another pass over the records (each pass costs a cache miss a record)."""
     n = len(values)
     datum_a, datum_b = _spans(values)
-    # What follows the leading Datum (all of a record without one) is walked: the image's
-    # bytes are not copied. The records' lengths come from these pieces, not from another
-    # pass over the records (each pass costs a cache miss a record).
     skip = np.maximum(datum_b, 0)
     tails = [v[x:] for v, x in zip(values, skip.tolist())]
     lengths = skip + np.fromiter(map(len, tails), np.int64, n)
@@ -327,73 +368,60 @@ def decode(values: Sequence[bytes], *, walk: bool = True) -> Decoded:
             datum_a[row], datum_b[row], skip[row] = -1, -1, 0
             tails[row] = values[row]
     joined = b"".join(tails + [_PAD])
-    buf = np.frombuffer(joined, np.uint8)
     end = np.cumsum(lengths - skip)
-    base = end - lengths  # a record's offset in ``buf`` (as if it were all there)
-    odd = np.full(n, not walk)
-    start = base + skip
+    base = end - lengths
+    buf = np.frombuffer(joined, np.uint8)
+    return _Batch(joined, buf, base, base + skip, end, datum_a, datum_b)
+
+
+def _walk_records(batch: _Batch, odd: np.ndarray) -> Tuple[np.ndarray, _Children]:
+    """The walk of the records' fields: per record its type (-1 where it has none), and its
+    groups; a Datum found on the way is set in ``batch``."""
+    buf, base, start, end = batch.buf, batch.base, batch.start, batch.end
     usual = _TYPE.starts(buf, start, end)
     kinds = np.where(usual, buf[start + 1].astype(np.int64), -1)
-    groups = _Children(n)
+    groups = _Children(len(start))
     for step in _steps(buf, start + _TYPE.length * usual, end, odd):
         known = step.known(odd, {1: 2, 2: 0, 3: 2})
         if 1 in known:
             rows = known[1].messages
-            datum_a[rows], datum_b[rows] = known[1].a - base[rows], known[1].b - base[rows]
+            batch.datum_a[rows] = known[1].a - base[rows]
+            batch.datum_b[rows] = known[1].b - base[rows]
         if 2 in known:
             kinds[known[2].messages] = _int32(known[2].value)
         if 3 in known:
             groups.add(known[3])
-    group_rows, group_index, a, b = groups.arrays()
-    group_odd = np.zeros(len(a), bool)
+    return kinds, groups
+
+
+def _walk_groups(
+    batch: _Batch, a: np.ndarray, b: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The groups ``batch.buf[a:b]``: their labels, which of them :func:`parse` must read, and
+    their boxes (per box its group, its place in the group and its coordinates), those of the
+    groups read at their offsets among those of the walked ones."""
+    buf = batch.buf
+    odd = np.zeros(len(a), bool)
     usual = _LABEL.starts(buf, a, b)
-    group_labels = np.where(usual, buf[a + 1].astype(np.int64), 0)
+    labels = np.where(usual, buf[a + 1].astype(np.int64), 0)
     boxed = _boxed_groups(buf, a, b, usual)
     annotations = _Children(len(a))
-    for step in _steps(buf, np.where(boxed.groups, b, a + _LABEL.length * usual), b, group_odd):
-        known = step.known(group_odd, {1: 0, 2: 2})
+    for step in _steps(buf, np.where(boxed.groups, b, a + _LABEL.length * usual), b, odd):
+        known = step.known(odd, {1: 0, 2: 2})
         if 1 in known:
-            group_labels[known[1].messages] = _int32(known[1].value)
+            labels[known[1].messages] = _int32(known[1].value)
         if 2 in known:
             annotations.add(known[2])
-    floats = _floats(joined)
+    floats = _floats(batch.joined)
     box_groups, box_index, coords, box_odd = _walked_boxes(buf, floats, annotations)
-    group_odd[box_groups[box_odd]] = True
+    odd[box_groups[box_odd]] = True
     if boxed.groups.any():
         box_groups, box_index, coords = _in_order(
             (box_groups, boxed.box_groups),
             (box_index, boxed.box_index),
             (coords, floats[boxed.starts[:, None] + _BOX_FLOATS]),
         )
-    odd[group_rows[group_odd]] = True
-    box_rows = group_rows[box_groups]
-    box_groups_index, box_labels = group_index[box_groups], group_labels[box_groups]
-    if odd.any():
-        keep, keep_boxes = ~odd[group_rows], ~odd[box_rows]
-        group_rows, group_index, group_labels = (
-            c[keep] for c in (group_rows, group_index, group_labels)
-        )
-        box_rows, box_groups_index, box_index, box_labels, coords = (
-            c[keep_boxes] for c in (box_rows, box_groups_index, box_index, box_labels, coords)
-        )
-    datum_rows = np.flatnonzero(~odd & (datum_a >= 0))
-    datums = _datums(values, datum_rows, datum_a[datum_rows], datum_b[datum_rows])
-    decoded = Decoded(
-        kinds,
-        datum_rows,
-        datums,
-        {},
-        group_rows,
-        group_index,
-        group_labels,
-        box_rows,
-        box_groups_index,
-        box_index,
-        box_labels,
-        coords,
-    )
-    _parse_odd(decoded, values, np.flatnonzero(odd).tolist())
-    return decoded
+    return labels, odd, (box_groups, box_index, coords)
 
 
 def _walked_boxes(

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from caffe_nantools.jsontext import fields_dict
 from caffe_nantools.prototxt import FLOAT, UINT32, Layer, Net, NetState
 
 #: What a bottom must hold.
@@ -258,6 +259,11 @@ class Transform:
         return shift if self.divisor == 1 else f"({shift}) / {self.divisor:g}"
 
 
+#: What :meth:`Breach.to_dict` writes: the contract's layer and blob, what breaks it, how often
+#: and the fix in words (not the setting or the transform, which are for the fix's code).
+_BREACH_FIELDS = ("bound.layer", "bound.type", "bound.blob", "source", "what", "fix", "records")
+
+
 @dataclass
 class Breach:
     """A systematic breach of a contract by a whole source: what is wrong, and its fix: a
@@ -288,15 +294,7 @@ class Breach:
         return f"{self.what}; fix: {self.fix}"
 
     def to_dict(self) -> dict:
-        return {
-            "layer": self.bound.layer,
-            "type": self.bound.type,
-            "blob": self.bound.blob,
-            "source": self.source,
-            "what": self.what,
-            "fix": self.fix,
-            "records": self.records,
-        }
+        return fields_dict(self, names=_BREACH_FIELDS)
 
 
 def judge(

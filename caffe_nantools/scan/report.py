@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
@@ -75,9 +75,14 @@ class FieldStats:
                 int(finite.size),
             )
 
+    @property
+    def mean(self) -> Optional[float]:
+        return self.total / self.count if self.count else None
+
     def to_dict(self) -> dict:
-        mean = self.total / self.count if self.count else None
-        return {"min": self.min, "max": self.max, "mean": mean, "values": self.count}
+        return jsontext.fields_dict(
+            self, names=("min", "max", "mean", "count"), keys={"count": "values"}
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> FieldStats:
@@ -154,20 +159,12 @@ class Summary:
             self.tally(layer, blob).merge(tally)
 
     def to_dict(self) -> dict:
-        return {
-            "backend": self.backend,
-            "records": self.records,
-            "shapes": dict(sorted(self.shapes.items())),
-            "dtypes": dict(sorted(self.dtypes.items())),
-            "labels": {
-                str(k): v
-                for k, v in sorted(self.labels.items(), key=lambda kv: _label_order(kv[0]))
-            },
-            "fields": {name: stats.to_dict() for name, stats in self.fields.items()},
-            **(
-                {"skipped": {w: asdict(s) for w, s in self.skipped.items()}} if self.skipped else {}
-            ),
-        }
+        return jsontext.fields_dict(
+            self,
+            convert={"shapes": _sorted_counts, "dtypes": _sorted_counts, "labels": _label_counts},
+            leave_out={"tallies"},
+            unless_empty={"skipped"},
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> Summary:
@@ -202,6 +199,15 @@ def _label_order(label) -> tuple:
     return (0, label) if isinstance(label, (int, float)) else (1, str(label))
 
 
+def _sorted_counts(counts: Counter) -> dict:
+    return dict(sorted(counts.items()))
+
+
+def _label_counts(labels: Counter) -> dict:
+    """The labels' counts, numbers first in their order, as JSON keys (text)."""
+    return {str(k): v for k, v in sorted(labels.items(), key=lambda kv: _label_order(kv[0]))}
+
+
 @dataclass
 class ScanReport:
     """Everything a scan found. ``return_code``: 0 clean, 1 bad records found."""
@@ -229,15 +235,12 @@ class ScanReport:
         self.findings.sort(key=lambda f: (order.get(f.source, len(order)), f.index))
 
     def to_dict(self) -> dict:
-        return {
-            "sources": self.sources,
-            "findings": [asdict(f) for f in self.findings],
-            "summary": {source: s.to_dict() for source, s in self.summaries.items()},
-            "unlisted_findings": self.unlisted,
-            "notes": self.notes,
-            "shard": list(self.shard) if self.shard else None,
-            "origin": self.origin,
-        }
+        return jsontext.fields_dict(
+            self,
+            keys={"summaries": "summary", "unlisted": "unlisted_findings"},
+            convert={"shard": _shard_list},
+            leave_out={"breaches"},  # each is a contract finding, its fix in the detail
+        )
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict()) + "\n"
@@ -317,6 +320,10 @@ class ScanReport:
         )
         lines.append(verdict)
         return "\n".join(lines) + "\n"
+
+
+def _shard_list(shard: Optional[Tuple[int, int]]) -> Optional[List[int]]:
+    return list(shard) if shard else None
 
 
 def _shard(value) -> Optional[Tuple[int, int]]:

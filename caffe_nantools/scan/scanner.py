@@ -138,25 +138,35 @@ def scan(
     sources = _sources(target, net, model, backend, phase, layer, report)
     if write_clean is not None:
         _check_clean_copy(sources, write_clean)
+    report, bad = _scan_sources(
+        sources,
+        report,
+        limit=limit,
+        max_findings=max_findings,
+        shard=shard,
+        workers=workers,
+        progress=progress,
+    )
+    if write_clean is not None:
+        _clean_copy(sources[0], report, bad, write_clean)
+    return report
+
+
+def _scan_sources(
+    sources: List[Source], report: ScanReport, *, shard, **reading
+) -> Tuple[ScanReport, Set[int]]:
+    """Each source scanned into ``report`` (``reading``: how, as :func:`_scan_one` takes it)
+    and, whole, judged against the contracts of the net that reads it; the findings in order,
+    each source's fingerprint. Returns the report and the bad records of the last source."""
     bad: Set[int] = set()
     for source in sources:
-        report, bad = _scan_one(
-            source,
-            report,
-            limit=limit,
-            max_findings=max_findings,
-            shard=shard,
-            workers=workers,
-            progress=progress,
-        )
+        report, bad = _scan_one(source, report, shard=shard, **reading)
         if shard is None:
             judge_contracts(source, report)
     report.sort()
     report.shard = shard
     report.origin = {source.name: fingerprint(source.path, source.backend) for source in sources}
-    if write_clean is not None:
-        _clean_copy(sources[0], report, bad, write_clean)
-    return report
+    return report, bad
 
 
 def _scan_through_caffe(
