@@ -4,9 +4,12 @@ compared row by row, and the retry with one thread only where they disagree or s
 
 import threading
 
+import numpy as np
 import pytest
 
 from caffe_nantools import replay as replay_module
+from caffe_nantools.errors import NonFiniteError
+from caffe_nantools.finite import finite_stats
 from caffe_nantools.hunt.reproducibility import check_reproducible, compare, reproducibility
 from caffe_nantools.hunt.stages import Stages
 from caffe_nantools.hunt.training import Training
@@ -134,6 +137,17 @@ def test_a_failure_in_the_update_is_judged_by_agreement_alone(replays):
     assert fake.calls == {None: 2, 1: 0}
 
 
+def failed(phase):
+    return NonFiniteError(
+        layer="check/ip",
+        blob="ip",
+        pass_="forward",
+        phase=phase,
+        iteration=3,
+        stats=finite_stats(np.array([1.0, np.nan], np.float32)),
+    )
+
+
 @pytest.mark.parametrize(
     "training, why",
     [
@@ -141,6 +155,14 @@ def test_a_failure_in_the_update_is_judged_by_agreement_alone(replays):
         (
             Training(2, 1.0, "train.log", aborted=True, exit_code=134),
             "Caffe ended the training: no replay bundle",
+        ),
+        (
+            Training(4, 1.0, "train.log", error=failed("TEST"), iteration=3),
+            "a test pass failed: the bundle replays training iterations only",
+        ),
+        (
+            Training(4, 1.0, "train.log", error=failed("TRAIN"), iteration=3),
+            "no replay bundle was written",
         ),
     ],
 )

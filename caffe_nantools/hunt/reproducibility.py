@@ -248,6 +248,8 @@ def reproducibility(
             else "Caffe ended the training: no replay bundle"
             if training.aborted
             else "a test pass failed: the bundle replays training iterations only"
+            if error is not None and error.phase == "TEST"
+            else "no replay bundle was written"
         )
         stages.skip(name, why)
         return None
