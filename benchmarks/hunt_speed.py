@@ -24,22 +24,31 @@ sys.path[:0] = [HERE, ROOT]
 from check_cost import caffenet  # noqa: E402
 from targets import Targets, add_check_option  # noqa: E402
 
-LENET = textwrap.dedent("""\
-    name: "lenet"
-    layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param {
-            shape { dim: 64 dim: 1 dim: 28 dim: 28 } shape { dim: 64 }
-            data_filler { type: "gaussian" std: 0.3 } data_filler { type: "constant" value: 1 } } }
-    layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
-            convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } } }
-    layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-    layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
-            convolution_param { num_output: 50 kernel_size: 5 weight_filler { type: "xavier" } } }
-    layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-    layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1" inner_product_param { num_output: 500 weight_filler { type: "xavier" } } }
-    layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
-    layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
-    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
-    """)
+
+def lenet(data_layer, widths=(20, 50, 500)):
+    """LeNet on ``data_layer`` (tops data and label): its two convolutions' and its hidden
+    layer's widths."""
+    conv1, conv2, hidden = widths
+    return data_layer + textwrap.dedent(f"""\
+        layer {{ name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+                convolution_param {{ num_output: {conv1} kernel_size: 5 weight_filler {{ type: "xavier" }} }} }}
+        layer {{ name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
+        layer {{ name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+                convolution_param {{ num_output: {conv2} kernel_size: 5 weight_filler {{ type: "xavier" }} }} }}
+        layer {{ name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
+        layer {{ name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1" inner_product_param {{ num_output: {hidden} weight_filler {{ type: "xavier" }} }} }}
+        layer {{ name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }}
+        layer {{ name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param {{ num_output: 10 weight_filler {{ type: "xavier" }} }} }}
+        layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }}
+        """)
+
+
+LENET = lenet(
+    'name: "lenet"\n'
+    'layer { name: "data" type: "DummyData" top: "data" top: "label" dummy_data_param {\n'
+    "        shape { dim: 64 dim: 1 dim: 28 dim: 28 } shape { dim: 64 }\n"
+    '        data_filler { type: "gaussian" std: 0.3 } data_filler { type: "constant" value: 1 } } }\n'
+)
 
 BARE = textwrap.dedent("""\
     import json, sys, time

@@ -243,6 +243,9 @@ def _replay_failing(report, gpu: Optional[int]) -> None:
     bundle = report.training.replay if report.training is not None else None
     if bundle is None or not os.path.isdir(bundle):
         return
+    if report.reproducible is not None and report.reproducible.replay is not None:
+        report.replayed = report.reproducible.replay  # replayed already, to compare
+        return
     try:
         report.replayed = replay(bundle, gpu=gpu)
     except NanToolsError as e:

@@ -208,13 +208,18 @@ def _number(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
+def replay(
+    bundle: str, *, gpu: Optional[int] = None, threads: Optional[int] = None
+) -> ReplayReport:
     """Run the bundle's iteration once more, forward and backward, in a child process.
 
     Args:
         bundle: the bundle's folder (or its manifest), or the workdir of the hunt that wrote it
             (its ``replay``, or ``checked/replay`` of older hunts).
         gpu: run on this GPU (CPU by default).
+        threads: the threads BLAS and OpenMP may use in the child (``OPENBLAS_NUM_THREADS``,
+            ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``); by default as many as this process's
+            environment allows.
 
     Returns:
         The report; a step that ended the replay (a failed CHECK, a Python layer's exception)
@@ -231,12 +236,13 @@ def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
 
     bundle = arguments.path("bundle", bundle)
     gpu = arguments.whole("gpu", gpu, 0, optional=True)
+    threads = arguments.whole("threads", threads, 1, optional=True)
     found = open_bundle(find_bundle(bundle))
     caffe = load_caffe()
     validate(found.net_text, found.net_path)
     check_layer_types(found, set(caffe.layer_type_list()))
     report = ReplayReport(found.iteration, found.error)
-    abort = _run(found, gpu, report)
+    abort = _run(found, gpu, report, _threads_env(threads))
     if abort is None:
         return report
     if abort.stage == "device" and gpu is not None:
@@ -251,7 +257,19 @@ def replay(bundle: str, *, gpu: Optional[int] = None) -> ReplayReport:
     return report
 
 
-def _run(bundle: Bundle, gpu: Optional[int], report: ReplayReport) -> Optional[Abort]:
+#: The settings that bound the threads of the BLAS libraries Caffe is built with, and OpenMP's.
+THREAD_SETTINGS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _threads_env(threads: Optional[int]) -> Dict[str, str]:
+    if threads is None:
+        return {}
+    return {name: str(threads) for name in THREAD_SETTINGS}
+
+
+def _run(
+    bundle: Bundle, gpu: Optional[int], report: ReplayReport, settings: Dict[str, str]
+) -> Optional[Abort]:
     """The child's work: its rows into ``report``; the step that ended it early, if one did."""
     with tempfile.TemporaryDirectory(prefix="nantools-replay-") as tmp:
         config = os.path.join(tmp, "config.json")
@@ -267,7 +285,7 @@ def _run(bundle: Bundle, gpu: Optional[int], report: ReplayReport) -> Optional[A
                 stdout=out,  # a Python layer's prints too: never in replay's own output
                 stderr=subprocess.STDOUT,
                 # Caffe's info lines name the layer it sets up when it fails.
-                env=python_env(GLOG_logtostderr="1", GLOG_minloglevel="0"),
+                env=python_env(GLOG_logtostderr="1", GLOG_minloglevel="0", **settings),
                 preexec_fn=functools.partial(end_with_parent, os.getpid()),
             )
         stage, layer, raised = "start", None, None

@@ -24,6 +24,10 @@ from caffe_nantools.bundle import ReplayError, check_python_layers, copy_weights
 from caffe_nantools.replay import measure
 
 
+#: Caffe's random seed in every replay.
+REPLAY_SEED = 1
+
+
 class Progress:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
@@ -47,6 +51,9 @@ def run(config: dict, progress: Progress) -> None:
     else:
         caffe.set_mode_gpu()
         caffe.set_device(int(gpu))
+    # Every replay draws the same numbers (a Dropout's mask), so that two replays of one
+    # bundle can be compared: a difference is then the threads', the hardware's or a layer's own.
+    caffe.set_random_seed(REPLAY_SEED)
     bundle = open_bundle(config["bundle"])
     # Caffe imports a Python layer's module from sys.path: the bundle's folder is one place
     # for it, after PYTHONPATH and the current folder.

@@ -21,6 +21,7 @@ TINY_WITH_CAFFE = {
     "hunt_speed": ["--runs", "1", "--lenet-iters", "2", "--caffenet-iters", "0"],
     "check_cost": ["--batch", "1", "--rounds", "1"],
     "fault_bench": ["--only", "nan_record_lmdb"],
+    "snapshot_hunt": ["--snapshot-at", "20", "--window", "10"],
 }
 
 

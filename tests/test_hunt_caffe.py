@@ -186,6 +186,7 @@ def test_a_healthy_run_is_none_and_exit_0(caffe, here, capsys):
         "scan",
         "checked copies",
         "train",
+        "reproducible",
         "verify the fix",
     ]
     assert (
@@ -193,6 +194,7 @@ def test_a_healthy_run_is_none_and_exit_0(caffe, here, capsys):
         and "40 records of train_lmdb: none bad" in stages["scan"]["summary"]
     )
     assert stages["train"]["status"] == "ok" and stages["train"]["detail"]["iterations"] == 20
+    assert stages["reproducible"]["status"] == "skipped" and report["reproducible"] is None
     assert stages["verify the fix"]["status"] == "skipped"
     assert report["workdir"] == "hunt" and not os.path.exists("snap_iter_20.caffemodel")
     assert sorted(os.listdir(here)) == ["hunt", "net.prototxt", "solver.prototxt", "train_lmdb"]

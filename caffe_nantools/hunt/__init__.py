@@ -33,6 +33,7 @@ from caffe_nantools.hunt.batches import (
     scanned_records,
     source_reader,
 )
+from caffe_nantools.hunt.reproducibility import Reproducibility, reproducibility
 from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.stages import ERROR, FAILED, FOUND, OK, SKIPPED, Stages
 from caffe_nantools.hunt.training import Training, train
@@ -62,6 +63,8 @@ class HuntReport:
     replayed: Optional[object] = field(default=None, repr=False)
     #: Every stage in the order it ran, with how it ended.
     stages: Stages = field(default_factory=Stages)
+    #: Whether the failure comes back from the state it failed in (None: not judged).
+    reproducible: Optional[Reproducibility] = None
 
     @property
     def return_code(self) -> int:
@@ -73,6 +76,7 @@ class HuntReport:
             "stages": [stage.to_dict() for stage in self.stages],
             "workdir": self.workdir,
             "notes": self.notes,
+            "reproducible": self.reproducible.to_dict() if self.reproducible else None,
         }
 
     def to_json(self) -> str:
@@ -115,6 +119,8 @@ class HuntReport:
                     f"  resume: {v.fix['resume']} (from this folder: your training from the "
                     "snapshot with the fix; your own files are untouched)"
                 )
+        if self.reproducible is not None:
+            lines.append(self.reproducible.format())
         lines += evidence_and_advice(v.evidence, v.advice)
         lines.append("stages:")
         for stage in self.stages:
@@ -252,6 +258,7 @@ def hunt(
             )
         except NanToolsError as e:
             report.notes.append(f"the replay bundle could not be finished: {e}")
+    report.reproducible = reproducibility(stages, training, snapshot=snapshot is not None, gpu=gpu)
     if verify and verdict.cause != Cause.NONE:
         try:
             fix: Optional[Fix] = stages.run(
