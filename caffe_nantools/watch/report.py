@@ -17,6 +17,29 @@ from caffe_nantools.finite_snapshot import Finiteness
 
 _ITERATION = re.compile(r"_iter_(\d+)\.")
 _SUFFIX = re.compile(r"\.(?:caffemodel|solverstate)(?:\.h5)?$")
+#: The keys of a result's JSON, in their order: its fields' (some renamed) and what is worked
+#: out of them (the statuses, what was seen, the snapshots asked for, the last good one).
+_JSON_KEYS = (
+    "command",
+    "log",
+    "status",
+    "exit_status",
+    "stopped",
+    "non_finite",
+    "received",
+    "checked",
+    "displayed",
+    "snapshot",
+    "snapshot_interval",
+    "last_good_snapshot",
+    "last_good_iteration",
+    "finite",
+    "kept",
+    "not_kept",
+    "snapshots",
+    "warnings",
+    "diagnosis",
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,10 @@ class Seen:
             )
         last = f", the last {self.last}" if self.last is not None else ""
         return f"every value was finite ({self.displayed} displayed iterations{last})"
+
+
+def _file_lists(snapshots: List[Snapshot]) -> List[List[str]]:
+    return [list(s.files) for s in snapshots]
 
 
 def snapshots_of(named: List[Tuple[int, str]]) -> List[Snapshot]:
@@ -293,30 +320,32 @@ class WatchResult:
         return f"the state just after {seen} was seen ({at}{may})"
 
     def to_dict(self) -> dict:
-        def files(s: Optional[Snapshot]) -> Optional[List[str]]:
-            return list(s.files) if s is not None else None
-
-        return {
-            "command": self.command,
-            "log": self.log,
+        plain = jsontext.fields_dict(
+            self,
+            keys={"went_bad": "non_finite", "periodic": "snapshot_interval", "checked": "finite"},
+            convert={
+                "received": lambda received: [signal.Signals(s).name for s in received],
+                "checked": lambda checked: {
+                    f: found.finite for files, found in checked.items() for f in files
+                },
+                "kept": _file_lists,
+                "snapshots": _file_lists,
+            },
+            leave_out={"returncode", "seen", "requested", "last_good", "events"},
+        )
+        good = self.last_good
+        reshaped = {
             "status": self.status,
             "exit_status": self.exit_status,
-            "stopped": self.stopped,
-            "non_finite": self.went_bad,
-            "received": [signal.Signals(s).name for s in self.received],
             "checked": self.seen.checked,
             "displayed": self.seen.displayed,
             "snapshot": [f for s in self.asked for f in s.files],
-            "snapshot_interval": self.periodic,
-            "last_good_snapshot": files(self.last_good),
-            "last_good_iteration": self.last_good.iteration if self.last_good else None,
-            "finite": {f: found.finite for files_, found in self.checked.items() for f in files_},
-            "kept": [list(s.files) for s in self.kept],
-            "not_kept": self.not_kept,
-            "snapshots": [list(s.files) for s in self.snapshots],
+            "last_good_snapshot": list(good.files) if good is not None else None,
+            "last_good_iteration": good.iteration if good is not None else None,
             "warnings": self.warnings,
-            "diagnosis": self.diagnosis.to_dict() if self.diagnosis is not None else None,
         }
+        record = {**plain, **reshaped}
+        return {key: record[key] for key in _JSON_KEYS}
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict())
