@@ -25,10 +25,12 @@ from caffe_nantools.watch.command import CommandSolver, is_caffe_train
 from caffe_nantools.watch.diagnosis import diagnosis_of
 from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.environment import child_env
+from caffe_nantools.watch.follow_up import hunt_after
 from caffe_nantools.watch.keeper import Keeper
 from caffe_nantools.watch.monitor import Monitor
 from caffe_nantools.watch.process import Child, Started, Terminal
 from caffe_nantools.watch.report import (
+    Hunted,
     Seen,
     Snapshot,
     WatchEvent,
@@ -53,9 +55,11 @@ def watch(
     on_event: Optional[Callable[[WatchEvent], None]] = None,
     timeout: float = 60.0,
     keep_good: Optional[float] = KEEP_GOOD,
+    hunt: bool = False,
+    resume: bool = False,
 ) -> WatchResult:
     """``caffe-nantools watch [--log FILE] [--stop-on-blowup] [--no-snapshot] [--keep-good
-    SECONDS] -- COMMAND ...``.
+    SECONDS] [--hunt [--resume]] -- COMMAND ...``.
 
     Args:
         command: the command and its arguments (``["caffe", "train", "-solver", "s.prototxt"]``).
@@ -68,9 +72,17 @@ def watch(
             before the next, stronger one.
         keep_good: for `caffe train`, ask Caffe for a snapshot every this many seconds of
             training and keep the newest two whose values are all finite (0 or None: never).
+        hunt: for `caffe train -solver S`, once a value went non-finite, hunt S from the last
+            finite snapshot over the iterations up to the failing one and a margin
+            (``result.hunted``: hunt's report and the command that resumes the training from the
+            snapshot with the fix it verified, or why no hunt ran).
+        resume: with ``hunt``, run that resume command under watch in turn, with the same
+            options (once; ``result.resumed``, whose outcome is the exit status); its log is
+            ``log`` with ``-resume`` before its extension.
 
     Raises:
-        WatchError: no command, or one that cannot be started (one line).
+        WatchError: no command, one that cannot be started (one line), ``resume`` without
+            ``hunt``.
         FileError: the log cannot be written, or exists already.
     """
     command = arguments.command("command", command)
@@ -81,11 +93,57 @@ def watch(
         timeout=arguments.positive("timeout", timeout),
         keep_good=keep_every("keep_good", keep_good),
     )
+    hunt, resume = arguments.flag("hunt", hunt), arguments.flag("resume", resume)
+    if resume and not hunt:
+        raise WatchError(
+            "{resume}: needs {hunt} (it resumes with the fix the hunt verified)",
+            arguments={"resume": True, "hunt": True},
+        )
     if not command:
         raise WatchError(
             "no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt"
         )
-    return _watch_once(command, log, options, _Events(on_event))
+    emit = _Events(on_event)
+    result = _watch_once(command, log, options, emit)
+    if hunt and result.went_bad:
+        result.hunted = _hunt(command, result, emit)
+    if resume and result.hunted is not None and result.hunted.resume is not None:
+        again = result.hunted.resume
+        _tell(result, emit, WatchEvent("resume", f"resuming: {' '.join(again)}"))
+        result.resumed = _watch_once(again, _resumed_log(log), options, _Events(on_event))
+    return result
+
+
+def _hunt(command: List[str], result: WatchResult, emit: _Events) -> Hunted:
+    """``hunt=True``: the hunt from the last finite snapshot, told as it starts and ends."""
+
+    def starting(state: str, iters: Optional[int]) -> None:
+        over = f" over {iters} iterations" if iters else ""
+        _tell(result, emit, WatchEvent("hunt", f"hunting from {state}{over}"))
+
+    hunted = hunt_after(command, result, starting)
+    if hunted.no_hunt:
+        _tell(result, emit, WatchEvent("hunt", f"no hunt: {hunted.no_hunt}"))
+    elif hunted.report is not None:
+        v = hunted.report.verdict
+        said = " ".join(hunted.resume) if hunted.resume else f"none ({hunted.no_resume})"
+        _tell(result, emit, WatchEvent("hunt", f"hunt: cause {v.cause}; resume: {said}"))
+    return hunted
+
+
+def _tell(result: WatchResult, emit: _Events, event: WatchEvent) -> None:
+    """An event after the run: in its result's events too."""
+    emit(event)
+    result.events.append(event)
+
+
+def _resumed_log(log: Optional[str]) -> Optional[str]:
+    """The resumed run's log: ``run-resume.log`` for ``run.log`` (a new timestamped one when
+    none was given)."""
+    if log is None:
+        return None
+    stem, ext = os.path.splitext(log)
+    return f"{stem}-resume{ext}"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import re
 import shlex
 import signal
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from caffe_nantools import jsontext
 from caffe_nantools.diagnose import Abort, Diagnosis, Reader, Run, is_bad
@@ -39,6 +39,8 @@ _JSON_KEYS = (
     "snapshots",
     "warnings",
     "diagnosis",
+    "hunt",
+    "resumed",
 )
 
 
@@ -50,8 +52,9 @@ class WatchEvent:
     ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
     run: ``message`` says why), ``signal`` (watch sent ``signal`` to the command),
     ``forward`` (watch passed a signal it received on to the command), ``snapshot`` (Caffe
-    wrote a snapshot file) or ``keep`` (``--keep-good``: watch asked for a snapshot to keep,
-    with ``signal``, or kept one). ``line`` is the log line it is about, when there is one.
+    wrote a snapshot file), ``keep`` (``--keep-good``: watch asked for a snapshot to keep,
+    with ``signal``, or kept one), ``hunt`` (``--hunt``: its start and verdict, or why none ran)
+    or ``resume`` (``--resume``: the command resumed under watch). ``line`` is the log line it is about, when there is one.
     """
 
     kind: str
@@ -118,6 +121,10 @@ class Seen:
         return f"every value was finite ({self.displayed} displayed iterations{last})"
 
 
+def _quoted(command: List[str]) -> str:
+    return " ".join(shlex.quote(c) for c in command)
+
+
 def _file_lists(snapshots: List[Snapshot]) -> List[List[str]]:
     return [list(s.files) for s in snapshots]
 
@@ -164,6 +171,39 @@ def last_good(
 
 
 @dataclass
+class Hunted:
+    """What ``--hunt`` did: hunt's report (a :class:`caffe_nantools.hunt.HuntReport`) from
+    ``state`` (the last finite solver state) or why no hunt ran (one line, with the command that
+    runs one); the user's command that resumes the training from the snapshot with the verified
+    fix, or why there is none."""
+
+    report: Optional[Any] = None
+    state: Optional[str] = None
+    no_hunt: Optional[str] = None
+    resume: Optional[List[str]] = None
+    no_resume: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return jsontext.fields_dict(self)
+
+    def format(self) -> List[str]:
+        """hunt's report under a line that says where it started, then the resume command."""
+        if self.report is None:
+            return [f"no hunt: {self.no_hunt}"] if self.no_hunt else []
+        hunted = self.report.format().rstrip("\n").splitlines()
+        lines = [f"hunt from {self.state}:"] + [f"  {line}" for line in hunted]
+        if self.resume is not None:
+            fix = self.report.verdict.fix
+            lines.append(
+                f"resume: {_quoted(self.resume)} (the last finite snapshot with the verified fix, "
+                f"{fix['change']}; your own files are untouched)"
+            )
+        else:
+            lines.append(f"resume: none: {self.no_resume}")
+        return lines
+
+
+@dataclass
 class WatchResult:
     """How a watched command ended.
 
@@ -177,7 +217,8 @@ class WatchResult:
     (``checked`` says what the check of each snapshot's files found); ``kept`` the finite
     snapshots ``--keep-good`` kept; ``not_kept`` why it kept none of its own (off, not
     `caffe train`...); ``diagnosis`` the log's, as ``diagnose`` gives it (None when nothing in
-    it was a Caffe log's).
+    it was a Caffe log's); ``hunted`` what ``hunt=True`` did, ``resumed`` the watch of the
+    resumed training with ``resume=True``.
     """
 
     command: List[str]
@@ -197,6 +238,10 @@ class WatchResult:
     checked: Dict[Tuple[str, ...], Finiteness] = field(default_factory=dict)
     kept: List[Snapshot] = field(default_factory=list)
     not_kept: Optional[str] = None
+    #: ``--hunt``: the hunt from the last finite snapshot, or why none ran.
+    hunted: Optional[Hunted] = None
+    #: ``--resume``: the watch of the command that resumed the training with the fix.
+    resumed: Optional[WatchResult] = None
 
     @property
     def status(self) -> int:
@@ -205,10 +250,12 @@ class WatchResult:
 
     @property
     def exit_status(self) -> int:
-        """watch's own: 1 when a value went non-finite (or watch stopped a blow-up), else the
-        command's when it failed, else 1 when its output shows an abort or a crash (a script
-        that went on after Caffe died), else 2 when watch saw no value to check (not an
-        all-clear)."""
+        """watch's own: the resumed training's when there is one (the final outcome), else 1
+        when a value went non-finite (or watch stopped a blow-up), else the command's when it
+        failed, else 1 when its output shows an abort or a crash (a script that went on after
+        Caffe died), else 2 when watch saw no value to check (not an all-clear)."""
+        if self.resumed is not None:
+            return self.resumed.exit_status
         if self.went_bad or self.stopped:
             return EXIT_FINDINGS
         if self.status == 0 and self.seen.abort is not None:
@@ -231,7 +278,7 @@ class WatchResult:
 
     def summary(self) -> str:
         """One line: how the command ended."""
-        command = " ".join(shlex.quote(c) for c in self.command).replace("\n", "\\n")
+        command = _quoted(self.command).replace("\n", "\\n")
         if len(command) > 120:  # a script given inline
             command = command[:117] + "..."
         how = (
@@ -276,6 +323,11 @@ class WatchResult:
             lines.append(
                 f"last finite snapshot: none named in the log before the first non-finite value{why}"
             )
+        if self.hunted is not None:
+            lines += self.hunted.format()
+        if self.resumed is not None:
+            lines.append("resumed:")
+            lines += [f"  {line}" for line in self.resumed.format().rstrip("\n").splitlines()]
         return "\n".join(lines) + "\n"
 
     def _finite(self, s: Snapshot, sep: str = "; ") -> str:
@@ -322,7 +374,12 @@ class WatchResult:
     def to_dict(self) -> dict:
         plain = jsontext.fields_dict(
             self,
-            keys={"went_bad": "non_finite", "periodic": "snapshot_interval", "checked": "finite"},
+            keys={
+                "went_bad": "non_finite",
+                "periodic": "snapshot_interval",
+                "checked": "finite",
+                "hunted": "hunt",
+            },
             convert={
                 "received": lambda received: [signal.Signals(s).name for s in received],
                 "checked": lambda checked: {
