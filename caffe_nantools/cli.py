@@ -613,7 +613,8 @@ def add_watch(commands) -> None:
         "after --timeout), then print the diagnosis of the log (as diagnose), the snapshot and the last finite "
         "one. Warns early of values blowing up, a loss pinned at 87.3365 and display > 1 with debug_info. "
         "Ctrl-C, SIGTERM and SIGHUP are passed on to COMMAND. Exit: COMMAND's own status when every value was "
-        "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error.",
+        "finite (128+N when killed by signal N), 1 when a value went non-finite, 2 usage error; with --resume, the "
+        "resumed training's.",
     )
     watch.add(
         "--log",
@@ -645,6 +646,20 @@ def add_watch(commands) -> None:
         help="for caffe train: ask Caffe for a snapshot every SECONDS of training (its snapshot signal), keep "
         "the newest two whose values are all finite, remove watch's older ones (default: every 30 minutes; "
         "0: never)",
+    )
+    watch.add(
+        "--hunt",
+        action="store_true",
+        help="for caffe train -solver S: once a value went non-finite, run hunt S from the last finite snapshot "
+        "over the iterations up to the failing one (and 10 more), print its verdict and the command that resumes "
+        "your training from that snapshot with the fix it verified (or, in one line, why no hunt ran and the "
+        "hunt command to run)",
+    )
+    watch.add(
+        "--resume",
+        action="store_true",
+        help="with --hunt: run that resume command under watch in turn, with the same options, once (its log: "
+        "--log's name with -resume); the exit status is then the resumed training's",
     )
     _json(watch, "the outcome and the diagnosis")
     _report(watch)
@@ -679,6 +694,8 @@ def _watch(args: argparse.Namespace) -> int:
         on_event=report,
         timeout=args.timeout,
         **({} if args.keep_good is None else {"keep_good": args.keep_good}),
+        hunt=args.hunt,
+        resume=args.resume,
     )
     _write_report(result, args, "watch")
     if args.json:

@@ -14,7 +14,8 @@ import itertools
 import os
 import sys
 import time
-from typing import BinaryIO, Callable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools import arguments
 from caffe_nantools.errors import NanToolsError
@@ -24,10 +25,12 @@ from caffe_nantools.watch.command import CommandSolver, is_caffe_train
 from caffe_nantools.watch.diagnosis import diagnosis_of
 from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.environment import child_env
+from caffe_nantools.watch.follow_up import hunt_after
 from caffe_nantools.watch.keeper import Keeper
 from caffe_nantools.watch.monitor import Monitor
 from caffe_nantools.watch.process import Child, Started, Terminal
 from caffe_nantools.watch.report import (
+    Hunted,
     Seen,
     Snapshot,
     WatchEvent,
@@ -52,9 +55,11 @@ def watch(
     on_event: Optional[Callable[[WatchEvent], None]] = None,
     timeout: float = 60.0,
     keep_good: Optional[float] = KEEP_GOOD,
+    hunt: bool = False,
+    resume: bool = False,
 ) -> WatchResult:
     """``caffe-nantools watch [--log FILE] [--stop-on-blowup] [--no-snapshot] [--keep-good
-    SECONDS] -- COMMAND ...``.
+    SECONDS] [--hunt [--resume]] -- COMMAND ...``.
 
     Args:
         command: the command and its arguments (``["caffe", "train", "-solver", "s.prototxt"]``).
@@ -67,55 +72,122 @@ def watch(
             before the next, stronger one.
         keep_good: for `caffe train`, ask Caffe for a snapshot every this many seconds of
             training and keep the newest two whose values are all finite (0 or None: never).
+        hunt: for `caffe train -solver S`, once a value went non-finite, hunt S from the last
+            finite snapshot over the iterations up to the failing one and a margin
+            (``result.hunted``: hunt's report and the command that resumes the training from the
+            snapshot with the fix it verified, or why no hunt ran).
+        resume: with ``hunt``, run that resume command under watch in turn, with the same
+            options (once; ``result.resumed``, whose outcome is the exit status); its log is
+            ``log`` with ``-resume`` before its extension.
 
     Raises:
-        WatchError: no command, or one that cannot be started (one line).
+        WatchError: no command, one that cannot be started (one line), ``resume`` without
+            ``hunt``.
         FileError: the log cannot be written, or exists already.
     """
     command = arguments.command("command", command)
     log = arguments.path("log", log, optional=True)
-    stop_on_blowup = arguments.flag("stop_on_blowup", stop_on_blowup)
-    snapshot = arguments.flag("snapshot", snapshot)
-    timeout = arguments.positive("timeout", timeout)
-    keep_good = keep_every("keep_good", keep_good)
+    options = _Options(
+        stop_on_blowup=arguments.flag("stop_on_blowup", stop_on_blowup),
+        snapshot=arguments.flag("snapshot", snapshot),
+        timeout=arguments.positive("timeout", timeout),
+        keep_good=keep_every("keep_good", keep_good),
+    )
+    hunt, resume = arguments.flag("hunt", hunt), arguments.flag("resume", resume)
+    if resume and not hunt:
+        raise WatchError(
+            "{resume}: needs {hunt} (it resumes with the fix the hunt verified)",
+            arguments={"resume": True, "hunt": True},
+        )
     if not command:
         raise WatchError(
             "no command to watch: give it after --, e.g. caffe-nantools watch -- caffe train -solver solver.prototxt"
         )
+    emit = _Events(on_event)
+    result = _watch_once(command, log, options, emit)
+    if hunt and result.went_bad:
+        result.hunted = _hunt(command, result, emit)
+    if resume and result.hunted is not None and result.hunted.resume is not None:
+        again = result.hunted.resume
+        _tell(result, emit, WatchEvent("resume", f"resuming: {' '.join(again)}"))
+        result.resumed = _watch_once(again, _resumed_log(log), options, _Events(on_event))
+    return result
+
+
+def _hunt(command: List[str], result: WatchResult, emit: _Events) -> Hunted:
+    """``hunt=True``: the hunt from the last finite snapshot, told as it starts and ends."""
+
+    def starting(state: str, iters: Optional[int]) -> None:
+        over = f" over {iters} iterations" if iters else ""
+        _tell(result, emit, WatchEvent("hunt", f"hunting from {state}{over}"))
+
+    hunted = hunt_after(command, result, starting)
+    if hunted.no_hunt:
+        _tell(result, emit, WatchEvent("hunt", f"no hunt: {hunted.no_hunt}"))
+    elif hunted.report is not None:
+        v = hunted.report.verdict
+        said = " ".join(hunted.resume) if hunted.resume else f"none ({hunted.no_resume})"
+        _tell(result, emit, WatchEvent("hunt", f"hunt: cause {v.cause}; resume: {said}"))
+    return hunted
+
+
+def _tell(result: WatchResult, emit: _Events, event: WatchEvent) -> None:
+    """An event after the run: in its result's events too."""
+    emit(event)
+    result.events.append(event)
+
+
+def _resumed_log(log: Optional[str]) -> Optional[str]:
+    """The resumed run's log: ``run-resume.log`` for ``run.log`` (a new timestamped one when
+    none was given)."""
+    if log is None:
+        return None
+    stem, ext = os.path.splitext(log)
+    return f"{stem}-resume{ext}"
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How watch watches, as checked."""
+
+    stop_on_blowup: bool
+    snapshot: bool
+    timeout: float
+    keep_good: float
+
+
+class _Events(List[WatchEvent]):
+    """The events of a watch, each passed to ``on_event`` as it is added."""
+
+    def __init__(self, on_event: Optional[Callable[[WatchEvent], None]]) -> None:
+        super().__init__()
+        self._on_event = on_event
+
+    def __call__(self, event: WatchEvent) -> None:
+        self.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+
+def _watch_once(
+    command: List[str], log: Optional[str], options: _Options, emit: _Events
+) -> WatchResult:
+    """One run of ``command`` under watch, to its end."""
     env, notes = child_env(os.environ, command)
     path, f = _new_log(log, command)
-    events: List[WatchEvent] = []
-
-    def emit(event: WatchEvent) -> None:
-        events.append(event)
-        if on_event is not None:
-            on_event(event)
-
     solver = CommandSolver.of(command)
     effects = Effects.of(command, solver)
-    keeper, not_kept = _keeper(command, solver, effects, keep_good, timeout)
+    keeper, not_kept = _keeper(command, solver, effects, options.keep_good, options.timeout)
+    if keeper is None and options.keep_good and is_caffe_train(command):
+        notes = notes + [not_kept]
     monitor = Monitor(
         effects,
-        stop_on_blowup=stop_on_blowup,
-        snapshot=snapshot,
-        timeout=timeout,
+        stop_on_blowup=options.stop_on_blowup,
+        snapshot=options.snapshot,
+        timeout=options.timeout,
         keeper=keeper,
     )
-    with f:
-        try:
-            started = Started(command, env)
-        except OSError as e:
-            f.close()
-            os.unlink(path)  # empty, and made just now
-            raise WatchError(_not_started(command[0], e)) from None
-        emit(WatchEvent("start", f"logging to {path}"))
-        for note in notes + (
-            [not_kept] if keeper is None and keep_good and is_caffe_train(command) else []
-        ):
-            emit(WatchEvent("note", note))
-        returncode = Child(
-            started, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)
-        ).run()
+    returncode = _run(command, env, path, f, monitor, notes, emit)
     reader = monitor.reader
     if keeper is not None and returncode == -keeper.signum and reader.done is not None:
         # Caffe puts its signal handlers back once training is over: a request on its way then
@@ -128,10 +200,50 @@ def watch(
             )
         )
         returncode = 0
-    named = snapshots_of(reader.snapshots)
-    bad_run = next((run for run in monitor.reader.runs if run.went_bad), None)
+    bad_run = next((run for run in reader.runs if run.went_bad), None)
     for event in keeper.close(bad_run and bad_run.first_bad_line) if keeper is not None else []:
         emit(event)
+    return _result(command, path, returncode, monitor, keeper, not_kept, solver, emit)
+
+
+def _run(
+    command: List[str],
+    env: Dict[str, str],
+    path: str,
+    f: BinaryIO,
+    monitor: Monitor,
+    notes: List[str],
+    emit: _Events,
+) -> int:
+    """The command started and watched to its end: its return code."""
+    with f:
+        try:
+            started = Started(command, env)
+        except OSError as e:
+            f.close()
+            os.unlink(path)  # empty, and made just now
+            raise WatchError(_not_started(command[0], e)) from None
+        emit(WatchEvent("start", f"logging to {path}"))
+        for note in notes:
+            emit(WatchEvent("note", note))
+        return Child(started, f, monitor, emit, Terminal(sys.stdout), Terminal(sys.stderr)).run()
+
+
+def _result(
+    command: List[str],
+    path: str,
+    returncode: int,
+    monitor: Monitor,
+    keeper: Optional[Keeper],
+    not_kept: Optional[str],
+    solver: Optional[CommandSolver],
+    events: List[WatchEvent],
+) -> WatchResult:
+    """What the run ended with: the snapshots named (those written after watch asked checked
+    when a value went bad or watch stopped it), the last good one, the diagnosis."""
+    reader = monitor.reader
+    named = snapshots_of(reader.snapshots)
+    bad_run = next((run for run in reader.runs if run.went_bad), None)
     asked = monitor.request_line
     requested = [s for s in named if asked is not None and s.line > asked]
     checked = dict(keeper.checked) if keeper is not None else {}
@@ -156,7 +268,7 @@ def watch(
         requested=requested,
         last_good=last_good(named, bad_run, finiteness) if bad_run is not None else None,
         diagnosis=diagnosis_of(path, solver, reader),
-        events=events,
+        events=list(events),
         periodic=solver.interval if solver is not None else None,
         checked=checked,
         kept=list(keeper.kept) if keeper is not None else [],

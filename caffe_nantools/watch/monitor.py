@@ -94,6 +94,12 @@ class Monitor:
         self.reader.finish()  # what it adds comes too late to act on; the diagnosis reads it
         return events
 
+    @property
+    def awaiting_snapshot(self) -> bool:
+        """Whether a stop waits for the snapshot it asked for first: its stop signal goes once
+        Caffe names the solver state."""
+        return self._awaiting_snapshot
+
     def tick(self) -> List[WatchEvent]:
         """Time passed: a snapshot to keep when one is due; the next signal of a stop when the
         command did not end in time."""

@@ -6,7 +6,8 @@ its group, as a terminal sends Ctrl-C to every process of a job.
 Each piece read is looked at for a non-finite value at once (the second pass's look, on its
 whole lines): where it holds one, the command is frozen (SIGSTOP) before the monitor reads
 what came, and goes on (SIGCONT) once the monitor's signals are sent. Caffe acts on a signal at
-the end of an iteration: frozen, it cannot run on while watch decides."""
+the end of an iteration: frozen, it cannot run on while watch decides. A stop that asks for a
+snapshot first freezes it again where Caffe names the solver state, until the stop is sent."""
 
 from __future__ import annotations
 
@@ -253,13 +254,22 @@ class Child:
             self._end(key.fd)
             key.fileobj.close()
             return
-        if self._nonfinite(key.fd, data) and not self._frozen and self.monitor.stop_reason is None:
+        if self._freezes(key.fd, data) and not self._frozen:
             self.command.signal(signal.SIGSTOP)
             self._frozen = True
         terminal.write(data)
         self._raw.append((key.fd, data))
         self._raw_bytes += len(data)
         self._emit()
+
+    def _freezes(self, fd: int, data: bytes) -> bool:
+        """Whether the command is frozen as ``data`` is read: it shows a non-finite value before
+        watch stopped the run, or, while the stop waits for the snapshot it asked for first,
+        Caffe naming the solver state (the stop goes before the next iteration runs on)."""
+        nonfinite = self._nonfinite(fd, data)  # read every piece: it keeps each output's tail
+        if self.monitor.awaiting_snapshot:
+            return b".solverstate" in data
+        return nonfinite and self.monitor.stop_reason is None
 
     def _nonfinite(self, fd: int, data: bytes) -> bool:
         """Whether the lines that ``data`` ends hold a non-finite value, as the second pass finds

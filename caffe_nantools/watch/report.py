@@ -8,7 +8,7 @@ import re
 import shlex
 import signal
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from caffe_nantools import jsontext
 from caffe_nantools.diagnose import Abort, Diagnosis, Reader, Run, is_bad
@@ -17,6 +17,31 @@ from caffe_nantools.finite_snapshot import Finiteness
 
 _ITERATION = re.compile(r"_iter_(\d+)\.")
 _SUFFIX = re.compile(r"\.(?:caffemodel|solverstate)(?:\.h5)?$")
+#: The keys of a result's JSON, in their order: its fields' (some renamed) and what is worked
+#: out of them (the statuses, what was seen, the snapshots asked for, the last good one).
+_JSON_KEYS = (
+    "command",
+    "log",
+    "status",
+    "exit_status",
+    "stopped",
+    "non_finite",
+    "received",
+    "checked",
+    "displayed",
+    "snapshot",
+    "snapshot_interval",
+    "last_good_snapshot",
+    "last_good_iteration",
+    "finite",
+    "kept",
+    "not_kept",
+    "snapshots",
+    "warnings",
+    "diagnosis",
+    "hunt",
+    "resumed",
+)
 
 
 @dataclass(frozen=True)
@@ -27,8 +52,9 @@ class WatchEvent:
     ``warning`` (an early sign, the run goes on), ``stop`` (watch stops the
     run: ``message`` says why), ``signal`` (watch sent ``signal`` to the command),
     ``forward`` (watch passed a signal it received on to the command), ``snapshot`` (Caffe
-    wrote a snapshot file) or ``keep`` (``--keep-good``: watch asked for a snapshot to keep,
-    with ``signal``, or kept one). ``line`` is the log line it is about, when there is one.
+    wrote a snapshot file), ``keep`` (``--keep-good``: watch asked for a snapshot to keep,
+    with ``signal``, or kept one), ``hunt`` (``--hunt``: its start and verdict, or why none ran)
+    or ``resume`` (``--resume``: the command resumed under watch). ``line`` is the log line it is about, when there is one.
     """
 
     kind: str
@@ -95,6 +121,14 @@ class Seen:
         return f"every value was finite ({self.displayed} displayed iterations{last})"
 
 
+def _quoted(command: List[str]) -> str:
+    return " ".join(shlex.quote(c) for c in command)
+
+
+def _file_lists(snapshots: List[Snapshot]) -> List[List[str]]:
+    return [list(s.files) for s in snapshots]
+
+
 def snapshots_of(named: List[Tuple[int, str]]) -> List[Snapshot]:
     """Caffe's snapshot lines (line, file) grouped per snapshot."""
     found: List[Snapshot] = []
@@ -137,6 +171,39 @@ def last_good(
 
 
 @dataclass
+class Hunted:
+    """What ``--hunt`` did: hunt's report (a :class:`caffe_nantools.hunt.HuntReport`) from
+    ``state`` (the last finite solver state) or why no hunt ran (one line, with the command that
+    runs one); the user's command that resumes the training from the snapshot with the verified
+    fix, or why there is none."""
+
+    report: Optional[Any] = None
+    state: Optional[str] = None
+    no_hunt: Optional[str] = None
+    resume: Optional[List[str]] = None
+    no_resume: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return jsontext.fields_dict(self)
+
+    def format(self) -> List[str]:
+        """hunt's report under a line that says where it started, then the resume command."""
+        if self.report is None:
+            return [f"no hunt: {self.no_hunt}"] if self.no_hunt else []
+        hunted = self.report.format().rstrip("\n").splitlines()
+        lines = [f"hunt from {self.state}:"] + [f"  {line}" for line in hunted]
+        if self.resume is not None:
+            fix = self.report.verdict.fix
+            lines.append(
+                f"resume: {_quoted(self.resume)} (the last finite snapshot with the verified fix, "
+                f"{fix['change']}; your own files are untouched)"
+            )
+        else:
+            lines.append(f"resume: none: {self.no_resume}")
+        return lines
+
+
+@dataclass
 class WatchResult:
     """How a watched command ended.
 
@@ -150,7 +217,8 @@ class WatchResult:
     (``checked`` says what the check of each snapshot's files found); ``kept`` the finite
     snapshots ``--keep-good`` kept; ``not_kept`` why it kept none of its own (off, not
     `caffe train`...); ``diagnosis`` the log's, as ``diagnose`` gives it (None when nothing in
-    it was a Caffe log's).
+    it was a Caffe log's); ``hunted`` what ``hunt=True`` did, ``resumed`` the watch of the
+    resumed training with ``resume=True``.
     """
 
     command: List[str]
@@ -170,6 +238,10 @@ class WatchResult:
     checked: Dict[Tuple[str, ...], Finiteness] = field(default_factory=dict)
     kept: List[Snapshot] = field(default_factory=list)
     not_kept: Optional[str] = None
+    #: ``--hunt``: the hunt from the last finite snapshot, or why none ran.
+    hunted: Optional[Hunted] = None
+    #: ``--resume``: the watch of the command that resumed the training with the fix.
+    resumed: Optional[WatchResult] = None
 
     @property
     def status(self) -> int:
@@ -178,10 +250,12 @@ class WatchResult:
 
     @property
     def exit_status(self) -> int:
-        """watch's own: 1 when a value went non-finite (or watch stopped a blow-up), else the
-        command's when it failed, else 1 when its output shows an abort or a crash (a script
-        that went on after Caffe died), else 2 when watch saw no value to check (not an
-        all-clear)."""
+        """watch's own: the resumed training's when there is one (the final outcome), else 1
+        when a value went non-finite (or watch stopped a blow-up), else the command's when it
+        failed, else 1 when its output shows an abort or a crash (a script that went on after
+        Caffe died), else 2 when watch saw no value to check (not an all-clear)."""
+        if self.resumed is not None:
+            return self.resumed.exit_status
         if self.went_bad or self.stopped:
             return EXIT_FINDINGS
         if self.status == 0 and self.seen.abort is not None:
@@ -204,7 +278,7 @@ class WatchResult:
 
     def summary(self) -> str:
         """One line: how the command ended."""
-        command = " ".join(shlex.quote(c) for c in self.command).replace("\n", "\\n")
+        command = _quoted(self.command).replace("\n", "\\n")
         if len(command) > 120:  # a script given inline
             command = command[:117] + "..."
         how = (
@@ -249,6 +323,11 @@ class WatchResult:
             lines.append(
                 f"last finite snapshot: none named in the log before the first non-finite value{why}"
             )
+        if self.hunted is not None:
+            lines += self.hunted.format()
+        if self.resumed is not None:
+            lines.append("resumed:")
+            lines += [f"  {line}" for line in self.resumed.format().rstrip("\n").splitlines()]
         return "\n".join(lines) + "\n"
 
     def _finite(self, s: Snapshot, sep: str = "; ") -> str:
@@ -293,30 +372,37 @@ class WatchResult:
         return f"the state just after {seen} was seen ({at}{may})"
 
     def to_dict(self) -> dict:
-        def files(s: Optional[Snapshot]) -> Optional[List[str]]:
-            return list(s.files) if s is not None else None
-
-        return {
-            "command": self.command,
-            "log": self.log,
+        plain = jsontext.fields_dict(
+            self,
+            keys={
+                "went_bad": "non_finite",
+                "periodic": "snapshot_interval",
+                "checked": "finite",
+                "hunted": "hunt",
+            },
+            convert={
+                "received": lambda received: [signal.Signals(s).name for s in received],
+                "checked": lambda checked: {
+                    f: found.finite for files, found in checked.items() for f in files
+                },
+                "kept": _file_lists,
+                "snapshots": _file_lists,
+            },
+            leave_out={"returncode", "seen", "requested", "last_good", "events"},
+        )
+        good = self.last_good
+        reshaped = {
             "status": self.status,
             "exit_status": self.exit_status,
-            "stopped": self.stopped,
-            "non_finite": self.went_bad,
-            "received": [signal.Signals(s).name for s in self.received],
             "checked": self.seen.checked,
             "displayed": self.seen.displayed,
             "snapshot": [f for s in self.asked for f in s.files],
-            "snapshot_interval": self.periodic,
-            "last_good_snapshot": files(self.last_good),
-            "last_good_iteration": self.last_good.iteration if self.last_good else None,
-            "finite": {f: found.finite for files_, found in self.checked.items() for f in files_},
-            "kept": [list(s.files) for s in self.kept],
-            "not_kept": self.not_kept,
-            "snapshots": [list(s.files) for s in self.snapshots],
+            "last_good_snapshot": list(good.files) if good is not None else None,
+            "last_good_iteration": good.iteration if good is not None else None,
             "warnings": self.warnings,
-            "diagnosis": self.diagnosis.to_dict() if self.diagnosis is not None else None,
         }
+        record = {**plain, **reshaped}
+        return {key: record[key] for key in _JSON_KEYS}
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict())
