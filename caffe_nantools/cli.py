@@ -639,6 +639,17 @@ def add_watch(commands) -> None:
         metavar="SECONDS",
         help="wait this long for the snapshot and after each signal before a stronger one (default 60)",
     )
+    _watch_recovery(watch)
+    _json(watch, "the outcome and the diagnosis")
+    _report(watch)
+    watch.add(
+        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run"
+    )
+
+
+def _watch_recovery(watch: _Command) -> None:
+    """watch's options for getting the run back: a finite snapshot kept, a hunt from it, the
+    resumed training."""
     watch.add(
         "--keep-good",
         type=_seconds,
@@ -660,11 +671,6 @@ def add_watch(commands) -> None:
         action="store_true",
         help="with --hunt: run that resume command under watch in turn, with the same options, once (its log: "
         "--log's name with -resume); the exit status is then the resumed training's",
-    )
-    _json(watch, "the outcome and the diagnosis")
-    _report(watch)
-    watch.add(
-        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run"
     )
 
 

@@ -20,7 +20,6 @@ BEING_SPLIT = {
     "hunt.training.train",
     "hunt.verdict.judge",
     "logs.chunks._split",
-    "watch.watch",
 }
 
 
