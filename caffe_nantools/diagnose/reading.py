@@ -17,7 +17,18 @@ import collections
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import (
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 
@@ -26,6 +37,7 @@ from caffe_nantools.logs import (
     LOSS,
     RATE,
     Displays,
+    Event,
     Finding,
     Marked,
     Span,
@@ -285,6 +297,65 @@ def _outputs(
             yield Valued(number, shown, iteration, event.value, event.name or "")
 
 
+def _display_event(run: Displays, k: int) -> Event:
+    """The event of line ``k`` of ``run`` (a loss or a rate line)."""
+    glog = parse_line(run.text(k))
+    return parse_event(glog.message.strip(), run.line + k)
+
+
+class _Windows:
+    """The entries of one run's windows (``losses``, ``rates``), in file order, whose making
+    waits for the end of the run once a run of display lines was taken in bulk: of such a run
+    only the line numbers are held, and only the entries that the windows keep in the end are
+    made (later runs push out nearly all of them)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._due: List[Tuple[str, Optional[Displays], Sequence]] = []
+
+    def _window(self, kind: str) -> Deque:
+        return self.run.losses if kind == "loss" else self.run.rates
+
+    def add(self, kind: str, item) -> None:
+        """A ``loss`` (:class:`Valued`) or ``lr`` (iteration, rate) entry read one by one."""
+        if self._due:
+            self._due.append((kind, None, [item]))
+        else:
+            self._window(kind).append(item)
+
+    def defer(self, kind: str, run: Displays, lines: np.ndarray) -> None:
+        """The ``kind`` lines of ``run`` at ``lines``, to be made when :meth:`fill` comes."""
+        if len(lines):
+            self._due.append((kind, run, lines[-self._window(kind).maxlen :].tolist()))
+            self._due = self._needed()
+
+    def _needed(self) -> List[Tuple[str, Optional[Displays], Sequence]]:
+        """The entries of ``_due`` that a window holds in the end."""
+        later = {"loss": 0, "lr": 0}
+        kept = []
+        for entry in reversed(self._due):
+            kind = entry[0]
+            if later[kind] < self._window(kind).maxlen:
+                kept.append(entry)
+                later[kind] += len(entry[2])
+        return kept[::-1]
+
+    def fill(self) -> None:
+        """Every entry due made and put in its window."""
+        for kind, run, items in self._due:
+            window = self._window(kind)
+            if run is None:
+                window.extend(items)
+                continue
+            for k in items:
+                event = _display_event(run, k)
+                if kind == "loss":
+                    window.append(Valued(run.line + k, run.text(k), event.iteration, event.value))
+                else:
+                    window.append((event.iteration, event.value))
+        self._due = []
+
+
 class Reader:
     """Feeds on :func:`caffe_nantools.logs.chunks.read_log`'s pieces; ``runs`` holds the result.
 
@@ -295,6 +366,7 @@ class Reader:
     def __init__(self, plot: bool = False) -> None:
         self.plot = plot
         self.runs: List[Run] = [Run()]
+        self._windows = _Windows(self.runs[-1])
         self._testing = False
         self._outputs_due = False
         self._test_iteration: Optional[int] = None
@@ -337,32 +409,34 @@ class Reader:
             self.marked(piece)
 
     def displays(self, run: Displays) -> None:
-        """A run of display lines: its first loss line and the last ones the windows keep are
-        read one by one, the lines between them only counted (and the sampled ones parsed),
-        when nothing else is due (debug_info blocks, a test pass, outputs, an abort's lines)."""
+        """A run of display lines: its first loss line is read one by one, the lines after it
+        only counted (the sampled ones parsed, the last two losses read for the iterations),
+        when nothing else is due (debug_info blocks, a test pass, outputs, an abort's lines).
+        The windows' entries of such a run are made only when the log ends, and only those
+        that are kept: later runs push most of them out."""
         losses = np.flatnonzero(run.kinds == LOSS)
-        rates = np.flatnonzero(run.kinds == RATE)
         head = int(losses[0]) + 1 if len(losses) else len(run.kinds)
-        # The tail starts at a loss line and holds the last WINDOW losses and 4 * WINDOW rates.
-        bound = int(losses[-WINDOW]) if len(losses) >= WINDOW else 0
-        keep = 4 * WINDOW
-        bound = min(bound, int(rates[-keep]) if len(rates) >= keep else len(run.kinds))
-        if len(rates) < keep and len(rates):
-            bound = min(bound, int(rates[0]))
-        tail = (
-            int(losses[max(np.searchsorted(losses, bound, "right") - 1, 0)]) if len(losses) else 0
-        )
         for piece in run.pieces(0, head):
             self.feed(piece)
-        if tail <= head or not self._plain():
-            tail = head
-        else:
-            self._count(run, losses[(losses >= head) & (losses < tail)], "loss")
-            self._count(run, rates[(rates >= head) & (rates < tail)], "lr")
-            self._seen = True
-            self._pending, self._pending_bytes, self._pending_suspect = [], 0, False
-        for piece in run.pieces(tail):
-            self.feed(piece)
+        if head == len(run.kinds) or not self._plain():
+            for piece in run.pieces(head):
+                self.feed(piece)
+            return
+        rates = np.flatnonzero(run.kinds == RATE)
+        losses, rates = losses[1:], rates[rates >= head]
+        current = self.run
+        self._count(run, losses, "loss")
+        self._count(run, rates, "lr")
+        self._seen = True
+        self._pending, self._pending_bytes, self._pending_suspect = [], 0, False
+        if len(losses):
+            last = [_display_event(run, k).iteration for k in losses[-2:].tolist()]
+            current.iterations = (current.iterations[-1:] + last)[-2:]
+            if current.abort is None:
+                current.abort_after = last[-1]
+            if current.first_bad_loss is None:
+                self._windows.defer("loss", run, losses)
+        self._windows.defer("lr", run, rates)
 
     def _plain(self) -> bool:
         """Whether a display line needs nothing but counting, sampling and the windows."""
@@ -375,15 +449,13 @@ class Reader:
         )
 
     def _count(self, run: Displays, lines: np.ndarray, kind: str) -> None:
-        """Loss or rate lines of ``run`` taken without their windows (the tail fills them)."""
+        """Loss or rate lines of ``run`` added to their series (the windows are filled apart)."""
         series = self.run.loss_series if kind == "loss" else self.run.lr_series
         if kind == "loss":
             self.run.displayed += len(lines)
 
         def item(k: int) -> Tuple[int, float]:
-            line = int(lines[k])
-            glog = parse_line(run.text(line))
-            event = parse_event(glog.message.strip(), run.line + line)
+            event = _display_event(run, int(lines[k]))
             return event.iteration, event.value
 
         series.add_many(len(lines), item)
@@ -476,7 +548,9 @@ class Reader:
             self._close_block(None)
             run = self.run
             if run.displayed or run.went_bad or run.has_debug or run.abort or run.first_found:
+                self._windows.fill()
                 self.runs.append(Run(start=marked.line))
+                self._windows = _Windows(self.runs[-1])
             elif run.first_crash is None:
                 run.start = marked.line
             self._raw.clear()
@@ -495,7 +569,7 @@ class Reader:
             run = self.run
             run.lr_series.add((event.iteration, event.value))
             if run.suspect is None or event.iteration == run.suspect.iteration:
-                run.rates.append((event.iteration, event.value))
+                self._windows.add("lr", (event.iteration, event.value))
             if run.first_bad_lr is None and is_bad(event.value):
                 run.first_bad_lr = Valued(marked.line, marked.shown, event.iteration, event.value)
 
@@ -574,7 +648,7 @@ class Reader:
         if run.pinned is None and is_saturated(loss.value):
             run.pinned = loss
         if run.first_bad_loss is None:
-            run.losses.append(loss)
+            self._windows.add("loss", loss)
             if is_bad(loss.value):
                 run.first_bad_loss = loss
                 self._outputs_due = True
@@ -594,6 +668,7 @@ class Reader:
         """The log ended: a traceback whose last line never came is the abort itself; what the
         second pass found before anything the reading saw is the run's too."""
         self._close_block(None)
+        self._windows.fill()
         if self._traceback is not None and self.run.abort is None:
             t = self._traceback
             self.run.abort = Abort(t.line, t.shown, "python")

@@ -45,7 +45,7 @@ _I, _BRACKET = ord("I"), ord("]")
 _FORWARD, _BACKWARD = (np.frombuffer(w, np.uint8) for w in (b"[Forward]", b"[Backward]"))
 #: Marks in a row read as one :class:`Displays`: below it, one by one costs as little.
 _RUN = 32
-_N, _F, _PLUS, _THREE, _CR, _NL = (ord(c) for c in "nf+3\r\n")
+_N, _F, _PLUS, _THREE, _CR, _NL, _T, _C = (ord(c) for c in "nf+3\r\nTc")
 #: Last characters of Windows' spellings: 1.#QNAN, 1.#INF, -1.#IND, -nan(ind).
 _UPPER_N, _UPPER_F, _UPPER_D, _D, _CLOSE = (ord(c) for c in "NFDd)")
 _FATAL = ord("F")
@@ -282,44 +282,65 @@ def _split(chunk, end, first_line, ends, suspects, fatal, displays=False, found=
     if len(starts) and starts[-1] >= end:
         starts, stops = starts[:-1], stops[:-1]
     brackets = np.flatnonzero(a == _BRACKET)
+    iteration, marked = _marks(chunk, a, brackets, ends, fatal)
+    lines = _Chunk(chunk, a, first_line, starts, stops, ends, brackets)
+    runs = _runs(lines, iteration, marked, suspects, found) if displays else []
+    yield from _handed_out(lines, marked, runs, suspects, originals)
+    return len(ends)
+
+
+@dataclass(frozen=True, eq=False)
+class _Chunk:
+    """A chunk's bytes (also as an array), its first line's number, and where its lines start
+    and stop (their line breaks, or the end), its line breaks and its ``]``s."""
+
+    data: bytes
+    a: np.ndarray
+    first_line: int
+    starts: np.ndarray
+    stops: np.ndarray
+    ends: np.ndarray
+    brackets: np.ndarray
+
+
+def _marks(chunk: bytes, a: np.ndarray, brackets: np.ndarray, ends: np.ndarray, fatal):
+    """The offsets of the ``]`` of ``Iteration N`` messages, and the numbers (0-based, in
+    order, once each) of the marked lines: those, the other marked messages', glog's F lines."""
     iteration, other = _mark_candidates(a, brackets)
-    other = [p for p in other.tolist() if _MARKED.match(chunk, p, end)]
-    marked = np.unique(
-        np.concatenate(
-            [np.searchsorted(ends, at).astype(np.int64) for at in (iteration, other, fatal)]
-        )
-    )
+    other = np.array([p for p in other.tolist() if _MARKED.match(chunk, p, len(a))], np.int64)
+    lines = np.searchsorted(ends, np.concatenate((iteration, other, fatal))).astype(np.int64)
+    lines.sort()  # one line may hold several marks
+    return iteration, lines[np.concatenate((lines[:1] >= 0, lines[1:] != lines[:-1]))]
+
+
+def _handed_out(lines: _Chunk, marked, runs, suspects, originals):
+    """The chunk's pieces in file order: the Span before each marked line (when a line lies
+    between them), the Marked line or the Displays of a run starting there, the last Span."""
+    chunk, first_line, ends = lines.data, lines.first_line, lines.ends
     # Spans run from the end of one mark to the start of the next; line numbers and suspect
     # counts for all of them come from one searchsorted each.
-    begins, mark_stops = starts[marked], stops[marked]
+    begins, mark_stops = lines.starts[marked], lines.stops[marked]
     span_starts = np.concatenate(([0], mark_stops + 1))
-    span_stops = np.append(begins, end)
-    first = first_line + np.searchsorted(ends, span_starts)
+    span_stops = np.append(begins, len(lines.a))
+    first = (first_line + np.searchsorted(ends, span_starts)).tolist()
     flagged = np.searchsorted(suspects, span_stops) > np.searchsorted(suspects, span_starts)
-    runs = (
-        _runs(a, starts, stops, brackets, iteration, marked, suspects, ends, found)
-        if displays
-        else []
-    )
-    runs.append((len(marked), len(marked), None))
-    span_starts, span_stops, begins, mark_stops = (
-        x.tolist() for x in (span_starts, span_stops, begins, mark_stops)
+    runs = runs + [(len(marked), len(marked), None)]
+    span_starts, span_stops, begins, mark_stops, flagged = (
+        x.tolist() for x in (span_starts, span_stops, begins, mark_stops, flagged)
     )
     k, r = 0, 0
     while k <= len(marked):
         if span_stops[k] > span_starts[k]:
-            yield Span(
-                chunk[span_starts[k] : span_stops[k]], int(first[k]), bool(flagged[k]), originals
-            )
+            data = chunk[span_starts[k] : span_stops[k]]
+            yield Span(data, first[k], flagged[k], originals)
         if k == len(marked):
             break
         lo, hi, kind = runs[r]
         if k == lo:
             # A run of display lines, handed out whole.
-            data = chunk[begins[lo] : mark_stops[hi]]
             lo_line, hi_line = int(marked[lo]), int(marked[hi])
             yield Displays(
-                data,
+                chunk[begins[lo] : mark_stops[hi]],
                 first_line + lo_line,
                 kind[lo_line : hi_line + 1],
                 ends[lo_line:hi_line] - begins[lo],
@@ -333,7 +354,6 @@ def _split(chunk, end, first_line, ends, suspects, fatal, displays=False, found=
             originals.get(line) if originals else None,
         )
         k += 1
-    return len(ends)
 
 
 def _mark_candidates(a: np.ndarray, brackets: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -345,43 +365,68 @@ def _mark_candidates(a: np.ndarray, brackets: np.ndarray) -> Tuple[np.ndarray, n
     letter = a[at + 2]
     at, letter = at[_MARK_LETTERS[letter]], letter[_MARK_LETTERS[letter]]
     other = at[letter != _I]
+    # "Train net output" would go to the regex by the thousand: a "T" is "Traceback" or nothing.
+    after = a[np.minimum(other + 5, end - 1)]
+    other = other[(a[other + 2] != _T) | (after == _C) | (other + 5 >= end)]
     at = at[letter == _I]
     text, inside = rows(a, at + 2, len(_ITERATION) + 1)
     iteration = inside & (text[:, :-1] == _ITERATION).all(1) & _DIGITS[text[:, -1]]
     return at[iteration], other
 
 
-def _runs(a, starts, stops, brackets, iteration, marked, suspects, ends, found):
+def _runs(lines: _Chunk, iteration, marked, suspects, found):
     """``(first, last, kinds)`` of each long run of marks (indices into ``marked``) that are all
     plain display lines with nothing between them but plain lines (:mod:`caffe_nantools.logs.plain`);
     ``kinds``: every line's."""
-    kind = np.zeros(len(starts), np.int8)
-    lines = np.searchsorted(ends, iteration)
-    lead = brackets[np.searchsorted(brackets, starts[lines])] == iteration
-    lines = lines[lead]
-    kind[lines] = plain.kinds(a, starts[lines], stops[lines], iteration[lead])
-    bulk = kind[marked] != plain.OTHER
-    if bulk.sum() < _RUN:
+    if len(iteration) < _RUN:
         return []
-    # A plain line between them: no suspect value, no finding, no debug_info text (which holds
-    # a "] " of its own: a line with one "]" is plain unless it is "[Forward]" or "[Backward]").
-    count = np.searchsorted(brackets, stops) - np.searchsorted(brackets, starts)
-    one = brackets[np.minimum(np.searchsorted(brackets, starts), max(len(brackets) - 1, 0))]
-    debug = np.zeros(len(starts), bool)
+    noisy = _noisy(lines, suspects, found)
+    before = np.concatenate(([0], np.cumsum(noisy)))
+    clear = before[marked[1:]] == before[marked[:-1] + 1]
+    # Only the lines of marks that could make a long run are told apart (a debug_info log has
+    # none: its blocks lie between its marks).
+    near = np.zeros(len(lines.starts), bool)
+    for lo, hi in _long(clear):
+        near[marked[lo : hi + 1]] = True
+    kind = np.zeros(len(lines.starts), np.int8)
+    at = np.searchsorted(lines.ends, iteration)
+    iteration, at = iteration[near[at]], at[near[at]]
+    brackets = lines.brackets
+    lead = brackets[np.searchsorted(brackets, lines.starts[at])] == iteration
+    at = at[lead]
+    kind[at] = plain.kinds(lines.a, lines.starts[at], lines.stops[at], iteration[lead])
+    bulk = kind[marked] != plain.OTHER
+    return [(lo, hi, kind) for lo, hi in _long(bulk[:-1] & bulk[1:] & clear)]
+
+
+def _long(links: np.ndarray) -> List[Tuple[int, int]]:
+    """``(first, last)`` of each run of at least ``_RUN`` marks joined by ``links`` (link j
+    joins marks j and j + 1)."""
+    edges = np.diff(np.concatenate(([0], links.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long = ends - starts + 1 >= _RUN
+    return list(zip(starts[long].tolist(), ends[long].tolist()))
+
+
+def _noisy(lines: _Chunk, suspects, found) -> np.ndarray:
+    """Which lines keep the marks around them apart: a suspect value, a finding, debug_info
+    text (which holds a "] " of its own: a line with one "]" is plain unless it is
+    "[Forward]" or "[Backward]", both ending in "d]")."""
+    a, starts, stops, brackets = lines.a, lines.starts, lines.stops, lines.brackets
+    first = np.searchsorted(brackets, starts)
+    count = np.searchsorted(brackets, stops) - first
+    one = brackets[np.minimum(first, max(len(brackets) - 1, 0))]
+    maybe = np.flatnonzero((count == 1) & (a[one - 1] == _D))
+    debug = np.zeros(len(maybe), bool)
     for word in (_FORWARD, _BACKWARD):
-        text, inside = rows(a, one - len(word) + 1, len(word))
+        text, inside = rows(a, one[maybe] - len(word) + 1, len(word))
         debug |= inside & (text == word).all(1)
-    noisy = (count > 1) | ((count == 1) & debug)
-    noisy[np.searchsorted(ends, suspects)] = True
+    noisy = count > 1
+    noisy[maybe[debug]] = True
+    noisy[np.searchsorted(lines.ends, suspects)] = True
     if found is not None and len(found):
         noisy[found] = True
-    before = np.concatenate(([0], np.cumsum(noisy)))
-    link = bulk[:-1] & bulk[1:] & (before[marked[1:]] == before[marked[:-1] + 1])
-    # Runs of links j..k-1 join marks j..k.
-    edges = np.diff(np.concatenate(([0], link.astype(np.int8), [0])))
-    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    long = run_ends - run_starts + 1 >= _RUN
-    return [(int(lo), int(hi), kind) for lo, hi in zip(run_starts[long], run_ends[long])]
+    return noisy
 
 
 def _canonical(chunk: bytes, end: int, first_line: int) -> Tuple[bytes, Dict[int, str]]:

@@ -72,6 +72,9 @@ _CRASH_HINTS = (
     "traceback",
 )
 _FATAL = re.compile(r"(?<!\w)F\d{4} ")
+#: The same markers in bytes: on ASCII text (where ``\w``, ``\d`` and ``\b`` mean the same in
+#: both), the lines it finds nothing in are passed over without being decoded one by one.
+_CRASH_BYTES = re.compile(_CRASH.pattern.encode())
 #: glog's prefix of an INFO line: ``I`` and the month's first digit at the start of the line.
 _I, _NL, _N, _LOWER = ord("I"), ord("\n"), ord("n"), 0x20
 _DIGIT = np.zeros(256, bool)
@@ -144,7 +147,8 @@ def sweep_chunk(
     level = a[starts]
     digit = a[np.minimum(starts + 1, end - 1)]
     other = starts[(level != _I) | ~_DIGIT[digit]]
-    lines = np.unique(np.searchsorted(ends, np.concatenate((candidates, other))))
+    crash = _may_crash(chunk, ends, end, np.searchsorted(ends, other))
+    lines = np.unique(np.concatenate((np.searchsorted(ends, candidates), crash)))
     found: List[Finding] = []
     for k in lines.tolist():
         begin = int(ends[k - 1]) + 1 if k else 0
@@ -152,3 +156,20 @@ def sweep_chunk(
         text = chunk[begin:stop].decode("utf-8", "replace").rstrip("\r")
         found += line_findings(text, first_line + k)
     return found
+
+
+def _may_crash(chunk: bytes, ends: np.ndarray, end: int, lines: np.ndarray) -> np.ndarray:
+    """Of ``lines`` (numbers in the chunk), those that may hold a crash marker: all of them
+    when any is not ASCII, else those the marker's regex finds one in, run once over them
+    all (no marker spans a line break)."""
+    if len(lines) == 0:
+        return lines
+    begins = np.concatenate(([0], ends + 1))[lines]
+    stops = np.append(ends, end)[lines]
+    texts = [chunk[b:e] for b, e in zip(begins.tolist(), stops.tolist())]
+    joined = b"\n".join(texts)
+    if not joined.isascii():
+        return lines
+    offsets = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
+    hits = [m.start() for m in _CRASH_BYTES.finditer(joined)]
+    return lines[np.unique(np.searchsorted(offsets, hits, "right") - 1)]
