@@ -19,7 +19,6 @@ BEING_SPLIT = {
     "hunt.hunt",
     "hunt.training.train",
     "hunt.verdict.judge",
-    "logs.chunks._split",
 }
 
 
