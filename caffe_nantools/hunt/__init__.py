@@ -4,9 +4,12 @@ work, in one command.
 Stages, each a library call with its own result: read the solver, its train and test nets; lint
 them (risks, not the verdict); scan the data layers' sources; make checked copies in the
 workdir (a check after every blob and in-place modifier, debug_info every iteration); train the
-copies for a bounded number of iterations in a child process under the guard; judge the first
-failure with the trace, the scan and lint; keep a replay bundle of the failing iteration; try
-the fix the cause calls for on the copies and train again. The user's files are never changed.
+copies for a bounded number of iterations in a child process under the guard; keep a replay
+bundle of the failing iteration; gather the evidence (:mod:`~caffe_nantools.hunt.gathering`)
+and judge the first failure with the trace, the scan and lint (diagnose's ``judge``, the one
+verdict engine); try the fix the cause calls for on the copies and train again. The verdict is
+final when judged: the fix is the verification stage's result, kept beside it in the report
+rather than written into it. The user's files are never changed.
 """
 
 from __future__ import annotations
