@@ -51,10 +51,8 @@ def hunted(case: Case, seed: int, folder: str, clean: bool) -> dict:
         return {
             "cause": str(v.cause),
             "layer": v.layer,
-            "records": sorted(
-                {r["key"] for r in v.records} or ([v.record["key"]] if v.record else [])
-            ),
-            "fix": v.fix,
+            "records": sorted({r.key for r in v.records} or ([v.record.key] if v.record else [])),
+            "fix": report.fix.to_dict() if report.fix is not None else None,
             "return_code": report.return_code,
             "seconds": round(time.time() - began, 2),
         }

@@ -4,7 +4,7 @@ and advice of a verdict on one read."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 
 class Cause(str, Enum):
@@ -31,6 +31,26 @@ class Cause(str, Enum):
     __format__ = str.__format__
 
 
+#: Every cause with the commands that name it: diagnose, from a log alone, does not tell a net
+#: setting (``config``) from a layer's numerics; hunt checks every blob, so it is never left with
+#: ``unknown``.
+CAUSES = (
+    (Cause.BAD_INPUT, ("diagnose", "hunt")),
+    (Cause.EXPLODING_GRADIENTS, ("diagnose", "hunt")),
+    (Cause.LR_POLICY, ("diagnose", "hunt")),
+    (Cause.LAYER_NUMERICS, ("diagnose", "hunt")),
+    (Cause.CONFIG, ("hunt",)),
+    (Cause.CAFFE_ABORT, ("diagnose", "hunt")),
+    (Cause.UNKNOWN, ("diagnose",)),
+    (Cause.NONE, ("diagnose", "hunt")),
+)
+
+
+def named_by(command: str) -> Tuple[Cause, ...]:
+    """The causes ``command`` (``diagnose`` or ``hunt``) can name."""
+    return tuple(cause for cause, commands in CAUSES if command in commands)
+
+
 def evidence_and_advice(evidence: Sequence[str], advice: Sequence[str]) -> List[str]:
     """The ``evidence:`` and ``advice:`` sections a verdict's text ends with (an empty one left
     out)."""
@@ -42,3 +62,8 @@ def evidence_and_advice(evidence: Sequence[str], advice: Sequence[str]) -> List[
         lines.append("advice:")
         lines += [f"  - {a}" for a in advice]
     return lines
+
+
+def plural(n: int, what: str) -> str:
+    """``n`` and ``what``, plural unless it is one."""
+    return f"{n} {what}" + "s" * (n != 1)

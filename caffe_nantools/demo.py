@@ -32,12 +32,12 @@ class DemoResult:
     @property
     def found(self) -> bool:
         """Whether hunt named the planted record and verified its fix."""
-        v = self.report.verdict
+        v, fix = self.report.verdict, self.report.fix
         return (
             v.cause == Cause.BAD_INPUT
             and v.record is not None
-            and v.record["key"] == self.key
-            and bool(v.fix and v.fix["verified"])
+            and v.record.key == self.key
+            and bool(fix and fix.verified)
         )
 
 

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.checking import check_value, parse_param_str
-from caffe_nantools.errors import EXIT_OK, NanToolsError, literal
+from caffe_nantools.errors import EXIT_OK, NanToolsError, NonFiniteError, literal
 from caffe_nantools.files import FileEdit, read_text, refuse_overlaps, stage_backup, writing
 from caffe_nantools.prototxt import (
     NET_FILES,
@@ -50,6 +50,15 @@ def check_place(label: str) -> Tuple[str, Optional[str]]:
     name = label[len(CHECK_PREFIX) :] if label.startswith(CHECK_PREFIX) else label
     blob, _, after = name.rpartition("@")
     return (blob, after) if blob else (name, None)
+
+
+def error_place(error: NonFiniteError) -> Tuple[str, Optional[str]]:
+    """(blob, layer after which the check sits) of a check's error."""
+    if error.writer is not None:
+        return error.blob, error.writer
+    # A check at a net input, or one injected by an older version (no writer in its
+    # param_str, none in its record): only its name says where it sits.
+    return check_place(error.layer)
 
 
 class InjectError(NanToolsError):

@@ -73,4 +73,4 @@ def assert_names_the_record(verdict, layer, source, bad, batch):
     a time by ``layer``: bad input in that layer's forward pass, at the batch that held it."""
     v = verdict
     assert (v.cause, v.layer, v.pass_, v.iteration) == ("bad_input", layer, "forward", bad // batch)
-    assert v.record == {"source": source, "key": f"{bad:08d}"}
+    assert v.record.to_dict() == {"source": source, "key": f"{bad:08d}"}

@@ -6,7 +6,8 @@ import pytest
 
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
-from caffe_nantools.diagnose import CAUSES, diagnose
+from caffe_nantools.cause import named_by
+from caffe_nantools.diagnose import diagnose
 
 STACK = [
     "    @     0x7f84859db5ad  google::LogMessage::Fail()",
@@ -44,7 +45,7 @@ def test_a_failed_check_with_every_value_finite_is_caffe_abort(
     log.raw("*** Check failure stack trace: ***")
     path = log.write(tmp_path / "train.log")
     result = diagnose(path)
-    assert result.cause == "caffe_abort" and "caffe_abort" in CAUSES
+    assert result.cause == "caffe_abort" and "caffe_abort" in named_by("diagnose")
     assert result.first_nonfinite is None
     assert result.abort == {"line": log.line_of(check), "text": log.lines[log.line_of(check) - 1]}
     assert any(check in s for s in result.summary)

@@ -11,7 +11,7 @@ import pytest
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.cli import main
-from caffe_nantools.diagnose import Blame, Diagnosis
+from caffe_nantools.diagnose import Abort, Blame, CheckedGrounds, RecordRef, Verdict, judge
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.finite import finite_stats
 from caffe_nantools.hunt import HuntReport
@@ -25,9 +25,7 @@ from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.stores import private_sources, remove_copies
 from caffe_nantools.hunt import workdir as workdir_module
 from caffe_nantools.hunt.workdir import CLAIM, claim_workdir
-from caffe_nantools.hunt.batches import scanned_records
 from caffe_nantools.hunt.training import Training
-from caffe_nantools.hunt.verdict import bad_records, judge
 from caffe_nantools.prototxt import parse
 from caffe_nantools.prototxt.net import Net
 from caffe_nantools.scan.report import Finding, ScanReport
@@ -88,7 +86,7 @@ def test_the_copies_check_every_blob_and_keep_snapshots_in_the_workdir(net_folde
 )
 def test_a_forward_failure_is_the_layer_the_check_follows(label, layer):
     error = non_finite(label, "conv1", "forward", [2], iteration=3)
-    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 3), None, None, [])
+    verdict = judged(Net.parse(PHASED_NET), failed_training(error, 3))
     assert verdict.cause == Cause.LAYER_NUMERICS and verdict.layer == layer
 
 
@@ -107,7 +105,7 @@ def test_the_verdict_places_a_check_by_its_blob_and_writer_not_its_label(
     error = non_finite(label, "conv1", pass_, [1], iteration=2, writer=writer)
     error = through_the_child(error)
     assert error.writer == writer
-    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 2), None, None, [])
+    verdict = judged(Net.parse(PHASED_NET), failed_training(error, 2))
     assert (verdict.layer, verdict.pass_) == (layer, pass_)
 
 
@@ -116,7 +114,7 @@ def test_a_record_of_an_older_version_has_no_writer_and_is_placed_by_its_label()
     del record["writer"]
     error = NonFiniteError.from_dict(json.loads(json.dumps(record, default=str)))
     assert error.writer is None
-    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 2), None, None, [])
+    verdict = judged(Net.parse(PHASED_NET), failed_training(error, 2))
     assert verdict.layer == "relu1"
 
 
@@ -131,7 +129,7 @@ def test_a_record_of_an_older_version_has_no_writer_and_is_placed_by_its_label()
 )
 def test_a_backward_value_belongs_to_the_layer_whose_backward_wrote_it(label, layer):
     error = non_finite(label, "conv1", "backward", [0], iteration=1)
-    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 1), None, None, [])
+    verdict = judged(Net.parse(PHASED_NET), failed_training(error, 1))
     assert (verdict.layer, verdict.pass_) == (layer, "backward")
 
 
@@ -273,6 +271,11 @@ def through_the_child(error):
     return NonFiniteError.from_dict(json.loads(json.dumps(error.to_dict(), indent=2, default=str)))
 
 
+def judged(net, training, told=None, scan=None, run=None, **gathered):
+    """The verdict on a checked training, with what hunt would have gathered for it."""
+    return judge(CheckedGrounds(net, training, told=told, run=run, scan=scan, **gathered))
+
+
 def failed_training(error, iteration):
     return Training(iteration + 1, 0.5, "train.log", through_the_child(error), iteration)
 
@@ -303,7 +306,7 @@ def test_the_childs_error_comes_back_as_the_error_it_raised(error):
 @pytest.mark.parametrize("samples, iteration", [([1], 0), ([0, 5, 7], 3), ([2, 3], 11)])
 def test_a_bad_batch_at_the_data_layer_is_bad_input_naming_its_samples(samples, iteration):
     error = non_finite("nancheck/data@data", "data", "forward", samples, iteration=iteration)
-    verdict = judge(Net.parse(PHASED_NET), failed_training(error, iteration), None, None, [])
+    verdict = judged(Net.parse(PHASED_NET), failed_training(error, iteration))
     assert verdict.cause == Cause.BAD_INPUT and verdict.layer == "data"
     assert (verdict.blob, verdict.pass_, verdict.phase, verdict.iteration) == (
         "data",
@@ -322,29 +325,18 @@ def test_a_guard_error_at_a_non_finite_rate_is_the_lr_policy(layer, iteration):
     error = non_finite(
         layer, "param 0", "update", [1], by="guard", lr=float("inf"), iteration=iteration
     )
-    verdict = judge(Net.parse(PHASED_NET), failed_training(error, iteration), None, None, [])
+    verdict = judged(Net.parse(PHASED_NET), failed_training(error, iteration))
     assert verdict.cause == Cause.LR_POLICY and verdict.layer == layer
     assert verdict.advice[0].startswith(f"the learning rate is inf at iteration {iteration}:")
 
 
 def test_where_the_trace_says_it_began_is_the_verdicts_origin_with_the_same_json():
     began = Blame("conv1", "forward", 2, "values grew 7 orders of magnitude")
-    diagnosis = Diagnosis(
-        log="train.log",
-        cause=Cause.LAYER_NUMERICS,
-        first_nonfinite=None,
-        evidence=[],
-        advice=[],
-        summary=["a story"],
-        debug_info=True,
-        run=1,
-        runs=1,
-        began=began,
-    )
+    told = Verdict(Cause.LAYER_NUMERICS, origin=began, summary=["a story"])
     error = non_finite("nancheck/ip1@ip1", "ip1", "forward", [4], iteration=2)
-    verdict = judge(Net.parse(PHASED_NET), failed_training(error, 2), diagnosis, None, [])
+    verdict = judged(Net.parse(PHASED_NET), failed_training(error, 2), told)
     assert verdict.layer == "ip1" and verdict.origin is began
-    out = verdict.to_dict()
+    out = HuntReport(verdict, "work").to_dict()["verdict"]
     assert list(out) == [
         "cause",
         "layer",
@@ -380,8 +372,10 @@ def scan_found(*bad):
 
 
 def aborted(text):
+    """A training Caffe stopped, and its log's run and verdict, for ``judged``."""
     training = Training(0, 0.1, "train.log", aborted=True, exit_code=-6)
-    return training, SimpleNamespace(abort={"line": 40, "text": text}, advice=["look there"])
+    run = SimpleNamespace(abort=Abort(40, text), first_bad_test=None)
+    return training, Verdict(Cause.CAFFE_ABORT, advice=["look there"]), run
 
 
 @pytest.mark.parametrize("key", ["pic_5.png", "sub dir/cat 7.jpg", "00000012"])
@@ -389,18 +383,19 @@ def test_an_abort_that_names_a_record_the_scan_found_bad_is_that_record(key):
     scan = scan_found(
         ("list.txt", 1, "other.png", "no such file"), ("list.txt", 4, key, "does not decode")
     )
-    training, diagnosis = aborted(f"Check failed: cv_img.data Could not load {key}")
-    v = judge(Net.parse(PHASED_NET), training, diagnosis, scan, [])
-    assert v.cause == Cause.BAD_INPUT and v.record == {"source": "list.txt", "key": key}
+    training, told, run = aborted(f"Check failed: cv_img.data Could not load {key}")
+    v = judged(Net.parse(PHASED_NET), training, told, scan, run)
+    assert v.cause == Cause.BAD_INPUT and v.record == RecordRef("list.txt", key)
     assert v.advice[0] == f"Caffe stopped on record {key} of list.txt: does not decode"
     assert "train.log:40: Check failed: cv_img.data Could not load " + key in v.evidence
 
 
 @pytest.mark.parametrize("text", ["Segmentation fault", "Could not load xpic_5.png"])
 def test_an_abort_that_names_no_bad_record_blames_none_by_itself(text):
-    # Only the caller, which can read the stores, blames a record: one the failing batch read.
+    # Only a record the failing batch read, which hunt gathers from the stores, is blamed.
     scan = scan_found(("train_lmdb", 3, "pic_5.png", "label 9 >= 3, the number of classes"))
-    v = judge(Net.parse(PHASED_NET), *aborted(text), scan, [])
+    training, told, run = aborted(text)
+    v = judged(Net.parse(PHASED_NET), training, told, scan, run)
     assert v.cause == Cause.CAFFE_ABORT and v.record is None
     assert "scan: train_lmdb record pic_5.png: label 9 >= 3, the number of classes" in v.evidence
     assert not any("likely reason" in a for a in v.advice)
@@ -482,8 +477,8 @@ def test_a_test_output_that_went_non_finite_in_the_log_is_a_finding():
     bad_test = Valued(
         812, "I0101 solver.cpp:418]     Test net output #0: loss = nan", 40, float("nan"), "loss"
     )
-    diagnosis = SimpleNamespace(trace=SimpleNamespace(first_bad_test=bad_test))
-    v = judge(net, Training(60, 0.1, "train.log"), diagnosis, None, [])
+    run = SimpleNamespace(first_bad_test=bad_test, abort=None)
+    v = judged(net, Training(60, 0.1, "train.log"), run=run)
     assert (v.cause, v.phase, v.iteration, v.blob) == (Cause.LAYER_NUMERICS, "TEST", 40, "loss")
     assert v.evidence == ["train.log:812: I0101 solver.cpp:418]     Test net output #0: loss = nan"]
 
@@ -492,9 +487,7 @@ def test_a_test_output_that_went_non_finite_in_the_log_is_a_finding():
 def test_a_rate_lint_computes_going_inf_past_the_iterations_trained_is_a_finding(
     trained, at, cause
 ):
-    v = judge(
-        Net.parse(PHASED_NET), Training(trained, 0.1, "train.log"), None, None, [], rate_fails_at=at
-    )
+    v = judged(Net.parse(PHASED_NET), Training(trained, 0.1, "train.log"), rate_fails_at=at)
     assert v.cause == cause
     if cause == Cause.LR_POLICY:
         assert v.iteration == at and f"confirm with `--iters {at + 1}`" in v.advice[0]
@@ -523,11 +516,10 @@ def test_a_finite_training_over_bad_records_names_them_all_first_one_first():
         ("b_lmdb", 0, "k0", "label -1 is negative"),
         ("a_lmdb", 9, "00000009", "label -1 is negative"),
     )
-    v = judge(Net.parse(PHASED_NET), Training(20, 0.1, "train.log"), None, scan, [])
-    assert v.cause == Cause.BAD_INPUT and v.record == {"source": "a_lmdb", "key": "00000002"}
+    v = judged(Net.parse(PHASED_NET), Training(20, 0.1, "train.log"), scan=scan)
+    assert v.cause == Cause.BAD_INPUT and v.record == RecordRef("a_lmdb", "00000002")
     assert "3 bad records wait in the data: the fix below drops those of a_lmdb" in v.advice[0]
-    v.records = scanned_records(bad_records(scan), v.record)
-    assert [r["key"] for r in v.records] == ["00000002", "00000009"]
+    assert v.records == [RecordRef("a_lmdb", "00000002", 2), RecordRef("a_lmdb", "00000009", 9)]
     assert "  record: 00000002 of a_lmdb (and 1 more: 00000009)\n" in HuntReport(v, "w").format()
 
 
@@ -615,12 +607,13 @@ def test_a_failure_past_the_data_in_a_batch_holding_a_bad_record_blames_that_rec
     v = hunt("solver.prototxt", workdir="work", verify=False).verdict
     assert (v.layer, v.pass_) == ("loss", "backward")  # where it failed stays
     if blamed:
-        assert v.cause == Cause.BAD_INPUT and v.record == {"source": "in_lmdb", "key": f"{bad:04d}"}
+        assert v.cause == Cause.BAD_INPUT and v.record == RecordRef("in_lmdb", f"{bad:04d}")
         assert v.advice[0].startswith(f"the batch of iteration {iteration} held record {bad:04d}")
     else:
         assert v.cause == Cause.LAYER_NUMERICS and v.record is None
 
 
 def test_an_abort_on_a_missing_lr_policy_is_the_lr_policy():
-    v = judge(Net.parse(PHASED_NET), *aborted("Unknown learning rate policy: "), None, [])
+    training, told, run = aborted("Unknown learning rate policy: ")
+    v = judged(Net.parse(PHASED_NET), training, told, run=run)
     assert v.cause == Cause.LR_POLICY and "no default lr_policy" in v.advice[0]

@@ -47,8 +47,8 @@ def picture_layer(name, transform, batch=4):
     )
 
 
-def fixed_layer(verdict, name):
-    net = Net(parse(read_text(verdict.fix["files"]["net"])))
+def fixed_layer(fix, name):
+    net = Net(parse(read_text(fix.files["net"])))
     return next(l for l in net.layers if l.name == name)
 
 
@@ -63,11 +63,12 @@ def test_batchnorm_with_a_rate_on_its_statistics_is_config_fixed_by_lr_mult_0(
     params = " ".join(f"param {{ lr_mult: {r} }}" for r in rates)
     bn = f'layer {{ name: "{name}" type: "BatchNorm" bottom: "fc_hidden" top: "fc_hidden" {params} }}'
     (here / "net.prototxt").write_text(classifier(dummy(4, (6,), ()), extra=bn))
-    v = hunt(solver(here, max_iter=8), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=8), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", name)
-    assert "lr_mult: 0" in v.advice[0] and v.fix["verified"], v.fix
-    assert fixed_layer(v, name).node.find("param").get("lr_mult") == 0
-    assert [p.get("lr_mult") for p in fixed_layer(v, name).node.find_all("param")] == [0] * len(
+    assert "lr_mult: 0" in v.advice[0] and fix.verified, fix
+    assert fixed_layer(fix, name).node.find("param").get("lr_mult") == 0
+    assert [p.get("lr_mult") for p in fixed_layer(fix, name).node.find_all("param")] == [0] * len(
         rates
     )
 
@@ -82,11 +83,12 @@ def test_a_mean_file_of_another_shape_is_config_fixed_by_its_mean_per_channel(
     (here / "net.prototxt").write_text(
         classifier(picture_layer(layer, 'mean_file: "mean.binaryproto"'))
     )
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", layer)
     assert f"3x{mean_size}x{mean_size}" in v.advice[0] and v.records == []
-    assert v.fix["verified"], v.fix
-    transform = fixed_layer(v, layer).node.find("transform_param")
+    assert fix.verified, fix
+    transform = fixed_layer(fix, layer).node.find("transform_param")
     assert transform.get("mean_file") is None
     assert transform.get_all("mean_value") == [100, 120, 140]
 
@@ -101,10 +103,11 @@ def test_a_regression_head_of_other_width_than_its_target_is_fixed_at_num_output
         'layer { name: "l2" type: "EuclideanLoss" bottom: "pred" bottom: "label" top: "l2" }\n'
     )
     (here / "net.prototxt").write_text(net)
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", "l2")
-    assert v.fix["verified"] and f"num_output {outputs} -> {targets}" in v.fix["change"]
-    assert fixed_layer(v, "head").node.find("inner_product_param").get("num_output") == targets
+    assert fix.verified and f"num_output {outputs} -> {targets}" in fix.change
+    assert fixed_layer(fix, "head").node.find("inner_product_param").get("num_output") == targets
 
 
 @pytest.mark.parametrize("small, batch", [((5,), 4), ((9, 14), 3)])
@@ -113,18 +116,20 @@ def test_records_smaller_than_the_crop_are_the_bad_input_wherever_prefetch_stops
 ):
     picture_store(here / "pics", [(3, 5, 6) if i in small else (3, 9, 9) for i in range(24)])
     (here / "net.prototxt").write_text(classifier(picture_layer("frames", "crop_size: 7", batch)))
-    v = hunt(solver(here, max_iter=10), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=10), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("bad_input", "frames")
-    assert sorted(r["key"] for r in v.records) == [f"{i:08d}" for i in small]
+    assert sorted(r.key for r in v.records) == [f"{i:08d}" for i in small]
     assert "smaller than frames's crop_size 7" in v.advice[0]
-    assert v.fix["verified"] and f"without its {len(small)} bad record" in v.fix["change"]
+    assert fix.verified and f"without its {len(small)} bad record" in fix.change
 
 
 def test_pictures_written_height_first_are_named_as_transposed_without_a_fix(caffe, here):
     picture_store(here / "pics", [(10, 12, 3)] * 16)  # H x W x C arrays taken as C x H x W
     (here / "net.prototxt").write_text(classifier(picture_layer("rgb", "crop_size: 8")))
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
-    assert (v.cause, v.layer, v.fix) == ("bad_input", "rgb", None)
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
+    assert (v.cause, v.layer, fix) == ("bad_input", "rgb", None)
     assert "transpose" in v.advice[0] and len(v.records) == 16
 
 
@@ -143,10 +148,11 @@ def test_a_concat_of_a_pooled_and_upsampled_branch_names_both_shapes_and_fits_th
         'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "label" top: "loss" }\n'
     )
     (here / "net.prototxt").write_text(net)
-    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=5), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", "join")
     assert f"data (2 2 {size} {size}) and up (2 2 {size + 1} {size + 1})" in v.advice[0]
-    assert v.fix["verified"] and f"{size} -> {size + 1}" in v.fix["change"]
+    assert fix.verified and f"{size} -> {size + 1}" in fix.change
 
 
 def reshaped_scores(producer, dims, loss="SoftmaxWithLoss"):
@@ -183,12 +189,13 @@ def test_a_reshape_its_scores_do_not_divide_is_fixed_at_the_num_output_the_label
     net = dummy(2, (4, size, size), (1, anchors * size, size))
     net += reshaped_scores(score_conv(wrong * anchors), (0, classes, -1, 0))
     (here / "net.prototxt").write_text(net)
-    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=5), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", "scores_reshape")
     assert f"num_output must be {classes * anchors} for cls_loss's labels" in v.advice[0]
-    assert v.fix["verified"], v.fix
-    assert f"num_output {wrong * anchors} -> {classes * anchors}" in v.fix["change"]
-    conv = fixed_layer(v, "score_conv").node.find("convolution_param")
+    assert fix.verified, fix
+    assert f"num_output {wrong * anchors} -> {classes * anchors}" in fix.change
+    conv = fixed_layer(fix, "score_conv").node.find("convolution_param")
     assert conv.get("num_output") == classes * anchors
 
 
@@ -199,9 +206,10 @@ def test_a_reshape_of_an_inner_products_scores_is_fixed_at_its_num_output(caffe,
     )
     net = dummy(2, (5,), (4,)) + reshaped_scores(head, (0, 3, -1))
     (here / "net.prototxt").write_text(net)
-    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=5), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", "scores_reshape")
-    assert v.fix["verified"] and "head: num_output 7 -> 12" in v.fix["change"], v.fix
+    assert fix.verified and "head: num_output 7 -> 12" in fix.change, fix
 
 
 @pytest.mark.parametrize("dims", [(0, -1, 3), (0, -1, 4, 1)])
@@ -212,8 +220,9 @@ def test_a_reshape_that_leaves_the_class_axis_open_gets_advice_only(caffe, here,
     )
     net = dummy(2, (5,), (4,)) + reshaped_scores(head, dims)
     (here / "net.prototxt").write_text(net)
-    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
-    assert (v.cause, v.layer, v.fix) == ("config", "scores_reshape", None)
+    report = hunt(solver(here, max_iter=5), workdir="hunt")
+    v, fix = report.verdict, report.fix
+    assert (v.cause, v.layer, fix) == ("config", "scores_reshape", None)
     assert "must be a multiple of the channels the Reshape asks for" in v.advice[0]
 
 
@@ -222,8 +231,9 @@ def test_one_hot_labels_are_bad_input_at_the_loss_and_the_fix_is_left_to_the_use
     caffe, here, classes
 ):
     (here / "net.prototxt").write_text(classifier(dummy(4, (6,), (classes,)), classes=classes))
-    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
-    assert (v.cause, v.layer, v.fix) == ("bad_input", "loss", None)
+    report = hunt(solver(here, max_iter=5), workdir="hunt")
+    v, fix = report.verdict, report.fix
+    assert (v.cause, v.layer, fix) == ("bad_input", "loss", None)
     assert f"gives {classes} label values" in v.advice[0] and "yours to make" in v.advice[0]
 
 
@@ -233,5 +243,6 @@ def test_an_abort_no_rule_knows_stays_caffe_abort_with_the_layer_set_up(caffe, h
         "inner_product_param { num_output: 3 axis: 4 } }"
     )
     (here / "net.prototxt").write_text(classifier(dummy(4, (6,), ()), extra=bad))
-    v = hunt(solver(here, max_iter=5), workdir="hunt").verdict
-    assert (v.cause, v.layer, v.fix) == ("caffe_abort", "odd_axis", None)
+    report = hunt(solver(here, max_iter=5), workdir="hunt")
+    v, fix = report.verdict, report.fix
+    assert (v.cause, v.layer, fix) == ("caffe_abort", "odd_axis", None)

@@ -27,11 +27,9 @@ def test_a_nan_record_in_an_lmdb_is_named_by_its_key(caffe, here, layer_name, ba
     float_lmdb(here / "train_lmdb", bad=(bad,))
     (here / "net.prototxt").write_text(classifier(lmdb_layer(layer_name, "train_lmdb", batch)))
     report = hunt(solver(here), workdir="hunt")
-    v = report.verdict
+    v, fix = report.verdict, report.fix
     assert_names_the_record(v, layer_name, "train_lmdb", bad, batch)
-    assert v.fix["verified"] and os.path.isdir(
-        v.fix["files"]["net"].rsplit("/fix/", 1)[0] + "/clean"
-    )
+    assert fix.verified and os.path.isdir(fix.files["net"].rsplit("/fix/", 1)[0] + "/clean")
     first = replay(report.training.replay).first_bad
     assert first.name == f"{layer_name}: data" and first.what == "data"
     assert report.return_code == 1
@@ -48,9 +46,12 @@ def test_a_nan_row_in_hdf5_is_named_file_and_row(caffe, here, bad_row):
     (here / "list.txt").write_text("part.h5\n")
     data = 'layer { name: "rows" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "list.txt" batch_size: 4 } }\n'
     (here / "net.prototxt").write_text(classifier(data))
-    v = hunt(solver(here), workdir="hunt").verdict
+    report = hunt(solver(here), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer, v.iteration) == ("bad_input", "rows", bad_row // 4)
-    assert v.record == {"source": "list.txt", "key": f"part.h5:{bad_row}"} and v.fix["verified"]
+    assert (
+        v.record.to_dict() == {"source": "list.txt", "key": f"part.h5:{bad_row}"} and fix.verified
+    )
 
 
 REGRESSION = textwrap.dedent("""\
@@ -76,10 +77,10 @@ def regression_data(folder):
 def test_a_rate_far_too_high_is_exploding_gradients_and_a_lower_one_is_verified(caffe, here):
     regression_data(here)
     report = hunt(solver(here, lr=0.3), workdir="hunt")
-    v = report.verdict
+    v, fix = report.verdict, report.fix
     assert v.cause == "exploding_gradients" and v.pass_ in ("forward", "backward", "update")
-    assert v.fix["verified"] and v.fix["tries"][-1]["finite"]
-    assert all(t["base_lr"] < 0.3 for t in v.fix["tries"]) and "clip_gradients" in v.fix["change"]
+    assert fix.verified and fix.tries[-1]["finite"]
+    assert all(t["base_lr"] < 0.3 for t in fix.tries) and "clip_gradients" in fix.change
     assert replay(report.training.replay).first_bad is not None
 
 
@@ -89,9 +90,9 @@ def test_poly_without_max_iter_is_the_lr_policy_and_max_iter_fixes_it(caffe, her
         'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 1\nsolver_mode: CPU\n'
     )
     report = hunt("solver.prototxt", workdir="hunt", iters=10)
-    v = report.verdict
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.iteration, v.pass_) == ("lr_policy", 0, "update")
-    assert v.fix["change"] == "max_iter: 10" and v.fix["verified"]
+    assert fix.change == "max_iter: 10" and fix.verified
     replayed = replay(report.training.replay)
     assert replayed.first_bad is None and "the update" in replayed.format()  # the rate, not the net
 
@@ -101,9 +102,9 @@ def test_log_of_a_relu_output_is_the_log_layer_in_the_forward_pass(caffe, here, 
     extra = f'layer {{ name: "{name}" type: "Log" bottom: "fc_hidden" top: "logged" }}'
     (here / "net.prototxt").write_text(dummy_classifier(extra, "logged"))
     report = hunt(solver(here), workdir="hunt", iters=5)
-    v = report.verdict
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer, v.pass_, v.iteration) == ("layer_numerics", name, "forward", 0)
-    assert f"Log '{name}': log_param shift" in v.fix["change"] and v.fix["verified"]
+    assert f"Log '{name}': log_param shift" in fix.change and fix.verified
     assert replay(report.training.replay).first_bad.name == f"{name}: logged"
 
 
@@ -167,9 +168,10 @@ def test_a_caffe_abort_on_a_net_setting_is_config_with_the_fatal_line_and_a_fix(
         layer { name: "loss" type: "EuclideanLoss" bottom: "ip1" bottom: "label" top: "loss" }
         """)
     )
-    v = hunt(solver(here), workdir="hunt", iters=3).verdict
+    report = hunt(solver(here), workdir="hunt", iters=3)
+    v, fix = report.verdict, report.fix
     assert v.cause == "config" and any("Check failed" in e for e in v.evidence)
-    assert "num_output" in v.fix["change"] and v.fix["verified"]
+    assert "num_output" in fix.change and fix.verified
 
 
 def test_a_healthy_run_is_none_and_exit_0(caffe, here, capsys):
@@ -248,10 +250,11 @@ def test_hunt_reads_the_users_net_and_solver_once(caffe, here, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", counting_open)
     monkeypatch.setattr(syntax._Parser, "parse", counting_parse)
-    v = hunt("solver.prototxt", workdir="hunt").verdict
+    report = hunt("solver.prototxt", workdir="hunt")
+    v, fix = report.verdict, report.fix
     # The bad record reaches the test pass too: the fix points both data layers at the clean copy.
-    assert v.cause == "bad_input" and v.fix["verified"]
-    assert v.fix["change"].startswith("train_in's and test_in's source train_lmdb without")
+    assert v.cause == "bad_input" and fix.verified
+    assert fix.change.startswith("train_in's and test_in's source train_lmdb without")
     assert opened.count("net.prototxt") == 1 and opened.count("solver.prototxt") == 1
     copies = [p for p in opened if os.path.basename(p).startswith(".solver.prototxt.")]
     assert len(copies) == 3  # checked, fix, the fix on another seed

@@ -34,14 +34,15 @@ def test_labels_from_one_are_relabelled_not_dropped(caffe, here, classes, layer_
     (here / "net.prototxt").write_text(
         classifier(lmdb_layer(layer_name, "train_lmdb"), classes=classes)
     )
-    v = hunt(solver(here), workdir="hunt").verdict
+    report = hunt(solver(here), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("bad_input", layer_name)
     assert v.breach.bound.type == "SoftmaxWithLoss" and "shifted by one" in v.breach.what
-    assert {r["key"] for r in v.records} == {
+    assert {r.key for r in v.records} == {
         f"{i:08d}" for i in range(n) if i % classes + 1 == classes
     }
-    assert "as a copy with label - 1" in v.fix["change"] and v.fix["verified"]
-    copy = v.fix["change"].rsplit(": ", 1)[1]
+    assert "as a copy with label - 1" in fix.change and fix.verified
+    copy = fix.change.rsplit(": ", 1)[1]
     labels = [parse_header(value).label for _, value in read_store(copy, "lmdb")]
     assert len(labels) == n and sorted(set(labels)) == list(range(classes))
 
@@ -49,9 +50,10 @@ def test_labels_from_one_are_relabelled_not_dropped(caffe, here, classes, layer_
 def test_a_few_bad_labels_are_still_dropped_as_the_records_own(caffe, here):
     float_store(here / "train_lmdb", n=60, labels={11: 3, 40: 7})
     (here / "net.prototxt").write_text(classifier(lmdb_layer("data", "train_lmdb")))
-    v = hunt(solver(here), workdir="hunt").verdict
+    report = hunt(solver(here), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert v.cause == "bad_input" and v.breach is None
-    assert "without its 2 bad records" in v.fix["change"] and v.fix["verified"]
+    assert "without its 2 bad records" in fix.change and fix.verified
 
 
 SEGMENTER = textwrap.dedent("""\
@@ -69,12 +71,13 @@ def test_void_pixels_without_ignore_label_are_fixed_by_ignore_label(caffe, here,
     labels[rng.rand(24, 1, 5, 5) < 0.1] = void
     source = hdf5(here, "seg.h5", data=rng.randn(24, 2, 5, 5).astype(np.float32), label=labels)
     (here / "net.prototxt").write_text(SEGMENTER.format(source=source, ignore="", accuracy=""))
-    v = hunt(solver(here, max_iter=12), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=12), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("bad_input", "pixels")
-    assert v.fix["verified"], v.fix
-    fixed = Path(v.fix["files"]["net"]).read_text()
+    assert fix.verified, fix
+    fixed = Path(fix.files["net"]).read_text()
     assert f"ignore_label: {void}" in fixed and fixed.count("ignore_label") == 2
-    assert "without" not in v.fix["change"]
+    assert "without" not in fix.change
 
 
 def test_void_pixels_the_loss_ignores_are_healthy(caffe, here):
@@ -107,10 +110,11 @@ def test_sigmoid_targets_of_0_and_255_are_rescaled_and_named_by_the_layer(caffe,
     report = scan("net.prototxt", mode="net")
     (contract,) = [f for f in report.findings if f.problem == "contract"]
     assert contract.key == "tag_loss" and "0..255" in contract.detail
-    v = hunt(solver(here, max_iter=10), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=10), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert v.cause == "bad_input" and v.layer == "rows"
-    assert "(tags) / 255" in v.fix["change"] or "tags / 255" in v.fix["change"]
-    assert v.fix["verified"]
+    assert "(tags) / 255" in fix.change or "tags / 255" in fix.change
+    assert fix.verified
 
 
 def test_one_hot_label_rows_are_bad_input_in_the_data_layer_not_only_an_abort(caffe, here):
@@ -122,6 +126,7 @@ def test_one_hot_label_rows_are_bad_input_in_the_data_layer_not_only_an_abort(ca
         f'hdf5_data_param {{ source: "{source}" batch_size: 8 }} }}\n'
     )
     (here / "net.prototxt").write_text(classifier(data, classes=4))
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("bad_input", "in")
-    assert "one-hot" in v.breach.what and "argmax" in v.fix["change"] and v.fix["verified"]
+    assert "one-hot" in v.breach.what and "argmax" in fix.change and fix.verified

@@ -33,9 +33,10 @@ def test_a_non_finite_record_in_a_leveldb_is_named_by_its_key(
     (here / "net.prototxt").write_text(
         classifier(lmdb_layer(layer_name, "train_leveldb", batch, backend="LEVELDB"))
     )
-    v = hunt(solver(here), workdir="hunt").verdict
+    report = hunt(solver(here), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert_names_the_record(v, layer_name, "train_leveldb", bad, batch)
-    assert v.fix["verified"] and "without its 1 bad record" in v.fix["change"]
+    assert fix.verified and "without its 1 bad record" in fix.change
 
 
 def image_list(folder, *, count=12, root="imgs", kind="png"):
@@ -77,14 +78,14 @@ def test_an_image_that_does_not_decode_or_is_gone_is_named_by_its_list_line(
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     (here / "net.prototxt").write_text(image_net(layer_name))
     report = hunt(solver(here), workdir="hunt")
-    v = report.verdict
+    v, fix = report.verdict, report.fix
     # Caffe stops on the image (a failed CHECK: "Could not load"), or decodes what is left of
     # it; either way the verdict names the line's image.
     assert (v.cause, v.layer) == ("bad_input", layer_name)
-    assert v.record == {"source": "list.txt", "key": names[bad]}
+    assert v.record.to_dict() == {"source": "list.txt", "key": names[bad]}
     if report.training.aborted:
         assert any(f"Could not load {names[bad]}" in e for e in v.evidence)
-    assert v.fix["verified"]
+    assert fix.verified
     assert (here / "list.txt").read_text().count("\n") == 12  # the user's list is kept
 
 
@@ -100,20 +101,21 @@ def test_class_labels_out_of_range_are_named_whatever_caffe_makes_of_them(
         classifier(lmdb_layer(layer_name, "train_lmdb"), classes=classes)
     )
     report = hunt(solver(here), workdir="hunt")
-    v = report.verdict
+    v, fix = report.verdict, report.fix
     bad = {f"{i:08d}" for i in labels}
-    assert v.cause == "bad_input" and {r["key"] for r in v.records} == bad
-    assert v.record["key"] in bad and v.record["source"] == "train_lmdb"
-    assert f"without its {len(bad)} bad record" in v.fix["change"] and v.fix["verified"]
+    assert v.cause == "bad_input" and {r.key for r in v.records} == bad
+    assert v.record.key in bad and v.record.source == "train_lmdb"
+    assert f"without its {len(bad)} bad record" in fix.change and fix.verified
     assert report.return_code == 1
 
 
 def test_a_label_far_past_the_classes_that_crashes_caffe_is_named(caffe, here):
     float_store(here / "train_lmdb", labels={10: 2_000_000_000})
     (here / "net.prototxt").write_text(classifier(lmdb_layer("digits", "train_lmdb")))
-    v = hunt(solver(here), workdir="hunt").verdict
-    assert v.cause in ("caffe_abort", "bad_input") and v.record["key"] == "00000010"
-    assert v.fix["verified"]
+    report = hunt(solver(here), workdir="hunt")
+    v, fix = report.verdict, report.fix
+    assert v.cause in ("caffe_abort", "bad_input") and v.record.key == "00000010"
+    assert fix.verified
 
 
 REGRESSION = textwrap.dedent("""\
@@ -136,15 +138,16 @@ def test_a_nan_regression_target_is_bad_input_and_the_fix_keeps_negative_targets
         f["data"], f["target"] = x, y
     (here / "files.txt").write_text("reg.h5\n")
     (here / "net.prototxt").write_text(REGRESSION.format(layer=layer_name))
-    v = hunt(solver(here), workdir="hunt").verdict
+    report = hunt(solver(here), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer, v.blob, v.iteration) == (
         "bad_input",
         layer_name,
         "target",
         bad_row // 4,
     )
-    assert v.record == {"source": "files.txt", "key": f"reg.h5:{bad_row}"}
-    assert "without its 1 bad record:" in v.fix["change"] and v.fix["verified"]
+    assert v.record.to_dict() == {"source": "files.txt", "key": f"reg.h5:{bad_row}"}
+    assert "without its 1 bad record:" in fix.change and fix.verified
 
 
 def test_train_net_and_test_net_instead_of_net(caffe, here):
@@ -155,7 +158,8 @@ def test_train_net_and_test_net_instead_of_net(caffe, here):
         'train_net: "train.prototxt"\ntest_net: "test.prototxt"\ntest_iter: 2\n'
         'test_interval: 2\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 4\n'
     )
-    v = hunt("solver.prototxt", workdir="hunt").verdict
+    report = hunt("solver.prototxt", workdir="hunt")
+    v = report.verdict
     assert (v.cause, v.layer, v.pass_, v.phase) == ("layer_numerics", "ln", "forward", "TRAIN")
 
 
@@ -184,7 +188,8 @@ def test_an_inline_net_param_is_hunted_like_a_net_file(caffe, here):
         + dummy_classifier(extra, "r")
         + '}\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 4\n'
     )
-    v = hunt("solver.prototxt", workdir="hunt").verdict
+    report = hunt("solver.prototxt", workdir="hunt")
+    v = report.verdict
     assert (v.cause, v.layer, v.pass_) == ("layer_numerics", "root_feat", "backward")
 
 
@@ -243,7 +248,8 @@ def test_a_square_root_at_zero_is_the_power_layer_in_the_backward_pass(
 ):
     extra = before + ROOT.format(name=name, bottom=bottom)
     (here / "net.prototxt").write_text(dummy_classifier(extra, "rooted"))
-    v = hunt(solver(here), workdir="hunt", iters=3).verdict
+    report = hunt(solver(here), workdir="hunt", iters=3)
+    v = report.verdict
     assert (v.cause, v.layer, v.blob, v.pass_, v.iteration) == (
         "layer_numerics",
         name,
@@ -257,6 +263,7 @@ def test_a_square_root_at_zero_is_the_power_layer_in_the_backward_pass(
 def test_a_solver_without_lr_policy_is_the_lr_policy_and_fixed_is_verified(caffe, here):
     (here / "net.prototxt").write_text(dummy_classifier())
     (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 4\n')
-    v = hunt("solver.prototxt", workdir="hunt").verdict
+    report = hunt("solver.prototxt", workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert v.cause == "lr_policy" and any("Unknown learning rate policy" in e for e in v.evidence)
-    assert v.fix["change"] == 'lr_policy: "fixed"' and v.fix["verified"]
+    assert fix.change == 'lr_policy: "fixed"' and fix.verified

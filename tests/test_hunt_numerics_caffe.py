@@ -38,11 +38,12 @@ def deep_net(here, width, layers):
 @pytest.mark.parametrize("lr, width, layers", [(20.0, 4, 2), (40.0, 5, 3)])
 def test_a_rate_far_too_high_is_an_explosion_wherever_it_overflows(caffe, here, lr, width, layers):
     deep_net(here, width, layers)
-    v = hunt(solver(here, lr=lr, max_iter=30, extra="random_seed: 3\n"), workdir="hunt").verdict
+    report = hunt(solver(here, lr=lr, max_iter=30, extra="random_seed: 3\n"), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert v.cause == "exploding_gradients"
     assert any("L2 norm of all weights grew" in e for e in v.evidence)
-    assert v.fix["verified"] and v.fix["change"].startswith(f"base_lr {lr:g} -> ")
-    assert v.fix["seeds"] == [3, 4]  # hunt's seed, then another
+    assert fix.verified and fix.change.startswith(f"base_lr {lr:g} -> ")
+    assert fix.seeds == [3, 4]  # hunt's seed, then another
 
 
 @pytest.mark.parametrize(
@@ -58,11 +59,12 @@ def test_a_policy_that_grows_the_rate_is_the_lr_policy_and_its_setting_is_the_fi
     caffe, here, policy, settings, name, value
 ):
     deep_net(here, 5, 1)
-    v = hunt(solver(here, policy=policy, max_iter=60, extra=settings), workdir="hunt").verdict
+    report = hunt(solver(here, policy=policy, max_iter=60, extra=settings), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert v.cause == "lr_policy" and v.iteration > 0
     assert any(f"lr_policy {policy}" in a and "only delays" in a for a in v.advice)
-    assert v.fix["change"] == f"{name}: {value:g}" and v.fix["verified"]
-    assert "base_lr" not in v.fix["change"]
+    assert fix.change == f"{name}: {value:g}" and fix.verified
+    assert "base_lr" not in fix.change
 
 
 def test_a_growing_policy_is_not_blamed_for_a_log_of_zero_before_the_rate_grew(caffe, here):
@@ -96,10 +98,11 @@ def test_a_layer_that_makes_non_finite_values_is_fixed_in_that_layer(
     caffe, here, layer, fixed, name
 ):
     (here / "net.prototxt").write_text(dummy_classifier(layer.format(n=name) + "\n", "out"))
-    v = hunt(solver(here, max_iter=8), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=8), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("layer_numerics", name)
-    assert fixed in v.fix["change"] and v.fix["verified"]
-    assert name in (here / v.fix["files"]["net"]).read_text()
+    assert fixed in fix.change and fix.verified
+    assert name in (here / fix.files["net"]).read_text()
 
 
 @pytest.mark.parametrize("power, fixed", [(1.5, 2), (0.25, 1)])
@@ -108,9 +111,10 @@ def test_a_fractional_power_of_a_signed_value_is_fixed_by_a_whole_power(caffe, h
         f'layer {{ name: "pw" type: "Power" bottom: "proj" top: "out" power_param {{ power: {power} }} }}\n'
     )
     (here / "net.prototxt").write_text(dummy_classifier(signed, "out"))
-    v = hunt(solver(here, max_iter=8), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=8), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer, v.pass_) == ("layer_numerics", "pw", "forward")
-    assert f"power {fixed} instead of {power:g}" in v.fix["change"] and v.fix["verified"]
+    assert f"power {fixed} instead of {power:g}" in fix.change and fix.verified
 
 
 def batch_norm_net(here, stats, names):
@@ -140,10 +144,11 @@ def test_global_stats_while_training_from_scratch_is_the_batchnorm_and_turned_of
     caffe, here, names
 ):
     batch_norm_net(here, "batch_norm_param { use_global_stats: true }", names)
-    v = hunt(solver(here, lr=0.05, max_iter=20), workdir="hunt").verdict
+    report = hunt(solver(here, lr=0.05, max_iter=20), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", names[0])
-    assert v.fix["verified"] and all(n in v.fix["change"] for n in names)
-    fixed = (here / v.fix["files"]["net"]).read_text()
+    assert fix.verified and all(n in fix.change for n in names)
+    fixed = (here / fix.files["net"]).read_text()
     assert "use_global_stats" not in fixed and fixed.count("BatchNorm") == len(names)
 
 
@@ -158,9 +163,10 @@ def test_a_pooling_stride_past_its_kernel_is_set_to_the_kernel(caffe, here):
         + 'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "label" top: "loss" }\n'
     )
     (here / "net.prototxt").write_text(net)
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("config", "wide")
-    assert "stride 2 instead of 4" in v.fix["change"] and v.fix["verified"]
+    assert "stride 2 instead of 4" in fix.change and fix.verified
 
 
 DIVIDING_LAYER = textwrap.dedent("""\
@@ -191,11 +197,13 @@ def test_a_python_layer_is_named_by_its_line_and_its_patch_is_advice_never_verif
         'python_param { module: "ratio_layer" layer: "Ratio" } }\n'
     )
     (here / "net.prototxt").write_text(dummy_classifier(layer, "out"))
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("layer_numerics", "share")
-    assert not v.fix["verified"] and "hunt does not change" in v.fix["state"]
-    assert "ratio_layer.py:14" in v.fix["change"]  # the division in forward
+    assert not fix.verified and "hunt does not change" in fix.state
+    assert "ratio_layer.py:14" in fix.change  # the division in forward
     assert any(
-        "ratio_layer.py:14: `top[0].data[...] = bottom[0].data / self.total`" in a for a in v.advice
+        "ratio_layer.py:14: `top[0].data[...] = bottom[0].data / self.total`" in a
+        for a in report.advice  # the verdict's, then the fix's: the lines to patch
     )
-    assert not any("cannot be imported" in a for a in v.advice)  # it was, the net ran
+    assert not any("cannot be imported" in a for a in report.advice)  # it was, the net ran

@@ -93,8 +93,8 @@ def python_layer(name, module, cls, bottoms, top, param_str, loss=False):
     )
 
 
-def param_str_of(verdict, name):
-    net = Net(parse(read_text(verdict.fix["files"]["net"])))
+def param_str_of(fix, name):
+    net = Net(parse(read_text(fix.files["net"])))
     layer = next(l for l in net.layers if l.name == name)
     return layer.node.find("python_param").field("param_str", STRING)
 
@@ -139,11 +139,12 @@ def test_an_eps_at_0_in_param_str_is_set_safe_in_the_users_format_and_verified(
     (here / f"{module}.py").write_text(NORMALIZER.format(cls="Normalize", read=read))
     layer = python_layer(name, module, "Normalize", ["fc_hidden"], "normed", param_str)
     (here / "net.prototxt").write_text(classifier(zero_data(), extra=layer, into="normed"))
-    v = hunt(solver(here, max_iter=8), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=8), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("layer_numerics", name)
-    assert v.fix["verified"], v.fix
-    assert param_str_of(v, name) == fixed
-    assert "instead of 0" in v.fix["change"]
+    assert fix.verified, fix
+    assert param_str_of(fix, name) == fixed
+    assert "instead of 0" in fix.change
     assert read_text(here / "net.prototxt").count(param_str) == 1  # the user's net as it was
 
 
@@ -174,10 +175,11 @@ def test_a_stable_form_switched_off_is_switched_on_with_a_value_the_layer_knows(
     data = zero_data(std=400.0)  # large but finite scores: exp overflows without the shift
     layer = python_layer("xent", "my_softmax", "Loss", ["data", "label"], "xent", param_str, True)
     (here / "net.prototxt").write_text(data + layer)
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("layer_numerics", "xent")
-    assert v.fix["verified"], v.fix
-    assert param_str_of(v, "xent") == fixed
+    assert fix.verified, fix
+    assert param_str_of(fix, "xent") == fixed
 
 
 def test_a_param_str_without_a_stability_setting_leaves_a_patch_naming_class_and_method(
@@ -187,10 +189,11 @@ def test_a_param_str_without_a_stability_setting_leaves_a_patch_naming_class_and
     (here / "scaler.py").write_text(NORMALIZER.format(cls="Unit", read=read))
     layer = python_layer("unit", "scaler", "Unit", ["fc_hidden"], "normed", '"scale: 0"')
     (here / "net.prototxt").write_text(classifier(zero_data(), extra=layer, into="normed"))
-    v = hunt(solver(here, max_iter=6), workdir="hunt").verdict
+    report = hunt(solver(here, max_iter=6), workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer) == ("layer_numerics", "unit")
-    assert not v.fix["verified"] and not v.fix["files"]  # nothing was re-run
-    assert "scaler.py:" in v.fix["change"]
+    assert not fix.verified and not fix.files  # nothing was re-run
+    assert "scaler.py:" in fix.change
     assert any(
         "(in Unit.forward); patch: `top[0].data[...] = self.scale * bottom[0].data / "
         "np.maximum(self.norm, 1e-12)`" in a

@@ -67,14 +67,14 @@ def test_hdf5_rows_are_matched_too_and_the_fix_is_tried_from_the_snapshot(caffe,
     state = snapshot_at(caffe, path, 2)
     before = (here / "net.prototxt").read_text(), (here / path).read_text()
     report = hunt(path, workdir="hunt", snapshot=state)
-    v = report.verdict
-    assert v.fix is not None, report.notes
+    v, fix = report.verdict, report.fix
+    assert fix is not None, report.notes
     assert (v.cause, v.layer, v.iteration) == ("bad_input", "rows", 3)
-    assert v.record == {"source": "list.txt", "key": "rows.h5:17"}
-    assert v.fix["verified"]
+    assert v.record.to_dict() == {"source": "list.txt", "key": "rows.h5:17"}
+    assert fix.verified
     # The command that resumes the user's training with the fix, run with Caffe's own tool,
     # trains from the snapshot to max_iter and stays finite; the user's files are as they were.
-    command = v.fix["resume"]
+    command = fix.resume
     assert command == (
         "caffe train -solver hunt/fix/resume/solver.prototxt -snapshot snap_iter_2.solverstate"
     )

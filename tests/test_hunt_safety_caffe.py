@@ -105,10 +105,10 @@ def test_the_fix_and_the_replay_of_a_leveldb_never_open_the_users_store(caffe, h
     (here / "net.prototxt").write_text(classifier(lmdb_layer("in", "train_leveldb", 4, "LEVELDB")))
     before = hashes(data)
     report = hunt(solver(here), workdir="hunt")
-    v = report.verdict
-    assert (v.cause, v.record["key"], v.fix["verified"]) == ("bad_input", f"{bad:08d}", True)
+    v, fix = report.verdict, report.fix
+    assert (v.cause, v.record.key, fix.verified) == ("bad_input", f"{bad:08d}", True)
     assert hashes(data) == before
-    clean = v.fix["files"]["net"].rsplit("/fix/", 1)[0] + "/clean/train_leveldb"
+    clean = fix.files["net"].rsplit("/fix/", 1)[0] + "/clean/train_leveldb"
     assert "source" not in (here / "hunt/replay/net.prototxt").read_text()
     assert os.path.isdir(clean) and "train_leveldb" not in (
         here / "hunt/fix/net.prototxt"

@@ -40,11 +40,11 @@ def test_a_bad_record_only_the_test_net_reads_is_named_in_phase_test(
         train_layer = phased("train_in", "train_lmdb", "TRAIN")
         (here / "net.prototxt").write_text(classifier(train_layer + test_layer))
     report = hunt(solver(here, extra=extra), workdir="hunt")
-    v = report.verdict
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.layer, v.phase, v.pass_) == ("bad_input", layer_name, "TEST", "forward")
-    assert v.record == {"source": "val_lmdb", "key": f"{bad:08d}"}
+    assert v.record.to_dict() == {"source": "val_lmdb", "key": f"{bad:08d}"}
     assert "val_lmdb" in report.scan.sources and report.return_code == 1
-    assert v.fix["verified"] and "val_lmdb without its 1 bad record" in v.fix["change"]
+    assert fix.verified and "val_lmdb without its 1 bad record" in fix.change
     assert (here / "net.prototxt").read_text().count("nancheck") == 0  # the user's net is kept
 
 
@@ -56,21 +56,23 @@ def test_a_rate_lint_sees_going_inf_past_the_iterations_trained_is_the_lr_policy
     name = solver(here, policy="exp", lr=base_lr, max_iter=iters, extra=f"gamma: {gamma}\n")
     at = rate_overflows_at(parse((here / name).read_text()))
     assert at > iters
-    v = hunt(name, workdir="hunt").verdict
+    report = hunt(name, workdir="hunt")
+    v, fix = report.verdict, report.fix
     assert (v.cause, v.iteration) == ("lr_policy", at)
     assert any(f"--iters {at + 1}" in a for a in v.advice)
-    assert v.fix["change"] == "gamma: 0.9999" and v.fix["verified"]  # trained past `at`
+    assert fix.change == "gamma: 0.9999" and fix.verified  # trained past `at`
     assert main(["hunt", name, "--workdir", "again", "--no-verify"]) == 1
     assert f"iteration {at}" in capsys.readouterr().out
 
 
 def test_a_rate_going_inf_past_what_hunt_trains_at_most_is_not_called_verified(caffe, here):
     (here / "net.prototxt").write_text(dummy_classifier())
-    v = hunt(
+    report = hunt(
         solver(here, policy="exp", lr=0.01, max_iter=5, extra="gamma: 1.01\n"), workdir="hunt"
-    ).verdict
+    )
+    v, fix = report.verdict, report.fix
     assert v.cause == "lr_policy" and v.iteration > 1000
-    assert not v.fix["verified"] and f"iteration {v.iteration}" in v.fix["unverified"]
+    assert not fix.verified and f"iteration {v.iteration}" in fix.unverified
 
 
 #: A Python layer that passes its bottom on, and at its ``at``-th forward pass does ``act``.
@@ -112,8 +114,8 @@ def with_a_bad_record_elsewhere(here, *, data=None, extra="", bad=37):
 
 
 def assert_blames_no_record(report, first_advice):
-    v = report.verdict
-    assert v.cause == "caffe_abort" and v.record is None and v.fix is None, v
+    v, fix = report.verdict, report.fix
+    assert v.cause == "caffe_abort" and v.record is None and fix is None, v
     assert first_advice in v.advice[0], v.advice
     assert not any("likely reason" in a for a in v.advice)
     assert any("which is not why Caffe stopped" in a or "none in the batch" in a for a in v.advice)
@@ -154,8 +156,8 @@ def test_a_process_that_dies_without_a_word_is_a_finding_named_by_its_signal(
     report = hunt(
         with_a_bad_record_elsewhere(here, extra=python_layer("dying", "sudden")), workdir="hunt"
     )
-    v = report.verdict
-    assert v.cause == "caffe_abort" and v.record is None and v.fix is None
+    v, fix = report.verdict, report.fix
+    assert v.cause == "caffe_abort" and v.record is None and fix is None
     assert (
         v.evidence[0]
         == f"the training process ended after {at - 1} iterations: {words.split(':')[0]}"
@@ -174,18 +176,22 @@ def test_a_segfault_in_the_batch_that_holds_a_bad_record_blames_that_record(caff
     float_store(here / "train_lmdb", labels={21: 2_000_000_000})
     (here / "net.prototxt").write_text(classifier(lmdb_layer("digits", "train_lmdb", batch=4)))
     report = hunt(solver(here), workdir="hunt")
-    v = report.verdict
-    assert v.cause == "bad_input" and v.record == {"source": "train_lmdb", "key": "00000021"}
+    v, fix = report.verdict, report.fix
+    assert v.cause == "bad_input" and v.record.to_dict() == {
+        "source": "train_lmdb",
+        "key": "00000021",
+    }
     if report.training.aborted:  # placed where Caffe crashed: the loss reading past the scores
         assert v.iteration == 5 and v.layer == "loss"
-    assert v.fix["verified"]
+    assert fix.verified
 
 
 def test_an_empty_source_is_called_empty(caffe, here):
     float_store(here / "empty_lmdb", n=0)
     (here / "net.prototxt").write_text(classifier(lmdb_layer("data", "empty_lmdb")))
-    v = hunt(solver(here), workdir="hunt").verdict
-    assert v.cause == "caffe_abort" and v.fix is None
+    report = hunt(solver(here), workdir="hunt")
+    v, fix = report.verdict, report.fix
+    assert v.cause == "caffe_abort" and fix is None
     assert v.advice[0].startswith("empty_lmdb holds no records")
 
 
@@ -194,8 +200,8 @@ def test_a_byte_order_mark_names_the_users_file_and_says_to_remove_it(caffe, her
     name = with_a_bad_record_elsewhere(here)
     (here / which).write_bytes(b"\xef\xbb\xbf" + (here / which).read_bytes())
     report = hunt(name, workdir="hunt")
-    v = report.verdict
-    assert v.cause == "caffe_abort" and v.record is None and v.fix is None
+    v, fix = report.verdict, report.fix
+    assert v.cause == "caffe_abort" and v.record is None and fix is None
     assert v.advice[0].startswith(f"{which} starts with a UTF-8 byte-order mark")
     assert "remove the BOM" in v.advice[0]
 
@@ -214,8 +220,9 @@ def test_an_abort_on_the_solver_stays_the_solvers_though_the_batch_held_a_bad_re
     float_store(here / "train_lmdb", n=40, bad=(2,))
     (here / "net.prototxt").write_text(classifier(lmdb_layer("data", "train_lmdb")))
     (here / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 4\n')
-    v = hunt("solver.prototxt", workdir="hunt").verdict
+    report = hunt("solver.prototxt", workdir="hunt")
+    v, fix = report.verdict, report.fix
     # pycaffe asks for the rate before the first forward pass, so Caffe stops at iteration 0,
     # whose batch holds record 2: the fatal line names the solver, not the record.
     assert (v.cause, v.iteration, v.record) == ("lr_policy", 0, None)
-    assert v.fix["change"] == 'lr_policy: "fixed"'
+    assert fix.change == 'lr_policy: "fixed"'

@@ -37,14 +37,14 @@ def test_the_report_of_an_explosion_shows_the_trace_and_the_verified_fix(caffe, 
     assert "nancheck/" not in text.split('id="trace"')[1].split("</section>")[0]
     # The fix as the user applies it: their solver's base_lr, and clipping added; nothing of
     # hunt's copies (checks, debug_info, snapshots, the seed).
-    diff = report.verdict.fix["diff"]
+    diff = report.fix.diff
     changed = [line.split("  # ")[0] for line in diff.splitlines()[2:] if line[:1] in "+-"]
-    tried = report.verdict.fix["tries"][-1]
+    tried = report.fix.tries[-1]
     rate, clip = tried["base_lr"], tried["clip_gradients"]
     assert changed == ["-base_lr: 0.3", f"+base_lr: {rate:g}", f"+clip_gradients: {clip:g}"]
     block = text.split('<pre class="diff" id="fix-diff">')[1].split("</pre>")[0]
     assert '<span class="del">-base_lr: 0.3</span>' in block
-    assert f"caffe train -solver {report.verdict.fix['files']['solver']}" in text
+    assert f"caffe train -solver {report.fix.files['solver']}" in text
     outputs = text.split('id="outputs"')[1].split("</section>")[0]
     assert "<svg" in outputs and "first non-finite" in outputs
     with open(report.write_markdown("explosion.md")) as f:

@@ -21,8 +21,8 @@ from caffe_nantools.scan.contracts import (
     Tally,
     bound_contracts,
     check_rows,
-    judge,
     scale_note,
+    systematic_breach,
 )
 from datums import datum
 from needs import need
@@ -99,7 +99,7 @@ def test_every_value_of_a_label_map_is_a_label_not_only_the_first():
 @pytest.mark.parametrize("k, n", [(3, 60), (5, 200)])
 def test_labels_from_one_are_one_shift_of_the_source_not_a_drop(k, n):
     _, tally = tallied((np.arange(n) % k + 1)[:, None], classes(k=k))
-    breach = judge(tally, classes(k=k), "train_lmdb")
+    breach = systematic_breach(tally, classes(k=k), "train_lmdb")
     assert (
         breach.what
         == f"labels 1..{k} where SoftmaxWithLoss 'loss' wants 0..{k - 1}: shifted by one"
@@ -112,7 +112,7 @@ def test_a_few_bad_labels_are_the_records_own_and_no_breach_of_the_source():
     labels = np.arange(300) % 4
     labels[[7, 150]] = 4
     _, tally = tallied(labels[:, None], classes(k=4))
-    assert tally.breached == 2 and judge(tally, classes(k=4), "s") is None
+    assert tally.breached == 2 and systematic_breach(tally, classes(k=4), "s") is None
 
 
 @pytest.mark.parametrize("void", [255, 11, -1])
@@ -121,7 +121,7 @@ def test_one_void_value_over_many_records_is_the_ignore_label_of_every_reader(vo
     maps[::3, 2] = void
     accuracy = Bound("acc", "Accuracy", "label", CLASS, classes=3, ignore_block="accuracy_param")
     _, tally = tallied(maps, classes(k=3))
-    breach = judge(tally, classes(k=3), "seg.h5", [accuracy])
+    breach = systematic_breach(tally, classes(k=3), "seg.h5", [accuracy])
     assert breach.setting == {
         "loss": ("loss_param.ignore_label", f"{void}"),
         "acc": ("accuracy_param.ignore_label", f"{void}"),
@@ -133,19 +133,19 @@ def test_a_void_value_the_loss_ignores_is_no_finding_at_all():
     maps = np.zeros((20, 4))
     maps[:, 0] = 255
     found, tally = tallied(maps, classes(k=3, ignore=255.0))
-    assert found == [] and judge(tally, classes(k=3, ignore=255.0), "s") is None
+    assert found == [] and systematic_breach(tally, classes(k=3, ignore=255.0), "s") is None
 
 
 def test_labels_past_a_too_small_num_output_call_for_more_outputs():
     _, tally = tallied((np.arange(100) % 10)[:, None], classes(k=6, one_per_sample=True))
-    breach = judge(tally, classes(k=6, one_per_sample=True), "s")
+    breach = systematic_breach(tally, classes(k=6, one_per_sample=True), "s")
     assert breach.setting == {"ip": ("inner_product_param.num_output", "10")}
 
 
 def test_one_hot_rows_are_one_fault_fixed_by_their_argmax():
     rows = np.eye(5)[np.arange(30) % 5]
     found, tally = tallied(rows, classes(k=5, one_per_sample=True))
-    breach = judge(tally, classes(k=5, one_per_sample=True), "s")
+    breach = systematic_breach(tally, classes(k=5, one_per_sample=True), "s")
     assert found == [] and breach.transform.argmax
     assert breach.transform.apply(rows.astype(np.float32)).tolist() == list(np.arange(30) % 5)
 
@@ -156,22 +156,22 @@ def test_sigmoid_targets_of_0_and_255_are_rescaled_not_dropped(tags):
     y = (np.random.RandomState(tags).rand(50, tags) < 0.4) * 255.0
     found, tally = tallied(y, sigmoid)
     assert found[0][1] == "target 255 is outside [0, 1], as SigmoidCrossEntropyLoss 'xent' requires"
-    breach = judge(tally, sigmoid, "tags.h5")
+    breach = systematic_breach(tally, sigmoid, "tags.h5")
     assert breach.transform.divisor == 255 and "0..255" in breach.what
-    assert judge(tallied(y / 255, sigmoid)[1], sigmoid, "tags.h5") is None
+    assert systematic_breach(tallied(y / 255, sigmoid)[1], sigmoid, "tags.h5") is None
 
 
 def test_contrastive_similarities_of_minus_one_and_one_are_mapped_to_0_and_1():
     pair = Bound("c", "ContrastiveLoss", "sim", BINARY)
     _, tally = tallied((np.arange(40) % 2 * 2 - 1)[:, None], pair)
-    t = judge(tally, pair, "s").transform
+    t = systematic_breach(tally, pair, "s").transform
     assert t.apply(np.array([-1.0, 1.0])).tolist() == [0, 1]
 
 
 def test_raw_pixel_targets_of_a_regression_are_a_note_on_their_scale_not_a_finding():
     l2 = Bound("loss_box", "EuclideanLoss", "boxes", SCALE)
     found, tally = tallied(np.random.RandomState(0).uniform(0, 480, (64, 4)), l2)
-    assert found == [] and judge(tally, l2, "s") is None
+    assert found == [] and systematic_breach(tally, l2, "s") is None
     assert "normalize the targets" in scale_note(tally, l2, "train.h5")
     small = tallied(np.random.RandomState(0).randn(64, 4) * 3, l2)[1]
     assert scale_note(small, l2, "train.h5") is None

@@ -14,7 +14,7 @@ import pytest
 from caffe_nantools.cause import Cause
 from caffe_nantools.cli import main
 from caffe_nantools.hunt import HuntReport
-from caffe_nantools.hunt.verdict import Verdict
+from caffe_nantools.diagnose import Verdict
 from caffe_nantools.watch import WatchError, watch
 from caffe_nantools.watch.follow_up import MARGIN, resumed
 from caffe_nantools.watch.report import Hunted

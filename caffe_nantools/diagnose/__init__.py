@@ -3,20 +3,29 @@ first non-finite value, with the log lines that show it and what to change.
 
 Besides ``diagnose`` and its ``Diagnosis``, this front gives what watch, hunt and the report
 take from the reading: ``Reader`` and its ``Run`` (read as the log is written), the evidence
-kinds, a run's sampled columns, a debug_info ``Block`` and ``is_bad``. The rest of the package
+kinds, a run's sampled columns, a debug_info ``Block`` and ``is_bad``; and the one verdict
+engine that diagnose and hunt share: ``judge`` over the evidence (``LogGrounds`` from a log,
+``CheckedGrounds`` from hunt's checked training) and its ``Verdict``. The rest of the package
 imports them from here, not from the modules below (``tests/test_package_imports.py``)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.cause import Cause, evidence_and_advice
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
 from caffe_nantools.diagnose.blame import Blame, find_blame
-from caffe_nantools.diagnose.causes import CAUSES, FirstNonfinite, NetFacts, SolverFacts, judge
+from caffe_nantools.diagnose.causes import LogGrounds, NetFacts, SolverFacts, judge_log
+from caffe_nantools.diagnose.checked import (
+    CheckedGrounds,
+    bad_records,
+    fatal_line,
+    judge_checked,
+    scanned_records,
+)
 from caffe_nantools.diagnose.origin import GLOBAL_ORDERS, Blowup, Origin, find_blowup, find_origin
 from caffe_nantools.diagnose.reading import (
     SATURATED_SOFTMAX_LOSS,
@@ -32,6 +41,8 @@ from caffe_nantools.diagnose.reading import (
 )
 from caffe_nantools.diagnose.trace import Block, is_bad, net_norms
 from caffe_nantools.diagnose.updates import update_ratios
+from caffe_nantools.diagnose.verdict import FirstNonfinite, RecordRef, Verdict
+from caffe_nantools.diagnose.weights import read_trained
 from caffe_nantools.files import check_writable, refuse_overlaps
 from caffe_nantools.logs import not_a_log, read_log
 from caffe_nantools.prototxt import Document, Net
@@ -39,26 +50,51 @@ from caffe_nantools.prototxt import Document, Net
 
 @dataclass
 class Diagnosis:
-    """The answer for one log. ``run`` is the 1-based run it is about (the last run that went
-    non-finite, else the last run) of ``runs``."""
+    """The answer for one log: the verdict on ``run``, the 1-based run it is about (the last run
+    that went non-finite, else the last run) of ``runs``."""
 
     log: str
-    cause: Cause
-    first_nonfinite: Optional[FirstNonfinite]
-    evidence: List[Evidence]
-    advice: List[str]
-    summary: List[str]
+    verdict: Verdict
     debug_info: bool
     run: int
     runs: int
     origin: Optional[Origin] = None
     blowup: Optional[Blowup] = None
     trace: Optional[Run] = field(default=None, repr=False)
-    #: Where the trouble began; ``first_nonfinite`` is where it showed.
-    began: Optional[Blame] = None
-    warnings: List[str] = field(default_factory=list)
-    #: Numbers the advice gives for solver settings (base_lr, clip_gradients), for a fix to try.
-    suggested: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cause(self) -> Cause:
+        return self.verdict.cause
+
+    @property
+    def first_nonfinite(self) -> Optional[FirstNonfinite]:
+        return self.verdict.first
+
+    @property
+    def began(self) -> Optional[Blame]:
+        """Where the trouble began; ``first_nonfinite`` is where it showed."""
+        return self.verdict.origin
+
+    @property
+    def evidence(self) -> List[Evidence]:
+        return self.verdict.lines
+
+    @property
+    def advice(self) -> List[str]:
+        return self.verdict.advice
+
+    @property
+    def summary(self) -> List[str]:
+        return self.verdict.summary
+
+    @property
+    def warnings(self) -> List[str]:
+        return self.verdict.warnings
+
+    @property
+    def suggested(self) -> Dict[str, float]:
+        """Numbers the advice gives for solver settings (base_lr, clip_gradients), for a fix."""
+        return self.verdict.suggested
 
     @property
     def first_bad_iteration(self) -> Optional[int]:
@@ -67,20 +103,6 @@ class Diagnosis:
         return first.iteration if first is not None else None
 
     def to_dict(self) -> dict:
-        blowup = None
-        if self.blowup is not None:
-            b = self.blowup
-            blowup = {
-                "layer": b.layer,
-                "what": b.what,
-                "orders": round(b.orders, 2),
-                "from": {
-                    "iteration": b.start.iteration,
-                    "value": b.start.value,
-                    "line": b.start.line,
-                },
-                "to": {"iteration": b.end.iteration, "value": b.end.value, "line": b.end.line},
-            }
         first = self.first_nonfinite
         return {
             "log": self.log,
@@ -92,7 +114,7 @@ class Diagnosis:
             "advice": self.advice,
             "summary": self.summary,
             "debug_info": self.debug_info,
-            "blowup": blowup,
+            "blowup": self.blowup.to_dict() if self.blowup is not None else None,
             "abort": self.abort,
             "run": self.run,
             "runs": self.runs,
@@ -177,71 +199,101 @@ def diagnose(
             [(name, path) for name, path in inputs if path is not None], [("plot", plot)]
         )
         check_writable(plot)
-    net_facts = NetFacts.of(net_model) if net_model else NetFacts.read(net) if net else None
-    solver_facts = (
-        SolverFacts.of(solver_doc) if solver_doc else SolverFacts.read(solver) if solver else None
-    )
-    if net_facts is None and solver_facts is not None:
-        net_facts = _named_net(solver_facts)
+    net_facts, solver_facts = _facts(net_model or net, solver_doc or solver)
     if reader is None:
         reader = Reader(plot=plot is not None or keep_trace)
         reader.feed_all(read_log(log, sweep=True, displays=True))
-    runs = reader.runs
     if not reader.recognised:
         raise not_a_log(log)
+    runs = reader.runs
     chosen = next(
         (i for i in range(len(runs) - 1, -1, -1) if runs[i].went_bad or runs[i].abort),
         len(runs) - 1,
     )
-    run = runs[chosen]
-    inputs = net_facts.inputs if net_facts else None
-    types = net_facts.types if net_facts else None
-    origin = find_origin(run.suspect, inputs) if run.suspect is not None else None
+    others = [_other_run(k, other, len(runs)) for k, other in enumerate(runs) if k != chosen]
+    grounds = log_grounds(log, runs[chosen], net_facts, solver_facts, others)
+    diagnosis = Diagnosis(
+        log=log,
+        verdict=judge(grounds),
+        debug_info=grounds.run.has_debug,
+        run=chosen + 1,
+        runs=len(runs),
+        origin=grounds.origin,
+        blowup=grounds.blowup,
+        trace=grounds.run,
+    )
+    if plot is not None:
+        _plot(plot, diagnosis)
+    return diagnosis
+
+
+def judge(grounds: Union[LogGrounds, CheckedGrounds]) -> Verdict:
+    """The verdict on the evidence, gathered first: a log's run alone (diagnose), or hunt's
+    checked training with its log's verdict, the scan, lint and the records its failing batch
+    read. The verdict is complete as it is returned; nothing changes it afterwards."""
+    if isinstance(grounds, CheckedGrounds):
+        return judge_checked(grounds)
+    return judge_log(grounds)
+
+
+def log_grounds(
+    log: str,
+    run: Run,
+    net: Optional[NetFacts] = None,
+    solver: Optional[SolverFacts] = None,
+    other_runs: Sequence[str] = (),
+) -> LogGrounds:
+    """What the run says, measured: where its trace went non-finite first, what grew before,
+    the updates against the weights and which layer is to blame."""
+    suspect = run.suspect
+    origin = find_origin(suspect, net.inputs if net else None) if suspect is not None else None
+    types = net.types if net else None
     blowup = (
         find_blowup(run.window, run.suspect, origin, run.losses, types) if run.went_bad else None
     )
-    updates = update_ratios(run.window + ([run.suspect] if run.suspect else []), dict(run.rates))
+    updates = update_ratios(
+        run.window + ([suspect] if suspect is not None else []), dict(run.rates)
+    )
     grew = blowup is not None or updates.first_exploding() is not None
     blame = (
-        find_blame(run.suspect, origin, types, grew_over_iterations=grew)
+        find_blame(suspect, origin, types, grew_over_iterations=grew)
         if origin is not None
         else None
     )
-    verdict = judge(run, origin, blame, blowup, updates, net_facts, solver_facts, log)
-    verdict.summary += [
-        _other_run(k, other, len(runs)) for k, other in enumerate(runs) if k != chosen
-    ]
-    diagnosis = Diagnosis(
-        log=log,
-        cause=verdict.cause,
-        first_nonfinite=verdict.first,
-        evidence=verdict.evidence,
-        advice=verdict.advice,
-        summary=verdict.summary,
-        debug_info=run.has_debug,
-        run=chosen + 1,
-        runs=len(runs),
-        origin=origin,
-        blowup=blowup,
-        trace=run,
-        began=verdict.origin,
-        warnings=verdict.warnings,
-        suggested=verdict.suggested,
-    )
-    if plot is not None:
-        from caffe_nantools.report.picture import plot_run
-        from caffe_nantools.report.plots import marks
-        from caffe_nantools.report.trace import trace_of
+    return LogGrounds(log, run, origin, blame, blowup, updates, net, solver, tuple(other_runs))
 
-        plot_run(
-            plot,
-            f"{log}: cause {diagnosis.cause}",
-            diagnosis.trace,
-            trace_of(diagnosis.trace, diagnosis.first_bad_iteration),
-            diagnosis.origin,
-            marks(diagnosis.began, diagnosis.first_nonfinite),
-        )
-    return diagnosis
+
+def _facts(
+    net: Union[str, Net, None], solver: Union[str, Document, None]
+) -> Tuple[Optional[NetFacts], Optional[SolverFacts]]:
+    """What the net and the solver say, each read once; without a net, the train net the solver
+    names where it is found."""
+    net_facts = NetFacts.of(net) if isinstance(net, Net) else NetFacts.read(net) if net else None
+    solver_facts = (
+        SolverFacts.of(solver)
+        if isinstance(solver, Document)
+        else SolverFacts.read(solver)
+        if solver
+        else None
+    )
+    if net_facts is None and solver_facts is not None:
+        net_facts = _named_net(solver_facts)
+    return net_facts, solver_facts
+
+
+def _plot(path: str, diagnosis: Diagnosis) -> None:
+    from caffe_nantools.report.picture import plot_run
+    from caffe_nantools.report.plots import marks
+    from caffe_nantools.report.trace import trace_of
+
+    plot_run(
+        path,
+        f"{diagnosis.log}: cause {diagnosis.cause}",
+        diagnosis.trace,
+        trace_of(diagnosis.trace, diagnosis.first_bad_iteration),
+        diagnosis.origin,
+        marks(diagnosis.began, diagnosis.first_nonfinite),
+    )
 
 
 def _named_net(solver: SolverFacts) -> Optional[NetFacts]:
@@ -267,26 +319,35 @@ def _other_run(index: int, run: Run, runs: int) -> str:
 
 
 __all__ = [
-    "CAUSES",
     "GLOBAL_ORDERS",
     "SATURATED_SOFTMAX_LOSS",
     "Abort",
     "Blame",
     "Block",
     "Blowup",
+    "CheckedGrounds",
     "Column",
     "Diagnosis",
     "Evidence",
     "FirstNonfinite",
+    "LogGrounds",
     "Origin",
     "Reader",
+    "RecordRef",
     "Run",
     "Sampled",
     "Valued",
+    "Verdict",
+    "bad_records",
     "diagnose",
+    "fatal_line",
     "find_blowup",
     "is_bad",
     "is_saturated",
+    "judge",
     "larger",
+    "log_grounds",
     "net_norms",
+    "read_trained",
+    "scanned_records",
 ]

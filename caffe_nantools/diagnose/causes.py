@@ -4,8 +4,8 @@ and what to change."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 from caffe_nantools.cause import Cause
 from caffe_nantools.diagnose.aborts import explain
@@ -14,22 +14,11 @@ from caffe_nantools.diagnose.origin import Blowup, Origin
 from caffe_nantools.diagnose.reading import Evidence, Run, Valued, is_saturated
 from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
+from caffe_nantools.diagnose.verdict import FirstNonfinite, Verdict
 from caffe_nantools.files import read_text
-from caffe_nantools.jsontext import fields_dict
 from caffe_nantools.lint import LintFinding, lint_models
 from caffe_nantools.solver_settings import has_inline_net, number_of, setting, train_net_named
 from caffe_nantools.prototxt import Document, Net, NetState, parse
-
-#: The causes diagnose names.
-CAUSES = (
-    Cause.BAD_INPUT,
-    Cause.EXPLODING_GRADIENTS,
-    Cause.LR_POLICY,
-    Cause.LAYER_NUMERICS,
-    Cause.CAFFE_ABORT,
-    Cause.UNKNOWN,
-    Cause.NONE,
-)
 
 #: What to change when a layer of this type made non-finite values from finite inputs.
 LAYER_ADVICE = {
@@ -129,49 +118,31 @@ class SolverFacts:
 
 
 @dataclass(frozen=True)
-class FirstNonfinite:
-    """Where the first non-finite value showed (:class:`Blame` says where the trouble began).
+class LogGrounds:
+    """What a log says of the run diagnosed, read and measured: the evidence diagnose judges.
+    ``other_runs``: a line for each other run of the log."""
 
-    ``pass_`` is ``forward``, ``backward`` or ``update`` for a trace record, ``lr`` for the rate,
-    ``loss`` for a loss line, ``test`` for a TEST net output; ``iteration``, ``layer``, ``blob``
-    and ``line`` are None where the log does not tell them.
-    """
-
-    iteration: Optional[int]
-    pass_: str
-    layer: Optional[str]
-    blob: Optional[str]
-    line: Optional[int]
-
-    def to_dict(self) -> dict:
-        return fields_dict(self, keys={"pass_": "pass"})
+    log: str
+    run: Run
+    origin: Optional[Origin] = None
+    blame: Optional[Blame] = None
+    blowup: Optional[Blowup] = None
+    updates: Optional[Updates] = None
+    net: Optional[NetFacts] = None
+    solver: Optional[SolverFacts] = None
+    other_runs: Sequence[str] = ()
 
 
-@dataclass
-class Verdict:
-    cause: Cause
-    first: Optional[FirstNonfinite] = None
-    origin: Optional[Blame] = None
-    evidence: List[Evidence] = field(default_factory=list)
-    advice: List[str] = field(default_factory=list)
-    summary: List[str] = field(default_factory=list)  # what happened, a sentence a line
-    warnings: List[str] = field(default_factory=list)  # not non-finite, but a sign of trouble
-    #: Settings the advice gives numbers for: base_lr, clip_gradients.
-    suggested: Dict[str, float] = field(default_factory=dict)
-
-
-def judge(
-    run: Run,
-    origin: Optional[Origin],
-    blame: Optional[Blame],
-    blowup: Optional[Blowup],
-    updates: Optional[Updates],
-    net: Optional[NetFacts],
-    solver: Optional[SolverFacts],
-    log: str,
-) -> Verdict:
-    """The cause of ``run``'s first non-finite value, with evidence and advice; an abort before
+def judge_log(grounds: LogGrounds) -> Verdict:
+    """The cause of the run's first non-finite value, with evidence and advice; an abort before
     any non-finite value is the cause itself."""
+    v = _judge_run(grounds)
+    v.summary += grounds.other_runs
+    return v
+
+
+def _judge_run(g: LogGrounds) -> Verdict:
+    run, net, solver = g.run, g.net, g.solver
     if run.abort is not None and (
         run.first_bad_line is None or run.first_bad_line > run.abort.line
     ):
@@ -181,7 +152,7 @@ def judge(
     if not run.went_bad:
         v.summary.append("no non-finite loss, rate or debug_info value in the log")
         return v
-    _judge_nonfinite(v, run, origin, blame, blowup, updates, net, solver, log)
+    _judge_nonfinite(v, run, g.origin, g.blame, g.blowup, g.updates, net, solver, g.log)
     _policy_drives(v, run, solver)
     if not run.has_debug:
         lead = "find" if v.cause == Cause.UNKNOWN else "confirm it and find"
@@ -192,8 +163,8 @@ def judge(
     _say_what_stands_for_files(v, solver)
     if run.abort is not None:
         v.summary.append(f"then the run aborted (line {run.abort.line}): {run.abort.text.strip()}")
-        v.evidence.append(run.abort)
-    v.evidence = sorted({e.line: e for e in v.evidence if e.line}.values(), key=lambda e: e.line)
+        v.lines.append(run.abort)
+    v.lines = sorted({e.line: e for e in v.lines if e.line}.values(), key=lambda e: e.line)
     return v
 
 
@@ -210,7 +181,7 @@ def _warn_pinned(v: Verdict, run: Run) -> None:
         "-log(FLT_MIN), softmax's probability of the true class underflowed to 0; not NaN yet, but "
         "usually exploding scores, or labels out of range (`caffe-nantools scan NET` checks the labels)"
     )
-    v.evidence.append(pinned)
+    v.lines.append(pinned)
 
 
 def _judge_nonfinite(
@@ -248,15 +219,15 @@ def _judge_nonfinite(
         _from_losses(v, run, blowup, net, solver)
     if run.unread is not None and structured:
         v.summary.insert(0, _unread_sentence(run.unread, "an earlier line, "))
-        v.evidence.append(run.unread)
+        v.lines.append(run.unread)
     if v.cause == Cause.EXPLODING_GRADIENTS:
         _tell_explosion(v, run, blowup, updates, solver)
     if loss is not None:
-        v.evidence.append(loss)
+        v.lines.append(loss)
     if run.first_bad_output is not None:
-        v.evidence.append(run.first_bad_output)
+        v.lines.append(run.first_bad_output)
     if check is not None and v.cause != Cause.LR_POLICY:
-        v.evidence.append(check)
+        v.lines.append(check)
     if not run.has_debug:
         _tell_no_trace(v, net, solver)
 
@@ -270,7 +241,7 @@ def _from_lr(v: Verdict, lr: Valued, solver: Optional[SolverFacts], log: str) ->
         f"the learning rate itself is {lr.value:g} at iteration {lr.iteration}: the solver's "
         "lr_policy computes it, not the net"
     )
-    v.evidence.append(lr)
+    v.lines.append(lr)
     v.advice += _lr_advice(solver, lr, log)
 
 
@@ -329,7 +300,7 @@ def _from_unread(
     u = run.unread
     v.first = FirstNonfinite(u.iteration, "unread", None, None, u.line)
     v.summary.append(_unread_sentence(u, "the first non-finite value, at "))
-    v.evidence.append(u)
+    v.lines.append(u)
     if blowup is not None:
         v.cause = Cause.EXPLODING_GRADIENTS
         _tell_blowup(v, blowup)
@@ -524,7 +495,7 @@ def _from_test(
         "while every train value stayed finite: the test data, or a layer only in the TEST phase"
     )
     v.origin = Blame(None, "test", test.iteration, "only the TEST net went non-finite")
-    v.evidence.append(test)
+    v.lines.append(test)
     v.advice.append(
         f"look for bad records in the test data: `caffe-nantools scan {_net_arg(net, solver)} --phase TEST`"
     )
@@ -549,14 +520,14 @@ def _tell_updates(v: Verdict, first: Ratio, updates: Updates) -> None:
         first.iteration,
         "its update/weight ratio passed 1 first: each step was as large as its weights",
     )
-    v.evidence.append(Evidence(first.line, first.text))
+    v.lines.append(Evidence(first.line, first.text))
 
 
 def _judge_log_abort(run: Run, net: Optional[NetFacts], solver: Optional[SolverFacts]) -> Verdict:
     """A run that aborted with every value seen finite: the failing check, what it usually
     means, and what to run next."""
     abort = run.abort
-    v = Verdict(Cause.CAFFE_ABORT, evidence=[abort])
+    v = Verdict(Cause.CAFFE_ABORT, lines=[abort])
     v.summary, v.advice = explain(abort, _net_arg(net, solver))
     _say_what_stands_for_files(v, solver)
     if run.abort_after is not None:
@@ -573,7 +544,7 @@ def _judge_log_abort(run: Run, net: Optional[NetFacts], solver: Optional[SolverF
             f"`{first.text.strip()[:200]}`; the log holds more than the run that aborted "
             "(pieces of several runs?)"
         )
-        v.evidence.append(Evidence(first.line, first.text))
+        v.lines.append(Evidence(first.line, first.text))
     return v
 
 
@@ -615,7 +586,7 @@ def _from_trace(
         # The display lines and the trace disagree on where an iteration starts (a fork that
         # prints the loss before the trace): the first in the file's order is the first.
         v.first = FirstNonfinite(loss.iteration, "loss", None, None, loss.line)
-    v.evidence.append(Evidence(origin.line, origin.text))
+    v.lines.append(Evidence(origin.line, origin.text))
     v.summary.append(_origin_said(origin, run, net, _at(iteration, about)))
     v.origin = blame
     moved = (
@@ -756,7 +727,7 @@ def _tell_blowup(v: Verdict, b: Blowup) -> None:
         f"before it, the {b.what}{where} grew from {b.start.value:g} ({_at(b.start.iteration)}) to "
         f"{b.end.value:g} ({_at(b.end.iteration)}), {b.orders:.1f} orders of magnitude; it grew first"
     )
-    v.evidence += [Evidence(b.start.line, b.start.text), Evidence(b.end.line, b.end.text)]
+    v.lines += [Evidence(b.start.line, b.start.text), Evidence(b.end.line, b.end.text)]
 
 
 def _exploding_advice(

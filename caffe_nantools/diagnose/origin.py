@@ -136,6 +136,15 @@ class Blowup:
     def orders(self) -> float:
         return math.log10(self.end.value / self.start.value) if self.start.value > 0 else math.inf
 
+    def to_dict(self) -> dict:
+        """diagnose's JSON of it: the growth in orders of magnitude, and where it went from and
+        to in the log."""
+        ends = {
+            key: {"iteration": p.iteration, "value": p.value, "line": p.line}
+            for key, p in (("from", self.start), ("to", self.end))
+        }
+        return {"layer": self.layer, "what": self.what, "orders": round(self.orders, 2), **ends}
+
 
 def find_blowup(
     window: List[Block],

@@ -4,9 +4,12 @@ work, in one command.
 Stages, each a library call with its own result: read the solver, its train and test nets; lint
 them (risks, not the verdict); scan the data layers' sources; make checked copies in the
 workdir (a check after every blob and in-place modifier, debug_info every iteration); train the
-copies for a bounded number of iterations in a child process under the guard; judge the first
-failure with the trace, the scan and lint; keep a replay bundle of the failing iteration; try
-the fix the cause calls for on the copies and train again. The user's files are never changed.
+copies for a bounded number of iterations in a child process under the guard; keep a replay
+bundle of the failing iteration; gather the evidence (:mod:`~caffe_nantools.hunt.gathering`)
+and judge the first failure with the trace, the scan and lint (diagnose's ``judge``, the one
+verdict engine); try the fix the cause calls for on the copies and train again. The verdict is
+final when judged: the fix is the verification stage's result, kept beside it in the report
+rather than written into it. The user's files are never changed.
 """
 
 from __future__ import annotations
@@ -19,39 +22,32 @@ from typing import List, Optional
 import numpy as np
 
 from caffe_nantools import arguments, jsontext
-from caffe_nantools.cause import Cause, evidence_and_advice
+from caffe_nantools.cause import Cause, evidence_and_advice, plural
+from caffe_nantools.diagnose import Verdict, judge
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK, NanToolsError
 from caffe_nantools.files import writing
-from caffe_nantools.hunt.contracts import blame_breach
-from caffe_nantools.hunt.ending import Ending, read_ending
 from caffe_nantools.hunt.fixes import Fix, find_fix
+from caffe_nantools.hunt.gathering import gather
 from caffe_nantools.hunt.inputs import HuntError, Inputs, make_copies, read_inputs
-from caffe_nantools.hunt.batches import (
-    MAX_SCANNED,
-    batch_records,
-    reading_layer,
-    scanned_records,
-    source_reader,
-)
 from caffe_nantools.hunt.reproducibility import Reproducibility, reproducibility
 from caffe_nantools.hunt.space import check_room
 from caffe_nantools.hunt.stages import ERROR, FAILED, FOUND, OK, SKIPPED, Stages
 from caffe_nantools.hunt.training import Training, train
-from caffe_nantools.hunt.verdict import CAUSES, Verdict, bad_records, plural, judge
 from caffe_nantools.hunt.workdir import check_workdir, claim_workdir
 from caffe_nantools.lint import LintReport, lint_models
-from caffe_nantools.lint.solver_rules import rate_grows, rate_overflows_at
-from caffe_nantools.prototxt import NetState
 
-__all__ = ["CAUSES", "HuntError", "HuntReport", "hunt"]
+__all__ = ["HuntError", "HuntReport", "hunt"]
 
 
 @dataclass
 class HuntReport:
-    """The verdict first, then what each stage found."""
+    """The verdict first, then the fix tried for it and what each stage found. The verdict is
+    as the judge gave it; the fix is the verification stage's, beside it (the JSON gives it in
+    the verdict's ``fix``, and its advice after the verdict's)."""
 
     verdict: Verdict
     workdir: str
+    fix: Optional[Fix] = None
     lint: LintReport = field(default_factory=LintReport)
     scan: Optional[object] = None  # ScanReport, or None with --no-scan
     scan_error: Optional[str] = None
@@ -70,9 +66,18 @@ class HuntReport:
     def return_code(self) -> int:
         return EXIT_OK if self.verdict.cause == Cause.NONE else EXIT_FINDINGS
 
+    @property
+    def advice(self) -> List[str]:
+        """The verdict's advice, then what trying the fix found."""
+        return self.verdict.advice + (self.fix.advice if self.fix is not None else [])
+
     def to_dict(self) -> dict:
+        verdict = {**self.verdict.to_dict(), "advice": self.advice}
+        breach = verdict.pop("breach")  # the README's order: the fix, then the breach
+        verdict["fix"] = self.fix.to_dict() if self.fix is not None else None
+        verdict["breach"] = breach
         return {
-            "verdict": self.verdict.to_dict(),
+            "verdict": verdict,
             "stages": [stage.to_dict() for stage in self.stages],
             "workdir": self.workdir,
             "notes": self.notes,
@@ -105,23 +110,22 @@ class HuntReport:
                 f"{v.origin.why}"
             )
         if v.record is not None:
-            more = [r["key"] for r in v.records if r["key"] != v.record["key"]]
+            more = [r.key for r in v.records if r.key != v.record.key]
             lines.append(
-                f"  record: {v.record['key']} of {v.record['source']}"
+                f"  record: {v.record.key} of {v.record.source}"
                 + (f" (and {len(more)} more: {_listed(more)})" if more else "")
             )
-        if v.fix is not None:
-            lines.append(
-                f"  fix: {v.fix['change']} ({v.fix['state']}; {v.fix['files'].get('solver', '')})"
-            )
-            if v.fix.get("resume"):
+        fix = self.fix
+        if fix is not None:
+            lines.append(f"  fix: {fix.change} ({fix.state}; {fix.files.get('solver', '')})")
+            if fix.resume:
                 lines.append(
-                    f"  resume: {v.fix['resume']} (from this folder: your training from the "
+                    f"  resume: {fix.resume} (from this folder: your training from the "
                     "snapshot with the fix; your own files are untouched)"
                 )
         if self.reproducible is not None:
             lines.append(self.reproducible.format())
-        lines += evidence_and_advice(v.evidence, v.advice)
+        lines += evidence_and_advice(v.evidence, self.advice)
         lines.append("stages:")
         for stage in self.stages:
             lines.append(f"  {stage.format()}")
@@ -182,15 +186,52 @@ def hunt(
     load_caffe()  # a clear error now, not in the child
     workdir = claim_workdir(workdir)
     inputs.write_inline(workdir)  # for lint, scan and the copies
-    report = HuntReport(Verdict(Cause.NONE), workdir, notes=inputs.notes(gpu), stages=stages)
+    notes = inputs.notes(gpu)
     if inputs.resume is not None:
-        report.notes.insert(0, inputs.resume.words())
-    report.lint = stages.run("lint", lambda: lint_models(inputs.net_model, inputs.doc), _lint_stage)
-    if scan:
-        report.scan, report.scan_error = stages.run("scan", lambda: _scan(inputs), _scan_stage)
-    else:
-        stages.skip("scan", "not asked for (--no-scan)")
+        notes.insert(0, inputs.resume.words())
+    lint, scanned, scan_error = _lint_and_scan(stages, inputs, scan)
     iters = iters or inputs.default_iters()
+    training = _train(stages, inputs, workdir, iters, gpu)
+    diagnosis = _diagnose(training, inputs)
+    replay = _finish_bundle(training.replay, inputs, notes)
+    grounds = gather(inputs, training, diagnosis, scanned, lint, replay=replay, notes=notes)
+    # From here on the verdict stands: what cannot be written (a full disk) is a note.
+    verdict = judge(grounds)
+    reproducible = reproducibility(stages, training, snapshot=snapshot is not None, gpu=gpu)
+    fix = None
+    if verify and verdict.cause != Cause.NONE:
+        fix = _try_fix(stages, inputs, verdict, diagnosis, iters, gpu, workdir, training, notes)
+    else:
+        stages.skip("verify the fix", "nothing to fix" if verify else "not asked for (--no-verify)")
+    return HuntReport(
+        verdict,
+        workdir,
+        fix=fix,
+        lint=lint,
+        scan=scanned,
+        scan_error=scan_error,
+        training=training,
+        notes=notes,
+        diagnosis=diagnosis,
+        stages=stages,
+        reproducible=reproducible,
+    )
+
+
+def _lint_and_scan(stages: Stages, inputs: Inputs, scan: bool):
+    """(lint's report, the scan's report or None, why the scan failed or None)."""
+    lint = stages.run("lint", lambda: lint_models(inputs.net_model, inputs.doc), _lint_stage)
+    if not scan:
+        stages.skip("scan", "not asked for (--no-scan)")
+        return lint, None, None
+    scanned, scan_error = stages.run("scan", lambda: _scan(inputs), _scan_stage)
+    return lint, scanned, scan_error
+
+
+def _train(
+    stages: Stages, inputs: Inputs, workdir: str, iters: int, gpu: Optional[int]
+) -> Training:
+    """The checked copies, trained."""
     net = inputs.net_model  # with a check after each of its blobs: about as many layers again
     check_room(workdir, len(net.layers) + sum(len(l.tops) for l in net.layers), iters)
     copies = stages.run(
@@ -198,88 +239,38 @@ def hunt(
         lambda: make_copies(inputs, os.path.join(workdir, "checked")),
         lambda c: (OK, f"a check after every blob: {c.net}", None),
     )
-    report.training = training = stages.run(
-        "train", lambda: train(copies, iters, gpu=gpu), _train_stage
-    )
-    diagnosis = report.diagnosis = _diagnose(training, inputs)
-    ending = _ending(training, diagnosis, inputs) if training.aborted else None
-    verdict = report.verdict = judge(
-        inputs.net_model,
-        training,
-        diagnosis,
-        report.scan,
-        report.lint,
-        ending=ending,
-        test_nets=inputs.test_models if inputs.test_nets else [],
-        rate_fails_at=rate_overflows_at(inputs.doc),
-        rate_grows=rate_grows(inputs.doc),
-    )
-    bad = bad_records(report.scan)
-    if verdict.cause == Cause.BAD_INPUT and training.error is not None:
-        _name_records(verdict, inputs, training, report.notes)
-    elif verdict.record is not None:
-        verdict.records = scanned_records(bad, verdict.record)
-        if verdict.cause == Cause.BAD_INPUT:
-            _, phase, verdict.layer = source_reader(
-                inputs.net_model, inputs.test_models, verdict.record["source"]
-            )
-            verdict.phase = verdict.phase or phase
-    elif training.error is not None:
-        _blame_scanned(verdict, inputs, bad)
-    elif ending is not None and bad and verdict.cause == Cause.CAFFE_ABORT:
-        # Only a record that the batch Caffe stopped in read can be why it stopped, and none
-        # is when the fatal line or the signal names another reason.
-        note = None if ending.cause else _blame_scanned(verdict, inputs, bad)
-        if verdict.record is not None:  # the fix drops them all: the blamed one first
-            verdict.records = scanned_records(bad, verdict.record)
-        else:
-            which = "which is" if len(bad) == 1 else "which are"
-            why = (
-                f"{which} not why Caffe stopped"
-                if ending.cause
-                else f"none in the batch of iteration {verdict.iteration}, where Caffe stopped"
-                if note is None
-                else f"whether the batch Caffe stopped in held one is not known ({note})"
-            )
-            verdict.advice.append(
-                f"the scan found {plural(len(bad), 'bad record')} in the data, {why}; drop "
-                f"{'it' if len(bad) == 1 else 'them'} all the same (`caffe-nantools scan {bad[0].source} --write-clean CLEAN`)"
-            )
-    abort = diagnosis.abort if diagnosis is not None else None
-    blame_breach(verdict, report.scan, training, inputs, abort["text"] if abort else "")
-    if verdict.cause == Cause.NONE and report.scan is not None and report.scan.findings:
-        _unreadable(verdict, report.scan.findings, training)
-    # From here on the verdict stands: what cannot be written (a full disk) is a note.
-    if training.replay is not None:
-        try:
-            _finish_bundle(training.replay, inputs)
-            verdict.evidence.append(
-                f"replay bundle: {training.replay} (caffe-nantools replay {training.replay})"
-            )
-        except NanToolsError as e:
-            report.notes.append(f"the replay bundle could not be finished: {e}")
-    report.reproducible = reproducibility(stages, training, snapshot=snapshot is not None, gpu=gpu)
-    if verify and verdict.cause != Cause.NONE:
-        try:
-            fix: Optional[Fix] = stages.run(
-                "verify the fix",
-                lambda: find_fix(
-                    inputs,
-                    verdict,
-                    diagnosis,
-                    iters=iters,
-                    gpu=gpu,
-                    folder=workdir,
-                    error=training.error,
-                ),
-                _verify_stage,
-            )
-            verdict.fix = fix.to_dict() if fix is not None else None
-        except NanToolsError as e:
-            report.notes.append(f"the fix could not be written or tried: {e}")
-    else:
-        stages.skip("verify the fix", "nothing to fix" if verify else "not asked for (--no-verify)")
-    return report
+    return stages.run("train", lambda: train(copies, iters, gpu=gpu), _train_stage)
+
+
+def _try_fix(
+    stages: Stages,
+    inputs: Inputs,
+    verdict: Verdict,
+    diagnosis,
+    iters: int,
+    gpu: Optional[int],
+    workdir: str,
+    training: Training,
+    notes: List[str],
+) -> Optional[Fix]:
+    """The fix the verdict calls for, tried on the copies; a note where it cannot be."""
+    try:
+        return stages.run(
+            "verify the fix",
+            lambda: find_fix(
+                inputs,
+                verdict,
+                diagnosis,
+                iters=iters,
+                gpu=gpu,
+                folder=workdir,
+                error=training.error,
+            ),
+            _verify_stage,
+        )
+    except NanToolsError as e:
+        notes.append(f"the fix could not be written or tried: {e}")
+        return None
 
 
 def _read(solver: str, snapshot: Optional[str]) -> Inputs:
@@ -364,108 +355,32 @@ def _diagnose(training: Training, inputs: Inputs):
         return None
 
 
-def _unreadable(verdict: Verdict, findings: list, training: Training) -> None:
-    """The scan found damage that is no single record (a LevelDB .log whose records its
-    recovery drops): the training stayed finite on what could be read, the rest is bad input."""
-    first = findings[0]
-    verdict.cause = Cause.BAD_INPUT
-    verdict.record = {"source": first.source, "key": first.key}
-    verdict.records = [
-        {"source": f.source, "key": f.key, "index": str(f.index)} for f in findings[:MAX_SCANNED]
-    ]
-    verdict.evidence += [f"scan: {f.source} {f.key}: {f.detail}" for f in findings[:3]]
-    verdict.advice.append(
-        f"the training stayed finite for {training.iterations} iterations on the records that "
-        f"could be read, but the scan found {first.source} damaged: what {first.key} held never "
-        "reaches the net; restore it from where it was written, or rebuild the store"
-    )
-
-
-def _name_records(verdict: Verdict, inputs: Inputs, training: Training, notes: List[str]) -> None:
-    """The records that the failing batch's bad samples were read from: a test net's layer
-    counts its batches over every test pass (as its check does)."""
-    error = training.error
-    net, phase = _reading_net(inputs, verdict.layer, error.phase)
-    # A resumed training's TRAIN layers were advanced before their checks began to count.
-    batch = error.iteration + (training.skipped if phase == "TRAIN" else 0)
-    records, note = batch_records(net, verdict.layer, batch, list(error.bad_samples), phase=phase)
-    if note:
-        notes.append(note)
-    if records:
-        verdict.records = records
-        verdict.record = {"source": records[0]["source"], "key": records[0]["key"]}
-
-
-def _reading_net(inputs: Inputs, layer: Optional[str], phase: Optional[str]):
-    """(the net, phase) in which ``layer`` reads its batches."""
-    if phase == "TEST":
-        for net in inputs.test_models:
-            if any(l.name == layer for l in net.active_layers(NetState("TEST"))):
-                return net, "TEST"
-    return inputs.net_model, "TRAIN"
-
-
-def _blame_scanned(verdict: Verdict, inputs: Inputs, bad: list) -> Optional[str]:
-    """A failure in a batch that holds records the scan found bad (a label past the classes,
-    say): those records are the cause; the verdict keeps where it failed. Returns why the
-    batch's records cannot be named, when they cannot."""
-    found = {(f.source, f.key): f for f in bad}
-    sources = dict.fromkeys(f.source for f in bad)  # each once: one may hold thousands
-    unnamed = None
-    net = inputs.net_model
-    for layer in dict.fromkeys(reading_layer(net, source) for source in sources):
-        batch, note = batch_records(net, layer, verdict.iteration) if layer else ([], None)
-        unnamed = unnamed or note
-        held = [r for r in batch if (r["source"], r["key"]) in found]
-        if held:
-            first = found[held[0]["source"], held[0]["key"]]
-            verdict.cause = Cause.BAD_INPUT
-            verdict.record = {"source": first.source, "key": first.key}
-            verdict.records = held
-            verdict.layer = verdict.layer or layer
-            verdict.advice.insert(
-                0,
-                f"the batch of iteration {verdict.iteration} held record {first.key} of "
-                f"{first.source}, which the scan found bad: {first.detail}",
-            )
-            return None
-    return unnamed
-
-
-def _ending(training: Training, diagnosis, inputs: Inputs) -> Ending:
-    """How Caffe ended the training process; the iterations it finished by the child's count,
-    else by the log's last displayed one (the copies display every iteration)."""
-    iterations = training.iterations
-    run = diagnosis.trace if diagnosis is not None else None
-    if not iterations and run is not None and run.iterations and run.iterations[-1] is not None:
-        iterations = run.iterations[-1] + 1
-    abort = diagnosis.abort if diagnosis is not None else None
-    return read_ending(
-        training.log,
-        training.exit_code,
-        iterations,
-        fatal=abort["text"] if abort is not None else None,
-        user_files=inputs.user_files,
-    )
-
-
-def _finish_bundle(folder: str, inputs: Inputs) -> None:
+def _finish_bundle(folder: Optional[str], inputs: Inputs, notes: List[str]) -> Optional[str]:
     """The bundle's net: the train net with Input layers shaped like the saved batch; then
-    the digests that tell replay the bundle is as hunt wrote it."""
+    the digests that tell replay the bundle is as hunt wrote it. The bundle's folder, or None
+    (with a note where it could not be finished)."""
     from caffe_nantools.bundle import seal
     from caffe_nantools.replay import bundle_net
 
-    manifest_path = os.path.join(folder, "manifest.json")
-    with open(manifest_path) as f:
-        manifest = json.load(f)
-    shapes = {
-        top: np.load(os.path.join(folder, name), mmap_mode="r").shape
-        for top, name in manifest["inputs"].items()
-    }
-    manifest["net"] = "net.prototxt"
-    with writing() as out:
-        out.text(
-            os.path.join(folder, "net.prototxt"), bundle_net(inputs.net_text, inputs.net, shapes)
-        )
-        out.text(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    seal(folder)
+    if folder is None:
+        return None
+    try:
+        manifest_path = os.path.join(folder, "manifest.json")
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        shapes = {
+            top: np.load(os.path.join(folder, name), mmap_mode="r").shape
+            for top, name in manifest["inputs"].items()
+        }
+        manifest["net"] = "net.prototxt"
+        with writing() as out:
+            out.text(
+                os.path.join(folder, "net.prototxt"),
+                bundle_net(inputs.net_text, inputs.net, shapes),
+            )
+            out.text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+        seal(folder)
+    except NanToolsError as e:
+        notes.append(f"the replay bundle could not be finished: {e}")
+        return None
+    return folder

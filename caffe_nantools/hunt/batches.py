@@ -7,17 +7,12 @@ start again at the end: sample ``s`` of the layer's ``k``-th batch is record
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+from caffe_nantools.diagnose import RecordRef
 from caffe_nantools.prototxt import Net, NetState
 from caffe_nantools.scan.records import Records
 from caffe_nantools.scan.net_sources import sources_from_net
-
-if TYPE_CHECKING:
-    from caffe_nantools.scan.report import Finding
-
-#: At most this many of the scan's bad records go into a verdict (the scan report has them all).
-MAX_SCANNED = 100
 
 
 def batch_records(
@@ -27,9 +22,9 @@ def batch_records(
     samples: Optional[List[int]] = None,
     *,
     phase: str = "TRAIN",
-) -> Tuple[List[Dict[str, str]], Optional[str]]:
-    """(the records of ``samples`` of the layer's batch, all of it for None, as ``{"source",
-    "key", "index"}``; a note when they cannot be named). ``layer_name`` is of ``phase``."""
+) -> Tuple[List[RecordRef], Optional[str]]:
+    """(the records of ``samples`` of the layer's batch, all of it for None; a note when they
+    cannot be named). ``layer_name`` is of ``phase``."""
     layer = next((l for l in net.active_layers(NetState(phase)) if l.name == layer_name), None)
     params = layer.source_params if layer is not None else None
     if params is None:
@@ -50,9 +45,7 @@ def batch_records(
     samples = range(batch) if samples is None else samples
     indices = [(batch_index * batch + s) % records.count for s in samples]
     keys = records.keys(indices)
-    return [
-        {"source": source.path, "key": keys.get(i, str(i)), "index": str(i)} for i in indices
-    ], None
+    return [RecordRef(source.path, keys.get(i, str(i)), i) for i in indices], None
 
 
 def reading_layer(net: Net, source: str, phase: str = "TRAIN") -> Optional[str]:
@@ -71,11 +64,3 @@ def source_reader(
         if layer is not None:
             return reader, phase, layer
     return net, "TRAIN", None
-
-
-def scanned_records(bad: List[Finding], first: Dict[str, str]) -> List[Dict[str, str]]:
-    """The bad records the scan found in ``first``'s source as ``{"source", "key", "index"}``,
-    ``first`` first."""
-    same = [f for f in bad if f.source == first["source"]]
-    same.sort(key=lambda f: f.key != first["key"])
-    return [{"source": f.source, "key": f.key, "index": str(f.index)} for f in same[:MAX_SCANNED]]

@@ -8,18 +8,17 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from caffe_nantools.cause import Cause
+from caffe_nantools.cause import Cause, plural
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.files import writing
 from caffe_nantools.hunt.abort_rules import fix_net
-from caffe_nantools.hunt.contracts import set_field
 from caffe_nantools.hunt.inputs import MAX_ITERS, RANDOM_SEED, Inputs, make_copies
 from caffe_nantools.hunt.numeric_fixes import compared_strings, layer_edits, python_patches
 from caffe_nantools.hunt.python_params import stability_retries
 from caffe_nantools.hunt.batches import source_reader
 from caffe_nantools.hunt.training import train
-from caffe_nantools.hunt.verdict import plural
-from caffe_nantools.prototxt import STRING, Layer, Net, NetState, dump
+from caffe_nantools.jsontext import fields_dict
+from caffe_nantools.prototxt import STRING, Layer, Net, NetState, dump, parse
 from caffe_nantools.lint.solver_rules import rate_grows
 from caffe_nantools.solver_edits import set_fields
 from caffe_nantools.solver_settings import value_of
@@ -27,8 +26,7 @@ from caffe_nantools.templates import escape
 from caffe_nantools.textdiff import unified
 
 if TYPE_CHECKING:
-    from caffe_nantools.diagnose import Diagnosis
-    from caffe_nantools.hunt.verdict import Verdict
+    from caffe_nantools.diagnose import Diagnosis, Verdict
     from caffe_nantools.scan.contracts import Breach
 
 #: Tries of ever lower rates for exploding gradients, each 10x below the one before.
@@ -57,6 +55,8 @@ class Fix:
     #: For a hunt from a snapshot, once verified: the command that resumes the user's training
     #: from it with the fix (the user's files with only the fix's edit, written in the workdir).
     resume: Optional[str] = None
+    #: What trying it found, for the advice (a Python layer's lines to patch, say).
+    advice: List[str] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -67,17 +67,7 @@ class Fix:
         return self.unverified or "NOT verified: the same iterations still fail"
 
     def to_dict(self) -> dict:
-        return {
-            "change": self.change,
-            "verified": self.verified,
-            "unverified": self.unverified,
-            "state": self.state,
-            "files": self.files,
-            "tries": self.tries,
-            "seeds": self.seeds,
-            "diff": self.diff,
-            "resume": self.resume,
-        }
+        return {**fields_dict(self, leave_out=("iterations", "advice")), "state": self.state}
 
 
 def find_fix(
@@ -186,7 +176,7 @@ def _clean_source(
 ) -> Optional[Fix]:
     """The source without its bad records (``scan --write-clean`` into the workdir), the net's
     copy reading it."""
-    return _clean_copy(inputs, verdict.record["source"], iters=iters, gpu=gpu, folder=folder)
+    return _clean_copy(inputs, verdict.record.source, iters=iters, gpu=gpu, folder=folder)
 
 
 def _clean_copy(
@@ -388,12 +378,18 @@ def _python_fix(
     fix = _first_verified(inputs, retries, iters=iters, gpu=gpu, folder=folder)
     if fix is not None and fix.verified:
         return fix
-    if retries:
-        verdict.advice.append(
+    tried = (
+        [
             f"Python layer {layer.name!r}: its param_str at a safe value did not keep the "
             f"iterations finite (tried: {', '.join(repr(r.param_str) for r in retries)})"
-        )
-    return _python_patch(layer, verdict)
+        ]
+        if retries
+        else []
+    )
+    patch = _python_patch(layer, verdict)
+    if patch is not None:
+        patch.advice[:0] = tried
+    return patch
 
 
 def _python_patch(layer: Layer, verdict: Verdict) -> Optional[Fix]:
@@ -403,7 +399,6 @@ def _python_patch(layer: Layer, verdict: Verdict) -> Optional[Fix]:
     if not patches:
         return None
     shown = patches[:PATCHES_SHOWN]
-    verdict.advice += [f"Python layer {layer.name!r}: {p}" for p in shown]
     where = f"{shown[0].file}:{', '.join(str(p.line) for p in shown)}"
     return Fix(
         f"patch {where}: {shown[0].remedy}"
@@ -411,6 +406,7 @@ def _python_patch(layer: Layer, verdict: Verdict) -> Optional[Fix]:
         False,
         unverified=f"not verified: a patch to your code in {shown[0].file}, which hunt does "
         "not change; apply it and run hunt again",
+        advice=[f"Python layer {layer.name!r}: {p}" for p in shown],
     )
 
 
@@ -519,3 +515,20 @@ def _number(value: str) -> Optional[float]:
         return float(value)
     except ValueError:
         return None  # a word (lr_policy: "fixed"), never a number's other spelling
+
+
+def set_field(net: Net, layer: str, path: str, value: str) -> None:
+    """Set ``block.field`` of ``layer`` to ``value`` in hunt's copy of the net (the block made
+    where the layer has none)."""
+    block, name = path.split(".")
+    node = next(l.node for l in net.layers if l.name == layer)
+    holder = node.find(block)
+    if holder is None:
+        node.insert(-1, parse(f"\n  {block} {{ {name}: {value} }}").children[0])
+        return
+    entry = holder.find(name)
+    if entry is None:
+        holder.insert(-1, parse(f" {name}: {value}").children[0])
+    else:
+        entry.values[0][0].text = value
+        del entry.values[0][1:]

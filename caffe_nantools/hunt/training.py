@@ -17,6 +17,7 @@ from caffe_nantools.hunt.child import EXIT_NO_SPACE
 from caffe_nantools.hunt.inputs import CHECK_MAX_ABS, Copies, HuntError
 from caffe_nantools.hunt.space import NEARLY_FULL, HuntSpaceError, free_bytes, no_room, size
 from caffe_nantools.hunt.stores import remove_copies
+from caffe_nantools.jsontext import fields_dict
 from caffe_nantools.pycaffe import CPU_ONLY, cpu_only
 
 
@@ -47,14 +48,13 @@ class Training:
         return self.error is None and not self.aborted
 
     def to_dict(self) -> dict:
-        return {
-            "iterations": self.iterations,
-            "seconds": round(self.seconds, 3),
-            "log": self.log,
-            "finite": self.finite,
-            "aborted": self.aborted,
-            "start": self.start,
-        }
+        """The train stage's detail: the failure itself is the verdict's."""
+        shown = fields_dict(
+            self,
+            convert={"seconds": lambda seconds: round(seconds, 3)},
+            leave_out=("error", "iteration", "exit_code", "replay", "skipped"),
+        )
+        return {**shown, "finite": self.finite}
 
 
 def train(

@@ -140,17 +140,17 @@ def _hunt_page(report) -> Page:
         o = v.origin
         facts.append(("began", f"layer {o.layer}, {o.pass_} of iteration {o.iteration}: {o.why}"))
     if v.record is not None:
-        more = len([r for r in v.records if r["key"] != v.record["key"]])
+        more = len([r for r in v.records if r.key != v.record.key])
         facts.append(
             (
                 "record",
-                f"{v.record['key']} of {v.record['source']}"
-                + (f" (and {more} more)" if more else ""),
+                f"{v.record.key} of {v.record.source}" + (f" (and {more} more)" if more else ""),
             )
         )
-    if v.fix is not None:
-        facts.append(("fix", v.fix["change"]))
-        facts.append(("verified", v.fix["state"]))
+    fix = report.fix.to_dict() if report.fix is not None else None
+    if fix is not None:
+        facts.append(("fix", fix["change"]))
+        facts.append(("verified", fix["state"]))
     else:
         facts.append(("fix", "none tried for this cause"))
     d = getattr(report, "diagnosis", None)
@@ -159,12 +159,12 @@ def _hunt_page(report) -> Page:
         report.workdir,
         v.cause,
         facts,
-        advice=list(v.advice),
+        advice=list(report.advice),
         evidence=[(None, e) for e in v.evidence],
         diagnosis=d,
         replay=getattr(report, "replayed", None),
         risks=[str(f) for f in report.lint],
-        fix=v.fix,
+        fix=fix,
         notes=list(report.notes),
     )
     if d is not None:

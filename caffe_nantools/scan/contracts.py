@@ -297,7 +297,7 @@ class Breach:
         return fields_dict(self, names=_BREACH_FIELDS)
 
 
-def judge(
+def systematic_breach(
     tally: Tally, bound: Bound, source: str, others: Sequence[Bound] = ()
 ) -> Optional[Breach]:
     """The source's systematic breach of ``bound``, or None (no breach, or a few records:

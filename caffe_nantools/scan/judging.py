@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Dict, Set
 
-from caffe_nantools.scan.contracts import Breach, judge, scale_note
+from caffe_nantools.scan.contracts import Breach, scale_note, systematic_breach
 from caffe_nantools.scan.report import Finding, ScanReport
 from caffe_nantools.scan.source import Source
 
@@ -24,7 +24,7 @@ def judge_contracts(source: Source, report: ScanReport) -> None:
             if tally is None:
                 continue
             others = [b for b in bounds if b is not bound]
-            breach = judge(tally, bound, source.name, others)
+            breach = systematic_breach(tally, bound, source.name, others)
             if breach is not None:
                 report.breaches.append(breach)
                 report.findings.append(

@@ -52,11 +52,11 @@ def hunt_after(
             no_hunt=f"hunt could not run: {e}; once that is fixed, run "
             f"`{_hunt_line(solver, good.solverstate, iters)}`"
         )
-    fix = report.verdict.fix
-    if fix is None or not fix.get("resume"):
+    fix = report.fix
+    if fix is None or not fix.resume:
         why = "hunt found no cause" if report.verdict.cause == Cause.NONE else "no fix was verified"
         return Hunted(report, good.solverstate, no_resume=f"{why} from {good.solverstate}")
-    fixed = flag(shlex.split(fix["resume"]), "solver")
+    fixed = flag(shlex.split(fix.resume), "solver")
     return Hunted(report, good.solverstate, resume=resumed(command, fixed, good.solverstate))
 
 

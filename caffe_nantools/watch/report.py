@@ -193,10 +193,9 @@ class Hunted:
         hunted = self.report.format().rstrip("\n").splitlines()
         lines = [f"hunt from {self.state}:"] + [f"  {line}" for line in hunted]
         if self.resume is not None:
-            fix = self.report.verdict.fix
             lines.append(
                 f"resume: {_quoted(self.resume)} (the last finite snapshot with the verified fix, "
-                f"{fix['change']}; your own files are untouched)"
+                f"{self.report.fix.change}; your own files are untouched)"
             )
         else:
             lines.append(f"resume: none: {self.no_resume}")

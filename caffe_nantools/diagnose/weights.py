@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from caffe_nantools.diagnose import GLOBAL_ORDERS, net_norms
+from caffe_nantools.diagnose.origin import GLOBAL_ORDERS
+from caffe_nantools.diagnose.trace import net_norms
 from caffe_nantools.logs import read_events
 
 
