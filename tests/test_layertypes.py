@@ -8,7 +8,8 @@ import inspect
 import pytest
 
 from caffe_nantools import layertypes
-from caffe_nantools.diagnose import NetFacts
+from caffe_logs import CaffeLog
+from caffe_nantools.diagnose import diagnose
 from caffe_nantools.hunt.numeric_fixes import layer_edits
 from caffe_nantools.layertypes import (
     EVERY_LAYER,
@@ -88,17 +89,27 @@ def test_a_new_loss_type_is_one_entry_for_lint_and_scan(tmp_path, monkeypatch):
     assert (bound.layer, bound.type, bound.kind) == ("rank", "RankLoss", UNIT)
 
 
-def test_a_new_types_advice_and_edits_reach_diagnose_and_hunt(monkeypatch):
-    from caffe_nantools.diagnose.causes import _layer_advice
-
+def test_a_new_types_advice_and_edits_reach_diagnose_and_hunt(tmp_path, monkeypatch):
     def halve(net_text, path, layer, nan):
         return [layertypes.Edit(f"halve {layer.name}", net_text)]
 
     entry = LayerType("Cube", advice="Cube {name!r}: lower its power", edits=halve)
     monkeypatch.setitem(layertypes.TYPES, "Cube", entry)
-    text = INPUT + layer('name: "c3" type: "Cube" bottom: "x" top: "y"')
-    assert _layer_advice("c3", NetFacts.of(Net.parse(text))) == "Cube 'c3': lower its power"
-    assert layer_edits(text, "net.prototxt", "c3", False) == [("halve c3", text)]
+    text = (
+        INPUT.replace('"in"', '"data"').replace('"x"', '"data"')
+        + layer('name: "conv1" type: "Convolution" bottom: "data" top: "conv1"')
+        + layer('name: "cube" type: "Cube" bottom: "conv1" top: "conv1"')
+        + layer('name: "ip1" type: "InnerProduct" bottom: "conv1" top: "ip1"')
+    )
+    net = tmp_path / "net.prototxt"
+    net.write_text(text)
+    log = CaffeLog().solving()
+    log.forward("data", "data", "0.77").forward("conv1", "conv1", "0.5")
+    log.forward("cube", "conv1", "nan").forward("ip1", "ip1", "nan").loss(0, "nan").lr(0, "0.01")
+    result = diagnose(log.write(tmp_path / "train.log"), net=str(net))
+    assert result.cause == "layer_numerics" and result.first_nonfinite.layer == "cube"
+    assert "Cube 'cube': lower its power" in result.advice
+    assert layer_edits(text, str(net), "cube", False) == [("halve cube", text)]
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,7 @@ def global_stats_edit(net_text: str, path: str) -> Optional[Edit]:
 
 
 def log_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]:
+    """A shift of the Log's input off 0, smallest first."""
     shift = _value(layer, "log_param", "shift", FLOAT) or 0.0
     return [
         _edited(
@@ -70,6 +71,8 @@ def log_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]:
 
 
 def power_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]:
+    """A shift of the Power's base off 0, and a whole power in place of a fractional one
+    (first when the failure was a NaN: a negative base, which no small shift lifts)."""
     power = _value(layer, "power_param", "power", FLOAT)
     power = 1.0 if power is None else power
     shift = _value(layer, "power_param", "shift", FLOAT) or 0.0
@@ -104,6 +107,7 @@ def power_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]
 
 
 def exp_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]:
+    """Exp's scale brought to 1 where it is larger than 1 in size."""
     scale = _value(layer, "exp_param", "scale", FLOAT)
     if scale is None or abs(scale) <= 1:
         return []
@@ -122,6 +126,8 @@ def exp_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]:
 
 
 def batch_norm_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]:
+    """BatchNorm's eps at Caffe's default where it is 0 or below, and use_global_stats
+    dropped in TRAIN."""
     eps = _value(layer, "batch_norm_param", "eps", FLOAT)
     edits = []
     if eps is not None and not eps > 0:
@@ -142,6 +148,7 @@ def batch_norm_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[
 
 
 def pooling_edits(net_text: str, path: str, layer: Layer, nan: bool) -> List[Edit]:
+    """Pooling's stride brought down to its kernel where it is larger."""
     params = layer.node.find("pooling_param")
     if params is None:
         return []

@@ -33,8 +33,8 @@ from caffe_nantools.layertypes.checks import (
 from caffe_nantools.layertypes.contracts import BINARY, CLASS, LABEL_COUNT, SCALE, UNIT, Contract
 from caffe_nantools.layertypes.edits import (
     Edits,
-    exp_edits,
     batch_norm_edits,
+    exp_edits,
     log_edits,
     pooling_edits,
     power_edits,
