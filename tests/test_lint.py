@@ -209,12 +209,12 @@ def test_net_rules(tmp_path, text, expected):
     assert rules_of(tmp_path, text) == expected
 
 
-def test_a_layer_rule_is_one_function_and_one_entry(tmp_path, monkeypatch):
-    from caffe_nantools.lint import net_rules
-    from caffe_nantools.lint.rules import LayerProblem, Rule
+def test_a_layer_rule_is_one_function_and_one_entry_of_its_type(tmp_path, monkeypatch):
+    from caffe_nantools import layertypes
+    from caffe_nantools.layertypes import LayerProblem, LayerType, Rule
 
     def wide_relu(seen):
-        if seen.layer.type == "ReLU" and seen.source is not None:
+        if seen.source is not None:
             yield LayerProblem(
                 seen.layer,
                 "warning",
@@ -224,7 +224,7 @@ def test_a_layer_rule_is_one_function_and_one_entry(tmp_path, monkeypatch):
             )
 
     rule = Rule("wide-relu", "a ReLU after another layer", wide_relu)
-    monkeypatch.setattr(net_rules, "LAYER_RULES", net_rules.LAYER_RULES + (rule,))
+    monkeypatch.setitem(layertypes.TYPES, "ReLU", LayerType("ReLU", lint=(rule,)))
     path = tmp_path / "relus.prototxt"
     path.write_text(
         INPUT_9
@@ -233,7 +233,7 @@ def test_a_layer_rule_is_one_function_and_one_entry(tmp_path, monkeypatch):
         + layer('name: "l" type: "Log" bottom: "x" top: "z"')
     )
     found = [(f.rule, f.line, f.message, f.layer) for f in lint(str(path))]
-    # The new rule's finding comes after the rules listed before it, at the same layer.
+    # The new rule checks the layers of its type only, each where it stands in the file.
     assert found == [
         ("wide-relu", 3, "ReLU 'second': after in", "second"),
         ("log-nonpositive", 4, found[1][2], "l"),
@@ -242,7 +242,7 @@ def test_a_layer_rule_is_one_function_and_one_entry(tmp_path, monkeypatch):
 
 def test_a_solver_rule_is_one_function_and_one_entry(tmp_path, monkeypatch):
     from caffe_nantools.lint import solver_rules
-    from caffe_nantools.lint.rules import Rule, SettingProblem
+    from caffe_nantools.layertypes import Rule, SettingProblem
     from caffe_nantools.solver_settings import setting
 
     def long_run(doc):
@@ -322,7 +322,7 @@ def test_cli_json_and_exit_codes(tmp_path, capsys):
 def test_pooling_on_huge_inputs_is_checked_at_once(tmp_path, height, width):
     import time
 
-    from caffe_nantools.lint.shapes import empty_windows, pooled_size
+    from caffe_nantools.layertypes import empty_windows, pooled_size
 
     net = layer(
         f'name: "in" type: "Input" top: "x" input_param {{ shape {{ dim: 1 dim: 1 dim: {height} dim: {width} }} }}'
@@ -359,7 +359,7 @@ def brute_force_empty_windows(size, kernel, stride, pad):
 
 
 def test_closed_form_empty_windows_match_the_window_by_window_count():
-    from caffe_nantools.lint.shapes import empty_windows
+    from caffe_nantools.layertypes import empty_windows
 
     for size in range(1, 30):
         for kernel in range(1, 7):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from caffe_nantools.lint.shapes import empty_windows, pooled_size
+from caffe_nantools.layertypes import empty_windows, pooled_size
 
 
 @pytest.mark.parametrize("pool, empty_value", [("MAX", -np.finfo(np.float32).max), ("AVE", 0.0)])

@@ -1,7 +1,7 @@
-"""The contracts of loss and metric layers on their inputs (one table, scan/contracts.py), and
-scan's findings on data that breaks them: a few bad records are theirs (dropped by
---write-clean), a pattern over many is one fault of the source, fixed as a whole (a net
-setting, or a relabelled or rescaled copy)."""
+"""The contracts of loss and metric layers on their inputs (their entries in the layer types'
+table, caffe_nantools.layertypes), and scan's findings on data that breaks them: a few bad
+records are theirs (dropped by --write-clean), a pattern over many is one fault of the source,
+fixed as a whole (a net setting, or a relabelled or rescaled copy)."""
 
 import textwrap
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from caffe_nantools.datum import parse_header, with_label
+from caffe_nantools.layertypes import TYPES
 from caffe_nantools.prototxt.net import Net, NetState
 from caffe_nantools.scan import scan
 from caffe_nantools.scan.contracts import (
     BINARY,
     CLASS,
-    CONTRACTS,
     SCALE,
     UNIT,
     Bound,
@@ -60,7 +60,7 @@ def classes(k=4, one_per_sample=False, **kw):
 
 
 def test_every_loss_and_metric_layer_of_caffe_has_its_contract_in_the_table():
-    kinds = {t: [r.kind for r in rules] for t, rules in CONTRACTS.items()}
+    kinds = {t: [r.kind for r in entry.contract] for t, entry in TYPES.items()}
     assert kinds["SoftmaxWithLoss"] == kinds["Accuracy"] == kinds["HingeLoss"] == [CLASS]
     assert kinds["SigmoidCrossEntropyLoss"] == [UNIT]
     assert kinds["ContrastiveLoss"] == [BINARY]

@@ -16,26 +16,10 @@ from caffe_nantools.diagnose.trace import is_bad
 from caffe_nantools.diagnose.updates import Ratio, Updates, healthy_gradient_norm, safe_base_lr
 from caffe_nantools.diagnose.verdict import FirstNonfinite, Verdict
 from caffe_nantools.files import read_text
+from caffe_nantools.layertypes import layer_type
 from caffe_nantools.lint import LintFinding, lint_models
 from caffe_nantools.solver_settings import has_inline_net, number_of, setting, train_net_named
 from caffe_nantools.prototxt import Document, Net, NetState, parse
-
-#: What to change when a layer of this type made non-finite values from finite inputs.
-LAYER_ADVICE = {
-    "Log": "Log layer {name!r} sees values <= 0: give it a shift (log_param {{ shift: 1e-6 }}) or feed it "
-    "values that stay positive",
-    "Power": "Power layer {name!r}: a fractional or negative power of values <= 0 is NaN or inf, and the "
-    "gradient of x^0.5 at 0 is inf: add a shift (power_param {{ shift: 1e-6 }})",
-    "BatchNorm": "BatchNorm {name!r}: a channel with zero variance divides by sqrt(eps); keep eps > 0 "
-    "(default 1e-5), and use_global_stats: false in TRAIN",
-    "Pooling": "Pooling {name!r}: windows past the input give -FLT_MAX (MAX) and the next layer overflows; "
-    "keep stride <= kernel and pad < kernel",
-    "MultinomialLogisticLoss": "MultinomialLogisticLoss {name!r} takes log of a probability that can be 0: "
-    "use SoftmaxWithLoss on the raw scores instead",
-    "InfogainLoss": "InfogainLoss {name!r} takes log of its input: feed it Softmax probabilities",
-    "Python": "Python layer {name!r}: look for log, sqrt or division at 0 in its forward/backward",
-    "Normalize": "Normalize {name!r} divides by the norm of a vector that can be 0: give it an eps",
-}
 
 
 @dataclass
@@ -709,8 +693,9 @@ def _layer_advice(
             "factor under the same layer names) or train it with use_global_stats: false"
         )
     kind = net.types.get(layer) if net else None
-    if kind in LAYER_ADVICE:
-        return LAYER_ADVICE[kind].format(name=layer)
+    advice = layer_type(kind).advice if kind else ""
+    if advice:
+        return advice.format(name=layer)
     return (
         f"layer {layer!r}{f' ({kind})' if kind else ''} turns finite inputs into non-finite values: look for "
         "log, sqrt or division at 0 in it"

@@ -9,7 +9,8 @@ from typing import Optional, Tuple
 from numpy import errstate, finfo, float32, float64, format_float_positional, isfinite
 
 from caffe_nantools.lint.findings import Findings
-from caffe_nantools.lint.rules import Found, Rule, SettingProblem, run
+from caffe_nantools.layertypes import Found, Rule, SettingProblem
+from caffe_nantools.lint.rules import run
 from caffe_nantools.prototxt import BOOL, FLOAT, INT32, INT64, STRING, Document, Enum
 from caffe_nantools.solver_settings import setting, value_of
 

@@ -1,7 +1,8 @@
-"""What each loss and metric layer requires of its inputs, in one table that scan, hunt and
-lint read: which bottom, what its values must be, what Caffe does when they are not, and the
-fix of a systematic breach (a setting of the net, or a relabelled or rescaled copy of the
-source that ``scan --write-clean`` writes).
+"""The data checked against what each loss and metric layer requires of its inputs (the
+``contract`` of its type's entry in :mod:`caffe_nantools.layertypes`: which bottom, what its
+values must be, what Caffe does when they are not), and the fix of a systematic breach (a
+setting of the net, or a relabelled or rescaled copy of the source that ``scan --write-clean``
+writes).
 
 A breach in a few records is theirs: they are dropped. A breach in many (more than 1% of the
 source, and more than :data:`FEW` records) that follows a pattern (labels 1..K, one 'void'
@@ -17,13 +18,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from caffe_nantools.jsontext import fields_dict
+from caffe_nantools.layertypes import BINARY, CLASS, REQUIRES, SCALE, UNIT, layer_type
 from caffe_nantools.prototxt import FLOAT, UINT32, Layer, Net, NetState
 
-#: What a bottom must hold.
-CLASS = "class"  # a whole class index 0..K-1 per prediction, or the ignore_label
-UNIT = "unit"  # a target probability in [0, 1]
-BINARY = "binary"  # 0 (dissimilar) or 1 (similar)
-SCALE = "scale"  # any real number, on the scale of the prediction it is compared with
 #: The breached records that make a breach the source's own rather than theirs: more than this
 #: many, and more than :data:`SHARE` of the source.
 FEW = 3
@@ -32,40 +29,6 @@ SHARE = 0.01
 DISTINCT = 1024
 #: A regression target this large (in |value|) against a prediction of order 1 at the start.
 RAW_SCALE = 50.0
-#: Caffe's fatal line for a label blob of the wrong size.
-LABEL_COUNT = "Number of labels must match number of predictions"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One bottom's contract: ``ignore`` is the parameter block holding the layer's
-    ``ignore_label``; ``aborts`` the fatal line Caffe stops with on a label blob of the wrong
-    size (its check fails at set-up)."""
-
-    bottom: int
-    kind: str
-    ignore: Optional[str] = None
-    aborts: str = ""
-
-
-#: Layer type -> its bottoms' contracts.
-CONTRACTS: Dict[str, Tuple[Rule, ...]] = {
-    "SoftmaxWithLoss": (Rule(1, CLASS, "loss_param", LABEL_COUNT),),
-    "Accuracy": (Rule(1, CLASS, "accuracy_param", LABEL_COUNT),),
-    "MultinomialLogisticLoss": (Rule(0, UNIT), Rule(1, CLASS)),
-    "InfogainLoss": (Rule(0, UNIT), Rule(1, CLASS)),
-    "HingeLoss": (Rule(1, CLASS),),
-    "SigmoidCrossEntropyLoss": (Rule(1, UNIT, "loss_param"),),
-    "ContrastiveLoss": (Rule(2, BINARY),),
-    "EuclideanLoss": (Rule(0, SCALE), Rule(1, SCALE)),
-}
-#: What each kind requires, in words.
-REQUIRES = {
-    CLASS: "a whole class index in 0..K-1 for each prediction",
-    UNIT: "targets in [0, 1]",
-    BINARY: "0 or 1 (dissimilar or similar pair)",
-    SCALE: "targets on the prediction's scale",
-}
 
 
 @dataclass(frozen=True)
@@ -101,7 +64,7 @@ def bound_contracts(net: Net, state: NetState) -> Dict[str, List[Bound]]:
     layers = net.active_layers(state)
     out: Dict[str, List[Bound]] = {}
     for at, layer in enumerate(layers):
-        for rule in CONTRACTS.get(layer.type, ()):
+        for rule in layer_type(layer.type).contract:
             if rule.bottom >= len(layer.bottoms):
                 continue
             scores = _producer(layers[:at], layer.bottoms[0]) if rule.kind == CLASS else None
