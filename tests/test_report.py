@@ -1,4 +1,4 @@
-"""--report for diagnose (and the library's write_html / write_markdown): one page a browser
+"""--report for diagnose (and the library's report.write_html / write_markdown): one page a browser
 opens offline with the verdict, the curves, the per-layer trace and the evidence; Markdown that
 GitHub renders as tables, a folded evidence block and code; --redact for posting it."""
 
@@ -11,6 +11,7 @@ import pytest
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import diagnose
+from caffe_nantools import report
 from caffe_nantools.report import plots, render
 from caffe_nantools.report.trace import trace_of
 from needs import need
@@ -79,7 +80,8 @@ def test_redact_replaces_the_home_and_working_folders_and_the_host(tmp_path, mon
         assert str(work) in plain
         redacted = render(result, "markdown" if suffix == ".md" else "html", redact=True)
         assert str(home) not in redacted and "{workdir}/train.log" in redacted
-    assert result.write_markdown(str(tmp_path / "r.md"), redact=True) == str(tmp_path / "r.md")
+    out = str(tmp_path / "r.md")
+    assert report.write_markdown(result, out, redact=True) == out
 
 
 def test_without_matplotlib_the_page_keeps_every_table_and_says_so(tmp_path, monkeypatch):
@@ -133,8 +135,8 @@ def test_a_report_path_that_cannot_be_written_stops_diagnose_first(tmp_path, cap
 @pytest.mark.parametrize("kind", ["html", "markdown"])
 def test_the_library_writes_either_format_whatever_the_suffix(tmp_path, kind):
     result = diagnose(exploding().write(tmp_path / "train.log"))
-    write = result.write_html if kind == "html" else result.write_markdown
-    out = write(str(tmp_path / "report.txt"))
+    write = report.write_html if kind == "html" else report.write_markdown
+    out = write(result, str(tmp_path / "report.txt"))
     with open(out) as f:
         head = f.read(20)
     assert head.startswith("<!DOCTYPE html>" if kind == "html" else "### caffe-nantools")
@@ -194,7 +196,7 @@ def test_many_outputs_stay_readable_drawn_small_and_all_listed(tmp_path):
     names = [f"out_{k:02d}" for k in range(40)]
     log = with_outputs(names, bad=("out_33", 6)).write(tmp_path / "train.log")
     result = diagnose(log, keep_trace=True)
-    result.write_html(str(tmp_path / "many.html"))
+    report.write_html(result, str(tmp_path / "many.html"))
     shown = check_html(tmp_path / "many.html", [], first_bad_row=False)
     text = (tmp_path / "many.html").read_text()
     section = text.split('id="outputs"')[1].split("</section>")[0]

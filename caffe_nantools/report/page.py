@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from caffe_nantools.cause import Cause
-
+from caffe_nantools.diagnose import Diagnosis
 from caffe_nantools.errors import NanToolsError
+from caffe_nantools.hunt import HuntReport
 from caffe_nantools.report.outputs import Output, outputs_of
+from caffe_nantools.watch import WatchResult
 
 if TYPE_CHECKING:
-    from caffe_nantools.diagnose import Diagnosis
     from caffe_nantools.replay import ReplayReport
 
 #: The scan's bad records listed (all are counted).
@@ -76,10 +77,6 @@ class Page:
 
 def page_of(report) -> Page:
     """The page of a HuntReport, a Diagnosis or a WatchResult."""
-    from caffe_nantools.diagnose import Diagnosis
-    from caffe_nantools.hunt import HuntReport
-    from caffe_nantools.watch.report import WatchResult
-
     if isinstance(report, HuntReport):
         page = _hunt_page(report)
         d, training = report.diagnosis, report.training
