@@ -164,10 +164,10 @@ def with_outputs(names, bad=None, iterations=8, test_every=4, runs=1) -> CaffeLo
     "names, bad", [(["accuracy"], ("accuracy", 5)), (["a", "b", "c"], ("b", 2))]
 )
 def test_each_output_is_a_curve_with_its_first_non_finite_value(tmp_path, names, bad):
-    from caffe_nantools.report.outputs import outputs_of
+    from caffe_nantools.report.outputs import curves_of
 
     log = with_outputs(names, bad).write(tmp_path / "train.log")
-    outputs = outputs_of(log)
+    outputs = curves_of(log).outputs
     assert [(o.phase, o.name) for o in outputs] == [("train", "loss")] + [
         ("train", n) for n in names
     ] + [("test", "loss"), ("test", "top5")]
@@ -181,14 +181,14 @@ def test_each_output_is_a_curve_with_its_first_non_finite_value(tmp_path, names,
 
 
 def test_the_outputs_are_the_diagnosed_runs(tmp_path):
-    from caffe_nantools.report.outputs import outputs_of
+    from caffe_nantools.report.outputs import curves_of
 
     log = with_outputs(["acc"], iterations=3, runs=2)
     log.solving().loss(0, "1.0").lr(0, "0.01")
     path = log.write(tmp_path / "train.log")
-    assert [o.count for o in outputs_of(path, 2) if o.name == "acc"] == [3]
-    assert [o.name for o in outputs_of(path)] == ["loss"]  # the last run's only
-    assert [(o.name, o.points) for o in outputs_of(path, 3)] == [("loss", [(0, 1.0)])]
+    assert [o.count for o in curves_of(path, 2).outputs if o.name == "acc"] == [3]
+    assert [o.name for o in curves_of(path).outputs] == ["loss"]  # the last run's only
+    assert [(o.name, o.points) for o in curves_of(path, 3).outputs] == [("loss", [(0, 1.0)])]
 
 
 def test_many_outputs_stay_readable_drawn_small_and_all_listed(tmp_path):
@@ -268,3 +268,60 @@ def test_redact_applies_to_the_diff_and_the_command(tmp_path, monkeypatch):
         assert str(tmp_path) not in text
         assert '{workdir}/hunt/clean/pixels"' in text
         assert "caffe train -solver {workdir}/hunt/fix/solver.prototxt" in text
+
+
+#: The largest report of any log (the HTML; the Markdown stays within a comment).
+LARGEST = 3 * 2**20
+
+
+def stretches(iterations):
+    """(first, last, count) of each run of consecutive iterations in ``iterations``."""
+    out = []
+    for i in sorted(iterations):
+        if out and out[-1][1] == i - 1:
+            out[-1] = (out[-1][0], i, out[-1][2] + 1)
+        else:
+            out.append((i, i, 1))
+    return out
+
+
+@pytest.mark.parametrize(
+    "iterations, loss_bad, accuracy_bad",
+    [
+        (5000, {37, 2500, 2501, 2502} | set(range(4900, 5000)), set(range(300, 340))),
+        (8000, {7999} | set(range(4777, 4790)), {0, 2, 4, 7998}),
+    ],
+)
+def test_a_long_log_gives_a_small_page_that_keeps_every_non_finite_value(
+    tmp_path, iterations, loss_bad, accuracy_bad
+):
+    """Past the thinning of the curves (2000 finite points each), a log's size no longer weighs
+    on its page: the page of diagnose on a 1 GB log is benchmarks/report_size.py's (run by
+    docker/run-benchmark report_size, its targets 3 MB and every non-finite value)."""
+    need("matplotlib")
+    log = CaffeLog().solving()
+    for i in range(iterations):
+        log.loss(i, "nan" if i in loss_bad else f"{1.5 + (i % 89) / 100:g}")
+        accuracy = "-inf" if i in accuracy_bad else f"{0.2 + (i % 41) / 100:g}"
+        log.glog(f"    Train net output #1: accuracy = {accuracy}", source="solver.cpp:258")
+        log.lr(i, "0.01")
+    result = diagnose(log.write(tmp_path / "train.log"), keep_trace=True)
+    out = report.write_html(result, str(tmp_path / "long.html"))
+    assert os.path.getsize(out) < LARGEST
+    curves = report.page_of(result).curves
+    accuracy = next(o for o in curves.outputs if o.name == "accuracy")
+    kept = {
+        name: [(s.first[0], s.last[0], s.count) for s in curve.bad]
+        for name, curve in (("loss", curves.loss), ("accuracy", accuracy))
+    }
+    assert kept == {"loss": stretches(loss_bad), "accuracy": stretches(accuracy_bad)}
+    # Each stretch's ends are among the points drawn, the finite values thinned.
+    drawn = curves.loss.points
+    assert {p[0] for p in drawn} >= {i for s in kept["loss"] for i in s[:2]}
+    assert len(drawn) <= 2001 + 2 * len(kept["loss"])
+    with open(out) as f:
+        assert f"{len(loss_bad)} non-finite in all, each marked" in f.read()
+    assert check_html(out, [f"iteration {min(loss_bad)}"], first_bad_row=False)["plots"]
+    md = render(result, "markdown")
+    check_markdown(md, table=True)
+    assert f"| train | `accuracy` | {iterations} |" in md

@@ -173,10 +173,19 @@ def profile(ax, column: Optional[Column], layers: List[str], marks: Sequence[tup
         ax.legend(fontsize=7)
 
 
-def series(ax, points, name: str, color: str, *, pinned: Optional[float] = None) -> None:
+def series(
+    ax,
+    points,
+    name: str,
+    color: str,
+    *,
+    pinned: Optional[float] = None,
+    spans: Sequence[Tuple[float, float]] = (),
+) -> None:
     """A loss, output or rate against iteration: each non-finite point a red x on the axis's
-    floor, a loss pinned at 87.3365 marked; a log scale where values span two decades; a
-    constant drawn as one (its axis from 0)."""
+    floor, and each of ``spans`` (iterations whose values are all non-finite) a red bar there;
+    a loss pinned at 87.3365 marked; a log scale where values span two decades; a constant
+    drawn as one (its axis from 0)."""
     if not points:
         ax.text(0.5, 0.5, f"no {name} in the log", ha="center", transform=ax.transAxes)
         return
@@ -211,6 +220,8 @@ def series(ax, points, name: str, color: str, *, pinned: Optional[float] = None)
             zorder=3,
             label=f"{name} nan/inf (first at {_iteration(xs[~good][0])})",
         )
+        for start, end in spans:
+            ax.hlines(floor, start, end, color="red", linewidth=3, zorder=3)
     if pinned is not None:
         ax.axvline(pinned, color="purple", linestyle="--", linewidth=1)
         ax.annotate(
