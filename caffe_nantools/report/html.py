@@ -124,8 +124,8 @@ def _number(value) -> str:
     return str(value)
 
 
-def _figure(plt, draw, size) -> str:
-    fig = plt.figure(figsize=size, constrained_layout=True)
+def _figure(plt, draw, size, *, constrained: bool = True) -> str:
+    fig = plt.figure(figsize=size, constrained_layout=constrained)
     try:
         draw(fig)
         return f'<div class="plot">{plots.svg(fig)}</div>'
@@ -207,8 +207,11 @@ def _outputs(plt, outputs, e) -> List[str]:
                 plots.series(ax, o.points, f"{o.phase}: {o.name}", color, spans=o.spans)
                 ax.set_ylabel("")
                 ax.set_title(f"{o.phase}: {o.name}", fontsize=9)
+            fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.4 / (2.4 * rows), hspace=0.7)
 
-        out.append(_figure(plt, draw, (11, 2.4 * rows)))
+        # Fixed margins: the constrained layout of Debian 11's matplotlib (3.3) takes minutes
+        # on a grid of many small plots.
+        out.append(_figure(plt, draw, (11, 2.4 * rows), constrained=False))
     rows_ = [
         [
             o.phase,
