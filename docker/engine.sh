@@ -1,7 +1,8 @@
 # Sourced by docker/nantools and docker/run-tests: build and run the image with Docker when an
 # engine answers, otherwise with podman set up the way these machines need it (vfs storage,
 # chroot isolation, runc, cgroupfs, no rlimits, a base image made offline by debootstrap).
-# Defines: IMAGE, ENGINE, engine_build ARGS..., engine_image, engine_run ARGS..., engine_clean.
+# Defines: IMAGE, ENGINE, engine_build ARGS..., engine_image, engine_run ARGS...,
+# engine_copy_out IMAGE FOLDER DEST, engine_clean.
 
 IMAGE=${NANTOOLS_IMAGE:-caffe-nantools}
 BASE_IMAGE=docker.io/library/debian:bullseye-slim
@@ -48,6 +49,7 @@ podman_storage() {
 if docker info >/dev/null 2>&1; then
   ENGINE=(docker)
   BUILD=(docker build)
+  CONTAINERS=(docker)
   RUN=(docker run --rm)
 else
   if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
@@ -56,7 +58,8 @@ else
   fi
   ENGINE=(podman $(podman_storage))
   BUILD=("${ENGINE[@]}" build --isolation chroot --network host)
-  RUN=("${ENGINE[@]}" --runtime runc --cgroup-manager cgroupfs run --rm --network host)
+  CONTAINERS=("${ENGINE[@]}" --runtime runc --cgroup-manager cgroupfs)
+  RUN=("${CONTAINERS[@]}" run --rm --network host)
   # crun and podman's default rlimits fail in these sandboxes.
   export CONTAINERS_CONF="${TMPDIR:-/tmp}/caffe-nantools-containers.conf"
   printf '[containers]\ndefault_ulimits = []\n' >"$CONTAINERS_CONF"
@@ -89,6 +92,16 @@ engine_image() {
   rm -f "$log"
 }
 engine_run() { "${RUN[@]}" "$@"; }
+
+# Copies the folder FOLDER of IMAGE to DEST (which must not exist) by way of a container that
+# is created, never started, and removed again.
+engine_copy_out() {
+  local container status=0
+  container=$("${CONTAINERS[@]}" create "$1" true) || return 1
+  "${CONTAINERS[@]}" cp "$container:$2" "$3" || status=$?
+  "${CONTAINERS[@]}" rm "$container" >/dev/null || true
+  return "$status"
+}
 
 # Removes the images this script built (and the base image if it made it), so repeated CI
 # runs do not fill the disk; vfs keeps a full copy of the root per layer.

@@ -14,6 +14,7 @@ TINY = {
     "diagnose_speed": ["--megabytes", "2", "--small", "1", "--repeat", "1"],
     "watch_speed": ["--megabytes", "2", "--repeat", "1", "--runs", "1"],
     "prototxt_speed": ["--layers", "30", "--repeat", "1"],
+    "report_size": ["--megabytes", "2"],
 }
 #: The ones that measure Caffe itself beside the library.
 TINY_WITH_CAFFE = {

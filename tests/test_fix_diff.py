@@ -2,6 +2,7 @@
 layers nor the settings its copies need (debug_info, display, snapshots, the seed, absolute
 paths); it applies with ``patch -p0`` where hunt ran."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from caffe_nantools.hunt.inputs import read_inputs
 from caffe_nantools.textdiff import unified
 from hunt_nets import classifier, dummy_classifier, float_lmdb, lmdb_layer, solver
 from needs import need
+from nets import INLINE_SOLVERS
 
 
 @pytest.fixture
@@ -90,3 +92,76 @@ def test_a_file_without_a_last_newline_diffs_as_patch_reads_it():
         "-b: 2\n\\ No newline at end of file\n+b: 3\n\\ No newline at end of file\n"
     )
     assert unified("s.prototxt", "a: 1\n", "a: 1\n") == ""
+
+
+def edited(text, old, new):
+    assert text.count(old) >= 1
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("layout", sorted(INLINE_SOLVERS))
+@pytest.mark.parametrize(
+    "old, new", [("num_output: 4", "num_output: 6"), ('name: "relu1"', 'name: "relu_a"')]
+)
+def test_the_fix_of_an_inline_net_is_its_edit_inside_the_solver_file(here, layout, old, new):
+    (here / "solver.prototxt").write_bytes(INLINE_SOLVERS[layout].encode())
+    inputs = read_inputs("solver.prototxt", "hunt")
+    net_text = edited(inputs.net_text, old, new)
+    diff = fixes.user_diff(inputs, net_text=net_text, solver_fields={"base_lr": "0.002"})
+    # One file, the user's; nothing of the copy hunt writes the net out to.
+    assert re.findall(r"^--- (\S+)", diff, re.M) == ["solver.prototxt"]
+    assert "inline_net" not in diff
+    lines = [line.rstrip("\r") for line in changed(diff)]
+    rates = [line for line in lines if "base_lr" in line]
+    assert rates == ["-base_lr: 0.01", "+base_lr: 0.002"]
+    removed, added = [line for line in lines if line not in rates]
+    assert old in removed and added == "+" + removed[1:].replace(old, new, 1)
+    apply(here, diff, inputs, net_text=net_text, solver_fields={"base_lr": "0.002"})
+    again = read_inputs("solver.prototxt", "hunt")
+    assert again.net_text == net_text and again.number("base_lr") == 0.002
+    assert again.test_nets == inputs.test_nets
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_fix_of_an_inline_test_net_edits_that_one_only(here, which):
+    (here / "solver.prototxt").write_text(INLINE_SOLVERS["train and two test nets"])
+    inputs = read_inputs("solver.prototxt", "hunt")
+    path, text = inputs.test_nets[which]
+    fixed = edited(text, "value: 2", "value: 0.5")
+    diff = fixes.user_diff(inputs, test_texts={path: fixed})
+    assert re.findall(r"^--- (\S+)", diff, re.M) == ["solver.prototxt"]
+    removed, added = changed(diff)
+    assert "value: 2" in removed and added == "+" + removed[1:].replace("value: 2", "value: 0.5", 1)
+    apply(here, diff, inputs, test_texts={path: fixed})
+    again = read_inputs("solver.prototxt", "hunt")
+    tests = list(inputs.test_nets)
+    tests[which] = (path, fixed)
+    assert again.test_nets == tests and again.net_text == inputs.net_text
+
+
+def test_a_clean_copy_of_an_inline_nets_source_is_one_line_of_the_solver(here, trains_finite):
+    need("lmdb")
+    float_lmdb(here / "digits_lmdb", bad=(2,))
+    net = classifier(lmdb_layer("digits", "digits_lmdb", 4), hidden="hid")
+    (here / "solver.prototxt").write_text(
+        'base_lr: 0.01\nnet_param {\n  name: "inline"\n'
+        + "".join(f"  {line}\n" for line in net.splitlines())
+        + '}\nlr_policy: "fixed"\nmax_iter: 4\n'
+    )
+    inputs = read_inputs("solver.prototxt", "hunt")
+    fix = fixes._clean_copy(inputs, "digits_lmdb", iters=5, gpu=None, folder="hunt")
+    assert fix.diff.startswith("--- solver.prototxt\tyours\n+++ solver.prototxt\tfixed\n")
+    removed, added = changed(fix.diff)
+    clean = str(here / "hunt" / "clean" / "digits_lmdb")
+    assert 'source: "digits_lmdb"' in removed
+    assert added == "+" + removed[1:].replace('"digits_lmdb"', f'"{clean}"')
+
+
+def apply(folder, diff, inputs, **edits):
+    """The fix applied to the user's solver: by ``patch -p0`` in ``folder`` as the report tells
+    the user, where patch is installed; else the fixed text the diff is made of written."""
+    if shutil.which("patch"):
+        subprocess.run(["patch", "-p0", "-s"], input=diff, text=True, check=True, cwd=folder)
+    else:
+        fixed = fixes.fixed_texts(inputs, **edits)[0][2]
+        (folder / inputs.solver).write_bytes(fixed.encode())

@@ -161,6 +161,10 @@ FAKE_DOCKER = textwrap.dedent("""\
         echo "Successfully tagged caffe-nantools"
         exit "$FAKE_BUILD_STATUS" ;;
       run) shift; echo "ran: $*" ;;
+      # A container of the image whose root is $FAKE_ROOT: created, copied from, removed.
+      create) echo "created $2" >>"$FAKE_ROOT/containers"; echo c0ffee ;;
+      cp) src=${2#c0ffee:}; [ -e "$FAKE_ROOT$src" ] || exit 1; cp -r "$FAKE_ROOT$src" "$3" ;;
+      rm) echo "removed $2" >>"$FAKE_ROOT/containers" ;;
     esac
     """)
 
@@ -225,3 +229,76 @@ def test_a_build_that_fails_shows_its_whole_log(nantools, tmp_path):
         lines[-1]
         == f"caffe-nantools: building the image caffe-nantools failed (the build's log is above, and in {log})"
     )
+
+
+@pytest.fixture
+def run_tests(tmp_path):
+    """docker/run-tests in a copy of the repository with the stand-in engine, whose test image
+    holds ``shots`` in /src/report-screenshots (None: no such folder)."""
+    repo = tmp_path / "repo"
+    (repo / "docker" / "certs").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    for name in ("engine.sh", "run-tests"):
+        (repo / "docker" / name).write_text((SCRIPT.parent / name).read_text())
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    root = tmp_path / "image"
+    root.mkdir()
+
+    def run(shots, build_status=0):
+        if shots is not None:
+            (root / "src" / "report-screenshots").mkdir(parents=True)
+            for name in shots:
+                (root / "src" / "report-screenshots" / name).write_bytes(b"\x89PNG" + name.encode())
+        env = dict(
+            os.environ,
+            PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+            TMPDIR=str(tmp_path),
+            FAKE_HAS_IMAGE="0",
+            FAKE_BUILD_STATUS=str(build_status),
+            FAKE_ROOT=str(root),
+            NANTOOLS_CORPUS=str(tmp_path / "no-corpus"),
+        )
+        env.pop("NANTOOLS_IMAGE", None)
+        done = subprocess.run(
+            ["bash", str(repo / "docker" / "run-tests")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return done, repo / "artifacts" / "report-screenshots", root / "containers"
+
+    return run
+
+
+@pytest.mark.parametrize("shots", [["blowup.html.png"], ["a.html.png", "b.md.png", "c.png"]])
+def test_the_report_screenshots_leave_the_test_image_for_the_checkout(run_tests, shots):
+    done, folder, containers = run_tests(shots)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted(shots)
+    assert (folder / shots[0]).read_bytes() == b"\x89PNG" + shots[0].encode()
+    assert done.stderr.splitlines()[-1] == (
+        f"caffe-nantools: report screenshots: {folder} ({len(shots)} files)"
+    )
+    # The container it copied them from is gone again.
+    assert containers.read_text() == "created caffe-nantools-test\nremoved c0ffee\n"
+
+
+@pytest.mark.parametrize("shots", [None, []])
+def test_a_test_run_that_left_no_screenshot_fails(run_tests, shots):
+    done, folder, containers = run_tests(shots)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "caffe-nantools: the browser tests left no screenshot in the test image's "
+        "/src/report-screenshots"
+    )
+    assert "removed c0ffee" in containers.read_text()
+
+
+def test_a_failed_test_run_leaves_no_screenshot_of_an_earlier_one(run_tests):
+    done, folder, _ = run_tests(["old.png"])
+    assert done.returncode == 0 and (folder / "old.png").exists()
+    done, folder, _ = run_tests(None, build_status=1)
+    assert done.returncode == 1 and not folder.exists()

@@ -1,8 +1,9 @@
 """The package's modules import one another without circles: every module-level import and
-every import for type checking only goes one way. (A result's ``write_html``/``write_markdown``
-imports the report package when called: the renderer sits above what it renders.) And outside
-prototxt, diagnose, logs and layertypes, modules import those packages from their fronts (``__init__``),
-never their inner modules."""
+every import for type checking only goes one way. The report package sits above what it
+renders: only the CLI imports it, at any level (a result does not write itself: the library
+calls ``report.write_html(result, path)``). And outside prototxt, diagnose, logs and
+layertypes, modules import those packages from their fronts (``__init__``), never their inner
+modules."""
 
 import ast
 import importlib
@@ -81,6 +82,38 @@ def test_no_module_imports_itself_through_others():
     known = modules()
     graph = {name: imported(path, known) - {name} for name, path in known.items()}
     assert circles(graph) == []
+
+
+#: The report package's importers besides the CLI and itself that are known and meant to go:
+#: diagnose's ``plot=`` draws its picture with the report's plots (issue 23: the plot takes
+#: what it draws as arguments, and the CLI draws it).
+RENDERER_USERS_ALLOWED = {"caffe_nantools.diagnose"}
+
+
+def importers_of(package, known):
+    """The modules outside ``package`` that import it or one of its modules, inside a
+    function as well."""
+    out = set()
+    for name, path in known.items():
+        if name == package or name.startswith(package + "."):
+            continue
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+            else:
+                continue
+            if any(n == package or n.startswith(package + ".") for n in names & set(known)):
+                out.add(name)
+    return out
+
+
+def test_only_the_cli_imports_the_renderer():
+    users = importers_of("caffe_nantools.report", modules()) - {"caffe_nantools.cli"}
+    assert users == RENDERER_USERS_ALLOWED
 
 
 def test_the_finder_sees_a_circle_when_there_is_one():

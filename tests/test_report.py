@@ -1,4 +1,4 @@
-"""--report for diagnose (and the library's write_html / write_markdown): one page a browser
+"""--report for diagnose (and the library's report.write_html / write_markdown): one page a browser
 opens offline with the verdict, the curves, the per-layer trace and the evidence; Markdown that
 GitHub renders as tables, a folded evidence block and code; --redact for posting it."""
 
@@ -11,6 +11,7 @@ import pytest
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import diagnose
+from caffe_nantools import report
 from caffe_nantools.report import plots, render
 from caffe_nantools.report.trace import trace_of
 from needs import need
@@ -79,7 +80,8 @@ def test_redact_replaces_the_home_and_working_folders_and_the_host(tmp_path, mon
         assert str(work) in plain
         redacted = render(result, "markdown" if suffix == ".md" else "html", redact=True)
         assert str(home) not in redacted and "{workdir}/train.log" in redacted
-    assert result.write_markdown(str(tmp_path / "r.md"), redact=True) == str(tmp_path / "r.md")
+    out = str(tmp_path / "r.md")
+    assert report.write_markdown(result, out, redact=True) == out
 
 
 def test_without_matplotlib_the_page_keeps_every_table_and_says_so(tmp_path, monkeypatch):
@@ -133,8 +135,8 @@ def test_a_report_path_that_cannot_be_written_stops_diagnose_first(tmp_path, cap
 @pytest.mark.parametrize("kind", ["html", "markdown"])
 def test_the_library_writes_either_format_whatever_the_suffix(tmp_path, kind):
     result = diagnose(exploding().write(tmp_path / "train.log"))
-    write = result.write_html if kind == "html" else result.write_markdown
-    out = write(str(tmp_path / "report.txt"))
+    write = report.write_html if kind == "html" else report.write_markdown
+    out = write(result, str(tmp_path / "report.txt"))
     with open(out) as f:
         head = f.read(20)
     assert head.startswith("<!DOCTYPE html>" if kind == "html" else "### caffe-nantools")
@@ -162,10 +164,10 @@ def with_outputs(names, bad=None, iterations=8, test_every=4, runs=1) -> CaffeLo
     "names, bad", [(["accuracy"], ("accuracy", 5)), (["a", "b", "c"], ("b", 2))]
 )
 def test_each_output_is_a_curve_with_its_first_non_finite_value(tmp_path, names, bad):
-    from caffe_nantools.report.outputs import outputs_of
+    from caffe_nantools.report.outputs import curves_of
 
     log = with_outputs(names, bad).write(tmp_path / "train.log")
-    outputs = outputs_of(log)
+    outputs = curves_of(log).outputs
     assert [(o.phase, o.name) for o in outputs] == [("train", "loss")] + [
         ("train", n) for n in names
     ] + [("test", "loss"), ("test", "top5")]
@@ -179,14 +181,14 @@ def test_each_output_is_a_curve_with_its_first_non_finite_value(tmp_path, names,
 
 
 def test_the_outputs_are_the_diagnosed_runs(tmp_path):
-    from caffe_nantools.report.outputs import outputs_of
+    from caffe_nantools.report.outputs import curves_of
 
     log = with_outputs(["acc"], iterations=3, runs=2)
     log.solving().loss(0, "1.0").lr(0, "0.01")
     path = log.write(tmp_path / "train.log")
-    assert [o.count for o in outputs_of(path, 2) if o.name == "acc"] == [3]
-    assert [o.name for o in outputs_of(path)] == ["loss"]  # the last run's only
-    assert [(o.name, o.points) for o in outputs_of(path, 3)] == [("loss", [(0, 1.0)])]
+    assert [o.count for o in curves_of(path, 2).outputs if o.name == "acc"] == [3]
+    assert [o.name for o in curves_of(path).outputs] == ["loss"]  # the last run's only
+    assert [(o.name, o.points) for o in curves_of(path, 3).outputs] == [("loss", [(0, 1.0)])]
 
 
 def test_many_outputs_stay_readable_drawn_small_and_all_listed(tmp_path):
@@ -194,7 +196,7 @@ def test_many_outputs_stay_readable_drawn_small_and_all_listed(tmp_path):
     names = [f"out_{k:02d}" for k in range(40)]
     log = with_outputs(names, bad=("out_33", 6)).write(tmp_path / "train.log")
     result = diagnose(log, keep_trace=True)
-    result.write_html(str(tmp_path / "many.html"))
+    report.write_html(result, str(tmp_path / "many.html"))
     shown = check_html(tmp_path / "many.html", [], first_bad_row=False)
     text = (tmp_path / "many.html").read_text()
     section = text.split('id="outputs"')[1].split("</section>")[0]
@@ -266,3 +268,60 @@ def test_redact_applies_to_the_diff_and_the_command(tmp_path, monkeypatch):
         assert str(tmp_path) not in text
         assert '{workdir}/hunt/clean/pixels"' in text
         assert "caffe train -solver {workdir}/hunt/fix/solver.prototxt" in text
+
+
+#: The largest report of any log (the HTML; the Markdown stays within a comment).
+LARGEST = 3 * 2**20
+
+
+def stretches(iterations):
+    """(first, last, count) of each run of consecutive iterations in ``iterations``."""
+    out = []
+    for i in sorted(iterations):
+        if out and out[-1][1] == i - 1:
+            out[-1] = (out[-1][0], i, out[-1][2] + 1)
+        else:
+            out.append((i, i, 1))
+    return out
+
+
+@pytest.mark.parametrize(
+    "iterations, loss_bad, accuracy_bad",
+    [
+        (5000, {37, 2500, 2501, 2502} | set(range(4900, 5000)), set(range(300, 340))),
+        (8000, {7999} | set(range(4777, 4790)), {0, 2, 4, 7998}),
+    ],
+)
+def test_a_long_log_gives_a_small_page_that_keeps_every_non_finite_value(
+    tmp_path, iterations, loss_bad, accuracy_bad
+):
+    """Past the thinning of the curves (2000 finite points each), a log's size no longer weighs
+    on its page: the page of diagnose on a 1 GB log is benchmarks/report_size.py's (run by
+    docker/run-benchmark report_size, its targets 3 MB and every non-finite value)."""
+    need("matplotlib")
+    log = CaffeLog().solving()
+    for i in range(iterations):
+        log.loss(i, "nan" if i in loss_bad else f"{1.5 + (i % 89) / 100:g}")
+        accuracy = "-inf" if i in accuracy_bad else f"{0.2 + (i % 41) / 100:g}"
+        log.glog(f"    Train net output #1: accuracy = {accuracy}", source="solver.cpp:258")
+        log.lr(i, "0.01")
+    result = diagnose(log.write(tmp_path / "train.log"), keep_trace=True)
+    out = report.write_html(result, str(tmp_path / "long.html"))
+    assert os.path.getsize(out) < LARGEST
+    curves = report.page_of(result).curves
+    accuracy = next(o for o in curves.outputs if o.name == "accuracy")
+    kept = {
+        name: [(s.first[0], s.last[0], s.count) for s in curve.bad]
+        for name, curve in (("loss", curves.loss), ("accuracy", accuracy))
+    }
+    assert kept == {"loss": stretches(loss_bad), "accuracy": stretches(accuracy_bad)}
+    # Each stretch's ends are among the points drawn, the finite values thinned.
+    drawn = curves.loss.points
+    assert {p[0] for p in drawn} >= {i for s in kept["loss"] for i in s[:2]}
+    assert len(drawn) <= 2001 + 2 * len(kept["loss"])
+    with open(out) as f:
+        assert f"{len(loss_bad)} non-finite in all, each marked" in f.read()
+    assert check_html(out, [f"iteration {min(loss_bad)}"], first_bad_row=False)["plots"]
+    md = render(result, "markdown")
+    check_markdown(md, table=True)
+    assert f"| train | `accuracy` | {iterations} |" in md

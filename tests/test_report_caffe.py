@@ -4,6 +4,7 @@ with the first bad row marked; the Markdown parses as GitHub renders it."""
 
 import textwrap
 
+from caffe_nantools import report
 from caffe_nantools.cli import main
 from caffe_nantools.hunt import hunt
 from hunt_nets import classifier, float_lmdb, lmdb_layer, solver
@@ -24,11 +25,11 @@ def test_the_report_of_a_bad_record_names_it_and_marks_the_first_bad_row(caffe, 
 
 def test_the_report_of_an_explosion_shows_the_trace_and_the_verified_fix(caffe, here):
     regression_data(here)
-    report = hunt(solver(here, lr=0.3), workdir="hunt")
+    result = hunt(solver(here, lr=0.3), workdir="hunt")
     from caffe_nantools.replay import replay
 
-    report.replayed = replay(report.training.replay)
-    report.write_html("explosion.html")
+    result.replayed = replay(result.training.replay)
+    report.write_html(result, "explosion.html")
     shown = check_html(
         here / "explosion.html", ["exploding_gradients", "verified"], first_bad_row=True
     )
@@ -37,17 +38,17 @@ def test_the_report_of_an_explosion_shows_the_trace_and_the_verified_fix(caffe, 
     assert "nancheck/" not in text.split('id="trace"')[1].split("</section>")[0]
     # The fix as the user applies it: their solver's base_lr, and clipping added; nothing of
     # hunt's copies (checks, debug_info, snapshots, the seed).
-    diff = report.fix.diff
+    diff = result.fix.diff
     changed = [line.split("  # ")[0] for line in diff.splitlines()[2:] if line[:1] in "+-"]
-    tried = report.fix.tries[-1]
+    tried = result.fix.tries[-1]
     rate, clip = tried["base_lr"], tried["clip_gradients"]
     assert changed == ["-base_lr: 0.3", f"+base_lr: {rate:g}", f"+clip_gradients: {clip:g}"]
     block = text.split('<pre class="diff" id="fix-diff">')[1].split("</pre>")[0]
     assert '<span class="del">-base_lr: 0.3</span>' in block
-    assert f"caffe train -solver {report.fix.files['solver']}" in text
+    assert f"caffe train -solver {result.fix.files['solver']}" in text
     outputs = text.split('id="outputs"')[1].split("</section>")[0]
     assert "<svg" in outputs and "first non-finite" in outputs
-    with open(report.write_markdown("explosion.md")) as f:
+    with open(report.write_markdown(result, "explosion.md")) as f:
         tokens = check_markdown(f.read())
     fence = next(t.content for t in tokens if t.type == "fence" and t.info == "diff")
     assert fence == diff
@@ -67,8 +68,8 @@ def test_the_report_of_an_abort_gives_caffes_fatal_line(caffe, here):
     )
     # The abort names the setting at fault (the loss's two inputs differ in size): hunt's cause
     # is that setting's, and the page shows the fatal line it came from.
-    report = hunt(solver(here), workdir="hunt2", iters=3)
-    cause = report.verdict.cause
+    result = hunt(solver(here), workdir="hunt2", iters=3)
+    cause = result.verdict.cause
     assert cause == "config"
     args = ["hunt", solver(here), "--workdir", "hunt", "--iters", "3", "--report", "abort.md"]
     assert main(args) == 1
@@ -76,5 +77,5 @@ def test_the_report_of_an_abort_gives_caffes_fatal_line(caffe, here):
     check_markdown(text, table=True, fence="text")
     assert f"hunt: `{cause}`" in text
     assert "Check failed: bottom[0]->count(1) == bottom[1]->count(1)" in text
-    report.write_html("abort.html")
+    report.write_html(result, "abort.html")
     check_html(here / "abort.html", [cause, "Check failed"], first_bad_row=False, plots=False)

@@ -87,18 +87,6 @@ class HuntReport:
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict()) + "\n"
 
-    def write_html(self, path: str, *, redact: bool = False) -> str:
-        """This report as one self-contained HTML file (:mod:`caffe_nantools.report`)."""
-        from caffe_nantools import report
-
-        return report.write_html(self, path, redact=redact)
-
-    def write_markdown(self, path: str, *, redact: bool = False) -> str:
-        """This report as Markdown for an issue thread (:mod:`caffe_nantools.report`)."""
-        from caffe_nantools import report
-
-        return report.write_markdown(self, path, redact=redact)
-
     def format(self) -> str:
         v = self.verdict
         lines = [f"cause: {v.cause}"]

@@ -455,15 +455,13 @@ def _resume_command(inputs: Inputs, texts: List[Tuple[str, str, str]], folder: s
         fields = {}
         if inputs.net in written:
             fields[inputs.net_field] = f'"{escape(written[inputs.net])}"'
-        tests = [written.get(path, path) for path, _ in inputs.test_nets]
-        changed_tests = any(path in written for path, _ in inputs.test_nets)
+        # An inline net's edit is in the solver's text already; the test net files follow
+        # the inline ones, as Caffe numbers them.
+        files = inputs.test_nets[inputs.inline_tests :]
+        tests = [written.get(path, path) for path, _ in files]
+        changed_tests = any(path in written for path, _ in files)
         solver_text = set_fields(
-            solver_text,
-            inputs.solver,
-            fields,
-            # A fixed inline net is the file written beside the solver now.
-            drop=["net_param", "train_net_param"] * bool(fields)
-            + ["test_net", "test_net_param"] * changed_tests,
+            solver_text, inputs.solver, fields, drop=["test_net"] * changed_tests
         )
         if changed_tests:
             solver_text += "".join(f'test_net: "{escape(p)}"\n' for p in tests)
@@ -496,17 +494,15 @@ def fixed_texts(
         for name, value in (solver_fields or {}).items()
         if _number(value) is None or inputs.number(name) != _number(value)
     }
-    texts = [
-        (inputs.solver, inputs.solver_text, set_fields(inputs.solver_text, inputs.solver, changed))
-    ]
-    if net_text is not None:
-        texts.append((inputs.net, inputs.net_text, net_text))
-    tests = dict(inputs.test_nets)
-    texts += [
-        (path, tests[path], text)
-        for path, text in (test_texts or {}).items()
-        if path != inputs.net or net_text is None  # one file, both nets: diffed once
-    ]
+    nets = {} if net_text is None else {inputs.net: net_text}
+    for path, text in (test_texts or {}).items():
+        nets.setdefault(path, text)  # one file, both nets: diffed once
+    inline = inputs.inline_paths
+    # An inline net's edit is the solver's: one diff of the file the user has.
+    solver = inputs.solver_with_nets({p: t for p, t in nets.items() if p in inline})
+    texts = [(inputs.solver, inputs.solver_text, set_fields(solver, inputs.solver, changed))]
+    before = {**dict(inputs.test_nets), inputs.net: inputs.net_text}
+    texts += [(path, before[path], text) for path, text in nets.items() if path not in inline]
     return texts
 
 

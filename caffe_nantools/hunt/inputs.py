@@ -139,6 +139,38 @@ class Inputs:
             for path, text in [(self.net, self.net_text)] * self.inline + self.test_nets[:n]:
                 out.text(path, text)
 
+    @property
+    def inline_paths(self) -> List[str]:
+        """Where hunt writes out the solver's inline nets (the train net's, the test nets')."""
+        return list(self._inline_nodes())
+
+    def _inline_nodes(self) -> Dict[str, Node]:
+        paths = [p for p, _ in self.test_nets[: self.inline_tests]]
+        nodes = self.doc.find_all(_TEST_INLINE)
+        if self.inline:
+            paths.append(self.net)
+            nodes.append(next(n for n in map(self.doc.find, _INLINE_NETS) if n is not None))
+        return dict(zip(paths, nodes))
+
+    def solver_with_nets(self, texts: Dict[str, str]) -> str:
+        """The solver's text with each inline net that ``texts`` names (by the path hunt
+        writes it out to) holding that text instead: a fix's edit of an inline net is an edit
+        of the solver file, and every other byte stays the user's."""
+        text = self.solver_text
+        spans = []
+        for path, node in self._inline_nodes().items():
+            if path in texts:
+                brace = next(t for t in node.items if getattr(t, "text", None) == "{")
+                start = brace.offset + len(brace.text) + len(brace.post)
+                body = "".join(dump(child) for child in node.children)
+                # The written-out net is the body less its first newlines, plus a last one.
+                kept = body[: len(body) - len(body.lstrip("\n"))]
+                new = texts[path][:-1] if texts[path].endswith("\n") else texts[path]
+                spans.append((start, start + len(body), kept + new))
+        for start, end, body in sorted(spans, reverse=True):
+            text = text[:start] + body + text[end:]
+        return text
+
     def number(self, name: str) -> Optional[float]:
         """The solver's setting ``name`` as a finite number, or None."""
         value = value_of(self.doc, name, FLOAT)

@@ -57,7 +57,7 @@ def render(page: Page, *, escape: Callable[[str], str] = html.escape) -> str:
         parts.append(f'<p class="missing" id="no-plots">{e(NO_MATPLOTLIB)}</p>')
     d = page.diagnosis
     if d is not None and d.trace is not None:
-        parts += _curves(plt, d, e)
+        parts += _curves(plt, page, e)
         if d.debug_info:
             parts += _trace(plt, d, e)
     if page.outputs:
@@ -124,8 +124,8 @@ def _number(value) -> str:
     return str(value)
 
 
-def _figure(plt, draw, size) -> str:
-    fig = plt.figure(figsize=size, constrained_layout=True)
+def _figure(plt, draw, size, *, constrained: bool = True) -> str:
+    fig = plt.figure(figsize=size, constrained_layout=constrained)
     try:
         draw(fig)
         return f'<div class="plot">{plots.svg(fig)}</div>'
@@ -133,13 +133,27 @@ def _figure(plt, draw, size) -> str:
         plt.close(fig)
 
 
-def _curves(plt, d, e) -> List[str]:
-    run = d.trace
-    points = plots.loss_points(run)
+def _curves(plt, page: Page, e) -> List[str]:
+    run = page.diagnosis.trace
+    curves = page.curves
+    # Read again from the log, a curve keeps every non-finite value; else the diagnosis's
+    # thinned ones are drawn.
+    if curves is not None and curves.loss.count:
+        points, spans, bad_count = curves.loss.points, curves.loss.spans, curves.loss.bad_count
+    else:
+        points, spans, bad_count = plots.loss_points(run), [], None
+    if curves is not None and curves.rate.count:
+        rates, rate_spans = curves.rate.points, curves.rate.spans
+    else:
+        rates, rate_spans = run.lr_series.items, []
     bad = [(x, y) for x, y in points if not _finite(y)]
     lines = []
     if bad:
-        lines.append(f"<p>first non-finite loss: iteration {bad[0][0]} ({e(str(bad[0][1]))})</p>")
+        lines.append(
+            f"<p>first non-finite loss: iteration {bad[0][0]} ({e(str(bad[0][1]))})"
+            + (f"; {bad_count} non-finite in all, each marked" if bad_count else "")
+            + "</p>"
+        )
     if run.pinned is not None:
         lines.append(
             f"<p>the loss sits at 87.3365 (-log(FLT_MIN): softmax gave the true class 0) from "
@@ -151,7 +165,7 @@ def _curves(plt, d, e) -> List[str]:
             _figure(
                 plt,
                 lambda fig: plots.series(
-                    fig.add_subplot(), points, "loss", "tab:blue", pinned=pinned
+                    fig.add_subplot(), points, "loss", "tab:blue", pinned=pinned, spans=spans
                 ),
                 (11, 3.2),
             )
@@ -160,7 +174,7 @@ def _curves(plt, d, e) -> List[str]:
             _figure(
                 plt,
                 lambda fig: plots.series(
-                    fig.add_subplot(), run.lr_series.items, "lr", "tab:orange"
+                    fig.add_subplot(), rates, "lr", "tab:orange", spans=rate_spans
                 ),
                 (11, 2.4),
             )
@@ -190,11 +204,14 @@ def _outputs(plt, outputs, e) -> List[str]:
             for k, o in enumerate(drawn):
                 ax = fig.add_subplot(rows, OUTPUTS_PER_ROW, k + 1)
                 color = "tab:green" if o.phase == "train" else "tab:purple"
-                plots.series(ax, o.points, f"{o.phase}: {o.name}", color)
+                plots.series(ax, o.points, f"{o.phase}: {o.name}", color, spans=o.spans)
                 ax.set_ylabel("")
                 ax.set_title(f"{o.phase}: {o.name}", fontsize=9)
+            fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.4 / (2.4 * rows), hspace=0.7)
 
-        out.append(_figure(plt, draw, (11, 2.4 * rows)))
+        # Fixed margins: the constrained layout of Debian 11's matplotlib (3.3) takes minutes
+        # on a grid of many small plots.
+        out.append(_figure(plt, draw, (11, 2.4 * rows), constrained=False))
     rows_ = [
         [
             o.phase,

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from caffe_nantools.cause import Cause
-
+from caffe_nantools.diagnose import Diagnosis
 from caffe_nantools.errors import NanToolsError
-from caffe_nantools.report.outputs import Output, outputs_of
+from caffe_nantools.hunt import HuntReport
+from caffe_nantools.report.outputs import Curves, Output, curves_of
+from caffe_nantools.watch import WatchResult
 
 if TYPE_CHECKING:
-    from caffe_nantools.diagnose import Diagnosis
     from caffe_nantools.replay import ReplayReport
 
 #: The scan's bad records listed (all are counted).
@@ -66,8 +67,12 @@ class Page:
     risks: List[str] = field(default_factory=list)
     fix: Optional[dict] = None
     notes: List[str] = field(default_factory=list)
-    #: Each train and test output's curve (the loss's is the diagnosis's).
-    outputs: List[Output] = field(default_factory=list)
+    #: The run's curves read again from its log (None: it could not be).
+    curves: Optional[Curves] = None
+
+    @property
+    def outputs(self) -> List[Output]:
+        return self.curves.outputs if self.curves is not None else []
 
     @property
     def headline(self) -> str:
@@ -76,10 +81,6 @@ class Page:
 
 def page_of(report) -> Page:
     """The page of a HuntReport, a Diagnosis or a WatchResult."""
-    from caffe_nantools.diagnose import Diagnosis
-    from caffe_nantools.hunt import HuntReport
-    from caffe_nantools.watch.report import WatchResult
-
     if isinstance(report, HuntReport):
         page = _hunt_page(report)
         d, training = report.diagnosis, report.training
@@ -92,7 +93,7 @@ def page_of(report) -> Page:
         raise TypeError(f"no report page for a {type(report).__name__}")
     if log is not None:
         try:
-            page.outputs = outputs_of(log, d.run if d is not None else None)
+            page.curves = curves_of(log, d.run if d is not None else None)
         except (OSError, NanToolsError) as e:
             page.notes.append(f"the outputs' curves: cannot read {log} again ({e})")
     return page

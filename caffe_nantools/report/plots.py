@@ -173,10 +173,31 @@ def profile(ax, column: Optional[Column], layers: List[str], marks: Sequence[tup
         ax.legend(fontsize=7)
 
 
-def series(ax, points, name: str, color: str, *, pinned: Optional[float] = None) -> None:
+def _value_axis(ax, finite: np.ndarray) -> None:
+    """A log scale where the values span two decades; a constant drawn as one (from 0)."""
+    if finite.size and (finite > 0).all() and finite.max() > 100 * finite.min():
+        ax.set_yscale("log")
+    elif finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        if high - low <= 1e-6 * max(abs(high), 1e-30):
+            # A constant: from 0 to above it, so the axis says "this value", not its noise.
+            ax.set_ylim(min(0.0, low * 1.5), max(0.0, high * 1.5) or 1.0)
+        ax.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-3, 4))
+
+
+def series(
+    ax,
+    points,
+    name: str,
+    color: str,
+    *,
+    pinned: Optional[float] = None,
+    spans: Sequence[Tuple[float, float]] = (),
+) -> None:
     """A loss, output or rate against iteration: each non-finite point a red x on the axis's
-    floor, a loss pinned at 87.3365 marked; a log scale where values span two decades; a
-    constant drawn as one (its axis from 0)."""
+    floor, and each of ``spans`` (iterations whose values are all non-finite) a red bar there;
+    a loss pinned at 87.3365 marked; a log scale where values span two decades; a constant
+    drawn as one (its axis from 0)."""
     if not points:
         ax.text(0.5, 0.5, f"no {name} in the log", ha="center", transform=ax.transAxes)
         return
@@ -192,14 +213,7 @@ def series(ax, points, name: str, color: str, *, pinned: Optional[float] = None)
         marker="." if len(xs) < 60 else None,
     )
     finite = ys[good]
-    if finite.size and (finite > 0).all() and finite.max() > 100 * finite.min():
-        ax.set_yscale("log")
-    elif finite.size:
-        low, high = float(finite.min()), float(finite.max())
-        if high - low <= 1e-6 * max(abs(high), 1e-30):
-            # A constant: from 0 to above it, so the axis says "this value", not its noise.
-            ax.set_ylim(min(0.0, low * 1.5), max(0.0, high * 1.5) or 1.0)
-        ax.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-3, 4))
+    _value_axis(ax, finite)
     if not good.all():
         floor = finite.min() if finite.size else 0.0
         ax.scatter(
@@ -211,6 +225,8 @@ def series(ax, points, name: str, color: str, *, pinned: Optional[float] = None)
             zorder=3,
             label=f"{name} nan/inf (first at {_iteration(xs[~good][0])})",
         )
+        for start, end in spans:
+            ax.hlines(floor, start, end, color="red", linewidth=3, zorder=3)
     if pinned is not None:
         ax.axvline(pinned, color="purple", linestyle="--", linewidth=1)
         ax.annotate(

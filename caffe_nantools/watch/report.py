@@ -405,15 +405,3 @@ class WatchResult:
 
     def to_json(self) -> str:
         return jsontext.dumps(self.to_dict())
-
-    def write_html(self, path: str, *, redact: bool = False) -> str:
-        """This report as one self-contained HTML file (:mod:`caffe_nantools.report`)."""
-        from caffe_nantools import report
-
-        return report.write_html(self, path, redact=redact)
-
-    def write_markdown(self, path: str, *, redact: bool = False) -> str:
-        """This report as Markdown for an issue thread (:mod:`caffe_nantools.report`)."""
-        from caffe_nantools import report
-
-        return report.write_markdown(self, path, redact=redact)
