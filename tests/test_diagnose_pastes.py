@@ -215,3 +215,23 @@ def _corpus(bad, count):
         except NotALogError:
             assert not bad
             yield names, None
+
+
+def test_records_glued_without_a_space_are_read_up_to_the_next_records_header(tmp_path):
+    # Found by the property above: a paste that lost its line breaks glues a value to the next
+    # record's glog header (`loss = -nanI1121 ...`); the rate's ", lr = " further on must not
+    # take the loss line for a rate line.
+    head = "I1121 07:12:32.00000{} 10203 {}] "
+    glued = (
+        head.format(1, "solver.cpp:239")
+        + "Iteration 7 (12.5 iter/s, 0.08s/1 iters), loss = -nan"
+        + head.format(2, "solver.cpp:258")
+        + "    Train net output #0: loss = -nan (* 1 = -nan loss)"
+        + head.format(3, "sgd_solver.cpp:112")
+        + "Iteration 7, lr = 0.01\n"
+    )
+    log = tmp_path / "glued.log"
+    log.write_text(glued)
+    result = diagnose(str(log))
+    assert result.cause != "none" and result.return_code == 1
+    assert result.first_bad_iteration == 7

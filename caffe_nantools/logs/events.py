@@ -19,11 +19,15 @@ from caffe_nantools.logs.glog import canonical, parse_line, parse_value
 
 # Counts have at most 18 digits: a longer one is no real iteration, and int() of thousands of
 # digits is refused by Python 3.11+ (a line with one is left unread, like any other stray text).
-_LOSS = re.compile(r"Iteration (\d{1,18})(?: \([^)]*\))?, loss = (\S+)")
-_LR = re.compile(r"Iteration (\d{1,18}), lr = ([^\s,]+)")
+#: A value ends at a space, or where the next glog record was glued on (a paste that lost its
+#: line breaks: ``loss = -nanI1121 07:12:32.000002 ...``).
+_GLUED = r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6} "
+_VALUE = rf"(\S+?)(?=\s|$|{_GLUED})"
+_LOSS = re.compile(r"Iteration (\d{1,18})(?: \([^)]*\))?, loss = " + _VALUE)
+_LR = re.compile(rf"Iteration (\d{{1,18}}), lr = ([^\s,]+?)(?=[\s,]|$|{_GLUED})")
 _TESTING = re.compile(r"Iteration (\d{1,18}), Testing net(?: \(#(\d{1,18})\))?")
-_OUTPUT = re.compile(r"(Train|Test) net output #(\d{1,18}): (\S+) = (\S+)")
-_SCORE = re.compile(r"Test score #(\d{1,18}): (\S+)")
+_OUTPUT = re.compile(r"(Train|Test) net output #(\d{1,18}): (\S+) = " + _VALUE)
+_SCORE = re.compile(r"Test score #(\d{1,18}): " + _VALUE)
 _SOLVING = re.compile(r"Solving (.*)")
 
 
@@ -91,9 +95,9 @@ def read_events(lines: Iterable[str]) -> Iterator[Event]:
 def parse_event(message: str, number: int, time: Optional[float] = 0.0) -> Optional[Event]:
     """The event of one glog message (its text after the ``] ``), or None."""
     if message.startswith("Iteration "):
-        if ", lr = " in message:
-            m = _LR.match(message)
-            return m and _valued("lr", number, time, m.group(2), iteration=int(m.group(1)))
+        m = _LR.match(message) if ", lr = " in message else None
+        if m:
+            return _valued("lr", number, time, m.group(2), iteration=int(m.group(1)))
         m = _TESTING.match(message)
         if m:
             return Event(
