@@ -11,13 +11,6 @@ import caffe_nantools
 ROOT = os.path.dirname(caffe_nantools.__file__)
 LIMIT = 60
 
-#: Functions over the limit that are being split on other branches right now (issue 23); each
-#: entry goes when its split lands, and the list is then empty. An entry whose function is
-#: within the limit already fails the test below, so that the list never outlives its use.
-BEING_SPLIT = {
-    "hunt.training.train",
-}
-
 
 def lengths(source, module):
     """``{module.qualified.name: lines}`` of every function in ``source``, nested ones too."""
@@ -79,14 +72,6 @@ def test_a_function_is_measured_from_its_def_to_its_last_line_without_its_docstr
     assert lengths(source, "m") == {"m.Reader.read": 6, "m.Reader.read.opened": 2, "m.plain": 2}
 
 
-def test_no_function_is_over_60_lines_but_those_being_split_now():
+def test_no_function_is_over_60_lines():
     over = {name: n for name, n in package_lengths().items() if n > LIMIT}
-    assert {name: n for name, n in over.items() if name not in BEING_SPLIT} == {}, (
-        f"split these functions into named parts of at most {LIMIT} lines"
-    )
-
-
-def test_the_functions_being_split_are_still_over_the_limit():
-    found = package_lengths()
-    done = sorted(name for name in BEING_SPLIT if found.get(name, 0) <= LIMIT)
-    assert done == [], "split or gone: take them out of BEING_SPLIT"
+    assert over == {}, f"split these functions into named parts of at most {LIMIT} lines"

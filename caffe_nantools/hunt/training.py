@@ -66,17 +66,7 @@ def train(
     result_path = os.path.join(folder, "result.json")
     # WORKDIR/replay, beside the checked copies' folder, as the README says.
     replay_dir = os.path.join(os.path.dirname(folder), "replay") if replay else None
-    config = {
-        "solver": os.path.abspath(copies.solver),
-        "iters": iters,
-        "gpu": gpu,
-        "max_abs": CHECK_MAX_ABS,
-        "replay": replay_dir,
-        "result": result_path,
-    }
-    if copies.resume is not None:
-        config["restore"] = copies.resume.state
-        config["advance"] = {"layers": copies.resume.layers, "batches": copies.resume.batches}
+    config = _child_config(copies, iters, gpu, replay_dir, result_path)
     config_path = os.path.join(folder, "child.json")
     log = os.path.join(folder, "train.log")
     try:
@@ -92,15 +82,7 @@ def train(
     finally:
         remove_copies(copies.stores)
     if not os.path.exists(result_path):
-        if returncode == EXIT_NO_SPACE or 0 <= free_bytes(folder) < NEARLY_FULL:
-            raise HuntSpaceError(
-                f"{folder}: disk full while training (its log {log} is "
-                f"{size(os.path.getsize(log))}, {size(max(free_bytes(folder), 0))} free); free "
-                "some space, give fewer --iters or give --workdir on a disk with room"
-            )
-        if gpu is not None and CPU_ONLY in (fatal_line(log_tail(log)) or ""):
-            raise cpu_only(gpu, HuntError)
-        return Training(0, 0.0, log, aborted=True, exit_code=returncode)
+        return _without_result(folder, log, returncode, gpu)
     with open(result_path) as f:
         result = json.load(f)
     error = NonFiniteError.from_dict(result["error"]) if result.get("error") else None
@@ -120,6 +102,38 @@ def train(
         start=result.get("start", 0),
         skipped=result.get("skipped", 0),
     )
+
+
+def _child_config(
+    copies: Copies, iters: int, gpu: Optional[int], replay_dir: Optional[str], result_path: str
+) -> dict:
+    """What the child trains and where it writes (:mod:`caffe_nantools.hunt.child`)."""
+    config = {
+        "solver": os.path.abspath(copies.solver),
+        "iters": iters,
+        "gpu": gpu,
+        "max_abs": CHECK_MAX_ABS,
+        "replay": replay_dir,
+        "result": result_path,
+    }
+    if copies.resume is not None:
+        config["restore"] = copies.resume.state
+        config["advance"] = {"layers": copies.resume.layers, "batches": copies.resume.batches}
+    return config
+
+
+def _without_result(folder: str, log: str, returncode: int, gpu: Optional[int]) -> Training:
+    """A child that wrote no result: a full disk or a CPU-only Caffe asked for a GPU (errors),
+    else an aborted training."""
+    if returncode == EXIT_NO_SPACE or 0 <= free_bytes(folder) < NEARLY_FULL:
+        raise HuntSpaceError(
+            f"{folder}: disk full while training (its log {log} is "
+            f"{size(os.path.getsize(log))}, {size(max(free_bytes(folder), 0))} free); free "
+            "some space, give fewer --iters or give --workdir on a disk with room"
+        )
+    if gpu is not None and CPU_ONLY in (fatal_line(log_tail(log)) or ""):
+        raise cpu_only(gpu, HuntError)
+    return Training(0, 0.0, log, aborted=True, exit_code=returncode)
 
 
 def _run_child(config_path: str, out: BinaryIO) -> int:
