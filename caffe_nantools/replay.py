@@ -308,7 +308,7 @@ def _run(
                     return None
         tail = log_tail(log)
     if stage == "setup":
-        layer = _set_up_last(tail)
+        layer = layer_being_set_up(tail)
     fatal = fatal_line(tail)
     why = raised or (f"Caffe ended the process: {fatal}" if fatal else _ended(child.returncode))
     where = next(
@@ -321,7 +321,7 @@ def _run(
 _BUILDING = re.compile(r"\] (Creating Layer|Setting up) (.+)$", re.M)
 
 
-def _set_up_last(log: str) -> Optional[str]:
+def layer_being_set_up(log: str) -> Optional[str]:
     """The layer Caffe was setting up when it stopped (None: past the last layer's set-up)."""
     steps = _BUILDING.findall(log)
     return steps[-1][1].strip() if steps and steps[-1][0] == "Creating Layer" else None

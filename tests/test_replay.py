@@ -23,7 +23,7 @@ from caffe_nantools.children import fatal_line
 from caffe_nantools.cli import main
 from caffe_nantools.errors import NonFiniteError
 from caffe_nantools.finite import finite_stats
-from caffe_nantools.replay import Abort, ReplayError, ReplayReport, Row, _set_up_last, replay
+from caffe_nantools.replay import Abort, ReplayError, ReplayReport, Row, layer_being_set_up, replay
 
 
 def guard_error(pass_="update", iteration=7):
@@ -422,5 +422,5 @@ def test_caffes_fatal_line_and_the_layer_it_was_setting_up_are_read_from_its_log
     )
     assert fatal_line(log) == "loss.cpp:12] Check failed: a == b (3 vs. 1) Inputs differ."
     assert fatal_line("I0101 10:00:00.000001  77 net.cpp:86] fine\n") is None
-    assert _set_up_last(log) == "loss 2"
-    assert _set_up_last(log.split("I0101 10:00:00.000003")[0]) is None  # past feed's set-up
+    assert layer_being_set_up(log) == "loss 2"
+    assert layer_being_set_up(log.split("I0101 10:00:00.000003")[0]) is None  # past feed's set-up
