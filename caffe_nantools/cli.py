@@ -702,6 +702,7 @@ def _watch(args: argparse.Namespace) -> int:
         **({} if args.keep_good is None else {"keep_good": args.keep_good}),
         hunt=args.hunt,
         resume=args.resume,
+        keep_trace=args.report is not None,
     )
     _write_report(result, args, "watch")
     if args.json:

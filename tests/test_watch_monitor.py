@@ -256,3 +256,13 @@ def test_only_caffe_train_is_trusted_to_snapshot_as_it_stops(tmp_path, command, 
     solver.write_text("base_lr: 0.01\n")
     effects = Effects.of([a.format(solver=solver) for a in command])
     assert effects.stop_snapshots == stops
+
+
+@pytest.mark.parametrize("keep_trace", [False, True])
+def test_the_trace_is_sampled_for_pictures_only_when_a_report_will_draw_them(keep_trace):
+    # Parsing the sample costs most of the reading of a debug_info stream.
+    m, _ = monitor(keep_trace=keep_trace)
+    m.feed(training_log(30).encode())
+    m.close()
+    columns = m.reader.run.columns.items
+    assert (len(columns) > 0) == keep_trace

@@ -57,6 +57,7 @@ def watch(
     keep_good: Optional[float] = KEEP_GOOD,
     hunt: bool = False,
     resume: bool = False,
+    keep_trace: bool = False,
 ) -> WatchResult:
     """``caffe-nantools watch [--log FILE] [--stop-on-blowup] [--no-snapshot] [--keep-good
     SECONDS] [--hunt [--resume]] -- COMMAND ...``.
@@ -79,6 +80,8 @@ def watch(
         resume: with ``hunt``, run that resume command under watch in turn, with the same
             options (once; ``result.resumed``, whose outcome is the exit status); its log is
             ``log`` with ``-resume`` before its extension.
+        keep_trace: keep a sample of the debug_info trace for a report's pictures (as
+            ``diagnose`` does; it slows the reading of a debug_info stream).
 
     Raises:
         WatchError: no command, one that cannot be started (one line), ``resume`` without
@@ -92,6 +95,7 @@ def watch(
         snapshot=arguments.flag("snapshot", snapshot),
         timeout=arguments.positive("timeout", timeout),
         keep_good=keep_every("keep_good", keep_good),
+        keep_trace=arguments.flag("keep_trace", keep_trace),
     )
     hunt, resume = arguments.flag("hunt", hunt), arguments.flag("resume", resume)
     if resume and not hunt:
@@ -154,6 +158,7 @@ class _Options:
     snapshot: bool
     timeout: float
     keep_good: float
+    keep_trace: bool
 
 
 class _Events(List[WatchEvent]):
@@ -186,6 +191,7 @@ def _watch_once(
         snapshot=options.snapshot,
         timeout=options.timeout,
         keeper=keeper,
+        keep_trace=options.keep_trace,
     )
     returncode = _run(command, env, path, f, monitor, notes, emit)
     reader = monitor.reader

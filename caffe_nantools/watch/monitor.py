@@ -48,6 +48,7 @@ class Monitor:
         timeout: float = 60.0,
         keeper: Optional[Keeper] = None,
         clock: Callable[[], float] = time.monotonic,
+        keep_trace: bool = False,
     ) -> None:
         self.effects = effects
         self.stop_on_blowup = stop_on_blowup
@@ -55,7 +56,9 @@ class Monitor:
         self.timeout = timeout
         self.keeper = keeper
         self.clock = clock
-        self.reader = Reader(plot=True)  # the trace's sample, for a report
+        # The trace's sample, for a report: parsing it costs most of the reading of a
+        # debug_info stream, so only when a report will draw it.
+        self.reader = Reader(plot=keep_trace)
         # The second pass too, as diagnose reads a log: a NaN in a line of a layout the
         # reading does not know (a fork's loss layer, a Python layer's print) stops the run.
         self._stream = LogStream(sweep=True)
