@@ -25,7 +25,7 @@ def snapshot_at(caffe, solver_path, iteration):
 
 def where(report):
     v = report.verdict
-    return v.cause, v.layer, v.iteration, v.record
+    return str(v.cause), v.layer, v.iteration, (v.record.source, v.record.key)
 
 
 @pytest.mark.parametrize("bad, batch, at", [(33, 4, 5), (22, 3, 4)])
@@ -41,7 +41,7 @@ def test_a_hunt_from_a_snapshot_finds_what_a_hunt_from_the_start_finds(caffe, he
         "bad_input",
         "source_in",
         bad // batch,
-        {"source": "train_lmdb", "key": f"{bad:08d}"},
+        ("train_lmdb", f"{bad:08d}"),
     )
     # It began at the snapshot's iteration: the iterations before it were not trained again.
     assert resumed.training.start == at and resumed.training.skipped == at
