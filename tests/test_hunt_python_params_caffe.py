@@ -197,5 +197,5 @@ def test_a_param_str_without_a_stability_setting_leaves_a_patch_naming_class_and
     assert any(
         "(in Unit.forward); patch: `top[0].data[...] = self.scale * bottom[0].data / "
         "np.maximum(self.norm, 1e-12)`" in a
-        for a in v.advice
-    ), v.advice
+        for a in report.advice
+    ), report.advice
