@@ -146,10 +146,9 @@ def last_good(
     finiteness: Optional[Callable[[Snapshot], Finiteness]] = None,
 ) -> Optional[Snapshot]:
     """The last snapshot of weights that every value up to it shows finite: named before the
-    first bad line, of an iteration no later than the last displayed one whose values were
-    all finite (a weight can go bad in an update between two displays), and, where
-    ``finiteness`` checks its files, not found non-finite there (those that cannot be checked
-    are not passed over)."""
+    first bad line and, where ``finiteness`` checks its files, found finite there; one whose
+    files were not checked only up to the last displayed iteration whose values were all
+    finite (a weight can go bad in an update between two displays)."""
     first = run.first_bad_line
     if first is None:
         return None
@@ -159,13 +158,11 @@ def last_good(
         if v.line < first and not is_bad(v.value) and v.iteration is not None
     ]
     shown = max(finite, default=None)
-    good = [
-        s
-        for s in snapshots
-        if s.line < first and (s.iteration is None or shown is None or s.iteration <= shown)
-    ]
-    for s in reversed(good):
-        if finiteness is None or finiteness(s).finite is not False:
+    for s in reversed([s for s in snapshots if s.line < first]):
+        found = finiteness(s).finite if finiteness is not None else None
+        if found is True or (
+            found is None and (s.iteration is None or shown is None or s.iteration <= shown)
+        ):
             return s
     return None
 
@@ -301,6 +298,18 @@ class WatchResult:
         """The diagnosis (as ``diagnose`` prints it), then the snapshots and the log."""
         lines = [self.diagnosis.format().rstrip("\n")] if self.diagnosis is not None else []
         lines.append(f"watch: {self.summary()}")
+        lines += self.snapshot_lines()
+        if self.hunted is not None:
+            lines += self.hunted.format()
+        if self.resumed is not None:
+            lines.append("resumed:")
+            lines += [f"  {line}" for line in self.resumed.format().rstrip("\n").splitlines()]
+        return "\n".join(lines) + "\n"
+
+    def snapshot_lines(self) -> List[str]:
+        """Each snapshot Caffe wrote for watch or at its stop (why, and what its check found),
+        then the last finite one, each line ``what: ...``."""
+        lines = []
         asked = self.asked
         for s in self.requested:
             lines.append(
@@ -322,12 +331,7 @@ class WatchResult:
             lines.append(
                 f"last finite snapshot: none named in the log before the first non-finite value{why}"
             )
-        if self.hunted is not None:
-            lines += self.hunted.format()
-        if self.resumed is not None:
-            lines.append("resumed:")
-            lines += [f"  {line}" for line in self.resumed.format().rstrip("\n").splitlines()]
-        return "\n".join(lines) + "\n"
+        return lines
 
     def _finite(self, s: Snapshot, sep: str = "; ") -> str:
         """What the check of ``s``'s files found, where they were checked."""
