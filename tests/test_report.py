@@ -5,13 +5,16 @@ GitHub renders as tables, a folded evidence block and code; --redact for posting
 import os
 import re
 import socket
+import sys
 
 import pytest
 
+from browser import chromium
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
-from caffe_nantools.diagnose import diagnose
+from caffe_nantools.diagnose import Reader, diagnose
 from caffe_nantools import report
+from caffe_nantools.logs import read_log
 from caffe_nantools.report import plots, render
 from caffe_nantools.report.trace import trace_of
 from needs import need
@@ -160,14 +163,20 @@ def with_outputs(names, bad=None, iterations=8, test_every=4, runs=1) -> CaffeLo
     return log
 
 
+def curves_of_runs(path, displays=True):
+    """Each run's curves as diagnose reads them for a report."""
+    reader = Reader(plot=True)
+    return [
+        run.curves for run in reader.feed_all(read_log(str(path), sweep=True, displays=displays))
+    ]
+
+
 @pytest.mark.parametrize(
     "names, bad", [(["accuracy"], ("accuracy", 5)), (["a", "b", "c"], ("b", 2))]
 )
 def test_each_output_is_a_curve_with_its_first_non_finite_value(tmp_path, names, bad):
-    from caffe_nantools.report.outputs import curves_of
-
     log = with_outputs(names, bad).write(tmp_path / "train.log")
-    outputs = curves_of(log).outputs
+    outputs = diagnose(log, keep_trace=True).trace.curves.outputs
     assert [(o.phase, o.name) for o in outputs] == [("train", "loss")] + [
         ("train", n) for n in names
     ] + [("test", "loss"), ("test", "top5")]
@@ -175,20 +184,40 @@ def test_each_output_is_a_curve_with_its_first_non_finite_value(tmp_path, names,
     assert by_name[("train", bad[0])].first_bad[0] == bad[1]
     assert [o.name for o in outputs if o.first_bad] == [bad[0]]
     assert by_name[("test", "loss")].points == [(0, 2.0), (4, 1.6)]
-    md = render(diagnose(log), "markdown")
+    md = render(diagnose(log, keep_trace=True), "markdown")
     check_markdown(md)
     assert f"| train | `{bad[0]}` | 8 |" in md and f"iteration {bad[1]}: nan" in md
 
 
 def test_the_outputs_are_the_diagnosed_runs(tmp_path):
-    from caffe_nantools.report.outputs import curves_of
-
     log = with_outputs(["acc"], iterations=3, runs=2)
     log.solving().loss(0, "1.0").lr(0, "0.01")
+    runs = curves_of_runs(log.write(tmp_path / "train.log"))
+    assert [[o.count for o in r.outputs if o.name == "acc"] for r in runs] == [[3], [3], []]
+    assert [(o.name, o.points) for o in runs[2].outputs] == [("loss", [(0, 1.0)])]
+
+
+@pytest.mark.parametrize("bad", [None, ("acc", 3000), ("top1", 10)])
+def test_a_long_runs_curves_read_in_bulk_are_the_ones_read_line_by_line(tmp_path, bad):
+    """Thousands of display lines in a row are taken in bulk (only the kept points parsed):
+    the curves are the same as a reading of every line makes them."""
+    log = with_outputs(["acc", "top1"], bad, iterations=5000, test_every=1000)
     path = log.write(tmp_path / "train.log")
-    assert [o.count for o in curves_of(path, 2).outputs if o.name == "acc"] == [3]
-    assert [o.name for o in curves_of(path).outputs] == ["loss"]  # the last run's only
-    assert [(o.name, o.points) for o in curves_of(path, 3).outputs] == [("loss", [(0, 1.0)])]
+    bulk, each = curves_of_runs(path), curves_of_runs(path, displays=False)
+    assert len(bulk) == len(each) == 1
+    for name in ("loss", "rate"):
+        a, b = getattr(bulk[0], name), getattr(each[0], name)
+        assert (a.count, a.points, a.bad) == (b.count, b.points, b.bad) and a.count == 5000
+    assert [(o.phase, o.name, o.count, o.points, o.bad) for o in bulk[0].outputs] == [
+        (o.phase, o.name, o.count, o.points, o.bad) for o in each[0].outputs
+    ]
+    assert len(bulk[0].outputs) == 5
+
+
+def test_without_keep_trace_the_page_says_the_curves_were_not_kept(tmp_path):
+    log = with_outputs(["acc"]).write(tmp_path / "train.log")
+    page = report.page_of(diagnose(log))
+    assert page.outputs == [] and any("keep_trace=True" in n for n in page.notes)
 
 
 def test_many_outputs_stay_readable_drawn_small_and_all_listed(tmp_path):
@@ -325,3 +354,30 @@ def test_a_long_log_gives_a_small_page_that_keeps_every_non_finite_value(
     md = render(result, "markdown")
     check_markdown(md, table=True)
     assert f"| train | `accuracy` | {iterations} |" in md
+
+
+def test_the_page_of_a_gigabyte_log_opens_small_with_every_non_finite_value(tmp_path):
+    """diagnose on a 1 GB log (a training without debug_info that blows up at its end, as
+    benchmarks/diagnose_speed.py writes it), its page opened in the browser: small, offline,
+    its plots drawn, the loss's and the output's NaNs each kept."""
+    need("matplotlib")
+    chromium()  # before a gigabyte is written for nothing
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+    from diagnose_speed import write_log
+
+    log = str(tmp_path / "gigabyte.log")
+    try:
+        bad = write_log(log, 1024, debug_info=False)
+        assert os.path.getsize(log) >= 2**30
+        result = diagnose(log, keep_trace=True)
+    finally:
+        os.remove(log)  # a gigabyte left behind would stay in the image's layer
+    out = report.write_html(result, str(tmp_path / "gigabyte.html"))
+    assert os.path.getsize(out) < LARGEST
+    curves = report.page_of(result).curves
+    last = bad + 19
+    for curve in (curves.loss, next(o for o in curves.outputs if o.phase == "train")):
+        assert [(s.first[0], s.last[0], s.count) for s in curve.bad] == [(bad, last, 20)], curve
+        assert curve.count == last + 1 and len(curve.points) <= 2003
+    assert result.first_nonfinite.iteration == bad
+    assert check_html(out, [f"iteration {bad}"], first_bad_row=False)["plots"]

@@ -21,6 +21,8 @@ def test_the_report_of_a_bad_record_names_it_and_marks_the_first_bad_row(caffe, 
     assert "pixels: data" in shown["marked"][0]
     page = (here / "bad_record.html").read_text()
     assert "The scan&#x27;s bad records" in page and "00000009" in page
+    # The failing iteration replayed twice: the page says whether the failure comes back.
+    assert "<th>reproducible</th><td>reproducible</td>" in page
 
 
 def test_the_report_of_an_explosion_shows_the_trace_and_the_verified_fix(caffe, here):

@@ -34,6 +34,7 @@ def test_hunt_from_the_kept_snapshot_finds_the_record_and_the_resumed_run_stays_
     paced_training(tmp_path, bad=bad, batch=batch, max_iter=30)
     run = subprocess.run(
         watch_args("--log", "w.log", "--keep-good", "0.05", "--hunt", "--resume", "--json")
+        + ["--report", "watched.md"]
         + ["--", "caffe", "train", "-solver", "solver.prototxt"],
         cwd=tmp_path,
         env=env(tmp_path),
@@ -75,5 +76,13 @@ def test_hunt_from_the_kept_snapshot_finds_the_record_and_the_resumed_run_stays_
     shown = [int(i) for i in re.findall(r"\] Iteration (\d+) \(.*\), loss = ", log)]
     assert shown[0] == good and shown[-1] == 29
     assert run.returncode == result["exit_status"] == 0
+    # The report shows the way back: the hunt from the snapshot, its fix, the resume and its end.
+    md = (tmp_path / "watched.md").read_text().replace("\\_", "_")  # as GitHub shows it
+    assert f"- **last finite snapshot**: snap_iter_{good}.caffemodel" in md
+    assert f"- **hunt from**: snap_iter_{good}.solverstate" in md
+    assert "- **hunt's verdict**: bad input" in md and "- **hunt's fix**: " in md
+    assert f"- **resume**: caffe train -solver {workdir}/fix/resume/solver.prototxt" in md
+    resumed_line = next(line for line in md.splitlines() if line.startswith("- **resumed**: "))
+    assert "ended with status 0; every value was finite" in resumed_line
     # The user's files are untouched: the net still reads the store with the NaN record.
     assert 'source: "train_lmdb"' in (tmp_path / "net.prototxt").read_text()

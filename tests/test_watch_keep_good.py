@@ -98,6 +98,17 @@ def test_the_text_report_names_the_last_finite_snapshot_and_the_stops_finiteness
     assert "not finite: snap_iter_" in stop and "layer 'ip' param 0: 1 NaN" in stop
 
 
+def test_the_report_names_the_last_finite_snapshot_and_the_stops_finiteness(tmp_path):
+    stand_in(tmp_path)
+    run = keep_watch(tmp_path, "-nan_at", "40", "-iterations", "300", flags=("--report", "w.md"))
+    assert run.returncode == 1, run.stderr.decode()[-2000:]
+    md = (tmp_path / "w.md").read_text().replace("\\_", "_")  # as GitHub shows it
+    good = next(line for line in md.splitlines() if line.startswith("- **last finite snapshot**: "))
+    assert "every value finite" in good and "resume from it with -snapshot snap_iter_" in good
+    stop = next(line for line in md.splitlines() if line.startswith("- **snapshot**: "))
+    assert "not finite: snap_iter_" in stop
+
+
 def test_the_solvers_periodic_snapshots_are_never_removed(tmp_path):
     stand_in(tmp_path, snapshot=7)
     run = keep_watch(tmp_path, "-iterations", "120", "-pace", "0.01", solver_snapshot=7)

@@ -34,11 +34,11 @@ from caffe_nantools.diagnose.reading import (
     Evidence,
     Reader,
     Run,
-    Sampled,
     Valued,
     is_saturated,
     larger,
 )
+from caffe_nantools.diagnose.series import Curve, Curves, Sampled, Stretch
 from caffe_nantools.diagnose.trace import Block, is_bad, net_norms
 from caffe_nantools.diagnose.updates import update_ratios
 from caffe_nantools.diagnose.verdict import FirstNonfinite, RecordRef, Verdict
@@ -324,6 +324,9 @@ __all__ = [
     "RecordRef",
     "Run",
     "Sampled",
+    "Curve",
+    "Curves",
+    "Stretch",
     "Valued",
     "Verdict",
     "bad_records",

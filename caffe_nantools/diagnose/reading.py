@@ -18,7 +18,6 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import (
-    Callable,
     Deque,
     Dict,
     Iterable,
@@ -32,6 +31,7 @@ from typing import (
 
 import numpy as np
 
+from caffe_nantools.diagnose.series import Curves, Sampled
 from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
 from caffe_nantools.logs import (
     LOSS,
@@ -48,8 +48,6 @@ from caffe_nantools.logs import (
 
 #: Displayed iterations kept before the first non-finite one, to see a blow-up coming.
 WINDOW = 12
-#: Points kept per plotted series; past it every other one is dropped.
-SAMPLES = 600
 #: -log(FLT_MIN): SoftmaxWithLoss's loss once the probability of the true class underflows to 0
 #: (Caffe clamps it at FLT_MIN), the classic sign of exploded scores or labels out of range.
 SATURATED_SOFTMAX_LOSS = 87.3365
@@ -117,40 +115,6 @@ class CheckError(Evidence):
     pass_: str = ""
     iteration: int = 0
     phase: str = ""
-
-
-class Sampled:
-    """At most ``limit`` items of a long series, evenly thinned: every stride-th is kept, and the
-    stride doubles whenever the list would grow past the limit."""
-
-    def __init__(self, limit: int = SAMPLES) -> None:
-        self.limit = limit
-        self.items: list = []
-        self.stride = 1
-        self.seen = 0
-
-    def wants_next(self) -> bool:
-        return self.seen % self.stride == 0
-
-    def add(self, item) -> None:
-        if self.wants_next():
-            self.items.append(item)
-            if len(self.items) > self.limit:
-                self.items = self.items[::2]
-                self.stride *= 2
-        self.seen += 1
-
-    def add_many(self, count: int, item: Callable[[int], object]) -> None:
-        """``add`` of ``count`` items, of which ``item(k)`` makes the k-th: only those kept
-        are made."""
-        k = 0
-        while k < count:
-            skip = min((-self.seen) % self.stride, count - k)
-            self.seen += skip
-            k += skip
-            if k < count:
-                self.add(item(k))
-                k += 1
 
 
 @dataclass
@@ -228,6 +192,8 @@ class Run:
     columns: Sampled = field(default_factory=Sampled)
     loss_series: Sampled = field(default_factory=Sampled)
     lr_series: Sampled = field(default_factory=Sampled)
+    #: Every curve of the run for a report (the loss, the rate, each output), read with it.
+    curves: Optional[Curves] = None
 
     @property
     def went_bad(self) -> bool:
@@ -279,6 +245,12 @@ _OUTPUT_MARKS = {
     "train_output": ("Train net output #",),
     "test_output": ("Test net output #", "Test score #"),
 }
+
+
+#: A train output's line, its value a number ``float`` reads.
+_TRAIN_OUTPUT = re.compile(
+    rb"\] +Train net output #\d{1,18}: (\S+) = [-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?=\s|$)"
+)
 
 
 def _outputs(
@@ -365,11 +337,12 @@ class Reader:
 
     def __init__(self, plot: bool = False) -> None:
         self.plot = plot
-        self.runs: List[Run] = [Run()]
+        self.runs: List[Run] = [self._run_from(1)]
         self._windows = _Windows(self.runs[-1])
         self._testing = False
         self._outputs_due = False
         self._test_iteration: Optional[int] = None
+        self._test_net = 0
         self._pending: List[Span] = []
         self._pending_bytes = 0
         self._pending_suspect = False
@@ -423,6 +396,8 @@ class Reader:
                 self.feed(piece)
             return
         rates = np.flatnonzero(run.kinds == RATE)
+        if self.run.curves is not None:
+            self._bulk_outputs(run, head, losses)
         losses, rates = losses[1:], rates[rates >= head]
         current = self.run
         self._count(run, losses, "loss")
@@ -437,6 +412,62 @@ class Reader:
             if current.first_bad_loss is None:
                 self._windows.defer("loss", run, losses)
         self._windows.defer("lr", run, rates)
+
+    def _run_from(self, line: int) -> Run:
+        """A new run, its first line ``line``; with its curves for a plot."""
+        return Run(start=line, curves=Curves() if self.plot else None)
+
+    def _bulk_outputs(self, run: Displays, head: int, losses: np.ndarray) -> None:
+        """The train outputs among the lines of ``run`` from ``head`` on (all finite, as no line
+        of a Displays is suspect) added to the curves, only those the curves keep parsed; each
+        one's iteration is the loss line's before it (``losses``: the loss lines of ``run``)."""
+        begin = int(run.breaks[head - 1]) + 1 if head else 0
+        found: Dict[bytes, List[int]] = {}
+        for m in _TRAIN_OUTPUT.finditer(run.data, begin):
+            found.setdefault(m.group(1), []).append(m.start())
+        for name, offsets in found.items():
+            lines = np.searchsorted(run.breaks, offsets)
+            before = losses[np.searchsorted(losses, lines) - 1]
+
+            def point(k: int, lines=lines, before=before) -> Tuple[int, float]:
+                line = int(lines[k])
+                glog = parse_line(run.text(line))
+                value = parse_event(glog.message.strip(), run.line + line).value
+                return _display_event(run, int(before[k])).iteration, value
+
+            curve = self.run.curves.output("train", name.decode("utf-8", "replace"))
+            curve.add_finite(len(lines), point)
+
+    def _curve_outputs(self, span: Span, data: bytes, phase: str) -> None:
+        """The ``phase`` outputs among the lines of ``data`` (the start of ``span``) added to the
+        run's curves: a test pass's at its iteration (a second test net's named ``net1/...``),
+        the train net's at the last displayed iteration."""
+        run = self.run
+        if run.curves is None:
+            return
+        marks = [mark.encode() for mark in _OUTPUT_MARKS[f"{phase}_output"]]
+        at = [k for k in (data.find(mark) for mark in marks) if k >= 0]
+        if not at:
+            return
+        if phase == "test":
+            iteration = self._test_iteration
+        else:
+            iteration = run.iterations[-1] if run.iterations else None
+        if iteration is None:
+            return
+        # Only the lines from the first output to the last are decoded (a block may follow).
+        begin = data.rfind(b"\n", 0, min(at)) + 1
+        end = data.find(b"\n", max(data.rfind(mark) for mark in marks))
+        lines = Span(
+            data[begin : len(data) if end < 0 else end],
+            span.line + data.count(b"\n", 0, begin),
+            span.suspect,
+            span.originals,
+        )
+        prefix = f"net{self._test_net}/" if phase == "test" and self._test_net else ""
+        for output in _outputs(lines, lines.data, f"{phase}_output", iteration):
+            if output is not None:
+                run.curves.output(phase, prefix + output.name).add(iteration, output.value)
 
     def _plain(self) -> bool:
         """Whether a display line needs nothing but counting, sampling and the windows."""
@@ -459,6 +490,9 @@ class Reader:
             return event.iteration, event.value
 
         series.add_many(len(lines), item)
+        curves = self.run.curves
+        if curves is not None:
+            (curves.loss if kind == "loss" else curves.rate).add_finite(len(lines), item)
 
     def found(self, finding: Finding) -> None:
         """A line of the second pass (:mod:`caffe_nantools.logs.sweep`): its first non-finite
@@ -486,6 +520,7 @@ class Reader:
                 return
             if self.run.first_bad_test is None:
                 self._bad_test_output(span, cut)
+            self._curve_outputs(span, span.data[:cut], "test")
             self._testing = False
             span = Span(
                 span.data[cut:],
@@ -502,6 +537,7 @@ class Reader:
         if self._outputs_due:
             self._outputs_due = False
             self._bad_output(span)
+        self._curve_outputs(span, span.data, "train")
         self._pending.append(span)
         self._pending_bytes += len(span.data)
         self._pending_suspect |= span.suspect
@@ -549,7 +585,7 @@ class Reader:
             run = self.run
             if run.displayed or run.went_bad or run.has_debug or run.abort or run.first_found:
                 self._windows.fill()
-                self.runs.append(Run(start=marked.line))
+                self.runs.append(self._run_from(marked.line))
                 self._windows = _Windows(self.runs[-1])
             elif run.first_crash is None:
                 run.start = marked.line
@@ -561,6 +597,7 @@ class Reader:
             self._close_block(None)
             self._testing = True
             self._test_iteration = event.iteration
+            self._test_net = event.index or 0
         elif event.kind == "loss":
             self._testing = False
             self._close_block(event.iteration)
@@ -568,6 +605,8 @@ class Reader:
         elif event.kind == "lr":
             run = self.run
             run.lr_series.add((event.iteration, event.value))
+            if run.curves is not None:
+                run.curves.rate.add(event.iteration, event.value)
             if run.suspect is None or event.iteration == run.suspect.iteration:
                 self._windows.add("lr", (event.iteration, event.value))
             if run.first_bad_lr is None and is_bad(event.value):
@@ -645,6 +684,8 @@ class Reader:
         if run.abort is None:
             run.abort_after = loss.iteration
         run.loss_series.add((loss.iteration, loss.value))
+        if run.curves is not None:
+            run.curves.loss.add(loss.iteration, loss.value)
         if run.pinned is None and is_saturated(loss.value):
             run.pinned = loss
         if run.first_bad_loss is None:

@@ -1,17 +1,16 @@
 """What a report page shows, taken from a report the library made (a hunt's, a diagnosis, a
-watch's): nothing is run again here, and of the log only its output lines are read again (the
-diagnosis keeps the loss's and the rate's curves, not every output's)."""
+watch's): nothing is run again and no file read again here (the curves are the ones the
+diagnosis kept as it read the log)."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from caffe_nantools.cause import Cause
-from caffe_nantools.diagnose import Diagnosis
-from caffe_nantools.errors import NanToolsError
+from caffe_nantools.diagnose import Curve, Curves, Diagnosis
 from caffe_nantools.hunt import HuntReport
-from caffe_nantools.report.outputs import Curves, Output, curves_of
 from caffe_nantools.watch import WatchResult
 
 if TYPE_CHECKING:
@@ -67,11 +66,11 @@ class Page:
     risks: List[str] = field(default_factory=list)
     fix: Optional[dict] = None
     notes: List[str] = field(default_factory=list)
-    #: The run's curves read again from its log (None: it could not be).
+    #: The run's curves, as the diagnosis read them (None: it kept none).
     curves: Optional[Curves] = None
 
     @property
-    def outputs(self) -> List[Output]:
+    def outputs(self) -> List[Curve]:
         return self.curves.outputs if self.curves is not None else []
 
     @property
@@ -82,20 +81,20 @@ class Page:
 def page_of(report) -> Page:
     """The page of a HuntReport, a Diagnosis or a WatchResult."""
     if isinstance(report, HuntReport):
-        page = _hunt_page(report)
-        d, training = report.diagnosis, report.training
-        log = d.log if d is not None else training.log if training is not None else None
+        page, d = _hunt_page(report), report.diagnosis
     elif isinstance(report, Diagnosis):
-        page, d, log = _diagnosis_page(report, "diagnose", report.log), report, report.log
+        page, d = _diagnosis_page(report, "diagnose", report.log), report
     elif isinstance(report, WatchResult):
-        page, d, log = _watch_page(report), report.diagnosis, report.log
+        page, d = _watch_page(report), report.diagnosis
     else:
         raise TypeError(f"no report page for a {type(report).__name__}")
-    if log is not None:
-        try:
-            page.curves = curves_of(log, d.run if d is not None else None)
-        except (OSError, NanToolsError) as e:
-            page.notes.append(f"the outputs' curves: cannot read {log} again ({e})")
+    if d is not None and d.trace is not None:
+        page.curves = d.trace.curves
+        if page.curves is None:
+            page.notes.append(
+                "the curves of the outputs were not kept: diagnose with keep_trace=True "
+                "(the command line does with --report)"
+            )
     return page
 
 
@@ -154,6 +153,8 @@ def _hunt_page(report) -> Page:
         facts.append(("verified", fix["state"]))
     else:
         facts.append(("fix", "none tried for this cause"))
+    if report.reproducible is not None:
+        facts.append(("reproducible", report.reproducible.verdict))
     d = getattr(report, "diagnosis", None)
     page = Page(
         "hunt",
@@ -166,7 +167,8 @@ def _hunt_page(report) -> Page:
         replay=getattr(report, "replayed", None),
         risks=[str(f) for f in report.lint],
         fix=fix,
-        notes=list(report.notes),
+        notes=list(report.notes)
+        + (report.reproducible.differences if report.reproducible is not None else []),
     )
     if d is not None:
         page.evidence += [(e.line, e.text.strip()) for e in d.evidence]
@@ -190,7 +192,25 @@ def _watch_page(result) -> Page:
     else:
         page = Page("watch", result.log, Cause.NONE)
     page.facts.insert(0, ("command", result.summary()))
-    if result.last_good is not None:
-        page.facts.append(("last good snapshot", ", ".join(result.last_good.files)))
+    for line in result.snapshot_lines():
+        what, _, told = line.partition(": ")
+        page.facts.append((what, told))
+    hunted = result.hunted
+    if hunted is not None and hunted.report is not None:
+        h = hunted.report
+        page.facts.append(("hunt from", hunted.state))
+        page.facts.append(
+            ("hunt's verdict", CAUSE_WORDS.get(h.verdict.cause, str(h.verdict.cause)))
+        )
+        if h.fix is not None:
+            page.facts.append(("hunt's fix", f"{h.fix.change} ({h.fix.state})"))
+        page.facts.append(
+            ("resume", shlex.join(hunted.resume) if hunted.resume else f"none: {hunted.no_resume}")
+        )
+        page.advice += list(h.advice)
+    elif hunted is not None and hunted.no_hunt:
+        page.facts.append(("hunt", f"none: {hunted.no_hunt}"))
+    if result.resumed is not None:
+        page.facts.append(("resumed", result.resumed.summary()))
     page.summary += [f"warning: {w}" for w in result.warnings]
     return page
