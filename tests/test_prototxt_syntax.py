@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from caffe_nantools.prototxt import ParseError, dump, parse
+from caffe_nantools.prototxt import Net, ParseError, dump, parse, set_param
 from corpus import FILES, MISSING, corpus_params, read
 
 
@@ -295,3 +295,32 @@ def test_mutated_corpus_files_raise_only_parse_errors(path, rnd):
         assert e.line >= 1 and e.col >= 1
         return
     assert dump(doc) == mutated
+
+
+@pytest.mark.parametrize(
+    "layer, expected",
+    [
+        (  # the block added on a line of its own, indented as its siblings
+            'layer {\n  name: "bn"\n  top: "x"\n}\n',
+            'layer {\n  name: "bn"\n  top: "x"\n  batch_norm_param { eps: 1e-5 }\n}\n',
+        ),
+        (  # the field added under the block's last field
+            'layer {\n  name: "bn"\n  batch_norm_param {\n    moving_average_fraction: 0.9\n  }\n}\n',
+            'layer {\n  name: "bn"\n  batch_norm_param {\n    moving_average_fraction: 0.9\n'
+            "    eps: 1e-5\n  }\n}\n",
+        ),
+        (  # the value replaced, the rest of the line kept
+            'layer {\n  name: "bn"\n  batch_norm_param { eps: 0  # too small\n  }\n}\n',
+            'layer {\n  name: "bn"\n  batch_norm_param { eps: 1e-5  # too small\n  }\n}\n',
+        ),
+        (  # a net written on one line stays on one line, spaced as it was
+            'layer { name: "bn" batch_norm_param {use_global_stats: true} }\n',
+            'layer { name: "bn" batch_norm_param {use_global_stats: true eps: 1e-5} }\n',
+        ),
+    ],
+)
+def test_set_param_writes_the_field_where_a_person_would(layer, expected):
+    net = Net.parse(layer, "net.prototxt")
+    set_param(net.layers[0].node, "batch_norm_param", "eps", "1e-5")
+    assert dump(net.doc) == expected
+    assert Net.parse(dump(net.doc), "net.prototxt").layers[0].node.find("batch_norm_param")

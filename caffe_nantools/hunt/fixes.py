@@ -18,7 +18,7 @@ from caffe_nantools.hunt.python_params import stability_retries
 from caffe_nantools.hunt.batches import source_reader
 from caffe_nantools.hunt.training import train
 from caffe_nantools.jsontext import fields_dict
-from caffe_nantools.prototxt import STRING, Layer, Net, NetState, dump, parse
+from caffe_nantools.prototxt import STRING, Layer, Net, NetState, dump, set_param
 from caffe_nantools.lint.solver_rules import rate_grows
 from caffe_nantools.solver_edits import set_fields
 from caffe_nantools.solver_settings import value_of
@@ -274,7 +274,8 @@ def _contract_fix(
     reader, phase, name = source_reader(inputs.net_model, inputs.test_models, breach.source)
     net = inputs.net_to_edit(reader.path)
     for layer, (field_path, value) in breach.setting.items():
-        set_field(net, layer, field_path, value)
+        block, field = field_path.split(".")
+        set_param(next(l.node for l in net.layers if l.name == layer), block, field, value)
     fix = _verify(
         inputs,
         os.path.join(folder, "fix"),
@@ -511,20 +512,3 @@ def _number(value: str) -> Optional[float]:
         return float(value)
     except ValueError:
         return None  # a word (lr_policy: "fixed"), never a number's other spelling
-
-
-def set_field(net: Net, layer: str, path: str, value: str) -> None:
-    """Set ``block.field`` of ``layer`` to ``value`` in hunt's copy of the net (the block made
-    where the layer has none)."""
-    block, name = path.split(".")
-    node = next(l.node for l in net.layers if l.name == layer)
-    holder = node.find(block)
-    if holder is None:
-        node.insert(-1, parse(f"\n  {block} {{ {name}: {value} }}").children[0])
-        return
-    entry = holder.find(name)
-    if entry is None:
-        holder.insert(-1, parse(f" {name}: {value}").children[0])
-    else:
-        entry.values[0][0].text = value
-        del entry.values[0][1:]

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import Callable, List, NamedTuple, Optional
 
-from caffe_nantools.prototxt import BOOL, FLOAT, INT32, Layer, Net, NetState, Node, dump, parse
+from caffe_nantools.prototxt import (
+    BOOL,
+    FLOAT,
+    INT32,
+    Layer,
+    Net,
+    NetState,
+    dump,
+    set_param,
+)
 
 TRAIN = NetState("TRAIN")
 #: Shifts tried before a Log or a Power, smallest first: the least change that keeps the input
@@ -187,18 +196,5 @@ def _edited(
     net = Net.parse(net_text, path)
     for layer in net.layers:
         if layer.name in names:
-            _set(layer.node, block, name, raw)
+            set_param(layer.node, block, name, raw)
     return Edit(change, dump(net.doc))
-
-
-def _set(node: Node, block: str, name: str, raw: str) -> None:
-    params = node.find(block)
-    if params is None:
-        node.insert(-1, parse(f"{block} {{ {name}: {raw} }}\n").children[0])
-        return
-    field = params.find(name)
-    if field is None:
-        params.insert(-1, parse(f"{name}: {raw}\n").children[0])
-        return
-    field.values[0][0].text = raw
-    del field.values[0][1:]

@@ -16,6 +16,7 @@ from caffe_nantools.prototxt.edits import (
     change_value,
     following_sibling,
     is_added,
+    set_param,
     undo,
 )
 from caffe_nantools.prototxt.fields import (
@@ -59,6 +60,7 @@ from caffe_nantools.prototxt.upgrade import UpgradeError, upgrade_v1
 from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
 
 __all__ = [
+    "set_param",
     "BOOL",
     "FLOAT",
     "INT32",

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, Sequence, Union
 
 from caffe_nantools.errors import NanToolsError
 from caffe_nantools.prototxt.style import Style, indentation
-from caffe_nantools.prototxt.syntax import Document, Node, dump, parse, shown
+from caffe_nantools.prototxt.syntax import Document, Node, dump, iter_tokens, parse, shown
 
 ADDED_MARK = "added by caffe-nantools"
 CHANGED_MARK = "  # changed by caffe-nantools, was: "
@@ -41,6 +41,38 @@ def add_field(doc: Document, text: str, style: Style) -> Node:
     ).children[0]
     doc.insert(len(doc.children), node)
     return node
+
+
+def set_param(layer: Node, block: str, name: str, raw: str) -> None:
+    """``block { name: raw }`` in ``layer``: the field's value replaced, else the field added
+    to the block, else the block added, each on a line of its own indented as its siblings
+    (a copy's edit, unmarked: it shows as one line in a diff against the user's file)."""
+    params = layer.find(block)
+    if params is None:
+        _append(layer, f"{block} {{ {name}: {raw} }}")
+        return
+    field = params.find(name)
+    if field is None:
+        _append(params, f"{name}: {raw}")
+        return
+    field.values[0][0].text = raw
+    del field.values[0][1:]
+
+
+def _append(holder: Node, text: str) -> None:
+    """``text`` as the last child of ``holder``: on a line of its own where the last child is
+    (indented as it), else in the line, the space before the closing brace kept after it."""
+    children = holder.children
+    if children and "\n" in children[-1].items[0].pre:
+        holder.insert(-1, parse("\n" + indentation(children[-1]) + text).children[0])
+        return
+    if not children and "\n" in holder.items[0].pre:
+        holder.insert(-1, parse("\n" + indentation(holder) + "  " + text).children[0])
+        return
+    node = parse(text).children[0]
+    before = list(iter_tokens(children[-1]))[-1] if children else holder.items[1]
+    list(iter_tokens(node))[-1].post, before.post = before.post, " "
+    holder.insert(-1, node)
 
 
 def added_line(text: str) -> str:
