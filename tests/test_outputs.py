@@ -350,8 +350,12 @@ def leftovers(folder):
 
 
 # The child stops itself at a planted point: after the first write batch of the clean copy.
+# It starts as a shell in a terminal starts a command (no signal blocked, Ctrl-C's default): a
+# suite started in the background (``pytest &``) has SIGINT ignored, and the child inherits it.
 INTERRUPTED = """
 import os, signal, sys
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from caffe_nantools.scan import stores
 from caffe_nantools.cli import main
 put_all = stores._put_all

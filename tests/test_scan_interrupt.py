@@ -46,6 +46,14 @@ def test_ctrl_c_during_a_scan_with_workers_is_exit_130_and_one_line(tmp_path, to
             process.wait()
 
 
+def as_from_a_terminal():
+    """In the child, before it runs the CLI: Ctrl-C's default action, as a shell in a terminal
+    starts a command (a suite started in the background, ``pytest &``, has SIGINT ignored, and
+    a command inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def scan_with_workers(folder, *options):
     """The CLI scanning a long image list with 2 workers, in a session of its own."""
     source = folder / "list.txt"
@@ -66,6 +74,7 @@ def scan_with_workers(folder, *options):
         stderr=subprocess.PIPE,
         env=env,
         start_new_session=True,
+        preexec_fn=as_from_a_terminal,
     )
 
 
