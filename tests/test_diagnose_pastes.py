@@ -169,7 +169,7 @@ def _diagnose(text):
         path = os.path.join(folder, "pasted.log")
         with open(path, "w") as f:
             f.write(text)
-        return diagnose(path)
+        return diagnose(path, keep_trace=True)  # a report's reading too
 
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -133,7 +133,7 @@ def plain_log(rng, iterations, bad_at=None):
 
 def read(data, displays, cut):
     stream = LogStream(sweep=True, displays=displays)
-    reader = Reader()
+    reader = Reader(plot=True)  # the curves of a report too
     pieces = []
     for k in range(0, len(data), cut):
         pieces += list(stream.feed(data[k : k + cut]))
@@ -148,6 +148,11 @@ def state(reader):
         fields = dataclasses.asdict(run)
         for name in ("loss_series", "lr_series", "columns"):
             fields[name] = getattr(run, name).items
+        curves = run.curves
+        fields["curves"] = [
+            (c.phase, c.name, c.count, c.points, c.bad)
+            for c in [curves.loss, curves.rate] + curves.outputs
+        ]
         out.append(fields)
     return repr(out)
 

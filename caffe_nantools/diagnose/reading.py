@@ -247,9 +247,9 @@ _OUTPUT_MARKS = {
 }
 
 
-#: A train output's line, its value a number ``float`` reads.
+#: A train output's line, its value a number ``float`` reads (group 2).
 _TRAIN_OUTPUT = re.compile(
-    rb"\] +Train net output #\d{1,18}: (\S+) = [-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?=\s|$)"
+    rb"\] +Train net output #\d{1,18}: (\S+) = ([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)(?=\s|$)"
 )
 
 
@@ -419,8 +419,9 @@ class Reader:
 
     def _bulk_outputs(self, run: Displays, head: int, losses: np.ndarray) -> None:
         """The train outputs among the lines of ``run`` from ``head`` on (all finite, as no line
-        of a Displays is suspect) added to the curves, only those the curves keep parsed; each
-        one's iteration is the loss line's before it (``losses``: the loss lines of ``run``)."""
+        of a Displays is suspect) added to the curves, only the values the curves keep read;
+        each one's iteration is the loss line's before it (``losses``: the loss lines of
+        ``run``)."""
         begin = int(run.breaks[head - 1]) + 1 if head else 0
         found: Dict[bytes, List[int]] = {}
         for m in _TRAIN_OUTPUT.finditer(run.data, begin):
@@ -429,10 +430,8 @@ class Reader:
             lines = np.searchsorted(run.breaks, offsets)
             before = losses[np.searchsorted(losses, lines) - 1]
 
-            def point(k: int, lines=lines, before=before) -> Tuple[int, float]:
-                line = int(lines[k])
-                glog = parse_line(run.text(line))
-                value = parse_event(glog.message.strip(), run.line + line).value
+            def point(k: int, offsets=offsets, before=before) -> Tuple[int, float]:
+                value = float(_TRAIN_OUTPUT.match(run.data, offsets[k]).group(2))
                 return _display_event(run, int(before[k])).iteration, value
 
             curve = self.run.curves.output("train", name.decode("utf-8", "replace"))
