@@ -2,11 +2,12 @@
 never given an all-clear; the report names the line, and what the rest of the log supports."""
 
 import pytest
+from hypothesis import given, strategies as st
 
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import diagnose
-from caffe_nantools.logs.sweep import line_findings, sweep_lines
+from caffe_nantools.logs.sweep import line_findings, may_be_nonfinite, sweep_chunk, sweep_lines
 
 
 def healthy(iterations=3, start=0):
@@ -213,3 +214,25 @@ def test_the_first_non_finite_iteration_is_the_first_in_the_file(tmp_path, bad):
     result = diagnose(log.write(tmp_path / "train.log"))
     assert result.first_nonfinite.iteration == bad
     assert result.first_nonfinite.line == log.line_of(f"Iteration {bad} (12.5 iter/s")
+
+
+TOKENS = ["nan", "-nan", "NaN", "inf", "-Inf", "INF", "1.#QNAN", "-1.#IND", "1.#INF", "nan(ind)"]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(TOKENS),
+            st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=12),
+            st.sampled_from(["loss = ", ": ", "banana", "inference", "Forward", "\n", " "]),
+        ),
+        max_size=30,
+    )
+)
+def test_watchs_quick_look_never_passes_over_what_the_sweep_finds(parts):
+    """watch freezes Caffe on a piece that shows a non-finite value; the look it takes first
+    (only the n's) rules a piece out only where the sweep would find none."""
+    chunk = ("".join(parts) + "\n").encode()
+    found = [f for f in sweep_chunk(chunk, len(chunk), 1) if f.kind == "nonfinite"]
+    assert may_be_nonfinite(chunk) or not found
+    assert may_be_nonfinite(b"I0101 loss = -nan\n") and not may_be_nonfinite(b"] Forward 1.5\n")

@@ -12,7 +12,7 @@ from caffe_nantools.logs.glog import GlogLine, parse_line, parse_value
 from caffe_nantools.logs.events import Event, parse_event, read_events
 from caffe_nantools.logs.opening import NotALogError, not_a_log, open_log
 from caffe_nantools.logs.plain import LOSS, RATE
-from caffe_nantools.logs.sweep import Finding, sweep_chunk, sweep_lines
+from caffe_nantools.logs.sweep import Finding, may_be_nonfinite, sweep_chunk, sweep_lines
 from caffe_nantools.logs.tables import Tables, log2csv, tables_from_events
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "read_events",
     "read_log",
     "sweep_chunk",
+    "may_be_nonfinite",
     "sweep_lines",
     "tables_from_events",
 ]

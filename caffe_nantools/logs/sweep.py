@@ -135,12 +135,7 @@ def sweep_chunk(
     a = np.frombuffer(chunk, np.uint8, count=end)
     if ends is None:
         ends = np.flatnonzero(a == _NL)
-    # A candidate for a token: n-a, n-f or n-d in any case (nan, inf, ind: every spelling);
-    # the n's first (one pass and one index), then the letter after each.
-    low = a | _LOWER
-    candidates = np.flatnonzero(np.equal(low, _N, out=low.view(bool)))
-    candidates = candidates[candidates + 1 < end]
-    candidates = candidates[_AFD[a[candidates + 1]]]
+    candidates = _token_candidates(a)
     # A candidate for a crash: every line that is not a glog INFO line.
     starts = np.concatenate(([0], ends + 1))
     starts = starts[starts < end]
@@ -156,6 +151,21 @@ def sweep_chunk(
         text = chunk[begin:stop].decode("utf-8", "replace").rstrip("\r")
         found += line_findings(text, first_line + k)
     return found
+
+
+def may_be_nonfinite(chunk: bytes) -> bool:
+    """Whether ``chunk`` holds a candidate for a non-finite token at all (a look at its n's,
+    a few numpy passes): False means :func:`sweep_chunk` would find no non-finite value."""
+    return len(_token_candidates(np.frombuffer(chunk, np.uint8))) > 0
+
+
+def _token_candidates(a: np.ndarray) -> np.ndarray:
+    """The offsets of every n followed by a, f or d in any case (nan, inf, ind: every
+    spelling); the n's first (one pass and one index), then the letter after each."""
+    low = a | _LOWER
+    candidates = np.flatnonzero(np.equal(low, _N, out=low.view(bool)))
+    candidates = candidates[candidates + 1 < len(a)]
+    return candidates[_AFD[a[candidates + 1]]]
 
 
 def _may_crash(chunk: bytes, ends: np.ndarray, end: int, lines: np.ndarray) -> np.ndarray:

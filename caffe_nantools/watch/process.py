@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from caffe_nantools.logs import Lines, sweep_chunk
+from caffe_nantools.logs import Lines, may_be_nonfinite, sweep_chunk
 from caffe_nantools.watch.monitor import Monitor
 from caffe_nantools.watch.report import WatchEvent
 
@@ -280,6 +280,8 @@ class Child:
         if not cut:
             return False
         lines = tail + data[:cut]
+        if not may_be_nonfinite(lines):  # most pieces: the sweep's first step alone rules it out
+            return False
         return any(f.kind == "nonfinite" for f in sweep_chunk(lines, len(lines), 1))
 
     def _thaw(self) -> None:
