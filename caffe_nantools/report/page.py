@@ -32,6 +32,11 @@ CAUSE_WORDS = {
 }
 
 
+def cause_words(cause: Cause) -> str:
+    """``cause`` in a user's words."""
+    return CAUSE_WORDS.get(cause, str(cause))
+
+
 DIFF_WORDS = (
     "The fix's change to your files (only its edit: hunt's copies carry its checks besides); "
     "apply it with patch -p0 in the folder hunt ran in:"
@@ -75,7 +80,7 @@ class Page:
 
     @property
     def headline(self) -> str:
-        return CAUSE_WORDS.get(self.cause, str(self.cause))
+        return cause_words(self.cause)
 
 
 def page_of(report) -> Page:
@@ -199,9 +204,7 @@ def _watch_page(result) -> Page:
     if hunted is not None and hunted.report is not None:
         h = hunted.report
         page.facts.append(("hunt from", hunted.state))
-        page.facts.append(
-            ("hunt's verdict", CAUSE_WORDS.get(h.verdict.cause, str(h.verdict.cause)))
-        )
+        page.facts.append(("hunt's verdict", cause_words(h.verdict.cause)))
         if h.fix is not None:
             page.facts.append(("hunt's fix", f"{h.fix.change} ({h.fix.state})"))
         page.facts.append(

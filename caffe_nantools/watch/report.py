@@ -121,10 +121,6 @@ class Seen:
         return f"every value was finite ({self.displayed} displayed iterations{last})"
 
 
-def _quoted(command: List[str]) -> str:
-    return " ".join(shlex.quote(c) for c in command)
-
-
 def _file_lists(snapshots: List[Snapshot]) -> List[List[str]]:
     return [list(s.files) for s in snapshots]
 
@@ -191,7 +187,7 @@ class Hunted:
         lines = [f"hunt from {self.state}:"] + [f"  {line}" for line in hunted]
         if self.resume is not None:
             lines.append(
-                f"resume: {_quoted(self.resume)} (the last finite snapshot with the verified fix, "
+                f"resume: {shlex.join(self.resume)} (the last finite snapshot with the verified fix, "
                 f"{self.report.fix.change}; your own files are untouched)"
             )
         else:
@@ -274,7 +270,7 @@ class WatchResult:
 
     def summary(self) -> str:
         """One line: how the command ended."""
-        command = _quoted(self.command).replace("\n", "\\n")
+        command = shlex.join(self.command).replace("\n", "\\n")
         if len(command) > 120:  # a script given inline
             command = command[:117] + "..."
         how = (
