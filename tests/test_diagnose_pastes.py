@@ -235,3 +235,22 @@ def test_records_glued_without_a_space_are_read_up_to_the_next_records_header(tm
     result = diagnose(str(log))
     assert result.cause != "none" and result.return_code == 1
     assert result.first_bad_iteration == 7
+
+
+def test_a_forks_tag_before_the_message_is_read_even_in_glued_records(tmp_path):
+    # Found by the property above: the start cut, every line tagged `] [rank 0] ` and the loss
+    # glued to its train output, which was the only line that made the paste a Caffe log.
+    head = "I1121 07:12:32.00000{} 10203 {}] [rank 0] "
+    paste = (
+        head.format(1, "solver.cpp:239")
+        + "Iteration 0 (12.5 iter/s, 0.08s/1 iters), loss = -nan"
+        + head.format(2, "solver.cpp:258")
+        + "    Train net output #0: loss = -nan (* 1 = -nan loss)\n"
+        + head.format(3, "sgd_solver.cpp:112")
+        + "Iteration 0, lr = 0.01\n"
+    )
+    log = tmp_path / "tagged.log"
+    log.write_text(paste)
+    result = diagnose(str(log))
+    assert result.return_code == 1 and result.first_bad_iteration == 0
+    assert result.first_nonfinite.line == 1

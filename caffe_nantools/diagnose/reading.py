@@ -41,6 +41,7 @@ from caffe_nantools.logs import (
     Finding,
     Marked,
     Span,
+    holds_known_message,
     parse_event,
     parse_line,
     parse_value,
@@ -495,8 +496,10 @@ class Reader:
 
     def found(self, finding: Finding) -> None:
         """A line of the second pass (:mod:`caffe_nantools.logs.sweep`): its first non-finite
-        value and crash marker count for the run they are in."""
+        value and crash marker count for the run they are in; a Caffe message on its line makes
+        the log a Caffe log, even where no reading took it (glued into another record)."""
         run = self.run
+        self._seen = self._seen or holds_known_message(finding.text)
         if finding.kind == "crash":
             if run.first_crash is None:
                 run.first_crash = finding

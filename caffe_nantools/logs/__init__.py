@@ -8,7 +8,7 @@ from here, not from the modules below (``tests/test_package_imports.py``).
 """
 
 from caffe_nantools.logs.chunks import Displays, Lines, LogStream, Marked, Span, read_log
-from caffe_nantools.logs.glog import GlogLine, parse_line, parse_value
+from caffe_nantools.logs.glog import GlogLine, holds_known_message, parse_line, parse_value
 from caffe_nantools.logs.events import Event, parse_event, read_events
 from caffe_nantools.logs.opening import NotALogError, not_a_log, open_log
 from caffe_nantools.logs.plain import LOSS, RATE
@@ -28,6 +28,7 @@ __all__ = [
     "NotALogError",
     "Span",
     "Tables",
+    "holds_known_message",
     "log2csv",
     "not_a_log",
     "open_log",

@@ -25,6 +25,9 @@ KNOWN = (
     r"Traceback \(most recent call last\)"
 )
 _KNOWN = re.compile(KNOWN)
+#: A fork's tag between glog's header and a known message (``] [rank 0] Iteration 5, ...``,
+#: ``] <worker> ...``): the message is what follows it.
+_TAG = re.compile(rf"(?:\[[^\[\]]{{1,40}}\]|<[^<>]{{1,40}}>) +(?=\s*(?:{KNOWN}))")
 #: A logger's own level word and time before the message (Python's logging, job runners).
 _LEVEL = re.compile(r"\b(INFO|WARN(?:ING)?|ERROR|FATAL|CRITICAL)\b")
 _LEVELS = {"I": "I", "W": "W", "E": "E", "F": "F", "C": "F"}
@@ -45,13 +48,22 @@ class GlogLine:
 
 
 def parse_line(line: str) -> Optional[GlogLine]:
-    """The parts of a glog line, or None for any other line (a traceback, a printed net...)."""
+    """The parts of a glog line, or None for any other line (a traceback, a printed net...);
+    a fork's tag before a known message is not the message's."""
     m = _LINE.match(line)
     if m is None:
         return None
     level, month, day, hh, mm, ss, us, _, source, message = m.groups()
     seconds = int(hh) * 3600 + int(mm) * 60 + int(ss) + int(us) / 1e6
+    if message[:1] in "[<":
+        tag = _TAG.match(message)
+        message = message[tag.end() :] if tag else message
     return GlogLine(level, int(month), int(day), seconds, source, message.rstrip("\r\n"))
+
+
+def holds_known_message(text: str) -> bool:
+    """Whether a known message of Caffe's stands anywhere in ``text``."""
+    return _KNOWN.search(text) is not None
 
 
 def canonical(text: str) -> Optional[str]:
