@@ -217,21 +217,26 @@ def _corpus(bad, count):
             yield names, None
 
 
+def _glued(iteration, tag=""):
+    """A loss line with its train output glued on, as a paste that lost a line break has it,
+    and the rate line; ``tag``: a fork's, after each glog header."""
+    head = "I1121 07:12:32.00000{} 10203 {}] " + tag
+    return (
+        head.format(1, "solver.cpp:239")
+        + f"Iteration {iteration} (12.5 iter/s, 0.08s/1 iters), loss = -nan"
+        + head.format(2, "solver.cpp:258")
+        + "    Train net output #0: loss = -nan (* 1 = -nan loss)"
+        + head.format(3, "sgd_solver.cpp:112")
+        + f"Iteration {iteration}, lr = 0.01\n"
+    )
+
+
 def test_records_glued_without_a_space_are_read_up_to_the_next_records_header(tmp_path):
     # Found by the property above: a paste that lost its line breaks glues a value to the next
     # record's glog header (`loss = -nanI1121 ...`); the rate's ", lr = " further on must not
     # take the loss line for a rate line.
-    head = "I1121 07:12:32.00000{} 10203 {}] "
-    glued = (
-        head.format(1, "solver.cpp:239")
-        + "Iteration 7 (12.5 iter/s, 0.08s/1 iters), loss = -nan"
-        + head.format(2, "solver.cpp:258")
-        + "    Train net output #0: loss = -nan (* 1 = -nan loss)"
-        + head.format(3, "sgd_solver.cpp:112")
-        + "Iteration 7, lr = 0.01\n"
-    )
     log = tmp_path / "glued.log"
-    log.write_text(glued)
+    log.write_text(_glued(7))
     result = diagnose(str(log))
     assert result.cause != "none" and result.return_code == 1
     assert result.first_bad_iteration == 7
@@ -240,17 +245,8 @@ def test_records_glued_without_a_space_are_read_up_to_the_next_records_header(tm
 def test_a_forks_tag_before_the_message_is_read_even_in_glued_records(tmp_path):
     # Found by the property above: the start cut, every line tagged `] [rank 0] ` and the loss
     # glued to its train output, which was the only line that made the paste a Caffe log.
-    head = "I1121 07:12:32.00000{} 10203 {}] [rank 0] "
-    paste = (
-        head.format(1, "solver.cpp:239")
-        + "Iteration 0 (12.5 iter/s, 0.08s/1 iters), loss = -nan"
-        + head.format(2, "solver.cpp:258")
-        + "    Train net output #0: loss = -nan (* 1 = -nan loss)\n"
-        + head.format(3, "sgd_solver.cpp:112")
-        + "Iteration 0, lr = 0.01\n"
-    )
     log = tmp_path / "tagged.log"
-    log.write_text(paste)
+    log.write_text(_glued(0, tag="[rank 0] "))
     result = diagnose(str(log))
     assert result.return_code == 1 and result.first_bad_iteration == 0
     assert result.first_nonfinite.line == 1
