@@ -73,11 +73,31 @@ def test_names_and_prose_are_not_values(line):
         ("job 1234 failed with error code -9", "error code -9"),
         ("Command terminated by signal 11", "terminated by signal 11"),
         ("> F1121 07:12:32.521270 10203 net.cpp:70] Check failed: x", "F1121 07:12:32.521270"),
+        ("slurmstepd: job 77 exited with status 139", "exited with status 139"),
+        ("Process finished with exit code 134", "exit code 134"),
+        ("Bus error (core dumped)", "Bus error"),
+        ("Illegal instruction", "Illegal instruction"),
+        ("terminate called after throwing an instance of 'std::runtime_error'", "terminate called"),
+        ("cuda.cpp:79] CUDA error: out of memory", "CUDA error"),
+        ("Check failed: error == cudaSuccess (2 vs. 0)  out of memory", "Check failed"),
+        ("an illegal memory access was encountered", "illegal memory access"),
+        ("unspecified launch failure", "unspecified launch failure"),
+        ("RuntimeError: NCCL error in: nccl.cpp:33", "NCCL error"),
+        ("cudaErrorMemoryAllocation", "cudaErrorMemoryAllocation"),
+        ("driver: CUDA_ERROR_OUT_OF_MEMORY", "CUDA_ERROR_OUT_OF_MEMORY"),
+        ("Quit (core dumped)", "core dumped"),
+        ('*** Aborted at 1700000000 (unix time) try "date -d @1700000000"', "*** Aborted at"),
+        ("*** Check failure stack trace: ***", "Check failure stack trace"),
+        ("Traceback (most recent call last):", "Traceback (most recent call last)"),
     ],
 )
 def test_a_crash_is_found_with_or_without_a_glog_prefix(line, marker):
     found = line_findings(line, 3)
     assert [(f.kind, f.token) for f in found] == [("crash", marker)]
+    # The chunk's sweep finds it too, between healthy lines, on the same line.
+    chunk = f"{healthy(1).text()}{line}\n{healthy(1).text()}".encode()
+    first = healthy(1).text().count("\n") + 1
+    assert [(f.line, f.token) for f in sweep_chunk(chunk, len(chunk), 1)] == [(first, marker)]
 
 
 def test_sweep_lines_numbers_the_findings_of_a_stream():

@@ -79,6 +79,17 @@ layouts = st.sampled_from(
         "I1121 07:12:32.521270      7 a.cpp:1] Iteration {i}, lr = {v}",
         "I1121 07:12:32.521270 12345678901234 a.cpp:1] Iteration {i}, lr = {v}",
         "I1121 07:12:32 10203 a.cpp:1] Iteration {i}, lr = {v}",
+        "I1121 07:12:32.521270 10203 a.cpp:1] [rank 0] Iteration {i}, lr = {v}",
+        "I1121 07:12:32.521270 1x203 a.cpp:1] Iteration {i}, lr = {v}",
+        "I1121 07:12:32.521270 10203a.cpp:1] Iteration {i}, lr = {v}",
+        "I1121 07:12:32.521270 10203 a.cpp:1]Iteration {i}, lr = {v}",
+        "W1121 07:12:32.521270  10203 a.cpp:1] Iteration {i}, lr = {v}",
+        "{stamp}Iteration {i} ({i} iter/s, a long time to say how long one iteration took), loss = {v}",
+        "{stamp}Iteration {i} (12.5 iter/s, 0.08s/1 iters, loss = {v}",
+        "{stamp}Iteration {i} (x), loss  = {v}",
+        "{stamp}Iteration {i} (x),  loss = {v}",
+        "{stamp}Iteration {i}, loss = {v} (* 1 = {v} loss)",
+        "{stamp}Iteration {i}, lr = {v}\r",
     ]
 )
 

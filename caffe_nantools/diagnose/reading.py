@@ -35,6 +35,7 @@ from caffe_nantools.diagnose.series import Curves, Sampled
 from caffe_nantools.diagnose.trace import Block, is_bad, parse_block
 from caffe_nantools.logs import (
     LOSS,
+    Candidates,
     RATE,
     Displays,
     Event,
@@ -366,15 +367,19 @@ class Reader:
     def run(self) -> Run:
         return self.runs[-1]
 
-    def feed_all(self, pieces: Iterable[Union[Span, Marked, Finding, Displays]]) -> List[Run]:
+    def feed_all(
+        self, pieces: Iterable[Union[Span, Marked, Finding, Candidates, Displays]]
+    ) -> List[Run]:
         for piece in pieces:
             self.feed(piece)
         self.finish()
         return self.runs
 
-    def feed(self, piece: Union[Span, Marked, Finding, Displays]) -> None:
+    def feed(self, piece: Union[Span, Marked, Finding, Candidates, Displays]) -> None:
         if isinstance(piece, Span):
             self.span(piece)
+        elif isinstance(piece, Candidates):
+            self.candidates(piece)
         elif isinstance(piece, Finding):
             self.found(piece)
         elif isinstance(piece, Displays):
@@ -493,6 +498,13 @@ class Reader:
         curves = self.run.curves
         if curves is not None:
             (curves.loss if kind == "loss" else curves.rate).add_finite(len(lines), item)
+
+    def candidates(self, candidates: Candidates) -> None:
+        """Lines that may hold a non-finite value: looked at only while the run has none."""
+        if self.run.first_found is None:
+            found = candidates.first()
+            if found is not None:
+                self.found(found)
 
     def found(self, finding: Finding) -> None:
         """A line of the second pass (:mod:`caffe_nantools.logs.sweep`): its first non-finite

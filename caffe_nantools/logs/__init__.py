@@ -12,10 +12,17 @@ from caffe_nantools.logs.glog import GlogLine, holds_known_message, parse_line, 
 from caffe_nantools.logs.events import Event, parse_event, read_events
 from caffe_nantools.logs.opening import NotALogError, not_a_log, open_log
 from caffe_nantools.logs.plain import LOSS, RATE
-from caffe_nantools.logs.sweep import Finding, may_be_nonfinite, sweep_chunk, sweep_lines
+from caffe_nantools.logs.sweep import (
+    Candidates,
+    Finding,
+    may_be_nonfinite,
+    sweep_chunk,
+    sweep_lines,
+)
 from caffe_nantools.logs.tables import Tables, log2csv, tables_from_events
 
 __all__ = [
+    "Candidates",
     "LOSS",
     "RATE",
     "Displays",

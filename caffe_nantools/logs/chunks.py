@@ -24,7 +24,7 @@ import caffe_nantools.logs.plain as plain
 from caffe_nantools.logs.glog import KNOWN, canonical
 from caffe_nantools.logs.opening import open_log
 from caffe_nantools.logs.plain import rows
-from caffe_nantools.logs.sweep import Finding, sweep_chunk
+from caffe_nantools.logs.sweep import Candidates, Finding, Swept, sweep_lazily
 
 CHUNK_BYTES = 8 << 20
 
@@ -45,6 +45,8 @@ _I, _BRACKET = ord("I"), ord("]")
 _FORWARD, _BACKWARD = (np.frombuffer(w, np.uint8) for w in (b"[Forward]", b"[Backward]"))
 #: Marks in a row read as one :class:`Displays`: below it, one by one costs as little.
 _RUN = 32
+#: Lines between two marks of a run at most (its train outputs).
+_RUN_GAP = 64
 _N, _F, _PLUS, _THREE, _CR, _NL, _T, _C = (ord(c) for c in "nf+3\r\nTc")
 #: Last characters of Windows' spellings: 1.#QNAN, 1.#INF, -1.#IND, -nan(ind).
 _UPPER_N, _UPPER_F, _UPPER_D, _D, _CLOSE = (ord(c) for c in "NFDd)")
@@ -132,11 +134,11 @@ class Marked:
 
 def read_log(
     path: str, *, sweep: bool = False, displays: bool = False
-) -> Iterator[Union[Span, Marked, Finding, Displays]]:
+) -> Iterator[Union[Span, Marked, Finding, Candidates, Displays]]:
     """The log as Spans and Marked lines, in file order, in constant memory (compressed logs
-    decompressed on the way). ``sweep``: the second pass's :class:`Finding` s too, each
-    before the first piece that starts after its line; ``displays``: long runs of display
-    lines as :class:`Displays`.
+    decompressed on the way). ``sweep``: the second pass's crash :class:`Finding` s and
+    :class:`Candidates` too, each before the first piece that starts after its lines;
+    ``displays``: long runs of display lines as :class:`Displays`.
 
     Raises:
         FileError: the log cannot be opened or read, or its compressed data is corrupt.
@@ -199,7 +201,7 @@ class Lines:
 class LogStream:
     """A log read as it is written: pieces cut anywhere go in, Spans and Marked lines of the
     lines they complete come out, numbered as in the whole log (with ``sweep``, the second
-    pass's :class:`Finding` s among them, in line order). Each call's pieces must be taken in
+    pass's :class:`Finding` s and :class:`Candidates` among them, in line order). Each call's pieces must be taken in
     full before the next call."""
 
     def __init__(self, *, sweep: bool = False, displays: bool = False) -> None:
@@ -229,7 +231,7 @@ class LogStream:
         rest = self._lines.rest()
         yield from self._read(rest, len(rest))
 
-    def _read(self, text: bytes, end: int) -> Iterator[Union[Span, Marked, Finding]]:
+    def _read(self, text: bytes, end: int) -> Iterator[Union[Span, Marked, Finding, Candidates]]:
         if end:
             self._next_line += yield from _pieces(
                 text, end, self._next_line, self._sweep, self._displays
@@ -237,33 +239,46 @@ class LogStream:
 
 
 def _pieces(chunk: bytes, end: int, first_line: int, sweep: bool = False, displays: bool = False):
-    """Spans and Marked lines of ``chunk[:end]`` (and the second pass's findings, with
-    ``sweep``; :class:`Displays` for long runs of display lines, with ``displays``); returns its
-    line count."""
+    """Spans and Marked lines of ``chunk[:end]`` (and the second pass's crash findings and
+    :class:`Candidates`, with ``sweep``; :class:`Displays` for long runs of display lines, with
+    ``displays``); returns its line count."""
     ends, suspects, fatal = _line_ends(chunk, end)
     if sweep:
         # On the lines as the log has them, before any is made canonical.
-        found = sweep_chunk(chunk, end, first_line, ends)
-        lines = np.array([f.line - first_line for f in found], np.int64)
-        pieces = _split(chunk, end, first_line, ends, suspects, fatal, displays, lines)
-        return (yield from _with_findings(pieces, found))
+        swept = sweep_lazily(chunk, end, first_line, ends)
+        lines = np.concatenate((swept.candidates.lines, [f.line for f in swept.crashes])).astype(
+            np.int64
+        )
+        pieces = _split(chunk, end, first_line, ends, suspects, fatal, displays, lines - first_line)
+        return (yield from _with_findings(pieces, swept))
     return (yield from _split(chunk, end, first_line, ends, suspects, fatal, displays))
 
 
-def _with_findings(pieces, found: List[Finding]):
-    """``pieces`` with ``found`` among them: each finding before the first piece that starts
-    after its line. Returns what ``pieces`` returns."""
-    k = 0
+def _with_findings(pieces, swept: Swept):
+    """``pieces`` with the second pass's among them: each crash finding, and the candidates
+    for a non-finite value, before the first piece that starts after their lines. Returns
+    what ``pieces`` returns."""
+    crashes, candidates = swept.crashes, swept.candidates
+    k = c = 0
     while True:
         try:
             piece = next(pieces)
+            start = piece.line
         except StopIteration as stop:
-            yield from found[k:]
-            return stop.value
-        start = piece.line
-        while k < len(found) and found[k].line < start:
-            yield found[k]
+            start, piece = None, stop
+        upto = (
+            len(candidates.lines)
+            if start is None
+            else int(np.searchsorted(candidates.lines, start))
+        )
+        if upto > c:
+            yield candidates.part(c, upto)
+            c = upto
+        while k < len(crashes) and (start is None or crashes[k].line < start):
+            yield crashes[k]
             k += 1
+        if start is None:
+            return piece.value
         yield piece
 
 
@@ -378,8 +393,8 @@ def _runs(lines: _Chunk, iteration, marked, suspects, found):
     """``(first, last, kinds)`` of each long run of marks (indices into ``marked``) that are all
     plain display lines with nothing between them but plain lines (:mod:`caffe_nantools.logs.plain`);
     ``kinds``: every line's."""
-    if len(iteration) < _RUN:
-        return []
+    if len(iteration) < _RUN or not _long(np.diff(marked) <= _RUN_GAP):
+        return []  # a debug_info log: its blocks keep its marks apart
     noisy = _noisy(lines, suspects, found)
     before = np.concatenate(([0], np.cumsum(noisy)))
     clear = before[marked[1:]] == before[marked[:-1] + 1]

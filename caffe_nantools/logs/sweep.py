@@ -68,10 +68,13 @@ _CRASH_HINTS = (
     "memory",
     "launch",
     "code",
+    "status",
     "check fail",
     "traceback",
 )
 _FATAL = re.compile(r"(?<!\w)F\d{4} ")
+_FATAL_BYTES = re.compile(_FATAL.pattern.encode())
+_CRASH_HINT_BYTES = [hint.encode() for hint in _CRASH_HINTS]
 #: The same markers in bytes: on ASCII text (where ``\w``, ``\d`` and ``\b`` mean the same in
 #: both), the lines it finds nothing in are passed over without being decoded one by one.
 _CRASH_BYTES = re.compile(_CRASH.pattern.encode())
@@ -100,21 +103,40 @@ class Finding:
 
 def line_findings(text: str, line: int) -> List[Finding]:
     """The non-finite values and the crash marker of one line (each its first), in order."""
-    found = []
-    lowered = text.lower()
-    tokens = any(hint in lowered for hint in _TOKEN_HINTS)
-    for m in _TOKEN.finditer(text) if tokens else ():
+    found = [f for f in (_value_finding(text, line), _crash_finding(text, line)) if f is not None]
+    if len(found) == 2 and found[1].text.find(found[1].token) < _value_at(found[0]):
+        found.reverse()
+    return found
+
+
+def _value_at(finding: Finding) -> int:
+    m = _first_value(finding.text)
+    return m.start() if m is not None else 0
+
+
+def _first_value(text: str):
+    """The match of the first non-finite value in a value position of ``text``, or None."""
+    if not any(hint in text.lower() for hint in _TOKEN_HINTS):
+        return None
+    for m in _TOKEN.finditer(text):
         if _BEFORE.search(text, 0, m.start()) is None and text[m.end() :].strip():
             continue  # a word inside a sentence, not a value
         if _SPEED.match(text, m.end()):
             continue
-        found.append((m.start(), Finding(line, "nonfinite", m.group(1), text)))
-        break
+        return m
+    return None
+
+
+def _value_finding(text: str, line: int) -> Optional[Finding]:
+    m = _first_value(text)
+    return Finding(line, "nonfinite", m.group(1), text) if m is not None else None
+
+
+def _crash_finding(text: str, line: int) -> Optional[Finding]:
+    lowered = text.lower()
     crash = any(hint in lowered for hint in _CRASH_HINTS) or _FATAL.search(text)
     m = _CRASH.search(text) if crash else None
-    if m is not None:
-        found.append((m.start(), Finding(line, "crash", m.group(0).strip(), text)))
-    return [f for _, f in sorted(found, key=lambda pair: pair[0])]
+    return Finding(line, "crash", m.group(0).strip(), text) if m is not None else None
 
 
 def sweep_lines(lines: Iterable[Union[str, bytes]], first_line: int = 1) -> Iterator[Finding]:
@@ -125,32 +147,89 @@ def sweep_lines(lines: Iterable[Union[str, bytes]], first_line: int = 1) -> Iter
         yield from line_findings(text.rstrip("\r\n"), number)
 
 
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Lines of a chunk that may hold a non-finite value (an n before an a, f or d), each
+    looked at only when asked: a reader that has its run's first value passes them over.
+
+    ``lines`` are 1-based numbers, ``begins``/``stops`` the lines' bounds in ``chunk``."""
+
+    chunk: bytes
+    lines: np.ndarray
+    begins: np.ndarray
+    stops: np.ndarray
+
+    @property
+    def line(self) -> int:
+        return int(self.lines[0])
+
+    def part(self, first: int, stop: int) -> Candidates:
+        return Candidates(
+            self.chunk, self.lines[first:stop], self.begins[first:stop], self.stops[first:stop]
+        )
+
+    def first(self) -> Optional[Finding]:
+        """The first non-finite value among the lines, or None."""
+        for line, begin, stop in zip(
+            self.lines.tolist(), self.begins.tolist(), self.stops.tolist()
+        ):
+            found = _value_finding(_text(self.chunk, begin, stop), line)
+            if found is not None:
+                return found
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class Swept:
+    """The second pass over a chunk: its crash markers found, its non-finite values to be
+    looked for in ``candidates`` (in line order both)."""
+
+    crashes: List[Finding]
+    candidates: Candidates
+
+
 def sweep_chunk(
     chunk: bytes, end: int, first_line: int, ends: Optional[np.ndarray] = None
 ) -> List[Finding]:
     """Every finding of the whole lines ``chunk[:end]``, the first numbered ``first_line``;
     ``ends``: the offsets of its newlines, when the caller has them already."""
+    swept = sweep_lazily(chunk, end, first_line, ends)
+    lines = sorted({f.line for f in swept.crashes} | set(swept.candidates.lines.tolist()))
+    texts = {f.line: f.text for f in swept.crashes}
+    c = swept.candidates
+    for line, begin, stop in zip(c.lines.tolist(), c.begins.tolist(), c.stops.tolist()):
+        texts[line] = _text(chunk, begin, stop)
+    return [f for line in lines for f in line_findings(texts[line], line)]
+
+
+def sweep_lazily(
+    chunk: bytes, end: int, first_line: int, ends: Optional[np.ndarray] = None
+) -> Swept:
+    """:func:`sweep_chunk` with the non-finite values left to be looked for when wanted (a log
+    whose NaN persists holds millions of them, and a reading needs a run's first)."""
     if end == 0:
-        return []
+        return Swept([], Candidates(chunk, *(np.zeros(0, np.int64) for _ in range(3))))
     a = np.frombuffer(chunk, np.uint8, count=end)
     if ends is None:
         ends = np.flatnonzero(a == _NL)
-    candidates = _token_candidates(a)
+    begins = np.concatenate(([0], ends + 1))
+    stops = np.append(ends, end)
     # A candidate for a crash: every line that is not a glog INFO line.
-    starts = np.concatenate(([0], ends + 1))
-    starts = starts[starts < end]
+    starts = begins[begins < end]
     level = a[starts]
     digit = a[np.minimum(starts + 1, end - 1)]
     other = starts[(level != _I) | ~_DIGIT[digit]]
-    crash = _may_crash(chunk, ends, end, np.searchsorted(ends, other))
-    lines = np.unique(np.concatenate((np.searchsorted(ends, candidates), crash)))
-    found: List[Finding] = []
-    for k in lines.tolist():
-        begin = int(ends[k - 1]) + 1 if k else 0
-        stop = int(ends[k]) if k < len(ends) else end
-        text = chunk[begin:stop].decode("utf-8", "replace").rstrip("\r")
-        found += line_findings(text, first_line + k)
-    return found
+    crashes = []
+    for k in _may_crash(chunk, ends, end, np.searchsorted(ends, other)).tolist():
+        found = _crash_finding(_text(chunk, int(begins[k]), int(stops[k])), first_line + k)
+        if found is not None:
+            crashes.append(found)
+    lines = np.unique(np.searchsorted(ends, _token_candidates(a)))
+    return Swept(crashes, Candidates(chunk, first_line + lines, begins[lines], stops[lines]))
+
+
+def _text(chunk: bytes, begin: int, stop: int) -> str:
+    return chunk[begin:stop].decode("utf-8", "replace").rstrip("\r")
 
 
 def may_be_nonfinite(chunk: bytes) -> bool:
@@ -171,7 +250,8 @@ def _token_candidates(a: np.ndarray) -> np.ndarray:
 def _may_crash(chunk: bytes, ends: np.ndarray, end: int, lines: np.ndarray) -> np.ndarray:
     """Of ``lines`` (numbers in the chunk), those that may hold a crash marker: all of them
     when any is not ASCII, else those the marker's regex finds one in, run once over them
-    all (no marker spans a line break)."""
+    all (no marker spans a line break), and only when a hint or an F line is among them (the
+    regex has no literal to skip ahead with: a debug_info log's E lines would cost it dear)."""
     if len(lines) == 0:
         return lines
     begins = np.concatenate(([0], ends + 1))[lines]
@@ -180,6 +260,9 @@ def _may_crash(chunk: bytes, ends: np.ndarray, end: int, lines: np.ndarray) -> n
     joined = b"\n".join(texts)
     if not joined.isascii():
         return lines
+    lowered = joined.lower()
+    if not any(hint in lowered for hint in _CRASH_HINT_BYTES) and not _FATAL_BYTES.search(joined):
+        return lines[:0]
     offsets = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
     hits = [m.start() for m in _CRASH_BYTES.finditer(joined)]
     return lines[np.unique(np.searchsorted(offsets, hits, "right") - 1)]

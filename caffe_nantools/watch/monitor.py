@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, List, Optional, Set, Tuple
 
 from caffe_nantools.diagnose import Block, Reader, Run, Valued, find_blowup, is_saturated
-from caffe_nantools.logs import Finding, LogStream, Span
+from caffe_nantools.logs import LogStream
 from caffe_nantools.watch.effects import Effects
 from caffe_nantools.watch.report import WatchEvent
 
@@ -86,13 +86,13 @@ class Monitor:
     def feed(self, data: bytes) -> List[WatchEvent]:
         """More of the log (pieces cut anywhere)."""
         for piece in self._stream.feed(data):
-            self._take(piece)
+            self.reader.feed(piece)
         return self._look()
 
     def close(self) -> List[WatchEvent]:
         """The log ended."""
         for piece in self._stream.close():
-            self._take(piece)
+            self.reader.feed(piece)
         events = self._look()
         self.reader.finish()  # what it adds comes too late to act on; the diagnosis reads it
         return events
@@ -132,14 +132,6 @@ class Monitor:
         if signum == signal.SIGTERM and self._deadline is None:
             self._schedule([(signal.SIGKILL, "")])
         return events
-
-    def _take(self, piece) -> None:
-        if isinstance(piece, Span):
-            self.reader.span(piece)
-        elif isinstance(piece, Finding):
-            self.reader.found(piece)
-        else:
-            self.reader.marked(piece)
 
     def _look(self) -> List[WatchEvent]:
         events = self._snapshots()
