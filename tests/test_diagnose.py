@@ -1,7 +1,10 @@
 """diagnose on hand-made logs: which value went bad first, where, why, and what to change."""
 
 import dataclasses
+import gc
 import json
+import os
+import tracemalloc
 
 import pytest
 
@@ -292,6 +295,26 @@ def test_the_pieces_of_a_log_are_all_its_lines_numbered(tmp_path, monkeypatch):
                 suspects += [line for line in lines if "-nan" in line]
     assert numbered == dict(enumerate(log.lines, 1))
     assert suspects == [line for line in log.lines if "ip1 data: -nan" in line]
+
+
+def test_a_log_is_read_in_constant_memory_also_when_its_nan_persists(tmp_path, monkeypatch):
+    # Chunks must go as they are read: a generator that kept its StopIteration once held them
+    # all in a reference cycle until the garbage collector came by.
+    start = healthy(2).text()
+    nan = CaffeLog().iteration(2, loss="nan", set={("forward", "ip1"): "nan"}).text()
+    path = tmp_path / "train.log"
+    path.write_text(start + nan * 4000)
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 1 << 14)
+    gc.disable()  # what keeps chunks alive shows only when no collection frees it
+    tracemalloc.start()
+    try:
+        result = diagnose(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert result.first_bad_iteration == 2
+    assert peak < os.path.getsize(path) // 2, (os.path.getsize(path), peak)
 
 
 JSON_KEYS = {

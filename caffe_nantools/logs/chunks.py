@@ -250,41 +250,37 @@ def _pieces(chunk: bytes, end: int, first_line: int, sweep: bool = False, displa
             np.int64
         )
         pieces = _split(chunk, end, first_line, ends, suspects, fatal, displays, lines - first_line)
-        return (yield from _with_findings(pieces, swept))
-    return (yield from _split(chunk, end, first_line, ends, suspects, fatal, displays))
+        yield from _with_findings(pieces, swept)
+    else:
+        yield from _split(chunk, end, first_line, ends, suspects, fatal, displays)
+    return len(ends)
 
 
 def _with_findings(pieces, swept: Swept):
     """``pieces`` with the second pass's among them: each crash finding, and the candidates
-    for a non-finite value, before the first piece that starts after their lines. Returns
-    what ``pieces`` returns."""
+    for a non-finite value, before the first piece that starts after their lines."""
     crashes, candidates = swept.crashes, swept.candidates
     k = c = 0
     while True:
-        try:
-            piece = next(pieces)
-            start = piece.line
-        except StopIteration as stop:
-            start, piece = None, stop
-        upto = (
-            len(candidates.lines)
-            if start is None
-            else int(np.searchsorted(candidates.lines, start))
-        )
+        piece = next(pieces, None)
+        start = piece.line if piece is not None else None
+        upto = len(candidates.lines)
+        if start is not None:
+            upto = int(np.searchsorted(candidates.lines, start))
         if upto > c:
             yield candidates.part(c, upto)
             c = upto
         while k < len(crashes) and (start is None or crashes[k].line < start):
             yield crashes[k]
             k += 1
-        if start is None:
-            return piece.value
+        if piece is None:
+            return
         yield piece
 
 
 def _split(chunk, end, first_line, ends, suspects, fatal, displays=False, found=None):
     """Spans and Marked lines of ``chunk[:end]``, whose line ends are known (``found``: the
-    chunk's lines with a finding, kept out of Displays); returns its line count."""
+    chunk's lines with a finding, kept out of Displays)."""
     originals = None
     if fatal is None:
         chunk, originals = _canonical(chunk, end, first_line)
@@ -301,7 +297,6 @@ def _split(chunk, end, first_line, ends, suspects, fatal, displays=False, found=
     lines = _Chunk(chunk, a, first_line, starts, stops, ends, brackets)
     runs = _runs(lines, iteration, marked, suspects, found) if displays else []
     yield from _handed_out(lines, marked, runs, suspects, originals)
-    return len(ends)
 
 
 @dataclass(frozen=True, eq=False)
