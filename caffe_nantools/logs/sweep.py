@@ -224,7 +224,8 @@ def sweep_lazily(
         found = _crash_finding(_text(chunk, int(begins[k]), int(stops[k])), first_line + k)
         if found is not None:
             crashes.append(found)
-    lines = np.unique(np.searchsorted(ends, _token_candidates(a)))
+    lines = np.searchsorted(ends, _token_candidates(a))  # in order: each line once is a diff
+    lines = lines[np.concatenate(([True], lines[1:] != lines[:-1]))] if len(lines) else lines
     return Swept(crashes, Candidates(chunk, first_line + lines, begins[lines], stops[lines]))
 
 
