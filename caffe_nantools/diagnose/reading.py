@@ -72,6 +72,7 @@ _CLIPPING = re.compile(r"Gradient clipping: scaling down gradients \(L2 norm (\S
 _ABORT = re.compile(
     r"Check failed|\*\*\\?\* (?:Check failure|Aborted at)|Traceback \(most recent call last\)"
 )
+_ABORT_LETTERS = "C*T"
 #: A frame of glog's stack trace (``@ 0x7f... caffe::SampleBBox()``) and of a Python traceback.
 _FRAME = re.compile(r"\s*@\s+0x[0-9a-fA-F]+\s+(.+?)\s*$")
 _PY_FRAME = re.compile(r'\s*File "(.*)", line (\d+), in (.+?)\s*$')
@@ -580,14 +581,16 @@ class Reader:
         if glog is None:
             return
         message = glog.message.strip()
-        if glog.level == "F" or _ABORT.match(message):
+        # The first letter tells most marked messages apart before a regex has to.
+        first = message[:1]
+        if glog.level == "F" or (first in _ABORT_LETTERS and _ABORT.match(message)):
             self._seen = True
             self._abort(marked, glog.level, glog.source, message)
             return
-        if message.startswith("caffe-nantools "):
+        if first == "c" and message.startswith("caffe-nantools "):
             self._check_line(marked, message)
             return
-        if self._solver_note(marked, message):
+        if first in "SOG" and self._solver_note(marked, message):
             return
         event = parse_event(message, marked.line)
         if event is None:

@@ -24,9 +24,12 @@ import caffe_nantools.logs.plain as plain
 from caffe_nantools.logs.glog import KNOWN, canonical
 from caffe_nantools.logs.opening import open_log
 from caffe_nantools.logs.plain import rows
+import caffe_nantools.logs.words as words
 from caffe_nantools.logs.sweep import Candidates, Finding, Swept, sweep_lazily
 
-CHUNK_BYTES = 8 << 20
+#: Small enough that the per-line arrays of a chunk stay in the cache and in the allocator's heap
+#: (a temporary over its mmap threshold costs page faults each time it is made).
+CHUNK_BYTES = 2 << 20
 
 #: The solver's (snapshots too), the check layer's and an abort's unindented messages (train and test outputs
 #: are indented and stay inside spans: they follow the lines marked here). Every glog line has
@@ -51,6 +54,7 @@ _N, _F, _PLUS, _THREE, _CR, _NL, _T, _C = (ord(c) for c in "nf+3\r\nTc")
 #: Last characters of Windows' spellings: 1.#QNAN, 1.#INF, -1.#IND, -nan(ind).
 _UPPER_N, _UPPER_F, _UPPER_D, _D, _CLOSE = (ord(c) for c in "NFDd)")
 _FATAL = ord("F")
+_BYTE, _8, _24, _32 = (np.uint64(x) for x in (0xFF, 8, 24, 32))
 _LEVELS = np.zeros(256, bool)
 _LEVELS[[ord(c) for c in "IWEF"]] = True
 _DIGITS = np.zeros(256, bool)
@@ -326,62 +330,59 @@ def _marks(chunk: bytes, a: np.ndarray, brackets: np.ndarray, ends: np.ndarray, 
 def _handed_out(lines: _Chunk, marked, runs, suspects, originals):
     """The chunk's pieces in file order: the Span before each marked line (when a line lies
     between them), the Marked line or the Displays of a run starting there, the last Span."""
-    chunk, first_line, ends = lines.data, lines.first_line, lines.ends
-    # Spans run from the end of one mark to the start of the next; line numbers and suspect
-    # counts for all of them come from one searchsorted each.
-    begins, mark_stops = lines.starts[marked], lines.stops[marked]
-    span_starts = np.concatenate(([0], mark_stops + 1))
-    span_stops = np.append(begins, len(lines.a))
-    first = (first_line + np.searchsorted(ends, span_starts)).tolist()
+    chunk, first_line, starts, stops = lines.data, lines.first_line, lines.starts, lines.stops
+    n = len(marked)
+    # Span k runs from the end of mark k - 1 to the start of mark k. Only the marks outside
+    # runs and each run's first are visited: a Displays stands for the rest of its run.
+    visit = np.ones(n + 1, bool)
+    for lo, hi, _ in runs:
+        visit[lo + 1 : hi + 1] = False
+    ks = np.flatnonzero(visit)
+    before = marked[np.maximum(ks - 1, 0)] if n else np.zeros(1, np.int64)
+    at = marked[np.minimum(ks, n - 1)] if n else np.zeros(1, np.int64)
+    span_starts = np.where(ks > 0, stops[before] + 1, 0)
+    span_stops = np.where(ks < n, starts[at], len(lines.a))
+    first = first_line + np.where(ks > 0, before + 1, 0)
     flagged = np.searchsorted(suspects, span_stops) > np.searchsorted(suspects, span_starts)
-    runs = runs + [(len(marked), len(marked), None)]
-    span_starts, span_stops, begins, mark_stops, flagged = (
-        x.tolist() for x in (span_starts, span_stops, begins, mark_stops, flagged)
-    )
-    k, r = 0, 0
-    while k <= len(marked):
-        if span_stops[k] > span_starts[k]:
-            data = chunk[span_starts[k] : span_stops[k]]
-            yield Span(data, first[k], flagged[k], originals)
-        if k == len(marked):
+    run_from = {lo: (hi, kind) for lo, hi, kind in runs}
+    for k, begin, stop, line, suspect, mark in zip(
+        ks.tolist(), *(x.tolist() for x in (span_starts, span_stops, first, flagged, at))
+    ):
+        if stop > begin:
+            yield Span(chunk[begin:stop], line, suspect, originals)
+        if k == n:
             break
-        lo, hi, kind = runs[r]
-        if k == lo:
-            # A run of display lines, handed out whole.
-            lo_line, hi_line = int(marked[lo]), int(marked[hi])
+        if k in run_from:  # a run of display lines, handed out whole
+            hi, kind = run_from[k]
+            last = int(marked[hi])
             yield Displays(
-                chunk[begins[lo] : mark_stops[hi]],
-                first_line + lo_line,
-                kind[lo_line : hi_line + 1],
-                ends[lo_line:hi_line] - begins[lo],
+                chunk[starts[mark] : stops[last]],
+                first_line + mark,
+                kind[mark : last + 1],
+                lines.ends[mark:last] - starts[mark],
             )
-            k, r = hi + 1, r + 1
             continue
-        line = first_line + int(marked[k])
         yield Marked(
-            chunk[begins[k] : mark_stops[k]].rstrip(b"\r").decode("utf-8", "replace"),
-            line,
-            originals.get(line) if originals else None,
+            chunk[starts[mark] : stops[mark]].rstrip(b"\r").decode("utf-8", "replace"),
+            first_line + mark,
+            originals.get(first_line + mark) if originals else None,
         )
-        k += 1
 
 
 def _mark_candidates(a: np.ndarray, brackets: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Of the ``]`` at ``brackets``, those followed by ``" Iteration "`` and a digit, and those
     followed by a space and a letter that starts another marked message (for the regex)."""
-    end = len(a)
-    at = brackets[brackets + 2 < end]
-    at = at[a[at + 1] == 32]
-    letter = a[at + 2]
-    at, letter = at[_MARK_LETTERS[letter]], letter[_MARK_LETTERS[letter]]
-    other = at[letter != _I]
+    at = brackets[brackets + 2 < len(a)]
+    at = at[(a[at + 1] == 32) & _MARK_LETTERS[a[at + 2]]]  # a byte each first: most go here
+    after, _ = words.gather(a, at + 1, 2)  # " Iterati", "on 5...."
+    head, tail = after[:, 0], after[:, 1]
+    iteration = words.starts_with(head, b" Iterati") & words.starts_with(tail, b"on ")
+    iteration &= _DIGITS[((tail >> _24) & _BYTE).astype(np.intp)]
+    letter = ((head >> _8) & _BYTE).astype(np.intp)
+    other = letter != _I
     # "Train net output" would go to the regex by the thousand: a "T" is "Traceback" or nothing.
-    after = a[np.minimum(other + 5, end - 1)]
-    other = other[(a[other + 2] != _T) | (after == _C) | (other + 5 >= end)]
-    at = at[letter == _I]
-    text, inside = rows(a, at + 2, len(_ITERATION) + 1)
-    iteration = inside & (text[:, :-1] == _ITERATION).all(1) & _DIGITS[text[:, -1]]
-    return at[iteration], other
+    other &= (letter != _T) | (((head >> _32) & _BYTE) == _C)
+    return at[iteration], at[other]
 
 
 def _runs(lines: _Chunk, iteration, marked, suspects, found):

@@ -98,7 +98,7 @@ def parse_event(message: str, number: int, time: Optional[float] = 0.0) -> Optio
         m = _LR.match(message) if ", lr = " in message else None
         if m:
             return _valued("lr", number, time, m.group(2), iteration=int(m.group(1)))
-        m = _TESTING.match(message)
+        m = _TESTING.match(message) if "Testing net" in message else None
         if m:
             return Event(
                 "test", number, time, iteration=int(m.group(1)), index=int(m.group(2) or 0)

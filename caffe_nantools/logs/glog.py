@@ -114,6 +114,11 @@ def parse_value(text: str) -> float:
         ValueError: not a number.
     """
     text = text.strip()
+    if text[-1:].isdigit():  # a plain number (the common case): float reads it alike
+        try:
+            return float(text)
+        except ValueError:
+            pass
     m = _NON_FINITE.match(text.lower())
     if m is not None:
         sign, nan, windows_nan, windows_inf = m.groups()
