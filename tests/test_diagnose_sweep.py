@@ -2,12 +2,13 @@
 never given an all-clear; the report names the line, and what the rest of the log supports."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import diagnose
 from caffe_nantools.logs.sweep import line_findings, may_be_nonfinite, sweep_chunk, sweep_lines
+from caffe_nantools.watch.process import FreezeLook
 
 
 def healthy(iterations=3, start=0):
@@ -256,3 +257,24 @@ def test_watchs_quick_look_never_passes_over_what_the_sweep_finds(parts):
     found = [f for f in sweep_chunk(chunk, len(chunk), 1) if f.kind == "nonfinite"]
     assert may_be_nonfinite(chunk) or not found
     assert may_be_nonfinite(b"I0101 loss = -nan\n") and not may_be_nonfinite(b"] Forward 1.5\n")
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.sampled_from(TOKENS + ["loss = ", "1.5", "x", " ", "another word", "\n"]), max_size=20
+    ),
+    st.lists(st.integers(1, 40), max_size=8),
+)
+@example(["loss = ", "nan", " ", "another word", "another word"], [34])
+def test_watchs_look_at_pieces_cut_anywhere_sees_each_line_the_sweep_finds(parts, cuts):
+    """watch looks at an output a pipe read at a time: a non-finite value the sweep finds in a
+    line is seen on the piece that ends that line, wherever the pieces were cut."""
+    text = ("".join(parts) + "\n").encode()
+    look, seen, at = FreezeLook(), [], 0
+    for size in cuts + [len(text)]:
+        piece, at = text[at : at + size], at + size
+        if piece:
+            seen.append(look.shows_nonfinite(piece))
+    found = [f for f in sweep_chunk(text, len(text), 1) if f.kind == "nonfinite"]
+    assert any(seen) == bool(found)

@@ -233,10 +233,11 @@ def _text(chunk: bytes, begin: int, stop: int) -> str:
     return chunk[begin:stop].decode("utf-8", "replace").rstrip("\r")
 
 
-def may_be_nonfinite(chunk: bytes) -> bool:
-    """Whether ``chunk`` holds a candidate for a non-finite token at all (a look at its n's,
-    a few numpy passes): False means :func:`sweep_chunk` would find no non-finite value."""
-    return len(_token_candidates(np.frombuffer(chunk, np.uint8))) > 0
+def may_be_nonfinite(chunk: bytes, end: Optional[int] = None) -> bool:
+    """Whether ``chunk[:end]`` holds a candidate for a non-finite token at all (a look at its
+    n's, a few numpy passes): False means :func:`sweep_chunk` would find no non-finite value."""
+    count = len(chunk) if end is None else end
+    return len(_token_candidates(np.frombuffer(chunk, np.uint8, count=count))) > 0
 
 
 def _token_candidates(a: np.ndarray) -> np.ndarray:

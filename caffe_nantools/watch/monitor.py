@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 LASTING = 3
 #: The blow-up check parses the window of recent debug_info blocks; it runs on a new display
 #: only once this many times its own last cost has passed, so a fast log stream is not slowed.
-DUTY = 20
+DUTY = 50
 
 
 class Monitor:

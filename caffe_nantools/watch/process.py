@@ -181,7 +181,7 @@ class Child:
         self._raw_bytes = 0
         self._pending: List[memoryview] = []  # whole lines, for the monitor
         self._queued: List[WatchEvent] = []
-        self._tails = {fd: b"" for fd in self._streams}  # each output's unfinished line
+        self._looks = {fd: FreezeLook() for fd in self._streams}
         self._frozen = False
         self._left_by: Optional[float] = None  # when what the command left running is ended
 
@@ -266,23 +266,10 @@ class Child:
         """Whether the command is frozen as ``data`` is read: it shows a non-finite value before
         watch stopped the run, or, while the stop waits for the snapshot it asked for first,
         Caffe naming the solver state (the stop goes before the next iteration runs on)."""
-        nonfinite = self._nonfinite(fd, data)  # read every piece: it keeps each output's tail
+        nonfinite = self._looks[fd].shows_nonfinite(data)  # every piece: it keeps the line's start
         if self.monitor.awaiting_snapshot:
             return b".solverstate" in data
         return nonfinite and self.monitor.stop_reason is None
-
-    def _nonfinite(self, fd: int, data: bytes) -> bool:
-        """Whether the lines that ``data`` ends hold a non-finite value, as the second pass finds
-        one (a look at the pieces as they come, before the monitor's reading decides)."""
-        cut = data.rfind(b"\n") + 1
-        tail = self._tails[fd]
-        self._tails[fd] = (data[cut:] if cut else tail + data)[-TAIL:]
-        if not cut:
-            return False
-        lines = tail + data[:cut]
-        if not may_be_nonfinite(lines):  # most pieces: the sweep's first step alone rules it out
-            return False
-        return any(f.kind == "nonfinite" for f in sweep_chunk(lines, len(lines), 1))
 
     def _thaw(self) -> None:
         """The frozen command goes on: the monitor has read what came, and its signals (a stop)
@@ -347,6 +334,27 @@ class Child:
             queued, self._queued = self._queued, []
             for event in queued:
                 self.emit(event)
+
+
+class FreezeLook:
+    """The look at each piece of an output as it is read, before the monitor's reading decides:
+    whether the lines the piece ends hold a non-finite value, as the second pass finds one."""
+
+    def __init__(self) -> None:
+        self._tail = b""  # the start of the unfinished line (its last TAIL bytes)
+
+    def shows_nonfinite(self, data: bytes) -> bool:
+        cut = data.rfind(b"\n") + 1
+        tail = self._tail
+        self._tail = (data[cut:] if cut else tail + data)[-TAIL:]
+        if not cut:
+            return False
+        # Most pieces: the sweep's first step alone rules it out, on the piece where it lies
+        # (no copy of it), and on the line's start held from the piece before, with the seam.
+        if not (may_be_nonfinite(data, cut) or may_be_nonfinite(tail + data[:8])):
+            return False
+        lines = tail + data[:cut]
+        return any(f.kind == "nonfinite" for f in sweep_chunk(lines, len(lines), 1))
 
 
 def _widen(fd: int) -> None:
