@@ -351,6 +351,8 @@ class Reader:
         self._pending_suspect = False
         self._raw: Deque[Tuple[Optional[int], List[Span]]] = collections.deque(maxlen=WINDOW)
         self._seen = False
+        #: The run whose first non-finite value the reading saw before the second pass did.
+        self._settled: Optional[Run] = None
         self._traceback: Optional[Marked] = None  # a Python traceback whose last line is due
         self._frames_due = False
         #: Every snapshot file the log names, in order: (line, path).
@@ -546,6 +548,7 @@ class Reader:
         elif (
             span.suspect
             and self.run.first_bad_test is None
+            and b"Test " in span.data  # one scan for both marks (a NaN that persists: every span)
             and (b"Test net output #" in span.data or b"Test score #" in span.data)
         ):
             self._bad_test_output(span, len(span.data))  # pasted without its "Testing net" line
@@ -742,7 +745,7 @@ class Reader:
         reading saw none on its line or before it; in a debug_info block with a suspect value,
         only once the block is complete and read (its loss line closes it)."""
         found = run.first_found
-        if found is None or run.unread is not None:
+        if found is None or run.unread is not None or run is self._settled:
             return
         if run is self.run and self._in_suspect_block(found.line):
             return
@@ -751,6 +754,8 @@ class Reader:
             run.unread = Valued(
                 found.line, found.text, run.found_after, parse_value(found.token), found.token
             )
+        else:
+            self._settled = run  # the reading saw one first: more reading only finds later ones
 
     def _in_suspect_block(self, line: int) -> bool:
         """Whether ``line`` is in the debug_info block being read, which holds a suspect value."""
