@@ -20,9 +20,10 @@ try:
 except (AttributeError, OSError, TypeError):  # not Linux
     _PRCTL = None
 
-#: glog's fatal line (``F0512 10:11:12.123456  4242 net.cpp:90] Check failed: ...``): the
-#: file:line and message are kept, the level, time and thread left out.
-_FATAL = re.compile(r"^F\d{4} [\d:.]+ +\d+ (.*)$", re.M)
+#: glog's fatal line (``F0512 10:11:12.123456  4242 net.cpp:90] Check failed: ...``, the
+#: date ``F20240512`` since glog 0.5): the file:line and message are kept, the level, time and
+#: thread left out.
+_FATAL = re.compile(r"^F(?:\d{4})?\d{4} [\d:.]+ +\d+ (.*)$", re.M)
 
 
 def end_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:

@@ -75,6 +75,10 @@ def test_names_and_prose_are_not_values(line):
         ("Command terminated by signal 11", "terminated by signal 11"),
         ("> F1121 07:12:32.521270 10203 net.cpp:70] Check failed: x", "F1121 07:12:32.521270"),
         ("slurmstepd: job 77 exited with status 139", "exited with status 139"),
+        (
+            "F20240512 10:11:12.123456  4242 net.cpp:90] Check failed: x",
+            "F20240512 10:11:12.123456",
+        ),
         ("Process finished with exit code 134", "exit code 134"),
         ("Bus error (core dumped)", "Bus error"),
         ("Illegal instruction", "Illegal instruction"),

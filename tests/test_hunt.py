@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from caffe_nantools.cause import Cause
+from caffe_nantools.children import fatal_line
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import Abort, Blame, CheckedGrounds, RecordRef, Verdict, judge
 from caffe_nantools.errors import NonFiniteError
@@ -428,6 +429,13 @@ def test_a_fatal_line_that_names_its_reason_is_the_cause(tmp_path, fatal, words)
     ending = ending_of(tmp_path, f"I0101 net.cpp:86] Creating Layer data\n{fatal}\n", -6, fatal)
     assert ending.cause.startswith(words) and ending.how == "aborted (SIGABRT)"
     assert ending.last_layer == ("setup", "data")
+
+
+@pytest.mark.parametrize("date", ["0512", "20240512"])  # glog 0.5 and later: the year first
+def test_a_childs_fatal_line_is_found_with_or_without_the_year(date):
+    log = f"I{date} 10:11:12.000001  4242 net.cpp:86] Creating Layer data\n"
+    log += f"F{date} 10:11:12.123456  4242 net.cpp:90] Check failed: x == y\n"
+    assert fatal_line(log) == "net.cpp:90] Check failed: x == y"
 
 
 def test_the_python_exception_is_taken_over_boost_pythons_line(tmp_path):

@@ -6,6 +6,7 @@ import gzip
 import json
 import lzma
 import math
+import re
 
 import pytest
 
@@ -177,6 +178,25 @@ def test_nvidia_caffe_lines(tmp_path):
     assert any("mbox_loss = -nan" in e.text for e in result.evidence)
     rates = [e for e in read_events(path.read_text().splitlines(True)) if e.kind == "lr"]
     assert [(e.iteration, e.value) for e in rates] == [(900, 0.0001)]
+
+
+def test_glog_0_5_puts_the_year_first_and_is_read_alike(tmp_path):
+    # A Caffe built on a recent system links glog 0.5 or later: `I20240306 10:27:54.235067 ...`.
+    log = failing_log("conv1", iterations=40)
+    text = log.text()
+    dated = re.sub(r"(?m)^([IWEF])(\d{4}) ", r"\g<1>2024\2 ", text)
+    assert dated != text
+    (tmp_path / "old.log").write_text(text)
+    (tmp_path / "new.log").write_text(
+        dated + "F20240306 10:27:54.235067 7 net.cpp:90] Check failed: x\n"
+    )
+    old, new = diagnose(str(tmp_path / "old.log")), diagnose(str(tmp_path / "new.log"))
+    assert new.first_nonfinite.iteration == old.first_nonfinite.iteration == 40
+    assert new.first_nonfinite.layer == old.first_nonfinite.layer == "conv1"
+    assert new.abort is not None and "Check failed" in new.abort["text"]
+    events = list(read_events(dated.splitlines(True)))
+    assert [e.kind for e in events] == [e.kind for e in read_events(text.splitlines(True))]
+    assert parse_line("I20240306 10:27:54.235067 13326 solver.cpp:353] x").month == 3
 
 
 COMPRESSORS = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}

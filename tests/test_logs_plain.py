@@ -90,6 +90,10 @@ layouts = st.sampled_from(
         "{stamp}Iteration {i} (x),  loss = {v}",
         "{stamp}Iteration {i}, loss = {v} (* 1 = {v} loss)",
         "{stamp}Iteration {i}, lr = {v}\r",
+        "I20231121 07:12:32.521270 10203 solver.cpp:239] Iteration {i}, loss = {v}",
+        "I2023112 07:12:32.521270 10203 solver.cpp:239] Iteration {i}, loss = {v}",
+        "I2O231121 07:12:32.521270 10203 solver.cpp:239] Iteration {i}, loss = {v}",
+        "E20231121 07:12:32.521270     7 a.cpp:1] Iteration {i}, lr = {v}",
     ]
 )
 
@@ -116,8 +120,14 @@ def test_the_common_layouts_are_taken():
         f"{STAMP}Iteration 7, lr = 1e-05",
         f"{STAMP}Iteration 99, lr = 0.01",
         f"{STAMP}Iteration 99 (3 iter/s), loss = 2.5e+06",
+        # glog 0.5 and later put the year first.
+        f"I2023{STAMP[1:]}Iteration 100 (12.5 iter/s, 0.08s/1 iters), loss = 0",
+        f"I2023{STAMP[1:]}Iteration 100, lr = 0.01",
     ]
-    assert kinds_of(lines) == [plain.LOSS, plain.LOSS, plain.RATE, plain.RATE, plain.LOSS]
+    assert kinds_of(lines) == [plain.LOSS, plain.LOSS, plain.RATE, plain.RATE, plain.LOSS] + [
+        plain.LOSS,
+        plain.RATE,
+    ]
 
 
 def plain_log(rng, iterations, bad_at=None):
@@ -175,6 +185,8 @@ def test_a_log_read_in_bulk_leaves_the_reader_as_line_by_line():
         iterations = rng.choice([40, 300, 2000])
         bad_at = rng.choice([None, rng.randrange(iterations)])
         data = plain_log(rng, iterations, bad_at)
+        if case % 3 == 0:  # glog 0.5 and later: the year first
+            data = data.replace(b"I1121 ", b"I20231121 ")
         cut = rng.choice([len(data), 4096, 65536])
         one_by_one, _ = read(data, False, cut)
         in_bulk, count = read(data, True, cut)

@@ -1,4 +1,6 @@
-"""One line of a glog log: ``[IWEF]MMDD HH:MM:SS.uuuuuu threadid file:line] message``.
+"""One line of a glog log: ``[IWEF]MMDD HH:MM:SS.uuuuuu threadid file:line] message``, or
+``[IWEF]YYYYMMDD ...`` (glog 0.5 and later put the year first by default: a Caffe built on a
+recent system logs so).
 
 The file:line part differs between Caffe versions, so nothing here depends on it. Lines as users
 have them (quoted, numbered, behind a job runner's prefix, retyped without any prefix, or from a
@@ -13,7 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-_PREFIX = r"([IWEF])(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6}) +(\d+) ([^\]]*)\] ?"
+#: glog's date: ``MMDD``, or ``YYYYMMDD`` (glog's log_year_in_prefix).
+DATE = r"(?:\d{4})?\d{4}"
+_PREFIX = r"([IWEF])(?:\d{4})?(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6}) +(\d+) ([^\]]*)\] ?"
 _LINE = re.compile(_PREFIX + "(.*)")
 _SOME_PREFIX = re.compile(_PREFIX)
 

@@ -45,6 +45,7 @@ _LITERAL_MASK = np.array(
     ],
     np.uint64,
 )
+_YEAR_FLAGS = np.uint64(0x8080808000)  # bytes 1 to 4: the year's digits
 _LEVELS = np.zeros(256, bool)
 _LEVELS[[ord(c) for c in "IWE"]] = True
 _PAREN_WORDS = 5  # " (x iter/s, y s/n iters)" of up to 40 bytes
@@ -68,31 +69,37 @@ def kinds(a: np.ndarray, starts: np.ndarray, stops: np.ndarray, at: np.ndarray) 
     text's end) whose first ``]`` is at ``at`` and is followed by ``" Iteration "`` and a digit.
 
     A few rows of words per line are read (:mod:`caffe_nantools.logs.words`): the prefix and
-    the thread id, the iteration's digits, what follows them, the value at the line's end."""
+    the thread id, the iteration's digits, what follows them, the value at the line's end. A
+    row that reaches past the text's ends reads zeros there, which no test takes."""
     if len(at) == 0:
         return np.zeros(0, np.int8)
     ok = _LEVELS[a[starts]] & _prefix(a, starts)
-    digits, inside = words.gather(a, at + 12, 2)
+    digits = words.gather(a, at + 12, 2)
     length = words.LOWEST[~words.compact(words.digits(digits)) & _16].astype(np.int64)
-    ok &= inside & (length >= 1) & (length <= 15)
+    ok &= (length >= 1) & (length <= 15)
     after = at + 12 + length
     ends = stops - (a[np.maximum(stops - 1, 0)] == 13)  # a Windows "\r" is not the value's
-    following, _ = words.gather(a, after, _PAREN_WORDS)  # may reach past the end: zeros there
+    following = words.gather(a, after, _PAREN_WORDS)
     rate = ok & words.starts_with(following[:, 0], b", lr = ")
     value = _Value(a, ends)
     # A loss's value follows the line's last space; a rate's, the ", lr = ".
     begins = np.where(rate, after + 7, ends - 16 + value.last_space + 1)
     good = value.plain(begins)
-    sep, inside = words.gather(a, begins - 9)
-    loss = ok & ~rate & inside & words.starts_with(sep[:, 0], b", loss =")
+    sep = words.gather(a, begins - 9)
+    loss = ok & ~rate & words.starts_with(sep[:, 0], b", loss =")
     loss &= (value.last_space >= 0) & _paren(following, begins - 9 - after)
     loss &= ~value.near_saturated(begins)
     return np.where(rate & good, RATE, np.where(loss & good, LOSS, OTHER)).astype(np.int8)
 
 
 def _prefix(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Whether each line starts with glog's prefix up to its thread id, a space after it."""
-    head, ok = words.gather(a, starts, 4)
+    """Whether each line starts with glog's prefix up to its thread id, a space after it (its
+    date with the year first, as glog 0.5 and later write it, too)."""
+    year = a[np.minimum(starts + 5, len(a) - 1)] != 32
+    first = words.gather(a, starts)
+    dated = (words.digits(first[:, 0]) & _YEAR_FLAGS) == _YEAR_FLAGS
+    head = words.gather(a, starts + 4 * year, 4)  # the rest as without a year
+    ok = ~year | dated
     for k in range(3):  # column by column: numpy's row-wise all() is slow on short rows
         word = head[:, k]
         ok &= (words.digits(word) & _DIGIT_FLAGS[k]) == _DIGIT_FLAGS[k]
@@ -127,7 +134,7 @@ class _Value:
 
     def __init__(self, a: np.ndarray, ends: np.ndarray) -> None:
         self.ends = ends
-        tail, self.inside = words.gather(a, ends - 16, 2)
+        tail = words.gather(a, ends - 16, 2)
         self.bytes = tail.view(np.uint8)
         self.rows = np.arange(len(ends))
 
@@ -147,7 +154,7 @@ class _Value:
         """Whether the value from ``begins`` to the end is ``-?d[digits and one .]`` with an
         optional exponent: a number ``float`` reads, below 1e26 in magnitude."""
         k0 = begins - (self.ends - 16)
-        ok = self.inside & (k0 >= 0) & (k0 <= 15)
+        ok = (k0 >= 0) & (k0 <= 15)
         k0 = np.clip(k0, 0, 15)
         region = (_16 << k0) & _16
         digit, dot, e = self.digit, self.dot & region, self.e & region

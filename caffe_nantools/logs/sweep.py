@@ -25,6 +25,8 @@ from typing import Iterable, Iterator, List, Optional, Union
 
 import numpy as np
 
+from caffe_nantools.logs.glog import DATE
+
 #: A non-finite number as C runtimes and Python print it: ``nan``, ``-nan``, ``NaN``, ``inf``,
 #: ``-Infinity``, MSVC's ``-nan(ind)``, ``1.#QNAN``, ``-1.#IND``, ``1.#INF`` (and their padding
 #: zeros), standing alone (no letter, digit, ``_`` or ``.`` joined to it).
@@ -47,7 +49,7 @@ _CRASH = re.compile(
     r"\b(?:cuDNN|cuBLAS|NCCL) error|out of memory|illegal memory access|unspecified launch failure|"
     r"(?:error|exit) code -\d+|(?:terminated|killed) by signal \d+|exit(?:ed with)? (?:code|status) 1(?:3[4-9]|4[0-3])\b|"
     r"Check failed|Check failure stack trace|\*\*\\?\* Aborted at|Traceback \(most recent call last\)|"
-    r"(?<!\w)F\d{4} \d\d:\d\d:\d\d\.\d{6} "
+    rf"(?<!\w)F{DATE} \d\d:\d\d:\d\d\.\d{{6}} "
 )
 #: Lowercase text that every non-finite token holds one of, and every crash marker but glog's F
 #: line: a line without any is passed over before a regex looks at it.
@@ -72,7 +74,7 @@ _CRASH_HINTS = (
     "check fail",
     "traceback",
 )
-_FATAL = re.compile(r"(?<!\w)F\d{4} ")
+_FATAL = re.compile(rf"(?<!\w)F{DATE} ")
 _FATAL_BYTES = re.compile(_FATAL.pattern.encode())
 _CRASH_HINT_BYTES = [hint.encode() for hint in _CRASH_HINTS]
 #: The same markers in bytes: on ASCII text (where ``\w``, ``\d`` and ``\b`` mean the same in

@@ -24,19 +24,17 @@ _GATHER = np.uint64(0x0102040810204080)
 _7, _3, _56 = np.uint64(7), np.uint64(3), np.uint64(56)
 
 
-def gather(a: np.ndarray, offsets: np.ndarray, count: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+def gather(a: np.ndarray, offsets: np.ndarray, count: int = 1) -> np.ndarray:
     """The ``count`` words from each offset into ``a`` (uint8), one row each (row k: the words
-    at ``offsets[k]``, ``offsets[k] + 8``, ...), bytes outside ``a`` read as 0, and which rows
-    lay wholly inside. One copy of ``8 * count`` bytes per row: far cheaper than a gather per
-    word."""
+    at ``offsets[k]``, ``offsets[k] + 8``, ...), bytes outside ``a`` read as 0. One copy of
+    ``8 * count`` bytes per row: far cheaper than a gather per word."""
     width = 8 * count
     n = len(offsets)
     room = len(a) - width + 1
-    inside = (offsets >= 0) & (offsets < room)
     if n == 0 or room <= 0:
         found = np.zeros((n, width), np.uint8)
     elif offsets.min() >= 0 and offsets.max() < room:
-        return _rows(a, width)[offsets].view(np.uint64).reshape(n, count), inside
+        return _rows(a, width)[offsets].view(np.uint64).reshape(n, count)
     else:
         found = _rows(a, width)[np.clip(offsets, 0, room - 1)].view(np.uint8).reshape(n, width)
     # Rows across an end (a few): from a copy of that end between zeros.
@@ -54,7 +52,7 @@ def gather(a: np.ndarray, offsets: np.ndarray, count: int = 1) -> Tuple[np.ndarr
         keep = (at >= 0) & (at <= len(edge) - width)
         found[rows] = 0
         found[rows[keep]] = _rows(edge, width)[at[keep]].view(np.uint8).reshape(-1, width)
-    return found.view(np.uint64), inside
+    return found.view(np.uint64)
 
 
 def _rows(a: np.ndarray, width: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
+
 import subprocess
 import sys
 import tempfile
@@ -19,7 +19,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from caffe_nantools.children import python_env
+from caffe_nantools.children import fatal_line, python_env
 from caffe_nantools.files import read_text
 from caffe_nantools.finite import counts_text
 from caffe_nantools.prototxt import Net, Node, dump, parse
@@ -208,7 +208,7 @@ def _run_child(text, phase, tops, source, mapping, batch, collector, found, bar,
         code = child.wait()
         log_file.seek(0)
         log = log_file.read()
-    if code and done == 0 and not re.search(r"^F\d{4} ", log, re.M):
+    if code and done == 0 and fatal_line(log) is None:
         raise ScanError(f"the scanner net did not start: {_last_error(log)}")
     return done, code, log
 
