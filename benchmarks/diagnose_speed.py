@@ -1,12 +1,14 @@
 """diagnose speed and memory, measured side by side in one run (in the image:
 docker/run-benchmark diagnose_speed):
 
-two generated logs, display 1, test passes every 500 iterations, whose values blow up and go NaN
-near the end: a debug_info log of a 60-layer net, and a plain log of the same size (what a
-training without debug_info logs: losses, train and test outputs, rates). diagnose against
+three generated logs, display 1, test passes every 500 iterations, whose values blow up and go
+NaN: a debug_info log of a 60-layer net and a plain log of the same size (what a training
+without debug_info logs: losses, train and test outputs, rates), both NaN near the end, and a
+debug_info log that goes NaN a tenth of the way in and stays NaN (Caffe trains on: every value of
+the rest of the log is NaN). diagnose against
 Python iterating the file's lines (``for line in open(path)``), each in a fresh process for its
 peak RSS, the two taking turns (best of ``--repeat`` each) so that load on the machine weighs on
-both alike. Targets: diagnose within 3x of the line loop on the 1 GB debug_info log and within
+both alike. Targets: diagnose within 3x of the line loop on the 1 GB debug_info logs and within
 2x on the 1 GB plain log (the second pass over every line included), and peak RSS flat from
 100 MB to 1 GB.
 """
@@ -63,13 +65,15 @@ def block(scale: float, bad_from: int = 10**9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_log(path: str, megabytes: int, debug_info: bool = True) -> int:
+def write_log(path: str, megabytes: int, debug_info: bool = True, persist: bool = False) -> int:
     """A log of about ``megabytes`` (with ``debug_info`` blocks, or a plain one), blowing up
-    over its last 10 displayed iterations; returns the NaN iteration."""
+    over 10 displayed iterations: its last ones, or (``persist``) those before a tenth of the
+    way, NaN to the end after that; returns the NaN iteration."""
     healthy = block(1.0) if debug_info else ""
+    nan = block(1e12, bad_from=0) if debug_info else ""
     per_iteration = len(healthy) + 300 if debug_info else 240
     total = megabytes * 2**20 // per_iteration
-    bad = total - 20
+    bad = total // 10 if persist else total - 20
     with open(path, "w") as f:
         f.write(f"{STAMP}solver.cpp:289] Solving bench\n")
         for i in range(total):
@@ -88,8 +92,10 @@ def write_log(path: str, megabytes: int, debug_info: bool = True) -> int:
             elif i < bad:
                 scale = 10.0 ** (i - bad + 11)
                 text, loss = block(scale), f"{1.3 * scale:g}"
+            elif i == bad:
+                text, loss = block(1e12, bad_from=30), "nan"
             else:
-                text, loss = block(1e12, bad_from=30 if i == bad else 0), "nan"
+                text, loss = nan, "nan"
             if debug_info:
                 f.write(text)
             f.write(
@@ -157,17 +163,20 @@ def main() -> None:
     runs = [
         ("debug_info", args.small, None),
         ("debug_info", args.megabytes, 3),
+        ("persisting NaN debug_info", args.megabytes, 3),
         ("plain", args.megabytes, 2),
     ]
     with tempfile.TemporaryDirectory() as folder:
         rows = []
         for kind, megabytes, target in runs:
-            path = os.path.join(folder, f"{kind}-{megabytes}.log")
-            bad = write_log(path, megabytes, debug_info=kind == "debug_info")
+            path = os.path.join(folder, f"{kind.split()[-1]}-{megabytes}.log")
+            bad = write_log(
+                path, megabytes, debug_info=kind != "plain", persist=kind.startswith("persisting")
+            )
             size = os.path.getsize(path) / 2**20
             lines, ours = side_by_side(path, args.repeat)
             os.remove(path)
-            expected = f"{bad} conv30" if kind == "debug_info" else f"{bad} None"
+            expected = f"{bad} None" if kind == "plain" else f"{bad} conv30"
             assert ours[2] == expected, (ours[2], expected)
             if kind == "debug_info":
                 rows.append((size, lines, ours))

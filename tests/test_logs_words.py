@@ -16,7 +16,7 @@ from caffe_nantools.logs import words
 )
 def test_a_gathered_row_is_the_texts_bytes_with_zeros_beyond_its_ends(data, offsets, count):
     a = np.frombuffer(data, np.uint8)
-    found = words.gather(a, np.array(offsets, np.int64), count)
+    found = words.at(a, np.array(offsets, np.int64), count)
     for row, offset in zip(found, offsets):
         span = range(offset, offset + 8 * count)
         assert row.tobytes() == bytes(data[k] if 0 <= k < len(data) else 0 for k in span)

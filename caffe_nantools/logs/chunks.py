@@ -374,7 +374,7 @@ def _mark_candidates(a: np.ndarray, brackets: np.ndarray) -> Tuple[np.ndarray, n
     followed by a space and a letter that starts another marked message (for the regex)."""
     at = brackets[brackets + 2 < len(a)]
     at = at[(a[at + 1] == 32) & _MARK_LETTERS[a[at + 2]]]  # a byte each first: most go here
-    after = words.gather(a, at + 1, 2)  # " Iterati", "on 5...."
+    after = words.at(a, at + 1, 2)  # " Iterati", "on 5...."
     head, tail = after[:, 0], after[:, 1]
     iteration = words.starts_with(head, b" Iterati") & words.starts_with(tail, b"on ")
     iteration &= _DIGITS[((tail >> _24) & _BYTE).astype(np.intp)]

@@ -74,18 +74,18 @@ def kinds(a: np.ndarray, starts: np.ndarray, stops: np.ndarray, at: np.ndarray) 
     if len(at) == 0:
         return np.zeros(0, np.int8)
     ok = _LEVELS[a[starts]] & _prefix(a, starts)
-    digits = words.gather(a, at + 12, 2)
+    digits = words.at(a, at + 12, 2)
     length = words.LOWEST[~words.compact(words.digits(digits)) & _16].astype(np.int64)
     ok &= (length >= 1) & (length <= 15)
     after = at + 12 + length
     ends = stops - (a[np.maximum(stops - 1, 0)] == 13)  # a Windows "\r" is not the value's
-    following = words.gather(a, after, _PAREN_WORDS)
+    following = words.at(a, after, _PAREN_WORDS)
     rate = ok & words.starts_with(following[:, 0], b", lr = ")
     value = _Value(a, ends)
     # A loss's value follows the line's last space; a rate's, the ", lr = ".
     begins = np.where(rate, after + 7, ends - 16 + value.last_space + 1)
     good = value.plain(begins)
-    sep = words.gather(a, begins - 9)
+    sep = words.at(a, begins - 9)
     loss = ok & ~rate & words.starts_with(sep[:, 0], b", loss =")
     loss &= (value.last_space >= 0) & _paren(following, begins - 9 - after)
     loss &= ~value.near_saturated(begins)
@@ -96,9 +96,9 @@ def _prefix(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Whether each line starts with glog's prefix up to its thread id, a space after it (its
     date with the year first, as glog 0.5 and later write it, too)."""
     year = a[np.minimum(starts + 5, len(a) - 1)] != 32
-    first = words.gather(a, starts)
+    first = words.at(a, starts)
     dated = (words.digits(first[:, 0]) & _YEAR_FLAGS) == _YEAR_FLAGS
-    head = words.gather(a, starts + 4 * year, 4)  # the rest as without a year
+    head = words.at(a, starts + 4 * year, 4)  # the rest as without a year
     ok = ~year | dated
     for k in range(3):  # column by column: numpy's row-wise all() is slow on short rows
         word = head[:, k]
@@ -134,7 +134,7 @@ class _Value:
 
     def __init__(self, a: np.ndarray, ends: np.ndarray) -> None:
         self.ends = ends
-        tail = words.gather(a, ends - 16, 2)
+        tail = words.at(a, ends - 16, 2)
         self.bytes = tail.view(np.uint8)
         self.rows = np.arange(len(ends))
 

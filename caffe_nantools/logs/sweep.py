@@ -105,19 +105,17 @@ class Finding:
 
 def line_findings(text: str, line: int) -> List[Finding]:
     """The non-finite values and the crash marker of one line (each its first), in order."""
-    found = [f for f in (_value_finding(text, line), _crash_finding(text, line)) if f is not None]
-    if len(found) == 2 and found[1].text.find(found[1].token) < _value_at(found[0]):
-        found.reverse()
-    return found
+    found = []
+    value, crash = _first_value(text), _crash_marker(text)
+    if value is not None:
+        found.append((value.start(), Finding(line, "nonfinite", value.group(1), text)))
+    if crash is not None:
+        found.append((crash.start(), Finding(line, "crash", crash.group(0).strip(), text)))
+    return [f for _, f in sorted(found, key=lambda pair: pair[0])]
 
 
-def _value_at(finding: Finding) -> int:
-    m = _first_value(finding.text)
-    return m.start() if m is not None else 0
-
-
-def _first_value(text: str):
-    """The match of the first non-finite value in a value position of ``text``, or None."""
+def _first_value(text: str) -> Optional[re.Match]:
+    """The first non-finite value in a value position of ``text``, or None."""
     if not any(hint in text.lower() for hint in _TOKEN_HINTS):
         return None
     for m in _TOKEN.finditer(text):
@@ -129,15 +127,20 @@ def _first_value(text: str):
     return None
 
 
+def _crash_marker(text: str) -> Optional[re.Match]:
+    lowered = text.lower()
+    if any(hint in lowered for hint in _CRASH_HINTS) or _FATAL.search(text):
+        return _CRASH.search(text)
+    return None
+
+
 def _value_finding(text: str, line: int) -> Optional[Finding]:
     m = _first_value(text)
     return Finding(line, "nonfinite", m.group(1), text) if m is not None else None
 
 
 def _crash_finding(text: str, line: int) -> Optional[Finding]:
-    lowered = text.lower()
-    crash = any(hint in lowered for hint in _CRASH_HINTS) or _FATAL.search(text)
-    m = _CRASH.search(text) if crash else None
+    m = _crash_marker(text)
     return Finding(line, "crash", m.group(0).strip(), text) if m is not None else None
 
 

@@ -2,7 +2,7 @@
 operations on one uint64 per offset, not on a row of bytes per offset.
 
 A word is the eight bytes from an offset, little-endian (byte k of the text is bits 8k to 8k+7);
-:func:`gather` copies a few words in a row from each offset.
+:func:`at` copies a few words in a row from each offset.
 Per-byte tests give a *flag* word: 0x80 in each byte that passes, exactly (no carry crosses a
 byte). :func:`compact` turns flags into a bit mask, bit k for byte k, for the tests that need a
 position (the first space, the last digit).
@@ -24,7 +24,7 @@ _GATHER = np.uint64(0x0102040810204080)
 _7, _3, _56 = np.uint64(7), np.uint64(3), np.uint64(56)
 
 
-def gather(a: np.ndarray, offsets: np.ndarray, count: int = 1) -> np.ndarray:
+def at(a: np.ndarray, offsets: np.ndarray, count: int = 1) -> np.ndarray:
     """The ``count`` words from each offset into ``a`` (uint8), one row each (row k: the words
     at ``offsets[k]``, ``offsets[k] + 8``, ...), bytes outside ``a`` read as 0. One copy of
     ``8 * count`` bytes per row: far cheaper than a gather per word."""
@@ -48,10 +48,10 @@ def gather(a: np.ndarray, offsets: np.ndarray, count: int = 1) -> np.ndarray:
             np.concatenate((zeros, tail, zeros)),
         ),
     ):
-        at = offsets[rows] - base
-        keep = (at >= 0) & (at <= len(edge) - width)
+        where = offsets[rows] - base
+        keep = (where >= 0) & (where <= len(edge) - width)
         found[rows] = 0
-        found[rows[keep]] = _rows(edge, width)[at[keep]].view(np.uint8).reshape(-1, width)
+        found[rows[keep]] = _rows(edge, width)[where[keep]].view(np.uint8).reshape(-1, width)
     return found.view(np.uint64)
 
 
