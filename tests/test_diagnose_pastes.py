@@ -1,11 +1,13 @@
 """A generated corpus of damaged pastes: logs of the tests' layouts rewritten the ways pastes
 get damaged (lines glued or wrapped, start or end cut, a fork's tag after glog's header, quoted
-or indented, an abort line before the NaN, the ``Testing net`` header dropped). A log that holds
+or indented, an abort line before the NaN, the ``Testing net`` header dropped), also as glog 0.5
+and later date them (the year first). A log that holds
 a NaN is never reported healthy, and a healthy one never gets a NaN: the count of false
 all-clears over the corpus is 0."""
 
 import os
 import random
+import re
 import tempfile
 
 from hypothesis import HealthCheck, given, settings
@@ -110,6 +112,11 @@ def cut_start(lines, choose):
     return lines[choose.number(0, min(len(lines) // 2, bad)) :]
 
 
+def dated(lines, choose):
+    """As glog 0.5 and later write it: the year before the month."""
+    return [re.sub(r"^([IWEF])(\d{4}) ", r"\g<1>2024\2 ", line) for line in lines]
+
+
 def drop_testing(lines, choose):
     return [line for line in lines if "Testing net" not in line]
 
@@ -121,6 +128,7 @@ DAMAGES = {
     "tag": tag,
     "cut_start": cut_start,
     "drop_testing": drop_testing,
+    "dated": dated,
 }
 ABORTS = [
     "F1121 07:12:40.000000 10203 data_transformer.cpp:63] Check failed: a <= b (1 vs. 0)",

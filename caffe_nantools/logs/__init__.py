@@ -1,9 +1,10 @@
 """Caffe's training logs (glog format) read as a stream of events, and the tables made of them.
 
 ``read_log`` gives a log's chunks (``Lines``, ``Displays``, ``Marked`` lines, with their
-``Span``s) for a structured reading such as diagnose's; ``LogStream`` does the same for a log
-that is still being written (watch), and ``sweep_lines``/``sweep_chunk`` the pass that finds a
-non-finite value or a crash in a line of any layout. The rest of the package imports these names
+``Span``s, and the second pass's crash ``Finding``s and ``Candidates`` for a non-finite value)
+for a structured reading such as diagnose's; ``LogStream`` does the same for a log that is still
+being written (watch), and ``sweep_lines``/``sweep_chunk`` the pass that finds a non-finite value
+or a crash in a line of any layout. The rest of the package imports these names
 from here, not from the modules below (``tests/test_package_imports.py``).
 """
 

@@ -43,7 +43,6 @@ _KNOWN = re.compile(KNOWN.encode())
 #: First letters of the marked messages after "] ", and "Iteration " (found without the regex).
 _MARK_LETTERS = np.zeros(256, bool)
 _MARK_LETTERS[[ord(c) for c in "ISOGcC*T"]] = True
-_ITERATION = np.frombuffer(b"Iteration ", np.uint8)
 _I, _BRACKET = ord("I"), ord("]")
 _FORWARD, _BACKWARD = (np.frombuffer(w, np.uint8) for w in (b"[Forward]", b"[Backward]"))
 #: Marks in a row read as one :class:`Displays`: below it, one by one costs as little.
