@@ -282,3 +282,31 @@ def test_watchs_look_at_pieces_cut_anywhere_sees_each_line_the_sweep_finds(parts
             seen.append(look.shows_nonfinite(piece))
     found = [f for f in sweep_chunk(text, len(text), 1) if f.kind == "nonfinite"]
     assert any(seen) == bool(found)
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(TOKENS + ["1.#", "#", "_", ".", "-", "+", "(", ")", " ", ": ", "= "]),
+            st.sampled_from(["i", "I", "q", "Q", "x", "fin", "al", "seg_", "nd", "7", "ind"]),
+        ),
+        max_size=25,
+    ),
+    st.sampled_from(["", "I0101 00:00:00.000000 1 a.cpp:1] ", "> "]),
+)
+def test_a_line_whose_value_the_regex_finds_is_never_ruled_out_first(parts, head):
+    """The sweep looks at a line only when one of its n's may start a token's spelling (names
+    such as loss_final are not looked at): each value the line-by-line regex finds is found."""
+    line = head + "".join(parts)
+    wanted = [f.token for f in line_findings(line, 1) if f.kind == "nonfinite"]
+    chunk = f"{line}\n".encode()
+    swept = [f.token for f in sweep_chunk(chunk, len(chunk), 1) if f.kind == "nonfinite"]
+    assert swept == wanted and (may_be_nonfinite(chunk) or not wanted)
+
+
+def test_names_holding_na_nf_or_nd_are_no_candidates():
+    for name in (b"loss_final", b"seg_nd_loss", b"banana", b"#nan", b"x.inf", b"2nan"):
+        assert not may_be_nonfinite(b"] Train net output #0: " + name + b" = 0.5\n"), name
+    for token in (b"nan", b"-nan", b"inf", b"-Inf", b"1.#QNAN", b"-1.#IND", b"1.#INF", b"nan(ind)"):
+        assert may_be_nonfinite(b"loss = " + token + b"\n"), token

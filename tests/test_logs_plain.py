@@ -193,3 +193,32 @@ def test_a_log_read_in_bulk_leaves_the_reader_as_line_by_line():
         bulk_seen += count
         assert state(in_bulk) == state(one_by_one), case
     assert bulk_seen > 0
+
+
+def test_a_display_line_the_second_pass_finds_a_value_in_is_read_where_it_stands():
+    # Found by review: a loss line taken as plain, whose timing holds a NaN (NVIDIA Caffe's
+    # "(x s)" layout), went into a run read in bulk, and its NaN was dated to the run's end.
+    lines = [f"{STAMP}Solving bench"]
+    for i in range(60):
+        timing = "(nan s)" if i == 5 else "(0.5 s)"
+        lines.append(f"{STAMP}Iteration {i} {timing}, loss = 0.5")
+        lines.append(f"{STAMP}Iteration {i}, lr = 0.01")
+    data = ("\n".join(lines) + "\n").encode()
+    one_by_one, _ = read(data, False, len(data))
+    in_bulk, count = read(data, True, len(data))
+    assert count > 0 and state(in_bulk) == state(one_by_one)
+    assert in_bulk.runs[0].found_after == 5 and in_bulk.runs[0].unread.line == 12
+
+
+def test_an_output_named_like_a_token_leaves_the_run_read_in_bulk():
+    # "loss_final" holds "na", "seg_nd" "nd": names, never values; a run of them is still one.
+    lines = [f"{STAMP}Solving bench"]
+    for i in range(60):
+        lines.append(f"{STAMP}Iteration {i} (0.5 s), loss = 0.5")
+        lines.append(f"{STAMP}    Train net output #0: loss_final = 0.5 (* 1 = 0.5 loss)")
+        lines.append(f"{STAMP}    Train net output #1: seg_nd = 0.1")
+        lines.append(f"{STAMP}Iteration {i}, lr = 0.01")
+    data = ("\n".join(lines) + "\n").encode()
+    one_by_one, _ = read(data, False, len(data))
+    in_bulk, count = read(data, True, len(data))
+    assert count == 1 and state(in_bulk) == state(one_by_one)

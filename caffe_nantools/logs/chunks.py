@@ -23,7 +23,6 @@ import numpy as np
 import caffe_nantools.logs.plain as plain
 from caffe_nantools.logs.glog import KNOWN, canonical
 from caffe_nantools.logs.opening import open_log
-from caffe_nantools.logs.plain import rows
 import caffe_nantools.logs.words as words
 from caffe_nantools.logs.sweep import Candidates, Finding, Swept, sweep_lazily
 
@@ -44,7 +43,6 @@ _KNOWN = re.compile(KNOWN.encode())
 _MARK_LETTERS = np.zeros(256, bool)
 _MARK_LETTERS[[ord(c) for c in "ISOGcC*T"]] = True
 _I, _BRACKET = ord("I"), ord("]")
-_FORWARD, _BACKWARD = (np.frombuffer(w, np.uint8) for w in (b"[Forward]", b"[Backward]"))
 #: Marks in a row read as one :class:`Displays`: below it, one by one costs as little.
 _RUN = 32
 #: Lines between two marks of a run at most (its train outputs).
@@ -405,7 +403,8 @@ def _runs(lines: _Chunk, iteration, marked, suspects, found):
     lead = brackets[np.searchsorted(brackets, lines.starts[at])] == iteration
     at = at[lead]
     kind[at] = plain.kinds(lines.a, lines.starts[at], lines.stops[at], iteration[lead])
-    bulk = kind[marked] != plain.OTHER
+    # A display line the second pass may find a value in is read alone, where it stands.
+    bulk = (kind[marked] != plain.OTHER) & ~noisy[marked]
     return [(lo, hi, kind) for lo, hi in _long(bulk[:-1] & bulk[1:] & clear)]
 
 
@@ -427,10 +426,9 @@ def _noisy(lines: _Chunk, suspects, found) -> np.ndarray:
     count = np.searchsorted(brackets, stops) - first
     one = brackets[np.minimum(first, max(len(brackets) - 1, 0))]
     maybe = np.flatnonzero((count == 1) & (a[one - 1] == _D))
-    debug = np.zeros(len(maybe), bool)
-    for word in (_FORWARD, _BACKWARD):
-        text, inside = rows(a, one[maybe] - len(word) + 1, len(word))
-        debug |= inside & (text == word).all(1)
+    at = one[maybe]
+    debug = words.starts_with(words.at(a, at - 8)[:, 0], b"[Forward")
+    debug |= words.starts_with(words.at(a, at - 9)[:, 0], b"[Backwar")
     noisy = count > 1
     noisy[maybe[debug]] = True
     noisy[np.searchsorted(lines.ends, suspects)] = True
@@ -454,8 +452,9 @@ def _canonical(chunk: bytes, end: int, first_line: int) -> Tuple[bytes, Dict[int
 
 
 def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """Offsets of the newlines in ``chunk[:end]`` (and of ``end`` when the text stops without
-    one), of those ending a line whose value is suspect, and of the starts of glog's F lines;
+    """Offsets of the newlines in ``chunk[:end]``, of the ends of the lines whose value is
+    suspect (just past each one's last character, a Windows "\r" left out), and of the starts of
+    glog's F lines;
     the last is None when a line holding a known message lacks glog's prefix (the chunk must be
     made canonical first)."""
     a = np.frombuffer(chunk, np.uint8, count=end)

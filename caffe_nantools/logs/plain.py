@@ -11,10 +11,10 @@ narrower than the parser's: a line in doubt is left to the parser, never taken w
 
 from __future__ import annotations
 
+
 from typing import Tuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 import caffe_nantools.logs.words as words
 
@@ -53,17 +53,6 @@ _16 = np.int64(0xFFFF)
 _CASE = np.uint64(0x2020202020202020)
 
 
-def rows(a: np.ndarray, at: np.ndarray, width: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The ``width`` bytes of ``a`` from each offset of ``at``, one row each (a view's rows: no
-    index array per byte), and which rows lay inside ``a`` (the others are garbage)."""
-    room = len(a) - width
-    if room < 0:
-        return np.zeros((len(at), width), np.uint8), np.zeros(len(at), bool)
-    windows = as_strided(a, shape=(room + 1, width), strides=(1, 1), writeable=False)
-    inside = (at >= 0) & (at <= room)
-    return windows[np.clip(at, 0, room)], inside
-
-
 def kinds(a: np.ndarray, starts: np.ndarray, stops: np.ndarray, at: np.ndarray) -> np.ndarray:
     """LOSS, RATE or OTHER for each line from ``starts`` to ``stops`` (its line break, or the
     text's end) whose first ``]`` is at ``at`` and is followed by ``" Iteration "`` and a digit.
@@ -84,11 +73,11 @@ def kinds(a: np.ndarray, starts: np.ndarray, stops: np.ndarray, at: np.ndarray) 
     value = _Value(a, ends)
     # A loss's value follows the line's last space; a rate's, the ", lr = ".
     begins = np.where(rate, after + 7, ends - 16 + value.last_space + 1)
-    good = value.plain(begins)
+    good, near = value.read(begins)
     sep = words.at(a, begins - 9)
     loss = ok & ~rate & words.starts_with(sep[:, 0], b", loss =")
     loss &= (value.last_space >= 0) & _paren(following, begins - 9 - after)
-    loss &= ~value.near_saturated(begins)
+    loss &= ~near
     return np.where(rate & good, RATE, np.where(loss & good, LOSS, OTHER)).astype(np.int8)
 
 
@@ -150,9 +139,12 @@ class _Value:
         """Byte ``k`` (clipped to 0..15) of each line's last 16."""
         return self.bytes[self.rows, np.clip(k, 0, 15)]
 
-    def plain(self, begins: np.ndarray) -> np.ndarray:
-        """Whether the value from ``begins`` to the end is ``-?d[digits and one .]`` with an
-        optional exponent: a number ``float`` reads, below 1e26 in magnitude."""
+    def read(self, begins: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """For the values from ``begins`` to the end: whether each is ``-?d[digits and one .]``
+        with an optional exponent (a number ``float`` reads, below 1e26 in magnitude), and
+        whether, as a loss, it may lie within 0.01 of 87.3365 (``87.`` first, or an 8 in a
+        mantissa before an exponent, unless the exponent is negative and the mantissa has one
+        digit before its point: below 1 then, as Caffe prints small values)."""
         k0 = begins - (self.ends - 16)
         ok = (k0 >= 0) & (k0 <= 15)
         k0 = np.clip(k0, 0, 15)
@@ -170,24 +162,14 @@ class _Value:
         ok &= (sign & ~((1 << k0) | (e << 1))) == 0
         ok &= (e == 0) | ((dot & ~(e - 1)) == 0)
         # A positive exponent of one digit, or two starting with 0.
-        at_e = np.minimum(words.LOWEST[e].astype(np.int64) + 1, 15)
-        signed = (sign >> at_e) & 1
-        negative = (self.minus >> at_e) & 1
-        count = 16 - at_e - signed
-        small = (negative == 1) | (count == 1) | ((count == 2) & (self.bytes[:, 14] == ord("0")))
-        return ok & ((e == 0) | small)
-
-    def near_saturated(self, begins: np.ndarray) -> np.ndarray:
-        """Whether a loss from ``begins`` may lie within 0.01 of 87.3365: ``87.`` first, or an
-        8 in a mantissa before an exponent, unless the exponent is negative and the mantissa has
-        one digit before its point (below 1 then, as Caffe prints small values)."""
-        k0 = np.clip(begins - (self.ends - 16), 0, 15)
+        after_e = np.minimum(words.LOWEST[e].astype(np.int64) + 1, 15)
+        signed = (sign >> after_e) & 1
+        negative = ((self.minus >> after_e) & 1) == 1
+        count = 16 - after_e - signed
+        small = negative | (count == 1) | ((count == 2) & (self.bytes[:, 14] == ord("0")))
+        plain = ok & ((e == 0) | small)
         near = (self.byte(k0) == ord("8")) & (self.byte(k0 + 1) == ord("7"))
         near &= self.byte(k0 + 2) == ord(".")
-        region = (_16 << k0) & _16
-        e = self.e & region
-        after_e = np.minimum(words.LOWEST[e].astype(np.int64) + 1, 15)
-        negative = ((self.minus >> after_e) & 1) == 1
-        lead = k0 + ((self.minus >> k0) & 1)
-        small = negative & (((self.dot >> np.minimum(lead + 1, 15)) & 1) == 1)
-        return near | ((e != 0) & ((self.eight & region) != 0) & ~small)
+        below_one = negative & (((dot >> np.minimum(lead + 1, 15)) & 1) == 1)
+        near |= (e != 0) & ((self.eight & region) != 0) & ~below_one
+        return plain, near

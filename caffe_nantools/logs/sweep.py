@@ -86,6 +86,12 @@ _DIGIT = np.zeros(256, bool)
 _DIGIT[ord("0") : ord("9") + 1] = True
 _AFD = np.zeros(256, bool)
 _AFD[[ord(c) for c in "afdAFD"]] = True
+_A, _F, _D, _Q, _I_LOWER, _HASH = (ord(c) for c in "afdqi#")
+#: What a token cannot follow (the ``(?<![\w.#])`` of its regex, in ASCII).
+_JOINED = np.zeros(256, bool)
+_JOINED[[ord(c) for c in "_.#0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"]] = (
+    True
+)
 
 
 @dataclass(frozen=True)
@@ -164,10 +170,6 @@ class Candidates:
     begins: np.ndarray
     stops: np.ndarray
 
-    @property
-    def line(self) -> int:
-        return int(self.lines[0])
-
     def part(self, first: int, stop: int) -> Candidates:
         return Candidates(
             self.chunk, self.lines[first:stop], self.begins[first:stop], self.stops[first:stop]
@@ -197,14 +199,18 @@ def sweep_chunk(
     chunk: bytes, end: int, first_line: int, ends: Optional[np.ndarray] = None
 ) -> List[Finding]:
     """Every finding of the whole lines ``chunk[:end]``, the first numbered ``first_line``;
-    ``ends``: the offsets of its newlines, when the caller has them already."""
+    ``ends``: the offsets of its newlines, when the caller has them already. The same as
+    :func:`sweep_lazily` finds, each candidate looked at."""
     swept = sweep_lazily(chunk, end, first_line, ends)
-    lines = sorted({f.line for f in swept.crashes} | set(swept.candidates.lines.tolist()))
-    texts = {f.line: f.text for f in swept.crashes}
+    found = {f.line: [f] for f in swept.crashes}
     c = swept.candidates
     for line, begin, stop in zip(c.lines.tolist(), c.begins.tolist(), c.stops.tolist()):
-        texts[line] = _text(chunk, begin, stop)
-    return [f for line in lines for f in line_findings(texts[line], line)]
+        text = _text(chunk, begin, stop)
+        value = _value_finding(text, line)
+        if value is not None:
+            # With a crash marker on the line too: the two in the order they stand.
+            found[line] = line_findings(text, line) if line in found else [value]
+    return [f for line in sorted(found) for f in found[line]]
 
 
 def sweep_lazily(
@@ -246,12 +252,25 @@ def may_be_nonfinite(chunk: bytes, end: Optional[int] = None) -> bool:
 
 
 def _token_candidates(a: np.ndarray) -> np.ndarray:
-    """The offsets of every n followed by a, f or d in any case (nan, inf, ind: every
-    spelling); the n's first (one pass and one index), then the letter after each."""
+    """The offsets of the n of every spelling of a non-finite token, in any case: an n before
+    an a, f or d (the n's first: one pass and one index, then the letter after each), where a
+    token can stand: ``nan`` after no letter, digit, ``_``, ``.`` or ``#``, nor can ``inf``
+    before its i, except after Windows' ``1.#`` (``1.#QNAN``, ``1.#INF``, ``1.#IND``). A name
+    such as ``loss_final`` or ``seg_nd`` is no candidate."""
     low = a | _LOWER
     candidates = np.flatnonzero(np.equal(low, _N, out=low.view(bool)))
     candidates = candidates[candidates + 1 < len(a)]
-    return candidates[_AFD[a[candidates + 1]]]
+    candidates = candidates[_AFD[a[candidates + 1]]]
+    after = a[candidates + 1] | _LOWER
+    # What stands before: a line's start (or the text's) stands for none.
+    one = np.where(candidates >= 1, a[np.maximum(candidates - 1, 0)], _NL)
+    two = np.where(candidates >= 2, a[np.maximum(candidates - 2, 0)], _NL)
+    windows = two == _HASH
+    i_before = (one | _LOWER) == _I_LOWER
+    nan = (after == _A) & (~_JOINED[one] | (((one | _LOWER) == _Q) & windows))
+    inf = (after == _F) & i_before & (~_JOINED[two] | windows)
+    ind = (after == _D) & i_before & windows
+    return candidates[nan | inf | ind]
 
 
 def _may_crash(chunk: bytes, ends: np.ndarray, end: int, lines: np.ndarray) -> np.ndarray:
