@@ -755,6 +755,16 @@ def _raise_terminated(signum: int, frame) -> None:
     raise _Terminated(signum)
 
 
+def _interrupt(signum: int, frame) -> None:
+    """Ctrl-C, raised where the command is; but not inside an object's finalizer, where Python
+    would only print it and go on (a scan once ran to its end so): the signal comes again a
+    moment later, where it can stop the command."""
+    if frame is not None and frame.f_code.co_name == "__del__":
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -766,6 +776,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         threading.current_thread() is threading.main_thread()
     )  # else Python refuses handlers
     previous = {s: signal.signal(s, _raise_terminated) for s in stops} if in_main_thread else {}
+    if in_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)  # not when ignored
     try:
         return args.run(args)
     except NanToolsError as e:

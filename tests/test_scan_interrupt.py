@@ -117,3 +117,25 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
         # whatever is left of the group, a failed test's orphans too
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_inside_a_finalizer_comes_again_where_it_can_stop_the_command():
+    # Found by CI: SIGINT landed in multiprocessing's Connection.__del__, where Python only
+    # prints a KeyboardInterrupt ("Exception ignored in ..."), and the scan ran to its end.
+    from types import SimpleNamespace
+
+    from caffe_nantools.cli import _interrupt
+
+    finalizer = SimpleNamespace(f_code=SimpleNamespace(co_name="__del__"))
+    came = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        _interrupt(signal.SIGINT, finalizer)  # does not raise there
+        deadline = time.monotonic() + 5
+        while not came and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert came == [signal.SIGINT]
+    with pytest.raises(KeyboardInterrupt):
+        _interrupt(signal.SIGINT, SimpleNamespace(f_code=SimpleNamespace(co_name="scan")))
