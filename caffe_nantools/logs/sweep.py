@@ -160,8 +160,9 @@ def sweep_lines(lines: Iterable[Union[str, bytes]], first_line: int = 1) -> Iter
 
 @dataclass(frozen=True, eq=False)
 class Candidates:
-    """Lines of a chunk that may hold a non-finite value (an n before an a, f or d), each
-    looked at only when asked: a reader that has its run's first value passes them over.
+    """Lines of a chunk that may hold a non-finite value (an n where a token's spelling can
+    start: :func:`_token_candidates`), each looked at only when asked: a reader that has its
+    run's first value passes them over.
 
     ``lines`` are 1-based numbers, ``begins``/``stops`` the lines' bounds in ``chunk``."""
 
