@@ -7,7 +7,14 @@ from hypothesis import example, given, settings, strategies as st
 from caffe_logs import CaffeLog
 from caffe_nantools.cli import main
 from caffe_nantools.diagnose import diagnose
-from caffe_nantools.logs.sweep import line_findings, may_be_nonfinite, sweep_chunk, sweep_lines
+import caffe_nantools.logs.chunks as chunks
+from caffe_nantools.logs.sweep import (
+    Candidates,
+    line_findings,
+    may_be_nonfinite,
+    sweep_chunk,
+    sweep_lines,
+)
 from caffe_nantools.watch.process import FreezeLook
 
 
@@ -310,3 +317,38 @@ def test_names_holding_na_nf_or_nd_are_no_candidates():
         assert not may_be_nonfinite(b"] Train net output #0: " + name + b" = 0.5\n"), name
     for token in (b"nan", b"-nan", b"inf", b"-Inf", b"1.#QNAN", b"-1.#IND", b"1.#INF", b"nan(ind)"):
         assert may_be_nonfinite(b"loss = " + token + b"\n"), token
+
+
+@pytest.mark.parametrize("chunk_bytes", [61, 300, 1 << 14])
+def test_each_run_of_a_paste_is_swept_though_the_first_stayed_nan(
+    tmp_path, monkeypatch, chunk_bytes
+):
+    # Once a run has its first non-finite value, chunks are no longer looked at for more; a
+    # "Solving" that starts a new run in a chunk brings the look back.
+    log = healthy(2)
+    for i in range(2, 40):
+        log.iteration(i, loss="nan")
+    log.solving("again")
+    for i in range(3):
+        log.iteration(i)
+    log.raw("my_loss_layer: loss = inf")
+    log.iteration(3)
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", chunk_bytes)
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.runs == 2
+    assert result.first_nonfinite.line == log.line_of("my_loss_layer: loss = inf")
+
+
+def test_a_reader_that_wants_no_values_is_handed_no_candidates(tmp_path, monkeypatch):
+    log = CaffeLog()  # no "Solving": no run starts in any chunk
+    for i in range(30):
+        log.iteration(i, loss="nan")
+    path = log.write(tmp_path / "train.log")
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 200)
+
+    def candidates(wants_values):
+        pieces = chunks.read_log(path, sweep=True, wants_values=wants_values)
+        return [line for p in pieces if isinstance(p, Candidates) for line in p.lines.tolist()]
+
+    assert candidates(lambda: True) == [n for n, line in enumerate(log.lines, 1) if "nan" in line]
+    assert candidates(lambda: False) == []

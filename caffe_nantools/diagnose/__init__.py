@@ -190,7 +190,7 @@ def diagnose(
     net_facts, solver_facts = _facts(net_model or net, solver_doc or solver)
     if reader is None:
         reader = Reader(plot=plot is not None or keep_trace)
-        reader.feed_all(read_log(log, sweep=True, displays=True))
+        reader.feed_all(read_log(log, sweep=True, displays=True, wants_values=reader.wants_values))
     if not reader.recognised:
         raise not_a_log(log)
     runs = reader.runs

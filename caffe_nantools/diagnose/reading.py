@@ -370,6 +370,11 @@ class Reader:
     def run(self) -> Run:
         return self.runs[-1]
 
+    def wants_values(self) -> bool:
+        """Whether :class:`Candidates` can still tell the reader anything: only until its run
+        has its first non-finite value (:func:`read_log`'s ``wants_values``)."""
+        return self.run.first_found is None
+
     def feed_all(
         self, pieces: Iterable[Union[Span, Marked, Finding, Candidates, Displays]]
     ) -> List[Run]:
@@ -504,7 +509,7 @@ class Reader:
 
     def candidates(self, candidates: Candidates) -> None:
         """Lines that may hold a non-finite value: looked at only while the run has none."""
-        if self.run.first_found is None:
+        if self.wants_values():
             found = candidates.first()
             if found is not None:
                 self.found(found)

@@ -15,8 +15,9 @@ Plain logs never take that path: telling costs one look at the first bytes of ea
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -134,18 +135,24 @@ class Marked:
 
 
 def read_log(
-    path: str, *, sweep: bool = False, displays: bool = False
+    path: str,
+    *,
+    sweep: bool = False,
+    displays: bool = False,
+    wants_values: Optional[Callable[[], bool]] = None,
 ) -> Iterator[Union[Span, Marked, Finding, Candidates, Displays]]:
     """The log as Spans and Marked lines, in file order, in constant memory (compressed logs
     decompressed on the way). ``sweep``: the second pass's crash :class:`Finding` s and
     :class:`Candidates` too, each before the first piece that starts after its lines;
-    ``displays``: long runs of display lines as :class:`Displays`.
+    ``displays``: long runs of display lines as :class:`Displays`; ``wants_values``: asked
+    before each chunk, False spares the look for :class:`Candidates` in a chunk where no run
+    starts (a reader that has its run's first non-finite value needs no more of them).
 
     Raises:
         FileError: the log cannot be opened or read, or its compressed data is corrupt.
     """
     with open_log(path) as (f, compressed):
-        stream = LogStream(sweep=sweep, displays=displays)
+        stream = LogStream(sweep=sweep, displays=displays, wants_values=wants_values)
         cr_only = None
         while True:
             chunk = f.read(CHUNK_BYTES)
@@ -205,11 +212,18 @@ class LogStream:
     pass's :class:`Finding` s and :class:`Candidates` among them, in line order). Each call's pieces must be taken in
     full before the next call."""
 
-    def __init__(self, *, sweep: bool = False, displays: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        sweep: bool = False,
+        displays: bool = False,
+        wants_values: Optional[Callable[[], bool]] = None,
+    ) -> None:
         self._lines = Lines()
         self._next_line = 1
         self._sweep = sweep
         self._displays = displays
+        self._wants_values = wants_values
 
     @property
     def lines_read(self) -> int:
@@ -234,19 +248,31 @@ class LogStream:
 
     def _read(self, text: bytes, end: int) -> Iterator[Union[Span, Marked, Finding, Candidates]]:
         if end:
+            values = self._sweep and (
+                self._wants_values is None
+                or self._wants_values()
+                or text.find(b"Solving ", 0, end) >= 0  # a new run wants its own
+            )
             self._next_line += yield from _pieces(
-                text, end, self._next_line, self._sweep, self._displays
+                text, end, self._next_line, self._sweep, self._displays, values
             )
 
 
-def _pieces(chunk: bytes, end: int, first_line: int, sweep: bool = False, displays: bool = False):
-    """Spans and Marked lines of ``chunk[:end]`` (and the second pass's crash findings and
-    :class:`Candidates`, with ``sweep``; :class:`Displays` for long runs of display lines, with
-    ``displays``); returns its line count."""
+def _pieces(
+    chunk: bytes,
+    end: int,
+    first_line: int,
+    sweep: bool = False,
+    displays: bool = False,
+    values: bool = True,
+):
+    """Spans and Marked lines of ``chunk[:end]`` (and the second pass's crash findings, and
+    with ``values`` its :class:`Candidates`, with ``sweep``; :class:`Displays` for long runs of
+    display lines, with ``displays``); returns its line count."""
     ends, suspects, fatal = _line_ends(chunk, end)
     if sweep:
         # On the lines as the log has them, before any is made canonical.
-        swept = sweep_lazily(chunk, end, first_line, ends)
+        swept = sweep_lazily(chunk, end, first_line, ends, values)
         lines = np.concatenate((swept.candidates.lines, [f.line for f in swept.crashes])).astype(
             np.int64
         )
@@ -261,13 +287,15 @@ def _with_findings(pieces, swept: Swept):
     """``pieces`` with the second pass's among them: each crash finding, and the candidates
     for a non-finite value, before the first piece that starts after their lines."""
     crashes, candidates = swept.crashes, swept.candidates
+    if not crashes and not len(candidates.lines):  # most chunks: nothing to put among them
+        yield from pieces
+        return
+    lines = candidates.lines.tolist()
     k = c = 0
     while True:
         piece = next(pieces, None)
         start = piece.line if piece is not None else None
-        upto = len(candidates.lines)
-        if start is not None:
-            upto = int(np.searchsorted(candidates.lines, start))
+        upto = len(lines) if start is None else bisect_left(lines, start)
         if upto > c:
             yield candidates.part(c, upto)
             c = upto

@@ -171,6 +171,10 @@ class Candidates:
     begins: np.ndarray
     stops: np.ndarray
 
+    @classmethod
+    def none(cls, chunk: bytes) -> Candidates:
+        return cls(chunk, *(np.zeros(0, np.int64) for _ in range(3)))
+
     def part(self, first: int, stop: int) -> Candidates:
         return Candidates(
             self.chunk, self.lines[first:stop], self.begins[first:stop], self.stops[first:stop]
@@ -215,12 +219,17 @@ def sweep_chunk(
 
 
 def sweep_lazily(
-    chunk: bytes, end: int, first_line: int, ends: Optional[np.ndarray] = None
+    chunk: bytes,
+    end: int,
+    first_line: int,
+    ends: Optional[np.ndarray] = None,
+    values: bool = True,
 ) -> Swept:
     """:func:`sweep_chunk` with the non-finite values left to be looked for when wanted (a log
-    whose NaN persists holds millions of them, and a reading needs a run's first)."""
+    whose NaN persists holds millions of them, and a reading needs a run's first); without
+    ``values``, the crashes alone."""
     if end == 0:
-        return Swept([], Candidates(chunk, *(np.zeros(0, np.int64) for _ in range(3))))
+        return Swept([], Candidates.none(chunk))
     a = np.frombuffer(chunk, np.uint8, count=end)
     if ends is None:
         ends = np.flatnonzero(a == _NL)
@@ -236,6 +245,8 @@ def sweep_lazily(
         found = _crash_finding(_text(chunk, int(begins[k]), int(stops[k])), first_line + k)
         if found is not None:
             crashes.append(found)
+    if not values:
+        return Swept(crashes, Candidates.none(chunk))
     lines = np.searchsorted(ends, _token_candidates(a))  # in order: each line once is a diff
     lines = lines[np.concatenate(([True], lines[1:] != lines[:-1]))] if len(lines) else lines
     return Swept(crashes, Candidates(chunk, first_line + lines, begins[lines], stops[lines]))
