@@ -6,12 +6,14 @@ import os
 import tempfile
 import textwrap
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caffe_nantools.cli import main
 from caffe_nantools.logs import log2csv, parse_line, parse_value, read_events, tables_from_events
+from caffe_nantools.logs.scratch import Scratch
 
 LOG = textwrap.dedent(
     """\
@@ -162,3 +164,12 @@ def test_any_bytes_as_a_log_raise_only_the_projects_errors(pieces):
         ):
             with contextlib.suppress(NanToolsError):
                 read()
+
+
+def test_scratch_hands_out_one_buffer_grown_only_when_too_small():
+    scratch = Scratch()
+    first = scratch.take(100)
+    assert len(first) == 100 and first.dtype == np.uint8
+    assert np.shares_memory(scratch.take(40), first)  # reused: no new pages to fault in
+    bigger = scratch.take(1000)
+    assert len(bigger) == 1000 and not np.shares_memory(bigger, first)

@@ -24,6 +24,7 @@ import numpy as np
 import caffe_nantools.logs.plain as plain
 from caffe_nantools.logs.glog import KNOWN, canonical
 from caffe_nantools.logs.opening import open_log
+from caffe_nantools.logs.scratch import Scratch
 import caffe_nantools.logs.words as words
 from caffe_nantools.logs.sweep import Candidates, Finding, Swept, sweep_lazily
 
@@ -224,6 +225,7 @@ class LogStream:
         self._sweep = sweep
         self._displays = displays
         self._wants_values = wants_values
+        self._scratch = Scratch()
 
     @property
     def lines_read(self) -> int:
@@ -254,7 +256,7 @@ class LogStream:
                 or text.find(b"Solving ", 0, end) >= 0  # a new run wants its own
             )
             self._next_line += yield from _pieces(
-                text, end, self._next_line, self._sweep, self._displays, values
+                text, end, self._next_line, self._sweep, self._displays, values, self._scratch
             )
 
 
@@ -265,21 +267,24 @@ def _pieces(
     sweep: bool = False,
     displays: bool = False,
     values: bool = True,
+    scratch: Optional[Scratch] = None,
 ):
     """Spans and Marked lines of ``chunk[:end]`` (and the second pass's crash findings, and
     with ``values`` its :class:`Candidates`, with ``sweep``; :class:`Displays` for long runs of
     display lines, with ``displays``); returns its line count."""
-    ends, suspects, fatal = _line_ends(chunk, end)
+    scratch = scratch or Scratch()
+    ends, suspects, fatal = _line_ends(chunk, end, scratch)
     if sweep:
         # On the lines as the log has them, before any is made canonical.
-        swept = sweep_lazily(chunk, end, first_line, ends, values)
+        swept = sweep_lazily(chunk, end, first_line, ends, values, scratch)
         lines = np.concatenate((swept.candidates.lines, [f.line for f in swept.crashes])).astype(
             np.int64
         )
-        pieces = _split(chunk, end, first_line, ends, suspects, fatal, displays, lines - first_line)
+        found = lines - first_line
+        pieces = _split(chunk, end, first_line, ends, suspects, fatal, scratch, displays, found)
         yield from _with_findings(pieces, swept)
     else:
-        yield from _split(chunk, end, first_line, ends, suspects, fatal, displays)
+        yield from _split(chunk, end, first_line, ends, suspects, fatal, scratch, displays)
     return len(ends)
 
 
@@ -307,21 +312,21 @@ def _with_findings(pieces, swept: Swept):
         yield piece
 
 
-def _split(chunk, end, first_line, ends, suspects, fatal, displays=False, found=None):
+def _split(chunk, end, first_line, ends, suspects, fatal, scratch, displays=False, found=None):
     """Spans and Marked lines of ``chunk[:end]``, whose line ends are known (``found``: the
     chunk's lines with a finding, kept out of Displays)."""
     originals = None
     if fatal is None:
         chunk, originals = _canonical(chunk, end, first_line)
         end = len(chunk)
-        ends, suspects, fatal = _line_ends(chunk, end)
+        ends, suspects, fatal = _line_ends(chunk, end, scratch)
         displays = False
     a = np.frombuffer(chunk, np.uint8, count=end)
     starts = np.concatenate(([0], ends + 1))
     stops = np.append(ends, end)
     if len(starts) and starts[-1] >= end:
         starts, stops = starts[:-1], stops[:-1]
-    brackets = np.flatnonzero(a == _BRACKET)
+    brackets = np.flatnonzero(np.equal(a, _BRACKET, out=scratch.take(end).view(bool)))
     iteration, marked = _marks(chunk, a, brackets, ends, fatal)
     lines = _Chunk(chunk, a, first_line, starts, stops, ends, brackets)
     runs = _runs(lines, iteration, marked, suspects, found) if displays else []
@@ -479,14 +484,16 @@ def _canonical(chunk: bytes, end: int, first_line: int) -> Tuple[bytes, Dict[int
     return b"\n".join(lines), originals
 
 
-def _line_ends(chunk: bytes, end: int) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+def _line_ends(
+    chunk: bytes, end: int, scratch: Scratch
+) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Offsets of the newlines in ``chunk[:end]``, of the ends of the lines whose value is
     suspect (just past each one's last character, a Windows "\r" left out), and of the starts of
     glog's F lines;
     the last is None when a line holding a known message lacks glog's prefix (the chunk must be
     made canonical first)."""
     a = np.frombuffer(chunk, np.uint8, count=end)
-    ends = np.flatnonzero(a == _NL)
+    ends = np.flatnonzero(np.equal(a, _NL, out=scratch.take(end).view(bool)))
     stops = ends if end == 0 or a[end - 1] == _NL else np.append(ends, end)
     # A glog line starts with its level and a digit; an empty line holds nothing.
     starts = np.concatenate(([0], stops[:-1] + 1)) if len(stops) else stops

@@ -26,6 +26,7 @@ from typing import Iterable, Iterator, List, Optional, Union
 import numpy as np
 
 from caffe_nantools.logs.glog import DATE
+from caffe_nantools.logs.scratch import Scratch
 
 #: A non-finite number as C runtimes and Python print it: ``nan``, ``-nan``, ``NaN``, ``inf``,
 #: ``-Infinity``, MSVC's ``-nan(ind)``, ``1.#QNAN``, ``-1.#IND``, ``1.#INF`` (and their padding
@@ -224,6 +225,7 @@ def sweep_lazily(
     first_line: int,
     ends: Optional[np.ndarray] = None,
     values: bool = True,
+    scratch: Optional[Scratch] = None,
 ) -> Swept:
     """:func:`sweep_chunk` with the non-finite values left to be looked for when wanted (a log
     whose NaN persists holds millions of them, and a reading needs a run's first); without
@@ -231,8 +233,9 @@ def sweep_lazily(
     if end == 0:
         return Swept([], Candidates.none(chunk))
     a = np.frombuffer(chunk, np.uint8, count=end)
+    scratch = scratch or Scratch()
     if ends is None:
-        ends = np.flatnonzero(a == _NL)
+        ends = np.flatnonzero(np.equal(a, _NL, out=scratch.take(end).view(bool)))
     begins = np.concatenate(([0], ends + 1))
     stops = np.append(ends, end)
     # A candidate for a crash: every line that is not a glog INFO line.
@@ -247,7 +250,9 @@ def sweep_lazily(
             crashes.append(found)
     if not values:
         return Swept(crashes, Candidates.none(chunk))
-    lines = np.searchsorted(ends, _token_candidates(a))  # in order: each line once is a diff
+    lines = np.searchsorted(
+        ends, _token_candidates(a, scratch)
+    )  # in order: each line once is a diff
     lines = lines[np.concatenate(([True], lines[1:] != lines[:-1]))] if len(lines) else lines
     return Swept(crashes, Candidates(chunk, first_line + lines, begins[lines], stops[lines]))
 
@@ -260,16 +265,16 @@ def may_be_nonfinite(chunk: bytes, end: Optional[int] = None) -> bool:
     """Whether ``chunk[:end]`` holds a candidate for a non-finite token at all (a look at its
     n's, a few numpy passes): False means :func:`sweep_chunk` would find no non-finite value."""
     count = len(chunk) if end is None else end
-    return len(_token_candidates(np.frombuffer(chunk, np.uint8, count=count))) > 0
+    return len(_token_candidates(np.frombuffer(chunk, np.uint8, count=count), Scratch())) > 0
 
 
-def _token_candidates(a: np.ndarray) -> np.ndarray:
+def _token_candidates(a: np.ndarray, scratch: Scratch) -> np.ndarray:
     """The offsets of the n of every spelling of a non-finite token, in any case: an n before
     an a, f or d (the n's first: one pass and one index, then the letter after each), where a
     token can stand: ``nan`` after no letter, digit, ``_``, ``.`` or ``#``, nor can ``inf``
     before its i, except after Windows' ``1.#`` (``1.#QNAN``, ``1.#INF``, ``1.#IND``). A name
     such as ``loss_final`` or ``seg_nd`` is no candidate."""
-    low = a | _LOWER
+    low = np.bitwise_or(a, _LOWER, out=scratch.take(len(a)))
     candidates = np.flatnonzero(np.equal(low, _N, out=low.view(bool)))
     candidates = candidates[candidates + 1 < len(a)]
     candidates = candidates[_AFD[a[candidates + 1]]]
