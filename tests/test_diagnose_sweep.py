@@ -81,6 +81,11 @@ def test_names_and_prose_are_not_values(line):
         ("job 1234 failed with error code -9", "error code -9"),
         ("Command terminated by signal 11", "terminated by signal 11"),
         ("> F1121 07:12:32.521270 10203 net.cpp:70] Check failed: x", "F1121 07:12:32.521270"),
+        (
+            "I1121 07:12:32.5 1 sgd_solver.cpp:112] Iteration 5, lr = 0.01F1121 07:12:33.000000 "
+            "10203 net.cpp:70] Check failed: x",
+            "F1121 07:12:33.000000",
+        ),
         ("slurmstepd: job 77 exited with status 139", "exited with status 139"),
         (
             "F20240512 10:11:12.123456  4242 net.cpp:90] Check failed: x",
@@ -352,3 +357,30 @@ def test_a_reader_that_wants_no_values_is_handed_no_candidates(tmp_path, monkeyp
 
     assert candidates(lambda: True) == [n for n, line in enumerate(log.lines, 1) if "nan" in line]
     assert candidates(lambda: False) == []
+
+
+@pytest.mark.parametrize(
+    "glue, crash",
+    [
+        ("", "F1121 07:12:33.000000 10203 syncedmem.cpp:56] Check failed: error == cudaSuccess"),
+        (" ", "E1121 07:12:33.000000 10203 common.cpp:113] CUDA error: out of memory"),
+        (" ", "I1121 07:12:33.000000 10203 net.cpp:70] ok Segmentation fault (core dumped)"),
+    ],
+)
+def test_a_crash_glued_onto_an_info_line_is_no_all_clear(tmp_path, glue, crash):
+    # A paste that lost its line breaks: the crash's record hangs on the end of an INFO line,
+    # where no crash is ever logged.
+    log = healthy(3)
+    log.lines[-1] += glue + crash
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.cause == "caffe_abort" and result.return_code == 1
+    assert result.abort["line"] == len(log.lines)
+
+
+def test_a_crash_in_a_paste_without_line_breaks_is_quoted_from_its_marker(tmp_path):
+    log = healthy(30)
+    path = tmp_path / "train.log"
+    path.write_text(" ".join(log.lines) + " Segmentation fault (core dumped)\n")
+    result = diagnose(str(path))
+    assert result.cause == "caffe_abort"
+    assert "the run crashed: `Segmentation fault (core dumped)`" in result.summary[0]

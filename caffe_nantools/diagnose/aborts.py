@@ -62,9 +62,8 @@ def explain(abort: Abort, net: Optional[str]) -> Tuple[List[str], List[str]]:
         frame = f" in {abort.frames[0]}" if abort.frames else ""
         summary = [f"a Python layer raised {_quoted(abort.text)}{frame}"]
     elif abort.kind == "crash":
-        summary = [
-            f"the run crashed: {_quoted(abort.text)} (the log does not say which check failed)"
-        ]
+        unnamed = "" if "Check failed" in abort.text else " (the log names no failed check)"
+        summary = [f"the run crashed: {_quoted(abort.text)}{unnamed}"]
     else:
         summary = [f"the run aborted: {_quoted(abort.text)}{where}"]
     if abort.frames and abort.kind != "python":

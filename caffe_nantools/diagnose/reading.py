@@ -50,9 +50,20 @@ from caffe_nantools.logs import (
 
 #: Displayed iterations kept before the first non-finite one, to see a blow-up coming.
 WINDOW = 12
+#: The longest crash line quoted whole.
+_QUOTED = 200
 #: -log(FLT_MIN): SoftmaxWithLoss's loss once the probability of the true class underflows to 0
 #: (Caffe clamps it at FLT_MIN), the classic sign of exploded scores or labels out of range.
 SATURATED_SOFTMAX_LOSS = 87.3365
+
+
+def _crash_text(crash: Finding) -> str:
+    """The line of a crash, or from its marker on where the line is long (a paste that lost
+    its line breaks holds a whole log in one)."""
+    text = crash.text
+    if len(text) > _QUOTED:
+        text = text[max(text.find(crash.token), 0) :][:_QUOTED]
+    return text
 
 
 def is_saturated(loss: float) -> bool:
@@ -742,7 +753,7 @@ class Reader:
             crash = run.first_crash
             if crash is not None and run.abort is None:
                 self._seen = True
-                run.abort = Abort(crash.line, crash.text, "crash")
+                run.abort = Abort(crash.line, _crash_text(crash), "crash")
                 run.abort_after = run.crash_after
 
     def _settle(self, run: Run) -> None:

@@ -274,17 +274,23 @@ def _pieces(
     display lines, with ``displays``); returns its line count."""
     scratch = scratch or Scratch()
     ends, suspects, fatal = _line_ends(chunk, end, scratch)
+    a = np.frombuffer(chunk, np.uint8, count=end)
+    brackets = scratch.offsets(a, _BRACKET)
     if sweep:
         # On the lines as the log has them, before any is made canonical.
-        swept = sweep_lazily(chunk, end, first_line, ends, values, scratch)
+        swept = sweep_lazily(chunk, end, first_line, ends, values, scratch, brackets)
         lines = np.concatenate((swept.candidates.lines, [f.line for f in swept.crashes])).astype(
             np.int64
         )
         found = lines - first_line
-        pieces = _split(chunk, end, first_line, ends, suspects, fatal, scratch, displays, found)
+        pieces = _split(
+            chunk, end, first_line, ends, brackets, suspects, fatal, scratch, displays, found
+        )
         yield from _with_findings(pieces, swept)
     else:
-        yield from _split(chunk, end, first_line, ends, suspects, fatal, scratch, displays)
+        yield from _split(
+            chunk, end, first_line, ends, brackets, suspects, fatal, scratch, displays
+        )
     return len(ends)
 
 
@@ -312,21 +318,23 @@ def _with_findings(pieces, swept: Swept):
         yield piece
 
 
-def _split(chunk, end, first_line, ends, suspects, fatal, scratch, displays=False, found=None):
-    """Spans and Marked lines of ``chunk[:end]``, whose line ends are known (``found``: the
-    chunk's lines with a finding, kept out of Displays)."""
+def _split(
+    chunk, end, first_line, ends, brackets, suspects, fatal, scratch, displays=False, found=None
+):
+    """Spans and Marked lines of ``chunk[:end]``, whose line ends and ``]`` s are known
+    (``found``: the chunk's lines with a finding, kept out of Displays)."""
     originals = None
     if fatal is None:
         chunk, originals = _canonical(chunk, end, first_line)
         end = len(chunk)
         ends, suspects, fatal = _line_ends(chunk, end, scratch)
+        brackets = scratch.offsets(np.frombuffer(chunk, np.uint8, count=end), _BRACKET)
         displays = False
     a = np.frombuffer(chunk, np.uint8, count=end)
     starts = np.concatenate(([0], ends + 1))
     stops = np.append(ends, end)
     if len(starts) and starts[-1] >= end:
         starts, stops = starts[:-1], stops[:-1]
-    brackets = np.flatnonzero(np.equal(a, _BRACKET, out=scratch.take(end).view(bool)))
     iteration, marked = _marks(chunk, a, brackets, ends, fatal)
     lines = _Chunk(chunk, a, first_line, starts, stops, ends, brackets)
     runs = _runs(lines, iteration, marked, suspects, found) if displays else []
@@ -493,7 +501,7 @@ def _line_ends(
     the last is None when a line holding a known message lacks glog's prefix (the chunk must be
     made canonical first)."""
     a = np.frombuffer(chunk, np.uint8, count=end)
-    ends = np.flatnonzero(np.equal(a, _NL, out=scratch.take(end).view(bool)))
+    ends = scratch.offsets(a, _NL)
     stops = ends if end == 0 or a[end - 1] == _NL else np.append(ends, end)
     # A glog line starts with its level and a digit; an empty line holds nothing.
     starts = np.concatenate(([0], stops[:-1] + 1)) if len(stops) else stops

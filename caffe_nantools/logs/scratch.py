@@ -16,3 +16,7 @@ class Scratch:
         if len(self._buffer) < size:
             self._buffer = np.empty(size, np.uint8)
         return self._buffer[:size]
+
+    def offsets(self, a: np.ndarray, byte: int) -> np.ndarray:
+        """The offsets of ``byte`` in ``a``."""
+        return np.flatnonzero(np.equal(a, byte, out=self.take(len(a)).view(bool)))

@@ -50,7 +50,7 @@ _CRASH = re.compile(
     r"\b(?:cuDNN|cuBLAS|NCCL) error|out of memory|illegal memory access|unspecified launch failure|"
     r"(?:error|exit) code -\d+|(?:terminated|killed) by signal \d+|exit(?:ed with)? (?:code|status) 1(?:3[4-9]|4[0-3])\b|"
     r"Check failed|Check failure stack trace|\*\*\\?\* Aborted at|Traceback \(most recent call last\)|"
-    rf"(?<!\w)F{DATE} \d\d:\d\d:\d\d\.\d{{6}} "
+    rf"(?<![A-Za-z_])F{DATE} \d\d:\d\d:\d\d\.\d{{6}} "
 )
 #: Lowercase text that every non-finite token holds one of, and every crash marker but glog's F
 #: line: a line without any is passed over before a regex looks at it.
@@ -75,14 +75,16 @@ _CRASH_HINTS = (
     "check fail",
     "traceback",
 )
-_FATAL = re.compile(rf"(?<!\w)F{DATE} ")
+# An F record may be glued to a value (``= 0.5F1121 ...``), not to a word. The F first: a
+# literal the regex skips ahead to, then what stands before it.
+_FATAL = re.compile(rf"F(?<![A-Za-z_]F){DATE} ")
 _FATAL_BYTES = re.compile(_FATAL.pattern.encode())
 _CRASH_HINT_BYTES = [hint.encode() for hint in _CRASH_HINTS]
 #: The same markers in bytes: on ASCII text (where ``\w``, ``\d`` and ``\b`` mean the same in
 #: both), the lines it finds nothing in are passed over without being decoded one by one.
 _CRASH_BYTES = re.compile(_CRASH.pattern.encode())
 #: glog's prefix of an INFO line: ``I`` and the month's first digit at the start of the line.
-_I, _NL, _N, _LOWER = ord("I"), ord("\n"), ord("n"), 0x20
+_I, _NL, _N, _LOWER, _BRACKET = ord("I"), ord("\n"), ord("n"), 0x20, ord("]")
 _DIGIT = np.zeros(256, bool)
 _DIGIT[ord("0") : ord("9") + 1] = True
 _AFD = np.zeros(256, bool)
@@ -226,35 +228,46 @@ def sweep_lazily(
     ends: Optional[np.ndarray] = None,
     values: bool = True,
     scratch: Optional[Scratch] = None,
+    brackets: Optional[np.ndarray] = None,
 ) -> Swept:
     """:func:`sweep_chunk` with the non-finite values left to be looked for when wanted (a log
     whose NaN persists holds millions of them, and a reading needs a run's first); without
-    ``values``, the crashes alone."""
+    ``values``, the crashes alone. ``ends``, ``brackets``: the offsets of the chunk's line
+    breaks and ``]`` s, when the caller has them already."""
     if end == 0:
         return Swept([], Candidates.none(chunk))
     a = np.frombuffer(chunk, np.uint8, count=end)
     scratch = scratch or Scratch()
     if ends is None:
-        ends = np.flatnonzero(np.equal(a, _NL, out=scratch.take(end).view(bool)))
+        ends = scratch.offsets(a, _NL)
     begins = np.concatenate(([0], ends + 1))
     stops = np.append(ends, end)
-    # A candidate for a crash: every line that is not a glog INFO line.
+    # A candidate for a crash: every line that is not a glog INFO line, and every INFO line a
+    # record was glued onto (a paste that lost its line breaks).
     starts = begins[begins < end]
-    level = a[starts]
-    digit = a[np.minimum(starts + 1, end - 1)]
-    other = starts[(level != _I) | ~_DIGIT[digit]]
+    info = (a[starts] == _I) & _DIGIT[a[np.minimum(starts + 1, end - 1)]]
+    if brackets is None:
+        brackets = scratch.offsets(a, _BRACKET)
+    info[_glued(a, ends, brackets)] = False
     crashes = []
-    for k in _may_crash(chunk, ends, end, np.searchsorted(ends, other)).tolist():
+    for k in _may_crash(chunk, ends, end, np.flatnonzero(~info)).tolist():
         found = _crash_finding(_text(chunk, int(begins[k]), int(stops[k])), first_line + k)
         if found is not None:
             crashes.append(found)
     if not values:
         return Swept(crashes, Candidates.none(chunk))
-    lines = np.searchsorted(
-        ends, _token_candidates(a, scratch)
-    )  # in order: each line once is a diff
+    lines = np.searchsorted(ends, _token_candidates(a, scratch))  # in order: once each is a diff
     lines = lines[np.concatenate(([True], lines[1:] != lines[:-1]))] if len(lines) else lines
     return Swept(crashes, Candidates(chunk, first_line + lines, begins[lines], stops[lines]))
+
+
+def _glued(a: np.ndarray, ends: np.ndarray, brackets: np.ndarray) -> np.ndarray:
+    """The lines (numbers in the chunk) where a ``]`` that is not the line's first follows a
+    digit, as a glued glog record's ``file.cpp:123]`` does (debug_info's ``[Forward]`` does
+    not)."""
+    line = np.searchsorted(ends, brackets)
+    later = np.flatnonzero(line[1:] == line[:-1]) + 1
+    return line[later[_DIGIT[a[brackets[later] - 1]]]]
 
 
 def _text(chunk: bytes, begin: int, stop: int) -> str:
