@@ -160,3 +160,14 @@ def test_the_run_that_aborted_is_chosen_over_a_clean_one_before_it(tmp_path):
     result = diagnose(log.write(tmp_path / "train.log"))
     assert (result.run, result.runs, result.cause) == (2, 2, "caffe_abort")
     assert any("label" in s for s in result.summary)
+
+
+def test_a_stack_of_glogs_own_frames_only_adds_no_line(tmp_path):
+    log = healthy(2)
+    log.glog("Check failed: error == cudaSuccess (2 vs. 0)  out of memory", level="F")
+    log.raw("*** Check failure stack trace: ***")
+    log.raw(STACK[0])
+    log.raw("    @     0x7f84859db5ad  google::LogMessage::SendToLog()")
+    result = diagnose(log.write(tmp_path / "train.log"))
+    assert result.cause == "caffe_abort"
+    assert not any(s.strip() in ("in", "in ") or s.startswith("in ") for s in result.summary)

@@ -128,6 +128,15 @@ def test_from_finite_inputs_only_when_the_inputs_are_in_the_log(tmp_path):
     assert any("from finite inputs" in s for s in diagnose(write(log, tmp_path)).summary)
 
 
+def test_a_value_near_overflow_is_called_huge_not_non_finite(tmp_path):
+    log = forward_pass(
+        CaffeLog().solving(), [("data", "0.5"), ("conv5", "1.2317e+37"), ("bn5", "inf")]
+    ).loss(2, "nan")
+    text = " ".join(diagnose(write(log, tmp_path)).summary)
+    assert "conv5 huge, near float32's overflow (mean |x| = 1.2317e+37)" in text
+    assert "non-finite (mean |x| = 1.2317e+37)" not in text
+
+
 # Without a trace, the loss lines still narrow it down.
 def losses_only(values, outputs=None, start=0):
     log = CaffeLog().solving()
@@ -153,6 +162,16 @@ def test_one_output_non_finite_while_the_others_stay_finite_is_named(tmp_path, b
         f"only output {names[bad_index]!r} went non-finite" in s and "branch" in s
         for s in result.summary
     )
+
+
+def test_several_outputs_non_finite_are_all_named_and_none_is_called_the_only_one(tmp_path):
+    outputs = [("a_loss", "nan"), ("b_loss", "2"), ("c_loss", "nan")]
+    log = losses_only(["2.1", "nan"], {1: outputs})
+    result = diagnose(write(log, tmp_path))
+    assert result.first_nonfinite.blob is None  # which went first the outputs do not tell
+    assert not any("only output" in s for s in result.summary)
+    assert any("outputs 'a_loss', 'c_loss' went non-finite" in s for s in result.summary)
+    assert any("--blobs a_loss c_loss" in a for a in result.advice)
 
 
 def test_a_non_finite_total_with_every_output_finite_is_told(tmp_path):

@@ -41,6 +41,8 @@ def healthy(iterations=3, start=0):
         ("L1 norm = (6256.2, 1.#INF)", "1.#INF"),
         ("tensor([[    nan,     0.3]])", "nan"),
         ("inf", "inf"),
+        ("I0606 14:52:14.189384 20195 compress_conv_layer.cu:170] -nan  -nan  0", "-nan"),
+        ("I1109 13:43:37.2 10676 sgd_solver.cpp:169] scale layer:0.071102 0.047 nan 0.0098", "nan"),
         ("print from my layer: loss inf", "inf"),
     ],
 )

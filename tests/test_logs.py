@@ -103,6 +103,47 @@ def test_tables_like_parse_log_with_nan_rows_kept_and_runs_numbered():
     ]
 
 
+def tables_of(text):
+    return tables_from_events(read_events(textwrap.dedent(text).splitlines(True)))
+
+
+def test_a_2014_log_without_train_outputs_gets_its_displayed_loss_as_the_loss_column():
+    tables = tables_of(
+        """\
+        I0508 12:39:32.293479  2763 solver.cpp:47] Solving CaffeNet
+        I0508 12:40:15.421900  2763 solver.cpp:208] Iteration 20, lr = 0.02
+        I0508 12:40:15.422000  2763 solver.cpp:106] Iteration 20, loss = 6.91
+        I0508 12:40:45.421900  2763 solver.cpp:208] Iteration 40, lr = 0.02
+        I0508 12:40:45.422000  2763 solver.cpp:106] Iteration 40, loss = nan
+        """
+    )
+    assert tables.train_columns == ["loss"]
+    assert tables.train[0]["loss"] == 6.91 and math.isnan(tables.train[1]["loss"])
+
+
+def test_outputs_sharing_a_name_each_keep_a_column():
+    tables = tables_of(
+        """\
+        I0101 00:00:00.000000  1 solver.cpp:330] Iteration 2000, Testing net (#0)
+        I0101 00:00:00.000001  1 solver.cpp:397]     Test net output #0: accuracy = 1
+        I0101 00:00:00.000002  1 solver.cpp:397]     Test net output #1: accuracy = -nan
+        I0101 00:00:00.000003  1 solver.cpp:397]     Test net output #2: accuracy = 0.5
+        """
+    )
+    assert tables.test_columns == ["accuracy", "accuracy#1", "accuracy#2"]
+    assert math.isnan(tables.test[0]["accuracy#1"]) and tables.test[0]["accuracy#2"] == 0.5
+
+
+def test_a_value_before_the_backtick_that_closes_a_paste_is_read():
+    tables = tables_of(
+        """\
+        `I0101 00:00:00.000000  1 solver.cpp:218] Iteration 5 (1 iter/s, 1s/1 iters), loss = 2.5
+        I0101 00:00:00.000001  1 sgd_solver.cpp:105] Iteration 5, lr = 0.001`
+        """
+    )
+    assert tables.train[0]["LearningRate"] == 0.001 and tables.train[0]["loss"] == 2.5
+
+
 def test_log2csv_writes_both_tables_and_refuses_to_overwrite(tmp_path, capsys):
     log = tmp_path / "train.log"
     log.write_text(LOG)

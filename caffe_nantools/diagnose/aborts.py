@@ -66,10 +66,10 @@ def explain(abort: Abort, net: Optional[str]) -> Tuple[List[str], List[str]]:
         summary = [f"the run crashed: {_quoted(abort.text)}{unnamed}"]
     else:
         summary = [f"the run aborted: {_quoted(abort.text)}{where}"]
-    if abort.frames and abort.kind != "python":
-        summary.append(
-            "in " + " <- ".join(f for f in abort.frames if not f.startswith("google::"))[:300]
-        )
+    # glog's own frames (google::LogMessage...) say nothing of where Caffe failed.
+    frames = [f for f in abort.frames if not f.startswith("google::")]
+    if frames and abort.kind != "python":
+        summary.append("in " + " <- ".join(frames)[:300])
     clue = " ".join((_message(abort.text), abort.source) + abort.frames)
     for pattern, meaning, advice in MEANINGS:
         if pattern.search(clue):

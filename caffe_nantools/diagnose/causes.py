@@ -3,6 +3,7 @@ and what to change."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -320,24 +321,31 @@ def _from_losses(
     iteration = loss.iteration if loss else None
     bad = [o for o in run.bad_iteration_outputs if is_bad(o.value)]
     good = [o for o in run.bad_iteration_outputs if not is_bad(o.value)]
-    blob = bad[0].name if bad and good else None
+    blob = bad[0].name if len(bad) == 1 and good else None
     v.first = FirstNonfinite(iteration, "loss", None, blob, loss.line if loss else None)
     if blowup is not None:
         v.cause = Cause.EXPLODING_GRADIENTS
         _tell_blowup(v, blowup)
         return
     v.cause = Cause.UNKNOWN
+    names = ", ".join(f"{o.name} = {o.value:g}" for o in good[:3])
     if blob is not None:
-        names = ", ".join(f"{o.name} = {o.value:g}" for o in good[:3])
         layer = net.producers.get(blob) if net else None
         v.summary.append(
             f"only output {blob!r} went non-finite; {names} stayed finite: the branch of the net that "
             f"computes {blob!r}{f' (layer {layer!r})' if layer else ''} is where to look"
         )
         v.origin = Blame(layer, "forward", iteration, f"the only non-finite output is {blob!r}")
+    elif bad and good:
+        listed = ", ".join(repr(o.name) for o in bad)
+        v.summary.append(
+            f"outputs {listed} went non-finite; {names} stayed finite: what computes those "
+            "outputs and not the others is where to look"
+        )
+    if bad and good:
         v.advice.append(
-            f"check that branch: `caffe-nantools inject {_net_arg(net, solver)} --blobs "
-            f"{blob} -o checked.prototxt` names the layer and samples"
+            f"check {'that branch' if blob else 'those branches'}: `caffe-nantools inject {_net_arg(net, solver)} --blobs "
+            f"{' '.join(o.name for o in bad)} -o checked.prototxt` names the layer and samples"
         )
     elif run.bad_iteration_outputs and not bad:
         v.summary.append(
@@ -597,27 +605,27 @@ def _origin_said(origin: Origin, run: Run, net: Optional[NetFacts], at: str) -> 
     finite inputs when the trace shows them)."""
     where = f"layer {origin.layer!r}" if origin.layer else "the all-params norms"
     value = f"mean |x| = {origin.value:g}"
+    # A value at 1e37 or more counts as bad (one more step overflows float32): not called NaN.
+    bad = "non-finite" if not math.isfinite(origin.value) else "huge, near float32's overflow"
     seen = run.suspect is not None and any(
         r.pass_ == origin.pass_ and r.line < origin.line for r in run.suspect.records
     )
     if origin.pass_ == "update":
         return (
-            f"{where}'s {origin.blob} is non-finite ({value}) at the start of {at}: the update before "
+            f"{where}'s {origin.blob} is {bad} ({value}) at the start of {at}: the update before "
             "made it so"
         )
     if origin.input:
         source = net.sources.get(origin.layer) if net else None
         return (
-            f"data layer {origin.layer!r} delivered {origin.blob} non-finite ({value}) in {at}: a record "
+            f"data layer {origin.layer!r} delivered {origin.blob} {bad} ({value}) in {at}: a record "
             f"of {repr(source) if source else 'its source'} holds NaN or inf"
         )
     if origin.pass_ == "forward":
         inputs = "from finite inputs" if seen else "its inputs are not in the log"
-        return (
-            f"{where} made {origin.blob} non-finite ({value}) in the forward pass of {at}, {inputs}"
-        )
+        return f"{where} made {origin.blob} {bad} ({value}) in the forward pass of {at}, {inputs}"
     inputs = "from finite top diffs" if seen else "its top diffs are not in the log"
-    return f"{where} made {origin.blob} diff non-finite ({value}) in the backward pass of {at}, {inputs}"
+    return f"{where} made {origin.blob} diff {bad} ({value}) in the backward pass of {at}, {inputs}"
 
 
 def _trace_cause(

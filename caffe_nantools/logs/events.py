@@ -19,12 +19,12 @@ from caffe_nantools.logs.glog import DATE, canonical, parse_line, parse_value
 
 # Counts have at most 18 digits: a longer one is no real iteration, and int() of thousands of
 # digits is refused by Python 3.11+ (a line with one is left unread, like any other stray text).
-#: A value ends at a space, or where the next glog record was glued on (a paste that lost its
-#: line breaks: ``loss = -nanI1121 07:12:32.000002 ...``).
+#: A value ends at a space, at the backtick that closes a pasted log, or where the next glog
+#: record was glued on (a paste that lost its line breaks: ``loss = -nanI1121 07:12:32.000002``).
 _GLUED = rf"[IWEF]{DATE} \d\d:\d\d:\d\d\.\d{{6}} "
-_VALUE = rf"(\S+?)(?=\s|$|{_GLUED})"
+_VALUE = rf"(\S+?)(?=[\s`]|$|{_GLUED})"
 _LOSS = re.compile(r"Iteration (\d{1,18})(?: \([^)]*\))?, loss = " + _VALUE)
-_LR = re.compile(rf"Iteration (\d{{1,18}}), lr = ([^\s,]+?)(?=[\s,]|$|{_GLUED})")
+_LR = re.compile(rf"Iteration (\d{{1,18}}), lr = ([^\s,]+?)(?=[\s,`]|$|{_GLUED})")
 _TESTING = re.compile(r"Iteration (\d{1,18}), Testing net(?: \(#(\d{1,18})\))?")
 _OUTPUT = re.compile(r"(Train|Test) net output #(\d{1,18}): (\S+) = " + _VALUE)
 _SCORE = re.compile(r"Test score #(\d{1,18}): " + _VALUE)

@@ -7,9 +7,10 @@ layer's print, two records glued together, a record wrapped over two lines) or a
 reports (``Segmentation fault (core dumped)``, ``Killed``) passes it by. This pass knows no layout:
 it only looks for the tokens, so that an all-clear is never given on a log that holds one.
 
-A value position: after ``=``, ``:``, ``(``, ``[``, ``{``, ``,`` or ``|`` (spaces allowed), at
-the start of a line or alone at its end (``loss nan``). Names are not values: ``nan_layer``,
-``inference.py``, ``banana`` and a speed field (``-nan iter/s``) are passed over.
+A value position: after ``=``, ``:``, ``(``, ``[``, ``{``, ``,``, ``|`` or ``]`` (spaces
+allowed), after a number and a space (a row of values), at the start of a line or alone at its
+end (``loss nan``). Names are not values: ``nan_layer``, ``inference.py``, ``banana`` and a
+speed field (``-nan iter/s``) are passed over.
 
 On a chunk of a big log the cost is a few numpy passes (:func:`sweep_chunk`): non-finite tokens
 all hold an ``n`` (``nan``, ``inf``, ``1.#IND``: any case), so only the ``n`` s of the chunk are
@@ -35,9 +36,10 @@ _TOKEN = re.compile(
     r"(?<![\w.#])([+-]?(?:nan(?:\(\w*\))?|inf(?:inity)?|1\.#(?:qnan|ind|inf)\d*))(?![\w.])",
     re.IGNORECASE,
 )
-#: What stands before a value: a separator (spaces allowed), or the start of the line (behind
-#: quoting: ``>``, backticks, spaces).
-_BEFORE = re.compile(r"(?:[=:(\[{,|\t]|^[\s>`*]*)\s*\Z")
+#: What stands before a value: a separator (spaces allowed), glog's ``] `` (a layer's own
+#: line of values), another number and a space (a row of values: ``0.07 nan 0.04``), or the start
+#: of the line (behind quoting: ``>``, backticks, spaces).
+_BEFORE = re.compile(r"(?:[=:(\[{,|\t\]]|\d\s|^[\s>`*]*)\s*\Z")
 #: A rate after the token: ``-nan iter/s`` is the speed of a first iteration timed at 0 s.
 _SPEED = re.compile(r"\s*\w*/s\b")
 

@@ -62,6 +62,7 @@ def tables_from_events(events: Iterable[Event]) -> Tables:
     train: Dict[Tuple[int, int], Dict[str, float]] = {}
     row: Optional[Dict[str, float]] = None  # the row the next output lines belong to
     row_kind, test_net = "", 0
+    displayed: Dict[Tuple[int, int], float] = {}
     for e in events:
         run = max(runs, 1)
         if e.kind == "run":
@@ -75,6 +76,7 @@ def tables_from_events(events: Iterable[Event]) -> Tables:
                     train[key]["LearningRate"] = lr
                 tables.train.append(train[key])
             row, row_kind = train[key], "train"
+            displayed[key] = e.value
         elif e.kind == "lr":
             lr, lr_iteration = e.value, e.iteration
             if (run, e.iteration) in train:
@@ -87,10 +89,17 @@ def tables_from_events(events: Iterable[Event]) -> Tables:
             row_kind, test_net = "test", e.index
         elif row is not None and e.kind == f"{row_kind}_output":
             name = e.name if row_kind == "train" or not test_net else f"net{test_net}/{e.name}"
+            if name in row:  # outputs of one name (a multi-label net's): each its own column
+                name = f"{name}#{e.index}"
             columns = tables.train_columns if row_kind == "train" else tables.test_columns
             if name not in columns:
                 columns.append(name)
             row[name] = e.value
+    if displayed and not tables.train_columns:
+        # 2014's solver printed no train outputs: the loss of its display lines is the only one.
+        tables.train_columns.append("loss")
+        for key, value in displayed.items():
+            train[key]["loss"] = value
     return tables
 
 
