@@ -152,6 +152,17 @@ def test_image_list_names_each_bad_line(images):
     assert "shape" not in {f.problem for f in resized.findings}
 
 
+def test_image_list_shards_compare_sizes_with_the_lists_first_image(images, monkeypatch):
+    # The shard that starts at big.png compared with it, and flagged every image after it.
+    monkeypatch.chdir(images)
+    (images / "list.txt").write_text("a.png 0\nbroken.jpg 1\nbig.png 1\nb.png 0\na.png 1\n")
+    parts = [scan("list.txt", shard=(k, 2)) for k in range(2)]
+    assert [(f.index, f.problem) for p in parts for f in p.findings] == [
+        (1, "decode"),
+        (2, "shape"),
+    ]
+
+
 def test_image_list_detected_and_write_clean(images, monkeypatch):
     monkeypatch.chdir(images)
     report = scan("list.txt", write_clean=str(images / "clean.txt"))

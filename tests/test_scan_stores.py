@@ -138,6 +138,23 @@ def test_workers_give_the_same_report(tmp_path, backend):
     assert comparable(three) == comparable(one)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_slice_compares_shapes_with_the_stores_first_record(tmp_path, backend):
+    # The odd record opens the second of three slices: a worker or a shard that compared with
+    # its own first record flagged every other record of its slice, and missed the odd one.
+    records = [
+        (f"{i:08d}".encode(), datum(np.zeros((1, 4, 4) if i == 10 else (3, 4, 4), np.float32)))
+        for i in range(30)
+    ]
+    write_store(tmp_path / "db", backend, records)
+    path = str(tmp_path / "db")
+    expected = [(10, "shape")]
+    assert found(scan(path, workers=1)) == expected
+    assert found(scan(path, workers=3)) == expected
+    shards = [scan(path, shard=(k, 3)) for k in range(3)]
+    assert [found(s) for s in shards] == [[], expected, []]
+
+
 def test_a_store_gets_a_process_per_core_only_when_big_enough(tmp_path, monkeypatch):
     from caffe_nantools.scan import cores, scanner, stores
 

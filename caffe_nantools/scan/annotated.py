@@ -7,7 +7,7 @@ encoding needs it (a zero-width box makes it take log(0)). The wire format is re
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Dict, List, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -39,6 +39,14 @@ class AnnotatedChecker:
         self.collector, self.expect = collector, expect
         # The Datum's own label is not what SSD learns from: the boxes' labels are.
         self.datums = DatumChecker(collector, replace(expect, class_labels=False), labels=False)
+
+    @property
+    def reference(self) -> Optional[Tuple[int, ...]]:
+        return self.datums.reference
+
+    @reference.setter
+    def reference(self, shape: Optional[Tuple[int, ...]]) -> None:
+        self.datums.reference = shape
 
     def check(self, keys: Sequence[bytes], values: Sequence[bytes], first_index: int) -> List[int]:
         """Check one batch; returns the batch rows found bad."""

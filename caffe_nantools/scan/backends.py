@@ -68,7 +68,10 @@ class Backend:
 
 class Checker:
     """Checks batches of one record kind into a collector: ``check(keys, values, first_index)``
-    returns the batch rows found bad."""
+    returns the batch rows found bad. ``reference``: the shape every record must have (the
+    store's first record's), None until a record gave one."""
+
+    reference: Optional[Tuple[int, ...]] = None
 
     def check(
         self, keys: Sequence[bytes], values: Sequence[Union[bytes, memoryview]], first_index: int

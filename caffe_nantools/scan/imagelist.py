@@ -85,9 +85,7 @@ class ImageChecker:
             )
         else:
             summary.labels[label] += 1
-        image_problem, size = _open_image(
-            os.path.join(options.root_folder, name) if options.root_folder else name
-        )
+        image_problem, size = _open_image(_path(options, name))
         if image_problem:
             problems.append(image_problem)
         elif not (options.new_height and options.new_width):
@@ -128,6 +126,8 @@ def scan_imagelist(
     )
     entries = list(read_list(source.path))
     first, end = shard_range(len(entries), shard, limit)
+    # A shard compares sizes with the list's first image that opens, not with its own first.
+    checker.reference = _first_size(entries[:first], checker.options)
     bad: Set[int] = set()
     bar = Progress(os.path.basename(source.path), end - first, progress)
     try:
@@ -153,6 +153,19 @@ def _label(text: Optional[str]) -> Optional[int]:
 def _size(size) -> str:
     width, height, channels = size
     return f"{channels}x{height}x{width}"
+
+
+def _first_size(entries, options: ImageOptions) -> Optional[Tuple[int, int, int]]:
+    """The size of the first image of ``entries`` that opens."""
+    for _, name, _ in entries:
+        size = _open_image(_path(options, name))[1]
+        if size:
+            return size
+    return None
+
+
+def _path(options: ImageOptions, name: str) -> str:
+    return os.path.join(options.root_folder, name) if options.root_folder else name
 
 
 def _open_image(path: str):

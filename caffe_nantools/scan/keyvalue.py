@@ -95,6 +95,9 @@ def _scan_open_store(
     try:
         kind = record_kind(store)
         checker = kind.checker(collector, source.expect)
+        if first and checker.reference is None:
+            # A slice (a worker's, a shard's) compares with the store's first record, not its own.
+            checker.reference = _first_shape(store, kind, source, first)
         if read_ahead and not kind.read_ahead:
             read_ahead = False
             store.read_views()  # as one process of one core reads
@@ -109,6 +112,19 @@ def _scan_open_store(
     finally:
         bar.close()
     return bad
+
+
+def _first_shape(store, kind: RecordKind, source: Source, before: int) -> Optional[Tuple[int, ...]]:
+    """The shape of the store's first record that has one, among its first ``before`` (checked
+    into a report of their own: the slice that holds them reports them)."""
+    checker = kind.checker(Collector(ScanReport(), source.name, source.backend), source.expect)
+    index = 0
+    for keys, values in store.batches(limit=before):
+        checker.check(keys, values, index)
+        index += len(keys)
+        if checker.reference is not None:
+            break
+    return checker.reference
 
 
 def _copy(source: Source, keep, path: str, change=bytes) -> int:
