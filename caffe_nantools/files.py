@@ -136,7 +136,8 @@ def _named(*pairs: Tuple[Optional[str], str]) -> Dict[str, str]:
 
 def check_writable(target: str, *, new: bool = False) -> None:
     """Refuse an output that cannot be written, before anything is: a missing or read-only
-    folder, a folder where a file goes, a read-only file, or (``new``) a path that exists."""
+    folder, a folder or a device where a file goes, a read-only file, or (``new``) a path that
+    exists."""
     if not target:
         raise FileError("an output path is empty; give a file name")
     folder = os.path.dirname(os.path.abspath(target)) or "."
@@ -148,6 +149,9 @@ def check_writable(target: str, *, new: bool = False) -> None:
         raise FileError(f"{target}: the folder {folder} is read-only")
     if os.path.isdir(target) and not new:
         raise FileError(f"{target}: is a folder; give a file name")
+    if os.path.exists(target) and not os.path.isfile(target):
+        # A file is written beside its target and moved into place: that would replace a device.
+        raise FileError(f"{target}: is not a regular file (a device, a FIFO); give a file name")
     if os.path.exists(target) and not writable(target):
         raise FileError(f"{target}: is read-only; not changed (make it writable to allow it)")
 

@@ -22,6 +22,7 @@ from caffe_nantools.prototxt import (
     following_sibling,
     parse,
 )
+from caffe_nantools.solver_settings import refuse_a_net
 from caffe_nantools.templates import escape
 
 #: Above this display interval, inject warns that the debug trace will be coarse.
@@ -100,6 +101,7 @@ def enable_debug_info(
         EditError: a value that cannot be changed so that remove can restore it.
     """
     doc = parse(text, path)
+    refuse_a_net(doc)
     style = Style.of(doc, text)
     changes: List[str] = []
     _set(doc, style, "debug_info", "true", changes)

@@ -5,7 +5,30 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from caffe_nantools.errors import NanToolsError, literal
 from caffe_nantools.prototxt import FLOAT, Document, Kind, Node
+
+
+class NotASolverError(NanToolsError):
+    """A net given where a solver goes."""
+
+
+def refuse_a_net(doc: Document) -> None:
+    """Refuse a net given as the solver: layers and not one of the solver's own settings (read as
+    a solver, it would be one with every setting missing).
+
+    Raises:
+        NotASolverError: ``path:line: a net (layer 'x'), not a solver ...``.
+    """
+    layer = next((n for n in doc.children if n.name in ("layer", "layers")), None)
+    if layer is None or any(setting(doc, name) for name in ("base_lr", "lr_policy", "max_iter")):
+        return
+    name = layer.find("name")
+    named = f" {literal(' '.join(name.raw_values))}" if name is not None else ""
+    raise NotASolverError(
+        f"{literal(doc.path)}:{layer.line}: a net (layer{named}), not a solver: give the solver "
+        "prototxt (the one with base_lr and lr_policy)"
+    )
 
 
 def setting(doc: Document, name: str) -> Optional[Node]:

@@ -265,6 +265,20 @@ def test_a_failed_in_place_edit_leaves_no_backup(folder, capsys):
     assert sorted(os.listdir(folder)) == ["solver.prototxt", "train.log", "train_val.prototxt"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["diagnose", "train.log", "--solver", "train_val.prototxt"],
+        ["inject", "train_val.prototxt", "--solver", "train_val.prototxt", "--dry-run"],
+    ],
+)
+def test_a_net_given_as_the_solver_is_refused(folder, capsys, args):
+    # Read as a solver it has every setting missing: "no lr_policy" would be blamed.
+    before = snapshot(folder)
+    run_failing(args, capsys, "train_val.prototxt:", "a net (layer", "not a solver")
+    assert snapshot(folder) == before
+
+
 def test_diagnose_plot_into_a_folder_is_an_error_before_reading(folder, capsys):
     run_failing(["diagnose", "train.log", "--plot", "."], capsys, "is a folder")
     assert sorted(os.listdir(folder)) == ["solver.prototxt", "train.log", "train_val.prototxt"]
@@ -290,6 +304,24 @@ def test_a_fifo_as_input_is_refused_at_once(folder, args):
     run = cli(["-m", "caffe_nantools"] + args, folder)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert "pipe" in run.stderr and "not a regular file" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inject", "train_val.prototxt", "-o", "pipe.prototxt"],
+        ["diagnose", "train.log", "--report", "pipe.md"],
+        ["diagnose", "train.log", "--plot", "pipe.png"],
+    ],
+)
+def test_a_fifo_or_device_as_output_is_refused_never_replaced(folder, args):
+    # An output is written beside its target and moved into place: a device would be replaced.
+    pipe = folder / args[-1]
+    os.mkfifo(pipe)
+    run = cli(["-m", "caffe_nantools"] + args, folder)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert f"{args[-1]}: is not a regular file" in run.stderr
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])

@@ -108,6 +108,19 @@ def test_hdf5_shards_and_write_clean(h5_list, tmp_path):
     assert scan(str(tmp_path / "clean.txt")).findings == []
 
 
+def test_a_source_that_cannot_be_read_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    (tmp_path / "list.txt").write_text("a.png 0\n")
+
+    def refused(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    # As root nothing is refused: the module's open stands for a file without read permission.
+    monkeypatch.setattr("caffe_nantools.scan.scanner.open", refused, raising=False)
+    assert main(["scan", str(tmp_path / "list.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "list.txt: cannot read (Permission denied)" in err and err.count("\n") == 1
+
+
 def test_truncated_hdf5_is_a_one_line_error(tmp_path, capsys):
     write_h5(tmp_path / "x.h5", np.zeros((100, 50), np.float32), np.zeros(100, np.float32))
     data = (tmp_path / "x.h5").read_bytes()

@@ -19,7 +19,13 @@ from caffe_nantools.diagnose.verdict import FirstNonfinite, Verdict
 from caffe_nantools.files import read_text
 from caffe_nantools.layertypes import layer_type
 from caffe_nantools.lint import LintFinding, lint_models
-from caffe_nantools.solver_settings import has_inline_net, number_of, setting, train_net_named
+from caffe_nantools.solver_settings import (
+    has_inline_net,
+    number_of,
+    refuse_a_net,
+    setting,
+    train_net_named,
+)
 from caffe_nantools.prototxt import Document, Net, NetState, parse
 
 
@@ -81,6 +87,7 @@ class SolverFacts:
 
     @classmethod
     def of(cls, doc: Document) -> SolverFacts:
+        refuse_a_net(doc)
         base = setting(doc, "base_lr")
         policy = setting(doc, "lr_policy")
         return cls(

@@ -47,15 +47,17 @@ def detect_backend(path: str) -> str:
     if not os.path.exists(path):
         raise ScanError(f"{path}: no such file or folder")
     check_input(path, "data source")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(b"\x89HDF"):
-        return "hdf5"
-    if os.path.basename(path) == "data.mdb":
-        return "lmdb"
     try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head.startswith(b"\x89HDF"):
+            return "hdf5"
+        if os.path.basename(path) == "data.mdb":
+            return "lmdb"
         with open(path, encoding="utf-8") as f:
             first = next((line.strip() for line in f if line.strip()), "")
+    except OSError as e:
+        raise ScanError(f"{path}: cannot read ({e.strerror or e})") from None
     except UnicodeDecodeError:
         raise ScanError(
             f"{literal(path)}: not a store this tool knows; if it is one, say which: "
