@@ -110,16 +110,23 @@ def _write_report(result, args: argparse.Namespace, command: str) -> None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    # A word is refused here too: argparse would name the function in its own message.
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number > 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0")
     return value
 
 

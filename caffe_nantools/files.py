@@ -37,6 +37,10 @@ _BOMS = (
 )
 
 
+#: Control bytes no text holds (tabs, line breaks and the escape of terminal colours aside).
+_BINARY = bytes(c for c in range(32) if c not in b"\t\n\x0b\x0c\r\x1b")
+
+
 def _wide_encoding(head: bytes) -> Optional[str]:
     """ "UTF-16"/"UTF-32" when ``head`` starts like a text in one of them (Windows tools, and
     PowerShell's ``>``, write UTF-16 with a byte-order mark); None otherwise."""
@@ -80,10 +84,15 @@ def reading(path: str, what: str = "file", **open_args) -> Iterator[IO]:
     binary = "b" in open_args.pop("mode", "r")
     try:
         with open(path, "rb") as raw:
-            wide = _wide_encoding(raw.read(64))
+            head = raw.read(512)
+            wide = _wide_encoding(head[:64])
             if wide is not None:
                 raise FileError(
                     f"{path}: the {what} is in {wide} (Windows tools and PowerShell's > write it); save it as UTF-8"
+                )
+            if not binary and len(head.translate(None, _BINARY)) < len(head):
+                raise FileError(
+                    f"{path}: a binary file (a .caffemodel, an image?), not a text {what}"
                 )
             raw.seek(0)
             # One open for the look at the first bytes and the reading.

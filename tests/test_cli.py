@@ -139,3 +139,19 @@ def test_errors_name_options_not_given_and_switches_as_flags(tmp_path, capsys):
     )
     assert main(["remove", str(tmp_path / "net.prototxt"), "x.prototxt", "-o", "y"]) == 2
     assert "--output y takes one input file; use --in-place for several" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "db", "--workers", "abc"],
+        ["scan", "db", "--workers", "0"],
+        ["inject", "net.prototxt", "--max-abs", "big", "--dry-run"],
+    ],
+)
+def test_a_bad_number_for_an_option_is_said_in_the_users_terms(capsys, args):
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {args[2]}: '{args[3]}' is not a" in err and "_positive" not in err

@@ -279,6 +279,17 @@ def test_a_net_given_as_the_solver_is_refused(folder, capsys, args):
     assert snapshot(folder) == before
 
 
+@pytest.mark.parametrize("name", ["README.md", "index.html"])
+def test_a_report_replaces_only_a_report_it_wrote(folder, capsys, name):
+    (folder / name).write_text("my notes\n")
+    run_failing(["diagnose", "train.log", "--report", name], capsys, "no report caffe-nantools")
+    assert (folder / name).read_text() == "my notes\n"
+    (folder / name).unlink()
+    for _ in range(2):  # the second run replaces the first run's report
+        assert main(["diagnose", "train.log", "--report", name]) in (0, 1)
+    assert "caffe-nantools diagnose" in (folder / name).read_text()
+
+
 def test_diagnose_plot_into_a_folder_is_an_error_before_reading(folder, capsys):
     run_failing(["diagnose", "train.log", "--plot", "."], capsys, "is a folder")
     assert sorted(os.listdir(folder)) == ["solver.prototxt", "train.log", "train_val.prototxt"]
@@ -330,6 +341,21 @@ def test_a_utf16_file_is_named_as_such(folder, capsys, encoding):
     (folder / "wide.log").write_bytes(LOG.encode(encoding))
     run_failing(["lint", "wide.prototxt"], capsys, "wide.prototxt", "UTF-", "save it as UTF-8")
     run_failing(["diagnose", "wide.log"], capsys, "wide.log", "UTF-", "save it as UTF-8")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"\n\x05LeNet\x12\x9a\x01\n\x05mnist\x12\x04Data"],
+    ids=["png", "caffemodel"],
+)
+def test_a_binary_file_given_as_a_prototxt_is_named_as_such(folder, capsys, head):
+    (folder / "weights.prototxt").write_bytes(head + bytes(range(256)))
+    run_failing(["lint", "weights.prototxt"], capsys, "weights.prototxt: a binary file")
+
+
+def test_a_log_in_terminal_colours_is_text(folder):
+    (folder / "colour.log").write_text(LOG.replace("Iteration", "\x1b[32mIteration", 1))
+    assert main(["diagnose", "colour.log"]) in (0, 1)
 
 
 def test_a_utf8_byte_order_mark_is_read_and_kept(folder, capsys):

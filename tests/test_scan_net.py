@@ -110,6 +110,15 @@ def test_relative_sources_are_found_beside_the_net(project, tmp_path, monkeypatc
     assert report.sources == [str(project / "train_lmdb")]
 
 
+def test_an_lmdb_source_that_is_a_file_is_refused_at_its_layer(project, capsys):
+    # Caffe's mdb_env_open wants the folder: a net naming the data.mdb file never trains.
+    (project / "net.prototxt").write_text(NET.replace("train_lmdb", "train_lmdb/data.mdb"))
+    assert main(["scan", "net.prototxt"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("caffe-nantools scan: error: net.prototxt:1:1: layer 'data' reads ")
+    assert "a file: Caffe opens an LMDB as the folder" in err and err.count("\n") == 1
+
+
 def test_caffes_default_backend_is_leveldb(project):
     (project / "net.prototxt").write_text(NET.replace(" backend: LMDB", ""))
     (source,), _ = sources_from_net("net.prototxt", "TRAIN")

@@ -73,7 +73,26 @@ def check(path: str) -> str:
             "{report}: must end in .html or .md (the report's format)", arguments={"report": path}
         )
     check_writable(path)
+    if os.path.isfile(path) and not _written_here(path):
+        raise FileError(
+            f"{path}: exists and is no report caffe-nantools wrote; not changed (give a new name, "
+            "or move it away first)"
+        )
     return kind
+
+
+#: How a report of this package starts: Markdown's first line, HTML's title (in its head).
+_HEADS = (b"### caffe-nantools ", b"<title>caffe-nantools ")
+
+
+def _written_here(path: str) -> bool:
+    """Whether ``path`` is a report this package wrote (one a new report may replace)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return head.startswith(_HEADS[0]) or _HEADS[1] in head
 
 
 def write_html(report, path: str, *, redact: bool = False) -> str:

@@ -152,6 +152,11 @@ def sources_from_net(
         if layer.type == "AnnotatedData":
             expect = _detection_expect(net, layer, state, label, scale=scale, mean=mean, crop=crop)
         source = _layer_source(layer, source_path, expect, crop)
+        if source.backend in ("lmdb", "leveldb") and os.path.isfile(source_path):
+            raise ScanError(
+                f"{where}: layer {layer.name!r} reads {source_path}, a file: Caffe opens an "
+                f"{source.backend.upper()} as the folder that holds it (give the folder as source)"
+            )
         source.mean_file = resolve(str(mean_file), path) if mean_file else None
         source.layer = layer.name
         sources.append(source)
