@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from caffe_nantools.errors import NanToolsError, literal
+from caffe_nantools.errors import NanToolsError
 from caffe_nantools.prototxt import FLOAT, Document, Kind, Node
 
 
@@ -24,9 +24,9 @@ def refuse_a_net(doc: Document) -> None:
     if layer is None or any(setting(doc, name) for name in ("base_lr", "lr_policy", "max_iter")):
         return
     name = layer.find("name")
-    named = f" {literal(' '.join(name.raw_values))}" if name is not None else ""
+    named = f" {' '.join(name.raw_values)}" if name is not None else ""
     raise NotASolverError(
-        f"{literal(doc.path)}:{layer.line}: a net (layer{named}), not a solver: give the solver "
+        f"{doc.path}:{layer.line}: a net (layer{named}), not a solver: give the solver "
         "prototxt (the one with base_lr and lr_policy)"
     )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Sequence
+import difflib
+import re
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from caffe_nantools import arguments, jsontext
 from caffe_nantools.errors import EXIT_FINDINGS, EXIT_OK
@@ -10,7 +12,15 @@ from caffe_nantools.files import read_text
 from caffe_nantools.lint.findings import SEVERITIES, Findings, LintFinding
 from caffe_nantools.lint.net_rules import check_net
 from caffe_nantools.lint.solver_rules import check_solver
-from caffe_nantools.prototxt import Document, Net, parse
+from caffe_nantools.prototxt import (
+    CaffeRejectsError,
+    Document,
+    Net,
+    caffe_pb2,
+    dump,
+    parse,
+    validate,
+)
 
 
 #: SolverParameter's fields: a file with some of them and no layers is a solver.
@@ -72,14 +82,18 @@ def lint(net: Optional[str] = None, solver: Optional[str] = None) -> LintReport:
     """
     net = arguments.path("net", net, optional=True)
     solver = arguments.path("solver", solver, optional=True)
-    return lint_models(
-        Net.parse(read_text(net), net) if net is not None else None,
-        parse(read_text(solver), solver) if solver is not None else None,
+    net_model = Net.parse(read_text(net), net) if net is not None else None
+    solver_doc = parse(read_text(solver), solver) if solver is not None else None
+    return _sorted(
+        lint_models(net_model, solver_doc),
+        _caffe_parser(net_model.doc, "NetParameter") if net_model is not None else [],
+        _caffe_parser(solver_doc, "SolverParameter") if solver_doc is not None else [],
     )
 
 
 def lint_models(net: Optional[Net] = None, solver: Optional[Document] = None) -> LintReport:
-    """:func:`lint` of a net and a solver parsed already (either may be None)."""
+    """:func:`lint` of a net and a solver parsed already (either may be None), by the rules
+    alone: Caffe's parser is not asked (importing pycaffe takes seconds)."""
     return _sorted(
         _net_findings(net) if net is not None else [],
         _solver_findings(solver) if solver is not None else [],
@@ -93,8 +107,68 @@ def lint_files(paths: Sequence[str]) -> LintReport:
     found = []
     for path in paths:
         doc = parse(read_text(path), path)
-        found.append(_solver_findings(doc) if _holds_a_solver(doc) else _net_findings(Net(doc)))
+        solver = _holds_a_solver(doc)
+        found.append(_solver_findings(doc) if solver else _net_findings(Net(doc)))
+        found.append(_caffe_parser(doc, "SolverParameter" if solver else "NetParameter"))
     return _sorted(*found)
+
+
+def _caffe_parser(doc: Document, message: str) -> List[LintFinding]:
+    """A typo of a field or of a value that the installed Caffe's parser rejects (Caffe stops
+    before training), where pycaffe is installed. Only a name close to one Caffe knows is
+    said: a fork's own field is unknown to another Caffe, and the fork's parser takes it."""
+    try:
+        validate(dump(doc), doc.path, message)
+    except CaffeRejectsError as e:
+        meant = _meant(e.reason)
+        if meant is not None:
+            wrong, right = meant
+            return [
+                LintFinding(
+                    "caffe-typo",
+                    "warning",
+                    doc.path,
+                    e.line,
+                    e.col,
+                    f"Caffe's parser rejects {wrong!r}: {e.reason} (did you mean {right!r}?)",
+                    f"write {right!r}",
+                )
+            ]
+    return []
+
+
+_UNKNOWN_FIELD = re.compile(r'Message type "caffe\.([\w.]+)" has no field named "(\w+)"')
+_UNKNOWN_VALUE = re.compile(r'Enum type "caffe\.([\w.]+)" has no value named (\w+)')
+
+
+def _meant(reason: str) -> Optional[Tuple[str, str]]:
+    """``(wrong, right)`` when the parser's complaint names a field or an enum value close to
+    one of the message or enum it names."""
+    module = caffe_pb2()
+    for pattern, names in ((_UNKNOWN_FIELD, _field_names), (_UNKNOWN_VALUE, _value_names)):
+        m = pattern.search(reason)
+        if m and module is not None:
+            known = names(module, m.group(1))
+            close = difflib.get_close_matches(m.group(2), known, n=1, cutoff=0.8)
+            if close:
+                return m.group(2), close[0]
+    return None
+
+
+def _field_names(module, message: str) -> List[str]:
+    found = _attribute(module, message)
+    return list(found.DESCRIPTOR.fields_by_name) if found is not None else []
+
+
+def _value_names(module, enum: str) -> List[str]:
+    found = _attribute(module, enum)
+    return list(found.keys()) if found is not None else []
+
+
+def _attribute(module, dotted: str):
+    for name in dotted.split("."):
+        module = getattr(module, name, None)
+    return module
 
 
 def _net_findings(net: Net) -> List[LintFinding]:

@@ -57,7 +57,7 @@ from caffe_nantools.prototxt.syntax import (
     parse,
 )
 from caffe_nantools.prototxt.upgrade import UpgradeError, upgrade_v1
-from caffe_nantools.prototxt.validate import CaffeRejectsError, validate
+from caffe_nantools.prototxt.validate import CaffeRejectsError, caffe_pb2, validate
 
 __all__ = [
     "set_param",
@@ -93,6 +93,7 @@ __all__ = [
     "change_value",
     "collector_paused",
     "decode",
+    "caffe_pb2",
     "dump",
     "following_sibling",
     "indentation",

@@ -3,6 +3,7 @@ pycaffe is installed: an edit that Caffe would reject is caught before it is wri
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Optional
 
@@ -11,7 +12,14 @@ from caffe_nantools.pycaffe import CaffeUnavailableError, load_caffe
 
 
 class CaffeRejectsError(NanToolsError):
-    """Caffe's parser does not accept the text (``path: line:col : what``)."""
+    """Caffe's parser does not accept the text (``path: line:col : what``); ``line``, ``col``
+    and ``reason`` are the parser's (1 and the whole message where it gives no position)."""
+
+    def __init__(self, path: str, said: str) -> None:
+        super().__init__(f"{path}: Caffe's parser rejects it: {said}")
+        m = re.match(r"(\d+):(\d+) : (.*)", said, re.DOTALL)
+        self.line, self.col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+        self.reason = m.group(3) if m else said
 
 
 def caffe_pb2() -> Optional[ModuleType]:
@@ -41,5 +49,5 @@ def validate(text: str, path: str = "<string>", message: str = "NetParameter") -
     try:
         text_format.Parse(text, getattr(module, message)())
     except text_format.ParseError as e:
-        raise CaffeRejectsError(f"{path}: Caffe's parser rejects it: {e}") from None
+        raise CaffeRejectsError(path, str(e)) from None
     return True
