@@ -171,3 +171,33 @@ def test_a_snapshot_request_that_reaches_caffe_after_its_training_ended_is_a_cle
     assert any(
         "Optimization Done.) when watch's snapshot request" in m for m in own_lines(run.stderr)
     )
+
+
+def test_a_periodic_snapshot_written_before_watchs_does_not_take_its_place(tmp_path):
+    # CI saw it: the signal landed while Caffe wrote its periodic snapshot at 28; the answer
+    # came at 29, was taken for nobody's, and was never kept nor removed.
+    import signal
+
+    from caffe_nantools.finite_snapshot import Finiteness
+    from caffe_nantools.watch.keeper import Keeper
+
+    keeper = Keeper(
+        1.0, signal.SIGHUP, "SIGHUP", periodic=7, check=lambda files: Finiteness(True, "")
+    )
+
+    def snapshot(line, iteration):
+        keeper.written(line, f"snap_iter_{iteration}.caffemodel")
+        keeper.written(line + 1, f"snap_iter_{iteration}.solverstate")
+
+    keeper.ask(0.0, 0)  # training has begun: the count starts
+    # Each request, and the snapshots written after it: a periodic one first (28), or Caffe's
+    # two at one iteration (56: the periodic one and the answer, the same files), or the answer.
+    for k, (asked_at, written) in enumerate([(10, (28, 29)), (40, (56, 56)), (70, (80,))]):
+        assert keeper.ask(float(10 * (k + 1)), asked_at)  # the signal goes: the last was answered
+        for j, iteration in enumerate(written):
+            snapshot(asked_at + 2 + 3 * j, iteration)
+    kept = [e.message.split(" (")[0] for e in keeper.close() if e.kind == "keep"]
+    assert kept == [
+        "kept snap_iter_29.caffemodel, snap_iter_29.solverstate",
+        "kept snap_iter_80.caffemodel, snap_iter_80.solverstate",
+    ]

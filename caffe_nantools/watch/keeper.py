@@ -65,6 +65,7 @@ class Keeper:
         self._asked: Optional[Tuple[int, float]] = None  # (lines read, when) of the request
         self._user_asked = False
         self._files: List[Tuple[int, str]] = []
+        self._last_iteration: Optional[int] = None
         self._running: List[Tuple[Snapshot, bool, concurrent.futures.Future]] = []
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
@@ -109,14 +110,14 @@ class Keeper:
             return
         snapshot = Snapshot(self._files[0][0], tuple(p for _, p in self._files))
         self._files = []
-        ours = (
-            self._asked is not None
-            and snapshot.line > self._asked[0]
-            and not self._user_asked
-            and not self._is_periodic(snapshot)
-        )
-        if self._asked is not None and snapshot.line > self._asked[0]:
+        answer = self._asked is not None and snapshot.line > self._asked[0]
+        periodic = self._is_periodic(snapshot)
+        ours = answer and not self._user_asked and not periodic
+        # A periodic snapshot written while the signal was on its way is not the answer: Caffe
+        # answers at the end of the next iteration; or, at the same one, with the same files.
+        if answer and (not periodic or snapshot.iteration == self._last_iteration):
             self._asked = None
+        self._last_iteration = snapshot.iteration
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, "watch-keep-good")
         future = self._pool.submit(_when_written, self._check, list(snapshot.files), self.timeout)
