@@ -17,7 +17,6 @@ from caffe_nantools.prototxt import (
     Document,
     Net,
     caffe_pb2,
-    dump,
     parse,
     validate,
 )
@@ -82,12 +81,14 @@ def lint(net: Optional[str] = None, solver: Optional[str] = None) -> LintReport:
     """
     net = arguments.path("net", net, optional=True)
     solver = arguments.path("solver", solver, optional=True)
-    net_model = Net.parse(read_text(net), net) if net is not None else None
-    solver_doc = parse(read_text(solver), solver) if solver is not None else None
+    net_text = read_text(net) if net is not None else None
+    solver_text = read_text(solver) if solver is not None else None
+    net_model = Net.parse(net_text, net) if net is not None else None
+    solver_doc = parse(solver_text, solver) if solver is not None else None
     return _sorted(
         lint_models(net_model, solver_doc),
-        _caffe_parser(net_model.doc, "NetParameter") if net_model is not None else [],
-        _caffe_parser(solver_doc, "SolverParameter") if solver_doc is not None else [],
+        _caffe_parser(net_text, net, "NetParameter") if net is not None else [],
+        _caffe_parser(solver_text, solver, "SolverParameter") if solver is not None else [],
     )
 
 
@@ -106,19 +107,20 @@ def lint_files(paths: Sequence[str]) -> LintReport:
     paths = arguments.paths("paths", paths)
     found = []
     for path in paths:
-        doc = parse(read_text(path), path)
+        text = read_text(path)
+        doc = parse(text, path)
         solver = _holds_a_solver(doc)
         found.append(_solver_findings(doc) if solver else _net_findings(Net(doc)))
-        found.append(_caffe_parser(doc, "SolverParameter" if solver else "NetParameter"))
+        found.append(_caffe_parser(text, path, "SolverParameter" if solver else "NetParameter"))
     return _sorted(*found)
 
 
-def _caffe_parser(doc: Document, message: str) -> List[LintFinding]:
+def _caffe_parser(text: str, path: str, message: str) -> List[LintFinding]:
     """A typo of a field or of a value that the installed Caffe's parser rejects (Caffe stops
     before training), where pycaffe is installed. Only a name close to one Caffe knows is
     said: a fork's own field is unknown to another Caffe, and the fork's parser takes it."""
     try:
-        validate(dump(doc), doc.path, message)
+        validate(text, path, message)
     except CaffeRejectsError as e:
         meant = _meant(e.reason)
         if meant is not None:
@@ -127,7 +129,7 @@ def _caffe_parser(doc: Document, message: str) -> List[LintFinding]:
                 LintFinding(
                     "caffe-typo",
                     "warning",
-                    doc.path,
+                    path,
                     e.line,
                     e.col,
                     f"Caffe's parser rejects {wrong!r}: {e.reason} (did you mean {right!r}?)",
